@@ -1,0 +1,379 @@
+//! Domain newtypes and the plain data records of the protocol.
+//!
+//! Nothing here knows about elections or replication; these are the values the
+//! protocol talks about and the records the application persists.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::num::NonZeroU64;
+
+use bytes::Bytes;
+
+/// The identity of a Raft node. Never zero: zero is the "nobody" sentinel in
+/// the etcd wire format, and here "nobody" is spelled `Option<NodeId>::None`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(NonZeroU64);
+
+impl NodeId {
+    /// Returns the id for `raw`, or `None` when `raw` is zero.
+    pub const fn new(raw: u64) -> Option<NodeId> {
+        match NonZeroU64::new(raw) {
+            Some(v) => Some(NodeId(v)),
+            None => None,
+        }
+    }
+
+    /// The raw, non-zero value.
+    pub const fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// The error of converting zero into a [`NodeId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("node id must not be zero")]
+pub struct ZeroNodeId;
+
+impl TryFrom<u64> for NodeId {
+    type Error = ZeroNodeId;
+    fn try_from(raw: u64) -> Result<Self, Self::Error> {
+        NodeId::new(raw).ok_or(ZeroNodeId)
+    }
+}
+
+macro_rules! counter_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// The zero value.
+            pub const ZERO: $name = $name(0);
+
+            /// The raw value.
+            pub const fn get(self) -> u64 {
+                self.0
+            }
+
+            /// The next value. Panics on overflow, which would take
+            /// 2^64 elections or entries: a broken invariant, not input.
+            #[must_use]
+            pub const fn next(self) -> $name {
+                $name(self.0 + 1)
+            }
+
+            /// The previous value, saturating at zero.
+            #[must_use]
+            pub const fn prev(self) -> $name {
+                $name(self.0.saturating_sub(1))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl From<u64> for $name {
+            fn from(v: u64) -> $name {
+                $name(v)
+            }
+        }
+    };
+}
+
+counter_newtype!(
+    /// A Raft term (paper §5.1). Term 0 is the term before any election.
+    Term
+);
+counter_newtype!(
+    /// A log index (paper §5.3). Index 0 is the position before the first entry.
+    Index
+);
+
+impl std::ops::Add<u64> for Index {
+    type Output = Index;
+    fn add(self, rhs: u64) -> Index {
+        Index(self.0 + rhs)
+    }
+}
+
+impl std::ops::Sub<Index> for Index {
+    type Output = u64;
+    /// The distance between two indexes. Panics (debug) if `rhs > self`.
+    fn sub(self, rhs: Index) -> u64 {
+        debug_assert!(rhs.0 <= self.0, "index underflow: {} - {}", self.0, rhs.0);
+        self.0 - rhs.0
+    }
+}
+
+/// The position of an entry: its index and the term it was created in. Two
+/// logs that hold an entry with the same `LogId` are identical up to it
+/// (Log Matching Property, paper §5.3).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogId {
+    /// The term of the entry. Compared first, so `Ord` is the §5.4.1
+    /// "more up-to-date" order.
+    pub term: Term,
+    /// The index of the entry.
+    pub index: Index,
+}
+
+impl LogId {
+    /// The position before the first entry of an empty log.
+    pub const ZERO: LogId = LogId {
+        term: Term(0),
+        index: Index(0),
+    };
+
+    /// Builds a log id.
+    pub const fn new(term: Term, index: Index) -> LogId {
+        LogId { term, index }
+    }
+}
+
+impl fmt::Display for LogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.term, self.index)
+    }
+}
+
+impl fmt::Debug for LogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What an entry's payload means.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// Application data (or empty: a new leader's no-op entry).
+    #[default]
+    Normal,
+    /// An encoded single-step [`ConfChange`].
+    ConfChange,
+    /// An encoded [`ConfChangeV2`].
+    ConfChangeV2,
+}
+
+/// One log entry.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Entry {
+    /// The term in which a leader created the entry.
+    pub term: Term,
+    /// The entry's position in the log.
+    pub index: Index,
+    /// How to interpret `data`.
+    pub kind: EntryKind,
+    /// The payload. Cloning is a reference-count increment, never a copy.
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// A normal entry.
+    pub fn new(term: Term, index: Index, data: Bytes) -> Entry {
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data,
+        }
+    }
+
+    /// The entry's position.
+    pub fn log_id(&self) -> LogId {
+        LogId::new(self.term, self.index)
+    }
+
+    /// The size that counts against byte limits (`max_size_per_msg`,
+    /// `max_inflight_bytes`, `max_committed_size_per_ready`): the payload
+    /// length plus a fixed overhead for the header, as etcd counts.
+    pub fn size_bytes(&self) -> u64 {
+        self.data.len() as u64 + ENTRY_OVERHEAD_BYTES
+    }
+
+    /// The payload bytes alone, what `max_uncommitted_entries_size` limits.
+    pub fn payload_bytes(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
+/// The fixed per-entry overhead counted by [`Entry::size_bytes`]: term, index
+/// and kind as they roughly cost on the wire.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 16;
+
+/// The state a node must persist before it answers any message (paper
+/// Figure 2, "Persistent state on all servers").
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// Who this node voted for in `term`, if anyone.
+    pub vote: Option<NodeId>,
+    /// The highest index known to be committed. Persisted so a restart does
+    /// not need a leader to re-learn it; never decreases.
+    pub commit: Index,
+}
+
+impl HardState {
+    /// True when this is the state of a node that never did anything.
+    pub fn is_empty(&self) -> bool {
+        *self == HardState::default()
+    }
+}
+
+/// Cluster membership: who votes and who only learns (thesis §4).
+///
+/// During a joint configuration (thesis §4.3) both `voters` (incoming) and
+/// `voters_outgoing` are non-empty and decisions need a majority of each.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ConfState {
+    /// The voters of the incoming (or only) configuration.
+    pub voters: BTreeSet<NodeId>,
+    /// Non-voting members that receive the log.
+    pub learners: BTreeSet<NodeId>,
+    /// The voters of the outgoing configuration; empty unless joint.
+    pub voters_outgoing: BTreeSet<NodeId>,
+    /// Voters of the outgoing configuration that become learners when the
+    /// joint configuration is left.
+    pub learners_next: BTreeSet<NodeId>,
+    /// Whether the leader leaves the joint configuration on its own once the
+    /// entering change is applied.
+    pub auto_leave: bool,
+}
+
+impl ConfState {
+    /// A configuration made only of the given voters.
+    pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> ConfState {
+        ConfState {
+            voters: voters.into_iter().collect(),
+            ..ConfState::default()
+        }
+    }
+
+    /// True when `id` is a voter or learner of either half.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.voters.contains(&id)
+            || self.learners.contains(&id)
+            || self.voters_outgoing.contains(&id)
+            || self.learners_next.contains(&id)
+    }
+
+    /// True when this describes a joint configuration.
+    pub fn is_joint(&self) -> bool {
+        !self.voters_outgoing.is_empty()
+    }
+}
+
+/// What a snapshot covers: everything up to and including `index`.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct SnapshotMetadata {
+    /// The last index the snapshot contains.
+    pub index: Index,
+    /// The term of the entry at `index`.
+    pub term: Term,
+    /// The membership as of `index`.
+    pub conf_state: ConfState,
+}
+
+impl SnapshotMetadata {
+    /// The position of the last entry the snapshot covers.
+    pub fn log_id(&self) -> LogId {
+        LogId::new(self.term, self.index)
+    }
+}
+
+/// A state-machine snapshot: metadata plus the application's opaque bytes.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Snapshot {
+    /// What the snapshot covers.
+    pub metadata: SnapshotMetadata,
+    /// The serialized state machine.
+    pub data: Bytes,
+}
+
+impl Snapshot {
+    /// True for the "no snapshot" value (index 0).
+    pub fn is_empty(&self) -> bool {
+        self.metadata.index == Index::ZERO
+    }
+}
+
+/// The kind of a single membership change.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[non_exhaustive]
+pub enum ConfChangeKind {
+    /// Add a voter, or promote a learner to voter.
+    AddNode,
+    /// Remove a voter or learner.
+    RemoveNode,
+    /// Add a learner, or demote a voter to learner.
+    AddLearnerNode,
+}
+
+/// A single-step membership change (thesis §4.1), carried in an
+/// [`EntryKind::ConfChange`] entry.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ConfChange {
+    /// What to do.
+    pub kind: ConfChangeKind,
+    /// To whom.
+    pub node_id: NodeId,
+    /// Opaque application data (raftexample puts the peer URL here).
+    pub context: Bytes,
+}
+
+/// One change inside a [`ConfChangeV2`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct ConfChangeSingle {
+    /// What to do.
+    pub kind: ConfChangeKind,
+    /// To whom.
+    pub node_id: NodeId,
+}
+
+/// How a [`ConfChangeV2`] moves through joint consensus.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
+#[non_exhaustive]
+pub enum ConfChangeTransition {
+    /// Single-step if the change allows it, otherwise joint with auto-leave.
+    #[default]
+    Auto,
+    /// Always joint; the leader leaves the joint state on its own.
+    JointImplicit,
+    /// Always joint; the application proposes an empty V2 change to leave.
+    JointExplicit,
+}
+
+/// A membership change of several nodes at once (thesis §4.3), carried in an
+/// [`EntryKind::ConfChangeV2`] entry. An empty `changes` leaves a joint state.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ConfChangeV2 {
+    /// How to transition.
+    pub transition: ConfChangeTransition,
+    /// The changes, applied in order.
+    pub changes: Vec<ConfChangeSingle>,
+    /// Opaque application data.
+    pub context: Bytes,
+}
