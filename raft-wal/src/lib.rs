@@ -1,1 +1,4 @@
-//! Placeholder: filled by its issue.
+//! A crash-safe write-ahead log for one Raft node.
+#![deny(missing_docs)]
+
+pub mod io;
