@@ -1,0 +1,579 @@
+//! The byte format of a snapshot: header, membership, data, checksum.
+//!
+//! Everything is little-endian regardless of the host. The layout is
+//! documented byte by byte in the crate docs; the offsets here are derived
+//! from each other and checked at compile time, so moving a field forces the
+//! docs, the constants and the tests to move together.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use raft_core::{ConfState, Index, NodeId, SnapshotMetadata, Term};
+
+/// The first eight bytes of every snapshot file. Modelled on PNG's: a
+/// non-ASCII first byte catches 7-bit transfers, `\r\n` catches newline
+/// conversion, and the name tells a human what the file is.
+pub const MAGIC: [u8; 8] = *b"\x89RSNAP\r\n";
+
+/// The format version this crate writes and the only one it reads.
+pub const VERSION: u32 = 1;
+
+/// Offset of [`MAGIC`].
+pub(crate) const MAGIC_OFFSET: usize = 0;
+/// Offset of the version, a `u32`.
+pub(crate) const VERSION_OFFSET: usize = MAGIC_OFFSET + MAGIC.len();
+/// Offset of the reserved flags, a `u32` that must be zero.
+pub(crate) const FLAGS_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
+/// Offset of the snapshot's last index, a `u64`.
+pub(crate) const INDEX_OFFSET: usize = FLAGS_OFFSET + size_of::<u32>();
+/// Offset of the term of that index, a `u64`.
+pub(crate) const TERM_OFFSET: usize = INDEX_OFFSET + size_of::<u64>();
+/// Offset of the length of the application data, a `u64`.
+pub(crate) const DATA_LEN_OFFSET: usize = TERM_OFFSET + size_of::<u64>();
+/// Offset of the length of the encoded membership, a `u32`.
+pub(crate) const CONF_LEN_OFFSET: usize = DATA_LEN_OFFSET + size_of::<u64>();
+/// Length of the fixed part of the header; the membership follows it.
+pub(crate) const FIXED_HEADER_LEN: usize = CONF_LEN_OFFSET + size_of::<u32>();
+
+/// Length of the header checksum that ends the header.
+pub(crate) const HEADER_CRC_LEN: usize = size_of::<u32>();
+/// Length of the checksum that ends the file.
+pub(crate) const TRAILER_LEN: usize = size_of::<u32>();
+
+/// Length of the fixed part of the membership encoding: four set sizes and
+/// a flags word.
+pub(crate) const CONF_FIXED_LEN: usize = 4 * size_of::<u32>() + size_of::<u32>();
+/// Flag bit in the membership encoding: `ConfState::auto_leave`.
+pub(crate) const CONF_FLAG_AUTO_LEAVE: u32 = 1;
+
+/// Upper bound on the encoded membership. It bounds the allocation a reader
+/// makes before the header checksum has been verified. 1 MiB holds about
+/// 130,000 node ids, far more than any Raft group has.
+pub(crate) const CONF_LEN_MAX: u32 = 1 << 20;
+
+const _: () = assert!(MAGIC_OFFSET == 0);
+const _: () = assert!(VERSION_OFFSET == 8);
+const _: () = assert!(FLAGS_OFFSET == 12);
+const _: () = assert!(INDEX_OFFSET == 16);
+const _: () = assert!(TERM_OFFSET == 24);
+const _: () = assert!(DATA_LEN_OFFSET == 32);
+const _: () = assert!(CONF_LEN_OFFSET == 40);
+const _: () = assert!(FIXED_HEADER_LEN == 44);
+const _: () = assert!(CONF_FIXED_LEN == 20);
+// The u64 fields are naturally aligned within the header.
+const _: () = assert!(INDEX_OFFSET.is_multiple_of(8));
+const _: () = assert!(TERM_OFFSET.is_multiple_of(8));
+const _: () = assert!(DATA_LEN_OFFSET.is_multiple_of(8));
+const _: () = assert!(CONF_LEN_MAX as usize >= CONF_FIXED_LEN);
+
+/// Why a snapshot's bytes were rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// The stream ended before the fixed header was complete.
+    ShortHeader {
+        /// How many header bytes were present.
+        len: u64,
+    },
+    /// The first eight bytes are not [`MAGIC`].
+    BadMagic {
+        /// The bytes found instead.
+        found: [u8; 8],
+    },
+    /// The version field names a format this crate cannot read.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
+    /// Reserved flag bits are set.
+    UnknownFlags {
+        /// The flags found.
+        found: u32,
+    },
+    /// The membership length is out of bounds or inconsistent with the set
+    /// sizes it announces.
+    BadConfLen {
+        /// The length found.
+        found: u32,
+    },
+    /// The membership is not in canonical form.
+    BadConfState {
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The header checksum does not match the header bytes.
+    HeaderChecksum {
+        /// The checksum stored in the file.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
+    /// The file length differs from what the header announces.
+    LengthMismatch {
+        /// Header + data + trailer, as announced by the header.
+        expected: u64,
+        /// The actual length.
+        actual: u64,
+    },
+    /// The stream ended inside the data or the trailer.
+    Truncated {
+        /// How many more bytes were expected.
+        missing: u64,
+    },
+    /// The checksum over header and data does not match.
+    DataChecksum {
+        /// The checksum stored in the file.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
+    /// The index or term in the header differs from the file name.
+    NameMismatch {
+        /// The (term, index) the file name announces.
+        name: (Term, Index),
+        /// The (term, index) the header holds.
+        header: (Term, Index),
+    },
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::ShortHeader { len } => write!(
+                f,
+                "header truncated: {len} bytes present, {FIXED_HEADER_LEN} needed"
+            ),
+            Corruption::BadMagic { found } => write!(f, "bad magic {found:02x?}"),
+            Corruption::UnsupportedVersion { found } => {
+                write!(
+                    f,
+                    "unsupported format version {found} (this build reads {VERSION})"
+                )
+            }
+            Corruption::UnknownFlags { found } => write!(f, "unknown header flags {found:#x}"),
+            Corruption::BadConfLen { found } => write!(f, "invalid membership length {found}"),
+            Corruption::BadConfState { why } => write!(f, "invalid membership: {why}"),
+            Corruption::HeaderChecksum { stored, computed } => write!(
+                f,
+                "header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            Corruption::LengthMismatch { expected, actual } => write!(
+                f,
+                "file is {actual} bytes but its header announces {expected}"
+            ),
+            Corruption::Truncated { missing } => {
+                write!(f, "truncated: {missing} more bytes expected")
+            }
+            Corruption::DataChecksum { stored, computed } => write!(
+                f,
+                "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            Corruption::NameMismatch { name, header } => write!(
+                f,
+                "file name says term {} index {} but header says term {} index {}",
+                name.0, name.1, header.0, header.1
+            ),
+        }
+    }
+}
+
+/// A decoded and verified header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// What the snapshot covers.
+    pub(crate) metadata: SnapshotMetadata,
+    /// The length of the application data that follows the header.
+    pub(crate) data_len: u64,
+    /// The length of the encoded header, checksum included.
+    pub(crate) header_len: u64,
+}
+
+impl Header {
+    /// The length of the whole file: header, data and trailer.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.header_len + self.data_len + TRAILER_LEN as u64
+    }
+}
+
+/// The number of bytes [`encode_conf_state`] produces for `cs`.
+pub(crate) fn conf_state_len(cs: &ConfState) -> usize {
+    let ids =
+        cs.voters.len() + cs.learners.len() + cs.voters_outgoing.len() + cs.learners_next.len();
+    CONF_FIXED_LEN + ids * size_of::<u64>()
+}
+
+/// Appends the membership encoding to `out`:
+/// four `u32` set sizes (voters, learners, outgoing voters, next learners),
+/// a `u32` flags word, then every id as a `u64`, set by set, ascending.
+pub(crate) fn encode_conf_state(cs: &ConfState, out: &mut Vec<u8>) {
+    let start = out.len();
+    let sets = conf_sets(cs);
+    for set in sets {
+        out.extend_from_slice(&len_u32(set.len()).to_le_bytes());
+    }
+    let flags = if cs.auto_leave {
+        CONF_FLAG_AUTO_LEAVE
+    } else {
+        0
+    };
+    out.extend_from_slice(&flags.to_le_bytes());
+    for set in sets {
+        for id in set {
+            out.extend_from_slice(&id.get().to_le_bytes());
+        }
+    }
+    debug_assert_eq!(out.len() - start, conf_state_len(cs));
+}
+
+fn conf_sets(cs: &ConfState) -> [&BTreeSet<NodeId>; 4] {
+    [
+        &cs.voters,
+        &cs.learners,
+        &cs.voters_outgoing,
+        &cs.learners_next,
+    ]
+}
+
+fn len_u32(len: usize) -> u32 {
+    // A set this large could not be encoded within CONF_LEN_MAX anyway;
+    // encode_header rejects it before we get here.
+    u32::try_from(len).expect("membership set larger than u32::MAX")
+}
+
+/// Decodes a membership encoded by [`encode_conf_state`]. Accepts only the
+/// canonical form: ids non-zero and strictly ascending within each set, no
+/// unknown flags, no bytes left over.
+pub(crate) fn decode_conf_state(bytes: &[u8]) -> Result<ConfState, Corruption> {
+    let bad = |why| Corruption::BadConfState { why };
+    if bytes.len() < CONF_FIXED_LEN {
+        return Err(bad("shorter than its fixed part"));
+    }
+    let mut counts = [0u64; 4];
+    for (i, count) in counts.iter_mut().enumerate() {
+        *count = u64::from(read_u32(bytes, i * size_of::<u32>()));
+    }
+    let flags = read_u32(bytes, 4 * size_of::<u32>());
+    if flags & !CONF_FLAG_AUTO_LEAVE != 0 {
+        return Err(bad("unknown flags"));
+    }
+    let ids_len = (bytes.len() - CONF_FIXED_LEN) as u64;
+    if counts.iter().sum::<u64>() * size_of::<u64>() as u64 != ids_len {
+        return Err(bad("set sizes do not match its length"));
+    }
+    let mut sets: [BTreeSet<NodeId>; 4] = Default::default();
+    let mut offset = CONF_FIXED_LEN;
+    for (set, count) in sets.iter_mut().zip(counts) {
+        let mut prev = 0u64;
+        for _ in 0..count {
+            let raw = read_u64(bytes, offset);
+            offset += size_of::<u64>();
+            let id = NodeId::new(raw).ok_or(bad("node id zero"))?;
+            if raw <= prev {
+                return Err(bad("node ids not strictly ascending"));
+            }
+            prev = raw;
+            set.insert(id);
+        }
+    }
+    debug_assert_eq!(offset, bytes.len());
+    let [voters, learners, voters_outgoing, learners_next] = sets;
+    Ok(ConfState {
+        voters,
+        learners,
+        voters_outgoing,
+        learners_next,
+        auto_leave: flags & CONF_FLAG_AUTO_LEAVE != 0,
+    })
+}
+
+/// Encodes the header for a snapshot of `data_len` bytes: the fixed part,
+/// the membership, and the CRC32 of both.
+///
+/// # Panics
+///
+/// If the membership encodes to more than [`CONF_LEN_MAX`] bytes, which
+/// would take over 130,000 members.
+pub(crate) fn encode_header(metadata: &SnapshotMetadata, data_len: u64) -> Vec<u8> {
+    let conf_len = conf_state_len(&metadata.conf_state);
+    assert!(
+        conf_len <= CONF_LEN_MAX as usize,
+        "membership of {conf_len} bytes exceeds {CONF_LEN_MAX}"
+    );
+    let mut out = Vec::with_capacity(FIXED_HEADER_LEN + conf_len + HEADER_CRC_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&metadata.index.get().to_le_bytes());
+    out.extend_from_slice(&metadata.term.get().to_le_bytes());
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend_from_slice(&len_u32(conf_len).to_le_bytes());
+    debug_assert_eq!(out.len(), FIXED_HEADER_LEN);
+    encode_conf_state(&metadata.conf_state, &mut out);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!(out.len(), FIXED_HEADER_LEN + conf_len + HEADER_CRC_LEN);
+    out
+}
+
+/// The fields of the fixed header that decide how much more to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FixedHeader {
+    /// The snapshot's last index.
+    pub(crate) index: Index,
+    /// The term of that index.
+    pub(crate) term: Term,
+    /// The length of the application data.
+    pub(crate) data_len: u64,
+    /// The length of the membership encoding that follows.
+    pub(crate) conf_len: u32,
+}
+
+impl FixedHeader {
+    /// The length of the whole header, checksum included.
+    pub(crate) fn header_len(&self) -> u64 {
+        (FIXED_HEADER_LEN + self.conf_len as usize + HEADER_CRC_LEN) as u64
+    }
+}
+
+/// Decodes the fixed part of a header. Checks what can be checked before the
+/// header checksum is known: magic, version, flags, and the membership
+/// length bound.
+pub(crate) fn decode_fixed_header(
+    bytes: &[u8; FIXED_HEADER_LEN],
+) -> Result<FixedHeader, Corruption> {
+    let mut magic = [0u8; 8];
+    magic.copy_from_slice(&bytes[MAGIC_OFFSET..VERSION_OFFSET]);
+    if magic != MAGIC {
+        return Err(Corruption::BadMagic { found: magic });
+    }
+    let version = read_u32(bytes, VERSION_OFFSET);
+    if version != VERSION {
+        return Err(Corruption::UnsupportedVersion { found: version });
+    }
+    let flags = read_u32(bytes, FLAGS_OFFSET);
+    if flags != 0 {
+        return Err(Corruption::UnknownFlags { found: flags });
+    }
+    let conf_len = read_u32(bytes, CONF_LEN_OFFSET);
+    let ids_len = (conf_len as usize).wrapping_sub(CONF_FIXED_LEN);
+    if conf_len > CONF_LEN_MAX
+        || (conf_len as usize) < CONF_FIXED_LEN
+        || !ids_len.is_multiple_of(size_of::<u64>())
+    {
+        return Err(Corruption::BadConfLen { found: conf_len });
+    }
+    Ok(FixedHeader {
+        index: Index(read_u64(bytes, INDEX_OFFSET)),
+        term: Term(read_u64(bytes, TERM_OFFSET)),
+        data_len: read_u64(bytes, DATA_LEN_OFFSET),
+        conf_len,
+    })
+}
+
+/// Verifies the header checksum and decodes the membership. `fixed` and
+/// `rest` are the bytes of the whole header: the fixed part, then the
+/// membership followed by the stored checksum.
+pub(crate) fn decode_header_rest(
+    fixed_bytes: &[u8; FIXED_HEADER_LEN],
+    fixed: &FixedHeader,
+    rest: &[u8],
+) -> Result<Header, Corruption> {
+    assert_eq!(
+        rest.len(),
+        fixed.conf_len as usize + HEADER_CRC_LEN,
+        "caller must pass exactly the membership and the header checksum"
+    );
+    let (conf_bytes, crc_bytes) = rest.split_at(fixed.conf_len as usize);
+    let stored = read_u32(crc_bytes, 0);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(fixed_bytes);
+    hasher.update(conf_bytes);
+    let computed = hasher.finalize();
+    if stored != computed {
+        return Err(Corruption::HeaderChecksum { stored, computed });
+    }
+    let conf_state = decode_conf_state(conf_bytes)?;
+    Ok(Header {
+        metadata: SnapshotMetadata {
+            index: fixed.index,
+            term: fixed.term,
+            conf_state,
+        },
+        data_len: fixed.data_len,
+        header_len: fixed.header_len(),
+    })
+}
+
+/// Decodes a whole header held in memory: the convenience form of
+/// [`decode_fixed_header`] followed by [`decode_header_rest`].
+#[cfg(test)]
+pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header, Corruption> {
+    let Some(fixed_bytes) = bytes.first_chunk::<FIXED_HEADER_LEN>() else {
+        return Err(Corruption::ShortHeader {
+            len: bytes.len() as u64,
+        });
+    };
+    let fixed = decode_fixed_header(fixed_bytes)?;
+    let header_len = fixed.header_len() as usize;
+    if bytes.len() < header_len {
+        return Err(Corruption::Truncated {
+            missing: (header_len - bytes.len()) as u64,
+        });
+    }
+    decode_header_rest(fixed_bytes, &fixed, &bytes[FIXED_HEADER_LEN..header_len])
+}
+
+fn read_u32(bytes: &[u8], offset: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[offset..offset + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn read_u64(bytes: &[u8], offset: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[offset..offset + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// The file name of a snapshot: `<term>-<index>.snap`, both as 16 lowercase
+/// hex digits so that names sort like (term, index).
+pub(crate) fn file_name(term: Term, index: Index) -> String {
+    format!("{:016x}-{:016x}{SNAP_SUFFIX}", term.get(), index.get())
+}
+
+/// The suffix of a snapshot file.
+pub(crate) const SNAP_SUFFIX: &str = ".snap";
+
+/// Parses a name produced by [`file_name`]; `None` for anything else.
+pub(crate) fn parse_file_name(name: &str) -> Option<(Term, Index)> {
+    let stem = name.strip_suffix(SNAP_SUFFIX)?;
+    let (term, index) = stem.split_once('-')?;
+    let hex16 = |s: &str| {
+        let canonical = s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        canonical.then(|| u64::from_str_radix(s, 16).ok()).flatten()
+    };
+    Some((Term(hex16(term)?), Index(hex16(index)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(raw: u64) -> NodeId {
+        NodeId::new(raw).expect("test ids are non-zero")
+    }
+
+    fn joint_conf() -> ConfState {
+        ConfState {
+            voters: [1, 2, 3].map(id).into(),
+            learners: [7].map(id).into(),
+            voters_outgoing: [1, 2, 4].map(id).into(),
+            learners_next: [4].map(id).into(),
+            auto_leave: true,
+        }
+    }
+
+    #[test]
+    fn header_round_trips_with_a_joint_membership() {
+        let metadata = SnapshotMetadata {
+            index: Index(u64::MAX - 1),
+            term: Term(42),
+            conf_state: joint_conf(),
+        };
+        let bytes = encode_header(&metadata, 1 << 40);
+        let header = decode_header(&bytes).expect("fresh header decodes");
+        assert_eq!(header.metadata, metadata);
+        assert_eq!(header.data_len, 1 << 40);
+        assert_eq!(header.header_len, bytes.len() as u64);
+    }
+
+    #[test]
+    fn header_fields_sit_at_their_documented_offsets() {
+        let metadata = SnapshotMetadata {
+            index: Index(0x0102_0304_0506_0708),
+            term: Term(0x1112_1314_1516_1718),
+            conf_state: ConfState::with_voters([id(9)]),
+        };
+        let bytes = encode_header(&metadata, 0x2122_2324_2526_2728);
+        assert_eq!(&bytes[..8], b"\x89RSNAP\r\n");
+        assert_eq!(bytes[VERSION_OFFSET..FLAGS_OFFSET], [1, 0, 0, 0]);
+        assert_eq!(bytes[FLAGS_OFFSET..INDEX_OFFSET], [0, 0, 0, 0]);
+        assert_eq!(bytes[INDEX_OFFSET..TERM_OFFSET], [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(
+            bytes[TERM_OFFSET..DATA_LEN_OFFSET],
+            [0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11]
+        );
+        assert_eq!(
+            bytes[DATA_LEN_OFFSET..CONF_LEN_OFFSET],
+            [0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21]
+        );
+        assert_eq!(bytes[CONF_LEN_OFFSET..FIXED_HEADER_LEN], [28, 0, 0, 0]);
+        let conf = &bytes[FIXED_HEADER_LEN..FIXED_HEADER_LEN + 28];
+        assert_eq!(conf[..4], [1, 0, 0, 0], "one voter");
+        assert_eq!(conf[4..20], [0; 16], "no other members, no flags");
+        assert_eq!(conf[20..], [9, 0, 0, 0, 0, 0, 0, 0]);
+        let crc = crc32fast::hash(&bytes[..FIXED_HEADER_LEN + 28]);
+        assert_eq!(bytes[FIXED_HEADER_LEN + 28..], crc.to_le_bytes());
+    }
+
+    #[test]
+    fn empty_membership_round_trips() {
+        let mut out = Vec::new();
+        encode_conf_state(&ConfState::default(), &mut out);
+        assert_eq!(out.len(), CONF_FIXED_LEN);
+        assert_eq!(decode_conf_state(&out), Ok(ConfState::default()));
+    }
+
+    #[test]
+    fn membership_with_unsorted_or_duplicate_ids_is_rejected() {
+        let mut out = Vec::new();
+        encode_conf_state(&ConfState::with_voters([id(1), id(2)]), &mut out);
+        let mut swapped = out.clone();
+        swapped[CONF_FIXED_LEN..CONF_FIXED_LEN + 8].copy_from_slice(&2u64.to_le_bytes());
+        swapped[CONF_FIXED_LEN + 8..].copy_from_slice(&1u64.to_le_bytes());
+        assert!(matches!(
+            decode_conf_state(&swapped),
+            Err(Corruption::BadConfState { .. })
+        ));
+        let mut duplicate = out.clone();
+        duplicate[CONF_FIXED_LEN..CONF_FIXED_LEN + 8].copy_from_slice(&2u64.to_le_bytes());
+        assert!(decode_conf_state(&duplicate).is_err());
+    }
+
+    #[test]
+    fn membership_with_a_zero_id_or_unknown_flag_is_rejected() {
+        let mut out = Vec::new();
+        encode_conf_state(&ConfState::with_voters([id(5)]), &mut out);
+        let mut zero = out.clone();
+        zero[CONF_FIXED_LEN..].copy_from_slice(&0u64.to_le_bytes());
+        assert!(decode_conf_state(&zero).is_err());
+        let mut flags = out.clone();
+        flags[16] = 2;
+        assert!(decode_conf_state(&flags).is_err());
+    }
+
+    #[test]
+    fn oversized_membership_length_is_rejected_before_allocating() {
+        let mut bytes = encode_header(&SnapshotMetadata::default(), 0);
+        bytes[CONF_LEN_OFFSET..FIXED_HEADER_LEN].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode_header(&bytes),
+            Err(Corruption::BadConfLen { found: u32::MAX })
+        );
+    }
+
+    #[test]
+    fn file_names_sort_like_term_then_index_and_parse_back() {
+        let a = file_name(Term(1), Index(0xffff));
+        let b = file_name(Term(2), Index(1));
+        assert_eq!(a, "0000000000000001-000000000000ffff.snap");
+        assert!(a < b);
+        assert_eq!(parse_file_name(&a), Some((Term(1), Index(0xffff))));
+        assert_eq!(
+            parse_file_name("0000000000000001-000000000000FFFF.snap"),
+            None
+        );
+        assert_eq!(parse_file_name("1-2.snap"), None);
+        assert_eq!(parse_file_name(&format!("{a}.broken")), None);
+    }
+}

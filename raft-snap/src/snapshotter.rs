@@ -1,0 +1,546 @@
+//! The snapshot directory: atomic save, verified load, purge.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use raft_core::{Index, LogId, Snapshot, SnapshotMetadata, Term};
+use raft_wal::io::{Backend, DirLock, FileBackend, FileHandle};
+
+use crate::error::SnapError;
+use crate::format::{self, Corruption};
+use crate::stream::{DEFAULT_CHUNK_LEN, Origin, SnapshotDecoder, SnapshotEncoder};
+
+/// The suffix of a file being written; such files are deleted on open.
+const TMP_SUFFIX: &str = ".tmp";
+/// The suffix added to a snapshot that failed verification.
+const BROKEN_SUFFIX: &str = ".broken";
+/// The write buffer of a [`SnapshotWriter`]: chunks smaller than this are
+/// gathered into one write, larger ones pass through.
+const WRITE_BUFFER_LEN: usize = 1 << 20;
+
+/// The owner of a snapshot directory.
+///
+/// It holds an exclusive lock on the directory for its lifetime, because
+/// opening deletes leftover temporary files, which would destroy a
+/// concurrent writer's work. Give it a directory of its own.
+#[derive(Debug)]
+pub struct Snapshotter {
+    backend: Arc<dyn Backend>,
+    dir: PathBuf,
+    /// Makes temporary names unique among the writers of this snapshotter.
+    tmp_seq: AtomicU64,
+    _lock: DirLock,
+}
+
+impl Snapshotter {
+    /// Opens (creating if needed) the snapshot directory `dir` on the real
+    /// file system. See [`with_backend`](Self::with_backend).
+    ///
+    /// # Errors
+    ///
+    /// As [`with_backend`](Self::with_backend).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Snapshotter, SnapError> {
+        Snapshotter::with_backend(FileBackend::shared(), dir)
+    }
+
+    /// Opens (creating if needed) the snapshot directory `dir` on `backend`:
+    /// takes the directory lock and deletes temporary files left by an
+    /// interrupted save.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::Io`] if the directory cannot be created, locked (kind
+    /// [`io::ErrorKind::WouldBlock`] if someone else holds it), listed, or
+    /// cleaned.
+    pub fn with_backend(
+        backend: Arc<dyn Backend>,
+        dir: impl Into<PathBuf>,
+    ) -> Result<Snapshotter, SnapError> {
+        let dir = dir.into();
+        backend
+            .create_dir_all(&dir)
+            .map_err(|e| SnapError::io("create directory", &dir, e))?;
+        // A directory entry is durable only once its parent is synced; a
+        // snapshot saved into a directory that vanishes on power loss would
+        // be lost with it.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            backend
+                .sync_dir(parent)
+                .map_err(|e| SnapError::io("sync directory", parent, e))?;
+        }
+        let lock = backend
+            .lock_dir(&dir)
+            .map_err(|e| SnapError::io("lock directory", &dir, e))?;
+        let snapshotter = Snapshotter {
+            backend,
+            dir,
+            tmp_seq: AtomicU64::new(0),
+            _lock: lock,
+        };
+        snapshotter.remove_tmp_files()?;
+        Ok(snapshotter)
+    }
+
+    /// The snapshot directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn remove_tmp_files(&self) -> Result<(), SnapError> {
+        for name in self.list_names()? {
+            if name.ends_with(TMP_SUFFIX) {
+                let path = self.dir.join(&name);
+                tracing::info!(path = %path.display(), "removing leftover temporary snapshot");
+                self.backend
+                    .remove_file(&path)
+                    .map_err(|e| SnapError::io("remove", &path, e))?;
+            }
+        }
+        // No directory sync: a removal lost to a crash is redone next open.
+        Ok(())
+    }
+
+    fn list_names(&self) -> Result<Vec<String>, SnapError> {
+        self.backend
+            .list_dir(&self.dir)
+            .map_err(|e| SnapError::io("list", &self.dir, e))
+    }
+
+    /// The snapshots in the directory, by file name, newest (highest index,
+    /// then highest term) first. Files are not opened, so some of them may
+    /// fail verification later.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::Io`] if the directory cannot be listed.
+    pub fn list(&self) -> Result<Vec<LogId>, SnapError> {
+        let mut ids: Vec<LogId> = self
+            .list_names()?
+            .iter()
+            .filter_map(|name| format::parse_file_name(name))
+            .map(|(term, index)| LogId::new(term, index))
+            .collect();
+        ids.sort_by_key(|id| std::cmp::Reverse((id.index, id.term)));
+        Ok(ids)
+    }
+
+    /// The path of the snapshot file for `id`.
+    pub fn path_of(&self, id: LogId) -> PathBuf {
+        self.dir.join(format::file_name(id.term, id.index))
+    }
+
+    /// Saves a snapshot held in memory; returns its path. The file is
+    /// durable when this returns: written to a temporary file, synced,
+    /// renamed into place, and the directory synced.
+    ///
+    /// # Errors
+    ///
+    /// As [`SnapshotWriter::commit`]. After an error the snapshot may or
+    /// may not exist, now or after a crash: the caller must not record it in
+    /// its log.
+    pub fn save(&self, metadata: &SnapshotMetadata, data: &[u8]) -> Result<PathBuf, SnapError> {
+        let mut writer = self.writer(metadata, data.len() as u64)?;
+        writer.write_chunk(data)?;
+        writer.commit()
+    }
+
+    /// Starts a snapshot of `data_len` bytes, to be fed in chunks of any
+    /// size and made durable by [`SnapshotWriter::commit`]. Memory use is
+    /// bounded by the write buffer (1 MiB), whatever `data_len` is.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::Io`] if the temporary file cannot be created or written.
+    pub fn writer(
+        &self,
+        metadata: &SnapshotMetadata,
+        data_len: u64,
+    ) -> Result<SnapshotWriter, SnapError> {
+        let final_name = format::file_name(metadata.term, metadata.index);
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp_path = self.dir.join(format!("{final_name}.{seq}{TMP_SUFFIX}"));
+        let file = self
+            .backend
+            .create(&tmp_path)
+            .map_err(|e| SnapError::io("create", &tmp_path, e))?;
+        let sink = BufWriter::with_capacity(WRITE_BUFFER_LEN, HandleWriter { file, offset: 0 });
+        let origin = Origin::File(tmp_path.clone());
+        // Created before the encoder so that a failed header write still
+        // removes the temporary file, through the guard's Drop.
+        let tmp = TmpGuard {
+            backend: Arc::clone(&self.backend),
+            path: Some(tmp_path),
+        };
+        let encoder = SnapshotEncoder::with_origin(sink, origin, metadata, data_len)?;
+        Ok(SnapshotWriter {
+            encoder,
+            final_path: self.dir.join(final_name),
+            dir: self.dir.clone(),
+            tmp,
+        })
+    }
+
+    /// Opens the snapshot `id` for streaming. The header is verified now;
+    /// the data is verified as it is read (see [`SnapshotReader`]).
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::NotFound`] if there is no such file,
+    /// [`SnapError::Corrupt`] if its header or length is wrong,
+    /// [`SnapError::Io`] otherwise.
+    pub fn open(&self, id: LogId) -> Result<SnapshotReader, SnapError> {
+        self.open_with_chunk_len(id, DEFAULT_CHUNK_LEN)
+    }
+
+    /// Like [`open`](Self::open), handing out chunks of at most `chunk_len`
+    /// bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// # Panics
+    ///
+    /// If `chunk_len` is zero.
+    pub fn open_with_chunk_len(
+        &self,
+        id: LogId,
+        chunk_len: usize,
+    ) -> Result<SnapshotReader, SnapError> {
+        let path = self.path_of(id);
+        let file = match self.backend.open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SnapError::NotFound {
+                    dir: self.dir.clone(),
+                });
+            }
+            Err(e) => return Err(SnapError::io("open", &path, e)),
+        };
+        let file_len = file.len().map_err(|e| SnapError::io("stat", &path, e))?;
+        let origin = Origin::File(path.clone());
+        let source = HandleReader { file, offset: 0 };
+        let decoder = SnapshotDecoder::with_origin(source, origin, chunk_len)?;
+        let corrupt = |reason| SnapError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let header = (decoder.metadata().term, decoder.metadata().index);
+        if header != (id.term, id.index) {
+            let name = (id.term, id.index);
+            return Err(corrupt(Corruption::NameMismatch { name, header }));
+        }
+        if decoder.encoded_len() != file_len {
+            let reason = Corruption::LengthMismatch {
+                expected: decoder.encoded_len(),
+                actual: file_len,
+            };
+            return Err(corrupt(reason));
+        }
+        Ok(SnapshotReader { decoder, path })
+    }
+
+    /// Loads the newest snapshot that verifies into memory. A snapshot that
+    /// fails verification is renamed to `<name>.broken`, logged, and the
+    /// next older one is tried.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::NotFound`] if no snapshot verifies; [`SnapError::Io`] if
+    /// a file cannot be read (an I/O error is not proof of corruption, so
+    /// the file is left alone and the error returned).
+    pub fn load_newest(&self) -> Result<Snapshot, SnapError> {
+        self.load_newest_where(|_| true)
+    }
+
+    /// Like [`load_newest`](Self::load_newest), considering only snapshots
+    /// whose (index, term) is in `known`: those the WAL holds a snapshot
+    /// record for. Snapshots not in `known` are skipped, not renamed.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_newest`](Self::load_newest).
+    pub fn load_newest_matching(&self, known: &[(Index, Term)]) -> Result<Snapshot, SnapError> {
+        self.load_newest_where(|id| known.contains(&(id.index, id.term)))
+    }
+
+    fn load_newest_where(&self, wanted: impl Fn(LogId) -> bool) -> Result<Snapshot, SnapError> {
+        self.newest_verified(wanted, |reader| reader.read_to_snapshot())
+    }
+
+    /// Opens the newest snapshot that verifies, for streaming in bounded
+    /// memory. The file is read twice: once here to verify it (renaming
+    /// broken ones as [`load_newest`](Self::load_newest) does), and once by
+    /// the caller through the returned reader, which verifies again.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_newest`](Self::load_newest).
+    pub fn open_newest(&self) -> Result<SnapshotReader, SnapError> {
+        self.open_newest_where(|_| true)
+    }
+
+    /// Like [`open_newest`](Self::open_newest), restricted to `known` as in
+    /// [`load_newest_matching`](Self::load_newest_matching).
+    ///
+    /// # Errors
+    ///
+    /// As [`load_newest`](Self::load_newest).
+    pub fn open_newest_matching(
+        &self,
+        known: &[(Index, Term)],
+    ) -> Result<SnapshotReader, SnapError> {
+        self.open_newest_where(|id| known.contains(&(id.index, id.term)))
+    }
+
+    fn open_newest_where(
+        &self,
+        wanted: impl Fn(LogId) -> bool,
+    ) -> Result<SnapshotReader, SnapError> {
+        let id = self.newest_verified(wanted, |mut reader| {
+            while reader.next_chunk()?.is_some() {}
+            Ok(LogId::new(reader.metadata().term, reader.metadata().index))
+        })?;
+        self.open(id)
+    }
+
+    /// Runs `consume` on the newest wanted snapshot; on corruption renames
+    /// the file and moves to the next older one.
+    fn newest_verified<T>(
+        &self,
+        wanted: impl Fn(LogId) -> bool,
+        consume: impl Fn(SnapshotReader) -> Result<T, SnapError>,
+    ) -> Result<T, SnapError> {
+        for id in self.list()?.into_iter().filter(|&id| wanted(id)) {
+            match self.open(id).and_then(&consume) {
+                Ok(value) => return Ok(value),
+                Err(SnapError::Corrupt { path, reason }) => self.quarantine(&path, &reason),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SnapError::NotFound {
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// Renames a corrupt snapshot out of the way, keeping it for forensics.
+    fn quarantine(&self, path: &Path, reason: &Corruption) {
+        let mut broken = path.as_os_str().to_owned();
+        broken.push(BROKEN_SUFFIX);
+        let broken = PathBuf::from(broken);
+        // No directory sync: if the rename is lost, the next load finds the
+        // same damage and renames again.
+        match self.backend.rename(path, &broken) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                %reason,
+                "snapshot failed verification; renamed to .broken"
+            ),
+            Err(error) => tracing::error!(
+                path = %path.display(),
+                %reason,
+                %error,
+                "snapshot failed verification and could not be renamed; skipping it"
+            ),
+        }
+    }
+
+    /// Removes all but the `keep_n` newest snapshots (by file name, see
+    /// [`list`](Self::list)); returns the ids removed. `keep_n == 0` removes
+    /// every snapshot. Files renamed `.broken` are left for an operator.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::Io`] if a file cannot be removed or the directory
+    /// cannot be listed or synced.
+    pub fn purge(&self, keep_n: usize) -> Result<Vec<LogId>, SnapError> {
+        let doomed: Vec<LogId> = self.list()?.into_iter().skip(keep_n).collect();
+        for &id in &doomed {
+            let path = self.path_of(id);
+            self.backend
+                .remove_file(&path)
+                .map_err(|e| SnapError::io("remove", &path, e))?;
+            tracing::debug!(path = %path.display(), "purged snapshot");
+        }
+        if !doomed.is_empty() {
+            self.backend
+                .sync_dir(&self.dir)
+                .map_err(|e| SnapError::io("sync directory", &self.dir, e))?;
+        }
+        Ok(doomed)
+    }
+}
+
+/// A snapshot being written to a temporary file of a [`Snapshotter`]'s
+/// directory. Feed it exactly the declared number of bytes, then
+/// [`commit`](Self::commit). Dropping it without committing deletes the
+/// temporary file.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    encoder: SnapshotEncoder<BufWriter<HandleWriter>>,
+    final_path: PathBuf,
+    dir: PathBuf,
+    tmp: TmpGuard,
+}
+
+impl SnapshotWriter {
+    /// Appends a chunk of data; incremental, so memory stays bounded.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::DataLength`] if the chunk would exceed the declared
+    /// length; [`SnapError::Io`] if the write fails.
+    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SnapError> {
+        self.encoder.write_chunk(chunk)
+    }
+
+    /// How many bytes of data are still expected.
+    pub fn remaining(&self) -> u64 {
+        self.encoder.remaining()
+    }
+
+    /// Makes the snapshot durable under its final name
+    /// `<term>-<index>.snap`, replacing any file of that name; returns the
+    /// path. The steps are: write the checksum, `fdatasync` the temporary
+    /// file, rename it, `fsync` the directory.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::DataLength`] if fewer bytes were written than declared;
+    /// [`SnapError::Io`] if a step fails. A failed sync is not retried
+    /// (after a failed `fsync` the kernel may have dropped the data while
+    /// reporting later syncs as successful).
+    pub fn commit(self) -> Result<PathBuf, SnapError> {
+        let SnapshotWriter {
+            encoder,
+            final_path,
+            dir,
+            mut tmp,
+        } = self;
+        let tmp_path = tmp
+            .path
+            .clone()
+            .expect("an uncommitted writer owns its temporary file");
+        let io_err = |op, e| SnapError::io(op, &tmp_path, e);
+        let sink = encoder.finish()?;
+        let writer = sink
+            .into_inner()
+            .map_err(|e| io_err("write", e.into_error()))?;
+        writer.file.sync_data().map_err(|e| io_err("sync", e))?;
+        drop(writer);
+        tmp.backend
+            .rename(&tmp_path, &final_path)
+            .map_err(|e| io_err("rename", e))?;
+        // The temporary name is gone; disarm the guard.
+        tmp.path = None;
+        tmp.backend
+            .sync_dir(&dir)
+            .map_err(|e| SnapError::io("sync directory", &dir, e))?;
+        Ok(final_path)
+    }
+}
+
+/// Deletes a temporary file when dropped, unless disarmed.
+#[derive(Debug)]
+struct TmpGuard {
+    backend: Arc<dyn Backend>,
+    path: Option<PathBuf>,
+}
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        if let Err(error) = self.backend.remove_file(&path) {
+            // Harmless: the next open deletes it.
+            tracing::debug!(path = %path.display(), %error, "could not remove temp snapshot");
+        }
+    }
+}
+
+/// A snapshot file being read in chunks, from [`Snapshotter::open`] or
+/// [`Snapshotter::open_newest`].
+///
+/// The header was verified when the reader was created. The data is
+/// verified as it is read: a chunk is not trustworthy until
+/// [`next_chunk`](Self::next_chunk) has returned `Ok(None)`, which it does
+/// only after the checksum over header and data matched.
+#[derive(Debug)]
+pub struct SnapshotReader {
+    decoder: SnapshotDecoder<HandleReader>,
+    path: PathBuf,
+}
+
+impl SnapshotReader {
+    /// What the snapshot covers.
+    pub fn metadata(&self) -> &SnapshotMetadata {
+        self.decoder.metadata()
+    }
+
+    /// The length of the data.
+    pub fn data_len(&self) -> u64 {
+        self.decoder.data_len()
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next chunk of data, or `None` after the last chunk, once the
+    /// checksum has been verified.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::Corrupt`] if the file is damaged, [`SnapError::Io`] if a
+    /// read fails. After an error every further call fails too.
+    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, SnapError> {
+        self.decoder.next_chunk()
+    }
+
+    /// Reads the rest of the data into memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_chunk`](Self::next_chunk).
+    pub fn read_to_snapshot(self) -> Result<Snapshot, SnapError> {
+        self.decoder.read_to_snapshot()
+    }
+}
+
+/// [`Write`] over a positional [`FileHandle`].
+#[derive(Debug)]
+struct HandleWriter {
+    file: Box<dyn FileHandle>,
+    offset: u64,
+}
+
+impl Write for HandleWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_at(self.offset, buf)?;
+        self.offset += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`Read`] over a positional [`FileHandle`].
+#[derive(Debug)]
+struct HandleReader {
+    file: Box<dyn FileHandle>,
+    offset: u64,
+}
+
+impl Read for HandleReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(self.offset, buf)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
