@@ -1,0 +1,215 @@
+//! Node configuration.
+
+use crate::types::{Index, NodeId};
+
+/// "No limit" for the byte limits of [`Config`].
+pub const NO_LIMIT: u64 = u64::MAX;
+
+/// How linearizable reads are confirmed (thesis §6.4).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub enum ReadOnlyOption {
+    /// The leader confirms it is still leader with a quorum heartbeat round
+    /// before answering. Safe without any clock assumption. The default.
+    #[default]
+    Safe,
+    /// The leader answers from its lease (thesis §6.4.1): no round trip, but
+    /// correct only if clocks drift boundedly. Requires
+    /// [`Config::check_quorum`].
+    LeaseBased,
+}
+
+/// The configuration of one Raft node. Build it with [`Config::new`] and
+/// adjust fields; [`Config::validate`] (called by `RawNode::new`) checks it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// This node's id. No default: it is the argument of [`Config::new`].
+    pub id: NodeId,
+    /// Ticks a follower waits without hearing from a leader before it
+    /// campaigns. The actual timeout is drawn from
+    /// `[election_timeout_ticks, 2 * election_timeout_ticks)` (paper §5.2).
+    /// Must be greater than `heartbeat_interval_ticks`. Default: 10.
+    pub election_timeout_ticks: u32,
+    /// Ticks between a leader's heartbeats. Default: 1.
+    pub heartbeat_interval_ticks: u32,
+    /// Run a pre-vote round before a real election so a node that cannot win
+    /// does not disrupt the cluster by bumping its term (thesis §9.6).
+    /// Default: true (etcd-raft defaults to false).
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a quorum within an
+    /// election timeout, and followers that heard from a leader within that
+    /// time ignore vote requests (thesis §6.2, §4.2.3). Default: true
+    /// (etcd-raft defaults to false).
+    pub check_quorum: bool,
+    /// Maximum bytes of entries ([`Entry::size_bytes`](crate::Entry::size_bytes))
+    /// in one append message; at least one entry is always sent.
+    /// Default: 1 MiB.
+    pub max_size_per_msg: u64,
+    /// Maximum append messages in flight to one follower in the replicate
+    /// state. Must be > 0. Default: 256.
+    pub max_inflight_msgs: usize,
+    /// Maximum bytes of entries in flight to one follower. Must be
+    /// `>= max_size_per_msg`. Default: [`NO_LIMIT`].
+    pub max_inflight_bytes: u64,
+    /// Maximum payload bytes of the leader's uncommitted log tail; proposals
+    /// beyond it are refused with
+    /// [`ProposeError::UncommittedSizeExceeded`](crate::ProposeError).
+    /// A proposal is always accepted when nothing is uncommitted.
+    /// Default: [`NO_LIMIT`].
+    pub max_uncommitted_entries_size: u64,
+    /// Maximum bytes of committed entries handed out in one `Ready`
+    /// (pagination of the apply work). Default: [`NO_LIMIT`].
+    pub max_committed_size_per_ready: u64,
+    /// Followers refuse proposals instead of forwarding them to the leader.
+    /// Default: false.
+    pub disable_proposal_forwarding: bool,
+    /// The last index the application has applied, when restarting. Entries
+    /// up to it are not handed out again. Default: 0.
+    pub applied: Index,
+    /// How read-index requests are confirmed. Default: [`ReadOnlyOption::Safe`].
+    pub read_only_option: ReadOnlyOption,
+    /// Seed of the random election jitter. Same seed, same run. Default:
+    /// the node id, so nodes of one cluster differ.
+    pub seed: u64,
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `heartbeat_interval_ticks` is zero.
+    #[error("heartbeat_interval_ticks must be greater than 0")]
+    ZeroHeartbeatInterval,
+    /// The election timeout does not exceed the heartbeat interval.
+    #[error(
+        "election_timeout_ticks ({election}) must be greater than heartbeat_interval_ticks ({heartbeat})"
+    )]
+    ElectionNotAboveHeartbeat {
+        /// The configured election timeout.
+        election: u32,
+        /// The configured heartbeat interval.
+        heartbeat: u32,
+    },
+    /// `max_inflight_msgs` is zero.
+    #[error("max_inflight_msgs must be greater than 0")]
+    ZeroInflightMsgs,
+    /// The inflight byte budget cannot hold one message.
+    #[error("max_inflight_bytes ({inflight}) must be >= max_size_per_msg ({per_msg})")]
+    InflightBytesBelowMessageSize {
+        /// The configured inflight byte limit.
+        inflight: u64,
+        /// The configured message size.
+        per_msg: u64,
+    },
+    /// Lease-based reads are only sound with CheckQuorum.
+    #[error("read_only_option LeaseBased requires check_quorum = true")]
+    LeaseWithoutCheckQuorum,
+}
+
+impl Config {
+    /// A configuration for node `id` with every other field at its default.
+    pub fn new(id: NodeId) -> Config {
+        Config {
+            id,
+            election_timeout_ticks: 10,
+            heartbeat_interval_ticks: 1,
+            pre_vote: true,
+            check_quorum: true,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            max_inflight_bytes: NO_LIMIT,
+            max_uncommitted_entries_size: NO_LIMIT,
+            max_committed_size_per_ready: NO_LIMIT,
+            disable_proposal_forwarding: false,
+            applied: Index::ZERO,
+            read_only_option: ReadOnlyOption::Safe,
+            seed: id.get(),
+        }
+    }
+
+    /// Checks the relations between fields.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.heartbeat_interval_ticks == 0 {
+            return Err(ConfigError::ZeroHeartbeatInterval);
+        }
+        if self.election_timeout_ticks <= self.heartbeat_interval_ticks {
+            return Err(ConfigError::ElectionNotAboveHeartbeat {
+                election: self.election_timeout_ticks,
+                heartbeat: self.heartbeat_interval_ticks,
+            });
+        }
+        if self.max_inflight_msgs == 0 {
+            return Err(ConfigError::ZeroInflightMsgs);
+        }
+        if self.max_inflight_bytes < self.max_size_per_msg {
+            return Err(ConfigError::InflightBytesBelowMessageSize {
+                inflight: self.max_inflight_bytes,
+                per_msg: self.max_size_per_msg,
+            });
+        }
+        if self.read_only_option == ReadOnlyOption::LeaseBased && !self.check_quorum {
+            return Err(ConfigError::LeaseWithoutCheckQuorum);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new(NodeId::new(1).expect("non-zero"))
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        assert_eq!(config().validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_heartbeat_is_refused() {
+        let mut c = config();
+        c.heartbeat_interval_ticks = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroHeartbeatInterval));
+    }
+
+    #[test]
+    fn election_timeout_must_exceed_heartbeat() {
+        let mut c = config();
+        c.election_timeout_ticks = 1;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::ElectionNotAboveHeartbeat { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_inflight_window_is_refused() {
+        let mut c = config();
+        c.max_inflight_msgs = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroInflightMsgs));
+    }
+
+    #[test]
+    fn inflight_bytes_must_hold_one_message() {
+        let mut c = config();
+        c.max_inflight_bytes = 10;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::InflightBytesBelowMessageSize { .. })
+        ));
+    }
+
+    #[test]
+    fn lease_reads_require_check_quorum() {
+        let mut c = config();
+        c.read_only_option = ReadOnlyOption::LeaseBased;
+        c.check_quorum = false;
+        assert_eq!(c.validate(), Err(ConfigError::LeaseWithoutCheckQuorum));
+    }
+}

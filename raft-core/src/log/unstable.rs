@@ -1,0 +1,192 @@
+//! The tail of the log that is not yet known to be durable, and a pending
+//! incoming snapshot.
+
+use crate::types::{Entry, Index, LogId, Snapshot, Term};
+
+/// Entries and a snapshot that the application has not confirmed persisted.
+#[derive(Debug, Default)]
+pub(crate) struct Unstable {
+    /// An incoming snapshot that is not yet persisted.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// Invariant: `entries[i].index == offset + i`.
+    pub(crate) entries: Vec<Entry>,
+    /// The index of `entries[0]` (or where it would be).
+    pub(crate) offset: Index,
+    /// Entries with index `< in_progress_end` were handed out for persistence
+    /// in a `Ready` that has not been acknowledged yet.
+    /// Invariant: `offset <= in_progress_end <= offset + entries.len()`.
+    pub(crate) in_progress_end: Index,
+    /// The snapshot was handed out for persistence.
+    pub(crate) snapshot_in_progress: bool,
+}
+
+impl Unstable {
+    pub(crate) fn new(offset: Index) -> Unstable {
+        Unstable {
+            offset,
+            in_progress_end: offset,
+            ..Unstable::default()
+        }
+    }
+
+    /// The first index, if a snapshot sets it.
+    pub(crate) fn maybe_first_index(&self) -> Option<Index> {
+        self.snapshot.as_ref().map(|s| s.metadata.index.next())
+    }
+
+    /// The last index, if the unstable part determines it.
+    pub(crate) fn maybe_last_index(&self) -> Option<Index> {
+        match self.entries.last() {
+            Some(e) => Some(e.index),
+            None => self.snapshot.as_ref().map(|s| s.metadata.index),
+        }
+    }
+
+    /// The term at `i`, if the unstable part knows it.
+    pub(crate) fn maybe_term(&self, i: Index) -> Option<Term> {
+        if i < self.offset {
+            return self
+                .snapshot
+                .as_ref()
+                .filter(|s| s.metadata.index == i)
+                .map(|s| s.metadata.term);
+        }
+        self.entries.get((i - self.offset) as usize).map(|e| e.term)
+    }
+
+    /// Entries not yet handed out for persistence.
+    pub(crate) fn next_entries(&self) -> &[Entry] {
+        &self.entries[(self.in_progress_end - self.offset) as usize..]
+    }
+
+    /// True when a snapshot waits to be handed out.
+    pub(crate) fn has_next_snapshot(&self) -> bool {
+        self.snapshot.is_some() && !self.snapshot_in_progress
+    }
+
+    /// Marks everything currently unstable as handed out.
+    pub(crate) fn accept_in_progress(&mut self) {
+        self.in_progress_end = self.offset + self.entries.len() as u64;
+        self.snapshot_in_progress = self.snapshot.is_some();
+    }
+
+    /// The application persisted entries up to `id`: drop them. Ignored if
+    /// the entry at `id.index` was since replaced (its term differs).
+    pub(crate) fn stable_to(&mut self, id: LogId) {
+        if id.index < self.offset || self.maybe_term(id.index) != Some(id.term) {
+            return;
+        }
+        let n = (id.index.next() - self.offset) as usize;
+        self.entries.drain(..n);
+        self.offset = id.index.next();
+        self.in_progress_end = self.in_progress_end.max(self.offset);
+        // Give back memory after a burst, but keep a working capacity.
+        if self.entries.capacity() > 4096 && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+    }
+
+    /// The application persisted the snapshot at `index`.
+    pub(crate) fn stable_snapshot_to(&mut self, index: Index) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.metadata.index == index)
+        {
+            self.snapshot = None;
+            self.snapshot_in_progress = false;
+        }
+    }
+
+    /// Replaces everything with `snapshot`.
+    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
+        self.offset = snapshot.metadata.index.next();
+        self.in_progress_end = self.offset;
+        self.entries.clear();
+        self.snapshot = Some(snapshot);
+        self.snapshot_in_progress = false;
+    }
+
+    /// Appends `entries` (non-empty, consecutive), truncating anything at or
+    /// after `entries[0].index` first (paper §5.3).
+    pub(crate) fn truncate_and_append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else { return };
+        let after = first.index;
+        let end = self.offset + self.entries.len() as u64;
+        if after == end {
+            // The common case: a plain append.
+        } else if after <= self.offset {
+            // Replaces the whole unstable part; storage entries at and after
+            // `after` are superseded too, as the application's write of
+            // index `after` truncates its log (Ready contract).
+            self.offset = after;
+            self.entries.clear();
+        } else {
+            self.entries.truncate((after - self.offset) as usize);
+        }
+        self.in_progress_end = self.in_progress_end.min(after).max(self.offset);
+        self.entries.extend_from_slice(entries);
+        debug_assert!(
+            self.entries
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.index == self.offset + i as u64)
+        );
+    }
+
+    /// Entries `[lo, hi)`; the caller checks the bounds.
+    pub(crate) fn slice(&self, lo: Index, hi: Index) -> &[Entry] {
+        debug_assert!(self.offset <= lo && lo <= hi);
+        debug_assert!(hi <= self.offset + self.entries.len() as u64);
+        &self.entries[(lo - self.offset) as usize..(hi - self.offset) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range
+            .map(|i| Entry::new(Term(term), Index(i), Bytes::new()))
+            .collect()
+    }
+
+    #[test]
+    fn append_then_stable_drops_the_persisted_prefix() {
+        let mut u = Unstable::new(Index(1));
+        u.truncate_and_append(&ents(1..=5, 1));
+        u.accept_in_progress();
+        u.stable_to(LogId::new(Term(1), Index(3)));
+        assert_eq!(u.offset, Index(4));
+        assert_eq!(u.entries.len(), 2);
+        assert_eq!(u.maybe_last_index(), Some(Index(5)));
+    }
+
+    #[test]
+    fn stable_to_is_ignored_when_the_entry_was_replaced() {
+        let mut u = Unstable::new(Index(1));
+        u.truncate_and_append(&ents(1..=3, 1));
+        u.accept_in_progress();
+        u.truncate_and_append(&ents(2..=2, 2));
+        u.stable_to(LogId::new(Term(1), Index(3)));
+        assert_eq!(u.offset, Index(1), "index 3 at term 1 no longer exists");
+        assert_eq!(
+            u.next_entries().len(),
+            1,
+            "the replacement still needs persisting"
+        );
+    }
+
+    #[test]
+    fn truncation_before_offset_replaces_everything() {
+        let mut u = Unstable::new(Index(5));
+        u.truncate_and_append(&ents(5..=6, 1));
+        u.truncate_and_append(&ents(3..=4, 2));
+        assert_eq!(u.offset, Index(3));
+        assert_eq!(u.maybe_term(Index(4)), Some(Term(2)));
+        assert_eq!(u.maybe_term(Index(5)), None);
+    }
+}

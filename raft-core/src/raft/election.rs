@@ -1,0 +1,271 @@
+//! Elections: pre-vote, campaign, vote granting and counting (paper §5.2,
+//! §5.4.1; thesis §9.6 for pre-vote).
+
+use bytes::Bytes;
+
+use super::{Ignored, LeaderState, Raft, Role};
+use crate::error::StepError;
+use crate::message::{Message, MessageBody, VoteRequest, VoteResponse};
+use crate::quorum::VoteResult;
+use crate::storage::{Storage, StorageError};
+use crate::tracker::{Progress, ProgressMap};
+use crate::types::{Entry, EntryKind, NodeId, Term};
+
+/// Which round a campaign runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CampaignKind {
+    /// Ask first whether an election could be won (thesis §9.6).
+    PreElection,
+    /// A real election in a new term.
+    Election,
+    /// A real election started by a leadership transfer: skips pre-vote
+    /// and overrides the voters' leader lease (thesis §3.10).
+    Transfer,
+}
+
+impl<S: Storage> Raft<S> {
+    /// The election timer fired, or the application asked to campaign.
+    pub(crate) fn hup(&mut self, transfer: bool) -> Result<(), StorageError> {
+        if matches!(self.role, Role::Leader(_)) {
+            tracing::debug!(id = %self.id, "ignoring campaign: already leader");
+            return Ok(());
+        }
+        if !self.promotable() {
+            tracing::warn!(id = %self.id, "ignoring campaign: not a voter");
+            return Ok(());
+        }
+        let kind = match (transfer, self.cfg.pre_vote) {
+            (true, _) => CampaignKind::Transfer,
+            (false, true) => CampaignKind::PreElection,
+            (false, false) => CampaignKind::Election,
+        };
+        self.campaign(kind)
+    }
+
+    /// Starts a (pre-)election and asks every voter, in id order.
+    pub(crate) fn campaign(&mut self, kind: CampaignKind) -> Result<(), StorageError> {
+        let vote_term = if kind == CampaignKind::PreElection {
+            self.become_pre_candidate();
+            self.term.next()
+        } else {
+            self.become_candidate();
+            self.term
+        };
+        let last = self.log.last_log_id()?;
+        let request = VoteRequest {
+            last,
+            transfer: kind == CampaignKind::Transfer,
+        };
+        let voters: Vec<NodeId> = self
+            .membership
+            .voters
+            .ids()
+            .filter(|&v| v != self.id)
+            .collect();
+        for to in voters {
+            let body = if kind == CampaignKind::PreElection {
+                MessageBody::PreVote(request)
+            } else {
+                MessageBody::Vote(request)
+            };
+            self.out.push(Message {
+                from: self.id,
+                to,
+                term: vote_term,
+                body,
+            });
+        }
+        tracing::info!(id = %self.id, term = %vote_term, last = %last, kind = ?kind, "campaign started");
+        if kind == CampaignKind::PreElection {
+            // A pre-vote changes nothing durable: it counts at once. A real
+            // self-vote counts only once the Ready holding it is persisted
+            // (see `on_hard_state_persisted`).
+            self.record_vote(self.id, true)?;
+        }
+        Ok(())
+    }
+
+    fn become_pre_candidate(&mut self) {
+        debug_assert!(
+            !matches!(self.role, Role::Leader(_)),
+            "leader cannot become pre-candidate"
+        );
+        // The term and vote stay: a pre-candidate changes nothing durable.
+        self.election_elapsed = 0;
+        self.role = Role::PreCandidate(Default::default());
+        tracing::debug!(id = %self.id, term = %self.term, "became pre-candidate");
+    }
+
+    fn become_candidate(&mut self) {
+        debug_assert!(
+            !matches!(self.role, Role::Leader(_)),
+            "leader cannot become candidate"
+        );
+        let term = self.term.next();
+        self.reset(term);
+        self.vote = Some(self.id);
+        self.role = Role::Candidate(Default::default());
+        tracing::debug!(id = %self.id, term = %self.term, "became candidate");
+    }
+
+    /// Won the election (paper §5.2). Appends an empty entry so that entries
+    /// of earlier terms commit through it (§5.4.2, thesis §6.4).
+    pub(crate) fn become_leader(&mut self) -> Result<(), StorageError> {
+        debug_assert!(
+            matches!(self.role, Role::Candidate(_)),
+            "only a candidate can win"
+        );
+        let term = self.term;
+        self.reset(term);
+        let last = self.log.last_index()?;
+        let mut progress = ProgressMap::new();
+        for id in self.membership.members() {
+            let mut pr = Progress::new(
+                last.next(),
+                self.cfg.max_inflight_msgs,
+                self.cfg.max_inflight_bytes,
+            );
+            pr.is_learner = !self.membership.is_voter(id);
+            if id == self.id {
+                // Our own log matches by definition; entries count toward
+                // commit once persisted (`on_entries_persisted`).
+                pr.become_replicate();
+                pr.recent_active = true;
+            }
+            progress.insert(id, pr);
+        }
+        self.role = Role::Leader(Box::new(LeaderState {
+            progress,
+            uncommitted_size: 0,
+            broadcast_pending: false,
+        }));
+        let noop = Entry {
+            term,
+            index: last.next(),
+            kind: EntryKind::Normal,
+            data: Bytes::new(),
+        };
+        self.append_leader_entry(noop);
+        tracing::info!(id = %self.id, term = %term, "became leader");
+        Ok(())
+    }
+
+    /// Grants or rejects a vote (paper §5.2 first-come-first-served, §5.4.1
+    /// up-to-date check). Runs in every role after the term rules.
+    pub(crate) fn handle_vote_request(&mut self, m: &Message) -> Result<(), StepError> {
+        let (req, pre) = match &m.body {
+            MessageBody::Vote(r) => (*r, false),
+            MessageBody::PreVote(r) => (*r, true),
+            _ => unreachable!("handle_vote_request called with {}", m.body.kind_name()),
+        };
+        // We already voted for this candidate (a retransmission), or have not
+        // voted and know no leader; a pre-vote for a future term is not
+        // bound by this term's vote.
+        let can_vote = self.vote == Some(m.from)
+            || (self.vote.is_none() && self.leader().is_none())
+            || (pre && m.term > self.term);
+        let grant = can_vote && self.log.is_up_to_date(req.last)?;
+        let reject = !grant;
+        // A granted answer carries the request's term so the candidate counts
+        // it; a rejection carries ours so a stale candidate catches up.
+        let term = if grant { m.term } else { self.term };
+        let body = if pre {
+            MessageBody::PreVoteResponse(VoteResponse { reject })
+        } else {
+            MessageBody::VoteResponse(VoteResponse { reject })
+        };
+        self.out.push(Message {
+            from: self.id,
+            to: m.from,
+            term,
+            body,
+        });
+        if grant && !pre {
+            // Thesis §3.4: the vote must be durable before the response leaves
+            // (it does: vote responses wait for the Ready to be persisted).
+            self.election_elapsed = 0;
+            self.vote = Some(m.from);
+        }
+        tracing::debug!(
+            id = %self.id, from = %m.from, term = %m.term, pre, granted = grant,
+            candidate_last = %req.last, "vote request handled"
+        );
+        Ok(())
+    }
+
+    /// Messages while campaigning.
+    pub(crate) fn step_candidate(&mut self, m: Message) -> Result<(), StepError> {
+        let pre = matches!(self.role, Role::PreCandidate(_));
+        match &m.body {
+            MessageBody::Propose(_) => Err(crate::error::ProposeError::NoLeader.into()),
+            // A leader exists for this term (or, for a pre-candidate, this or a
+            // later term): fall back to follower (paper §5.2).
+            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::Snapshot(_) => {
+                self.become_follower(m.term, Some(m.from));
+                self.step_follower(m)
+            }
+            MessageBody::VoteResponse(r) if !pre => {
+                self.record_vote(m.from, !r.reject)?;
+                Ok(())
+            }
+            MessageBody::PreVoteResponse(r) if pre => {
+                // Granted answers come at our term + 1, rejections at ours.
+                let expected = if r.reject {
+                    self.term
+                } else {
+                    self.term.next()
+                };
+                if m.term != expected {
+                    self.ignore(&m, Ignored::Stale);
+                    return Ok(());
+                }
+                self.record_vote(m.from, !r.reject)?;
+                Ok(())
+            }
+            MessageBody::TimeoutNow => {
+                self.ignore(&m, Ignored::WrongRole);
+                Ok(())
+            }
+            _ => {
+                self.ignore(&m, Ignored::WrongRole);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a vote and acts on the result.
+    pub(crate) fn record_vote(&mut self, from: NodeId, granted: bool) -> Result<(), StorageError> {
+        let (Role::PreCandidate(votes) | Role::Candidate(votes)) = &mut self.role else {
+            return Ok(());
+        };
+        votes.entry(from).or_insert(granted);
+        let result = self
+            .membership
+            .voters
+            .vote_result(|id| votes.get(&id).copied());
+        let pre = matches!(self.role, Role::PreCandidate(_));
+        match result {
+            VoteResult::Pending => Ok(()),
+            VoteResult::Lost => {
+                tracing::info!(id = %self.id, term = %self.term, pre, "election lost");
+                self.become_follower(self.term, None);
+                Ok(())
+            }
+            VoteResult::Won if pre => self.campaign(CampaignKind::Election),
+            VoteResult::Won => self.become_leader(),
+        }
+    }
+
+    /// The Ready holding `(term, vote)` is durable: a candidate's own vote
+    /// now counts.
+    pub(crate) fn on_hard_state_persisted(
+        &mut self,
+        term: Term,
+        vote: Option<NodeId>,
+    ) -> Result<(), StorageError> {
+        if matches!(self.role, Role::Candidate(_)) && term == self.term && vote == Some(self.id) {
+            self.record_vote(self.id, true)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! The follower side: appends, heartbeats, snapshots, forwarding (paper
+//! §5.3, §7; thesis Figure 13 for snapshots).
+
+use super::{Ignored, Raft, Role};
+use crate::error::{ProposeError, StepError};
+use crate::message::{
+    Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, RejectHint,
+};
+use crate::storage::{Storage, StorageError};
+use crate::tracker::Membership;
+use crate::types::{Index, Snapshot};
+
+impl<S: Storage> Raft<S> {
+    /// Messages to a follower.
+    pub(crate) fn step_follower(&mut self, m: Message) -> Result<(), StepError> {
+        let from = m.from;
+        match m.body {
+            MessageBody::Propose(p) => {
+                let Role::Follower {
+                    leader: Some(leader),
+                } = self.role
+                else {
+                    return Err(ProposeError::NoLeader.into());
+                };
+                if self.cfg.disable_proposal_forwarding {
+                    return Err(ProposeError::ForwardingDisabled { leader }.into());
+                }
+                let body = MessageBody::Propose(p);
+                self.out.push(Message {
+                    from: self.id,
+                    to: leader,
+                    term: m.term,
+                    body,
+                });
+                Ok(())
+            }
+            MessageBody::Append(a) => {
+                self.heard_from_leader(from);
+                self.handle_append(from, a)?;
+                Ok(())
+            }
+            MessageBody::Heartbeat(h) => {
+                self.heard_from_leader(from);
+                self.handle_heartbeat(from, h)?;
+                Ok(())
+            }
+            MessageBody::Snapshot(s) => {
+                self.heard_from_leader(from);
+                self.handle_snapshot(from, s)?;
+                Ok(())
+            }
+            MessageBody::TimeoutNow => {
+                // Thesis §3.10: the leader chose us; campaign at once, even
+                // inside a leader lease, without pre-vote.
+                tracing::info!(id = %self.id, from = %from, "timeout-now received; campaigning");
+                self.hup(true)?;
+                Ok(())
+            }
+            _ => {
+                let reason = if matches!(
+                    m.body,
+                    MessageBody::ReadIndex(_) | MessageBody::TransferLeader(_)
+                ) {
+                    Ignored::Unsupported
+                } else {
+                    Ignored::WrongRole
+                };
+                self.ignore(&Message { body: m.body, ..m }, reason);
+                Ok(())
+            }
+        }
+    }
+
+    fn heard_from_leader(&mut self, leader: crate::types::NodeId) {
+        self.election_elapsed = 0;
+        self.role = Role::Follower {
+            leader: Some(leader),
+        };
+    }
+
+    fn respond_append(
+        &mut self,
+        to: crate::types::NodeId,
+        index: Index,
+        reject: Option<RejectHint>,
+    ) {
+        let body = MessageBody::AppendResponse(AppendResponse {
+            index,
+            reject,
+            commit: self.log.committed,
+        });
+        self.send(to, body);
+    }
+
+    /// AppendEntries receiver implementation (paper Figure 2).
+    fn handle_append(&mut self, from: crate::types::NodeId, a: Append) -> Result<(), StorageError> {
+        if a.prev.index < self.log.committed {
+            // Everything up to our commit index already matches the leader
+            // (Leader Completeness): report it so the leader moves on.
+            self.respond_append(from, self.log.committed, None);
+            return Ok(());
+        }
+        match self.log.maybe_append(a.prev, a.commit, &a.entries)? {
+            Some(Ok(last_new)) => self.respond_append(from, last_new, None),
+            Some(Err(conflict)) => {
+                tracing::error!(
+                    id = %self.id, from = %from, conflict = %conflict, commit = %self.log.committed,
+                    reason = ?Ignored::RewritesCommitted, "append would overwrite committed entries; ignored"
+                );
+            }
+            None => {
+                // Reject with a hint: the last index that may match, skipping
+                // our entries of terms above the leader's prev term.
+                let hint_index = a.prev.index.min(self.log.last_index()?);
+                let hint = self.log.find_conflict_by_term(hint_index, a.prev.term)?;
+                tracing::debug!(
+                    id = %self.id, from = %from, prev = %a.prev, hint = %hint, "append rejected"
+                );
+                let reject = RejectHint {
+                    index: hint.index,
+                    term: hint.term,
+                };
+                self.respond_append(from, a.prev.index, Some(reject));
+            }
+        }
+        Ok(())
+    }
+
+    /// A heartbeat carries a commit index the follower is known to hold.
+    fn handle_heartbeat(
+        &mut self,
+        from: crate::types::NodeId,
+        h: Heartbeat,
+    ) -> Result<(), StorageError> {
+        // The leader caps it at our match index; cap again at our log in
+        // case the message is stale relative to a truncation.
+        let commit = h.commit.min(self.log.last_index()?);
+        self.log.commit_to(commit);
+        self.send(
+            from,
+            MessageBody::HeartbeatResponse(HeartbeatResponse {
+                read_round: h.read_round,
+            }),
+        );
+        Ok(())
+    }
+
+    /// InstallSnapshot receiver (paper §7, thesis Figure 13).
+    fn handle_snapshot(
+        &mut self,
+        from: crate::types::NodeId,
+        s: Snapshot,
+    ) -> Result<(), StorageError> {
+        let meta = &s.metadata;
+        if meta.index <= self.log.committed {
+            // Stale: we already have everything it covers.
+            self.respond_append(from, self.log.committed, None);
+            return Ok(());
+        }
+        if !meta.conf_state.contains(self.id) {
+            tracing::warn!(
+                id = %self.id, from = %from, index = %meta.index,
+                reason = ?Ignored::SnapshotWithoutSelf, "snapshot refused"
+            );
+            return Ok(());
+        }
+        if self.log.match_term(meta.log_id())? {
+            // Our log already holds the snapshot's last entry: keep the log
+            // and only fast-forward the commit index.
+            self.log.commit_to(meta.index);
+            self.respond_append(from, self.log.committed, None);
+            return Ok(());
+        }
+        tracing::info!(id = %self.id, from = %from, index = %meta.index, term = %meta.term, "restoring snapshot");
+        self.membership = Membership::from_conf_state(&meta.conf_state);
+        self.log.restore(s);
+        let last = self.log.last_index()?;
+        self.respond_append(from, last, None);
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! The protocol state machine. `step` applies the term rules every message
+//! goes through (paper §5.1) and dispatches by role; the handlers live in
+//! one file per concern.
+
+mod election;
+mod follow;
+mod replicate;
+mod role;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::Config;
+use crate::error::{NewError, StepError};
+use crate::log::RaftLog;
+use crate::message::{AppendResponse, Message, MessageBody, VoteResponse};
+use crate::storage::Storage;
+use crate::tracker::Membership;
+use crate::types::{HardState, Index, NodeId, Term};
+
+pub use replicate::Proposal;
+pub use role::RoleKind;
+pub(crate) use role::{LeaderState, Role};
+
+/// Why a message was ignored. Logged, never an error: stale and duplicate
+/// messages are normal in an asynchronous network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ignored {
+    /// From an older term (paper §5.1).
+    StaleTerm,
+    /// A vote request while this node still hears from a leader
+    /// (CheckQuorum, thesis §4.2.3).
+    InLease,
+    /// Not meaningful in this node's role.
+    WrongRole,
+    /// An answer to a question this node no longer asks.
+    Stale,
+    /// A leader asked to overwrite committed entries: a broken peer.
+    RewritesCommitted,
+    /// A snapshot whose configuration does not include this node.
+    SnapshotWithoutSelf,
+    /// A feature this node does not implement yet.
+    Unsupported,
+}
+
+/// Messages produced while handling input, split by when they may be sent.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    /// May be sent at once (a leader's appends go out in parallel with its
+    /// own write, thesis §10.2.1).
+    pub(crate) now: Vec<Message>,
+    /// Must wait until this node's Ready is durable: they vouch for its
+    /// log or vote (paper Figure 2, thesis §3.8).
+    pub(crate) after_persist: Vec<Message>,
+}
+
+impl Outbox {
+    pub(crate) fn push(&mut self, m: Message) {
+        debug_assert_ne!(m.from, m.to, "a node never messages itself");
+        if m.body.needs_durable_state() {
+            self.after_persist.push(m);
+        } else {
+            self.now.push(m);
+        }
+    }
+}
+
+/// One node's protocol state.
+pub(crate) struct Raft<S> {
+    pub(crate) id: NodeId,
+    /// Invariant: never decreases.
+    pub(crate) term: Term,
+    /// Who this node voted for in `term`.
+    pub(crate) vote: Option<NodeId>,
+    pub(crate) log: RaftLog<S>,
+    pub(crate) role: Role,
+    pub(crate) membership: Membership,
+    pub(crate) out: Outbox,
+    pub(crate) cfg: Config,
+    /// Ticks since the last reset (heard from a leader, started an
+    /// election, or — on a leader — since the last CheckQuorum round).
+    pub(crate) election_elapsed: u32,
+    /// Leader only: ticks since the last heartbeat.
+    pub(crate) heartbeat_elapsed: u32,
+    /// Drawn from `[election, 2 * election)` at every role change (§5.2).
+    pub(crate) randomized_election_timeout: u32,
+    rng: StdRng,
+}
+
+impl<S: Storage> Raft<S> {
+    pub(crate) fn new(cfg: Config, storage: S) -> Result<Raft<S>, NewError> {
+        cfg.validate()?;
+        let init = storage.initial_state()?;
+        let mut log = RaftLog::new(storage, cfg.max_committed_size_per_ready)?;
+        let hs = init.hard_state;
+        let last = log.last_index()?;
+        if hs.commit > last {
+            return Err(NewError::CommitBeyondLog {
+                commit: hs.commit,
+                last,
+            });
+        }
+        log.commit_to(hs.commit);
+        if cfg.applied > log.committed {
+            return Err(NewError::AppliedBeyondCommit {
+                applied: cfg.applied,
+                commit: log.committed,
+            });
+        }
+        log.applied_to(cfg.applied);
+        let mut raft = Raft {
+            id: cfg.id,
+            term: hs.term,
+            vote: hs.vote,
+            log,
+            role: Role::Follower { leader: None },
+            membership: Membership::from_conf_state(&init.conf_state),
+            out: Outbox::default(),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            cfg,
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            randomized_election_timeout: 0,
+        };
+        raft.become_follower(hs.term, None);
+        tracing::info!(
+            id = %raft.id, term = %raft.term, commit = %raft.log.committed,
+            applied = %raft.log.applied, last = %last, "raft node started"
+        );
+        Ok(raft)
+    }
+
+    pub(crate) fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
+    }
+
+    /// The leader this node currently follows (itself when leader).
+    pub(crate) fn leader(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Follower { leader } => *leader,
+            Role::Leader(_) => Some(self.id),
+            Role::PreCandidate(_) | Role::Candidate(_) => None,
+        }
+    }
+
+    /// True when this node may campaign: it is a voter.
+    pub(crate) fn promotable(&self) -> bool {
+        self.membership.is_voter(self.id)
+    }
+
+    /// A message from this node at its current term.
+    pub(crate) fn message(&self, to: NodeId, body: MessageBody) -> Message {
+        Message {
+            from: self.id,
+            to,
+            term: self.term,
+            body,
+        }
+    }
+
+    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
+        let m = self.message(to, body);
+        self.out.push(m);
+    }
+
+    /// Resets the timers and the per-term state for `term` (etcd's `reset`).
+    fn reset(&mut self, term: Term) {
+        if self.term != term {
+            debug_assert!(term > self.term, "term must never decrease");
+            self.term = term;
+            self.vote = None;
+        }
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        let base = self.cfg.election_timeout_ticks;
+        self.randomized_election_timeout = base + self.rng.random_range(0..base);
+    }
+
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        self.reset(term);
+        self.role = Role::Follower { leader };
+        tracing::debug!(id = %self.id, term = %self.term, leader = ?leader, "became follower");
+    }
+
+    /// Advances the logical clock by one tick.
+    pub(crate) fn tick(&mut self) -> Result<(), StepError> {
+        if matches!(self.role, Role::Leader(_)) {
+            self.tick_leader();
+            return Ok(());
+        }
+        self.election_elapsed += 1;
+        if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
+            self.election_elapsed = 0;
+            self.hup(false)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one message from a peer.
+    pub(crate) fn step(&mut self, m: Message) -> Result<(), StepError> {
+        if m.to != self.id {
+            return Err(StepError::WrongRecipient {
+                to: m.to,
+                me: self.id,
+            });
+        }
+        if m.term == Term::ZERO {
+            // Term-less requests forwarded from followers.
+            return self.step_by_role(m);
+        }
+        if m.term > self.term && !self.step_higher_term(&m) {
+            return Ok(());
+        }
+        if m.term < self.term {
+            self.step_lower_term(&m);
+            return Ok(());
+        }
+        match &m.body {
+            MessageBody::Vote(_) | MessageBody::PreVote(_) => self.handle_vote_request(&m),
+            _ => self.step_by_role(m),
+        }
+    }
+
+    /// Paper §5.1: a higher term makes this node a follower, except for
+    /// pre-votes (thesis §9.6) and vote requests inside a leader lease
+    /// (CheckQuorum, thesis §4.2.3). Returns false if `m` is to be dropped.
+    fn step_higher_term(&mut self, m: &Message) -> bool {
+        let (is_vote, transfer) = match &m.body {
+            MessageBody::Vote(r) | MessageBody::PreVote(r) => (true, r.transfer),
+            _ => (false, false),
+        };
+        if is_vote && !transfer && self.in_leader_lease() {
+            tracing::debug!(
+                id = %self.id, from = %m.from, term = %m.term, reason = ?Ignored::InLease,
+                "vote request ignored"
+            );
+            return false;
+        }
+        match &m.body {
+            // A pre-vote does not change our term; nor does a granted
+            // pre-vote response (we become a candidate on a quorum of them).
+            MessageBody::PreVote(_) => {}
+            MessageBody::PreVoteResponse(VoteResponse { reject: false }) => {}
+            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::Snapshot(_) => {
+                self.become_follower(m.term, Some(m.from));
+            }
+            _ => self.become_follower(m.term, None),
+        }
+        true
+    }
+
+    /// True while this node has heard from a leader within the election
+    /// timeout and CheckQuorum is on.
+    fn in_leader_lease(&self) -> bool {
+        self.cfg.check_quorum
+            && self.leader().is_some()
+            && self.election_elapsed < self.cfg.election_timeout_ticks
+    }
+
+    /// A message from an older term is ignored (paper §5.1), with two
+    /// answers that let the sender catch up.
+    fn step_lower_term(&mut self, m: &Message) {
+        match &m.body {
+            // With CheckQuorum or PreVote, a partitioned old leader may never
+            // see a higher-term vote request; tell it the term so it steps
+            // down (etcd's behaviour, thesis §9.6).
+            MessageBody::Append(_) | MessageBody::Heartbeat(_)
+                if self.cfg.check_quorum || self.cfg.pre_vote =>
+            {
+                let body = MessageBody::AppendResponse(AppendResponse {
+                    index: Index::ZERO,
+                    reject: None,
+                    commit: self.log.committed,
+                });
+                self.send(m.from, body);
+            }
+            // Without an answer a pre-candidate at a stale term would wait for
+            // its election timeout.
+            MessageBody::PreVote(_) => {
+                self.send(
+                    m.from,
+                    MessageBody::PreVoteResponse(VoteResponse { reject: true }),
+                );
+            }
+            _ => tracing::trace!(
+                id = %self.id, from = %m.from, term = %m.term, kind = m.body.kind_name(),
+                reason = ?Ignored::StaleTerm, "message ignored"
+            ),
+        }
+    }
+
+    fn step_by_role(&mut self, m: Message) -> Result<(), StepError> {
+        match self.role.kind() {
+            RoleKind::Leader => self.step_leader(m),
+            RoleKind::Candidate | RoleKind::PreCandidate => self.step_candidate(m),
+            RoleKind::Follower => self.step_follower(m),
+        }
+    }
+
+    pub(crate) fn ignore(&self, m: &Message, reason: Ignored) {
+        tracing::debug!(
+            id = %self.id, from = %m.from, term = %m.term, kind = m.body.kind_name(),
+            reason = ?reason, "message ignored"
+        );
+    }
+
+    /// Checks the invariants that must hold between any two inputs.
+    pub(crate) fn debug_check_invariants(&self) {
+        debug_assert!(self.log.applied <= self.log.applying);
+        debug_assert!(self.log.applying <= self.log.committed);
+        debug_assert!(self.log.last_index().is_ok_and(|l| self.log.committed <= l));
+        if let Role::Leader(l) = &self.role {
+            debug_assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
+            debug_assert!(l.progress.values().all(|p| p.matched < p.next));
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The leader: proposals, log replication with flow control, heartbeats,
+//! commit, CheckQuorum (paper §5.3, §5.4.2; thesis §6.2).
+
+use bytes::Bytes;
+
+use super::{Ignored, LeaderState, Raft, Role};
+use crate::error::{ProposeError, StepError};
+use crate::message::{Append, AppendResponse, Heartbeat, Message, MessageBody};
+use crate::quorum::VoteResult;
+use crate::storage::{Storage, StorageError};
+use crate::tracker::ProgressState;
+use crate::types::{Entry, EntryKind, Index, LogId, NodeId};
+
+/// Where an accepted proposal went.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Proposal {
+    /// This node leads: the entry was appended at `index` in `term`. It is
+    /// committed once it shows up in `Ready::committed_entries`, with the
+    /// same index and term.
+    Appended {
+        /// The entry's position.
+        id: LogId,
+    },
+    /// Forwarded to the leader, which will assign the index.
+    Forwarded {
+        /// The leader it went to.
+        to: NodeId,
+    },
+}
+
+impl<S: Storage> Raft<S> {
+    fn leader_state(&mut self) -> &mut LeaderState {
+        match &mut self.role {
+            Role::Leader(l) => l,
+            other => unreachable!("leader_state on a {:?}", other.kind()),
+        }
+    }
+
+    /// Appends an entry the leader created and schedules the broadcast.
+    pub(crate) fn append_leader_entry(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.term, self.term);
+        self.log.append(std::slice::from_ref(&entry));
+        let leader = self.leader_state();
+        leader.uncommitted_size += entry.payload_bytes();
+        leader.broadcast_pending = true;
+    }
+
+    /// Proposes one entry (paper §5.3: the leader appends it to its log).
+    pub(crate) fn propose(
+        &mut self,
+        kind: EntryKind,
+        data: Bytes,
+    ) -> Result<Proposal, ProposeError> {
+        let leader = match self.role {
+            Role::Leader(_) => return self.propose_as_leader(kind, data),
+            Role::Follower { leader } => leader,
+            Role::PreCandidate(_) | Role::Candidate(_) => None,
+        };
+        let Some(leader) = leader else {
+            return Err(ProposeError::NoLeader);
+        };
+        if self.cfg.disable_proposal_forwarding {
+            return Err(ProposeError::ForwardingDisabled { leader });
+        }
+        let entry = Entry {
+            term: crate::types::Term::ZERO,
+            index: Index::ZERO,
+            kind,
+            data,
+        };
+        let body = MessageBody::Propose(crate::message::Propose {
+            entries: vec![entry],
+        });
+        self.out.push(Message {
+            from: self.id,
+            to: leader,
+            term: crate::types::Term::ZERO,
+            body,
+        });
+        Ok(Proposal::Forwarded { to: leader })
+    }
+
+    fn propose_as_leader(
+        &mut self,
+        kind: EntryKind,
+        data: Bytes,
+    ) -> Result<Proposal, ProposeError> {
+        if !self.membership.contains(self.id) {
+            return Err(ProposeError::NotAMember);
+        }
+        let limit = self.cfg.max_uncommitted_entries_size;
+        let uncommitted = self.leader_state().uncommitted_size;
+        let size = data.len() as u64;
+        // An empty entry is always accepted, and so is anything when
+        // nothing is outstanding, so a large entry cannot wedge the leader.
+        if size > 0 && uncommitted > 0 && uncommitted.saturating_add(size) > limit {
+            return Err(ProposeError::UncommittedSizeExceeded { uncommitted, limit });
+        }
+        let index = self.log.last_index()?.next();
+        let id = LogId::new(self.term, index);
+        self.append_leader_entry(Entry {
+            term: self.term,
+            index,
+            kind,
+            data,
+        });
+        Ok(Proposal::Appended { id })
+    }
+
+    /// Messages to a leader.
+    pub(crate) fn step_leader(&mut self, m: Message) -> Result<(), StepError> {
+        if let Some(kind) = response_kind(&m.body)
+            && !self.leader_state().progress.contains_key(&m.from)
+        {
+            return Err(StepError::UnknownPeer { from: m.from, kind });
+        }
+        match m.body {
+            MessageBody::Propose(p) => {
+                for e in p.entries {
+                    self.propose_as_leader(e.kind, e.data)?;
+                }
+                Ok(())
+            }
+            MessageBody::AppendResponse(r) => self.handle_append_response(m.from, r),
+            MessageBody::HeartbeatResponse(_) => self.handle_heartbeat_response(m.from),
+            _ => {
+                let reason = if matches!(
+                    m.body,
+                    MessageBody::ReadIndex(_) | MessageBody::TransferLeader(_)
+                ) {
+                    Ignored::Unsupported
+                } else {
+                    Ignored::WrongRole
+                };
+                self.ignore(&m, reason);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends pending appends and commit updates, batched: one message per
+    /// follower per `Ready` instead of one per proposal.
+    pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+        let Role::Leader(leader) = &mut self.role else {
+            return Ok(());
+        };
+        if !std::mem::take(&mut leader.broadcast_pending) {
+            return Ok(());
+        }
+        let peers: Vec<NodeId> = leader
+            .progress
+            .keys()
+            .copied()
+            .filter(|&p| p != self.id)
+            .collect();
+        for to in peers {
+            self.send_append_all(to)?;
+        }
+        Ok(())
+    }
+
+    /// Sends as many appends to `to` as flow control allows; an empty one
+    /// if the follower only needs the commit index.
+    fn send_append_all(&mut self, to: NodeId) -> Result<(), StorageError> {
+        let committed = self.log.committed;
+        let needs_commit = {
+            let pr = &self.leader_state().progress[&to];
+            pr.next.prev().min(committed) > pr.sent_commit
+        };
+        let mut send_if_empty = needs_commit;
+        while self.maybe_send_append(to, send_if_empty)? {
+            send_if_empty = false;
+        }
+        Ok(())
+    }
+
+    /// Sends one append to `to` unless flow control pauses it or there is
+    /// nothing to send. Falls back to a snapshot when the entries `to` needs
+    /// were compacted. Returns true if something was sent.
+    pub(crate) fn maybe_send_append(
+        &mut self,
+        to: NodeId,
+        send_if_empty: bool,
+    ) -> Result<bool, StorageError> {
+        let Role::Leader(leader) = &mut self.role else {
+            return Ok(false);
+        };
+        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        if pr.is_paused() {
+            return Ok(false);
+        }
+        let prev_index = pr.next.prev();
+        let Some(prev_term) = self.log.term_if_present(prev_index)? else {
+            return self.maybe_send_snapshot(to);
+        };
+        let last = self.log.last_index()?;
+        let entries = match self
+            .log
+            .slice(pr.next, last.next(), self.cfg.max_size_per_msg)
+        {
+            Ok(e) => e,
+            Err(StorageError::Compacted) => return self.maybe_send_snapshot(to),
+            Err(e) => return Err(e),
+        };
+        if entries.is_empty() && !send_if_empty {
+            return Ok(false);
+        }
+        let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
+        let Role::Leader(leader) = &mut self.role else {
+            unreachable!()
+        };
+        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        pr.sent_entries(entries.len() as u64, bytes);
+        let commit = self.log.committed;
+        // The follower adopts min(commit, last entry it now holds).
+        pr.sent_commit = pr
+            .sent_commit
+            .max(commit.min(prev_index + entries.len() as u64));
+        let body = MessageBody::Append(Append {
+            prev: LogId::new(prev_term, prev_index),
+            entries,
+            commit,
+        });
+        self.send(to, body);
+        Ok(true)
+    }
+
+    /// Sends the latest snapshot to `to` (paper §7), if it is reachable and
+    /// storage has one ready.
+    fn maybe_send_snapshot(&mut self, to: NodeId) -> Result<bool, StorageError> {
+        let Role::Leader(leader) = &mut self.role else {
+            return Ok(false);
+        };
+        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        if !pr.recent_active {
+            tracing::debug!(id = %self.id, to = %to, "snapshot not sent: follower not recently active");
+            return Ok(false);
+        }
+        let next = pr.next;
+        let snapshot = match self.log.storage.snapshot(next) {
+            Ok(s) => s,
+            Err(StorageError::SnapshotTemporarilyUnavailable) => {
+                tracing::debug!(id = %self.id, to = %to, "snapshot temporarily unavailable; will retry");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        if snapshot.is_empty() {
+            tracing::error!(id = %self.id, to = %to, "entries compacted but storage has no snapshot");
+            return Ok(false);
+        }
+        let Role::Leader(leader) = &mut self.role else {
+            unreachable!()
+        };
+        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        pr.become_snapshot(snapshot.metadata.index);
+        tracing::info!(id = %self.id, to = %to, index = %snapshot.metadata.index, "sending snapshot");
+        self.send(to, MessageBody::Snapshot(snapshot));
+        Ok(true)
+    }
+
+    /// A follower answered an append (paper §5.3).
+    fn handle_append_response(&mut self, from: NodeId, r: AppendResponse) -> Result<(), StepError> {
+        let Role::Leader(leader) = &mut self.role else {
+            unreachable!()
+        };
+        let pr = leader
+            .progress
+            .get_mut(&from)
+            .expect("checked by step_leader");
+        pr.recent_active = true;
+        if let Some(hint) = r.reject {
+            // Fast backtracking: jump over the follower's entries of terms
+            // the leader does not have (thesis §5.3 optimisation).
+            let next_probe = if hint.term > crate::types::Term::ZERO {
+                self.log.find_conflict_by_term(hint.index, hint.term)?.index
+            } else {
+                hint.index
+            };
+            let Role::Leader(leader) = &mut self.role else {
+                unreachable!()
+            };
+            let pr = leader.progress.get_mut(&from).expect("checked");
+            if pr.maybe_decrease_to(r.index, next_probe) {
+                if pr.state == ProgressState::Replicate {
+                    pr.become_probe();
+                }
+                self.maybe_send_append(from, true)?;
+            }
+            return Ok(());
+        }
+        let was_paused = pr.is_paused();
+        if !pr.maybe_update(r.index) {
+            return Ok(());
+        }
+        match pr.state {
+            ProgressState::Probe => pr.become_replicate(),
+            ProgressState::Snapshot { .. } => {
+                // The follower reconnected to the log (possibly through an
+                // older snapshot or plain appends): stream again (etcd #110).
+                if pr.matched.next() >= self.log.first_index()? {
+                    pr.become_probe();
+                    pr.become_replicate();
+                }
+            }
+            ProgressState::Replicate => pr.inflights.free_le(r.index),
+        }
+        if self.maybe_commit()? {
+            self.leader_state().broadcast_pending = true;
+        } else if was_paused {
+            self.maybe_send_append(from, false)?;
+        }
+        // Keep the window full while there is a backlog.
+        while self.maybe_send_append(from, false)? {}
+        Ok(())
+    }
+
+    fn handle_heartbeat_response(&mut self, from: NodeId) -> Result<(), StepError> {
+        let last = self.log.last_index()?;
+        let Role::Leader(leader) = &mut self.role else {
+            unreachable!()
+        };
+        let pr = leader
+            .progress
+            .get_mut(&from)
+            .expect("checked by step_leader");
+        pr.recent_active = true;
+        pr.probe_sent = false;
+        // A heartbeat answer proves the follower is reachable: resume a
+        // lagging or probing follower (etcd heartbeat_resp_recovers_from_probing).
+        if pr.matched < last || pr.state == ProgressState::Probe {
+            self.maybe_send_append(from, true)?;
+        }
+        Ok(())
+    }
+
+    /// The persisted part of the leader's own log counts toward commit.
+    pub(crate) fn on_entries_persisted(&mut self, last: LogId) -> Result<(), StorageError> {
+        if !matches!(self.role, Role::Leader(_)) || !self.log.match_term(last)? {
+            return Ok(());
+        }
+        let id = self.id;
+        let updated = self
+            .leader_state()
+            .progress
+            .get_mut(&id)
+            .is_some_and(|pr| pr.maybe_update(last.index));
+        if updated && self.maybe_commit()? {
+            self.leader_state().broadcast_pending = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the highest index a quorum holds, if it is from the current
+    /// term: entries of earlier terms commit only indirectly (§5.4.2,
+    /// Figure 8).
+    pub(crate) fn maybe_commit(&mut self) -> Result<bool, StorageError> {
+        let Role::Leader(leader) = &self.role else {
+            return Ok(false);
+        };
+        let progress = &leader.progress;
+        let quorum_index = self
+            .membership
+            .voters
+            .committed_index(&|id: NodeId| progress.get(&id).map(|p| p.matched));
+        let last = self.log.last_index()?;
+        let candidate = quorum_index.min(last);
+        let committed = self.log.maybe_commit(LogId::new(self.term, candidate))?;
+        if committed {
+            tracing::trace!(id = %self.id, commit = %candidate, "commit advanced");
+        }
+        Ok(committed)
+    }
+
+    /// Leader tick: heartbeats and CheckQuorum.
+    pub(crate) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_timeout_ticks {
+            self.election_elapsed = 0;
+            if self.cfg.check_quorum && !self.quorum_recently_active() {
+                // Thesis §6.2: a leader that cannot reach a quorum steps down,
+                // so clients look for the real leader elsewhere.
+                tracing::warn!(id = %self.id, term = %self.term, "stepping down: quorum not active");
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// True if a quorum was heard from since the last check; resets the
+    /// activity marks for the next round.
+    fn quorum_recently_active(&mut self) -> bool {
+        let id = self.id;
+        let Role::Leader(leader) = &mut self.role else {
+            return false;
+        };
+        let progress = &mut leader.progress;
+        let result = self
+            .membership
+            .voters
+            .vote_result(|v| Some(v == id || progress.get(&v).is_some_and(|p| p.recent_active)));
+        for (pid, pr) in progress.iter_mut() {
+            pr.recent_active = *pid == id;
+        }
+        result == VoteResult::Won
+    }
+
+    /// Heartbeats to every follower (paper §5.2), each carrying the commit
+    /// index capped at what that follower holds.
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        let committed = self.log.committed;
+        let id = self.id;
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let mut targets: Vec<(NodeId, Index)> = Vec::with_capacity(leader.progress.len());
+        for (pid, pr) in leader.progress.iter_mut().filter(|(pid, _)| **pid != id) {
+            let commit = pr.matched.min(committed);
+            pr.sent_commit = pr.sent_commit.max(commit);
+            targets.push((*pid, commit));
+        }
+        for (to, commit) in targets {
+            self.send(
+                to,
+                MessageBody::Heartbeat(Heartbeat {
+                    commit,
+                    read_round: None,
+                }),
+            );
+        }
+    }
+}
+
+/// The kind name of a message that only a member answering this leader
+/// sends.
+fn response_kind(body: &MessageBody) -> Option<&'static str> {
+    match body {
+        MessageBody::AppendResponse(_) | MessageBody::HeartbeatResponse(_) => {
+            Some(body.kind_name())
+        }
+        _ => None,
+    }
+}

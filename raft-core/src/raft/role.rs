@@ -1,0 +1,63 @@
+//! What a node is, and the state that exists only in that role.
+
+use std::collections::BTreeMap;
+
+use crate::tracker::ProgressMap;
+use crate::types::NodeId;
+
+/// Votes received in an election: `true` granted, `false` rejected.
+pub(crate) type Votes = BTreeMap<NodeId, bool>;
+
+/// The role of a node, with the state only that role has: only a leader
+/// tracks follower progress, only (pre-)candidates count votes.
+#[derive(Debug)]
+pub(crate) enum Role {
+    /// Follows `leader`, if one is known.
+    Follower {
+        /// The leader of the current term, once heard from.
+        leader: Option<NodeId>,
+    },
+    /// Asking whether an election could be won, without bumping the term.
+    PreCandidate(Votes),
+    /// Running an election in the current term.
+    Candidate(Votes),
+    /// Leading the current term.
+    Leader(Box<LeaderState>),
+}
+
+/// State only a leader has.
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    /// Every member's progress, including the leader's own.
+    pub(crate) progress: ProgressMap,
+    /// Payload bytes appended in this term and not yet committed.
+    pub(crate) uncommitted_size: u64,
+    /// Appends or commit updates wait to be broadcast (batched until the
+    /// next `Ready`).
+    pub(crate) broadcast_pending: bool,
+}
+
+/// The role without its state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[non_exhaustive]
+pub enum RoleKind {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Running a pre-vote round.
+    PreCandidate,
+    /// Running an election.
+    Candidate,
+    /// Leads the cluster.
+    Leader,
+}
+
+impl Role {
+    pub(crate) fn kind(&self) -> RoleKind {
+        match self {
+            Role::Follower { .. } => RoleKind::Follower,
+            Role::PreCandidate(_) => RoleKind::PreCandidate,
+            Role::Candidate(_) => RoleKind::Candidate,
+            Role::Leader(_) => RoleKind::Leader,
+        }
+    }
+}

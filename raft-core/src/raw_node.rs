@@ -1,0 +1,336 @@
+//! The application's handle on one Raft node.
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::error::{CampaignError, NewError, ProposeError, ReadyError, StepError, TickError};
+use crate::message::Message;
+use crate::raft::{Proposal, Raft, Role, RoleKind};
+use crate::ready::{Ready, SoftState};
+use crate::status::{ProgressStatus, Status};
+use crate::storage::{Storage, StorageError};
+use crate::tracker::ProgressState;
+use crate::types::{EntryKind, HardState, Index, LogId, NodeId};
+
+/// How sending a snapshot to a follower ended (see
+/// [`RawNode::report_snapshot`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SnapshotStatus {
+    /// The follower received the whole snapshot.
+    Finished,
+    /// Sending failed; the leader will probe the follower again.
+    Failed,
+}
+
+/// Why [`RawNode::advance`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdvanceError {
+    /// Storage failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// What the outstanding `Ready` covered, so `advance` knows what became
+/// durable and applied.
+#[derive(Debug, Default)]
+struct Receipt {
+    last_entry: Option<LogId>,
+    snapshot: Option<Index>,
+    hard_state: Option<HardState>,
+    last_committed: Option<Index>,
+}
+
+/// A Raft node driven by the application: feed it ticks, messages and
+/// proposals; collect [`Ready`]s; call [`RawNode::advance`] after each.
+///
+/// It performs no I/O, reads no clock, starts no thread: everything it
+/// does is a function of its inputs and `Config::seed`.
+pub struct RawNode<S: Storage> {
+    raft: Raft<S>,
+    prev_soft: SoftState,
+    prev_hard: HardState,
+    outstanding: Option<Receipt>,
+    ready_number: u64,
+}
+
+impl<S: Storage> RawNode<S> {
+    /// A node over `storage`, which holds its persisted state (empty for a
+    /// new node; the membership comes from `Storage::initial_state`).
+    ///
+    /// # Errors
+    /// An invalid `config`, unreadable storage, or persisted state that
+    /// contradicts itself.
+    pub fn new(config: Config, storage: S) -> Result<RawNode<S>, NewError> {
+        let raft = Raft::new(config, storage)?;
+        let prev_hard = raft.hard_state();
+        let prev_soft = soft_state(&raft);
+        Ok(RawNode {
+            raft,
+            prev_soft,
+            prev_hard,
+            outstanding: None,
+            ready_number: 0,
+        })
+    }
+
+    fn checked<T>(&mut self, r: T) -> T {
+        self.raft.debug_check_invariants();
+        r
+    }
+
+    /// Advances the logical clock. Call it at a fixed interval; timeouts in
+    /// `Config` count these ticks.
+    ///
+    /// # Errors
+    /// A storage failure while starting an election.
+    pub fn tick(&mut self) -> Result<(), TickError> {
+        let r = self.raft.tick().map_err(|e| match e {
+            StepError::Storage(s) => TickError::Storage(s),
+            other => unreachable!("tick produced {other}"),
+        });
+        self.checked(r)
+    }
+
+    /// Starts an election now (with a pre-vote round if `Config::pre_vote`).
+    ///
+    /// # Errors
+    /// [`CampaignError::NotVoter`] for learners and non-members,
+    /// [`CampaignError::AlreadyLeader`] on the leader.
+    pub fn campaign(&mut self) -> Result<(), CampaignError> {
+        if matches!(self.raft.role, Role::Leader(_)) {
+            return Err(CampaignError::AlreadyLeader);
+        }
+        if !self.raft.promotable() {
+            return Err(CampaignError::NotVoter);
+        }
+        let r = self.raft.hup(false).map_err(CampaignError::from);
+        self.checked(r)
+    }
+
+    /// Proposes `data` for the replicated log. On a follower the proposal is
+    /// forwarded to the leader (unless forwarding is disabled).
+    ///
+    /// Acceptance is not commitment: watch `Ready::committed_entries` for the
+    /// entry at the returned position. A leader change may drop it.
+    ///
+    /// # Errors
+    /// A [`ProposeError`] saying why nothing was proposed.
+    pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposal, ProposeError> {
+        let r = self.raft.propose(EntryKind::Normal, data.into());
+        self.checked(r)
+    }
+
+    /// Handles a message from a peer.
+    ///
+    /// Stale or duplicate messages are ignored (not an error).
+    ///
+    /// # Errors
+    /// A misaddressed message, a response from a non-member, a forwarded
+    /// proposal that cannot be accepted, or a storage failure.
+    pub fn step(&mut self, m: Message) -> Result<(), StepError> {
+        let r = self.raft.step(m);
+        self.checked(r)
+    }
+
+    /// True when [`RawNode::ready`] has something to hand out.
+    pub fn has_ready(&self) -> bool {
+        let r = &self.raft;
+        if soft_state(r) != self.prev_soft || r.hard_state() != self.prev_hard {
+            return true;
+        }
+        if !r.out.now.is_empty() || !r.out.after_persist.is_empty() {
+            return true;
+        }
+        if !r.log.unstable.next_entries().is_empty() || r.log.unstable.has_next_snapshot() {
+            return true;
+        }
+        if matches!(&r.role, Role::Leader(l) if l.broadcast_pending) {
+            return true;
+        }
+        r.log.has_next_committed_entries()
+    }
+
+    /// Collects the work to do. Handle it as [`Ready`] describes, then call
+    /// [`RawNode::advance`].
+    ///
+    /// # Errors
+    /// A storage failure while reading entries.
+    ///
+    /// # Panics
+    /// If the previous `Ready` was not advanced: the contract requires each
+    /// Ready to be persisted before the next is built.
+    pub fn ready(&mut self) -> Result<Ready, ReadyError> {
+        assert!(
+            self.outstanding.is_none(),
+            "ready() called before advance() of the previous Ready"
+        );
+        self.raft.flush_broadcast()?;
+        let log = &self.raft.log;
+        let entries = log.unstable.next_entries().to_vec();
+        let snapshot = log
+            .unstable
+            .snapshot
+            .clone()
+            .filter(|_| log.unstable.has_next_snapshot());
+        let committed_entries = log.next_committed_entries()?;
+        let hs = self.raft.hard_state();
+        let ss = soft_state(&self.raft);
+        let hard_state = (hs != self.prev_hard).then_some(hs);
+        let soft = (ss != self.prev_soft).then_some(ss);
+        let must_sync = !entries.is_empty()
+            || snapshot.is_some()
+            || hs.term != self.prev_hard.term
+            || hs.vote != self.prev_hard.vote;
+        let receipt = Receipt {
+            last_entry: entries.last().map(|e| e.log_id()),
+            snapshot: snapshot.as_ref().map(|s| s.metadata.index),
+            hard_state,
+            last_committed: committed_entries.last().map(|e| e.index),
+        };
+        self.raft.log.unstable.accept_in_progress();
+        if let Some(i) = receipt.last_committed {
+            self.raft.log.accept_applying(i);
+        }
+        if let Role::Leader(l) = &mut self.raft.role {
+            let applied_bytes: u64 = committed_entries.iter().map(|e| e.payload_bytes()).sum();
+            l.uncommitted_size = l.uncommitted_size.saturating_sub(applied_bytes);
+        }
+        self.prev_hard = hs;
+        self.prev_soft = ss;
+        self.outstanding = Some(receipt);
+        self.ready_number += 1;
+        Ok(Ready {
+            number: self.ready_number,
+            soft_state: soft,
+            hard_state,
+            snapshot,
+            entries,
+            committed_entries,
+            messages: std::mem::take(&mut self.raft.out.now),
+            persisted_messages: std::mem::take(&mut self.raft.out.after_persist),
+            must_sync,
+        })
+    }
+
+    /// Tells the node that the last [`Ready`] was persisted and its committed
+    /// entries applied. Its own votes and log now count (a leader's own
+    /// append acknowledges itself only here).
+    ///
+    /// Calling it with no outstanding Ready does nothing.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn advance(&mut self) -> Result<(), AdvanceError> {
+        let Some(receipt) = self.outstanding.take() else {
+            return Ok(());
+        };
+        if let Some(index) = receipt.snapshot {
+            self.raft.log.snapshot_persisted(index);
+        }
+        if let Some(id) = receipt.last_entry {
+            self.raft.log.stable_to(id);
+            self.raft.on_entries_persisted(id)?;
+        }
+        if let Some(hs) = receipt.hard_state {
+            self.raft.on_hard_state_persisted(hs.term, hs.vote)?;
+        }
+        if let Some(i) = receipt.last_committed {
+            self.raft.log.applied_to(i);
+        }
+        let r = Ok(());
+        self.checked(r)
+    }
+
+    /// Tells the leader that messages to `id` cannot be delivered: it stops
+    /// streaming to it and probes instead.
+    pub fn report_unreachable(&mut self, id: NodeId) {
+        if let Role::Leader(l) = &mut self.raft.role
+            && let Some(pr) = l.progress.get_mut(&id)
+            && pr.state == ProgressState::Replicate
+        {
+            pr.become_probe();
+        }
+    }
+
+    /// Tells the leader how sending a snapshot to `id` ended.
+    pub fn report_snapshot(&mut self, id: NodeId, status: SnapshotStatus) {
+        let Role::Leader(l) = &mut self.raft.role else {
+            return;
+        };
+        let Some(pr) = l.progress.get_mut(&id) else {
+            return;
+        };
+        let ProgressState::Snapshot { .. } = pr.state else {
+            return;
+        };
+        if status == SnapshotStatus::Failed {
+            // Forget the pending snapshot so probing restarts after `matched`.
+            pr.state = ProgressState::Snapshot {
+                pending: Index::ZERO,
+            };
+        }
+        pr.become_probe();
+        // Wait for the follower's append response (or a heartbeat response)
+        // before probing, so the snapshot is not raced by a probe.
+        pr.probe_sent = true;
+    }
+
+    /// The node's observable state.
+    pub fn status(&self) -> Status {
+        let r = &self.raft;
+        let progress = match &r.role {
+            Role::Leader(l) => Some(
+                l.progress
+                    .iter()
+                    .map(|(id, p)| {
+                        let s = ProgressStatus {
+                            matched: p.matched,
+                            next: p.next,
+                            state: p.state,
+                            recent_active: p.recent_active,
+                            is_learner: p.is_learner,
+                            inflight_msgs: p.inflights.len(),
+                        };
+                        (*id, s)
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Status {
+            id: r.id,
+            hard_state: r.hard_state(),
+            soft_state: soft_state(r),
+            applied: r.log.applied,
+            last_index: r.log.last_index().unwrap_or(Index::ZERO),
+            progress,
+        }
+    }
+
+    /// The storage this node reads.
+    pub fn store(&self) -> &S {
+        &self.raft.log.storage
+    }
+}
+
+fn soft_state<S: Storage>(r: &Raft<S>) -> SoftState {
+    SoftState {
+        leader: r.leader(),
+        role: r.role.kind(),
+    }
+}
+
+impl<S: Storage> std::fmt::Debug for RawNode<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawNode")
+            .field("id", &self.raft.id)
+            .field("term", &self.raft.term)
+            .field("role", &self.raft.role.kind())
+            .field("commit", &self.raft.log.committed)
+            .finish_non_exhaustive()
+    }
+}
+
+// Keep RoleKind reachable for docs of SoftState.
+const _: Option<RoleKind> = None;

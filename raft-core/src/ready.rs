@@ -1,0 +1,68 @@
+//! What the application must do next: the output of a `RawNode`.
+
+use crate::message::Message;
+use crate::raft::RoleKind;
+use crate::types::{Entry, HardState, NodeId, Snapshot};
+
+/// Volatile state worth reporting: who leads and what this node is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SoftState {
+    /// The known leader (this node, when leading).
+    pub leader: Option<NodeId>,
+    /// This node's role.
+    pub role: RoleKind,
+}
+
+/// A batch of work for the application, handed out by
+/// [`RawNode::ready`](crate::RawNode::ready). Handle it in this order:
+///
+/// 1. Send [`Ready::messages`] — they do not depend on this Ready being
+///    durable (a leader's appends may travel while it writes its own log,
+///    thesis §10.2.1).
+/// 2. Persist [`Ready::snapshot`], [`Ready::entries`] (writing index `i`
+///    discards any persisted entries at `i` and after) and
+///    [`Ready::hard_state`]; fsync if [`Ready::must_sync`].
+/// 3. Only then send [`Ready::persisted_messages`]: votes and append
+///    acknowledgements vouch for the state just persisted.
+/// 4. Apply the snapshot, then [`Ready::committed_entries`] in order.
+/// 5. Call [`RawNode::advance`](crate::RawNode::advance).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Ready {
+    /// A sequence number, increasing by one per Ready.
+    pub number: u64,
+    /// Set when the leader or role changed since the previous Ready.
+    pub soft_state: Option<SoftState>,
+    /// Set when term, vote or commit changed: persist it.
+    pub hard_state: Option<HardState>,
+    /// A snapshot received from the leader: persist it, then restore the
+    /// state machine from it.
+    pub snapshot: Option<Snapshot>,
+    /// Entries to append to stable storage.
+    pub entries: Vec<Entry>,
+    /// Committed entries to apply, in order. May include entries of
+    /// `entries` (persist first). Paginated by
+    /// `Config::max_committed_size_per_ready`.
+    pub committed_entries: Vec<Entry>,
+    /// Messages that may be sent immediately.
+    pub messages: Vec<Message>,
+    /// Messages that may only be sent after step 2 is durable.
+    pub persisted_messages: Vec<Message>,
+    /// True when the hard state's term or vote, the entries or the snapshot
+    /// changed: they must be fsynced before `persisted_messages` are sent.
+    /// A commit-index-only change need not be synced.
+    pub must_sync: bool,
+}
+
+impl Ready {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.soft_state.is_none()
+            && self.hard_state.is_none()
+            && self.snapshot.is_none()
+            && self.entries.is_empty()
+            && self.committed_entries.is_empty()
+            && self.messages.is_empty()
+            && self.persisted_messages.is_empty()
+    }
+}

@@ -1,0 +1,43 @@
+//! A snapshot of a node's state, for monitoring and tests.
+
+use std::collections::BTreeMap;
+
+use crate::ready::SoftState;
+use crate::tracker::ProgressState;
+use crate::types::{HardState, Index, NodeId};
+
+/// The leader's view of one member.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct ProgressStatus {
+    /// Highest index known replicated there.
+    pub matched: Index,
+    /// Next index to send.
+    pub next: Index,
+    /// Probe, replicate or snapshot.
+    pub state: ProgressState,
+    /// Heard from within the current CheckQuorum round.
+    pub recent_active: bool,
+    /// A non-voting member.
+    pub is_learner: bool,
+    /// Appends in flight.
+    pub inflight_msgs: usize,
+}
+
+/// Everything observable about a node.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct Status {
+    /// This node.
+    pub id: NodeId,
+    /// Term, vote and commit index.
+    pub hard_state: HardState,
+    /// Leader and role.
+    pub soft_state: SoftState,
+    /// Highest index applied by the application.
+    pub applied: Index,
+    /// Last index in the log.
+    pub last_index: Index,
+    /// Per-member progress; only on a leader.
+    pub progress: Option<BTreeMap<NodeId, ProgressStatus>>,
+}

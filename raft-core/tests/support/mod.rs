@@ -1,0 +1,361 @@
+//! A deterministic in-process cluster for tests: RawNodes over
+//! MemoryStorage, messages held in a queue until delivered, links that can be
+//! cut. Every node follows the Ready contract exactly.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use raft_core::{
+    ConfState, Config, Entry, HardState, Index, MemoryStorage, Message, MessageBody, NodeId,
+    Proposal, RawNode, RoleKind, Status, Term,
+};
+
+/// Shorthand for a node id in tests.
+pub fn id(raw: u64) -> NodeId {
+    NodeId::new(raw).expect("test ids are non-zero")
+}
+
+/// One node and what it applied.
+pub struct TestNode {
+    pub raw: RawNode<MemoryStorage>,
+    pub storage: MemoryStorage,
+    pub applied: Vec<Entry>,
+}
+
+/// A change applied to every node's config.
+type ConfigTweak = Box<dyn Fn(&mut Config)>;
+
+/// Builds a [`Cluster`].
+pub struct ClusterBuilder {
+    voters: Vec<u64>,
+    learners: Vec<u64>,
+    pre_vote: bool,
+    check_quorum: bool,
+    election_ticks: u32,
+    heartbeat_ticks: u32,
+    logs: BTreeMap<u64, (Vec<u64>, u64)>,
+    tweak: Option<ConfigTweak>,
+}
+
+impl ClusterBuilder {
+    pub fn voters(mut self, ids: &[u64]) -> Self {
+        self.voters = ids.to_vec();
+        self
+    }
+    pub fn learners(mut self, ids: &[u64]) -> Self {
+        self.learners = ids.to_vec();
+        self
+    }
+    pub fn pre_vote(mut self, on: bool) -> Self {
+        self.pre_vote = on;
+        self
+    }
+    pub fn check_quorum(mut self, on: bool) -> Self {
+        self.check_quorum = on;
+        self
+    }
+    pub fn election_ticks(mut self, n: u32) -> Self {
+        self.election_ticks = n;
+        self
+    }
+    pub fn heartbeat_ticks(mut self, n: u32) -> Self {
+        self.heartbeat_ticks = n;
+        self
+    }
+    /// Gives node `node` a persisted log whose entry `i` (1-based) has term
+    /// `terms[i-1]`, and a persisted current term.
+    pub fn log(mut self, node: u64, terms: &[u64], current_term: u64) -> Self {
+        self.logs.insert(node, (terms.to_vec(), current_term));
+        self
+    }
+    /// Adjusts every node's config.
+    pub fn configure(mut self, f: impl Fn(&mut Config) + 'static) -> Self {
+        self.tweak = Some(Box::new(f));
+        self
+    }
+
+    pub fn build(self) -> Cluster {
+        let conf = ConfState {
+            voters: self.voters.iter().map(|&v| id(v)).collect(),
+            learners: self.learners.iter().map(|&v| id(v)).collect(),
+            ..ConfState::default()
+        };
+        let mut nodes = BTreeMap::new();
+        for &raw in self.voters.iter().chain(&self.learners) {
+            let storage = MemoryStorage::with_conf_state(conf.clone());
+            if let Some((terms, current)) = self.logs.get(&raw) {
+                let entries: Vec<Entry> = terms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &t)| Entry::new(Term(t), Index(i as u64 + 1), Bytes::new()))
+                    .collect();
+                storage.append(&entries).expect("append");
+                storage.set_hard_state(HardState {
+                    term: Term(*current),
+                    vote: None,
+                    commit: Index(0),
+                });
+            }
+            let mut cfg = Config::new(id(raw));
+            cfg.pre_vote = self.pre_vote;
+            cfg.check_quorum = self.check_quorum;
+            cfg.election_timeout_ticks = self.election_ticks;
+            cfg.heartbeat_interval_ticks = self.heartbeat_ticks;
+            if let Some(f) = &self.tweak {
+                f(&mut cfg);
+            }
+            let raw_node = RawNode::new(cfg, storage.clone()).expect("valid node");
+            nodes.insert(
+                id(raw),
+                TestNode {
+                    raw: raw_node,
+                    storage,
+                    applied: Vec::new(),
+                },
+            );
+        }
+        Cluster {
+            nodes,
+            queue: VecDeque::new(),
+            cut: BTreeSet::new(),
+            delivered: Vec::new(),
+        }
+    }
+}
+
+/// Several nodes and the network between them.
+pub struct Cluster {
+    pub nodes: BTreeMap<NodeId, TestNode>,
+    /// Messages sent and not yet delivered, in send order.
+    pub queue: VecDeque<Message>,
+    /// Directed links that drop everything.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Every message delivered, for assertions.
+    pub delivered: Vec<Message>,
+}
+
+impl Cluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            voters: vec![1],
+            learners: vec![],
+            pre_vote: false,
+            check_quorum: false,
+            election_ticks: 10,
+            heartbeat_ticks: 1,
+            logs: BTreeMap::new(),
+            tweak: None,
+        }
+    }
+
+    pub fn node(&mut self, raw: u64) -> &mut TestNode {
+        self.nodes.get_mut(&id(raw)).expect("node exists")
+    }
+
+    pub fn status(&self, raw: u64) -> Status {
+        self.nodes[&id(raw)].raw.status()
+    }
+
+    pub fn role(&self, raw: u64) -> RoleKind {
+        self.status(raw).soft_state.role
+    }
+
+    pub fn term(&self, raw: u64) -> Term {
+        self.status(raw).hard_state.term
+    }
+
+    pub fn commit(&self, raw: u64) -> Index {
+        self.status(raw).hard_state.commit
+    }
+
+    /// The ids of nodes that consider themselves leader.
+    pub fn leaders(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.raw.status().soft_state.role == RoleKind::Leader)
+            .map(|(i, _)| i.get())
+            .collect()
+    }
+
+    /// Handles one Ready of `raw` per the contract; returns the messages it
+    /// emitted (also queued for delivery).
+    pub fn process_ready(&mut self, raw: u64) -> Vec<Message> {
+        let node = self.nodes.get_mut(&id(raw)).expect("node exists");
+        if !node.raw.has_ready() {
+            return Vec::new();
+        }
+        let rd = node.raw.ready().expect("ready");
+        if let Some(s) = &rd.snapshot {
+            node.storage
+                .apply_snapshot(s.clone())
+                .expect("apply snapshot");
+        }
+        node.storage.append(&rd.entries).expect("append");
+        if let Some(hs) = rd.hard_state {
+            node.storage.set_hard_state(hs);
+        }
+        node.applied.extend(rd.committed_entries.iter().cloned());
+        let mut out = rd.messages;
+        out.extend(rd.persisted_messages);
+        node.raw.advance().expect("advance");
+        self.queue.extend(out.iter().cloned());
+        out
+    }
+
+    /// Processes every node's Ready once, in id order. True if any had one.
+    pub fn process_all(&mut self) -> bool {
+        let ids: Vec<u64> = self.nodes.keys().map(|i| i.get()).collect();
+        let mut any = false;
+        for raw in ids {
+            any |= self.nodes[&id(raw)].raw.has_ready();
+            self.process_ready(raw);
+        }
+        any
+    }
+
+    /// Delivers every queued message once (new ones stay queued).
+    pub fn deliver_all(&mut self) -> bool {
+        let batch: Vec<Message> = self.queue.drain(..).collect();
+        let any = !batch.is_empty();
+        for m in batch {
+            self.deliver(m);
+        }
+        any
+    }
+
+    /// Delivers one message unless its link is cut or its target is gone.
+    pub fn deliver(&mut self, m: Message) {
+        if self.cut.contains(&(m.from, m.to)) {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(&m.to) else {
+            return;
+        };
+        self.delivered.push(m.clone());
+        // Refusals are part of normal operation (e.g. a forwarded
+        // proposal with no leader); tests inspect state, not these.
+        let _ = node.raw.step(m);
+    }
+
+    /// Runs Ready processing and delivery until nothing moves.
+    pub fn stabilize(&mut self) {
+        for _ in 0..10_000 {
+            let a = self.process_all();
+            let b = self.deliver_all();
+            if !a && !b {
+                return;
+            }
+        }
+        panic!("cluster did not stabilize in 10000 rounds");
+    }
+
+    pub fn campaign(&mut self, raw: u64) {
+        self.node(raw).raw.campaign().expect("campaign");
+        self.stabilize();
+    }
+
+    /// Elects `raw` (campaign and stabilize) and checks it won.
+    pub fn elect(&mut self, raw: u64) {
+        self.campaign(raw);
+        assert_eq!(
+            self.role(raw),
+            RoleKind::Leader,
+            "node {raw} should have won"
+        );
+    }
+
+    pub fn propose(&mut self, raw: u64, data: &'static [u8]) -> Proposal {
+        self.node(raw)
+            .raw
+            .propose(Bytes::from_static(data))
+            .expect("proposal accepted")
+    }
+
+    pub fn tick(&mut self, raw: u64, n: u32) {
+        for _ in 0..n {
+            self.node(raw).raw.tick().expect("tick");
+        }
+    }
+
+    /// Ticks every node `n` times, stabilizing after each round.
+    pub fn tick_all(&mut self, n: u32) {
+        let ids: Vec<u64> = self.nodes.keys().map(|i| i.get()).collect();
+        for _ in 0..n {
+            for &raw in &ids {
+                self.tick(raw, 1);
+            }
+            self.stabilize();
+        }
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut(&mut self, a: u64, b: u64) {
+        self.cut.insert((id(a), id(b)));
+        self.cut.insert((id(b), id(a)));
+    }
+
+    /// Cuts `raw` from every other node.
+    pub fn isolate(&mut self, raw: u64) {
+        let others: Vec<u64> = self
+            .nodes
+            .keys()
+            .map(|i| i.get())
+            .filter(|&o| o != raw)
+            .collect();
+        for o in others {
+            self.cut(raw, o);
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// The payloads `raw` applied, skipping empty entries.
+    pub fn applied_data(&self, raw: u64) -> Vec<Bytes> {
+        self.nodes[&id(raw)]
+            .applied
+            .iter()
+            .filter(|e| !e.data.is_empty())
+            .map(|e| e.data.clone())
+            .collect()
+    }
+
+    /// The terms of `raw`'s stored log, from index 1.
+    pub fn log_terms(&self, raw: u64) -> Vec<u64> {
+        use raft_core::Storage;
+        let s = &self.nodes[&id(raw)].storage;
+        let (first, last) = (
+            s.first_index().expect("first"),
+            s.last_index().expect("last"),
+        );
+        (first.get()..=last.get())
+            .map(|i| s.term(Index(i)).expect("term").get())
+            .collect()
+    }
+
+    /// Takes the queued messages of a given kind from `from`.
+    pub fn take_sent(&mut self, from: u64, kind: &str) -> Vec<Message> {
+        let (taken, kept): (Vec<Message>, Vec<Message>) = self
+            .queue
+            .drain(..)
+            .partition(|m| m.from == id(from) && m.body.kind_name() == kind);
+        self.queue = kept.into();
+        taken
+    }
+}
+
+/// True if `m` is of kind `kind`.
+pub fn is_kind(m: &Message, kind: &str) -> bool {
+    m.body.kind_name() == kind
+}
+
+/// Extracts the append fields or panics.
+pub fn as_append(m: &Message) -> &raft_core::Append {
+    match &m.body {
+        MessageBody::Append(a) => a,
+        other => panic!("expected Append, got {}", other.kind_name()),
+    }
+}
