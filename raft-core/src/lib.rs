@@ -1,4 +1,107 @@
-//! raft-core: the Raft consensus protocol as a pure state machine.
+//! # raft-core
+//!
+//! The Raft consensus protocol as a pure, deterministic state machine, in
+//! the style of etcd-raft: no I/O, no clock, no threads, no global random
+//! number generator. Your application owns the network, the disk and the
+//! timer; a [`RawNode`] owns the protocol.
+//!
+//! - Time is [`RawNode::tick`]; timeouts in [`Config`] are counted in ticks.
+//! - Input is [`RawNode::step`] (messages from peers), [`RawNode::propose`]
+//!   and [`RawNode::campaign`].
+//! - Output is a [`Ready`]: state to persist, messages to send, committed
+//!   entries to apply. After handling it, call [`RawNode::advance`].
+//! - Persisted state is read through the [`Storage`] trait;
+//!   [`MemoryStorage`] is an in-memory implementation.
+//!
+//! Everything the node does is a function of its inputs and
+//! [`Config::seed`]: the same inputs replay the same run.
+//!
+//! ## The Ready loop
+//!
+//! This runs a one-node cluster to a committed proposal. A real application
+//! does the same, but sends messages over its network and fsyncs its log.
+//!
+//! ```
+//! use raft_core::{Config, ConfState, MemoryStorage, NodeId, RawNode, Ready};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let id = NodeId::new(1).expect("non-zero id");
+//! // Every founding member starts from the same membership.
+//! let storage = MemoryStorage::with_conf_state(ConfState::with_voters([id]));
+//! let mut node = RawNode::new(Config::new(id), storage.clone())?;
+//!
+//! let mut applied = Vec::new();
+//! let mut handle = |node: &mut RawNode<MemoryStorage>| -> Result<(), Box<dyn std::error::Error>> {
+//!     while node.has_ready() {
+//!         let rd: Ready = node.ready()?;
+//!         // 1. Messages that need nothing durable may leave now:
+//!         //    `for m in rd.messages { transport.send(m) }` (none here: one node).
+//!         assert!(rd.messages.is_empty());
+//!         // 2. Persist the snapshot, entries and hard state (fsync if
+//!         //    `rd.must_sync`).
+//!         if let Some(snapshot) = rd.snapshot.clone() {
+//!             storage.apply_snapshot(snapshot)?;
+//!         }
+//!         storage.append(&rd.entries)?;
+//!         if let Some(hs) = rd.hard_state {
+//!             storage.set_hard_state(hs);
+//!         }
+//!         // 3. Now votes and append acknowledgements may leave:
+//!         //    `for m in rd.persisted_messages { transport.send(m) }`.
+//!         // 4. Apply committed entries, in order.
+//!         for entry in &rd.committed_entries {
+//!             if !entry.data.is_empty() {
+//!                 applied.push(entry.data.clone());
+//!             }
+//!         }
+//!         // 5. Tell the node it is all done.
+//!         node.advance()?;
+//!     }
+//!     Ok(())
+//! };
+//!
+//! // Normally the election timer (`tick`) starts an election.
+//! node.campaign()?;
+//! handle(&mut node)?;
+//! assert_eq!(node.status().soft_state.leader, Some(id));
+//!
+//! node.propose(&b"x = 1"[..])?;
+//! handle(&mut node)?;
+//! assert_eq!(applied, vec![bytes::Bytes::from_static(b"x = 1")]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## What is implemented
+//!
+//! | Feature | Knob (default) | Reference |
+//! |---|---|---|
+//! | Leader election, randomized timeout in `[et, 2et)` | `election_timeout_ticks` (10) | paper §5.2 |
+//! | Heartbeats carrying a safe commit index | `heartbeat_interval_ticks` (1) | paper §5.2 |
+//! | Up-to-date vote check, vote durable before answering | — | paper §5.4.1, thesis §3.8 |
+//! | Pre-vote | `pre_vote` (true) | thesis §9.6 |
+//! | CheckQuorum and leader lease for votes | `check_quorum` (true) | thesis §6.2, §4.2.3 |
+//! | Log replication, conflict truncation, fast backtracking | — | paper §5.3 |
+//! | Commit only by counting current-term entries | — | paper §5.4.2, Figure 8 |
+//! | Flow control: probe / replicate, inflight window | `max_inflight_msgs` (256), `max_inflight_bytes` (no limit), `max_size_per_msg` (1 MiB) | etcd-raft |
+//! | Uncommitted tail cap | `max_uncommitted_entries_size` (no limit) | etcd-raft |
+//! | Apply pagination | `max_committed_size_per_ready` (no limit) | etcd-raft |
+//! | Proposal forwarding | `disable_proposal_forwarding` (false) | — |
+//! | Leader appends to peers before its own fsync | — | thesis §10.2.1 |
+//! | Snapshot send and install when a follower needs compacted entries | — | paper §7, thesis Figure 13 |
+//!
+//! Quorum arithmetic ([`quorum`]) and follower tracking ([`tracker`]) are
+//! public, pure modules.
+//!
+//! ## Differences from etcd-raft
+//!
+//! - `pre_vote` and `check_quorum` are on by default.
+//! - Errors are values: a dropped proposal says why ([`ProposeError`]),
+//!   storage failures are returned ([`StorageError`]), never panics.
+//! - A leader batches the appends of all proposals made between two
+//!   `Ready`s into one message per follower.
+//! - Messages are a typed enum ([`MessageBody`]); node ids are non-zero by
+//!   construction ([`NodeId`]).
 #![deny(missing_docs)]
 
 mod config;
@@ -16,10 +119,17 @@ mod types;
 
 pub use config::{Config, ConfigError, NO_LIMIT, ReadOnlyOption};
 pub use error::{CampaignError, NewError, ProposeError, ReadyError, StepError, TickError};
-pub use message::*;
+pub use message::{
+    Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
+    ReadIndexRequest, ReadIndexResponse, RejectHint, TransferLeader, VoteRequest, VoteResponse,
+};
 pub use raft::{Proposal, RoleKind};
 pub use raw_node::{AdvanceError, RawNode, SnapshotStatus};
 pub use ready::{Ready, SoftState};
 pub use status::{ProgressStatus, Status};
 pub use storage::{InitialState, MemoryStorage, Storage, StorageError};
-pub use types::*;
+pub use types::{
+    ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,
+    ENTRY_OVERHEAD_BYTES, Entry, EntryKind, HardState, Index, LogId, NodeId, Snapshot,
+    SnapshotMetadata, Term, ZeroNodeId,
+};
