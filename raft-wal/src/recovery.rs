@@ -1,0 +1,334 @@
+//! Reading a WAL directory back: scan every segment, replay the batches,
+//! and decide what the damage found means. Nothing here writes; `Wal::open`
+//! applies the repair this module plans.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use raft_core::{Entry, HardState, Index, LogId};
+
+use crate::error::OpenError;
+use crate::format::{self, DamageKind, Record, SEGMENT_HEADER_BYTES, SnapshotMarker, TEMP_SUFFIX};
+use crate::io::Backend;
+
+/// A segment file found in the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentFile {
+    pub(crate) id: u64,
+    pub(crate) first_index: Index,
+    pub(crate) path: PathBuf,
+}
+
+/// A torn tail recovery will cut off the last segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TailRepair {
+    pub(crate) segment: u64,
+    pub(crate) path: PathBuf,
+    /// Where the damage was found.
+    pub(crate) damage_offset: u64,
+    pub(crate) kind: DamageKind,
+    /// The end of the last complete batch: the new end of the log.
+    pub(crate) good_end: u64,
+    /// One past the last non-zero byte: what must be zeroed from `good_end`.
+    pub(crate) dirty_end: u64,
+}
+
+/// The log as the batches replay it.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    pub(crate) hard_state: HardState,
+    pub(crate) markers: Vec<SnapshotMarker>,
+    /// The index of `entries[0]` (or where the next entry goes if empty).
+    pub(crate) base: Index,
+    pub(crate) entries: Vec<Entry>,
+}
+
+impl Replayed {
+    pub(crate) fn last_index(&self) -> Index {
+        Index(self.base.get() + self.entries.len() as u64).prev()
+    }
+
+    pub(crate) fn newest_marker(&self) -> Option<&SnapshotMarker> {
+        self.markers.last()
+    }
+
+    fn newest_marker_index(&self) -> Index {
+        self.newest_marker().map_or(Index::ZERO, |m| m.index)
+    }
+
+    fn apply(&mut self, segment: u64, record: Record) -> Result<(), OpenError> {
+        match record {
+            Record::HardState(hs) => self.hard_state = hs,
+            Record::SnapshotMarker(m) => self.apply_marker(segment, m)?,
+            Record::Entry(e) => self.apply_entry(segment, e)?,
+            Record::Commit(_) => unreachable!("scan_segment strips commit frames"),
+        }
+        Ok(())
+    }
+
+    /// A marker past the end of the log restarts the log after it (a
+    /// follower installing a leader's snapshot); otherwise the log goes on.
+    fn apply_marker(&mut self, segment: u64, m: SnapshotMarker) -> Result<(), OpenError> {
+        let newest = self.newest_marker_index();
+        if m.index < newest {
+            return Err(OpenError::MarkerRegressed {
+                segment,
+                newest,
+                found: m.index,
+            });
+        }
+        if m.index > self.last_index() {
+            self.entries.clear();
+            self.base = m.index.next();
+        }
+        self.markers.push(m);
+        Ok(())
+    }
+
+    /// An entry at or below the last index replaces the suffix from it.
+    fn apply_entry(&mut self, segment: u64, e: Entry) -> Result<(), OpenError> {
+        let expected = self.last_index().next();
+        if e.index > expected || e.index < self.base {
+            return Err(OpenError::IndexGap {
+                segment,
+                expected,
+                found: e.index,
+            });
+        }
+        let snapshot = self.newest_marker_index();
+        if e.index <= snapshot {
+            return Err(OpenError::RewritesSnapshot {
+                segment,
+                index: e.index,
+                snapshot,
+            });
+        }
+        self.entries.truncate((e.index - self.base) as usize);
+        self.entries.push(e);
+        Ok(())
+    }
+}
+
+/// Everything a scan of the directory found.
+#[derive(Debug, Default)]
+pub(crate) struct Scanned {
+    pub(crate) segments: Vec<SegmentFile>,
+    pub(crate) temp_files: Vec<PathBuf>,
+    pub(crate) replayed: Replayed,
+    pub(crate) tail_repair: Option<TailRepair>,
+    /// Where writing continues in the last segment.
+    pub(crate) write_offset: u64,
+}
+
+/// The frames of one segment, grouped into complete batches.
+#[derive(Debug)]
+pub(crate) struct SegmentScan {
+    pub(crate) batches: Vec<Vec<Record>>,
+    /// The end of the last complete batch.
+    pub(crate) good_end: usize,
+    /// The first damage after `good_end`, if any.
+    pub(crate) damage: Option<(usize, DamageKind)>,
+}
+
+/// Splits a segment's frames into batches, stopping at the first damage.
+/// Commit frames are checked and dropped.
+pub(crate) fn scan_segment(bytes: &Bytes, segment_id: u64, max_record_bytes: u32) -> SegmentScan {
+    let mut pos = SEGMENT_HEADER_BYTES;
+    let mut batch_start = pos;
+    let mut current = Vec::new();
+    let mut batches = Vec::new();
+    let incomplete = |current: &Vec<Record>, batch_start| {
+        (!current.is_empty()).then_some((batch_start, DamageKind::IncompleteBatch))
+    };
+    let damage = loop {
+        if pos >= bytes.len() {
+            break incomplete(&current, batch_start);
+        }
+        match format::decode_frame(bytes, segment_id, pos, max_record_bytes) {
+            Ok((Record::Commit(c), next)) => {
+                let closes_batch = c.batch_start == batch_start as u64
+                    && c.frame_count as usize == current.len()
+                    && c.synced_through <= batch_start as u64;
+                if !closes_batch {
+                    break Some((pos, DamageKind::BadCommit));
+                }
+                batches.push(std::mem::take(&mut current));
+                batch_start = next;
+                pos = next;
+            }
+            Ok((record, next)) => {
+                current.push(record);
+                pos = next;
+            }
+            Err(kind @ (DamageKind::Hole | DamageKind::Truncated)) => {
+                if bytes[pos..].iter().all(|&b| b == 0) {
+                    // Preallocated or never-written space: the clean end.
+                    break incomplete(&current, batch_start);
+                }
+                break Some((pos, kind));
+            }
+            Err(kind) => break Some((pos, kind)),
+        }
+    };
+    SegmentScan {
+        batches,
+        good_end: batch_start,
+        damage,
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Lists the directory: segment files sorted by id (checked for duplicates
+/// and gaps) and leftover temporary files.
+pub(crate) fn list_segments(
+    backend: &dyn Backend,
+    dir: &Path,
+) -> Result<(Vec<SegmentFile>, Vec<PathBuf>), OpenError> {
+    let names = backend.list_dir(dir).map_err(io_error(dir))?;
+    let mut segments = Vec::new();
+    let mut temps = Vec::new();
+    for name in names {
+        if name.ends_with(TEMP_SUFFIX) {
+            temps.push(dir.join(&name));
+        } else if let Some((id, first_index)) = format::parse_segment_file_name(&name) {
+            segments.push(SegmentFile {
+                id,
+                first_index,
+                path: dir.join(&name),
+            });
+        }
+    }
+    segments.sort_by_key(|s| s.id);
+    for pair in segments.windows(2) {
+        let (a, b) = (pair[0].id, pair[1].id);
+        if a == b {
+            return Err(OpenError::DuplicateSegment { segment: a });
+        }
+        if b != a + 1 {
+            return Err(OpenError::MissingSegment {
+                missing: a + 1,
+                before: a,
+                after: b,
+            });
+        }
+    }
+    Ok((segments, temps))
+}
+
+/// Reads and checks the whole directory without changing it.
+pub(crate) fn scan_dir(
+    backend: &dyn Backend,
+    dir: &Path,
+    max_record_bytes: u32,
+) -> Result<Scanned, OpenError> {
+    let (segments, temp_files) = list_segments(backend, dir)?;
+    let mut replayed = Replayed {
+        base: Index(1),
+        ..Replayed::default()
+    };
+    let mut tail_repair = None;
+    let mut write_offset = SEGMENT_HEADER_BYTES as u64;
+    for (i, seg) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        let bytes = Bytes::from(backend.read(&seg.path).map_err(io_error(&seg.path))?);
+        let corrupt = |offset: usize, kind, replayed: &Replayed| OpenError::Corrupt {
+            segment: seg.id,
+            offset: offset as u64,
+            last_good_index: replayed.last_index(),
+            kind,
+        };
+        let header = format::decode_segment_header(&bytes).map_err(|k| corrupt(0, k, &replayed))?;
+        if header.segment_id != seg.id || header.first_index != seg.first_index {
+            return Err(OpenError::MisnamedSegment {
+                path: seg.path.clone(),
+            });
+        }
+        if i == 0 {
+            replayed.base = header.first_index;
+        } else if header.first_index != replayed.last_index().next() {
+            return Err(OpenError::IndexGap {
+                segment: seg.id,
+                expected: replayed.last_index().next(),
+                found: header.first_index,
+            });
+        }
+        let scan = scan_segment(&bytes, seg.id, max_record_bytes);
+        for batch in scan.batches {
+            for record in batch {
+                replayed.apply(seg.id, record)?;
+            }
+        }
+        write_offset = scan.good_end as u64;
+        let Some((offset, kind)) = scan.damage else {
+            continue;
+        };
+        let proven =
+            format::later_commit_proves_durable(&bytes, seg.id, offset, scan.good_end as u64);
+        if !is_last || proven.is_some() {
+            return Err(corrupt(offset, kind, &replayed));
+        }
+        let dirty_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        tail_repair = Some(TailRepair {
+            segment: seg.id,
+            path: seg.path.clone(),
+            damage_offset: offset as u64,
+            kind,
+            good_end: scan.good_end as u64,
+            dirty_end: dirty_end.max(scan.good_end) as u64,
+        });
+    }
+    let last_index = replayed.last_index();
+    if replayed.hard_state.commit > last_index {
+        return Err(OpenError::CommitBeyondLog {
+            commit: replayed.hard_state.commit,
+            last_index,
+        });
+    }
+    Ok(Scanned {
+        segments,
+        temp_files,
+        replayed,
+        tail_repair,
+        write_offset,
+    })
+}
+
+/// Checks that the log continues from the caller's snapshot and returns the
+/// matching marker and the entries after it.
+pub(crate) fn entries_after(
+    replayed: &mut Replayed,
+    requested: Option<LogId>,
+) -> Result<(Option<SnapshotMarker>, Vec<Entry>), OpenError> {
+    let requested = requested.filter(|s| *s != LogId::ZERO);
+    let marker = match requested {
+        None => None,
+        Some(s) => replayed
+            .markers
+            .iter()
+            .rev()
+            .find(|m| m.log_id() == s)
+            .cloned(),
+    };
+    let start = marker.as_ref().map_or(Index::ZERO, |m| m.index);
+    let continues = requested.is_none() || marker.is_some();
+    if !continues || start.next() < replayed.base {
+        return Err(OpenError::SnapshotMismatch {
+            requested,
+            available: replayed
+                .markers
+                .iter()
+                .map(SnapshotMarker::log_id)
+                .collect(),
+            log_start: replayed.base,
+        });
+    }
+    let skip = ((start.next() - replayed.base) as usize).min(replayed.entries.len());
+    let entries = replayed.entries.split_off(skip);
+    Ok((marker, entries))
+}

@@ -1,0 +1,756 @@
+//! The writer: `Wal::open`, `save`, `save_snapshot_marker`, `release_to`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use raft_core::{Entry, HardState, Index, LogId};
+
+use crate::error::{OpenError, ReleaseError, SaveError};
+use crate::format::{
+    self, Commit, DamageKind, MAX_RECORD_BYTES_LIMIT, SEGMENT_HEADER_BYTES, SegmentHeader,
+    SnapshotMarker, TEMP_SUFFIX,
+};
+use crate::io::{Backend, DirLock, FileBackend, FileHandle};
+use crate::recovery::{self, Scanned, SegmentFile};
+
+/// Default [`WalOptions::segment_size_bytes`]: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
+/// Default [`WalOptions::max_record_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 << 20;
+/// The chunk size for writing zeros (preallocation and tail repair).
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// How to open a WAL. Build with [`WalOptions::new`] and the setters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WalOptions {
+    /// The file system. Default: [`FileBackend`].
+    pub backend: Arc<dyn Backend>,
+    /// The size at which the writer moves to a new segment. A batch that
+    /// starts before this size is written whole, so a segment can exceed it
+    /// by one batch. Default: [`DEFAULT_SEGMENT_SIZE_BYTES`] (64 MiB).
+    pub segment_size_bytes: u64,
+    /// Whether new segments are filled with zeros up to
+    /// `segment_size_bytes` before use, so appends never change the file's
+    /// size or block map and `fdatasync` flushes data only. Default: on
+    /// (see the crate docs for the measurement).
+    pub preallocate: bool,
+    /// The largest payload of one frame (an entry's data plus 24 bytes);
+    /// recovery treats a longer length field as damage. Default:
+    /// [`DEFAULT_MAX_RECORD_BYTES`] (16 MiB).
+    pub max_record_bytes: u32,
+    /// The snapshot the caller restored, whose marker the log must hold;
+    /// recovery returns the entries after it. `None`: the caller has no
+    /// snapshot, so the log must start at index 1. Default: `None`.
+    pub snapshot: Option<LogId>,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            backend: FileBackend::shared(),
+            segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
+            preallocate: true,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            snapshot: None,
+        }
+    }
+}
+
+impl WalOptions {
+    /// The defaults.
+    pub fn new() -> WalOptions {
+        WalOptions::default()
+    }
+
+    /// Sets [`WalOptions::backend`].
+    #[must_use]
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Sets [`WalOptions::segment_size_bytes`].
+    #[must_use]
+    pub fn segment_size_bytes(mut self, bytes: u64) -> Self {
+        self.segment_size_bytes = bytes;
+        self
+    }
+
+    /// Sets [`WalOptions::preallocate`].
+    #[must_use]
+    pub fn preallocate(mut self, on: bool) -> Self {
+        self.preallocate = on;
+        self
+    }
+
+    /// Sets [`WalOptions::max_record_bytes`].
+    #[must_use]
+    pub fn max_record_bytes(mut self, bytes: u32) -> Self {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Sets [`WalOptions::snapshot`].
+    #[must_use]
+    pub fn snapshot(mut self, snapshot: Option<LogId>) -> Self {
+        self.snapshot = snapshot;
+        self
+    }
+
+    fn validate(&self) -> Result<(), OpenError> {
+        if self.segment_size_bytes < SEGMENT_HEADER_BYTES as u64 {
+            return Err(OpenError::InvalidOption(
+                "segment_size_bytes below the header size",
+            ));
+        }
+        if self.max_record_bytes < format::COMMIT_BYTES as u32
+            || self.max_record_bytes > MAX_RECORD_BYTES_LIMIT
+        {
+            return Err(OpenError::InvalidOption("max_record_bytes out of range"));
+        }
+        Ok(())
+    }
+}
+
+/// A torn tail that recovery cut off the last segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailTruncation {
+    /// The segment's id.
+    pub segment: u64,
+    /// Where the damage was found.
+    pub damage_offset: u64,
+    /// What the damage was.
+    pub kind: DamageKind,
+    /// The new end of the log in that segment; everything after it was
+    /// zeroed and synced.
+    pub truncated_at: u64,
+}
+
+/// What recovery read.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// The newest hard state (the default if none was ever saved).
+    pub hard_state: HardState,
+    /// The marker matching [`WalOptions::snapshot`], if one was given.
+    pub snapshot: Option<SnapshotMarker>,
+    /// The entries after the snapshot (from index 1 without one), in order.
+    pub entries: Vec<Entry>,
+    /// The positions of all snapshot markers in the retained log, oldest
+    /// first.
+    pub snapshot_markers: Vec<LogId>,
+    /// The torn tail recovery truncated, if any.
+    pub truncated_tail: Option<TailTruncation>,
+    /// Leftover temporary files recovery deleted.
+    pub removed_temp_files: Vec<PathBuf>,
+}
+
+/// Counters since open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalStats {
+    /// Batches written (one per `save` or marker that wrote anything).
+    pub batches: u64,
+    /// `fdatasync` calls on segment files, rotations included.
+    pub fsyncs: u64,
+    /// Bytes written to segments (frames only, not preallocation).
+    pub bytes_written: u64,
+    /// New segments created.
+    pub rotations: u64,
+}
+
+/// A write-ahead log for one Raft node. See the crate docs.
+///
+/// `Wal` is `Send + Sync`: concurrent `save` calls from several threads share
+/// fsyncs (group commit).
+#[derive(Debug)]
+pub struct Wal {
+    dir: PathBuf,
+    options: WalOptions,
+    inner: Mutex<Inner>,
+    synced: Condvar,
+    _lock: DirLock,
+}
+
+#[derive(Debug)]
+struct Inner {
+    poisoned: bool,
+    segments: Vec<SegmentFile>,
+    file: Arc<dyn FileHandle>,
+    /// Where the next batch goes in the current segment.
+    offset: u64,
+    /// Invariant: `synced_offset <= offset`; all bytes of the current
+    /// segment before it are durable.
+    synced_offset: u64,
+    /// Batches written since open; `synced_seq <= written_seq`.
+    written_seq: u64,
+    synced_seq: u64,
+    /// A thread is inside `sync_data` with the lock released.
+    syncing: bool,
+    last_index: Index,
+    hard_state: HardState,
+    newest_marker: Option<SnapshotMarker>,
+    stats: WalStats,
+    buf: Vec<u8>,
+}
+
+impl Inner {
+    fn current(&self) -> &SegmentFile {
+        self.segments
+            .last()
+            .expect("a WAL always has a current segment")
+    }
+
+    fn newest_marker_index(&self) -> Index {
+        self.newest_marker.as_ref().map_or(Index::ZERO, |m| m.index)
+    }
+}
+
+fn map_io(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the WAL in `dir` and recovers it: the
+    /// recovery rules of the crate docs decide between accepting, repairing
+    /// a torn tail and refusing.
+    ///
+    /// # Errors
+    /// [`OpenError::Locked`] if another process has it open; a refusal
+    /// variant for damage recovery must not repair; [`OpenError::Io`].
+    pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<(Wal, Recovered), OpenError> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let backend = Arc::clone(&options.backend);
+        backend.create_dir_all(&dir).map_err(map_io(&dir))?;
+        let lock = backend.lock_dir(&dir).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::WouldBlock {
+                OpenError::Locked { dir: dir.clone() }
+            } else {
+                OpenError::Io {
+                    path: dir.clone(),
+                    source,
+                }
+            }
+        })?;
+        let mut scanned = recovery::scan_dir(backend.as_ref(), &dir, options.max_record_bytes)?;
+        let (snapshot, entries) = recovery::entries_after(&mut scanned.replayed, options.snapshot)?;
+        let mut recovered = Recovered {
+            hard_state: scanned.replayed.hard_state,
+            snapshot,
+            entries,
+            snapshot_markers: scanned
+                .replayed
+                .markers
+                .iter()
+                .map(SnapshotMarker::log_id)
+                .collect(),
+            truncated_tail: None,
+            removed_temp_files: scanned.temp_files.clone(),
+        };
+        for temp in &scanned.temp_files {
+            backend.remove_file(temp).map_err(map_io(temp))?;
+        }
+        if !scanned.temp_files.is_empty() {
+            backend.sync_dir(&dir).map_err(map_io(&dir))?;
+            tracing::info!(
+                count = scanned.temp_files.len(),
+                "removed leftover temporary files"
+            );
+        }
+        if let Some(repair) = &scanned.tail_repair {
+            repair_tail(backend.as_ref(), repair, options.preallocate)?;
+            tracing::warn!(
+                segment = repair.segment,
+                offset = repair.damage_offset,
+                kind = %repair.kind,
+                truncated_at = repair.good_end,
+                "truncated a torn tail"
+            );
+            recovered.truncated_tail = Some(TailTruncation {
+                segment: repair.segment,
+                damage_offset: repair.damage_offset,
+                kind: repair.kind,
+                truncated_at: repair.good_end,
+            });
+        }
+        let inner = Wal::writer_state(backend.as_ref(), &dir, &options, scanned)?;
+        let wal = Wal {
+            dir,
+            options,
+            inner: Mutex::new(inner),
+            synced: Condvar::new(),
+            _lock: lock,
+        };
+        Ok((wal, recovered))
+    }
+
+    fn writer_state(
+        backend: &dyn Backend,
+        dir: &Path,
+        options: &WalOptions,
+        scanned: Scanned,
+    ) -> Result<Inner, OpenError> {
+        let replayed = scanned.replayed;
+        let mut segments = scanned.segments;
+        let offset;
+        let file: Arc<dyn FileHandle> = match segments.last() {
+            Some(last) => {
+                offset = scanned.write_offset;
+                Arc::from(backend.open(&last.path).map_err(map_io(&last.path))?)
+            }
+            None => {
+                let created = create_segment(
+                    backend,
+                    dir,
+                    options,
+                    1,
+                    Index(1),
+                    &HardState::default(),
+                    None,
+                )
+                .map_err(map_io(dir))?;
+                offset = created.end;
+                segments.push(created.segment);
+                created.file
+            }
+        };
+        Ok(Inner {
+            poisoned: false,
+            segments,
+            file,
+            offset,
+            synced_offset: offset,
+            written_seq: 0,
+            synced_seq: 0,
+            syncing: false,
+            last_index: replayed.last_index(),
+            hard_state: replayed.hard_state,
+            newest_marker: replayed.newest_marker().cloned(),
+            stats: WalStats::default(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The directory this WAL lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last index in the log (or of the newest snapshot marker, if that
+    /// is later).
+    pub fn last_index(&self) -> Index {
+        self.inner.lock().last_index
+    }
+
+    /// The hard state last saved.
+    pub fn hard_state(&self) -> HardState {
+        self.inner.lock().hard_state
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> WalStats {
+        self.inner.lock().stats
+    }
+
+    /// The ids of the segments on disk, oldest first.
+    pub fn segment_ids(&self) -> Vec<u64> {
+        self.inner.lock().segments.iter().map(|s| s.id).collect()
+    }
+
+    /// True once an I/O error has poisoned the WAL.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.lock().poisoned
+    }
+
+    /// Appends `entries` and, if given and changed, `hard_state`, as one
+    /// batch. An entry at or below the last index replaces the log from it
+    /// on (Raft's conflict truncation). With `sync`, returns once the batch
+    /// is durable, sharing one `fdatasync` with concurrent callers; without,
+    /// the batch is written but may be lost in a crash (follow
+    /// `Ready::must_sync`).
+    ///
+    /// # Errors
+    /// A validation variant of [`SaveError`] before anything is written;
+    /// [`SaveError::Io`] (which poisons the WAL) or [`SaveError::Poisoned`].
+    pub fn save(
+        &self,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+        sync: bool,
+    ) -> Result<(), SaveError> {
+        let mut g = self.inner.lock();
+        if g.poisoned {
+            return Err(SaveError::Poisoned);
+        }
+        let new_last = self.check_save(&g, hard_state, entries)?;
+        let hard_state = hard_state.filter(|hs| **hs != g.hard_state);
+        if hard_state.is_none() && entries.is_empty() {
+            return if sync { self.wait_synced(g) } else { Ok(()) };
+        }
+        self.maybe_rotate(&mut g)?;
+        let id = g.current().id;
+        let mut buf = std::mem::take(&mut g.buf);
+        buf.clear();
+        let mut frames = 0;
+        if let Some(hs) = hard_state {
+            format::put_hard_state(&mut buf, id, hs);
+            frames += 1;
+        }
+        for e in entries {
+            format::put_entry(&mut buf, id, e);
+            frames += 1;
+        }
+        self.write_batch(&mut g, buf, frames)?;
+        g.last_index = new_last;
+        if let Some(hs) = hard_state {
+            g.hard_state = *hs;
+        }
+        if sync { self.wait_synced(g) } else { Ok(()) }
+    }
+
+    /// Validates a save; returns the last index after it.
+    fn check_save(
+        &self,
+        g: &Inner,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+    ) -> Result<Index, SaveError> {
+        let mut new_last = g.last_index;
+        if let Some(first) = entries.first() {
+            let expected = g.last_index.next();
+            if first.index > expected {
+                return Err(SaveError::Gap {
+                    expected,
+                    found: first.index,
+                });
+            }
+            let snapshot = g.newest_marker_index();
+            if first.index <= snapshot {
+                return Err(SaveError::BelowSnapshot {
+                    index: first.index,
+                    snapshot,
+                });
+            }
+            if first.index <= g.hard_state.commit {
+                return Err(SaveError::TruncatesCommitted {
+                    index: first.index,
+                    commit: g.hard_state.commit,
+                });
+            }
+            for pair in entries.windows(2) {
+                if pair[1].index != pair[0].index.next() {
+                    return Err(SaveError::NotContiguous {
+                        previous: pair[0].index,
+                        found: pair[1].index,
+                    });
+                }
+            }
+            for e in entries {
+                if !format::kind_is_storable(e.kind) {
+                    return Err(SaveError::UnsupportedEntryKind { index: e.index });
+                }
+                let bytes = format::entry_payload_bytes(e) as u64;
+                if bytes > u64::from(self.options.max_record_bytes) {
+                    return Err(SaveError::RecordTooLarge {
+                        bytes,
+                        max: self.options.max_record_bytes,
+                    });
+                }
+            }
+            new_last = entries[entries.len() - 1].index;
+        }
+        if let Some(hs) = hard_state
+            && hs.commit > new_last
+        {
+            return Err(SaveError::CommitBeyondLog {
+                commit: hs.commit,
+                last_index: new_last,
+            });
+        }
+        Ok(new_last)
+    }
+
+    /// Records a snapshot marker and syncs: the caller must have made the
+    /// snapshot itself durable first. A marker past the last index restarts
+    /// the log after it (installing a leader's snapshot).
+    ///
+    /// # Errors
+    /// [`SaveError::MarkerRegressed`] for a marker older than the newest;
+    /// [`SaveError::Io`] or [`SaveError::Poisoned`].
+    pub fn save_snapshot_marker(&self, marker: &SnapshotMarker) -> Result<(), SaveError> {
+        let mut g = self.inner.lock();
+        if g.poisoned {
+            return Err(SaveError::Poisoned);
+        }
+        let newest = g.newest_marker_index();
+        if marker.index < newest {
+            return Err(SaveError::MarkerRegressed {
+                newest,
+                found: marker.index,
+            });
+        }
+        self.maybe_rotate(&mut g)?;
+        let id = g.current().id;
+        let mut buf = std::mem::take(&mut g.buf);
+        buf.clear();
+        format::put_snapshot_marker(&mut buf, id, marker);
+        self.write_batch(&mut g, buf, 1)?;
+        if marker.index > g.last_index {
+            g.last_index = marker.index;
+        }
+        g.newest_marker = Some(marker.clone());
+        self.wait_synced(g)
+    }
+
+    /// Makes every batch written so far durable.
+    ///
+    /// # Errors
+    /// [`SaveError::Io`] (which poisons the WAL) or [`SaveError::Poisoned`].
+    pub fn sync(&self) -> Result<(), SaveError> {
+        let g = self.inner.lock();
+        if g.poisoned {
+            return Err(SaveError::Poisoned);
+        }
+        self.wait_synced(g)
+    }
+
+    /// Deletes the oldest segments whose entries are all at or below
+    /// `index`, which must not exceed the newest snapshot marker. Returns how
+    /// many segments were deleted. The current segment is never deleted.
+    ///
+    /// # Errors
+    /// [`ReleaseError::BeyondSnapshot`]; [`ReleaseError::Io`] (which poisons
+    /// the WAL) or [`ReleaseError::Poisoned`].
+    pub fn release_to(&self, index: Index) -> Result<usize, ReleaseError> {
+        let mut g = self.inner.lock();
+        if g.poisoned {
+            return Err(ReleaseError::Poisoned);
+        }
+        let snapshot = g.newest_marker_index();
+        if index > snapshot {
+            return Err(ReleaseError::BeyondSnapshot {
+                requested: index,
+                snapshot,
+            });
+        }
+        // Segment k only holds entries below the next segment's first index.
+        let count = g
+            .segments
+            .windows(2)
+            .take_while(|pair| pair[1].first_index <= index.next())
+            .count();
+        if count == 0 {
+            return Ok(0);
+        }
+        // Oldest first, so a crash midway leaves consecutive segment ids.
+        for seg in &g.segments[..count] {
+            if let Err(e) = self.options.backend.remove_file(&seg.path) {
+                g.poisoned = true;
+                return Err(ReleaseError::Io(e));
+            }
+        }
+        if let Err(e) = self.options.backend.sync_dir(&self.dir) {
+            g.poisoned = true;
+            return Err(ReleaseError::Io(e));
+        }
+        g.segments.drain(..count);
+        tracing::debug!(count, up_to = %index, "released segments");
+        Ok(count)
+    }
+
+    /// Appends the commit frame and writes the batch in one call.
+    fn write_batch(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        mut buf: Vec<u8>,
+        frames: u32,
+    ) -> Result<(), SaveError> {
+        let id = g.current().id;
+        let commit = Commit {
+            batch_start: g.offset,
+            synced_through: g.synced_offset,
+            frame_count: frames,
+        };
+        format::put_commit(&mut buf, id, commit);
+        let result = g.file.write_at(g.offset, &buf);
+        let len = buf.len() as u64;
+        g.buf = buf;
+        if let Err(e) = result {
+            g.poisoned = true;
+            return Err(SaveError::Io(e));
+        }
+        g.offset += len;
+        g.written_seq += 1;
+        g.stats.batches += 1;
+        g.stats.bytes_written += len;
+        Ok(())
+    }
+
+    /// Waits until everything written so far is durable, leading the fsync
+    /// if no other thread is.
+    fn wait_synced(&self, mut g: MutexGuard<'_, Inner>) -> Result<(), SaveError> {
+        let target = g.written_seq;
+        loop {
+            if g.poisoned {
+                return Err(SaveError::Poisoned);
+            }
+            if g.synced_seq >= target {
+                return Ok(());
+            }
+            if g.syncing {
+                self.synced.wait(&mut g);
+                continue;
+            }
+            // Lead: sync everything written so far, without the lock, so
+            // other writers can queue the next group meanwhile.
+            g.syncing = true;
+            let covers_seq = g.written_seq;
+            let covers_offset = g.offset;
+            let segment = g.current().id;
+            let file = Arc::clone(&g.file);
+            let result = MutexGuard::unlocked(&mut g, || file.sync_data());
+            g.syncing = false;
+            self.synced.notify_all();
+            match result {
+                Ok(()) => {
+                    g.stats.fsyncs += 1;
+                    g.synced_seq = g.synced_seq.max(covers_seq);
+                    if g.current().id == segment {
+                        g.synced_offset = g.synced_offset.max(covers_offset);
+                    }
+                }
+                Err(e) => {
+                    g.poisoned = true;
+                    return Err(SaveError::Io(e));
+                }
+            }
+        }
+    }
+
+    fn maybe_rotate(&self, g: &mut MutexGuard<'_, Inner>) -> Result<(), SaveError> {
+        if g.offset < self.options.segment_size_bytes {
+            return Ok(());
+        }
+        let result = self.rotate(g);
+        if result.is_err() {
+            g.poisoned = true;
+        }
+        result.map_err(SaveError::Io)
+    }
+
+    /// Seals the current segment (fsync) and switches to a new one that
+    /// carries the hard state and newest snapshot marker, so older segments
+    /// can be released without losing either.
+    fn rotate(&self, g: &mut MutexGuard<'_, Inner>) -> std::io::Result<()> {
+        g.file.sync_data()?;
+        g.stats.fsyncs += 1;
+        g.synced_seq = g.written_seq;
+        let id = g.current().id + 1;
+        let created = create_segment(
+            self.options.backend.as_ref(),
+            &self.dir,
+            &self.options,
+            id,
+            g.last_index.next(),
+            &g.hard_state,
+            g.newest_marker.as_ref(),
+        )?;
+        g.file = created.file;
+        g.offset = created.end;
+        g.synced_offset = created.end;
+        g.segments.push(created.segment);
+        g.stats.rotations += 1;
+        g.stats.fsyncs += 1;
+        tracing::debug!(segment = id, first_index = %g.last_index.next(), "rotated to a new segment");
+        Ok(())
+    }
+}
+
+struct CreatedSegment {
+    segment: SegmentFile,
+    file: Arc<dyn FileHandle>,
+    end: u64,
+}
+
+/// Writes a new segment under a temporary name (header, then a batch with
+/// the carried hard state and marker, then optional zeros), fsyncs it,
+/// renames it into place and fsyncs the directory.
+fn create_segment(
+    backend: &dyn Backend,
+    dir: &Path,
+    options: &WalOptions,
+    id: u64,
+    first_index: Index,
+    hard_state: &HardState,
+    marker: Option<&SnapshotMarker>,
+) -> std::io::Result<CreatedSegment> {
+    let name = format::segment_file_name(id, first_index);
+    let path = dir.join(&name);
+    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+    let header = SegmentHeader {
+        segment_id: id,
+        first_index,
+    };
+    let mut buf = format::encode_segment_header(header).to_vec();
+    format::put_hard_state(&mut buf, id, hard_state);
+    if let Some(m) = marker {
+        format::put_snapshot_marker(&mut buf, id, m);
+    }
+    let commit = Commit {
+        batch_start: SEGMENT_HEADER_BYTES as u64,
+        synced_through: SEGMENT_HEADER_BYTES as u64,
+        frame_count: 1 + u32::from(marker.is_some()),
+    };
+    format::put_commit(&mut buf, id, commit);
+    let end = buf.len() as u64;
+    let file = backend.create(&temp)?;
+    file.write_at(0, &buf)?;
+    if options.preallocate {
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+        let mut at = end;
+        while at < options.segment_size_bytes {
+            let n = (options.segment_size_bytes - at).min(ZERO_CHUNK_BYTES as u64);
+            file.write_at(at, &zeros[..n as usize])?;
+            at += n;
+        }
+    }
+    file.sync_data()?;
+    backend.rename(&temp, &path)?;
+    backend.sync_dir(dir)?;
+    Ok(CreatedSegment {
+        segment: SegmentFile {
+            id,
+            first_index,
+            path,
+        },
+        file: Arc::from(file),
+        end,
+    })
+}
+
+/// Zeroes a torn tail from the last good batch and syncs it.
+fn repair_tail(
+    backend: &dyn Backend,
+    repair: &recovery::TailRepair,
+    preallocate: bool,
+) -> Result<(), OpenError> {
+    let file = backend.open(&repair.path).map_err(map_io(&repair.path))?;
+    let result = (|| {
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+        let mut at = repair.good_end;
+        while at < repair.dirty_end {
+            let n = (repair.dirty_end - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+            file.write_at(at, &zeros[..n])?;
+            at += n as u64;
+        }
+        if !preallocate {
+            file.set_len(repair.good_end)?;
+        }
+        file.sync_data()
+    })();
+    result.map_err(map_io(&repair.path))
+}
