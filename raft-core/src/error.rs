@@ -123,6 +123,36 @@ pub enum CampaignError {
     Storage(#[from] StorageError),
 }
 
+/// Why `RawNode::read_index` could not start a read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadIndexError {
+    /// No leader is known to ask.
+    #[error("no leader is known")]
+    NoLeader,
+    /// Storage failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// Why `RawNode::transfer_leader` did not start a transfer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// No leader is known to ask.
+    #[error("no leader is known")]
+    NoLeader,
+    /// The target cannot lead: it is a learner or not a member.
+    #[error("node {target} is not a voter and cannot become leader")]
+    NotVoter {
+        /// The requested target.
+        target: NodeId,
+    },
+    /// Storage failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
 /// Why `RawNode::tick` failed (only a storage failure while campaigning).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

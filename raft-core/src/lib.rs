@@ -118,12 +118,15 @@ pub mod tracker;
 mod types;
 
 pub use config::{Config, ConfigError, NO_LIMIT, ReadOnlyOption};
-pub use error::{CampaignError, NewError, ProposeError, ReadyError, StepError, TickError};
+pub use error::{
+    CampaignError, NewError, ProposeError, ReadIndexError, ReadyError, StepError, TickError,
+    TransferError,
+};
 pub use message::{
     Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
     ReadIndexRequest, ReadIndexResponse, RejectHint, TransferLeader, VoteRequest, VoteResponse,
 };
-pub use raft::{Proposal, RoleKind};
+pub use raft::{Proposal, ReadState, RoleKind};
 pub use raw_node::{AdvanceError, RawNode, SnapshotStatus};
 pub use ready::{Ready, SoftState};
 pub use status::{ProgressStatus, Status};

@@ -3,7 +3,10 @@
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::error::{CampaignError, NewError, ProposeError, ReadyError, StepError, TickError};
+use crate::error::{
+    CampaignError, NewError, ProposeError, ReadIndexError, ReadyError, StepError, TickError,
+    TransferError,
+};
 use crate::message::Message;
 use crate::raft::{Proposal, Raft, Role, RoleKind};
 use crate::ready::{Ready, SoftState};
@@ -139,7 +142,7 @@ impl<S: Storage> RawNode<S> {
         if soft_state(r) != self.prev_soft || r.hard_state() != self.prev_hard {
             return true;
         }
-        if !r.out.now.is_empty() || !r.out.after_persist.is_empty() {
+        if !r.out.now.is_empty() || !r.out.after_persist.is_empty() || !r.read_states.is_empty() {
             return true;
         }
         if !r.log.unstable.next_entries().is_empty() || r.log.unstable.has_next_snapshot() {
@@ -209,6 +212,7 @@ impl<S: Storage> RawNode<S> {
             committed_entries,
             messages: std::mem::take(&mut self.raft.out.now),
             persisted_messages: std::mem::take(&mut self.raft.out.after_persist),
+            read_states: std::mem::take(&mut self.raft.read_states),
             must_sync,
         })
     }
@@ -239,6 +243,33 @@ impl<S: Storage> RawNode<S> {
             self.raft.log.applied_to(i);
         }
         let r = Ok(());
+        self.checked(r)
+    }
+
+    /// Asks for a linearizable read (thesis §6.4). When leadership is
+    /// confirmed, a [`ReadState`](crate::ReadState) with the same `context`
+    /// appears in `Ready::read_states`: serve the read once the application
+    /// applied its index. On a follower the request goes to the leader. A
+    /// request in flight when leadership changes is dropped: retry after a
+    /// timeout.
+    ///
+    /// # Errors
+    /// [`ReadIndexError::NoLeader`] when no leader is known.
+    pub fn read_index(&mut self, context: impl Into<Bytes>) -> Result<(), ReadIndexError> {
+        let r = self.raft.read_index(context.into());
+        self.checked(r)
+    }
+
+    /// Asks for `target` to become leader (thesis §3.10). The leader stops
+    /// accepting proposals, brings `target` up to date and tells it to
+    /// campaign at once; it gives up after an election timeout. On a
+    /// follower the request goes to the leader.
+    ///
+    /// # Errors
+    /// [`TransferError::NotVoter`] for learners and non-members,
+    /// [`TransferError::NoLeader`] when no leader is known.
+    pub fn transfer_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
+        let r = self.raft.transfer_leader(target);
         self.checked(r)
     }
 
@@ -304,6 +335,7 @@ impl<S: Storage> RawNode<S> {
             soft_state: soft_state(r),
             applied: r.log.applied,
             last_index: r.log.last_index().unwrap_or(Index::ZERO),
+            transferee: r.transferee(),
             progress,
         }
     }

@@ -48,6 +48,9 @@ pub struct Ready {
     pub messages: Vec<Message>,
     /// Messages that may only be sent after step 2 is durable.
     pub persisted_messages: Vec<Message>,
+    /// Reads confirmed since the last Ready: serve each once the state
+    /// machine has applied its index.
+    pub read_states: Vec<crate::ReadState>,
     /// True when the hard state's term or vote, the entries or the snapshot
     /// changed: they must be fsynced before `persisted_messages` are sent.
     /// A commit-index-only change need not be synced.
@@ -64,5 +67,6 @@ impl Ready {
             && self.committed_entries.is_empty()
             && self.messages.is_empty()
             && self.persisted_messages.is_empty()
+            && self.read_states.is_empty()
     }
 }

@@ -38,6 +38,8 @@ pub struct Status {
     pub applied: Index,
     /// Last index in the log.
     pub last_index: Index,
+    /// The target of a leadership transfer in progress (leader only).
+    pub transferee: Option<NodeId>,
     /// Per-member progress; only on a leader.
     pub progress: Option<BTreeMap<NodeId, ProgressStatus>>,
 }

@@ -138,6 +138,8 @@ impl<S: Storage> Raft<S> {
             progress,
             uncommitted_size: 0,
             broadcast_pending: false,
+            reads: Default::default(),
+            transferee: None,
         }));
         let noop = Entry {
             term,

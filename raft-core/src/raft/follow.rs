@@ -56,16 +56,14 @@ impl<S: Storage> Raft<S> {
                 self.hup(true)?;
                 Ok(())
             }
+            MessageBody::ReadIndexResponse(ref r) => {
+                self.handle_read_index_response(&m, r);
+                Ok(())
+            }
             _ => {
-                let reason = if matches!(
-                    m.body,
-                    MessageBody::ReadIndex(_) | MessageBody::TransferLeader(_)
-                ) {
-                    Ignored::Unsupported
-                } else {
-                    Ignored::WrongRole
-                };
-                self.ignore(&Message { body: m.body, ..m }, reason);
+                // Requests forwarded to a node that no longer leads are
+                // dropped; the requester retries against the new leader.
+                self.ignore(&m, Ignored::WrongRole);
                 Ok(())
             }
         }

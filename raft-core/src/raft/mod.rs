@@ -4,8 +4,10 @@
 
 mod election;
 mod follow;
+mod read;
 mod replicate;
 mod role;
+mod transfer;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,6 +20,7 @@ use crate::storage::Storage;
 use crate::tracker::Membership;
 use crate::types::{HardState, Index, NodeId, Term};
 
+pub use read::ReadState;
 pub use replicate::Proposal;
 pub use role::RoleKind;
 pub(crate) use role::{LeaderState, Role};
@@ -39,8 +42,6 @@ pub(crate) enum Ignored {
     RewritesCommitted,
     /// A snapshot whose configuration does not include this node.
     SnapshotWithoutSelf,
-    /// A feature this node does not implement yet.
-    Unsupported,
 }
 
 /// Messages produced while handling input, split by when they may be sent.
@@ -76,6 +77,8 @@ pub(crate) struct Raft<S> {
     pub(crate) role: Role,
     pub(crate) membership: Membership,
     pub(crate) out: Outbox,
+    /// Reads answered and not yet handed out in a `Ready`.
+    pub(crate) read_states: Vec<ReadState>,
     pub(crate) cfg: Config,
     /// Ticks since the last reset (heard from a leader, started an
     /// election, or — on a leader — since the last CheckQuorum round).
@@ -116,6 +119,7 @@ impl<S: Storage> Raft<S> {
             role: Role::Follower { leader: None },
             membership: Membership::from_conf_state(&init.conf_state),
             out: Outbox::default(),
+            read_states: Vec::new(),
             rng: StdRng::seed_from_u64(cfg.seed),
             cfg,
             election_elapsed: 0,

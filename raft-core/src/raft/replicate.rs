@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::read::ReadRequest;
 use super::{Ignored, LeaderState, Raft, Role};
 use crate::error::{ProposeError, StepError};
 use crate::message::{Append, AppendResponse, Heartbeat, Message, MessageBody};
@@ -86,6 +87,10 @@ impl<S: Storage> Raft<S> {
         kind: EntryKind,
         data: Bytes,
     ) -> Result<Proposal, ProposeError> {
+        if let Some(target) = self.transferee() {
+            // Thesis §3.10: stop accepting work so the target can catch up.
+            return Err(ProposeError::TransferInProgress { target });
+        }
         if !self.membership.contains(self.id) {
             return Err(ProposeError::NotAMember);
         }
@@ -123,17 +128,27 @@ impl<S: Storage> Raft<S> {
                 Ok(())
             }
             MessageBody::AppendResponse(r) => self.handle_append_response(m.from, r),
-            MessageBody::HeartbeatResponse(_) => self.handle_heartbeat_response(m.from),
-            _ => {
-                let reason = if matches!(
-                    m.body,
-                    MessageBody::ReadIndex(_) | MessageBody::TransferLeader(_)
-                ) {
-                    Ignored::Unsupported
-                } else {
-                    Ignored::WrongRole
+            MessageBody::HeartbeatResponse(h) => {
+                if let Some(round) = h.read_round {
+                    self.ack_read_round(m.from, round);
+                }
+                self.handle_heartbeat_response(m.from)
+            }
+            MessageBody::ReadIndex(r) => {
+                let request = ReadRequest {
+                    from: Some(m.from),
+                    context: r.context,
                 };
-                self.ignore(&m, reason);
+                Ok(self.leader_read(request)?)
+            }
+            MessageBody::TransferLeader(t) => {
+                if let Err(e) = self.leader_transfer(t.target) {
+                    tracing::info!(id = %self.id, from = %m.from, error = %e, "forwarded transfer refused");
+                }
+                Ok(())
+            }
+            _ => {
+                self.ignore(&m, Ignored::WrongRole);
                 Ok(())
             }
         }
@@ -308,11 +323,13 @@ impl<S: Storage> Raft<S> {
         }
         if self.maybe_commit()? {
             self.leader_state().broadcast_pending = true;
+            self.release_reads_after_commit()?;
         } else if was_paused {
             self.maybe_send_append(from, false)?;
         }
         // Keep the window full while there is a backlog.
         while self.maybe_send_append(from, false)? {}
+        self.maybe_finish_transfer(from, false)?;
         Ok(())
     }
 
@@ -348,6 +365,7 @@ impl<S: Storage> Raft<S> {
             .is_some_and(|pr| pr.maybe_update(last.index));
         if updated && self.maybe_commit()? {
             self.leader_state().broadcast_pending = true;
+            self.release_reads_after_commit()?;
         }
         Ok(())
     }
@@ -379,6 +397,7 @@ impl<S: Storage> Raft<S> {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.cfg.election_timeout_ticks {
             self.election_elapsed = 0;
+            self.abort_transfer("not completed within an election timeout");
             if self.cfg.check_quorum && !self.quorum_recently_active() {
                 // Thesis §6.2: a leader that cannot reach a quorum steps down,
                 // so clients look for the real leader elsewhere.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::read::ReadQueue;
 use crate::tracker::ProgressMap;
 use crate::types::NodeId;
 
@@ -35,6 +36,11 @@ pub(crate) struct LeaderState {
     /// Appends or commit updates wait to be broadcast (batched until the
     /// next `Ready`).
     pub(crate) broadcast_pending: bool,
+    /// Reads waiting for leadership to be confirmed.
+    pub(crate) reads: ReadQueue,
+    /// The node leadership is being handed to; proposals are refused
+    /// meanwhile.
+    pub(crate) transferee: Option<NodeId>,
 }
 
 /// The role without its state.

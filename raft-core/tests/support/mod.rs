@@ -21,6 +21,8 @@ pub struct TestNode {
     pub raw: RawNode<MemoryStorage>,
     pub storage: MemoryStorage,
     pub applied: Vec<Entry>,
+    /// Read states handed out, in order.
+    pub read_states: Vec<raft_core::ReadState>,
 }
 
 /// A change applied to every node's config.
@@ -112,6 +114,7 @@ impl ClusterBuilder {
                     raw: raw_node,
                     storage,
                     applied: Vec::new(),
+                    read_states: Vec::new(),
                 },
             );
         }
@@ -196,6 +199,7 @@ impl Cluster {
             node.storage.set_hard_state(hs);
         }
         node.applied.extend(rd.committed_entries.iter().cloned());
+        node.read_states.extend(rd.read_states.iter().cloned());
         let mut out = rd.messages;
         out.extend(rd.persisted_messages);
         node.raw.advance().expect("advance");

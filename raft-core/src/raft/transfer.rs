@@ -1,0 +1,100 @@
+//! Leadership transfer (thesis §3.10): bring the target up to date, then
+//! tell it to campaign at once.
+
+use super::{Raft, Role};
+use crate::error::TransferError;
+use crate::message::{Message, MessageBody, TransferLeader};
+use crate::storage::{Storage, StorageError};
+use crate::types::{NodeId, Term};
+
+impl<S: Storage> Raft<S> {
+    /// Asks for `target` to become leader.
+    pub(crate) fn transfer_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
+        match self.role {
+            Role::Leader(_) => self.leader_transfer(target),
+            Role::Follower {
+                leader: Some(leader),
+            } => {
+                if target == leader {
+                    return Ok(());
+                }
+                let body = MessageBody::TransferLeader(TransferLeader { target });
+                self.out.push(Message {
+                    from: self.id,
+                    to: leader,
+                    term: Term::ZERO,
+                    body,
+                });
+                Ok(())
+            }
+            _ => Err(TransferError::NoLeader),
+        }
+    }
+
+    pub(crate) fn leader_transfer(&mut self, target: NodeId) -> Result<(), TransferError> {
+        if target == self.id {
+            return Ok(());
+        }
+        if !self.membership.is_voter(target) {
+            // Learners never campaign; a non-member cannot be elected.
+            return Err(TransferError::NotVoter { target });
+        }
+        let Role::Leader(l) = &mut self.role else {
+            unreachable!()
+        };
+        if l.transferee == Some(target) {
+            return Ok(());
+        }
+        if let Some(old) = l.transferee {
+            tracing::info!(id = %self.id, old = %old, new = %target, "replacing leadership transfer");
+        }
+        l.transferee = Some(target);
+        // The transfer must finish within an election timeout, or it is
+        // abandoned and proposals flow again.
+        self.election_elapsed = 0;
+        tracing::info!(id = %self.id, target = %target, term = %self.term, "leadership transfer started");
+        self.maybe_finish_transfer(target, true)?;
+        Ok(())
+    }
+
+    /// Sends TimeoutNow once the target's log matches ours; otherwise (if
+    /// `catch_up`) pushes entries to it.
+    pub(crate) fn maybe_finish_transfer(
+        &mut self,
+        target: NodeId,
+        catch_up: bool,
+    ) -> Result<(), StorageError> {
+        let last = self.log.last_index()?;
+        let Role::Leader(l) = &self.role else {
+            return Ok(());
+        };
+        if l.transferee != Some(target) {
+            return Ok(());
+        }
+        let matched = l.progress.get(&target).map(|p| p.matched);
+        if matched == Some(last) {
+            tracing::info!(id = %self.id, target = %target, "target caught up; sending timeout-now");
+            self.send(target, MessageBody::TimeoutNow);
+        } else if catch_up {
+            self.maybe_send_append(target, true)?;
+        }
+        Ok(())
+    }
+
+    /// Abandons a transfer in progress (timeout, or the target left).
+    pub(crate) fn abort_transfer(&mut self, why: &'static str) {
+        if let Role::Leader(l) = &mut self.role
+            && let Some(target) = l.transferee.take()
+        {
+            tracing::info!(id = %self.id, target = %target, why, "leadership transfer aborted");
+        }
+    }
+
+    /// The target of the transfer in progress, if any.
+    pub(crate) fn transferee(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(l) => l.transferee,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Linearizable reads (thesis §6.4) and leadership transfer (thesis §3.10).
+
+mod support;
+
+use bytes::Bytes;
+use raft_core::{Index, ProposeError, ReadIndexError, ReadOnlyOption, RoleKind, TransferError};
+use support::{Cluster, id};
+
+fn three_nodes() -> Cluster {
+    let mut c = Cluster::builder()
+        .voters(&[1, 2, 3])
+        .pre_vote(true)
+        .check_quorum(true)
+        .build();
+    c.elect(1);
+    c
+}
+
+#[test]
+fn read_index_on_leader_is_answered_after_a_quorum_heartbeat_round() {
+    let mut c = three_nodes();
+    c.propose(1, b"w1");
+    c.stabilize();
+    c.node(1).raw.read_index(&b"r1"[..]).expect("read accepted");
+    c.process_ready(1);
+    assert!(
+        c.node(1).read_states.is_empty(),
+        "not answered before the round completes"
+    );
+    c.stabilize();
+    let rs = c.node(1).read_states.clone();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].context, Bytes::from_static(b"r1"));
+    assert_eq!(rs[0].index, c.commit(1));
+}
+
+#[test]
+fn read_index_is_not_answered_when_the_leader_is_partitioned() {
+    let mut c = three_nodes();
+    c.isolate(1);
+    c.node(1).raw.read_index(&b"r"[..]).expect("read accepted");
+    c.stabilize();
+    assert!(
+        c.node(1).read_states.is_empty(),
+        "a minority leader must not confirm reads"
+    );
+}
+
+#[test]
+fn read_index_from_a_follower_is_forwarded_and_answered() {
+    let mut c = three_nodes();
+    c.propose(1, b"w1");
+    c.stabilize();
+    c.node(2).raw.read_index(&b"f"[..]).expect("read accepted");
+    c.stabilize();
+    let rs = c.node(2).read_states.clone();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].index, c.commit(1));
+    assert_eq!(rs[0].context, Bytes::from_static(b"f"));
+}
+
+#[test]
+fn read_index_waits_for_the_first_commit_of_the_new_term() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).build();
+    c.elect(1);
+    // Node 2 becomes leader; before its no-op commits, a read arrives.
+    c.node(2).raw.campaign().expect("campaign");
+    // Deliver only what is needed for the election, not the no-op acks.
+    for _ in 0..6 {
+        c.process_all();
+        c.deliver_all();
+        if c.role(2) == RoleKind::Leader {
+            break;
+        }
+    }
+    assert_eq!(c.role(2), RoleKind::Leader);
+    let commit_before = c.commit(2);
+    c.node(2)
+        .raw
+        .read_index(&b"early"[..])
+        .expect("read accepted");
+    c.process_ready(2);
+    assert!(c.node(2).read_states.is_empty());
+    c.stabilize();
+    let rs = c.node(2).read_states.clone();
+    assert_eq!(rs.len(), 1);
+    assert!(
+        rs[0].index > commit_before,
+        "the answer covers the new term's no-op"
+    );
+}
+
+#[test]
+fn repeated_read_contexts_get_their_own_rounds() {
+    let mut c = three_nodes();
+    c.node(1).raw.read_index(&b"same"[..]).expect("read");
+    c.stabilize();
+    c.propose(1, b"w");
+    c.stabilize();
+    c.node(1).raw.read_index(&b"same"[..]).expect("read");
+    c.stabilize();
+    let rs = c.node(1).read_states.clone();
+    assert_eq!(rs.len(), 2);
+    assert!(
+        rs[1].index > rs[0].index,
+        "a retried context is never answered with a stale index"
+    );
+}
+
+#[test]
+fn lease_reads_are_answered_without_a_round_trip() {
+    let mut c = Cluster::builder()
+        .voters(&[1, 2, 3])
+        .check_quorum(true)
+        .configure(|cfg| cfg.read_only_option = ReadOnlyOption::LeaseBased)
+        .build();
+    c.elect(1);
+    c.isolate(1);
+    c.node(1).raw.read_index(&b"lease"[..]).expect("read");
+    c.process_ready(1);
+    assert_eq!(c.node(1).read_states.len(), 1);
+}
+
+#[test]
+fn read_index_without_a_leader_is_refused() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).build();
+    let err = c.node(2).raw.read_index(&b"x"[..]).expect_err("no leader");
+    assert!(matches!(err, ReadIndexError::NoLeader));
+}
+
+#[test]
+fn transfer_to_an_up_to_date_follower_makes_it_leader() {
+    let mut c = three_nodes();
+    c.node(1).raw.transfer_leader(id(2)).expect("transfer");
+    c.stabilize();
+    assert_eq!(c.role(2), RoleKind::Leader);
+    assert_eq!(c.role(1), RoleKind::Follower);
+}
+
+#[test]
+fn transfer_to_a_lagging_follower_catches_it_up_first() {
+    let mut c = three_nodes();
+    c.isolate(3);
+    for _ in 0..5 {
+        c.propose(1, b"w");
+    }
+    c.stabilize();
+    c.heal();
+    c.node(1).raw.transfer_leader(id(3)).expect("transfer");
+    c.stabilize();
+    assert_eq!(c.role(3), RoleKind::Leader);
+    assert_eq!(c.log_terms(3), c.log_terms(1));
+}
+
+#[test]
+fn proposals_during_a_transfer_are_refused() {
+    let mut c = three_nodes();
+    c.isolate(3);
+    c.node(1).raw.transfer_leader(id(3)).expect("transfer");
+    let err = c
+        .node(1)
+        .raw
+        .propose(Bytes::from_static(b"x"))
+        .expect_err("refused");
+    assert!(matches!(err, ProposeError::TransferInProgress { target } if target == id(3)));
+}
+
+#[test]
+fn transfer_is_aborted_after_an_election_timeout() {
+    let mut c = three_nodes();
+    c.isolate(3);
+    c.node(1).raw.transfer_leader(id(3)).expect("transfer");
+    c.tick(1, 10);
+    assert_eq!(c.status(1).transferee, None);
+    assert_eq!(
+        c.role(1),
+        RoleKind::Leader,
+        "node 2 still acks, so node 1 keeps leading"
+    );
+    c.node(1)
+        .raw
+        .propose(Bytes::from_static(b"x"))
+        .expect("proposals flow again");
+}
+
+#[test]
+fn transfer_to_a_learner_is_refused() {
+    let mut c = Cluster::builder().voters(&[1, 2]).learners(&[3]).build();
+    c.elect(1);
+    let err = c.node(1).raw.transfer_leader(id(3)).expect_err("learner");
+    assert!(matches!(err, TransferError::NotVoter { .. }));
+}
+
+#[test]
+fn transfer_target_wins_even_inside_the_vote_lease() {
+    // With CheckQuorum every follower is inside its leader lease; the
+    // transfer's vote requests must still be granted.
+    let mut c = three_nodes();
+    c.propose(1, b"w");
+    c.stabilize();
+    c.node(1).raw.transfer_leader(id(3)).expect("transfer");
+    c.stabilize();
+    assert_eq!(c.role(3), RoleKind::Leader);
+    assert!(c.commit(3) >= Index(2));
+}
+
+#[test]
+fn follower_forwards_a_transfer_request_to_the_leader() {
+    let mut c = three_nodes();
+    c.node(2).raw.transfer_leader(id(3)).expect("forwarded");
+    c.stabilize();
+    assert_eq!(c.role(3), RoleKind::Leader);
+}
