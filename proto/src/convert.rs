@@ -1,0 +1,822 @@
+//! Conversions between the generated wire records and `raft-core` values.
+//!
+//! Encoding (`From<&core> for wire`) cannot fail. Decoding
+//! (`TryFrom<wire> for core`) is where untrusted input is checked, once:
+//! a value that comes out of it upholds every invariant `raft-core`
+//! documents for its type.
+
+use std::collections::BTreeSet;
+
+use raft_core::{
+    Append, AppendResponse, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
+    ConfChangeV2, ConfState, Entry, EntryKind, HardState, Heartbeat, HeartbeatResponse, Index,
+    LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
+    Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
+};
+
+use crate::error::DecodeError;
+use crate::wire;
+
+/// The largest term or index a decoder accepts (`2^63 - 1`).
+///
+/// `raft-core` treats overflow of a term or index as a broken invariant
+/// (it panics), not as bad input. Capping what comes off the wire at half
+/// the `u64` range leaves room for all the arithmetic the protocol does on
+/// received values, while a real cluster would need 2^63 elections or
+/// entries to reach it.
+pub const MAX_TERM_OR_INDEX: u64 = i64::MAX as u64;
+
+// ---------------------------------------------------------------------------
+// Field helpers.
+
+fn node_id(field: &'static str, raw: u64) -> Result<NodeId, DecodeError> {
+    NodeId::new(raw).ok_or(DecodeError::ZeroNodeId { field })
+}
+
+fn counter(field: &'static str, raw: u64) -> Result<u64, DecodeError> {
+    if raw > MAX_TERM_OR_INDEX {
+        Err(DecodeError::ValueTooLarge { field, value: raw })
+    } else {
+        Ok(raw)
+    }
+}
+
+fn term(field: &'static str, raw: u64) -> Result<Term, DecodeError> {
+    counter(field, raw).map(Term)
+}
+
+fn index(field: &'static str, raw: u64) -> Result<Index, DecodeError> {
+    counter(field, raw).map(Index)
+}
+
+/// A log position: term 0 goes with index 0 and only with it.
+fn log_id(
+    field: &'static str,
+    (term_field, raw_term): (&'static str, u64),
+    (index_field, raw_index): (&'static str, u64),
+) -> Result<LogId, DecodeError> {
+    let t = term(term_field, raw_term)?;
+    let i = index(index_field, raw_index)?;
+    if (t == Term::ZERO) != (i == Index::ZERO) {
+        return Err(DecodeError::InvalidLogId {
+            field,
+            term: raw_term,
+            index: raw_index,
+        });
+    }
+    Ok(LogId::new(t, i))
+}
+
+fn not_above_message_term(
+    field: &'static str,
+    found: Term,
+    message_term: Term,
+) -> Result<(), DecodeError> {
+    if found > message_term {
+        Err(DecodeError::TermAboveMessageTerm {
+            field,
+            term: found.get(),
+            message_term: message_term.get(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// `raft-core` marks its kind enums `#[non_exhaustive]`, so matching on them
+/// from this crate needs a fallback arm. A kind this crate does not know is
+/// encoded as UNSPECIFIED, which every decoder rejects: the peer refuses the
+/// record rather than misreading it. Debug builds panic instead, so a test
+/// run catches a `raft-core` that grew a kind this crate was not taught.
+fn unknown_kind<T>(what: &str, unspecified: T) -> T {
+    if cfg!(debug_assertions) {
+        panic!("raft-proto cannot encode this {what}: it predates the raft-core in use");
+    }
+    unspecified
+}
+
+// ---------------------------------------------------------------------------
+// Enums.
+
+fn entry_kind(raw: i32) -> Result<EntryKind, DecodeError> {
+    const FIELD: &str = "Entry.type";
+    match wire::EntryType::try_from(raw) {
+        Ok(wire::EntryType::Normal) => Ok(EntryKind::Normal),
+        Ok(wire::EntryType::ConfChange) => Ok(EntryKind::ConfChange),
+        Ok(wire::EntryType::ConfChangeV2) => Ok(EntryKind::ConfChangeV2),
+        Ok(wire::EntryType::Unspecified) => Err(DecodeError::UnspecifiedEnum { field: FIELD }),
+        Err(_) => Err(DecodeError::UnknownEnum {
+            field: FIELD,
+            value: raw,
+        }),
+    }
+}
+
+fn entry_type(kind: EntryKind) -> wire::EntryType {
+    match kind {
+        EntryKind::Normal => wire::EntryType::Normal,
+        EntryKind::ConfChange => wire::EntryType::ConfChange,
+        EntryKind::ConfChangeV2 => wire::EntryType::ConfChangeV2,
+        _ => unknown_kind("entry kind", wire::EntryType::Unspecified),
+    }
+}
+
+fn conf_change_kind(field: &'static str, raw: i32) -> Result<ConfChangeKind, DecodeError> {
+    match wire::ConfChangeType::try_from(raw) {
+        Ok(wire::ConfChangeType::AddNode) => Ok(ConfChangeKind::AddNode),
+        Ok(wire::ConfChangeType::RemoveNode) => Ok(ConfChangeKind::RemoveNode),
+        Ok(wire::ConfChangeType::AddLearnerNode) => Ok(ConfChangeKind::AddLearnerNode),
+        Ok(wire::ConfChangeType::Unspecified) => Err(DecodeError::UnspecifiedEnum { field }),
+        Err(_) => Err(DecodeError::UnknownEnum { field, value: raw }),
+    }
+}
+
+fn conf_change_type(kind: ConfChangeKind) -> wire::ConfChangeType {
+    match kind {
+        ConfChangeKind::AddNode => wire::ConfChangeType::AddNode,
+        ConfChangeKind::RemoveNode => wire::ConfChangeType::RemoveNode,
+        ConfChangeKind::AddLearnerNode => wire::ConfChangeType::AddLearnerNode,
+        _ => unknown_kind("membership change kind", wire::ConfChangeType::Unspecified),
+    }
+}
+
+fn transition(raw: i32) -> Result<ConfChangeTransition, DecodeError> {
+    const FIELD: &str = "ConfChangeV2.transition";
+    match wire::ConfChangeTransition::try_from(raw) {
+        Ok(wire::ConfChangeTransition::Auto) => Ok(ConfChangeTransition::Auto),
+        Ok(wire::ConfChangeTransition::JointImplicit) => Ok(ConfChangeTransition::JointImplicit),
+        Ok(wire::ConfChangeTransition::JointExplicit) => Ok(ConfChangeTransition::JointExplicit),
+        Ok(wire::ConfChangeTransition::Unspecified) => {
+            Err(DecodeError::UnspecifiedEnum { field: FIELD })
+        }
+        Err(_) => Err(DecodeError::UnknownEnum {
+            field: FIELD,
+            value: raw,
+        }),
+    }
+}
+
+fn wire_transition(t: ConfChangeTransition) -> wire::ConfChangeTransition {
+    match t {
+        ConfChangeTransition::Auto => wire::ConfChangeTransition::Auto,
+        ConfChangeTransition::JointImplicit => wire::ConfChangeTransition::JointImplicit,
+        ConfChangeTransition::JointExplicit => wire::ConfChangeTransition::JointExplicit,
+        _ => unknown_kind("transition", wire::ConfChangeTransition::Unspecified),
+    }
+}
+
+fn message_type(raw: i32) -> Result<wire::MessageType, DecodeError> {
+    const FIELD: &str = "Message.type";
+    match wire::MessageType::try_from(raw) {
+        Ok(wire::MessageType::Unspecified) => Err(DecodeError::UnspecifiedEnum { field: FIELD }),
+        Ok(t) => Ok(t),
+        Err(_) => Err(DecodeError::UnknownEnum {
+            field: FIELD,
+            value: raw,
+        }),
+    }
+}
+
+/// The name `raft-core` gives the kind (`MessageBody::kind_name`).
+fn kind_name(t: wire::MessageType) -> &'static str {
+    use wire::MessageType as T;
+    match t {
+        T::Unspecified => "Unspecified",
+        T::Append => "Append",
+        T::AppendResponse => "AppendResponse",
+        T::Vote => "Vote",
+        T::VoteResponse => "VoteResponse",
+        T::PreVote => "PreVote",
+        T::PreVoteResponse => "PreVoteResponse",
+        T::Heartbeat => "Heartbeat",
+        T::HeartbeatResponse => "HeartbeatResponse",
+        T::Snapshot => "Snapshot",
+        T::Propose => "Propose",
+        T::ReadIndex => "ReadIndex",
+        T::ReadIndexResponse => "ReadIndexResponse",
+        T::TimeoutNow => "TimeoutNow",
+        T::TransferLeader => "TransferLeader",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Entry, HardState.
+
+impl From<&Entry> for wire::Entry {
+    fn from(e: &Entry) -> wire::Entry {
+        wire::Entry {
+            r#type: entry_type(e.kind) as i32,
+            term: e.term.get(),
+            index: e.index.get(),
+            data: e.data.clone(),
+        }
+    }
+}
+
+/// Checks the kind and the range of term and index. Where the entry sits in
+/// a log is checked by the message that carries it: forwarded proposals
+/// legitimately have index and term 0.
+impl TryFrom<wire::Entry> for Entry {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::Entry) -> Result<Entry, DecodeError> {
+        Ok(Entry {
+            kind: entry_kind(w.r#type)?,
+            term: term("Entry.term", w.term)?,
+            index: index("Entry.index", w.index)?,
+            data: w.data,
+        })
+    }
+}
+
+impl From<&HardState> for wire::HardState {
+    fn from(h: &HardState) -> wire::HardState {
+        wire::HardState {
+            term: h.term.get(),
+            vote: h.vote.map_or(0, NodeId::get),
+            commit: h.commit.get(),
+        }
+    }
+}
+
+/// A `vote` of 0 is "no vote".
+impl TryFrom<wire::HardState> for HardState {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::HardState) -> Result<HardState, DecodeError> {
+        let hs = HardState {
+            term: term("HardState.term", w.term)?,
+            vote: NodeId::new(w.vote),
+            commit: index("HardState.commit", w.commit)?,
+        };
+        match hs.vote {
+            Some(vote) if hs.term == Term::ZERO => Err(DecodeError::VoteInTermZero { vote }),
+            _ => Ok(hs),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Membership.
+
+fn wire_ids(set: &BTreeSet<NodeId>) -> Vec<u64> {
+    set.iter().map(|id| id.get()).collect()
+}
+
+fn node_set(field: &'static str, raw: Vec<u64>) -> Result<BTreeSet<NodeId>, DecodeError> {
+    let mut set = BTreeSet::new();
+    for r in raw {
+        let id = node_id(field, r)?;
+        if !set.insert(id) {
+            return Err(DecodeError::DuplicateNode { field, node: id });
+        }
+    }
+    Ok(set)
+}
+
+impl From<&ConfState> for wire::ConfState {
+    fn from(c: &ConfState) -> wire::ConfState {
+        wire::ConfState {
+            voters: wire_ids(&c.voters),
+            learners: wire_ids(&c.learners),
+            voters_outgoing: wire_ids(&c.voters_outgoing),
+            learners_next: wire_ids(&c.learners_next),
+            auto_leave: c.auto_leave,
+        }
+    }
+}
+
+/// Enforces the invariants of a joint configuration (thesis §4.3, as etcd
+/// checks them): no zero or repeated ids, no node that is both a voter (of
+/// either half) and a learner, `learners_next` only holds outgoing voters,
+/// and `auto_leave` only on a joint configuration.
+impl TryFrom<wire::ConfState> for ConfState {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::ConfState) -> Result<ConfState, DecodeError> {
+        let cs = ConfState {
+            voters: node_set("ConfState.voters", w.voters)?,
+            learners: node_set("ConfState.learners", w.learners)?,
+            voters_outgoing: node_set("ConfState.voters_outgoing", w.voters_outgoing)?,
+            learners_next: node_set("ConfState.learners_next", w.learners_next)?,
+            auto_leave: w.auto_leave,
+        };
+        if let Some(&node) = cs
+            .learners
+            .iter()
+            .find(|id| cs.voters.contains(id) || cs.voters_outgoing.contains(id))
+        {
+            return Err(DecodeError::VoterAndLearner { node });
+        }
+        if let Some(&node) = cs
+            .learners_next
+            .iter()
+            .find(|id| !cs.voters_outgoing.contains(id))
+        {
+            return Err(DecodeError::LearnerNextNotOutgoingVoter { node });
+        }
+        if cs.auto_leave && !cs.is_joint() {
+            return Err(DecodeError::AutoLeaveWithoutJoint);
+        }
+        Ok(cs)
+    }
+}
+
+impl From<&ConfChange> for wire::ConfChange {
+    fn from(c: &ConfChange) -> wire::ConfChange {
+        wire::ConfChange {
+            r#type: conf_change_type(c.kind) as i32,
+            node_id: c.node_id.get(),
+            context: c.context.clone(),
+        }
+    }
+}
+
+impl TryFrom<wire::ConfChange> for ConfChange {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::ConfChange) -> Result<ConfChange, DecodeError> {
+        Ok(ConfChange {
+            kind: conf_change_kind("ConfChange.type", w.r#type)?,
+            node_id: node_id("ConfChange.node_id", w.node_id)?,
+            context: w.context,
+        })
+    }
+}
+
+impl From<&ConfChangeSingle> for wire::ConfChangeSingle {
+    fn from(c: &ConfChangeSingle) -> wire::ConfChangeSingle {
+        wire::ConfChangeSingle {
+            r#type: conf_change_type(c.kind) as i32,
+            node_id: c.node_id.get(),
+        }
+    }
+}
+
+impl TryFrom<wire::ConfChangeSingle> for ConfChangeSingle {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::ConfChangeSingle) -> Result<ConfChangeSingle, DecodeError> {
+        Ok(ConfChangeSingle {
+            kind: conf_change_kind("ConfChangeSingle.type", w.r#type)?,
+            node_id: node_id("ConfChangeSingle.node_id", w.node_id)?,
+        })
+    }
+}
+
+impl From<&ConfChangeV2> for wire::ConfChangeV2 {
+    fn from(c: &ConfChangeV2) -> wire::ConfChangeV2 {
+        wire::ConfChangeV2 {
+            transition: wire_transition(c.transition) as i32,
+            changes: c.changes.iter().map(wire::ConfChangeSingle::from).collect(),
+            context: c.context.clone(),
+        }
+    }
+}
+
+impl TryFrom<wire::ConfChangeV2> for ConfChangeV2 {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::ConfChangeV2) -> Result<ConfChangeV2, DecodeError> {
+        Ok(ConfChangeV2 {
+            transition: transition(w.transition)?,
+            changes: w
+                .changes
+                .into_iter()
+                .map(ConfChangeSingle::try_from)
+                .collect::<Result<_, _>>()?,
+            context: w.context,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots.
+
+impl From<&SnapshotMetadata> for wire::SnapshotMetadata {
+    fn from(m: &SnapshotMetadata) -> wire::SnapshotMetadata {
+        wire::SnapshotMetadata {
+            conf_state: Some(wire::ConfState::from(&m.conf_state)),
+            index: m.index.get(),
+            term: m.term.get(),
+        }
+    }
+}
+
+/// Requires `conf_state` and a valid position (the empty metadata, index 0
+/// and term 0, is accepted here; a `Snapshot` message rejects it).
+impl TryFrom<wire::SnapshotMetadata> for SnapshotMetadata {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::SnapshotMetadata) -> Result<SnapshotMetadata, DecodeError> {
+        let at = log_id(
+            "SnapshotMetadata",
+            ("SnapshotMetadata.term", w.term),
+            ("SnapshotMetadata.index", w.index),
+        )?;
+        let conf_state = w.conf_state.ok_or(DecodeError::MissingField {
+            field: "SnapshotMetadata.conf_state",
+        })?;
+        Ok(SnapshotMetadata {
+            index: at.index,
+            term: at.term,
+            conf_state: ConfState::try_from(conf_state)?,
+        })
+    }
+}
+
+impl From<&Snapshot> for wire::Snapshot {
+    fn from(s: &Snapshot) -> wire::Snapshot {
+        wire::Snapshot {
+            data: s.data.clone(),
+            metadata: Some(wire::SnapshotMetadata::from(&s.metadata)),
+        }
+    }
+}
+
+impl TryFrom<wire::Snapshot> for Snapshot {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::Snapshot) -> Result<Snapshot, DecodeError> {
+        let metadata = w.metadata.ok_or(DecodeError::MissingField {
+            field: "Snapshot.metadata",
+        })?;
+        Ok(Snapshot {
+            metadata: SnapshotMetadata::try_from(metadata)?,
+            data: w.data,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages.
+
+/// The optional fields of `wire::Message`, as bits, to say which ones a
+/// message kind uses.
+mod field {
+    pub(super) const LOG_TERM: u16 = 1 << 0;
+    pub(super) const INDEX: u16 = 1 << 1;
+    pub(super) const ENTRIES: u16 = 1 << 2;
+    pub(super) const COMMIT: u16 = 1 << 3;
+    pub(super) const REJECT: u16 = 1 << 4;
+    pub(super) const REJECT_HINT: u16 = 1 << 5;
+    pub(super) const TRANSFER: u16 = 1 << 6;
+    pub(super) const READ_ROUND: u16 = 1 << 7;
+    pub(super) const SNAPSHOT: u16 = 1 << 8;
+    pub(super) const CONTEXT: u16 = 1 << 9;
+    pub(super) const TRANSFER_TARGET: u16 = 1 << 10;
+}
+
+/// The fields a message of kind `t` may set. The reject hint belongs to an
+/// append response only when it rejects.
+fn fields_used(t: wire::MessageType, reject: bool) -> u16 {
+    use field::*;
+    use wire::MessageType as T;
+    match t {
+        T::Unspecified | T::TimeoutNow => 0,
+        T::Append => LOG_TERM | INDEX | ENTRIES | COMMIT,
+        T::AppendResponse if reject => INDEX | COMMIT | REJECT | REJECT_HINT,
+        T::AppendResponse => INDEX | COMMIT | REJECT,
+        T::Vote | T::PreVote => LOG_TERM | INDEX | TRANSFER,
+        T::VoteResponse | T::PreVoteResponse => REJECT,
+        T::Heartbeat => COMMIT | READ_ROUND,
+        T::HeartbeatResponse => READ_ROUND,
+        T::Snapshot => SNAPSHOT,
+        T::Propose => ENTRIES,
+        T::ReadIndex => CONTEXT,
+        T::ReadIndexResponse => INDEX | CONTEXT,
+        T::TransferLeader => TRANSFER_TARGET,
+    }
+}
+
+/// Rejects a message that sets a field its kind does not use, so a decoded
+/// message never silently drops data, and each `raft-core` message has
+/// exactly one wire form.
+fn check_unused_fields(
+    w: &wire::Message,
+    kind: &'static str,
+    used: u16,
+) -> Result<(), DecodeError> {
+    let set = [
+        (field::LOG_TERM, "Message.log_term", w.log_term != 0),
+        (field::INDEX, "Message.index", w.index != 0),
+        (field::ENTRIES, "Message.entries", !w.entries.is_empty()),
+        (field::COMMIT, "Message.commit", w.commit != 0),
+        (field::REJECT, "Message.reject", w.reject),
+        (
+            field::REJECT_HINT,
+            "Message.reject_hint_index",
+            w.reject_hint_index != 0,
+        ),
+        (
+            field::REJECT_HINT,
+            "Message.reject_hint_term",
+            w.reject_hint_term != 0,
+        ),
+        (field::TRANSFER, "Message.transfer", w.transfer),
+        (
+            field::READ_ROUND,
+            "Message.read_round",
+            w.read_round.is_some(),
+        ),
+        (field::SNAPSHOT, "Message.snapshot", w.snapshot.is_some()),
+        (field::CONTEXT, "Message.context", !w.context.is_empty()),
+        (
+            field::TRANSFER_TARGET,
+            "Message.transfer_target",
+            w.transfer_target != 0,
+        ),
+    ];
+    match set
+        .iter()
+        .find(|(bit, _, is_set)| *is_set && used & bit == 0)
+    {
+        Some(&(_, field, _)) => Err(DecodeError::UnexpectedField { kind, field }),
+        None => Ok(()),
+    }
+}
+
+/// The entries of an append: consecutive from `prev.index + 1`, terms at
+/// least 1, never decreasing, never below `prev.term` nor above the
+/// message's term.
+fn append_entries(
+    prev: LogId,
+    message_term: Term,
+    raw: Vec<wire::Entry>,
+) -> Result<Vec<Entry>, DecodeError> {
+    let mut entries = Vec::with_capacity(raw.len());
+    let mut last = prev;
+    for (position, w) in raw.into_iter().enumerate() {
+        let e = Entry::try_from(w)?;
+        if e.index == Index::ZERO {
+            return Err(DecodeError::EntryIndexZero { position });
+        }
+        // `last.index` is at most MAX_TERM_OR_INDEX, far from overflow.
+        let expected = last.index.next();
+        if e.index != expected {
+            return Err(DecodeError::EntriesNotConsecutive {
+                position,
+                expected: expected.get(),
+                found: e.index.get(),
+            });
+        }
+        if e.term == Term::ZERO {
+            return Err(DecodeError::InvalidLogId {
+                field: "Append.entries",
+                term: 0,
+                index: e.index.get(),
+            });
+        }
+        if e.term < last.term {
+            return Err(DecodeError::EntryTermDecreasing {
+                index: e.index.get(),
+                term: e.term.get(),
+                previous: last.term.get(),
+            });
+        }
+        not_above_message_term("Append.entries", e.term, message_term)?;
+        last = e.log_id();
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+fn vote_request(
+    field: &'static str,
+    w: &wire::Message,
+    message_term: Term,
+) -> Result<VoteRequest, DecodeError> {
+    let last = log_id(
+        field,
+        ("Message.log_term", w.log_term),
+        ("Message.index", w.index),
+    )?;
+    not_above_message_term(field, last.term, message_term)?;
+    Ok(VoteRequest {
+        last,
+        transfer: w.transfer,
+    })
+}
+
+fn decode_body(
+    t: wire::MessageType,
+    w: wire::Message,
+    message_term: Term,
+) -> Result<MessageBody, DecodeError> {
+    use wire::MessageType as T;
+    Ok(match t {
+        T::Unspecified => {
+            return Err(DecodeError::UnspecifiedEnum {
+                field: "Message.type",
+            });
+        }
+        T::Append => {
+            let prev = log_id(
+                "Append.prev",
+                ("Message.log_term", w.log_term),
+                ("Message.index", w.index),
+            )?;
+            not_above_message_term("Append.prev", prev.term, message_term)?;
+            let commit = index("Message.commit", w.commit)?;
+            MessageBody::Append(Append {
+                prev,
+                entries: append_entries(prev, message_term, w.entries)?,
+                commit,
+            })
+        }
+        T::AppendResponse => {
+            let at = index("Message.index", w.index)?;
+            let reject = if w.reject {
+                let hint = RejectHint {
+                    index: index("Message.reject_hint_index", w.reject_hint_index)?,
+                    term: term("Message.reject_hint_term", w.reject_hint_term)?,
+                };
+                if hint.index > at {
+                    return Err(DecodeError::RejectHintBeyondIndex {
+                        hint: hint.index.get(),
+                        index: at.get(),
+                    });
+                }
+                Some(hint)
+            } else {
+                None
+            };
+            MessageBody::AppendResponse(AppendResponse {
+                index: at,
+                reject,
+                commit: index("Message.commit", w.commit)?,
+            })
+        }
+        T::Vote => MessageBody::Vote(vote_request("Vote.last", &w, message_term)?),
+        T::PreVote => MessageBody::PreVote(vote_request("PreVote.last", &w, message_term)?),
+        T::VoteResponse => MessageBody::VoteResponse(VoteResponse { reject: w.reject }),
+        T::PreVoteResponse => MessageBody::PreVoteResponse(VoteResponse { reject: w.reject }),
+        T::Heartbeat => MessageBody::Heartbeat(Heartbeat {
+            commit: index("Message.commit", w.commit)?,
+            read_round: w.read_round,
+        }),
+        T::HeartbeatResponse => MessageBody::HeartbeatResponse(HeartbeatResponse {
+            read_round: w.read_round,
+        }),
+        T::Snapshot => {
+            let snapshot = Snapshot::try_from(w.snapshot.ok_or(DecodeError::MissingSnapshot)?)?;
+            if snapshot.is_empty() {
+                return Err(DecodeError::MissingSnapshot);
+            }
+            not_above_message_term("Snapshot.metadata", snapshot.metadata.term, message_term)?;
+            MessageBody::Snapshot(snapshot)
+        }
+        T::Propose => {
+            if w.entries.is_empty() {
+                return Err(DecodeError::EmptyProposal);
+            }
+            MessageBody::Propose(Propose {
+                entries: w
+                    .entries
+                    .into_iter()
+                    .map(Entry::try_from)
+                    .collect::<Result<_, _>>()?,
+            })
+        }
+        T::ReadIndex => MessageBody::ReadIndex(ReadIndexRequest { context: w.context }),
+        T::ReadIndexResponse => {
+            let at = index("Message.index", w.index)?;
+            if at == Index::ZERO {
+                return Err(DecodeError::ZeroReadIndex);
+            }
+            MessageBody::ReadIndexResponse(ReadIndexResponse {
+                index: at,
+                context: w.context,
+            })
+        }
+        T::TimeoutNow => MessageBody::TimeoutNow,
+        T::TransferLeader => MessageBody::TransferLeader(TransferLeader {
+            target: node_id("Message.transfer_target", w.transfer_target)?,
+        }),
+    })
+}
+
+/// The full check of an untrusted message: known kind, non-zero distinct
+/// sender and receiver, a term exactly where the kind needs one (every kind
+/// but the forwarded requests; a refused pre-vote may come from a node still
+/// at term 0), no field
+/// the kind does not use, and the per-kind rules (see [`DecodeError`]).
+impl TryFrom<wire::Message> for Message {
+    type Error = DecodeError;
+
+    fn try_from(w: wire::Message) -> Result<Message, DecodeError> {
+        let t = message_type(w.r#type)?;
+        let kind = kind_name(t);
+        let from = node_id("Message.from", w.from)?;
+        let to = node_id("Message.to", w.to)?;
+        if from == to {
+            return Err(DecodeError::SelfAddressed { node: from });
+        }
+        let message_term = term("Message.term", w.term)?;
+        let termless = matches!(
+            t,
+            wire::MessageType::Propose
+                | wire::MessageType::ReadIndex
+                | wire::MessageType::TransferLeader
+        );
+        if termless && message_term != Term::ZERO {
+            return Err(DecodeError::UnexpectedTerm { kind, term: w.term });
+        }
+        // A node that never saw an election is at term 0, and refuses a
+        // pre-vote at its own term: the one answer that may carry term 0.
+        let may_lack_term = t == wire::MessageType::PreVoteResponse && w.reject;
+        if !termless && !may_lack_term && message_term == Term::ZERO {
+            return Err(DecodeError::MissingTerm { kind });
+        }
+        check_unused_fields(&w, kind, fields_used(t, w.reject))?;
+        Ok(Message {
+            from,
+            to,
+            term: message_term,
+            body: decode_body(t, w, message_term)?,
+        })
+    }
+}
+
+impl From<&Message> for wire::Message {
+    fn from(m: &Message) -> wire::Message {
+        use wire::MessageType as T;
+        let mut w = wire::Message {
+            from: m.from.get(),
+            to: m.to.get(),
+            term: m.term.get(),
+            ..wire::Message::default()
+        };
+        let t = match &m.body {
+            MessageBody::Append(a) => {
+                w.log_term = a.prev.term.get();
+                w.index = a.prev.index.get();
+                w.entries = a.entries.iter().map(wire::Entry::from).collect();
+                w.commit = a.commit.get();
+                T::Append
+            }
+            MessageBody::AppendResponse(r) => {
+                w.index = r.index.get();
+                w.commit = r.commit.get();
+                if let Some(hint) = r.reject {
+                    w.reject = true;
+                    w.reject_hint_index = hint.index.get();
+                    w.reject_hint_term = hint.term.get();
+                }
+                T::AppendResponse
+            }
+            MessageBody::Vote(v) | MessageBody::PreVote(v) => {
+                w.log_term = v.last.term.get();
+                w.index = v.last.index.get();
+                w.transfer = v.transfer;
+                if matches!(m.body, MessageBody::Vote(_)) {
+                    T::Vote
+                } else {
+                    T::PreVote
+                }
+            }
+            MessageBody::VoteResponse(r) => {
+                w.reject = r.reject;
+                T::VoteResponse
+            }
+            MessageBody::PreVoteResponse(r) => {
+                w.reject = r.reject;
+                T::PreVoteResponse
+            }
+            MessageBody::Heartbeat(h) => {
+                w.commit = h.commit.get();
+                w.read_round = h.read_round;
+                T::Heartbeat
+            }
+            MessageBody::HeartbeatResponse(h) => {
+                w.read_round = h.read_round;
+                T::HeartbeatResponse
+            }
+            MessageBody::Snapshot(s) => {
+                w.snapshot = Some(wire::Snapshot::from(s));
+                T::Snapshot
+            }
+            MessageBody::Propose(p) => {
+                w.entries = p.entries.iter().map(wire::Entry::from).collect();
+                T::Propose
+            }
+            MessageBody::ReadIndex(r) => {
+                w.context = r.context.clone();
+                T::ReadIndex
+            }
+            MessageBody::ReadIndexResponse(r) => {
+                w.index = r.index.get();
+                w.context = r.context.clone();
+                T::ReadIndexResponse
+            }
+            MessageBody::TimeoutNow => T::TimeoutNow,
+            MessageBody::TransferLeader(tl) => {
+                w.transfer_target = tl.target.get();
+                T::TransferLeader
+            }
+            _ => unknown_kind("message kind", T::Unspecified),
+        };
+        w.r#type = t as i32;
+        w
+    }
+}
