@@ -563,6 +563,12 @@ impl SimBackend {
         self.state.lock().fault = Some((at_op, kind));
     }
 
+    /// Cancels a fault injected with [`SimBackend::inject_fault`] that has
+    /// not fired yet.
+    pub fn clear_fault(&self) {
+        self.state.lock().fault = None;
+    }
+
     /// The number of operations served so far.
     pub fn op_count(&self) -> u64 {
         self.state.lock().ops

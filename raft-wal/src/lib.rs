@@ -99,6 +99,15 @@
 //! hard state and newest snapshot marker, so releasing older segments never
 //! loses either. A marker past the last index restarts the log after it.
 //!
+//! A segment holds only indexes at or above its first index. An entry below
+//! the last index replaces the suffix in place when it stays within the
+//! current segment; a replacement reaching below the current segment's
+//! first index starts a new segment with that first index (the batch is the
+//! new segment's first batch, made durable by its rename). Recovery applies
+//! each segment's first index as a truncation point, and `release_to` can
+//! then drop whole segments by looking only at the next segment's first
+//! index.
+//!
 //! # Recovery rules
 //!
 //! | damage found on open | action |

@@ -85,6 +85,38 @@ impl Replayed {
         Ok(())
     }
 
+    /// A segment's first index is where the log continues: the last index
+    /// plus one, or lower when the segment was started by a suffix
+    /// replacement, which then takes effect. Below the retained base it
+    /// means segments before it were released.
+    fn start_segment(&mut self, segment: u64, first: Index) -> Result<(), OpenError> {
+        let expected = self.last_index().next();
+        if first > expected {
+            return Err(OpenError::IndexGap {
+                segment,
+                expected,
+                found: first,
+            });
+        }
+        let snapshot = self.newest_marker_index();
+        if first <= snapshot {
+            return Err(OpenError::RewritesSnapshot {
+                segment,
+                index: first,
+                snapshot,
+            });
+        }
+        if first < self.base {
+            // The replaced prefix lived in released segments: the retained
+            // log restarts here (a later snapshot marker covers the rest).
+            self.entries.clear();
+            self.base = first;
+        } else {
+            self.entries.truncate((first - self.base) as usize);
+        }
+        Ok(())
+    }
+
     /// An entry at or below the last index replaces the suffix from it.
     fn apply_entry(&mut self, segment: u64, e: Entry) -> Result<(), OpenError> {
         let expected = self.last_index().next();
@@ -251,12 +283,8 @@ pub(crate) fn scan_dir(
         }
         if i == 0 {
             replayed.base = header.first_index;
-        } else if header.first_index != replayed.last_index().next() {
-            return Err(OpenError::IndexGap {
-                segment: seg.id,
-                expected: replayed.last_index().next(),
-                found: header.first_index,
-            });
+        } else {
+            replayed.start_segment(seg.id, header.first_index)?;
         }
         let scan = scan_segment(&bytes, seg.id, max_record_bytes);
         for batch in scan.batches {

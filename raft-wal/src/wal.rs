@@ -237,6 +237,8 @@ impl Wal {
             }
         })?;
         let mut scanned = recovery::scan_dir(backend.as_ref(), &dir, options.max_record_bytes)?;
+        // Taken before the entries move out of the replay.
+        let last_index = scanned.replayed.last_index();
         let (snapshot, entries) = recovery::entries_after(&mut scanned.replayed, options.snapshot)?;
         let mut recovered = Recovered {
             hard_state: scanned.replayed.hard_state,
@@ -277,7 +279,7 @@ impl Wal {
                 truncated_at: repair.good_end,
             });
         }
-        let inner = Wal::writer_state(backend.as_ref(), &dir, &options, scanned)?;
+        let inner = Wal::writer_state(backend.as_ref(), &dir, &options, scanned, last_index)?;
         let wal = Wal {
             dir,
             options,
@@ -293,6 +295,7 @@ impl Wal {
         dir: &Path,
         options: &WalOptions,
         scanned: Scanned,
+        last_index: Index,
     ) -> Result<Inner, OpenError> {
         let replayed = scanned.replayed;
         let mut segments = scanned.segments;
@@ -303,16 +306,14 @@ impl Wal {
                 Arc::from(backend.open(&last.path).map_err(map_io(&last.path))?)
             }
             None => {
-                let created = create_segment(
-                    backend,
-                    dir,
-                    options,
-                    1,
-                    Index(1),
-                    &HardState::default(),
-                    None,
-                )
-                .map_err(map_io(dir))?;
+                let first = NewSegment {
+                    id: 1,
+                    first_index: Index(1),
+                    hard_state: &HardState::default(),
+                    marker: None,
+                    entries: &[],
+                };
+                let created = create_segment(backend, dir, options, first).map_err(map_io(dir))?;
                 offset = created.end;
                 segments.push(created.segment);
                 created.file
@@ -327,7 +328,7 @@ impl Wal {
             written_seq: 0,
             synced_seq: 0,
             syncing: false,
-            last_index: replayed.last_index(),
+            last_index,
             hard_state: replayed.hard_state,
             newest_marker: replayed.newest_marker().cloned(),
             stats: WalStats::default(),
@@ -391,7 +392,14 @@ impl Wal {
         if hard_state.is_none() && entries.is_empty() {
             return if sync { self.wait_synced(g) } else { Ok(()) };
         }
-        self.maybe_rotate(&mut g)?;
+        if self.maybe_rotate(&mut g, hard_state, entries)? {
+            // Written and synced as the new segment's first batch.
+            g.last_index = new_last;
+            if let Some(hs) = hard_state {
+                g.hard_state = *hs;
+            }
+            return Ok(());
+        }
         let id = g.current().id;
         let mut buf = std::mem::take(&mut g.buf);
         buf.clear();
@@ -493,7 +501,7 @@ impl Wal {
                 found: marker.index,
             });
         }
-        self.maybe_rotate(&mut g)?;
+        self.maybe_rotate(&mut g, None, &[])?;
         let id = g.current().id;
         let mut buf = std::mem::take(&mut g.buf);
         buf.clear();
@@ -631,43 +639,84 @@ impl Wal {
         }
     }
 
-    fn maybe_rotate(&self, g: &mut MutexGuard<'_, Inner>) -> Result<(), SaveError> {
-        if g.offset < self.options.segment_size_bytes {
-            return Ok(());
+    /// Rotates to a new segment when the current one is full. A save whose
+    /// entries start below the current segment's first index also rotates,
+    /// and its batch goes into the new segment's first batch: every segment
+    /// then holds only indexes at or above its first index, which is what
+    /// lets `release_to` drop whole segments by their first indexes. Returns
+    /// true if the entries were written that way.
+    fn maybe_rotate(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+    ) -> Result<bool, SaveError> {
+        let full = g.offset >= self.options.segment_size_bytes;
+        // The first index a new segment would get without these entries.
+        let boundary = if full {
+            g.last_index.next()
+        } else {
+            g.current().first_index
+        };
+        let truncating = entries.first().is_some_and(|e| e.index < boundary);
+        if !truncating && !full {
+            return Ok(false);
         }
-        let result = self.rotate(g);
+        let result = if truncating {
+            let hs = hard_state.copied().unwrap_or(g.hard_state);
+            self.rotate(g, entries[0].index, &hs, entries)
+        } else {
+            let hs = g.hard_state;
+            self.rotate(g, g.last_index.next(), &hs, &[])
+        };
         if result.is_err() {
             g.poisoned = true;
         }
-        result.map_err(SaveError::Io)
+        result.map_err(SaveError::Io)?;
+        Ok(truncating)
     }
 
-    /// Seals the current segment (fsync) and switches to a new one that
-    /// carries the hard state and newest snapshot marker, so older segments
-    /// can be released without losing either.
-    fn rotate(&self, g: &mut MutexGuard<'_, Inner>) -> std::io::Result<()> {
+    /// Seals the current segment (fsync) and switches to a new one whose
+    /// first batch carries the hard state and newest snapshot marker, so
+    /// older segments can be released without losing either.
+    fn rotate(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        first_index: Index,
+        hard_state: &HardState,
+        entries: &[Entry],
+    ) -> std::io::Result<()> {
         g.file.sync_data()?;
         g.stats.fsyncs += 1;
         g.synced_seq = g.written_seq;
         let id = g.current().id + 1;
-        let created = create_segment(
-            self.options.backend.as_ref(),
-            &self.dir,
-            &self.options,
+        let new = NewSegment {
             id,
-            g.last_index.next(),
-            &g.hard_state,
-            g.newest_marker.as_ref(),
-        )?;
+            first_index,
+            hard_state,
+            marker: g.newest_marker.as_ref(),
+            entries,
+        };
+        let created = create_segment(self.options.backend.as_ref(), &self.dir, &self.options, new)?;
         g.file = created.file;
         g.offset = created.end;
         g.synced_offset = created.end;
         g.segments.push(created.segment);
         g.stats.rotations += 1;
         g.stats.fsyncs += 1;
-        tracing::debug!(segment = id, first_index = %g.last_index.next(), "rotated to a new segment");
+        g.stats.bytes_written += created.end;
+        tracing::debug!(segment = id, first_index = %first_index, "rotated to a new segment");
         Ok(())
     }
+}
+
+/// What a new segment starts with.
+struct NewSegment<'a> {
+    id: u64,
+    first_index: Index,
+    hard_state: &'a HardState,
+    marker: Option<&'a SnapshotMarker>,
+    entries: &'a [Entry],
 }
 
 struct CreatedSegment {
@@ -676,18 +725,23 @@ struct CreatedSegment {
     end: u64,
 }
 
-/// Writes a new segment under a temporary name (header, then a batch with
-/// the carried hard state and marker, then optional zeros), fsyncs it,
-/// renames it into place and fsyncs the directory.
+/// Writes a new segment under a temporary name (header, then one batch with
+/// the carried hard state, marker and any `entries`, then optional zeros),
+/// fsyncs it, renames it into place and fsyncs the directory. The rename is
+/// the commit point: the segment exists whole or not at all.
 fn create_segment(
     backend: &dyn Backend,
     dir: &Path,
     options: &WalOptions,
-    id: u64,
-    first_index: Index,
-    hard_state: &HardState,
-    marker: Option<&SnapshotMarker>,
+    new: NewSegment<'_>,
 ) -> std::io::Result<CreatedSegment> {
+    let NewSegment {
+        id,
+        first_index,
+        hard_state,
+        marker,
+        entries,
+    } = new;
     let name = format::segment_file_name(id, first_index);
     let path = dir.join(&name);
     let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
@@ -700,10 +754,14 @@ fn create_segment(
     if let Some(m) = marker {
         format::put_snapshot_marker(&mut buf, id, m);
     }
+    for e in entries {
+        format::put_entry(&mut buf, id, e);
+    }
+    let frames = 1 + u32::from(marker.is_some()) + entries.len() as u32;
     let commit = Commit {
         batch_start: SEGMENT_HEADER_BYTES as u64,
         synced_through: SEGMENT_HEADER_BYTES as u64,
-        frame_count: 1 + u32::from(marker.is_some()),
+        frame_count: frames,
     };
     format::put_commit(&mut buf, id, commit);
     let end = buf.len() as u64;
