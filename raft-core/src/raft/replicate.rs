@@ -325,7 +325,12 @@ impl<S: Storage> Raft<S> {
             self.leader_state().broadcast_pending = true;
             self.release_reads_after_commit()?;
         } else if was_paused {
-            self.maybe_send_append(from, false)?;
+            // A paused follower was skipped by earlier commit broadcasts and
+            // may lack the latest commit index: send it, in an empty append
+            // if there are no entries to carry it (etcd's `sendAppend` here).
+            // Without this a follower repaired by probing learns the commit
+            // only at the next heartbeat.
+            self.send_append_all(from)?;
         }
         // Keep the window full while there is a backlog.
         while self.maybe_send_append(from, false)? {}

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 use raft_core::{
     ConfState, Config, Entry, HardState, Index, MemoryStorage, Message, MessageBody, NodeId,
-    Proposal, RawNode, RoleKind, Status, Term,
+    Proposal, RawNode, Ready, RoleKind, Status, StepError, Term,
 };
 
 /// Shorthand for a node id in tests.
@@ -184,11 +184,43 @@ impl Cluster {
     /// Handles one Ready of `raw` per the contract; returns the messages it
     /// emitted (also queued for delivery).
     pub fn process_ready(&mut self, raw: u64) -> Vec<Message> {
+        match self.handle_ready(raw) {
+            Some(rd) => {
+                let mut out = rd.messages;
+                out.extend(rd.persisted_messages);
+                out
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Like [`Cluster::process_ready`], but returns the whole `Ready` (after
+    /// it was persisted, applied, advanced and its messages queued), or
+    /// `None` if the node had nothing to hand out.
+    ///
+    /// Checks the Ready contract on the way: messages that vouch for durable
+    /// state never appear in `Ready::messages`, and only those wait in
+    /// `Ready::persisted_messages`.
+    pub fn handle_ready(&mut self, raw: u64) -> Option<Ready> {
         let node = self.nodes.get_mut(&id(raw)).expect("node exists");
         if !node.raw.has_ready() {
-            return Vec::new();
+            return None;
         }
         let rd = node.raw.ready().expect("ready");
+        for m in &rd.messages {
+            assert!(
+                !m.body.needs_durable_state(),
+                "node {raw}: {} in Ready::messages instead of persisted_messages",
+                m.body.kind_name()
+            );
+        }
+        for m in &rd.persisted_messages {
+            assert!(
+                m.body.needs_durable_state(),
+                "node {raw}: {} needlessly delayed in persisted_messages",
+                m.body.kind_name()
+            );
+        }
         if let Some(s) = &rd.snapshot {
             node.storage
                 .apply_snapshot(s.clone())
@@ -200,11 +232,55 @@ impl Cluster {
         }
         node.applied.extend(rd.committed_entries.iter().cloned());
         node.read_states.extend(rd.read_states.iter().cloned());
-        let mut out = rd.messages;
-        out.extend(rd.persisted_messages);
         node.raw.advance().expect("advance");
-        self.queue.extend(out.iter().cloned());
-        out
+        self.queue.extend(rd.messages.iter().cloned());
+        self.queue.extend(rd.persisted_messages.iter().cloned());
+        Some(rd)
+    }
+
+    /// Steps `m` into its addressee directly (no link check, not recorded
+    /// in `delivered`) and returns the node's verdict.
+    pub fn step(&mut self, m: Message) -> Result<(), StepError> {
+        let to = m.to.get();
+        self.node(to).raw.step(m)
+    }
+
+    /// Drops every queued message.
+    pub fn clear_queue(&mut self) {
+        self.queue.clear();
+    }
+
+    /// Removes and returns the queued messages matching `pred`.
+    pub fn take_where(&mut self, pred: impl Fn(&Message) -> bool) -> Vec<Message> {
+        let (taken, kept): (Vec<Message>, Vec<Message>) = self.queue.drain(..).partition(&pred);
+        self.queue = kept.into();
+        taken
+    }
+
+    /// Delivers the queued messages matching `pred` (others stay queued).
+    /// Returns how many were taken from the queue.
+    pub fn deliver_where(&mut self, pred: impl Fn(&Message) -> bool) -> usize {
+        let batch = self.take_where(pred);
+        let n = batch.len();
+        for m in batch {
+            self.deliver(m);
+        }
+        n
+    }
+
+    /// The vote `raw` cast in its current term.
+    pub fn vote(&self, raw: u64) -> Option<u64> {
+        self.status(raw).hard_state.vote.map(NodeId::get)
+    }
+
+    /// The leader `raw` knows of.
+    pub fn leader_of(&self, raw: u64) -> Option<u64> {
+        self.status(raw).soft_state.leader.map(NodeId::get)
+    }
+
+    /// How many delivered messages match `pred`.
+    pub fn count_delivered(&self, pred: impl Fn(&Message) -> bool) -> usize {
+        self.delivered.iter().filter(|m| pred(m)).count()
     }
 
     /// Processes every node's Ready once, in id order. True if any had one.
@@ -361,5 +437,56 @@ pub fn as_append(m: &Message) -> &raft_core::Append {
     match &m.body {
         MessageBody::Append(a) => a,
         other => panic!("expected Append, got {}", other.kind_name()),
+    }
+}
+
+/// A message from `from` to `to` at `term`.
+pub fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message {
+        from: id(from),
+        to: id(to),
+        term: Term(term),
+        body,
+    }
+}
+
+/// Entries at the given `(term, index)` positions, with empty payloads.
+pub fn entries(ids: &[(u64, u64)]) -> Vec<Entry> {
+    ids.iter()
+        .map(|&(t, i)| Entry::new(Term(t), Index(i), Bytes::new()))
+        .collect()
+}
+
+/// An append body: previous position `(term, index)`, entries at
+/// `(term, index)` positions, leader commit `commit`.
+pub fn append(prev: (u64, u64), ents: &[(u64, u64)], commit: u64) -> MessageBody {
+    MessageBody::Append(raft_core::Append {
+        prev: raft_core::LogId::new(Term(prev.0), Index(prev.1)),
+        entries: entries(ents),
+        commit: Index(commit),
+    })
+}
+
+/// A vote request for a candidate whose log ends at `(term, index)`.
+pub fn vote_req(last: (u64, u64), transfer: bool) -> raft_core::VoteRequest {
+    raft_core::VoteRequest {
+        last: raft_core::LogId::new(Term(last.0), Index(last.1)),
+        transfer,
+    }
+}
+
+/// The append-response fields, or panics.
+pub fn as_append_response(m: &Message) -> &raft_core::AppendResponse {
+    match &m.body {
+        MessageBody::AppendResponse(r) => r,
+        other => panic!("expected AppendResponse, got {}", other.kind_name()),
+    }
+}
+
+/// The `reject` flag of a (pre-)vote response, or panics.
+pub fn vote_rejected(m: &Message) -> bool {
+    match &m.body {
+        MessageBody::VoteResponse(r) | MessageBody::PreVoteResponse(r) => r.reject,
+        other => panic!("expected a vote response, got {}", other.kind_name()),
     }
 }
