@@ -202,7 +202,9 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DamageKind> 
         .ok_or(DamageKind::BadHeader)?;
     let crc = crc32fast::hash(&b[..SEGMENT_HEADER_CRC_OFFSET]);
     let stored = u32_at(b, SEGMENT_HEADER_CRC_OFFSET);
-    if b[0..8] != SEGMENT_MAGIC || u32_at(b, 8) != FORMAT_VERSION || crc != stored {
+    let reserved_zero = u32_at(b, 12) == 0 && u32_at(b, 36) == 0;
+    if b[0..8] != SEGMENT_MAGIC || u32_at(b, 8) != FORMAT_VERSION || crc != stored || !reserved_zero
+    {
         return Err(DamageKind::BadHeader);
     }
     Ok(SegmentHeader {
@@ -582,7 +584,7 @@ mod tests {
         };
         let enc = encode_segment_header(h);
         assert_eq!(decode_segment_header(&enc), Ok(h));
-        for bit in 0..SEGMENT_HEADER_CRC_OFFSET * 8 + 32 {
+        for bit in 0..SEGMENT_HEADER_BYTES * 8 {
             let mut bad = enc;
             bad[bit / 8] ^= 1 << (bit % 8);
             assert_eq!(

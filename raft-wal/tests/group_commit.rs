@@ -1,0 +1,218 @@
+//! Group commit: concurrent synced saves share fsyncs, counted exactly.
+//!
+//! A backend wrapper holds the first fsync at a gate, so the test decides
+//! which saves are queued behind it; no timing is involved.
+
+mod common;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+
+use common::*;
+use parking_lot::{Condvar, Mutex};
+use raft_wal::Wal;
+use raft_wal::io::{Backend, DirLock, FileHandle, SimBackend};
+
+#[derive(Debug, Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    armed: bool,
+    waiting: usize,
+    open: bool,
+}
+
+impl Gate {
+    /// Called inside `sync_data`: blocks while armed and closed.
+    fn pass(&self) {
+        let mut s = self.state.lock();
+        if !s.armed {
+            return;
+        }
+        s.armed = false;
+        s.waiting += 1;
+        self.changed.notify_all();
+        while !s.open {
+            self.changed.wait(&mut s);
+        }
+    }
+
+    fn wait_for_holder(&self) {
+        let mut s = self.state.lock();
+        while s.waiting == 0 {
+            self.changed.wait(&mut s);
+        }
+    }
+
+    fn open(&self) {
+        self.state.lock().open = true;
+        self.changed.notify_all();
+    }
+}
+
+#[derive(Debug)]
+struct GatedBackend {
+    inner: SimBackend,
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug)]
+struct GatedFile {
+    inner: Box<dyn FileHandle>,
+    gate: Arc<Gate>,
+}
+
+impl FileHandle for GatedFile {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.inner.write_at(offset, data)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_at(offset, buf)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.gate.pass();
+        self.inner.sync_data()
+    }
+}
+
+impl GatedBackend {
+    fn wrap(&self, f: Box<dyn FileHandle>) -> Box<dyn FileHandle> {
+        Box::new(GatedFile {
+            inner: f,
+            gate: Arc::clone(&self.gate),
+        })
+    }
+}
+
+impl Backend for GatedBackend {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        self.inner.create(path).map(|f| self.wrap(f))
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        self.inner.open(path).map(|f| self.wrap(f))
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
+        self.inner.lock_dir(dir)
+    }
+}
+
+/// Spins (yielding) until `cond` holds: the wait is on another thread's
+/// progress, never on a clock.
+fn wait_until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn saves_queued_behind_a_running_fsync_share_the_next_one() {
+    let sim = SimBackend::new();
+    let gate = Arc::new(Gate::default());
+    let backend = Arc::new(GatedBackend {
+        inner: sim.clone(),
+        gate: Arc::clone(&gate),
+    });
+    let opts = sim_options(&sim)
+        .backend(backend)
+        .segment_size_bytes(1 << 20);
+    let (wal, _) = Wal::open(DIR, opts).expect("open");
+    let wal = Arc::new(wal);
+    gate.state.lock().armed = true;
+
+    let leader = {
+        let wal = Arc::clone(&wal);
+        thread::spawn(move || wal.save(None, &entries(1..=1, 1, 8), true))
+    };
+    gate.wait_for_holder();
+    // Two more writers arrive while the first fsync is in flight.
+    let mut followers = Vec::new();
+    for i in 2..=3u64 {
+        let w = Arc::clone(&wal);
+        followers.push(thread::spawn(move || {
+            w.save(None, &entries(i..=i, 1, 8), true)
+        }));
+        wait_until(|| wal.stats().batches == i);
+    }
+    gate.open();
+    leader.join().expect("join").expect("leader save");
+    for f in followers {
+        f.join().expect("join").expect("follower save");
+    }
+    let stats = wal.stats();
+    assert_eq!(stats.batches, 3);
+    assert_eq!(
+        stats.fsyncs, 2,
+        "one for the first save, one shared by the other two"
+    );
+}
+
+#[test]
+fn many_concurrent_writers_never_need_more_fsyncs_than_saves() {
+    let sim = SimBackend::new();
+    let opts = sim_options(&sim).segment_size_bytes(1 << 22);
+    let (wal, _) = Wal::open(DIR, opts).expect("open");
+    let wal = Arc::new(wal);
+    let next = Arc::new(Mutex::new(1u64));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let wal = Arc::clone(&wal);
+            let next = Arc::clone(&next);
+            thread::spawn(move || {
+                for _ in 0..50 {
+                    // Indexes are handed out and written under one lock so
+                    // they reach the WAL in order; the fsync is outside it.
+                    let mut n = next.lock();
+                    wal.save(None, &entries(*n..=*n, 1, 32), false)
+                        .expect("write");
+                    *n += 1;
+                    drop(n);
+                    wal.sync().expect("sync");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("join");
+    }
+    let stats = wal.stats();
+    assert_eq!(stats.batches, 200);
+    assert!(stats.fsyncs <= 200, "{stats:?}");
+    assert_eq!(
+        sim.stats().file_syncs - 1,
+        stats.fsyncs,
+        "open's segment creation aside"
+    );
+    drop(wal);
+    let (_, r) = common::open(&sim);
+    assert_eq!(r.entries, entries(1..=200, 1, 32));
+}
