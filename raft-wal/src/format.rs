@@ -101,6 +101,7 @@ pub struct Commit {
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Record {
     /// A log entry.
     Entry(Entry),
