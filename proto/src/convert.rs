@@ -83,18 +83,6 @@ fn not_above_message_term(
     }
 }
 
-/// `raft-core` marks its kind enums `#[non_exhaustive]`, so matching on them
-/// from this crate needs a fallback arm. A kind this crate does not know is
-/// encoded as UNSPECIFIED, which every decoder rejects: the peer refuses the
-/// record rather than misreading it. Debug builds panic instead, so a test
-/// run catches a `raft-core` that grew a kind this crate was not taught.
-fn unknown_kind<T>(what: &str, unspecified: T) -> T {
-    if cfg!(debug_assertions) {
-        panic!("raft-proto cannot encode this {what}: it predates the raft-core in use");
-    }
-    unspecified
-}
-
 // ---------------------------------------------------------------------------
 // Enums.
 
@@ -117,7 +105,6 @@ fn entry_type(kind: EntryKind) -> wire::EntryType {
         EntryKind::Normal => wire::EntryType::Normal,
         EntryKind::ConfChange => wire::EntryType::ConfChange,
         EntryKind::ConfChangeV2 => wire::EntryType::ConfChangeV2,
-        _ => unknown_kind("entry kind", wire::EntryType::Unspecified),
     }
 }
 
@@ -136,7 +123,6 @@ fn conf_change_type(kind: ConfChangeKind) -> wire::ConfChangeType {
         ConfChangeKind::AddNode => wire::ConfChangeType::AddNode,
         ConfChangeKind::RemoveNode => wire::ConfChangeType::RemoveNode,
         ConfChangeKind::AddLearnerNode => wire::ConfChangeType::AddLearnerNode,
-        _ => unknown_kind("membership change kind", wire::ConfChangeType::Unspecified),
     }
 }
 
@@ -161,7 +147,6 @@ fn wire_transition(t: ConfChangeTransition) -> wire::ConfChangeTransition {
         ConfChangeTransition::Auto => wire::ConfChangeTransition::Auto,
         ConfChangeTransition::JointImplicit => wire::ConfChangeTransition::JointImplicit,
         ConfChangeTransition::JointExplicit => wire::ConfChangeTransition::JointExplicit,
-        _ => unknown_kind("transition", wire::ConfChangeTransition::Unspecified),
     }
 }
 
@@ -814,7 +799,6 @@ impl From<&Message> for wire::Message {
                 w.transfer_target = tl.target.get();
                 T::TransferLeader
             }
-            _ => unknown_kind("message kind", T::Unspecified),
         };
         w.r#type = t as i32;
         w

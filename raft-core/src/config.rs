@@ -69,6 +69,11 @@ pub struct Config {
     pub applied: Index,
     /// How read-index requests are confirmed. Default: [`ReadOnlyOption::Safe`].
     pub read_only_option: ReadOnlyOption,
+    /// A leader that a membership change removes or demotes steps down as
+    /// soon as the change is applied, so a new leader is elected among the
+    /// remaining voters. Default: true (etcd-raft's `StepDownOnRemoval`
+    /// defaults to false).
+    pub step_down_on_removal: bool,
     /// Seed of the random election jitter. Same seed, same run. Default:
     /// the node id, so nodes of one cluster differ.
     pub seed: u64,
@@ -124,6 +129,7 @@ impl Config {
             disable_proposal_forwarding: false,
             applied: Index::ZERO,
             read_only_option: ReadOnlyOption::Safe,
+            step_down_on_removal: true,
             seed: id.get(),
         }
     }

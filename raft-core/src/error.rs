@@ -61,6 +61,18 @@ pub enum ProposeError {
         /// The configured limit.
         limit: u64,
     },
+    /// A membership change is proposed and not yet applied; only one may
+    /// be pending at a time (thesis §4.1). Retry once it is applied.
+    #[error("conf change at index {pending} is not applied yet (applied: {applied})")]
+    ConfChangePending {
+        /// The index of the pending change.
+        pending: Index,
+        /// The leader's applied index.
+        applied: Index,
+    },
+    /// The membership change is not valid from the current configuration.
+    #[error("invalid conf change: {0}")]
+    InvalidConfChange(#[from] crate::confchange::ConfChangeError),
     /// This leader was removed from the cluster.
     #[error("this node is no longer a member of the cluster")]
     NotAMember,

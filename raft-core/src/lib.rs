@@ -104,6 +104,7 @@
 //!   construction ([`NodeId`]).
 #![deny(missing_docs)]
 
+pub mod confchange;
 mod config;
 mod error;
 mod log;
@@ -117,6 +118,7 @@ mod storage;
 pub mod tracker;
 mod types;
 
+pub use confchange::{AnyConfChange, ConfChangeDecodeError, ConfChangeError};
 pub use config::{Config, ConfigError, NO_LIMIT, ReadOnlyOption};
 pub use error::{
     CampaignError, NewError, ProposeError, ReadIndexError, ReadyError, StepError, TickError,

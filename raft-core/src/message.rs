@@ -28,7 +28,6 @@ pub struct Message {
 
 /// The kind of a message and its payload.
 #[derive(Clone, PartialEq, Eq, Debug)]
-#[non_exhaustive]
 pub enum MessageBody {
     /// AppendEntries request (paper §5.3, Figure 2). An empty `entries`
     /// is a probe (or carries only `commit`).

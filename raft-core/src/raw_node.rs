@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::confchange::{AnyConfChange, ConfChangeError};
 use crate::config::Config;
 use crate::error::{
     CampaignError, NewError, ProposeError, ReadIndexError, ReadyError, StepError, TickError,
@@ -13,7 +14,7 @@ use crate::ready::{Ready, SoftState};
 use crate::status::{ProgressStatus, Status};
 use crate::storage::{Storage, StorageError};
 use crate::tracker::ProgressState;
-use crate::types::{EntryKind, HardState, Index, LogId, NodeId};
+use crate::types::{ConfState, EntryKind, HardState, Index, LogId, NodeId};
 
 /// How sending a snapshot to a follower ended (see
 /// [`RawNode::report_snapshot`]).
@@ -121,6 +122,35 @@ impl<S: Storage> RawNode<S> {
     /// A [`ProposeError`] saying why nothing was proposed.
     pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposal, ProposeError> {
         let r = self.raft.propose(EntryKind::Normal, data.into());
+        self.checked(r)
+    }
+
+    /// Proposes a membership change. It takes effect when applied: call
+    /// [`RawNode::apply_conf_change`] for it when it shows up in
+    /// `Ready::committed_entries`.
+    ///
+    /// # Errors
+    /// As [`RawNode::propose`], plus [`ProposeError::ConfChangePending`] while
+    /// another change is not applied and [`ProposeError::InvalidConfChange`]
+    /// for a change the current configuration does not allow.
+    pub fn propose_conf_change(
+        &mut self,
+        cc: impl Into<AnyConfChange>,
+    ) -> Result<Proposal, ProposeError> {
+        let (kind, data) = cc.into().to_entry_data();
+        let r = self.raft.propose(kind, data);
+        self.checked(r)
+    }
+
+    /// Applies a committed membership change (decode it from the entry with
+    /// [`AnyConfChange::from_entry`]) and returns the new configuration,
+    /// which the application stores with its snapshot state.
+    ///
+    /// # Errors
+    /// A [`ConfChangeError`] if the change is invalid for the current
+    /// configuration; the membership is then unchanged.
+    pub fn apply_conf_change(&mut self, cc: &AnyConfChange) -> Result<ConfState, ConfChangeError> {
+        let r = self.raft.apply_conf_change(cc);
         self.checked(r)
     }
 
@@ -241,6 +271,7 @@ impl<S: Storage> RawNode<S> {
         }
         if let Some(i) = receipt.last_committed {
             self.raft.log.applied_to(i);
+            self.raft.maybe_auto_leave()?;
         }
         let r = Ok(());
         self.checked(r)

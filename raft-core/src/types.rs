@@ -166,7 +166,6 @@ impl fmt::Debug for LogId {
 
 /// What an entry's payload means.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
-#[non_exhaustive]
 pub enum EntryKind {
     /// Application data (or empty: a new leader's no-op entry).
     #[default]
@@ -322,7 +321,6 @@ impl Snapshot {
 
 /// The kind of a single membership change.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-#[non_exhaustive]
 pub enum ConfChangeKind {
     /// Add a voter, or promote a learner to voter.
     AddNode,
@@ -355,7 +353,6 @@ pub struct ConfChangeSingle {
 
 /// How a [`ConfChangeV2`] moves through joint consensus.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
-#[non_exhaustive]
 pub enum ConfChangeTransition {
     /// Single-step if the change allows it, otherwise joint with auto-leave.
     #[default]

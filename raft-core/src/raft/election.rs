@@ -34,6 +34,12 @@ impl<S: Storage> Raft<S> {
             tracing::warn!(id = %self.id, "ignoring campaign: not a voter");
             return Ok(());
         }
+        if self.has_unapplied_conf_changes()? {
+            // A committed change may remove us or change the quorum; campaign
+            // only under the configuration the log says is current.
+            tracing::warn!(id = %self.id, "ignoring campaign: committed conf change not yet applied");
+            return Ok(());
+        }
         let kind = match (transfer, self.cfg.pre_vote) {
             (true, _) => CampaignKind::Transfer,
             (false, true) => CampaignKind::PreElection,
@@ -138,6 +144,9 @@ impl<S: Storage> Raft<S> {
             progress,
             uncommitted_size: 0,
             broadcast_pending: false,
+            // Entries of earlier terms may hold a conf change: wait until all
+            // of them are applied before accepting another.
+            pending_conf_index: last,
             reads: Default::default(),
             transferee: None,
         }));

@@ -4,6 +4,7 @@
 
 mod election;
 mod follow;
+mod membership;
 mod read;
 mod replicate;
 mod role;
@@ -212,8 +213,12 @@ impl<S: Storage> Raft<S> {
                 me: self.id,
             });
         }
-        if m.term == Term::ZERO {
-            // Term-less requests forwarded from followers.
+        if matches!(
+            m.body,
+            MessageBody::Propose(_) | MessageBody::ReadIndex(_) | MessageBody::TransferLeader(_)
+        ) {
+            // Requests forwarded by followers carry no term: they are not
+            // part of the protocol's term ordering.
             return self.step_by_role(m);
         }
         if m.term > self.term && !self.step_higher_term(&m) {

@@ -102,6 +102,9 @@ impl<S: Storage> Raft<S> {
         if size > 0 && uncommitted > 0 && uncommitted.saturating_add(size) > limit {
             return Err(ProposeError::UncommittedSizeExceeded { uncommitted, limit });
         }
+        if kind != EntryKind::Normal {
+            self.check_conf_change_proposal(kind, &data)?;
+        }
         let index = self.log.last_index()?.next();
         let id = LogId::new(self.term, index);
         self.append_leader_entry(Entry {
@@ -110,6 +113,9 @@ impl<S: Storage> Raft<S> {
             kind,
             data,
         });
+        if kind != EntryKind::Normal {
+            self.leader_state().pending_conf_index = index;
+        }
         Ok(Proposal::Appended { id })
     }
 
@@ -277,6 +283,12 @@ impl<S: Storage> Raft<S> {
 
     /// A follower answered an append (paper §5.3).
     fn handle_append_response(&mut self, from: NodeId, r: AppendResponse) -> Result<(), StepError> {
+        if r.index > self.log.last_index()? {
+            // Nobody can hold or have been sent entries we do not have: a
+            // confused or malicious peer.
+            tracing::warn!(id = %self.id, from = %from, index = %r.index, "append response beyond our log; ignored");
+            return Ok(());
+        }
         let Role::Leader(leader) = &mut self.role else {
             unreachable!()
         };

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::read::ReadQueue;
 use crate::tracker::ProgressMap;
-use crate::types::NodeId;
+use crate::types::{Index, NodeId};
 
 /// Votes received in an election: `true` granted, `false` rejected.
 pub(crate) type Votes = BTreeMap<NodeId, bool>;
@@ -36,6 +36,9 @@ pub(crate) struct LeaderState {
     /// Appends or commit updates wait to be broadcast (batched until the
     /// next `Ready`).
     pub(crate) broadcast_pending: bool,
+    /// Index of the latest conf change in the log when this leader took over
+    /// or proposed one; no other may be proposed until it is applied.
+    pub(crate) pending_conf_index: Index,
     /// Reads waiting for leadership to be confirmed.
     pub(crate) reads: ReadQueue,
     /// The node leadership is being handed to; proposals are refused

@@ -230,6 +230,14 @@ impl Cluster {
         if let Some(hs) = rd.hard_state {
             node.storage.set_hard_state(hs);
         }
+        for e in &rd.committed_entries {
+            // Membership changes take effect when applied (thesis §4.1).
+            if let Some(cc) = raft_core::AnyConfChange::from_entry(e).expect("valid conf change")
+                && let Ok(cs) = node.raw.apply_conf_change(&cc)
+            {
+                node.storage.set_conf_state(cs);
+            }
+        }
         node.applied.extend(rd.committed_entries.iter().cloned());
         node.read_states.extend(rd.read_states.iter().cloned());
         node.raw.advance().expect("advance");
@@ -398,7 +406,7 @@ impl Cluster {
         self.nodes[&id(raw)]
             .applied
             .iter()
-            .filter(|e| !e.data.is_empty())
+            .filter(|e| e.kind == raft_core::EntryKind::Normal && !e.data.is_empty())
             .map(|e| e.data.clone())
             .collect()
     }

@@ -1,0 +1,129 @@
+//! Applying membership changes (thesis §4): changes take effect when the
+//! application applies their entry, one pending at a time.
+
+use bytes::Bytes;
+
+use super::{Raft, Role};
+use crate::confchange::{self, AnyConfChange, ConfChangeError};
+use crate::error::ProposeError;
+use crate::storage::{Storage, StorageError};
+use crate::tracker::{Membership, Progress};
+use crate::types::{ConfChangeV2, ConfState, EntryKind, Index};
+
+impl<S: Storage> Raft<S> {
+    /// Leader-side checks of a proposed conf change: one at a time, and valid
+    /// from the current configuration. Refused changes are errors, never
+    /// silently turned into empty entries (etcd-raft #354).
+    pub(crate) fn check_conf_change_proposal(
+        &self,
+        kind: EntryKind,
+        data: &Bytes,
+    ) -> Result<(), ProposeError> {
+        let cc = AnyConfChange::decode(kind, data)
+            .map_err(|e| ProposeError::InvalidConfChange(ConfChangeError::Decode(e)))?
+            .expect("called for conf change entries only");
+        let Role::Leader(l) = &self.role else {
+            unreachable!("leader only")
+        };
+        if l.pending_conf_index > self.log.applied {
+            return Err(ProposeError::ConfChangePending {
+                pending: l.pending_conf_index,
+                applied: self.log.applied,
+            });
+        }
+        confchange::apply(&self.membership.to_conf_state(), &cc)?;
+        Ok(())
+    }
+
+    /// Applies a committed conf change and returns the new configuration.
+    pub(crate) fn apply_conf_change(
+        &mut self,
+        cc: &AnyConfChange,
+    ) -> Result<ConfState, ConfChangeError> {
+        let next = confchange::apply(&self.membership.to_conf_state(), cc)?;
+        self.switch_to_config(&next);
+        Ok(next)
+    }
+
+    /// Installs `cs` as the membership; on a leader, adjusts progress and
+    /// steps down if this node no longer votes.
+    fn switch_to_config(&mut self, cs: &ConfState) {
+        self.membership = Membership::from_conf_state(cs);
+        tracing::info!(id = %self.id, conf = ?cs, "membership changed");
+        let last = self.log.last_index().unwrap_or(Index::ZERO);
+        let members = self.membership.members();
+        let id = self.id;
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        l.progress.retain(|pid, _| members.contains(pid));
+        for m in &members {
+            let pr = l.progress.entry(*m).or_insert_with(|| {
+                let mut p = Progress::new(
+                    last.next(),
+                    self.cfg.max_inflight_msgs,
+                    self.cfg.max_inflight_bytes,
+                );
+                // A new member must not count as dead at the next CheckQuorum.
+                p.recent_active = true;
+                p
+            });
+            pr.is_learner = !self.membership.is_voter(*m);
+        }
+        if !self.membership.is_voter(id) && self.cfg.step_down_on_removal {
+            tracing::info!(id = %id, term = %self.term, "removed or demoted: stepping down");
+            self.become_follower(self.term, None);
+            return;
+        }
+        if let Some(t) = l.transferee
+            && !self.membership.is_voter(t)
+        {
+            self.abort_transfer("target is no longer a voter");
+        }
+        if let Role::Leader(l) = &mut self.role {
+            l.broadcast_pending = true;
+        }
+        // The quorum changed: entries may now be committed.
+        if let Err(e) = self.maybe_commit() {
+            tracing::warn!(id = %id, error = %e, "commit check after conf change failed");
+        }
+    }
+
+    /// Leaves an auto-leave joint configuration once the change that entered
+    /// it is applied (etcd's auto-leave).
+    pub(crate) fn maybe_auto_leave(&mut self) -> Result<(), StorageError> {
+        let Role::Leader(l) = &self.role else {
+            return Ok(());
+        };
+        if !self.membership.auto_leave || !self.membership.voters.is_joint() {
+            return Ok(());
+        }
+        if l.pending_conf_index > self.log.applied {
+            return Ok(());
+        }
+        let leave = ConfChangeV2::default().encode();
+        match self.propose(EntryKind::ConfChangeV2, leave) {
+            Ok(p) => tracing::info!(id = %self.id, proposal = ?p, "leaving joint configuration"),
+            Err(ProposeError::Storage(e)) => return Err(e),
+            Err(e) => tracing::debug!(id = %self.id, error = %e, "auto-leave deferred"),
+        }
+        Ok(())
+    }
+
+    /// True if a committed but unapplied entry holds a conf change.
+    pub(crate) fn has_unapplied_conf_changes(&self) -> Result<bool, StorageError> {
+        let mut lo = self.log.applied.next();
+        let hi = self.log.committed.next();
+        while lo < hi {
+            let batch = self.log.slice(lo, hi, self.cfg.max_size_per_msg)?;
+            if batch.iter().any(|e| e.kind != EntryKind::Normal) {
+                return Ok(true);
+            }
+            match batch.last() {
+                Some(e) => lo = e.index.next(),
+                None => break,
+            }
+        }
+        Ok(false)
+    }
+}
