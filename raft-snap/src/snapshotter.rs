@@ -222,7 +222,7 @@ impl Snapshotter {
         let file_len = file.len().map_err(|e| SnapError::io("stat", &path, e))?;
         let origin = Origin::File(path.clone());
         let source = HandleReader { file, offset: 0 };
-        let decoder = SnapshotDecoder::with_origin(source, origin, chunk_len)?;
+        let mut decoder = SnapshotDecoder::with_origin(source, origin, chunk_len)?;
         let corrupt = |reason| SnapError::Corrupt {
             path: path.clone(),
             reason,
@@ -239,6 +239,7 @@ impl Snapshotter {
             };
             return Err(corrupt(reason));
         }
+        decoder.set_len_verified();
         Ok(SnapshotReader { decoder, path })
     }
 

@@ -167,7 +167,13 @@ pub struct SnapshotDecoder<R> {
     header: Header,
     crc: crc32fast::Hasher,
     remaining_len: u64,
+    /// The most data [`next_chunk`](Self::next_chunk) hands out at once.
+    chunk_len: usize,
+    /// The chunk buffer; allocated on the first `next_chunk`.
     buf: Vec<u8>,
+    /// True once the caller has checked `data_len` against the real length
+    /// of the source, so allocating `data_len` bytes up front is safe.
+    len_verified: bool,
     state: DecodeState,
 }
 
@@ -219,14 +225,15 @@ impl<R: Read> SnapshotDecoder<R> {
         let mut crc = crc32fast::Hasher::new();
         crc.update(&fixed_bytes);
         crc.update(&rest);
-        let buf_len = usize::try_from(header.data_len).map_or(chunk_len, |n| n.min(chunk_len));
         Ok(SnapshotDecoder {
             inner,
             origin,
             remaining_len: header.data_len,
             header,
             crc,
-            buf: vec![0u8; buf_len],
+            chunk_len,
+            buf: Vec::new(),
+            len_verified: false,
             state: DecodeState::Data,
         })
     }
@@ -262,52 +269,99 @@ impl<R: Read> SnapshotDecoder<R> {
     /// spent and every further call fails too, so a caller that loops
     /// until `None` can never mistake a failed snapshot for a verified one.
     pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, SnapError> {
-        match self.state {
-            DecodeState::Data => {}
-            DecodeState::Done => return Ok(None),
-            DecodeState::Failed => {
-                let e = io::Error::other("an earlier read of this snapshot failed");
-                return Err(self.origin.io_error("read", e));
-            }
+        if self.check_usable()? == DecodeState::Done {
+            return Ok(None);
         }
         if self.remaining_len == 0 {
             // Only reached for a snapshot without data.
             self.verify_trailer()?;
             return Ok(None);
         }
-        let len =
-            usize::try_from(self.remaining_len).map_or(self.buf.len(), |n| n.min(self.buf.len()));
-        let got = match read_full(&mut self.inner, &mut self.buf[..len]) {
-            Ok(got) => got,
-            Err(e) => return Err(self.fail(self.origin.io_error("read", e))),
-        };
-        if got < len {
-            let missing = self.remaining_len - got as u64 + TRAILER_LEN as u64;
-            return Err(self.fail(self.origin.corrupt(Corruption::Truncated { missing })));
+        let len = self.next_read_len();
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
         }
-        self.crc.update(&self.buf[..len]);
-        self.remaining_len -= len as u64;
-        if self.remaining_len == 0 {
-            self.verify_trailer()?;
-        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.read_data(&mut buf[..len]);
+        self.buf = buf;
+        result?;
         Ok(Some(&self.buf[..len]))
     }
 
     /// Reads all remaining data into memory and returns the snapshot.
+    /// Reads straight into the result, without the chunk buffer.
     ///
     /// # Errors
     ///
     /// As [`next_chunk`](Self::next_chunk).
     pub fn read_to_snapshot(mut self) -> Result<Snapshot, SnapError> {
-        let capacity = usize::try_from(self.remaining_len).unwrap_or(usize::MAX);
-        let mut data = Vec::with_capacity(capacity);
-        while let Some(chunk) = self.next_chunk()? {
-            data.extend_from_slice(chunk);
+        let mut data = Vec::new();
+        if self.check_usable()? == DecodeState::Data {
+            // A stream's header may announce any length; grow as data
+            // actually arrives rather than trusting it with an allocation.
+            let announced = usize::try_from(self.remaining_len).unwrap_or(usize::MAX);
+            let cap = if self.len_verified {
+                announced
+            } else {
+                announced.min(self.chunk_len)
+            };
+            data.reserve_exact(cap);
+            if self.remaining_len == 0 {
+                self.verify_trailer()?;
+            }
+            while self.remaining_len > 0 {
+                let start = data.len();
+                data.resize(start + self.next_read_len(), 0);
+                self.read_data(&mut data[start..])?;
+            }
         }
+        debug_assert_eq!(self.state, DecodeState::Done);
         Ok(Snapshot {
             metadata: self.header.metadata,
             data: data.into(),
         })
+    }
+
+    /// Records that the caller checked the announced length against the
+    /// source, e.g. a file's size.
+    pub(crate) fn set_len_verified(&mut self) {
+        self.len_verified = true;
+    }
+
+    /// `Data` or `Done`; an error if an earlier call failed.
+    fn check_usable(&self) -> Result<DecodeState, SnapError> {
+        match self.state {
+            DecodeState::Failed => {
+                let e = io::Error::other("an earlier read of this snapshot failed");
+                Err(self.origin.io_error("read", e))
+            }
+            state => Ok(state),
+        }
+    }
+
+    fn next_read_len(&self) -> usize {
+        usize::try_from(self.remaining_len).map_or(self.chunk_len, |n| n.min(self.chunk_len))
+    }
+
+    /// Fills `buf` (at most the remaining length) with data, folds it into
+    /// the checksum, and verifies the trailer after the last byte.
+    fn read_data(&mut self, buf: &mut [u8]) -> Result<(), SnapError> {
+        debug_assert_eq!(self.state, DecodeState::Data);
+        debug_assert!(buf.len() as u64 <= self.remaining_len);
+        let got = match read_full(&mut self.inner, buf) {
+            Ok(got) => got,
+            Err(e) => return Err(self.fail(self.origin.io_error("read", e))),
+        };
+        if got < buf.len() {
+            let missing = self.remaining_len - got as u64 + TRAILER_LEN as u64;
+            return Err(self.fail(self.origin.corrupt(Corruption::Truncated { missing })));
+        }
+        self.crc.update(buf);
+        self.remaining_len -= buf.len() as u64;
+        if self.remaining_len == 0 {
+            self.verify_trailer()?;
+        }
+        Ok(())
     }
 
     fn fail(&mut self, e: SnapError) -> SnapError {
@@ -517,6 +571,15 @@ mod tests {
         );
         assert!(dec.next_chunk().is_err(), "last chunk fails the checksum");
         assert!(dec.next_chunk().is_err(), "and so does every later call");
+    }
+
+    #[test]
+    fn stream_announcing_a_huge_length_fails_as_truncated_without_allocating_it() {
+        let mut bytes = format::encode_header(&metadata(), 1 << 50);
+        bytes.extend_from_slice(&data(10));
+        let err = decode(&bytes, 1 << 20).expect_err("ends after ten bytes");
+        let missing = (1u64 << 50) - 10 + TRAILER_LEN as u64;
+        assert_eq!(err.corruption(), Some(&Corruption::Truncated { missing }));
     }
 
     #[test]
