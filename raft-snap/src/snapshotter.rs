@@ -318,6 +318,8 @@ impl Snapshotter {
             match self.open(id).and_then(&consume) {
                 Ok(value) => return Ok(value),
                 Err(SnapError::Corrupt { path, reason }) => self.quarantine(&path, &reason),
+                // Removed since it was listed (a concurrent purge, say).
+                Err(SnapError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             }
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use raft_core::{ConfState, Index, LogId, NodeId, SnapshotMetadata, Term};
 use raft_snap::{Corruption, SnapError, Snapshotter};
-use raft_wal::io::{Backend, SimBackend};
+use raft_wal::io::{Backend, FaultKind, SimBackend};
 
 fn dir() -> PathBuf {
     PathBuf::from("/snap")
@@ -355,4 +355,73 @@ fn corrupt_error_names_the_file_and_the_reason() {
         "{message}"
     );
     assert!(message.contains("checksum mismatch"), "{message}");
+}
+
+#[test]
+fn read_error_is_returned_and_the_file_is_not_renamed_broken() {
+    let (sim, snap) = sim_snapshotter();
+    snap.save(&meta(1, 10), &payload(1, 100)).expect("save");
+    // Operations of a load: list, open, stat, then reads. Fail each read
+    // position in turn.
+    for step in 3..6 {
+        sim.inject_fault(sim.op_count() + step, FaultKind::Eio);
+        let err = snap.load_newest().expect_err("injected EIO");
+        assert!(
+            matches!(err, SnapError::Io { op: "read", .. }),
+            "step {step}: {err}"
+        );
+        assert!(err.to_string().contains("000000000000000a.snap"), "{err}");
+    }
+    assert_eq!(
+        sim.list_dir(&dir()).expect("list"),
+        ["0000000000000001-000000000000000a.snap"]
+    );
+    assert_eq!(snap.load_newest().expect("load").data, payload(1, 100));
+}
+
+#[test]
+fn failed_fsync_fails_the_save_and_names_the_temporary_file() {
+    let (sim, snap) = sim_snapshotter();
+    let before = sim.op_count();
+    snap.save(&meta(1, 1), b"probe").expect("save");
+    // create, write, sync, rename, sync dir: the sync is the third.
+    assert_eq!(sim.op_count() - before, 5);
+    sim.inject_fault(sim.op_count() + 2, FaultKind::Eio);
+    let err = snap.save(&meta(1, 2), b"data").expect_err("sync fails");
+    match &err {
+        SnapError::Io { op, path, .. } => {
+            assert_eq!(*op, "sync");
+            let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8");
+            assert!(
+                name.starts_with("0000000000000001-0000000000000002.snap."),
+                "{name}"
+            );
+            assert!(name.ends_with(".tmp"), "{name}");
+        }
+        other => panic!("expected an I/O error, got {other}"),
+    }
+    let names = sim.list_dir(&dir()).expect("list");
+    assert_eq!(
+        names,
+        ["0000000000000001-0000000000000001.snap"],
+        "temp file removed"
+    );
+}
+
+#[test]
+fn handles_are_send_so_a_transfer_can_run_on_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Snapshotter>();
+    assert_send::<raft_snap::SnapshotWriter>();
+    assert_send::<raft_snap::SnapshotReader>();
+    let (_sim, snap) = sim_snapshotter();
+    let mut writer = snap.writer(&meta(1, 5), 3).expect("writer");
+    let writer = std::thread::spawn(move || {
+        writer.write_chunk(b"abc").expect("chunk");
+        writer
+    })
+    .join()
+    .expect("thread");
+    writer.commit().expect("commit");
+    assert_eq!(snap.load_newest().expect("load").data, &b"abc"[..]);
 }
