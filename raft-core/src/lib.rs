@@ -133,6 +133,7 @@ pub use raw_node::{AdvanceError, RawNode, SnapshotStatus};
 pub use ready::{Ready, SoftState};
 pub use status::{ProgressStatus, Status};
 pub use storage::{InitialState, MemoryStorage, Storage, StorageError};
+pub use tracker::ProgressState;
 pub use types::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,
     ENTRY_OVERHEAD_BYTES, Entry, EntryKind, HardState, Index, LogId, NodeId, Snapshot,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::types::{ConfState, Entry, HardState, Index, Snapshot, SnapshotMetadata, Term};
+use crate::types::{ConfState, Entry, HardState, Index, LogId, Snapshot, SnapshotMetadata, Term};
 
 /// What a node starts from: its persisted [`HardState`] and membership.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -129,20 +129,32 @@ pub(crate) fn limit_size(entries: &[Entry], max_bytes: u64) -> usize {
 #[derive(Debug, Default)]
 struct MemoryInner {
     hard_state: HardState,
+    /// The membership reported by `initial_state`.
+    conf_state: ConfState,
+    /// The latest snapshot; may be newer than the compaction point.
     snapshot: Snapshot,
-    /// Entries after the snapshot.
-    /// Invariant: `entries[i].index == snapshot.metadata.index + 1 + i`.
+    /// The position just before `entries`: the compaction point, whose term
+    /// is still answered.
+    offset: LogId,
+    /// Invariant: `entries[i].index == offset.index + 1 + i`.
     entries: Vec<Entry>,
 }
 
 impl MemoryInner {
-    /// The index of the last entry the snapshot covers: the log's "offset".
-    fn offset(&self) -> Index {
-        self.snapshot.metadata.index
+    fn last_index(&self) -> Index {
+        self.offset.index + self.entries.len() as u64
     }
 
-    fn last_index(&self) -> Index {
-        self.offset() + self.entries.len() as u64
+    fn term_at(&self, index: Index) -> Option<Term> {
+        if index == self.offset.index {
+            return Some(self.offset.term);
+        }
+        if index < self.offset.index {
+            return None;
+        }
+        self.entries
+            .get((index - self.offset.index.next()) as usize)
+            .map(|e| e.term)
     }
 }
 
@@ -164,7 +176,7 @@ impl MemoryStorage {
     /// to bootstrap a new cluster (every founding node uses the same one).
     pub fn with_conf_state(conf_state: ConfState) -> MemoryStorage {
         let s = MemoryStorage::new();
-        s.inner.write().snapshot.metadata.conf_state = conf_state;
+        s.set_conf_state(conf_state);
         s
     }
 
@@ -178,14 +190,16 @@ impl MemoryStorage {
         self.inner.read().hard_state
     }
 
-    /// Sets the membership reported by [`Storage::initial_state`].
+    /// Sets the membership reported by [`Storage::initial_state`] (call it
+    /// with the result of `RawNode::apply_conf_change`).
     pub fn set_conf_state(&self, cs: ConfState) {
-        self.inner.write().snapshot.metadata.conf_state = cs;
+        self.inner.write().conf_state = cs;
     }
 
     /// Appends `entries`, which must be consecutive. An entry at an index
     /// already present replaces it and everything after it (Raft's conflict
-    /// truncation, paper §5.3); entries the snapshot covers are skipped.
+    /// truncation, paper §5.3); entries before the compaction point are
+    /// skipped.
     ///
     /// # Errors
     /// [`StorageError::Unavailable`] if the entries would leave a gap after
@@ -195,11 +209,10 @@ impl MemoryStorage {
             return Ok(());
         };
         let mut inner = self.inner.write();
-        let offset = inner.offset();
+        let offset = inner.offset.index;
         if first.index > inner.last_index().next() {
             return Err(StorageError::Unavailable);
         }
-        // Skip what the snapshot already covers.
         let skip =
             (offset.next().get().saturating_sub(first.index.get()) as usize).min(entries.len());
         let entries = &entries[skip..];
@@ -212,40 +225,36 @@ impl MemoryStorage {
         Ok(())
     }
 
-    /// Discards entries up to and including `index` (it must be applied
-    /// and covered by a snapshot the application keeps elsewhere, or by
-    /// [`MemoryStorage::create_snapshot`]).
+    /// Discards entries up to and including `index`, which the application
+    /// has applied and covered by a snapshot.
     ///
     /// # Errors
     /// [`StorageError::Compacted`] if `index` is at or before the current
-    /// offset; [`StorageError::Unavailable`] if beyond the last index.
+    /// compaction point; [`StorageError::Unavailable`] if beyond the last
+    /// index.
     pub fn compact(&self, index: Index) -> Result<(), StorageError> {
         let mut inner = self.inner.write();
-        let offset = inner.offset();
-        if index <= offset {
+        if index <= inner.offset.index {
             return Err(StorageError::Compacted);
         }
         if index > inner.last_index() {
             return Err(StorageError::Unavailable);
         }
-        let term = inner.entries[(index - offset.next()) as usize].term;
-        let drop = (index - offset) as usize;
+        let term = inner.term_at(index).expect("index within the log");
+        let drop = (index - inner.offset.index) as usize;
         inner.entries.drain(..drop);
-        inner.snapshot.metadata.index = index;
-        inner.snapshot.metadata.term = term;
-        // The data of a compaction-only marker is stale; a real snapshot
-        // comes from `create_snapshot`.
-        inner.snapshot.data = bytes::Bytes::new();
+        inner.offset = LogId::new(term, index);
         Ok(())
     }
 
     /// Records a snapshot of the state machine at `index` (which must be in
-    /// the log) without discarding any entries; call [`MemoryStorage::compact`]
+    /// the log) without discarding entries; call [`MemoryStorage::compact`]
     /// afterwards to free the log.
     ///
     /// # Errors
     /// [`StorageError::SnapshotOutOfDate`] if `index` is not newer than the
-    /// current snapshot; [`StorageError::Unavailable`] if beyond the log.
+    /// current snapshot; [`StorageError::Compacted`] or
+    /// [`StorageError::Unavailable`] if `index` is not in the log.
     pub fn create_snapshot(
         &self,
         index: Index,
@@ -253,16 +262,13 @@ impl MemoryStorage {
         data: bytes::Bytes,
     ) -> Result<Snapshot, StorageError> {
         let mut inner = self.inner.write();
-        let offset = inner.offset();
-        if index <= offset {
+        if index <= inner.snapshot.metadata.index {
             return Err(StorageError::SnapshotOutOfDate);
         }
         if index > inner.last_index() {
             return Err(StorageError::Unavailable);
         }
-        let term = inner.entries[(index - offset.next()) as usize].term;
-        let drop = (index - offset) as usize;
-        inner.entries.drain(..drop);
+        let term = inner.term_at(index).ok_or(StorageError::Compacted)?;
         inner.snapshot = Snapshot {
             metadata: SnapshotMetadata {
                 index,
@@ -275,19 +281,24 @@ impl MemoryStorage {
     }
 
     /// Replaces the whole log with `snapshot` (a follower installing a
-    /// snapshot from its leader). The hard state's commit is raised to the
-    /// snapshot index.
+    /// snapshot from its leader). The membership becomes the snapshot's;
+    /// the hard state's commit and term are raised to it.
     ///
     /// # Errors
     /// [`StorageError::SnapshotOutOfDate`] if it is not newer than the
     /// current snapshot.
     pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), StorageError> {
         let mut inner = self.inner.write();
-        if snapshot.metadata.index <= inner.offset() && inner.offset() > Index::ZERO {
+        let meta = &snapshot.metadata;
+        if meta.index <= inner.snapshot.metadata.index
+            && inner.snapshot.metadata.index > Index::ZERO
+        {
             return Err(StorageError::SnapshotOutOfDate);
         }
-        inner.hard_state.commit = inner.hard_state.commit.max(snapshot.metadata.index);
-        inner.hard_state.term = inner.hard_state.term.max(snapshot.metadata.term);
+        inner.hard_state.commit = inner.hard_state.commit.max(meta.index);
+        inner.hard_state.term = inner.hard_state.term.max(meta.term);
+        inner.conf_state = meta.conf_state.clone();
+        inner.offset = meta.log_id();
         inner.entries.clear();
         inner.snapshot = snapshot;
         Ok(())
@@ -299,13 +310,13 @@ impl Storage for MemoryStorage {
         let inner = self.inner.read();
         Ok(InitialState {
             hard_state: inner.hard_state,
-            conf_state: inner.snapshot.metadata.conf_state.clone(),
+            conf_state: inner.conf_state.clone(),
         })
     }
 
     fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
         let inner = self.inner.read();
-        let offset = inner.offset();
+        let offset = inner.offset.index;
         if lo <= offset {
             return Err(StorageError::Compacted);
         }
@@ -321,22 +332,14 @@ impl Storage for MemoryStorage {
 
     fn term(&self, index: Index) -> Result<Term, StorageError> {
         let inner = self.inner.read();
-        let offset = inner.offset();
-        if index < offset {
+        if index < inner.offset.index {
             return Err(StorageError::Compacted);
         }
-        if index == offset {
-            return Ok(inner.snapshot.metadata.term);
-        }
-        inner
-            .entries
-            .get((index - offset.next()) as usize)
-            .map(|e| e.term)
-            .ok_or(StorageError::Unavailable)
+        inner.term_at(index).ok_or(StorageError::Unavailable)
     }
 
     fn first_index(&self) -> Result<Index, StorageError> {
-        Ok(self.inner.read().offset().next())
+        Ok(self.inner.read().offset.index.next())
     }
 
     fn last_index(&self) -> Result<Index, StorageError> {
@@ -345,5 +348,117 @@ impl Storage for MemoryStorage {
 
     fn snapshot(&self, _request_index: Index) -> Result<Snapshot, StorageError> {
         Ok(self.inner.read().snapshot.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::types::NodeId;
+
+    fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range
+            .map(|i| Entry::new(Term(term), Index(i), Bytes::from_static(b"0123456789")))
+            .collect()
+    }
+
+    fn storage_1_to_5() -> MemoryStorage {
+        let s = MemoryStorage::new();
+        s.append(&ents(1..=5, 1)).expect("append");
+        s
+    }
+
+    #[test]
+    fn append_truncates_a_conflicting_suffix() {
+        let s = storage_1_to_5();
+        s.append(&ents(3..=3, 2)).expect("append");
+        assert_eq!(s.last_index().ok(), Some(Index(3)));
+        assert_eq!(s.term(Index(3)).ok(), Some(Term(2)));
+    }
+
+    #[test]
+    fn append_with_a_gap_is_refused() {
+        let s = storage_1_to_5();
+        assert!(matches!(
+            s.append(&ents(7..=7, 1)),
+            Err(StorageError::Unavailable)
+        ));
+    }
+
+    #[test]
+    fn entries_respect_bounds_and_size_limit() {
+        let s = storage_1_to_5();
+        assert_eq!(
+            s.entries(Index(2), Index(5), u64::MAX).expect("ok").len(),
+            3
+        );
+        let one = ents(1..=1, 1)[0].size_bytes();
+        assert_eq!(s.entries(Index(2), Index(5), one * 2).expect("ok").len(), 2);
+        assert_eq!(
+            s.entries(Index(2), Index(5), 0).expect("ok").len(),
+            1,
+            "at least one"
+        );
+        assert!(matches!(
+            s.entries(Index(2), Index(7), u64::MAX),
+            Err(StorageError::Unavailable)
+        ));
+        s.compact(Index(3)).expect("compact");
+        assert!(matches!(
+            s.entries(Index(3), Index(5), u64::MAX),
+            Err(StorageError::Compacted)
+        ));
+    }
+
+    #[test]
+    fn term_is_answered_at_the_compaction_point_but_not_before() {
+        let s = storage_1_to_5();
+        s.compact(Index(3)).expect("compact");
+        assert_eq!(s.first_index().ok(), Some(Index(4)));
+        assert_eq!(s.term(Index(3)).ok(), Some(Term(1)));
+        assert!(matches!(s.term(Index(2)), Err(StorageError::Compacted)));
+        assert!(matches!(s.term(Index(6)), Err(StorageError::Unavailable)));
+        assert!(matches!(s.compact(Index(3)), Err(StorageError::Compacted)));
+        assert!(matches!(
+            s.compact(Index(9)),
+            Err(StorageError::Unavailable)
+        ));
+    }
+
+    #[test]
+    fn snapshots_are_created_in_order_and_applied_over_the_log() {
+        let s = storage_1_to_5();
+        let cs = ConfState::with_voters([NodeId::new(1).expect("id")]);
+        let snap = s
+            .create_snapshot(Index(4), cs.clone(), Bytes::from_static(b"sm"))
+            .expect("snap");
+        assert_eq!(snap.metadata.term, Term(1));
+        assert_eq!(
+            s.last_index().ok(),
+            Some(Index(5)),
+            "creating a snapshot keeps the log"
+        );
+        assert!(matches!(
+            s.create_snapshot(Index(3), cs.clone(), Bytes::new()),
+            Err(StorageError::SnapshotOutOfDate)
+        ));
+        let newer = Snapshot {
+            metadata: SnapshotMetadata {
+                index: Index(9),
+                term: Term(3),
+                conf_state: cs.clone(),
+            },
+            data: Bytes::new(),
+        };
+        s.apply_snapshot(newer.clone()).expect("apply");
+        assert_eq!(s.first_index().ok(), Some(Index(10)));
+        assert_eq!(s.last_index().ok(), Some(Index(9)));
+        assert_eq!(s.hard_state().commit, Index(9));
+        assert!(matches!(
+            s.apply_snapshot(newer),
+            Err(StorageError::SnapshotOutOfDate)
+        ));
     }
 }

@@ -377,6 +377,19 @@ impl Cluster {
         }
     }
 
+    /// Snapshots node `raw`'s state at `index` (which it applied) and
+    /// compacts its log up to there, as an application does.
+    pub fn compact(&mut self, raw: u64, index: u64) {
+        use raft_core::Storage;
+        let node = self.node(raw);
+        let cs = node.storage.initial_state().expect("state").conf_state;
+        let data = Bytes::from(format!("applied:{}", node.applied.len()));
+        node.storage
+            .create_snapshot(Index(index), cs, data)
+            .expect("snapshot");
+        node.storage.compact(Index(index)).expect("compact");
+    }
+
     /// Cuts both directions between `a` and `b`.
     pub fn cut(&mut self, a: u64, b: u64) {
         self.cut.insert((id(a), id(b)));
