@@ -457,6 +457,8 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(Term, Index)> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn id(raw: u64) -> NodeId {
@@ -560,6 +562,59 @@ mod tests {
             decode_header(&bytes),
             Err(Corruption::BadConfLen { found: u32::MAX })
         );
+    }
+
+    fn arb_ids() -> impl Strategy<Value = BTreeSet<NodeId>> {
+        prop::collection::btree_set(1..=u64::MAX, 0..6)
+            .prop_map(|raw| raw.into_iter().map(id).collect())
+    }
+
+    fn arb_metadata() -> impl Strategy<Value = SnapshotMetadata> {
+        let sets = (arb_ids(), arb_ids(), arb_ids(), arb_ids(), any::<bool>());
+        (any::<u64>(), any::<u64>(), sets).prop_map(|(index, term, sets)| {
+            let (voters, learners, voters_outgoing, learners_next, auto_leave) = sets;
+            SnapshotMetadata {
+                index: Index(index),
+                term: Term(term),
+                conf_state: ConfState {
+                    voters,
+                    learners,
+                    voters_outgoing,
+                    learners_next,
+                    auto_leave,
+                },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_metadata_round_trips_through_the_header(
+            metadata in arb_metadata(),
+            data_len in any::<u64>(),
+        ) {
+            let bytes = encode_header(&metadata, data_len);
+            let header = decode_header(&bytes).expect("fresh header decodes");
+            prop_assert_eq!(header.metadata, metadata);
+            prop_assert_eq!(header.data_len, data_len);
+            prop_assert_eq!(header.header_len, bytes.len() as u64);
+        }
+
+        #[test]
+        fn damaged_header_either_fails_or_is_the_canonical_encoding_of_what_it_decodes_to(
+            metadata in arb_metadata(),
+            damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut bytes = encode_header(&metadata, 77);
+            for (at, value) in damage {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            if let Ok(header) = decode_header(&bytes) {
+                let again = encode_header(&header.metadata, header.data_len);
+                prop_assert_eq!(&again[..], &bytes[..again.len()]);
+            }
+        }
     }
 
     #[test]
