@@ -267,6 +267,7 @@ fn old_leader_cannot_commit(check_quorum: bool) {
     c.isolate(1);
     c.propose(1, b"stale");
     c.stabilize();
+    assert!(log_data(&c, 1).contains(&Bytes::from_static(b"stale")));
     let mut rounds = 0;
     while !c.leaders().iter().any(|&l| l != 1) {
         c.tick_all(1);
@@ -304,7 +305,26 @@ fn old_leader_cannot_commit(check_quorum: bool) {
             "check_quorum {check_quorum}, node {n}"
         );
         assert_eq!(c.log_terms(n), c.log_terms(leader), "node {n}");
+        assert!(
+            !log_data(&c, n).contains(&Bytes::from_static(b"stale")),
+            "node {n}: the old leader's entry was overwritten"
+        );
     }
+}
+
+/// The payloads of `raw`'s stored log.
+fn log_data(c: &Cluster, raw: u64) -> Vec<Bytes> {
+    use raft_core::Storage;
+    let s = &c.nodes[&support::id(raw)].storage;
+    let (first, last) = (
+        s.first_index().expect("first"),
+        s.last_index().expect("last"),
+    );
+    s.entries(first, last.next(), u64::MAX)
+        .expect("entries")
+        .into_iter()
+        .map(|e| e.data)
+        .collect()
 }
 
 #[test]

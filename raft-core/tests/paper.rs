@@ -143,6 +143,17 @@ fn candidate_and_leader_ignore_messages_from_an_older_term() {
     assert_eq!(c.role(1), RoleKind::Candidate);
     assert_eq!(c.status(1).last_index, Index(0));
 
+    // A candidate at term 2 does not count grants from term 1.
+    let mut c = three();
+    c.node(1).raw.campaign().expect("campaign");
+    c.node(1).raw.campaign().expect("campaign again");
+    c.process_ready(1);
+    for from in [2, 3] {
+        let body = MessageBody::VoteResponse(VoteResponse { reject: false });
+        c.step(msg(from, 1, 1, body)).expect("step");
+    }
+    assert_eq!(c.role(1), RoleKind::Candidate, "stale grants do not elect");
+
     // A leader at term 2 ignores a term-1 vote request and heartbeat.
     let mut c = Cluster::builder().voters(&[1, 2, 3]).log(1, &[], 1).build();
     c.elect(1);
@@ -489,6 +500,30 @@ fn randomized_timeouts_make_split_elections_rare_in_a_five_node_cluster() {
     let rate = conflicts as f64 / trials as f64;
     assert!(rate < 0.3, "conflict rate {rate}");
     assert!(conflicts > 0, "identical jitter would never conflict");
+}
+
+#[test]
+fn randomized_timeouts_let_most_five_node_clusters_elect_a_leader_in_the_first_term() {
+    let trials = 300u64;
+    let mut later = 0;
+    for trial in 0..trials {
+        let mut c = Cluster::builder()
+            .voters(&[1, 2, 3, 4, 5])
+            .configure(move |cfg| cfg.seed = 7_000 + trial * 64 + cfg.id.get())
+            .build();
+        let mut ticks = 0;
+        while c.leaders().is_empty() {
+            c.tick_all(1);
+            ticks += 1;
+            assert!(ticks < 1000, "trial {trial}: no leader");
+        }
+        let leader = c.leaders()[0];
+        if c.term(leader) > Term(1) {
+            later += 1;
+        }
+    }
+    let rate = later as f64 / trials as f64;
+    assert!(rate < 0.3, "{later} of {trials} first elections failed");
 }
 
 // ---------------------------------------------------------------- §5.3
