@@ -69,6 +69,12 @@ pub struct Config {
     pub applied: Index,
     /// How read-index requests are confirmed. Default: [`ReadOnlyOption::Safe`].
     pub read_only_option: ReadOnlyOption,
+    /// Persist and apply on other threads: `ready` may be called again
+    /// before earlier Readys are durable; the application reports progress
+    /// with `RawNode::on_persisted` and `RawNode::on_applied` (as raft-rs's
+    /// `on_persist_ready` and etcd's `AsyncStorageWrites`). Committed entries
+    /// are then only handed out once durable locally. Default: false.
+    pub async_storage_writes: bool,
     /// A leader that a membership change removes or demotes steps down as
     /// soon as the change is applied, so a new leader is elected among the
     /// remaining voters. Default: true (etcd-raft's `StepDownOnRemoval`
@@ -130,6 +136,7 @@ impl Config {
             applied: Index::ZERO,
             read_only_option: ReadOnlyOption::Safe,
             step_down_on_removal: true,
+            async_storage_writes: false,
             seed: id.get(),
         }
     }

@@ -72,6 +72,50 @@
 //! # }
 //! ```
 //!
+//! ## Asynchronous storage writes
+//!
+//! With [`Config::async_storage_writes`], persisting and applying may run on
+//! other threads. `ready` can be called again before earlier Readys are
+//! durable; report durability by Ready number with
+//! [`RawNode::on_persisted`] (only then may that Ready's
+//! `persisted_messages` leave) and application progress with
+//! [`RawNode::on_applied`]. A leader's own append and a candidate's own vote
+//! count only once persisted, and committed entries are handed out only
+//! once durable locally.
+//!
+//! ```
+//! use raft_core::{Config, ConfState, MemoryStorage, NodeId, RawNode, RoleKind};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let id = NodeId::new(1).expect("non-zero id");
+//! let storage = MemoryStorage::with_conf_state(ConfState::with_voters([id]));
+//! let mut config = Config::new(id);
+//! config.async_storage_writes = true;
+//! let mut node = RawNode::new(config, storage.clone())?;
+//!
+//! node.campaign()?;
+//! let rd = node.ready()?; // the pre-vote and the new term with our vote
+//! // ... hand `rd` to the writer thread; meanwhile the node keeps going.
+//! assert_ne!(node.status().soft_state.role, RoleKind::Leader);
+//! // The writer reports back once the hard state is durable:
+//! if let Some(hs) = rd.hard_state {
+//!     storage.set_hard_state(hs);
+//! }
+//! node.on_persisted(rd.number)?;
+//! assert_eq!(node.status().soft_state.role, RoleKind::Leader);
+//!
+//! node.propose(&b"v"[..])?;
+//! let rd = node.ready()?; // the leader's no-op and the proposal
+//! storage.append(&rd.entries)?;
+//! node.on_persisted(rd.number)?; // now the leader's own ack counts
+//! let rd = node.ready()?;
+//! assert_eq!(rd.committed_entries.len(), 2);
+//! // The applier thread reports progress by index.
+//! node.on_applied(rd.committed_entries.last().expect("entries").index)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## What is implemented
 //!
 //! | Feature | Knob (default) | Reference |
@@ -88,7 +132,11 @@
 //! | Apply pagination | `max_committed_size_per_ready` (no limit) | etcd-raft |
 //! | Proposal forwarding | `disable_proposal_forwarding` (false) | — |
 //! | Leader appends to peers before its own fsync | — | thesis §10.2.1 |
-//! | Snapshot send and install when a follower needs compacted entries | — | paper §7, thesis Figure 13 |
+//! | Snapshot send and install when a follower needs compacted entries | `RawNode::report_snapshot` | paper §7, thesis Figure 13 |
+//! | Membership change: single-step, joint consensus, learners, one pending change | `step_down_on_removal` (true) | thesis §4.1, §4.3 |
+//! | Leadership transfer | `RawNode::transfer_leader` | thesis §3.10 |
+//! | Linearizable reads: ReadIndex, lease | `read_only_option` (Safe) | thesis §6.4 |
+//! | Asynchronous storage writes | `async_storage_writes` (false) | thesis §10.2.1 |
 //!
 //! Quorum arithmetic ([`quorum`]) and follower tracking ([`tracker`]) are
 //! public, pure modules.

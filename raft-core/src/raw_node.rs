@@ -39,10 +39,10 @@ pub enum AdvanceError {
 /// durable and applied.
 #[derive(Debug, Default)]
 struct Receipt {
+    number: u64,
     last_entry: Option<LogId>,
     snapshot: Option<Index>,
     hard_state: Option<HardState>,
-    last_committed: Option<Index>,
 }
 
 /// A Raft node driven by the application: feed it ticks, messages and
@@ -54,7 +54,8 @@ pub struct RawNode<S: Storage> {
     raft: Raft<S>,
     prev_soft: SoftState,
     prev_hard: HardState,
-    outstanding: Option<Receipt>,
+    /// Readys handed out and not yet persisted, oldest first.
+    outstanding: std::collections::VecDeque<Receipt>,
     ready_number: u64,
 }
 
@@ -73,7 +74,7 @@ impl<S: Storage> RawNode<S> {
             raft,
             prev_soft,
             prev_hard,
-            outstanding: None,
+            outstanding: Default::default(),
             ready_number: 0,
         })
     }
@@ -181,21 +182,25 @@ impl<S: Storage> RawNode<S> {
         if matches!(&r.role, Role::Leader(l) if l.broadcast_pending) {
             return true;
         }
-        r.log.has_next_committed_entries()
+        r.log
+            .has_next_committed_entries(!r.cfg.async_storage_writes)
     }
 
     /// Collects the work to do. Handle it as [`Ready`] describes, then call
-    /// [`RawNode::advance`].
+    /// [`RawNode::advance`] (or, with `Config::async_storage_writes`, report
+    /// progress later with [`RawNode::on_persisted`] and
+    /// [`RawNode::on_applied`]).
     ///
     /// # Errors
     /// A storage failure while reading entries.
     ///
     /// # Panics
-    /// If the previous `Ready` was not advanced: the contract requires each
-    /// Ready to be persisted before the next is built.
+    /// With synchronous writes (the default), if the previous `Ready` was not
+    /// advanced: each Ready must be persisted before the next is built.
     pub fn ready(&mut self) -> Result<Ready, ReadyError> {
+        let sync = !self.raft.cfg.async_storage_writes;
         assert!(
-            self.outstanding.is_none(),
+            !sync || self.outstanding.is_empty(),
             "ready() called before advance() of the previous Ready"
         );
         self.raft.flush_broadcast()?;
@@ -206,7 +211,7 @@ impl<S: Storage> RawNode<S> {
             .snapshot
             .clone()
             .filter(|_| log.unstable.has_next_snapshot());
-        let committed_entries = log.next_committed_entries()?;
+        let committed_entries = log.next_committed_entries(sync)?;
         let hs = self.raft.hard_state();
         let ss = soft_state(&self.raft);
         let hard_state = (hs != self.prev_hard).then_some(hs);
@@ -215,15 +220,16 @@ impl<S: Storage> RawNode<S> {
             || snapshot.is_some()
             || hs.term != self.prev_hard.term
             || hs.vote != self.prev_hard.vote;
+        self.ready_number += 1;
         let receipt = Receipt {
+            number: self.ready_number,
             last_entry: entries.last().map(|e| e.log_id()),
             snapshot: snapshot.as_ref().map(|s| s.metadata.index),
             hard_state,
-            last_committed: committed_entries.last().map(|e| e.index),
         };
         self.raft.log.unstable.accept_in_progress();
-        if let Some(i) = receipt.last_committed {
-            self.raft.log.accept_applying(i);
+        if let Some(e) = committed_entries.last() {
+            self.raft.log.accept_applying(e.index);
         }
         if let Role::Leader(l) = &mut self.raft.role {
             let applied_bytes: u64 = committed_entries.iter().map(|e| e.payload_bytes()).sum();
@@ -231,8 +237,7 @@ impl<S: Storage> RawNode<S> {
         }
         self.prev_hard = hs;
         self.prev_soft = ss;
-        self.outstanding = Some(receipt);
-        self.ready_number += 1;
+        self.outstanding.push_back(receipt);
         Ok(Ready {
             number: self.ready_number,
             soft_state: soft,
@@ -247,30 +252,53 @@ impl<S: Storage> RawNode<S> {
         })
     }
 
-    /// Tells the node that the last [`Ready`] was persisted and its committed
-    /// entries applied. Its own votes and log now count (a leader's own
-    /// append acknowledges itself only here).
-    ///
-    /// Calling it with no outstanding Ready does nothing.
+    /// Tells the node that every [`Ready`] handed out was persisted and its
+    /// committed entries applied: [`RawNode::on_persisted`] with the last
+    /// Ready's number, then [`RawNode::on_applied`] with its last committed
+    /// index. Its own votes and log count only now (a leader's own append
+    /// acknowledges itself here, thesis §10.2.1).
     ///
     /// # Errors
     /// A storage failure.
     pub fn advance(&mut self) -> Result<(), AdvanceError> {
-        let Some(receipt) = self.outstanding.take() else {
-            return Ok(());
-        };
-        if let Some(index) = receipt.snapshot {
-            self.raft.log.snapshot_persisted(index);
+        self.on_persisted(self.ready_number)?;
+        self.on_applied(self.raft.log.applying)
+    }
+
+    /// Asynchronous writes: the snapshot, entries and hard state of every
+    /// Ready numbered up to `number` are durable. Readys must be persisted
+    /// in order. Their `persisted_messages` may now be sent.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn on_persisted(&mut self, number: u64) -> Result<(), AdvanceError> {
+        while self.outstanding.front().is_some_and(|r| r.number <= number) {
+            let receipt = self.outstanding.pop_front().expect("checked non-empty");
+            if let Some(index) = receipt.snapshot {
+                self.raft.log.snapshot_persisted(index);
+            }
+            if let Some(id) = receipt.last_entry {
+                self.raft.log.stable_to(id);
+                self.raft.on_entries_persisted(id)?;
+            }
+            if let Some(hs) = receipt.hard_state {
+                self.raft.on_hard_state_persisted(hs.term, hs.vote)?;
+            }
         }
-        if let Some(id) = receipt.last_entry {
-            self.raft.log.stable_to(id);
-            self.raft.on_entries_persisted(id)?;
-        }
-        if let Some(hs) = receipt.hard_state {
-            self.raft.on_hard_state_persisted(hs.term, hs.vote)?;
-        }
-        if let Some(i) = receipt.last_committed {
-            self.raft.log.applied_to(i);
+        let r = Ok(());
+        self.checked(r)
+    }
+
+    /// Asynchronous writes: the state machine applied every committed entry
+    /// up to `index` (entries are handed out in order; `index` beyond what
+    /// was handed out is capped).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn on_applied(&mut self, index: Index) -> Result<(), AdvanceError> {
+        let index = index.min(self.raft.log.applying);
+        if index > self.raft.log.applied {
+            self.raft.log.applied_to(index);
             self.raft.maybe_auto_leave()?;
         }
         let r = Ok(());

@@ -215,23 +215,35 @@ impl<S: Storage> RaftLog<S> {
         Ok(out)
     }
 
+    /// The highest index that may be handed out for applying. With
+    /// `allow_unstable` (synchronous writes: the application persists a
+    /// Ready before applying it) that is the commit index; otherwise only
+    /// entries known durable locally may be applied.
+    fn apply_limit(&self, allow_unstable: bool) -> Index {
+        if allow_unstable {
+            self.committed
+        } else {
+            self.committed.min(self.unstable.offset.prev())
+        }
+    }
+
     /// True when committed entries wait to be handed to the application.
-    pub(crate) fn has_next_committed_entries(&self) -> bool {
+    pub(crate) fn has_next_committed_entries(&self, allow_unstable: bool) -> bool {
         // While a snapshot is pending, the entries it covers are not in the
         // log; applying resumes after it.
-        self.applying < self.committed && self.unstable.snapshot.is_none()
+        self.applying < self.apply_limit(allow_unstable) && self.unstable.snapshot.is_none()
     }
 
     /// The next batch of committed entries to apply, paginated.
-    pub(crate) fn next_committed_entries(&self) -> Result<Vec<Entry>, StorageError> {
-        if !self.has_next_committed_entries() {
+    pub(crate) fn next_committed_entries(
+        &self,
+        allow_unstable: bool,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if !self.has_next_committed_entries(allow_unstable) {
             return Ok(Vec::new());
         }
-        self.slice(
-            self.applying.next(),
-            self.committed.next(),
-            self.max_applying_size,
-        )
+        let hi = self.apply_limit(allow_unstable).next();
+        self.slice(self.applying.next(), hi, self.max_applying_size)
     }
 
     /// Records that entries up to `index` were handed out for applying.
