@@ -189,3 +189,43 @@ fn acknowledged_save_survives_any_crash() {
         .run();
     }
 }
+
+#[test]
+fn crash_at_each_step_of_purge_keeps_the_newest_snapshot_loadable() {
+    let snaps: Vec<Snapshot> = (1..=4).map(|i| snapshot(1, i * 10, 200, i)).collect();
+    let purge_ops = {
+        let sim = SimBackend::new();
+        let snapshotter = Snapshotter::with_backend(sim.shared(), dir()).expect("open");
+        for s in &snaps {
+            snapshotter.save(&s.metadata, &s.data).expect("save");
+        }
+        let before = sim.op_count();
+        assert_eq!(snapshotter.purge(1).expect("purge").len(), 3);
+        sim.op_count() - before
+    };
+    let base = base_seed();
+    for step in 0..=purge_ops {
+        for i in 0..SEEDS_PER_STEP {
+            let seed = base.wrapping_add(step * 1_000_003).wrapping_add(i);
+            let sim = SimBackend::new();
+            let snapshotter = Snapshotter::with_backend(sim.shared(), dir()).expect("open");
+            for s in &snaps {
+                snapshotter.save(&s.metadata, &s.data).expect("save");
+            }
+            if step < purge_ops {
+                sim.inject_fault(sim.op_count() + step, FaultKind::Eio);
+            }
+            let purged = snapshotter.purge(1);
+            assert_eq!(purged.is_ok(), step == purge_ops, "seed={seed} step={step}");
+            sim.crash(seed);
+            drop(snapshotter);
+            let reopened = Snapshotter::with_backend(sim.shared(), dir()).expect("reopen");
+            let loaded = reopened.load_newest().expect("newest survives");
+            assert_eq!(
+                &loaded,
+                snaps.last().expect("four"),
+                "seed={seed} step={step}"
+            );
+        }
+    }
+}
