@@ -157,6 +157,8 @@ mod config;
 mod error;
 mod log;
 mod message;
+#[cfg(feature = "node")]
+pub mod node;
 pub mod quorum;
 mod raft;
 mod raw_node;
