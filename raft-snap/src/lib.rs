@@ -77,7 +77,7 @@
 //! The header has its own checksum so a reader can trust `data_len` and the
 //! membership before reading any data; the file's length must then equal
 //! `H + data_len + 4` exactly. The CRC is CRC-32 (IEEE, as `crc32fast`
-//! computes it). A bit flip or truncation anywhere in a file is detected;
+//! computes it). Any single-bit flip or truncation of a file is detected;
 //! the tests check every one for a small file.
 //!
 //! # Errors
