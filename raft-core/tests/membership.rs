@@ -266,3 +266,55 @@ fn a_node_does_not_campaign_while_a_committed_conf_change_is_unapplied() {
         "campaign ignored until the change is applied"
     );
 }
+
+#[test]
+fn replacing_the_leader_with_an_auto_joint_change_steps_it_down_on_leaving() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).learners(&[4]).build();
+    c.elect(1);
+    let cc = v2(
+        ConfChangeTransition::Auto,
+        &[
+            (ConfChangeKind::AddNode, 4),
+            (ConfChangeKind::RemoveNode, 1),
+        ],
+    );
+    c.node(1).raw.propose_conf_change(cc).expect("proposed");
+    c.stabilize();
+    assert_eq!(voters(&c, 2), vec![2, 3, 4]);
+    assert_eq!(
+        c.role(1),
+        RoleKind::Follower,
+        "left the joint state without itself"
+    );
+    c.tick_all(25);
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1);
+    assert_ne!(leaders[0], 1);
+}
+
+#[test]
+fn replaced_leader_without_step_down_keeps_leading_but_refuses_proposals() {
+    let mut c = Cluster::builder()
+        .voters(&[1, 2, 3])
+        .learners(&[4])
+        .configure(|cfg| cfg.step_down_on_removal = false)
+        .build();
+    c.elect(1);
+    let cc = v2(
+        ConfChangeTransition::Auto,
+        &[
+            (ConfChangeKind::AddNode, 4),
+            (ConfChangeKind::RemoveNode, 1),
+        ],
+    );
+    c.node(1).raw.propose_conf_change(cc).expect("proposed");
+    c.stabilize();
+    assert_eq!(voters(&c, 4), vec![2, 3, 4]);
+    assert_eq!(c.role(1), RoleKind::Leader);
+    let err = c
+        .node(1)
+        .raw
+        .propose(Bytes::from_static(b"x"))
+        .expect_err("not a member");
+    assert!(matches!(err, ProposeError::NotAMember));
+}

@@ -211,3 +211,42 @@ fn follower_forwards_a_transfer_request_to_the_leader() {
     c.stabilize();
     assert_eq!(c.role(3), RoleKind::Leader);
 }
+
+#[test]
+fn read_index_under_leader_change_never_returns_a_stale_index() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).build();
+    c.elect(1);
+    c.propose(1, b"w0");
+    c.stabilize();
+    // The old leader is cut off with a read in flight.
+    c.isolate(1);
+    c.node(1)
+        .raw
+        .read_index(&b"stale?"[..])
+        .expect("read accepted");
+    c.stabilize();
+    // A new leader commits a write the old one never saw.
+    c.elect(2);
+    c.propose(2, b"w1");
+    c.stabilize();
+    let acknowledged = c.commit(2);
+    c.heal();
+    c.tick_all(3);
+    c.stabilize();
+    for rs in &c.node(1).read_states {
+        assert!(
+            rs.index >= acknowledged,
+            "read answered at {} < {}",
+            rs.index,
+            acknowledged
+        );
+    }
+    // A read retried on the new leader sees the write.
+    c.node(2).raw.read_index(&b"retry"[..]).expect("read");
+    c.stabilize();
+    let rs = c.node(2).read_states.clone();
+    assert!(
+        rs.iter()
+            .any(|r| r.context == Bytes::from_static(b"retry") && r.index >= acknowledged)
+    );
+}

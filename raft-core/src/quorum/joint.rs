@@ -115,6 +115,53 @@ mod tests {
         assert_eq!(j.vote_result(partial), VoteResult::Pending);
     }
 
+    /// The definition: an index is committed if each half alone would
+    /// commit it; a vote is won if each half alone wins it.
+    fn naive_committed(voters: &BTreeSet<NodeId>, acked: &dyn Fn(NodeId) -> u64) -> u64 {
+        if voters.is_empty() {
+            return u64::MAX;
+        }
+        let mut best = 0;
+        for v in voters {
+            let i = acked(*v);
+            if voters.iter().filter(|w| acked(**w) >= i).count() * 2 > voters.len() {
+                best = best.max(i);
+            }
+        }
+        best
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn joint_results_match_the_naive_definition(
+            inc in proptest::collection::btree_set(1u64..9, 0..6),
+            out in proptest::collection::btree_set(1u64..9, 0..6),
+            acks in proptest::collection::vec(0u64..20, 9),
+            votes in proptest::collection::vec(proptest::option::of(proptest::bool::ANY), 9),
+        ) {
+            let to_ids = |s: &BTreeSet<u64>| -> BTreeSet<NodeId> { s.iter().map(|&r| NodeId::new(r).expect("id")).collect() };
+            let (inc, out) = (to_ids(&inc), to_ids(&out));
+            let j = JointConfig { incoming: MajorityConfig::new(inc.clone()), outgoing: MajorityConfig::new(out.clone()) };
+            let ack = |id: NodeId| acks[id.get() as usize];
+            let expected = naive_committed(&inc, &ack).min(naive_committed(&out, &ack));
+            proptest::prop_assert_eq!(j.committed_index(&|id: NodeId| Some(Index(ack(id)))).get(), expected);
+            let vote = |id: NodeId| votes[id.get() as usize];
+            let half = |s: &BTreeSet<NodeId>| -> VoteResult {
+                let yes = s.iter().filter(|v| vote(**v) == Some(true)).count();
+                let maybe = s.iter().filter(|v| vote(**v).is_none()).count();
+                if s.is_empty() || yes * 2 > s.len() { VoteResult::Won }
+                else if (yes + maybe) * 2 > s.len() { VoteResult::Pending }
+                else { VoteResult::Lost }
+            };
+            let expected = match (half(&inc), half(&out)) {
+                (VoteResult::Won, VoteResult::Won) => VoteResult::Won,
+                (VoteResult::Lost, _) | (_, VoteResult::Lost) => VoteResult::Lost,
+                _ => VoteResult::Pending,
+            };
+            proptest::prop_assert_eq!(j.vote_result(vote), expected);
+        }
+    }
+
     #[test]
     fn ids_lists_each_voter_once_in_order() {
         let j = joint(&[1, 3, 5], &[2, 3, 4]);
