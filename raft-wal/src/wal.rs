@@ -177,21 +177,25 @@ struct Inner {
     poisoned: bool,
     segments: Vec<SegmentFile>,
     file: Arc<dyn FileHandle>,
-    /// Where the next batch goes in the current segment.
+    /// Where the next batch goes in the current segment. The bytes before
+    /// it are in the file, in flight with a sync leader, or in `pending`
+    /// (which ends here).
     offset: u64,
+    /// Encoded batches of synced saves, not yet written: the next sync
+    /// leader writes them all with one call before its `fdatasync`.
+    pending: Vec<u8>,
     /// Invariant: `synced_offset <= offset`; all bytes of the current
     /// segment before it are durable.
     synced_offset: u64,
     /// Batches written since open; `synced_seq <= written_seq`.
     written_seq: u64,
     synced_seq: u64,
-    /// A thread is inside `sync_data` with the lock released.
+    /// A sync leader is writing and syncing with the lock released.
     syncing: bool,
     last_index: Index,
     hard_state: HardState,
     newest_marker: Option<SnapshotMarker>,
     stats: WalStats,
-    buf: Vec<u8>,
 }
 
 impl Inner {
@@ -332,7 +336,7 @@ impl Wal {
             hard_state: replayed.hard_state,
             newest_marker: replayed.newest_marker().cloned(),
             stats: WalStats::default(),
-            buf: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -400,24 +404,29 @@ impl Wal {
             }
             return Ok(());
         }
-        let id = g.current().id;
-        let mut buf = std::mem::take(&mut g.buf);
-        buf.clear();
-        let mut frames = 0;
-        if let Some(hs) = hard_state {
-            format::put_hard_state(&mut buf, id, hs);
-            frames += 1;
-        }
-        for e in entries {
-            format::put_entry(&mut buf, id, e);
-            frames += 1;
-        }
-        self.write_batch(&mut g, buf, frames)?;
+        self.enqueue_batch(&mut g, |buf, id| {
+            let mut frames = 0;
+            if let Some(hs) = hard_state {
+                format::put_hard_state(buf, id, hs);
+                frames += 1;
+            }
+            for e in entries {
+                format::put_entry(buf, id, e);
+                frames += 1;
+            }
+            frames
+        });
         g.last_index = new_last;
         if let Some(hs) = hard_state {
             g.hard_state = *hs;
         }
-        if sync { self.wait_synced(g) } else { Ok(()) }
+        if sync {
+            self.wait_synced(g)
+        } else {
+            // Hand the bytes to the OS now, as a caller skipping the fsync
+            // still expects a process crash not to lose them.
+            self.flush_pending(&mut g)
+        }
     }
 
     /// Validates a save; returns the last index after it.
@@ -502,11 +511,10 @@ impl Wal {
             });
         }
         self.maybe_rotate(&mut g, None, &[])?;
-        let id = g.current().id;
-        let mut buf = std::mem::take(&mut g.buf);
-        buf.clear();
-        format::put_snapshot_marker(&mut buf, id, marker);
-        self.write_batch(&mut g, buf, 1)?;
+        self.enqueue_batch(&mut g, |buf, id| {
+            format::put_snapshot_marker(buf, id, marker);
+            1
+        });
         if marker.index > g.last_index {
             g.last_index = marker.index;
         }
@@ -570,32 +578,55 @@ impl Wal {
         Ok(count)
     }
 
-    /// Appends the commit frame and writes the batch in one call.
-    fn write_batch(
+    /// Encodes a batch (the frames `encode` appends, then the commit frame)
+    /// at the end of `pending`. Nothing is written yet.
+    fn enqueue_batch(
         &self,
         g: &mut MutexGuard<'_, Inner>,
-        mut buf: Vec<u8>,
-        frames: u32,
-    ) -> Result<(), SaveError> {
+        encode: impl FnOnce(&mut Vec<u8>, u64) -> u32,
+    ) {
         let id = g.current().id;
+        let commit_start = g.offset;
+        let synced_through = g.synced_offset;
+        let before = g.pending.len();
+        let frames = encode(&mut g.pending, id);
         let commit = Commit {
-            batch_start: g.offset,
-            synced_through: g.synced_offset,
+            batch_start: commit_start,
+            synced_through,
             frame_count: frames,
         };
-        format::put_commit(&mut buf, id, commit);
-        let result = g.file.write_at(g.offset, &buf);
-        let len = buf.len() as u64;
-        g.buf = buf;
-        if let Err(e) = result {
-            g.poisoned = true;
-            return Err(SaveError::Io(e));
-        }
+        format::put_commit(&mut g.pending, id, commit);
+        let len = (g.pending.len() - before) as u64;
         g.offset += len;
         g.written_seq += 1;
         g.stats.batches += 1;
         g.stats.bytes_written += len;
-        Ok(())
+    }
+
+    /// Writes `pending` to the file under the lock (no fsync).
+    fn flush_pending(&self, g: &mut MutexGuard<'_, Inner>) -> Result<(), SaveError> {
+        if g.pending.is_empty() {
+            return Ok(());
+        }
+        let at = g.offset - g.pending.len() as u64;
+        let result = g.file.write_at(at, &g.pending);
+        g.pending.clear();
+        result.map_err(|e| {
+            g.poisoned = true;
+            SaveError::Io(e)
+        })
+    }
+
+    /// Waits until no sync leader is in flight and writes `pending`, so the
+    /// file holds every batch: what rotation needs.
+    fn quiesce(&self, g: &mut MutexGuard<'_, Inner>) -> Result<(), SaveError> {
+        while g.syncing {
+            self.synced.wait(g);
+        }
+        if g.poisoned {
+            return Err(SaveError::Poisoned);
+        }
+        self.flush_pending(g)
     }
 
     /// Waits until everything written so far is durable, leading the fsync
@@ -613,16 +644,28 @@ impl Wal {
                 self.synced.wait(&mut g);
                 continue;
             }
-            // Lead: sync everything written so far, without the lock, so
-            // other writers can queue the next group meanwhile.
+            // Lead: write every queued batch with one call and fsync,
+            // without the lock, so other writers queue the next group.
             g.syncing = true;
+            let mut data = std::mem::take(&mut g.pending);
+            let at = g.offset - data.len() as u64;
             let covers_seq = g.written_seq;
             let covers_offset = g.offset;
             let segment = g.current().id;
             let file = Arc::clone(&g.file);
-            let result = MutexGuard::unlocked(&mut g, || file.sync_data());
+            let result = MutexGuard::unlocked(&mut g, || {
+                if !data.is_empty() {
+                    file.write_at(at, &data)?;
+                }
+                file.sync_data()
+            });
             g.syncing = false;
             self.synced.notify_all();
+            if g.pending.is_empty() {
+                // Keep the allocation for the next group.
+                data.clear();
+                g.pending = data;
+            }
             match result {
                 Ok(()) => {
                     g.stats.fsyncs += 1;
@@ -662,6 +705,7 @@ impl Wal {
         if !truncating && !full {
             return Ok(false);
         }
+        self.quiesce(g)?;
         let result = if truncating {
             let hs = hard_state.copied().unwrap_or(g.hard_state);
             self.rotate(g, entries[0].index, &hs, entries)
