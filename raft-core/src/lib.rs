@@ -165,6 +165,8 @@ mod raw_node;
 mod ready;
 mod status;
 mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tracker;
 mod types;
 

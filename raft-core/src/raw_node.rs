@@ -403,6 +403,12 @@ impl<S: Storage> RawNode<S> {
     pub fn store(&self) -> &S {
         &self.raft.log.storage
     }
+
+    /// The protocol state, for the test kit's checkers.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn raft(&self) -> &Raft<S> {
+        &self.raft
+    }
 }
 
 fn soft_state<S: Storage>(r: &Raft<S>) -> SoftState {

@@ -87,6 +87,11 @@ pub trait Storage {
     /// the snapshot to reach; a storage may build one lazily and answer
     /// [`StorageError::SnapshotTemporarilyUnavailable`] meanwhile.
     ///
+    /// A follower refuses a snapshot whose `ConfState` does not include it,
+    /// so the leader does not send such a snapshot (a member added after
+    /// the snapshot was taken): it asks again later. Applications that
+    /// snapshot rarely should take a fresh snapshot when that happens.
+    ///
     /// # Errors
     /// [`StorageError::SnapshotTemporarilyUnavailable`] or a failure.
     fn snapshot(&self, request_index: Index) -> Result<Snapshot, StorageError>;

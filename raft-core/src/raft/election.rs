@@ -149,6 +149,7 @@ impl<S: Storage> Raft<S> {
             pending_conf_index: last,
             reads: Default::default(),
             transferee: None,
+            stepping_down: false,
         }));
         let noop = Entry {
             term,

@@ -70,22 +70,51 @@ impl<S: Storage> Raft<S> {
             });
             pr.is_learner = !self.membership.is_voter(*m);
         }
-        if !self.membership.is_voter(id) && self.cfg.step_down_on_removal {
-            tracing::info!(id = %id, term = %self.term, "removed or demoted: stepping down");
-            self.become_follower(self.term, None);
-            return;
-        }
+        l.broadcast_pending = true;
+        l.stepping_down = !self.membership.is_voter(id) && self.cfg.step_down_on_removal;
         if let Some(t) = l.transferee
             && !self.membership.is_voter(t)
         {
             self.abort_transfer("target is no longer a voter");
         }
-        if let Role::Leader(l) = &mut self.role {
-            l.broadcast_pending = true;
+        if self.is_stepping_down() {
+            tracing::info!(id = %id, term = %self.term, "removed or demoted: handing leadership over");
+            self.hand_over_leadership();
         }
         // The quorum changed: entries may now be committed.
         if let Err(e) = self.maybe_commit() {
             tracing::warn!(id = %id, error = %e, "commit check after conf change failed");
+        }
+    }
+
+    pub(crate) fn is_stepping_down(&self) -> bool {
+        matches!(&self.role, Role::Leader(l) if l.stepping_down)
+    }
+
+    /// A removed or demoted leader hands leadership to the most up-to-date
+    /// remaining voter instead of just stepping down: stepping down at once
+    /// can leave the remaining voters unable to elect anyone when they have
+    /// not learned that the change committed (they still count this node's
+    /// vote, and it refuses them for their shorter logs). The transfer
+    /// first brings the target up to date, commit index included
+    /// (thesis §3.10, §4.2.2). Retried every election timeout until it
+    /// succeeds.
+    pub(crate) fn hand_over_leadership(&mut self) {
+        let Role::Leader(l) = &self.role else { return };
+        let id = self.id;
+        let target = l
+            .progress
+            .iter()
+            .filter(|(p, _)| **p != id && self.membership.is_voter(**p))
+            .max_by_key(|(p, pr)| (pr.matched, std::cmp::Reverse(**p)))
+            .map(|(p, _)| *p);
+        match target {
+            Some(t) => {
+                if let Err(e) = self.leader_transfer(t) {
+                    tracing::warn!(id = %id, target = %t, error = %e, "hand-over failed");
+                }
+            }
+            None => self.become_follower(self.term, None),
         }
     }
 

@@ -55,6 +55,16 @@ pub(crate) struct ReadQueue {
     acked: BTreeMap<NodeId, u64>,
 }
 
+impl ReadQueue {
+    /// The newest round a read is waiting for. Regular heartbeats carry it
+    /// so that a read whose own round was lost is still confirmed by the
+    /// next heartbeat round (etcd's `lastPendingRequestCtx`); without it
+    /// the read would wait for another read to start a round.
+    pub(crate) fn newest_pending_round(&self) -> Option<u64> {
+        self.pending.back().map(|p| p.round)
+    }
+}
+
 impl<S: Storage> Raft<S> {
     /// Local read request from the application.
     pub(crate) fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError> {
@@ -89,14 +99,9 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn leader_read(&mut self, request: ReadRequest) -> Result<(), StorageError> {
-        let only_voter = !self.membership.voters.is_joint()
-            && self.membership.voters.incoming.len() == 1
-            && self.membership.is_voter(self.id);
-        if only_voter {
-            self.answer_read(request, self.log.committed);
-            return Ok(());
-        }
         if !self.committed_in_current_term()? {
+            // Even a sole voter waits: a new leader may not yet know that
+            // entries of earlier terms are committed (found by the simulator).
             let Role::Leader(l) = &mut self.role else {
                 unreachable!()
             };
@@ -104,8 +109,12 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         let committed = self.log.committed;
-        if self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
-            // Thesis §6.4.1: within its lease no other leader can exist.
+        let only_voter = !self.membership.voters.is_joint()
+            && self.membership.voters.incoming.len() == 1
+            && self.membership.is_voter(self.id);
+        if only_voter || self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
+            // A sole voter needs no confirmation; a lease holder relies on
+            // no other leader existing within its lease (thesis §6.4.1).
             self.answer_read(request, committed);
             return Ok(());
         }

@@ -44,6 +44,8 @@ pub(crate) struct LeaderState {
     /// The node leadership is being handed to; proposals are refused
     /// meanwhile.
     pub(crate) transferee: Option<NodeId>,
+    /// This leader was removed or demoted and is handing leadership over.
+    pub(crate) stepping_down: bool,
 }
 
 /// The role without its state.

@@ -71,10 +71,22 @@ impl<S: Storage> Raft<S> {
         if l.transferee != Some(target) {
             return Ok(());
         }
-        let matched = l.progress.get(&target).map(|p| p.matched);
-        if matched == Some(last) {
+        let Some(pr) = l.progress.get(&target) else {
+            return Ok(());
+        };
+        // A leader handing over because it was removed also waits until the
+        // target knows the removal committed: otherwise the target may
+        // still count the old leader's vote, which will never come.
+        let commit_known = !l.stepping_down || pr.commit_reported >= self.log.committed;
+        if pr.matched == last && commit_known {
             tracing::info!(id = %self.id, target = %target, "target caught up; sending timeout-now");
             self.send(target, MessageBody::TimeoutNow);
+            if self.is_stepping_down() {
+                // A removed leader need not wait to hear of the new term (it
+                // may never: the new leader does not talk to non-members).
+                // The target holds our whole log, so its votes will come.
+                self.become_follower(self.term, None);
+            }
         } else if catch_up {
             self.maybe_send_append(target, true)?;
         }

@@ -54,6 +54,14 @@ impl Inflights {
         }
     }
 
+    /// Frees the oldest message, acknowledged or not: lets one more append
+    /// go out when acknowledgements may have been lost.
+    pub fn free_first_one(&mut self) {
+        if let Some((_, bytes)) = self.window.pop_front() {
+            self.bytes -= bytes;
+        }
+    }
+
     /// True when no more messages may be sent.
     pub fn is_full(&self) -> bool {
         self.window.len() >= self.max_msgs || self.bytes >= self.max_bytes

@@ -42,6 +42,8 @@ pub struct Progress {
     /// (capped by what the messages carried), to know when it needs an
     /// update.
     pub sent_commit: Index,
+    /// The follower's own commit index, from its latest append response.
+    pub commit_reported: Index,
 }
 
 impl Progress {
@@ -56,6 +58,7 @@ impl Progress {
             inflights: Inflights::new(max_inflight_msgs, max_inflight_bytes),
             is_learner: false,
             sent_commit: Index::ZERO,
+            commit_reported: Index::ZERO,
         }
     }
 

@@ -1,0 +1,875 @@
+//! A deterministic cluster simulator: one `u64` seed drives the network
+//! (drops, duplicates, delays and reordering, partitions), crashes and
+//! restarts, and the workload (proposals, membership changes, leadership
+//! transfers, compaction, reads). The [`SafetyChecker`] runs after every
+//! step; after the faults heal, a liveness phase checks that the cluster
+//! commits again.
+//!
+//! ```
+//! use raft_core::testkit::sim::{Simulation, SimOptions};
+//!
+//! let report = Simulation::new(7, SimOptions::randomized(7).with_steps(300))
+//!     .run()
+//!     .unwrap_or_else(|v| panic!("{v}"));
+//! assert!(report.committed > 0);
+//! ```
+//!
+//! A failure prints the seed, the step, the violated property, the last
+//! events, and the command that replays it exactly.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::check::{Finding, SafetyChecker, ViolationKind, digest};
+use crate::confchange::AnyConfChange;
+use crate::config::Config;
+use crate::message::Message;
+use crate::raft::RoleKind;
+use crate::raw_node::RawNode;
+use crate::ready::Ready;
+use crate::storage::{MemoryStorage, Storage};
+use crate::types::{
+    ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,
+    Entry, EntryKind, Index, NodeId, Term,
+};
+
+/// How hostile and how busy a simulated run is. Probabilities are per step.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SimOptions {
+    /// Cluster size (3, 5 or 7 are typical).
+    pub nodes: u64,
+    /// Steps of the fault phase.
+    pub steps: u64,
+    /// A delivered message is lost.
+    pub drop_probability: f64,
+    /// A delivered message is delivered twice.
+    pub duplicate_probability: f64,
+    /// Messages are delayed by up to this many steps (reordering them).
+    pub max_delay_steps: u64,
+    /// A node crashes (volatile state lost, storage kept).
+    pub crash_probability: f64,
+    /// A crashed node restarts.
+    pub restart_probability: f64,
+    /// The network splits (symmetric or one-way) or heals.
+    pub partition_probability: f64,
+    /// A client proposes a write.
+    pub propose_probability: f64,
+    /// A membership change is proposed.
+    pub conf_change_probability: f64,
+    /// A leadership transfer is requested.
+    pub transfer_probability: f64,
+    /// A node snapshots and compacts its log.
+    pub compact_probability: f64,
+    /// A linearizable read starts.
+    pub read_probability: f64,
+    /// Nodes run pre-vote.
+    pub pre_vote: bool,
+    /// Nodes run CheckQuorum.
+    pub check_quorum: bool,
+    /// Rounds (one tick per node) the liveness phase may take.
+    pub liveness_rounds: u64,
+}
+
+impl SimOptions {
+    /// A mix of faults and workload drawn from `seed`, so that many seeds
+    /// explore many regimes.
+    pub fn randomized(seed: u64) -> SimOptions {
+        let mut r = StdRng::seed_from_u64(seed ^ 0x5eed_0f0a_7105);
+        SimOptions {
+            nodes: [3, 3, 5, 5, 7][r.random_range(0..5)],
+            steps: 2_000,
+            drop_probability: [0.0, 0.02, 0.1, 0.3][r.random_range(0..4)],
+            duplicate_probability: [0.0, 0.02, 0.1][r.random_range(0..3)],
+            max_delay_steps: [0, 3, 20][r.random_range(0..3)],
+            crash_probability: [0.0, 0.002, 0.01][r.random_range(0..3)],
+            restart_probability: 0.05,
+            partition_probability: [0.0, 0.003, 0.01][r.random_range(0..3)],
+            propose_probability: [0.05, 0.2][r.random_range(0..2)],
+            conf_change_probability: [0.0, 0.003, 0.01][r.random_range(0..3)],
+            transfer_probability: [0.0, 0.003][r.random_range(0..2)],
+            compact_probability: [0.0, 0.01][r.random_range(0..2)],
+            read_probability: [0.0, 0.05][r.random_range(0..2)],
+            pre_vote: r.random_bool(0.7),
+            check_quorum: r.random_bool(0.7),
+            liveness_rounds: 2_000,
+        }
+    }
+
+    /// The same options with another step count.
+    #[must_use]
+    pub fn with_steps(mut self, steps: u64) -> SimOptions {
+        self.steps = steps;
+        self
+    }
+}
+
+/// What a successful run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SimReport {
+    /// Steps executed, including the liveness phase.
+    pub steps: u64,
+    /// Highest index applied anywhere.
+    pub committed: u64,
+    /// Leaders elected (distinct terms with a leader).
+    pub leaders: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages dropped by the network.
+    pub dropped: u64,
+    /// Reads answered and checked.
+    pub reads_checked: u64,
+    /// Membership changes applied (counted once per node).
+    pub conf_changes_applied: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+}
+
+/// A broken property, with everything needed to replay it.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    /// The seed of the run.
+    pub seed: u64,
+    /// The step at which the checker failed.
+    pub step: u64,
+    /// What broke.
+    pub finding: Finding,
+    /// The last events before the failure, oldest first.
+    pub recent: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "simulation seed={} failed at step {}: {}",
+            self.seed, self.step, self.finding
+        )?;
+        writeln!(f, "last events:")?;
+        for e in &self.recent {
+            writeln!(f, "  {e}")?;
+        }
+        write!(
+            f,
+            "replay: RAFT_SIM_SEED={} cargo test -p raft-core --release --features testkit --test sim sim_replay -- --nocapture",
+            self.seed
+        )
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// One simulated node: a RawNode (absent while crashed) over storage that
+/// survives crashes, and a state machine persisted with its applied index.
+struct SimNode {
+    raw: Option<RawNode<MemoryStorage>>,
+    storage: MemoryStorage,
+    /// Durable state-machine position: restarts resume after it.
+    applied: Index,
+    last_role: Option<(RoleKind, Term)>,
+}
+
+struct InFlight {
+    deliver_at: u64,
+    msg: Message,
+}
+
+/// A seeded simulation of one cluster.
+pub struct Simulation {
+    seed: u64,
+    opts: SimOptions,
+    rng: StdRng,
+    nodes: BTreeMap<NodeId, SimNode>,
+    network: Vec<InFlight>,
+    /// Directed links that drop everything.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    checker: SafetyChecker,
+    step: u64,
+    next_value: u64,
+    next_read: u64,
+    report: SimReport,
+    recent: VecDeque<String>,
+    /// False in the liveness phase: no more crashes.
+    faults: bool,
+    /// Print every event as it happens (`RAFT_SIM_TRACE=1`).
+    trace: bool,
+}
+
+const RECENT_EVENTS: usize = 48;
+
+fn id(n: u64) -> NodeId {
+    NodeId::new(n).expect("simulated ids start at 1")
+}
+
+impl Simulation {
+    /// A cluster of `opts.nodes` voters; nothing runs until [`Simulation::run`].
+    pub fn new(seed: u64, opts: SimOptions) -> Simulation {
+        let voters = ConfState::with_voters((1..=opts.nodes).map(id));
+        let mut sim = Simulation {
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+            nodes: BTreeMap::new(),
+            network: Vec::new(),
+            cut: BTreeSet::new(),
+            checker: SafetyChecker::new(),
+            step: 0,
+            next_value: 0,
+            next_read: 0,
+            report: SimReport::default(),
+            recent: VecDeque::with_capacity(RECENT_EVENTS),
+            faults: true,
+            trace: std::env::var_os("RAFT_SIM_TRACE").is_some(),
+            opts,
+        };
+        for n in 1..=sim.opts.nodes {
+            let storage = MemoryStorage::with_conf_state(voters.clone());
+            let node = SimNode {
+                raw: None,
+                storage,
+                applied: Index::ZERO,
+                last_role: None,
+            };
+            sim.nodes.insert(id(n), node);
+            sim.start(id(n));
+        }
+        sim
+    }
+
+    fn config(&self, n: NodeId, applied: Index) -> Config {
+        let mut cfg = Config::new(n);
+        cfg.pre_vote = self.opts.pre_vote;
+        cfg.check_quorum = self.opts.check_quorum;
+        cfg.election_timeout_ticks = 10;
+        cfg.heartbeat_interval_ticks = 2;
+        cfg.max_size_per_msg = 4096;
+        cfg.max_inflight_msgs = 8;
+        cfg.applied = applied;
+        // Each incarnation draws its own jitter, still from the run's seed.
+        cfg.seed = self.seed ^ (n.get() << 32) ^ self.step;
+        cfg
+    }
+
+    fn start(&mut self, n: NodeId) {
+        let node = &self.nodes[&n];
+        let cfg = self.config(n, node.applied);
+        let raw = RawNode::new(cfg, node.storage.clone()).expect("restart from consistent storage");
+        let node = self.nodes.get_mut(&n).expect("node");
+        node.raw = Some(raw);
+        node.last_role = None;
+    }
+
+    fn event(&mut self, e: impl FnOnce() -> String) {
+        if self.recent.len() == RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+        let line = format!("[{}] {}", self.step, e());
+        if self.trace {
+            eprintln!("{line}");
+        }
+        self.recent.push_back(line);
+    }
+
+    fn violation(&self, finding: Finding) -> Violation {
+        Violation {
+            seed: self.seed,
+            step: self.step,
+            finding,
+            recent: self.recent.iter().cloned().collect(),
+        }
+    }
+
+    /// Runs the fault phase, then the liveness phase.
+    ///
+    /// # Errors
+    /// The first [`Violation`] found.
+    pub fn run(mut self) -> Result<SimReport, Violation> {
+        for _ in 0..self.opts.steps {
+            self.step += 1;
+            self.fault_step().map_err(|f| self.violation(f))?;
+        }
+        self.liveness().map_err(|f| self.violation(f))?;
+        self.report.steps = self.step;
+        self.report.committed = self.checker.max_applied().get();
+        Ok(self.report)
+    }
+
+    fn fault_step(&mut self) -> Result<(), Finding> {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let n = ids[self.rng.random_range(0..ids.len())];
+        let roll: f64 = self.rng.random();
+        let o = self.opts.clone();
+        let mut acc = 0.0;
+        let mut hit = |p: f64| {
+            acc += p;
+            roll < acc
+        };
+        if hit(o.crash_probability) {
+            self.crash(n);
+        } else if hit(o.restart_probability) {
+            self.restart_one();
+        } else if hit(o.partition_probability) {
+            self.repartition();
+        } else if hit(o.propose_probability) {
+            self.propose(n)?;
+        } else if hit(o.conf_change_probability) {
+            self.propose_conf_change(n)?;
+        } else if hit(o.transfer_probability) {
+            self.transfer(n)?;
+        } else if hit(o.compact_probability) {
+            self.compact(n, false);
+        } else if hit(o.read_probability) {
+            self.read(n)?;
+        } else {
+            match self.rng.random_range(0..4) {
+                0 => self.tick(n)?,
+                1 => self.process_ready(n)?,
+                _ => self.deliver_one()?,
+            }
+        }
+        self.observe_roles()
+    }
+
+    fn crash(&mut self, n: NodeId) {
+        let node = self.nodes.get_mut(&n).expect("node");
+        if node.raw.take().is_some() {
+            self.report.crashes += 1;
+            self.event(|| format!("crash {n}"));
+        }
+    }
+
+    fn restart_one(&mut self) {
+        let down: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, s)| s.raw.is_none())
+            .map(|(i, _)| *i)
+            .collect();
+        if down.is_empty() {
+            return;
+        }
+        let n = down[self.rng.random_range(0..down.len())];
+        self.start(n);
+        self.event(|| format!("restart {n}"));
+    }
+
+    fn repartition(&mut self) {
+        self.cut.clear();
+        if self.rng.random_bool(0.4) {
+            self.event(|| "heal".into());
+            return;
+        }
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let side: BTreeSet<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|_| self.rng.random_bool(0.4))
+            .collect();
+        let one_way = self.rng.random_bool(0.3);
+        for &a in &side {
+            for &b in ids.iter().filter(|b| !side.contains(b)) {
+                self.cut.insert((a, b));
+                if !one_way {
+                    self.cut.insert((b, a));
+                }
+            }
+        }
+        self.event(|| format!("partition {side:?} one_way={one_way}"));
+    }
+
+    fn raw(&mut self, n: NodeId) -> Option<&mut RawNode<MemoryStorage>> {
+        self.nodes.get_mut(&n).and_then(|s| s.raw.as_mut())
+    }
+
+    fn tick(&mut self, n: NodeId) -> Result<(), Finding> {
+        let Some(raw) = self.raw(n) else {
+            return Ok(());
+        };
+        raw.tick().map_err(|e| Finding {
+            kind: ViolationKind::NodeError,
+            detail: format!("tick {n}: {e}"),
+        })
+    }
+
+    fn propose(&mut self, n: NodeId) -> Result<(), Finding> {
+        self.next_value += 1;
+        let v = self.next_value;
+        let Some(raw) = self.raw(n) else {
+            return Ok(());
+        };
+        let r = raw.propose(Bytes::from(v.to_le_bytes().to_vec()));
+        self.event(|| format!("propose {v} at {n}: {r:?}"));
+        Ok(())
+    }
+
+    fn propose_conf_change(&mut self, n: NodeId) -> Result<(), Finding> {
+        let target = id(self.rng.random_range(1..=self.opts.nodes));
+        let kind = match self.rng.random_range(0..3) {
+            0 => ConfChangeKind::AddNode,
+            1 => ConfChangeKind::AddLearnerNode,
+            _ => ConfChangeKind::RemoveNode,
+        };
+        let cc = if self.rng.random_bool(0.7) {
+            AnyConfChange::V1(ConfChange {
+                kind,
+                node_id: target,
+                context: Bytes::new(),
+            })
+        } else {
+            let other = id(self.rng.random_range(1..=self.opts.nodes));
+            let changes = vec![
+                ConfChangeSingle {
+                    kind,
+                    node_id: target,
+                },
+                ConfChangeSingle {
+                    kind: ConfChangeKind::AddNode,
+                    node_id: other,
+                },
+            ];
+            let transition = if self.rng.random_bool(0.5) {
+                ConfChangeTransition::Auto
+            } else {
+                ConfChangeTransition::JointImplicit
+            };
+            AnyConfChange::V2(ConfChangeV2 {
+                transition,
+                changes,
+                context: Bytes::new(),
+            })
+        };
+        let Some(raw) = self.raw(n) else {
+            return Ok(());
+        };
+        let r = raw.propose_conf_change(cc.clone());
+        self.event(|| format!("conf change {cc:?} at {n}: {r:?}"));
+        Ok(())
+    }
+
+    fn transfer(&mut self, n: NodeId) -> Result<(), Finding> {
+        let target = id(self.rng.random_range(1..=self.opts.nodes));
+        let Some(raw) = self.raw(n) else {
+            return Ok(());
+        };
+        let r = raw.transfer_leader(target);
+        self.event(|| format!("transfer to {target} at {n}: {r:?}"));
+        Ok(())
+    }
+
+    fn read(&mut self, n: NodeId) -> Result<(), Finding> {
+        self.next_read += 1;
+        let ctx = self.next_read;
+        let Some(raw) = self.raw(n) else {
+            return Ok(());
+        };
+        let r = raw.read_index(Bytes::from(ctx.to_le_bytes().to_vec()));
+        if r.is_ok() {
+            self.checker.read_started(ctx);
+        }
+        let min = self.checker.max_applied();
+        self.event(|| format!("read {ctx} at {n} (must see {min}): {r:?}"));
+        Ok(())
+    }
+
+    /// Snapshots `n` at its applied index and compacts its log there. A
+    /// `fresh` snapshot is taken even for a short log (what an application
+    /// does when a member needs a snapshot newer than the last one).
+    fn compact(&mut self, n: NodeId, fresh: bool) {
+        let node = &self.nodes[&n];
+        let applied = node.applied;
+        let first = node.storage.first_index().unwrap_or(Index::ZERO);
+        let min = if fresh { first } else { first + 4 };
+        if node.raw.is_none() || applied < min {
+            return;
+        }
+        let cs = node
+            .storage
+            .initial_state()
+            .expect("memory storage")
+            .conf_state;
+        let data = Bytes::from(applied.get().to_le_bytes().to_vec());
+        if node.storage.create_snapshot(applied, cs, data).is_ok() {
+            node.storage
+                .compact(applied)
+                .expect("compact to a snapshotted, applied index");
+            self.event(|| format!("compact {n} to {applied}"));
+        }
+    }
+
+    fn deliver_one(&mut self) -> Result<(), Finding> {
+        let due: Vec<usize> = (0..self.network.len())
+            .filter(|&i| self.network[i].deliver_at <= self.step)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let pick = due[self.rng.random_range(0..due.len())];
+        let m = self.network.swap_remove(pick).msg;
+        let cut = self.cut.contains(&(m.from, m.to));
+        if cut || self.rng.random_bool(self.opts.drop_probability) {
+            self.report.dropped += 1;
+            self.report_loss(&m, cut);
+            return Ok(());
+        }
+        if self.rng.random_bool(self.opts.duplicate_probability) {
+            self.network.push(InFlight {
+                deliver_at: self.step + 1,
+                msg: m.clone(),
+            });
+        }
+        self.deliver(m)
+    }
+
+    /// What a transport tells the sender about a lost message: a broken
+    /// link is reported unreachable (the sender knows its connection
+    /// failed), and a lost snapshot is reported failed. Silent loss is not
+    /// reported.
+    fn report_loss(&mut self, m: &Message, link_broken: bool) {
+        let (from, to) = (m.from, m.to);
+        let snapshot = matches!(m.body, crate::message::MessageBody::Snapshot(_));
+        let Some(sender) = self.raw(from) else { return };
+        if link_broken {
+            sender.report_unreachable(to);
+        }
+        if snapshot {
+            sender.report_snapshot(to, crate::raw_node::SnapshotStatus::Failed);
+        }
+    }
+
+    fn deliver(&mut self, m: Message) -> Result<(), Finding> {
+        let (from, to, kind) = (m.from, m.to, m.body.kind_name());
+        if self.raw(to).is_none() {
+            self.report_loss(&m, true);
+            return Ok(());
+        }
+        if self.trace {
+            let (t, k) = (m.term, kind);
+            self.event(|| format!("deliver {from}->{to} {k} term={t}"));
+        }
+        if matches!(m.body, crate::message::MessageBody::Snapshot(_)) {
+            // The transport streamed the whole snapshot: tell the leader.
+            if let Some(sender) = self.raw(from) {
+                sender.report_snapshot(to, crate::raw_node::SnapshotStatus::Finished);
+            }
+        }
+        self.report.delivered += 1;
+        let raw = self.raw(to).expect("checked");
+        // Refusals (a response from a removed peer, a dropped forwarded
+        // proposal) are normal; storage failures are not.
+        if let Err(e) = raw.step(m)
+            && matches!(e, crate::error::StepError::Storage(_))
+        {
+            return Err(Finding {
+                kind: ViolationKind::NodeError,
+                detail: format!("step {from}->{to} {kind}: {e}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, msgs: Vec<Message>) {
+        for msg in msgs {
+            let delay = if self.opts.max_delay_steps == 0 {
+                0
+            } else {
+                self.rng.random_range(0..=self.opts.max_delay_steps)
+            };
+            self.network.push(InFlight {
+                deliver_at: self.step + delay,
+                msg,
+            });
+        }
+    }
+
+    /// Handles one Ready of `n` per the contract; sometimes crashes between
+    /// persisting and sending.
+    fn process_ready(&mut self, n: NodeId) -> Result<(), Finding> {
+        let Some(raw) = self.raw(n) else {
+            return Ok(());
+        };
+        if !raw.has_ready() {
+            return Ok(());
+        }
+        let rd = raw.ready().map_err(|e| Finding {
+            kind: ViolationKind::NodeError,
+            detail: format!("ready {n}: {e}"),
+        })?;
+        self.send(rd.messages.clone());
+        self.persist(n, &rd)?;
+        if self.faults && self.rng.random_bool(self.opts.crash_probability.min(0.5)) {
+            self.crash(n);
+            return Ok(());
+        }
+        self.send(rd.persisted_messages.clone());
+        self.apply(n, &rd)?;
+        let raw = self.raw(n).expect("running");
+        raw.advance().map_err(|e| Finding {
+            kind: ViolationKind::NodeError,
+            detail: format!("advance {n}: {e}"),
+        })
+    }
+
+    fn persist(&mut self, n: NodeId, rd: &Ready) -> Result<(), Finding> {
+        let node = self.nodes.get_mut(&n).expect("node");
+        if let Some(s) = &rd.snapshot {
+            node.storage
+                .apply_snapshot(s.clone())
+                .expect("newer snapshot");
+            node.applied = s.metadata.index;
+            self.report.snapshots_installed += 1;
+        }
+        node.storage
+            .append(&rd.entries)
+            .expect("consecutive entries");
+        if let Some(hs) = rd.hard_state {
+            node.storage.set_hard_state(hs);
+        }
+        for e in &rd.entries {
+            let prev = node.storage.term(e.index.prev()).unwrap_or(Term::ZERO);
+            self.checker
+                .log_entry(n, e.index, e.term, prev, entry_digest(e))?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, n: NodeId, rd: &Ready) -> Result<(), Finding> {
+        for e in &rd.committed_entries {
+            self.checker.applied(n, e.index, e.term, entry_digest(e))?;
+            let node = self.nodes.get_mut(&n).expect("node");
+            if let Some(cc) = AnyConfChange::from_entry(e).expect("conf changes we proposed decode")
+            {
+                let raw = node.raw.as_mut().expect("running");
+                if let Ok(cs) = raw.apply_conf_change(&cc) {
+                    node.storage.set_conf_state(cs);
+                    self.report.conf_changes_applied += 1;
+                }
+            }
+            node.applied = e.index;
+        }
+        for rs in &rd.read_states {
+            let ctx = u64::from_le_bytes(rs.context[..8].try_into().expect("8-byte read contexts"));
+            let i = rs.index;
+            self.event(|| format!("read {ctx} answered at {n}: index {i}"));
+            self.checker.read_answered(ctx, rs.index)?;
+            self.report.reads_checked += 1;
+        }
+        Ok(())
+    }
+
+    /// Role changes feed the election-safety, leader-completeness and
+    /// append-only checks.
+    fn observe_roles(&mut self) -> Result<(), Finding> {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for n in ids {
+            let node = &self.nodes[&n];
+            let Some(raw) = &node.raw else { continue };
+            let raft = raw.raft();
+            let now = (raft.role.kind(), raft.term);
+            if now.0 != RoleKind::Leader {
+                self.nodes.get_mut(&n).expect("node").last_role = Some(now);
+                continue;
+            }
+            let log = &raft.log;
+            let term_at = |i: Index| log.term_if_present(i).ok().flatten();
+            let last = log.last_index().unwrap_or(Index::ZERO);
+            let newly = node.last_role != Some(now);
+            if newly {
+                self.checker.leader(n, now.1)?;
+                let first = log.first_index().unwrap_or(Index::ZERO);
+                self.checker.new_leader_log(n, first, term_at)?;
+                self.report.leaders += 1;
+            }
+            self.checker.leader_log(n, now.1, last, term_at)?;
+            if newly {
+                let t = now.1;
+                self.event(|| format!("{n} leads term {t}"));
+            }
+            self.nodes.get_mut(&n).expect("node").last_role = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Heals everything, stops nodes the cluster removed, and requires a
+    /// leader to commit a new entry on every member within the bound.
+    fn liveness(&mut self) -> Result<(), Finding> {
+        self.cut.clear();
+        self.faults = false;
+        self.event(|| "liveness phase: heal, restart all".into());
+        let down: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, s)| s.raw.is_none())
+            .map(|(i, _)| *i)
+            .collect();
+        for n in down {
+            self.start(n);
+        }
+        let marker = Bytes::from_static(b"liveness-marker");
+        let mut marker_id: Option<crate::types::LogId> = None;
+        for _ in 0..self.opts.liveness_rounds {
+            self.step += 1;
+            self.retire_removed_nodes();
+            if self.step.is_multiple_of(64) {
+                // Applications snapshot periodically; a member added after
+                // the last snapshot may need a newer one to catch up.
+                let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+                for n in ids {
+                    self.compact(n, true);
+                }
+            }
+            self.round()?;
+            self.observe_roles()?;
+            let Some(leader) = self.leader() else {
+                continue;
+            };
+            if let Some(id) = marker_id {
+                match self.checker.committed(id.index) {
+                    Some(t) if t == id.term && self.members_applied(id.index) => return Ok(()),
+                    Some(t) if t == id.term => continue,
+                    // Overwritten by a later leader, or still pending under
+                    // an older one: propose again to the current leader.
+                    _ if self
+                        .raw(leader)
+                        .is_some_and(|r| r.status().hard_state.term == id.term) =>
+                    {
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            if let Ok(crate::raft::Proposal::Appended { id }) = self
+                .raw(leader)
+                .expect("leader runs")
+                .propose(marker.clone())
+            {
+                marker_id = Some(id);
+            }
+        }
+        let marker_index = marker_id.map(|m| m.index);
+        let nodes = self.describe_nodes();
+        Err(Finding {
+            kind: ViolationKind::Liveness,
+            detail: format!(
+                "no progress within {} rounds after healing (leader: {:?}, marker: {marker_index:?}); {nodes}",
+                self.opts.liveness_rounds,
+                self.leader()
+            ),
+        })
+    }
+
+    /// One synchronous round: every node ticks, handles its Ready, and every
+    /// message is delivered.
+    fn round(&mut self) -> Result<(), Finding> {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for &n in &ids {
+            self.tick(n)?;
+        }
+        for _ in 0..4 {
+            for &n in &ids {
+                self.process_ready(n)?;
+            }
+            let msgs: Vec<Message> = self.network.drain(..).map(|f| f.msg).collect();
+            for m in msgs {
+                self.deliver(m)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One line per node: role, term, commit, applied, log bounds, and
+    /// the leader's view of its followers.
+    fn describe_nodes(&self) -> String {
+        let mut out = String::new();
+        for (n, s) in &self.nodes {
+            let Some(raw) = &s.raw else {
+                out.push_str(&format!("\n  {n}: down"));
+                continue;
+            };
+            let st = raw.status();
+            let first = s.storage.first_index().unwrap_or(Index::ZERO);
+            out.push_str(&format!(
+                "\n  {n}: {:?} term={} commit={} applied={} log=[{first}, {}] conf={:?}",
+                st.soft_state.role,
+                st.hard_state.term,
+                st.hard_state.commit,
+                s.applied,
+                st.last_index,
+                s.storage.initial_state().map(|i| i.conf_state).ok()
+            ));
+            for (p, pr) in st.progress.iter().flatten() {
+                out.push_str(&format!(
+                    "\n     -> {p}: {:?} match={} next={} active={} inflight={}",
+                    pr.state, pr.matched, pr.next, pr.recent_active, pr.inflight_msgs
+                ));
+            }
+        }
+        out
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.nodes.iter().find_map(|(n, s)| {
+            let raw = s.raw.as_ref()?;
+            (raw.status().soft_state.role == RoleKind::Leader).then_some(*n)
+        })
+    }
+
+    /// The membership the most advanced node applied.
+    fn current_membership(&self) -> ConfState {
+        let most = self
+            .nodes
+            .values()
+            .max_by_key(|s| s.applied)
+            .expect("nodes");
+        most.storage
+            .initial_state()
+            .expect("memory storage")
+            .conf_state
+    }
+
+    /// A node shuts itself down once it applies its own removal, as the kv
+    /// example does, unless the cluster added it back; every other node
+    /// runs.
+    fn retire_removed_nodes(&mut self) {
+        let latest = self.current_membership();
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for n in ids {
+            let node = &self.nodes[&n];
+            let own = node
+                .storage
+                .initial_state()
+                .expect("memory storage")
+                .conf_state;
+            // A node that was removed and later added back is restarted, as
+            // an operator adding it would.
+            let removed = !own.contains(n) && !latest.contains(n);
+            match (removed, node.raw.is_some()) {
+                (true, true) => self.nodes.get_mut(&n).expect("node").raw = None,
+                (false, false) => self.start(n),
+                _ => {}
+            }
+        }
+    }
+
+    fn members_applied(&self, index: Index) -> bool {
+        let cs = self.current_membership();
+        self.nodes
+            .iter()
+            .filter(|(n, _)| cs.contains(**n))
+            .all(|(_, s)| s.applied >= index)
+    }
+}
+
+fn entry_digest(e: &Entry) -> u64 {
+    let kind = match e.kind {
+        EntryKind::Normal => 0,
+        EntryKind::ConfChange => 1,
+        EntryKind::ConfChangeV2 => 2,
+    };
+    digest(kind, &e.data)
+}

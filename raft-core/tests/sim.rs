@@ -1,0 +1,122 @@
+//! Randomized whole-cluster simulation with safety checks after every step.
+//!
+//! - `sim_seeds`: the CI run, a bounded number of seeds
+//!   (`RAFT_SIM_SEEDS`, default 48; `RAFT_SIM_FIRST_SEED` to shift).
+//! - `sim_replay`: one seed, `RAFT_SIM_SEED=<seed>`, with its events.
+//! - `sim_soak` (ignored): as many seeds as asked, reporting seeds/minute:
+//!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim sim_soak -- --ignored --nocapture`.
+
+use std::time::Instant;
+
+use proptest::prelude::*;
+use raft_core::testkit::sim::{SimOptions, Simulation};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run_seed(seed: u64) -> raft_core::testkit::sim::SimReport {
+    Simulation::new(seed, SimOptions::randomized(seed))
+        .run()
+        .unwrap_or_else(|v| panic!("{v}"))
+}
+
+#[test]
+fn sim_seeds() {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 0);
+    let count = env_u64("RAFT_SIM_SEEDS", 48);
+    let mut committed = 0;
+    for seed in first..first + count {
+        committed += run_seed(seed).committed;
+    }
+    assert!(
+        committed > count,
+        "the workload commits entries ({committed} over {count} seeds)"
+    );
+}
+
+#[test]
+fn sim_replay() {
+    let seed = env_u64("RAFT_SIM_SEED", 0);
+    let report = run_seed(seed);
+    println!("seed {seed}: {report:?}");
+}
+
+#[test]
+fn same_seed_same_run() {
+    let a = run_seed(12345);
+    let b = run_seed(12345);
+    assert_eq!(a, b);
+}
+
+#[test]
+#[ignore = "soak: RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim sim_soak -- --ignored --nocapture"]
+fn sim_soak() {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 1_000_000);
+    let count = env_u64("RAFT_SIM_SEEDS", 1_000);
+    let start = Instant::now();
+    let mut steps = 0;
+    for seed in first..first + count {
+        steps += run_seed(seed).steps;
+        if (seed - first + 1) % 1000 == 0 {
+            let mins = start.elapsed().as_secs_f64() / 60.0;
+            println!(
+                "{} seeds, {:.0} seeds/minute, {:.0} steps/s",
+                seed - first + 1,
+                (seed - first + 1) as f64 / mins,
+                steps as f64 / (mins * 60.0)
+            );
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{count} seeds in {secs:.1}s: {:.0} seeds/minute, {:.0} steps/s, zero violations",
+        count as f64 * 60.0 / secs,
+        steps as f64 / secs
+    );
+}
+
+fn small_options() -> impl Strategy<Value = (u64, SimOptions)> {
+    (
+        any::<u64>(),
+        prop_oneof![Just(3u64), Just(5u64)],
+        0.0..0.3f64,
+        0.0..0.1f64,
+        0u64..10,
+        0.0..0.02f64,
+        0.0..0.02f64,
+        0.0..0.01f64,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(seed, nodes, drop, dup, delay, crash, partition, conf, pre_vote, check_quorum)| {
+                let mut o = SimOptions::randomized(seed).with_steps(300);
+                o.nodes = nodes;
+                o.drop_probability = drop;
+                o.duplicate_probability = dup;
+                o.max_delay_steps = delay;
+                o.crash_probability = crash;
+                o.partition_probability = partition;
+                o.conf_change_probability = conf;
+                o.pre_vote = pre_vote;
+                o.check_quorum = check_quorum;
+                (seed, o)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// proptest shrinks a failing fault schedule toward the smallest one.
+    #[test]
+    fn random_fault_schedules_keep_every_safety_property((seed, opts) in small_options()) {
+        if let Err(v) = Simulation::new(seed, opts).run() {
+            prop_assert!(false, "{v}");
+        }
+    }
+}
