@@ -99,14 +99,9 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn leader_read(&mut self, request: ReadRequest) -> Result<(), StorageError> {
-        let only_voter = !self.membership.voters.is_joint()
-            && self.membership.voters.incoming.len() == 1
-            && self.membership.is_voter(self.id);
-        if only_voter {
-            self.answer_read(request, self.log.committed);
-            return Ok(());
-        }
         if !self.committed_in_current_term()? {
+            // Even a sole voter waits: a new leader may not yet know that
+            // entries of earlier terms are committed (found by the simulator).
             let Role::Leader(l) = &mut self.role else {
                 unreachable!()
             };
@@ -114,8 +109,12 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         let committed = self.log.committed;
-        if self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
-            // Thesis §6.4.1: within its lease no other leader can exist.
+        let only_voter = !self.membership.voters.is_joint()
+            && self.membership.voters.incoming.len() == 1
+            && self.membership.is_voter(self.id);
+        if only_voter || self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
+            // A sole voter needs no confirmation; a lease holder relies on
+            // no other leader existing within its lease (thesis §6.4.1).
             self.answer_read(request, committed);
             return Ok(());
         }

@@ -267,6 +267,15 @@ impl<S: Storage> Raft<S> {
             }
             Err(e) => return Err(e),
         };
+        if !snapshot.metadata.conf_state.contains(to) {
+            // The follower would refuse it (it was added after this
+            // snapshot was taken); wait for the application's next snapshot.
+            tracing::info!(
+                id = %self.id, to = %to, index = %snapshot.metadata.index,
+                "latest snapshot predates this member; waiting for a newer one"
+            );
+            return Ok(false);
+        }
         if snapshot.is_empty() {
             tracing::error!(id = %self.id, to = %to, "entries compacted but storage has no snapshot");
             return Ok(false);
@@ -297,6 +306,7 @@ impl<S: Storage> Raft<S> {
             .get_mut(&from)
             .expect("checked by step_leader");
         pr.recent_active = true;
+        pr.commit_reported = pr.commit_reported.max(r.commit);
         if let Some(hint) = r.reject {
             // Fast backtracking: jump over the follower's entries of terms
             // the leader does not have (thesis §5.3 optimisation).
@@ -325,6 +335,9 @@ impl<S: Storage> Raft<S> {
         // heartbeat_resp_recovers_from_probing).
         let probe_confirmed = pr.state == ProgressState::Probe && pr.matched == r.index;
         if !pr.maybe_update(r.index) && !probe_confirmed {
+            // Nothing new replicated, but the follower may now report the
+            // commit index a hand-over waits for.
+            self.maybe_finish_transfer(from, false)?;
             return Ok(());
         }
         match pr.state {
@@ -367,6 +380,13 @@ impl<S: Storage> Raft<S> {
             .expect("checked by step_leader");
         pr.recent_active = true;
         pr.probe_sent = false;
+        if pr.state == ProgressState::Replicate && pr.inflights.is_full() {
+            // The follower is alive but its acknowledgements (or our appends)
+            // were lost: without this the window would stay full forever.
+            // One more append either fills a gap or is rejected, which moves
+            // the follower back to probing (etcd's FreeFirstOne).
+            pr.inflights.free_first_one();
+        }
         // A heartbeat answer proves the follower is reachable: resume a
         // lagging or probing follower (etcd heartbeat_resp_recovers_from_probing).
         if pr.matched < last || pr.state == ProgressState::Probe {
@@ -421,6 +441,9 @@ impl<S: Storage> Raft<S> {
         if self.election_elapsed >= self.cfg.election_timeout_ticks {
             self.election_elapsed = 0;
             self.abort_transfer("not completed within an election timeout");
+            if self.is_stepping_down() {
+                self.hand_over_leadership();
+            }
             if self.cfg.check_quorum && !self.quorum_recently_active() {
                 // Thesis §6.2: a leader that cannot reach a quorum steps down,
                 // so clients look for the real leader elsewhere.
