@@ -5,9 +5,11 @@
 //!   on.
 //! - [`sim`]: a deterministic, seeded cluster simulator with a faulty
 //!   network, crashes and restarts, and safety checkers run after every step.
-//! - `interaction` (coming): the transcript (datadriven) test environment: scenario
+//! - [`interaction`]: the transcript (datadriven) test environment: scenario
 //!   files of commands whose output is checked in and reviewed as diffs.
 
 pub mod check;
 pub mod conformance;
+pub mod describe;
+pub mod interaction;
 pub mod sim;
