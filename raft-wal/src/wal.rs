@@ -18,6 +18,9 @@ use crate::recovery::{self, Scanned, SegmentFile};
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
 /// Default [`WalOptions::max_record_bytes`]: 16 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 << 20;
+/// How often a sync leader yields the CPU waiting for the writers of the
+/// previous group to queue again (see `Wal::wait_synced`).
+const GROUP_YIELDS_MAX: usize = 4;
 /// The chunk size for writing zeros (preallocation and tail repair).
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
 
@@ -190,6 +193,11 @@ struct Inner {
     /// Batches written since open; `synced_seq <= written_seq`.
     written_seq: u64,
     synced_seq: u64,
+    /// The last batch a sync leader took (`synced_seq <= taken_seq <=
+    /// written_seq`).
+    taken_seq: u64,
+    /// How many batches the last completed group held.
+    last_group: u64,
     /// A sync leader is writing and syncing with the lock released.
     syncing: bool,
     last_index: Index,
@@ -331,6 +339,8 @@ impl Wal {
             synced_offset: offset,
             written_seq: 0,
             synced_seq: 0,
+            taken_seq: 0,
+            last_group: 0,
             syncing: false,
             last_index,
             hard_state: replayed.hard_state,
@@ -644,12 +654,26 @@ impl Wal {
                 self.synced.wait(&mut g);
                 continue;
             }
+            // Writers acknowledged by the last group usually come straight
+            // back: let them queue before taking, or groups split into two
+            // alternating halves. Bounded, and skipped for a lone writer.
+            for _ in 0..GROUP_YIELDS_MAX {
+                if g.written_seq - g.taken_seq >= g.last_group {
+                    break;
+                }
+                MutexGuard::unlocked(&mut g, std::thread::yield_now);
+            }
+            if g.syncing || g.synced_seq >= target || g.poisoned {
+                continue;
+            }
             // Lead: write every queued batch with one call and fsync,
             // without the lock, so other writers queue the next group.
             g.syncing = true;
             let mut data = std::mem::take(&mut g.pending);
             let at = g.offset - data.len() as u64;
             let covers_seq = g.written_seq;
+            let group = covers_seq - g.taken_seq;
+            g.taken_seq = covers_seq;
             let covers_offset = g.offset;
             let segment = g.current().id;
             let file = Arc::clone(&g.file);
@@ -668,6 +692,7 @@ impl Wal {
             }
             match result {
                 Ok(()) => {
+                    g.last_group = group;
                     g.stats.fsyncs += 1;
                     g.synced_seq = g.synced_seq.max(covers_seq);
                     if g.current().id == segment {
@@ -733,6 +758,7 @@ impl Wal {
         g.file.sync_data()?;
         g.stats.fsyncs += 1;
         g.synced_seq = g.written_seq;
+        g.taken_seq = g.written_seq;
         let id = g.current().id + 1;
         let new = NewSegment {
             id,
