@@ -36,8 +36,9 @@ pub struct WalOptions {
     pub segment_size_bytes: u64,
     /// Whether new segments are filled with zeros up to
     /// `segment_size_bytes` before use, so appends never change the file's
-    /// size or block map and `fdatasync` flushes data only. Default: on
-    /// (see the crate docs for the measurement).
+    /// size or block map and `fdatasync` flushes data only. It costs
+    /// writing each segment twice, so bulk loads are faster without it.
+    /// Default: on (the README's performance section has the measurement).
     pub preallocate: bool,
     /// The largest payload of one frame (an entry's data plus 24 bytes);
     /// recovery treats a longer length field as damage. Default:
