@@ -1,7 +1,7 @@
 //! Randomized whole-cluster simulation with safety checks after every step.
 //!
 //! - `sim_seeds`: the CI run, a bounded number of seeds
-//!   (`RAFT_SIM_SEEDS`, default 48; `RAFT_SIM_FIRST_SEED` to shift).
+//!   (`RAFT_SIM_SEEDS`, default 200; `RAFT_SIM_FIRST_SEED` to shift).
 //! - `sim_replay`: one seed, `RAFT_SIM_SEED=<seed>`, with its events.
 //! - `sim_soak` (ignored): as many seeds as asked, reporting seeds/minute:
 //!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim sim_soak -- --ignored --nocapture`.
@@ -27,7 +27,7 @@ fn run_seed(seed: u64) -> raft_core::testkit::sim::SimReport {
 #[test]
 fn sim_seeds() {
     let first = env_u64("RAFT_SIM_FIRST_SEED", 0);
-    let count = env_u64("RAFT_SIM_SEEDS", 48);
+    let count = env_u64("RAFT_SIM_SEEDS", 200);
     let mut committed = 0;
     for seed in first..first + count {
         committed += run_seed(seed).committed;
@@ -36,6 +36,19 @@ fn sim_seeds() {
         committed > count,
         "the workload commits entries ({committed} over {count} seeds)"
     );
+}
+
+/// Seeds that once found bugs, kept as regressions: a full inflight window
+/// stalled forever (4), a stuck snapshot (32), a stale read from a new
+/// sole-voter leader (92), removed nodes needed for an election (153, 1257,
+/// 2777, 1001758, 1005919), a snapshot refused forever (26, 324).
+#[test]
+fn sim_regression_seeds() {
+    for seed in [
+        4, 24, 26, 32, 92, 153, 324, 1257, 2777, 1_001_758, 1_005_919,
+    ] {
+        run_seed(seed);
+    }
 }
 
 #[test]
@@ -61,7 +74,7 @@ fn sim_soak() {
     let mut steps = 0;
     for seed in first..first + count {
         steps += run_seed(seed).steps;
-        if (seed - first + 1) % 1000 == 0 {
+        if (seed - first + 1).is_multiple_of(1000) {
             let mins = start.elapsed().as_secs_f64() / 60.0;
             println!(
                 "{} seeds, {:.0} seeds/minute, {:.0} steps/s",

@@ -158,6 +158,13 @@ impl<S: Storage> Raft<S> {
             data: Bytes::new(),
         };
         self.append_leader_entry(noop);
+        if !self.promotable() && self.cfg.step_down_on_removal {
+            // Elected by the rescue path: lead only to hand over.
+            if let Role::Leader(l) = &mut self.role {
+                l.stepping_down = true;
+            }
+            self.hand_over_leadership();
+        }
         tracing::info!(id = %self.id, term = %term, "became leader");
         Ok(())
     }
@@ -176,7 +183,8 @@ impl<S: Storage> Raft<S> {
         let can_vote = self.vote == Some(m.from)
             || (self.vote.is_none() && self.leader().is_none())
             || (pre && m.term > self.term);
-        let grant = can_vote && self.log.is_up_to_date(req.last)?;
+        let up_to_date = self.log.is_up_to_date(req.last)?;
+        let grant = can_vote && up_to_date;
         let reject = !grant;
         // A granted answer carries the request's term so the candidate counts
         // it; a rejection carries ours so a stale candidate catches up.
@@ -202,7 +210,36 @@ impl<S: Storage> Raft<S> {
             id = %self.id, from = %m.from, term = %m.term, pre, granted = grant,
             candidate_last = %req.last, "vote request handled"
         );
+        if !up_to_date {
+            self.maybe_rescue_election(m.from)?;
+        }
         Ok(())
+    }
+
+    /// A voter that still counts us asked for a vote we refused because our
+    /// log is ahead of its own. If we applied our own removal (or demotion),
+    /// nobody else may be able to win: the remaining voters may not know the
+    /// change committed and keep needing our vote, which their shorter logs
+    /// never get. So we campaign under our applied configuration (its
+    /// voters, not us, decide), and as leader hand leadership to a voter
+    /// once it has our log and the commit index (see
+    /// `hand_over_leadership`). Found by the simulator; without it,
+    /// membership-on-apply can leave a cluster without a leader forever.
+    fn maybe_rescue_election(&mut self, asker: NodeId) -> Result<(), StorageError> {
+        let rescuer = !self.promotable()
+            && self.cfg.step_down_on_removal
+            && matches!(self.role, Role::Follower { .. })
+            && self.membership.is_voter(asker);
+        if !rescuer || self.has_unapplied_conf_changes()? {
+            return Ok(());
+        }
+        tracing::info!(id = %self.id, asker = %asker, "removed node with the longest log campaigns to hand over");
+        let kind = if self.cfg.pre_vote {
+            CampaignKind::PreElection
+        } else {
+            CampaignKind::Election
+        };
+        self.campaign(kind)
     }
 
     /// Messages while campaigning.

@@ -832,26 +832,17 @@ impl Simulation {
             .conf_state
     }
 
-    /// A node shuts itself down once it applies its own removal, as the kv
-    /// example does, unless the cluster added it back; every other node
-    /// runs.
+    /// Every node runs in the liveness phase, removed ones included: a node
+    /// that shut down as soon as it applied its own removal could leave
+    /// voters that have not yet learned that the removal committed waiting
+    /// forever for its vote (membership takes effect on apply, as in
+    /// etcd-raft). Removed nodes keep answering votes until the operator
+    /// retires them.
     fn retire_removed_nodes(&mut self) {
-        let latest = self.current_membership();
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for n in ids {
-            let node = &self.nodes[&n];
-            let own = node
-                .storage
-                .initial_state()
-                .expect("memory storage")
-                .conf_state;
-            // A node that was removed and later added back is restarted, as
-            // an operator adding it would.
-            let removed = !own.contains(n) && !latest.contains(n);
-            match (removed, node.raw.is_some()) {
-                (true, true) => self.nodes.get_mut(&n).expect("node").raw = None,
-                (false, false) => self.start(n),
-                _ => {}
+            if self.nodes[&n].raw.is_none() {
+                self.start(n);
             }
         }
     }
