@@ -41,7 +41,7 @@ fn sim_seeds() {
 /// Seeds that once found bugs, kept as regressions: a full inflight window
 /// stalled forever (4), a stuck snapshot (32), a stale read from a new
 /// sole-voter leader (92), removed nodes needed for an election (153, 1257,
-/// 2777, 1001758, 1005919), a snapshot refused forever (26, 324).
+/// 2777, 1001758, 1005919, 1030752), a snapshot refused forever (26, 324).
 #[test]
 fn sim_regression_seeds() {
     for seed in [

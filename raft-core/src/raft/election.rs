@@ -234,6 +234,15 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         tracing::info!(id = %self.id, asker = %asker, "removed node with the longest log campaigns to hand over");
+        self.retry_rescue_election()
+    }
+
+    /// Runs (again) the campaign of the rescue path.
+    pub(crate) fn retry_rescue_election(&mut self) -> Result<(), StorageError> {
+        if self.has_unapplied_conf_changes()? {
+            self.become_follower(self.term, None);
+            return Ok(());
+        }
         let kind = if self.cfg.pre_vote {
             CampaignKind::PreElection
         } else {

@@ -198,9 +198,17 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         self.election_elapsed += 1;
-        if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
+        if self.election_elapsed < self.randomized_election_timeout {
+            return Ok(());
+        }
+        if self.promotable() {
             self.election_elapsed = 0;
             self.hup(false)?;
+        } else if matches!(self.role, Role::PreCandidate(_) | Role::Candidate(_)) {
+            // Only the rescue path makes a non-voter campaign: keep trying
+            // until a voter takes over (see `maybe_rescue_election`).
+            self.election_elapsed = 0;
+            self.retry_rescue_election()?;
         }
         Ok(())
     }
