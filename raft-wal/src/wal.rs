@@ -239,6 +239,12 @@ impl Wal {
         let dir = dir.as_ref().to_path_buf();
         let backend = Arc::clone(&options.backend);
         backend.create_dir_all(&dir).map_err(map_io(&dir))?;
+        // The directory's own entry must survive a power cut too.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        backend.sync_dir(&parent).map_err(map_io(&parent))?;
         let lock = backend.lock_dir(&dir).map_err(|source| {
             if source.kind() == std::io::ErrorKind::WouldBlock {
                 OpenError::Locked { dir: dir.clone() }
@@ -253,7 +259,7 @@ impl Wal {
         // Taken before the entries move out of the replay.
         let last_index = scanned.replayed.last_index();
         let (snapshot, entries) = recovery::entries_after(&mut scanned.replayed, options.snapshot)?;
-        let mut recovered = Recovered {
+        let recovered = Recovered {
             hard_state: scanned.replayed.hard_state,
             snapshot,
             entries,
@@ -263,35 +269,9 @@ impl Wal {
                 .iter()
                 .map(SnapshotMarker::log_id)
                 .collect(),
-            truncated_tail: None,
+            truncated_tail: apply_repairs(backend.as_ref(), &dir, &scanned, options.preallocate)?,
             removed_temp_files: scanned.temp_files.clone(),
         };
-        for temp in &scanned.temp_files {
-            backend.remove_file(temp).map_err(map_io(temp))?;
-        }
-        if !scanned.temp_files.is_empty() {
-            backend.sync_dir(&dir).map_err(map_io(&dir))?;
-            tracing::info!(
-                count = scanned.temp_files.len(),
-                "removed leftover temporary files"
-            );
-        }
-        if let Some(repair) = &scanned.tail_repair {
-            repair_tail(backend.as_ref(), repair, options.preallocate)?;
-            tracing::warn!(
-                segment = repair.segment,
-                offset = repair.damage_offset,
-                kind = %repair.kind,
-                truncated_at = repair.good_end,
-                "truncated a torn tail"
-            );
-            recovered.truncated_tail = Some(TailTruncation {
-                segment: repair.segment,
-                damage_offset: repair.damage_offset,
-                kind: repair.kind,
-                truncated_at: repair.good_end,
-            });
-        }
         let inner = Wal::writer_state(backend.as_ref(), &dir, &options, scanned, last_index)?;
         let wal = Wal {
             dir,
@@ -859,6 +839,43 @@ fn create_segment(
         file: Arc::from(file),
         end,
     })
+}
+
+/// Deletes leftover temporary files and cuts a torn tail, as planned by the
+/// scan. Returns the truncation, for the caller to report.
+fn apply_repairs(
+    backend: &dyn Backend,
+    dir: &Path,
+    scanned: &Scanned,
+    preallocate: bool,
+) -> Result<Option<TailTruncation>, OpenError> {
+    for temp in &scanned.temp_files {
+        backend.remove_file(temp).map_err(map_io(temp))?;
+    }
+    if !scanned.temp_files.is_empty() {
+        backend.sync_dir(dir).map_err(map_io(dir))?;
+        tracing::info!(
+            count = scanned.temp_files.len(),
+            "removed leftover temporary files"
+        );
+    }
+    let Some(repair) = &scanned.tail_repair else {
+        return Ok(None);
+    };
+    repair_tail(backend, repair, preallocate)?;
+    tracing::warn!(
+        segment = repair.segment,
+        offset = repair.damage_offset,
+        kind = %repair.kind,
+        truncated_at = repair.good_end,
+        "truncated a torn tail"
+    );
+    Ok(Some(TailTruncation {
+        segment: repair.segment,
+        damage_offset: repair.damage_offset,
+        kind: repair.kind,
+        truncated_at: repair.good_end,
+    }))
 }
 
 /// Zeroes a torn tail from the last good batch and syncs it.

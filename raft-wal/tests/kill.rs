@@ -65,7 +65,7 @@ fn sigkilled_writer_never_loses_an_acknowledged_entry() {
     let rounds: u32 = std::env::var("RAFT_WAL_KILL_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
+        .unwrap_or(20);
     let seed: u64 = std::env::var("RAFT_WAL_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
