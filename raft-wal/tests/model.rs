@@ -71,13 +71,21 @@ impl Model {
     }
 }
 
+/// 64 cases per property by default; `PROPTEST_CASES` for longer runs.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
+}
+
 fn check(wal: &Wal, model: &Model) {
     assert_eq!(wal.last_index(), Index(model.last()));
     assert_eq!(wal.hard_state(), model.hs);
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn wal_matches_an_in_memory_model(ops in prop::collection::vec(op(), 1..40)) {
