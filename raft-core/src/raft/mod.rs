@@ -282,12 +282,12 @@ impl<S: Storage> Raft<S> {
     /// answers that let the sender catch up.
     fn step_lower_term(&mut self, m: &Message) {
         match &m.body {
-            // With CheckQuorum or PreVote, a partitioned old leader may never
-            // see a higher-term vote request; tell it the term so it steps
-            // down (etcd's behaviour, thesis §9.6).
-            MessageBody::Append(_) | MessageBody::Heartbeat(_)
-                if self.cfg.check_quorum || self.cfg.pre_vote =>
-            {
+            // Paper §5.1: answer with our term so a stale leader steps down.
+            // etcd answers only with CheckQuorum or PreVote; without either,
+            // a learner whose term grew while it was a voter would never be
+            // heard from again (learners never campaign) and never catch up
+            // (found by the simulator).
+            MessageBody::Append(_) | MessageBody::Heartbeat(_) => {
                 let body = MessageBody::AppendResponse(AppendResponse {
                     index: Index::ZERO,
                     reject: None,
