@@ -3,9 +3,10 @@
 //! A scripted workload (appends, suffix truncation, rotation, snapshot
 //! markers, release) runs with a fault injected at backend operation N, for
 //! every N: the workload stops at its first error, the file system crashes
-//! (seeded), and recovery must produce one of the states the workload could
-//! have left: nothing acknowledged (synced) lost, nothing invented, and the
-//! only errors the declared ones.
+//! (seeded), a first recovery fails at one of its own operations and the
+//! power goes again, and the next recovery must produce one of the states
+//! the workload could have left: nothing acknowledged (synced) lost,
+//! nothing invented, and the only errors the declared ones.
 
 mod common;
 
@@ -183,6 +184,27 @@ fn reopen(
     }
 }
 
+/// Recovery itself fails at one of its first operations (the tail repair,
+/// the temp-file cleanup, the first segment's creation...) and the power
+/// goes again: the next recovery must still find a state the workload
+/// could have left.
+fn crash_during_recovery(
+    sim: &SimBackend,
+    preallocate: bool,
+    snapshot: Option<LogId>,
+    salt: u64,
+    ctx: &str,
+) {
+    let kinds = [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite];
+    sim.inject_fault(sim.op_count() + salt % 12, kinds[(salt % 3) as usize]);
+    match Wal::open(DIR, options(sim, preallocate).snapshot(snapshot)) {
+        Ok(_) | Err(OpenError::Io { .. } | OpenError::SnapshotMismatch { .. }) => {}
+        Err(e) => panic!("{ctx}: undeclared error from a failing recovery: {e}"),
+    }
+    sim.clear_fault();
+    sim.crash(salt ^ 0x00de_ad00);
+}
+
 fn explore(preallocate: bool, seeds: u64) {
     let total_ops = {
         let sim = SimBackend::new();
@@ -204,6 +226,7 @@ fn explore(preallocate: bool, seeds: u64) {
             let crash_seed = n * 1000 + seed;
             sim.crash(crash_seed);
             let ctx = format!("preallocate={preallocate} fault_at={n} crash_seed={crash_seed}");
+            crash_during_recovery(&sim, preallocate, acked_marker, n + seed, &ctx);
             let (wal, r, snapshot) = reopen(&sim, preallocate, acked_marker, &ctx);
             let matched = candidates
                 .iter()
