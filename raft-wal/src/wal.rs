@@ -484,7 +484,13 @@ impl Wal {
 
     /// Records a snapshot marker and syncs: the caller must have made the
     /// snapshot itself durable first. A marker past the last index restarts
-    /// the log after it (installing a leader's snapshot).
+    /// the log after it (installing a leader's snapshot). A marker at or
+    /// below the last index keeps the entries after it, even if the
+    /// snapshot's term at its index differs from the log's: those entries
+    /// are then uncommitted leftovers that the next `save` from
+    /// `marker.index + 1` replaces, and that Raft's consistency check tells
+    /// apart if the node restarts first (the WAL does not keep every
+    /// entry's term to compare).
     ///
     /// # Errors
     /// [`SaveError::MarkerRegressed`] for a marker older than the newest;
