@@ -129,28 +129,37 @@ impl<S: Storage> RaftLog<S> {
         &mut self,
         prev: LogId,
         commit: Index,
-        entries: &[Entry],
+        mut entries: Vec<Entry>,
     ) -> Result<Option<Result<Index, Index>>, StorageError> {
         if !self.match_term(prev)? {
             return Ok(None);
         }
         let last_new = prev.index + entries.len() as u64;
-        if let Some(conflict) = self.find_conflict(entries)? {
+        if let Some(conflict) = self.find_conflict(&entries)? {
             if conflict <= self.committed {
                 return Ok(Some(Err(conflict)));
             }
             let from = (conflict - prev.index.next()) as usize;
-            self.append(&entries[from..]);
+            // The message is consumed: move its entries instead of cloning.
+            entries.drain(..from);
+            self.append(entries);
         }
         self.commit_to(commit.min(last_new));
         Ok(Some(Ok(last_new)))
     }
 
     /// Appends entries after the last index (or truncating, for a leader's
-    /// own log never). Returns the new last index.
-    pub(crate) fn append(&mut self, entries: &[Entry]) {
+    /// own log never). Returns the new last index. The entries are moved,
+    /// not cloned.
+    pub(crate) fn append(&mut self, entries: Vec<Entry>) {
         debug_assert!(entries.first().is_none_or(|e| e.index > self.committed));
         self.unstable.truncate_and_append(entries);
+    }
+
+    /// Appends one entry by value (moved, not cloned).
+    pub(crate) fn append_one(&mut self, entry: Entry) {
+        debug_assert!(entry.index > self.committed);
+        self.unstable.truncate_and_push(entry);
     }
 
     /// Raises the commit index. Never lowers it.
@@ -296,7 +305,7 @@ mod tests {
         let s = MemoryStorage::new();
         s.append(&ents(stored)).expect("append");
         let mut log = RaftLog::new(s, u64::MAX).expect("log");
-        log.append(&ents(unstable));
+        log.append(ents(unstable));
         log
     }
 
@@ -364,7 +373,7 @@ mod tests {
     fn maybe_append_truncates_a_conflicting_suffix() {
         let mut log = log_with(&[(1, 1), (1, 2), (1, 3)], &[]);
         let r = log
-            .maybe_append(LogId::new(Term(1), Index(1)), Index(2), &ents(&[(2, 2)]))
+            .maybe_append(LogId::new(Term(1), Index(1)), Index(2), ents(&[(2, 2)]))
             .expect("ok");
         assert_eq!(r, Some(Ok(Index(2))));
         assert_eq!(log.last_log_id().ok(), Some(LogId::new(Term(2), Index(2))));
@@ -375,7 +384,7 @@ mod tests {
     fn maybe_append_refuses_a_mismatched_prev() {
         let mut log = log_with(&[(1, 1)], &[]);
         let r = log
-            .maybe_append(LogId::new(Term(2), Index(1)), Index(1), &[])
+            .maybe_append(LogId::new(Term(2), Index(1)), Index(1), Vec::new())
             .expect("ok");
         assert_eq!(r, None);
     }
@@ -385,7 +394,7 @@ mod tests {
         let mut log = log_with(&[(1, 1), (1, 2)], &[]);
         log.commit_to(Index(2));
         let r = log
-            .maybe_append(LogId::new(Term(1), Index(1)), Index(2), &ents(&[(3, 2)]))
+            .maybe_append(LogId::new(Term(1), Index(1)), Index(2), ents(&[(3, 2)]))
             .expect("ok");
         assert_eq!(r, Some(Err(Index(2))));
         assert_eq!(log.term(Index(2)).ok(), Some(Term(1)));

@@ -109,9 +109,26 @@ impl Unstable {
 
     /// Appends `entries` (non-empty, consecutive), truncating anything at or
     /// after `entries[0].index` first (paper §5.3).
-    pub(crate) fn truncate_and_append(&mut self, entries: &[Entry]) {
+    /// The entries are moved in, not cloned: no reference-count traffic on
+    /// their payloads.
+    pub(crate) fn truncate_and_append(&mut self, mut entries: Vec<Entry>) {
         let Some(first) = entries.first() else { return };
-        let after = first.index;
+        self.truncate_from(first.index);
+        self.entries.append(&mut entries);
+        self.debug_check_indexes();
+    }
+
+    /// Appends one entry by value, truncating anything at or after its
+    /// index first.
+    pub(crate) fn truncate_and_push(&mut self, entry: Entry) {
+        self.truncate_from(entry.index);
+        self.entries.push(entry);
+        self.debug_check_indexes();
+    }
+
+    /// Drops everything at or after `after`, the index of the first entry
+    /// about to be appended.
+    fn truncate_from(&mut self, after: Index) {
         let end = self.offset + self.entries.len() as u64;
         if after == end {
             // The common case: a plain append.
@@ -125,7 +142,9 @@ impl Unstable {
             self.entries.truncate((after - self.offset) as usize);
         }
         self.in_progress_end = self.in_progress_end.min(after).max(self.offset);
-        self.entries.extend_from_slice(entries);
+    }
+
+    fn debug_check_indexes(&self) {
         debug_assert!(
             self.entries
                 .iter()
@@ -157,7 +176,7 @@ mod tests {
     #[test]
     fn append_then_stable_drops_the_persisted_prefix() {
         let mut u = Unstable::new(Index(1));
-        u.truncate_and_append(&ents(1..=5, 1));
+        u.truncate_and_append(ents(1..=5, 1));
         u.accept_in_progress();
         u.stable_to(LogId::new(Term(1), Index(3)));
         assert_eq!(u.offset, Index(4));
@@ -168,9 +187,9 @@ mod tests {
     #[test]
     fn stable_to_is_ignored_when_the_entry_was_replaced() {
         let mut u = Unstable::new(Index(1));
-        u.truncate_and_append(&ents(1..=3, 1));
+        u.truncate_and_append(ents(1..=3, 1));
         u.accept_in_progress();
-        u.truncate_and_append(&ents(2..=2, 2));
+        u.truncate_and_append(ents(2..=2, 2));
         u.stable_to(LogId::new(Term(1), Index(3)));
         assert_eq!(u.offset, Index(1), "index 3 at term 1 no longer exists");
         assert_eq!(
@@ -183,8 +202,8 @@ mod tests {
     #[test]
     fn truncation_before_offset_replaces_everything() {
         let mut u = Unstable::new(Index(5));
-        u.truncate_and_append(&ents(5..=6, 1));
-        u.truncate_and_append(&ents(3..=4, 2));
+        u.truncate_and_append(ents(5..=6, 1));
+        u.truncate_and_append(ents(3..=4, 2));
         assert_eq!(u.offset, Index(3));
         assert_eq!(u.maybe_term(Index(4)), Some(Term(2)));
         assert_eq!(u.maybe_term(Index(5)), None);

@@ -98,7 +98,7 @@ impl<S: Storage> Raft<S> {
             self.respond_append(from, self.log.committed, None);
             return Ok(());
         }
-        match self.log.maybe_append(a.prev, a.commit, &a.entries)? {
+        match self.log.maybe_append(a.prev, a.commit, a.entries)? {
             Some(Ok(last_new)) => self.respond_append(from, last_new, None),
             Some(Err(conflict)) => {
                 tracing::error!(

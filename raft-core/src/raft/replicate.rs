@@ -41,9 +41,11 @@ impl<S: Storage> Raft<S> {
     /// Appends an entry the leader created and schedules the broadcast.
     pub(crate) fn append_leader_entry(&mut self, entry: Entry) {
         debug_assert_eq!(entry.term, self.term);
-        self.log.append(std::slice::from_ref(&entry));
+        let size = entry.payload_bytes();
+        // Moved into the log, not cloned: one proposal, no refcount traffic.
+        self.log.append_one(entry);
         let leader = self.leader_state();
-        leader.uncommitted_size += entry.payload_bytes();
+        leader.uncommitted_size += size;
         leader.broadcast_pending = true;
     }
 
