@@ -46,6 +46,7 @@ fn sim_seeds() {
 fn sim_regression_seeds() {
     for seed in [
         4, 24, 26, 32, 92, 153, 324, 1257, 2777, 1_001_758, 1_005_919, 1_030_752, 1_011_890,
+        2_097_509,
     ] {
         run_seed(seed);
     }
