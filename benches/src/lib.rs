@@ -237,7 +237,9 @@ impl CoreNode {
 
     /// Handles Readys until there are none, as the `raft-core` crate docs
     /// say: send `messages`, persist snapshot / entries / hard state, send
-    /// `persisted_messages`, apply `committed_entries`, `advance`. Messages
+    /// `persisted_messages`, apply `committed_entries`, then
+    /// `advance_with_commits` and handle its `LightReady` (persist the
+    /// commit index, send its messages, apply its entries). Messages
     /// are appended to `out`. Returns whether there was any Ready.
     ///
     /// # Panics
@@ -260,7 +262,18 @@ impl CoreNode {
             for e in &rd.committed_entries {
                 apply_core_entry(&mut self.applier, id, e);
             }
-            self.raw.advance().expect("advance");
+            // What our own persistence committed comes back here rather
+            // than in a second Ready (raft-core's LightReady).
+            let mut light = self.raw.advance_with_commits().expect("advance");
+            if let Some(commit) = light.commit {
+                let mut hs = self.storage.hard_state();
+                hs.commit = commit;
+                self.storage.set_hard_state(hs);
+            }
+            out.append(&mut light.messages);
+            for e in &light.committed_entries {
+                apply_core_entry(&mut self.applier, id, e);
+            }
         }
         any
     }

@@ -54,7 +54,9 @@
 //!                 applied.push(entry.data.clone());
 //!             }
 //!         }
-//!         // 5. Tell the node it is all done.
+//!         // 5. Tell the node it is all done. (`advance_with_commits` also
+//!         //    returns at once what our own persistence just committed:
+//!         //    one Ready cycle instead of two; see `LightReady`.)
 //!         node.advance()?;
 //!     }
 //!     Ok(())
@@ -181,7 +183,7 @@ pub use message::{
     ReadIndexRequest, ReadIndexResponse, RejectHint, TransferLeader, VoteRequest, VoteResponse,
 };
 pub use raft::{Proposal, ReadState, RoleKind};
-pub use raw_node::{AdvanceError, RawNode, SnapshotStatus};
+pub use raw_node::{AdvanceError, LightReady, RawNode, SnapshotStatus};
 pub use ready::{Ready, SoftState};
 pub use status::{ProgressStatus, Status};
 pub use storage::{InitialState, MemoryStorage, Storage, StorageError};

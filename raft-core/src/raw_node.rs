@@ -35,6 +35,19 @@ pub enum AdvanceError {
     Storage(#[from] StorageError),
 }
 
+/// What became ready while advancing: see [`RawNode::advance_with_commits`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct LightReady {
+    /// The new commit index, to persist (with or before applying the
+    /// entries) like a `Ready`'s hard state.
+    pub commit: Option<Index>,
+    /// Newly committed entries to apply, in order.
+    pub committed_entries: Vec<crate::types::Entry>,
+    /// Messages that may be sent now (commit updates to followers).
+    pub messages: Vec<Message>,
+}
+
 /// What the outstanding `Ready` covered, so `advance` knows what became
 /// durable and applied.
 #[derive(Debug, Default)]
@@ -228,13 +241,8 @@ impl<S: Storage> RawNode<S> {
             hard_state,
         };
         self.raft.log.unstable.accept_in_progress();
-        if let Some(e) = committed_entries.last() {
-            self.raft.log.accept_applying(e.index);
-        }
-        if let Role::Leader(l) = &mut self.raft.role {
-            let applied_bytes: u64 = committed_entries.iter().map(|e| e.payload_bytes()).sum();
-            l.uncommitted_size = l.uncommitted_size.saturating_sub(applied_bytes);
-        }
+        self.hand_out_committed(&committed_entries);
+
         self.prev_hard = hs;
         self.prev_soft = ss;
         self.outstanding.push_back(receipt);
@@ -263,6 +271,58 @@ impl<S: Storage> RawNode<S> {
     pub fn advance(&mut self) -> Result<(), AdvanceError> {
         self.on_persisted(self.ready_number)?;
         self.on_applied(self.raft.log.applying)
+    }
+
+    /// [`RawNode::advance`], returning at once what this node's own
+    /// persistence made ready, instead of in the next [`Ready`]: a leader's
+    /// own acknowledgement commits entries here, and a single-node cluster
+    /// then needs one Ready cycle per batch instead of two (raft-rs's
+    /// `LightReady`). Synchronous writes only.
+    ///
+    /// Handle the result like a Ready: persist
+    /// [`LightReady::commit`] (with or before applying), send
+    /// [`LightReady::messages`], apply [`LightReady::committed_entries`].
+    /// The next `advance` (or `on_applied`) records them applied.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn advance_with_commits(&mut self) -> Result<LightReady, AdvanceError> {
+        debug_assert!(
+            !self.raft.cfg.async_storage_writes,
+            "synchronous writes only"
+        );
+        self.advance()?;
+        self.raft.flush_broadcast()?;
+        let committed_entries = self.raft.log.next_committed_entries(true)?;
+        self.hand_out_committed(&committed_entries);
+        let hs = self.raft.hard_state();
+        let commit = (hs.commit != self.prev_hard.commit
+            && hs.term == self.prev_hard.term
+            && hs.vote == self.prev_hard.vote)
+            .then_some(hs.commit);
+        if commit.is_some() {
+            // Persisted by the application from the LightReady, not by the
+            // next Ready.
+            self.prev_hard.commit = hs.commit;
+        }
+        let r = Ok(LightReady {
+            commit,
+            committed_entries,
+            messages: std::mem::take(&mut self.raft.out.now),
+        });
+        self.checked(r)
+    }
+
+    /// Marks `entries` (the next committed ones) as handed to the
+    /// application.
+    fn hand_out_committed(&mut self, entries: &[crate::types::Entry]) {
+        if let Some(e) = entries.last() {
+            self.raft.log.accept_applying(e.index);
+        }
+        if let Role::Leader(l) = &mut self.raft.role {
+            let applied_bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
+            l.uncommitted_size = l.uncommitted_size.saturating_sub(applied_bytes);
+        }
     }
 
     /// Asynchronous writes: the snapshot, entries and hard state of every
