@@ -38,6 +38,18 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// The leader's view of member `id`.
+    ///
+    /// # Panics
+    /// If this node does not lead or `id` is not a member: callers check
+    /// both first.
+    fn progress_of(&mut self, id: NodeId) -> &mut crate::tracker::Progress {
+        match &mut self.role {
+            Role::Leader(l) => l.progress.get_mut(&id).expect("progress of a member"),
+            other => unreachable!("progress_of on a {:?}", other.kind()),
+        }
+    }
+
     /// Appends an entry the leader created and schedules the broadcast.
     pub(crate) fn append_leader_entry(&mut self, entry: Entry) {
         debug_assert_eq!(entry.term, self.term);
@@ -300,13 +312,15 @@ impl<S: Storage> Raft<S> {
             tracing::warn!(id = %self.id, from = %from, index = %r.index, "append response beyond our log; ignored");
             return Ok(());
         }
-        let Role::Leader(leader) = &mut self.role else {
-            unreachable!()
+        // Only a follower in snapshot state needs the first index (a storage
+        // read): skip it on the hot path.
+        let in_snapshot = matches!(self.progress_of(from).state, ProgressState::Snapshot { .. });
+        let first = if in_snapshot {
+            self.log.first_index()?
+        } else {
+            Index::ZERO
         };
-        let pr = leader
-            .progress
-            .get_mut(&from)
-            .expect("checked by step_leader");
+        let pr = self.progress_of(from);
         pr.recent_active = true;
         pr.commit_reported = pr.commit_reported.max(r.commit);
         if let Some(hint) = r.reject {
@@ -317,10 +331,7 @@ impl<S: Storage> Raft<S> {
             } else {
                 hint.index
             };
-            let Role::Leader(leader) = &mut self.role else {
-                unreachable!()
-            };
-            let pr = leader.progress.get_mut(&from).expect("checked");
+            let pr = self.progress_of(from);
             if pr.maybe_decrease_to(r.index, next_probe) {
                 if pr.state == ProgressState::Replicate {
                     pr.become_probe();
@@ -347,7 +358,7 @@ impl<S: Storage> Raft<S> {
             ProgressState::Snapshot { .. } => {
                 // The follower reconnected to the log (possibly through an
                 // older snapshot or plain appends): stream again (etcd #110).
-                if pr.matched.next() >= self.log.first_index()? {
+                if pr.matched.next() >= first {
                     pr.become_probe();
                     pr.become_replicate();
                 }
@@ -373,13 +384,7 @@ impl<S: Storage> Raft<S> {
 
     fn handle_heartbeat_response(&mut self, from: NodeId) -> Result<(), StepError> {
         let last = self.log.last_index()?;
-        let Role::Leader(leader) = &mut self.role else {
-            unreachable!()
-        };
-        let pr = leader
-            .progress
-            .get_mut(&from)
-            .expect("checked by step_leader");
+        let pr = self.progress_of(from);
         pr.recent_active = true;
         pr.probe_sent = false;
         if pr.state == ProgressState::Replicate && pr.inflights.is_full() {
