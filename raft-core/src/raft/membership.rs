@@ -45,8 +45,8 @@ impl<S: Storage> Raft<S> {
         Ok(next)
     }
 
-    /// Installs `cs` as the membership; on a leader, adjusts progress and
-    /// steps down if this node no longer votes.
+    /// Installs `cs` as the membership; on a leader, adjusts progress and,
+    /// if this node no longer votes, hands leadership over.
     fn switch_to_config(&mut self, cs: &ConfState) {
         self.membership = Membership::from_conf_state(cs);
         tracing::info!(id = %self.id, conf = ?cs, "membership changed");
