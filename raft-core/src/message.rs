@@ -184,15 +184,21 @@ impl MessageBody {
         }
     }
 
-    /// True for the responses that report on the sender's durable state and
+    /// True for the messages that vouch for the sender's durable state and
     /// therefore may only be sent once the sender's Ready is persisted
-    /// (votes, append responses: paper Figure 2, thesis §3.8).
+    /// (paper Figure 2, thesis §3.8): votes and append responses, and vote
+    /// requests. A candidate whose new term is not yet durable must not ask
+    /// for votes: after a crash it would restart in the old term, campaign
+    /// for the same term again, be re-elected by voters that already voted
+    /// for it, and lead one term twice with two different logs (found by
+    /// the simulator with asynchronous writes).
     pub fn needs_durable_state(&self) -> bool {
         matches!(
             self,
             MessageBody::AppendResponse(_)
                 | MessageBody::VoteResponse(_)
                 | MessageBody::PreVoteResponse(_)
+                | MessageBody::Vote(_)
         )
     }
 }

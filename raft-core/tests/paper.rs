@@ -258,7 +258,9 @@ fn follower_starts_an_election_after_its_election_timeout() {
     let hs = rd.hard_state.expect("term and vote to persist");
     assert_eq!((hs.term, hs.vote), (Term(1), Some(id(1))));
     let mut asked: Vec<u64> = Vec::new();
-    for m in &rd.messages {
+    // Vote requests leave once the new term and vote are durable (§3.8).
+    assert!(rd.messages.is_empty());
+    for m in &rd.persisted_messages {
         match &m.body {
             MessageBody::Vote(r) => {
                 assert_eq!(m.term, Term(1));

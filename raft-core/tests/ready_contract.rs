@@ -78,12 +78,23 @@ fn leader_appends_and_heartbeats_are_sent_without_waiting_for_persistence() {
 }
 
 #[test]
-fn candidate_vote_requests_are_sent_without_waiting_for_persistence() {
+fn candidate_vote_requests_wait_until_the_new_term_is_durable() {
+    // Thesis §3.8: otherwise a candidate that crashed before persisting
+    // could restart in the old term and be elected twice in the new one.
     let mut c = Cluster::builder().voters(&[1, 2, 3]).build();
     c.node(1).raw.campaign().expect("campaign");
     let rd = c.handle_ready(1).expect("ready");
-    assert_eq!(kinds(&rd.messages), vec!["Vote", "Vote"]);
+    assert!(rd.messages.is_empty());
+    assert_eq!(kinds(&rd.persisted_messages), vec!["Vote", "Vote"]);
     assert!(rd.must_sync, "term and vote changed");
+}
+
+#[test]
+fn pre_vote_requests_are_sent_without_waiting_for_persistence() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).pre_vote(true).build();
+    c.node(1).raw.campaign().expect("campaign");
+    let rd = c.handle_ready(1).expect("ready");
+    assert_eq!(kinds(&rd.messages), vec!["PreVote", "PreVote"]);
 }
 
 #[test]

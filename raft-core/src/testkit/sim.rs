@@ -1,7 +1,10 @@
 //! A deterministic cluster simulator: one `u64` seed drives the network
 //! (drops, duplicates, delays and reordering, partitions), crashes and
-//! restarts, and the workload (proposals, membership changes, leadership
-//! transfers, compaction, reads). The [`SafetyChecker`] runs after every
+//! restarts, synchronous or asynchronous storage writes, and the workload
+//! (proposals, membership changes, leadership transfers, compaction, safe
+//! reads). Lease reads are not simulated: nodes tick independently here,
+//! which is unbounded clock drift, and lease reads are only correct under
+//! bounded drift. The [`SafetyChecker`] runs after every
 //! step; after the faults heal, a liveness phase checks that the cluster
 //! commits again.
 //!
@@ -71,6 +74,9 @@ pub struct SimOptions {
     pub pre_vote: bool,
     /// Nodes run CheckQuorum.
     pub check_quorum: bool,
+    /// Nodes persist and apply asynchronously (`Config::async_storage_writes`):
+    /// Readys queue up and are made durable one at a time, later.
+    pub async_writes: bool,
     /// Rounds (one tick per node) the liveness phase may take.
     pub liveness_rounds: u64,
 }
@@ -96,6 +102,7 @@ impl SimOptions {
             read_probability: [0.0, 0.05][r.random_range(0..2)],
             pre_vote: r.random_bool(0.7),
             check_quorum: r.random_bool(0.7),
+            async_writes: r.random_bool(0.3),
             liveness_rounds: 2_000,
         }
     }
@@ -174,6 +181,9 @@ struct SimNode {
     /// Durable state-machine position: restarts resume after it.
     applied: Index,
     last_role: Option<(RoleKind, Term)>,
+    /// Asynchronous writes: Readys handed out and not yet durable, oldest
+    /// first. Lost in a crash.
+    pending: VecDeque<Ready>,
 }
 
 struct InFlight {
@@ -235,6 +245,7 @@ impl Simulation {
                 storage,
                 applied: Index::ZERO,
                 last_role: None,
+                pending: VecDeque::new(),
             };
             sim.nodes.insert(id(n), node);
             sim.start(id(n));
@@ -246,6 +257,7 @@ impl Simulation {
         let mut cfg = Config::new(n);
         cfg.pre_vote = self.opts.pre_vote;
         cfg.check_quorum = self.opts.check_quorum;
+        cfg.async_storage_writes = self.opts.async_writes;
         cfg.election_timeout_ticks = 10;
         cfg.heartbeat_interval_ticks = 2;
         cfg.max_size_per_msg = 4096;
@@ -329,7 +341,12 @@ impl Simulation {
         } else {
             match self.rng.random_range(0..4) {
                 0 => self.tick(n)?,
-                1 => self.process_ready(n)?,
+                1 => {
+                    self.process_ready(n)?;
+                    if self.rng.random_bool(0.5) {
+                        self.persist_pending(n)?;
+                    }
+                }
                 _ => self.deliver_one()?,
             }
         }
@@ -338,6 +355,7 @@ impl Simulation {
 
     fn crash(&mut self, n: NodeId) {
         let node = self.nodes.get_mut(&n).expect("node");
+        node.pending.clear();
         if node.raw.take().is_some() {
             self.report.crashes += 1;
             self.event(|| format!("crash {n}"));
@@ -601,6 +619,11 @@ impl Simulation {
             detail: format!("ready {n}: {e}"),
         })?;
         self.send(rd.messages.clone());
+        if self.opts.async_writes {
+            // The writer thread makes it durable later (`persist_pending`).
+            self.nodes.get_mut(&n).expect("node").pending.push_back(rd);
+            return Ok(());
+        }
         self.persist(n, &rd)?;
         if self.faults && self.rng.random_bool(self.opts.crash_probability.min(0.5)) {
             self.crash(n);
@@ -613,6 +636,30 @@ impl Simulation {
             kind: ViolationKind::NodeError,
             detail: format!("advance {n}: {e}"),
         })
+    }
+
+    /// Asynchronous writes: the oldest queued Ready becomes durable, its
+    /// held-back messages leave, its committed entries are applied, and the
+    /// node is told by number and by index.
+    fn persist_pending(&mut self, n: NodeId) -> Result<(), Finding> {
+        let Some(rd) = self.nodes.get_mut(&n).and_then(|s| s.pending.pop_front()) else {
+            return Ok(());
+        };
+        self.persist(n, &rd)?;
+        if self.faults && self.rng.random_bool(self.opts.crash_probability.min(0.5)) {
+            self.crash(n);
+            return Ok(());
+        }
+        self.send(rd.persisted_messages.clone());
+        self.apply(n, &rd)?;
+        let applied = self.nodes[&n].applied;
+        let raw = self.raw(n).expect("running");
+        let node_error = |e: crate::raw_node::AdvanceError| Finding {
+            kind: ViolationKind::NodeError,
+            detail: format!("on_persisted {n}: {e}"),
+        };
+        raw.on_persisted(rd.number).map_err(node_error)?;
+        raw.on_applied(applied).map_err(node_error)
     }
 
     fn persist(&mut self, n: NodeId, rd: &Ready) -> Result<(), Finding> {
@@ -773,6 +820,9 @@ impl Simulation {
         for _ in 0..4 {
             for &n in &ids {
                 self.process_ready(n)?;
+                while self.nodes[&n].pending.front().is_some() {
+                    self.persist_pending(n)?;
+                }
             }
             let msgs: Vec<Message> = self.network.drain(..).map(|f| f.msg).collect();
             for m in msgs {
