@@ -125,15 +125,21 @@ fn follower_ignores_messages_from_an_older_term() {
     assert_eq!(st.hard_state.commit, Index(0), "stale commit not adopted");
     assert_eq!(st.last_index, Index(1), "stale entries not appended");
     assert_eq!(st.soft_state.leader, None, "stale leader not followed");
-    // Paper §5.1: the stale leader is told the current term (an append
-    // response at term 3, once per stale append or heartbeat); the stale
-    // vote request gets no answer.
+    // Paper §5.1: every stale sender is told the current term: the stale
+    // leader by an append response per append or heartbeat, the stale
+    // candidate by a rejection.
     let sent = c.process_ready(1);
-    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent.len(), 3, "{sent:?}");
     for m in &sent {
-        assert_eq!(m.to.get(), 2);
         assert_eq!(m.term, Term(3));
-        assert!(matches!(m.body, MessageBody::AppendResponse(_)));
+        match &m.body {
+            MessageBody::AppendResponse(_) => assert_eq!(m.to.get(), 2),
+            MessageBody::VoteResponse(r) => {
+                assert_eq!(m.to.get(), 3);
+                assert!(r.reject);
+            }
+            other => panic!("unexpected {}", other.kind_name()),
+        }
     }
 }
 

@@ -46,7 +46,7 @@ fn sim_seeds() {
 fn sim_regression_seeds() {
     for seed in [
         4, 24, 26, 32, 92, 153, 324, 1257, 2777, 1_001_758, 1_005_919, 1_030_752, 1_011_890,
-        2_097_509, 5_000_385,
+        2_097_509, 5_000_385, 6_047_034,
     ] {
         // The schedules that found the bugs ran with synchronous writes,
         // except 5000385 (a candidate asking for votes before its new term

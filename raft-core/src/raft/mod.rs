@@ -303,6 +303,17 @@ impl<S: Storage> Raft<S> {
                     MessageBody::PreVoteResponse(VoteResponse { reject: true }),
                 );
             }
+            // Paper §5.1: the rejection carries our term, so a candidate that
+            // lags behind catches up. etcd stays silent; a candidate that
+            // nobody else ever messages (configurations that disagree during
+            // membership changes) then never catches up with the term and
+            // can never win (found by the simulator).
+            MessageBody::Vote(_) => {
+                self.send(
+                    m.from,
+                    MessageBody::VoteResponse(VoteResponse { reject: true }),
+                );
+            }
             _ => tracing::trace!(
                 id = %self.id, from = %m.from, term = %m.term, kind = m.body.kind_name(),
                 reason = ?Ignored::StaleTerm, "message ignored"
