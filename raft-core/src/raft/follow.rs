@@ -155,6 +155,18 @@ impl<S: Storage> Raft<S> {
             self.respond_append(from, self.log.committed, None);
             return Ok(());
         }
+        if self.log.applying > self.log.applied {
+            // Asynchronous writes: committed entries handed out earlier are
+            // still being applied. Restoring now would install the
+            // snapshot's membership before their conf changes are applied
+            // on top of it, in the wrong order (found by the simulator). The
+            // leader sends the snapshot again later.
+            tracing::debug!(
+                id = %self.id, from = %from, index = %meta.index,
+                "snapshot deferred: committed entries still being applied"
+            );
+            return Ok(());
+        }
         if !meta.conf_state.contains(self.id) {
             tracing::warn!(
                 id = %self.id, from = %from, index = %meta.index,

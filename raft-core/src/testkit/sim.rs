@@ -670,7 +670,10 @@ impl Simulation {
                 .expect("newer snapshot");
             node.applied = s.metadata.index;
             self.report.snapshots_installed += 1;
+            let (i, cs) = (s.metadata.index, s.metadata.conf_state.clone());
+            self.event(|| format!("{n} installs snapshot at {i}: {cs:?}"));
         }
+        let node = self.nodes.get_mut(&n).expect("node");
         node.storage
             .append(&rd.entries)
             .expect("consecutive entries");
@@ -689,13 +692,33 @@ impl Simulation {
         for e in &rd.committed_entries {
             self.checker.applied(n, e.index, e.term, entry_digest(e))?;
             let node = self.nodes.get_mut(&n).expect("node");
+            if e.index != node.applied.next() {
+                // A node applies every entry, in order, or a snapshot.
+                return Err(Finding {
+                    kind: ViolationKind::StateMachineSafety,
+                    detail: format!("node {n} applied {} right after {}", e.index, node.applied),
+                });
+            }
             if let Some(cc) = AnyConfChange::from_entry(e).expect("conf changes we proposed decode")
             {
                 let raw = node.raw.as_mut().expect("running");
-                if let Ok(cs) = raw.apply_conf_change(&cc) {
-                    node.storage.set_conf_state(cs);
+                let r = raw.apply_conf_change(&cc);
+                if let Ok(cs) = &r {
+                    node.storage.set_conf_state(cs.clone());
                     self.report.conf_changes_applied += 1;
                 }
+                node.applied = e.index;
+                let i = e.index;
+                if let Err(err) = r {
+                    // Every node applies the same changes to the same
+                    // configuration: a change valid when proposed is valid
+                    // everywhere, so a refusal here means nodes diverged.
+                    return Err(Finding {
+                        kind: ViolationKind::NodeError,
+                        detail: format!("node {n} refused the conf change at {i} ({cc:?}): {err}"),
+                    });
+                }
+                continue;
             }
             node.applied = e.index;
         }
