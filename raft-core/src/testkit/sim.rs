@@ -624,13 +624,9 @@ impl Simulation {
             self.nodes.get_mut(&n).expect("node").pending.push_back(rd);
             return Ok(());
         }
-        self.persist(n, &rd)?;
-        if self.faults && self.rng.random_bool(self.opts.crash_probability.min(0.5)) {
-            self.crash(n);
+        if !self.complete_ready(n, &rd)? {
             return Ok(());
         }
-        self.send(rd.persisted_messages.clone());
-        self.apply(n, &rd)?;
         let raw = self.raw(n).expect("running");
         raw.advance().map_err(|e| Finding {
             kind: ViolationKind::NodeError,
@@ -645,13 +641,9 @@ impl Simulation {
         let Some(rd) = self.nodes.get_mut(&n).and_then(|s| s.pending.pop_front()) else {
             return Ok(());
         };
-        self.persist(n, &rd)?;
-        if self.faults && self.rng.random_bool(self.opts.crash_probability.min(0.5)) {
-            self.crash(n);
+        if !self.complete_ready(n, &rd)? {
             return Ok(());
         }
-        self.send(rd.persisted_messages.clone());
-        self.apply(n, &rd)?;
         let applied = self.nodes[&n].applied;
         let raw = self.raw(n).expect("running");
         let node_error = |e: crate::raw_node::AdvanceError| Finding {
@@ -660,6 +652,20 @@ impl Simulation {
         };
         raw.on_persisted(rd.number).map_err(node_error)?;
         raw.on_applied(applied).map_err(node_error)
+    }
+
+    /// Makes `rd` durable, then (unless a fault crashes the node between
+    /// persisting and sending) sends its held-back messages and applies
+    /// it. Returns false if the node crashed.
+    fn complete_ready(&mut self, n: NodeId, rd: &Ready) -> Result<bool, Finding> {
+        self.persist(n, rd)?;
+        if self.faults && self.rng.random_bool(self.opts.crash_probability.min(0.5)) {
+            self.crash(n);
+            return Ok(false);
+        }
+        self.send(rd.persisted_messages.clone());
+        self.apply(n, rd)?;
+        Ok(true)
     }
 
     fn persist(&mut self, n: NodeId, rd: &Ready) -> Result<(), Finding> {
