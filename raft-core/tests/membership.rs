@@ -32,14 +32,18 @@ fn v2(transition: ConfChangeTransition, changes: &[(ConfChangeKind, u64)]) -> An
     })
 }
 
-fn voters(c: &Cluster, n: u64) -> Vec<u64> {
+/// The membership node `n` stored when it last applied a change.
+fn conf(c: &Cluster, n: u64) -> raft_core::ConfState {
     use raft_core::Storage;
-    let cs = c.nodes[&id(n)]
+    c.nodes[&id(n)]
         .storage
         .initial_state()
         .expect("state")
-        .conf_state;
-    cs.voters.iter().map(|v| v.get()).collect()
+        .conf_state
+}
+
+fn voters(c: &Cluster, n: u64) -> Vec<u64> {
+    conf(c, n).voters.iter().map(|v| v.get()).collect()
 }
 
 #[test]
@@ -130,12 +134,7 @@ fn joint_change_adding_two_voters_leaves_the_joint_state_automatically() {
     for n in 1..=5 {
         assert_eq!(voters(&c, n), vec![1, 2, 3, 4, 5], "node {n}");
     }
-    use raft_core::Storage;
-    let cs = c.nodes[&id(1)]
-        .storage
-        .initial_state()
-        .expect("state")
-        .conf_state;
+    let cs = conf(&c, 1);
     assert!(!cs.is_joint(), "auto-leave completed");
 }
 
@@ -152,12 +151,7 @@ fn explicit_joint_change_waits_for_the_application_to_leave() {
     );
     c.node(1).raw.propose_conf_change(cc).expect("proposed");
     c.stabilize();
-    use raft_core::Storage;
-    let cs = c.nodes[&id(1)]
-        .storage
-        .initial_state()
-        .expect("state")
-        .conf_state;
+    let cs = conf(&c, 1);
     assert!(cs.is_joint());
     c.node(1)
         .raw
