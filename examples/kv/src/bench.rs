@@ -1,0 +1,1 @@
+//! `raftkv bench`: a load generator (to be implemented).

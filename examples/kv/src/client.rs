@@ -1,0 +1,1 @@
+//! An HTTP client for the raftkv API (to be implemented).

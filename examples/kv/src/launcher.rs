@@ -1,0 +1,1 @@
+//! `raftkv cluster`: starts a local cluster of processes (to be implemented).

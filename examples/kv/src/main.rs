@@ -1,0 +1,2 @@
+//! The `raftkv` binary.
+fn main() {}

@@ -1,0 +1,207 @@
+//! Process-wide counters, exported in the Prometheus text format by
+//! `GET /metrics`. Plain atomics: every writer is a single increment on a
+//! hot path, and readers only need a consistent-enough snapshot.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds, in seconds, of the fsync latency histogram buckets.
+const FSYNC_BUCKETS_SECONDS: [f64; 12] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A cumulative histogram with fixed buckets (Prometheus semantics).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per-bucket counts (not cumulative); the last slot is `+Inf`.
+    buckets: [AtomicU64; FSYNC_BUCKETS_SECONDS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let slot = FSYNC_BUCKETS_SECONDS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(FSYNC_BUCKETS_SECONDS.len());
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in FSYNC_BUCKETS_SECONDS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[FSYNC_BUCKETS_SECONDS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+/// Every metric `raftkv` exports. Shared as `Arc<Metrics>`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Proposals handed to raft-core (writes and conf changes).
+    pub proposals: AtomicU64,
+    /// Proposals raft-core refused (no leader, transfer, ...).
+    pub proposals_dropped: AtomicU64,
+    /// Entries this node learned committed.
+    pub commits: AtomicU64,
+    /// Entries applied to the state machine.
+    pub applies: AtomicU64,
+    /// Times the known leader changed.
+    pub leader_changes: AtomicU64,
+    /// Snapshots this node created.
+    pub snapshots_created: AtomicU64,
+    /// Snapshots received from a leader and restored.
+    pub snapshots_restored: AtomicU64,
+    /// Snapshots sent to followers.
+    pub snapshots_sent: AtomicU64,
+    /// Messages sent to peers (batched into fewer requests).
+    pub peer_messages_sent: AtomicU64,
+    /// Messages dropped or failed on the way to a peer.
+    pub peer_send_failures: AtomicU64,
+    /// Peer requests refused (bad cluster id, unknown node, bad body).
+    pub peer_requests_rejected: AtomicU64,
+    /// Duration of each WAL save that synced.
+    pub fsync_seconds: Histogram,
+}
+
+/// Adds one to a counter.
+pub fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let counters: [(&str, &str, &AtomicU64); 11] = [
+            (
+                "raftkv_proposals_total",
+                "Proposals handed to raft.",
+                &self.proposals,
+            ),
+            (
+                "raftkv_proposals_dropped_total",
+                "Proposals raft refused.",
+                &self.proposals_dropped,
+            ),
+            (
+                "raftkv_commits_total",
+                "Entries learned committed.",
+                &self.commits,
+            ),
+            (
+                "raftkv_applies_total",
+                "Entries applied to the state machine.",
+                &self.applies,
+            ),
+            (
+                "raftkv_leader_changes_total",
+                "Changes of the known leader.",
+                &self.leader_changes,
+            ),
+            (
+                "raftkv_snapshots_created_total",
+                "Snapshots created.",
+                &self.snapshots_created,
+            ),
+            (
+                "raftkv_snapshots_restored_total",
+                "Snapshots received and restored.",
+                &self.snapshots_restored,
+            ),
+            (
+                "raftkv_snapshots_sent_total",
+                "Snapshots sent to followers.",
+                &self.snapshots_sent,
+            ),
+            (
+                "raftkv_peer_messages_sent_total",
+                "Raft messages sent to peers.",
+                &self.peer_messages_sent,
+            ),
+            (
+                "raftkv_peer_send_failures_total",
+                "Raft messages dropped or failed on the way to a peer.",
+                &self.peer_send_failures,
+            ),
+            (
+                "raftkv_peer_requests_rejected_total",
+                "Peer requests refused.",
+                &self.peer_requests_rejected,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        self.fsync_seconds.render(
+            &mut out,
+            "raftkv_wal_fsync_seconds",
+            "Duration of WAL saves that fsynced.",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.fsync_seconds.observe(Duration::from_micros(50));
+        m.fsync_seconds.observe(Duration::from_millis(3));
+        m.fsync_seconds.observe(Duration::from_secs(5));
+        let text = m.render();
+        assert!(
+            text.contains("raftkv_wal_fsync_seconds_bucket{le=\"0.0001\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raftkv_wal_fsync_seconds_bucket{le=\"0.005\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raftkv_wal_fsync_seconds_bucket{le=\"+Inf\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("raftkv_wal_fsync_seconds_count 3"), "{text}");
+    }
+
+    #[test]
+    fn counters_render_their_values() {
+        let m = Metrics::default();
+        add(&m.proposals, 7);
+        inc(&m.peer_send_failures);
+        let text = m.render();
+        assert!(text.contains("raftkv_proposals_total 7"), "{text}");
+        assert!(text.contains("raftkv_peer_send_failures_total 1"), "{text}");
+    }
+}

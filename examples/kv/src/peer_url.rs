@@ -1,0 +1,173 @@
+//! Peer URLs (`http://host:port`) as given on the command line and in
+//! `POST /<id>` bodies, validated once.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Why a peer URL was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerUrlError {
+    /// Not a URL at all.
+    #[error("{url:?} is not a URL like http://127.0.0.1:12379")]
+    Malformed {
+        /// The input.
+        url: String,
+    },
+    /// A scheme other than `http`.
+    #[error("{url:?}: only http:// peer URLs are supported")]
+    Scheme {
+        /// The input.
+        url: String,
+    },
+    /// No explicit port.
+    #[error("{url:?} has no port; write it like http://127.0.0.1:12379")]
+    NoPort {
+        /// The input.
+        url: String,
+    },
+    /// A path, query or fragment after the authority.
+    #[error("{url:?} has a path; a peer URL is only scheme, host and port")]
+    HasPath {
+        /// The input.
+        url: String,
+    },
+    /// The host did not resolve.
+    #[error("{url:?}: host does not resolve")]
+    Unresolved {
+        /// The input.
+        url: String,
+    },
+}
+
+/// A validated `http://host:port` URL of a peer, with its resolved address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerUrl {
+    url: String,
+    addr: SocketAddr,
+}
+
+impl PeerUrl {
+    /// Parses and resolves `url`.
+    ///
+    /// # Errors
+    /// A [`PeerUrlError`] saying what is wrong with it.
+    pub fn parse(url: &str) -> Result<PeerUrl, PeerUrlError> {
+        let url = url.trim();
+        let owned = || url.to_string();
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(if url.contains("://") {
+                PeerUrlError::Scheme { url: owned() }
+            } else {
+                PeerUrlError::Malformed { url: owned() }
+            });
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['@', ' ']) {
+            return Err(PeerUrlError::Malformed { url: owned() });
+        }
+        if authority.contains(['/', '?', '#']) {
+            return Err(PeerUrlError::HasPath { url: owned() });
+        }
+        let Some((host, port)) = authority.rsplit_once(':') else {
+            return Err(PeerUrlError::NoPort { url: owned() });
+        };
+        if host.is_empty() || host.ends_with(']') && !host.starts_with('[') {
+            return Err(PeerUrlError::Malformed { url: owned() });
+        }
+        let Ok(port) = port.parse::<u16>() else {
+            return Err(PeerUrlError::NoPort { url: owned() });
+        };
+        let host_unbracketed = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = (host_unbracketed, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| PeerUrlError::Unresolved { url: owned() })?;
+        Ok(PeerUrl {
+            url: format!("http://{authority}"),
+            addr,
+        })
+    }
+
+    /// The URL, normalised (no trailing slash).
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// The resolved socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl fmt::Display for PeerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// The id of a cluster: a hash (FNV-1a, 64 bits) of its founding members'
+/// URLs in id order. Peers send it with every request so two clusters never
+/// talk to each other by mistake.
+pub fn cluster_id(founders: &[PeerUrl]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for url in founders {
+        for b in url.as_str().bytes().chain([b'\n']) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loopback_url_parses_and_resolves() {
+        let u = PeerUrl::parse("http://127.0.0.1:12379/").unwrap();
+        assert_eq!(u.as_str(), "http://127.0.0.1:12379");
+        assert_eq!(u.addr(), "127.0.0.1:12379".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        assert!(matches!(
+            PeerUrl::parse("127.0.0.1:1"),
+            Err(PeerUrlError::Malformed { .. })
+        ));
+        assert!(matches!(
+            PeerUrl::parse("https://127.0.0.1:1"),
+            Err(PeerUrlError::Scheme { .. })
+        ));
+        assert!(matches!(
+            PeerUrl::parse("http://127.0.0.1"),
+            Err(PeerUrlError::NoPort { .. })
+        ));
+        assert!(matches!(
+            PeerUrl::parse("http://127.0.0.1:99999"),
+            Err(PeerUrlError::NoPort { .. })
+        ));
+        assert!(matches!(
+            PeerUrl::parse("http://127.0.0.1:1/x"),
+            Err(PeerUrlError::HasPath { .. })
+        ));
+        assert!(matches!(
+            PeerUrl::parse("http://"),
+            Err(PeerUrlError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn cluster_id_depends_on_members_and_order() {
+        let a = PeerUrl::parse("http://127.0.0.1:1").unwrap();
+        let b = PeerUrl::parse("http://127.0.0.1:2").unwrap();
+        assert_eq!(
+            cluster_id(&[a.clone(), b.clone()]),
+            cluster_id(&[a.clone(), b.clone()])
+        );
+        assert_ne!(cluster_id(&[a.clone(), b.clone()]), cluster_id(&[b, a]));
+    }
+}
