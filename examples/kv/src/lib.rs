@@ -1,10 +1,15 @@
 //! `raftkv`: a replicated key-value store on `raft-core`, `raft-wal` and
-//! `raft-snap` — etcd's `contrib/raftexample`, in Rust.
+//! `raft-snap` — etcd's `contrib/raftexample`, in Rust. See the crate's
+//! README for how to run it; [`http`] documents the client API.
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cli;
 pub mod client;
+pub mod http;
 pub mod launcher;
 pub mod metrics;
 pub mod peer_url;
+pub mod server;
+pub mod store;
 pub mod transport;

@@ -1,2 +1,202 @@
-//! The `raftkv` binary.
-fn main() {}
+//! The `raftkv` binary: a node (the default), `raftkv cluster` (a local
+//! cluster of processes) or `raftkv bench` (a load generator).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use raftkv::cli::ServerArgs;
+use raftkv::metrics::Metrics;
+use raftkv::server::{Handle, LoopExit, RaftLoop};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// A replicated key-value store on Raft (etcd's raftexample, in Rust).
+#[derive(Parser, Debug)]
+#[command(name = "raftkv", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a local cluster of raftkv processes, one per node; Ctrl-C
+    /// stops them all.
+    Cluster(raftkv::launcher::ClusterArgs),
+    /// Load-test a running cluster and print throughput and latency.
+    Bench(raftkv::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Cluster(args)) => match raftkv::launcher::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("raftkv cluster: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Bench(args)) => run_bench(args),
+        None => serve(&cli.server),
+    }
+}
+
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
+
+fn run_bench(args: raftkv::bench::BenchArgs) -> ExitCode {
+    let rt = match runtime(2) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("raftkv bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(raftkv::bench::run(args)) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raftkv bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(args: &ServerArgs) -> ExitCode {
+    let (opts, client_addr) = match args.validate() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("raftkv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("raftkv: --log {:?} is not a valid filter: {e}", args.log);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match runtime(2) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("raftkv: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run_node(opts, client_addr))
+}
+
+async fn run_node(
+    opts: raftkv::server::ServerOptions,
+    client_addr: std::net::SocketAddr,
+) -> ExitCode {
+    let id = opts.id;
+    let listener = match TcpListener::bind(client_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "raftkv: cannot listen for clients on {client_addr}: {e} (choose another --port)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let metrics = Arc::new(Metrics::default());
+    let (raft_loop, handle) = match RaftLoop::start(opts, metrics).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("raftkv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let transport = raft_loop.transport();
+    let handle = Arc::new(handle);
+    let mut raft_thread = tokio::task::spawn_blocking(move || raft_loop.run());
+    let server = tokio::spawn(accept_loop(listener, Arc::clone(&handle)));
+    tracing::info!(node = id.get(), client = %client_addr, "serving");
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            eprintln!("raftkv: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let exit = tokio::select! {
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        r = &mut raft_thread => Some(r),
+    };
+    // Stop accepting requests, then let the loop finish its Ready and sync.
+    server.abort();
+    let exit = match exit {
+        Some(r) => r,
+        None => {
+            tracing::info!("signal received; shutting down");
+            handle.shutdown();
+            raft_thread.await
+        }
+    };
+    transport.shutdown().await;
+    match exit {
+        Ok(Ok(LoopExit::Shutdown)) => ExitCode::SUCCESS,
+        Ok(Ok(LoopExit::Removed)) => {
+            tracing::info!("this node was removed from the cluster");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "raft loop failed");
+            eprintln!("raftkv: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("raftkv: raft loop panicked: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, handle: Arc<Handle>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors, usually: back off instead of
+                // spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = Arc::clone(&handle);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| raftkv::http::route(Arc::clone(&handle), req));
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "client connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,389 @@
+//! The client API over HTTP/1.1 (hyper):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `PUT /<key>`, body = value | 204 once committed and applied on this node |
+//! | `GET /<key>` | 200 + value, or 404; linearizable (ReadIndex) |
+//! | `GET /<key>?serializable` | the same from this node's state, possibly stale |
+//! | `POST /<id>`, body = peer URL | 204 once the node is added and the change applied |
+//! | `DELETE /<id>` | 204 once the node is removed |
+//! | `GET /status` | JSON: id, term, leader, role, commit, applied, members, last snapshot |
+//! | `GET /health` | 200 `ok` when a leader is known, else 503 |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Keys are the percent-decoded path (any bytes, at most
+//! [`MAX_KEY_BYTES`]); values at most [`MAX_VALUE_BYTES`]. `status`,
+//! `health` and `metrics` are reserved. Followers accept writes and
+//! linearizable reads: raft-core forwards them to the leader (proposal and
+//! ReadIndex forwarding), so any node can be used.
+//!
+//! Errors have plain-text bodies: 400 malformed request, 404 missing key
+//! or member, 405 wrong method, 409 membership conflict, 413 key or value
+//! too large, 503 + `Retry-After` when there is no leader or the proposal
+//! was dropped, 504 when the outcome is unknown after the request timeout.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use raft_core::{ConfChange, ConfChangeKind, NodeId};
+
+use crate::peer_url::PeerUrl;
+use crate::server::{Handle, Refusal, StatusReport};
+pub use crate::store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+/// Response type of every handler.
+pub type Resp = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, body: impl Into<String>) -> Resp {
+    let mut body: String = body.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+fn no_content() -> Resp {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts are valid")
+}
+
+fn refused(r: Refusal) -> Resp {
+    match r {
+        Refusal::Unavailable(_) | Refusal::ShuttingDown => {
+            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, r.to_string());
+            resp.headers_mut()
+                .insert(RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            resp
+        }
+        Refusal::Conflict(m) => text(StatusCode::CONFLICT, m),
+        Refusal::NotMember(m) => text(StatusCode::NOT_FOUND, m),
+        Refusal::Timeout => text(StatusCode::GATEWAY_TIMEOUT, r.to_string()),
+    }
+}
+
+/// A request this API refuses before it reaches the node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A key or body over its limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl RequestError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    fn into_response(self) -> Resp {
+        text(self.status(), self.to_string())
+    }
+}
+
+/// Handles one request. Never fails: every problem is a response.
+pub async fn route(handle: Arc<Handle>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let Some(raw) = path.strip_prefix('/') else {
+        return Ok(text(StatusCode::BAD_REQUEST, "path must start with /"));
+    };
+    let resp = match (req.method().clone(), raw) {
+        (Method::GET, "status") => status(&handle).await,
+        (Method::GET, "health") => health(&handle).await,
+        (Method::GET, "metrics") => Response::builder()
+            .header(CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from(handle.metrics().render())))
+            .expect("static response parts are valid"),
+        (_, "status" | "health" | "metrics") => method_not_allowed("GET"),
+        (Method::POST, id) => match parse_node_id(id) {
+            Ok(id) => add_node(&handle, id, req).await,
+            Err(e) => e.into_response(),
+        },
+        (Method::DELETE, id) => match parse_node_id(id) {
+            Ok(id) => remove_node(&handle, id).await,
+            Err(e) => e.into_response(),
+        },
+        (Method::PUT, key) => match decode_key(key) {
+            Ok(key) => put(&handle, key, req).await,
+            Err(e) => e.into_response(),
+        },
+        (Method::GET, key) => match decode_key(key) {
+            Ok(key) => get(&handle, &key, is_serializable(&query)).await,
+            Err(e) => e.into_response(),
+        },
+        _ => method_not_allowed("GET, PUT, POST, DELETE"),
+    };
+    Ok(resp)
+}
+
+fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("allowed methods: {allow}"),
+    );
+    r.headers_mut()
+        .insert(ALLOW, hyper::header::HeaderValue::from_static(allow));
+    r
+}
+
+fn is_serializable(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|p| p == "serializable" || p == "serializable=true" || p == "serializable=1")
+}
+
+fn parse_node_id(raw: &str) -> Result<NodeId, RequestError> {
+    raw.parse::<u64>()
+        .ok()
+        .and_then(NodeId::new)
+        .ok_or_else(|| {
+            RequestError::BadRequest(format!(
+                "POST and DELETE take a node id (a positive integer), not {raw:?}"
+            ))
+        })
+}
+
+/// Percent-decodes a key from the path.
+///
+/// # Errors
+/// [`RequestError::BadRequest`] for an empty key or a bad escape,
+/// [`RequestError::TooLarge`] for a long key.
+pub fn decode_key(raw: &str) -> Result<Bytes, RequestError> {
+    if raw.is_empty() {
+        return Err(RequestError::BadRequest("missing key: use /<key>".into()));
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(b) = hex else {
+                return Err(RequestError::BadRequest("bad percent-escape in key".into()));
+            };
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    if out.len() > MAX_KEY_BYTES {
+        return Err(RequestError::TooLarge(format!(
+            "key is {} bytes; the limit is {MAX_KEY_BYTES}",
+            out.len()
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, RequestError> {
+    let too_large =
+        || RequestError::TooLarge(format!("body larger than the limit of {limit} bytes"));
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(RequestError::BadRequest(format!("cannot read body: {e}"))),
+    }
+}
+
+async fn put(handle: &Handle, key: Bytes, req: Request<Incoming>) -> Resp {
+    let value = match read_body(req, MAX_VALUE_BYTES).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    match handle.put(key, value).await {
+        Ok(()) => no_content(),
+        Err(r) => refused(r),
+    }
+}
+
+async fn get(handle: &Handle, key: &[u8], serializable: bool) -> Resp {
+    let value = if serializable {
+        handle.get_serializable(key)
+    } else {
+        match handle.get(key).await {
+            Ok(v) => v,
+            Err(r) => return refused(r),
+        }
+    };
+    match value {
+        Some(v) => Response::builder()
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(v))
+            .expect("static response parts are valid"),
+        None => text(StatusCode::NOT_FOUND, "key not found"),
+    }
+}
+
+async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>) -> Resp {
+    let body = match read_body(req, 4096).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(raw) = std::str::from_utf8(&body) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the body must be the new node's peer URL",
+        );
+    };
+    let url = match PeerUrl::parse(raw) {
+        Ok(u) => u,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let change = ConfChange {
+        kind: ConfChangeKind::AddNode,
+        node_id: id,
+        context: Bytes::copy_from_slice(url.as_str().as_bytes()),
+    };
+    match handle.conf_change(change).await {
+        Ok(()) => no_content(),
+        Err(r) => refused(r),
+    }
+}
+
+async fn remove_node(handle: &Handle, id: NodeId) -> Resp {
+    let change = ConfChange {
+        kind: ConfChangeKind::RemoveNode,
+        node_id: id,
+        context: Bytes::new(),
+    };
+    match handle.conf_change(change).await {
+        Ok(()) => no_content(),
+        Err(r) => refused(r),
+    }
+}
+
+/// The JSON body of `GET /status`.
+pub fn status_json(s: &StatusReport) -> serde_json::Value {
+    let urls: serde_json::Map<String, serde_json::Value> = s
+        .urls
+        .iter()
+        .map(|(id, url)| (id.to_string(), serde_json::Value::from(url.clone())))
+        .collect();
+    serde_json::json!({
+        "id": s.id.get(),
+        "term": s.term,
+        "leader": s.leader.map(|l| l.get()),
+        "role": s.role,
+        "commit": s.commit,
+        "applied": s.applied,
+        "members": { "voters": s.voters, "learners": s.learners, "urls": urls },
+        "last_snapshot": { "index": s.last_snapshot.0, "term": s.last_snapshot.1 },
+    })
+}
+
+async fn status(handle: &Handle) -> Resp {
+    match handle.status().await {
+        Ok(s) => Response::builder()
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(status_json(&s).to_string())))
+            .expect("static response parts are valid"),
+        Err(r) => refused(r),
+    }
+}
+
+async fn health(handle: &Handle) -> Resp {
+    match handle.status().await {
+        Ok(s) if s.leader.is_some() => text(StatusCode::OK, "ok"),
+        Ok(_) => refused(Refusal::Unavailable("no leader".into())),
+        Err(r) => refused(r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_percent_decoded() {
+        assert_eq!(
+            decode_key("a%2Fb%00").unwrap(),
+            Bytes::from_static(b"a/b\0")
+        );
+        assert_eq!(decode_key("plain").unwrap(), Bytes::from_static(b"plain"));
+    }
+
+    #[test]
+    fn bad_keys_get_client_errors() {
+        assert_eq!(
+            decode_key("").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            decode_key("%G1").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            decode_key("%4").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        assert_eq!(
+            decode_key(&long).unwrap_err().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn node_ids_must_be_positive_integers() {
+        assert!(parse_node_id("4").is_ok());
+        assert!(parse_node_id("0").is_err());
+        assert!(parse_node_id("x").is_err());
+    }
+
+    #[test]
+    fn refusals_map_to_statuses() {
+        let r = refused(Refusal::Unavailable("no leader".into()));
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key(RETRY_AFTER));
+        assert_eq!(
+            refused(Refusal::Timeout).status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            refused(Refusal::Conflict("x".into())).status(),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            refused(Refusal::NotMember("x".into())).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn the_serializable_flag_is_recognised() {
+        assert!(is_serializable("serializable"));
+        assert!(is_serializable("a=b&serializable=true"));
+        assert!(!is_serializable(""));
+        assert!(!is_serializable("serializable=false"));
+    }
+}

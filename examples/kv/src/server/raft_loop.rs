@@ -1,0 +1,629 @@
+//! The raft loop: one thread owns the `RawNode` and does, in order, what
+//! the Ready contract of raft-core asks (see `raft_core::Ready`).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use parking_lot::RwLock;
+use raft_core::{
+    AnyConfChange, ConfChangeKind, ConfState, Config, Index, LogId, MemoryStorage, NodeId,
+    ProposeError, RawNode, Ready, RoleKind, SnapshotStatus, StepError,
+};
+use raft_snap::Snapshotter;
+use raft_wal::{SnapshotMarker, Wal};
+
+use super::durable::{self, OpenDataError};
+use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
+use crate::metrics::{self, Metrics};
+use crate::peer_url::{self, PeerUrl};
+use crate::store::{KvStore, Put};
+use crate::transport::{Transport, TransportConfig, TransportError};
+
+/// Snapshot files kept on disk.
+const SNAPSHOTS_KEPT: usize = 3;
+/// Requests drained from the queue before a Ready is built.
+const MAX_EVENTS_PER_READY: usize = 8192;
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// This node.
+    pub id: NodeId,
+    /// The peer URLs given by `--cluster`; node `i` is the `i`-th.
+    pub cluster: Vec<PeerUrl>,
+    /// Joining an existing cluster rather than founding one.
+    pub join: bool,
+    /// Where the WAL and snapshots live.
+    pub data_dir: PathBuf,
+    /// Applied entries between snapshots.
+    pub snapshot_count: u64,
+    /// Entries kept in memory behind a snapshot so that a slightly lagging
+    /// follower catches up from the log rather than by snapshot (etcd's
+    /// `SnapshotCatchUpEntries`, 5000 by default there too).
+    pub catch_up_entries: u64,
+    /// Length of one tick.
+    pub tick: Duration,
+    /// Election timeout in ticks.
+    pub election_ticks: u32,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: u32,
+    /// How long a client request may wait.
+    pub request_timeout: Duration,
+    /// Capacity of the request queue into the loop.
+    pub queue_len: usize,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory.
+    #[error(transparent)]
+    Data(#[from] OpenDataError),
+    /// raft-core refused the recovered state.
+    #[error("cannot start raft: {0}")]
+    Raft(#[from] raft_core::NewError),
+    /// The peer listener.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// Why the loop stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopExit {
+    /// Asked to shut down.
+    Shutdown,
+    /// This node was removed from the cluster.
+    Removed,
+}
+
+/// A failure the node cannot continue after: storage, mostly. The process
+/// exits; a restart recovers from the WAL.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoopError(String);
+
+fn fatal(what: &str, e: impl std::fmt::Display) -> LoopError {
+    LoopError(format!("{what}: {e}"))
+}
+
+/// The raft loop. Built by [`RaftLoop::start`], run on its own thread.
+#[derive(Debug)]
+pub struct RaftLoop {
+    pub(super) node: RawNode<MemoryStorage>,
+    pub(super) storage: MemoryStorage,
+    wal: Wal,
+    snapshotter: Snapshotter,
+    pub(super) store: Arc<RwLock<KvStore>>,
+    /// The membership as of the last applied entry.
+    pub(super) conf_state: ConfState,
+    pub(super) transport: Arc<Transport>,
+    pub(super) metrics: Arc<Metrics>,
+    rx: Receiver<Event>,
+    opts: ServerOptions,
+    /// Writes proposed here, by request id, answered when applied.
+    pub(super) writes: HashMap<u64, Reply>,
+    /// Membership changes proposed here, answered when applied.
+    pub(super) conf_waiters: Vec<(NodeId, ConfChangeKind, Reply)>,
+    next_request_id: u64,
+    /// Reads that arrived since the last ReadIndex round was started.
+    read_batch: Vec<Reply>,
+    /// ReadIndex rounds in flight, by context.
+    read_rounds: HashMap<u64, Vec<Reply>>,
+    next_read_ctx: u64,
+    /// Confirmed reads waiting for `applied >= index`, in index order.
+    ready_reads: VecDeque<(u64, Vec<Reply>)>,
+    last_snapshot: LogId,
+    leader: Option<NodeId>,
+    /// Set when this node applied its own removal: ticks left before it
+    /// stops (it lingers to hand leadership over and spread the commit).
+    pub(super) removed_ticks_left: Option<u32>,
+    stopping: bool,
+}
+
+impl RaftLoop {
+    /// Opens the data directory, starts the transport (on the current
+    /// tokio runtime) and builds the loop and a [`Handle`] to it.
+    ///
+    /// # Errors
+    /// A [`StartError`].
+    pub async fn start(
+        opts: ServerOptions,
+        metrics: Arc<Metrics>,
+    ) -> Result<(RaftLoop, Handle), StartError> {
+        let me = opts.cluster[opts.id.get() as usize - 1].clone();
+        let opened = durable::open(&opts.data_dir, &opts.cluster, opts.join)?;
+        if opened.bootstrapped {
+            tracing::info!(
+                members = opts.cluster.len(),
+                "bootstrapped a new cluster log"
+            );
+        }
+        let (tx, rx) = bounded(opts.queue_len);
+        let peers = initial_peers(&opts, &opened.store);
+        let transport = Transport::start(
+            TransportConfig {
+                id: opts.id,
+                cluster_id: peer_url::cluster_id(&founders(&opts)),
+                listen: me.addr(),
+                bind_outgoing: (!me.addr().ip().is_unspecified()).then(|| me.addr().ip()),
+                peers,
+                queue_messages: 4096,
+            },
+            Arc::new(Inbox { tx: tx.clone() }),
+            Arc::clone(&metrics),
+        )
+        .await?;
+        let mut config = Config::new(opts.id);
+        config.election_timeout_ticks = opts.election_ticks;
+        config.heartbeat_interval_ticks = opts.heartbeat_ticks;
+        config.applied = opened.snapshot.map_or(Index::ZERO, |s| s.index);
+        config.max_inflight_msgs = 1024;
+        config.seed = random_u64();
+        let node = RawNode::new(config, opened.storage.clone())?;
+        let store = Arc::new(RwLock::new(opened.store));
+        let handle = Handle {
+            tx,
+            store: Arc::clone(&store),
+            metrics: Arc::clone(&metrics),
+            request_timeout: opts.request_timeout,
+        };
+        let raft_loop = RaftLoop {
+            node,
+            storage: opened.storage,
+            wal: opened.wal,
+            snapshotter: opened.snapshotter,
+            store,
+            conf_state: opened.conf_state,
+            transport: Arc::new(transport),
+            metrics,
+            rx,
+            writes: HashMap::new(),
+            conf_waiters: Vec::new(),
+            next_request_id: random_u64(),
+            read_batch: Vec::new(),
+            read_rounds: HashMap::new(),
+            next_read_ctx: 0,
+            ready_reads: VecDeque::new(),
+            last_snapshot: opened.snapshot.unwrap_or_default(),
+            leader: None,
+            removed_ticks_left: None,
+            stopping: false,
+            opts,
+        };
+        Ok((raft_loop, handle))
+    }
+
+    /// The transport, to shut it down after the loop ends.
+    pub fn transport(&self) -> Arc<Transport> {
+        Arc::clone(&self.transport)
+    }
+
+    /// Runs until shut down or removed.
+    ///
+    /// # Errors
+    /// A storage failure ([`LoopError`]); the caller should exit.
+    pub fn run(mut self) -> Result<LoopExit, LoopError> {
+        let tick = self.opts.tick;
+        let mut next_tick = Instant::now() + tick;
+        let mut busy = false;
+        loop {
+            let first = if busy {
+                self.rx.try_recv().ok()
+            } else {
+                match self.rx.recv_deadline(next_tick) {
+                    Ok(ev) => Some(ev),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
+                }
+            };
+            if let Some(ev) = first {
+                self.handle_event(ev)?;
+                for _ in 0..MAX_EVENTS_PER_READY {
+                    let Ok(ev) = self.rx.try_recv() else { break };
+                    self.handle_event(ev)?;
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + tick;
+                if let Some(exit) = self.on_tick()? {
+                    self.finish()?;
+                    return Ok(exit);
+                }
+            }
+            self.start_read_round();
+            busy = false;
+            if self.node.has_ready() {
+                busy = self.handle_ready()?;
+            }
+            if self.stopping {
+                self.finish()?;
+                return Ok(LoopExit::Shutdown);
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), LoopError> {
+        while self.node.has_ready() && self.handle_ready()? {}
+        self.wal.sync().map_err(|e| fatal("final WAL sync", e))
+    }
+
+    fn on_tick(&mut self) -> Result<Option<LoopExit>, LoopError> {
+        self.node.tick().map_err(|e| fatal("tick", e))?;
+        // Clients that gave up (timeout) dropped their receivers.
+        self.writes.retain(|_, r| !r.is_closed());
+        self.conf_waiters.retain(|(_, _, r)| !r.is_closed());
+        if let Some(left) = self.removed_ticks_left.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                tracing::info!("removed from the cluster; stopping");
+                return Ok(Some(LoopExit::Removed));
+            }
+        }
+        Ok(None)
+    }
+
+    fn handle_event(&mut self, ev: Event) -> Result<(), LoopError> {
+        match ev {
+            Event::Request(r) => self.handle_request(r),
+            Event::Peer(m) => match self.node.step(m) {
+                Ok(()) => {}
+                Err(StepError::Storage(e)) => return Err(fatal("step", e)),
+                Err(e) => tracing::debug!(error = %e, "message ignored"),
+            },
+            Event::Unreachable(id) => self.node.report_unreachable(id),
+            Event::SnapshotStatus(id, status) => {
+                if status == SnapshotStatus::Finished {
+                    metrics::inc(&self.metrics.snapshots_sent);
+                }
+                self.node.report_snapshot(id, status);
+            }
+            Event::Shutdown => self.stopping = true,
+        }
+        Ok(())
+    }
+
+    fn handle_request(&mut self, request: Request) {
+        let leaving = self.stopping || self.removed_ticks_left.is_some();
+        match request {
+            Request::Status { reply } => {
+                let _ = reply.send(self.status_report());
+            }
+            Request::Put { reply, .. }
+            | Request::Read { reply }
+            | Request::ConfChange { reply, .. }
+                if leaving =>
+            {
+                let _ = reply.send(Err(Refusal::ShuttingDown));
+            }
+            Request::Put { key, value, reply } => {
+                let request_id = self.next_request_id;
+                self.next_request_id = self.next_request_id.wrapping_add(1);
+                let data = Put {
+                    request_id,
+                    key,
+                    value,
+                }
+                .encode();
+                match self.node.propose(data) {
+                    Ok(_) => {
+                        metrics::inc(&self.metrics.proposals);
+                        self.writes.insert(request_id, reply);
+                    }
+                    Err(e) => self.refuse_proposal(reply, &e),
+                }
+            }
+            Request::Read { reply } => self.read_batch.push(reply),
+            Request::ConfChange { change, reply } => {
+                if let Err(refusal) = self.check_conf_change(&change) {
+                    let _ = reply.send(Err(refusal));
+                    return;
+                }
+                let (id, kind) = (change.node_id, change.kind);
+                match self.node.propose_conf_change(AnyConfChange::V1(change)) {
+                    Ok(_) => {
+                        metrics::inc(&self.metrics.proposals);
+                        self.conf_waiters.push((id, kind, reply));
+                    }
+                    Err(e) => self.refuse_proposal(reply, &e),
+                }
+            }
+        }
+    }
+
+    fn refuse_proposal(&self, reply: Reply, e: &ProposeError) {
+        metrics::inc(&self.metrics.proposals_dropped);
+        let refusal = match e {
+            ProposeError::InvalidConfChange(_) => Refusal::Conflict(e.to_string()),
+            ProposeError::Storage(_) => Refusal::Unavailable(format!("storage: {e}")),
+            _ => Refusal::Unavailable(format!("proposal dropped: {e}")),
+        };
+        let _ = reply.send(Err(refusal));
+    }
+
+    fn check_conf_change(&self, change: &raft_core::ConfChange) -> Result<(), Refusal> {
+        let id = change.node_id;
+        let cs = &self.conf_state;
+        let member = cs.voters.contains(&id) || cs.learners.contains(&id);
+        match change.kind {
+            ConfChangeKind::AddNode if cs.voters.contains(&id) => Err(Refusal::Conflict(format!(
+                "node {id} is already a voting member"
+            ))),
+            ConfChangeKind::RemoveNode if !member => {
+                Err(Refusal::NotMember(format!("node {id} is not a member")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts one ReadIndex round for every read that arrived since the
+    /// last one: they share a heartbeat round (thesis §6.4 batching).
+    fn start_read_round(&mut self) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut self.read_batch);
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self.node.read_index(ctx.to_le_bytes().to_vec()) {
+            Ok(()) => {
+                self.read_rounds.insert(ctx, waiters);
+            }
+            Err(e) => {
+                for w in waiters {
+                    let _ = w.send(Err(Refusal::Unavailable(format!("read refused: {e}"))));
+                }
+            }
+        }
+    }
+
+    /// Handles one Ready; true if it held anything (so another may follow).
+    fn handle_ready(&mut self) -> Result<bool, LoopError> {
+        let mut rd = self.node.ready().map_err(|e| fatal("ready", e))?;
+        if rd.is_empty() {
+            self.node.advance().map_err(|e| fatal("advance", e))?;
+            return Ok(false);
+        }
+        if let Some(ss) = rd.soft_state {
+            self.on_soft_state(ss.leader, ss.role);
+        }
+        // Step 1: a leader's appends travel while it writes (thesis §10.2.1).
+        self.transport.send(std::mem::take(&mut rd.messages));
+        // Step 2: persist.
+        if let Some(snapshot) = rd.snapshot.take() {
+            self.restore_snapshot(snapshot)?;
+        }
+        self.persist(&rd)?;
+        // Step 3: messages that vouch for what was just persisted.
+        self.transport
+            .send(std::mem::take(&mut rd.persisted_messages));
+        for rs in rd.read_states.drain(..) {
+            let Ok(ctx) = <[u8; 8]>::try_from(&rs.context[..]) else {
+                continue;
+            };
+            if let Some(waiters) = self.read_rounds.remove(&u64::from_le_bytes(ctx)) {
+                self.ready_reads.push_back((rs.index.0, waiters));
+            }
+        }
+        // Step 4: apply.
+        let committed = std::mem::take(&mut rd.committed_entries);
+        metrics::add(&self.metrics.commits, committed.len() as u64);
+        self.apply_committed(committed)?;
+        self.release_reads();
+        self.node.advance().map_err(|e| fatal("advance", e))?;
+        self.maybe_snapshot()?;
+        Ok(true)
+    }
+
+    fn on_soft_state(&mut self, leader: Option<NodeId>, role: RoleKind) {
+        if leader != self.leader {
+            metrics::inc(&self.metrics.leader_changes);
+            tracing::info!(leader = ?leader.map(|l| l.get()), role = role_name(role), "leader changed");
+            self.leader = leader;
+            // Rounds sent to the old leader are dropped there; the client
+            // may retry at once (a read has no effect).
+            for (_, waiters) in self.read_rounds.drain() {
+                for w in waiters {
+                    let _ = w.send(Err(Refusal::Unavailable("leader changed".into())));
+                }
+            }
+        }
+    }
+
+    fn persist(&mut self, rd: &Ready) -> Result<(), LoopError> {
+        if rd.hard_state.is_none() && rd.entries.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.wal
+            .save(rd.hard_state.as_ref(), &rd.entries, rd.must_sync)
+            .map_err(|e| fatal("WAL save", e))?;
+        if rd.must_sync {
+            self.metrics.fsync_seconds.observe(started.elapsed());
+        }
+        self.storage
+            .append(&rd.entries)
+            .map_err(|e| fatal("append to the in-memory log", e))?;
+        if let Some(hs) = rd.hard_state {
+            self.storage.set_hard_state(hs);
+        }
+        Ok(())
+    }
+
+    fn restore_snapshot(&mut self, snapshot: raft_core::Snapshot) -> Result<(), LoopError> {
+        let meta = snapshot.metadata.clone();
+        let id = meta.log_id();
+        tracing::info!(
+            index = meta.index.0,
+            term = meta.term.0,
+            "restoring a snapshot from the leader"
+        );
+        self.snapshotter
+            .save(&meta, &snapshot.data)
+            .map_err(|e| fatal("save snapshot", e))?;
+        self.wal
+            .save_snapshot_marker(&SnapshotMarker {
+                index: meta.index,
+                term: meta.term,
+                conf_state: meta.conf_state.clone(),
+            })
+            .map_err(|e| fatal("WAL snapshot marker", e))?;
+        self.store
+            .write()
+            .restore(meta.index.0, snapshot.data.clone())
+            .map_err(|e| fatal("restore snapshot data", e))?;
+        self.storage
+            .apply_snapshot(snapshot)
+            .map_err(|e| fatal("apply snapshot", e))?;
+        self.conf_state = meta.conf_state;
+        self.sync_transport_peers();
+        self.last_snapshot = id;
+        metrics::inc(&self.metrics.snapshots_restored);
+        Ok(())
+    }
+
+    /// Makes the transport's peers those of the state machine.
+    fn sync_transport_peers(&self) {
+        let store = self.store.read();
+        for (id, url) in store.peers() {
+            let Some(id) = NodeId::new(*id) else { continue };
+            if id == self.opts.id {
+                continue;
+            }
+            match PeerUrl::parse(url) {
+                Ok(url) => self.transport.add_peer(id, url),
+                Err(e) => tracing::warn!(peer = id.get(), error = %e, "unusable peer URL"),
+            }
+        }
+    }
+
+    /// Serves confirmed reads whose index is applied.
+    fn release_reads(&mut self) {
+        let applied = self.store.read().applied();
+        while let Some((index, _)) = self.ready_reads.front() {
+            if *index > applied {
+                break;
+            }
+            let (_, waiters) = self.ready_reads.pop_front().expect("front exists");
+            for w in waiters {
+                let _ = w.send(Ok(()));
+            }
+        }
+    }
+
+    /// Takes a snapshot every `snapshot_count` applied entries, then
+    /// compacts the in-memory log and releases WAL segments (etcd's
+    /// `maybeTriggerSnapshot`).
+    fn maybe_snapshot(&mut self) -> Result<(), LoopError> {
+        let applied = self.store.read().applied();
+        if applied < self.last_snapshot.index.0 + self.opts.snapshot_count {
+            return Ok(());
+        }
+        let data = self.store.read().snapshot_data();
+        let snap = self
+            .storage
+            .create_snapshot(Index(applied), self.conf_state.clone(), data)
+            .map_err(|e| fatal("create snapshot", e))?;
+        let meta = &snap.metadata;
+        self.snapshotter
+            .save(meta, &snap.data)
+            .map_err(|e| fatal("save snapshot", e))?;
+        self.wal
+            .save_snapshot_marker(&SnapshotMarker {
+                index: meta.index,
+                term: meta.term,
+                conf_state: meta.conf_state.clone(),
+            })
+            .map_err(|e| fatal("WAL snapshot marker", e))?;
+        let compact_to = applied.saturating_sub(self.opts.catch_up_entries);
+        if compact_to > 0 {
+            match self.storage.compact(Index(compact_to)) {
+                Ok(()) | Err(raft_core::StorageError::Compacted) => {}
+                Err(e) => return Err(fatal("compact", e)),
+            }
+        }
+        self.wal
+            .release_to(meta.index)
+            .map_err(|e| fatal("release WAL segments", e))?;
+        self.snapshotter
+            .purge(SNAPSHOTS_KEPT)
+            .map_err(|e| fatal("purge snapshots", e))?;
+        tracing::info!(index = applied, "snapshot taken");
+        self.last_snapshot = meta.log_id();
+        metrics::inc(&self.metrics.snapshots_created);
+        Ok(())
+    }
+
+    pub(super) fn node_election_ticks(&self) -> u32 {
+        self.opts.election_ticks
+    }
+
+    fn status_report(&self) -> StatusReport {
+        let st = self.node.status();
+        let store = self.store.read();
+        StatusReport {
+            id: self.opts.id,
+            term: st.hard_state.term.0,
+            leader: st.soft_state.leader,
+            role: role_name(st.soft_state.role),
+            commit: st.hard_state.commit.0,
+            applied: store.applied(),
+            voters: self.conf_state.voters.iter().map(|n| n.get()).collect(),
+            learners: self.conf_state.learners.iter().map(|n| n.get()).collect(),
+            urls: store.peers().iter().map(|(k, v)| (*k, v.clone())).collect(),
+            last_snapshot: (self.last_snapshot.index.0, self.last_snapshot.term.0),
+        }
+    }
+}
+
+fn role_name(role: RoleKind) -> &'static str {
+    match role {
+        RoleKind::Follower => "follower",
+        RoleKind::PreCandidate => "pre-candidate",
+        RoleKind::Candidate => "candidate",
+        RoleKind::Leader => "leader",
+        _ => "unknown",
+    }
+}
+
+/// A per-process random number (std's hasher keys are random), for the
+/// election seed and request ids.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+fn founders(opts: &ServerOptions) -> Vec<PeerUrl> {
+    opts.cluster.clone()
+}
+
+/// Peers at start: the state machine's members if a snapshot was
+/// recovered (they include nodes added at run time), else the cluster
+/// list. Conf changes replayed from the log adjust them further.
+fn initial_peers(opts: &ServerOptions, store: &KvStore) -> Vec<(NodeId, PeerUrl)> {
+    let mut peers: Vec<(NodeId, PeerUrl)> = Vec::new();
+    if store.peers().is_empty() {
+        for (i, url) in opts.cluster.iter().enumerate() {
+            let id = NodeId::new(i as u64 + 1).expect("ids start at 1");
+            peers.push((id, url.clone()));
+        }
+    } else {
+        for (id, url) in store.peers() {
+            if let (Some(id), Ok(url)) = (NodeId::new(*id), PeerUrl::parse(url)) {
+                peers.push((id, url));
+            }
+        }
+    }
+    peers.retain(|(id, _)| *id != opts.id);
+    peers
+}

@@ -1,0 +1,358 @@
+//! End-to-end tests of `raftkv`: real processes on loopback.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use parking_lot::Mutex;
+use support::{Cluster, ClusterBuilder, eventually};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_on_any_node_are_readable_on_all_nodes() {
+    let c = ClusterBuilder::default().start().await;
+    for i in 0..30u64 {
+        c.put(i % 3 + 1, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    for id in 1..=3 {
+        for i in 0..30 {
+            assert_eq!(
+                c.get(id, &format!("k{i}")).await,
+                Some(format!("v{i}")),
+                "node {id}"
+            );
+        }
+        assert_eq!(c.get(id, "never-written").await, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_catches_up_after_restart() {
+    let mut c = ClusterBuilder::default().snapshot_count(40).start().await;
+    let old = c.wait_leader().await;
+    for i in 0..20 {
+        c.put(old, &format!("before{i}"), "1").await;
+    }
+    c.kill(old);
+    let new = c.wait_leader().await;
+    assert_ne!(new, old);
+    for i in 0..100 {
+        c.put(new, &format!("after{i}"), "2").await;
+    }
+    c.spawn(old, false);
+    c.wait_local_value(old, "after99", "2").await;
+    for i in 0..20 {
+        assert_eq!(
+            c.get(old, &format!("before{i}")).await.as_deref(),
+            Some("1")
+        );
+    }
+    for i in 0..100 {
+        assert_eq!(c.get(old, &format!("after{i}")).await.as_deref(), Some("2"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_killing_every_node() {
+    let mut c = ClusterBuilder::default().snapshot_count(100).start().await;
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8u64 {
+        let client = c.client.clone();
+        let endpoint = c.endpoint(w % 3 + 1);
+        let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+        writers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (key, value) = (format!("w{w}-{i}"), format!("{w}:{i}"));
+                i += 1;
+                let v = Bytes::from(value.clone().into_bytes());
+                if client.put(&endpoint, key.as_bytes(), v).await.is_ok() {
+                    acked.lock().insert(key, value);
+                }
+            }
+        }));
+    }
+    eventually("300 writes acknowledged", || {
+        let n = acked.lock().len();
+        async move { (n >= 300).then_some(()) }
+    })
+    .await;
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer task");
+    }
+    let acked = acked.lock().clone();
+    for id in 1..=3 {
+        c.spawn(id, false);
+    }
+    c.wait_leader().await;
+    for (key, value) in &acked {
+        assert_eq!(
+            c.get(1, key).await.as_ref(),
+            Some(value),
+            "acknowledged {key} lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_after_compaction_catches_up_by_snapshot() {
+    let mut c = ClusterBuilder::default()
+        .snapshot_count(50)
+        .catch_up_entries(10)
+        .start()
+        .await;
+    for i in 0..200 {
+        c.put(1, &format!("k{i}"), &i.to_string()).await;
+    }
+    let leader = c.wait_leader().await;
+    let snap = c.status(leader).await.expect("status")["last_snapshot"]["index"]
+        .as_u64()
+        .expect("index");
+    assert!(snap > 0, "the leader has compacted its log");
+    c.reserve(4);
+    c.client
+        .add_node(&c.endpoint(leader), 4, &c.peer_url(4))
+        .await
+        .expect("add node 4");
+    c.spawn(4, true);
+    c.wait_local_value(4, "k199", "199").await;
+    for i in 0..200 {
+        assert_eq!(c.get(4, &format!("k{i}")).await, Some(i.to_string()));
+    }
+    let restored = c.metric(4, "raftkv_snapshots_restored_total").await;
+    assert!(
+        restored >= Some(1),
+        "node 4 caught up by snapshot: {restored:?}"
+    );
+    let status = c.status(4).await.expect("status");
+    assert_eq!(status["members"]["voters"], serde_json::json!([1, 2, 3, 4]));
+    c.put(4, "from-4", "x").await;
+    assert_eq!(c.get(1, "from-4").await.as_deref(), Some("x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_leader_stops_and_the_rest_keep_serving() {
+    let mut c = ClusterBuilder::default().start().await;
+    c.put(1, "a", "1").await;
+    let leader = c.wait_leader().await;
+    c.client
+        .remove_node(&c.endpoint(leader), leader)
+        .await
+        .expect("remove the leader");
+    let status = c.wait_exit(leader).await;
+    assert!(status.success(), "a removed node exits cleanly: {status}");
+    let new = c.wait_leader().await;
+    assert_ne!(new, leader);
+    c.put(new, "b", "2").await;
+    for id in c.running() {
+        assert_eq!(c.get(id, "a").await.as_deref(), Some("1"));
+        assert_eq!(c.get(id, "b").await.as_deref(), Some("2"));
+        let voters = c.status(id).await.expect("status")["members"]["voters"].clone();
+        assert_eq!(
+            voters.as_array().map(Vec::len),
+            Some(2),
+            "node {id}: {voters}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_node_cleanly_and_it_restarts() {
+    let mut c = ClusterBuilder::default().start().await;
+    c.put(2, "k", "v").await;
+    let status = c.terminate(2).await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    c.spawn(2, false);
+    c.wait_local_value(2, "k", "v").await;
+}
+
+async fn raw(c: &Cluster, method: Method, path: &str, body: &'static [u8]) -> StatusCode {
+    c.client
+        .request(method, &c.endpoint(1), path, Bytes::from_static(body))
+        .await
+        .expect("request")
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_errors_and_the_cluster_keeps_serving() {
+    let c = ClusterBuilder::default().start().await;
+    assert_eq!(
+        raw(&c, Method::PUT, "/", b"v").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        raw(&c, Method::PUT, "/bad%zz", b"v").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        raw(&c, Method::GET, "/missing", b"").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        raw(&c, Method::POST, "/abc", b"http://127.0.0.1:1").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        raw(&c, Method::POST, "/9", b"not a url").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        raw(&c, Method::POST, "/1", b"http://127.0.0.1:1").await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        raw(&c, Method::DELETE, "/9", b"").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        raw(&c, Method::PATCH, "/k", b"").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let long_key = format!("/{}", "k".repeat(2000));
+    let status = c
+        .client
+        .request(
+            Method::PUT,
+            &c.endpoint(1),
+            &long_key,
+            Bytes::from_static(b"v"),
+        )
+        .await
+        .expect("request")
+        .status;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let big = Bytes::from(vec![b'x'; (1 << 20) + 1]);
+    let status = c
+        .client
+        .request(Method::PUT, &c.endpoint(1), "/big", big)
+        .await
+        .expect("request")
+        .status;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // The peer port: a request without the cluster header, a garbage body
+    // with it, and bytes that are not HTTP at all.
+    let peer = format!("http://127.0.0.1:{}", c.peer_port(1));
+    let resp = c
+        .client
+        .request(
+            Method::POST,
+            &peer,
+            "/raft/batch",
+            Bytes::from_static(b"\x00\xffgarbage"),
+        )
+        .await
+        .expect("peer request");
+    assert!(
+        resp.status.is_client_error(),
+        "garbage on the peer port: {}",
+        resp.status
+    );
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", c.peer_port(2)))
+            .await
+            .expect("connect");
+        let _ = s
+            .write_all(b"\x16\x03\x01 definitely not http\r\n\r\n")
+            .await;
+    }
+    let rejected = c.metric(1, "raftkv_peer_requests_rejected_total").await;
+    assert!(rejected >= Some(1), "rejections are counted: {rejected:?}");
+
+    c.put(1, "still", "serving").await;
+    for id in 1..=3 {
+        assert_eq!(c.get(id, "still").await.as_deref(), Some("serving"));
+    }
+}
+
+#[test]
+fn bad_flags_exit_with_code_2_and_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--id",
+                "4",
+                "--cluster",
+                "http://127.0.0.1:1,http://127.0.0.1:2",
+            ],
+            "--id 4",
+        ),
+        (&["--id", "1", "--cluster", "127.0.0.1:1"], "--cluster"),
+        (&["--id", "1"], "--cluster"),
+        (&["--cluster", "http://127.0.0.1:1"], "--id"),
+        (
+            &[
+                "--id",
+                "1",
+                "--cluster",
+                "http://127.0.0.1:1",
+                "--tick-ms",
+                "0",
+            ],
+            "--tick-ms",
+        ),
+        (&["--id", "x"], "--id"),
+        (
+            &[
+                "--id",
+                "1",
+                "--cluster",
+                "http://127.0.0.1:1",
+                "--log",
+                "[[[",
+            ],
+            "--log",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(*args)
+            .output()
+            .expect("run raftkv");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["--id", "1", "--cluster", "http://127.0.0.1:1", "--data-dir"])
+        .arg(file.path())
+        .output()
+        .expect("run raftkv");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not a directory"), "{stderr}");
+}
+
+#[test]
+fn a_client_port_in_use_is_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("dir");
+    let peer = support::free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args([
+            "--id",
+            "1",
+            "--cluster",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args(["--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run raftkv");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--port"), "{stderr}");
+}
