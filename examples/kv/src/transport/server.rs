@@ -1,0 +1,291 @@
+//! The peer server: checks who is talking, decodes, hands messages to raft.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use raft_core::{Message, NodeId};
+use raft_proto::DecodeLimits;
+use tokio::net::TcpListener;
+
+use super::{
+    BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES,
+    MAX_SNAPSHOT_BYTES, PeerStatus, SNAPSHOT_PATH, Shared, snapshot,
+};
+
+/// Pause after a failed `accept` (e.g. out of file descriptors), so the
+/// loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+type Reply = Response<Full<Bytes>>;
+
+/// Accepts peer connections until the task is aborted.
+pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a peer connection failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn_shared = Arc::clone(&shared);
+        let connection = async move {
+            let service = service_fn(move |req| {
+                let shared = Arc::clone(&conn_shared);
+                async move { Ok::<_, Infallible>(handle(&shared, remote, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(remote = %remote, error = %e, "peer connection ended with an error");
+            }
+        };
+        if !shared.spawn(connection) {
+            return;
+        }
+    }
+}
+
+/// A refused request: logged, counted, answered with a plain-text reason.
+struct Refusal {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Who sent a request, once its headers checked out.
+#[derive(Clone, Copy, Debug)]
+struct Sender {
+    from: NodeId,
+}
+
+async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    let from_header = header_str(req.headers(), HEADER_FROM).map(str::to_string);
+    let outcome = route(shared, req).await;
+    match outcome {
+        Ok(delivered) => {
+            tracing::trace!(remote = %remote, path = %path, delivered, "peer request handled");
+            let mut reply = Response::new(Full::new(Bytes::new()));
+            *reply.status_mut() = StatusCode::NO_CONTENT;
+            reply
+        }
+        Err(refusal) => {
+            tracing::warn!(
+                remote = %remote,
+                path = %path,
+                from = from_header.as_deref().unwrap_or("-"),
+                status = refusal.status.as_u16(),
+                reason = %refusal.reason,
+                "peer request refused",
+            );
+            shared.rejected();
+            let mut reply = Response::new(Full::new(Bytes::from(refusal.reason + "\n")));
+            *reply.status_mut() = refusal.status;
+            reply.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            reply
+        }
+    }
+}
+
+/// Dispatches on method and path; `Ok` holds how many messages were delivered.
+async fn route(shared: &Shared, req: Request<Incoming>) -> Result<usize, Refusal> {
+    let path = req.uri().path();
+    let is_batch = path == BATCH_PATH;
+    let is_snapshot = path == SNAPSHOT_PATH;
+    if !is_batch && !is_snapshot {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!("no such path {path:?}"),
+        ));
+    }
+    if req.method() != Method::POST {
+        return Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed; use POST", req.method()),
+        ));
+    }
+    let sender = check_headers(shared, req.headers())?;
+    let limit = if is_batch {
+        MAX_BATCH_RECEIVE_BYTES
+    } else {
+        MAX_SNAPSHOT_BYTES
+    };
+    let body = read_body(req, limit).await?;
+    let messages = if is_batch {
+        DecodeLimits::new()
+            .with_max_batch_bytes(limit)
+            .decode_batch_bytes(body)
+            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("undecodable batch: {e}")))?
+    } else {
+        let decoded = tokio::task::spawn_blocking(move || snapshot::decode_body(body))
+            .await
+            .map_err(|e| {
+                Refusal::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("snapshot decoding failed: {e}"),
+                )
+            })?;
+        vec![
+            decoded
+                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("bad snapshot: {e}")))?,
+        ]
+    };
+    check_messages(shared, sender, &messages)?;
+    // The sender may have been removed while the body was read.
+    check_sender(shared, sender.from)?;
+    let count = messages.len();
+    for message in messages {
+        shared.inbox.deliver(message);
+    }
+    Ok(count)
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn header_node_id(headers: &HeaderMap, name: &str) -> Option<NodeId> {
+    header_str(headers, name)
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .and_then(NodeId::new)
+}
+
+/// Cluster id, sender and receiver.
+fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<Sender, Refusal> {
+    let cluster =
+        header_str(headers, HEADER_CLUSTER_ID).and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
+    match cluster {
+        Some(id) if id == shared.cluster_id => {}
+        Some(id) => {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "cluster id mismatch: request has {id:016x}, this node is in {}",
+                    shared.cluster_header()
+                ),
+            ));
+        }
+        None => {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("missing or malformed {HEADER_CLUSTER_ID} header"),
+            ));
+        }
+    }
+    let Some(from) = header_node_id(headers, HEADER_FROM) else {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("missing or malformed {HEADER_FROM} header"),
+        ));
+    };
+    check_sender(shared, from)?;
+    match header_node_id(headers, HEADER_TO) {
+        Some(to) if to == shared.id => Ok(Sender { from }),
+        Some(to) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("request for node {to} reached node {}", shared.id),
+        )),
+        None => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("missing or malformed {HEADER_TO} header"),
+        )),
+    }
+}
+
+fn check_sender(shared: &Shared, from: NodeId) -> Result<(), Refusal> {
+    match shared.peer_status(from) {
+        PeerStatus::Known => Ok(()),
+        PeerStatus::Removed => Err(Refusal::new(
+            StatusCode::GONE,
+            format!("node {from} was removed from the cluster"),
+        )),
+        PeerStatus::Unknown => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("node {from} is not a known peer of node {}", shared.id),
+        )),
+    }
+}
+
+/// Every message must come from the sender and be addressed to this node.
+fn check_messages(shared: &Shared, sender: Sender, messages: &[Message]) -> Result<(), Refusal> {
+    for m in messages {
+        if m.from != sender.from {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} message from node {} in a request from node {}",
+                    m.body.kind_name(),
+                    m.from,
+                    sender.from
+                ),
+            ));
+        }
+        if m.to != shared.id {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} message for node {} reached node {}",
+                    m.body.kind_name(),
+                    m.to,
+                    shared.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The whole body, refused early when it is declared or turns out too large.
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {limit} bytes"),
+        )
+    };
+    if let Some(declared) = header_str(req.headers(), CONTENT_LENGTH.as_str()) {
+        match declared.trim().parse::<u64>() {
+            Ok(n) if n > limit as u64 => return Err(too_large()),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed content-length",
+                ));
+            }
+        }
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body failed: {e}"),
+        )),
+    }
+}

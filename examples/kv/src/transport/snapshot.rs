@@ -1,0 +1,261 @@
+//! Snapshot messages: streamed on a connection of their own, so a large
+//! snapshot never holds up the append pipeline.
+//!
+//! Body: `u32` little-endian envelope length, the envelope (the message
+//! encoded with empty snapshot data), then the snapshot in `raft-snap`'s
+//! stream format.
+
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::{Body, Frame};
+use raft_core::{Message, MessageBody, Snapshot, SnapshotStatus};
+use raft_proto::DecodeLimits;
+use raft_snap::{SnapError, SnapshotDecoder, SnapshotEncoder};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::sender::{SendError, check_response, connect, request};
+use super::{SNAPSHOT_PATH, Shared};
+use crate::metrics::inc;
+use crate::peer_url::PeerUrl;
+
+/// Data bytes per body chunk.
+const CHUNK_BYTES: usize = 256 << 10;
+/// Chunks buffered between the encoder and the connection.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// The largest envelope accepted (it holds only ids, terms and membership).
+const MAX_ENVELOPE_BYTES: usize = 1 << 20;
+/// Time allowed for any snapshot, plus [`SECONDS_PER_MIB`] per MiB of data.
+const SNAPSHOT_TIMEOUT_BASE: Duration = Duration::from_secs(30);
+/// Extra time allowed per MiB of snapshot data.
+const SECONDS_PER_MIB: u64 = 1;
+
+/// A request body fed chunk by chunk through a channel. An `Err` item
+/// aborts the request.
+pub(super) struct ChannelBody {
+    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// A [`Write`] into a shared buffer the producer drains after each chunk.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<parking_lot::Mutex<BytesMut>>);
+
+impl SharedBuf {
+    fn take(&self) -> Bytes {
+        self.0.lock().split().freeze()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends one snapshot message and reports how it went.
+pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
+    let to = message.to;
+    let MessageBody::Snapshot(snapshot) = &message.body else {
+        return;
+    };
+    let index = snapshot.metadata.index;
+    let bytes = snapshot.data.len();
+    let limit = SNAPSHOT_TIMEOUT_BASE + Duration::from_secs(SECONDS_PER_MIB * (bytes as u64 >> 20));
+    tracing::info!(peer = %to, index = %index, bytes, "sending snapshot");
+    let outcome = match timeout(limit, stream(&shared, &url, &message)).await {
+        Ok(r) => r,
+        Err(_) => Err(SendError::Timeout(limit)),
+    };
+    match outcome {
+        Ok(()) => {
+            tracing::info!(peer = %to, index = %index, bytes, "snapshot sent");
+            inc(&shared.metrics.snapshots_sent);
+            shared.sent(1);
+            shared.inbox.snapshot_status(to, SnapshotStatus::Finished);
+        }
+        Err(e) => {
+            tracing::warn!(peer = %to, url = %url, index = %index, error = %e, "sending snapshot failed");
+            shared.dropped(to, 1);
+            shared.inbox.snapshot_status(to, SnapshotStatus::Failed);
+        }
+    }
+}
+
+async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(), SendError> {
+    let to = message.to;
+    let MessageBody::Snapshot(snapshot) = &message.body else {
+        return Ok(());
+    };
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let mut sender = connect::<ChannelBody>(shared, to, url.addr()).await?;
+    let req = request(shared, to, url, SNAPSHOT_PATH, ChannelBody { rx })?;
+    let exchange = async {
+        sender.ready().await.map_err(SendError::Http)?;
+        let response = sender.send_request(req).await.map_err(SendError::Http)?;
+        check_response(response).await
+    };
+    let (exchanged, produced) = tokio::join!(exchange, produce(message, snapshot, tx));
+    // The exchange's error says more: a producer error is usually only the
+    // body being dropped because the request failed.
+    exchanged?;
+    produced
+}
+
+/// Feeds the body: envelope, then the encoded snapshot chunk by chunk.
+async fn produce(
+    message: &Message,
+    snapshot: &Snapshot,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+) -> Result<(), SendError> {
+    let closed = || SendError::Response("the request body was dropped".to_string());
+    let envelope = raft_proto::encode_message(&Message {
+        body: MessageBody::Snapshot(Snapshot {
+            metadata: snapshot.metadata.clone(),
+            data: Bytes::new(),
+        }),
+        ..message.clone()
+    });
+    let mut head = BytesMut::with_capacity(4 + envelope.len());
+    let envelope_len = u32::try_from(envelope.len()).unwrap_or(u32::MAX);
+    head.extend_from_slice(&envelope_len.to_le_bytes());
+    head.extend_from_slice(&envelope);
+    tx.send(Ok(head.freeze())).await.map_err(|_| closed())?;
+
+    let buf = SharedBuf::default();
+    let result: Result<(), SendError> = async {
+        let mut encoder =
+            SnapshotEncoder::new(buf.clone(), &snapshot.metadata, snapshot.data.len() as u64)
+                .map_err(SendError::Encode)?;
+        for chunk in snapshot.data.chunks(CHUNK_BYTES) {
+            encoder.write_chunk(chunk).map_err(SendError::Encode)?;
+            tx.send(Ok(buf.take())).await.map_err(|_| closed())?;
+        }
+        encoder.finish().map_err(SendError::Encode)?;
+        tx.send(Ok(buf.take())).await.map_err(|_| closed())?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = &result {
+        // Abort the request rather than end the body cleanly.
+        let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+    }
+    result
+}
+
+/// Why a snapshot body was refused.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SnapshotBodyError {
+    #[error("body too short for the envelope")]
+    ShortEnvelope,
+    #[error("envelope: {0}")]
+    Envelope(#[source] raft_proto::DecodeError),
+    #[error("envelope is a {0} message, not a snapshot")]
+    NotSnapshot(&'static str),
+    #[error("snapshot stream: {0}")]
+    Stream(#[source] SnapError),
+    #[error("{0} bytes after the end of the snapshot stream")]
+    Trailing(usize),
+    #[error("snapshot data lies outside the stream")]
+    DataOutOfBounds,
+    #[error("snapshot stream metadata differs from the envelope's")]
+    MetadataMismatch,
+}
+
+/// A reader over a byte slice that publishes how far it has read.
+struct Tracked<'a> {
+    data: &'a [u8],
+    position: &'a Cell<usize>,
+}
+
+impl Read for Tracked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let at = self.position.get().min(self.data.len());
+        let n = buf.len().min(self.data.len() - at);
+        buf[..n].copy_from_slice(&self.data[at..at + n]);
+        self.position.set(at + n);
+        Ok(n)
+    }
+}
+
+/// Decodes and verifies a snapshot body into its message. CPU-bound: the
+/// caller runs it on a blocking thread.
+pub(super) fn decode_body(mut body: Bytes) -> Result<Message, SnapshotBodyError> {
+    if body.len() < 4 {
+        return Err(SnapshotBodyError::ShortEnvelope);
+    }
+    let len = body.get_u32_le() as usize;
+    if len > body.len() || len > MAX_ENVELOPE_BYTES {
+        return Err(SnapshotBodyError::ShortEnvelope);
+    }
+    let envelope = body.split_to(len);
+    let message = DecodeLimits::new()
+        .with_max_message_bytes(MAX_ENVELOPE_BYTES)
+        .decode_message_bytes(envelope)
+        .map_err(SnapshotBodyError::Envelope)?;
+    let MessageBody::Snapshot(announced) = &message.body else {
+        return Err(SnapshotBodyError::NotSnapshot(message.body.kind_name()));
+    };
+    // Verify the stream chunk by chunk, then hand out the data as a slice
+    // of the body: no second copy of a possibly large snapshot.
+    let position = Cell::new(0);
+    let mut decoder = SnapshotDecoder::new(Tracked {
+        data: &body,
+        position: &position,
+    })
+    .map_err(SnapshotBodyError::Stream)?;
+    if decoder.metadata() != &announced.metadata {
+        return Err(SnapshotBodyError::MetadataMismatch);
+    }
+    let data_start = position.get();
+    let data_len = usize::try_from(decoder.data_len()).unwrap_or(usize::MAX);
+    while decoder
+        .next_chunk()
+        .map_err(SnapshotBodyError::Stream)?
+        .is_some()
+    {}
+    let end = position.get();
+    if end != body.len() {
+        return Err(SnapshotBodyError::Trailing(body.len() - end));
+    }
+    // The stream verified as header, `data_len` bytes of data, trailer.
+    let Some(data) = data_start
+        .checked_add(data_len)
+        .filter(|&data_end| data_end <= end)
+        .map(|data_end| body.slice(data_start..data_end))
+    else {
+        return Err(SnapshotBodyError::DataOutOfBounds);
+    };
+    let snapshot = Snapshot {
+        metadata: announced.metadata.clone(),
+        data,
+    };
+    Ok(Message {
+        body: MessageBody::Snapshot(snapshot),
+        ..message
+    })
+}

@@ -1,0 +1,578 @@
+//! Transports talking over loopback. Conditions are awaited on channels or
+//! polled against deadlines; nothing asserts on timing.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::StatusCode;
+use hyper_util::rt::TokioIo;
+use raft_core::{
+    Append, ConfState, Entry, Heartbeat, Index, LogId, Snapshot, SnapshotMetadata, Term,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::time::{Instant, timeout};
+
+use super::*;
+
+const CLUSTER: u64 = 0xfeed_beef;
+/// Deadline for anything that should happen.
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Event {
+    Delivered(Message),
+    Unreachable(NodeId),
+    SnapshotDone(NodeId, SnapshotStatus),
+}
+
+struct ChanInbox(UnboundedSender<Event>);
+
+impl RaftInbox for ChanInbox {
+    fn deliver(&self, message: Message) {
+        let _ = self.0.send(Event::Delivered(message));
+    }
+    fn unreachable(&self, to: NodeId) {
+        let _ = self.0.send(Event::Unreachable(to));
+    }
+    fn snapshot_status(&self, to: NodeId, status: SnapshotStatus) {
+        let _ = self.0.send(Event::SnapshotDone(to, status));
+    }
+}
+
+struct Node {
+    id: NodeId,
+    transport: Transport,
+    events: UnboundedReceiver<Event>,
+    metrics: Arc<Metrics>,
+}
+
+impl Node {
+    async fn start(id: u64, cluster_id: u64, listen: SocketAddr, queue_messages: usize) -> Node {
+        let (tx, events) = unbounded_channel();
+        let metrics = Arc::new(Metrics::default());
+        let config = TransportConfig {
+            id: nid(id),
+            cluster_id,
+            listen,
+            bind_outgoing: Some("127.0.0.1".parse().unwrap()),
+            peers: Vec::new(),
+            queue_messages,
+        };
+        let transport = Transport::start(config, Arc::new(ChanInbox(tx)), Arc::clone(&metrics))
+            .await
+            .unwrap();
+        Node {
+            id: nid(id),
+            transport,
+            events,
+            metrics,
+        }
+    }
+
+    async fn any(id: u64) -> Node {
+        Node::start(id, CLUSTER, loopback0(), 64).await
+    }
+
+    fn url(&self) -> PeerUrl {
+        url(self.transport.local_addr())
+    }
+
+    fn knows(&self, other: &Node) {
+        self.transport.add_peer(other.id, other.url());
+    }
+
+    async fn next_event(&mut self) -> Event {
+        timeout(WAIT, self.events.recv())
+            .await
+            .expect("no event before the deadline")
+            .expect("inbox closed")
+    }
+
+    /// The next delivered message, skipping other events.
+    async fn next_delivered(&mut self) -> Message {
+        loop {
+            if let Event::Delivered(m) = self.next_event().await {
+                return m;
+            }
+        }
+    }
+
+    fn no_pending_delivery(&mut self) {
+        while let Ok(e) = self.events.try_recv() {
+            assert!(!matches!(e, Event::Delivered(_)), "unexpected {e:?}");
+        }
+    }
+}
+
+fn nid(n: u64) -> NodeId {
+    NodeId::new(n).unwrap()
+}
+
+fn loopback0() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn url(addr: SocketAddr) -> PeerUrl {
+    PeerUrl::parse(&format!("http://{addr}")).unwrap()
+}
+
+fn heartbeat(from: NodeId, to: NodeId, commit: u64) -> Message {
+    Message {
+        from,
+        to,
+        term: Term(3),
+        body: MessageBody::Heartbeat(Heartbeat {
+            commit: Index(commit),
+            read_round: None,
+        }),
+    }
+}
+
+fn append(from: NodeId, to: NodeId, first: u64, count: u64, payload: usize) -> Message {
+    let entries = (first..first + count)
+        .map(|i| Entry::new(Term(3), Index(i), Bytes::from(vec![i as u8; payload])))
+        .collect();
+    Message {
+        from,
+        to,
+        term: Term(3),
+        body: MessageBody::Append(Append {
+            prev: LogId {
+                index: Index(first - 1),
+                term: Term(if first > 1 { 3 } else { 0 }),
+            },
+            entries,
+            commit: Index(0),
+        }),
+    }
+}
+
+fn snapshot_message(from: NodeId, to: NodeId, data: Bytes) -> Message {
+    Message {
+        from,
+        to,
+        term: Term(5),
+        body: MessageBody::Snapshot(Snapshot {
+            metadata: SnapshotMetadata {
+                index: Index(42),
+                term: Term(4),
+                conf_state: ConfState::with_voters([from, to]),
+            },
+            data,
+        }),
+    }
+}
+
+/// A short description of a message, for assertion failures (payloads
+/// can be megabytes).
+fn brief(m: &Message) -> String {
+    let detail = match &m.body {
+        MessageBody::Heartbeat(h) => format!("commit {}", h.commit.get()),
+        MessageBody::Append(a) => {
+            format!("prev {} entries {}", a.prev.index.get(), a.entries.len())
+        }
+        MessageBody::Snapshot(s) => format!(
+            "index {} data {} bytes",
+            s.metadata.index.get(),
+            s.data.len()
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{} {}->{} term {} {detail}",
+        m.body.kind_name(),
+        m.from,
+        m.to,
+        m.term.get()
+    )
+}
+
+#[track_caller]
+fn assert_same(got: &Message, want: &Message) {
+    assert!(got == want, "got {}, want {}", brief(got), brief(want));
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A raw `POST` to a peer server: status and body text.
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> (StatusCode, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::post(path).header("host", addr.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, value.as_str());
+    }
+    let response = sender
+        .send_request(req.body(Full::new(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&text).into_owned())
+}
+
+fn headers(cluster: u64, from: u64, to: u64) -> Vec<(&'static str, String)> {
+    vec![
+        (HEADER_CLUSTER_ID, format!("{cluster:016x}")),
+        (HEADER_FROM, from.to_string()),
+        (HEADER_TO, to.to_string()),
+    ]
+}
+
+/// Two nodes that know each other.
+async fn pair() -> (Node, Node) {
+    let a = Node::any(1).await;
+    let b = Node::any(2).await;
+    a.knows(&b);
+    b.knows(&a);
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_flow_both_ways_in_order() {
+    // Queues large enough for everything sent at once.
+    let mut a = Node::start(1, CLUSTER, loopback0(), 1024).await;
+    let mut b = Node::any(2).await;
+    a.knows(&b);
+    b.knows(&a);
+    let mut expected = Vec::new();
+    for round in 0..20u64 {
+        let batch: Vec<Message> = (0..10)
+            .map(|i| heartbeat(a.id, b.id, round * 10 + i))
+            .collect();
+        expected.extend(batch.iter().cloned());
+        a.transport.send(batch);
+    }
+    // Appends of ~1 MiB each exceed the batch cap together: several requests.
+    for k in 0..6u64 {
+        let m = append(a.id, b.id, 1 + k * 4, 4, 256 << 10);
+        expected.push(m.clone());
+        a.transport.send(vec![m]);
+    }
+    for want in &expected {
+        assert_same(&b.next_delivered().await, want);
+    }
+    b.transport.send(vec![heartbeat(b.id, a.id, 7)]);
+    assert_eq!(a.next_delivered().await, heartbeat(b.id, a.id, 7));
+    let total = expected.len() as u64;
+    eventually("sent counter", || {
+        a.metrics.peer_messages_sent.load(Ordering::Relaxed) == total
+    })
+    .await;
+    assert_eq!(a.metrics.peer_send_failures.load(Ordering::Relaxed), 0);
+    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 0);
+    a.transport.shutdown().await;
+    b.transport.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_round_trips_with_its_data() {
+    let (mut a, mut b) = pair().await;
+    // Several chunks, not a multiple of the chunk size.
+    let data: Bytes = (0..(3 << 20) + 12345u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let message = snapshot_message(a.id, b.id, data);
+    // Appends keep flowing next to it.
+    a.transport
+        .send(vec![message.clone(), heartbeat(a.id, b.id, 1)]);
+    let mut got_snapshot = false;
+    let mut got_heartbeat = false;
+    while !(got_snapshot && got_heartbeat) {
+        let m = b.next_delivered().await;
+        if m == message {
+            got_snapshot = true;
+        } else {
+            assert_same(&m, &heartbeat(a.id, b.id, 1));
+            got_heartbeat = true;
+        }
+    }
+    assert_eq!(
+        a.next_event().await,
+        Event::SnapshotDone(b.id, SnapshotStatus::Finished)
+    );
+    assert_eq!(a.metrics.snapshots_sent.load(Ordering::Relaxed), 1);
+    a.transport.shutdown().await;
+    b.transport.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_to_a_down_peer_fails() {
+    let mut a = Node::any(1).await;
+    let b = Node::any(2).await;
+    let b_url = b.url();
+    b.transport.shutdown().await;
+    drop(b);
+    a.transport.add_peer(nid(2), b_url);
+    a.transport.send(vec![snapshot_message(
+        a.id,
+        nid(2),
+        Bytes::from_static(b"x"),
+    )]);
+    loop {
+        match a.next_event().await {
+            Event::SnapshotDone(to, status) => {
+                assert_eq!((to, status), (nid(2), SnapshotStatus::Failed));
+                break;
+            }
+            Event::Unreachable(_) => {}
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(a.metrics.snapshots_sent.load(Ordering::Relaxed), 0);
+    a.transport.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_cluster_id_is_refused() {
+    let (a, mut b) = pair().await;
+    let addr = b.transport.local_addr();
+    let body = raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1)]);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 1, 2), body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("cluster id mismatch"), "{text}");
+    let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2)[1..], body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    b.no_pending_delivery();
+    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 2);
+
+    // A whole transport of another cluster: refused, reported unreachable.
+    let mut c = Node::start(3, CLUSTER + 1, loopback0(), 64).await;
+    c.transport.add_peer(b.id, b.url());
+    b.transport.add_peer(c.id, c.url());
+    c.transport.send(vec![heartbeat(c.id, b.id, 1)]);
+    assert_eq!(c.next_event().await, Event::Unreachable(b.id));
+    b.no_pending_delivery();
+    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 3);
+    // The proper sender still gets through.
+    let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
+}
+
+#[tokio::test]
+async fn unknown_and_removed_senders_are_refused() {
+    let (a, mut b) = pair().await;
+    let stranger = Node::any(9).await;
+    let addr = b.transport.local_addr();
+
+    // Unknown in the headers.
+    let body = raft_proto::encode_batch(&[heartbeat(stranger.id, b.id, 1)]);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 9, 2), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    // Known sender in the headers, but a message claiming another sender.
+    let body =
+        raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1), heartbeat(stranger.id, b.id, 2)]);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    // A message for another node.
+    let body = raft_proto::encode_batch(&[heartbeat(a.id, stranger.id, 1)]);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    // A request for another node.
+    let body = raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1)]);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 9), body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    b.no_pending_delivery();
+
+    // Removed: 410, also through a real transport.
+    b.transport.remove_peer(a.id);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
+    assert_eq!(status, StatusCode::GONE, "{text}");
+    let mut a = a;
+    a.transport.send(vec![heartbeat(a.id, b.id, 5)]);
+    assert_eq!(a.next_event().await, Event::Unreachable(b.id));
+    b.no_pending_delivery();
+    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 6);
+    stranger.transport.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_bodies_are_refused() {
+    let (a, mut b) = pair().await;
+    let addr = b.transport.local_addr();
+    let (status, text) = post(
+        addr,
+        BATCH_PATH,
+        &headers(CLUSTER, 1, 2),
+        Bytes::from_static(b"\xff\xff\xff\xff this is not protobuf"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let (status, text) = post(
+        addr,
+        SNAPSHOT_PATH,
+        &headers(CLUSTER, 1, 2),
+        Bytes::from_static(b"\x03\x00\x00\x00abcdefgh"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    // A snapshot with a valid envelope whose stream is corrupt.
+    let m = snapshot_message(a.id, b.id, Bytes::from_static(b"data"));
+    let envelope = raft_proto::encode_message(&m);
+    let mut body = (envelope.len() as u32).to_le_bytes().to_vec();
+    body.extend_from_slice(&envelope);
+    body.extend_from_slice(b"not a snapshot stream at all, no magic");
+    let (status, text) = post(addr, SNAPSHOT_PATH, &headers(CLUSTER, 1, 2), body.into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    // Declared too large: refused before the body is sent.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("POST {BATCH_PATH} HTTP/1.1\r\nhost: {addr}\r\n");
+    for (name, value) in headers(CLUSTER, 1, 2) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "content-length: {}\r\n\r\n",
+        MAX_BATCH_RECEIVE_BYTES + 1
+    ));
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.windows(2).any(|w| w == b"\r\n") {
+        let mut buf = [0u8; 512];
+        let n = timeout(WAIT, stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed without a response");
+        response.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    let (status, _) = post(addr, "/nope", &headers(CLUSTER, 1, 2), Bytes::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    b.no_pending_delivery();
+    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 5);
+}
+
+/// On a current-thread runtime the sender cannot run during `send`, so the
+/// queue fills deterministically.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_queue_reports_unreachable() {
+    let mut a = Node::start(1, CLUSTER, loopback0(), 4).await;
+    let mut b = Node::any(2).await;
+    a.knows(&b);
+    b.knows(&a);
+    let batch: Vec<Message> = (0..10).map(|i| heartbeat(a.id, b.id, i)).collect();
+    a.transport.send(batch);
+    for _ in 0..6 {
+        assert_eq!(a.next_event().await, Event::Unreachable(b.id));
+    }
+    assert_eq!(a.metrics.peer_send_failures.load(Ordering::Relaxed), 6);
+    // The four that fit are delivered, in order.
+    for i in 0..4 {
+        assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, i));
+    }
+    // And the queue drains: later messages get through.
+    a.transport.send(vec![heartbeat(a.id, b.id, 100)]);
+    assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_comes_back_gets_messages_again() {
+    let (mut a, mut b) = pair().await;
+    a.transport.send(vec![heartbeat(a.id, b.id, 1)]);
+    assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
+
+    // B goes down: sends fail and are reported.
+    let b_addr = b.transport.local_addr();
+    b.transport.shutdown().await;
+    drop(b);
+    let mut commit = 2;
+    let mut unreachable_reports = 0;
+    while unreachable_reports < 3 {
+        a.transport.send(vec![heartbeat(a.id, nid(2), commit)]);
+        commit += 1;
+        match a.next_event().await {
+            Event::Unreachable(to) => {
+                assert_eq!(to, nid(2));
+                unreachable_reports += 1;
+            }
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+
+    // B comes back on the same address: messages flow again.
+    let mut b = Node::start(2, CLUSTER, b_addr, 64).await;
+    b.knows(&a);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no message after the restart");
+        a.transport.send(vec![heartbeat(a.id, b.id, commit)]);
+        if let Ok(Some(Event::Delivered(m))) =
+            timeout(Duration::from_millis(50), b.events.recv()).await
+        {
+            assert_eq!(m.from, a.id);
+            break;
+        }
+        commit += 1;
+    }
+    assert!(a.metrics.peer_send_failures.load(Ordering::Relaxed) >= 3);
+    a.transport.shutdown().await;
+    b.transport.shutdown().await;
+}
+
+/// A snapshot request body built the way the sender builds it.
+fn snapshot_body(message: &Message, stream_metadata: &SnapshotMetadata) -> Vec<u8> {
+    let MessageBody::Snapshot(s) = &message.body else {
+        panic!("not a snapshot")
+    };
+    let envelope = raft_proto::encode_message(&Message {
+        body: MessageBody::Snapshot(Snapshot {
+            metadata: s.metadata.clone(),
+            data: Bytes::new(),
+        }),
+        ..message.clone()
+    });
+    let mut body = (envelope.len() as u32).to_le_bytes().to_vec();
+    body.extend_from_slice(&envelope);
+    let mut encoder =
+        raft_snap::SnapshotEncoder::new(body, stream_metadata, s.data.len() as u64).unwrap();
+    encoder.write_chunk(&s.data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn snapshot_bodies_are_verified() {
+    let (a, b) = (nid(1), nid(2));
+    for data in [Bytes::new(), Bytes::from(vec![7u8; 100_000])] {
+        let m = snapshot_message(a, b, data);
+        let MessageBody::Snapshot(s) = &m.body else {
+            unreachable!()
+        };
+        let body = snapshot_body(&m, &s.metadata);
+        let decoded = snapshot::decode_body(body.clone().into()).unwrap();
+        assert_same(&decoded, &m);
+
+        // Damage anywhere after the envelope fails the checksum or header.
+        for at in [body.len() - 1, body.len() - 5, body.len() / 2 + 4] {
+            let mut bad = body.clone();
+            bad[at] ^= 0x40;
+            assert!(snapshot::decode_body(bad.into()).is_err(), "flip at {at}");
+        }
+        // Truncated, or with bytes after the stream.
+        assert!(snapshot::decode_body(Bytes::copy_from_slice(&body[..body.len() - 1])).is_err());
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(snapshot::decode_body(longer.into()).is_err());
+        // A stream of another snapshot than the envelope announces.
+        let mut other = s.metadata.clone();
+        other.index = Index(41);
+        assert!(snapshot::decode_body(snapshot_body(&m, &other).into()).is_err());
+    }
+}
