@@ -1,1 +1,723 @@
-//! `raftkv cluster`: starts a local cluster of processes (to be implemented).
+//! `raftkv cluster`: runs a local cluster, one `raftkv` process per node.
+//!
+//! Node `i` (1-based) listens for peers on
+//! `http://127.0.0.1:{base_port + (i - 1) * 10000}` and for clients on the
+//! next port, so the default three nodes use 12379/12380, 22379/22380 and
+//! 32379/32380 like etcd's raftexample, and keep their data in
+//! `<data-dir>/node-<i>`. Every line a node writes is shown prefixed with
+//! its name (`node-2 | ...`).
+//!
+//! [`run`] is synchronous: it blocks until the cluster stops. On Ctrl-C,
+//! SIGTERM or SIGHUP it sends SIGTERM to every node, waits up to
+//! [`GRACE_PERIOD`] for them to exit (a second signal cuts that short),
+//! kills the stragglers and returns `Ok`. If a node exits on its own, it
+//! stops the others and returns [`LauncherError::NodeExited`].
+//!
+//! Nodes run in their own process group so that a terminal's Ctrl-C reaches
+//! only the launcher, which stops them in order; a launcher killed with
+//! SIGKILL leaves them running.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How long stopping nodes get between SIGTERM and SIGKILL.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(5);
+
+/// The most nodes `raftkv cluster` starts.
+pub const MAX_NODES: u64 = 7;
+
+/// Command-line arguments of `raftkv cluster`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Number of nodes, 1 to 7.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Peer port of node 1; node i uses base-port + (i-1)*10000 for peers
+    /// and the port after it for clients.
+    #[arg(long, default_value_t = 12379)]
+    pub base_port: u16,
+    /// Directory holding each node's data, in node-1, node-2, ... below it.
+    #[arg(long, default_value = "./raftkv-data")]
+    pub data_dir: PathBuf,
+    /// Log filter passed to every node (e.g. info, raftkv=debug).
+    #[arg(long, default_value = "info")]
+    pub log: String,
+    /// Remove the data directory first, starting a brand-new cluster.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+/// Why the launcher failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LauncherError {
+    /// The arguments are invalid.
+    #[error("invalid arguments: {0}")]
+    InvalidArgs(String),
+    /// The data directory could not be removed or created.
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--fresh` found something in the data directory that the launcher
+    /// did not create, and left it alone.
+    #[error(
+        "refusing to remove {}: it holds {entry:?}, which `raftkv cluster` did not create",
+        path.display()
+    )]
+    NotOurDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The unexpected entry's name.
+        entry: String,
+    },
+    /// The path of the running executable is unknown.
+    #[error("cannot find the raftkv executable: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// Signal handling could not be set up.
+    #[error("cannot handle signals: {0}")]
+    Signals(#[source] std::io::Error),
+    /// A node's process could not be started.
+    #[error("cannot start node {id}: {source}")]
+    Spawn {
+        /// The node id.
+        id: u64,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A node exited while the cluster was running.
+    #[error("node {id} exited unexpectedly ({status})")]
+    NodeExited {
+        /// The node id.
+        id: u64,
+        /// How it exited.
+        status: ExitStatus,
+    },
+}
+
+/// One node of the local cluster: its id, ports and data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// The node id, from 1.
+    pub id: u64,
+    /// The port peers reach it on.
+    pub peer_port: u16,
+    /// The port clients reach it on (`peer_port + 1`).
+    pub client_port: u16,
+    /// Its data directory, `<data-dir>/node-<id>`.
+    pub data_dir: PathBuf,
+}
+
+impl NodeSpec {
+    /// `http://127.0.0.1:<peer port>`.
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    /// `http://127.0.0.1:<client port>`.
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The server's command-line arguments for this node: `--id <id>
+    /// --cluster <cluster> --port <client port> --data-dir <dir> --log
+    /// <log>`.
+    pub fn server_args(&self, cluster: &str, log: &str) -> Vec<OsString> {
+        vec![
+            "--id".into(),
+            self.id.to_string().into(),
+            "--cluster".into(),
+            cluster.into(),
+            "--port".into(),
+            self.client_port.to_string().into(),
+            "--data-dir".into(),
+            self.data_dir.clone().into_os_string(),
+            "--log".into(),
+            log.into(),
+        ]
+    }
+}
+
+/// The nodes `args` describes, after checking that there are 1 to
+/// [`MAX_NODES`] and that every port fits in 16 bits.
+///
+/// # Errors
+/// [`LauncherError::InvalidArgs`] saying what is wrong.
+pub fn plan(args: &ClusterArgs) -> Result<Vec<NodeSpec>, LauncherError> {
+    if !(1..=MAX_NODES).contains(&args.nodes) {
+        return Err(LauncherError::InvalidArgs(format!(
+            "--nodes must be between 1 and {MAX_NODES}, not {}",
+            args.nodes
+        )));
+    }
+    if args.base_port == 0 {
+        return Err(LauncherError::InvalidArgs(
+            "--base-port must be a port number from 1".into(),
+        ));
+    }
+    if args.log.trim().is_empty() {
+        return Err(LauncherError::InvalidArgs("--log must not be empty".into()));
+    }
+    (1..=args.nodes)
+        .map(|id| {
+            let peer = u64::from(args.base_port) + (id - 1) * 10_000;
+            let client = peer + 1;
+            let (Ok(peer_port), Ok(client_port)) = (u16::try_from(peer), u16::try_from(client))
+            else {
+                return Err(LauncherError::InvalidArgs(format!(
+                    "node {id} would need ports {peer} and {client}, beyond 65535: \
+                     use fewer --nodes or a lower --base-port (each node adds 10000)"
+                )));
+            };
+            Ok(NodeSpec {
+                id,
+                peer_port,
+                client_port,
+                data_dir: args.data_dir.join(format!("node-{id}")),
+            })
+        })
+        .collect()
+}
+
+/// The `--cluster` argument: every node's peer URL, comma-separated, in id
+/// order.
+pub fn cluster_arg(nodes: &[NodeSpec]) -> String {
+    nodes
+        .iter()
+        .map(NodeSpec::peer_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Runs the cluster `args` describes until a signal stops it (then `Ok`) or
+/// a node exits on its own (then [`LauncherError::NodeExited`]). Blocks the
+/// calling thread; call it outside async code (or in `spawn_blocking`).
+/// Prints each node's URLs and sample `curl` commands to stdout.
+///
+/// # Errors
+/// See [`LauncherError`].
+pub fn run(args: ClusterArgs) -> Result<(), LauncherError> {
+    let nodes = plan(&args)?;
+    if args.fresh {
+        remove_data_dir(&args.data_dir)?;
+    }
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| LauncherError::DataDir {
+        path: args.data_dir.clone(),
+        source,
+    })?;
+    let exe = std::env::current_exe().map_err(LauncherError::CurrentExe)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    forward_signals(tx.clone())?;
+    let cluster = Cluster::start(&exe, &[], &nodes, &args.log, tx)?;
+
+    let mut out = std::io::stdout().lock();
+    for n in &nodes {
+        let _ = writeln!(
+            out,
+            "node {}: client {}  peer {}  data {}",
+            n.id,
+            n.client_url(),
+            n.peer_url(),
+            n.data_dir.display()
+        );
+    }
+    let first = nodes[0].client_url();
+    let _ = writeln!(
+        out,
+        "\ntry:\n  curl -L {first}/my-key -XPUT -d hello\n  curl -L {first}/my-key\n  \
+         curl {first}/status\nCtrl-C stops the cluster."
+    );
+    let _ = out.flush();
+    drop(out);
+
+    cluster.supervise(&rx, GRACE_PERIOD)
+}
+
+/// Removes `dir` after checking it holds only `node-*` entries.
+fn remove_data_dir(dir: &Path) -> Result<(), LauncherError> {
+    let io_err = |source| LauncherError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(e)),
+    };
+    for entry in entries {
+        let name = entry.map_err(io_err)?.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with("node-") {
+            return Err(LauncherError::NotOurDataDir {
+                path: dir.to_path_buf(),
+                entry: name.into_owned(),
+            });
+        }
+    }
+    std::fs::remove_dir_all(dir).map_err(io_err)
+}
+
+/// What the supervisor hears about.
+#[derive(Debug)]
+enum Event {
+    /// The launcher received a signal (its name).
+    Signal(&'static str),
+    /// A node's process exited.
+    Exited { id: u64, status: ExitStatus },
+}
+
+/// Sends an [`Event::Signal`] for every SIGINT, SIGTERM and SIGHUP, from a
+/// thread of its own running a small Tokio runtime. Returns once the
+/// handlers are installed.
+fn forward_signals(tx: Sender<Event>) -> Result<(), LauncherError> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("raftkv-signals".into())
+        .spawn(move || {
+            use tokio::signal::unix::{SignalKind, signal};
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let streams = (|| {
+                    Ok::<_, std::io::Error>((
+                        signal(SignalKind::interrupt())?,
+                        signal(SignalKind::terminate())?,
+                        signal(SignalKind::hangup())?,
+                    ))
+                })();
+                let (mut int, mut term, mut hup) = match streams {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                loop {
+                    let name = tokio::select! {
+                        _ = int.recv() => "SIGINT",
+                        _ = term.recv() => "SIGTERM",
+                        _ = hup.recv() => "SIGHUP",
+                    };
+                    if tx.send(Event::Signal(name)).is_err() {
+                        return;
+                    }
+                }
+            });
+        })
+        .map_err(LauncherError::Signals)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(LauncherError::Signals(e)),
+        Err(_) => Err(LauncherError::Signals(std::io::Error::other(
+            "the signal thread stopped",
+        ))),
+    }
+}
+
+/// The running nodes.
+struct Cluster {
+    /// Pids of nodes not yet seen to exit, by node id.
+    running: BTreeMap<u64, Pid>,
+    /// Threads waiting for a node or copying its output.
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Starts `exe <prefix args> <server args>` for every node, each child
+    /// waited for by a thread that reports its exit on `events`. If one
+    /// cannot be started, stops those already running.
+    fn start(
+        exe: &Path,
+        prefix_args: &[OsString],
+        nodes: &[NodeSpec],
+        log: &str,
+        events: Sender<Event>,
+    ) -> Result<Cluster, LauncherError> {
+        let cluster = cluster_arg(nodes);
+        let mut started = Cluster {
+            running: BTreeMap::new(),
+            threads: Vec::new(),
+        };
+        for node in nodes {
+            let spawned = Command::new(exe)
+                .args(prefix_args)
+                .args(node.server_args(&cluster, log))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn();
+            let mut child = match spawned {
+                Ok(child) => child,
+                Err(source) => {
+                    started.kill_all();
+                    return Err(LauncherError::Spawn {
+                        id: node.id,
+                        source,
+                    });
+                }
+            };
+            let prefix = format!("node-{} | ", node.id);
+            if let Some(out) = child.stdout.take() {
+                started
+                    .threads
+                    .push(copy_lines(out, prefix.clone(), std::io::stdout));
+            }
+            if let Some(err) = child.stderr.take() {
+                started
+                    .threads
+                    .push(copy_lines(err, prefix, std::io::stderr));
+            }
+            let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+            started.running.insert(node.id, pid);
+            let tx = events.clone();
+            let id = node.id;
+            started.threads.push(std::thread::spawn(move || {
+                let status = child
+                    .wait()
+                    .unwrap_or_else(|_| ExitStatus::from_raw(-1 << 8));
+                let _ = tx.send(Event::Exited { id, status });
+            }));
+        }
+        Ok(started)
+    }
+
+    /// Waits for a signal or a node's exit, then stops the cluster.
+    fn supervise(mut self, events: &Receiver<Event>, grace: Duration) -> Result<(), LauncherError> {
+        let result = match events.recv() {
+            Ok(Event::Signal(name)) => {
+                eprintln!("raftkv cluster: {name} received, stopping the nodes");
+                Ok(())
+            }
+            Ok(Event::Exited { id, status }) => {
+                self.running.remove(&id);
+                eprintln!(
+                    "raftkv cluster: node {id} exited unexpectedly ({status}), stopping the others"
+                );
+                Err(LauncherError::NodeExited { id, status })
+            }
+            // Every sender is gone: no node left and no signal thread.
+            Err(_) => Ok(()),
+        };
+        self.stop(events, grace);
+        result
+    }
+
+    /// Sends SIGTERM to every running node and waits up to `grace` for
+    /// them to exit (less if another signal arrives), then SIGKILLs the
+    /// rest and waits for them.
+    fn stop(&mut self, events: &Receiver<Event>, grace: Duration) {
+        for pid in self.running.values() {
+            let _ = kill(*pid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while !self.running.is_empty() {
+            match events.recv_deadline(deadline) {
+                Ok(Event::Exited { id, status }) => self.note_exit(id, status),
+                Ok(Event::Signal(name)) => {
+                    eprintln!("raftkv cluster: {name} received again, killing the nodes");
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let ids: Vec<String> = self.running.keys().map(u64::to_string).collect();
+                    eprintln!(
+                        "raftkv cluster: node(s) {} still running after {grace:?}, killing",
+                        ids.join(", ")
+                    );
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        for pid in self.running.values() {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        while !self.running.is_empty() {
+            match events.recv() {
+                Ok(Event::Exited { id, status }) => self.note_exit(id, status),
+                Ok(Event::Signal(_)) => {}
+                Err(_) => break,
+            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// SIGKILLs every node and waits for the threads watching them (used
+    /// when the cluster could not be started completely).
+    fn kill_all(&mut self) {
+        for pid in std::mem::take(&mut self.running).values() {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    fn note_exit(&mut self, id: u64, status: ExitStatus) {
+        self.running.remove(&id);
+        if !status.success() {
+            eprintln!("raftkv cluster: node {id} stopped ({status})");
+        }
+    }
+}
+
+/// Copies `from` line by line to `to()`, each line prefixed, until EOF.
+fn copy_lines<R, W>(from: R, prefix: String, to: fn() -> W) -> JoinHandle<()>
+where
+    R: Read + Send + 'static,
+    W: Write + 'static,
+{
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(from);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            line.extend_from_slice(prefix.as_bytes());
+            match from.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if !line.ends_with(b"\n") {
+                        line.push(b'\n');
+                    }
+                    // One write per line, so lines of different nodes do
+                    // not interleave.
+                    let mut w = to();
+                    let _ = w.write_all(&line);
+                    let _ = w.flush();
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ClusterArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cluster").chain(args.iter().copied()))
+            .map(|c| c.cluster)
+    }
+
+    #[test]
+    fn three_default_nodes_use_raftexample_ports() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.nodes, 3);
+        assert_eq!(args.data_dir, PathBuf::from("./raftkv-data"));
+        assert_eq!(args.log, "info");
+        assert!(!args.fresh);
+        let nodes = plan(&args).unwrap();
+        let ports: Vec<(u16, u16)> = nodes.iter().map(|n| (n.peer_port, n.client_port)).collect();
+        assert_eq!(ports, [(12379, 12380), (22379, 22380), (32379, 32380)]);
+        assert_eq!(nodes[2].client_url(), "http://127.0.0.1:32380");
+        assert_eq!(nodes[1].data_dir, Path::new("./raftkv-data/node-2"));
+        assert_eq!(
+            cluster_arg(&nodes),
+            "http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379"
+        );
+    }
+
+    #[test]
+    fn each_node_gets_the_server_command_line() {
+        let args = parse(&["--nodes", "2", "--data-dir", "/d", "--log", "debug"]).unwrap();
+        let nodes = plan(&args).unwrap();
+        let cluster = cluster_arg(&nodes);
+        let got: Vec<String> = nodes[1]
+            .server_args(&cluster, &args.log)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "--id",
+                "2",
+                "--cluster",
+                "http://127.0.0.1:12379,http://127.0.0.1:22379",
+                "--port",
+                "22380",
+                "--data-dir",
+                "/d/node-2",
+                "--log",
+                "debug"
+            ]
+        );
+    }
+
+    #[test]
+    fn node_counts_and_ports_out_of_range_are_refused() {
+        for n in 1..=5 {
+            plan(&parse(&["--nodes", &n.to_string()]).unwrap()).unwrap();
+        }
+        for bad in ["0", "8"] {
+            let e = plan(&parse(&["--nodes", bad]).unwrap()).unwrap_err();
+            assert!(e.to_string().contains("between 1 and 7"), "{e}");
+        }
+        let e = plan(&parse(&["--nodes", "7"]).unwrap()).unwrap_err();
+        assert!(
+            e.to_string().contains("node 7 would need ports 72379"),
+            "{e}"
+        );
+        let e = plan(&parse(&["--base-port", "65535", "--nodes", "1"]).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("65536"), "{e}");
+        assert!(plan(&parse(&["--base-port", "0"]).unwrap()).is_err());
+        assert!(parse(&["--base-port", "70000"]).is_err());
+        let seven = plan(&parse(&["--nodes", "7", "--base-port", "1000"]).unwrap()).unwrap();
+        assert_eq!(seven[6].client_port, 61001);
+    }
+
+    #[test]
+    fn fresh_removes_only_a_directory_of_node_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        remove_data_dir(&data).unwrap(); // missing: nothing to do
+        std::fs::create_dir_all(data.join("node-1/wal")).unwrap();
+        std::fs::create_dir_all(data.join("node-2")).unwrap();
+        remove_data_dir(&data).unwrap();
+        assert!(!data.exists());
+
+        std::fs::create_dir_all(data.join("node-1")).unwrap();
+        std::fs::write(data.join("important.txt"), b"x").unwrap();
+        let e = remove_data_dir(&data).unwrap_err();
+        assert!(
+            matches!(&e, LauncherError::NotOurDataDir { entry, .. } if entry == "important.txt"),
+            "{e}"
+        );
+        assert!(data.join("node-1").exists());
+    }
+
+    #[test]
+    fn the_procfile_starts_the_default_cluster() {
+        let procfile = include_str!("../Procfile");
+        let mut args = parse(&[]).unwrap();
+        args.data_dir = PathBuf::from("raftkv-data");
+        let nodes = plan(&args).unwrap();
+        let cluster = cluster_arg(&nodes);
+        let commands: Vec<&str> = procfile
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .collect();
+        assert_eq!(commands.len(), nodes.len());
+        for (line, node) in commands.iter().zip(&nodes) {
+            let argv: Vec<String> = node
+                .server_args(&cluster, "info")
+                .into_iter()
+                .map(|s| s.into_string().unwrap())
+                .collect();
+            assert_eq!(
+                *line,
+                format!("raftkv{}: raftkv {}", node.id, argv.join(" "))
+            );
+        }
+    }
+
+    /// Writes an executable shell script standing in for `raftkv`. It gets
+    /// the server arguments, so `$2` is the node id.
+    fn fake_raftkv(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("fake-raftkv");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn three_nodes(dir: &Path) -> Vec<NodeSpec> {
+        let mut args = parse(&[]).unwrap();
+        args.data_dir = dir.to_path_buf();
+        plan(&args).unwrap()
+    }
+
+    #[test]
+    fn a_node_exiting_on_its_own_stops_the_others_and_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = fake_raftkv(
+            tmp.path(),
+            r#"if [ "$2" = 2 ]; then exit 3; fi; exec sleep 600"#,
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let cluster = Cluster::start(&exe, &[], &three_nodes(tmp.path()), "info", tx).unwrap();
+        let started = Instant::now();
+        let e = cluster.supervise(&rx, Duration::from_secs(30)).unwrap_err();
+        assert!(
+            matches!(&e, LauncherError::NodeExited { id: 2, status } if status.code() == Some(3)),
+            "{e}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "SIGTERM stopped the others"
+        );
+    }
+
+    #[test]
+    fn a_signal_stops_every_node_and_stragglers_are_killed_after_the_grace_period() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Node 3 ignores SIGTERM; the others stop on it.
+        let exe = fake_raftkv(
+            tmp.path(),
+            r#"if [ "$2" = 3 ]; then trap '' TERM; fi; exec sleep 600"#,
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let cluster =
+            Cluster::start(&exe, &[], &three_nodes(tmp.path()), "info", tx.clone()).unwrap();
+        let pids: Vec<Pid> = cluster.running.values().copied().collect();
+        tx.send(Event::Signal("SIGTERM")).unwrap();
+        cluster.supervise(&rx, Duration::from_millis(300)).unwrap();
+        for pid in pids {
+            // Reaped: the pid no longer names our child.
+            assert!(
+                nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_that_cannot_start_is_reported_by_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let e = match Cluster::start(
+            &tmp.path().join("missing"),
+            &[],
+            &three_nodes(tmp.path()),
+            "info",
+            tx,
+        ) {
+            Ok(_) => panic!("started a missing executable"),
+            Err(e) => e,
+        };
+        assert!(matches!(e, LauncherError::Spawn { id: 1, .. }), "{e}");
+    }
+}
