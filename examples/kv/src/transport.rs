@@ -33,7 +33,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use raft_core::{Message, MessageBody, NodeId, SnapshotStatus};
@@ -85,8 +85,11 @@ pub trait RaftInbox: Send + Sync + 'static {
 pub struct TransportConfig {
     /// This node.
     pub id: NodeId,
-    /// Sent in a header with every request; requests with another one are refused.
-    pub cluster_id: u64,
+    /// Sent in a header with every request; requests with another one are
+    /// refused. `None` for a node joining a cluster whose id it does not
+    /// know yet: it adopts the id of the first request from a known peer
+    /// (see [`Transport::cluster_id`], which the caller persists).
+    pub cluster_id: Option<u64>,
     /// Where the peer server listens.
     pub listen: SocketAddr,
     /// Local address outgoing peer connections bind to (None: any).
@@ -149,7 +152,7 @@ impl Transport {
             .map_err(|source| TransportError::Bind { addr, source })?;
         let shared = Arc::new(Shared {
             id: config.id,
-            cluster_id: config.cluster_id,
+            cluster_id: AtomicU64::new(config.cluster_id.map_or(0, |id| id.max(1))),
             bind_outgoing: config.bind_outgoing,
             queue_messages: config.queue_messages.max(1),
             inbox,
@@ -166,6 +169,15 @@ impl Transport {
         }
         tracing::info!(id = %config.id, listen = %local_addr, "peer transport started");
         Ok(transport)
+    }
+
+    /// The cluster id, once known (always, unless this node is joining and
+    /// no peer has contacted it yet).
+    pub fn cluster_id(&self) -> Option<u64> {
+        match self.shared.cluster_id.load(Ordering::Acquire) {
+            0 => None,
+            id => Some(id),
+        }
     }
 
     /// The address the peer server listens on (useful with port 0).
@@ -302,7 +314,8 @@ impl Drop for Transport {
 /// What the transport's tasks share.
 struct Shared {
     id: NodeId,
-    cluster_id: u64,
+    /// Zero until known (a joining node adopts the first one it sees).
+    cluster_id: AtomicU64,
     bind_outgoing: Option<IpAddr>,
     queue_messages: usize,
     inbox: Arc<dyn RaftInbox>,
@@ -409,6 +422,20 @@ impl Shared {
     }
 
     fn cluster_header(&self) -> String {
-        format!("{:016x}", self.cluster_id)
+        format!("{:016x}", self.cluster_id.load(Ordering::Acquire))
+    }
+
+    /// The cluster id, adopting `offered` if none is known yet.
+    fn cluster_id_or_adopt(&self, offered: u64) -> u64 {
+        match self
+            .cluster_id
+            .compare_exchange(0, offered, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                tracing::info!(cluster_id = %format!("{offered:016x}"), "joined cluster");
+                offered
+            }
+            Err(known) => known,
+        }
     }
 }

@@ -211,3 +211,44 @@ pub fn bootstrap_log(founders: &[PeerUrl]) -> (HardState, Vec<Entry>) {
     };
     (hs, entries)
 }
+
+const CLUSTER_ID_FILE: &str = "cluster-id";
+
+/// The cluster id recorded in `dir` (16 hex digits), if any.
+///
+/// # Errors
+/// [`OpenDataError::Dir`] if the file exists but cannot be read or parsed.
+pub fn load_cluster_id(dir: &Path) -> Result<Option<u64>, OpenDataError> {
+    let path = dir.join(CLUSTER_ID_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(OpenDataError::Dir { path, source }),
+    };
+    match u64::from_str_radix(text.trim(), 16) {
+        Ok(id) if id != 0 => Ok(Some(id)),
+        _ => Err(OpenDataError::Dir {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a cluster id (16 hex digits)",
+            ),
+        }),
+    }
+}
+
+/// Records the cluster id in `dir`: temporary file, fsync, rename, fsync
+/// of the directory, so a crash leaves either no file or the whole one.
+///
+/// # Errors
+/// The I/O error.
+pub fn save_cluster_id(dir: &Path, id: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{CLUSTER_ID_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    writeln!(f, "{id:016x}")?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(CLUSTER_ID_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}

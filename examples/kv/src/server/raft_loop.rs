@@ -122,6 +122,12 @@ pub struct RaftLoop {
     /// stops (it lingers to hand leadership over and spread the commit).
     pub(super) removed_ticks_left: Option<u32>,
     stopping: bool,
+    /// Whether the cluster id is recorded in the data directory.
+    cluster_id_saved: bool,
+    /// A member was added: the next snapshot must include it, or the
+    /// leader cannot send it one (a follower refuses a snapshot whose
+    /// membership lacks it; see `raft_core::Storage::snapshot`).
+    pub(super) snapshot_for_new_member: bool,
 }
 
 impl RaftLoop {
@@ -142,12 +148,18 @@ impl RaftLoop {
                 "bootstrapped a new cluster log"
             );
         }
+        let stored_cluster_id = durable::load_cluster_id(&opts.data_dir)?;
+        // Founders derive the id from the founding list; a joining node
+        // learns it from the first peer that contacts it. Either way it is
+        // recorded, so a restart with a longer --cluster keeps it.
+        let cluster_id = stored_cluster_id
+            .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
         let (tx, rx) = bounded(opts.queue_len);
         let peers = initial_peers(&opts, &opened.store);
         let transport = Transport::start(
             TransportConfig {
                 id: opts.id,
-                cluster_id: peer_url::cluster_id(&founders(&opts)),
+                cluster_id,
                 listen: me.addr(),
                 bind_outgoing: (!me.addr().ip().is_unspecified()).then(|| me.addr().ip()),
                 peers,
@@ -192,6 +204,8 @@ impl RaftLoop {
             leader: None,
             removed_ticks_left: None,
             stopping: false,
+            cluster_id_saved: stored_cluster_id.is_some(),
+            snapshot_for_new_member: false,
             opts,
         };
         Ok((raft_loop, handle))
@@ -254,6 +268,13 @@ impl RaftLoop {
 
     fn on_tick(&mut self) -> Result<Option<LoopExit>, LoopError> {
         self.node.tick().map_err(|e| fatal("tick", e))?;
+        if !self.cluster_id_saved
+            && let Some(id) = self.transport.cluster_id()
+        {
+            durable::save_cluster_id(&self.opts.data_dir, id)
+                .map_err(|e| fatal("record the cluster id", e))?;
+            self.cluster_id_saved = true;
+        }
         // Clients that gave up (timeout) dropped their receivers.
         self.writes.retain(|_, r| !r.is_closed());
         self.conf_waiters.retain(|(_, _, r)| !r.is_closed());
@@ -520,9 +541,14 @@ impl RaftLoop {
     /// `maybeTriggerSnapshot`).
     fn maybe_snapshot(&mut self) -> Result<(), LoopError> {
         let applied = self.store.read().applied();
-        if applied < self.last_snapshot.index.0 + self.opts.snapshot_count {
+        let last = self.last_snapshot.index.0;
+        // Only when a snapshot exists can the log have been compacted, so
+        // only then may a new member need a fresh one.
+        let for_new_member = self.snapshot_for_new_member && last > 0 && applied > last;
+        if applied < last + self.opts.snapshot_count && !for_new_member {
             return Ok(());
         }
+        self.snapshot_for_new_member = false;
         let data = self.store.read().snapshot_data();
         let snap = self
             .storage
@@ -601,10 +627,6 @@ fn random_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
-}
-
-fn founders(opts: &ServerOptions) -> Vec<PeerUrl> {
-    opts.cluster.clone()
 }
 
 /// Peers at start: the state machine's members if a snapshot was

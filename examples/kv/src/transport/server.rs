@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -179,8 +180,18 @@ fn header_node_id(headers: &HeaderMap, name: &str) -> Option<NodeId> {
 fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<Sender, Refusal> {
     let cluster =
         header_str(headers, HEADER_CLUSTER_ID).and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
+    let from = header_node_id(headers, HEADER_FROM);
+    let known = shared.cluster_id.load(Ordering::Acquire);
+    let ours = match (cluster, from) {
+        // A joining node adopts the cluster id of the first known peer
+        // that contacts it (the leader, normally).
+        (Some(id), Some(from)) if known == 0 && check_sender(shared, from).is_ok() => {
+            shared.cluster_id_or_adopt(id)
+        }
+        _ => known,
+    };
     match cluster {
-        Some(id) if id == shared.cluster_id => {}
+        Some(id) if id == ours => {}
         Some(id) => {
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
@@ -197,7 +208,7 @@ fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<Sender, Refusal
             ));
         }
     }
-    let Some(from) = header_node_id(headers, HEADER_FROM) else {
+    let Some(from) = from else {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
             format!("missing or malformed {HEADER_FROM} header"),

@@ -50,6 +50,15 @@ struct Node {
 
 impl Node {
     async fn start(id: u64, cluster_id: u64, listen: SocketAddr, queue_messages: usize) -> Node {
+        Node::start_with(id, Some(cluster_id), listen, queue_messages).await
+    }
+
+    async fn start_with(
+        id: u64,
+        cluster_id: Option<u64>,
+        listen: SocketAddr,
+        queue_messages: usize,
+    ) -> Node {
         let (tx, events) = unbounded_channel();
         let metrics = Arc::new(Metrics::default());
         let config = TransportConfig {
@@ -366,6 +375,30 @@ async fn a_wrong_or_missing_cluster_id_is_refused() {
     let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
+}
+
+#[tokio::test]
+async fn a_joining_node_adopts_the_cluster_id_of_a_known_peer_only() {
+    let a = Node::any(1).await;
+    let mut j = Node::start_with(4, None, loopback0(), 64).await;
+    assert_eq!(j.transport.cluster_id(), None);
+    let addr = j.transport.local_addr();
+    // A stranger cannot make it adopt another cluster's id.
+    let body = raft_proto::encode_batch(&[heartbeat(nid(9), j.id, 1)]);
+    let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 9, 4), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(j.transport.cluster_id(), None);
+    // A known peer can.
+    j.transport.add_peer(a.id, a.url());
+    a.transport.add_peer(j.id, j.url());
+    a.transport.send(vec![heartbeat(a.id, j.id, 1)]);
+    assert_eq!(j.next_delivered().await, heartbeat(a.id, j.id, 1));
+    assert_eq!(j.transport.cluster_id(), Some(CLUSTER));
+    // From then on another id is refused.
+    let body = raft_proto::encode_batch(&[heartbeat(a.id, j.id, 2)]);
+    let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 1, 4), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    j.no_pending_delivery();
 }
 
 #[tokio::test]
