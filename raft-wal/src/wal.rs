@@ -23,6 +23,12 @@ pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 << 20;
 const GROUP_YIELDS_MAX: usize = 4;
 /// The chunk size for writing zeros (preallocation and tail repair).
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// Writes longer than this go out in chunks of this size (at file offsets
+/// aligned to it), each handed to [`FileHandle::start_writeback`] once
+/// written: the device then works while later chunks are copied, and the
+/// `fdatasync` that follows waits for the last chunk rather than the whole
+/// write (RocksDB's `bytes_per_sync`).
+const WRITEBACK_CHUNK_BYTES: u64 = 1 << 20;
 
 /// How to open a WAL. Build with [`WalOptions::new`] and the setters.
 #[derive(Debug, Clone)]
@@ -606,7 +612,7 @@ impl Wal {
             return Ok(());
         }
         let at = g.offset - g.pending.len() as u64;
-        let result = g.file.write_at(at, &g.pending);
+        let result = write_streaming(g.file.as_ref(), at, &g.pending);
         g.pending.clear();
         result.map_err(|e| {
             g.poisoned = true;
@@ -666,7 +672,7 @@ impl Wal {
             let file = Arc::clone(&g.file);
             let result = MutexGuard::unlocked(&mut g, || {
                 if !data.is_empty() {
-                    file.write_at(at, &data)?;
+                    write_streaming(file.as_ref(), at, &data)?;
                 }
                 file.sync_data()
             });
@@ -767,6 +773,28 @@ impl Wal {
     }
 }
 
+/// Writes `data` at `at`; a long write goes out in chunks ending at
+/// multiples of [`WRITEBACK_CHUNK_BYTES`], and writeback of each chunk but
+/// the last is started as soon as it is written. Only a hint to the OS:
+/// durability still comes from the `fdatasync` the caller issues, so the
+/// hint's own errors are ignored.
+fn write_streaming(file: &dyn FileHandle, at: u64, data: &[u8]) -> std::io::Result<()> {
+    let end = at + data.len() as u64;
+    let mut from = at;
+    loop {
+        let to = ((from / WRITEBACK_CHUNK_BYTES + 1) * WRITEBACK_CHUNK_BYTES).min(end);
+        let chunk = &data[(from - at) as usize..(to - at) as usize];
+        file.write_at(from, chunk)?;
+        if to == end {
+            return Ok(());
+        }
+        if let Err(e) = file.start_writeback(from, to - from) {
+            tracing::trace!(error = %e, "start_writeback failed (ignored)");
+        }
+        from = to;
+    }
+}
+
 /// What a new segment starts with.
 struct NewSegment<'a> {
     id: u64,
@@ -823,13 +851,18 @@ fn create_segment(
     format::put_commit(&mut buf, id, commit);
     let end = buf.len() as u64;
     let file = backend.create(&temp)?;
-    file.write_at(0, &buf)?;
+    write_streaming(file.as_ref(), 0, &buf)?;
     if options.preallocate {
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
         let mut at = end;
         while at < options.segment_size_bytes {
-            let n = (options.segment_size_bytes - at).min(ZERO_CHUNK_BYTES as u64);
+            // Chunks aligned to file offsets, each written back at once.
+            let chunk = ZERO_CHUNK_BYTES as u64;
+            let n = (options.segment_size_bytes - at).min(chunk - at % chunk);
             file.write_at(at, &zeros[..n as usize])?;
+            if let Err(e) = file.start_writeback(at, n) {
+                tracing::trace!(error = %e, "start_writeback failed (ignored)");
+            }
             at += n;
         }
     }
