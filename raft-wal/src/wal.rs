@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use raft_core::{Entry, HardState, Index, LogId};
@@ -18,9 +19,10 @@ use crate::recovery::{self, Scanned, SegmentFile};
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
 /// Default [`WalOptions::max_record_bytes`]: 16 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 << 20;
-/// How often a sync leader yields the CPU waiting for the writers of the
-/// previous group to queue again (see `Wal::wait_synced`).
-const GROUP_YIELDS_MAX: usize = 4;
+/// The longest a sync leader waits for the writers of the previous group to
+/// queue again (see `Wal::wait_synced`); below it, the last group's own
+/// write + fsync time is the bound.
+const GROUP_FILL_WAIT_MAX: Duration = Duration::from_millis(2);
 /// The chunk size for writing zeros (preallocation and tail repair).
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
 /// Writes longer than this go out in chunks of this size (at file offsets
@@ -178,7 +180,12 @@ pub struct Wal {
     dir: PathBuf,
     options: WalOptions,
     inner: Mutex<Inner>,
-    synced: Condvar,
+    /// Waiters of group `n` (see `Inner::groups`) sleep on `group_done[n %
+    /// 2]`: completing a group wakes exactly its own waiters, and one
+    /// waiter of the next group to lead it.
+    group_done: [Condvar; 2],
+    /// A leader filling its group sleeps here until enough waiters queued.
+    group_filled: Condvar,
     _lock: DirLock,
 }
 
@@ -203,10 +210,26 @@ struct Inner {
     /// The last batch a sync leader took (`synced_seq <= taken_seq <=
     /// written_seq`).
     taken_seq: u64,
-    /// How many batches the last completed group held.
-    last_group: u64,
-    /// A sync leader is writing and syncing with the lock released.
+    /// Groups taken since open: the one in flight (while `syncing` and not
+    /// `filling`) is number `groups`, the next is `groups + 1`.
+    groups: u64,
+    /// Threads waiting for the group in flight.
+    in_flight_waiters: u64,
+    /// Threads waiting for the next group (target beyond `taken_seq`).
+    next_waiters: u64,
+    /// How many waiters the leader of the next group waits for: all the
+    /// threads that waited when the last group completed, as writers
+    /// acknowledged by a group usually come straight back.
+    fill_target: u64,
+    /// How long the last group's write + fsync took: the bound on waiting
+    /// for a group to fill (waiting longer would cost more than the
+    /// fsync it shares).
+    last_sync: Duration,
+    /// A sync leader holds the lead: filling its group or writing and
+    /// syncing, with the lock released.
     syncing: bool,
+    /// The leader is still waiting for its group to fill.
+    filling: bool,
     last_index: Index,
     hard_state: HardState,
     newest_marker: Option<SnapshotMarker>,
@@ -283,7 +306,8 @@ impl Wal {
             dir,
             options,
             inner: Mutex::new(inner),
-            synced: Condvar::new(),
+            group_done: [Condvar::new(), Condvar::new()],
+            group_filled: Condvar::new(),
             _lock: lock,
         };
         Ok((wal, recovered))
@@ -327,8 +351,13 @@ impl Wal {
             written_seq: 0,
             synced_seq: 0,
             taken_seq: 0,
-            last_group: 0,
+            groups: 0,
+            in_flight_waiters: 0,
+            next_waiters: 0,
+            fill_target: 0,
+            last_sync: Duration::ZERO,
             syncing: false,
+            filling: false,
             last_index,
             hard_state: replayed.hard_state,
             newest_marker: replayed.newest_marker().cloned(),
@@ -624,7 +653,11 @@ impl Wal {
     /// file holds every batch: what rotation needs.
     fn quiesce(&self, g: &mut MutexGuard<'_, Inner>) -> Result<(), SaveError> {
         while g.syncing {
-            self.synced.wait(g);
+            // A filling leader stops waiting for its group.
+            g.fill_target = 0;
+            self.group_filled.notify_one();
+            let group = if g.filling { g.groups + 1 } else { g.groups };
+            self.group_done[(group % 2) as usize].wait(g);
         }
         if g.poisoned {
             return Err(SaveError::Poisoned);
@@ -632,44 +665,84 @@ impl Wal {
         self.flush_pending(g)
     }
 
+    /// Wakes every waiter: after a failure or a rotation's own sync, which
+    /// may satisfy or fail the waiters of any group.
+    fn wake_all(&self) {
+        for cv in &self.group_done {
+            cv.notify_all();
+        }
+        self.group_filled.notify_all();
+    }
+
     /// Waits until everything written so far is durable, leading the fsync
     /// if no other thread is.
+    ///
+    /// Group commit: the leader takes every batch queued so far, writes and
+    /// fsyncs them with the lock released, and wakes exactly its group's
+    /// waiters plus one waiter of the next group, which leads next. Before
+    /// taking, a leader waits (bounded by the last group's sync time) until
+    /// as many threads wait for its group as waited when the last group
+    /// completed: writers acknowledged by a group usually come straight
+    /// back, and taking before they do splits the writers into two
+    /// alternating half-size groups.
     fn wait_synced(&self, mut g: MutexGuard<'_, Inner>) -> Result<(), SaveError> {
         let target = g.written_seq;
+        let mut registered = false;
         loop {
             if g.poisoned {
+                // Whoever sees the poison first passes it on: waiters of
+                // the next group are not woken by anything else.
+                self.wake_all();
                 return Err(SaveError::Poisoned);
             }
             if g.synced_seq >= target {
                 return Ok(());
             }
-            if g.syncing {
-                self.synced.wait(&mut g);
-                continue;
-            }
-            // Writers acknowledged by the last group usually come straight
-            // back: let them queue before taking, or groups split into two
-            // alternating halves. Bounded, and skipped for a lone writer.
-            for _ in 0..GROUP_YIELDS_MAX {
-                if g.written_seq - g.taken_seq >= g.last_group {
-                    break;
+            let next_group = target > g.taken_seq;
+            if !registered {
+                registered = true;
+                if next_group {
+                    g.next_waiters += 1;
+                    if g.filling && g.next_waiters >= g.fill_target {
+                        self.group_filled.notify_one();
+                    }
+                } else {
+                    g.in_flight_waiters += 1;
                 }
-                MutexGuard::unlocked(&mut g, std::thread::yield_now);
             }
-            if g.syncing || g.synced_seq >= target || g.poisoned {
+            if g.syncing {
+                let group = if next_group { g.groups + 1 } else { g.groups };
+                self.group_done[(group % 2) as usize].wait(&mut g);
                 continue;
+            }
+            g.syncing = true;
+            if g.next_waiters < g.fill_target {
+                g.filling = true;
+                let deadline = Instant::now() + g.last_sync.min(GROUP_FILL_WAIT_MAX);
+                while g.next_waiters < g.fill_target && !g.poisoned {
+                    if self.group_filled.wait_until(&mut g, deadline).timed_out() {
+                        break;
+                    }
+                }
+                g.filling = false;
+            }
+            if g.poisoned {
+                g.syncing = false;
+                self.wake_all();
+                return Err(SaveError::Poisoned);
             }
             // Lead: write every queued batch with one call and fsync,
             // without the lock, so other writers queue the next group.
-            g.syncing = true;
             let mut data = std::mem::take(&mut g.pending);
             let at = g.offset - data.len() as u64;
             let covers_seq = g.written_seq;
-            let group = covers_seq - g.taken_seq;
             g.taken_seq = covers_seq;
+            g.groups += 1;
+            g.in_flight_waiters = std::mem::take(&mut g.next_waiters);
             let covers_offset = g.offset;
             let segment = g.current().id;
             let file = Arc::clone(&g.file);
+            let started = Instant::now();
             let result = MutexGuard::unlocked(&mut g, || {
                 if !data.is_empty() {
                     write_streaming(file.as_ref(), at, &data)?;
@@ -677,7 +750,6 @@ impl Wal {
                 file.sync_data()
             });
             g.syncing = false;
-            self.synced.notify_all();
             if g.pending.is_empty() {
                 // Keep the allocation for the next group.
                 data.clear();
@@ -685,15 +757,22 @@ impl Wal {
             }
             match result {
                 Ok(()) => {
-                    g.last_group = group;
+                    g.last_sync = started.elapsed();
+                    g.fill_target = g.in_flight_waiters + g.next_waiters;
                     g.stats.fsyncs += 1;
                     g.synced_seq = g.synced_seq.max(covers_seq);
                     if g.current().id == segment {
                         g.synced_offset = g.synced_offset.max(covers_offset);
                     }
+                    let group = g.groups;
+                    self.group_done[(group % 2) as usize].notify_all();
+                    if g.next_waiters > 0 {
+                        self.group_done[((group + 1) % 2) as usize].notify_one();
+                    }
                 }
                 Err(e) => {
                     g.poisoned = true;
+                    self.wake_all();
                     return Err(SaveError::Io(e));
                 }
             }
@@ -734,6 +813,11 @@ impl Wal {
         if result.is_err() {
             g.poisoned = true;
         }
+        // The rotation's sync satisfied (or its failure poisoned) every
+        // waiter, whichever group it was queued for.
+        g.next_waiters = 0;
+        g.in_flight_waiters = 0;
+        self.wake_all();
         result.map_err(SaveError::Io)?;
         Ok(truncating)
     }
