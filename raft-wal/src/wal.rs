@@ -31,6 +31,12 @@ const ZERO_CHUNK_BYTES: usize = 1 << 20;
 /// `fdatasync` that follows waits for the last chunk rather than the whole
 /// write (RocksDB's `bytes_per_sync`).
 const WRITEBACK_CHUNK_BYTES: u64 = 1 << 20;
+/// With [`WalOptions::preallocate`], a new segment is still not filled with
+/// zeros when the batches of the segment before it averaged at least this
+/// much: for such batches the fdatasync's metadata update that
+/// preallocation saves is small next to the data, while the zeros would
+/// double the bytes written.
+const PREALLOCATE_MAX_AVG_BATCH_BYTES: u64 = 1 << 20;
 
 /// How to open a WAL. Build with [`WalOptions::new`] and the setters.
 #[derive(Debug, Clone)]
@@ -45,7 +51,9 @@ pub struct WalOptions {
     /// Whether new segments are filled with zeros up to
     /// `segment_size_bytes` before use, so appends never change the file's
     /// size or block map and `fdatasync` flushes data only. It costs
-    /// writing each segment twice, so bulk loads are faster without it.
+    /// writing each segment twice, so bulk loads are faster without it; a
+    /// segment that follows one whose batches averaged 1 MiB or more is
+    /// not filled either, as such batches gain little from it.
     /// Default: on (the README's performance section has the measurement).
     pub preallocate: bool,
     /// The largest payload of one frame (an entry's data plus 24 bytes);
@@ -194,6 +202,10 @@ struct Inner {
     poisoned: bool,
     segments: Vec<SegmentFile>,
     file: Arc<dyn FileHandle>,
+    /// Batches and bytes queued in the current segment since it was
+    /// created (decides whether the next one is preallocated).
+    segment_batches: u64,
+    segment_bytes: u64,
     /// Where the next batch goes in the current segment. The bytes before
     /// it are in the file, in flight with a sync leader, or in `pending`
     /// (which ends here).
@@ -335,6 +347,7 @@ impl Wal {
                     hard_state: &HardState::default(),
                     marker: None,
                     entries: &[],
+                    preallocate: options.preallocate,
                 };
                 let created = create_segment(backend, dir, options, first).map_err(map_io(dir))?;
                 offset = created.end;
@@ -347,6 +360,8 @@ impl Wal {
             segments,
             file,
             offset,
+            segment_batches: 0,
+            segment_bytes: 0,
             synced_offset: offset,
             written_seq: 0,
             synced_seq: 0,
@@ -630,6 +645,8 @@ impl Wal {
         format::put_commit(&mut g.pending, id, commit);
         let len = (g.pending.len() - before) as u64;
         g.offset += len;
+        g.segment_batches += 1;
+        g.segment_bytes += len;
         g.written_seq += 1;
         g.stats.batches += 1;
         g.stats.bytes_written += len;
@@ -837,7 +854,10 @@ impl Wal {
         g.synced_seq = g.written_seq;
         g.taken_seq = g.written_seq;
         let id = g.current().id + 1;
+        let big_batches = g.segment_batches > 0
+            && g.segment_bytes / g.segment_batches >= PREALLOCATE_MAX_AVG_BATCH_BYTES;
         let new = NewSegment {
+            preallocate: self.options.preallocate && !big_batches,
             id,
             first_index,
             hard_state,
@@ -847,6 +867,8 @@ impl Wal {
         let created = create_segment(self.options.backend.as_ref(), &self.dir, &self.options, new)?;
         g.file = created.file;
         g.offset = created.end;
+        g.segment_batches = 0;
+        g.segment_bytes = 0;
         g.synced_offset = created.end;
         g.segments.push(created.segment);
         g.stats.rotations += 1;
@@ -886,6 +908,8 @@ struct NewSegment<'a> {
     hard_state: &'a HardState,
     marker: Option<&'a SnapshotMarker>,
     entries: &'a [Entry],
+    /// Fill the segment with zeros up to the segment size.
+    preallocate: bool,
 }
 
 struct CreatedSegment {
@@ -905,6 +929,7 @@ fn create_segment(
     new: NewSegment<'_>,
 ) -> std::io::Result<CreatedSegment> {
     let NewSegment {
+        preallocate,
         id,
         first_index,
         hard_state,
@@ -936,7 +961,7 @@ fn create_segment(
     let end = buf.len() as u64;
     let file = backend.create(&temp)?;
     write_streaming(file.as_ref(), 0, &buf)?;
-    if options.preallocate {
+    if preallocate {
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
         let mut at = end;
         while at < options.segment_size_bytes {
