@@ -144,6 +144,19 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// a later call succeeds; the caller must not retry and carry on.
     fn sync_data(&self) -> io::Result<()>;
 
+    /// A hint: start writing the given range back to the device now,
+    /// without waiting for it, so a later [`FileHandle::sync_data`] has less
+    /// left to do. It makes nothing durable and is never needed for
+    /// correctness; callers may ignore its errors. Default: does nothing
+    /// (what [`SimBackend`] does).
+    ///
+    /// # Errors
+    /// Any I/O error of the hint itself.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
     /// Appends `data` at the current end of the file; returns the offset it
     /// was written at. Not atomic with respect to other writers.
     ///
@@ -222,6 +235,25 @@ impl FileHandle for StdFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)`: on Linux it starts writeback of
+    /// the range's dirty pages without waiting (the effect of
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which nix does not wrap;
+    /// PostgreSQL uses the same fallback) and drops pages that are already
+    /// clean. Dirty data is never discarded.
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+        let offset = i64::try_from(offset).map_err(io::Error::other)?;
+        let len = i64::try_from(len).map_err(io::Error::other)?;
+        posix_fadvise(
+            &self.0,
+            offset,
+            len,
+            PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .map_err(io::Error::from)
     }
 }
 

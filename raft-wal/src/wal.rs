@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use raft_core::{Entry, HardState, Index, LogId};
@@ -18,11 +19,24 @@ use crate::recovery::{self, Scanned, SegmentFile};
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
 /// Default [`WalOptions::max_record_bytes`]: 16 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 << 20;
-/// How often a sync leader yields the CPU waiting for the writers of the
-/// previous group to queue again (see `Wal::wait_synced`).
-const GROUP_YIELDS_MAX: usize = 4;
+/// The longest a sync leader waits for the writers of the previous group to
+/// queue again (see `Wal::wait_synced`); below it, the last group's own
+/// write + fsync time is the bound.
+const GROUP_FILL_WAIT_MAX: Duration = Duration::from_millis(2);
 /// The chunk size for writing zeros (preallocation and tail repair).
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// Writes longer than this go out in chunks of this size (at file offsets
+/// aligned to it), each handed to [`FileHandle::start_writeback`] once
+/// written: the device then works while later chunks are copied, and the
+/// `fdatasync` that follows waits for the last chunk rather than the whole
+/// write (RocksDB's `bytes_per_sync`).
+const WRITEBACK_CHUNK_BYTES: u64 = 1 << 20;
+/// With [`WalOptions::preallocate`], a new segment is still not filled with
+/// zeros when the batches of the segment before it averaged at least this
+/// much: for such batches the fdatasync's metadata update that
+/// preallocation saves is small next to the data, while the zeros would
+/// double the bytes written.
+const PREALLOCATE_MAX_AVG_BATCH_BYTES: u64 = 1 << 20;
 
 /// How to open a WAL. Build with [`WalOptions::new`] and the setters.
 #[derive(Debug, Clone)]
@@ -37,7 +51,9 @@ pub struct WalOptions {
     /// Whether new segments are filled with zeros up to
     /// `segment_size_bytes` before use, so appends never change the file's
     /// size or block map and `fdatasync` flushes data only. It costs
-    /// writing each segment twice, so bulk loads are faster without it.
+    /// writing each segment twice, so bulk loads are faster without it; a
+    /// segment that follows one whose batches averaged 1 MiB or more is
+    /// not filled either, as such batches gain little from it.
     /// Default: on (the README's performance section has the measurement).
     pub preallocate: bool,
     /// The largest payload of one frame (an entry's data plus 24 bytes);
@@ -172,7 +188,12 @@ pub struct Wal {
     dir: PathBuf,
     options: WalOptions,
     inner: Mutex<Inner>,
-    synced: Condvar,
+    /// Waiters of group `n` (see `Inner::groups`) sleep on `group_done[n %
+    /// 2]`: completing a group wakes exactly its own waiters, and one
+    /// waiter of the next group to lead it.
+    group_done: [Condvar; 2],
+    /// A leader filling its group sleeps here until enough waiters queued.
+    group_filled: Condvar,
     _lock: DirLock,
 }
 
@@ -181,6 +202,10 @@ struct Inner {
     poisoned: bool,
     segments: Vec<SegmentFile>,
     file: Arc<dyn FileHandle>,
+    /// Batches and bytes queued in the current segment since it was
+    /// created (decides whether the next one is preallocated).
+    segment_batches: u64,
+    segment_bytes: u64,
     /// Where the next batch goes in the current segment. The bytes before
     /// it are in the file, in flight with a sync leader, or in `pending`
     /// (which ends here).
@@ -197,10 +222,26 @@ struct Inner {
     /// The last batch a sync leader took (`synced_seq <= taken_seq <=
     /// written_seq`).
     taken_seq: u64,
-    /// How many batches the last completed group held.
-    last_group: u64,
-    /// A sync leader is writing and syncing with the lock released.
+    /// Groups taken since open: the one in flight (while `syncing` and not
+    /// `filling`) is number `groups`, the next is `groups + 1`.
+    groups: u64,
+    /// Threads waiting for the group in flight.
+    in_flight_waiters: u64,
+    /// Threads waiting for the next group (target beyond `taken_seq`).
+    next_waiters: u64,
+    /// How many waiters the leader of the next group waits for: all the
+    /// threads that waited when the last group completed, as writers
+    /// acknowledged by a group usually come straight back.
+    fill_target: u64,
+    /// How long the last group's write + fsync took: the bound on waiting
+    /// for a group to fill (waiting longer would cost more than the
+    /// fsync it shares).
+    last_sync: Duration,
+    /// A sync leader holds the lead: filling its group or writing and
+    /// syncing, with the lock released.
     syncing: bool,
+    /// The leader is still waiting for its group to fill.
+    filling: bool,
     last_index: Index,
     hard_state: HardState,
     newest_marker: Option<SnapshotMarker>,
@@ -277,7 +318,8 @@ impl Wal {
             dir,
             options,
             inner: Mutex::new(inner),
-            synced: Condvar::new(),
+            group_done: [Condvar::new(), Condvar::new()],
+            group_filled: Condvar::new(),
             _lock: lock,
         };
         Ok((wal, recovered))
@@ -305,6 +347,7 @@ impl Wal {
                     hard_state: &HardState::default(),
                     marker: None,
                     entries: &[],
+                    preallocate: options.preallocate,
                 };
                 let created = create_segment(backend, dir, options, first).map_err(map_io(dir))?;
                 offset = created.end;
@@ -317,12 +360,19 @@ impl Wal {
             segments,
             file,
             offset,
+            segment_batches: 0,
+            segment_bytes: 0,
             synced_offset: offset,
             written_seq: 0,
             synced_seq: 0,
             taken_seq: 0,
-            last_group: 0,
+            groups: 0,
+            in_flight_waiters: 0,
+            next_waiters: 0,
+            fill_target: 0,
+            last_sync: Duration::ZERO,
             syncing: false,
+            filling: false,
             last_index,
             hard_state: replayed.hard_state,
             newest_marker: replayed.newest_marker().cloned(),
@@ -595,6 +645,8 @@ impl Wal {
         format::put_commit(&mut g.pending, id, commit);
         let len = (g.pending.len() - before) as u64;
         g.offset += len;
+        g.segment_batches += 1;
+        g.segment_bytes += len;
         g.written_seq += 1;
         g.stats.batches += 1;
         g.stats.bytes_written += len;
@@ -606,7 +658,7 @@ impl Wal {
             return Ok(());
         }
         let at = g.offset - g.pending.len() as u64;
-        let result = g.file.write_at(at, &g.pending);
+        let result = write_streaming(g.file.as_ref(), at, &g.pending);
         g.pending.clear();
         result.map_err(|e| {
             g.poisoned = true;
@@ -618,7 +670,11 @@ impl Wal {
     /// file holds every batch: what rotation needs.
     fn quiesce(&self, g: &mut MutexGuard<'_, Inner>) -> Result<(), SaveError> {
         while g.syncing {
-            self.synced.wait(g);
+            // A filling leader stops waiting for its group.
+            g.fill_target = 0;
+            self.group_filled.notify_one();
+            let group = if g.filling { g.groups + 1 } else { g.groups };
+            self.group_done[(group % 2) as usize].wait(g);
         }
         if g.poisoned {
             return Err(SaveError::Poisoned);
@@ -626,52 +682,91 @@ impl Wal {
         self.flush_pending(g)
     }
 
+    /// Wakes every waiter: after a failure or a rotation's own sync, which
+    /// may satisfy or fail the waiters of any group.
+    fn wake_all(&self) {
+        for cv in &self.group_done {
+            cv.notify_all();
+        }
+        self.group_filled.notify_all();
+    }
+
     /// Waits until everything written so far is durable, leading the fsync
     /// if no other thread is.
+    ///
+    /// Group commit: the leader takes every batch queued so far, writes and
+    /// fsyncs them with the lock released, and wakes exactly its group's
+    /// waiters plus one waiter of the next group, which leads next. Before
+    /// taking, a leader waits (bounded by the last group's sync time) until
+    /// as many threads wait for its group as waited when the last group
+    /// completed: writers acknowledged by a group usually come straight
+    /// back, and taking before they do splits the writers into two
+    /// alternating half-size groups.
     fn wait_synced(&self, mut g: MutexGuard<'_, Inner>) -> Result<(), SaveError> {
         let target = g.written_seq;
+        let mut registered = false;
         loop {
             if g.poisoned {
+                // Whoever sees the poison first passes it on: waiters of
+                // the next group are not woken by anything else.
+                self.wake_all();
                 return Err(SaveError::Poisoned);
             }
             if g.synced_seq >= target {
                 return Ok(());
             }
-            if g.syncing {
-                self.synced.wait(&mut g);
-                continue;
-            }
-            // Writers acknowledged by the last group usually come straight
-            // back: let them queue before taking, or groups split into two
-            // alternating halves. Bounded, and skipped for a lone writer.
-            for _ in 0..GROUP_YIELDS_MAX {
-                if g.written_seq - g.taken_seq >= g.last_group {
-                    break;
+            let next_group = target > g.taken_seq;
+            if !registered {
+                registered = true;
+                if next_group {
+                    g.next_waiters += 1;
+                    if g.filling && g.next_waiters >= g.fill_target {
+                        self.group_filled.notify_one();
+                    }
+                } else {
+                    g.in_flight_waiters += 1;
                 }
-                MutexGuard::unlocked(&mut g, std::thread::yield_now);
             }
-            if g.syncing || g.synced_seq >= target || g.poisoned {
+            if g.syncing {
+                let group = if next_group { g.groups + 1 } else { g.groups };
+                self.group_done[(group % 2) as usize].wait(&mut g);
                 continue;
+            }
+            g.syncing = true;
+            if g.next_waiters < g.fill_target {
+                g.filling = true;
+                let deadline = Instant::now() + g.last_sync.min(GROUP_FILL_WAIT_MAX);
+                while g.next_waiters < g.fill_target && !g.poisoned {
+                    if self.group_filled.wait_until(&mut g, deadline).timed_out() {
+                        break;
+                    }
+                }
+                g.filling = false;
+            }
+            if g.poisoned {
+                g.syncing = false;
+                self.wake_all();
+                return Err(SaveError::Poisoned);
             }
             // Lead: write every queued batch with one call and fsync,
             // without the lock, so other writers queue the next group.
-            g.syncing = true;
             let mut data = std::mem::take(&mut g.pending);
             let at = g.offset - data.len() as u64;
             let covers_seq = g.written_seq;
-            let group = covers_seq - g.taken_seq;
             g.taken_seq = covers_seq;
+            g.groups += 1;
+            g.in_flight_waiters = std::mem::take(&mut g.next_waiters);
             let covers_offset = g.offset;
             let segment = g.current().id;
             let file = Arc::clone(&g.file);
+            let started = Instant::now();
             let result = MutexGuard::unlocked(&mut g, || {
                 if !data.is_empty() {
-                    file.write_at(at, &data)?;
+                    write_streaming(file.as_ref(), at, &data)?;
                 }
                 file.sync_data()
             });
             g.syncing = false;
-            self.synced.notify_all();
             if g.pending.is_empty() {
                 // Keep the allocation for the next group.
                 data.clear();
@@ -679,15 +774,22 @@ impl Wal {
             }
             match result {
                 Ok(()) => {
-                    g.last_group = group;
+                    g.last_sync = started.elapsed();
+                    g.fill_target = g.in_flight_waiters + g.next_waiters;
                     g.stats.fsyncs += 1;
                     g.synced_seq = g.synced_seq.max(covers_seq);
                     if g.current().id == segment {
                         g.synced_offset = g.synced_offset.max(covers_offset);
                     }
+                    let group = g.groups;
+                    self.group_done[(group % 2) as usize].notify_all();
+                    if g.next_waiters > 0 {
+                        self.group_done[((group + 1) % 2) as usize].notify_one();
+                    }
                 }
                 Err(e) => {
                     g.poisoned = true;
+                    self.wake_all();
                     return Err(SaveError::Io(e));
                 }
             }
@@ -728,6 +830,11 @@ impl Wal {
         if result.is_err() {
             g.poisoned = true;
         }
+        // The rotation's sync satisfied (or its failure poisoned) every
+        // waiter, whichever group it was queued for.
+        g.next_waiters = 0;
+        g.in_flight_waiters = 0;
+        self.wake_all();
         result.map_err(SaveError::Io)?;
         Ok(truncating)
     }
@@ -747,7 +854,10 @@ impl Wal {
         g.synced_seq = g.written_seq;
         g.taken_seq = g.written_seq;
         let id = g.current().id + 1;
+        let big_batches = g.segment_batches > 0
+            && g.segment_bytes / g.segment_batches >= PREALLOCATE_MAX_AVG_BATCH_BYTES;
         let new = NewSegment {
+            preallocate: self.options.preallocate && !big_batches,
             id,
             first_index,
             hard_state,
@@ -757,6 +867,8 @@ impl Wal {
         let created = create_segment(self.options.backend.as_ref(), &self.dir, &self.options, new)?;
         g.file = created.file;
         g.offset = created.end;
+        g.segment_batches = 0;
+        g.segment_bytes = 0;
         g.synced_offset = created.end;
         g.segments.push(created.segment);
         g.stats.rotations += 1;
@@ -767,6 +879,28 @@ impl Wal {
     }
 }
 
+/// Writes `data` at `at`; a long write goes out in chunks ending at
+/// multiples of [`WRITEBACK_CHUNK_BYTES`], and writeback of each chunk but
+/// the last is started as soon as it is written. Only a hint to the OS:
+/// durability still comes from the `fdatasync` the caller issues, so the
+/// hint's own errors are ignored.
+fn write_streaming(file: &dyn FileHandle, at: u64, data: &[u8]) -> std::io::Result<()> {
+    let end = at + data.len() as u64;
+    let mut from = at;
+    loop {
+        let to = ((from / WRITEBACK_CHUNK_BYTES + 1) * WRITEBACK_CHUNK_BYTES).min(end);
+        let chunk = &data[(from - at) as usize..(to - at) as usize];
+        file.write_at(from, chunk)?;
+        if to == end {
+            return Ok(());
+        }
+        if let Err(e) = file.start_writeback(from, to - from) {
+            tracing::trace!(error = %e, "start_writeback failed (ignored)");
+        }
+        from = to;
+    }
+}
+
 /// What a new segment starts with.
 struct NewSegment<'a> {
     id: u64,
@@ -774,6 +908,8 @@ struct NewSegment<'a> {
     hard_state: &'a HardState,
     marker: Option<&'a SnapshotMarker>,
     entries: &'a [Entry],
+    /// Fill the segment with zeros up to the segment size.
+    preallocate: bool,
 }
 
 struct CreatedSegment {
@@ -793,6 +929,7 @@ fn create_segment(
     new: NewSegment<'_>,
 ) -> std::io::Result<CreatedSegment> {
     let NewSegment {
+        preallocate,
         id,
         first_index,
         hard_state,
@@ -823,13 +960,18 @@ fn create_segment(
     format::put_commit(&mut buf, id, commit);
     let end = buf.len() as u64;
     let file = backend.create(&temp)?;
-    file.write_at(0, &buf)?;
-    if options.preallocate {
+    write_streaming(file.as_ref(), 0, &buf)?;
+    if preallocate {
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
         let mut at = end;
         while at < options.segment_size_bytes {
-            let n = (options.segment_size_bytes - at).min(ZERO_CHUNK_BYTES as u64);
+            // Chunks aligned to file offsets, each written back at once.
+            let chunk = ZERO_CHUNK_BYTES as u64;
+            let n = (options.segment_size_bytes - at).min(chunk - at % chunk);
             file.write_at(at, &zeros[..n as usize])?;
+            if let Err(e) = file.start_writeback(at, n) {
+                tracing::trace!(error = %e, "start_writeback failed (ignored)");
+            }
             at += n;
         }
     }
