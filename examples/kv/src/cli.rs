@@ -28,7 +28,7 @@ pub struct ServerArgs {
     /// founding a new one.
     #[arg(long)]
     pub join: bool,
-    /// Where the WAL and snapshots live [default: ./raftkv-<id>].
+    /// Where the WAL and snapshots live [default: ./raftkv-N for --id N].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Applied entries between two snapshots.

@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::store::KvStore;
 use crate::transport::RaftInbox;
 
-pub use raft_loop::{LoopExit, RaftLoop, ServerOptions, StartError};
+pub use raft_loop::{LoopError, LoopExit, RaftLoop, ServerOptions, StartError};
 
 /// Why a request was not carried out. Each maps to one HTTP status.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
