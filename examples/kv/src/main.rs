@@ -31,6 +31,9 @@ enum Command {
     Cluster(raftkv::launcher::ClusterArgs),
     /// Load-test a running cluster and print throughput and latency.
     Bench(raftkv::bench::BenchArgs),
+    /// Run a Jepsen-style fault test of a local cluster (as root, in a
+    /// private network namespace) and check its history.
+    Faults(raftkv::faults::FaultsArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Bench(args)) => run_bench(args),
+        Some(Command::Faults(args)) => raftkv::faults::main(args),
         None => serve(&cli.server),
     }
 }
@@ -94,7 +98,7 @@ fn serve(args: &ServerArgs) -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let rt = match runtime(2) {
+    let rt = match runtime(args.threads.max(1)) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("raftkv: cannot start the runtime: {e}");
