@@ -155,7 +155,10 @@ impl Handle {
         self.submit(make(reply))?;
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Refusal::ShuttingDown),
+            // The loop stopped with the request pending (it may have been
+            // proposed and committed): the outcome is unknown, as after a
+            // timeout, not "nothing happened".
+            Ok(Err(_)) => Err(Refusal::Timeout),
             Err(_) => Err(Refusal::Timeout),
         }
     }
