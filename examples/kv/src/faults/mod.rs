@@ -1,0 +1,544 @@
+//! `raftkv faults`: a Jepsen-style fault test of a real `raftkv` cluster,
+//! checked for linearizability.
+//!
+//! [`main`] moves the process into a private network namespace (see
+//! [`net`]), starts a 3- or 5-node cluster there, one process per node on
+//! its own loopback address, and runs, for `--duration`:
+//!
+//! - a [`workload`]: concurrent clients issuing PUTs of unique values and
+//!   linearizable GETs on a few keys, to random members, every operation
+//!   recorded in a [`history`];
+//! - a [`nemesis`]: one fault at a time, each healed and followed by a
+//!   recovery period: SIGKILL of a random node or the leader and restart,
+//!   SIGSTOP/SIGCONT, a node or the leader cut off from the majority,
+//!   one-way partitions, packet loss on a link, removal of a member and
+//!   addition of a fresh one.
+//!
+//! Then it heals everything, waits for every member to apply the same
+//! log, reads every key through every member, and [`checker`] checks the
+//! history: linearizable per key, no value read that was never written, no
+//! acknowledged write lost. As a check of the checker, it also verifies
+//! that the same history with one injected stale read is rejected.
+//!
+//! On failure it keeps the run directory: `history.txt` (one operation per
+//! line: `client op key value invoke_ns return_ns outcome`),
+//! `errors.txt` (each failed operation with the error the client saw),
+//! `schedule.txt`, and every node's log, and prints their paths, the
+//! nemesis schedule and the seed to replay the fault schedule with.
+//!
+//! Exit codes: 0 the run passed, 1 it found an anomaly or the cluster
+//! failed to recover, 2 bad arguments, [`EXIT_UNSUPPORTED`] this machine
+//! cannot run it (not root, no `ip` or `nft`).
+
+pub mod checker;
+pub mod cluster;
+pub mod history;
+pub mod nemesis;
+pub mod net;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+
+use self::checker::{CheckOptions, CheckReport};
+use self::cluster::{Cluster, ClusterError, NodeSettings, endpoint};
+use self::history::{Op, OpKind, Outcome, Recorder};
+use self::nemesis::{FaultKind, Nemesis, Schedule};
+use crate::client::Client;
+
+/// Exit code of `raftkv faults` on a machine that cannot run it.
+pub const EXIT_UNSUPPORTED: u8 = 77;
+
+/// Command-line arguments of `raftkv faults`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FaultsArgs {
+    /// Founding members: 3 or 5.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// How long the nemesis injects faults, e.g. 90s, 10m, 1h.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Seed of the fault schedule and the clients' choices [default:
+    /// random, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 12)]
+    pub clients: u32,
+    /// Keys the clients use.
+    #[arg(long, default_value_t = 8)]
+    pub keys: usize,
+    /// Share of operations that are linearizable reads.
+    #[arg(long, default_value_t = 0.5)]
+    pub read_ratio: f64,
+    /// Fault kinds to inject, comma-separated [default: all]: kill-random,
+    /// kill-leader, pause, partition-one, partition-leader, one-way,
+    /// packet-loss, membership.
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
+    pub faults: Vec<FaultKind>,
+    /// Directory for the run's data, logs and history [default: a new
+    /// directory under the system's temp dir]. Kept on failure, removed
+    /// after a passing run unless --keep.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the run directory even when the run passes.
+    #[arg(long)]
+    pub keep: bool,
+    /// The raftkv executable the nodes run [default: this one].
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// `--snapshot-count` of the nodes: small, so snapshots, compaction and
+    /// catch-up by snapshot happen during the run.
+    #[arg(long, default_value_t = 300)]
+    pub snapshot_count: u64,
+    /// `--log` filter of the nodes.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+fn parse_kind(s: &str) -> Result<FaultKind, String> {
+    FaultKind::ALL
+        .into_iter()
+        .find(|k| k.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown fault {s:?}; one of {}", names.join(", "))
+        })
+}
+
+/// Parses `90s`, `10m`, `1h`, `500ms` or a number of seconds.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Why a fault run could not be carried out or did not pass.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaultsError {
+    /// The arguments cannot work.
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    /// This machine cannot run the test.
+    #[error("cannot run the fault test here: {0}")]
+    Unsupported(String),
+    /// Setting up the run failed.
+    #[error("setting up the run: {0}")]
+    Setup(String),
+    /// The cluster misbehaved: a node died, or it did not recover.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The nemesis failed.
+    #[error(transparent)]
+    Nemesis(#[from] nemesis::NemesisError),
+}
+
+/// What a finished run measured.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Every operation.
+    pub ops: Vec<Op>,
+    /// What the nemesis did.
+    pub schedule: Schedule,
+    /// The checker's findings.
+    pub check: CheckReport,
+    /// Whether the checker rejected the history with an injected stale read
+    /// (`None`: no place to inject one).
+    pub stale_read_rejected: Option<bool>,
+    /// How long the run took.
+    pub elapsed: Duration,
+    /// Disagreements between members in the final reads.
+    pub divergence: Vec<String>,
+}
+
+impl RunReport {
+    /// Whether the run found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.check.is_valid()
+            && self.divergence.is_empty()
+            && self.stale_read_rejected != Some(false)
+    }
+
+    /// A human-readable summary: operations by kind and outcome, faults by
+    /// kind, anomalies.
+    pub fn summary(&self) -> String {
+        let mut by: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for op in &self.ops {
+            *by.entry((op.kind.to_string(), op.outcome.to_string()))
+                .or_default() += 1;
+        }
+        let mut s = format!(
+            "seed {}: {} operations in {:.1}s (",
+            self.seed,
+            self.ops.len(),
+            self.elapsed.as_secs_f64()
+        );
+        let parts: Vec<String> = by
+            .iter()
+            .map(|((k, o), n)| format!("{k} {o}: {n}"))
+            .collect();
+        s.push_str(&parts.join(", "));
+        s.push_str(&format!(
+            ")\nlinearizability: {} keys, {} operations checked, {} search steps\nfaults:",
+            self.check.keys, self.check.checked, self.check.steps
+        ));
+        let total: u64 = self.schedule.counts.values().sum();
+        for (k, n) in &self.schedule.counts {
+            s.push_str(&format!(" {k} {n},"));
+        }
+        s.push_str(&format!(" total {total}\n"));
+        match self.stale_read_rejected {
+            Some(true) => {
+                s.push_str("self-check: the history with one injected stale read is rejected\n")
+            }
+            Some(false) => s.push_str(
+                "self-check FAILED: the history with an injected stale read was accepted\n",
+            ),
+            None => s.push_str("self-check: no place to inject a stale read\n"),
+        }
+        if self.check.anomalies.is_empty() && self.divergence.is_empty() {
+            s.push_str("anomalies: none\n");
+        } else {
+            s.push_str(&format!(
+                "anomalies: {}\n",
+                self.check.anomalies.len() + self.divergence.len()
+            ));
+            for a in &self.check.anomalies {
+                s.push_str(&format!("  {a}\n"));
+            }
+            for d in &self.divergence {
+                s.push_str(&format!("  {d}\n"));
+            }
+        }
+        s
+    }
+}
+
+/// Entry point of `raftkv faults`: enters a private network namespace,
+/// runs, prints the report, and returns the exit code (see the module
+/// docs).
+pub fn main(args: FaultsArgs) -> ExitCode {
+    if let Err(e) = validate(&args) {
+        eprintln!("raftkv faults: {e}");
+        return ExitCode::from(2);
+    }
+    // Before any thread exists: the namespace is per thread.
+    if let Err(e) = net::enter_private_netns() {
+        eprintln!("raftkv faults: {e}");
+        return match e {
+            net::NetError::Unsupported(_) => ExitCode::from(EXIT_UNSUPPORTED),
+            _ => ExitCode::FAILURE,
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("raftkv faults: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run_and_report(args))
+}
+
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // Fold the clock and the pid; a seed only needs to differ between runs.
+    (nanos as u64 ^ (nanos >> 64) as u64 ^ u64::from(std::process::id()).rotate_left(32))
+        % 1_000_000_000
+}
+
+fn validate(args: &FaultsArgs) -> Result<(), FaultsError> {
+    if args.nodes != 3 && args.nodes != 5 {
+        return Err(FaultsError::Args("--nodes must be 3 or 5".into()));
+    }
+    if args.clients == 0 || args.keys == 0 {
+        return Err(FaultsError::Args(
+            "--clients and --keys must be at least 1".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        return Err(FaultsError::Args("--read-ratio must be in [0, 1]".into()));
+    }
+    Ok(())
+}
+
+async fn run_and_report(args: FaultsArgs) -> ExitCode {
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("raftkv-faults-{seed}-{}", std::process::id()))
+    });
+    println!(
+        "raftkv faults: {} nodes, {} clients, {} keys, {:?} of faults, seed {seed}; run directory {}",
+        args.nodes,
+        args.clients,
+        args.keys,
+        args.duration,
+        dir.display()
+    );
+    println!(
+        "replay the fault schedule: raftkv faults --nodes {} --clients {} --keys {} --duration {}s --seed {seed}",
+        args.nodes,
+        args.clients,
+        args.keys,
+        args.duration.as_secs()
+    );
+    let (report, error) = run(&args, seed, dir.clone()).await;
+    if let Some(r) = &report {
+        print!("{}", r.summary());
+        let _ = std::fs::write(dir.join("schedule.txt"), r.schedule.to_string());
+    }
+    if let Some(e) = &error {
+        eprintln!("raftkv faults: FAILED: {e}");
+    }
+    let passed = error.is_none() && report.as_ref().is_some_and(RunReport::passed);
+    if passed {
+        if args.keep {
+            println!(
+                "PASSED (seed {seed}); run directory kept: {}",
+                dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("PASSED (seed {seed})");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Some(r) = &report {
+        eprintln!("nemesis schedule (seed {seed}):\n{}", r.schedule);
+    }
+    eprintln!(
+        "FAILED (seed {seed}): history in {}, client errors in {}, schedule in {}, node logs in {}",
+        dir.join("history.txt").display(),
+        dir.join("errors.txt").display(),
+        dir.join("schedule.txt").display(),
+        dir.display()
+    );
+    ExitCode::FAILURE
+}
+
+/// Runs one fault test with `seed` in `dir` (which it creates). Returns
+/// the report if the run got as far as checking, and the error that cut
+/// it short, if any; the history is written to `dir/history.txt` either
+/// way.
+pub async fn run(
+    args: &FaultsArgs,
+    seed: u64,
+    dir: PathBuf,
+) -> (Option<RunReport>, Option<FaultsError>) {
+    match run_inner(args, seed, dir).await {
+        Ok((report, err)) => (Some(report), err),
+        Err(e) => (None, Some(e)),
+    }
+}
+
+async fn run_inner(
+    args: &FaultsArgs,
+    seed: u64,
+    dir: PathBuf,
+) -> Result<(RunReport, Option<FaultsError>), FaultsError> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| FaultsError::Setup(format!("creating {}: {e}", dir.display())))?;
+    let bin = match &args.bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| FaultsError::Setup(format!("cannot find this executable: {e}")))?,
+    };
+    let settings = NodeSettings {
+        snapshot_count: args.snapshot_count,
+        log: args.log.clone(),
+        ..NodeSettings::default()
+    };
+    let mut cluster = Cluster::start(bin, dir.clone(), args.nodes, settings)?;
+    cluster
+        .wait_healthy(nemesis::RECOVERY_DEADLINE, false)
+        .await?;
+
+    let recorder = Recorder::new();
+    let targets = Arc::new(RwLock::new(cluster.members().to_vec()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workload = workload::Workload {
+        clients: args.clients,
+        keys: args.keys,
+        read_ratio: args.read_ratio,
+        timeout: Duration::from_secs(3),
+        seed,
+    };
+    let clients = tokio::spawn(workload::run(
+        workload,
+        Arc::clone(&targets),
+        recorder.clone(),
+        Arc::clone(&stop),
+    ));
+    let kinds = if args.faults.is_empty() {
+        FaultKind::ALL.to_vec()
+    } else {
+        args.faults.clone()
+    };
+    let mut nemesis = Nemesis::new(&mut cluster, targets, seed, recorder.start(), kinds);
+    let nemesis_result = nemesis.run(args.duration).await;
+    let schedule = nemesis.schedule.clone();
+    drop(nemesis);
+
+    // Heal everything while the clients still run, then stop them.
+    let mut error: Option<FaultsError> = nemesis_result.err().map(FaultsError::from);
+    if let Err(e) = net::heal() {
+        error.get_or_insert(FaultsError::Setup(format!("healing the network: {e}")));
+    }
+    if let Err(e) = cluster.revive_all() {
+        error.get_or_insert(e.into());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = clients.await;
+
+    // Converge, then read every key through every member.
+    let mut divergence = Vec::new();
+    let mut final_values = BTreeMap::new();
+    match cluster.wait_healthy(nemesis::RECOVERY_DEADLINE, true).await {
+        Ok(_) => {
+            let (values, diffs) = final_reads(&cluster, &recorder, args).await;
+            final_values = values;
+            divergence = diffs;
+        }
+        Err(e) => {
+            error.get_or_insert(e.into());
+        }
+    }
+
+    let ops = recorder.snapshot();
+    let history_path = dir.join("history.txt");
+    if let Err(e) = history::write_history(&history_path, &ops) {
+        eprintln!("cannot write {}: {e}", history_path.display());
+    }
+    let errors_path = dir.join("errors.txt");
+    let errors: String = recorder
+        .errors()
+        .iter()
+        .map(|(op, e)| format!("{op} # {e}\n"))
+        .collect();
+    if let Err(e) = std::fs::write(&errors_path, errors) {
+        eprintln!("cannot write {}: {e}", errors_path.display());
+    }
+    let opts = CheckOptions {
+        final_values,
+        ..CheckOptions::default()
+    };
+    let check = checker::check_with(&ops, &opts);
+    let stale_read_rejected = if check.is_valid() {
+        let mut stale = ops.clone();
+        checker::inject_stale_read(&mut stale).map(|_| !checker::check(&stale).is_valid())
+    } else {
+        None
+    };
+    drop(cluster);
+    Ok((
+        RunReport {
+            seed,
+            ops,
+            schedule,
+            check,
+            stale_read_rejected,
+            elapsed: started.elapsed(),
+            divergence,
+        },
+        error,
+    ))
+}
+
+/// Reads every key linearizably through every member (recorded as client
+/// `u32::MAX - member` operations) and serializably from each member's
+/// state; returns the final value of each key and every disagreement.
+async fn final_reads(
+    cluster: &Cluster,
+    recorder: &Recorder,
+    args: &FaultsArgs,
+) -> (BTreeMap<String, Option<String>>, Vec<String>) {
+    let client = Client::with_timeout(Duration::from_secs(5));
+    let mut finals = BTreeMap::new();
+    let mut diffs = Vec::new();
+    for k in 0..args.keys {
+        let key = workload::key_name(k);
+        let mut seen: BTreeMap<u64, Option<String>> = BTreeMap::new();
+        for &m in cluster.members() {
+            let ep = endpoint(m);
+            let deadline = Instant::now() + nemesis::RECOVERY_DEADLINE;
+            loop {
+                let invoke_ns = recorder.now_ns();
+                let r = client.get(&ep, key.as_bytes(), false).await;
+                let return_ns = recorder.now_ns();
+                let value = match r {
+                    Ok(v) => Some(v.map(|b| String::from_utf8_lossy(&b).into_owned())),
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        diffs.push(format!("final read of {key} via node {m} failed: {e}"));
+                        None
+                    }
+                };
+                if let Some(v) = value {
+                    recorder.record(Op {
+                        client: u32::MAX - u32::try_from(m).unwrap_or(0),
+                        kind: OpKind::Get,
+                        key: key.clone(),
+                        value: v.clone(),
+                        invoke_ns,
+                        return_ns,
+                        outcome: Outcome::Ok,
+                    });
+                    seen.insert(m, v);
+                }
+                break;
+            }
+            // Every member has applied everything: its local state agrees.
+            if let Ok(local) = client.get(&ep, key.as_bytes(), true).await {
+                let local = local.map(|b| String::from_utf8_lossy(&b).into_owned());
+                if let Some(lin) = seen.get(&m)
+                    && *lin != local
+                {
+                    diffs.push(format!(
+                        "node {m}: local {key} = {local:?} but a linearizable read gave {lin:?}"
+                    ));
+                }
+            }
+        }
+        let distinct: std::collections::BTreeSet<&Option<String>> = seen.values().collect();
+        if distinct.len() > 1 {
+            diffs.push(format!("members disagree on {key}: {seen:?}"));
+        }
+        if let Some(v) = seen.values().next() {
+            finals.insert(key, v.clone());
+        }
+    }
+    (finals, diffs)
+}

@@ -1,0 +1,348 @@
+//! The nemesis: one fault at a time, each followed by healing and a
+//! recovery period, chosen by a seeded random generator and logged with
+//! their times.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+
+use super::cluster::{Cluster, ClusterError};
+use super::net::{self, Drop, NetError};
+
+/// How long the cluster may take to recover from one fault.
+pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The kinds of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// SIGKILL a random member, later restart it.
+    KillRandom,
+    /// SIGKILL the leader, later restart it.
+    KillLeader,
+    /// SIGSTOP a member (the leader half of the time), later SIGCONT it.
+    Pause,
+    /// Cut one member off from all the others, both ways.
+    PartitionOne,
+    /// Cut the leader (with a minority) off from the majority.
+    PartitionLeader,
+    /// Drop everything one member sends to the others, or everything they
+    /// send it.
+    OneWay,
+    /// Drop a share of the packets on one link, both ways.
+    PacketLoss,
+    /// Remove a member (the leader a third of the time), then add a fresh
+    /// node with a new id.
+    Membership,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 8] = [
+        FaultKind::KillRandom,
+        FaultKind::KillLeader,
+        FaultKind::Pause,
+        FaultKind::PartitionOne,
+        FaultKind::PartitionLeader,
+        FaultKind::OneWay,
+        FaultKind::PacketLoss,
+        FaultKind::Membership,
+    ];
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::KillRandom => "kill-random",
+            FaultKind::KillLeader => "kill-leader",
+            FaultKind::Pause => "pause",
+            FaultKind::PartitionOne => "partition-one",
+            FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::OneWay => "one-way",
+            FaultKind::PacketLoss => "packet-loss",
+            FaultKind::Membership => "membership",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why the nemesis stopped early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NemesisError {
+    /// A process problem, or the cluster did not recover in time.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A network rule could not be changed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// What the nemesis did.
+#[derive(Clone, Debug, Default)]
+pub struct Schedule {
+    /// `(seconds since the start, event)`, in order.
+    pub events: Vec<(f64, String)>,
+    /// Faults injected, by kind.
+    pub counts: BTreeMap<FaultKind, u64>,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (t, e) in &self.events {
+            writeln!(f, "{t:9.3}s  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Injects faults into `cluster` until `duration` has passed since
+/// `start`; keeps `targets` (the members clients talk to) up to date.
+pub struct Nemesis<'a> {
+    cluster: &'a mut Cluster,
+    targets: Arc<RwLock<Vec<u64>>>,
+    rng: StdRng,
+    start: Instant,
+    kinds: Vec<FaultKind>,
+    /// What happened so far.
+    pub schedule: Schedule,
+}
+
+impl<'a> Nemesis<'a> {
+    /// A nemesis choosing among `kinds` with `seed`; times count from
+    /// `start`.
+    pub fn new(
+        cluster: &'a mut Cluster,
+        targets: Arc<RwLock<Vec<u64>>>,
+        seed: u64,
+        start: Instant,
+        kinds: Vec<FaultKind>,
+    ) -> Nemesis<'a> {
+        Nemesis {
+            cluster,
+            targets,
+            rng: StdRng::seed_from_u64(seed),
+            start,
+            kinds,
+            schedule: Schedule::default(),
+        }
+    }
+
+    fn log(&mut self, event: String) {
+        let t = self.start.elapsed().as_secs_f64();
+        println!("[nemesis {t:8.3}s] {event}");
+        self.schedule.events.push((t, event));
+    }
+
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(self.rng.random_range(lo..=hi))
+    }
+
+    /// Runs faults until `until` (measured from `start`).
+    ///
+    /// # Errors
+    /// [`NemesisError`] if the cluster did not recover from a fault, a node
+    /// exited on its own, or a rule could not be set.
+    pub async fn run(&mut self, until: Duration) -> Result<(), NemesisError> {
+        while self.start.elapsed() < until {
+            let kind = *self
+                .kinds
+                .choose(&mut self.rng)
+                .unwrap_or(&FaultKind::KillRandom);
+            *self.schedule.counts.entry(kind).or_default() += 1;
+            self.inject(kind).await?;
+            self.cluster.check_alive()?;
+            self.cluster.wait_healthy(RECOVERY_DEADLINE, false).await?;
+            let rest = self.millis(1000, 3000);
+            self.log(format!("healthy; resting {rest:?}"));
+            tokio::time::sleep(rest).await;
+        }
+        Ok(())
+    }
+
+    async fn leader(&mut self) -> Result<u64, NemesisError> {
+        Ok(self.cluster.wait_healthy(RECOVERY_DEADLINE, false).await?)
+    }
+
+    fn random_member(&mut self) -> u64 {
+        *self
+            .cluster
+            .members()
+            .choose(&mut self.rng)
+            .expect("a cluster has members")
+    }
+
+    fn others(&self, of: &[u64]) -> Vec<u64> {
+        self.cluster
+            .members()
+            .iter()
+            .copied()
+            .filter(|m| !of.contains(m))
+            .collect()
+    }
+
+    /// Both-way drops between every node of `a` and every node of `b`.
+    fn cut(a: &[u64], b: &[u64]) -> Vec<Drop> {
+        let mut rules = Vec::new();
+        for &x in a {
+            for &y in b {
+                rules.push(Drop {
+                    from: x,
+                    to: y,
+                    percent: 100,
+                });
+                rules.push(Drop {
+                    from: y,
+                    to: x,
+                    percent: 100,
+                });
+            }
+        }
+        rules
+    }
+
+    async fn hold_rules(&mut self, rules: &[Drop], hold: Duration) -> Result<(), NemesisError> {
+        net::set_rules(rules)?;
+        tokio::time::sleep(hold).await;
+        net::heal()?;
+        self.log("network healed".into());
+        Ok(())
+    }
+
+    async fn inject(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        match kind {
+            FaultKind::KillRandom | FaultKind::KillLeader => {
+                let victim = if kind == FaultKind::KillLeader {
+                    self.leader().await?
+                } else {
+                    self.random_member()
+                };
+                let hold = self.millis(500, 4000);
+                self.log(format!("{kind}: SIGKILL node {victim} for {hold:?}"));
+                self.cluster.kill(victim)?;
+                tokio::time::sleep(hold).await;
+                self.cluster.restart(victim)?;
+                self.log(format!("restarted node {victim}"));
+            }
+            FaultKind::Pause => {
+                let victim = if self.rng.random_bool(0.5) {
+                    self.leader().await?
+                } else {
+                    self.random_member()
+                };
+                let hold = self.millis(500, 4000);
+                self.log(format!("{kind}: SIGSTOP node {victim} for {hold:?}"));
+                self.cluster.pause(victim, true)?;
+                tokio::time::sleep(hold).await;
+                self.cluster.pause(victim, false)?;
+                self.log(format!("SIGCONT node {victim}"));
+            }
+            FaultKind::PartitionOne => {
+                let victim = self.random_member();
+                let others = self.others(&[victim]);
+                let hold = self.millis(1000, 5000);
+                self.log(format!(
+                    "{kind}: node {victim} cut off from {others:?} for {hold:?}"
+                ));
+                self.hold_rules(&Self::cut(&[victim], &others), hold)
+                    .await?;
+            }
+            FaultKind::PartitionLeader => {
+                let leader = self.leader().await?;
+                let mut rest = self.others(&[leader]);
+                rest.shuffle(&mut self.rng);
+                // The leader keeps a minority: (n - 1) / 2 - 1 companions.
+                let companions = (self.cluster.members().len() - 1) / 2 - 1;
+                let mut minority = vec![leader];
+                minority.extend(rest.drain(..companions));
+                let hold = self.millis(1000, 5000);
+                self.log(format!(
+                    "{kind}: leader's side {minority:?} cut off from majority {rest:?} for {hold:?}"
+                ));
+                self.hold_rules(&Self::cut(&minority, &rest), hold).await?;
+            }
+            FaultKind::OneWay => {
+                let victim = if self.rng.random_bool(0.5) {
+                    self.leader().await?
+                } else {
+                    self.random_member()
+                };
+                let others = self.others(&[victim]);
+                let outgoing = self.rng.random_bool(0.5);
+                let rules: Vec<Drop> = others
+                    .iter()
+                    .map(|&o| {
+                        let (from, to) = if outgoing { (victim, o) } else { (o, victim) };
+                        Drop {
+                            from,
+                            to,
+                            percent: 100,
+                        }
+                    })
+                    .collect();
+                let hold = self.millis(1000, 5000);
+                let dir = if outgoing {
+                    "sends to"
+                } else {
+                    "receives from"
+                };
+                self.log(format!(
+                    "{kind}: drop everything node {victim} {dir} {others:?} for {hold:?}"
+                ));
+                self.hold_rules(&rules, hold).await?;
+            }
+            FaultKind::PacketLoss => {
+                let a = self.random_member();
+                let others = self.others(&[a]);
+                let b = *others.choose(&mut self.rng).expect("two members at least");
+                let percent = self.rng.random_range(10..=60u8);
+                let hold = self.millis(2000, 6000);
+                self.log(format!(
+                    "{kind}: drop {percent}% of packets between nodes {a} and {b} for {hold:?}"
+                ));
+                let rules = [
+                    Drop {
+                        from: a,
+                        to: b,
+                        percent,
+                    },
+                    Drop {
+                        from: b,
+                        to: a,
+                        percent,
+                    },
+                ];
+                self.hold_rules(&rules, hold).await?;
+            }
+            FaultKind::Membership => {
+                let leader = self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
+                let victim = if self.rng.random_bool(1.0 / 3.0) {
+                    leader
+                } else {
+                    self.random_member()
+                };
+                let role = if victim == leader { " (leader)" } else { "" };
+                self.log(format!("{kind}: removing node {victim}{role}"));
+                self.cluster.remove(victim, RECOVERY_DEADLINE).await?;
+                self.targets.write().retain(|t| *t != victim);
+                self.log(format!("node {victim} removed and exited 0"));
+                self.cluster.wait_healthy(RECOVERY_DEADLINE, false).await?;
+                let id = self.cluster.add(RECOVERY_DEADLINE).await?;
+                self.targets.write().push(id);
+                self.log(format!("added node {id}; started it with --join"));
+                self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
+                self.log(format!("node {id} caught up"));
+            }
+        }
+        Ok(())
+    }
+}

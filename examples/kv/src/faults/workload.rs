@@ -1,0 +1,147 @@
+//! The clients of a fault run: each issues, one at a time, PUTs of unique
+//! values and linearizable GETs on a small key set, to a random member each
+//! time, and records every operation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::cluster::endpoint;
+use super::history::{Op, OpKind, Outcome, Recorder};
+use crate::client::{Client, ClientError};
+
+/// The outcome of a failed request: certainly no effect, or unknown.
+pub fn outcome_of(e: &ClientError) -> Outcome {
+    if e.outcome_unknown() {
+        return Outcome::Unknown;
+    }
+    match e {
+        // Never sent, or refused before anything happened.
+        ClientError::Connect { .. }
+        | ClientError::InvalidEndpoint { .. }
+        | ClientError::Unavailable { .. }
+        | ClientError::BadRequest { .. }
+        | ClientError::TooLarge { .. }
+        | ClientError::NotFound { .. } => Outcome::Fail,
+        // Anything unexpected: assume nothing.
+        _ => Outcome::Unknown,
+    }
+}
+
+/// The name of key number `i`.
+pub fn key_name(i: usize) -> String {
+    format!("k{i}")
+}
+
+/// Settings of the workload.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Concurrent clients.
+    pub clients: u32,
+    /// Keys, `k0` … `k{keys-1}`.
+    pub keys: usize,
+    /// Share of operations that are reads.
+    pub read_ratio: f64,
+    /// Per-request deadline of a client.
+    pub timeout: Duration,
+    /// Seed of the clients' choices.
+    pub seed: u64,
+}
+
+/// Runs `w.clients` clients against the members listed in `targets`
+/// (which the nemesis updates) until `stop` is set; every operation goes to
+/// `recorder`.
+pub async fn run(
+    w: Workload,
+    targets: Arc<RwLock<Vec<u64>>>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let mut tasks = Vec::new();
+    for c in 0..w.clients {
+        let (w, targets, recorder, stop) = (
+            w.clone(),
+            Arc::clone(&targets),
+            recorder.clone(),
+            Arc::clone(&stop),
+        );
+        tasks.push(tokio::spawn(async move {
+            client_loop(c, w, targets, recorder, stop).await;
+        }));
+    }
+    for t in tasks {
+        // A client task only ends by returning.
+        let _ = t.await;
+    }
+}
+
+async fn client_loop(
+    c: u32,
+    w: Workload,
+    targets: Arc<RwLock<Vec<u64>>>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let client = Client::with_timeout(w.timeout);
+    let mut rng = StdRng::seed_from_u64(w.seed ^ (u64::from(c) << 32) ^ 0xC11E_u64);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(target) = ({
+            let t = targets.read();
+            (!t.is_empty()).then(|| t[rng.random_range(0..t.len())])
+        }) else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let ep = endpoint(target);
+        let key = key_name(rng.random_range(0..w.keys));
+        let read = rng.random_bool(w.read_ratio);
+        let invoke_ns = recorder.now_ns();
+        let (kind, value, result) = if read {
+            match client.get(&ep, key.as_bytes(), false).await {
+                Ok(v) => (
+                    OpKind::Get,
+                    v.map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    Ok(()),
+                ),
+                Err(e) => (OpKind::Get, None, Err(e)),
+            }
+        } else {
+            seq += 1;
+            let value = format!("c{c}-{seq}");
+            let r = client
+                .put(&ep, key.as_bytes(), Bytes::from(value.clone().into_bytes()))
+                .await;
+            (OpKind::Put, Some(value), r)
+        };
+        let return_ns = recorder.now_ns();
+        let outcome = match &result {
+            Ok(()) => Outcome::Ok,
+            Err(e) => outcome_of(e),
+        };
+        let op = Op {
+            client: c,
+            kind,
+            key,
+            value,
+            invoke_ns,
+            return_ns,
+            outcome,
+        };
+        let Err(e) = result else {
+            recorder.record(op);
+            continue;
+        };
+        recorder.record_error(op, format!("node {target}: {e}"));
+        if e.is_retryable() {
+            // No leader, or this node is down: the next operation goes to
+            // another random member after a short pause.
+            tokio::time::sleep(Duration::from_millis(rng.random_range(5..30))).await;
+        }
+    }
+}
