@@ -12,6 +12,9 @@ use crate::storage::{Storage, StorageError};
 use crate::tracker::ProgressState;
 use crate::types::{Entry, EntryKind, Index, LogId, NodeId};
 
+/// Up to this many members, a broadcast collects the peers on the stack.
+const STACK_PEERS: usize = 16;
+
 /// Where an accepted proposal went.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
@@ -183,14 +186,30 @@ impl<S: Storage> Raft<S> {
         if !std::mem::take(&mut leader.broadcast_pending) {
             return Ok(());
         }
-        let peers: Vec<NodeId> = leader
-            .progress
-            .keys()
-            .copied()
-            .filter(|&p| p != self.id)
-            .collect();
-        for to in peers {
-            self.send_append_all(to)?;
+        // The peers, in id order, collected on the stack for clusters of
+        // usual size: no allocation per Ready.
+        let id = self.id;
+        let members = leader.progress.len();
+        if members <= 1 && leader.progress.contains_key(&id) {
+            // A single-node cluster: nobody to send to.
+            return Ok(());
+        }
+        let peers = leader.progress.keys().copied().filter(|&p| p != id);
+        if members <= STACK_PEERS {
+            let mut buf = [id; STACK_PEERS];
+            let mut n = 0;
+            for p in peers {
+                buf[n] = p;
+                n += 1;
+            }
+            for &to in &buf[..n] {
+                self.send_append_all(to)?;
+            }
+        } else {
+            let peers: Vec<NodeId> = peers.collect();
+            for to in peers {
+                self.send_append_all(to)?;
+            }
         }
         Ok(())
     }
@@ -365,7 +384,12 @@ impl<S: Storage> Raft<S> {
             }
             ProgressState::Replicate => pr.inflights.free_le(r.index),
         }
-        if self.maybe_commit()? {
+        // Raising one member's match index to `matched` can raise the
+        // quorum index only up to `matched`: at or below the commit index
+        // nothing can commit, so skip the quorum computation (the second
+        // acknowledgement of an entry in a 3-node cluster).
+        let matched = pr.matched;
+        if matched > self.log.committed && self.maybe_commit()? {
             self.leader_state().broadcast_pending = true;
             self.release_reads_after_commit()?;
         } else if was_paused {
