@@ -99,7 +99,12 @@ impl Unstable {
             return;
         }
         let n = (id.index.next() - self.offset) as usize;
-        self.entries.drain(..n);
+        if n == self.entries.len() {
+            // The common case: everything handed out was persisted.
+            self.entries.clear();
+        } else {
+            self.entries.drain(..n);
+        }
         self.offset = id.index.next();
         self.prev_term = Some(id.term);
         self.in_progress_end = self.in_progress_end.max(self.offset);
@@ -145,7 +150,9 @@ impl Unstable {
     /// Appends one entry by value, truncating anything at or after its
     /// index first.
     pub(crate) fn truncate_and_push(&mut self, entry: Entry) {
-        self.truncate_from(entry.index);
+        if entry.index != self.offset + self.entries.len() as u64 {
+            self.truncate_from(entry.index);
+        }
         self.entries.push(entry);
         self.debug_check_indexes();
     }

@@ -179,13 +179,21 @@ impl<S: Storage> Raft<S> {
 
     /// Sends pending appends and commit updates, batched: one message per
     /// follower per `Ready` instead of one per proposal.
+    #[inline]
     pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+        if let Role::Leader(leader) = &mut self.role
+            && std::mem::take(&mut leader.broadcast_pending)
+        {
+            return self.broadcast_appends();
+        }
+        Ok(())
+    }
+
+    /// The body of [`Raft::flush_broadcast`], once a broadcast is due.
+    fn broadcast_appends(&mut self) -> Result<(), StorageError> {
         let Role::Leader(leader) = &mut self.role else {
             return Ok(());
         };
-        if !std::mem::take(&mut leader.broadcast_pending) {
-            return Ok(());
-        }
         // The peers, in id order, collected on the stack for clusters of
         // usual size: no allocation per Ready.
         let id = self.id;
