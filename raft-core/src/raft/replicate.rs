@@ -252,11 +252,16 @@ impl<S: Storage> Raft<S> {
         if pr.is_paused() {
             return Ok(false);
         }
+        let last = self.log.last_index()?;
+        if pr.next > last && !send_if_empty {
+            // Up to date: nothing to send (and the term of the last entry,
+            // the follower's prev, is always known: no snapshot needed).
+            return Ok(false);
+        }
         let prev_index = pr.next.prev();
         let Some(prev_term) = self.log.term_if_present(prev_index)? else {
             return self.maybe_send_snapshot(to);
         };
-        let last = self.log.last_index()?;
         let entries = match self
             .log
             .slice(pr.next, last.next(), self.cfg.max_size_per_msg)
@@ -269,10 +274,6 @@ impl<S: Storage> Raft<S> {
             return Ok(false);
         }
         let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
-        let Role::Leader(leader) = &mut self.role else {
-            unreachable!()
-        };
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
         pr.sent_entries(entries.len() as u64, bytes);
         let commit = self.log.committed;
         // The follower adopts min(commit, last entry it now holds).
@@ -341,13 +342,18 @@ impl<S: Storage> Raft<S> {
         }
         // Only a follower in snapshot state needs the first index (a storage
         // read): skip it on the hot path.
-        let in_snapshot = matches!(self.progress_of(from).state, ProgressState::Snapshot { .. });
-        let first = if in_snapshot {
+        let Role::Leader(leader) = &mut self.role else {
+            unreachable!("append response handled by a {:?}", self.role.kind())
+        };
+        let pr = leader
+            .progress
+            .get_mut(&from)
+            .expect("progress of a member");
+        let first = if matches!(pr.state, ProgressState::Snapshot { .. }) {
             self.log.first_index()?
         } else {
             Index::ZERO
         };
-        let pr = self.progress_of(from);
         pr.recent_active = true;
         pr.commit_reported = pr.commit_reported.max(r.commit);
         if let Some(hint) = r.reject {
