@@ -183,6 +183,8 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
         if let Role::Leader(leader) = &mut self.role
             && std::mem::take(&mut leader.broadcast_pending)
+            // A single-node cluster has nobody to send to.
+            && !(leader.progress.len() == 1 && leader.progress.contains_key(&self.id))
         {
             return self.broadcast_appends();
         }
@@ -198,10 +200,6 @@ impl<S: Storage> Raft<S> {
         // usual size: no allocation per Ready.
         let id = self.id;
         let members = leader.progress.len();
-        if members <= 1 && leader.progress.contains_key(&id) {
-            // A single-node cluster: nobody to send to.
-            return Ok(());
-        }
         let peers = leader.progress.keys().copied().filter(|&p| p != id);
         if members <= STACK_PEERS {
             let mut buf = [id; STACK_PEERS];
