@@ -12,10 +12,24 @@
 
 use benches::{Cluster, CoreCluster, RaftRsCluster, drive};
 
+/// Nanoseconds this process has spent on a CPU (`/proc/self/schedstat`):
+/// unlike wall-clock time, it does not count time spent preempted by other
+/// processes of a loaded machine.
+fn on_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 #[inline(never)]
 fn run<C: Cluster>(mut c: C, n: u64, batch: u64) {
+    let cpu = on_cpu_ns();
     let elapsed = drive(&mut c, n, batch);
-    eprintln!("{}: {n} proposals in {elapsed:?}", C::NAME);
+    let cpu = on_cpu_ns().zip(cpu).map(|(b, a)| b - a);
+    eprintln!(
+        "{}: {n} proposals in {elapsed:?} (on CPU: {} us)",
+        C::NAME,
+        cpu.map_or("?".to_string(), |ns| (ns / 1000).to_string())
+    );
 }
 
 fn main() {

@@ -297,11 +297,10 @@ impl<S: Storage> RawNode<S> {
         let unstabled = self.persist_receipts(self.ready_number)?;
         self.on_applied(self.raft.log.applying)?;
         self.raft.flush_broadcast()?;
-        let committed_entries = self.raft.log.next_committed_entries(true);
-        if let Some(id) = unstabled {
-            self.raft.log.stable_to(id);
-        }
-        let committed_entries = committed_entries?;
+        let committed_entries = match unstabled {
+            Some(id) => self.raft.log.take_committed_and_stable_to(id)?,
+            None => self.raft.log.next_committed_entries(true)?,
+        };
         self.hand_out_committed(&committed_entries);
         let hs = self.raft.hard_state();
         let commit = (hs.commit != self.prev_hard.commit

@@ -272,6 +272,30 @@ impl<S: Storage> RaftLog<S> {
         self.slice(self.applying.next(), hi, self.max_applying_size)
     }
 
+    /// `next_committed_entries(true)` followed by `stable_to(id)`. When the
+    /// committed entries are exactly the persisted prefix of the unstable
+    /// buffer that `stable_to` drops (a single node committing what it just
+    /// persisted), they are moved out instead of cloned and dropped.
+    #[inline]
+    pub(crate) fn take_committed_and_stable_to(
+        &mut self,
+        id: LogId,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if self.has_next_committed_entries(true)
+            && self.applying.next() == self.unstable.offset
+            && self.committed == id.index
+            && self.unstable.maybe_term(id.index) == Some(id.term)
+        {
+            let n = (id.index.next() - self.unstable.offset) as usize;
+            if limit_size(&self.unstable.entries[..n], self.max_applying_size) == n {
+                return Ok(self.unstable.take_stable_prefix(id));
+            }
+        }
+        let entries = self.next_committed_entries(true);
+        self.stable_to(id);
+        entries
+    }
+
     /// Records that entries up to `index` were handed out for applying.
     pub(crate) fn accept_applying(&mut self, index: Index) {
         debug_assert!(index <= self.committed);
@@ -415,6 +439,32 @@ mod tests {
             .expect("ok");
         assert_eq!(r, Some(Err(Index(2))));
         assert_eq!(log.term(Index(2)).ok(), Some(Term(1)));
+    }
+
+    #[test]
+    fn committed_persisted_prefix_is_moved_out_else_sliced() {
+        // Exactly the persisted prefix committed: moved out of the buffer.
+        let mut log = log_with(&[(1, 1)], &[(1, 2), (1, 3)]);
+        log.applied_to(Index(0));
+        log.commit_to(Index(3));
+        log.accept_applying(Index(1));
+        let got = log
+            .take_committed_and_stable_to(LogId::new(Term(1), Index(3)))
+            .expect("ok");
+        assert_eq!(got, ents(&[(1, 2), (1, 3)]));
+        assert_eq!(log.unstable.offset, Index(4));
+        assert!(log.unstable.entries.is_empty());
+        assert_eq!(log.term(Index(3)).ok(), Some(Term(1)));
+
+        // Committed only part of it: sliced, then the prefix is dropped.
+        let mut log = log_with(&[(1, 1)], &[(1, 2), (1, 3)]);
+        log.commit_to(Index(2));
+        log.accept_applying(Index(1));
+        let got = log
+            .take_committed_and_stable_to(LogId::new(Term(1), Index(3)))
+            .expect("ok");
+        assert_eq!(got, ents(&[(1, 2)]));
+        assert_eq!(log.unstable.offset, Index(4));
     }
 
     #[test]

@@ -105,6 +105,21 @@ impl Unstable {
         } else {
             self.entries.drain(..n);
         }
+        self.after_stable_to(id);
+    }
+
+    /// `stable_to(id)`, returning the entries it drops (moved, not
+    /// cloned). The caller checked that `id` is in this buffer.
+    pub(crate) fn take_stable_prefix(&mut self, id: LogId) -> Vec<Entry> {
+        debug_assert!(id.index >= self.offset && self.maybe_term(id.index) == Some(id.term));
+        let n = (id.index.next() - self.offset) as usize;
+        let taken = self.entries.drain(..n).collect();
+        self.after_stable_to(id);
+        taken
+    }
+
+    /// The bookkeeping of `stable_to(id)` once its entries are gone.
+    fn after_stable_to(&mut self, id: LogId) {
         self.offset = id.index.next();
         self.prev_term = Some(id.term);
         self.in_progress_end = self.in_progress_end.max(self.offset);
