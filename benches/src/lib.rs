@@ -206,6 +206,9 @@ pub struct CoreNode {
     pub storage: MemoryStorage,
     /// The state machine.
     pub applier: Applier,
+    /// The hard state last written to `storage`, so that persisting a
+    /// `LightReady`'s commit index is one write.
+    hard_state: raft_core::HardState,
     id: u64,
 }
 
@@ -230,6 +233,7 @@ impl CoreNode {
         CoreNode {
             id,
             raw,
+            hard_state: storage.hard_state(),
             storage,
             applier: Applier::default(),
         }
@@ -253,9 +257,11 @@ impl CoreNode {
             out.append(&mut rd.messages);
             if let Some(snapshot) = rd.snapshot.take() {
                 self.storage.apply_snapshot(snapshot).expect("snapshot");
+                self.hard_state = self.storage.hard_state();
             }
             self.storage.append(&rd.entries).expect("append");
             if let Some(hs) = rd.hard_state {
+                self.hard_state = hs;
                 self.storage.set_hard_state(hs);
             }
             out.append(&mut rd.persisted_messages);
@@ -266,9 +272,8 @@ impl CoreNode {
             // than in a second Ready (raft-core's LightReady).
             let mut light = self.raw.advance_with_commits().expect("advance");
             if let Some(commit) = light.commit {
-                let mut hs = self.storage.hard_state();
-                hs.commit = commit;
-                self.storage.set_hard_state(hs);
+                self.hard_state.commit = commit;
+                self.storage.set_hard_state(self.hard_state);
             }
             out.append(&mut light.messages);
             for e in &light.committed_entries {

@@ -291,9 +291,16 @@ impl<S: Storage> RawNode<S> {
             !self.raft.cfg.async_storage_writes,
             "synchronous writes only"
         );
-        self.advance()?;
+        // `advance`, but the entries just persisted leave the unstable
+        // buffer only after the entries they committed were taken: from
+        // memory, not read back from storage.
+        let unstabled = self.persist_receipts(self.ready_number)?;
+        self.on_applied(self.raft.log.applying)?;
         self.raft.flush_broadcast()?;
-        let committed_entries = self.raft.log.next_committed_entries(true)?;
+        let committed_entries = match unstabled {
+            Some(id) => self.raft.log.take_committed_and_stable_to(id)?,
+            None => self.raft.log.next_committed_entries(true)?,
+        };
         self.hand_out_committed(&committed_entries);
         let hs = self.raft.hard_state();
         let commit = (hs.commit != self.prev_hard.commit
@@ -332,21 +339,36 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// A storage failure.
     pub fn on_persisted(&mut self, number: u64) -> Result<(), AdvanceError> {
+        if let Some(id) = self.persist_receipts(number)? {
+            self.raft.log.stable_to(id);
+        }
+        let r = Ok(());
+        self.checked(r)
+    }
+
+    /// Processes the receipts of the Readys numbered up to `number`. The
+    /// newest persisted entries stay in the unstable buffer: their id is
+    /// returned for the caller to `stable_to` (after taking committed
+    /// entries from memory, in `advance_with_commits`). Where the entries
+    /// are held changes no answer of the log.
+    fn persist_receipts(&mut self, number: u64) -> Result<Option<LogId>, AdvanceError> {
+        let mut unstabled = None;
         while self.outstanding.front().is_some_and(|r| r.number <= number) {
             let receipt = self.outstanding.pop_front().expect("checked non-empty");
             if let Some(index) = receipt.snapshot {
                 self.raft.log.snapshot_persisted(index);
             }
             if let Some(id) = receipt.last_entry {
-                self.raft.log.stable_to(id);
+                if let Some(prev) = unstabled.replace(id) {
+                    self.raft.log.stable_to(prev);
+                }
                 self.raft.on_entries_persisted(id)?;
             }
             if let Some(hs) = receipt.hard_state {
                 self.raft.on_hard_state_persisted(hs.term, hs.vote)?;
             }
         }
-        let r = Ok(());
-        self.checked(r)
+        Ok(unstabled)
     }
 
     /// Asynchronous writes: the state machine applied every committed entry

@@ -28,9 +28,10 @@ impl<S: Storage> RaftLog<S> {
     pub(crate) fn new(storage: S, max_applying_size: u64) -> Result<RaftLog<S>, StorageError> {
         let first = storage.first_index()?;
         let last = storage.last_index()?;
+        let last_term = storage.term(last).ok();
         Ok(RaftLog {
             storage,
-            unstable: Unstable::new(last.next()),
+            unstable: Unstable::new(last.next(), last_term),
             committed: first.prev(),
             applying: first.prev(),
             applied: first.prev(),
@@ -45,11 +46,18 @@ impl<S: Storage> RaftLog<S> {
         }
     }
 
+    /// The last index. Answered without reading storage: the stable log
+    /// ends right before the unstable offset (see `Unstable::last_index`).
     pub(crate) fn last_index(&self) -> Result<Index, StorageError> {
-        match self.unstable.maybe_last_index() {
-            Some(i) => Ok(i),
-            None => self.storage.last_index(),
-        }
+        let last = self.unstable.last_index();
+        debug_assert!(
+            self.unstable.maybe_last_index().is_some()
+                || self.storage.last_index().is_err()
+                || self.storage.last_index().ok() == Some(last),
+            "storage last index {:?} differs from the log's {last}",
+            self.storage.last_index().ok()
+        );
+        Ok(last)
     }
 
     pub(crate) fn last_log_id(&self) -> Result<LogId, StorageError> {
@@ -60,6 +68,14 @@ impl<S: Storage> RaftLog<S> {
     /// The term at `i`, for `i` in `[first_index - 1, last_index]`.
     pub(crate) fn term(&self, i: Index) -> Result<Term, StorageError> {
         if let Some(t) = self.unstable.maybe_term(i) {
+            debug_assert!(
+                i >= self.unstable.offset
+                    || self.unstable.snapshot.is_some()
+                    || self.storage.term(i).is_err()
+                    || self.storage.term(i).ok() == Some(t),
+                "storage term at {i} {:?} differs from the cached {t}",
+                self.storage.term(i).ok()
+            );
             return Ok(t);
         }
         if i < self.unstable.offset {
@@ -194,14 +210,15 @@ impl<S: Storage> RaftLog<S> {
         if lo >= hi {
             return Ok(Vec::new());
         }
-        let first = self.first_index()?;
-        if lo < first {
+        let offset = self.unstable.offset;
+        // The first index is at most the unstable offset: only a range
+        // reaching below it needs the (storage) first index.
+        if lo < offset && lo < self.first_index()? {
             return Err(StorageError::Compacted);
         }
         if hi > self.last_index()?.next() {
             return Err(StorageError::Unavailable);
         }
-        let offset = self.unstable.offset;
         let mut out = if lo < offset {
             let stored = self.storage.entries(lo, hi.min(offset), max_bytes)?;
             // Storage stopped early because of the size limit: done.
@@ -253,6 +270,30 @@ impl<S: Storage> RaftLog<S> {
         }
         let hi = self.apply_limit(allow_unstable).next();
         self.slice(self.applying.next(), hi, self.max_applying_size)
+    }
+
+    /// `next_committed_entries(true)` followed by `stable_to(id)`. When the
+    /// committed entries are exactly the persisted prefix of the unstable
+    /// buffer that `stable_to` drops (a single node committing what it just
+    /// persisted), they are moved out instead of cloned and dropped.
+    #[inline]
+    pub(crate) fn take_committed_and_stable_to(
+        &mut self,
+        id: LogId,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if self.has_next_committed_entries(true)
+            && self.applying.next() == self.unstable.offset
+            && self.committed == id.index
+            && self.unstable.maybe_term(id.index) == Some(id.term)
+        {
+            let n = (id.index.next() - self.unstable.offset) as usize;
+            if limit_size(&self.unstable.entries[..n], self.max_applying_size) == n {
+                return Ok(self.unstable.take_stable_prefix(id));
+            }
+        }
+        let entries = self.next_committed_entries(true);
+        self.stable_to(id);
+        entries
     }
 
     /// Records that entries up to `index` were handed out for applying.
@@ -398,6 +439,32 @@ mod tests {
             .expect("ok");
         assert_eq!(r, Some(Err(Index(2))));
         assert_eq!(log.term(Index(2)).ok(), Some(Term(1)));
+    }
+
+    #[test]
+    fn committed_persisted_prefix_is_moved_out_else_sliced() {
+        // Exactly the persisted prefix committed: moved out of the buffer.
+        let mut log = log_with(&[(1, 1)], &[(1, 2), (1, 3)]);
+        log.applied_to(Index(0));
+        log.commit_to(Index(3));
+        log.accept_applying(Index(1));
+        let got = log
+            .take_committed_and_stable_to(LogId::new(Term(1), Index(3)))
+            .expect("ok");
+        assert_eq!(got, ents(&[(1, 2), (1, 3)]));
+        assert_eq!(log.unstable.offset, Index(4));
+        assert!(log.unstable.entries.is_empty());
+        assert_eq!(log.term(Index(3)).ok(), Some(Term(1)));
+
+        // Committed only part of it: sliced, then the prefix is dropped.
+        let mut log = log_with(&[(1, 1)], &[(1, 2), (1, 3)]);
+        log.commit_to(Index(2));
+        log.accept_applying(Index(1));
+        let got = log
+            .take_committed_and_stable_to(LogId::new(Term(1), Index(3)))
+            .expect("ok");
+        assert_eq!(got, ents(&[(1, 2)]));
+        assert_eq!(log.unstable.offset, Index(4));
     }
 
     #[test]

@@ -18,13 +18,21 @@ pub(crate) struct Unstable {
     pub(crate) in_progress_end: Index,
     /// The snapshot was handed out for persistence.
     pub(crate) snapshot_in_progress: bool,
+    /// The term of the entry at `offset - 1` (the last stable entry, or
+    /// the snapshot), when known: it answers the hot-path term lookups
+    /// (a leader's own acknowledgement, commit) without a storage read.
+    /// `None` after a truncation moved `offset` back.
+    pub(crate) prev_term: Option<Term>,
 }
 
 impl Unstable {
-    pub(crate) fn new(offset: Index) -> Unstable {
+    /// Nothing unstable; the stable log ends at `offset - 1`, whose term is
+    /// `prev_term` if known.
+    pub(crate) fn new(offset: Index, prev_term: Option<Term>) -> Unstable {
         Unstable {
             offset,
             in_progress_end: offset,
+            prev_term,
             ..Unstable::default()
         }
     }
@@ -42,9 +50,23 @@ impl Unstable {
         }
     }
 
+    /// The last index of the whole log. With nothing unstable the stable
+    /// log ends right before `offset`: entries leave this buffer only when
+    /// the application persisted them (`stable_to`), and persisting index
+    /// `i` discards any stored entries after `i` (Ready contract).
+    pub(crate) fn last_index(&self) -> Index {
+        match self.maybe_last_index() {
+            Some(i) => i,
+            None => self.offset.prev(),
+        }
+    }
+
     /// The term at `i`, if the unstable part knows it.
     pub(crate) fn maybe_term(&self, i: Index) -> Option<Term> {
         if i < self.offset {
+            if i == self.offset.prev() && self.prev_term.is_some() {
+                return self.prev_term;
+            }
             return self
                 .snapshot
                 .as_ref()
@@ -77,8 +99,29 @@ impl Unstable {
             return;
         }
         let n = (id.index.next() - self.offset) as usize;
-        self.entries.drain(..n);
+        if n == self.entries.len() {
+            // The common case: everything handed out was persisted.
+            self.entries.clear();
+        } else {
+            self.entries.drain(..n);
+        }
+        self.after_stable_to(id);
+    }
+
+    /// `stable_to(id)`, returning the entries it drops (moved, not
+    /// cloned). The caller checked that `id` is in this buffer.
+    pub(crate) fn take_stable_prefix(&mut self, id: LogId) -> Vec<Entry> {
+        debug_assert!(id.index >= self.offset && self.maybe_term(id.index) == Some(id.term));
+        let n = (id.index.next() - self.offset) as usize;
+        let taken = self.entries.drain(..n).collect();
+        self.after_stable_to(id);
+        taken
+    }
+
+    /// The bookkeeping of `stable_to(id)` once its entries are gone.
+    fn after_stable_to(&mut self, id: LogId) {
         self.offset = id.index.next();
+        self.prev_term = Some(id.term);
         self.in_progress_end = self.in_progress_end.max(self.offset);
         // Give back memory after a burst, but keep a working capacity.
         if self.entries.capacity() > 4096 && self.entries.len() * 4 < self.entries.capacity() {
@@ -101,6 +144,7 @@ impl Unstable {
     /// Replaces everything with `snapshot`.
     pub(crate) fn restore(&mut self, snapshot: Snapshot) {
         self.offset = snapshot.metadata.index.next();
+        self.prev_term = Some(snapshot.metadata.term);
         self.in_progress_end = self.offset;
         self.entries.clear();
         self.snapshot = Some(snapshot);
@@ -121,7 +165,9 @@ impl Unstable {
     /// Appends one entry by value, truncating anything at or after its
     /// index first.
     pub(crate) fn truncate_and_push(&mut self, entry: Entry) {
-        self.truncate_from(entry.index);
+        if entry.index != self.offset + self.entries.len() as u64 {
+            self.truncate_from(entry.index);
+        }
         self.entries.push(entry);
         self.debug_check_indexes();
     }
@@ -136,6 +182,10 @@ impl Unstable {
             // Replaces the whole unstable part; storage entries at and after
             // `after` are superseded too, as the application's write of
             // index `after` truncates its log (Ready contract).
+            if after < self.offset {
+                // The term before the new offset is in storage.
+                self.prev_term = None;
+            }
             self.offset = after;
             self.entries.clear();
         } else {
@@ -175,7 +225,7 @@ mod tests {
 
     #[test]
     fn append_then_stable_drops_the_persisted_prefix() {
-        let mut u = Unstable::new(Index(1));
+        let mut u = Unstable::new(Index(1), Some(Term(0)));
         u.truncate_and_append(ents(1..=5, 1));
         u.accept_in_progress();
         u.stable_to(LogId::new(Term(1), Index(3)));
@@ -186,7 +236,7 @@ mod tests {
 
     #[test]
     fn stable_to_is_ignored_when_the_entry_was_replaced() {
-        let mut u = Unstable::new(Index(1));
+        let mut u = Unstable::new(Index(1), Some(Term(0)));
         u.truncate_and_append(ents(1..=3, 1));
         u.accept_in_progress();
         u.truncate_and_append(ents(2..=2, 2));
@@ -201,7 +251,7 @@ mod tests {
 
     #[test]
     fn truncation_before_offset_replaces_everything() {
-        let mut u = Unstable::new(Index(5));
+        let mut u = Unstable::new(Index(5), None);
         u.truncate_and_append(ents(5..=6, 1));
         u.truncate_and_append(ents(3..=4, 2));
         assert_eq!(u.offset, Index(3));

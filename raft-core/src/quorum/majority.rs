@@ -48,6 +48,11 @@ impl MajorityConfig {
         if n == 0 {
             return Index(u64::MAX);
         }
+        if n == 1 {
+            // A single voter is its own majority.
+            let only = *self.voters.first().expect("one voter");
+            return acked.acked_index(only).unwrap_or(Index::ZERO);
+        }
         let fill = |buf: &mut [u64]| {
             for (slot, id) in buf.iter_mut().zip(&self.voters) {
                 *slot = acked.acked_index(*id).map_or(0, Index::get);
@@ -56,7 +61,18 @@ impl MajorityConfig {
         // Sorted descending, the (n/2)-th value (0-based) is held by
         // n/2 + 1 voters: a majority.
         let pick = |buf: &mut [u64]| {
-            buf.sort_unstable_by(|a, b| b.cmp(a));
+            if buf.len() <= STACK_VOTERS {
+                // Insertion sort, descending: cheapest for a handful.
+                for i in 1..buf.len() {
+                    let mut j = i;
+                    while j > 0 && buf[j - 1] < buf[j] {
+                        buf.swap(j - 1, j);
+                        j -= 1;
+                    }
+                }
+            } else {
+                buf.sort_unstable_by(|a, b| b.cmp(a));
+            }
             Index(buf[n / 2])
         };
         if n <= STACK_VOTERS {

@@ -12,6 +12,9 @@ use crate::storage::{Storage, StorageError};
 use crate::tracker::ProgressState;
 use crate::types::{Entry, EntryKind, Index, LogId, NodeId};
 
+/// Up to this many members, a broadcast collects the peers on the stack.
+const STACK_PEERS: usize = 16;
+
 /// Where an accepted proposal went.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
@@ -176,21 +179,43 @@ impl<S: Storage> Raft<S> {
 
     /// Sends pending appends and commit updates, batched: one message per
     /// follower per `Ready` instead of one per proposal.
+    #[inline]
     pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+        if let Role::Leader(leader) = &mut self.role
+            && std::mem::take(&mut leader.broadcast_pending)
+            // A single-node cluster has nobody to send to.
+            && !(leader.progress.len() == 1 && leader.progress.contains_key(&self.id))
+        {
+            return self.broadcast_appends();
+        }
+        Ok(())
+    }
+
+    /// The body of [`Raft::flush_broadcast`], once a broadcast is due.
+    fn broadcast_appends(&mut self) -> Result<(), StorageError> {
         let Role::Leader(leader) = &mut self.role else {
             return Ok(());
         };
-        if !std::mem::take(&mut leader.broadcast_pending) {
-            return Ok(());
-        }
-        let peers: Vec<NodeId> = leader
-            .progress
-            .keys()
-            .copied()
-            .filter(|&p| p != self.id)
-            .collect();
-        for to in peers {
-            self.send_append_all(to)?;
+        // The peers, in id order, collected on the stack for clusters of
+        // usual size: no allocation per Ready.
+        let id = self.id;
+        let members = leader.progress.len();
+        let peers = leader.progress.keys().copied().filter(|&p| p != id);
+        if members <= STACK_PEERS {
+            let mut buf = [id; STACK_PEERS];
+            let mut n = 0;
+            for p in peers {
+                buf[n] = p;
+                n += 1;
+            }
+            for &to in &buf[..n] {
+                self.send_append_all(to)?;
+            }
+        } else {
+            let peers: Vec<NodeId> = peers.collect();
+            for to in peers {
+                self.send_append_all(to)?;
+            }
         }
         Ok(())
     }
@@ -225,11 +250,16 @@ impl<S: Storage> Raft<S> {
         if pr.is_paused() {
             return Ok(false);
         }
+        let last = self.log.last_index()?;
+        if pr.next > last && !send_if_empty {
+            // Up to date: nothing to send (and the term of the last entry,
+            // the follower's prev, is always known: no snapshot needed).
+            return Ok(false);
+        }
         let prev_index = pr.next.prev();
         let Some(prev_term) = self.log.term_if_present(prev_index)? else {
             return self.maybe_send_snapshot(to);
         };
-        let last = self.log.last_index()?;
         let entries = match self
             .log
             .slice(pr.next, last.next(), self.cfg.max_size_per_msg)
@@ -242,10 +272,6 @@ impl<S: Storage> Raft<S> {
             return Ok(false);
         }
         let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
-        let Role::Leader(leader) = &mut self.role else {
-            unreachable!()
-        };
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
         pr.sent_entries(entries.len() as u64, bytes);
         let commit = self.log.committed;
         // The follower adopts min(commit, last entry it now holds).
@@ -314,13 +340,18 @@ impl<S: Storage> Raft<S> {
         }
         // Only a follower in snapshot state needs the first index (a storage
         // read): skip it on the hot path.
-        let in_snapshot = matches!(self.progress_of(from).state, ProgressState::Snapshot { .. });
-        let first = if in_snapshot {
+        let Role::Leader(leader) = &mut self.role else {
+            unreachable!("append response handled by a {:?}", self.role.kind())
+        };
+        let pr = leader
+            .progress
+            .get_mut(&from)
+            .expect("progress of a member");
+        let first = if matches!(pr.state, ProgressState::Snapshot { .. }) {
             self.log.first_index()?
         } else {
             Index::ZERO
         };
-        let pr = self.progress_of(from);
         pr.recent_active = true;
         pr.commit_reported = pr.commit_reported.max(r.commit);
         if let Some(hint) = r.reject {
@@ -365,7 +396,12 @@ impl<S: Storage> Raft<S> {
             }
             ProgressState::Replicate => pr.inflights.free_le(r.index),
         }
-        if self.maybe_commit()? {
+        // Raising one member's match index to `matched` can raise the
+        // quorum index only up to `matched`: at or below the commit index
+        // nothing can commit, so skip the quorum computation (the second
+        // acknowledgement of an entry in a 3-node cluster).
+        let matched = pr.matched;
+        if matched > self.log.committed && self.maybe_commit()? {
             self.leader_state().broadcast_pending = true;
             self.release_reads_after_commit()?;
         } else if was_paused {
