@@ -68,7 +68,7 @@ fn refused(r: Refusal) -> Resp {
         }
         Refusal::Conflict(m) => text(StatusCode::CONFLICT, m),
         Refusal::NotMember(m) => text(StatusCode::NOT_FOUND, m),
-        Refusal::Timeout => text(StatusCode::GATEWAY_TIMEOUT, r.to_string()),
+        Refusal::Timeout | Refusal::Interrupted => text(StatusCode::GATEWAY_TIMEOUT, r.to_string()),
     }
 }
 
@@ -365,6 +365,10 @@ mod tests {
         let r = refused(Refusal::Unavailable("no leader".into()));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(r.headers().contains_key(RETRY_AFTER));
+        assert_eq!(
+            refused(Refusal::Interrupted).status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
         assert_eq!(
             refused(Refusal::Timeout).status(),
             StatusCode::GATEWAY_TIMEOUT

@@ -48,6 +48,11 @@ pub enum Refusal {
     /// not take effect (504).
     #[error("timed out; the outcome is unknown")]
     Timeout,
+    /// The node stopped (shutdown or removal) while the request was
+    /// pending: it may have been proposed and committed, so the outcome is
+    /// unknown (504), unlike [`Refusal::ShuttingDown`].
+    #[error("the node stopped before the request finished; the outcome is unknown")]
+    Interrupted,
 }
 
 /// What the loop answers.
@@ -157,8 +162,8 @@ impl Handle {
             Ok(Ok(r)) => r,
             // The loop stopped with the request pending (it may have been
             // proposed and committed): the outcome is unknown, as after a
-            // timeout, not "nothing happened".
-            Ok(Err(_)) => Err(Refusal::Timeout),
+            // timeout, not "nothing happened". Found by the fault test.
+            Ok(Err(_)) => Err(Refusal::Interrupted),
             Err(_) => Err(Refusal::Timeout),
         }
     }
