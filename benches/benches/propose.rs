@@ -11,9 +11,15 @@
 //! iteration as one proposal (`iter_custom`: a fresh cluster per sample,
 //! set up untimed, then `iters` proposals through the timed workload), so
 //! its throughput is proposals per second. After the criterion groups the
-//! bench prints a table: median ops/s over the samples of each library and
-//! the ratio raft-core / raft-rs per variant. Nothing about time is
-//! asserted.
+//! bench prints two tables: median ops/s over the criterion samples of each
+//! library, and the headline one, from paired rounds: per variant,
+//! [`PAIRED_ROUNDS`] rounds that each run both libraries back to back on a
+//! fresh cluster with the same number of proposals (alternating which goes
+//! first), the ratio taken within each round and the median ratio reported
+//! with its range. On a shared machine the speed available to the bench
+//! drifts over seconds; criterion runs all samples of one library before
+//! the other, so drift lands in its ratio, while a paired round sees the
+//! same conditions on both sides. Nothing about time is asserted.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -107,6 +113,67 @@ fn print_table() {
     }
 }
 
+/// Rounds per variant in the paired table.
+const PAIRED_ROUNDS: usize = 21;
+
+/// Proposals per library per paired round: each run lasts some tens of
+/// milliseconds, long against timer noise, short against drift.
+fn paired_proposals(nodes: usize, batch: u64) -> u64 {
+    match (nodes, batch) {
+        (3, 1) => 40_000,
+        (1, 1) => 100_000,
+        _ => 200_000,
+    }
+}
+
+fn run_once<C: Cluster>(build: fn(usize) -> C, nodes: usize, n: u64, batch: u64) -> f64 {
+    let mut cluster = build(nodes);
+    ops_per_sec(n, drive(&mut cluster, n, batch))
+}
+
+fn print_paired_table() {
+    println!();
+    println!(
+        "propose throughput, paired rounds ({PAIRED_ROUNDS} per variant; ratio = raft-core / raft-rs within a round)"
+    );
+    println!(
+        "{:<7} {:>5} {:>14} {:>14} {:>8}  {:>15}",
+        "nodes", "B", "raft-core", "raft-rs", "ratio", "ratio min-max"
+    );
+    for nodes in NODES {
+        for batch in BATCHES {
+            let n = paired_proposals(nodes, batch);
+            // One untimed warm-up of each.
+            run_once(CoreCluster::new, nodes, n / 4, batch);
+            run_once(RaftRsCluster::new, nodes, n / 4, batch);
+            let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..PAIRED_ROUNDS {
+                let (a, b) = if round % 2 == 0 {
+                    let a = run_once(CoreCluster::new, nodes, n, batch);
+                    (a, run_once(RaftRsCluster::new, nodes, n, batch))
+                } else {
+                    let b = run_once(RaftRsCluster::new, nodes, n, batch);
+                    (run_once(CoreCluster::new, nodes, n, batch), b)
+                };
+                ours.push(a);
+                theirs.push(b);
+                ratios.push(a / b);
+            }
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+            let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
+            let ratio = median(&mut ratios).map_or("-".to_string(), |r| format!("{r:.2}x"));
+            println!(
+                "{nodes:<7} {batch:>5} {:>14} {:>14} {ratio:>8}  {:>15}",
+                fmt(median(&mut ours)),
+                fmt(median(&mut theirs)),
+                format!("{lo:.2}-{hi:.2}x")
+            );
+        }
+    }
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -124,4 +191,5 @@ fn main() {
     }
     c.final_summary();
     print_table();
+    print_paired_table();
 }
