@@ -310,7 +310,7 @@ impl<S: Storage> Raft<S> {
         if !snapshot.metadata.conf_state.contains(to) {
             // The follower would refuse it (it was added after this
             // snapshot was taken); wait for the application's next snapshot.
-            tracing::info!(
+            tracing::debug!(
                 id = %self.id, to = %to, index = %snapshot.metadata.index,
                 "latest snapshot predates this member; waiting for a newer one"
             );
