@@ -196,6 +196,10 @@ async fn accept_loop(listener: TcpListener, handle: Arc<Handle>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| raftkv::http::route(Arc::clone(&handle), req));
             if let Err(e) = http1::Builder::new()
+                // A timer turns on hyper's header read timeout (30 s): a
+                // peer or client that never finishes its request headers
+                // cannot hold a connection forever.
+                .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {

@@ -48,6 +48,10 @@ pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                 async move { Ok::<_, Infallible>(handle(&shared, remote, req).await) }
             });
             if let Err(e) = http1::Builder::new()
+                // A timer turns on hyper's header read timeout (30 s): a
+                // peer or client that never finishes its request headers
+                // cannot hold a connection forever.
+                .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
