@@ -174,9 +174,9 @@ async fn sigterm_stops_a_node_cleanly_and_it_restarts() {
     c.wait_local_value(2, "k", "v").await;
 }
 
-async fn raw(c: &Cluster, method: Method, path: &str, body: &'static [u8]) -> StatusCode {
+async fn raw(c: &Cluster, method: Method, path: &str, body: impl Into<Bytes>) -> StatusCode {
     c.client
-        .request(method, &c.endpoint(1), path, Bytes::from_static(body))
+        .request(method, &c.endpoint(1), path, body.into())
         .await
         .expect("request")
         .status
@@ -186,58 +186,47 @@ async fn raw(c: &Cluster, method: Method, path: &str, body: &'static [u8]) -> St
 async fn bad_requests_get_errors_and_the_cluster_keeps_serving() {
     let c = ClusterBuilder::default().start().await;
     assert_eq!(
-        raw(&c, Method::PUT, "/", b"v").await,
+        raw(&c, Method::PUT, "/", "v").await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        raw(&c, Method::PUT, "/bad%zz", b"v").await,
+        raw(&c, Method::PUT, "/bad%zz", "v").await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        raw(&c, Method::GET, "/missing", b"").await,
+        raw(&c, Method::GET, "/missing", "").await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        raw(&c, Method::POST, "/abc", b"http://127.0.0.1:1").await,
+        raw(&c, Method::POST, "/abc", "http://127.0.0.1:1").await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        raw(&c, Method::POST, "/9", b"not a url").await,
+        raw(&c, Method::POST, "/9", "not a url").await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        raw(&c, Method::POST, "/1", b"http://127.0.0.1:1").await,
+        raw(&c, Method::POST, "/1", "http://127.0.0.1:1").await,
         StatusCode::CONFLICT
     );
     assert_eq!(
-        raw(&c, Method::DELETE, "/9", b"").await,
+        raw(&c, Method::DELETE, "/9", "").await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        raw(&c, Method::PATCH, "/k", b"").await,
+        raw(&c, Method::PATCH, "/k", "").await,
         StatusCode::METHOD_NOT_ALLOWED
     );
     let long_key = format!("/{}", "k".repeat(2000));
-    let status = c
-        .client
-        .request(
-            Method::PUT,
-            &c.endpoint(1),
-            &long_key,
-            Bytes::from_static(b"v"),
-        )
-        .await
-        .expect("request")
-        .status;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    let big = Bytes::from(vec![b'x'; (1 << 20) + 1]);
-    let status = c
-        .client
-        .request(Method::PUT, &c.endpoint(1), "/big", big)
-        .await
-        .expect("request")
-        .status;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        raw(&c, Method::PUT, &long_key, "v").await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let big = vec![b'x'; (1 << 20) + 1];
+    assert_eq!(
+        raw(&c, Method::PUT, "/big", big).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 
     // The peer port: a request without the cluster header, a garbage body
     // with it, and bytes that are not HTTP at all.
