@@ -220,129 +220,149 @@ impl<'a> Nemesis<'a> {
 
     async fn inject(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
         match kind {
-            FaultKind::KillRandom | FaultKind::KillLeader => {
-                let victim = if kind == FaultKind::KillLeader {
-                    self.leader().await?
-                } else {
-                    self.random_member()
-                };
-                let hold = self.millis(500, 4000);
-                self.log(format!("{kind}: SIGKILL node {victim} for {hold:?}"));
-                self.cluster.kill(victim)?;
-                tokio::time::sleep(hold).await;
-                self.cluster.restart(victim)?;
-                self.log(format!("restarted node {victim}"));
-            }
-            FaultKind::Pause => {
-                let victim = if self.rng.random_bool(0.5) {
-                    self.leader().await?
-                } else {
-                    self.random_member()
-                };
-                let hold = self.millis(500, 4000);
-                self.log(format!("{kind}: SIGSTOP node {victim} for {hold:?}"));
-                self.cluster.pause(victim, true)?;
-                tokio::time::sleep(hold).await;
-                self.cluster.pause(victim, false)?;
-                self.log(format!("SIGCONT node {victim}"));
-            }
-            FaultKind::PartitionOne => {
+            FaultKind::KillRandom => {
                 let victim = self.random_member();
-                let others = self.others(&[victim]);
-                let hold = self.millis(1000, 5000);
-                self.log(format!(
-                    "{kind}: node {victim} cut off from {others:?} for {hold:?}"
-                ));
-                self.hold_rules(&Self::cut(&[victim], &others), hold)
-                    .await?;
+                self.kill(kind, victim).await
             }
-            FaultKind::PartitionLeader => {
-                let leader = self.leader().await?;
-                let mut rest = self.others(&[leader]);
-                rest.shuffle(&mut self.rng);
-                // The leader keeps a minority: (n - 1) / 2 - 1 companions.
-                let companions = (self.cluster.members().len() - 1) / 2 - 1;
-                let mut minority = vec![leader];
-                minority.extend(rest.drain(..companions));
-                let hold = self.millis(1000, 5000);
-                self.log(format!(
-                    "{kind}: leader's side {minority:?} cut off from majority {rest:?} for {hold:?}"
-                ));
-                self.hold_rules(&Self::cut(&minority, &rest), hold).await?;
+            FaultKind::KillLeader => {
+                let victim = self.leader().await?;
+                self.kill(kind, victim).await
             }
-            FaultKind::OneWay => {
-                let victim = if self.rng.random_bool(0.5) {
-                    self.leader().await?
-                } else {
-                    self.random_member()
-                };
-                let others = self.others(&[victim]);
-                let outgoing = self.rng.random_bool(0.5);
-                let rules: Vec<Drop> = others
-                    .iter()
-                    .map(|&o| {
-                        let (from, to) = if outgoing { (victim, o) } else { (o, victim) };
-                        Drop {
-                            from,
-                            to,
-                            percent: 100,
-                        }
-                    })
-                    .collect();
-                let hold = self.millis(1000, 5000);
-                let dir = if outgoing {
-                    "sends to"
-                } else {
-                    "receives from"
-                };
-                self.log(format!(
-                    "{kind}: drop everything node {victim} {dir} {others:?} for {hold:?}"
-                ));
-                self.hold_rules(&rules, hold).await?;
-            }
-            FaultKind::PacketLoss => {
-                let a = self.random_member();
-                let others = self.others(&[a]);
-                let b = *others.choose(&mut self.rng).expect("two members at least");
-                let percent = self.rng.random_range(10..=60u8);
-                let hold = self.millis(2000, 6000);
-                self.log(format!(
-                    "{kind}: drop {percent}% of packets between nodes {a} and {b} for {hold:?}"
-                ));
-                let rules = [
-                    Drop {
-                        from: a,
-                        to: b,
-                        percent,
-                    },
-                    Drop {
-                        from: b,
-                        to: a,
-                        percent,
-                    },
-                ];
-                self.hold_rules(&rules, hold).await?;
-            }
-            FaultKind::Membership => {
-                let leader = self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
-                let victim = if self.rng.random_bool(1.0 / 3.0) {
-                    leader
-                } else {
-                    self.random_member()
-                };
-                let role = if victim == leader { " (leader)" } else { "" };
-                self.log(format!("{kind}: removing node {victim}{role}"));
-                self.cluster.remove(victim, RECOVERY_DEADLINE).await?;
-                self.targets.write().retain(|t| *t != victim);
-                self.log(format!("node {victim} removed and exited 0"));
-                self.cluster.wait_healthy(RECOVERY_DEADLINE, false).await?;
-                let id = self.cluster.add(RECOVERY_DEADLINE).await?;
-                self.targets.write().push(id);
-                self.log(format!("added node {id}; started it with --join"));
-                self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
-                self.log(format!("node {id} caught up"));
-            }
+            FaultKind::Pause => self.pause(kind).await,
+            FaultKind::PartitionOne => self.partition_one(kind).await,
+            FaultKind::PartitionLeader => self.partition_leader(kind).await,
+            FaultKind::OneWay => self.one_way(kind).await,
+            FaultKind::PacketLoss => self.packet_loss(kind).await,
+            FaultKind::Membership => self.replace_member(kind).await,
         }
+    }
+
+    /// The leader half of the time, else a random member.
+    async fn leader_or_random(&mut self) -> Result<u64, NemesisError> {
+        if self.rng.random_bool(0.5) {
+            self.leader().await
+        } else {
+            Ok(self.random_member())
+        }
+    }
+
+    async fn kill(&mut self, kind: FaultKind, victim: u64) -> Result<(), NemesisError> {
+        let hold = self.millis(500, 4000);
+        self.log(format!("{kind}: SIGKILL node {victim} for {hold:?}"));
+        self.cluster.kill(victim)?;
+        tokio::time::sleep(hold).await;
+        self.cluster.restart(victim)?;
+        self.log(format!("restarted node {victim}"));
+        Ok(())
+    }
+
+    async fn pause(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let victim = self.leader_or_random().await?;
+        let hold = self.millis(500, 4000);
+        self.log(format!("{kind}: SIGSTOP node {victim} for {hold:?}"));
+        self.cluster.pause(victim, true)?;
+        tokio::time::sleep(hold).await;
+        self.cluster.pause(victim, false)?;
+        self.log(format!("SIGCONT node {victim}"));
+        Ok(())
+    }
+
+    async fn partition_one(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let victim = self.random_member();
+        let others = self.others(&[victim]);
+        let hold = self.millis(1000, 5000);
+        self.log(format!(
+            "{kind}: node {victim} cut off from {others:?} for {hold:?}"
+        ));
+        self.hold_rules(&Self::cut(&[victim], &others), hold).await
+    }
+
+    async fn partition_leader(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let leader = self.leader().await?;
+        let mut rest = self.others(&[leader]);
+        rest.shuffle(&mut self.rng);
+        // The leader keeps a minority: (n - 1) / 2 - 1 companions.
+        let companions = (self.cluster.members().len() - 1) / 2 - 1;
+        let mut minority = vec![leader];
+        minority.extend(rest.drain(..companions));
+        let hold = self.millis(1000, 5000);
+        self.log(format!(
+            "{kind}: leader's side {minority:?} cut off from majority {rest:?} for {hold:?}"
+        ));
+        self.hold_rules(&Self::cut(&minority, &rest), hold).await
+    }
+
+    async fn one_way(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let victim = self.leader_or_random().await?;
+        let others = self.others(&[victim]);
+        let outgoing = self.rng.random_bool(0.5);
+        let rules: Vec<Drop> = others
+            .iter()
+            .map(|&o| {
+                let (from, to) = if outgoing { (victim, o) } else { (o, victim) };
+                Drop {
+                    from,
+                    to,
+                    percent: 100,
+                }
+            })
+            .collect();
+        let hold = self.millis(1000, 5000);
+        let dir = if outgoing {
+            "sends to"
+        } else {
+            "receives from"
+        };
+        self.log(format!(
+            "{kind}: drop everything node {victim} {dir} {others:?} for {hold:?}"
+        ));
+        self.hold_rules(&rules, hold).await
+    }
+
+    async fn packet_loss(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let a = self.random_member();
+        let others = self.others(&[a]);
+        let b = *others.choose(&mut self.rng).expect("two members at least");
+        let percent = self.rng.random_range(10..=60u8);
+        let hold = self.millis(2000, 6000);
+        self.log(format!(
+            "{kind}: drop {percent}% of packets between nodes {a} and {b} for {hold:?}"
+        ));
+        let rules = [
+            Drop {
+                from: a,
+                to: b,
+                percent,
+            },
+            Drop {
+                from: b,
+                to: a,
+                percent,
+            },
+        ];
+        self.hold_rules(&rules, hold).await
+    }
+
+    /// Removes a member (the leader a third of the time) and adds a fresh
+    /// node with a new id.
+    async fn replace_member(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let leader = self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
+        let victim = if self.rng.random_bool(1.0 / 3.0) {
+            leader
+        } else {
+            self.random_member()
+        };
+        let role = if victim == leader { " (leader)" } else { "" };
+        self.log(format!("{kind}: removing node {victim}{role}"));
+        self.cluster.remove(victim, RECOVERY_DEADLINE).await?;
+        self.targets.write().retain(|t| *t != victim);
+        self.log(format!("node {victim} removed and exited 0"));
+        self.cluster.wait_healthy(RECOVERY_DEADLINE, false).await?;
+        let id = self.cluster.add(RECOVERY_DEADLINE).await?;
+        self.targets.write().push(id);
+        self.log(format!("added node {id}; started it with --join"));
+        self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
+        self.log(format!("node {id} caught up"));
         Ok(())
     }
 }
