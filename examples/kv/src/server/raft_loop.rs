@@ -483,16 +483,7 @@ impl RaftLoop {
             term = meta.term.0,
             "restoring a snapshot from the leader"
         );
-        self.snapshotter
-            .save(&meta, &snapshot.data)
-            .map_err(|e| fatal("save snapshot", e))?;
-        self.wal
-            .save_snapshot_marker(&SnapshotMarker {
-                index: meta.index,
-                term: meta.term,
-                conf_state: meta.conf_state.clone(),
-            })
-            .map_err(|e| fatal("WAL snapshot marker", e))?;
+        self.save_snapshot(&meta, &snapshot.data)?;
         self.store
             .write()
             .restore(meta.index.0, snapshot.data.clone())
@@ -505,6 +496,27 @@ impl RaftLoop {
         self.last_snapshot = id;
         metrics::inc(&self.metrics.snapshots_restored);
         Ok(())
+    }
+
+    /// Makes a snapshot durable: the file first (atomically, by
+    /// raft-snap), then its WAL marker, so the WAL never names a snapshot
+    /// that is not on disk (recovery falls back to the newest snapshot the
+    /// WAL knows, see `durable::open`).
+    fn save_snapshot(
+        &self,
+        meta: &raft_core::SnapshotMetadata,
+        data: &[u8],
+    ) -> Result<(), LoopError> {
+        self.snapshotter
+            .save(meta, data)
+            .map_err(|e| fatal("save snapshot", e))?;
+        self.wal
+            .save_snapshot_marker(&SnapshotMarker {
+                index: meta.index,
+                term: meta.term,
+                conf_state: meta.conf_state.clone(),
+            })
+            .map_err(|e| fatal("WAL snapshot marker", e))
     }
 
     /// Makes the transport's peers those of the state machine.
@@ -555,16 +567,7 @@ impl RaftLoop {
             .create_snapshot(Index(applied), self.conf_state.clone(), data)
             .map_err(|e| fatal("create snapshot", e))?;
         let meta = &snap.metadata;
-        self.snapshotter
-            .save(meta, &snap.data)
-            .map_err(|e| fatal("save snapshot", e))?;
-        self.wal
-            .save_snapshot_marker(&SnapshotMarker {
-                index: meta.index,
-                term: meta.term,
-                conf_state: meta.conf_state.clone(),
-            })
-            .map_err(|e| fatal("WAL snapshot marker", e))?;
+        self.save_snapshot(meta, &snap.data)?;
         let compact_to = applied.saturating_sub(self.opts.catch_up_entries);
         if compact_to > 0 {
             match self.storage.compact(Index(compact_to)) {
