@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -188,9 +190,13 @@ pub struct Wal {
     dir: PathBuf,
     options: WalOptions,
     inner: Mutex<Inner>,
-    /// Waiters of group `n` (see `Inner::groups`) sleep on `group_done[n %
-    /// 2]`: completing a group wakes exactly its own waiters, and one
-    /// waiter of the next group to lead it.
+    /// A copy of `Inner::synced_seq`, stored under the lock and read
+    /// without it: a woken waiter whose batch is durable returns without
+    /// taking the lock again.
+    synced_seq: AtomicU64,
+    /// A thread waiting for the sync leader to finish (`quiesce`) sleeps
+    /// on `group_done[n % 2]` for group `n`; save waiters park instead (see
+    /// `Inner::parked`).
     group_done: [Condvar; 2],
     /// A leader filling its group sleeps here until enough waiters queued.
     group_filled: Condvar,
@@ -225,6 +231,13 @@ struct Inner {
     /// Groups taken since open: the one in flight (while `syncing` and not
     /// `filling`) is number `groups`, the next is `groups + 1`.
     groups: u64,
+    /// The threads of group `n` (see `groups`) parked until it completes,
+    /// in `parked[n % 2]`. Completing a group unparks exactly its own
+    /// waiters, all at once, plus one waiter of the next group to lead it.
+    /// A condition variable would requeue them onto the mutex and wake
+    /// them one at a time, each wakeup waiting for the previous thread to
+    /// run: with 64 writers that chain took about 1 ms per group.
+    parked: [Vec<Thread>; 2],
     /// Threads waiting for the group in flight.
     in_flight_waiters: u64,
     /// Threads waiting for the next group (target beyond `taken_seq`).
@@ -318,6 +331,7 @@ impl Wal {
             dir,
             options,
             inner: Mutex::new(inner),
+            synced_seq: AtomicU64::new(0),
             group_done: [Condvar::new(), Condvar::new()],
             group_filled: Condvar::new(),
             _lock: lock,
@@ -367,6 +381,7 @@ impl Wal {
             synced_seq: 0,
             taken_seq: 0,
             groups: 0,
+            parked: [Vec::new(), Vec::new()],
             in_flight_waiters: 0,
             next_waiters: 0,
             fill_target: 0,
@@ -684,11 +699,22 @@ impl Wal {
 
     /// Wakes every waiter: after a failure or a rotation's own sync, which
     /// may satisfy or fail the waiters of any group.
-    fn wake_all(&self) {
+    fn wake_all(&self, g: &mut Inner) {
         for cv in &self.group_done {
             cv.notify_all();
         }
         self.group_filled.notify_all();
+        for list in &mut g.parked {
+            for t in list.drain(..) {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Records that every batch up to `seq` is durable.
+    fn mark_synced(&self, g: &mut Inner, seq: u64) {
+        g.synced_seq = g.synced_seq.max(seq);
+        self.synced_seq.store(g.synced_seq, Ordering::Release);
     }
 
     /// Waits until everything written so far is durable, leading the fsync
@@ -702,14 +728,14 @@ impl Wal {
     /// completed: writers acknowledged by a group usually come straight
     /// back, and taking before they do splits the writers into two
     /// alternating half-size groups.
-    fn wait_synced(&self, mut g: MutexGuard<'_, Inner>) -> Result<(), SaveError> {
+    fn wait_synced<'a>(&'a self, mut g: MutexGuard<'a, Inner>) -> Result<(), SaveError> {
         let target = g.written_seq;
         let mut registered = false;
         loop {
             if g.poisoned {
                 // Whoever sees the poison first passes it on: waiters of
                 // the next group are not woken by anything else.
-                self.wake_all();
+                self.wake_all(&mut g);
                 return Err(SaveError::Poisoned);
             }
             if g.synced_seq >= target {
@@ -729,7 +755,15 @@ impl Wal {
             }
             if g.syncing {
                 let group = if next_group { g.groups + 1 } else { g.groups };
-                self.group_done[(group % 2) as usize].wait(&mut g);
+                g.parked[(group % 2) as usize].push(thread::current());
+                drop(g);
+                // An unpark that came before this park is not lost (the
+                // token stays), and a spurious return just checks again.
+                thread::park();
+                if self.synced_seq.load(Ordering::Acquire) >= target {
+                    return Ok(());
+                }
+                g = self.inner.lock();
                 continue;
             }
             g.syncing = true;
@@ -745,7 +779,7 @@ impl Wal {
             }
             if g.poisoned {
                 g.syncing = false;
-                self.wake_all();
+                self.wake_all(&mut g);
                 return Err(SaveError::Poisoned);
             }
             // Lead: write every queued batch with one call and fsync,
@@ -777,19 +811,31 @@ impl Wal {
                     g.last_sync = started.elapsed();
                     g.fill_target = g.in_flight_waiters + g.next_waiters;
                     g.stats.fsyncs += 1;
-                    g.synced_seq = g.synced_seq.max(covers_seq);
+                    self.mark_synced(&mut g, covers_seq);
                     if g.current().id == segment {
                         g.synced_offset = g.synced_offset.max(covers_offset);
                     }
                     let group = g.groups;
                     self.group_done[(group % 2) as usize].notify_all();
-                    if g.next_waiters > 0 {
-                        self.group_done[((group + 1) % 2) as usize].notify_one();
+                    let mut wake = std::mem::take(&mut g.parked[(group % 2) as usize]);
+                    if let Some(next_leader) = g.parked[((group + 1) % 2) as usize].pop() {
+                        wake.push(next_leader);
+                    }
+                    // Unparked without the lock, so the woken threads do
+                    // not run into it while this thread still holds it.
+                    MutexGuard::unlocked(&mut g, || {
+                        for t in wake.drain(..) {
+                            t.unpark();
+                        }
+                    });
+                    if g.parked[(group % 2) as usize].is_empty() {
+                        // Keep the allocation.
+                        g.parked[(group % 2) as usize] = wake;
                     }
                 }
                 Err(e) => {
                     g.poisoned = true;
-                    self.wake_all();
+                    self.wake_all(&mut g);
                     return Err(SaveError::Io(e));
                 }
             }
@@ -834,7 +880,7 @@ impl Wal {
         // waiter, whichever group it was queued for.
         g.next_waiters = 0;
         g.in_flight_waiters = 0;
-        self.wake_all();
+        self.wake_all(g);
         result.map_err(SaveError::Io)?;
         Ok(truncating)
     }
@@ -851,7 +897,8 @@ impl Wal {
     ) -> std::io::Result<()> {
         g.file.sync_data()?;
         g.stats.fsyncs += 1;
-        g.synced_seq = g.written_seq;
+        let written = g.written_seq;
+        self.mark_synced(g, written);
         g.taken_seq = g.written_seq;
         let id = g.current().id + 1;
         let big_batches = g.segment_batches > 0
