@@ -99,6 +99,15 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// [`io::ErrorKind::WouldBlock`] if someone else holds the lock, or any
     /// I/O error.
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock>;
+
+    /// Whether the WAL may do I/O on a helper thread (see
+    /// [`crate::WalOptions::background_preallocation`]). A simulated
+    /// backend says no, so that its operations happen in the same order on
+    /// every run and a fault injected at the N-th operation replays.
+    /// Default: true.
+    fn supports_background_io(&self) -> bool {
+        true
+    }
 }
 
 /// An open file. All offsets are absolute; there is no cursor, so a handle
@@ -877,6 +886,10 @@ impl Backend for SimBackend {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    fn supports_background_io(&self) -> bool {
+        false
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

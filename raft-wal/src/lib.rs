@@ -135,6 +135,7 @@ pub mod format;
 pub mod inspect;
 pub mod io;
 mod recovery;
+mod spare;
 mod wal;
 
 pub use error::{OpenError, ReleaseError, SaveError};

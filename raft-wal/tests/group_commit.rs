@@ -124,6 +124,9 @@ impl Backend for GatedBackend {
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
         self.inner.lock_dir(dir)
     }
+    fn supports_background_io(&self) -> bool {
+        self.inner.supports_background_io()
+    }
 }
 
 /// Spins (yielding) until `cond` holds: the wait is on another thread's

@@ -48,3 +48,48 @@ fn segments_after_big_batches_are_not_zero_filled_and_recover() {
     assert_eq!(r.truncated_tail, None);
     assert_eq!(r.entries, expected);
 }
+
+/// On real files, rotation takes the spare a helper thread zero-filled
+/// while the segment before it filled: every new segment is full-size from
+/// its first save, closing the WAL leaves no temporary file behind, and the
+/// log recovers whole.
+#[test]
+fn rotation_uses_a_spare_zero_filled_in_the_background() {
+    use raft_wal::WalOptions;
+    const SMALL_SEGMENT: u64 = 64 << 10;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = WalOptions::new()
+        .segment_size_bytes(SMALL_SEGMENT)
+        .background_preallocation(true);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).expect("open");
+    let mut expected = Vec::new();
+    while wal.stats().rotations < 3 {
+        let first = expected.len() as u64 + 1;
+        let batch = entries(first..=first + 3, 1, 1024);
+        wal.save(None, &batch, true).expect("save");
+        expected.extend(batch);
+        let newest = raft_wal::io::FileBackend
+            .list_dir(dir.path())
+            .expect("list")
+            .into_iter()
+            .filter(|n| !n.ends_with(".tmp"))
+            .max()
+            .expect("a segment");
+        let len = std::fs::metadata(dir.path().join(&newest))
+            .expect("stat")
+            .len();
+        assert!(len >= SMALL_SEGMENT, "{newest} is {len} bytes");
+    }
+    assert_eq!(wal.stats().spares_used, 3);
+    drop(wal);
+    let names = raft_wal::io::FileBackend
+        .list_dir(dir.path())
+        .expect("list");
+    assert!(
+        names.iter().all(|n| !n.ends_with(".tmp")),
+        "left behind: {names:?}"
+    );
+    let (_, r) = Wal::open(dir.path(), opts).expect("reopen");
+    assert_eq!(r.removed_temp_files, Vec::<std::path::PathBuf>::new());
+    assert_eq!(r.entries, expected);
+}
