@@ -443,9 +443,9 @@ mod paired {
             println!(
                 "| {} | {} | {:.2?} | {:.2?} | {:.2?} | {:.2?} |",
                 if background {
-                    "background"
+                    "background helper"
                 } else {
-                    "at rotation"
+                    "inline, by a save"
                 },
                 latencies.len(),
                 at(0.5),
