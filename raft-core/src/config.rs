@@ -13,8 +13,19 @@ pub enum ReadOnlyOption {
     /// before answering. Safe without any clock assumption. The default.
     #[default]
     Safe,
-    /// The leader answers from its lease (thesis §6.4.1): no round trip, but
-    /// correct only if clocks drift boundedly. Requires
+    /// The leader answers from its lease (thesis §6.4.1): no round trip.
+    /// The lease runs until `election_timeout_ticks` after the sending of
+    /// the newest heartbeat a quorum acknowledged (every heartbeat is a
+    /// round in this mode); outside it, and for the rest of a term in which
+    /// the leader sent TimeoutNow, reads are confirmed as with
+    /// [`ReadOnlyOption::Safe`]. Voters refuse votes within an election
+    /// timeout of hearing from a leader, and for an election timeout after
+    /// they start (a restarted voter may have acknowledged a lease).
+    ///
+    /// Correct only if every node's ticks run at nearly the same rate: a
+    /// leader whose ticks slow down (a paused process, a stalled tick
+    /// timer) overestimates its lease. Campaigning by hand
+    /// ([`crate::RawNode::campaign`]) ignores leases. Requires
     /// [`Config::check_quorum`].
     LeaseBased,
 }

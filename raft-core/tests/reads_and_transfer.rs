@@ -108,17 +108,54 @@ fn repeated_read_contexts_get_their_own_rounds() {
 }
 
 #[test]
-fn lease_reads_are_answered_without_a_round_trip() {
+fn lease_reads_are_answered_without_a_round_trip_until_the_lease_runs_out() {
     let mut c = Cluster::builder()
         .voters(&[1, 2, 3])
         .check_quorum(true)
+        .election_ticks(10)
         .configure(|cfg| cfg.read_only_option = ReadOnlyOption::LeaseBased)
         .build();
-    c.elect(1);
-    c.isolate(1);
-    c.node(1).raw.read_index(&b"lease"[..]).expect("read");
-    c.process_ready(1);
-    assert_eq!(c.node(1).read_states.len(), 1);
+    // Nodes that just started refuse votes for an election timeout, so the
+    // first leader comes from the election timers.
+    c.tick_all(40);
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1, "{leaders:?}");
+    let leader = leaders[0];
+    c.isolate(leader);
+    c.node(leader)
+        .raw
+        .read_index(&b"in lease"[..])
+        .expect("read");
+    c.process_ready(leader);
+    assert_eq!(
+        c.node(leader).read_states.len(),
+        1,
+        "answered from the lease"
+    );
+    // An election timeout after the last acknowledged heartbeat was sent,
+    // the lease is over: no answer without a quorum (or no leader at all).
+    c.tick(leader, 10);
+    let _ = c.node(leader).raw.read_index(&b"expired"[..]);
+    c.process_ready(leader);
+    assert_eq!(
+        c.node(leader).read_states.len(),
+        1,
+        "answered after the lease ran out"
+    );
+}
+
+#[test]
+fn a_node_ignores_vote_requests_for_an_election_timeout_after_it_starts_with_lease_reads() {
+    let mut c = Cluster::builder()
+        .voters(&[1, 2, 3])
+        .check_quorum(true)
+        .election_ticks(10)
+        .configure(|cfg| cfg.read_only_option = ReadOnlyOption::LeaseBased)
+        .build();
+    c.campaign(1);
+    assert_eq!(c.role(1), RoleKind::Candidate, "votes ignored at start");
+    assert_eq!(c.vote(2), None);
+    assert_eq!(c.vote(3), None);
 }
 
 #[test]

@@ -53,9 +53,52 @@ pub(crate) struct ReadQueue {
     last_round: u64,
     /// The highest round each peer has acknowledged.
     acked: BTreeMap<NodeId, u64>,
+    /// Lease reads only: when each unconfirmed round was sent, in
+    /// `Raft::ticks` (rounds increase from front to back).
+    sent_at: VecDeque<(u64, u64)>,
+    /// Lease reads only: reads may be answered from the lease while
+    /// `Raft::ticks` is below this. Invariant: it is an election timeout
+    /// after the sending of a round a quorum acknowledged (thesis §6.4.1).
+    lease_until: u64,
+    /// Set once this leader sent TimeoutNow: the target campaigns at once,
+    /// ignoring the voters' leases, so this term's lease can no longer be
+    /// trusted (testdata/read_index_lease_transfer.txt).
+    lease_void: bool,
 }
 
 impl ReadQueue {
+    /// Hands out a new round sent now (`now` in ticks), remembering when,
+    /// for the lease.
+    fn new_round(&mut self, now: u64, lease: bool) -> u64 {
+        self.last_round += 1;
+        if lease {
+            self.sent_at.push_back((self.last_round, now));
+        }
+        self.last_round
+    }
+
+    /// A heartbeat round for the lease: every heartbeat starts one.
+    pub(crate) fn new_lease_round(&mut self, now: u64) -> u64 {
+        self.new_round(now, true)
+    }
+
+    /// Extends the lease to an election timeout after the sending of
+    /// `confirmed`, the newest round a quorum acknowledged.
+    fn confirm_lease(&mut self, confirmed: u64, timeout: u64) {
+        let mut sent = None;
+        while self.sent_at.front().is_some_and(|&(r, _)| r <= confirmed) {
+            sent = self.sent_at.pop_front().map(|(_, at)| at);
+        }
+        if let Some(at) = sent {
+            self.lease_until = self.lease_until.max(at + timeout);
+        }
+    }
+
+    /// This leader will not answer from its lease again (see `lease_void`).
+    pub(crate) fn void_lease(&mut self) {
+        self.lease_void = true;
+    }
+
     /// The newest round a read is waiting for. Regular heartbeats carry it
     /// so that a read whose own round was lost is still confirmed by the
     /// next heartbeat round (etcd's `lastPendingRequestCtx`); without it
@@ -112,17 +155,21 @@ impl<S: Storage> Raft<S> {
         let only_voter = !self.membership.voters.is_joint()
             && self.membership.voters.incoming.len() == 1
             && self.membership.is_voter(self.id);
-        if only_voter || self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
-            // A sole voter needs no confirmation; a lease holder relies on
-            // no other leader existing within its lease (thesis §6.4.1).
-            self.answer_read(request, committed);
-            return Ok(());
-        }
+        let lease = self.cfg.read_only_option == ReadOnlyOption::LeaseBased;
+        let now = self.ticks;
         let Role::Leader(l) = &mut self.role else {
             unreachable!()
         };
-        l.reads.last_round += 1;
-        let round = l.reads.last_round;
+        let in_lease =
+            lease && now < l.reads.lease_until && !l.reads.lease_void && l.transferee.is_none();
+        if only_voter || in_lease {
+            // A sole voter needs no confirmation; a lease holder relies on
+            // no other leader existing within its lease (thesis §6.4.1).
+            // Outside its lease, a lease reader confirms as ReadIndex does.
+            self.answer_read(request, committed);
+            return Ok(());
+        }
+        let round = l.reads.new_round(now, lease);
         l.reads.pending.push_back(PendingRead {
             round,
             index: committed,
@@ -169,6 +216,10 @@ impl<S: Storage> Raft<S> {
                 reads.acked.get(&v).map(|&r| Index(r))
             }
         });
+        if self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
+            let timeout = u64::from(self.cfg.election_timeout_ticks);
+            l.reads.confirm_lease(confirmed.get(), timeout);
+        }
         let mut released = Vec::new();
         while l
             .reads

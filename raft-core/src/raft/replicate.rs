@@ -524,11 +524,19 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn broadcast_heartbeat(&mut self) {
         let committed = self.log.committed;
         let id = self.id;
+        let lease = self.cfg.read_only_option == crate::config::ReadOnlyOption::LeaseBased;
+        let now = self.ticks;
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
-        // Retry the newest pending read round (see `newest_pending_round`).
-        let read_round = leader.reads.newest_pending_round();
+        // Retry the newest pending read round (see `newest_pending_round`);
+        // with lease reads every heartbeat is a round, which renews the
+        // lease and confirms any pending read.
+        let read_round = if lease {
+            Some(leader.reads.new_lease_round(now))
+        } else {
+            leader.reads.newest_pending_round()
+        };
         let mut targets: Vec<(NodeId, Index)> = Vec::with_capacity(leader.progress.len());
         for (pid, pr) in leader.progress.iter_mut().filter(|(pid, _)| **pid != id) {
             let commit = pr.matched.min(committed);

@@ -65,7 +65,7 @@ impl<S: Storage> Raft<S> {
         catch_up: bool,
     ) -> Result<(), StorageError> {
         let last = self.log.last_index()?;
-        let Role::Leader(l) = &self.role else {
+        let Role::Leader(l) = &mut self.role else {
             return Ok(());
         };
         if l.transferee != Some(target) {
@@ -80,6 +80,10 @@ impl<S: Storage> Raft<S> {
         let commit_known = !l.stepping_down || pr.commit_reported >= self.log.committed;
         if pr.matched == last && commit_known {
             tracing::info!(id = %self.id, target = %target, "target caught up; sending timeout-now");
+            // The target will campaign through the voters' leases, maybe
+            // after this transfer is aborted (the message can be delayed):
+            // no lease read for the rest of this term.
+            l.reads.void_lease();
             self.send(target, MessageBody::TimeoutNow);
             if self.is_stepping_down() {
                 // A removed leader need not wait to hear of the new term (it

@@ -2,9 +2,10 @@
 //! (drops, duplicates, delays and reordering, partitions), crashes and
 //! restarts, synchronous or asynchronous storage writes, and the workload
 //! (proposals, membership changes, leadership transfers, compaction, safe
-//! reads). Lease reads are not simulated: nodes tick independently here,
-//! which is unbounded clock drift, and lease reads are only correct under
-//! bounded drift. The [`SafetyChecker`] runs after every
+//! reads). Nodes tick independently, which is unbounded clock drift, so
+//! lease reads, correct only under bounded drift, run in a mode of their
+//! own ([`SimOptions::with_lease_reads`]) where all nodes tick together.
+//! The [`SafetyChecker`] runs after every
 //! step; after the faults heal, a liveness phase checks that the cluster
 //! commits again.
 //!
@@ -79,7 +80,17 @@ pub struct SimOptions {
     pub async_writes: bool,
     /// Rounds (one tick per node) the liveness phase may take.
     pub liveness_rounds: u64,
+    /// Reads are lease-based (`ReadOnlyOption::LeaseBased`, with
+    /// CheckQuorum) and all live nodes tick together, every
+    /// [`LOCKSTEP_TICK_STEPS`] steps per node: clocks without drift, the
+    /// assumption leases rest on. Off in [`SimOptions::randomized`], so
+    /// existing seeds replay unchanged; see [`SimOptions::with_lease_reads`].
+    pub lease_reads: bool,
 }
+
+/// In lease mode, all nodes tick once every this many steps per node (the
+/// same average rate as the random ticks of the other mode).
+pub const LOCKSTEP_TICK_STEPS: u64 = 4;
 
 impl SimOptions {
     /// A mix of faults and workload drawn from `seed`, so that many seeds
@@ -104,7 +115,18 @@ impl SimOptions {
             check_quorum: r.random_bool(0.7),
             async_writes: r.random_bool(0.3),
             liveness_rounds: 2_000,
+            lease_reads: false,
         }
+    }
+
+    /// The same options with lease reads and lockstep clocks (and reads
+    /// frequent enough to test them).
+    #[must_use]
+    pub fn with_lease_reads(mut self) -> SimOptions {
+        self.lease_reads = true;
+        self.check_quorum = true;
+        self.read_probability = self.read_probability.max(0.05);
+        self
     }
 
     /// The same options with another step count.
@@ -257,6 +279,9 @@ impl Simulation {
         let mut cfg = Config::new(n);
         cfg.pre_vote = self.opts.pre_vote;
         cfg.check_quorum = self.opts.check_quorum;
+        if self.opts.lease_reads {
+            cfg.read_only_option = crate::config::ReadOnlyOption::LeaseBased;
+        }
         cfg.async_storage_writes = self.opts.async_writes;
         cfg.election_timeout_ticks = 10;
         cfg.heartbeat_interval_ticks = 2;
@@ -314,6 +339,16 @@ impl Simulation {
 
     fn fault_step(&mut self) -> Result<(), Finding> {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let lockstep = self.opts.lease_reads;
+        if lockstep
+            && self
+                .step
+                .is_multiple_of(LOCKSTEP_TICK_STEPS * self.opts.nodes)
+        {
+            for &n in &ids {
+                self.tick(n)?;
+            }
+        }
         let n = ids[self.rng.random_range(0..ids.len())];
         let roll: f64 = self.rng.random();
         let o = self.opts.clone();
@@ -340,7 +375,8 @@ impl Simulation {
             self.read(n)?;
         } else {
             match self.rng.random_range(0..4) {
-                0 => self.tick(n)?,
+                0 if !lockstep => self.tick(n)?,
+                0 => {}
                 1 => {
                     self.process_ready(n)?;
                     if self.rng.random_bool(0.5) {

@@ -53,6 +53,7 @@
 //! |---|---|
 //! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [read-only=safe\|lease-based] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T]` | Adds N nodes with the next ids. With `index`, each starts from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership. `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
 //! | `campaign id` | [`RawNode::campaign`]. |
+//! | `restart id` | Crash and restart: a new `RawNode` from the node's storage (volatile state and unpersisted work lost; messages in flight kept). |
 //! | `propose id data` | [`RawNode::propose`]. |
 //! | `propose-conf-change id [v1=true] [transition=auto\|implicit\|explicit]` + input line `v4 l5 r6` | [`RawNode::propose_conf_change`]: `vN` adds voter N, `lN` learner N, `rN` removes N; an empty V2 change leaves a joint configuration. `v1=true` proposes a single-step (V1) change. |
 //! | `transfer-leadership from=id to=id` | [`RawNode::transfer_leader`] on `from`. |
@@ -85,7 +86,7 @@
 //!   `set-randomized-election-timeout`, `log-level` or `_breakpoint`.
 //! - `tick-election` ticks until the randomized timer fires instead of
 //!   exactly `election_timeout_ticks` times; `tick id N` ticks precisely.
-//! - `partition`/`heal` and `report-snapshot` are additions.
+//! - `partition`/`heal`, `restart` and `report-snapshot` are additions.
 
 pub mod datadriven;
 
@@ -271,6 +272,7 @@ impl Env {
         match tc.cmd.as_str() {
             "add-nodes" => self.cmd_add_nodes(&a),
             "campaign" => self.cmd_campaign(&a),
+            "restart" => self.cmd_restart(&a),
             "propose" => self.cmd_propose(&a),
             "propose-conf-change" => self.cmd_propose_conf_change(&a),
             "transfer-leadership" => self.cmd_transfer(&a),
@@ -463,6 +465,31 @@ impl Env {
                 },
             );
         }
+        Ok(())
+    }
+
+    /// A crash and restart: the node loses its volatile state (role,
+    /// leader, timers, unpersisted work) and starts again from its storage.
+    /// Messages already sent stay in flight.
+    fn cmd_restart(&mut self, a: &Args<'_>) -> CmdResult {
+        let id = a.first_id()?;
+        let node = self.get(id)?;
+        let mut cfg = node.config.clone();
+        cfg.applied = node.raw.status().applied;
+        node.raw =
+            RawNode::new(cfg, node.storage.clone()).map_err(|e| format!("restart {id}: {e}"))?;
+        node.append_work.clear();
+        node.apply_work.clear();
+        let st = node.raw.status();
+        node.seen = (st.soft_state.role, st.hard_state.term);
+        let line = format!(
+            "{id}: {} {} Applied:{} LastIndex:{}",
+            describe::soft_state(&st.soft_state),
+            describe::hard_state(&st.hard_state),
+            st.applied,
+            st.last_index
+        );
+        self.line(0, &line);
         Ok(())
     }
 
