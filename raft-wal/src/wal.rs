@@ -819,14 +819,7 @@ impl Wal {
             let next_group = target > g.taken_seq;
             if !registered {
                 registered = true;
-                if next_group {
-                    g.next_waiters += 1;
-                    if g.filling && g.next_waiters >= g.fill_target {
-                        self.group_filled.notify_one();
-                    }
-                } else {
-                    g.in_flight_waiters += 1;
-                }
+                self.register_waiter(&mut g, next_group);
             }
             if g.syncing {
                 let group = if next_group { g.groups + 1 } else { g.groups };
@@ -842,78 +835,107 @@ impl Wal {
                 continue;
             }
             g.syncing = true;
-            if g.next_waiters < g.fill_target {
-                g.filling = true;
-                let deadline = Instant::now() + g.last_sync.min(GROUP_FILL_WAIT_MAX);
-                while g.next_waiters < g.fill_target && !g.poisoned {
-                    if self.group_filled.wait_until(&mut g, deadline).timed_out() {
-                        break;
-                    }
-                }
-                g.filling = false;
-            }
+            self.fill_group(&mut g);
             if g.poisoned {
                 g.syncing = false;
                 self.wake_all(&mut g);
                 return Err(SaveError::Poisoned);
             }
-            // Lead: write every queued batch with one call and fsync,
-            // without the lock, so other writers queue the next group.
-            let mut data = std::mem::take(&mut g.pending);
-            let at = g.offset - data.len() as u64;
-            let covers_seq = g.written_seq;
-            g.taken_seq = covers_seq;
-            g.groups += 1;
-            g.in_flight_waiters = std::mem::take(&mut g.next_waiters);
-            let covers_offset = g.offset;
-            let segment = g.current().id;
-            let file = Arc::clone(&g.file);
-            let started = Instant::now();
-            let result = MutexGuard::unlocked(&mut g, || {
-                if !data.is_empty() {
-                    write_streaming(file.as_ref(), at, &data)?;
-                }
-                file.sync_data()
-            });
-            g.syncing = false;
-            if g.pending.is_empty() {
-                // Keep the allocation for the next group.
-                data.clear();
-                g.pending = data;
+            if let Err(e) = self.lead_group(&mut g) {
+                g.poisoned = true;
+                self.wake_all(&mut g);
+                return Err(SaveError::Io(e));
             }
-            match result {
-                Ok(()) => {
-                    g.last_sync = started.elapsed();
-                    g.fill_target = g.in_flight_waiters + g.next_waiters;
-                    g.stats.fsyncs += 1;
-                    self.mark_synced(&mut g, covers_seq);
-                    if g.current().id == segment {
-                        g.synced_offset = g.synced_offset.max(covers_offset);
-                    }
-                    let group = g.groups;
-                    self.group_done[(group % 2) as usize].notify_all();
-                    let mut wake = std::mem::take(&mut g.parked[(group % 2) as usize]);
-                    if let Some(next_leader) = g.parked[((group + 1) % 2) as usize].pop() {
-                        wake.push(next_leader);
-                    }
-                    // Unparked without the lock, so the woken threads do
-                    // not run into it while this thread still holds it.
-                    MutexGuard::unlocked(&mut g, || {
-                        for t in wake.drain(..) {
-                            t.unpark();
-                        }
-                    });
-                    if g.parked[(group % 2) as usize].is_empty() {
-                        // Keep the allocation.
-                        g.parked[(group % 2) as usize] = wake;
-                    }
-                }
-                Err(e) => {
-                    g.poisoned = true;
-                    self.wake_all(&mut g);
-                    return Err(SaveError::Io(e));
-                }
+        }
+    }
+
+    /// Counts a new waiter in the group it waits for, and tells a filling
+    /// leader when its group is as large as it waits for.
+    fn register_waiter(&self, g: &mut Inner, next_group: bool) {
+        if next_group {
+            g.next_waiters += 1;
+            if g.filling && g.next_waiters >= g.fill_target {
+                self.group_filled.notify_one();
             }
+        } else {
+            g.in_flight_waiters += 1;
+        }
+    }
+
+    /// A new leader waits (at most the last group's sync time, and
+    /// [`GROUP_FILL_WAIT_MAX`]) until as many waiters queued as the last
+    /// group had.
+    fn fill_group(&self, g: &mut MutexGuard<'_, Inner>) {
+        if g.next_waiters >= g.fill_target {
+            return;
+        }
+        g.filling = true;
+        let deadline = Instant::now() + g.last_sync.min(GROUP_FILL_WAIT_MAX);
+        while g.next_waiters < g.fill_target && !g.poisoned {
+            if self.group_filled.wait_until(g, deadline).timed_out() {
+                break;
+            }
+        }
+        g.filling = false;
+    }
+
+    /// Leads a group: writes every queued batch with one call and fsyncs,
+    /// without the lock, so other writers queue the next group meanwhile;
+    /// then completes the group. An error is the write's or the fsync's.
+    fn lead_group(&self, g: &mut MutexGuard<'_, Inner>) -> std::io::Result<()> {
+        let mut data = std::mem::take(&mut g.pending);
+        let at = g.offset - data.len() as u64;
+        let covers_seq = g.written_seq;
+        g.taken_seq = covers_seq;
+        g.groups += 1;
+        g.in_flight_waiters = std::mem::take(&mut g.next_waiters);
+        let covers_offset = g.offset;
+        let segment = g.current().id;
+        let file = Arc::clone(&g.file);
+        let started = Instant::now();
+        let result = MutexGuard::unlocked(g, || {
+            if !data.is_empty() {
+                write_streaming(file.as_ref(), at, &data)?;
+            }
+            file.sync_data()
+        });
+        g.syncing = false;
+        if g.pending.is_empty() {
+            // Keep the allocation for the next group.
+            data.clear();
+            g.pending = data;
+        }
+        result?;
+        g.last_sync = started.elapsed();
+        g.fill_target = g.in_flight_waiters + g.next_waiters;
+        g.stats.fsyncs += 1;
+        self.mark_synced(g, covers_seq);
+        if g.current().id == segment {
+            g.synced_offset = g.synced_offset.max(covers_offset);
+        }
+        self.complete_group(g);
+        Ok(())
+    }
+
+    /// Wakes the waiters of the group just synced, all at once, and one
+    /// waiter of the next group to lead it.
+    fn complete_group(&self, g: &mut MutexGuard<'_, Inner>) {
+        let slot = (g.groups % 2) as usize;
+        self.group_done[slot].notify_all();
+        let mut wake = std::mem::take(&mut g.parked[slot]);
+        if let Some(next_leader) = g.parked[1 - slot].pop() {
+            wake.push(next_leader);
+        }
+        // Unparked without the lock, so the woken threads do not run into
+        // it while this thread still holds it.
+        MutexGuard::unlocked(g, || {
+            for t in wake.drain(..) {
+                t.unpark();
+            }
+        });
+        if g.parked[slot].is_empty() {
+            // Keep the allocation.
+            g.parked[slot] = wake;
         }
     }
 
