@@ -153,6 +153,68 @@ fn parse_bool(s: &str, what: &str) -> Result<bool, String> {
     s.parse().map_err(|_| format!("{what}: not a bool: {s:?}"))
 }
 
+/// The config `add-nodes` gives node `id`, from the command's arguments.
+fn node_config(id: NodeId, a: &Args<'_>) -> Result<Config, String> {
+    let mut cfg = Config::new(id);
+    cfg.election_timeout_ticks = a.u64("election-ticks")?.unwrap_or(3) as u32;
+    cfg.heartbeat_interval_ticks = a.u64("heartbeat-ticks")?.unwrap_or(1) as u32;
+    cfg.pre_vote = a.bool("prevote")?.unwrap_or(false);
+    cfg.check_quorum = a.bool("checkquorum")?.unwrap_or(false);
+    cfg.async_storage_writes = a.bool("async-storage-writes")?.unwrap_or(false);
+    cfg.max_size_per_msg = a.u64("max-size-per-msg")?.unwrap_or(NO_LIMIT);
+    cfg.max_inflight_msgs = a.u64("inflight")?.unwrap_or(256) as usize;
+    cfg.max_inflight_bytes = a.u64("max-inflight-bytes")?.unwrap_or(NO_LIMIT);
+    cfg.max_committed_size_per_ready = a.u64("max-committed-size-per-ready")?.unwrap_or(NO_LIMIT);
+    cfg.max_uncommitted_entries_size = a.u64("max-uncommitted-size")?.unwrap_or(NO_LIMIT);
+    cfg.step_down_on_removal = a.bool("step-down-on-removal")?.unwrap_or(true);
+    cfg.disable_proposal_forwarding = a.bool("disable-proposal-forwarding")?.unwrap_or(false);
+    cfg.read_only_option = match a.value("read-only")? {
+        None | Some("safe") => ReadOnlyOption::Safe,
+        Some("lease-based") => ReadOnlyOption::LeaseBased,
+        Some(o) => return Err(format!("read-only: unknown option {o:?}")),
+    };
+    Ok(cfg)
+}
+
+/// The storage `add-nodes` starts a node from: a snapshot at `index` at
+/// term 1 holding the membership, or an empty log with it; then the `log`
+/// entries and `term`.
+fn bootstrap_storage(a: &Args<'_>, cs: &ConfState) -> Result<MemoryStorage, String> {
+    let index = a.u64("index")?.unwrap_or(0);
+    let storage = MemoryStorage::new();
+    if index > 0 {
+        let metadata = SnapshotMetadata {
+            index: Index(index),
+            term: Term(1),
+            conf_state: cs.clone(),
+        };
+        storage
+            .apply_snapshot(Snapshot {
+                metadata,
+                data: Bytes::new(),
+            })
+            .map_err(|e| format!("bootstrap snapshot: {e}"))?;
+    } else {
+        storage.set_conf_state(cs.clone());
+    }
+    let log = a.list("log")?;
+    if !log.is_empty() || a.u64("term")?.is_some() {
+        let entries: Vec<Entry> = log
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Entry::new(Term(t), Index(index + 1 + i as u64), Bytes::new()))
+            .collect();
+        storage
+            .append(&entries)
+            .map_err(|e| format!("bootstrap log: {e}"))?;
+        let last_term = log.last().copied().unwrap_or(0).max(1);
+        let mut hs = storage.hard_state();
+        hs.term = Term(a.u64("term")?.unwrap_or(last_term));
+        storage.set_hard_state(hs);
+    }
+    Ok(storage)
+}
+
 fn node_id(raw: u64) -> Result<NodeId, String> {
     NodeId::new(raw).ok_or_else(|| "node id 0 is not allowed".to_string())
 }
@@ -365,107 +427,56 @@ impl Env {
             "term",
         ])?;
         let n = a.first_id()?;
-        let voters = a.list("voters")?;
-        let learners = a.list("learners")?;
+        let to_ids = |raws: Vec<u64>| raws.into_iter().map(node_id).collect::<Result<_, _>>();
         let cs = ConfState {
-            voters: voters
-                .iter()
-                .map(|&v| node_id(v))
-                .collect::<Result<_, _>>()?,
-            learners: learners
-                .iter()
-                .map(|&v| node_id(v))
-                .collect::<Result<_, _>>()?,
+            voters: to_ids(a.list("voters")?)?,
+            learners: to_ids(a.list("learners")?)?,
             ..ConfState::default()
         };
         let index = a.u64("index")?.unwrap_or(0);
         let first = self.nodes.keys().last().copied().unwrap_or(0) + 1;
         for raw in first..first + n {
-            let id = node_id(raw)?;
-            let mut cfg = Config::new(id);
-            cfg.election_timeout_ticks = a.u64("election-ticks")?.unwrap_or(3) as u32;
-            cfg.heartbeat_interval_ticks = a.u64("heartbeat-ticks")?.unwrap_or(1) as u32;
-            cfg.pre_vote = a.bool("prevote")?.unwrap_or(false);
-            cfg.check_quorum = a.bool("checkquorum")?.unwrap_or(false);
-            cfg.async_storage_writes = a.bool("async-storage-writes")?.unwrap_or(false);
-            cfg.max_size_per_msg = a.u64("max-size-per-msg")?.unwrap_or(NO_LIMIT);
-            cfg.max_inflight_msgs = a.u64("inflight")?.unwrap_or(256) as usize;
-            cfg.max_inflight_bytes = a.u64("max-inflight-bytes")?.unwrap_or(NO_LIMIT);
-            cfg.max_committed_size_per_ready =
-                a.u64("max-committed-size-per-ready")?.unwrap_or(NO_LIMIT);
-            cfg.max_uncommitted_entries_size = a.u64("max-uncommitted-size")?.unwrap_or(NO_LIMIT);
-            cfg.step_down_on_removal = a.bool("step-down-on-removal")?.unwrap_or(true);
-            cfg.disable_proposal_forwarding =
-                a.bool("disable-proposal-forwarding")?.unwrap_or(false);
-            cfg.read_only_option = match a.value("read-only")? {
-                None | Some("safe") => ReadOnlyOption::Safe,
-                Some("lease-based") => ReadOnlyOption::LeaseBased,
-                Some(o) => return Err(format!("read-only: unknown option {o:?}")),
-            };
-            let storage = MemoryStorage::new();
-            if index > 0 {
-                cfg.applied = Index(index);
-                storage
-                    .apply_snapshot(Snapshot {
-                        metadata: SnapshotMetadata {
-                            index: Index(index),
-                            term: Term(1),
-                            conf_state: cs.clone(),
-                        },
-                        data: Bytes::new(),
-                    })
-                    .map_err(|e| format!("bootstrap snapshot: {e}"))?;
-            } else {
-                storage.set_conf_state(cs.clone());
-            }
-            let log = a.list("log")?;
-            if !log.is_empty() || a.u64("term")?.is_some() {
-                let entries: Vec<Entry> = log
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &t)| Entry::new(Term(t), Index(index + 1 + i as u64), Bytes::new()))
-                    .collect();
-                storage
-                    .append(&entries)
-                    .map_err(|e| format!("bootstrap log: {e}"))?;
-                let last_term = log.last().copied().unwrap_or(0).max(1);
-                let mut hs = storage.hard_state();
-                hs.term = Term(a.u64("term")?.unwrap_or(last_term));
-                storage.set_hard_state(hs);
-            }
-            let raw_node = match RawNode::new(cfg.clone(), storage.clone()) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.line(0, &format!("error: node {raw}: {e}"));
-                    continue;
-                }
-            };
-            let st = raw_node.status();
-            self.line(
-                0,
-                &format!(
-                    "{raw}: {} {} Applied:{} LastIndex:{} {}",
-                    describe::soft_state(&st.soft_state),
-                    describe::hard_state(&st.hard_state),
-                    st.applied,
-                    st.last_index,
-                    describe::conf_state(&cs)
-                ),
-            );
-            let seen = (st.soft_state.role, st.hard_state.term);
-            self.nodes.insert(
-                raw,
-                EnvNode {
-                    raw: raw_node,
-                    storage,
-                    config: cfg,
-                    seen,
-                    append_work: VecDeque::new(),
-                    apply_work: VecDeque::new(),
-                },
-            );
+            let mut cfg = node_config(node_id(raw)?, a)?;
+            cfg.applied = Index(index);
+            let storage = bootstrap_storage(a, &cs)?;
+            self.add_node(raw, cfg, storage, &cs);
         }
         Ok(())
+    }
+
+    /// Starts node `raw` on `storage` and prints its state, or the error.
+    fn add_node(&mut self, raw: u64, cfg: Config, storage: MemoryStorage, cs: &ConfState) {
+        let raw_node = match RawNode::new(cfg.clone(), storage.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.line(0, &format!("error: node {raw}: {e}"));
+                return;
+            }
+        };
+        let st = raw_node.status();
+        self.line(
+            0,
+            &format!(
+                "{raw}: {} {} Applied:{} LastIndex:{} {}",
+                describe::soft_state(&st.soft_state),
+                describe::hard_state(&st.hard_state),
+                st.applied,
+                st.last_index,
+                describe::conf_state(cs)
+            ),
+        );
+        let seen = (st.soft_state.role, st.hard_state.term);
+        self.nodes.insert(
+            raw,
+            EnvNode {
+                raw: raw_node,
+                storage,
+                config: cfg,
+                seen,
+                append_work: VecDeque::new(),
+                apply_work: VecDeque::new(),
+            },
+        );
     }
 
     /// A crash and restart: the node loses its volatile state (role,
