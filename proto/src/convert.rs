@@ -595,43 +595,8 @@ fn decode_body(
                 field: "Message.type",
             });
         }
-        T::Append => {
-            let prev = log_id(
-                "Append.prev",
-                ("Message.log_term", w.log_term),
-                ("Message.index", w.index),
-            )?;
-            not_above_message_term("Append.prev", prev.term, message_term)?;
-            let commit = index("Message.commit", w.commit)?;
-            MessageBody::Append(Append {
-                prev,
-                entries: append_entries(prev, message_term, w.entries)?,
-                commit,
-            })
-        }
-        T::AppendResponse => {
-            let at = index("Message.index", w.index)?;
-            let reject = if w.reject {
-                let hint = RejectHint {
-                    index: index("Message.reject_hint_index", w.reject_hint_index)?,
-                    term: term("Message.reject_hint_term", w.reject_hint_term)?,
-                };
-                if hint.index > at {
-                    return Err(DecodeError::RejectHintBeyondIndex {
-                        hint: hint.index.get(),
-                        index: at.get(),
-                    });
-                }
-                Some(hint)
-            } else {
-                None
-            };
-            MessageBody::AppendResponse(AppendResponse {
-                index: at,
-                reject,
-                commit: index("Message.commit", w.commit)?,
-            })
-        }
+        T::Append => MessageBody::Append(decode_append(w, message_term)?),
+        T::AppendResponse => MessageBody::AppendResponse(decode_append_response(&w)?),
         T::Vote => MessageBody::Vote(vote_request("Vote.last", &w, message_term)?),
         T::PreVote => MessageBody::PreVote(vote_request("PreVote.last", &w, message_term)?),
         T::VoteResponse => MessageBody::VoteResponse(VoteResponse { reject: w.reject }),
@@ -643,26 +608,8 @@ fn decode_body(
         T::HeartbeatResponse => MessageBody::HeartbeatResponse(HeartbeatResponse {
             read_round: w.read_round,
         }),
-        T::Snapshot => {
-            let snapshot = Snapshot::try_from(w.snapshot.ok_or(DecodeError::MissingSnapshot)?)?;
-            if snapshot.is_empty() {
-                return Err(DecodeError::MissingSnapshot);
-            }
-            not_above_message_term("Snapshot.metadata", snapshot.metadata.term, message_term)?;
-            MessageBody::Snapshot(snapshot)
-        }
-        T::Propose => {
-            if w.entries.is_empty() {
-                return Err(DecodeError::EmptyProposal);
-            }
-            MessageBody::Propose(Propose {
-                entries: w
-                    .entries
-                    .into_iter()
-                    .map(Entry::try_from)
-                    .collect::<Result<_, _>>()?,
-            })
-        }
+        T::Snapshot => MessageBody::Snapshot(decode_snapshot(w, message_term)?),
+        T::Propose => MessageBody::Propose(decode_propose(w)?),
         T::ReadIndex => MessageBody::ReadIndex(ReadIndexRequest { context: w.context }),
         T::ReadIndexResponse => {
             let at = index("Message.index", w.index)?;
@@ -678,6 +625,72 @@ fn decode_body(
         T::TransferLeader => MessageBody::TransferLeader(TransferLeader {
             target: node_id("Message.transfer_target", w.transfer_target)?,
         }),
+    })
+}
+
+/// An append: its `prev` no newer than the message, its entries in order
+/// after `prev` (see `append_entries`).
+fn decode_append(w: wire::Message, message_term: Term) -> Result<Append, DecodeError> {
+    let prev = log_id(
+        "Append.prev",
+        ("Message.log_term", w.log_term),
+        ("Message.index", w.index),
+    )?;
+    not_above_message_term("Append.prev", prev.term, message_term)?;
+    let commit = index("Message.commit", w.commit)?;
+    Ok(Append {
+        prev,
+        entries: append_entries(prev, message_term, w.entries)?,
+        commit,
+    })
+}
+
+/// An append response; a rejection's hint may not lie beyond its index.
+fn decode_append_response(w: &wire::Message) -> Result<AppendResponse, DecodeError> {
+    let at = index("Message.index", w.index)?;
+    let reject = if w.reject {
+        let hint = RejectHint {
+            index: index("Message.reject_hint_index", w.reject_hint_index)?,
+            term: term("Message.reject_hint_term", w.reject_hint_term)?,
+        };
+        if hint.index > at {
+            return Err(DecodeError::RejectHintBeyondIndex {
+                hint: hint.index.get(),
+                index: at.get(),
+            });
+        }
+        Some(hint)
+    } else {
+        None
+    };
+    Ok(AppendResponse {
+        index: at,
+        reject,
+        commit: index("Message.commit", w.commit)?,
+    })
+}
+
+/// A snapshot message: a non-empty snapshot no newer than the message.
+fn decode_snapshot(w: wire::Message, message_term: Term) -> Result<Snapshot, DecodeError> {
+    let snapshot = Snapshot::try_from(w.snapshot.ok_or(DecodeError::MissingSnapshot)?)?;
+    if snapshot.is_empty() {
+        return Err(DecodeError::MissingSnapshot);
+    }
+    not_above_message_term("Snapshot.metadata", snapshot.metadata.term, message_term)?;
+    Ok(snapshot)
+}
+
+/// A forwarded proposal: at least one entry.
+fn decode_propose(w: wire::Message) -> Result<Propose, DecodeError> {
+    if w.entries.is_empty() {
+        return Err(DecodeError::EmptyProposal);
+    }
+    Ok(Propose {
+        entries: w
+            .entries
+            .into_iter()
+            .map(Entry::try_from)
+            .collect::<Result<_, _>>()?,
     })
 }
 
