@@ -38,7 +38,7 @@ pub mod net;
 pub mod workload;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -366,23 +366,7 @@ async fn run_inner(
     dir: PathBuf,
 ) -> Result<(RunReport, Option<FaultsError>), FaultsError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| FaultsError::Setup(format!("creating {}: {e}", dir.display())))?;
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| FaultsError::Setup(format!("cannot find this executable: {e}")))?,
-    };
-    let settings = NodeSettings {
-        snapshot_count: args.snapshot_count,
-        log: args.log.clone(),
-        ..NodeSettings::default()
-    };
-    let mut cluster = Cluster::start(bin, dir.clone(), args.nodes, settings)?;
-    cluster
-        .wait_healthy(nemesis::RECOVERY_DEADLINE, false)
-        .await?;
-
+    let mut cluster = start_cluster(args, &dir).await?;
     let recorder = Recorder::new();
     let targets = Arc::new(RwLock::new(cluster.members().to_vec()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -433,33 +417,10 @@ async fn run_inner(
             error.get_or_insert(e.into());
         }
     }
-
-    let ops = recorder.snapshot();
-    let history_path = dir.join("history.txt");
-    if let Err(e) = history::write_history(&history_path, &ops) {
-        eprintln!("cannot write {}: {e}", history_path.display());
-    }
-    let errors_path = dir.join("errors.txt");
-    let errors: String = recorder
-        .errors()
-        .iter()
-        .map(|(op, e)| format!("{op} # {e}\n"))
-        .collect();
-    if let Err(e) = std::fs::write(&errors_path, errors) {
-        eprintln!("cannot write {}: {e}", errors_path.display());
-    }
-    let opts = CheckOptions {
-        final_values,
-        ..CheckOptions::default()
-    };
-    let check = checker::check_with(&ops, &opts);
-    let stale_read_rejected = if check.is_valid() {
-        let mut stale = ops.clone();
-        checker::inject_stale_read(&mut stale).map(|_| !checker::check(&stale).is_valid())
-    } else {
-        None
-    };
     drop(cluster);
+    let ops = recorder.snapshot();
+    write_run_files(&dir, &ops, &recorder);
+    let (check, stale_read_rejected) = check_history(&ops, final_values);
     Ok((
         RunReport {
             seed,
@@ -472,6 +433,67 @@ async fn run_inner(
         },
         error,
     ))
+}
+
+/// Starts the founding members from `dir` and waits until they serve.
+async fn start_cluster(args: &FaultsArgs, dir: &Path) -> Result<Cluster, FaultsError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| FaultsError::Setup(format!("creating {}: {e}", dir.display())))?;
+    let bin = match &args.bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| FaultsError::Setup(format!("cannot find this executable: {e}")))?,
+    };
+    let settings = NodeSettings {
+        snapshot_count: args.snapshot_count,
+        log: args.log.clone(),
+        ..NodeSettings::default()
+    };
+    let cluster = Cluster::start(bin, dir.to_path_buf(), args.nodes, settings)?;
+    cluster
+        .wait_healthy(nemesis::RECOVERY_DEADLINE, false)
+        .await?;
+    Ok(cluster)
+}
+
+/// Writes history.txt (every operation) and errors.txt (why each failed
+/// one failed) into the run directory; a failure to write is reported and
+/// does not stop the run.
+fn write_run_files(dir: &Path, ops: &[Op], recorder: &Recorder) {
+    let history_path = dir.join("history.txt");
+    if let Err(e) = history::write_history(&history_path, ops) {
+        eprintln!("cannot write {}: {e}", history_path.display());
+    }
+    let errors_path = dir.join("errors.txt");
+    let errors: String = recorder
+        .errors()
+        .iter()
+        .map(|(op, e)| format!("{op} # {e}\n"))
+        .collect();
+    if let Err(e) = std::fs::write(&errors_path, errors) {
+        eprintln!("cannot write {}: {e}", errors_path.display());
+    }
+}
+
+/// Checks the history (with the members' final values), and, if it passes,
+/// that the same history with one injected stale read is rejected: a
+/// checker that accepts everything would fail here.
+fn check_history(
+    ops: &[Op],
+    final_values: BTreeMap<String, Option<String>>,
+) -> (CheckReport, Option<bool>) {
+    let opts = CheckOptions {
+        final_values,
+        ..CheckOptions::default()
+    };
+    let check = checker::check_with(ops, &opts);
+    let stale_read_rejected = if check.is_valid() {
+        let mut stale = ops.to_vec();
+        checker::inject_stale_read(&mut stale).map(|_| !checker::check(&stale).is_valid())
+    } else {
+        None
+    };
+    (check, stale_read_rejected)
 }
 
 /// Reads every key linearizably through every member (recorded as client
