@@ -217,6 +217,46 @@ fn check_key(key: &str, ops: &[&Op], opts: &CheckOptions, report: &mut CheckRepo
             writes.insert(v, op);
         }
     }
+    let (observed, phantom) = observed_values(ops, &writes, report);
+    if let Some(final_value) = opts.final_values.get(key) {
+        lost_writes(key, ops, &writes, final_value.as_deref(), report);
+    }
+    if phantom {
+        // Already explained; the search would only say it again.
+        return;
+    }
+    let search_ops = search_ops(ops, &observed);
+    report.checked += search_ops.len();
+    let total = search_ops.len();
+    let (result, steps) = search(&search_ops, opts.step_budget);
+    report.steps += steps;
+    match result {
+        SearchResult::Linearizable => {}
+        SearchResult::Budget => report.anomalies.push(Anomaly::Undecided {
+            key: key.to_string(),
+            total,
+        }),
+        SearchResult::Violation {
+            depth,
+            stuck_at,
+            tail,
+        } => report.anomalies.push(Anomaly::NotLinearizable {
+            key: key.to_string(),
+            linearized: depth,
+            total,
+            stuck_at: search_ops[stuck_at].op.clone(),
+            last_linearized: tail.iter().map(|&i| search_ops[i].op.clone()).collect(),
+        }),
+    }
+}
+
+/// The values successful gets returned that some put wrote; reports (and
+/// returns true for) reads of a value never written or of a failed write.
+fn observed_values<'a>(
+    ops: &[&'a Op],
+    writes: &HashMap<&str, &Op>,
+    report: &mut CheckReport,
+) -> (HashSet<&'a str>, bool) {
     let mut observed: HashSet<&str> = HashSet::new();
     let mut phantom = false;
     for op in ops
@@ -245,15 +285,14 @@ fn check_key(key: &str, ops: &[&Op], opts: &CheckOptions, report: &mut CheckRepo
             }
         }
     }
-    if let Some(final_value) = opts.final_values.get(key) {
-        lost_writes(key, ops, &writes, final_value.as_deref(), report);
-    }
-    if phantom {
-        // Already explained; the search would only say it again.
-        return;
-    }
+    (observed, phantom)
+}
 
-    // The operations the search considers, with value ids (0 = missing).
+/// The operations the search considers, with value ids (0 = missing):
+/// failed operations and gets of unknown outcome drop out; a put of unknown
+/// outcome stays only if some get observed its value, with an infinite
+/// return time.
+fn search_ops<'a>(ops: &[&'a Op], observed: &HashSet<&str>) -> Vec<SearchOp<'a>> {
     let mut ids: HashMap<&str, u32> = HashMap::new();
     let mut search_ops: Vec<SearchOp<'_>> = Vec::new();
     for op in ops {
@@ -287,35 +326,7 @@ fn check_key(key: &str, ops: &[&Op], opts: &CheckOptions, report: &mut CheckRepo
             ret,
         });
     }
-    report.checked += search_ops.len();
-    let total = search_ops.len();
-    match search(&search_ops, opts.step_budget) {
-        (SearchResult::Linearizable, steps) => report.steps += steps,
-        (SearchResult::Budget, steps) => {
-            report.steps += steps;
-            report.anomalies.push(Anomaly::Undecided {
-                key: key.to_string(),
-                total,
-            });
-        }
-        (
-            SearchResult::Violation {
-                depth,
-                stuck_at,
-                tail,
-            },
-            steps,
-        ) => {
-            report.steps += steps;
-            report.anomalies.push(Anomaly::NotLinearizable {
-                key: key.to_string(),
-                linearized: depth,
-                total,
-                stuck_at: search_ops[stuck_at].op.clone(),
-                last_linearized: tail.iter().map(|&i| search_ops[i].op.clone()).collect(),
-            });
-        }
-    }
+    search_ops
 }
 
 /// Every acknowledged put must not have been superseded by a write that
