@@ -24,7 +24,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::client::{Client, ClientError};
+use crate::client::{ClientError, Connection};
 use crate::peer_url::PeerUrl;
 
 /// The largest value the server accepts (1 MiB).
@@ -425,8 +425,7 @@ fn backoff(e: &ClientError) -> Duration {
 }
 
 async fn client_loop(
-    client: Client,
-    endpoint: String,
+    mut conn: Connection,
     args: Arc<BenchArgs>,
     seed: u64,
     deadline: tokio::time::Instant,
@@ -447,14 +446,10 @@ async fn client_loop(
         let start = Instant::now();
         let op = async {
             if is_read {
-                client
-                    .get(&endpoint, key.as_bytes(), false)
-                    .await
-                    .map(|v| v.is_some())
+                conn.get(key.as_bytes(), false).await.map(|v| v.is_some())
             } else {
                 rng.fill(&mut value[..]);
-                client
-                    .put(&endpoint, key.as_bytes(), Bytes::copy_from_slice(&value))
+                conn.put(key.as_bytes(), Bytes::copy_from_slice(&value))
                     .await
                     .map(|()| true)
             }
@@ -508,7 +503,6 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
         .filter(|e| !e.is_empty())
         .collect();
     let args = Arc::new(args);
-    let client = Client::with_timeout(args.timeout);
     let live = Arc::new(Live::default());
     let base_seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -519,9 +513,11 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
     let deadline = tokio::time::Instant::now() + args.duration;
     let mut tasks = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
+        // One connection per client, as 64 real clients would have.
+        let conn = Connection::new(&endpoints[i % endpoints.len()], args.timeout)
+            .map_err(|e| BenchError::InvalidArgs(e.to_string()))?;
         tasks.push(tokio::spawn(client_loop(
-            client.clone(),
-            endpoints[i % endpoints.len()].clone(),
+            conn,
             Arc::clone(&args),
             base_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             deadline,
