@@ -57,10 +57,9 @@ struct Shared {
 
 #[derive(Default)]
 pub(crate) struct State {
-    /// A spare was asked for and is not taken yet.
+    /// A spare was asked for and is not taken yet. Invariant: a `ready`
+    /// spare was requested.
     requested: bool,
-    /// The helper is working on the requested spare.
-    busy: bool,
     ready: Option<Spare>,
     /// Spares prepared so far (names them).
     made: u64,
@@ -164,11 +163,9 @@ impl Shared {
                 self.changed.notify_all();
                 return;
             }
-            s.busy = true;
             drop(s);
             let made = self.prepare_numbered(true);
             let mut s = self.state.lock();
-            s.busy = false;
             let failed = made.is_none();
             s.ready = made;
             if failed {
