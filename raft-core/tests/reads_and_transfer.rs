@@ -107,14 +107,19 @@ fn repeated_read_contexts_get_their_own_rounds() {
     );
 }
 
-#[test]
-fn lease_reads_are_answered_without_a_round_trip_until_the_lease_runs_out() {
-    let mut c = Cluster::builder()
+/// Three voters with lease reads (and the CheckQuorum they need).
+fn lease_cluster() -> Cluster {
+    Cluster::builder()
         .voters(&[1, 2, 3])
         .check_quorum(true)
         .election_ticks(10)
         .configure(|cfg| cfg.read_only_option = ReadOnlyOption::LeaseBased)
-        .build();
+        .build()
+}
+
+#[test]
+fn lease_reads_are_answered_without_a_round_trip_until_the_lease_runs_out() {
+    let mut c = lease_cluster();
     // Nodes that just started refuse votes for an election timeout, so the
     // first leader comes from the election timers.
     c.tick_all(40);
@@ -146,12 +151,7 @@ fn lease_reads_are_answered_without_a_round_trip_until_the_lease_runs_out() {
 
 #[test]
 fn a_node_ignores_vote_requests_for_an_election_timeout_after_it_starts_with_lease_reads() {
-    let mut c = Cluster::builder()
-        .voters(&[1, 2, 3])
-        .check_quorum(true)
-        .election_ticks(10)
-        .configure(|cfg| cfg.read_only_option = ReadOnlyOption::LeaseBased)
-        .build();
+    let mut c = lease_cluster();
     c.campaign(1);
     assert_eq!(c.role(1), RoleKind::Candidate, "votes ignored at start");
     assert_eq!(c.vote(2), None);

@@ -329,12 +329,13 @@ impl Client {
         key: &[u8],
         serializable: bool,
     ) -> Result<Option<Bytes>, ClientError> {
-        let mut path = format!("/{}", encode_key(key));
-        if serializable {
-            path.push_str("?serializable");
-        }
         let resp = self
-            .request(Method::GET, endpoint, &path, Bytes::new())
+            .request(
+                Method::GET,
+                endpoint,
+                &get_path(key, serializable),
+                Bytes::new(),
+            )
             .await?;
         get_result(resp)
     }
@@ -459,11 +460,9 @@ impl Connection {
         key: &[u8],
         serializable: bool,
     ) -> Result<Option<Bytes>, ClientError> {
-        let mut path = format!("/{}", encode_key(key));
-        if serializable {
-            path.push_str("?serializable");
-        }
-        let resp = self.request(Method::GET, &path, Bytes::new()).await?;
+        let resp = self
+            .request(Method::GET, &get_path(key, serializable), Bytes::new())
+            .await?;
         get_result(resp)
     }
 
@@ -554,6 +553,15 @@ impl Connection {
         }
         Ok(self.sender.as_mut().expect("opened above"))
     }
+}
+
+/// The path of a GET of `key`.
+fn get_path(key: &[u8], serializable: bool) -> String {
+    let mut path = format!("/{}", encode_key(key));
+    if serializable {
+        path.push_str("?serializable");
+    }
+    path
 }
 
 /// A GET's answer: the value, `None` for 404, or the error.
