@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::read::ReadRequest;
 use super::{Ignored, LeaderState, Raft, Role};
 use crate::error::{ProposeError, StepError};
-use crate::message::{Append, AppendResponse, Heartbeat, Message, MessageBody};
+use crate::message::{Append, AppendResponse, Heartbeat, Message, MessageBody, RejectHint};
 use crate::quorum::VoteResult;
 use crate::storage::{Storage, StorageError};
 use crate::tracker::ProgressState;
@@ -355,21 +355,7 @@ impl<S: Storage> Raft<S> {
         pr.recent_active = true;
         pr.commit_reported = pr.commit_reported.max(r.commit);
         if let Some(hint) = r.reject {
-            // Fast backtracking: jump over the follower's entries of terms
-            // the leader does not have (thesis §5.3 optimisation).
-            let next_probe = if hint.term > crate::types::Term::ZERO {
-                self.log.find_conflict_by_term(hint.index, hint.term)?.index
-            } else {
-                hint.index
-            };
-            let pr = self.progress_of(from);
-            if pr.maybe_decrease_to(r.index, next_probe) {
-                if pr.state == ProgressState::Replicate {
-                    pr.become_probe();
-                }
-                self.maybe_send_append(from, true)?;
-            }
-            return Ok(());
+            return self.handle_append_rejection(from, r.index, hint);
         }
         let was_paused = pr.is_paused();
         // A probe acknowledged at the index already matched (e.g. after
@@ -415,6 +401,30 @@ impl<S: Storage> Raft<S> {
         // Keep the window full while there is a backlog.
         while self.maybe_send_append(from, false)? {}
         self.maybe_finish_transfer(from, false)?;
+        Ok(())
+    }
+
+    /// The follower's log does not match at `rejected`: back off to the
+    /// hint and probe again. Fast backtracking: jump over the follower's
+    /// entries of terms the leader does not have (thesis §5.3 optimisation).
+    fn handle_append_rejection(
+        &mut self,
+        from: NodeId,
+        rejected: Index,
+        hint: RejectHint,
+    ) -> Result<(), StepError> {
+        let next_probe = if hint.term > crate::types::Term::ZERO {
+            self.log.find_conflict_by_term(hint.index, hint.term)?.index
+        } else {
+            hint.index
+        };
+        let pr = self.progress_of(from);
+        if pr.maybe_decrease_to(rejected, next_probe) {
+            if pr.state == ProgressState::Replicate {
+                pr.become_probe();
+            }
+            self.maybe_send_append(from, true)?;
+        }
         Ok(())
     }
 
