@@ -344,62 +344,74 @@ mod paired {
         for preallocate in [true, false] {
             for size in ENTRY_SIZES {
                 for count in BATCH_SIZES {
-                    let dir = tmp.path().join(format!("wal-{preallocate}-{size}-{count}"));
-                    let opts = WalOptions::new().preallocate(preallocate);
-                    let (wal, _) = Wal::open(&dir, opts).expect("open");
-                    let mut next = 1;
-                    let (mut fs, mut bws, mut eps) = (vec![], vec![], vec![]);
-                    let (mut r_f, mut r_bw, mut r_lim) = (vec![], vec![], vec![]);
-                    let mut r_sum = vec![];
-                    for _ in 0..ROUNDS {
-                        // The spare segment's zero fill, if running, would
-                        // slow the baselines down and flatter the ratios.
-                        wal.wait_for_preallocation();
-                        let f = fdatasync_rate(&fsync_file);
-                        let bw = sequential_bandwidth(tmp.path());
-                        let e = wal_rate(&wal, &mut next, size, count);
-                        let by_fsync = count as f64 * f;
-                        let by_bw = bw / size as f64;
-                        r_f.push(e / by_fsync);
-                        r_bw.push(e * size as f64 / bw);
-                        r_lim.push(e / by_fsync.min(by_bw));
-                        // One synchronous writer cannot overlap a batch's
-                        // transfer with its own fdatasync round trip.
-                        let batch_secs = 1.0 / f + (count as usize * size) as f64 / bw;
-                        r_sum.push(e / (count as f64 / batch_secs));
-                        fs.push(f);
-                        bws.push(bw);
-                        eps.push(e);
-                    }
-                    drop(wal);
-                    let _ = std::fs::remove_dir_all(&dir);
-                    println!(
-                        "| {preallocate} | {size} B | {count} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                        median(fs),
-                        median(bws) / (1 << 20) as f64,
-                        median(eps),
-                        median(r_f),
-                        median(r_bw),
-                        median(r_lim),
-                        median(r_sum)
-                    );
+                    batch_row(tmp.path(), &fsync_file, preallocate, size, count);
                 }
             }
         }
         println!();
+        real_writers(tmp.path(), &fsync_file);
+        emulated_writers(tmp.path());
+        rotation_latency(tmp.path());
+    }
+
+    /// One row of the batch table: `count` entries of `size` bytes per
+    /// synced save, against the disk's limits measured in the same rounds.
+    fn batch_row(tmp: &Path, fsync_file: &File, preallocate: bool, size: usize, count: u64) {
+        let dir = tmp.join(format!("wal-{preallocate}-{size}-{count}"));
+        let opts = WalOptions::new().preallocate(preallocate);
+        let (wal, _) = Wal::open(&dir, opts).expect("open");
+        let mut next = 1;
+        let (mut fs, mut bws, mut eps) = (vec![], vec![], vec![]);
+        let (mut r_f, mut r_bw, mut r_lim, mut r_sum) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            // The spare segment's zero fill, if running, would slow the
+            // baselines down and flatter the ratios.
+            wal.wait_for_preallocation();
+            let f = fdatasync_rate(fsync_file);
+            let bw = sequential_bandwidth(tmp);
+            let e = wal_rate(&wal, &mut next, size, count);
+            let by_fsync = count as f64 * f;
+            let by_bw = bw / size as f64;
+            r_f.push(e / by_fsync);
+            r_bw.push(e * size as f64 / bw);
+            r_lim.push(e / by_fsync.min(by_bw));
+            // One synchronous writer cannot overlap a batch's transfer with
+            // its own fdatasync round trip.
+            let batch_secs = 1.0 / f + (count as usize * size) as f64 / bw;
+            r_sum.push(e / (count as f64 / batch_secs));
+            fs.push(f);
+            bws.push(bw);
+            eps.push(e);
+        }
+        drop(wal);
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "| {preallocate} | {size} B | {count} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            median(fs),
+            median(bws) / (1 << 20) as f64,
+            median(eps),
+            median(r_f),
+            median(r_bw),
+            median(r_lim),
+            median(r_sum)
+        );
+    }
+
+    /// Concurrent writers on the real disk, one 128 B entry per save.
+    fn real_writers(tmp: &Path, fsync_file: &File) {
         println!(
             "| writers (128 B, 1 entry each) | fdatasync/s | WAL entries/s | saves per fsync | vs writers x fdatasync |"
         );
         println!("|---|---|---|---|---|");
         for writers in [1u64, 4, 16, 64] {
-            let dir = tmp.path().join(format!("writers-{writers}"));
+            let dir = tmp.join(format!("writers-{writers}"));
             let (wal, _) = Wal::open(&dir, WalOptions::new()).expect("open");
             let wal = Arc::new(wal);
             let next = Arc::new(ordered::Counter::default());
             let (mut fs, mut eps, mut ratios) = (vec![], vec![], vec![]);
             for _ in 0..ROUNDS {
                 wal.wait_for_preallocation();
-                let f = fdatasync_rate(&fsync_file);
+                let f = fdatasync_rate(fsync_file);
                 let e = writers_rate(&wal, &next, writers);
                 fs.push(f);
                 eps.push(e);
@@ -415,8 +427,6 @@ mod paired {
             );
         }
         println!();
-        emulated_writers(tmp.path());
-        rotation_latency(tmp.path());
     }
 
     /// Latency of synced saves (64 entries of 128 B) across three rotations
