@@ -150,6 +150,10 @@ pub(crate) struct Scanned {
     pub(crate) tail_repair: Option<TailRepair>,
     /// Where writing continues in the last segment.
     pub(crate) write_offset: u64,
+    /// In the last segment, the offset up to which its last batch found
+    /// the segment durable: the bytes from here to `write_offset` may exist
+    /// only in the page cache (a write whose fsync never ran, or failed).
+    pub(crate) tail_synced_through: u64,
 }
 
 /// The frames of one segment, grouped into complete batches.
@@ -160,6 +164,9 @@ pub(crate) struct SegmentScan {
     pub(crate) good_end: usize,
     /// The first damage after `good_end`, if any.
     pub(crate) damage: Option<(usize, DamageKind)>,
+    /// The last complete batch's synced-through offset (the header's end
+    /// if there is no batch).
+    pub(crate) synced_through: usize,
 }
 
 /// Splits a segment's frames into batches, stopping at the first damage.
@@ -169,6 +176,7 @@ pub(crate) fn scan_segment(bytes: &Bytes, segment_id: u64, max_record_bytes: u32
     let mut batch_start = pos;
     let mut current = Vec::new();
     let mut batches = Vec::new();
+    let mut synced_through = SEGMENT_HEADER_BYTES;
     let incomplete = |current: &Vec<Record>, batch_start| {
         (!current.is_empty()).then_some((batch_start, DamageKind::IncompleteBatch))
     };
@@ -185,6 +193,8 @@ pub(crate) fn scan_segment(bytes: &Bytes, segment_id: u64, max_record_bytes: u32
                     break Some((pos, DamageKind::BadCommit));
                 }
                 batches.push(std::mem::take(&mut current));
+                // Checked above: at most the batch's own start.
+                synced_through = c.synced_through as usize;
                 batch_start = next;
                 pos = next;
             }
@@ -206,6 +216,7 @@ pub(crate) fn scan_segment(bytes: &Bytes, segment_id: u64, max_record_bytes: u32
         batches,
         good_end: batch_start,
         damage,
+        synced_through,
     }
 }
 
@@ -266,6 +277,7 @@ pub(crate) fn scan_dir(
     };
     let mut tail_repair = None;
     let mut write_offset = SEGMENT_HEADER_BYTES as u64;
+    let mut tail_synced_through = SEGMENT_HEADER_BYTES as u64;
     for (i, seg) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
         let bytes = Bytes::from(backend.read(&seg.path).map_err(io_error(&seg.path))?);
@@ -293,6 +305,7 @@ pub(crate) fn scan_dir(
             }
         }
         write_offset = scan.good_end as u64;
+        tail_synced_through = scan.synced_through as u64;
         let Some((offset, kind)) = scan.damage else {
             continue;
         };
@@ -324,6 +337,7 @@ pub(crate) fn scan_dir(
         replayed,
         tail_repair,
         write_offset,
+        tail_synced_through,
     })
 }
 

@@ -387,7 +387,17 @@ impl Wal {
         let file: Arc<dyn FileHandle> = match segments.last() {
             Some(last) => {
                 offset = scanned.write_offset;
-                Arc::from(backend.open(&last.path).map_err(map_io(&last.path))?)
+                let file: Arc<dyn FileHandle> =
+                    Arc::from(backend.open(&last.path).map_err(map_io(&last.path))?);
+                make_tail_durable(
+                    backend,
+                    dir,
+                    &last.path,
+                    file.as_ref(),
+                    scanned.tail_synced_through,
+                    offset,
+                )?;
+                file
             }
             None => {
                 let first = NewSegment {
@@ -1155,6 +1165,35 @@ fn create_segment(
         file: Arc::from(file),
         end,
     })
+}
+
+/// What recovery read of the last segment may exist only in the page cache
+/// (a process that died between a write and its fsync), yet the caller acts
+/// on it as durable: a recovered vote, say, is granted again without
+/// another fsync. So the bytes after the last point a batch found durable
+/// are written again and synced, and the directory is synced: an fsync
+/// alone is not enough, as a failed fsync leaves its pages clean and never
+/// written (PostgreSQL fsyncs its data directory after a crash for the
+/// same reason). Earlier segments were synced before the next one was
+/// created.
+fn make_tail_durable(
+    backend: &dyn Backend,
+    dir: &Path,
+    path: &Path,
+    file: &dyn FileHandle,
+    synced_through: u64,
+    end: u64,
+) -> Result<(), OpenError> {
+    let result = (|| {
+        if synced_through < end {
+            let mut bytes = vec![0u8; (end - synced_through) as usize];
+            let n = file.read_at(synced_through, &mut bytes)?;
+            file.write_at(synced_through, &bytes[..n])?;
+        }
+        file.sync_data()
+    })();
+    result.map_err(map_io(path))?;
+    backend.sync_dir(dir).map_err(map_io(dir))
 }
 
 /// Deletes leftover temporary files and cuts a torn tail, as planned by the

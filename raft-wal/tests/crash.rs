@@ -252,6 +252,42 @@ fn explore(preallocate: bool, seeds: u64) {
     }
 }
 
+/// The process dies at operation N (the workload stops at its first
+/// error; the page cache keeps what it wrote), restarts and recovers, then
+/// the power goes: the second recovery must return exactly what the first
+/// one did, since the caller acts on what `open` returns as durable (a
+/// recovered vote is granted again without another fsync).
+fn explore_restart_then_power_cut(preallocate: bool, seeds: u64) {
+    let kinds = [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite];
+    let total_ops = {
+        let sim = SimBackend::new();
+        run_until_error(&sim, preallocate);
+        sim.op_count()
+    };
+    for n in 0..=total_ops {
+        for seed in 0..seeds {
+            let sim = SimBackend::new();
+            sim.inject_fault(n, kinds[(n % 3) as usize]);
+            let (_, acked_marker) = run_until_error(&sim, preallocate);
+            sim.clear_fault();
+            let crash_seed = n * 1000 + seed;
+            let ctx = format!("preallocate={preallocate} died_at={n} crash_seed={crash_seed}");
+            let (wal, first, snapshot) = reopen(&sim, preallocate, acked_marker, &ctx);
+            drop(wal);
+            sim.crash(crash_seed);
+            let (_, second, _) = reopen(&sim, preallocate, snapshot, &ctx);
+            assert_eq!(second.hard_state, first.hard_state, "{ctx}");
+            assert_eq!(second.entries, first.entries, "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn what_recovery_returned_survives_a_power_cut_after_any_process_death() {
+    explore_restart_then_power_cut(true, 2);
+    explore_restart_then_power_cut(false, 2);
+}
+
 #[test]
 fn every_crash_point_recovers_an_acknowledged_prefix_with_preallocation() {
     explore(true, 3);

@@ -601,3 +601,38 @@ fn verify_reports_a_torn_tail_without_repairing_it() {
         "verify writes nothing"
     );
 }
+
+/// What `open` recovers is durable before it returns: a process that died
+/// after writing a batch but before its fsync leaves the batch in the page
+/// cache, recovery reads it, and raft acts on it (a vote, say, re-sent
+/// without another fsync since it is already "persisted"). A power cut
+/// after that must not take it back.
+#[test]
+fn what_open_recovers_survives_a_later_power_cut() {
+    let sim = SimBackend::new();
+    let (wal, _) = open(&sim);
+    wal.save(Some(&hard_state(1, 2, 0)), &entries(1..=2, 1, 10), true)
+        .expect("save");
+    // Written, not synced; then the process dies (the page cache stays).
+    wal.save(Some(&hard_state(2, 3, 0)), &entries(3..=3, 2, 10), false)
+        .expect("save");
+    drop(wal);
+    let (wal, r) = open(&sim);
+    assert_eq!(r.hard_state, hard_state(2, 3, 0));
+    assert_eq!(
+        r.entries,
+        entries(1..=2, 1, 10)
+            .into_iter()
+            .chain(entries(3..=3, 2, 10))
+            .collect::<Vec<_>>()
+    );
+    drop(wal);
+    sim.crash_losing_unsynced();
+    let (_, r) = open(&sim);
+    assert_eq!(
+        r.hard_state,
+        hard_state(2, 3, 0),
+        "the recovered vote was lost"
+    );
+    assert_eq!(r.entries.len(), 3);
+}
