@@ -225,8 +225,15 @@ impl Shared {
 
 impl Drop for Spares {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.shared.changed.notify_all();
+        {
+            // Under the lock the helper checks `stop` with: set between its
+            // check and its wait, the wakeup would be lost and the join
+            // below would hang (found by the SIGKILL test, which opens and
+            // drops a WAL many times in a row).
+            let _state = self.shared.state.lock();
+            self.shared.stop.store(true, Ordering::Release);
+            self.shared.changed.notify_all();
+        }
         if let Some(handle) = self.thread.take() {
             let _ = handle.join();
         }
