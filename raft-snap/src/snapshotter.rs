@@ -46,14 +46,15 @@ impl Snapshotter {
     }
 
     /// Opens (creating if needed) the snapshot directory `dir` on `backend`:
-    /// takes the directory lock and deletes temporary files left by an
-    /// interrupted save.
+    /// takes the directory lock, deletes temporary files left by an
+    /// interrupted save, and syncs the directory, so that every snapshot it
+    /// can load is durable under its name.
     ///
     /// # Errors
     ///
     /// [`SnapError::Io`] if the directory cannot be created, locked (kind
-    /// [`io::ErrorKind::WouldBlock`] if someone else holds it), listed, or
-    /// cleaned.
+    /// [`io::ErrorKind::WouldBlock`] if someone else holds it), listed,
+    /// cleaned or synced.
     pub fn with_backend(
         backend: Arc<dyn Backend>,
         dir: impl Into<PathBuf>,
@@ -98,8 +99,15 @@ impl Snapshotter {
                     .map_err(|e| SnapError::io("remove", &path, e))?;
             }
         }
-        // No directory sync: a removal lost to a crash is redone next open.
-        Ok(())
+        // A snapshot renamed into place by a save that died before its
+        // directory sync is visible now, so `load_newest` would return it
+        // and the caller would act on it (restore, release its log behind
+        // it), yet a power cut could still take its name back: sync the
+        // directory before anything is read. This also makes the removals
+        // above durable.
+        self.backend
+            .sync_dir(&self.dir)
+            .map_err(|e| SnapError::io("sync directory", &self.dir, e))
     }
 
     fn list_names(&self) -> Result<Vec<String>, SnapError> {
