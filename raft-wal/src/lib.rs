@@ -126,6 +126,14 @@
 //! durability. Damage in data that a later batch records as synced is
 //! corruption and is never repaired automatically.
 //!
+//! Whatever [`Wal::open`] returns is durable when it returns. A process
+//! that died between a write and its fsync leaves the batch in the page
+//! cache, where recovery reads it; since the caller acts on it as durable
+//! (raft grants a recovered vote again without another fsync), open
+//! rewrites the last segment's bytes after its last batch's synced-through
+//! offset, fsyncs them and fsyncs the directory. An fsync alone would not
+//! do: after a failed fsync the pages are clean but were never written.
+//!
 //! Known gap (shared with hashicorp/raft-wal): losing the whole last segment
 //! file is not detected.
 #![deny(missing_docs)]
