@@ -194,7 +194,7 @@ fn concurrent_writers(c: &mut Criterion) {
 /// Hands out indexes and writes under one lock so entries reach the WAL in
 /// order; the fsync (`Wal::sync`) happens outside it and is shared.
 mod ordered {
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
 
     use bytes::Bytes;
     use raft_core::{Entry, Index, Term};
@@ -205,7 +205,7 @@ mod ordered {
 
     impl Counter {
         pub(crate) fn append(&self, wal: &Wal, data: &Bytes) {
-            let mut n = self.0.lock().expect("counter lock");
+            let mut n = self.0.lock();
             *n += 1;
             let e = Entry::new(Term(1), Index(*n), data.clone());
             wal.save(None, std::slice::from_ref(&e), false)
@@ -230,9 +230,14 @@ criterion_group! {
 }
 
 fn main() {
-    // `cargo bench --bench wal -- paired` runs only the paired table;
-    // any other filter skips it.
+    // `cargo bench --bench wal -- paired` runs only the paired tables,
+    // `paired:writers` only the two writers tables; any other
+    // filter skips them.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.as_deref() == Some("paired:writers") {
+        paired::run_writers();
+        return;
+    }
     if filter.as_deref().is_none_or(|f| f == "paired") {
         paired::run();
     }
@@ -250,7 +255,7 @@ mod paired {
     use std::fs::File;
     use std::os::unix::fs::FileExt;
     use std::path::Path;
-    use std::sync::Arc;
+    use std::sync::{Arc, Barrier};
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -306,14 +311,18 @@ mod paired {
         (saves * count) as f64 / start.elapsed().as_secs_f64()
     }
 
+    /// Entries per second of `writers` threads each doing 200 synced
+    /// single-entry saves; timed from when all threads are ready.
     fn writers_rate(wal: &Arc<Wal>, next: &Arc<ordered::Counter>, writers: u64) -> f64 {
         let data = Bytes::from(vec![9u8; 128]);
         let per_writer = 200;
-        let start = Instant::now();
+        let ready = Arc::new(Barrier::new(writers as usize + 1));
         let handles: Vec<_> = (0..writers)
             .map(|_| {
                 let (wal, next, data) = (Arc::clone(wal), Arc::clone(next), data.clone());
+                let ready = Arc::clone(&ready);
                 thread::spawn(move || {
+                    ready.wait();
                     for _ in 0..per_writer {
                         next.append(&wal, &data);
                         wal.sync().expect("sync");
@@ -321,6 +330,8 @@ mod paired {
                 })
             })
             .collect();
+        ready.wait();
+        let start = Instant::now();
         for h in handles {
             h.join().expect("join");
         }
@@ -329,11 +340,7 @@ mod paired {
 
     pub(super) fn run() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let fsync_file = File::create(tmp.path().join("fsync")).expect("create");
-        fsync_file
-            .write_all_at(&vec![0u8; 1 << 20], 0)
-            .expect("fill");
-        fsync_file.sync_all().expect("sync");
+        let fsync_file = fsync_file(tmp.path());
         println!("paired: median of {ROUNDS} back-to-back rounds");
         println!(
             "| preallocate | entry | batch | fdatasync/s | seq MiB/s | WAL entries/s | \
@@ -352,6 +359,22 @@ mod paired {
         real_writers(tmp.path(), &fsync_file);
         emulated_writers(tmp.path());
         rotation_latency(tmp.path());
+    }
+
+    /// Only the two writers tables.
+    pub(super) fn run_writers() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fsync_file = fsync_file(tmp.path());
+        real_writers(tmp.path(), &fsync_file);
+        emulated_writers(tmp.path());
+    }
+
+    /// A 1 MiB allocated and synced file for `fdatasync_rate`.
+    fn fsync_file(tmp: &Path) -> File {
+        let f = File::create(tmp.join("fsync")).expect("create");
+        f.write_all_at(&vec![0u8; 1 << 20], 0).expect("fill");
+        f.sync_all().expect("sync");
+        f
     }
 
     /// One row of the batch table: `count` entries of `size` bytes per
@@ -397,36 +420,61 @@ mod paired {
         );
     }
 
-    /// Concurrent writers on the real disk, one 128 B entry per save.
+    /// Concurrent writers on the real disk, one 128 B entry per save. The
+    /// last columns tell whether the run was bound by the CPU rather than
+    /// the disk: with many more writers than cores, every save costs a
+    /// park and an unpark, and the cores fill before the fsyncs do.
     fn real_writers(tmp: &Path, fsync_file: &File) {
         println!(
-            "| writers (128 B, 1 entry each) | fdatasync/s | WAL entries/s | saves per fsync | vs writers x fdatasync |"
+            "| writers (128 B, 1 entry each) | fdatasync/s | WAL entries/s | saves per fsync | \
+             vs writers x fdatasync | CPU µs per save | cores busy |"
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for writers in [1u64, 4, 16, 64] {
             let dir = tmp.join(format!("writers-{writers}"));
             let (wal, _) = Wal::open(&dir, WalOptions::new()).expect("open");
             let wal = Arc::new(wal);
             let next = Arc::new(ordered::Counter::default());
-            let (mut fs, mut eps, mut ratios) = (vec![], vec![], vec![]);
+            let (mut fs, mut eps, mut ratios, mut cpu, mut busy) =
+                (vec![], vec![], vec![], vec![], vec![]);
             for _ in 0..ROUNDS {
                 wal.wait_for_preallocation();
                 let f = fdatasync_rate(fsync_file);
+                let (cpu0, wall0) = (process_cpu(), Instant::now());
                 let e = writers_rate(&wal, &next, writers);
+                let (cpu_secs, wall_secs) = (process_cpu() - cpu0, wall0.elapsed().as_secs_f64());
                 fs.push(f);
                 eps.push(e);
                 ratios.push(e / (writers as f64 * f));
+                cpu.push(cpu_secs * 1e6 / (e * wall_secs));
+                busy.push(cpu_secs / wall_secs);
             }
             let stats = wal.stats();
             println!(
-                "| {writers} | {:.0} | {:.0} | {:.1} | {:.2} |",
+                "| {writers} | {:.0} | {:.0} | {:.1} | {:.2} | {:.1} | {:.2} |",
                 median(fs),
                 median(eps),
                 stats.batches as f64 / stats.fsyncs.max(1) as f64,
-                median(ratios)
+                median(ratios),
+                median(cpu),
+                median(busy),
             );
         }
         println!();
+    }
+
+    /// CPU seconds (user + system) this process has used, from
+    /// `/proc/self/stat`, which counts exited threads too; in clock ticks
+    /// (10 ms), so only meaningful over runs of a good fraction of a second.
+    fn process_cpu() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+        // The fields after the parenthesised command name, which may hold
+        // spaces; utime and stime are the 14th and 15th fields.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        ticks as f64 / 100.0
     }
 
     /// Latency of synced saves (64 entries of 128 B) across three rotations
@@ -475,30 +523,40 @@ mod paired {
     /// durability test; the real-disk table above is that.
     fn emulated_writers(tmp: &Path) {
         println!(
-            "| writers (128 B, 1 entry each) | emulated fsync | WAL entries/s | saves per fsync | \
-             vs writers x fsync rate |"
+            "| writers (128 B, 1 entry each) | emulated fsync | measured fsync | WAL entries/s | \
+             saves per fsync | vs writers x nominal rate | vs writers x measured rate |"
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for latency in [Duration::from_millis(3), Duration::from_millis(1)] {
             for writers in [1u64, 4, 16, 64] {
                 let dir = tmp.join(format!("emulated-{writers}-{}", latency.as_micros()));
-                let backend = Arc::new(super::slow::SlowSyncBackend(latency));
-                let opts = WalOptions::new().backend(backend).preallocate(false);
+                let backend = Arc::new(super::slow::SlowSyncBackend::new(latency));
+                let opts = WalOptions::new()
+                    .backend(Arc::clone(&backend) as _)
+                    .preallocate(false);
                 let (wal, _) = Wal::open(&dir, opts).expect("open");
                 let wal = Arc::new(wal);
                 let next = Arc::new(ordered::Counter::default());
-                let ratios: Vec<f64> = (0..ROUNDS)
-                    .map(|_| {
-                        let e = writers_rate(&wal, &next, writers);
-                        e * latency.as_secs_f64() / writers as f64
-                    })
-                    .collect();
+                let (mut rates, mut syncs) = (vec![], vec![]);
+                for _ in 0..ROUNDS {
+                    let (count0, time0) = backend.synced();
+                    rates.push(writers_rate(&wal, &next, writers));
+                    let (count1, time1) = backend.synced();
+                    syncs.push((time1 - time0).as_secs_f64() / (count1 - count0).max(1) as f64);
+                }
+                let ratio = |i: usize, sync_secs: f64| rates[i] * sync_secs / writers as f64;
+                let nominal = median(
+                    (0..ROUNDS)
+                        .map(|i| ratio(i, latency.as_secs_f64()))
+                        .collect(),
+                );
+                let measured = median((0..ROUNDS).map(|i| ratio(i, syncs[i])).collect());
                 let stats = wal.stats();
-                let ratio = median(ratios);
                 println!(
-                    "| {writers} | {} ms | {:.0} | {:.1} | {ratio:.2} |",
+                    "| {writers} | {} ms | {:.2} ms | {:.0} | {:.1} | {nominal:.2} | {measured:.2} |",
                     latency.as_millis(),
-                    ratio * writers as f64 / latency.as_secs_f64(),
+                    median(syncs) * 1e3,
+                    median(rates),
                     stats.batches as f64 / stats.fsyncs.max(1) as f64,
                 );
                 drop(wal);
@@ -509,36 +567,84 @@ mod paired {
     }
 }
 
-/// A file backend whose syncs sleep for a fixed time instead of syncing.
+/// A file backend whose syncs sleep for a fixed time instead of syncing,
+/// and which records how long its file syncs actually took: a sleep
+/// overshoots, so that, not the nominal latency, is this emulated disk's
+/// fdatasync rate.
 mod slow {
     use std::io;
     use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::thread;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use raft_wal::io::{Backend, DirLock, FileBackend, FileHandle};
 
     #[derive(Debug)]
-    pub(crate) struct SlowSyncBackend(pub(crate) Duration);
+    pub(crate) struct SlowSyncBackend {
+        latency: Duration,
+        synced: Arc<SyncTime>,
+    }
+
+    /// File syncs so far and their total duration.
+    #[derive(Debug, Default)]
+    struct SyncTime {
+        count: AtomicU64,
+        nanos: AtomicU64,
+    }
+
+    impl SlowSyncBackend {
+        pub(crate) fn new(latency: Duration) -> SlowSyncBackend {
+            SlowSyncBackend {
+                latency,
+                synced: Arc::default(),
+            }
+        }
+
+        /// (file syncs, their total duration) so far.
+        pub(crate) fn synced(&self) -> (u64, Duration) {
+            (
+                self.synced.count.load(Ordering::Relaxed),
+                Duration::from_nanos(self.synced.nanos.load(Ordering::Relaxed)),
+            )
+        }
+
+        fn wrap(&self, file: Box<dyn FileHandle>) -> Box<dyn FileHandle> {
+            Box::new(SlowSyncFile {
+                file,
+                latency: self.latency,
+                synced: Arc::clone(&self.synced),
+            })
+        }
+    }
 
     #[derive(Debug)]
-    struct SlowSyncFile(Box<dyn FileHandle>, Duration);
+    struct SlowSyncFile {
+        file: Box<dyn FileHandle>,
+        latency: Duration,
+        synced: Arc<SyncTime>,
+    }
 
     impl FileHandle for SlowSyncFile {
         fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-            self.0.write_at(offset, data)
+            self.file.write_at(offset, data)
         }
         fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-            self.0.read_at(offset, buf)
+            self.file.read_at(offset, buf)
         }
         fn len(&self) -> io::Result<u64> {
-            self.0.len()
+            self.file.len()
         }
         fn set_len(&self, len: u64) -> io::Result<()> {
-            self.0.set_len(len)
+            self.file.set_len(len)
         }
         fn sync_data(&self) -> io::Result<()> {
-            thread::sleep(self.1);
+            let start = Instant::now();
+            thread::sleep(self.latency);
+            let nanos = start.elapsed().as_nanos() as u64;
+            self.synced.count.fetch_add(1, Ordering::Relaxed);
+            self.synced.nanos.fetch_add(nanos, Ordering::Relaxed);
             Ok(())
         }
     }
@@ -548,10 +654,10 @@ mod slow {
             FileBackend.create_dir_all(path)
         }
         fn create(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-            Ok(Box::new(SlowSyncFile(FileBackend.create(path)?, self.0)))
+            Ok(self.wrap(FileBackend.create(path)?))
         }
         fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-            Ok(Box::new(SlowSyncFile(FileBackend.open(path)?, self.0)))
+            Ok(self.wrap(FileBackend.open(path)?))
         }
         fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
             FileBackend.read(path)
@@ -566,7 +672,7 @@ mod slow {
             FileBackend.list_dir(dir)
         }
         fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
-            thread::sleep(self.0);
+            thread::sleep(self.latency);
             Ok(())
         }
         fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {

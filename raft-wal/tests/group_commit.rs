@@ -180,6 +180,42 @@ fn saves_queued_behind_a_running_fsync_share_the_next_one() {
 }
 
 #[test]
+fn an_unsynced_save_during_a_running_fsync_is_written_when_that_fsync_ends() {
+    let sim = SimBackend::new();
+    let gate = Arc::new(Gate::default());
+    let backend = Arc::new(GatedBackend {
+        inner: sim.clone(),
+        gate: Arc::clone(&gate),
+    });
+    let opts = sim_options(&sim)
+        .backend(backend)
+        .segment_size_bytes(1 << 20);
+    let (wal, _) = Wal::open(DIR, opts).expect("open");
+    let wal = Arc::new(wal);
+    gate.state.lock().armed = true;
+    let leader = {
+        let wal = Arc::clone(&wal);
+        thread::spawn(move || wal.save(None, &entries(1..=1, 1, 8), true))
+    };
+    gate.wait_for_holder();
+    let writes = sim.stats().writes;
+    wal.save(None, &entries(2..=2, 1, 8), false)
+        .expect("unsynced save");
+    assert_eq!(
+        sim.stats().writes,
+        writes,
+        "left for the running group commit rather than written under the lock"
+    );
+    gate.open();
+    leader.join().expect("join").expect("leader save");
+    assert_eq!(wal.stats().fsyncs, 1, "nobody asked for a second fsync");
+    // No crash: whatever reached the file is read back.
+    drop(wal);
+    let (_, r) = common::open(&sim);
+    assert_eq!(r.entries, entries(1..=2, 1, 8));
+}
+
+#[test]
 fn many_concurrent_writers_never_need_more_fsyncs_than_saves() {
     let sim = SimBackend::new();
     let opts = sim_options(&sim).segment_size_bytes(1 << 22);
