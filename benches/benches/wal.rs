@@ -311,11 +311,15 @@ mod paired {
         (saves * count) as f64 / start.elapsed().as_secs_f64()
     }
 
-    /// Entries per second of `writers` threads each doing 200 synced
-    /// single-entry saves; timed from when all threads are ready.
-    fn writers_rate(wal: &Arc<Wal>, next: &Arc<ordered::Counter>, writers: u64) -> f64 {
+    /// Entries per second of `writers` threads each doing `per_writer`
+    /// synced single-entry saves; timed from when all threads are ready.
+    fn writers_rate(
+        wal: &Arc<Wal>,
+        next: &Arc<ordered::Counter>,
+        writers: u64,
+        per_writer: u64,
+    ) -> f64 {
         let data = Bytes::from(vec![9u8; 128]);
-        let per_writer = 200;
         let ready = Arc::new(Barrier::new(writers as usize + 1));
         let handles: Vec<_> = (0..writers)
             .map(|_| {
@@ -441,7 +445,9 @@ mod paired {
                 wal.wait_for_preallocation();
                 let f = fdatasync_rate(fsync_file);
                 let (cpu0, wall0) = (process_cpu(), Instant::now());
-                let e = writers_rate(&wal, &next, writers);
+                // 12,800 saves in all, so that every run is long enough for
+                // the CPU time's 10 ms clock ticks.
+                let e = writers_rate(&wal, &next, writers, 12_800 / writers);
                 let (cpu_secs, wall_secs) = (process_cpu() - cpu0, wall0.elapsed().as_secs_f64());
                 fs.push(f);
                 eps.push(e);
@@ -540,7 +546,7 @@ mod paired {
                 let (mut rates, mut syncs) = (vec![], vec![]);
                 for _ in 0..ROUNDS {
                     let (count0, time0) = backend.synced();
-                    rates.push(writers_rate(&wal, &next, writers));
+                    rates.push(writers_rate(&wal, &next, writers, 200));
                     let (count1, time1) = backend.synced();
                     syncs.push((time1 - time0).as_secs_f64() / (count1 - count0).max(1) as f64);
                 }

@@ -430,16 +430,16 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn search(ops: &[SearchOp<'_>], budget: u64) -> (SearchResult, u64) {
+/// The doubly linked list of call and return events, sorted by time with
+/// calls before returns on equal times; event 0 is the head sentinel.
+fn event_list(ops: &[SearchOp<'_>]) -> Vec<Event> {
     let n = ops.len();
-    // Events sorted by time; calls before returns on equal times.
     let mut order: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
     for (i, op) in ops.iter().enumerate() {
         order.push((op.invoke, true, i));
         order.push((op.ret, false, i));
     }
     order.sort_by_key(|&(t, call, i)| (t, !call, i));
-    // Event 0 is the head sentinel.
     let mut events: Vec<Event> = Vec::with_capacity(2 * n + 1);
     events.push(Event {
         op: NIL,
@@ -468,6 +468,16 @@ fn search(ops: &[SearchOp<'_>], budget: u64) -> (SearchResult, u64) {
             e.matching = return_of[e.op];
         }
     }
+    events
+}
+
+/// Wing and Gong's search with Lowe's memo of (linearized set, state):
+/// linearizes the earliest pending call whose result fits the state,
+/// backtracking on a return whose call could not be placed.
+fn search(ops: &[SearchOp<'_>], budget: u64) -> (SearchResult, u64) {
+    let n = ops.len();
+    let mut events = event_list(ops);
+    // Random 128-bit keys per operation: the XOR of a set's keys names it.
     let mut seed = 0x5EED_u64 ^ n as u64;
     let zobrist: Vec<u128> = (0..n)
         .map(|_| (u128::from(splitmix(&mut seed)) << 64) | u128::from(splitmix(&mut seed)))
