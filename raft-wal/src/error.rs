@@ -64,6 +64,18 @@ pub enum OpenError {
         /// The file.
         path: PathBuf,
     },
+    /// A leftover copy of an interrupted tail rewrite (see the crate docs)
+    /// does not verify or names a segment that does not exist. Nothing the
+    /// WAL does leaves such a copy, so the disk is damaged, and so may be
+    /// the segment bytes the copy was protecting.
+    #[error(
+        "the tail-rewrite copy {path} is damaged or names a missing segment: \
+         the last segment's tail may be damaged too; inspect with `raft-wal verify`"
+    )]
+    CorruptTailCopy {
+        /// The copy file.
+        path: PathBuf,
+    },
     /// The log skips indexes: between segments, or entries that do not
     /// follow the log they append to.
     #[error("index gap in segment {segment}: expected at most {expected}, found {found}")]

@@ -6,7 +6,7 @@ use raft_core::{HardState, Index, LogId};
 
 use crate::error::OpenError;
 use crate::io::Backend;
-use crate::recovery;
+use crate::{recovery, rewrite};
 
 /// What [`verify`] found in a directory it could recover.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,10 @@ pub struct VerifyReport {
     pub torn_tail: Option<(u64, u64, u64)>,
     /// Leftover temporary files opening would delete.
     pub temp_files: usize,
+    /// A copy of an interrupted tail rewrite that opening would finish
+    /// first: (segment, offset, length). The rest of the report reads the
+    /// segment as if it were finished.
+    pub tail_copy: Option<(u64, u64, u64)>,
 }
 
 /// Runs recovery's checks on `dir` without changing anything or taking the
@@ -39,7 +43,8 @@ pub fn verify(
     dir: &Path,
     max_record_bytes: u32,
 ) -> Result<VerifyReport, OpenError> {
-    let scanned = recovery::scan_dir(backend, dir, max_record_bytes)?;
+    let copy = rewrite::read_leftover(backend, dir)?.map(|(copy, _)| copy);
+    let scanned = recovery::scan_dir(backend, dir, max_record_bytes, copy.as_ref())?;
     let r = &scanned.replayed;
     Ok(VerifyReport {
         segments: scanned.segments.iter().map(|s| s.id).collect(),
@@ -56,5 +61,6 @@ pub fn verify(
             .as_ref()
             .map(|t| (t.segment, t.damage_offset, t.good_end)),
         temp_files: scanned.temp_files.len(),
+        tail_copy: copy.map(|c| (c.segment_id, c.offset, c.data.len() as u64)),
     })
 }

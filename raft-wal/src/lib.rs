@@ -40,7 +40,7 @@
 //!   `Ready`s whose `must_sync` is false.
 //! - A new segment is written under a temporary name, fsynced, renamed and
 //!   the directory fsynced before any batch goes into it; the segment it
-//!   replaces is fsynced first. `release_to` deletes and then fsyncs the
+//!   replaces is fsynced first, unless every batch in it already was. `release_to` deletes and then fsyncs the
 //!   directory.
 //! - Any failed write or fsync **poisons** the WAL: every later call returns
 //!   `Poisoned` until it is reopened, because after a failed fsync the page
@@ -54,7 +54,9 @@
 //!
 //! All integers are little-endian. A directory holds segment files named
 //! `{segment_id:016x}-{first_index:016x}.wal`; ids are consecutive and never
-//! reused. Temporary files end in `.tmp`.
+//! reused. Temporary files end in `.tmp`. A file named `tail-copy` exists
+//! only while `open` rewrites the last segment's tail (see the end of
+//! [Recovery rules](#recovery-rules)).
 //!
 //! Segment header, 40 bytes:
 //!
@@ -118,6 +120,7 @@
 //! | index gap, missing or duplicate segment, misnamed segment | refuse |
 //! | hard state corrupt, or commit beyond the last index | refuse |
 //! | leftover temporary files | delete |
+//! | leftover `tail-copy` (an interrupted tail rewrite) | finish the rewrite from it, fsync, delete it; refuse with [`OpenError::CorruptTailCopy`] if it does not verify or names a missing segment |
 //!
 //! "Valid later frame" is narrowed to a commit frame that *proves* the
 //! damaged bytes had been synced, because a power cut can persist the
@@ -134,6 +137,17 @@
 //! offset, fsyncs them and fsyncs the directory. An fsync alone would not
 //! do: after a failed fsync the pages are clean but were never written.
 //!
+//! Some of those bytes may already be durable (the last batch was synced,
+//! but only a later batch could have recorded it), and a power cut during
+//! the rewrite may tear them. So the rewrite goes through a copy, like a
+//! database's doublewrite buffer: the bytes are written to `tail-copy.tmp`,
+//! fsynced, renamed to `tail-copy`, the directory fsynced; then written in
+//! place and fsynced; then the copy is deleted and the directory fsynced.
+//! An `open` that finds the copy finishes the rewrite from it before
+//! reading the log. The copy's layout: magic `RWALCOPY` (8 bytes), version
+//! u32 (1), reserved u32 (0), segment id u64, offset u64, length u64, CRC32
+//! u32 of the 40 bytes before it and the data, reserved u32 (0), the data.
+//!
 //! Known gap (shared with hashicorp/raft-wal): losing the whole last segment
 //! file is not detected.
 #![deny(missing_docs)]
@@ -143,6 +157,7 @@ pub mod format;
 pub mod inspect;
 pub mod io;
 mod recovery;
+mod rewrite;
 mod spare;
 mod wal;
 

@@ -10,6 +10,7 @@ use raft_core::{Entry, HardState, Index, LogId};
 use crate::error::OpenError;
 use crate::format::{self, DamageKind, Record, SEGMENT_HEADER_BYTES, SnapshotMarker, TEMP_SUFFIX};
 use crate::io::Backend;
+use crate::rewrite::TailCopy;
 
 /// A segment file found in the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,10 +266,14 @@ pub(crate) fn list_segments(
 }
 
 /// Reads and checks the whole directory without changing it.
+///
+/// `overlay`, a leftover tail-rewrite copy, is read as if already written
+/// into its segment: what `open` does before scanning.
 pub(crate) fn scan_dir(
     backend: &dyn Backend,
     dir: &Path,
     max_record_bytes: u32,
+    overlay: Option<&TailCopy>,
 ) -> Result<Scanned, OpenError> {
     let (segments, temp_files) = list_segments(backend, dir)?;
     let mut replayed = Replayed {
@@ -280,7 +285,11 @@ pub(crate) fn scan_dir(
     let mut tail_synced_through = SEGMENT_HEADER_BYTES as u64;
     for (i, seg) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let bytes = Bytes::from(backend.read(&seg.path).map_err(io_error(&seg.path))?);
+        let mut bytes = backend.read(&seg.path).map_err(io_error(&seg.path))?;
+        if let Some(copy) = overlay.filter(|c| c.segment_id == seg.id) {
+            copy.apply_to(&mut bytes);
+        }
+        let bytes = Bytes::from(bytes);
         let corrupt = |offset: usize, kind, replayed: &Replayed| OpenError::Corrupt {
             segment: seg.id,
             offset: offset as u64,

@@ -16,6 +16,7 @@ use crate::format::{
 };
 use crate::io::{Backend, DirLock, FileBackend, FileHandle};
 use crate::recovery::{self, Scanned, SegmentFile};
+use crate::rewrite;
 use crate::spare::{Spare, Spares, ZERO_CHUNK_BYTES};
 
 /// Default [`WalOptions::segment_size_bytes`]: 64 MiB.
@@ -338,7 +339,9 @@ impl Wal {
                 }
             }
         })?;
-        let mut scanned = recovery::scan_dir(backend.as_ref(), &dir, options.max_record_bytes)?;
+        finish_interrupted_rewrite(backend.as_ref(), &dir)?;
+        let mut scanned =
+            recovery::scan_dir(backend.as_ref(), &dir, options.max_record_bytes, None)?;
         // Taken before the entries move out of the replay.
         let last_index = scanned.replayed.last_index();
         let (snapshot, entries) = recovery::entries_after(&mut scanned.replayed, options.snapshot)?;
@@ -397,7 +400,7 @@ impl Wal {
                 make_tail_durable(
                     backend,
                     dir,
-                    &last.path,
+                    last,
                     file.as_ref(),
                     scanned.tail_synced_through,
                     offset,
@@ -1036,8 +1039,14 @@ impl Wal {
         hard_state: &HardState,
         entries: &[Entry],
     ) -> std::io::Result<()> {
-        g.file.sync_data()?;
-        g.stats.fsyncs += 1;
+        // Sealing: no byte of the old segment may be lost once a newer
+        // segment exists, or recovery would find damage before the last
+        // segment and refuse. Nothing to do when every batch is durable,
+        // the usual case (a Raft node syncs every save with entries).
+        if g.synced_seq < g.written_seq {
+            g.file.sync_data()?;
+            g.stats.fsyncs += 1;
+        }
         let written = g.written_seq;
         self.mark_synced(g, written);
         g.taken_seq = g.written_seq;
@@ -1201,33 +1210,56 @@ fn create_segment(
     })
 }
 
-/// What recovery read of the last segment may exist only in the page cache
-/// (a process that died between a write and its fsync), yet the caller acts
-/// on it as durable: a recovered vote, say, is granted again without
-/// another fsync. So the bytes after the last point a batch found durable
-/// are written again and synced, and the directory is synced: an fsync
-/// alone is not enough, as a failed fsync leaves its pages clean and never
-/// written (PostgreSQL fsyncs its data directory after a crash for the
-/// same reason). Earlier segments were synced before the next one was
-/// created.
+/// Makes the last segment's bytes up to `end` durable, so that nothing
+/// `open` returns can be taken back by a later power cut. The bytes after
+/// `synced_through` (the last offset a commit frame proves durable) may be
+/// dirty pages of a process that died before its fsync, which an fsync
+/// writes, or pages a failed fsync marked clean without writing them, which
+/// only a new write puts on the disk (PostgreSQL fsyncs its data directory
+/// after a crash for the first reason). They are written again, through the
+/// copy that protects whatever of them is already durable (`rewrite`), and
+/// the directory is synced. Earlier segments were made durable before the
+/// next one was created.
 fn make_tail_durable(
     backend: &dyn Backend,
     dir: &Path,
-    path: &Path,
+    segment: &SegmentFile,
     file: &dyn FileHandle,
     synced_through: u64,
     end: u64,
 ) -> Result<(), OpenError> {
-    let result = (|| {
-        if synced_through < end {
-            let mut bytes = vec![0u8; (end - synced_through) as usize];
-            let n = file.read_at(synced_through, &mut bytes)?;
-            file.write_at(synced_through, &bytes[..n])?;
-        }
-        file.sync_data()
-    })();
-    result.map_err(map_io(path))?;
-    backend.sync_dir(dir).map_err(map_io(dir))
+    if synced_through >= end {
+        file.sync_data().map_err(map_io(&segment.path))?;
+        return backend.sync_dir(dir).map_err(map_io(dir));
+    }
+    let mut data = vec![0u8; (end - synced_through) as usize];
+    let n = file
+        .read_at(synced_through, &mut data)
+        .map_err(map_io(&segment.path))?;
+    data.truncate(n);
+    let copy = rewrite::TailCopy {
+        segment_id: segment.id,
+        offset: synced_through,
+        data,
+    };
+    rewrite::rewrite_in_place(backend, dir, file, &copy).map_err(map_io(&segment.path))
+}
+
+/// Finishes a tail rewrite that a crash interrupted, from its copy, before
+/// anything reads the log (see `rewrite`).
+fn finish_interrupted_rewrite(backend: &dyn Backend, dir: &Path) -> Result<(), OpenError> {
+    let Some((copy, segment)) = rewrite::read_leftover(backend, dir)? else {
+        return Ok(());
+    };
+    let file = backend.open(&segment.path).map_err(map_io(&segment.path))?;
+    rewrite::rewrite_in_place(backend, dir, file.as_ref(), &copy).map_err(map_io(&segment.path))?;
+    tracing::warn!(
+        segment = copy.segment_id,
+        offset = copy.offset,
+        bytes = copy.data.len(),
+        "finished a tail rewrite that a crash interrupted"
+    );
+    Ok(())
 }
 
 /// Deletes leftover temporary files and cuts a torn tail, as planned by the

@@ -184,19 +184,28 @@ fn reopen(
     }
 }
 
-/// Recovery itself fails at one of its first operations (the tail repair,
-/// the temp-file cleanup, the first segment's creation...) and the power
-/// goes again: the next recovery must still find a state the workload
-/// could have left.
+/// How many of recovery's first operations `crash_during_recovery` fails:
+/// all of an `open`'s, tail rewrite included. The explorers try each one
+/// at every crash point of the workload (seed `s` fails operation `s`).
+const RECOVERY_OPS: u64 = 32;
+
+/// Recovery itself fails at its `at`-th operation (the tail repair, the
+/// tail rewrite, the temp-file cleanup, the first segment's creation...)
+/// and the power goes again: the next recovery must still find a state the
+/// workload could have left.
 fn crash_during_recovery(
     sim: &SimBackend,
     preallocate: bool,
     snapshot: Option<LogId>,
+    at: u64,
     salt: u64,
     ctx: &str,
 ) {
     let kinds = [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite];
-    sim.inject_fault(sim.op_count() + salt % 12, kinds[(salt % 3) as usize]);
+    sim.inject_fault(
+        sim.op_count() + at % RECOVERY_OPS,
+        kinds[(salt % 3) as usize],
+    );
     match Wal::open(DIR, options(sim, preallocate).snapshot(snapshot)) {
         Ok(_) | Err(OpenError::Io { .. } | OpenError::SnapshotMismatch { .. }) => {}
         Err(e) => panic!("{ctx}: undeclared error from a failing recovery: {e}"),
@@ -226,7 +235,7 @@ fn explore(preallocate: bool, seeds: u64) {
             let crash_seed = n * 1000 + seed;
             sim.crash(crash_seed);
             let ctx = format!("preallocate={preallocate} fault_at={n} crash_seed={crash_seed}");
-            crash_during_recovery(&sim, preallocate, acked_marker, n + seed, &ctx);
+            crash_during_recovery(&sim, preallocate, acked_marker, seed, n + seed, &ctx);
             let (wal, r, snapshot) = reopen(&sim, preallocate, acked_marker, &ctx);
             let matched = candidates
                 .iter()
@@ -290,12 +299,12 @@ fn what_recovery_returned_survives_a_power_cut_after_any_process_death() {
 
 #[test]
 fn every_crash_point_recovers_an_acknowledged_prefix_with_preallocation() {
-    explore(true, 3);
+    explore(true, RECOVERY_OPS);
 }
 
 #[test]
 fn every_crash_point_recovers_an_acknowledged_prefix_without_preallocation() {
-    explore(false, 3);
+    explore(false, RECOVERY_OPS);
 }
 
 #[test]

@@ -102,6 +102,12 @@ fn verify(out: &mut impl Write, args: &Args) -> std::io::Result<ExitCode> {
                     "torn tail: segment {segment} damaged at offset {damage}; opening will truncate it at {cut}"
                 )?;
             }
+            if let Some((segment, offset, len)) = r.tail_copy {
+                writeln!(
+                    out,
+                    "interrupted tail rewrite: opening will first write {len} bytes from its copy at offset {offset} of segment {segment} (read as written above)"
+                )?;
+            }
             if r.temp_files > 0 {
                 writeln!(
                     out,

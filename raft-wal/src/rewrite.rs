@@ -1,0 +1,194 @@
+//! Rewriting bytes of a segment in place without putting them at risk.
+//!
+//! `open` must make durable whatever it returns (see `make_tail_durable`):
+//! after a failed fsync the kernel marks the pages clean though they never
+//! reached the disk, so the bytes after the last proven-durable offset are
+//! written again, not just synced. But some of those bytes may already be
+//! durable (a batch synced just before the process died carries no record
+//! of it), and a power cut in the middle of writing them again may tear
+//! them. So the rewrite goes through a copy, as a database's doublewrite
+//! buffer does:
+//!
+//! 1. the bytes go to `tail-copy.tmp`, fsync, rename to `tail-copy`, fsync
+//!    the directory;
+//! 2. then in place into the segment, fsync;
+//! 3. then `tail-copy` is deleted, fsync the directory.
+//!
+//! A named copy is whole and durable (the rename comes after its fsync), so
+//! `open` finding one finishes the rewrite from it before reading the log:
+//! a rewrite torn at step 2 loses nothing. A copy that does not verify is
+//! refused ([`OpenError::CorruptTailCopy`]): nothing in this protocol leaves
+//! one, so the disk is damaged, and the segment bytes it was protecting may
+//! be too.
+//!
+//! Layout of the copy (little-endian): magic `RWALCOPY` (8), version u32,
+//! reserved u32 (0), segment id u64, offset u64, length u64, CRC32 u32 of
+//! the 40 bytes before it followed by the data, reserved u32 (0), then the
+//! data.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::OpenError;
+use crate::format::TEMP_SUFFIX;
+use crate::io::{Backend, FileHandle};
+use crate::recovery::{self, SegmentFile};
+
+/// The copy's file name in the WAL directory.
+pub(crate) const TAIL_COPY_NAME: &str = "tail-copy";
+const MAGIC: [u8; 8] = *b"RWALCOPY";
+const VERSION: u32 = 1;
+const HEADER_BYTES: usize = 48;
+
+/// Bytes to be written at `offset` of segment `segment_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TailCopy {
+    pub(crate) segment_id: u64,
+    pub(crate) offset: u64,
+    pub(crate) data: Vec<u8>,
+}
+
+impl TailCopy {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_BYTES + self.data.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.segment_id.to_le_bytes());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&(self.data.len() as u64).to_le_bytes());
+        let crc = crc(&out, &self.data);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    /// Writes the copy into `segment`'s bytes, as the rewrite will.
+    pub(crate) fn apply_to(&self, segment: &mut Vec<u8>) {
+        let Ok(start) = usize::try_from(self.offset) else {
+            return;
+        };
+        let end = start + self.data.len();
+        if segment.len() < end {
+            segment.resize(end, 0);
+        }
+        segment[start..end].copy_from_slice(&self.data);
+    }
+
+    fn decode(bytes: &[u8]) -> Option<TailCopy> {
+        let header = bytes.get(..HEADER_BYTES)?;
+        let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4"));
+        let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
+        if header[..8] != MAGIC || u32_at(8) != VERSION || u32_at(12) != 0 || u32_at(44) != 0 {
+            return None;
+        }
+        let len = usize::try_from(u64_at(32)).ok()?;
+        let data = bytes.get(HEADER_BYTES..)?;
+        if data.len() != len || u32_at(40) != crc(&header[..40], data) {
+            return None;
+        }
+        Some(TailCopy {
+            segment_id: u64_at(16),
+            offset: u64_at(24),
+            data: data.to_vec(),
+        })
+    }
+}
+
+fn crc(header: &[u8], data: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(header);
+    h.update(data);
+    h.finalize()
+}
+
+fn copy_path(dir: &Path) -> PathBuf {
+    dir.join(TAIL_COPY_NAME)
+}
+
+/// Reads a leftover copy, if the directory has one, with the segment it
+/// belongs to.
+///
+/// # Errors
+/// [`OpenError::CorruptTailCopy`] if it does not verify or its segment does
+/// not exist; [`OpenError::Io`]; a refusal from listing the segments.
+pub(crate) fn read_leftover(
+    backend: &dyn Backend,
+    dir: &Path,
+) -> Result<Option<(TailCopy, SegmentFile)>, OpenError> {
+    let names = backend.list_dir(dir).map_err(|source| OpenError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !names.iter().any(|n| n == TAIL_COPY_NAME) {
+        return Ok(None);
+    }
+    let path = copy_path(dir);
+    let bytes = backend.read(&path).map_err(|source| OpenError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let Some(copy) = TailCopy::decode(&bytes) else {
+        return Err(OpenError::CorruptTailCopy { path });
+    };
+    let (segments, _) = recovery::list_segments(backend, dir)?;
+    match segments.into_iter().find(|s| s.id == copy.segment_id) {
+        Some(segment) => Ok(Some((copy, segment))),
+        None => Err(OpenError::CorruptTailCopy { path }),
+    }
+}
+
+/// Writes `copy.data` at `copy.offset` of `segment` (a handle on segment
+/// `copy.segment_id`) durably, through the copy file (see the module docs).
+pub(crate) fn rewrite_in_place(
+    backend: &dyn Backend,
+    dir: &Path,
+    segment: &dyn FileHandle,
+    copy: &TailCopy,
+) -> io::Result<()> {
+    let path = copy_path(dir);
+    let tmp = dir.join(format!("{TAIL_COPY_NAME}{TEMP_SUFFIX}"));
+    {
+        let f = backend.create(&tmp)?;
+        f.write_at(0, &copy.encode())?;
+        f.sync_data()?;
+    }
+    backend.rename(&tmp, &path)?;
+    backend.sync_dir(dir)?;
+    segment.write_at(copy.offset, &copy.data)?;
+    segment.sync_data()?;
+    backend.remove_file(&path)?;
+    backend.sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy() -> TailCopy {
+        TailCopy {
+            segment_id: 7,
+            offset: 4096,
+            data: (0..300u32).map(|i| i as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn a_copy_decodes_to_itself() {
+        assert_eq!(TailCopy::decode(&copy().encode()), Some(copy()));
+    }
+
+    #[test]
+    fn any_flipped_bit_or_cut_makes_a_copy_invalid() {
+        let bytes = copy().encode();
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(TailCopy::decode(&b), None, "bit {bit}");
+        }
+        for len in 0..bytes.len() {
+            assert_eq!(TailCopy::decode(&bytes[..len]), None, "cut at {len}");
+        }
+    }
+}
