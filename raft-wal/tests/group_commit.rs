@@ -137,8 +137,8 @@ fn wait_until(mut cond: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn saves_queued_behind_a_running_fsync_share_the_next_one() {
+/// A WAL over a simulated disk whose next fsync waits at the (armed) gate.
+fn gated_wal() -> (SimBackend, Arc<Gate>, Arc<Wal>) {
     let sim = SimBackend::new();
     let gate = Arc::new(Gate::default());
     let backend = Arc::new(GatedBackend {
@@ -149,8 +149,13 @@ fn saves_queued_behind_a_running_fsync_share_the_next_one() {
         .backend(backend)
         .segment_size_bytes(1 << 20);
     let (wal, _) = Wal::open(DIR, opts).expect("open");
-    let wal = Arc::new(wal);
     gate.state.lock().armed = true;
+    (sim, gate, Arc::new(wal))
+}
+
+#[test]
+fn saves_queued_behind_a_running_fsync_share_the_next_one() {
+    let (_, gate, wal) = gated_wal();
 
     let leader = {
         let wal = Arc::clone(&wal);
@@ -181,18 +186,7 @@ fn saves_queued_behind_a_running_fsync_share_the_next_one() {
 
 #[test]
 fn an_unsynced_save_during_a_running_fsync_is_written_when_that_fsync_ends() {
-    let sim = SimBackend::new();
-    let gate = Arc::new(Gate::default());
-    let backend = Arc::new(GatedBackend {
-        inner: sim.clone(),
-        gate: Arc::clone(&gate),
-    });
-    let opts = sim_options(&sim)
-        .backend(backend)
-        .segment_size_bytes(1 << 20);
-    let (wal, _) = Wal::open(DIR, opts).expect("open");
-    let wal = Arc::new(wal);
-    gate.state.lock().armed = true;
+    let (sim, gate, wal) = gated_wal();
     let leader = {
         let wal = Arc::clone(&wal);
         thread::spawn(move || wal.save(None, &entries(1..=1, 1, 8), true))

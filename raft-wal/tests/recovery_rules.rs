@@ -637,6 +637,17 @@ fn what_open_recovers_survives_a_later_power_cut() {
     assert_eq!(r.entries.len(), 3);
 }
 
+/// The files of a WAL holding one synced batch (hard state 1/1/0, entries
+/// 1..=3), which is also the batch `open` writes again.
+fn one_synced_batch() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let sim = SimBackend::new();
+    let (wal, _) = open(&sim);
+    wal.save(Some(&hard_state(1, 1, 0)), &entries(1..=3, 1, 40), true)
+        .expect("save");
+    drop(wal);
+    snapshot_files(&sim)
+}
+
 /// `open` writes the last batches again to make them durable (see above),
 /// and some of them may already be durable: a power cut in the middle of
 /// that rewrite must not tear a synced batch. Every fault at each of
@@ -644,12 +655,7 @@ fn what_open_recovers_survives_a_later_power_cut() {
 /// synced batch is always there.
 #[test]
 fn a_power_cut_during_opens_tail_rewrite_loses_no_synced_batch() {
-    let sim = SimBackend::new();
-    let (wal, _) = open(&sim);
-    wal.save(Some(&hard_state(1, 1, 0)), &entries(1..=3, 1, 40), true)
-        .expect("save");
-    drop(wal);
-    let files = snapshot_files(&sim);
+    let files = one_synced_batch();
     let kinds = [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite];
     for at in 0..16 {
         for (k, kind) in kinds.into_iter().enumerate() {
@@ -671,12 +677,7 @@ fn a_power_cut_during_opens_tail_rewrite_loses_no_synced_batch() {
 /// A WAL whose last `open` failed right after making the copy of its tail
 /// rewrite durable, leaving the copy behind.
 fn interrupted_tail_rewrite() -> SimBackend {
-    let sim = SimBackend::new();
-    let (wal, _) = open(&sim);
-    wal.save(Some(&hard_state(1, 1, 0)), &entries(1..=3, 1, 40), true)
-        .expect("save");
-    drop(wal);
-    let files = snapshot_files(&sim);
+    let files = one_synced_batch();
     for at in 0..32 {
         let sim = restore_files(&files);
         sim.inject_fault(sim.op_count() + at, FaultKind::Eio);
