@@ -30,7 +30,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::OpenError;
-use crate::format::TEMP_SUFFIX;
+use crate::format::{SEGMENT_HEADER_BYTES, TEMP_SUFFIX};
 use crate::io::{Backend, FileHandle};
 use crate::recovery::{self, SegmentFile};
 
@@ -65,10 +65,9 @@ impl TailCopy {
     }
 
     /// Writes the copy into `segment`'s bytes, as the rewrite will.
+    /// `read_leftover` checked that the offset lies within the segment.
     pub(crate) fn apply_to(&self, segment: &mut Vec<u8>) {
-        let Ok(start) = usize::try_from(self.offset) else {
-            return;
-        };
+        let start = usize::try_from(self.offset).expect("checked against the segment's length");
         let end = start + self.data.len();
         if segment.len() < end {
             segment.resize(end, 0);
@@ -133,10 +132,24 @@ pub(crate) fn read_leftover(
         return Err(OpenError::CorruptTailCopy { path });
     };
     let (segments, _) = recovery::list_segments(backend, dir)?;
-    match segments.into_iter().find(|s| s.id == copy.segment_id) {
-        Some(segment) => Ok(Some((copy, segment))),
-        None => Err(OpenError::CorruptTailCopy { path }),
+    let Some(segment) = segments.into_iter().find(|s| s.id == copy.segment_id) else {
+        return Err(OpenError::CorruptTailCopy { path });
+    };
+    // The copy starts at an offset a commit frame proved durable, so the
+    // segment reaches it even after a power cut; the data itself may lie
+    // past the end (a segment that was growing). This bounds what a forged
+    // copy could make `open` allocate or write.
+    let len = backend
+        .open(&segment.path)
+        .and_then(|f| f.len())
+        .map_err(|source| OpenError::Io {
+            path: segment.path.clone(),
+            source,
+        })?;
+    if copy.offset < SEGMENT_HEADER_BYTES as u64 || copy.offset > len {
+        return Err(OpenError::CorruptTailCopy { path });
     }
+    Ok(Some((copy, segment)))
 }
 
 /// Writes `copy.data` at `copy.offset` of `segment` (a handle on segment

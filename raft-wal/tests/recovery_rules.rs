@@ -727,9 +727,30 @@ fn a_damaged_tail_copy_is_refused_by_open_and_verify() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     overwrite(&sim, &copy, &bytes);
+    assert_tail_copy_refused(&sim);
+}
+
+/// A copy that verifies but points past its segment's end (forged, or
+/// written by something else) is refused too, before anything is
+/// allocated or written for it.
+#[test]
+fn a_tail_copy_pointing_past_its_segment_is_refused() {
+    let sim = interrupted_tail_rewrite();
+    let copy = dir().join("tail-copy");
+    let mut bytes = sim.read(&copy).expect("read");
+    bytes[24..32].copy_from_slice(&(1u64 << 50).to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes[..40]);
+    crc.update(&bytes[48..]);
+    bytes[40..44].copy_from_slice(&crc.finalize().to_le_bytes());
+    overwrite(&sim, &copy, &bytes);
+    assert_tail_copy_refused(&sim);
+}
+
+fn assert_tail_copy_refused(sim: &SimBackend) {
     let refused = |e: OpenError| matches!(e, OpenError::CorruptTailCopy { .. });
-    let err = Wal::open(DIR, sim_options(&sim)).expect_err("open refuses");
+    let err = Wal::open(DIR, sim_options(sim)).expect_err("open refuses");
     assert!(refused(err));
-    let err = raft_wal::inspect::verify(&sim, Path::new(DIR), 1 << 20).expect_err("verify refuses");
+    let err = raft_wal::inspect::verify(sim, Path::new(DIR), 1 << 20).expect_err("verify refuses");
     assert!(refused(err));
 }
