@@ -316,4 +316,6 @@ fn every_crash_point_with_many_crash_seeds() {
         .unwrap_or(50);
     explore(true, seeds);
     explore(false, seeds);
+    explore_restart_then_power_cut(true, seeds);
+    explore_restart_then_power_cut(false, seeds);
 }
