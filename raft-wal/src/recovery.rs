@@ -265,6 +265,19 @@ pub(crate) fn list_segments(
     Ok((segments, temps))
 }
 
+/// A segment's bytes, with `overlay` written in if it is this segment's.
+fn read_segment(
+    backend: &dyn Backend,
+    seg: &SegmentFile,
+    overlay: Option<&TailCopy>,
+) -> Result<Bytes, OpenError> {
+    let mut bytes = backend.read(&seg.path).map_err(io_error(&seg.path))?;
+    if let Some(copy) = overlay.filter(|c| c.segment_id == seg.id) {
+        copy.apply_to(&mut bytes);
+    }
+    Ok(Bytes::from(bytes))
+}
+
 /// Reads and checks the whole directory without changing it.
 ///
 /// `overlay`, a leftover tail-rewrite copy, is read as if already written
@@ -285,11 +298,7 @@ pub(crate) fn scan_dir(
     let mut tail_synced_through = SEGMENT_HEADER_BYTES as u64;
     for (i, seg) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let mut bytes = backend.read(&seg.path).map_err(io_error(&seg.path))?;
-        if let Some(copy) = overlay.filter(|c| c.segment_id == seg.id) {
-            copy.apply_to(&mut bytes);
-        }
-        let bytes = Bytes::from(bytes);
+        let bytes = read_segment(backend, seg, overlay)?;
         let corrupt = |offset: usize, kind, replayed: &Replayed| OpenError::Corrupt {
             segment: seg.id,
             offset: offset as u64,
