@@ -8,12 +8,12 @@ mod common;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 
 use common::*;
 use parking_lot::{Condvar, Mutex};
-use raft_wal::Wal;
 use raft_wal::io::{Backend, DirLock, FaultKind, FileHandle, SimBackend};
+use raft_wal::{SaveError, Wal};
 
 #[derive(Debug, Default)]
 struct Gate {
@@ -153,15 +153,21 @@ fn gated_wal() -> (SimBackend, Arc<Gate>, Arc<Wal>) {
     (sim, gate, Arc::new(wal))
 }
 
-#[test]
-fn saves_queued_behind_a_running_fsync_share_the_next_one() {
-    let (_, gate, wal) = gated_wal();
-
+/// Starts a synced save of entry 1 and returns once its fsync waits at the
+/// gate.
+fn first_save_held_at_the_gate(wal: &Arc<Wal>, gate: &Gate) -> JoinHandle<Result<(), SaveError>> {
     let leader = {
-        let wal = Arc::clone(&wal);
+        let wal = Arc::clone(wal);
         thread::spawn(move || wal.save(None, &entries(1..=1, 1, 8), true))
     };
     gate.wait_for_holder();
+    leader
+}
+
+#[test]
+fn saves_queued_behind_a_running_fsync_share_the_next_one() {
+    let (_, gate, wal) = gated_wal();
+    let leader = first_save_held_at_the_gate(&wal, &gate);
     // Two more writers arrive while the first fsync is in flight.
     let mut followers = Vec::new();
     for i in 2..=3u64 {
@@ -187,11 +193,7 @@ fn saves_queued_behind_a_running_fsync_share_the_next_one() {
 #[test]
 fn an_unsynced_save_during_a_running_fsync_is_written_when_that_fsync_ends() {
     let (sim, gate, wal) = gated_wal();
-    let leader = {
-        let wal = Arc::clone(&wal);
-        thread::spawn(move || wal.save(None, &entries(1..=1, 1, 8), true))
-    };
-    gate.wait_for_holder();
+    let leader = first_save_held_at_the_gate(&wal, &gate);
     let writes = sim.stats().writes;
     wal.save(None, &entries(2..=2, 1, 8), false)
         .expect("unsynced save");
