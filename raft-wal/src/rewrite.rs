@@ -116,18 +116,12 @@ pub(crate) fn read_leftover(
     backend: &dyn Backend,
     dir: &Path,
 ) -> Result<Option<(TailCopy, SegmentFile)>, OpenError> {
-    let names = backend.list_dir(dir).map_err(|source| OpenError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    if !names.iter().any(|n| n == TAIL_COPY_NAME) {
-        return Ok(None);
-    }
     let path = copy_path(dir);
-    let bytes = backend.read(&path).map_err(|source| OpenError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = match backend.read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(OpenError::Io { path, source }),
+    };
     let Some(copy) = TailCopy::decode(&bytes) else {
         return Err(OpenError::CorruptTailCopy { path });
     };
