@@ -76,7 +76,12 @@ pub struct Config {
     /// Default: false.
     pub disable_proposal_forwarding: bool,
     /// The last index the application has applied, when restarting. Entries
-    /// up to it are not handed out again. Default: 0.
+    /// up to it are not handed out again. It may be ahead of the persisted
+    /// commit index (an applied entry was committed, and with asynchronous
+    /// writes the state machine can run ahead of the last durable hard
+    /// state): the node then starts with its commit index there. It may not
+    /// be beyond the last log index (`NewError::AppliedBeyondLog`).
+    /// Default: 0.
     pub applied: Index,
     /// How read-index requests are confirmed. Default: [`ReadOnlyOption::Safe`].
     pub read_only_option: ReadOnlyOption,

@@ -1,8 +1,9 @@
 //! The errors of each `RawNode` operation.
 
 use crate::config::ConfigError;
+use crate::message::InvalidMessage;
 use crate::storage::StorageError;
-use crate::types::{Index, NodeId};
+use crate::types::{Index, NodeId, Term};
 
 /// Why `RawNode::new` failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,13 +24,21 @@ pub enum NewError {
         /// The last index in storage.
         last: Index,
     },
-    /// `Config::applied` is beyond the persisted commit index.
-    #[error("configured applied index {applied} is beyond the commit index {commit}")]
-    AppliedBeyondCommit {
+    /// The persisted term or commit index exceeds its `MAX`: storage is
+    /// corrupt.
+    #[error("persisted hard state {hard_state:?} is out of range")]
+    HardStateOutOfRange {
+        /// The hard state found.
+        hard_state: crate::types::HardState,
+    },
+    /// `Config::applied` is beyond the persisted log: the state machine
+    /// applied entries that storage lost.
+    #[error("configured applied index {applied} is beyond the last log index {last}")]
+    AppliedBeyondLog {
         /// `Config::applied`.
         applied: Index,
-        /// The persisted commit index.
-        commit: Index,
+        /// The last index in storage.
+        last: Index,
     },
 }
 
@@ -103,6 +112,27 @@ pub enum StepError {
         /// The message kind.
         kind: &'static str,
     },
+    /// The message breaks a rule no correct peer breaks (see
+    /// [`Message::validate`](crate::Message::validate)); nothing changed.
+    #[error("invalid message from node {from}: {reason}")]
+    InvalidMessage {
+        /// The sender it claims.
+        from: NodeId,
+        /// The broken rule.
+        reason: InvalidMessage,
+    },
+    /// The message's term is more than [`Term::MAX_JUMP`] ahead of this
+    /// node's: adopting it could leave the cluster no terms to elect in.
+    /// Nothing changed.
+    #[error("term {term} from node {from} is too far ahead of this node's term {own}")]
+    TermTooFarAhead {
+        /// The sender it claims.
+        from: NodeId,
+        /// The message's term.
+        term: Term,
+        /// This node's term.
+        own: Term,
+    },
     /// A forwarded proposal was refused.
     #[error("forwarded proposal dropped: {0}")]
     ProposalDropped(#[source] ProposeError),
@@ -130,6 +160,9 @@ pub enum CampaignError {
     /// Already the leader.
     #[error("already the leader")]
     AlreadyLeader,
+    /// The term is [`Term::MAX`]: no election can follow it.
+    #[error("the term is the largest there is; no election can follow it")]
+    TermsExhausted,
     /// Storage failed.
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
@@ -160,6 +193,16 @@ pub enum TransferError {
         /// The requested target.
         target: NodeId,
     },
+    /// Only the leader can cancel a transfer.
+    #[error("not the leader (leader: {leader:?}); only the leader cancels a transfer")]
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// This leader was removed or demoted and must hand leadership over; its
+    /// transfer cannot be cancelled.
+    #[error("this leader was removed or demoted and is handing leadership over")]
+    SteppingDown,
     /// Storage failed.
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
@@ -178,7 +221,48 @@ pub enum TickError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadyError {
+    /// Storage was compacted past committed entries this node has not
+    /// handed out for applying yet: the application compacted beyond the
+    /// applied index it reports (`Config::applied` at start, then
+    /// `advance` / `on_applied`). See `MemoryStorage::compact` for the
+    /// index that is safe.
+    #[error(
+        "storage is compacted up to {first_index} (exclusive) but entries from {next} still \
+         need applying; compact only up to the applied index reported to raft"
+    )]
+    CompactedBeyondApplied {
+        /// The next committed index to hand out.
+        next: Index,
+        /// Storage's first index.
+        first_index: Index,
+    },
     /// Storage failed while reading entries to send or apply.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// Why `RawNode::apply_conf_change` did not change the membership.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyConfChangeError {
+    /// The change is not valid from the current configuration.
+    #[error("invalid conf change: {0}")]
+    Invalid(#[from] crate::confchange::ConfChangeError),
+    /// This node has no configuration yet (it joined with empty storage),
+    /// and its log does not begin with the founders' membership (the
+    /// cluster was founded with `MemoryStorage::with_conf_state`, outside
+    /// the log). Replaying the log's changes from nothing would give a
+    /// membership without the founders, one in which this node could elect
+    /// itself while the real cluster commits other entries. The node stays
+    /// without a configuration (it never campaigns) until a snapshot brings
+    /// it the membership; found clusters that grow with
+    /// `MemoryStorage::bootstrap` (or `FoundingLog`).
+    #[error(
+        "this node has no configuration and its log does not begin with the founders' \
+         membership (the cluster was founded outside the log); it needs a snapshot"
+    )]
+    NoFoundingMembership,
+    /// Storage failed while reading the start of the log.
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
 }

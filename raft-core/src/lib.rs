@@ -154,6 +154,7 @@
 //!   construction ([`NodeId`]).
 #![deny(missing_docs)]
 
+mod bootstrap;
 pub mod confchange;
 mod config;
 mod error;
@@ -172,24 +173,26 @@ pub mod testkit;
 pub mod tracker;
 mod types;
 
+pub use bootstrap::{BootstrapError, FoundingLog};
 pub use confchange::{AnyConfChange, ConfChangeDecodeError, ConfChangeError};
 pub use config::{Config, ConfigError, NO_LIMIT, ReadOnlyOption};
 pub use error::{
-    CampaignError, NewError, ProposeError, ReadIndexError, ReadyError, StepError, TickError,
-    TransferError,
+    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
+    StepError, TickError, TransferError,
 };
 pub use message::{
-    Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
-    ReadIndexRequest, ReadIndexResponse, RejectHint, TransferLeader, VoteRequest, VoteResponse,
+    Append, AppendResponse, Heartbeat, HeartbeatResponse, InvalidMessage, Message, MessageBody,
+    Propose, ReadIndexRequest, ReadIndexResponse, RejectHint, TransferLeader, VoteRequest,
+    VoteResponse,
 };
 pub use raft::{Proposal, ReadState, RoleKind};
 pub use raw_node::{AdvanceError, LightReady, RawNode, SnapshotStatus};
-pub use ready::{Ready, SoftState};
+pub use ready::{Ready, SnapshotRequest, SoftState};
 pub use status::{ProgressStatus, Status};
 pub use storage::{InitialState, MemoryStorage, Storage, StorageError};
 pub use tracker::ProgressState;
 pub use types::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,
-    ENTRY_OVERHEAD_BYTES, Entry, EntryKind, HardState, Index, LogId, NodeId, Snapshot,
-    SnapshotMetadata, Term, ZeroNodeId,
+    ENTRY_OVERHEAD_BYTES, Entry, EntryKind, HardState, Index, InvalidConfState, LogId, NodeId,
+    Snapshot, SnapshotMetadata, Term, ZeroNodeId,
 };

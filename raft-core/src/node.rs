@@ -12,10 +12,10 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Select, Sender, bounded};
 
 use crate::Config;
-use crate::confchange::{AnyConfChange, ConfChangeError};
+use crate::confchange::AnyConfChange;
 use crate::error::{
-    CampaignError, NewError, ProposeError, ReadIndexError, ReadyError, StepError, TickError,
-    TransferError,
+    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
+    StepError, TickError, TransferError,
 };
 use crate::message::Message;
 use crate::raft::Proposal;
@@ -57,7 +57,7 @@ pub enum NodeError {
     Transfer(#[from] TransferError),
     /// A conf change could not be applied.
     #[error(transparent)]
-    ConfChange(#[from] ConfChangeError),
+    ConfChange(#[from] ApplyConfChangeError),
 }
 
 /// Why the node's thread ended other than by [`Node::stop`].
@@ -82,7 +82,10 @@ enum Command {
     Campaign(Reply<Result<(), CampaignError>>),
     Propose(Bytes, Reply<Result<Proposal, ProposeError>>),
     ProposeConfChange(AnyConfChange, Reply<Result<Proposal, ProposeError>>),
-    ApplyConfChange(AnyConfChange, Reply<Result<ConfState, ConfChangeError>>),
+    ApplyConfChange(
+        AnyConfChange,
+        Reply<Result<ConfState, ApplyConfChangeError>>,
+    ),
     Step(Message, Reply<Result<(), StepError>>),
     Advance,
     ReadIndex(Bytes, Reply<Result<(), ReadIndexError>>),

@@ -2,11 +2,11 @@
 
 use bytes::Bytes;
 
-use crate::confchange::{AnyConfChange, ConfChangeError};
+use crate::confchange::AnyConfChange;
 use crate::config::Config;
 use crate::error::{
-    CampaignError, NewError, ProposeError, ReadIndexError, ReadyError, StepError, TickError,
-    TransferError,
+    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
+    StepError, TickError, TransferError,
 };
 use crate::message::Message;
 use crate::raft::{Proposal, Raft, Role, RoleKind};
@@ -122,6 +122,9 @@ impl<S: Storage> RawNode<S> {
         if !self.raft.promotable() {
             return Err(CampaignError::NotVoter);
         }
+        if self.raft.term >= crate::types::Term::MAX {
+            return Err(CampaignError::TermsExhausted);
+        }
         let r = self.raft.hup(false).map_err(CampaignError::from);
         self.checked(r)
     }
@@ -161,9 +164,14 @@ impl<S: Storage> RawNode<S> {
     /// which the application stores with its snapshot state.
     ///
     /// # Errors
-    /// A [`ConfChangeError`] if the change is invalid for the current
-    /// configuration; the membership is then unchanged.
-    pub fn apply_conf_change(&mut self, cc: &AnyConfChange) -> Result<ConfState, ConfChangeError> {
+    /// [`ApplyConfChangeError::Invalid`] if the change is invalid for the
+    /// current configuration; [`ApplyConfChangeError::NoFoundingMembership`]
+    /// on a joiner whose log cannot tell it the founders' membership. The
+    /// membership is then unchanged.
+    pub fn apply_conf_change(
+        &mut self,
+        cc: &AnyConfChange,
+    ) -> Result<ConfState, ApplyConfChangeError> {
         let r = self.raft.apply_conf_change(cc);
         self.checked(r)
     }
@@ -192,7 +200,8 @@ impl<S: Storage> RawNode<S> {
         if !r.log.unstable.next_entries().is_empty() || r.log.unstable.has_next_snapshot() {
             return true;
         }
-        if matches!(&r.role, Role::Leader(l) if l.broadcast_pending) {
+        if matches!(&r.role, Role::Leader(l) if l.broadcast_pending || l.snapshot_request.is_some())
+        {
             return true;
         }
         r.log
@@ -224,7 +233,13 @@ impl<S: Storage> RawNode<S> {
             .snapshot
             .clone()
             .filter(|_| log.unstable.has_next_snapshot());
-        let committed_entries = log.next_committed_entries(sync)?;
+        let committed_entries = log.next_committed_entries(sync).map_err(|e| match e {
+            StorageError::Compacted => ReadyError::CompactedBeyondApplied {
+                next: log.applying.next(),
+                first_index: log.first_index().unwrap_or(Index::ZERO),
+            },
+            other => ReadyError::Storage(other),
+        })?;
         let hs = self.raft.hard_state();
         let ss = soft_state(&self.raft);
         let hard_state = (hs != self.prev_hard).then_some(hs);
@@ -256,6 +271,10 @@ impl<S: Storage> RawNode<S> {
             messages: std::mem::take(&mut self.raft.out.now),
             persisted_messages: std::mem::take(&mut self.raft.out.after_persist),
             read_states: std::mem::take(&mut self.raft.read_states),
+            snapshot_request: match &mut self.raft.role {
+                Role::Leader(l) => l.snapshot_request.take(),
+                _ => None,
+            },
             must_sync,
         })
     }
@@ -406,11 +425,31 @@ impl<S: Storage> RawNode<S> {
     /// campaign at once; it gives up after an election timeout. On a
     /// follower the request goes to the leader.
     ///
+    /// On the leader, `target` = itself cancels a transfer in progress (as
+    /// in etcd-raft), like [`RawNode::abort_leader_transfer`].
+    ///
     /// # Errors
     /// [`TransferError::NotVoter`] for learners and non-members,
-    /// [`TransferError::NoLeader`] when no leader is known.
+    /// [`TransferError::NoLeader`] when no leader is known,
+    /// [`TransferError::SteppingDown`] for a cancellation while a removed
+    /// leader hands over.
     pub fn transfer_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
         let r = self.raft.transfer_leader(target);
+        self.checked(r)
+    }
+
+    /// Cancels the leadership transfer in progress, so proposals are
+    /// accepted again at once instead of after the election timeout. The
+    /// target may still campaign if it already got `TimeoutNow`. Returns
+    /// the target given up, or `None` if no transfer was in progress.
+    ///
+    /// # Errors
+    /// [`TransferError::NotLeader`] on a follower or candidate;
+    /// [`TransferError::SteppingDown`] while a removed or demoted leader
+    /// hands leadership over (that transfer is what lets the cluster elect
+    /// a leader).
+    pub fn abort_leader_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
+        let r = self.raft.cancel_transfer();
         self.checked(r)
     }
 
@@ -463,6 +502,7 @@ impl<S: Storage> RawNode<S> {
                             recent_active: p.recent_active,
                             is_learner: p.is_learner,
                             inflight_msgs: p.inflights.len(),
+                            snapshot_requested: p.snapshot_requested,
                         };
                         (*id, s)
                     })

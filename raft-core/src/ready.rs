@@ -2,7 +2,24 @@
 
 use crate::message::Message;
 use crate::raft::RoleKind;
-use crate::types::{Entry, HardState, NodeId, Snapshot};
+use crate::types::{Entry, HardState, Index, NodeId, Snapshot};
+
+/// The leader must send a follower a snapshot, and storage has none that
+/// would do: the newest one predates the follower's membership (a member
+/// added after it was taken refuses it), or predates the compacted log.
+/// Until the application takes a newer snapshot (and makes
+/// [`Storage::snapshot`](crate::Storage::snapshot) return it), the follower
+/// cannot catch up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct SnapshotRequest {
+    /// Take the snapshot once the state machine has applied at least this
+    /// index, at the index it applied: such a snapshot includes the
+    /// follower's membership and reaches the compacted log.
+    pub min_index: Index,
+    /// The follower waiting for it.
+    pub to: NodeId,
+}
 
 /// Volatile state worth reporting: who leads and what this node is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,6 +68,10 @@ pub struct Ready {
     /// Reads confirmed since the last Ready: serve each once the state
     /// machine has applied its index.
     pub read_states: Vec<crate::ReadState>,
+    /// Set (once per need, on a leader) when storage has no snapshot that
+    /// can bring a follower up to date: take one as the request says. The
+    /// leader sends it at the follower's next heartbeat response.
+    pub snapshot_request: Option<SnapshotRequest>,
     /// True when the hard state's term or vote, the entries or the snapshot
     /// changed: they must be fsynced before `persisted_messages` are sent.
     /// A commit-index-only change need not be synced.
@@ -68,5 +89,6 @@ impl Ready {
             && self.messages.is_empty()
             && self.persisted_messages.is_empty()
             && self.read_states.is_empty()
+            && self.snapshot_request.is_none()
     }
 }

@@ -22,6 +22,10 @@ pub struct ProgressStatus {
     pub is_learner: bool,
     /// Appends in flight.
     pub inflight_msgs: usize,
+    /// Set while the follower waits for a snapshot the application was
+    /// asked to take ([`Ready::snapshot_request`](crate::Ready)): its
+    /// `min_index`.
+    pub snapshot_requested: Option<Index>,
 }
 
 /// Everything observable about a node.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::bootstrap::{BootstrapError, FoundingLog};
 use crate::types::{ConfState, Entry, HardState, Index, LogId, Snapshot, SnapshotMetadata, Term};
 
 /// What a node starts from: its persisted [`HardState`] and membership.
@@ -177,8 +178,41 @@ impl MemoryStorage {
         MemoryStorage::default()
     }
 
-    /// An empty log whose initial membership is `conf_state`: the usual way
-    /// to bootstrap a new cluster (every founding node uses the same one).
+    /// Storage for a founding member of a new cluster: its log holds the
+    /// founders' membership ([`FoundingLog`]), so that a node that joins
+    /// later learns it by replaying the log. Every founder bootstraps with
+    /// the same `founders`; a node that joins later starts from
+    /// [`MemoryStorage::new`].
+    ///
+    /// The node starts with no configuration; its first `Ready` hands out
+    /// the founding entries to apply (with `RawNode::apply_conf_change`),
+    /// after which it can campaign.
+    ///
+    /// # Errors
+    /// A [`BootstrapError`] if `founders` has no voter or is joint.
+    pub fn bootstrap(founders: &ConfState) -> Result<MemoryStorage, BootstrapError> {
+        Ok(MemoryStorage::with_founding_log(
+            &FoundingLog::from_conf_state(founders)?,
+        ))
+    }
+
+    /// Storage whose log is `founding` (see [`MemoryStorage::bootstrap`]).
+    pub fn with_founding_log(founding: &FoundingLog) -> MemoryStorage {
+        let s = MemoryStorage::new();
+        s.append(&founding.entries)
+            .expect("founding entries start at index 1");
+        s.set_hard_state(founding.hard_state);
+        s
+    }
+
+    /// An empty log whose membership is `conf_state`, as if applied before
+    /// index 1: for a cluster whose members all start from it and that
+    /// never grows. The membership is not in the log, so a node that joins
+    /// later cannot learn it there: replaying the log from index 1, it
+    /// refuses every conf change
+    /// ([`ApplyConfChangeError::NoFoundingMembership`](crate::ApplyConfChangeError))
+    /// and never campaigns, until a snapshot brings it the membership. To
+    /// found a cluster that may grow, use [`MemoryStorage::bootstrap`].
     pub fn with_conf_state(conf_state: ConfState) -> MemoryStorage {
         let s = MemoryStorage::new();
         s.set_conf_state(conf_state);
@@ -230,8 +264,16 @@ impl MemoryStorage {
         Ok(())
     }
 
-    /// Discards entries up to and including `index`, which the application
-    /// has applied and covered by a snapshot.
+    /// Discards entries up to and including `index`.
+    ///
+    /// Safe for an `index` the state machine has applied from the
+    /// `committed_entries` raft handed out, whose state survives a restart
+    /// (a durable snapshot covers it) — and the restart passes at least
+    /// `index` as `Config::applied`, which may be ahead of the persisted
+    /// commit index. Raft never reads an entry at or below the applied index
+    /// it knows of. Compacting past entries raft has not handed out yet
+    /// makes `RawNode::ready` fail with
+    /// [`ReadyError::CompactedBeyondApplied`](crate::ReadyError).
     ///
     /// # Errors
     /// [`StorageError::Compacted`] if `index` is at or before the current

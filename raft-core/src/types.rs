@@ -63,16 +63,35 @@ macro_rules! counter_newtype {
             /// The zero value.
             pub const ZERO: $name = $name(0);
 
+            /// The largest value, 2^63 − 1: every value fits a signed
+            /// 64-bit integer (as other Raft wire formats store it), and
+            /// the protocol's `+ 1` on a valid value never overflows a
+            /// `u64`. `raft-proto` refuses larger values on the wire and
+            /// [`Message::validate`](crate::Message::validate) refuses
+            /// them in a message.
+            pub const MAX: $name = $name(i64::MAX as u64);
+
             /// The raw value.
             pub const fn get(self) -> u64 {
                 self.0
             }
 
-            /// The next value. Panics on overflow, which would take
-            /// 2^64 elections or entries: a broken invariant, not input.
+            /// The next value. Callers keep values at most `MAX`, so this
+            /// never overflows (values past `MAX` are refused where they
+            /// enter: the wire, `Message::validate`, `RawNode::new`).
             #[must_use]
             pub const fn next(self) -> $name {
                 $name(self.0 + 1)
+            }
+
+            /// The next value, or `None` past [`Self::MAX`].
+            #[must_use]
+            pub const fn checked_next(self) -> Option<$name> {
+                if self.0 < Self::MAX.0 {
+                    Some($name(self.0 + 1))
+                } else {
+                    None
+                }
             }
 
             /// The previous value, saturating at zero.
@@ -110,6 +129,24 @@ counter_newtype!(
     /// A log index (paper §5.3). Index 0 is the position before the first entry.
     Index
 );
+
+impl Term {
+    /// How far ahead of a node's own term a peer's message may be. A
+    /// message further ahead is refused
+    /// ([`StepError::TermTooFarAhead`](crate::StepError::TermTooFarAhead)):
+    /// adopting it could leave the cluster too few terms to elect in (a
+    /// single forged heartbeat at [`Term::MAX`] would otherwise stop every
+    /// election for good). A correct node falls behind only by the
+    /// elections held while it was away: with pre-vote (the default) a
+    /// partitioned node does not raise its term, and 2^32 elections, one a
+    /// second, take 136 years. An attacker needs 2^31 forged messages, one
+    /// after another, to exhaust the terms; authenticate peers to stop it
+    /// altogether.
+    pub const MAX_JUMP: u64 = 1 << 32;
+}
+
+// The bound leaves every accepted term room to grow.
+const _: () = assert!(Term::MAX_JUMP < Term::MAX.0);
 
 impl std::ops::Add<u64> for Index {
     type Output = Index;
@@ -149,6 +186,15 @@ impl LogId {
     /// Builds a log id.
     pub const fn new(term: Term, index: Index) -> LogId {
         LogId { term, index }
+    }
+
+    /// True when this can be a position in a log: term 0 goes with index 0
+    /// and only with it (only the position before the first entry has term
+    /// 0), and neither exceeds its `MAX`.
+    pub const fn is_valid(self) -> bool {
+        (self.term.0 == 0) == (self.index.0 == 0)
+            && self.term.0 <= Term::MAX.0
+            && self.index.0 <= Index::MAX.0
     }
 }
 
@@ -283,6 +329,65 @@ impl ConfState {
     pub fn is_joint(&self) -> bool {
         !self.voters_outgoing.is_empty()
     }
+
+    /// True when nobody is a member: a node that has not joined any
+    /// cluster yet (it learns the configuration from the log or a
+    /// snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.voters.is_empty()
+            && self.learners.is_empty()
+            && self.voters_outgoing.is_empty()
+            && self.learners_next.is_empty()
+    }
+
+    /// Checks the invariants of a (joint) configuration (thesis §4.3, as
+    /// etcd checks them): no node is both a voter of either half and a
+    /// learner, `learners_next` holds only outgoing voters, and
+    /// `auto_leave` is set only on a joint configuration.
+    ///
+    /// # Errors
+    /// The first [`InvalidConfState`] found.
+    pub fn validate(&self) -> Result<(), InvalidConfState> {
+        if let Some(&node) = self
+            .learners
+            .iter()
+            .find(|id| self.voters.contains(id) || self.voters_outgoing.contains(id))
+        {
+            return Err(InvalidConfState::VoterAndLearner { node });
+        }
+        if let Some(&node) = self
+            .learners_next
+            .iter()
+            .find(|id| !self.voters_outgoing.contains(id))
+        {
+            return Err(InvalidConfState::LearnerNextNotOutgoingVoter { node });
+        }
+        if self.auto_leave && !self.is_joint() {
+            return Err(InvalidConfState::AutoLeaveWithoutJoint);
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`ConfState`] is not a configuration (see [`ConfState::validate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidConfState {
+    /// A node is both a voter (of either half) and a learner.
+    #[error("node {node} is both a voter and a learner")]
+    VoterAndLearner {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node in `learners_next` is not an outgoing voter.
+    #[error("node {node} is in learners_next but is not an outgoing voter")]
+    LearnerNextNotOutgoingVoter {
+        /// The node.
+        node: NodeId,
+    },
+    /// `auto_leave` is set on a configuration that is not joint.
+    #[error("auto_leave is set but the configuration is not joint")]
+    AutoLeaveWithoutJoint,
 }
 
 /// What a snapshot covers: everything up to and including `index`.

@@ -170,7 +170,7 @@ fn candidate_and_leader_ignore_messages_from_an_older_term() {
     let mut c = Cluster::builder().voters(&[1, 2, 3]).log(1, &[], 1).build();
     c.elect(1);
     assert_eq!(c.term(1), Term(2));
-    c.step(msg(3, 1, 1, MessageBody::Vote(vote_req((9, 9), false))))
+    c.step(msg(3, 1, 1, MessageBody::Vote(vote_req((1, 9), false))))
         .expect("step");
     c.step(msg(3, 1, 1, heartbeat(5))).expect("step");
     assert_eq!(c.role(1), RoleKind::Leader);

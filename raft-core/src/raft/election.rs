@@ -34,6 +34,12 @@ impl<S: Storage> Raft<S> {
             tracing::warn!(id = %self.id, "ignoring campaign: not a voter");
             return Ok(());
         }
+        if self.term >= Term::MAX {
+            // Only 2^31 forged messages in a row or 2^63 elections get here
+            // (see `Term::MAX_JUMP`); a campaign would overflow the term.
+            tracing::error!(id = %self.id, term = %self.term, "ignoring campaign: no term left");
+            return Ok(());
+        }
         if self.has_unapplied_conf_changes()? {
             // A committed change may remove us or change the quorum; campaign
             // only under the configuration the log says is current.
@@ -150,6 +156,7 @@ impl<S: Storage> Raft<S> {
             reads: Default::default(),
             transferee: None,
             stepping_down: false,
+            snapshot_request: None,
         }));
         let noop = Entry {
             term,

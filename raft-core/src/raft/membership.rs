@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::{Raft, Role};
 use crate::confchange::{self, AnyConfChange, ConfChangeError};
-use crate::error::ProposeError;
+use crate::error::{ApplyConfChangeError, ProposeError};
 use crate::storage::{Storage, StorageError};
 use crate::tracker::{Membership, Progress};
 use crate::types::{ConfChangeV2, ConfState, EntryKind, Index};
@@ -39,10 +39,34 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn apply_conf_change(
         &mut self,
         cc: &AnyConfChange,
-    ) -> Result<ConfState, ConfChangeError> {
-        let next = confchange::apply(&self.membership.to_conf_state(), cc)?;
+    ) -> Result<ConfState, ApplyConfChangeError> {
+        let current = self.membership.to_conf_state();
+        if current.is_empty() && !self.log_begins_with_founding_entries()? {
+            tracing::error!(
+                id = %self.id, change = ?cc,
+                "conf change refused: no configuration, and the log does not begin with the founders' membership"
+            );
+            return Err(ApplyConfChangeError::NoFoundingMembership);
+        }
+        let next = confchange::apply(&current, cc)?;
         self.switch_to_config(&next);
         Ok(next)
+    }
+
+    /// True when the log's first entry is a membership change: the cluster
+    /// was founded in the log ([`crate::FoundingLog`]), so changes applied
+    /// from an empty configuration rebuild the real membership. In a
+    /// cluster founded outside the log the first entry is the first
+    /// leader's empty entry (paper §5.4.2), never a change.
+    fn log_begins_with_founding_entries(&self) -> Result<bool, StorageError> {
+        let first = match self.log.slice(Index(1), Index(2), crate::NO_LIMIT) {
+            Ok(first) => first,
+            // Compacted (only a snapshot can tell the membership) or not
+            // there at all.
+            Err(StorageError::Compacted | StorageError::Unavailable) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        Ok(first.first().is_some_and(|e| e.kind != EntryKind::Normal))
     }
 
     /// Installs `cs` as the membership; on a leader, adjusts progress and,

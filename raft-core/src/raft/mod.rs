@@ -100,6 +100,9 @@ impl<S: Storage> Raft<S> {
         let init = storage.initial_state()?;
         let mut log = RaftLog::new(storage, cfg.max_committed_size_per_ready)?;
         let hs = init.hard_state;
+        if hs.term > Term::MAX || hs.commit > Index::MAX {
+            return Err(NewError::HardStateOutOfRange { hard_state: hs });
+        }
         let last = log.last_index()?;
         if hs.commit > last {
             return Err(NewError::CommitBeyondLog {
@@ -108,12 +111,21 @@ impl<S: Storage> Raft<S> {
             });
         }
         log.commit_to(hs.commit);
-        if cfg.applied > log.committed {
-            return Err(NewError::AppliedBeyondCommit {
+        if cfg.applied > last {
+            return Err(NewError::AppliedBeyondLog {
                 applied: cfg.applied,
-                commit: log.committed,
+                last,
             });
         }
+        // Only committed entries are ever handed out for applying, so an
+        // applied index is itself proof that the entries up to it
+        // committed. It can be ahead of the persisted commit index: with
+        // asynchronous writes the state machine may apply (and snapshot)
+        // before the Ready that records the commit is durable. The log
+        // holds those entries (they are handed out only once durable), and
+        // committed entries are never overwritten (Leader Completeness,
+        // paper §5.4).
+        log.commit_to(cfg.applied);
         log.applied_to(cfg.applied);
         let mut raft = Raft {
             id: cfg.id,
@@ -226,13 +238,24 @@ impl<S: Storage> Raft<S> {
                 me: self.id,
             });
         }
-        if matches!(
-            m.body,
-            MessageBody::Propose(_) | MessageBody::ReadIndex(_) | MessageBody::TransferLeader(_)
-        ) {
+        // Checked before anything else: a message no correct peer sends
+        // changes nothing (it could overflow a term or index, or make this
+        // node accept entries the leader never sent).
+        m.validate().map_err(|reason| StepError::InvalidMessage {
+            from: m.from,
+            reason,
+        })?;
+        if m.is_forwarded_request() {
             // Requests forwarded by followers carry no term: they are not
             // part of the protocol's term ordering.
             return self.step_by_role(m);
+        }
+        if m.term.get().saturating_sub(self.term.get()) > Term::MAX_JUMP {
+            return Err(StepError::TermTooFarAhead {
+                from: m.from,
+                term: m.term,
+                own: self.term,
+            });
         }
         if m.term > self.term && !self.step_higher_term(&m) {
             return Ok(());

@@ -8,6 +8,7 @@ use super::{Ignored, LeaderState, Raft, Role};
 use crate::error::{ProposeError, StepError};
 use crate::message::{Append, AppendResponse, Heartbeat, Message, MessageBody, RejectHint};
 use crate::quorum::VoteResult;
+use crate::ready::SnapshotRequest;
 use crate::storage::{Storage, StorageError};
 use crate::tracker::ProgressState;
 use crate::types::{Entry, EntryKind, Index, LogId, NodeId};
@@ -307,27 +308,51 @@ impl<S: Storage> Raft<S> {
             }
             Err(e) => return Err(e),
         };
-        if !snapshot.metadata.conf_state.contains(to) {
+        let compacted_to = self.log.first_index()?.prev();
+        let meta = &snapshot.metadata;
+        if snapshot.is_empty() || !meta.conf_state.contains(to) || meta.index < compacted_to {
             // The follower would refuse it (it was added after this
-            // snapshot was taken); wait for the application's next snapshot.
-            tracing::debug!(
-                id = %self.id, to = %to, index = %snapshot.metadata.index,
-                "latest snapshot predates this member; waiting for a newer one"
-            );
+            // snapshot was taken), or still miss entries after it (the log
+            // was compacted further): ask the application for a newer one.
+            self.request_snapshot(to, compacted_to, meta.index);
             return Ok(false);
         }
-        if snapshot.is_empty() {
-            tracing::error!(id = %self.id, to = %to, "entries compacted but storage has no snapshot");
-            return Ok(false);
-        }
-        let Role::Leader(leader) = &mut self.role else {
-            unreachable!()
-        };
+        let leader = self.leader_state();
         let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        pr.snapshot_requested = None;
         pr.become_snapshot(snapshot.metadata.index);
         tracing::info!(id = %self.id, to = %to, index = %snapshot.metadata.index, "sending snapshot");
         self.send(to, MessageBody::Snapshot(snapshot));
         Ok(true)
+    }
+
+    /// Asks the application (in the next `Ready`) for a snapshot that can
+    /// serve `to`, unless an earlier request for it still would. Without
+    /// it a member added after the newest snapshot, behind compaction,
+    /// waits until the application happens to snapshot again.
+    fn request_snapshot(&mut self, to: NodeId, compacted_to: Index, newest: Index) {
+        // An index the leader applied (or handed out for applying) is at or
+        // after the conf change that added `to`.
+        let min_index = self.log.applying.max(compacted_to);
+        let id = self.id;
+        let leader = self.leader_state();
+        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        if pr
+            .snapshot_requested
+            .is_some_and(|asked| asked >= compacted_to)
+        {
+            return;
+        }
+        pr.snapshot_requested = Some(min_index);
+        tracing::info!(
+            id = %id, to = %to, newest = %newest, compacted_to = %compacted_to,
+            min_index = %min_index, "no snapshot can serve this member; asking for a newer one"
+        );
+        let request = SnapshotRequest { min_index, to };
+        leader.snapshot_request = Some(match leader.snapshot_request {
+            Some(r) if r.min_index > min_index => r,
+            _ => request,
+        });
     }
 
     /// A follower answered an append (paper §5.3).

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::read::ReadQueue;
+use crate::ready::SnapshotRequest;
 use crate::tracker::ProgressMap;
 use crate::types::{Index, NodeId};
 
@@ -46,6 +47,9 @@ pub(crate) struct LeaderState {
     pub(crate) transferee: Option<NodeId>,
     /// This leader was removed or demoted and is handing leadership over.
     pub(crate) stepping_down: bool,
+    /// A snapshot request waiting to be handed out in the next `Ready`
+    /// (each follower's outstanding request is in its progress).
+    pub(crate) snapshot_request: Option<SnapshotRequest>,
 }
 
 /// The role without its state.

@@ -33,7 +33,9 @@ impl<S: Storage> Raft<S> {
 
     pub(crate) fn leader_transfer(&mut self, target: NodeId) -> Result<(), TransferError> {
         if target == self.id {
-            return Ok(());
+            // Staying leader is a request to stop handing over (etcd
+            // aborts the pending transfer the same way).
+            return self.cancel_transfer().map(|_| ());
         }
         if !self.membership.is_voter(target) {
             // Learners never campaign; a non-member cannot be elected.
@@ -95,6 +97,25 @@ impl<S: Storage> Raft<S> {
             self.maybe_send_append(target, true)?;
         }
         Ok(())
+    }
+
+    /// The application stops a transfer in progress: proposals flow again
+    /// at once instead of after the election timeout. Returns the target
+    /// it was handing over to.
+    pub(crate) fn cancel_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
+        let Role::Leader(l) = &self.role else {
+            return Err(TransferError::NotLeader {
+                leader: self.leader(),
+            });
+        };
+        if l.stepping_down {
+            // Removed or demoted: handing over is what lets the remaining
+            // voters elect a leader (see `hand_over_leadership`).
+            return Err(TransferError::SteppingDown);
+        }
+        let target = l.transferee;
+        self.abort_transfer("cancelled by the application");
+        Ok(target)
     }
 
     /// Abandons a transfer in progress (timeout, or the target left).

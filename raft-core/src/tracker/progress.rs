@@ -44,6 +44,10 @@ pub struct Progress {
     pub sent_commit: Index,
     /// The follower's own commit index, from its latest append response.
     pub commit_reported: Index,
+    /// The `min_index` of the snapshot the application was asked to take
+    /// for this follower ([`SnapshotRequest`](crate::SnapshotRequest)),
+    /// until a snapshot is sent to it.
+    pub snapshot_requested: Option<Index>,
 }
 
 impl Progress {
@@ -59,6 +63,7 @@ impl Progress {
             is_learner: false,
             sent_commit: Index::ZERO,
             commit_reported: Index::ZERO,
+            snapshot_requested: None,
         }
     }
 

@@ -4,11 +4,17 @@
 //! [`MessageBody`]; each body variant carries exactly the fields its kind
 //! needs, so a vote can never carry entries and an append can never lack a
 //! previous position. Untrusted bytes are turned into these values by the
-//! `raft-proto` crate, which validates them once at the boundary.
+//! `raft-proto` crate, which validates them at the boundary with the same
+//! rules [`RawNode::step`](crate::RawNode::step) checks first
+//! ([`Message::validate`]).
+
+mod validate;
 
 use bytes::Bytes;
 
 use crate::types::{Entry, Index, LogId, NodeId, Snapshot, Term};
+
+pub use validate::InvalidMessage;
 
 /// One message between two nodes.
 #[derive(Clone, PartialEq, Eq, Debug)]
