@@ -18,16 +18,18 @@
 //!
 //! ## The Ready loop
 //!
-//! This runs a one-node cluster to a committed proposal. A real application
-//! does the same, but sends messages over its network and fsyncs its log.
+//! This founds a one-node cluster and runs it to a committed proposal. A
+//! real application does the same, but sends messages over its network
+//! and fsyncs its log.
 //!
 //! ```
-//! use raft_core::{Config, ConfState, MemoryStorage, NodeId, RawNode, Ready};
+//! use raft_core::{AnyConfChange, Config, ConfState, MemoryStorage, NodeId, RawNode, Ready};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let id = NodeId::new(1).expect("non-zero id");
-//! // Every founding member starts from the same membership.
-//! let storage = MemoryStorage::with_conf_state(ConfState::with_voters([id]));
+//! // The founders' membership is the first entries of the log: every
+//! // founder bootstraps with the same one (see "Founding a cluster").
+//! let storage = MemoryStorage::bootstrap(&ConfState::with_voters([id]))?;
 //! let mut node = RawNode::new(Config::new(id), storage.clone())?;
 //!
 //! let mut applied = Vec::new();
@@ -48,13 +50,19 @@
 //!         }
 //!         // 3. Now votes and append acknowledgements may leave:
 //!         //    `for m in rd.persisted_messages { transport.send(m) }`.
-//!         // 4. Apply committed entries, in order.
+//!         // 4. Apply committed entries, in order. Membership changes take
+//!         //    effect here (the founding entries first of all).
 //!         for entry in &rd.committed_entries {
-//!             if !entry.data.is_empty() {
-//!                 applied.push(entry.data.clone());
+//!             match AnyConfChange::from_entry(entry)? {
+//!                 Some(cc) => storage.set_conf_state(node.apply_conf_change(&cc)?),
+//!                 None if !entry.data.is_empty() => applied.push(entry.data.clone()),
+//!                 None => {} // a new leader's empty entry
 //!             }
 //!         }
-//!         // 5. Tell the node it is all done. (`advance_with_commits` also
+//!         // 5. A leader may ask for a fresh snapshot (a new member behind
+//!         //    the compacted log): take one at the applied index.
+//!         assert!(rd.snapshot_request.is_none());
+//!         // 6. Tell the node it is all done. (`advance_with_commits` also
 //!         //    returns at once what our own persistence just committed:
 //!         //    one Ready cycle instead of two; see `LightReady`.)
 //!         node.advance()?;
@@ -62,6 +70,7 @@
 //!     Ok(())
 //! };
 //!
+//! handle(&mut node)?; // applies the founding membership
 //! // Normally the election timer (`tick`) starts an election.
 //! node.campaign()?;
 //! handle(&mut node)?;
@@ -70,6 +79,154 @@
 //! node.propose(&b"x = 1"[..])?;
 //! handle(&mut node)?;
 //! assert_eq!(applied, vec![bytes::Bytes::from_static(b"x = 1")]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Founding a cluster, and joining it
+//!
+//! Founders write the same [`FoundingLog`] (one `AddNode` entry per
+//! founder, committed at term 1) before their first start:
+//! [`MemoryStorage::bootstrap`] does it for the in-memory storage; another
+//! storage appends [`FoundingLog::entries`] and stores
+//! [`FoundingLog::hard_state`]. A node that joins later starts with
+//! **empty** storage and no configuration: it does not campaign, and it
+//! learns the membership by replaying the log (or from a snapshot) once a
+//! member proposes its `AddNode`. Because the membership is in the log, the
+//! joiner's configuration is the cluster's.
+//!
+//! A cluster founded with [`MemoryStorage::with_conf_state`] has its
+//! membership outside the log: a joiner replaying it would see only the
+//! changes after the founding, and could count itself a cluster of one.
+//! Such a joiner refuses to apply conf changes
+//! ([`ApplyConfChangeError::NoFoundingMembership`]) and never campaigns
+//! until a snapshot brings it the membership.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::error::Error;
+//! use bytes::Bytes;
+//! use raft_core::{
+//!     AnyConfChange, ConfChange, ConfChangeKind, ConfState, Config, MemoryStorage, Message,
+//!     NodeId, RawNode, Storage,
+//! };
+//!
+//! struct Node {
+//!     raw: RawNode<MemoryStorage>,
+//!     storage: MemoryStorage,
+//! }
+//!
+//! impl Node {
+//!     fn start(id: NodeId, storage: MemoryStorage) -> Result<Node, Box<dyn Error>> {
+//!         Ok(Node { raw: RawNode::new(Config::new(id), storage.clone())?, storage })
+//!     }
+//!
+//!     /// Handles every Ready; returns the messages to send.
+//!     fn handle(&mut self) -> Result<Vec<Message>, Box<dyn Error>> {
+//!         let mut out = Vec::new();
+//!         while self.raw.has_ready() {
+//!             let rd = self.raw.ready()?;
+//!             out.extend(rd.messages);
+//!             if let Some(snapshot) = rd.snapshot {
+//!                 self.storage.apply_snapshot(snapshot)?;
+//!             }
+//!             self.storage.append(&rd.entries)?;
+//!             if let Some(hs) = rd.hard_state {
+//!                 self.storage.set_hard_state(hs);
+//!             }
+//!             out.extend(rd.persisted_messages);
+//!             for entry in &rd.committed_entries {
+//!                 if let Some(cc) = AnyConfChange::from_entry(entry)? {
+//!                     let cs = self.raw.apply_conf_change(&cc)?;
+//!                     self.storage.set_conf_state(cs);
+//!                 }
+//!             }
+//!             self.raw.advance()?;
+//!         }
+//!         Ok(out)
+//!     }
+//! }
+//!
+//! /// Delivers messages until the cluster is quiet.
+//! fn run(nodes: &mut BTreeMap<NodeId, Node>) -> Result<(), Box<dyn Error>> {
+//!     loop {
+//!         let mut sent = Vec::new();
+//!         for node in nodes.values_mut() {
+//!             sent.extend(node.handle()?);
+//!         }
+//!         if sent.is_empty() {
+//!             return Ok(());
+//!         }
+//!         for m in sent {
+//!             if let Some(node) = nodes.get_mut(&m.to) {
+//!                 node.raw.step(m)?;
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn Error>> {
+//! let id = |n| NodeId::new(n).expect("non-zero");
+//! let founders = ConfState::with_voters([id(1), id(2), id(3)]);
+//! let mut nodes = BTreeMap::new();
+//! for n in 1..=3 {
+//!     nodes.insert(id(n), Node::start(id(n), MemoryStorage::bootstrap(&founders)?)?);
+//! }
+//! run(&mut nodes)?; // every founder applies the founding membership
+//! nodes.get_mut(&id(1)).expect("founder").raw.campaign()?;
+//! run(&mut nodes)?;
+//!
+//! // Node 4 starts empty, then a member adds it.
+//! nodes.insert(id(4), Node::start(id(4), MemoryStorage::new())?);
+//! let add = ConfChange { kind: ConfChangeKind::AddNode, node_id: id(4), context: Bytes::new() };
+//! nodes.get_mut(&id(1)).expect("leader").raw.propose_conf_change(add)?;
+//! run(&mut nodes)?;
+//!
+//! let joined = nodes[&id(4)].storage.initial_state()?.conf_state;
+//! assert_eq!(joined.voters, [id(1), id(2), id(3), id(4)].into());
+//! assert_eq!(nodes[&id(4)].raw.status().hard_state.commit, nodes[&id(1)].raw.status().hard_state.commit);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Compaction
+//!
+//! The application snapshots its state machine and compacts the log behind
+//! it. The safe index is one the state machine applied from
+//! `committed_entries` and that survives a restart: the snapshot covers it,
+//! and the restarted node is given at least that index as
+//! [`Config::applied`] (which may be ahead of the persisted commit index,
+//! as it can be after a crash with asynchronous writes). Raft never reads
+//! an entry at or below the applied index it knows; compacting past
+//! entries not yet handed out makes `ready` fail with
+//! [`ReadyError::CompactedBeyondApplied`].
+//!
+//! ```
+//! # use raft_core::{ConfState, Config, MemoryStorage, NodeId, RawNode, Storage};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let id = NodeId::new(1).expect("non-zero");
+//! # let storage = MemoryStorage::bootstrap(&ConfState::with_voters([id]))?;
+//! # let mut node = RawNode::new(Config::new(id), storage.clone())?;
+//! # let rd = node.ready()?;
+//! # storage.set_hard_state(rd.hard_state.unwrap_or_default());
+//! # for e in &rd.committed_entries {
+//! #     let cc = raft_core::AnyConfChange::from_entry(e)?.expect("founding change");
+//! #     storage.set_conf_state(node.apply_conf_change(&cc)?);
+//! # }
+//! # node.advance()?;
+//! // The state machine applied everything handed out so far.
+//! let applied = node.status().applied;
+//! let conf_state = storage.initial_state()?.conf_state;
+//! storage.create_snapshot(applied, conf_state, bytes::Bytes::from_static(b"state"))?;
+//! storage.compact(applied)?;
+//!
+//! // After a restart, the state machine is restored from the snapshot and
+//! // the node is told where it is.
+//! drop(node);
+//! let mut config = Config::new(id);
+//! config.applied = applied;
+//! let node = RawNode::new(config, storage.clone())?;
+//! assert_eq!(node.status().applied, applied);
 //! # Ok(())
 //! # }
 //! ```
@@ -135,8 +292,11 @@
 //! | Proposal forwarding | `disable_proposal_forwarding` (false) | — |
 //! | Leader appends to peers before its own fsync | — | thesis §10.2.1 |
 //! | Snapshot send and install when a follower needs compacted entries | `RawNode::report_snapshot` | paper §7, thesis Figure 13 |
+//! | Asking the application for a newer snapshot when none can serve a follower | `Ready::snapshot_request` | paper §7 |
+//! | Founding membership in the log; joining with empty storage | [`FoundingLog`], [`MemoryStorage::bootstrap`] | thesis §4.1 |
 //! | Membership change: single-step, joint consensus, learners, one pending change | `step_down_on_removal` (true) | thesis §4.1, §4.3 |
-//! | Leadership transfer | `RawNode::transfer_leader` | thesis §3.10 |
+//! | Leadership transfer, and cancelling it | `RawNode::transfer_leader`, `RawNode::abort_leader_transfer` | thesis §3.10 |
+//! | Every stepped message checked first; terms bounded (`Term::MAX`, `Term::MAX_JUMP`) | [`Message::validate`] | paper §5.1 |
 //! | Linearizable reads: ReadIndex, lease | `read_only_option` (Safe) | thesis §6.4 |
 //! | Asynchronous storage writes | `async_storage_writes` (false) | thesis §10.2.1 |
 //!
@@ -151,7 +311,14 @@
 //! - A leader batches the appends of all proposals made between two
 //!   `Ready`s into one message per follower.
 //! - Messages are a typed enum ([`MessageBody`]); node ids are non-zero by
-//!   construction ([`NodeId`]).
+//!   construction ([`NodeId`]). [`RawNode::step`] refuses a message that no
+//!   correct peer sends ([`StepError::InvalidMessage`]) or whose term is
+//!   absurdly far ahead ([`StepError::TermTooFarAhead`]), and changes
+//!   nothing; etcd-raft trusts its input.
+//! - A leader that cannot serve a follower from storage's snapshot says so
+//!   ([`Ready::snapshot_request`]) instead of waiting silently.
+//! - A node without a configuration refuses conf changes that would give it
+//!   one without the founders ([`ApplyConfChangeError::NoFoundingMembership`]).
 #![deny(missing_docs)]
 
 mod bootstrap;

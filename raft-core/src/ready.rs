@@ -68,9 +68,12 @@ pub struct Ready {
     /// Reads confirmed since the last Ready: serve each once the state
     /// machine has applied its index.
     pub read_states: Vec<crate::ReadState>,
-    /// Set (once per need, on a leader) when storage has no snapshot that
-    /// can bring a follower up to date: take one as the request says. The
-    /// leader sends it at the follower's next heartbeat response.
+    /// Set on a leader when storage has no snapshot that can bring a
+    /// follower up to date: take one as the request says (the leader sends
+    /// it at the follower's next heartbeat response). Asked again at most
+    /// once per election timeout while the need lasts, so a request lost
+    /// (or not served yet) is not fatal; a snapshot already being taken
+    /// answers a repeated request.
     pub snapshot_request: Option<SnapshotRequest>,
     /// True when the hard state's term or vote, the entries or the snapshot
     /// changed: they must be fsynced before `persisted_messages` are sent.

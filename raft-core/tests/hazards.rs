@@ -9,7 +9,7 @@ mod support;
 use bytes::Bytes;
 use raft_core::{
     Append, ConfChange, ConfChangeKind, Config, Entry, Heartbeat, Index, LogId, MemoryStorage,
-    MessageBody, ProposeError, RawNode, RoleKind, Storage, Term,
+    MessageBody, ProposeError, RawNode, RoleKind, Storage, Term, TransferError,
 };
 use support::{Cluster, append, id, msg};
 
@@ -116,6 +116,64 @@ fn transfer_to_the_leader_itself_cancels_a_pending_transfer() {
         .raw
         .propose(&b"accepted again"[..])
         .expect("proposals flow once the transfer is cancelled");
+}
+
+#[test]
+fn abort_leader_transfer_returns_the_target_and_refuses_off_the_leader() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).build();
+    c.elect(1);
+    assert_eq!(
+        c.node(1).raw.abort_leader_transfer().expect("nothing"),
+        None
+    );
+    c.isolate(3);
+    c.propose(1, b"ahead of 3");
+    c.stabilize();
+    c.node(1).raw.transfer_leader(id(3)).expect("transfer");
+    assert_eq!(
+        c.node(1).raw.abort_leader_transfer().expect("abort"),
+        Some(id(3))
+    );
+    assert_eq!(c.status(1).transferee, None);
+    assert!(matches!(
+        c.node(2).raw.abort_leader_transfer(),
+        Err(TransferError::NotLeader { leader: Some(l) }) if l == id(1)
+    ));
+}
+
+#[test]
+fn a_removed_leader_handing_over_cannot_cancel_its_transfer() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).build();
+    c.elect(1);
+    c.isolate(3);
+    let remove = ConfChange {
+        kind: ConfChangeKind::RemoveNode,
+        node_id: id(1),
+        context: Bytes::new(),
+    };
+    c.node(1).raw.propose_conf_change(remove).expect("propose");
+    // Replicate one hop at a time until node 1 applied its removal and
+    // started handing over to 2 (which does not know the commit yet).
+    for _ in 0..10 {
+        if c.status(1).transferee.is_some() {
+            break;
+        }
+        c.process_all();
+        c.deliver_all();
+    }
+    assert_eq!(c.status(1).transferee, Some(id(2)), "hand-over started");
+    assert!(matches!(
+        c.node(1).raw.abort_leader_transfer(),
+        Err(TransferError::SteppingDown)
+    ));
+    assert!(matches!(
+        c.node(1).raw.transfer_leader(id(1)),
+        Err(TransferError::SteppingDown)
+    ));
+    // Node 3 is needed for a quorum of {2, 3}.
+    c.heal();
+    c.stabilize();
+    assert_eq!(c.role(2), RoleKind::Leader, "the hand-over finishes");
 }
 
 // -- 4. Messages step() cannot handle --------------------------------------
@@ -242,6 +300,56 @@ fn a_forged_heartbeat_with_the_largest_wire_term_leaves_the_cluster_electing() {
 }
 
 // -- 5. An applied index ahead of the persisted commit ---------------------
+
+#[test]
+fn compacting_past_what_raft_handed_out_is_a_typed_error() {
+    let founders = raft_core::ConfState {
+        voters: [id(1)].into(),
+        learners: [id(2)].into(),
+        ..raft_core::ConfState::default()
+    };
+    let storage = MemoryStorage::bootstrap(&founders).expect("founders");
+    let mut cfg = Config::new(id(1));
+    // One entry per Ready: committed entries wait their turn.
+    cfg.max_committed_size_per_ready = 1;
+    let mut node = RawNode::new(cfg, storage.clone()).expect("node");
+    let rd = node.ready().expect("ready");
+    let handed_out = rd.committed_entries.last().expect("one").index;
+    for e in &rd.committed_entries {
+        let cc = raft_core::AnyConfChange::from_entry(e)
+            .expect("ok")
+            .expect("change");
+        storage.set_conf_state(node.apply_conf_change(&cc).expect("applies"));
+    }
+    node.advance().expect("advance");
+    assert_eq!(handed_out, Index(1));
+    // A careless application compacts what it was never handed.
+    storage.compact(Index(2)).expect("compact");
+    node.campaign().expect("campaign");
+    let mut err = None;
+    while node.has_ready() {
+        match node.ready() {
+            Ok(rd) => {
+                storage.append(&rd.entries).expect("append");
+                if let Some(hs) = rd.hard_state {
+                    storage.set_hard_state(hs);
+                }
+                node.advance().expect("advance");
+            }
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(
+            err,
+            Some(raft_core::ReadyError::CompactedBeyondApplied { next: Index(2), .. })
+        ),
+        "{err:?}"
+    );
+}
 
 #[test]
 fn a_state_machine_ahead_of_the_persisted_commit_restarts_where_it_is() {

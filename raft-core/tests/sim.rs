@@ -61,11 +61,78 @@ fn sim_regression_seeds() {
     }
 }
 
+/// One seed of one mode: `RAFT_SIM_SEED`, and `RAFT_SIM_MODE` (`default`,
+/// `lease`, `joiners`, `compaction`; a failure prints both).
 #[test]
 fn sim_replay() {
     let seed = env_u64("RAFT_SIM_SEED", 0);
-    let report = run_seed(seed);
-    println!("seed {seed}: {report:?}");
+    let mode = std::env::var("RAFT_SIM_MODE").unwrap_or_else(|_| "default".into());
+    let opts = SimOptions::for_mode(&mode, seed).unwrap_or_else(|| {
+        panic!("RAFT_SIM_MODE={mode}: not default, lease, joiners or compaction")
+    });
+    let report = Simulation::new(seed, opts)
+        .run()
+        .unwrap_or_else(|v| panic!("{v}"));
+    println!("seed {seed} ({mode}): {report:?}");
+}
+
+/// Runs `count` seeds of `mode` from `RAFT_SIM_FIRST_SEED` and fails with
+/// every failing seed (printing the first failure in full).
+fn run_mode(mode: &str, count: u64) -> Vec<raft_core::testkit::sim::SimReport> {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 0);
+    let mut failures = Vec::new();
+    let mut reports = Vec::new();
+    for seed in first..first + count {
+        let opts = SimOptions::for_mode(mode, seed).expect("known mode");
+        match Simulation::new(seed, opts).run() {
+            Ok(r) => reports.push(r),
+            Err(v) => {
+                if failures.is_empty() {
+                    println!("{v}");
+                }
+                failures.push(seed);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{mode} seeds failed: {failures:?}");
+    reports
+}
+
+/// Clusters founded in the log and joined by nodes that start empty
+/// (`RAFT_SIM_JOINER_SEEDS`, default 200): joiners learn the membership
+/// from the log or a snapshot, and every applied entry agrees.
+#[test]
+fn sim_joiner_seeds() {
+    let reports = run_mode("joiners", env_u64("RAFT_SIM_JOINER_SEEDS", 200));
+    let joined: u64 = reports.iter().map(|r| r.joined).sum();
+    let requested: u64 = reports.iter().map(|r| r.snapshots_requested).sum();
+    println!(
+        "{} runs: {joined} joins, {requested} snapshots taken on request",
+        reports.len()
+    );
+    assert!(joined > reports.len() as u64 / 2, "joiners join ({joined})");
+    assert!(
+        requested > 0,
+        "some members catch up through a requested snapshot"
+    );
+}
+
+/// Asynchronous writes, entries applied before they are persisted, and
+/// frequent compaction at the state machine's index
+/// (`RAFT_SIM_COMPACTION_SEEDS`, default 200): nodes restart with their
+/// state machine ahead of the persisted commit index.
+#[test]
+fn sim_compaction_seeds() {
+    let reports = run_mode("compaction", env_u64("RAFT_SIM_COMPACTION_SEEDS", 200));
+    let ahead: u64 = reports.iter().map(|r| r.restarts_applied_ahead).sum();
+    println!(
+        "{} runs: {ahead} restarts ahead of the persisted commit",
+        reports.len()
+    );
+    assert!(
+        ahead > 0,
+        "some restarts find the state machine ahead of the commit index"
+    );
 }
 
 #[test]

@@ -519,6 +519,12 @@ impl<S: Storage> Raft<S> {
         if self.election_elapsed >= self.cfg.election_timeout_ticks {
             self.election_elapsed = 0;
             self.abort_transfer("not completed within an election timeout");
+            // A snapshot request the application lost or could not serve
+            // yet is made again, at most once per election timeout.
+            self.leader_state()
+                .progress
+                .values_mut()
+                .for_each(|pr| pr.snapshot_requested = None);
             if self.is_stepping_down() {
                 self.hand_over_leadership();
             }

@@ -308,6 +308,12 @@ pub fn ready(rd: &Ready) -> String {
         "ReadStates",
         rd.read_states.iter().map(read_state).collect(),
     );
+    if let Some(r) = &rd.snapshot_request {
+        lines.push(format!(
+            "SnapshotRequest MinIndex:{} To:{}",
+            r.min_index, r.to
+        ));
+    }
     lines.join("\n")
 }
 

@@ -86,6 +86,18 @@ pub struct SimOptions {
     /// assumption leases rest on. Off in [`SimOptions::randomized`], so
     /// existing seeds replay unchanged; see [`SimOptions::with_lease_reads`].
     pub lease_reads: bool,
+    /// The highest this many ids start with empty storage, outside the
+    /// cluster, and join when a membership change adds them; the others
+    /// found the cluster in the log ([`FoundingLog`](crate::FoundingLog)). With 0, every node
+    /// starts from the same membership outside the log
+    /// (`MemoryStorage::with_conf_state`). See [`SimOptions::with_joiners`].
+    pub joiners: u64,
+    /// Asynchronous writes only: committed entries are applied as soon as
+    /// they are handed out, before the Ready that carries them (and its
+    /// commit index) is durable, so after a crash the state machine can be
+    /// ahead of the persisted commit index; nodes restart at the state
+    /// machine's index. See [`SimOptions::with_aggressive_compaction`].
+    pub apply_before_persist: bool,
 }
 
 /// In lease mode, all nodes tick once every this many steps per node (the
@@ -116,7 +128,34 @@ impl SimOptions {
             async_writes: r.random_bool(0.3),
             liveness_rounds: 2_000,
             lease_reads: false,
+            joiners: 0,
+            apply_before_persist: false,
         }
+    }
+
+    /// The same options with some clusters founded in the log and joined
+    /// by nodes that start empty: 3 or 5 founders, and 1 or 2 joiners
+    /// (drawn from `seed`), with membership changes frequent enough to add
+    /// them.
+    #[must_use]
+    pub fn with_joiners(mut self, seed: u64) -> SimOptions {
+        let mut r = StdRng::seed_from_u64(seed ^ 0x101e_0f0a);
+        let founders = [3, 3, 5][r.random_range(0..3)];
+        self.joiners = r.random_range(1..=2);
+        self.nodes = founders + self.joiners;
+        self.conf_change_probability = self.conf_change_probability.max(0.03);
+        self
+    }
+
+    /// The same options with asynchronous writes, committed entries applied
+    /// before they are persisted ([`SimOptions::apply_before_persist`]) and
+    /// frequent compaction at the state machine's applied index.
+    #[must_use]
+    pub fn with_aggressive_compaction(mut self) -> SimOptions {
+        self.async_writes = true;
+        self.apply_before_persist = true;
+        self.compact_probability = 0.05;
+        self
     }
 
     /// The same options with lease reads and lockstep clocks (and reads
@@ -127,6 +166,34 @@ impl SimOptions {
         self.check_quorum = true;
         self.read_probability = self.read_probability.max(0.05);
         self
+    }
+
+    /// The name of the mode these options run in, as `RAFT_SIM_MODE`
+    /// takes it in the replay command: `lease`, `joiners`, `compaction`
+    /// or `default`.
+    pub fn mode(&self) -> &'static str {
+        if self.lease_reads {
+            "lease"
+        } else if self.joiners > 0 {
+            "joiners"
+        } else if self.apply_before_persist {
+            "compaction"
+        } else {
+            "default"
+        }
+    }
+
+    /// The options of `mode` (see [`SimOptions::mode`]) for `seed`, or
+    /// `None` for an unknown mode.
+    pub fn for_mode(mode: &str, seed: u64) -> Option<SimOptions> {
+        let base = SimOptions::randomized(seed);
+        match mode {
+            "default" => Some(base),
+            "lease" => Some(base.with_lease_reads()),
+            "joiners" => Some(base.with_joiners(seed)),
+            "compaction" => Some(base.with_aggressive_compaction()),
+            _ => None,
+        }
     }
 
     /// The same options with another step count.
@@ -159,6 +226,13 @@ pub struct SimReport {
     pub conf_changes_applied: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
+    /// Restarts whose state machine was ahead of the persisted commit index.
+    pub restarts_applied_ahead: u64,
+    /// Nodes that started empty and became members (applied a configuration
+    /// that holds them).
+    pub joined: u64,
+    /// Snapshots taken because a leader asked (`Ready::snapshot_request`).
+    pub snapshots_requested: u64,
 }
 
 /// A broken property, with everything needed to replay it.
@@ -172,6 +246,8 @@ pub struct Violation {
     pub finding: Finding,
     /// The last events before the failure, oldest first.
     pub recent: Vec<String>,
+    /// The mode of the run ([`SimOptions::mode`]).
+    pub mode: &'static str,
 }
 
 impl fmt::Display for Violation {
@@ -187,8 +263,8 @@ impl fmt::Display for Violation {
         }
         write!(
             f,
-            "replay: RAFT_SIM_SEED={} cargo test -p raft-core --release --features testkit --test sim sim_replay -- --nocapture",
-            self.seed
+            "replay: RAFT_SIM_SEED={} RAFT_SIM_MODE={} cargo test -p raft-core --release --features testkit --test sim sim_replay -- --nocapture",
+            self.seed, self.mode
         )
     }
 }
@@ -206,6 +282,9 @@ struct SimNode {
     /// Asynchronous writes: Readys handed out and not yet durable, oldest
     /// first. Lost in a crash.
     pending: VecDeque<Ready>,
+    /// A leader asked for a snapshot at an applied index of at least this
+    /// (`Ready::snapshot_request`), not taken yet.
+    snapshot_wanted: Option<Index>,
 }
 
 struct InFlight {
@@ -243,7 +322,8 @@ fn id(n: u64) -> NodeId {
 impl Simulation {
     /// A cluster of `opts.nodes` voters; nothing runs until [`Simulation::run`].
     pub fn new(seed: u64, opts: SimOptions) -> Simulation {
-        let voters = ConfState::with_voters((1..=opts.nodes).map(id));
+        let founders = opts.nodes - opts.joiners;
+        let voters = ConfState::with_voters((1..=founders).map(id));
         let mut sim = Simulation {
             seed,
             rng: StdRng::seed_from_u64(seed),
@@ -261,13 +341,20 @@ impl Simulation {
             opts,
         };
         for n in 1..=sim.opts.nodes {
-            let storage = MemoryStorage::with_conf_state(voters.clone());
+            let storage = if n > founders {
+                MemoryStorage::new()
+            } else if sim.opts.joiners > 0 {
+                MemoryStorage::bootstrap(&voters).expect("founders include a voter")
+            } else {
+                MemoryStorage::with_conf_state(voters.clone())
+            };
             let node = SimNode {
                 raw: None,
                 storage,
                 applied: Index::ZERO,
                 last_role: None,
                 pending: VecDeque::new(),
+                snapshot_wanted: None,
             };
             sim.nodes.insert(id(n), node);
             sim.start(id(n));
@@ -295,6 +382,9 @@ impl Simulation {
 
     fn start(&mut self, n: NodeId) {
         let node = &self.nodes[&n];
+        if node.applied > node.storage.hard_state().commit {
+            self.report.restarts_applied_ahead += 1;
+        }
         let cfg = self.config(n, node.applied);
         let raw = RawNode::new(cfg, node.storage.clone()).expect("restart from consistent storage");
         let node = self.nodes.get_mut(&n).expect("node");
@@ -319,6 +409,7 @@ impl Simulation {
             step: self.step,
             finding,
             recent: self.recent.iter().cloned().collect(),
+            mode: self.opts.mode(),
         }
     }
 
@@ -370,7 +461,7 @@ impl Simulation {
         } else if hit(o.transfer_probability) {
             self.transfer(n)?;
         } else if hit(o.compact_probability) {
-            self.compact(n, false);
+            self.compact(n);
         } else if hit(o.read_probability) {
             self.read(n)?;
         } else {
@@ -392,6 +483,7 @@ impl Simulation {
     fn crash(&mut self, n: NodeId) {
         let node = self.nodes.get_mut(&n).expect("node");
         node.pending.clear();
+        node.snapshot_wanted = None;
         if node.raw.take().is_some() {
             self.report.crashes += 1;
             self.event(|| format!("crash {n}"));
@@ -463,40 +555,10 @@ impl Simulation {
     }
 
     fn propose_conf_change(&mut self, n: NodeId) -> Result<(), Finding> {
-        let target = id(self.rng.random_range(1..=self.opts.nodes));
-        let kind = match self.rng.random_range(0..3) {
-            0 => ConfChangeKind::AddNode,
-            1 => ConfChangeKind::AddLearnerNode,
-            _ => ConfChangeKind::RemoveNode,
-        };
-        let cc = if self.rng.random_bool(0.7) {
-            AnyConfChange::V1(ConfChange {
-                kind,
-                node_id: target,
-                context: Bytes::new(),
-            })
+        let cc = if self.opts.joiners > 0 && self.rng.random_bool(0.5) {
+            self.joiner_conf_change()
         } else {
-            let other = id(self.rng.random_range(1..=self.opts.nodes));
-            let changes = vec![
-                ConfChangeSingle {
-                    kind,
-                    node_id: target,
-                },
-                ConfChangeSingle {
-                    kind: ConfChangeKind::AddNode,
-                    node_id: other,
-                },
-            ];
-            let transition = if self.rng.random_bool(0.5) {
-                ConfChangeTransition::Auto
-            } else {
-                ConfChangeTransition::JointImplicit
-            };
-            AnyConfChange::V2(ConfChangeV2 {
-                transition,
-                changes,
-                context: Bytes::new(),
-            })
+            self.random_conf_change()
         };
         let Some(raw) = self.raw(n) else {
             return Ok(());
@@ -504,6 +566,60 @@ impl Simulation {
         let r = raw.propose_conf_change(cc.clone());
         self.event(|| format!("conf change {cc:?} at {n}: {r:?}"));
         Ok(())
+    }
+
+    /// Adds one of the nodes that started empty, mostly as a voter.
+    fn joiner_conf_change(&mut self) -> AnyConfChange {
+        let founders = self.opts.nodes - self.opts.joiners;
+        let joiner = id(self.rng.random_range(founders + 1..=self.opts.nodes));
+        let kind = if self.rng.random_bool(0.8) {
+            ConfChangeKind::AddNode
+        } else {
+            ConfChangeKind::AddLearnerNode
+        };
+        AnyConfChange::V1(ConfChange {
+            kind,
+            node_id: joiner,
+            context: Bytes::new(),
+        })
+    }
+
+    /// Any single-step or joint change of any node, valid or not.
+    fn random_conf_change(&mut self) -> AnyConfChange {
+        let target = id(self.rng.random_range(1..=self.opts.nodes));
+        let kind = match self.rng.random_range(0..3) {
+            0 => ConfChangeKind::AddNode,
+            1 => ConfChangeKind::AddLearnerNode,
+            _ => ConfChangeKind::RemoveNode,
+        };
+        if self.rng.random_bool(0.7) {
+            return AnyConfChange::V1(ConfChange {
+                kind,
+                node_id: target,
+                context: Bytes::new(),
+            });
+        }
+        let other = id(self.rng.random_range(1..=self.opts.nodes));
+        let changes = vec![
+            ConfChangeSingle {
+                kind,
+                node_id: target,
+            },
+            ConfChangeSingle {
+                kind: ConfChangeKind::AddNode,
+                node_id: other,
+            },
+        ];
+        let transition = if self.rng.random_bool(0.5) {
+            ConfChangeTransition::Auto
+        } else {
+            ConfChangeTransition::JointImplicit
+        };
+        AnyConfChange::V2(ConfChangeV2 {
+            transition,
+            changes,
+            context: Bytes::new(),
+        })
     }
 
     fn transfer(&mut self, n: NodeId) -> Result<(), Finding> {
@@ -531,15 +647,13 @@ impl Simulation {
         Ok(())
     }
 
-    /// Snapshots `n` at its applied index and compacts its log there. A
-    /// `fresh` snapshot is taken even for a short log (what an application
-    /// does when a member needs a snapshot newer than the last one).
-    fn compact(&mut self, n: NodeId, fresh: bool) {
+    /// Snapshots `n` at its applied index and compacts its log there, once
+    /// a few entries are applied past the last compaction.
+    fn compact(&mut self, n: NodeId) {
         let node = &self.nodes[&n];
         let applied = node.applied;
         let first = node.storage.first_index().unwrap_or(Index::ZERO);
-        let min = if fresh { first } else { first + 4 };
-        if node.raw.is_none() || applied < min {
+        if node.raw.is_none() || applied < first + 4 {
             return;
         }
         let cs = node
@@ -650,12 +764,30 @@ impl Simulation {
         if !raw.has_ready() {
             return Ok(());
         }
-        let rd = raw.ready().map_err(|e| Finding {
+        let mut rd = raw.ready().map_err(|e| Finding {
             kind: ViolationKind::NodeError,
             detail: format!("ready {n}: {e}"),
         })?;
         self.send(rd.messages.clone());
+        if let Some(request) = rd.snapshot_request {
+            let i = request.min_index;
+            self.event(|| format!("{n} is asked for a snapshot at >= {i}"));
+            self.nodes.get_mut(&n).expect("node").snapshot_wanted = Some(request.min_index);
+        }
         if self.opts.async_writes {
+            if self.opts.apply_before_persist {
+                // The apply thread runs ahead of the writer: what committed
+                // is applied (durably) before this Ready's commit index is.
+                let committed = std::mem::take(&mut rd.committed_entries);
+                self.apply_entries(n, &committed)?;
+                let applied = self.nodes[&n].applied;
+                let raw = self.raw(n).expect("running");
+                raw.on_applied(applied).map_err(|e| Finding {
+                    kind: ViolationKind::NodeError,
+                    detail: format!("on_applied {n}: {e}"),
+                })?;
+                self.take_wanted_snapshot(n);
+            }
             // The writer thread makes it durable later (`persist_pending`).
             self.nodes.get_mut(&n).expect("node").pending.push_back(rd);
             return Ok(());
@@ -701,7 +833,34 @@ impl Simulation {
         }
         self.send(rd.persisted_messages.clone());
         self.apply(n, rd)?;
+        self.take_wanted_snapshot(n);
         Ok(true)
+    }
+
+    /// Takes the snapshot a leader asked `n` for, once `n` applied far
+    /// enough: at its applied index, without compacting (an application
+    /// answering `Ready::snapshot_request`).
+    fn take_wanted_snapshot(&mut self, n: NodeId) {
+        let node = self.nodes.get_mut(&n).expect("node");
+        let Some(min) = node.snapshot_wanted else {
+            return;
+        };
+        if node.applied < min {
+            return;
+        }
+        node.snapshot_wanted = None;
+        let applied = node.applied;
+        let cs = node
+            .storage
+            .initial_state()
+            .expect("memory storage")
+            .conf_state;
+        let data = Bytes::from(applied.get().to_le_bytes().to_vec());
+        let r = node.storage.create_snapshot(applied, cs, data);
+        if r.is_ok() {
+            self.report.snapshots_requested += 1;
+        }
+        self.event(|| format!("{n} snapshots at {applied} as asked: {:?}", r.map(|_| ())));
     }
 
     fn persist(&mut self, n: NodeId, rd: &Ready) -> Result<(), Finding> {
@@ -731,7 +890,20 @@ impl Simulation {
     }
 
     fn apply(&mut self, n: NodeId, rd: &Ready) -> Result<(), Finding> {
-        for e in &rd.committed_entries {
+        self.apply_entries(n, &rd.committed_entries)?;
+        for rs in &rd.read_states {
+            let ctx = u64::from_le_bytes(rs.context[..8].try_into().expect("8-byte read contexts"));
+            let i = rs.index;
+            self.event(|| format!("read {ctx} answered at {n}: index {i}"));
+            self.checker.read_answered(ctx, rs.index)?;
+            self.report.reads_checked += 1;
+        }
+        Ok(())
+    }
+
+    /// Applies committed entries in order; membership changes take effect.
+    fn apply_entries(&mut self, n: NodeId, entries: &[Entry]) -> Result<(), Finding> {
+        for e in entries {
             self.checker.applied(n, e.index, e.term, entry_digest(e))?;
             let node = self.nodes.get_mut(&n).expect("node");
             if e.index != node.applied.next() {
@@ -744,10 +916,21 @@ impl Simulation {
             if let Some(cc) = AnyConfChange::from_entry(e).expect("conf changes we proposed decode")
             {
                 let raw = node.raw.as_mut().expect("running");
+                let was_member = raw.status().progress.is_some()
+                    || node
+                        .storage
+                        .initial_state()
+                        .is_ok_and(|s| s.conf_state.contains(n));
                 let r = raw.apply_conf_change(&cc);
                 if let Ok(cs) = &r {
                     node.storage.set_conf_state(cs.clone());
                     self.report.conf_changes_applied += 1;
+                    if !was_member
+                        && cs.contains(n)
+                        && n.get() > self.opts.nodes - self.opts.joiners
+                    {
+                        self.report.joined += 1;
+                    }
                 }
                 node.applied = e.index;
                 let i = e.index;
@@ -763,13 +946,6 @@ impl Simulation {
                 continue;
             }
             node.applied = e.index;
-        }
-        for rs in &rd.read_states {
-            let ctx = u64::from_le_bytes(rs.context[..8].try_into().expect("8-byte read contexts"));
-            let i = rs.index;
-            self.event(|| format!("read {ctx} answered at {n}: index {i}"));
-            self.checker.read_answered(ctx, rs.index)?;
-            self.report.reads_checked += 1;
         }
         Ok(())
     }
@@ -826,15 +1002,10 @@ impl Simulation {
         let mut marker_id: Option<crate::types::LogId> = None;
         for _ in 0..self.opts.liveness_rounds {
             self.step += 1;
+            // No snapshots are taken here but those a leader asks for
+            // (`Ready::snapshot_request`): a member added after the last
+            // snapshot, behind the compacted log, catches up through them.
             self.retire_removed_nodes();
-            if self.step.is_multiple_of(64) {
-                // Applications snapshot periodically; a member added after
-                // the last snapshot may need a newer one to catch up.
-                let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-                for n in ids {
-                    self.compact(n, true);
-                }
-            }
             self.round()?;
             self.observe_roles()?;
             let Some(leader) = self.leader() else {

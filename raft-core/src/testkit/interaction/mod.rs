@@ -51,7 +51,7 @@
 //!
 //! | Command | Effect |
 //! |---|---|
-//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [read-only=safe\|lease-based] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T]` | Adds N nodes with the next ids. With `index`, each starts from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership. `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
+//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [read-only=safe\|lease-based] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T] [founding-log=B] [snapshot-on-apply=B]` | Adds N nodes with the next ids. With `founding-log=true`, each starts from the founders' membership written as the first log entries ([`MemoryStorage::bootstrap`]); with `index`, from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership (no `voters`: a node joining with empty storage). `snapshot-on-apply=false` stops the environment from snapshotting after every apply: the node then snapshots only when a leader asks (`Ready::snapshot_request`). `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
 //! | `campaign id` | [`RawNode::campaign`]. |
 //! | `restart id` | Crash and restart: a new `RawNode` from the node's storage (volatile state and unpersisted work lost; messages in flight kept). |
 //! | `propose id data` | [`RawNode::propose`]. |
@@ -68,7 +68,7 @@
 //! | `stabilize ids...` | Processes Readys (and async work) and delivers messages among those nodes until nothing moves. |
 //! | `partition a b \| c d` / `partition a` | Drops messages between groups at delivery (`partition a`: `a` against everyone else). |
 //! | `heal` | Removes the partition. |
-//! | `compact id index` | Compacts the node's log up to `index` (at most its applied index). The environment keeps each node's storage snapshot at its applied state, as an application that snapshots on demand would. |
+//! | `compact id index` | Compacts the node's log up to `index` (at most its applied index), after taking a snapshot there if `snapshot-on-apply=false`. The environment keeps each node's storage snapshot at its applied state, as an application that snapshots on demand would (unless `snapshot-on-apply=false`), and takes one whenever a leader's `Ready::snapshot_request` asks. |
 //! | `report-unreachable leader id` | [`RawNode::report_unreachable`]. |
 //! | `report-snapshot leader id [status=finished\|failed]` | [`RawNode::report_snapshot`]. |
 //! | `raft-state` | Role, membership, term, leader and commit of every node. |
@@ -124,6 +124,13 @@ struct EnvNode {
     seen: (RoleKind, Term),
     append_work: VecDeque<AppendWork>,
     apply_work: VecDeque<Vec<Entry>>,
+    /// Keep the storage's snapshot at the applied state after every apply
+    /// (`add-nodes snapshot-on-apply=`, default true); otherwise snapshots
+    /// are taken only when a leader asks (`Ready::snapshot_request`).
+    snapshot_on_apply: bool,
+    /// A requested snapshot waiting for the state machine to apply far
+    /// enough (asynchronous writes).
+    snapshot_wanted: Option<Index>,
 }
 
 /// The interaction environment: nodes and the network between them.
@@ -180,6 +187,10 @@ fn node_config(id: NodeId, a: &Args<'_>) -> Result<Config, String> {
 /// term 1 holding the membership, or an empty log with it; then the `log`
 /// entries and `term`.
 fn bootstrap_storage(a: &Args<'_>, cs: &ConfState) -> Result<MemoryStorage, String> {
+    if a.bool("founding-log")?.unwrap_or(false) {
+        // The membership as the first entries of the log (`FoundingLog`).
+        return MemoryStorage::bootstrap(cs).map_err(|e| format!("founding log: {e}"));
+    }
     let index = a.u64("index")?.unwrap_or(0);
     let storage = MemoryStorage::new();
     if index > 0 {
@@ -425,6 +436,8 @@ impl Env {
             "heartbeat-ticks",
             "log",
             "term",
+            "founding-log",
+            "snapshot-on-apply",
         ])?;
         let n = a.first_id()?;
         let to_ids = |raws: Vec<u64>| raws.into_iter().map(node_id).collect::<Result<_, _>>();
@@ -439,13 +452,22 @@ impl Env {
             let mut cfg = node_config(node_id(raw)?, a)?;
             cfg.applied = Index(index);
             let storage = bootstrap_storage(a, &cs)?;
-            self.add_node(raw, cfg, storage, &cs);
+            self.add_node(raw, cfg, storage);
+            if let Some(node) = self.nodes.get_mut(&raw) {
+                node.snapshot_on_apply = a.bool("snapshot-on-apply")?.unwrap_or(true);
+            }
         }
         Ok(())
     }
 
     /// Starts node `raw` on `storage` and prints its state, or the error.
-    fn add_node(&mut self, raw: u64, cfg: Config, storage: MemoryStorage, cs: &ConfState) {
+    fn add_node(&mut self, raw: u64, cfg: Config, storage: MemoryStorage) {
+        // The configuration the node starts with (none for a founder whose
+        // membership is in its log, or for a joiner).
+        let cs = storage
+            .initial_state()
+            .map(|s| s.conf_state)
+            .unwrap_or_default();
         let raw_node = match RawNode::new(cfg.clone(), storage.clone()) {
             Ok(r) => r,
             Err(e) => {
@@ -462,7 +484,7 @@ impl Env {
                 describe::hard_state(&st.hard_state),
                 st.applied,
                 st.last_index,
-                describe::conf_state(cs)
+                describe::conf_state(&cs)
             ),
         );
         let seen = (st.soft_state.role, st.hard_state.term);
@@ -475,6 +497,8 @@ impl Env {
                 seen,
                 append_work: VecDeque::new(),
                 apply_work: VecDeque::new(),
+                snapshot_on_apply: true,
+                snapshot_wanted: None,
             },
         );
     }
@@ -665,6 +689,9 @@ impl Env {
         let text = describe::ready(&rd);
         self.line(1, &text);
         let node = self.get(id)?;
+        if let Some(request) = rd.snapshot_request {
+            node.snapshot_wanted = Some(request.min_index);
+        }
         if node.config.async_storage_writes {
             node.append_work.push_back(AppendWork {
                 number: rd.number,
@@ -690,8 +717,12 @@ impl Env {
         if let Err(e) = node.raw.advance() {
             errors.push(format!("advance: {e}"));
         }
+        let taken = take_wanted_snapshot(node);
         for e in errors {
             self.line(1, &format!("error: {e}"));
+        }
+        if let Some(line) = taken {
+            self.line(1, &line);
         }
         self.messages.extend(rd.messages);
         self.messages.extend(rd.persisted_messages);
@@ -757,9 +788,11 @@ impl Env {
         if let Err(e) = node.raw.on_applied(last) {
             errors.push(format!("on_applied: {e}"));
         }
+        let taken = take_wanted_snapshot(node);
         let mut lines = vec!["Applying:".to_string()];
         lines.extend(entries.iter().map(describe::entry));
         lines.extend(errors.into_iter().map(|e| format!("error: {e}")));
+        lines.extend(taken);
         self.line(1, &lines.join("\n"));
         self.note(1);
         Ok(())
@@ -887,9 +920,18 @@ impl Env {
             Err(format!(
                 "cannot compact to {index}: only {applied} is applied"
             ))
-        } else {
+        } else if node.snapshot_on_apply {
             // The snapshot at the applied index exists already (see `apply`).
             node.storage.compact(index).map_err(|e| e.to_string())
+        } else {
+            // Snapshot at `index`, then compact behind it, as an
+            // application does.
+            let storage = &node.storage;
+            storage
+                .initial_state()
+                .and_then(|st| storage.create_snapshot(index, st.conf_state, Bytes::new()))
+                .and_then(|_| storage.compact(index))
+                .map_err(|e| e.to_string())
         };
         self.report(0, r);
         self.raft_log(id)
@@ -1034,7 +1076,7 @@ fn apply(node: &mut EnvNode, entries: &[Entry]) -> Vec<String> {
     // (etcd's interaction env does the same), keep the storage's snapshot at
     // the applied state, so a leader that needs to send one sends current
     // data and membership. The log is not compacted (see `compact`).
-    if let Some(last) = entries.last() {
+    if let Some(last) = entries.last().filter(|_| node.snapshot_on_apply) {
         let r = node.storage.initial_state().and_then(|st| {
             node.storage
                 .create_snapshot(last.index, st.conf_state, Bytes::new())
@@ -1044,6 +1086,25 @@ fn apply(node: &mut EnvNode, entries: &[Entry]) -> Vec<String> {
         }
     }
     errors
+}
+
+/// Takes the snapshot a leader asked for once the node applied far enough,
+/// at its applied index; returns the line that says so.
+fn take_wanted_snapshot(node: &mut EnvNode) -> Option<String> {
+    let min = node.snapshot_wanted?;
+    let applied = node.raw.status().applied;
+    if applied < min {
+        return None;
+    }
+    node.snapshot_wanted = None;
+    let r = node.storage.initial_state().and_then(|st| {
+        node.storage
+            .create_snapshot(applied, st.conf_state, Bytes::new())
+    });
+    Some(match r {
+        Ok(_) => format!("snapshot taken at {applied}, as requested"),
+        Err(e) => format!("error: requested snapshot at {applied}: {e}"),
+    })
 }
 
 /// Runs the transcript file at `path` in a fresh [`Env`] (see the module
