@@ -90,8 +90,10 @@ pub trait Storage {
     ///
     /// A follower refuses a snapshot whose `ConfState` does not include it,
     /// so the leader does not send such a snapshot (a member added after
-    /// the snapshot was taken): it asks again later. Applications that
-    /// snapshot rarely should take a fresh snapshot when that happens.
+    /// the snapshot was taken), nor one older than the compacted log:
+    /// instead it asks the application for a newer one
+    /// ([`Ready::snapshot_request`](crate::Ready)) and asks storage again
+    /// at the follower's next heartbeat response.
     ///
     /// # Errors
     /// [`StorageError::SnapshotTemporarilyUnavailable`] or a failure.
