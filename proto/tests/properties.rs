@@ -52,6 +52,18 @@ fn log_id(max_term: u64) -> impl Strategy<Value = LogId> {
     ]
 }
 
+/// The entry at `term`/`index`, which becomes `last`.
+fn after(last: &mut LogId, term: Term, index: Index, kind: EntryKind, data: Bytes) -> Entry {
+    let e = Entry {
+        term,
+        index,
+        kind,
+        data,
+    };
+    *last = e.log_id();
+    e
+}
+
 fn append(term: u64) -> impl Strategy<Value = MessageBody> {
     (
         log_id(term),
@@ -70,14 +82,8 @@ fn append(term: u64) -> impl Strategy<Value = MessageBody> {
                     } else {
                         last.term
                     };
-                    let e = Entry {
-                        term: t,
-                        index: last.index.next(),
-                        kind,
-                        data,
-                    };
-                    last = e.log_id();
-                    e
+                    let index = last.index.next();
+                    after(&mut last, t, index, kind, data)
                 })
                 .collect();
             MessageBody::Append(Append {
@@ -278,15 +284,9 @@ fn loose_append() -> impl Strategy<Value = MessageBody> {
             let entries = steps
                 .into_iter()
                 .map(|(di, dt, kind)| {
-                    let term = last.term.get().saturating_add_signed(dt);
-                    let e = Entry {
-                        term: Term(term),
-                        index: Index(last.index.get().saturating_add(di)),
-                        kind,
-                        data: Bytes::new(),
-                    };
-                    last = e.log_id();
-                    e
+                    let term = Term(last.term.get().saturating_add_signed(dt));
+                    let index = Index(last.index.get().saturating_add(di));
+                    after(&mut last, term, index, kind, Bytes::new())
                 })
                 .collect();
             MessageBody::Append(Append {

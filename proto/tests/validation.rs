@@ -40,6 +40,18 @@ fn decode_conf_state(w: &wire::ConfState) -> Result<raft_core::ConfState, Decode
     raft_proto::decode_conf_state(&w.encode_to_vec())
 }
 
+/// The error of an append whose entry at `position` has index `found`
+/// where `expected` was due.
+fn not_consecutive(position: usize, expected: u64, found: u64) -> Result<Message, DecodeError> {
+    Err(DecodeError::Invalid(
+        InvalidMessage::EntriesNotConsecutive {
+            position,
+            expected: Index(expected),
+            found: Index(found),
+        },
+    ))
+}
+
 // --- envelope -------------------------------------------------------------
 
 #[test]
@@ -207,18 +219,15 @@ fn forwarded_read_index_and_transfer_requests_that_carry_a_term_are_rejected() {
 
 #[test]
 fn a_wire_error_is_reported_before_a_broken_message_rule() {
-    // Self-addressed (a message rule) and carrying entries (a wire rule):
-    // the wire is checked first, the message only once it is well-formed.
-    let mut w = wire_kind("Vote");
-    w.to = w.from;
-    w.entries = wire_append().entries;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::UnexpectedField {
-            kind: "Vote",
-            field: "Message.entries"
-        })
-    );
+    // Self-addressed (a message rule) with a commit out of range (a wire
+    // rule): the message is validated only once it is well-formed.
+    let mut w = wire_kind("Heartbeat");
+    (w.to, w.commit) = (w.from, u64::MAX);
+    let wire_rule = DecodeError::ValueTooLarge {
+        field: "Message.commit",
+        value: u64::MAX,
+    };
+    assert_eq!(decode(&w), Err(wire_rule));
 }
 
 // --- fields a kind does not use --------------------------------------------
@@ -314,64 +323,28 @@ fn accepting_append_response_with_a_reject_hint_is_rejected() {
 fn append_with_gap_in_entry_indexes_is_rejected() {
     let mut w = wire_append();
     w.entries[2].index = 14;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::Invalid(
-            InvalidMessage::EntriesNotConsecutive {
-                position: 2,
-                expected: Index(13),
-                found: Index(14)
-            }
-        ))
-    );
+    assert_eq!(decode(&w), not_consecutive(2, 13, 14));
 }
 
 #[test]
 fn append_whose_first_entry_does_not_follow_prev_is_rejected() {
     let mut w = wire_append();
     w.index = 9;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::Invalid(
-            InvalidMessage::EntriesNotConsecutive {
-                position: 0,
-                expected: Index(10),
-                found: Index(11)
-            }
-        ))
-    );
+    assert_eq!(decode(&w), not_consecutive(0, 10, 11));
 }
 
 #[test]
 fn append_with_repeated_entry_index_is_rejected() {
     let mut w = wire_append();
     w.entries[1].index = 11;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::Invalid(
-            InvalidMessage::EntriesNotConsecutive {
-                position: 1,
-                expected: Index(12),
-                found: Index(11)
-            }
-        ))
-    );
+    assert_eq!(decode(&w), not_consecutive(1, 12, 11));
 }
 
 #[test]
 fn append_entry_with_index_zero_is_rejected() {
     let mut w = wire_append();
     w.entries[1].index = 0;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::Invalid(
-            InvalidMessage::EntriesNotConsecutive {
-                position: 1,
-                expected: Index(12),
-                found: Index::ZERO
-            }
-        ))
-    );
+    assert_eq!(decode(&w), not_consecutive(1, 12, 0));
 }
 
 #[test]
