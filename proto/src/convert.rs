@@ -504,6 +504,9 @@ fn check_unused_fields(
 }
 
 fn entries(raw: Vec<wire::Entry>) -> Result<Vec<Entry>, DecodeError> {
+    // `collect` reuses the wire vector's buffer (both entry types have the
+    // same size and alignment): one allocation fewer per append than a
+    // `Vec::with_capacity` loop, as measured with callgrind.
     raw.into_iter().map(Entry::try_from).collect()
 }
 
