@@ -27,13 +27,25 @@
 //! - [`wire`] holds the records generated from `raft.proto` (shipped with the
 //!   crate) by `prost`. Every `bytes` field is a [`bytes::Bytes`].
 //! - `From<&T> for wire::T` encodes a `raft-core` value; it cannot fail.
-//! - `TryFrom<wire::T> for T` decodes one. This is the single place where
-//!   untrusted input is checked: a value it returns upholds every invariant
-//!   `raft-core` documents (consecutive append entries, non-zero node ids, a
-//!   coherent joint configuration, …). Each broken rule is its own
-//!   [`DecodeError`] variant.
-//! - The `encode_*` / `decode_*` functions do both steps plus the protobuf
-//!   encoding. [`DecodeLimits`] bounds the size of what is decoded.
+//! - `TryFrom<wire::T> for T` decodes one, checking untrusted input in two
+//!   steps. First the wire: the protobuf itself, enum values, non-zero node
+//!   ids, every term and index at most [`Term::MAX`](raft_core::Term::MAX)
+//!   (by its wire field name, since entries, hard states and snapshot
+//!   metadata are also decoded alone, from a WAL or a snapshot file), no
+//!   field a message kind does not use, the sub-records a kind needs, no id
+//!   twice in a membership list. Each has its own [`DecodeError`] variant.
+//!   Then the meaning, by `raft-core` itself:
+//!   [`Message::validate`](raft_core::Message::validate), the very check
+//!   [`RawNode::step`](raft_core::RawNode::step) makes first (consecutive
+//!   append entries, a term where one belongs, no term newer than the
+//!   message's, …), reported as [`DecodeError::Invalid`], and
+//!   [`ConfState::validate`](raft_core::ConfState::validate) (a coherent
+//!   joint configuration), as [`DecodeError::InvalidConfState`]. The rules
+//!   are stated once, in `raft-core`; a value decoding returns upholds every
+//!   invariant `raft-core` documents, and a decoded message is never one
+//!   `step` refuses as invalid.
+//! - The `encode_*` / `decode_*` functions add the protobuf encoding to the
+//!   conversion. [`DecodeLimits`] bounds the size of what is decoded.
 //!
 //! # Zero copy
 //!

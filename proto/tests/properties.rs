@@ -1,9 +1,10 @@
-//! Property tests: decoding never panics, and valid values round-trip.
+//! Property tests: decoding never panics, valid values round-trip, and the
+//! decoder accepts exactly the messages `Message::validate` accepts.
 
 mod common;
 
 use bytes::Bytes;
-use proptest::collection::vec;
+use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
 use prost::Message as _;
 use raft_core::{
@@ -12,7 +13,7 @@ use raft_core::{
     LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
     Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
 };
-use raft_proto::{MAX_TERM_OR_INDEX, wire};
+use raft_proto::{DecodeError, MAX_TERM_OR_INDEX, wire};
 
 // --- strategies for valid core values --------------------------------------
 
@@ -51,6 +52,18 @@ fn log_id(max_term: u64) -> impl Strategy<Value = LogId> {
     ]
 }
 
+/// The entry at `term`/`index`, which becomes `last`.
+fn after(last: &mut LogId, term: Term, index: Index, kind: EntryKind, data: Bytes) -> Entry {
+    let e = Entry {
+        term,
+        index,
+        kind,
+        data,
+    };
+    *last = e.log_id();
+    e
+}
+
 fn append(term: u64) -> impl Strategy<Value = MessageBody> {
     (
         log_id(term),
@@ -69,14 +82,8 @@ fn append(term: u64) -> impl Strategy<Value = MessageBody> {
                     } else {
                         last.term
                     };
-                    let e = Entry {
-                        term: t,
-                        index: last.index.next(),
-                        kind,
-                        data,
-                    };
-                    last = e.log_id();
-                    e
+                    let index = last.index.next();
+                    after(&mut last, t, index, kind, data)
                 })
                 .collect();
             MessageBody::Append(Append {
@@ -250,6 +257,153 @@ fn conf_change_v2() -> impl Strategy<Value = ConfChangeV2> {
         })
 }
 
+// --- strategies for any core message, valid or not ---------------------------
+
+/// A term or index: small, or at the bound, or just past it.
+fn loose_counter() -> impl Strategy<Value = u64> {
+    prop_oneof![16 => 0u64..6, 1 => Just(MAX_TERM_OR_INDEX), 1 => Just(MAX_TERM_OR_INDEX + 1)]
+}
+
+/// Any pair, including the ones no log can hold.
+fn loose_log_id() -> impl Strategy<Value = LogId> {
+    (loose_counter(), loose_counter()).prop_map(|(t, i)| LogId::new(Term(t), Index(i)))
+}
+
+/// The entries of an append after `prev`: each mostly one index and the
+/// same or a higher term after the one before, sometimes not.
+fn loose_append() -> impl Strategy<Value = MessageBody> {
+    let index_step = prop_oneof![6 => Just(1u64), 1 => Just(0), 1 => Just(2)];
+    let term_step = prop_oneof![4 => Just(0i64), 2 => Just(1), 1 => Just(-1)];
+    (
+        loose_log_id(),
+        vec((index_step, term_step, entry_kind()), 0..4),
+        loose_counter(),
+    )
+        .prop_map(|(prev, steps, commit)| {
+            let mut last = prev;
+            let entries = steps
+                .into_iter()
+                .map(|(di, dt, kind)| {
+                    let term = Term(last.term.get().saturating_add_signed(dt));
+                    let index = Index(last.index.get().saturating_add(di));
+                    after(&mut last, term, index, kind, Bytes::new())
+                })
+                .collect();
+            MessageBody::Append(Append {
+                prev,
+                entries,
+                commit: Index(commit),
+            })
+        })
+}
+
+/// Forwarded entries: any term and index.
+fn loose_entries() -> impl Strategy<Value = Vec<Entry>> {
+    vec((loose_counter(), loose_counter(), entry_kind()), 0..4).prop_map(|raw| {
+        raw.into_iter()
+            .map(|(term, index, kind)| Entry {
+                term: Term(term),
+                index: Index(index),
+                kind,
+                data: Bytes::new(),
+            })
+            .collect()
+    })
+}
+
+/// Any four sets of nodes 1..=4, so the membership rules can break.
+fn loose_conf_state() -> impl Strategy<Value = ConfState> {
+    let set = || btree_set((1u64..5).prop_map(common::id), 0..3);
+    (set(), set(), set(), set(), any::<bool>()).prop_map(
+        |(voters, learners, voters_outgoing, learners_next, auto_leave)| ConfState {
+            voters,
+            learners,
+            voters_outgoing,
+            learners_next,
+            auto_leave,
+        },
+    )
+}
+
+/// A body of any kind whose terms, indexes and positions are drawn
+/// without regard to the rules.
+fn loose_body() -> impl Strategy<Value = MessageBody> {
+    let c = loose_counter;
+    prop_oneof![
+        4 => loose_append(),
+        1 => (c(), proptest::option::of((c(), c())), c()).prop_map(|(index, hint, commit)| {
+            MessageBody::AppendResponse(AppendResponse {
+                index: Index(index),
+                reject: hint.map(|(i, t)| RejectHint {
+                    index: Index(i),
+                    term: Term(t),
+                }),
+                commit: Index(commit),
+            })
+        }),
+        1 => (loose_log_id(), any::<bool>())
+            .prop_map(|(last, transfer)| MessageBody::Vote(VoteRequest { last, transfer })),
+        1 => (loose_log_id(), any::<bool>())
+            .prop_map(|(last, transfer)| MessageBody::PreVote(VoteRequest { last, transfer })),
+        1 => any::<bool>().prop_map(|reject| MessageBody::VoteResponse(VoteResponse { reject })),
+        1 => any::<bool>().prop_map(|reject| MessageBody::PreVoteResponse(VoteResponse { reject })),
+        1 => c().prop_map(|commit| MessageBody::Heartbeat(Heartbeat {
+            commit: Index(commit),
+            read_round: None
+        })),
+        2 => (loose_log_id(), loose_conf_state()).prop_map(|(at, conf_state)| {
+            MessageBody::Snapshot(Snapshot {
+                metadata: SnapshotMetadata {
+                    index: at.index,
+                    term: at.term,
+                    conf_state,
+                },
+                data: Bytes::new(),
+            })
+        }),
+        1 => loose_entries().prop_map(|entries| MessageBody::Propose(Propose { entries })),
+        1 => c().prop_map(|index| MessageBody::ReadIndexResponse(ReadIndexResponse {
+            index: Index(index),
+            context: Bytes::new()
+        })),
+        1 => Just(MessageBody::ReadIndex(ReadIndexRequest {
+            context: Bytes::new()
+        })),
+        1 => Just(MessageBody::TimeoutNow),
+        1 => (1u64..4).prop_map(|t| MessageBody::TransferLeader(TransferLeader {
+            target: common::id(t)
+        })),
+    ]
+}
+
+/// A message of any kind from one of nodes 1..=3 to another (sometimes
+/// itself), mostly with a term where its kind has one (sometimes any
+/// term), breaking any rule or none.
+fn loose_message() -> impl Strategy<Value = Message> {
+    (
+        1u64..4,
+        prop_oneof![5 => 1u64..3, 1 => Just(0)],
+        proptest::option::weighted(0.2, loose_counter()),
+        1u64..6,
+        loose_body(),
+    )
+        .prop_map(|(from, offset, any_term, term, body)| {
+            let forwarded = matches!(
+                body,
+                MessageBody::Propose(_)
+                    | MessageBody::ReadIndex(_)
+                    | MessageBody::TransferLeader(_)
+            );
+            let natural = if forwarded { 0 } else { term };
+            Message {
+                from: common::id(from),
+                to: common::id((from - 1 + offset) % 3 + 1),
+                term: Term(any_term.unwrap_or(natural)),
+                body,
+            }
+        })
+}
+
 // --- mutation of wire messages -----------------------------------------------
 
 /// One field of a wire message set to an arbitrary small value.
@@ -352,6 +506,99 @@ fn sort_lists(w: &mut wire::Message) {
     }
 }
 
+/// A valid message's wire form with one or two fields changed.
+fn mutated_wire_message() -> impl Strategy<Value = wire::Message> {
+    (valid_message(), vec(mutation(), 1..3)).prop_map(|(message, mutations)| {
+        let mut w = wire::Message::from(&message);
+        for m in mutations {
+            apply(&mut w, m);
+        }
+        w
+    })
+}
+
+/// Mostly the field's default (what a kind that does not use it must
+/// hold), sometimes a value from `s`.
+fn mostly_default<T: Default + std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<T> {
+    prop_oneof![2 => Just(T::default()), 1 => s].boxed()
+}
+
+fn raw_entry() -> impl Strategy<Value = wire::Entry> {
+    (0i32..4, loose_counter(), loose_counter()).prop_map(|(r#type, term, index)| wire::Entry {
+        r#type,
+        term,
+        index,
+        data: Bytes::new(),
+    })
+}
+
+fn raw_snapshot() -> impl Strategy<Value = wire::Snapshot> {
+    let ids = || vec(0u64..5, 0..3);
+    (
+        loose_counter(),
+        loose_counter(),
+        (ids(), ids(), ids(), ids(), any::<bool>()),
+    )
+        .prop_map(
+            |(term, index, (voters, learners, outgoing, next, auto_leave))| wire::Snapshot {
+                metadata: Some(wire::SnapshotMetadata {
+                    conf_state: Some(wire::ConfState {
+                        voters,
+                        learners,
+                        voters_outgoing: outgoing,
+                        learners_next: next,
+                        auto_leave,
+                    }),
+                    index,
+                    term,
+                }),
+                data: Bytes::new(),
+            },
+        )
+}
+
+/// A wire message built field by field from a few values each, with no
+/// regard to its kind.
+fn raw_wire_message() -> impl Strategy<Value = wire::Message> {
+    let c = || mostly_default(loose_counter());
+    let envelope = (0i32..16, 0u64..4, 0u64..4, loose_counter());
+    let position = (c(), c(), c(), mostly_default(any::<bool>()), c(), c());
+    let rest = (
+        mostly_default(vec(raw_entry(), 1..4)),
+        mostly_default(any::<bool>()),
+        mostly_default(proptest::option::of(0u64..3)),
+        mostly_default(proptest::option::of(raw_snapshot())),
+        mostly_default(vec(any::<u8>(), 1..3)),
+        mostly_default(0u64..4),
+    );
+    (envelope, position, rest).prop_map(
+        |(
+            (r#type, from, to, term),
+            (log_term, index, commit, reject, reject_hint_index, reject_hint_term),
+            (entries, transfer, read_round, snapshot, context, transfer_target),
+        )| wire::Message {
+            r#type,
+            from,
+            to,
+            term,
+            log_term,
+            index,
+            entries,
+            commit,
+            reject,
+            reject_hint_index,
+            reject_hint_term,
+            transfer,
+            read_round,
+            snapshot,
+            context: Bytes::from(context),
+            transfer_target,
+        },
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -394,6 +641,7 @@ proptest! {
 
     #[test]
     fn valid_messages_round_trip_through_bytes(message in valid_message()) {
+        prop_assert_eq!(message.validate(), Ok(()));
         let bytes = raft_proto::encode_message(&message);
         prop_assert_eq!(raft_proto::decode_message(&bytes), Ok(message.clone()));
         prop_assert_eq!(raft_proto::decode_message_bytes(bytes), Ok(message));
@@ -407,18 +655,45 @@ proptest! {
 
     #[test]
     fn a_mutated_message_is_rejected_or_has_exactly_one_wire_form(
-        message in valid_message(),
-        mutations in vec(mutation(), 1..3),
+        mut w in mutated_wire_message(),
     ) {
-        let mut w = wire::Message::from(&message);
-        for m in mutations {
-            apply(&mut w, m);
-        }
         if let Ok(decoded) = raft_proto::decode_message(&w.encode_to_vec()) {
             let mut again = wire::Message::from(&decoded);
             sort_lists(&mut w);
             sort_lists(&mut again);
             prop_assert_eq!(again, w);
+        }
+    }
+
+    #[test]
+    fn a_message_the_decoder_accepts_is_one_validate_accepts(
+        w in prop_oneof![
+            mutated_wire_message(),
+            loose_message().prop_map(|m| wire::Message::from(&m)),
+            raw_wire_message(),
+        ],
+    ) {
+        // The decoder never hands out a message `RawNode::step` refuses.
+        if let Ok(m) = raft_proto::decode_message(&w.encode_to_vec()) {
+            prop_assert_eq!(m.validate(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn an_encoded_message_decodes_back_exactly_when_validate_accepts_it(
+        message in prop_oneof![valid_message(), loose_message()],
+    ) {
+        let decoded = raft_proto::decode_message(&raft_proto::encode_message(&message));
+        match message.validate() {
+            Ok(()) => prop_assert_eq!(decoded, Ok(message)),
+            Err(rule) => match decoded {
+                // Past the wire checks, the verdict is validate's, unchanged.
+                Err(DecodeError::Invalid(found)) => prop_assert_eq!(found, rule),
+                // Out-of-range values and a broken snapshot are refused by
+                // the wire checks first, which validate also refuses.
+                Err(_) => {}
+                Ok(m) => prop_assert!(false, "decoded {:?}, which breaks {:?}", m, rule),
+            },
         }
     }
 

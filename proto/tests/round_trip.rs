@@ -7,7 +7,8 @@ use common::{append, entry, every_kind, id, joint_conf_state, message, snapshot}
 use prost::Message as _;
 use raft_core::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,
-    EntryKind, HardState, Index, Message, MessageBody, SnapshotMetadata, Term,
+    EntryKind, HardState, Index, InvalidConfState, InvalidMessage, Message, MessageBody,
+    SnapshotMetadata, Term,
 };
 use raft_proto::{DecodeError, wire};
 
@@ -315,13 +316,30 @@ fn conf_state_round_trips_simple_and_joint() {
 
 #[test]
 fn decode_errors_describe_the_problem_in_words() {
-    let err = DecodeError::EntriesNotConsecutive {
-        position: 1,
-        expected: 12,
-        found: 14,
+    let err = DecodeError::ValueTooLarge {
+        field: "Entry.index",
+        value: u64::MAX,
     };
     assert_eq!(
         err.to_string(),
+        "Entry.index = 18446744073709551615 exceeds the largest accepted term or index"
+    );
+}
+
+#[test]
+fn broken_raft_core_rules_are_described_in_raft_core_s_words() {
+    let err = DecodeError::from(InvalidMessage::EntriesNotConsecutive {
+        position: 1,
+        expected: Index(12),
+        found: Index(14),
+    });
+    assert_eq!(
+        err.to_string(),
         "entry #1 of the append has index 14, expected 12"
+    );
+    let err = DecodeError::from(InvalidConfState::AutoLeaveWithoutJoint);
+    assert_eq!(
+        err.to_string(),
+        "auto_leave is set but the configuration is not joint"
     );
 }

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use common::{append, every_kind, id, joint_conf_state, message, snapshot};
 use prost::Message as _;
 use raft_core::{
-    AppendResponse, Index, LogId, Message, MessageBody, RejectHint, Term, VoteRequest, VoteResponse,
+    AppendResponse, Index, InvalidConfState, InvalidMessage, LogId, Message, MessageBody,
+    RejectHint, Term, VoteRequest, VoteResponse,
 };
 use raft_proto::{DecodeError, DecodeLimits, MAX_TERM_OR_INDEX, wire};
 
@@ -37,6 +38,18 @@ fn wire_conf_state() -> wire::ConfState {
 
 fn decode_conf_state(w: &wire::ConfState) -> Result<raft_core::ConfState, DecodeError> {
     raft_proto::decode_conf_state(&w.encode_to_vec())
+}
+
+/// The error of an append whose entry at `position` has index `found`
+/// where `expected` was due.
+fn not_consecutive(position: usize, expected: u64, found: u64) -> Result<Message, DecodeError> {
+    Err(DecodeError::Invalid(
+        InvalidMessage::EntriesNotConsecutive {
+            position,
+            expected: Index(expected),
+            found: Index(found),
+        },
+    ))
 }
 
 // --- envelope -------------------------------------------------------------
@@ -94,18 +107,30 @@ fn message_to_node_zero_is_rejected() {
 fn message_sent_to_its_own_sender_is_rejected() {
     let mut w = wire_append();
     w.to = w.from;
-    assert_eq!(decode(&w), Err(DecodeError::SelfAddressed { node: id(1) }));
+    assert_eq!(
+        decode(&w),
+        Err(DecodeError::Invalid(InvalidMessage::SelfAddressed {
+            node: id(1)
+        }))
+    );
 }
 
 #[test]
-fn message_term_beyond_the_accepted_maximum_is_rejected() {
+fn the_accepted_maximum_is_raft_core_s_largest_term_and_index() {
+    assert_eq!(MAX_TERM_OR_INDEX, Term::MAX.get());
+    assert_eq!(MAX_TERM_OR_INDEX, Index::MAX.get());
+    assert_eq!(MAX_TERM_OR_INDEX, i64::MAX as u64);
+}
+
+#[test]
+fn message_term_beyond_the_accepted_maximum_is_rejected_with_its_wire_field() {
     let mut w = wire_kind("TimeoutNow");
-    w.term = MAX_TERM_OR_INDEX + 1;
+    w.term = Term::MAX.get() + 1;
     assert_eq!(
         decode(&w),
         Err(DecodeError::ValueTooLarge {
             field: "Message.term",
-            value: MAX_TERM_OR_INDEX + 1
+            value: Term::MAX.get() + 1
         })
     );
 }
@@ -113,8 +138,8 @@ fn message_term_beyond_the_accepted_maximum_is_rejected() {
 #[test]
 fn message_term_at_the_accepted_maximum_is_accepted() {
     let mut w = wire_kind("TimeoutNow");
-    w.term = MAX_TERM_OR_INDEX;
-    assert_eq!(decode(&w).map(|m| m.term), Ok(Term(MAX_TERM_OR_INDEX)));
+    w.term = Term::MAX.get();
+    assert_eq!(decode(&w).map(|m| m.term), Ok(Term::MAX));
 }
 
 #[test]
@@ -123,7 +148,9 @@ fn heartbeat_with_term_zero_is_rejected() {
     w.term = 0;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::MissingTerm { kind: "Heartbeat" })
+        Err(DecodeError::Invalid(InvalidMessage::MissingTerm {
+            kind: "Heartbeat"
+        }))
     );
 }
 
@@ -144,9 +171,9 @@ fn granted_pre_vote_with_term_zero_is_rejected() {
     );
     assert_eq!(
         decode(&wire_of(&grant)),
-        Err(DecodeError::MissingTerm {
+        Err(DecodeError::Invalid(InvalidMessage::MissingTerm {
             kind: "PreVoteResponse"
-        })
+        }))
     );
 }
 
@@ -156,9 +183,9 @@ fn vote_response_with_term_zero_is_rejected() {
     w.term = 0;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::MissingTerm {
+        Err(DecodeError::Invalid(InvalidMessage::MissingTerm {
             kind: "VoteResponse"
-        })
+        }))
     );
 }
 
@@ -168,11 +195,39 @@ fn forwarded_proposal_that_carries_a_term_is_rejected() {
     w.term = 3;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::UnexpectedTerm {
+        Err(DecodeError::Invalid(InvalidMessage::UnexpectedTerm {
             kind: "Propose",
-            term: 3
-        })
+            term: Term(3)
+        }))
     );
+}
+
+#[test]
+fn forwarded_read_index_and_transfer_requests_that_carry_a_term_are_rejected() {
+    for kind in ["ReadIndex", "TransferLeader"] {
+        let mut w = wire_kind(kind);
+        w.term = 2;
+        assert_eq!(
+            decode(&w),
+            Err(DecodeError::Invalid(InvalidMessage::UnexpectedTerm {
+                kind,
+                term: Term(2)
+            }))
+        );
+    }
+}
+
+#[test]
+fn a_wire_error_is_reported_before_a_broken_message_rule() {
+    // Self-addressed (a message rule) with a commit out of range (a wire
+    // rule): the message is validated only once it is well-formed.
+    let mut w = wire_kind("Heartbeat");
+    (w.to, w.commit) = (w.from, u64::MAX);
+    let wire_rule = DecodeError::ValueTooLarge {
+        field: "Message.commit",
+        value: u64::MAX,
+    };
+    assert_eq!(decode(&w), Err(wire_rule));
 }
 
 // --- fields a kind does not use --------------------------------------------
@@ -268,49 +323,28 @@ fn accepting_append_response_with_a_reject_hint_is_rejected() {
 fn append_with_gap_in_entry_indexes_is_rejected() {
     let mut w = wire_append();
     w.entries[2].index = 14;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::EntriesNotConsecutive {
-            position: 2,
-            expected: 13,
-            found: 14
-        })
-    );
+    assert_eq!(decode(&w), not_consecutive(2, 13, 14));
 }
 
 #[test]
 fn append_whose_first_entry_does_not_follow_prev_is_rejected() {
     let mut w = wire_append();
     w.index = 9;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::EntriesNotConsecutive {
-            position: 0,
-            expected: 10,
-            found: 11
-        })
-    );
+    assert_eq!(decode(&w), not_consecutive(0, 10, 11));
 }
 
 #[test]
 fn append_with_repeated_entry_index_is_rejected() {
     let mut w = wire_append();
     w.entries[1].index = 11;
-    assert_eq!(
-        decode(&w),
-        Err(DecodeError::EntriesNotConsecutive {
-            position: 1,
-            expected: 12,
-            found: 11
-        })
-    );
+    assert_eq!(decode(&w), not_consecutive(1, 12, 11));
 }
 
 #[test]
 fn append_entry_with_index_zero_is_rejected() {
     let mut w = wire_append();
     w.entries[1].index = 0;
-    assert_eq!(decode(&w), Err(DecodeError::EntryIndexZero { position: 1 }));
+    assert_eq!(decode(&w), not_consecutive(1, 12, 0));
 }
 
 #[test]
@@ -320,11 +354,11 @@ fn append_with_decreasing_entry_terms_is_rejected() {
     w.entries[1].term = 5;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::EntryTermDecreasing {
-            index: 13,
-            term: 4,
-            previous: 5
-        })
+        Err(DecodeError::Invalid(InvalidMessage::EntryTermDecreasing {
+            index: Index(13),
+            term: Term(4),
+            previous: Term(5)
+        }))
     );
 }
 
@@ -334,11 +368,11 @@ fn append_entry_with_term_below_prev_term_is_rejected() {
     w.entries[0].term = 3;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::EntryTermDecreasing {
-            index: 11,
-            term: 3,
-            previous: 4
-        })
+        Err(DecodeError::Invalid(InvalidMessage::EntryTermDecreasing {
+            index: Index(11),
+            term: Term(3),
+            previous: Term(4)
+        }))
     );
 }
 
@@ -348,11 +382,11 @@ fn append_entry_with_term_above_message_term_is_rejected() {
     w.entries[2].term = 6;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::TermAboveMessageTerm {
+        Err(DecodeError::Invalid(InvalidMessage::TermAboveMessageTerm {
             field: "Append.entries",
-            term: 6,
-            message_term: 5
-        })
+            term: Term(6),
+            message_term: Term(5)
+        }))
     );
 }
 
@@ -367,11 +401,10 @@ fn append_entry_with_term_zero_is_rejected() {
     }
     assert_eq!(
         decode(&w),
-        Err(DecodeError::InvalidLogId {
+        Err(DecodeError::Invalid(InvalidMessage::InvalidLogId {
             field: "Append.entries",
-            term: 0,
-            index: 1
-        })
+            id: LogId::new(Term::ZERO, Index(1))
+        }))
     );
 }
 
@@ -424,9 +457,9 @@ fn entry_index_beyond_the_accepted_maximum_is_rejected() {
 #[test]
 fn append_ending_at_the_largest_accepted_index_is_accepted() {
     let mut w = wire_append();
-    w.index = MAX_TERM_OR_INDEX - 3;
+    w.index = Index::MAX.get() - 3;
     for (i, e) in w.entries.iter_mut().enumerate() {
-        e.index = MAX_TERM_OR_INDEX - 2 + i as u64;
+        e.index = Index::MAX.get() - 2 + i as u64;
     }
     assert!(decode(&w).is_ok());
 }
@@ -438,11 +471,10 @@ fn append_with_prev_term_but_no_prev_index_is_rejected() {
     w.index = 0;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::InvalidLogId {
+        Err(DecodeError::Invalid(InvalidMessage::InvalidLogId {
             field: "Append.prev",
-            term: 4,
-            index: 0
-        })
+            id: LogId::new(Term(4), Index::ZERO)
+        }))
     );
 }
 
@@ -453,11 +485,11 @@ fn append_with_prev_term_above_message_term_is_rejected() {
     w.log_term = 6;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::TermAboveMessageTerm {
+        Err(DecodeError::Invalid(InvalidMessage::TermAboveMessageTerm {
             field: "Append.prev",
-            term: 6,
-            message_term: 5
-        })
+            term: Term(6),
+            message_term: Term(5)
+        }))
     );
 }
 
@@ -487,11 +519,11 @@ fn vote_whose_last_log_term_is_above_its_term_is_rejected() {
     ));
     assert_eq!(
         decode(&w),
-        Err(DecodeError::TermAboveMessageTerm {
+        Err(DecodeError::Invalid(InvalidMessage::TermAboveMessageTerm {
             field: "Vote.last",
-            term: 4,
-            message_term: 3
-        })
+            term: Term(4),
+            message_term: Term(3)
+        }))
     );
 }
 
@@ -501,11 +533,10 @@ fn pre_vote_with_last_index_but_no_last_term_is_rejected() {
     w.index = 8;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::InvalidLogId {
+        Err(DecodeError::Invalid(InvalidMessage::InvalidLogId {
             field: "PreVote.last",
-            term: 0,
-            index: 8
-        })
+            id: LogId::new(Term::ZERO, Index(8))
+        }))
     );
 }
 
@@ -524,10 +555,12 @@ fn append_response_with_reject_hint_beyond_rejected_index_is_rejected() {
     ));
     assert_eq!(
         decode(&w),
-        Err(DecodeError::RejectHintBeyondIndex {
-            hint: 11,
-            index: 10
-        })
+        Err(DecodeError::Invalid(
+            InvalidMessage::RejectHintBeyondIndex {
+                hint: Index(11),
+                index: Index(10)
+            }
+        ))
     );
 }
 
@@ -535,7 +568,10 @@ fn append_response_with_reject_hint_beyond_rejected_index_is_rejected() {
 fn read_index_response_with_index_zero_is_rejected() {
     let mut w = wire_kind("ReadIndexResponse");
     w.index = 0;
-    assert_eq!(decode(&w), Err(DecodeError::ZeroReadIndex));
+    assert_eq!(
+        decode(&w),
+        Err(DecodeError::Invalid(InvalidMessage::ZeroReadIndex))
+    );
 }
 
 #[test]
@@ -549,7 +585,10 @@ fn snapshot_message_without_snapshot_is_rejected() {
 fn snapshot_message_with_empty_snapshot_is_rejected() {
     let mut w = wire_kind("Snapshot");
     w.snapshot = Some(wire::Snapshot::from(&raft_core::Snapshot::default()));
-    assert_eq!(decode(&w), Err(DecodeError::MissingSnapshot));
+    assert_eq!(
+        decode(&w),
+        Err(DecodeError::Invalid(InvalidMessage::EmptySnapshot))
+    );
 }
 
 #[test]
@@ -558,11 +597,11 @@ fn snapshot_newer_than_message_term_is_rejected() {
     w.term = 5;
     assert_eq!(
         decode(&w),
-        Err(DecodeError::TermAboveMessageTerm {
+        Err(DecodeError::Invalid(InvalidMessage::TermAboveMessageTerm {
             field: "Snapshot.metadata",
-            term: 6,
-            message_term: 5
-        })
+            term: Term(6),
+            message_term: Term(5)
+        }))
     );
 }
 
@@ -598,10 +637,24 @@ fn snapshot_metadata_with_index_but_no_term_is_rejected() {
     w.term = 0;
     assert_eq!(
         raft_proto::decode_snapshot_metadata(&w.encode_to_vec()),
-        Err(DecodeError::InvalidLogId {
-            field: "SnapshotMetadata",
-            term: 0,
-            index: 100
+        Err(DecodeError::InvalidSnapshotPosition {
+            position: LogId::new(Term::ZERO, Index(100))
+        })
+    );
+}
+
+#[test]
+fn snapshot_message_whose_metadata_is_not_a_log_position_is_rejected() {
+    // Metadata is checked as a record of its own (it is also read from
+    // snapshot files) before the message is validated.
+    let mut w = wire_kind("Snapshot");
+    if let Some(m) = w.snapshot.as_mut().and_then(|s| s.metadata.as_mut()) {
+        m.term = 0;
+    }
+    assert_eq!(
+        decode(&w),
+        Err(DecodeError::InvalidSnapshotPosition {
+            position: LogId::new(Term::ZERO, Index(100))
         })
     );
 }
@@ -610,7 +663,10 @@ fn snapshot_metadata_with_index_but_no_term_is_rejected() {
 fn proposal_without_entries_is_rejected() {
     let mut w = wire_kind("Propose");
     w.entries.clear();
-    assert_eq!(decode(&w), Err(DecodeError::EmptyProposal));
+    assert_eq!(
+        decode(&w),
+        Err(DecodeError::Invalid(InvalidMessage::EmptyProposal))
+    );
 }
 
 #[test]
@@ -633,7 +689,9 @@ fn conf_state_listing_a_node_as_voter_and_learner_is_rejected() {
     w.learners.push(4);
     assert_eq!(
         decode_conf_state(&w),
-        Err(DecodeError::VoterAndLearner { node: id(4) })
+        Err(DecodeError::InvalidConfState(
+            InvalidConfState::VoterAndLearner { node: id(4) }
+        ))
     );
 }
 
@@ -643,7 +701,9 @@ fn conf_state_listing_an_outgoing_voter_as_learner_is_rejected() {
     w.learners.push(3);
     assert_eq!(
         decode_conf_state(&w),
-        Err(DecodeError::VoterAndLearner { node: id(3) })
+        Err(DecodeError::InvalidConfState(
+            InvalidConfState::VoterAndLearner { node: id(3) }
+        ))
     );
 }
 
@@ -653,7 +713,9 @@ fn conf_state_with_learner_next_that_is_not_an_outgoing_voter_is_rejected() {
     w.learners_next.push(4);
     assert_eq!(
         decode_conf_state(&w),
-        Err(DecodeError::LearnerNextNotOutgoingVoter { node: id(4) })
+        Err(DecodeError::InvalidConfState(
+            InvalidConfState::LearnerNextNotOutgoingVoter { node: id(4) }
+        ))
     );
 }
 
@@ -666,7 +728,9 @@ fn conf_state_with_auto_leave_outside_a_joint_configuration_is_rejected() {
     };
     assert_eq!(
         decode_conf_state(&w),
-        Err(DecodeError::AutoLeaveWithoutJoint)
+        Err(DecodeError::InvalidConfState(
+            InvalidConfState::AutoLeaveWithoutJoint
+        ))
     );
 }
 
@@ -715,7 +779,9 @@ fn invalid_conf_state_inside_a_snapshot_message_is_rejected() {
     }
     assert_eq!(
         decode(&w),
-        Err(DecodeError::VoterAndLearner { node: id(1) })
+        Err(DecodeError::InvalidConfState(
+            InvalidConfState::VoterAndLearner { node: id(1) }
+        ))
     );
 }
 
