@@ -197,12 +197,11 @@ fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<Sender, Refusal
     match cluster {
         Some(id) if id == ours => {}
         Some(id) => {
+            // Never the right id: the refusal goes to whoever asked, and the
+            // id must not be a password anyone can read off a 403.
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "cluster id mismatch: request has {id:016x}, this node is in {}",
-                    shared.cluster_header()
-                ),
+                format!("cluster id mismatch: {id:016x} is not this node's cluster"),
             ));
         }
         None => {

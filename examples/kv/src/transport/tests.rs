@@ -378,6 +378,22 @@ async fn a_wrong_or_missing_cluster_id_is_refused() {
 }
 
 #[tokio::test]
+async fn a_wrong_cluster_refusal_does_not_reveal_the_right_cluster_id() {
+    let (a, b) = pair().await;
+    let addr = b.transport.local_addr();
+    let body = raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1)]);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 1, 2), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let ours = format!("{CLUSTER:016x}");
+    assert!(!text.contains(&ours), "the refusal reveals {ours}: {text}");
+    assert!(
+        !text.contains(&CLUSTER.to_string()),
+        "the refusal reveals the id in decimal: {text}"
+    );
+    assert!(text.contains("cluster id mismatch"), "{text}");
+}
+
+#[tokio::test]
 async fn a_joining_node_adopts_the_cluster_id_of_a_known_peer_only() {
     let a = Node::any(1).await;
     let mut j = Node::start_with(4, None, loopback0(), 64).await;
