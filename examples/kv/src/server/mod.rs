@@ -11,6 +11,7 @@
 
 mod apply;
 pub mod durable;
+pub mod identity;
 mod raft_loop;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use raft_snap::Snapshotter;
 use raft_wal::{SnapshotMarker, Wal};
 
 use super::durable::{self, OpenDataError};
+use super::identity::Identity;
 use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
 use crate::metrics::{self, Metrics};
 use crate::peer_url::{self, PeerUrl};
@@ -122,8 +123,9 @@ pub struct RaftLoop {
     /// stops (it lingers to hand leadership over and spread the commit).
     pub(super) removed_ticks_left: Option<u32>,
     stopping: bool,
-    /// Whether the cluster id is recorded in the data directory.
-    cluster_id_saved: bool,
+    /// The data directory's identity record; its cluster id is filled in
+    /// (and the record rewritten) once a joining node learns it.
+    identity: Identity,
     /// A member was added: the next snapshot must include it, or the
     /// leader cannot send it one (a follower refuses a snapshot whose
     /// membership lacks it; see `raft_core::Storage::snapshot`).
@@ -141,18 +143,19 @@ impl RaftLoop {
         metrics: Arc<Metrics>,
     ) -> Result<(RaftLoop, Handle), StartError> {
         let me = opts.cluster[opts.id.get() as usize - 1].clone();
-        let opened = durable::open(&opts.data_dir, &opts.cluster, opts.join)?;
+        let opened = durable::open(&opts.data_dir, opts.id, &opts.cluster, opts.join)?;
         if opened.bootstrapped {
             tracing::info!(
                 members = opts.cluster.len(),
                 "bootstrapped a new cluster log"
             );
         }
-        let stored_cluster_id = durable::load_cluster_id(&opts.data_dir)?;
         // Founders derive the id from the founding list; a joining node
         // learns it from the first peer that contacts it. Either way it is
         // recorded, so a restart with a longer --cluster keeps it.
-        let cluster_id = stored_cluster_id
+        let cluster_id = opened
+            .identity
+            .cluster_id
             .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
         let (tx, rx) = bounded(opts.queue_len);
         let peers = initial_peers(&opts, &opened.store);
@@ -204,7 +207,7 @@ impl RaftLoop {
             leader: None,
             removed_ticks_left: None,
             stopping: false,
-            cluster_id_saved: stored_cluster_id.is_some(),
+            identity: opened.identity,
             snapshot_for_new_member: false,
             opts,
         };
@@ -268,12 +271,13 @@ impl RaftLoop {
 
     fn on_tick(&mut self) -> Result<Option<LoopExit>, LoopError> {
         self.node.tick().map_err(|e| fatal("tick", e))?;
-        if !self.cluster_id_saved
+        if self.identity.cluster_id.is_none()
             && let Some(id) = self.transport.cluster_id()
         {
-            durable::save_cluster_id(&self.opts.data_dir, id)
+            self.identity.cluster_id = Some(id);
+            self.identity
+                .save(&self.opts.data_dir)
                 .map_err(|e| fatal("record the cluster id", e))?;
-            self.cluster_id_saved = true;
         }
         // Clients that gave up (timeout) dropped their receivers.
         self.writes.retain(|_, r| !r.is_closed());

@@ -346,3 +346,65 @@ impl Cluster {
 pub fn unknown(e: &ClientError) -> bool {
     e.outcome_unknown()
 }
+
+/// A lone `raftkv` node process started with `args`, its stderr kept in
+/// `stderr_path`. Dropping it kills the process.
+pub struct Process {
+    child: Child,
+    stderr_path: PathBuf,
+}
+
+impl Process {
+    /// Starts `raftkv <args>`.
+    pub fn spawn<I, S>(args: I, stderr_path: PathBuf) -> Process
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let stderr = File::create(&stderr_path).expect("stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn raftkv");
+        Process { child, stderr_path }
+    }
+
+    /// Its exit status, if it exits within [`DEADLINE`]; `None` if it is
+    /// still running then.
+    pub async fn exit_within_deadline(&mut self) -> Option<ExitStatus> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// SIGTERMs it and waits for it to exit.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        self.exit_within_deadline()
+            .await
+            .expect("exits after SIGTERM")
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
