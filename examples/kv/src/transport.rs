@@ -23,8 +23,15 @@
 //! unknown sender, or a message not addressed to this node (or whose `from`
 //! is not the sender); `410 Gone` for a sender that was removed from the
 //! cluster; `400 Bad Request` for a body that does not decode; `413 Payload
-//! Too Large` beyond [`MAX_BATCH_RECEIVE_BYTES`] / [`MAX_SNAPSHOT_BYTES`];
-//! `404` / `405` for other paths and methods. Refusals carry a plain-text
+//! Too Large` beyond [`MAX_BATCH_RECEIVE_BYTES`] or
+//! [`SnapshotReceiveConfig::max_bytes`]; `503 Service Unavailable` for a
+//! snapshot while [`SnapshotReceiveConfig::max_concurrent`] are being
+//! received; `408` for a snapshot body that stalls; `404` / `405` for other
+//! paths and methods.
+//!
+//! Snapshot bodies stream to a spill file, verified as they arrive, and
+//! only a complete, verified snapshot is read into memory (see
+//! `receive.rs`): a garbage or oversized upload never costs its size. Refusals carry a plain-text
 //! reason, are logged at `warn` and counted in
 //! [`Metrics::peer_requests_rejected`]; a refused request delivers nothing.
 
@@ -45,6 +52,7 @@ use tokio::task::JoinSet;
 use crate::metrics::{Metrics, add, inc};
 use crate::peer_url::PeerUrl;
 
+mod receive;
 mod sender;
 mod server;
 mod snapshot;
@@ -66,8 +74,10 @@ pub const HEADER_TO: &str = "x-raftkv-to";
 pub const MAX_BATCH_SEND_BYTES: usize = 4 << 20;
 /// The largest batch body the server accepts.
 pub const MAX_BATCH_RECEIVE_BYTES: usize = 64 << 20;
-/// The largest snapshot body the server accepts.
-pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+/// The largest snapshot (its data) the server accepts by default.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
+/// How many snapshots the server receives at once by default.
+pub const MAX_CONCURRENT_SNAPSHOT_RECEIVES: usize = 2;
 
 /// Where the transport hands what arrives from peers: implemented by the
 /// raft loop. Every method must return quickly and never block.
@@ -98,6 +108,35 @@ pub struct TransportConfig {
     pub peers: Vec<(NodeId, PeerUrl)>,
     /// Bounded queue length per peer, in messages.
     pub queue_messages: usize,
+    /// Limits of incoming snapshots.
+    pub snapshot_receive: SnapshotReceiveConfig,
+}
+
+/// How the peer server receives snapshots: streamed into a file of `dir`
+/// (unlinked at once, so nothing is left behind) and verified as they
+/// arrive; only a complete, verified snapshot is read into memory and
+/// handed to raft.
+#[derive(Clone, Debug)]
+pub struct SnapshotReceiveConfig {
+    /// Where snapshots being received are spilled.
+    pub dir: std::path::PathBuf,
+    /// The largest snapshot data accepted, in bytes.
+    pub max_bytes: u64,
+    /// How many snapshots are received at once; a further upload gets
+    /// `503 Service Unavailable`.
+    pub max_concurrent: usize,
+}
+
+impl SnapshotReceiveConfig {
+    /// Spilling into `dir`, with [`MAX_SNAPSHOT_BYTES`] and
+    /// [`MAX_CONCURRENT_SNAPSHOT_RECEIVES`].
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> SnapshotReceiveConfig {
+        SnapshotReceiveConfig {
+            dir: dir.into(),
+            max_bytes: MAX_SNAPSHOT_BYTES,
+            max_concurrent: MAX_CONCURRENT_SNAPSHOT_RECEIVES,
+        }
+    }
 }
 
 /// Why the transport did not start.
@@ -161,6 +200,11 @@ impl Transport {
             stopped: AtomicBool::new(false),
             peers: RwLock::new(Peers::default()),
             tasks: Mutex::new(Tasks::default()),
+            snapshot_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.snapshot_receive.max_concurrent.max(1),
+            )),
+            snapshot_receive: config.snapshot_receive,
+            snapshot_buffered: AtomicU64::new(0),
         });
         shared.spawn(server::serve(Arc::clone(&shared), listener));
         let transport = Transport { shared, local_addr };
@@ -324,6 +368,11 @@ struct Shared {
     stopped: AtomicBool,
     peers: RwLock<Peers>,
     tasks: Mutex<Tasks>,
+    snapshot_receive: SnapshotReceiveConfig,
+    /// One permit per snapshot that may be received at once.
+    snapshot_slots: Arc<tokio::sync::Semaphore>,
+    /// Bytes of snapshot bodies in memory now, over all receives.
+    snapshot_buffered: AtomicU64,
 }
 
 /// The known and the removed peers.

@@ -21,7 +21,7 @@ use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
 use crate::metrics::{self, Metrics};
 use crate::peer_url::{self, PeerUrl};
 use crate::store::{KvStore, Put};
-use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::transport::{SnapshotReceiveConfig, Transport, TransportConfig, TransportError};
 
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
@@ -167,6 +167,7 @@ impl RaftLoop {
                 bind_outgoing: (!me.addr().ip().is_unspecified()).then(|| me.addr().ip()),
                 peers,
                 queue_messages: 4096,
+                snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
             },
             Arc::new(Inbox { tx: tx.clone() }),
             Arc::clone(&metrics),

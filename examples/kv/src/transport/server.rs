@@ -19,8 +19,8 @@ use raft_proto::DecodeLimits;
 use tokio::net::TcpListener;
 
 use super::{
-    BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES,
-    MAX_SNAPSHOT_BYTES, PeerStatus, SNAPSHOT_PATH, Shared, snapshot,
+    BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES, PeerStatus,
+    SNAPSHOT_PATH, Shared, receive,
 };
 
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the
@@ -85,7 +85,7 @@ struct Sender {
     from: NodeId,
 }
 
-async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> Reply {
+async fn handle(shared: &Arc<Shared>, remote: SocketAddr, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let from_header = header_str(req.headers(), HEADER_FROM).map(str::to_string);
     let outcome = route(shared, req).await;
@@ -118,7 +118,7 @@ async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> 
 }
 
 /// Dispatches on method and path; `Ok` holds how many messages were delivered.
-async fn route(shared: &Shared, req: Request<Incoming>) -> Result<usize, Refusal> {
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<usize, Refusal> {
     let path = req.uri().path();
     let is_batch = path == BATCH_PATH;
     let is_snapshot = path == SNAPSHOT_PATH;
@@ -135,30 +135,14 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<usize, Refusal
         ));
     }
     let sender = check_headers(shared, req.headers())?;
-    let limit = if is_batch {
-        MAX_BATCH_RECEIVE_BYTES
-    } else {
-        MAX_SNAPSHOT_BYTES
-    };
-    let body = read_body(req, limit).await?;
     let messages = if is_batch {
+        let body = read_body(req, MAX_BATCH_RECEIVE_BYTES).await?;
         DecodeLimits::new()
-            .with_max_batch_bytes(limit)
+            .with_max_batch_bytes(MAX_BATCH_RECEIVE_BYTES)
             .decode_batch_bytes(body)
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("undecodable batch: {e}")))?
     } else {
-        let decoded = tokio::task::spawn_blocking(move || snapshot::decode_body(body))
-            .await
-            .map_err(|e| {
-                Refusal::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("snapshot decoding failed: {e}"),
-                )
-            })?;
-        vec![
-            decoded
-                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("bad snapshot: {e}")))?,
-        ]
+        vec![receive_snapshot(shared, sender, req).await?]
     };
     check_messages(shared, sender, &messages)?;
     // The sender may have been removed while the body was read.
@@ -178,6 +162,34 @@ fn header_node_id(headers: &HeaderMap, name: &str) -> Option<NodeId> {
     header_str(headers, name)
         .and_then(|s| s.trim().parse::<u64>().ok())
         .and_then(NodeId::new)
+}
+
+/// One snapshot message, streamed in bounded memory (see `receive.rs`),
+/// holding one of the receive slots while it arrives.
+async fn receive_snapshot(
+    shared: &Arc<Shared>,
+    sender: Sender,
+    req: Request<Incoming>,
+) -> Result<Message, Refusal> {
+    let refused = |e: receive::ReceiveError| Refusal::new(e.status(), e.to_string());
+    let declared = declared_length(req.headers())?;
+    receive::check_declared(&shared.snapshot_receive, declared).map_err(refused)?;
+    let _slot = receive::take_slot(shared).map_err(refused)?;
+    receive::receive(shared, sender.from, req.into_body())
+        .await
+        .map_err(refused)
+}
+
+/// The `content-length` header, if any.
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refusal> {
+    match header_str(headers, CONTENT_LENGTH.as_str()) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "malformed content-length")),
+    }
 }
 
 /// Cluster id, sender and receiver.
@@ -282,17 +294,8 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusa
             format!("body larger than {limit} bytes"),
         )
     };
-    if let Some(declared) = header_str(req.headers(), CONTENT_LENGTH.as_str()) {
-        match declared.trim().parse::<u64>() {
-            Ok(n) if n > limit as u64 => return Err(too_large()),
-            Ok(_) => {}
-            Err(_) => {
-                return Err(Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed content-length",
-                ));
-            }
-        }
+    if declared_length(req.headers())?.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -16,6 +16,8 @@ use tokio::time::{Instant, timeout};
 
 use super::*;
 
+mod snapshot_receive;
+
 const CLUSTER: u64 = 0xfeed_beef;
 /// Deadline for anything that should happen.
 const WAIT: Duration = Duration::from_secs(20);
@@ -59,21 +61,24 @@ impl Node {
         listen: SocketAddr,
         queue_messages: usize,
     ) -> Node {
-        let (tx, events) = unbounded_channel();
-        let metrics = Arc::new(Metrics::default());
-        let config = TransportConfig {
-            id: nid(id),
+        Node::start_config(TransportConfig {
             cluster_id,
             listen,
-            bind_outgoing: Some("127.0.0.1".parse().unwrap()),
-            peers: Vec::new(),
             queue_messages,
-        };
+            ..config(id)
+        })
+        .await
+    }
+
+    async fn start_config(config: TransportConfig) -> Node {
+        let (tx, events) = unbounded_channel();
+        let metrics = Arc::new(Metrics::default());
+        let id = config.id;
         let transport = Transport::start(config, Arc::new(ChanInbox(tx)), Arc::clone(&metrics))
             .await
             .unwrap();
         Node {
-            id: nid(id),
+            id,
             transport,
             events,
             metrics,
@@ -112,6 +117,20 @@ impl Node {
         while let Ok(e) = self.events.try_recv() {
             assert!(!matches!(e, Event::Delivered(_)), "unexpected {e:?}");
         }
+    }
+}
+
+/// The configuration of node `id` in cluster [`CLUSTER`] on a free
+/// loopback port.
+fn config(id: u64) -> TransportConfig {
+    TransportConfig {
+        id: nid(id),
+        cluster_id: Some(CLUSTER),
+        listen: loopback0(),
+        bind_outgoing: Some("127.0.0.1".parse().unwrap()),
+        peers: Vec::new(),
+        queue_messages: 64,
+        snapshot_receive: SnapshotReceiveConfig::new(std::env::temp_dir()),
     }
 }
 
@@ -596,6 +615,16 @@ fn snapshot_body(message: &Message, stream_metadata: &SnapshotMetadata) -> Vec<u
     encoder.finish().unwrap()
 }
 
+/// Decodes a whole snapshot body from 1 to 2 as the server does.
+fn decode(body: &[u8]) -> Result<Message, receive::ReceiveError> {
+    let config = SnapshotReceiveConfig::new(std::env::temp_dir());
+    let parties = receive::Parties {
+        from: nid(1),
+        to: nid(2),
+    };
+    receive::decode_stream(body, parties, &config, |_| {})
+}
+
 #[test]
 fn snapshot_bodies_are_verified() {
     let (a, b) = (nid(1), nid(2));
@@ -605,23 +634,26 @@ fn snapshot_bodies_are_verified() {
             unreachable!()
         };
         let body = snapshot_body(&m, &s.metadata);
-        let decoded = snapshot::decode_body(body.clone().into()).unwrap();
-        assert_same(&decoded, &m);
+        assert_same(&decode(&body).unwrap(), &m);
 
         // Damage anywhere after the envelope fails the checksum or header.
         for at in [body.len() - 1, body.len() - 5, body.len() / 2 + 4] {
             let mut bad = body.clone();
             bad[at] ^= 0x40;
-            assert!(snapshot::decode_body(bad.into()).is_err(), "flip at {at}");
+            assert!(decode(&bad).is_err(), "flip at {at}");
         }
         // Truncated, or with bytes after the stream.
-        assert!(snapshot::decode_body(Bytes::copy_from_slice(&body[..body.len() - 1])).is_err());
+        assert!(decode(&body[..body.len() - 1]).is_err());
         let mut longer = body.clone();
         longer.push(0);
-        assert!(snapshot::decode_body(longer.into()).is_err());
+        assert!(decode(&longer).is_err());
         // A stream of another snapshot than the envelope announces.
         let mut other = s.metadata.clone();
         other.index = Index(41);
-        assert!(snapshot::decode_body(snapshot_body(&m, &other).into()).is_err());
+        assert!(decode(&snapshot_body(&m, &other)).is_err());
+        // A snapshot for another node, or from another than the sender.
+        let stray = snapshot_message(a, nid(3), s.data.clone());
+        let e = decode(&snapshot_body(&stray, &s.metadata)).unwrap_err();
+        assert_eq!(e.status(), StatusCode::FORBIDDEN, "{e}");
     }
 }
