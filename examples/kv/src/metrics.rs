@@ -80,6 +80,11 @@ pub struct Metrics {
     pub peer_send_failures: AtomicU64,
     /// Peer requests refused (bad cluster id, unknown node, bad body).
     pub peer_requests_rejected: AtomicU64,
+    /// Peer connections refused at the TLS handshake (no certificate, one
+    /// not signed by the CA, expired, naming no node, or no TLS at all).
+    pub peer_tls_handshakes_refused: AtomicU64,
+    /// Client API connections refused at the TLS handshake.
+    pub client_tls_handshakes_refused: AtomicU64,
     /// Snapshot uploads refused because the most allowed at once were
     /// already being received (also in `peer_requests_rejected`).
     pub peer_snapshot_receives_refused: AtomicU64,
@@ -111,7 +116,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "raftkv_proposals_total",
                 "Proposals handed to raft.",
@@ -166,6 +171,16 @@ impl Metrics {
                 "raftkv_peer_requests_rejected_total",
                 "Peer requests refused.",
                 &self.peer_requests_rejected,
+            ),
+            (
+                "raftkv_peer_tls_handshakes_refused_total",
+                "Peer connections refused at the TLS handshake.",
+                &self.peer_tls_handshakes_refused,
+            ),
+            (
+                "raftkv_client_tls_handshakes_refused_total",
+                "Client connections refused at the TLS handshake.",
+                &self.client_tls_handshakes_refused,
             ),
             (
                 "raftkv_peer_snapshot_receives_refused_total",

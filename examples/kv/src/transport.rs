@@ -50,7 +50,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::metrics::{Metrics, add, inc};
-use crate::peer_url::PeerUrl;
+use crate::peer_url::{PeerUrl, Scheme};
+use crate::tls::PeerTls;
 
 mod receive;
 mod sender;
@@ -110,6 +111,8 @@ pub struct TransportConfig {
     pub queue_messages: usize,
     /// Limits of incoming snapshots.
     pub snapshot_receive: SnapshotReceiveConfig,
+    /// Mutual TLS of the peer port; `None` for plain, unauthenticated HTTP.
+    pub tls: Option<PeerTls>,
 }
 
 /// How the peer server receives snapshots: streamed into a file of `dir`
@@ -205,13 +208,27 @@ impl Transport {
             )),
             snapshot_receive: config.snapshot_receive,
             snapshot_buffered: AtomicU64::new(0),
+            tls: config.tls,
         });
         shared.spawn(server::serve(Arc::clone(&shared), listener));
         let transport = Transport { shared, local_addr };
         for (id, url) in config.peers {
             transport.add_peer(id, url);
         }
-        tracing::info!(id = %config.id, listen = %local_addr, "peer transport started");
+        if transport.shared.tls.is_none() {
+            tracing::warn!(
+                listen = %local_addr,
+                "the peer port is unauthenticated plain HTTP: anyone who can reach it can send \
+                 raft messages as any member; use https:// peer URLs with --peer-cert, \
+                 --peer-key and --peer-ca (`raftkv certs` writes them)"
+            );
+        }
+        tracing::info!(
+            id = %config.id,
+            listen = %local_addr,
+            tls = transport.shared.tls.is_some(),
+            "peer transport started"
+        );
         Ok(transport)
     }
 
@@ -307,6 +324,18 @@ impl Transport {
         if peers.active.get(&id).is_some_and(|p| p.url == url) {
             return;
         }
+        // The scheme a member URL was recorded with never decides the
+        // security of the link, so an http:// URL can never downgrade a TLS
+        // node (a cluster moved to TLS keeps its recorded http:// URLs).
+        let tls = shared.tls.is_some();
+        if (url.scheme() == Scheme::Https) != tls {
+            tracing::warn!(
+                peer = %id,
+                url = %url,
+                tls,
+                "peer URL scheme differs from this node's peer port; using this node's"
+            );
+        }
         let (queue, rx) = mpsc::channel(shared.queue_messages);
         let overflowing = Arc::new(AtomicBool::new(false));
         let task = sender::run(
@@ -373,6 +402,7 @@ struct Shared {
     snapshot_slots: Arc<tokio::sync::Semaphore>,
     /// Bytes of snapshot bodies in memory now, over all receives.
     snapshot_buffered: AtomicU64,
+    tls: Option<PeerTls>,
 }
 
 /// The known and the removed peers.

@@ -21,6 +21,7 @@ use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
 use crate::metrics::{self, Metrics};
 use crate::peer_url::{self, PeerUrl};
 use crate::store::{KvStore, Put};
+use crate::tls::{PeerTls, TlsError, TlsFiles};
 use crate::transport::{SnapshotReceiveConfig, Transport, TransportConfig, TransportError};
 
 /// Snapshot files kept on disk.
@@ -55,6 +56,8 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Capacity of the request queue into the loop.
     pub queue_len: usize,
+    /// Mutual TLS of the peer port (`None`: plain HTTP).
+    pub peer_tls: Option<TlsFiles>,
 }
 
 /// Why the node could not start.
@@ -70,6 +73,9 @@ pub enum StartError {
     /// The peer listener.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The peer port's certificates.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Why the loop stopped.
@@ -143,6 +149,12 @@ impl RaftLoop {
         metrics: Arc<Metrics>,
     ) -> Result<(RaftLoop, Handle), StartError> {
         let me = opts.cluster[opts.id.get() as usize - 1].clone();
+        // Before the data directory: a node that cannot join its peers
+        // should not create one.
+        let tls = match &opts.peer_tls {
+            Some(files) => Some(PeerTls::load(opts.id, files)?),
+            None => None,
+        };
         let opened = durable::open(&opts.data_dir, opts.id, &opts.cluster, opts.join)?;
         if opened.bootstrapped {
             tracing::info!(
@@ -168,6 +180,7 @@ impl RaftLoop {
                 peers,
                 queue_messages: 4096,
                 snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
+                tls,
             },
             Arc::new(Inbox { tx: tx.clone() }),
             Arc::clone(&metrics),
@@ -186,6 +199,7 @@ impl RaftLoop {
             store: Arc::clone(&store),
             metrics: Arc::clone(&metrics),
             request_timeout: opts.request_timeout,
+            peer_scheme: me.scheme(),
         };
         let raft_loop = RaftLoop {
             node,

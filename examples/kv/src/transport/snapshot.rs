@@ -123,7 +123,7 @@ async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(),
         return Ok(());
     };
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    let mut sender = connect::<ChannelBody>(shared, to, url.addr()).await?;
+    let mut sender = connect::<ChannelBody>(shared, to, url).await?;
     let req = request(shared, to, url, SNAPSHOT_PATH, ChannelBody::new(rx))?;
     let exchange = async {
         sender.ready().await.map_err(SendError::Http)?;

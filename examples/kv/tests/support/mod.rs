@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftkv::client::{Client, ClientError};
+use raftkv::tls::certs::CertPaths;
 
 /// How long any single condition may take to become true.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -52,6 +53,7 @@ pub struct ClusterBuilder {
     snapshot_count: u64,
     catch_up_entries: u64,
     tick_ms: u64,
+    tls: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -61,8 +63,28 @@ impl Default for ClusterBuilder {
             snapshot_count: 10_000,
             catch_up_entries: 5000,
             tick_ms: 20,
+            tls: false,
         }
     }
+}
+
+/// Node ids `raftkv certs` writes certificates for in a TLS test cluster,
+/// so that nodes added later have one.
+const TLS_NODES: u64 = 7;
+
+/// Runs `raftkv certs` for nodes 1 to 7 on 127.0.0.1 into `dir`.
+pub fn write_certs(dir: &std::path::Path) -> CertPaths {
+    let out = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["certs", "--nodes", &TLS_NODES.to_string(), "--out"])
+        .arg(dir)
+        .output()
+        .expect("run raftkv certs");
+    assert!(
+        out.status.success(),
+        "raftkv certs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    CertPaths::new(dir)
 }
 
 impl ClusterBuilder {
@@ -84,11 +106,19 @@ impl ClusterBuilder {
         self
     }
 
+    /// Mutual TLS on the peer port, with certificates from `raftkv certs`.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     /// Starts the founders and waits for a leader.
     pub async fn start(self) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let certs = self.tls.then(|| write_certs(&dir.path().join("certs")));
         let mut c = Cluster {
             dir,
+            certs,
             opts: self,
             peer_ports: BTreeMap::new(),
             client_ports: BTreeMap::new(),
@@ -110,6 +140,8 @@ impl ClusterBuilder {
 /// A running cluster. Dropping it kills every process.
 pub struct Cluster {
     dir: tempfile::TempDir,
+    /// With mutual TLS: the certificate files.
+    pub certs: Option<CertPaths>,
     opts: ClusterBuilder,
     peer_ports: BTreeMap<u64, u16>,
     client_ports: BTreeMap<u64, u16>,
@@ -140,7 +172,17 @@ impl Drop for Cluster {
 impl Cluster {
     /// Peer URL of node `id`.
     pub fn peer_url(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", self.peer_ports[&id])
+        let scheme = if self.certs.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.peer_ports[&id])
+    }
+
+    /// What node `id` has logged so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
     }
 
     /// Client URL of node `id`.
@@ -209,6 +251,9 @@ impl Cluster {
             .stderr(Stdio::from(log));
         if join {
             cmd.arg("--join");
+        }
+        if let Some(certs) = &self.certs {
+            cmd.args(certs.peer_flags(id));
         }
         let child = cmd.spawn().expect("spawn raftkv");
         self.children.insert(id, child);

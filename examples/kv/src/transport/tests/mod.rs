@@ -17,6 +17,7 @@ use tokio::time::{Instant, timeout};
 use super::*;
 
 mod snapshot_receive;
+mod tls;
 
 const CLUSTER: u64 = 0xfeed_beef;
 /// Deadline for anything that should happen.
@@ -48,6 +49,8 @@ struct Node {
     transport: Transport,
     events: UnboundedReceiver<Event>,
     metrics: Arc<Metrics>,
+    /// `http` or, with mutual TLS, `https`.
+    scheme: &'static str,
 }
 
 impl Node {
@@ -74,6 +77,11 @@ impl Node {
         let (tx, events) = unbounded_channel();
         let metrics = Arc::new(Metrics::default());
         let id = config.id;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let transport = Transport::start(config, Arc::new(ChanInbox(tx)), Arc::clone(&metrics))
             .await
             .unwrap();
@@ -82,6 +90,7 @@ impl Node {
             transport,
             events,
             metrics,
+            scheme,
         }
     }
 
@@ -90,7 +99,8 @@ impl Node {
     }
 
     fn url(&self) -> PeerUrl {
-        url(self.transport.local_addr())
+        let addr = self.transport.local_addr();
+        PeerUrl::parse(&format!("{}://{addr}", self.scheme)).unwrap()
     }
 
     fn knows(&self, other: &Node) {
@@ -131,6 +141,7 @@ fn config(id: u64) -> TransportConfig {
         peers: Vec::new(),
         queue_messages: 64,
         snapshot_receive: SnapshotReceiveConfig::new(std::env::temp_dir()),
+        tls: None,
     }
 }
 
@@ -140,10 +151,6 @@ fn nid(n: u64) -> NodeId {
 
 fn loopback0() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
-}
-
-fn url(addr: SocketAddr) -> PeerUrl {
-    PeerUrl::parse(&format!("http://{addr}")).unwrap()
 }
 
 fn heartbeat(from: NodeId, to: NodeId, commit: u64) -> Message {
@@ -239,9 +246,22 @@ async fn post(
     body: Bytes,
 ) -> (StatusCode, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    exchange(stream, addr, path, headers, body).await.unwrap()
+}
+
+/// One `POST` on `io`, a connection to `addr`: status and body text, or
+/// the error that cut it short.
+async fn exchange<IO>(
+    io: IO,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<(StatusCode, String), hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(conn);
     let mut req = hyper::Request::post(path).header("host", addr.to_string());
     for (name, value) in headers {
@@ -249,11 +269,10 @@ async fn post(
     }
     let response = sender
         .send_request(req.body(Full::new(body)).unwrap())
-        .await
-        .unwrap();
+        .await?;
     let status = response.status();
-    let text = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&text).into_owned())
+    let text = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
 fn headers(cluster: u64, from: u64, to: u64) -> Vec<(&'static str, String)> {
