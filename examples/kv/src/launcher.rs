@@ -596,16 +596,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn each_node_gets_the_server_command_line() {
-        let args = parse(&["--nodes", "2", "--data-dir", "/d", "--log", "debug"]).unwrap();
-        let nodes = plan(&args).unwrap();
+    /// Node `index`'s command line in the cluster `args` plan.
+    fn command_line(args: &ClusterArgs, index: usize) -> (String, Vec<String>) {
+        let nodes = plan(args).unwrap();
         let cluster = cluster_arg(&nodes);
-        let got: Vec<String> = nodes[1]
+        let argv = nodes[index]
             .server_args(&cluster, &args.log)
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
+        (cluster, argv)
+    }
+
+    #[test]
+    fn each_node_gets_the_server_command_line() {
+        let args = parse(&["--nodes", "2", "--data-dir", "/d", "--log", "debug"]).unwrap();
+        let (_, got) = command_line(&args, 1);
         assert_eq!(
             got,
             [
@@ -626,14 +632,8 @@ mod tests {
     #[test]
     fn with_tls_nodes_get_https_urls_and_their_certificates() {
         let args = parse(&["--nodes", "2", "--data-dir", "/d", "--tls"]).unwrap();
-        let nodes = plan(&args).unwrap();
-        let cluster = cluster_arg(&nodes);
+        let (cluster, got) = command_line(&args, 1);
         assert_eq!(cluster, "https://127.0.0.1:12379,https://127.0.0.1:22379");
-        let got: Vec<String> = nodes[1]
-            .server_args(&cluster, &args.log)
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
         assert_eq!(
             got[10..],
             [
@@ -695,22 +695,16 @@ mod tests {
         let procfile = include_str!("../Procfile");
         let mut args = parse(&[]).unwrap();
         args.data_dir = PathBuf::from("raftkv-data");
-        let nodes = plan(&args).unwrap();
-        let cluster = cluster_arg(&nodes);
         let commands: Vec<&str> = procfile
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .collect();
-        assert_eq!(commands.len(), nodes.len());
-        for (line, node) in commands.iter().zip(&nodes) {
-            let argv: Vec<String> = node
-                .server_args(&cluster, "info")
-                .into_iter()
-                .map(|s| s.into_string().unwrap())
-                .collect();
+        assert_eq!(commands.len() as u64, args.nodes);
+        for (index, line) in commands.iter().enumerate() {
+            let (_, argv) = command_line(&args, index);
             assert_eq!(
                 *line,
-                format!("raftkv{}: raftkv {}", node.id, argv.join(" "))
+                format!("raftkv{}: raftkv {}", index + 1, argv.join(" "))
             );
         }
     }

@@ -127,19 +127,10 @@ fn serve(args: &ServerArgs) -> ExitCode {
 async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions) -> ExitCode {
     let id = opts.id;
     let client_addr = client.addr;
-    let client_tls = match client.tls.as_ref().map(ClientApiTls::load).transpose() {
-        Ok(tls) => tls,
+    let (listener, client_tls) = match client_listener(&client).await {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("raftkv: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let listener = match TcpListener::bind(client_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "raftkv: cannot listen for clients on {client_addr}: {e} (choose another --port)"
-            );
             return ExitCode::from(2);
         }
     };
@@ -199,6 +190,23 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
             ExitCode::FAILURE
         }
     }
+}
+
+/// The client API's TLS configuration, loaded, and its listener, bound.
+async fn client_listener(
+    client: &ClientApiOptions,
+) -> Result<(TcpListener, Option<ClientApiTls>), String> {
+    let tls = client
+        .tls
+        .as_ref()
+        .map(ClientApiTls::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let addr = client.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for clients on {addr}: {e} (choose another --port)"))?;
+    Ok((listener, tls))
 }
 
 async fn accept_loop(listener: TcpListener, handle: Arc<Handle>, tls: Option<ClientApiTls>) {

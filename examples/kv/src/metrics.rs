@@ -116,7 +116,28 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters = self.counters();
+        let gauges = self.gauges();
+        let typed = counters
+            .iter()
+            .map(|c| (c, "counter"))
+            .chain(gauges.iter().map(|g| (g, "gauge")));
+        for ((name, help, value), kind) in typed {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        self.fsync_seconds.render(
+            &mut out,
+            "raftkv_wal_fsync_seconds",
+            "Duration of WAL saves that fsynced.",
+        );
+        out
+    }
+
+    /// Every counter: name, help, value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
+        [
             (
                 "raftkv_proposals_total",
                 "Proposals handed to raft.",
@@ -187,8 +208,12 @@ impl Metrics {
                 "Snapshot uploads refused: too many at once.",
                 &self.peer_snapshot_receives_refused,
             ),
-        ];
-        let gauges: [(&str, &str, &AtomicU64); 2] = [
+        ]
+    }
+
+    /// Every gauge: name, help, value.
+    fn gauges(&self) -> [(&'static str, &'static str, &AtomicU64); 2] {
+        [
             (
                 "raftkv_peer_snapshot_receives_in_progress",
                 "Snapshot uploads being received.",
@@ -199,22 +224,7 @@ impl Metrics {
                 "Most snapshot body bytes held in memory at once.",
                 &self.peer_snapshot_bytes_buffered_peak,
             ),
-        ];
-        let typed = counters
-            .iter()
-            .map(|c| (c, "counter"))
-            .chain(gauges.iter().map(|g| (g, "gauge")));
-        for ((name, help, value), kind) in typed {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
-        self.fsync_seconds.render(
-            &mut out,
-            "raftkv_wal_fsync_seconds",
-            "Duration of WAL saves that fsynced.",
-        );
-        out
+        ]
     }
 }
 
@@ -252,5 +262,16 @@ mod tests {
         let text = m.render();
         assert!(text.contains("raftkv_proposals_total 7"), "{text}");
         assert!(text.contains("raftkv_peer_send_failures_total 1"), "{text}");
+        raise_to(&m.peer_snapshot_bytes_buffered_peak, 9);
+        raise_to(&m.peer_snapshot_bytes_buffered_peak, 4);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE raftkv_peer_snapshot_bytes_buffered_peak gauge"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raftkv_peer_snapshot_bytes_buffered_peak 9"),
+            "{text}"
+        );
     }
 }

@@ -147,22 +147,8 @@ async fn an_mtls_cluster_adds_a_node_that_catches_up_by_snapshot() {
         .catch_up_entries(5)
         .start()
         .await;
-    for i in 0..100 {
-        c.put(1, &format!("k{i}"), &i.to_string()).await;
-    }
+    c.add_node_behind_a_snapshot(100, 4).await;
     let leader = c.wait_leader().await;
-    c.reserve(4);
-    c.client
-        .add_node(&c.endpoint(leader), 4, &c.peer_url(4))
-        .await
-        .expect("add node 4");
-    c.spawn(4, true);
-    c.wait_local_value(4, "k99", "99").await;
-    let restored = c.metric(4, "raftkv_snapshots_restored_total").await;
-    assert!(
-        restored >= Some(1),
-        "node 4 caught up by snapshot: {restored:?}"
-    );
     // A plain URL is refused for a TLS cluster.
     let plain = format!("http://127.0.0.1:{}", free_port());
     let e = c

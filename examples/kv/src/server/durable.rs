@@ -200,20 +200,7 @@ pub fn open(
         && recovered.hard_state == HardState::default();
     let identity = match recorded {
         Some(identity) => identity,
-        None if fresh => {
-            let identity = Identity {
-                node_id: id,
-                cluster_id: (!join).then(|| peer_url::cluster_id(founders).max(1)),
-                founders: (!join).then_some(founders.len() as u64),
-            };
-            identity
-                .save(dir)
-                .map_err(|source| OpenDataError::RecordIdentity {
-                    dir: dir.to_path_buf(),
-                    source,
-                })?;
-            identity
-        }
+        None if fresh => record_new_identity(dir, id, founders, join)?,
         None => {
             return Err(OpenDataError::Unrecorded {
                 dir: dir.to_path_buf(),
@@ -242,6 +229,28 @@ pub fn open(
         bootstrapped,
         identity,
     })
+}
+
+/// Writes the identity record of a new directory: node `id`, and for a
+/// founder the cluster id `founders` give.
+fn record_new_identity(
+    dir: &Path,
+    id: NodeId,
+    founders: &[PeerUrl],
+    join: bool,
+) -> Result<Identity, OpenDataError> {
+    let identity = Identity {
+        node_id: id,
+        cluster_id: (!join).then(|| peer_url::cluster_id(founders).max(1)),
+        founders: (!join).then_some(founders.len() as u64),
+    };
+    identity
+        .save(dir)
+        .map_err(|source| OpenDataError::RecordIdentity {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    Ok(identity)
 }
 
 /// Refuses a record of another node, or of a cluster whose founders are

@@ -162,30 +162,9 @@ impl RaftLoop {
                 "bootstrapped a new cluster log"
             );
         }
-        // Founders derive the id from the founding list; a joining node
-        // learns it from the first peer that contacts it. Either way it is
-        // recorded, so a restart with a longer --cluster keeps it.
-        let cluster_id = opened
-            .identity
-            .cluster_id
-            .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
         let (tx, rx) = bounded(opts.queue_len);
-        let peers = initial_peers(&opts, &opened.store);
-        let transport = Transport::start(
-            TransportConfig {
-                id: opts.id,
-                cluster_id,
-                listen: me.addr(),
-                bind_outgoing: (!me.addr().ip().is_unspecified()).then(|| me.addr().ip()),
-                peers,
-                queue_messages: 4096,
-                snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
-                tls,
-            },
-            Arc::new(Inbox { tx: tx.clone() }),
-            Arc::clone(&metrics),
-        )
-        .await?;
+        let inbox = Inbox { tx: tx.clone() };
+        let transport = start_transport(&opts, &opened, tls, inbox, &metrics).await?;
         let mut config = Config::new(opts.id);
         config.election_timeout_ticks = opts.election_ticks;
         config.heartbeat_interval_ticks = opts.heartbeat_ticks;
@@ -649,6 +628,35 @@ fn random_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+/// Starts the transport on this node's peer URL, knowing the initial peers.
+async fn start_transport(
+    opts: &ServerOptions,
+    opened: &durable::Opened,
+    tls: Option<PeerTls>,
+    inbox: Inbox,
+    metrics: &Arc<Metrics>,
+) -> Result<Transport, TransportError> {
+    let me = opts.cluster[opts.id.get() as usize - 1].addr();
+    // Founders derive the id from the founding list; a joining node learns
+    // it from the first peer that contacts it. Either way it is recorded,
+    // so a restart with a longer --cluster keeps it.
+    let cluster_id = opened
+        .identity
+        .cluster_id
+        .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
+    let config = TransportConfig {
+        id: opts.id,
+        cluster_id,
+        listen: me,
+        bind_outgoing: (!me.ip().is_unspecified()).then(|| me.ip()),
+        peers: initial_peers(opts, &opened.store),
+        queue_messages: 4096,
+        snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
+        tls,
+    };
+    Transport::start(config, Arc::new(inbox), Arc::clone(metrics)).await
 }
 
 /// Peers at start: the state machine's members if a snapshot was

@@ -386,6 +386,32 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Writes `k0..k<keys>` through node 1, adds node `id` through the
+    /// leader, starts it with `--join`, and waits until it has applied
+    /// every key having caught up by snapshot (asserted).
+    pub async fn add_node_behind_a_snapshot(&mut self, keys: u64, id: u64) {
+        for i in 0..keys {
+            self.put(1, &format!("k{i}"), &i.to_string()).await;
+        }
+        let leader = self.wait_leader().await;
+        self.reserve(id);
+        self.client
+            .add_node(&self.endpoint(leader), id, &self.peer_url(id))
+            .await
+            .expect("add the node");
+        self.spawn(id, true);
+        let last = keys - 1;
+        self.wait_local_value(id, &format!("k{last}"), &last.to_string())
+            .await;
+        let restored = self.metric(id, "raftkv_snapshots_restored_total").await;
+        assert!(
+            restored >= Some(1),
+            "node {id} caught up by snapshot: {restored:?}"
+        );
+    }
+}
+
 /// True for a client error after which a write may or may not have
 /// happened.
 pub fn unknown(e: &ClientError) -> bool {

@@ -58,6 +58,12 @@ impl Pki {
         self.node_files(id, &["127.0.0.1"], Validity::days_from_now(1))
     }
 
+    /// A client-API certificate of this CA: it names no node.
+    fn client_only(&self) -> TlsFiles {
+        let issued = self.ca.issue_client("a client", Validity::days_from_now(1));
+        self.files(&issued.unwrap())
+    }
+
     fn peer_tls(&self, id: u64) -> PeerTls {
         PeerTls::load(nid(id), &self.node(id)).unwrap()
     }
@@ -111,6 +117,12 @@ fn forged_heartbeat() -> Bytes {
     raft_proto::encode_batch(&[heartbeat(nid(1), nid(2), 1)])
 }
 
+/// A heartbeat "from node 1" to `b`, over TLS with `client`.
+async fn attack(b: &Node, client: Arc<ClientConfig>) -> Result<(StatusCode, String), String> {
+    let addr = b.transport.local_addr();
+    tls_post(addr, client, &headers(CLUSTER, 1, 2), forged_heartbeat()).await
+}
+
 /// Asserts that `attempt` was refused at the handshake by `b`, which
 /// delivered nothing and refused no HTTP request.
 #[track_caller]
@@ -146,13 +158,7 @@ async fn a_peer_without_a_certificate_is_refused_at_the_handshake() {
     let pki = Pki::new();
     let (_a, mut b) = tls_pair(&pki).await;
     let addr = b.transport.local_addr();
-    let attempt = tls_post(
-        addr,
-        pki.client(None),
-        &headers(CLUSTER, 1, 2),
-        forged_heartbeat(),
-    )
-    .await;
+    let attempt = attack(&b, pki.client(None)).await;
     assert_refused_at_handshake(&mut b, attempt);
     eventually("the refusal is counted", || {
         gauge(&b.metrics.peer_tls_handshakes_refused) == 1
@@ -179,16 +185,9 @@ async fn a_peer_without_a_certificate_is_refused_at_the_handshake() {
 async fn a_peer_with_a_certificate_of_another_ca_or_an_expired_one_is_refused_at_the_handshake() {
     let pki = Pki::new();
     let (_a, mut b) = tls_pair(&pki).await;
-    let addr = b.transport.local_addr();
     let other = Pki::new();
     let impostor = other.node(1);
-    let attempt = tls_post(
-        addr,
-        pki.client(Some(&impostor)),
-        &headers(CLUSTER, 1, 2),
-        forged_heartbeat(),
-    )
-    .await;
+    let attempt = attack(&b, pki.client(Some(&impostor))).await;
     assert_refused_at_handshake(&mut b, attempt);
 
     let day = Duration::from_secs(86_400);
@@ -197,27 +196,11 @@ async fn a_peer_with_a_certificate_of_another_ca_or_an_expired_one_is_refused_at
         not_after: SystemTime::now() - day,
     };
     let stale = pki.node_files(1, &["127.0.0.1"], expired);
-    let attempt = tls_post(
-        addr,
-        pki.client(Some(&stale)),
-        &headers(CLUSTER, 1, 2),
-        forged_heartbeat(),
-    )
-    .await;
+    let attempt = attack(&b, pki.client(Some(&stale))).await;
     assert_refused_at_handshake(&mut b, attempt);
     // The right CA but no node named: a client-API certificate.
-    let client_cert = pki.files(
-        &pki.ca
-            .issue_client("a client", Validity::days_from_now(1))
-            .unwrap(),
-    );
-    let attempt = tls_post(
-        addr,
-        pki.client(Some(&client_cert)),
-        &headers(CLUSTER, 1, 2),
-        forged_heartbeat(),
-    )
-    .await;
+    let client_cert = pki.client_only();
+    let attempt = attack(&b, pki.client(Some(&client_cert))).await;
     assert_refused_at_handshake(&mut b, attempt);
     eventually("every refusal is counted", || {
         gauge(&b.metrics.peer_tls_handshakes_refused) == 3
@@ -324,11 +307,7 @@ fn peer_certificate_files_that_cannot_work_are_one_line_errors() {
         ca: None,
         ..good.clone()
     };
-    let client_only = pki.files(
-        &pki.ca
-            .issue_client("c", Validity::days_from_now(1))
-            .unwrap(),
-    );
+    let client_only = pki.client_only();
     let cases: [(&TlsFiles, u64, &str); 7] = [
         (&missing, 2, "--peer-cert"),
         (&not_pem, 2, "no certificate"),
