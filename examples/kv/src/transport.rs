@@ -18,6 +18,16 @@
 //! Every request carries the headers [`HEADER_CLUSTER_ID`] (16 lowercase
 //! hex digits), [`HEADER_FROM`] and [`HEADER_TO`] (decimal node ids).
 //!
+//! With [`TransportConfig::tls`] every connection, both ways, is mutual TLS
+//! ([`crate::tls::PeerTls`]): the server refuses at the handshake a client
+//! without a certificate of the CA naming a node (counted in
+//! [`Metrics::peer_tls_handshakes_refused`]) and answers `403` to a
+//! request whose [`HEADER_FROM`] is not the node its certificate names; a
+//! sender sends nothing to a server whose certificate is not valid for the
+//! URL's host or names another node than the one it meant. Without TLS the
+//! port is plain HTTP and [`Transport::start`] warns once that it is
+//! unauthenticated.
+//!
 //! Answers: `204 No Content` once every message has been handed to the
 //! [`RaftInbox`]; `403 Forbidden` for a wrong or missing cluster id, an
 //! unknown sender, or a message not addressed to this node (or whose `from`
