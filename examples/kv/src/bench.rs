@@ -25,7 +25,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::client::{ClientError, Connection};
-use crate::peer_url::PeerUrl;
+use crate::peer_url::{PeerUrl, Scheme};
 
 /// The largest value the server accepts (1 MiB).
 pub const MAX_VALUE_SIZE: usize = 1 << 20;
@@ -97,8 +97,14 @@ impl BenchArgs {
             return invalid("--endpoints needs at least one client URL".into());
         }
         for e in &self.endpoints {
-            if let Err(err) = PeerUrl::parse(e) {
-                return invalid(format!("--endpoints: {err}"));
+            match PeerUrl::parse(e) {
+                Err(err) => return invalid(format!("--endpoints: {err}")),
+                Ok(url) if url.scheme() != Scheme::Http => {
+                    return invalid(format!(
+                        "--endpoints: {url}: only http:// client URLs are supported"
+                    ));
+                }
+                Ok(_) => {}
             }
         }
         Ok(())

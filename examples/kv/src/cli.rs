@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
-use crate::peer_url::{PeerUrl, PeerUrlError};
+use crate::peer_url::{PeerUrl, PeerUrlError, Scheme};
 use crate::server::ServerOptions;
+use crate::tls::TlsFiles;
 
 /// Flags of `raftkv` when it runs a node.
 #[derive(clap::Args, Debug, Clone)]
@@ -62,6 +63,36 @@ pub struct ServerArgs {
     /// How long a client request may wait before it gets 504.
     #[arg(long, default_value_t = 5000)]
     pub request_timeout_ms: u64,
+    /// This node's certificate (PEM) for mutual TLS on the peer port; it
+    /// must name the node (URI SAN raftkv://node/ID). Needs https://
+    /// URLs in --cluster, --peer-key and --peer-ca.
+    #[arg(long)]
+    pub peer_cert: Option<PathBuf>,
+    /// The private key (PEM) of --peer-cert.
+    #[arg(long)]
+    pub peer_key: Option<PathBuf>,
+    /// The CA certificate (PEM) that signs every member's certificate.
+    #[arg(long)]
+    pub peer_ca: Option<PathBuf>,
+    /// A certificate (PEM) to serve the client API over TLS.
+    #[arg(long)]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --client-cert.
+    #[arg(long)]
+    pub client_key: Option<PathBuf>,
+    /// A CA certificate (PEM): the client API then requires client
+    /// certificates signed by it.
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Where and how the client API listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientApiOptions {
+    /// The address.
+    pub addr: SocketAddr,
+    /// TLS, if `--client-cert` and `--client-key` were given.
+    pub tls: Option<TlsFiles>,
 }
 
 /// A flag that cannot work, and what to do about it.
@@ -97,14 +128,36 @@ pub enum ArgsError {
     /// `--data-dir` exists and is not a directory.
     #[error("--data-dir {0} exists and is not a directory")]
     DataDirNotADir(String),
+    /// Some of the peer TLS flags but not all.
+    #[error("--peer-cert, --peer-key and --peer-ca go together: give all three or none")]
+    PeerTlsIncomplete,
+    /// `https://` peer URLs without certificates.
+    #[error(
+        "--cluster has https:// URLs, which need --peer-cert, --peer-key and --peer-ca \
+         (`raftkv certs` writes them)"
+    )]
+    HttpsWithoutCertificates,
+    /// Certificates with `http://` peer URLs.
+    #[error(
+        "--peer-cert, --peer-key and --peer-ca need https:// URLs in --cluster, which has http:// \
+         ones"
+    )]
+    CertificatesWithHttp,
+    /// Some peer URLs `http://`, others `https://`.
+    #[error("--cluster mixes http:// and https:// URLs: every member uses TLS or none does")]
+    MixedSchemes,
+    /// Half of the client API's TLS flags.
+    #[error("--client-cert and --client-key go together, and --client-ca needs both")]
+    ClientTlsIncomplete,
 }
 
 impl ServerArgs {
-    /// Checks the flags and builds the node's options.
+    /// Checks the flags and builds the node's options and the client
+    /// API's.
     ///
     /// # Errors
     /// An [`ArgsError`] naming the flag to fix.
-    pub fn validate(&self) -> Result<(ServerOptions, SocketAddr), ArgsError> {
+    pub fn validate(&self) -> Result<(ServerOptions, ClientApiOptions), ArgsError> {
         let id = self.id.and_then(NodeId::new).ok_or(ArgsError::MissingId)?;
         if self.cluster.is_empty() || self.cluster.iter().all(|u| u.trim().is_empty()) {
             return Err(ArgsError::MissingCluster);
@@ -134,6 +187,8 @@ impl ServerArgs {
         if self.snapshot_count == 0 {
             return Err(ArgsError::BadSnapshotCount);
         }
+        let peer_tls = self.peer_tls(&cluster)?;
+        let client_tls = self.client_tls()?;
         let data_dir = self
             .data_dir
             .clone()
@@ -153,8 +208,51 @@ impl ServerArgs {
             heartbeat_ticks: self.heartbeat_ticks,
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             queue_len: 65_536,
+            peer_tls,
         };
-        Ok((opts, SocketAddr::new(self.client_host, self.port)))
+        let client = ClientApiOptions {
+            addr: SocketAddr::new(self.client_host, self.port),
+            tls: client_tls,
+        };
+        Ok((opts, client))
+    }
+
+    /// The peer TLS files, checked against the URLs' schemes: https://
+    /// URLs with all three files, http:// URLs with none.
+    fn peer_tls(&self, cluster: &[PeerUrl]) -> Result<Option<TlsFiles>, ArgsError> {
+        let https = cluster
+            .iter()
+            .filter(|u| u.scheme() == Scheme::Https)
+            .count();
+        if https != 0 && https != cluster.len() {
+            return Err(ArgsError::MixedSchemes);
+        }
+        let files = match (&self.peer_cert, &self.peer_key, &self.peer_ca) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: Some(ca.clone()),
+            }),
+            _ => return Err(ArgsError::PeerTlsIncomplete),
+        };
+        match (&files, https > 0) {
+            (None, true) => Err(ArgsError::HttpsWithoutCertificates),
+            (Some(_), false) => Err(ArgsError::CertificatesWithHttp),
+            _ => Ok(files),
+        }
+    }
+
+    fn client_tls(&self) -> Result<Option<TlsFiles>, ArgsError> {
+        match (&self.client_cert, &self.client_key, &self.client_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), ca) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            })),
+            _ => Err(ArgsError::ClientTlsIncomplete),
+        }
     }
 }
 
@@ -181,16 +279,76 @@ mod tests {
             client_host: "127.0.0.1".parse().unwrap(),
             request_timeout_ms: 5000,
             threads: 2,
+            peer_cert: None,
+            peer_key: None,
+            peer_ca: None,
+            client_cert: None,
+            client_key: None,
+            client_ca: None,
+        }
+    }
+
+    fn with_peer_tls(mut a: ServerArgs) -> ServerArgs {
+        a.cluster = vec![
+            "https://127.0.0.1:12379".into(),
+            "https://127.0.0.1:22379".into(),
+        ];
+        a.peer_cert = Some("n1.pem".into());
+        a.peer_key = Some("n1-key.pem".into());
+        a.peer_ca = Some("ca.pem".into());
+        a
+    }
+
+    #[test]
+    fn https_urls_with_all_three_certificate_flags_configure_peer_tls() {
+        let (opts, client) = with_peer_tls(args()).validate().unwrap();
+        let tls = opts.peer_tls.expect("peer TLS");
+        assert_eq!(tls.ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(client.tls, None);
+        assert_eq!(args().validate().unwrap().0.peer_tls, None);
+    }
+
+    #[test]
+    fn mixed_tls_configurations_are_each_one_error() {
+        let mut a = args();
+        a.cluster[1] = "https://127.0.0.1:22379".into();
+        assert_eq!(a.validate().unwrap_err(), ArgsError::MixedSchemes);
+        let mut a = with_peer_tls(args());
+        (a.peer_cert, a.peer_key, a.peer_ca) = (None, None, None);
+        assert_eq!(
+            a.validate().unwrap_err(),
+            ArgsError::HttpsWithoutCertificates
+        );
+        let mut a = with_peer_tls(args());
+        a.peer_ca = None;
+        assert_eq!(a.validate().unwrap_err(), ArgsError::PeerTlsIncomplete);
+        let mut a = with_peer_tls(args());
+        a.cluster = args().cluster;
+        assert_eq!(a.validate().unwrap_err(), ArgsError::CertificatesWithHttp);
+        let mut a = args();
+        a.client_ca = Some("ca.pem".into());
+        assert_eq!(a.validate().unwrap_err(), ArgsError::ClientTlsIncomplete);
+        a.client_cert = Some("c.pem".into());
+        a.client_key = Some("c-key.pem".into());
+        assert!(a.validate().unwrap().1.tls.is_some());
+        for e in [
+            ArgsError::MixedSchemes,
+            ArgsError::HttpsWithoutCertificates,
+            ArgsError::PeerTlsIncomplete,
+            ArgsError::CertificatesWithHttp,
+            ArgsError::ClientTlsIncomplete,
+        ] {
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
         }
     }
 
     #[test]
     fn good_flags_build_options() {
-        let (opts, addr) = args().validate().unwrap();
+        let (opts, client) = args().validate().unwrap();
         assert_eq!(opts.id.get(), 1);
         assert_eq!(opts.cluster.len(), 2);
         assert_eq!(opts.data_dir, PathBuf::from("raftkv-1"));
-        assert_eq!(addr, "127.0.0.1:12380".parse().unwrap());
+        assert_eq!(client.addr, "127.0.0.1:12380".parse().unwrap());
     }
 
     #[test]

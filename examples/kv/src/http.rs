@@ -259,6 +259,15 @@ async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>) -> Resp {
         Ok(u) => u,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    if url.scheme() != handle.peer_scheme() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{url}: this cluster's peer URLs are {}:// ones",
+                handle.peer_scheme().as_str()
+            ),
+        );
+    }
     let change = ConfChange {
         kind: ConfChangeKind::AddNode,
         node_id: id,

@@ -5,7 +5,9 @@
 //! next port, so the default three nodes use 12379/12380, 22379/22380 and
 //! 32379/32380 like etcd's raftexample, and keep their data in
 //! `<data-dir>/node-<i>`. Every line a node writes is shown prefixed with
-//! its name (`node-2 | ...`).
+//! its name (`node-2 | ...`). With `--tls` the peer ports use mutual TLS
+//! (`https://` peer URLs), with a CA and node certificates written afresh
+//! into `<data-dir>/tls` at every start (see [`crate::tls::certs`]).
 //!
 //! [`run`] is synchronous: it blocks until the cluster stops. On Ctrl-C,
 //! SIGTERM or SIGHUP it sends SIGTERM to every node, waits up to
@@ -26,6 +28,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::tls::certs::{CertPaths, Validity, write_cluster};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -55,7 +58,16 @@ pub struct ClusterArgs {
     /// Remove the data directory first, starting a brand-new cluster.
     #[arg(long)]
     pub fresh: bool,
+    /// Mutual TLS on the peer ports, with certificates generated into
+    /// DATA_DIR/tls.
+    #[arg(long)]
+    pub tls: bool,
 }
+
+/// The hosts the certificates of `raftkv cluster --tls` are valid for.
+const TLS_HOSTS: [&str; 2] = ["127.0.0.1", "localhost"];
+/// Days they are valid (they are written afresh at every start).
+const TLS_DAYS: u32 = 365;
 
 /// Why the launcher failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +100,9 @@ pub enum LauncherError {
     /// The path of the running executable is unknown.
     #[error("cannot find the raftkv executable: {0}")]
     CurrentExe(#[source] std::io::Error),
+    /// The certificates of `--tls` could not be written.
+    #[error("--tls: {0}")]
+    Certs(#[from] crate::tls::certs::CertError),
     /// Signal handling could not be set up.
     #[error("cannot handle signals: {0}")]
     Signals(#[source] std::io::Error),
@@ -121,12 +136,19 @@ pub struct NodeSpec {
     pub client_port: u16,
     /// Its data directory, `<data-dir>/node-<id>`.
     pub data_dir: PathBuf,
+    /// With mutual TLS on the peer port: the certificate files.
+    pub certs: Option<CertPaths>,
 }
 
 impl NodeSpec {
-    /// `http://127.0.0.1:<peer port>`.
+    /// `http://127.0.0.1:<peer port>`, or `https://` with TLS.
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        let scheme = if self.certs.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.peer_port)
     }
 
     /// `http://127.0.0.1:<client port>`.
@@ -136,9 +158,9 @@ impl NodeSpec {
 
     /// The server's command-line arguments for this node: `--id <id>
     /// --cluster <cluster> --port <client port> --data-dir <dir> --log
-    /// <log>`.
+    /// <log>`, then the `--peer-*` certificate flags with TLS.
     pub fn server_args(&self, cluster: &str, log: &str) -> Vec<OsString> {
-        vec![
+        let mut args: Vec<OsString> = vec![
             "--id".into(),
             self.id.to_string().into(),
             "--cluster".into(),
@@ -149,7 +171,11 @@ impl NodeSpec {
             self.data_dir.clone().into_os_string(),
             "--log".into(),
             log.into(),
-        ]
+        ];
+        if let Some(certs) = &self.certs {
+            args.extend(certs.peer_flags(self.id));
+        }
+        args
     }
 }
 
@@ -189,9 +215,15 @@ pub fn plan(args: &ClusterArgs) -> Result<Vec<NodeSpec>, LauncherError> {
                 peer_port,
                 client_port,
                 data_dir: args.data_dir.join(format!("node-{id}")),
+                certs: args.tls.then(|| CertPaths::new(tls_dir(&args.data_dir))),
             })
         })
         .collect()
+}
+
+/// Where `--tls` writes the certificates.
+fn tls_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tls")
 }
 
 /// The `--cluster` argument: every node's peer URL, comma-separated, in id
@@ -220,6 +252,11 @@ pub fn run(args: ClusterArgs) -> Result<(), LauncherError> {
         path: args.data_dir.clone(),
         source,
     })?;
+    if args.tls {
+        let hosts: Vec<String> = TLS_HOSTS.iter().map(|h| h.to_string()).collect();
+        let validity = Validity::days_from_now(TLS_DAYS);
+        write_cluster(&tls_dir(&args.data_dir), args.nodes, &hosts, validity)?;
+    }
     let exe = std::env::current_exe().map_err(LauncherError::CurrentExe)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     forward_signals(tx.clone())?;
@@ -236,6 +273,13 @@ pub fn run(args: ClusterArgs) -> Result<(), LauncherError> {
             n.data_dir.display()
         );
     }
+    if args.tls {
+        let _ = writeln!(
+            out,
+            "peer ports: mutual TLS, certificates in {} (CA ca.pem)",
+            tls_dir(&args.data_dir).display()
+        );
+    }
     let first = nodes[0].client_url();
     let _ = writeln!(
         out,
@@ -248,7 +292,8 @@ pub fn run(args: ClusterArgs) -> Result<(), LauncherError> {
     cluster.supervise(&rx, GRACE_PERIOD)
 }
 
-/// Removes `dir` after checking it holds only `node-*` entries.
+/// Removes `dir` after checking it holds only `node-*` entries and the
+/// `tls` directory of `--tls`.
 fn remove_data_dir(dir: &Path) -> Result<(), LauncherError> {
     let io_err = |source| LauncherError::DataDir {
         path: dir.to_path_buf(),
@@ -262,7 +307,7 @@ fn remove_data_dir(dir: &Path) -> Result<(), LauncherError> {
     for entry in entries {
         let name = entry.map_err(io_err)?.file_name();
         let name = name.to_string_lossy();
-        if !name.starts_with("node-") {
+        if !name.starts_with("node-") && name != "tls" {
             return Err(LauncherError::NotOurDataDir {
                 path: dir.to_path_buf(),
                 entry: name.into_owned(),
@@ -551,16 +596,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn each_node_gets_the_server_command_line() {
-        let args = parse(&["--nodes", "2", "--data-dir", "/d", "--log", "debug"]).unwrap();
-        let nodes = plan(&args).unwrap();
+    /// Node `index`'s command line in the cluster `args` plan.
+    fn command_line(args: &ClusterArgs, index: usize) -> (String, Vec<String>) {
+        let nodes = plan(args).unwrap();
         let cluster = cluster_arg(&nodes);
-        let got: Vec<String> = nodes[1]
+        let argv = nodes[index]
             .server_args(&cluster, &args.log)
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
+        (cluster, argv)
+    }
+
+    #[test]
+    fn each_node_gets_the_server_command_line() {
+        let args = parse(&["--nodes", "2", "--data-dir", "/d", "--log", "debug"]).unwrap();
+        let (_, got) = command_line(&args, 1);
         assert_eq!(
             got,
             [
@@ -574,6 +625,24 @@ mod tests {
                 "/d/node-2",
                 "--log",
                 "debug"
+            ]
+        );
+    }
+
+    #[test]
+    fn with_tls_nodes_get_https_urls_and_their_certificates() {
+        let args = parse(&["--nodes", "2", "--data-dir", "/d", "--tls"]).unwrap();
+        let (cluster, got) = command_line(&args, 1);
+        assert_eq!(cluster, "https://127.0.0.1:12379,https://127.0.0.1:22379");
+        assert_eq!(
+            got[10..],
+            [
+                "--peer-cert",
+                "/d/tls/node-2.pem",
+                "--peer-key",
+                "/d/tls/node-2-key.pem",
+                "--peer-ca",
+                "/d/tls/ca.pem"
             ]
         );
     }
@@ -607,6 +676,7 @@ mod tests {
         remove_data_dir(&data).unwrap(); // missing: nothing to do
         std::fs::create_dir_all(data.join("node-1/wal")).unwrap();
         std::fs::create_dir_all(data.join("node-2")).unwrap();
+        std::fs::create_dir_all(data.join("tls")).unwrap();
         remove_data_dir(&data).unwrap();
         assert!(!data.exists());
 
@@ -625,22 +695,16 @@ mod tests {
         let procfile = include_str!("../Procfile");
         let mut args = parse(&[]).unwrap();
         args.data_dir = PathBuf::from("raftkv-data");
-        let nodes = plan(&args).unwrap();
-        let cluster = cluster_arg(&nodes);
         let commands: Vec<&str> = procfile
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .collect();
-        assert_eq!(commands.len(), nodes.len());
-        for (line, node) in commands.iter().zip(&nodes) {
-            let argv: Vec<String> = node
-                .server_args(&cluster, "info")
-                .into_iter()
-                .map(|s| s.into_string().unwrap())
-                .collect();
+        assert_eq!(commands.len() as u64, args.nodes);
+        for (index, line) in commands.iter().enumerate() {
+            let (_, argv) = command_line(&args, index);
             assert_eq!(
                 *line,
-                format!("raftkv{}: raftkv {}", node.id, argv.join(" "))
+                format!("raftkv{}: raftkv {}", index + 1, argv.join(" "))
             );
         }
     }

@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod peer_url;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod transport;

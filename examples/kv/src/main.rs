@@ -1,5 +1,7 @@
 //! The `raftkv` binary: a node (the default), `raftkv cluster` (a local
-//! cluster of processes) or `raftkv bench` (a load generator).
+//! cluster of processes), `raftkv bench` (a load generator), `raftkv
+//! faults` (the fault test) or `raftkv certs` (certificates for mutual
+//! TLS).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,9 +10,11 @@ use clap::{Parser, Subcommand};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use raftkv::cli::ServerArgs;
-use raftkv::metrics::Metrics;
+use raftkv::cli::{ClientApiOptions, ServerArgs};
+use raftkv::metrics::{Metrics, inc};
 use raftkv::server::{Handle, LoopExit, RaftLoop};
+use raftkv::tls::ClientApiTls;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -34,6 +38,8 @@ enum Command {
     /// Run a Jepsen-style fault test of a local cluster (as root, in a
     /// private network namespace) and check its history.
     Faults(raftkv::faults::FaultsArgs),
+    /// Write a CA and node certificates for mutual TLS on the peer port.
+    Certs(raftkv::tls::certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,16 @@ fn main() -> ExitCode {
         },
         Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Faults(args)) => raftkv::faults::main(args),
+        Some(Command::Certs(args)) => match raftkv::tls::certs::run(&args) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("raftkv certs: {e}");
+                ExitCode::from(2)
+            }
+        },
         None => serve(&cli.server),
     }
 }
@@ -80,7 +96,7 @@ fn run_bench(args: raftkv::bench::BenchArgs) -> ExitCode {
 }
 
 fn serve(args: &ServerArgs) -> ExitCode {
-    let (opts, client_addr) = match args.validate() {
+    let (opts, client) = match args.validate() {
         Ok(v) => v,
         Err(e) => {
             eprintln!("raftkv: {e}");
@@ -105,20 +121,16 @@ fn serve(args: &ServerArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(run_node(opts, client_addr))
+    rt.block_on(run_node(opts, client))
 }
 
-async fn run_node(
-    opts: raftkv::server::ServerOptions,
-    client_addr: std::net::SocketAddr,
-) -> ExitCode {
+async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions) -> ExitCode {
     let id = opts.id;
-    let listener = match TcpListener::bind(client_addr).await {
-        Ok(l) => l,
+    let client_addr = client.addr;
+    let (listener, client_tls) = match client_listener(&client).await {
+        Ok(v) => v,
         Err(e) => {
-            eprintln!(
-                "raftkv: cannot listen for clients on {client_addr}: {e} (choose another --port)"
-            );
+            eprintln!("raftkv: {e}");
             return ExitCode::from(2);
         }
     };
@@ -133,8 +145,9 @@ async fn run_node(
     let transport = raft_loop.transport();
     let handle = Arc::new(handle);
     let mut raft_thread = tokio::task::spawn_blocking(move || raft_loop.run());
-    let server = tokio::spawn(accept_loop(listener, Arc::clone(&handle)));
-    tracing::info!(node = id.get(), client = %client_addr, "serving");
+    let tls = client_tls.is_some();
+    let server = tokio::spawn(accept_loop(listener, Arc::clone(&handle), client_tls));
+    tracing::info!(node = id.get(), client = %client_addr, tls, "serving");
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -179,9 +192,26 @@ async fn run_node(
     }
 }
 
-async fn accept_loop(listener: TcpListener, handle: Arc<Handle>) {
+/// The client API's TLS configuration, loaded, and its listener, bound.
+async fn client_listener(
+    client: &ClientApiOptions,
+) -> Result<(TcpListener, Option<ClientApiTls>), String> {
+    let tls = client
+        .tls
+        .as_ref()
+        .map(ClientApiTls::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let addr = client.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for clients on {addr}: {e} (choose another --port)"))?;
+    Ok((listener, tls))
+}
+
+async fn accept_loop(listener: TcpListener, handle: Arc<Handle>, tls: Option<ClientApiTls>) {
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, remote) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors, usually: back off instead of
@@ -193,18 +223,36 @@ async fn accept_loop(listener: TcpListener, handle: Arc<Handle>) {
         };
         let _ = stream.set_nodelay(true);
         let handle = Arc::clone(&handle);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| raftkv::http::route(Arc::clone(&handle), req));
-            if let Err(e) = http1::Builder::new()
-                // A timer turns on hyper's header read timeout (30 s): a
-                // peer or client that never finishes its request headers
-                // cannot hold a connection forever.
-                .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "client connection ended");
+            let Some(tls) = tls else {
+                return serve_client(stream, handle).await;
+            };
+            match tls.accept(stream).await {
+                Ok(stream) => serve_client(stream, handle).await,
+                Err(e) => {
+                    inc(&handle.metrics().client_tls_handshakes_refused);
+                    tracing::info!(remote = %remote, reason = %e, "client handshake refused");
+                }
             }
         });
+    }
+}
+
+/// Serves the client API on one connection.
+async fn serve_client<IO>(io: IO, handle: Arc<Handle>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| raftkv::http::route(Arc::clone(&handle), req));
+    if let Err(e) = http1::Builder::new()
+        // A timer turns on hyper's header read timeout (30 s): a peer or
+        // client that never finishes its request headers cannot hold a
+        // connection forever.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(error = %e, "client connection ended");
     }
 }

@@ -80,6 +80,19 @@ pub struct Metrics {
     pub peer_send_failures: AtomicU64,
     /// Peer requests refused (bad cluster id, unknown node, bad body).
     pub peer_requests_rejected: AtomicU64,
+    /// Peer connections refused at the TLS handshake (no certificate, one
+    /// not signed by the CA, expired, naming no node, or no TLS at all).
+    pub peer_tls_handshakes_refused: AtomicU64,
+    /// Client API connections refused at the TLS handshake.
+    pub client_tls_handshakes_refused: AtomicU64,
+    /// Snapshot uploads refused because the most allowed at once were
+    /// already being received (also in `peer_requests_rejected`).
+    pub peer_snapshot_receives_refused: AtomicU64,
+    /// Gauge: snapshot uploads being received now.
+    pub peer_snapshot_receives_in_progress: AtomicU64,
+    /// Gauge: the most bytes of snapshot request bodies held in memory at
+    /// once since the start (a high-water mark; bodies stream to disk).
+    pub peer_snapshot_bytes_buffered_peak: AtomicU64,
     /// Duration of each WAL save that synced.
     pub fsync_seconds: Histogram,
 }
@@ -94,11 +107,37 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
+/// Raises a high-water-mark gauge to `n` if `n` is higher.
+pub fn raise_to(gauge: &AtomicU64, n: u64) {
+    gauge.fetch_max(n, Ordering::Relaxed);
+}
+
 impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters = self.counters();
+        let gauges = self.gauges();
+        let typed = counters
+            .iter()
+            .map(|c| (c, "counter"))
+            .chain(gauges.iter().map(|g| (g, "gauge")));
+        for ((name, help, value), kind) in typed {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        self.fsync_seconds.render(
+            &mut out,
+            "raftkv_wal_fsync_seconds",
+            "Duration of WAL saves that fsynced.",
+        );
+        out
+    }
+
+    /// Every counter: name, help, value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
+        [
             (
                 "raftkv_proposals_total",
                 "Proposals handed to raft.",
@@ -154,18 +193,38 @@ impl Metrics {
                 "Peer requests refused.",
                 &self.peer_requests_rejected,
             ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
-        self.fsync_seconds.render(
-            &mut out,
-            "raftkv_wal_fsync_seconds",
-            "Duration of WAL saves that fsynced.",
-        );
-        out
+            (
+                "raftkv_peer_tls_handshakes_refused_total",
+                "Peer connections refused at the TLS handshake.",
+                &self.peer_tls_handshakes_refused,
+            ),
+            (
+                "raftkv_client_tls_handshakes_refused_total",
+                "Client connections refused at the TLS handshake.",
+                &self.client_tls_handshakes_refused,
+            ),
+            (
+                "raftkv_peer_snapshot_receives_refused_total",
+                "Snapshot uploads refused: too many at once.",
+                &self.peer_snapshot_receives_refused,
+            ),
+        ]
+    }
+
+    /// Every gauge: name, help, value.
+    fn gauges(&self) -> [(&'static str, &'static str, &AtomicU64); 2] {
+        [
+            (
+                "raftkv_peer_snapshot_receives_in_progress",
+                "Snapshot uploads being received.",
+                &self.peer_snapshot_receives_in_progress,
+            ),
+            (
+                "raftkv_peer_snapshot_bytes_buffered_peak",
+                "Most snapshot body bytes held in memory at once.",
+                &self.peer_snapshot_bytes_buffered_peak,
+            ),
+        ]
     }
 }
 
@@ -203,5 +262,16 @@ mod tests {
         let text = m.render();
         assert!(text.contains("raftkv_proposals_total 7"), "{text}");
         assert!(text.contains("raftkv_peer_send_failures_total 1"), "{text}");
+        raise_to(&m.peer_snapshot_bytes_buffered_peak, 9);
+        raise_to(&m.peer_snapshot_bytes_buffered_peak, 4);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE raftkv_peer_snapshot_bytes_buffered_peak gauge"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raftkv_peer_snapshot_bytes_buffered_peak 9"),
+            "{text}"
+        );
     }
 }

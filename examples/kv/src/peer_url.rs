@@ -1,5 +1,5 @@
-//! Peer URLs (`http://host:port`) as given on the command line and in
-//! `POST /<id>` bodies, validated once.
+//! Peer URLs (`http://host:port`, or `https://host:port` for mutual TLS)
+//! as given on the command line and in `POST /<id>` bodies, validated once.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -14,8 +14,8 @@ pub enum PeerUrlError {
         /// The input.
         url: String,
     },
-    /// A scheme other than `http`.
-    #[error("{url:?}: only http:// peer URLs are supported")]
+    /// A scheme other than `http` and `https`.
+    #[error("{url:?}: only http:// and https:// peer URLs are supported")]
     Scheme {
         /// The input.
         url: String,
@@ -40,10 +40,35 @@ pub enum PeerUrlError {
     },
 }
 
-/// A validated `http://host:port` URL of a peer, with its resolved address.
+/// How a peer is talked to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Plain HTTP: unauthenticated.
+    Http,
+    /// HTTP over mutual TLS.
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// A validated `http(s)://host:port` URL of a peer, with its resolved
+/// address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PeerUrl {
     url: String,
+    scheme: Scheme,
+    /// `host:port` as written.
+    authority: String,
+    /// The host, without IPv6 brackets.
+    host: String,
     addr: SocketAddr,
 }
 
@@ -55,12 +80,14 @@ impl PeerUrl {
     pub fn parse(url: &str) -> Result<PeerUrl, PeerUrlError> {
         let url = url.trim();
         let owned = || url.to_string();
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(if url.contains("://") {
-                PeerUrlError::Scheme { url: owned() }
-            } else {
-                PeerUrlError::Malformed { url: owned() }
-            });
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (Scheme::Http, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (Scheme::Https, rest)
+        } else if url.contains("://") {
+            return Err(PeerUrlError::Scheme { url: owned() });
+        } else {
+            return Err(PeerUrlError::Malformed { url: owned() });
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.is_empty() || authority.contains(['@', ' ']) {
@@ -85,9 +112,28 @@ impl PeerUrl {
             .and_then(|mut a| a.next())
             .ok_or_else(|| PeerUrlError::Unresolved { url: owned() })?;
         Ok(PeerUrl {
-            url: format!("http://{authority}"),
+            url: format!("{}://{authority}", scheme.as_str()),
+            scheme,
+            authority: authority.to_string(),
+            host: host_unbracketed.to_string(),
             addr,
         })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// `host:port`, as written (the `Host` header of requests).
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The host name or IP address, without IPv6 brackets: what a peer's
+    /// TLS certificate must name.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// The URL, normalised (no trailing slash).
@@ -133,13 +179,28 @@ mod tests {
     }
 
     #[test]
+    fn an_https_url_parses_with_its_host_for_certificates() {
+        let u = PeerUrl::parse("https://localhost:12379").unwrap();
+        assert_eq!(u.scheme(), Scheme::Https);
+        assert_eq!(u.as_str(), "https://localhost:12379");
+        assert_eq!(u.authority(), "localhost:12379");
+        assert_eq!(u.host(), "localhost");
+        let v6 = PeerUrl::parse("https://[::1]:12379").unwrap();
+        assert_eq!(v6.host(), "::1");
+        assert_ne!(
+            PeerUrl::parse("http://127.0.0.1:1").unwrap(),
+            PeerUrl::parse("https://127.0.0.1:1").unwrap()
+        );
+    }
+
+    #[test]
     fn bad_urls_say_what_is_wrong() {
         assert!(matches!(
             PeerUrl::parse("127.0.0.1:1"),
             Err(PeerUrlError::Malformed { .. })
         ));
         assert!(matches!(
-            PeerUrl::parse("https://127.0.0.1:1"),
+            PeerUrl::parse("ftp://127.0.0.1:1"),
             Err(PeerUrlError::Scheme { .. })
         ));
         assert!(matches!(

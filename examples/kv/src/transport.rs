@@ -18,13 +18,30 @@
 //! Every request carries the headers [`HEADER_CLUSTER_ID`] (16 lowercase
 //! hex digits), [`HEADER_FROM`] and [`HEADER_TO`] (decimal node ids).
 //!
+//! With [`TransportConfig::tls`] every connection, both ways, is mutual TLS
+//! ([`crate::tls::PeerTls`]): the server refuses at the handshake a client
+//! without a certificate of the CA naming a node (counted in
+//! [`Metrics::peer_tls_handshakes_refused`]) and answers `403` to a
+//! request whose [`HEADER_FROM`] is not the node its certificate names; a
+//! sender sends nothing to a server whose certificate is not valid for the
+//! URL's host or names another node than the one it meant. Without TLS the
+//! port is plain HTTP and [`Transport::start`] warns once that it is
+//! unauthenticated.
+//!
 //! Answers: `204 No Content` once every message has been handed to the
 //! [`RaftInbox`]; `403 Forbidden` for a wrong or missing cluster id, an
 //! unknown sender, or a message not addressed to this node (or whose `from`
 //! is not the sender); `410 Gone` for a sender that was removed from the
 //! cluster; `400 Bad Request` for a body that does not decode; `413 Payload
-//! Too Large` beyond [`MAX_BATCH_RECEIVE_BYTES`] / [`MAX_SNAPSHOT_BYTES`];
-//! `404` / `405` for other paths and methods. Refusals carry a plain-text
+//! Too Large` beyond [`MAX_BATCH_RECEIVE_BYTES`] or
+//! [`SnapshotReceiveConfig::max_bytes`]; `503 Service Unavailable` for a
+//! snapshot while [`SnapshotReceiveConfig::max_concurrent`] are being
+//! received; `408` for a snapshot body that stalls; `404` / `405` for other
+//! paths and methods.
+//!
+//! Snapshot bodies stream to a spill file, verified as they arrive, and
+//! only a complete, verified snapshot is read into memory (see
+//! `receive.rs`): a garbage or oversized upload never costs its size. Refusals carry a plain-text
 //! reason, are logged at `warn` and counted in
 //! [`Metrics::peer_requests_rejected`]; a refused request delivers nothing.
 
@@ -43,8 +60,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::metrics::{Metrics, add, inc};
-use crate::peer_url::PeerUrl;
+use crate::peer_url::{PeerUrl, Scheme};
+use crate::tls::PeerTls;
 
+mod receive;
 mod sender;
 mod server;
 mod snapshot;
@@ -66,8 +85,10 @@ pub const HEADER_TO: &str = "x-raftkv-to";
 pub const MAX_BATCH_SEND_BYTES: usize = 4 << 20;
 /// The largest batch body the server accepts.
 pub const MAX_BATCH_RECEIVE_BYTES: usize = 64 << 20;
-/// The largest snapshot body the server accepts.
-pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+/// The largest snapshot (its data) the server accepts by default.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
+/// How many snapshots the server receives at once by default.
+pub const MAX_CONCURRENT_SNAPSHOT_RECEIVES: usize = 2;
 
 /// Where the transport hands what arrives from peers: implemented by the
 /// raft loop. Every method must return quickly and never block.
@@ -98,6 +119,37 @@ pub struct TransportConfig {
     pub peers: Vec<(NodeId, PeerUrl)>,
     /// Bounded queue length per peer, in messages.
     pub queue_messages: usize,
+    /// Limits of incoming snapshots.
+    pub snapshot_receive: SnapshotReceiveConfig,
+    /// Mutual TLS of the peer port; `None` for plain, unauthenticated HTTP.
+    pub tls: Option<PeerTls>,
+}
+
+/// How the peer server receives snapshots: streamed into a file of `dir`
+/// (unlinked at once, so nothing is left behind) and verified as they
+/// arrive; only a complete, verified snapshot is read into memory and
+/// handed to raft.
+#[derive(Clone, Debug)]
+pub struct SnapshotReceiveConfig {
+    /// Where snapshots being received are spilled.
+    pub dir: std::path::PathBuf,
+    /// The largest snapshot data accepted, in bytes.
+    pub max_bytes: u64,
+    /// How many snapshots are received at once; a further upload gets
+    /// `503 Service Unavailable`.
+    pub max_concurrent: usize,
+}
+
+impl SnapshotReceiveConfig {
+    /// Spilling into `dir`, with [`MAX_SNAPSHOT_BYTES`] and
+    /// [`MAX_CONCURRENT_SNAPSHOT_RECEIVES`].
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> SnapshotReceiveConfig {
+        SnapshotReceiveConfig {
+            dir: dir.into(),
+            max_bytes: MAX_SNAPSHOT_BYTES,
+            max_concurrent: MAX_CONCURRENT_SNAPSHOT_RECEIVES,
+        }
+    }
 }
 
 /// Why the transport did not start.
@@ -161,13 +213,32 @@ impl Transport {
             stopped: AtomicBool::new(false),
             peers: RwLock::new(Peers::default()),
             tasks: Mutex::new(Tasks::default()),
+            snapshot_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.snapshot_receive.max_concurrent.max(1),
+            )),
+            snapshot_receive: config.snapshot_receive,
+            snapshot_buffered: AtomicU64::new(0),
+            tls: config.tls,
         });
         shared.spawn(server::serve(Arc::clone(&shared), listener));
         let transport = Transport { shared, local_addr };
         for (id, url) in config.peers {
             transport.add_peer(id, url);
         }
-        tracing::info!(id = %config.id, listen = %local_addr, "peer transport started");
+        if transport.shared.tls.is_none() {
+            tracing::warn!(
+                listen = %local_addr,
+                "the peer port is unauthenticated plain HTTP: anyone who can reach it can send \
+                 raft messages as any member; use https:// peer URLs with --peer-cert, \
+                 --peer-key and --peer-ca (`raftkv certs` writes them)"
+            );
+        }
+        tracing::info!(
+            id = %config.id,
+            listen = %local_addr,
+            tls = transport.shared.tls.is_some(),
+            "peer transport started"
+        );
         Ok(transport)
     }
 
@@ -263,6 +334,18 @@ impl Transport {
         if peers.active.get(&id).is_some_and(|p| p.url == url) {
             return;
         }
+        // The scheme a member URL was recorded with never decides the
+        // security of the link, so an http:// URL can never downgrade a TLS
+        // node (a cluster moved to TLS keeps its recorded http:// URLs).
+        let tls = shared.tls.is_some();
+        if (url.scheme() == Scheme::Https) != tls {
+            tracing::warn!(
+                peer = %id,
+                url = %url,
+                tls,
+                "peer URL scheme differs from this node's peer port; using this node's"
+            );
+        }
         let (queue, rx) = mpsc::channel(shared.queue_messages);
         let overflowing = Arc::new(AtomicBool::new(false));
         let task = sender::run(
@@ -324,6 +407,12 @@ struct Shared {
     stopped: AtomicBool,
     peers: RwLock<Peers>,
     tasks: Mutex<Tasks>,
+    snapshot_receive: SnapshotReceiveConfig,
+    /// One permit per snapshot that may be received at once.
+    snapshot_slots: Arc<tokio::sync::Semaphore>,
+    /// Bytes of snapshot bodies in memory now, over all receives.
+    snapshot_buffered: AtomicU64,
+    tls: Option<PeerTls>,
 }
 
 /// The known and the removed peers.

@@ -1,6 +1,8 @@
 //! The `raftkv` processes of a fault run, inside its network namespace:
 //! node `i` on `127.0.0.i` (see [`super::net`]), started, killed, paused,
-//! removed and added.
+//! removed and added. With [`NodeSettings::tls`] the peer ports use mutual
+//! TLS: a CA made for the run issues each node's certificate (for
+//! `127.0.0.i`) when the node first starts.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -11,8 +13,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::certs::RunCerts;
 use super::net::{CLIENT_PORT, MAX_NODE_ID, PEER_PORT, node_ip};
 use crate::client::{Client, ClientError};
+use crate::tls::certs::CertError;
 
 /// Between two polls of a condition.
 const POLL: Duration = Duration::from_millis(50);
@@ -32,6 +36,8 @@ pub struct NodeSettings {
     pub request_timeout_ms: u64,
     /// `--log`.
     pub log: String,
+    /// Mutual TLS on the peer ports.
+    pub tls: bool,
 }
 
 impl Default for NodeSettings {
@@ -43,6 +49,7 @@ impl Default for NodeSettings {
             catch_up_entries: 100,
             request_timeout_ms: 2000,
             log: "info".into(),
+            tls: false,
         }
     }
 }
@@ -83,6 +90,9 @@ pub enum ClusterError {
     /// Every node id is used.
     #[error("no node ids left (at most {MAX_NODE_ID})")]
     OutOfIds,
+    /// Certificates could not be made.
+    #[error("certificates: {0}")]
+    Certs(#[from] CertError),
 }
 
 struct Node {
@@ -101,6 +111,7 @@ pub struct Cluster {
     members: Vec<u64>,
     nodes: BTreeMap<u64, Node>,
     client: Client,
+    certs: Option<RunCerts>,
 }
 
 impl Drop for Cluster {
@@ -119,9 +130,10 @@ pub fn endpoint(id: u64) -> String {
     format!("http://{}:{CLIENT_PORT}", node_ip(id))
 }
 
-/// The peer URL of node `id`.
-pub fn peer_url(id: u64) -> String {
-    format!("http://{}:{PEER_PORT}", node_ip(id))
+/// The peer URL of node `id`: `https` with mutual TLS.
+pub fn peer_url(id: u64, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}:{PEER_PORT}", node_ip(id))
 }
 
 /// A node's view of the cluster, from `/status`.
@@ -155,7 +167,12 @@ impl Cluster {
         nodes: u64,
         settings: NodeSettings,
     ) -> Result<Cluster, ClusterError> {
+        let certs = match settings.tls {
+            true => Some(RunCerts::new(dir.join("certs"))?),
+            false => None,
+        };
         let mut c = Cluster {
+            certs,
             bin,
             dir,
             settings,
@@ -186,7 +203,14 @@ impl Cluster {
     }
 
     fn cluster_flag(&self) -> String {
-        (1..=self.slots).map(peer_url).collect::<Vec<_>>().join(",")
+        (1..=self.slots)
+            .map(|id| self.peer_url(id))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn peer_url(&self, id: u64) -> String {
+        peer_url(id, self.certs.is_some())
     }
 
     fn spawn(&mut self, id: u64, join: bool) -> Result<(), ClusterError> {
@@ -225,6 +249,9 @@ impl Cluster {
             .stderr(Stdio::from(log));
         if join {
             cmd.arg("--join");
+        }
+        if let Some(certs) = &self.certs {
+            cmd.args(certs.flags(id)?);
         }
         let child = cmd.spawn().map_err(|e| err("starting", e))?;
         self.nodes.insert(
@@ -541,7 +568,7 @@ impl Cluster {
             i += 1;
             match self
                 .client
-                .add_node(&endpoint(via), id, &peer_url(id))
+                .add_node(&endpoint(via), id, &self.peer_url(id))
                 .await
             {
                 Ok(()) => break,

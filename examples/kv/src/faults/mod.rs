@@ -30,6 +30,7 @@
 //! failed to recover, 2 bad arguments, [`EXIT_UNSUPPORTED`] this machine
 //! cannot run it (not root, no `ip` or `nft`).
 
+mod certs;
 pub mod checker;
 pub mod cluster;
 pub mod history;
@@ -100,6 +101,9 @@ pub struct FaultsArgs {
     /// `--log` filter of the nodes.
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// Mutual TLS on the peer ports, with certificates made for the run.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 fn parse_kind(s: &str) -> Result<FaultKind, String> {
@@ -296,8 +300,9 @@ async fn run_and_report(args: FaultsArgs) -> ExitCode {
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("raftkv-faults-{seed}-{}", std::process::id()))
     });
+    let tls = if args.tls { " --tls" } else { "" };
     println!(
-        "raftkv faults: {} nodes, {} clients, {} keys, {:?} of faults, seed {seed}; run directory {}",
+        "raftkv faults: {} nodes{tls}, {} clients, {} keys, {:?} of faults, seed {seed}; run directory {}",
         args.nodes,
         args.clients,
         args.keys,
@@ -305,7 +310,7 @@ async fn run_and_report(args: FaultsArgs) -> ExitCode {
         dir.display()
     );
     println!(
-        "replay the fault schedule: raftkv faults --nodes {} --clients {} --keys {} --duration {}s --seed {seed}",
+        "replay the fault schedule: raftkv faults --nodes {} --clients {} --keys {} --duration {}s{tls} --seed {seed}",
         args.nodes,
         args.clients,
         args.keys,
@@ -447,6 +452,7 @@ async fn start_cluster(args: &FaultsArgs, dir: &Path) -> Result<Cluster, FaultsE
     let settings = NodeSettings {
         snapshot_count: args.snapshot_count,
         log: args.log.clone(),
+        tls: args.tls,
         ..NodeSettings::default()
     };
     let cluster = Cluster::start(bin, dir.to_path_buf(), args.nodes, settings)?;

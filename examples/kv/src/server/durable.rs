@@ -1,7 +1,8 @@
 //! Opening a node's data directory: recover the newest snapshot and the WAL
 //! after it, or bootstrap a founding member on first start.
 //!
-//! Layout: `<data-dir>/snap/` (raft-snap) and `<data-dir>/wal/` (raft-wal).
+//! Layout: `<data-dir>/identity` (see [`super::identity`]), `<data-dir>/snap/`
+//! (raft-snap) and `<data-dir>/wal/` (raft-wal).
 //! A snapshot file is written (atomically) before its WAL marker, so after a
 //! crash the newest snapshot file may be unknown to the WAL: recovery then
 //! falls back to the newest snapshot the WAL has a marker for, as etcd does.
@@ -16,7 +17,8 @@ use raft_core::{
 use raft_snap::{SnapError, Snapshotter};
 use raft_wal::{OpenError, SaveError, Wal, WalOptions};
 
-use crate::peer_url::PeerUrl;
+use super::identity::{Identity, LoadIdentityError};
+use crate::peer_url::{self, PeerUrl};
 use crate::store::{KvStore, RestoreError};
 
 /// Why a data directory could not be opened.
@@ -56,6 +58,58 @@ pub enum OpenDataError {
     /// The recovered log could not be loaded into memory.
     #[error("recovered log: {0}")]
     Storage(#[from] StorageError),
+    /// The identity record could not be read.
+    #[error("identity record: {0}")]
+    Identity(#[from] LoadIdentityError),
+    /// The identity record could not be written.
+    #[error("cannot record the identity of {}: {source}", dir.display())]
+    RecordIdentity {
+        /// The data directory.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The directory belongs to another node.
+    #[error(
+        "data directory {} belongs to node {recorded}, not --id {given}: start node {recorded} \
+         on it, or give node {given} a --data-dir of its own",
+        dir.display()
+    )]
+    WrongNode {
+        /// The data directory.
+        dir: PathBuf,
+        /// The node it belongs to.
+        recorded: NodeId,
+        /// The `--id` given.
+        given: NodeId,
+    },
+    /// The directory belongs to another cluster than `--cluster` describes.
+    #[error(
+        "data directory {} belongs to cluster {recorded:016x}, but the first {founders} URL(s) \
+         of --cluster found cluster {derived:016x}: this directory is another cluster's",
+        dir.display()
+    )]
+    WrongCluster {
+        /// The data directory.
+        dir: PathBuf,
+        /// The cluster it belongs to.
+        recorded: u64,
+        /// How many founders the recorded id hashes.
+        founders: u64,
+        /// The id those `--cluster` URLs give.
+        derived: u64,
+    },
+    /// The directory holds a log but no identity record.
+    #[error(
+        "data directory {} holds a log but no identity record, so which node it belongs to is \
+         unknown and raftkv will not guess; if it is node N's, write the line `node-id N` to {}",
+        dir.display(),
+        dir.join(super::identity::IDENTITY_FILE).display()
+    )]
+    Unrecorded {
+        /// The data directory.
+        dir: PathBuf,
+    },
 }
 
 /// Everything a node starts from.
@@ -77,9 +131,18 @@ pub struct Opened {
     pub snapshot: Option<LogId>,
     /// True when this start wrote the bootstrap log.
     pub bootstrapped: bool,
+    /// The directory's identity record (written by this start if new).
+    pub identity: Identity,
 }
 
 /// Opens (creating on first start) the data directory of node `id`.
+///
+/// The identity record is checked first: a directory of another node, or
+/// of a cluster whose founders are not the first URLs of `founders`, is
+/// refused; so is a directory with a log but no record. A new directory
+/// gets its record before its first log entry, so a crash in between
+/// leaves a recorded, empty directory.
+///
 /// A founding member (`join == false`) that finds nothing writes the
 /// bootstrap log: one `AddNode` conf change per founder at term 1, all
 /// committed, exactly like every other founder (etcd's `StartNode`). A
@@ -88,7 +151,12 @@ pub struct Opened {
 ///
 /// # Errors
 /// An [`OpenDataError`] that says what is wrong with the directory.
-pub fn open(dir: &Path, founders: &[PeerUrl], join: bool) -> Result<Opened, OpenDataError> {
+pub fn open(
+    dir: &Path,
+    id: NodeId,
+    founders: &[PeerUrl],
+    join: bool,
+) -> Result<Opened, OpenDataError> {
     let wal_dir = dir.join("wal");
     let snap_dir = dir.join("snap");
     for d in [dir, &wal_dir, &snap_dir] {
@@ -96,6 +164,10 @@ pub fn open(dir: &Path, founders: &[PeerUrl], join: bool) -> Result<Opened, Open
             path: d.to_path_buf(),
             source,
         })?;
+    }
+    let recorded = Identity::load(dir)?;
+    if let Some(identity) = &recorded {
+        check_identity(dir, identity, id, founders, join)?;
     }
     let snapshotter = Snapshotter::new(&snap_dir)?;
     let newest = match snapshotter.load_newest() {
@@ -126,6 +198,15 @@ pub fn open(dir: &Path, founders: &[PeerUrl], join: bool) -> Result<Opened, Open
     let fresh = snapshot_id.is_none()
         && recovered.entries.is_empty()
         && recovered.hard_state == HardState::default();
+    let identity = match recorded {
+        Some(identity) => identity,
+        None if fresh => record_new_identity(dir, id, founders, join)?,
+        None => {
+            return Err(OpenDataError::Unrecorded {
+                dir: dir.to_path_buf(),
+            });
+        }
+    };
     let mut bootstrapped = false;
     if fresh && !join {
         let (hs, entries) = bootstrap_log(founders);
@@ -146,7 +227,63 @@ pub fn open(dir: &Path, founders: &[PeerUrl], join: bool) -> Result<Opened, Open
         conf_state,
         snapshot: snapshot_id,
         bootstrapped,
+        identity,
     })
+}
+
+/// Writes the identity record of a new directory: node `id`, and for a
+/// founder the cluster id `founders` give.
+fn record_new_identity(
+    dir: &Path,
+    id: NodeId,
+    founders: &[PeerUrl],
+    join: bool,
+) -> Result<Identity, OpenDataError> {
+    let identity = Identity {
+        node_id: id,
+        cluster_id: (!join).then(|| peer_url::cluster_id(founders).max(1)),
+        founders: (!join).then_some(founders.len() as u64),
+    };
+    identity
+        .save(dir)
+        .map_err(|source| OpenDataError::RecordIdentity {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    Ok(identity)
+}
+
+/// Refuses a record of another node, or of a cluster whose founders are
+/// not the first URLs of `founders` (checked when both are recorded and
+/// `--cluster` lists at least that many URLs).
+fn check_identity(
+    dir: &Path,
+    identity: &Identity,
+    id: NodeId,
+    founders: &[PeerUrl],
+    join: bool,
+) -> Result<(), OpenDataError> {
+    if identity.node_id != id {
+        return Err(OpenDataError::WrongNode {
+            dir: dir.to_path_buf(),
+            recorded: identity.node_id,
+            given: id,
+        });
+    }
+    if let (false, Some(recorded), Some(n)) = (join, identity.cluster_id, identity.founders)
+        && let Some(first) = usize::try_from(n).ok().and_then(|n| founders.get(..n))
+    {
+        let derived = peer_url::cluster_id(first).max(1);
+        if derived != recorded {
+            return Err(OpenDataError::WrongCluster {
+                dir: dir.to_path_buf(),
+                recorded,
+                founders: n,
+                derived,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Opens the WAL after `newest`; if the WAL holds no marker for it (the
@@ -212,43 +349,72 @@ pub fn bootstrap_log(founders: &[PeerUrl]) -> (HardState, Vec<Entry>) {
     (hs, entries)
 }
 
-const CLUSTER_ID_FILE: &str = "cluster-id";
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The cluster id recorded in `dir` (16 hex digits), if any.
-///
-/// # Errors
-/// [`OpenDataError::Dir`] if the file exists but cannot be read or parsed.
-pub fn load_cluster_id(dir: &Path) -> Result<Option<u64>, OpenDataError> {
-    let path = dir.join(CLUSTER_ID_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(OpenDataError::Dir { path, source }),
-    };
-    match u64::from_str_radix(text.trim(), 16) {
-        Ok(id) if id != 0 => Ok(Some(id)),
-        _ => Err(OpenDataError::Dir {
-            path,
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "not a cluster id (16 hex digits)",
-            ),
-        }),
+    fn urls(ports: &[u16]) -> Vec<PeerUrl> {
+        ports
+            .iter()
+            .map(|p| PeerUrl::parse(&format!("http://127.0.0.1:{p}")).unwrap())
+            .collect()
     }
-}
 
-/// Records the cluster id in `dir`: temporary file, fsync, rename, fsync
-/// of the directory, so a crash leaves either no file or the whole one.
-///
-/// # Errors
-/// The I/O error.
-pub fn save_cluster_id(dir: &Path, id: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{CLUSTER_ID_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "{id:016x}")?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(CLUSTER_ID_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    fn nid(n: u64) -> NodeId {
+        NodeId::new(n).unwrap()
+    }
+
+    /// Opens `dir` as node `id` of `founders` and closes it again.
+    fn open_once(dir: &Path, id: u64, founders: &[PeerUrl]) -> Result<Identity, OpenDataError> {
+        open(dir, nid(id), founders, false).map(|o| o.identity)
+    }
+
+    #[test]
+    fn a_new_directory_records_its_node_and_cluster_before_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let founders = urls(&[1, 2, 3]);
+        let identity = open_once(dir.path(), 2, &founders).unwrap();
+        let want = Identity {
+            node_id: nid(2),
+            cluster_id: Some(peer_url::cluster_id(&founders).max(1)),
+            founders: Some(3),
+        };
+        assert_eq!(identity, want);
+        assert_eq!(Identity::load(dir.path()).unwrap(), Some(want));
+        // Restarting with members added to --cluster keeps the same cluster.
+        assert_eq!(
+            open_once(dir.path(), 2, &urls(&[1, 2, 3, 4])).unwrap(),
+            want
+        );
+    }
+
+    #[test]
+    fn another_node_id_or_cluster_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        open_once(dir.path(), 1, &urls(&[1, 2, 3])).unwrap();
+        let e = open_once(dir.path(), 2, &urls(&[1, 2, 3])).unwrap_err();
+        assert!(matches!(e, OpenDataError::WrongNode { .. }), "{e}");
+        let e = open_once(dir.path(), 1, &urls(&[1, 2, 9])).unwrap_err();
+        assert!(matches!(e, OpenDataError::WrongCluster { .. }), "{e}");
+        for e in [
+            open_once(dir.path(), 2, &urls(&[1, 2, 3])).unwrap_err(),
+            open_once(dir.path(), 1, &urls(&[1, 2, 9])).unwrap_err(),
+        ] {
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_directory_with_a_log_but_no_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        open_once(dir.path(), 1, &urls(&[1, 2, 3])).unwrap();
+        std::fs::remove_file(dir.path().join(super::super::identity::IDENTITY_FILE)).unwrap();
+        let e = open_once(dir.path(), 1, &urls(&[1, 2, 3])).unwrap_err();
+        assert!(matches!(e, OpenDataError::Unrecorded { .. }), "{e}");
+        // An empty one (created by hand, or a first start that died before
+        // its log) is adopted.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir(empty.path().join("wal")).unwrap();
+        open_once(empty.path(), 3, &urls(&[1, 2, 3])).unwrap();
+    }
 }

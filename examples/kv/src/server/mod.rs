@@ -11,6 +11,7 @@
 
 mod apply;
 pub mod durable;
+pub mod identity;
 mod raft_loop;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use raft_core::{ConfChange, Message, NodeId, SnapshotStatus};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
+use crate::peer_url::Scheme;
 use crate::store::KvStore;
 use crate::transport::RaftInbox;
 
@@ -130,6 +132,7 @@ pub struct Handle {
     store: Arc<RwLock<KvStore>>,
     metrics: Arc<Metrics>,
     request_timeout: Duration,
+    peer_scheme: Scheme,
 }
 
 impl std::fmt::Debug for Event {
@@ -217,6 +220,11 @@ impl Handle {
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The scheme of this cluster's peer URLs (`https` with mutual TLS).
+    pub fn peer_scheme(&self) -> Scheme {
+        self.peer_scheme
     }
 
     /// Asks the loop to finish its current Ready, sync and stop.

@@ -16,11 +16,13 @@ use raft_snap::Snapshotter;
 use raft_wal::{SnapshotMarker, Wal};
 
 use super::durable::{self, OpenDataError};
+use super::identity::Identity;
 use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
 use crate::metrics::{self, Metrics};
 use crate::peer_url::{self, PeerUrl};
 use crate::store::{KvStore, Put};
-use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::tls::{PeerTls, TlsError, TlsFiles};
+use crate::transport::{SnapshotReceiveConfig, Transport, TransportConfig, TransportError};
 
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
@@ -54,6 +56,8 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Capacity of the request queue into the loop.
     pub queue_len: usize,
+    /// Mutual TLS of the peer port (`None`: plain HTTP).
+    pub peer_tls: Option<TlsFiles>,
 }
 
 /// Why the node could not start.
@@ -69,6 +73,9 @@ pub enum StartError {
     /// The peer listener.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The peer port's certificates.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Why the loop stopped.
@@ -122,8 +129,9 @@ pub struct RaftLoop {
     /// stops (it lingers to hand leadership over and spread the commit).
     pub(super) removed_ticks_left: Option<u32>,
     stopping: bool,
-    /// Whether the cluster id is recorded in the data directory.
-    cluster_id_saved: bool,
+    /// The data directory's identity record; its cluster id is filled in
+    /// (and the record rewritten) once a joining node learns it.
+    identity: Identity,
     /// A member was added: the next snapshot must include it, or the
     /// leader cannot send it one (a follower refuses a snapshot whose
     /// membership lacks it; see `raft_core::Storage::snapshot`).
@@ -141,34 +149,22 @@ impl RaftLoop {
         metrics: Arc<Metrics>,
     ) -> Result<(RaftLoop, Handle), StartError> {
         let me = opts.cluster[opts.id.get() as usize - 1].clone();
-        let opened = durable::open(&opts.data_dir, &opts.cluster, opts.join)?;
+        // Before the data directory: a node that cannot join its peers
+        // should not create one.
+        let tls = match &opts.peer_tls {
+            Some(files) => Some(PeerTls::load(opts.id, files)?),
+            None => None,
+        };
+        let opened = durable::open(&opts.data_dir, opts.id, &opts.cluster, opts.join)?;
         if opened.bootstrapped {
             tracing::info!(
                 members = opts.cluster.len(),
                 "bootstrapped a new cluster log"
             );
         }
-        let stored_cluster_id = durable::load_cluster_id(&opts.data_dir)?;
-        // Founders derive the id from the founding list; a joining node
-        // learns it from the first peer that contacts it. Either way it is
-        // recorded, so a restart with a longer --cluster keeps it.
-        let cluster_id = stored_cluster_id
-            .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
         let (tx, rx) = bounded(opts.queue_len);
-        let peers = initial_peers(&opts, &opened.store);
-        let transport = Transport::start(
-            TransportConfig {
-                id: opts.id,
-                cluster_id,
-                listen: me.addr(),
-                bind_outgoing: (!me.addr().ip().is_unspecified()).then(|| me.addr().ip()),
-                peers,
-                queue_messages: 4096,
-            },
-            Arc::new(Inbox { tx: tx.clone() }),
-            Arc::clone(&metrics),
-        )
-        .await?;
+        let inbox = Inbox { tx: tx.clone() };
+        let transport = start_transport(&opts, &opened, tls, inbox, &metrics).await?;
         let mut config = Config::new(opts.id);
         config.election_timeout_ticks = opts.election_ticks;
         config.heartbeat_interval_ticks = opts.heartbeat_ticks;
@@ -182,6 +178,7 @@ impl RaftLoop {
             store: Arc::clone(&store),
             metrics: Arc::clone(&metrics),
             request_timeout: opts.request_timeout,
+            peer_scheme: me.scheme(),
         };
         let raft_loop = RaftLoop {
             node,
@@ -204,7 +201,7 @@ impl RaftLoop {
             leader: None,
             removed_ticks_left: None,
             stopping: false,
-            cluster_id_saved: stored_cluster_id.is_some(),
+            identity: opened.identity,
             snapshot_for_new_member: false,
             opts,
         };
@@ -268,12 +265,13 @@ impl RaftLoop {
 
     fn on_tick(&mut self) -> Result<Option<LoopExit>, LoopError> {
         self.node.tick().map_err(|e| fatal("tick", e))?;
-        if !self.cluster_id_saved
+        if self.identity.cluster_id.is_none()
             && let Some(id) = self.transport.cluster_id()
         {
-            durable::save_cluster_id(&self.opts.data_dir, id)
+            self.identity.cluster_id = Some(id);
+            self.identity
+                .save(&self.opts.data_dir)
                 .map_err(|e| fatal("record the cluster id", e))?;
-            self.cluster_id_saved = true;
         }
         // Clients that gave up (timeout) dropped their receivers.
         self.writes.retain(|_, r| !r.is_closed());
@@ -630,6 +628,35 @@ fn random_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+/// Starts the transport on this node's peer URL, knowing the initial peers.
+async fn start_transport(
+    opts: &ServerOptions,
+    opened: &durable::Opened,
+    tls: Option<PeerTls>,
+    inbox: Inbox,
+    metrics: &Arc<Metrics>,
+) -> Result<Transport, TransportError> {
+    let me = opts.cluster[opts.id.get() as usize - 1].addr();
+    // Founders derive the id from the founding list; a joining node learns
+    // it from the first peer that contacts it. Either way it is recorded,
+    // so a restart with a longer --cluster keeps it.
+    let cluster_id = opened
+        .identity
+        .cluster_id
+        .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
+    let config = TransportConfig {
+        id: opts.id,
+        cluster_id,
+        listen: me,
+        bind_outgoing: (!me.ip().is_unspecified()).then(|| me.ip()),
+        peers: initial_peers(opts, &opened.store),
+        queue_messages: 4096,
+        snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
+        tls,
+    };
+    Transport::start(config, Arc::new(inbox), Arc::clone(metrics)).await
 }
 
 /// Peers at start: the state machine's members if a snapshot was

@@ -14,6 +14,7 @@ use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use raft_core::{Message, MessageBody, NodeId};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -39,6 +40,8 @@ pub(super) enum SendError {
     Connect(#[source] std::io::Error),
     #[error("connect: timed out after {0:?}")]
     ConnectTimeout(Duration),
+    #[error("{0}")]
+    Tls(#[source] crate::tls::HandshakeError),
     #[error("http: {0}")]
     Http(#[source] hyper::Error),
     #[error("request timed out after {0:?}")]
@@ -115,7 +118,7 @@ pub(super) async fn run(
                 shared.dropped(to, batch.len());
                 continue;
             }
-            match connect(&shared, to, url.addr()).await {
+            match connect(&shared, to, &url).await {
                 Ok(sender) => conn = Some(sender),
                 Err(e) => {
                     if healthy {
@@ -229,11 +232,10 @@ pub(super) fn request<B>(
     path: &str,
     body: B,
 ) -> Result<Request<B>, SendError> {
-    let host = url.as_str().strip_prefix("http://").unwrap_or(url.as_str());
     Request::builder()
         .method(Method::POST)
         .uri(path)
-        .header(HOST, host)
+        .header(HOST, url.authority())
         .header(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
@@ -263,12 +265,12 @@ pub(super) async fn check_response(response: Response<Incoming>) -> Result<(), S
     }
 }
 
-/// Opens a connection to `addr` (bound to `bind_outgoing` if set) and
-/// spawns its driver task.
+/// Opens a connection to peer `to` at `url` (bound to `bind_outgoing` if
+/// set), over mutual TLS if this node has it, and spawns its driver task.
 pub(super) async fn connect<B>(
     shared: &Shared,
     to: NodeId,
-    addr: SocketAddr,
+    url: &PeerUrl,
 ) -> Result<SendRequest<B>, SendError>
 where
     B: Body + Send + 'static,
@@ -276,6 +278,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let attempt = async {
+        let addr = url.addr();
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()
         } else {
@@ -289,14 +292,34 @@ where
         }
         let stream = socket.connect(addr).await.map_err(SendError::Connect)?;
         stream.set_nodelay(true).map_err(SendError::Connect)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(SendError::Http)?;
-        Ok((sender, connection))
+        match &shared.tls {
+            None => http_handshake(shared, to, stream).await,
+            Some(tls) => {
+                let stream = tls.connect(stream, url, to).await.map_err(SendError::Tls)?;
+                http_handshake(shared, to, stream).await
+            }
+        }
     };
-    let (sender, connection) = timeout(CONNECT_TIMEOUT, attempt)
+    timeout(CONNECT_TIMEOUT, attempt)
         .await
-        .map_err(|_| SendError::ConnectTimeout(CONNECT_TIMEOUT))??;
+        .map_err(|_| SendError::ConnectTimeout(CONNECT_TIMEOUT))?
+}
+
+/// The HTTP/1.1 handshake on `io`; spawns the connection's driver.
+async fn http_handshake<IO, B>(
+    shared: &Shared,
+    to: NodeId,
+    io: IO,
+) -> Result<SendRequest<B>, SendError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(SendError::Http)?;
     let driver = async move {
         if let Err(e) = connection.await {
             tracing::debug!(peer = %to, error = %e, "peer connection ended");

@@ -16,12 +16,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use raft_core::{Message, NodeId};
 use raft_proto::DecodeLimits;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use super::{
-    BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES,
-    MAX_SNAPSHOT_BYTES, PeerStatus, SNAPSHOT_PATH, Shared, snapshot,
+    BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES, PeerStatus,
+    SNAPSHOT_PATH, Shared, receive,
 };
+use crate::metrics::inc;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the
 /// loop does not spin.
@@ -29,7 +31,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 type Reply = Response<Full<Bytes>>;
 
-/// Accepts peer connections until the task is aborted.
+/// Accepts peer connections until the task is aborted. With TLS, each
+/// connection's handshake runs in its own task; one that fails is logged
+/// and counted, and never reaches HTTP.
 pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -43,24 +47,44 @@ pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let conn_shared = Arc::clone(&shared);
         let connection = async move {
-            let service = service_fn(move |req| {
-                let shared = Arc::clone(&conn_shared);
-                async move { Ok::<_, Infallible>(handle(&shared, remote, req).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                // A timer turns on hyper's header read timeout (30 s): a
-                // peer or client that never finishes its request headers
-                // cannot hold a connection forever.
-                .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(remote = %remote, error = %e, "peer connection ended with an error");
+            let Some(tls) = conn_shared.tls.clone() else {
+                return serve_connection(conn_shared, remote, None, stream).await;
+            };
+            match tls.accept(stream).await {
+                Ok((stream, peer)) => {
+                    serve_connection(conn_shared, remote, Some(peer), stream).await
+                }
+                Err(e) => {
+                    inc(&conn_shared.metrics.peer_tls_handshakes_refused);
+                    tracing::warn!(remote = %remote, reason = %e, "peer handshake refused");
+                }
             }
         };
         if !shared.spawn(connection) {
             return;
         }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection; `peer` is the node its TLS
+/// certificate names (`None` without TLS).
+async fn serve_connection<IO>(shared: Arc<Shared>, remote: SocketAddr, peer: Option<NodeId>, io: IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(&shared, remote, peer, req).await) }
+    });
+    if let Err(e) = http1::Builder::new()
+        // A timer turns on hyper's header read timeout (30 s): a peer or
+        // client that never finishes its request headers cannot hold a
+        // connection forever.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(remote = %remote, error = %e, "peer connection ended with an error");
     }
 }
 
@@ -85,10 +109,15 @@ struct Sender {
     from: NodeId,
 }
 
-async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> Reply {
+async fn handle(
+    shared: &Arc<Shared>,
+    remote: SocketAddr,
+    peer: Option<NodeId>,
+    req: Request<Incoming>,
+) -> Reply {
     let path = req.uri().path().to_string();
     let from_header = header_str(req.headers(), HEADER_FROM).map(str::to_string);
-    let outcome = route(shared, req).await;
+    let outcome = route(shared, peer, req).await;
     match outcome {
         Ok(delivered) => {
             tracing::trace!(remote = %remote, path = %path, delivered, "peer request handled");
@@ -118,7 +147,11 @@ async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> 
 }
 
 /// Dispatches on method and path; `Ok` holds how many messages were delivered.
-async fn route(shared: &Shared, req: Request<Incoming>) -> Result<usize, Refusal> {
+async fn route(
+    shared: &Arc<Shared>,
+    peer: Option<NodeId>,
+    req: Request<Incoming>,
+) -> Result<usize, Refusal> {
     let path = req.uri().path();
     let is_batch = path == BATCH_PATH;
     let is_snapshot = path == SNAPSHOT_PATH;
@@ -134,31 +167,15 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<usize, Refusal
             format!("{} is not allowed; use POST", req.method()),
         ));
     }
-    let sender = check_headers(shared, req.headers())?;
-    let limit = if is_batch {
-        MAX_BATCH_RECEIVE_BYTES
-    } else {
-        MAX_SNAPSHOT_BYTES
-    };
-    let body = read_body(req, limit).await?;
+    let sender = check_headers(shared, peer, req.headers())?;
     let messages = if is_batch {
+        let body = read_body(req, MAX_BATCH_RECEIVE_BYTES).await?;
         DecodeLimits::new()
-            .with_max_batch_bytes(limit)
+            .with_max_batch_bytes(MAX_BATCH_RECEIVE_BYTES)
             .decode_batch_bytes(body)
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("undecodable batch: {e}")))?
     } else {
-        let decoded = tokio::task::spawn_blocking(move || snapshot::decode_body(body))
-            .await
-            .map_err(|e| {
-                Refusal::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("snapshot decoding failed: {e}"),
-                )
-            })?;
-        vec![
-            decoded
-                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("bad snapshot: {e}")))?,
-        ]
+        vec![receive_snapshot(shared, sender, req).await?]
     };
     check_messages(shared, sender, &messages)?;
     // The sender may have been removed while the body was read.
@@ -180,11 +197,54 @@ fn header_node_id(headers: &HeaderMap, name: &str) -> Option<NodeId> {
         .and_then(NodeId::new)
 }
 
-/// Cluster id, sender and receiver.
-fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<Sender, Refusal> {
+/// One snapshot message, streamed in bounded memory (see `receive.rs`),
+/// holding one of the receive slots while it arrives.
+async fn receive_snapshot(
+    shared: &Arc<Shared>,
+    sender: Sender,
+    req: Request<Incoming>,
+) -> Result<Message, Refusal> {
+    let refused = |e: receive::ReceiveError| Refusal::new(e.status(), e.to_string());
+    let declared = declared_length(req.headers())?;
+    receive::check_declared(&shared.snapshot_receive, declared).map_err(refused)?;
+    let _slot = receive::take_slot(shared).map_err(refused)?;
+    receive::receive(shared, sender.from, req.into_body())
+        .await
+        .map_err(refused)
+}
+
+/// The `content-length` header, if any.
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refusal> {
+    match header_str(headers, CONTENT_LENGTH.as_str()) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "malformed content-length")),
+    }
+}
+
+/// Cluster id, sender and receiver. With TLS, the sender must be the node
+/// the connection's certificate names (`peer`): a node's certificate
+/// cannot speak for another node. That is checked first, so a request
+/// that fails it cannot make a joining node adopt a cluster id either.
+fn check_headers(
+    shared: &Shared,
+    peer: Option<NodeId>,
+    headers: &HeaderMap,
+) -> Result<Sender, Refusal> {
     let cluster =
         header_str(headers, HEADER_CLUSTER_ID).and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
     let from = header_node_id(headers, HEADER_FROM);
+    if let (Some(peer), Some(from)) = (peer, from)
+        && peer != from
+    {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("the certificate of node {peer} cannot speak for node {from}"),
+        ));
+    }
     let known = shared.cluster_id.load(Ordering::Acquire);
     let ours = match (cluster, from) {
         // A joining node adopts the cluster id of the first known peer
@@ -197,12 +257,11 @@ fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<Sender, Refusal
     match cluster {
         Some(id) if id == ours => {}
         Some(id) => {
+            // Never the right id: the refusal goes to whoever asked, and the
+            // id must not be a password anyone can read off a 403.
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "cluster id mismatch: request has {id:016x}, this node is in {}",
-                    shared.cluster_header()
-                ),
+                format!("cluster id mismatch: {id:016x} is not this node's cluster"),
             ));
         }
         None => {
@@ -283,17 +342,8 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusa
             format!("body larger than {limit} bytes"),
         )
     };
-    if let Some(declared) = header_str(req.headers(), CONTENT_LENGTH.as_str()) {
-        match declared.trim().parse::<u64>() {
-            Ok(n) if n > limit as u64 => return Err(too_large()),
-            Ok(_) => {}
-            Err(_) => {
-                return Err(Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed content-length",
-                ));
-            }
-        }
+    if declared_length(req.headers())?.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -1,22 +1,21 @@
-//! Snapshot messages: streamed on a connection of their own, so a large
-//! snapshot never holds up the append pipeline.
+//! Sending snapshot messages: streamed on a connection of their own, so a
+//! large snapshot never holds up the append pipeline. Receiving them is
+//! [`super::receive`].
 //!
 //! Body: `u32` little-endian envelope length, the envelope (the message
 //! encoded with empty snapshot data), then the snapshot in `raft-snap`'s
 //! stream format.
 
-use std::cell::Cell;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame};
 use raft_core::{Message, MessageBody, Snapshot, SnapshotStatus};
-use raft_proto::DecodeLimits;
-use raft_snap::{SnapError, SnapshotDecoder, SnapshotEncoder};
+use raft_snap::SnapshotEncoder;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -30,16 +29,28 @@ const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks buffered between the encoder and the connection.
 const CHUNKS_IN_FLIGHT: usize = 4;
 /// The largest envelope accepted (it holds only ids, terms and membership).
-const MAX_ENVELOPE_BYTES: usize = 1 << 20;
+pub(super) const MAX_ENVELOPE_BYTES: usize = 1 << 20;
 /// Time allowed for any snapshot, plus [`SECONDS_PER_MIB`] per MiB of data.
 const SNAPSHOT_TIMEOUT_BASE: Duration = Duration::from_secs(30);
 /// Extra time allowed per MiB of snapshot data.
 const SECONDS_PER_MIB: u64 = 1;
 
+/// How long sending, or receiving, a snapshot of `data_len` bytes may take.
+pub(super) fn time_allowed(data_len: u64) -> Duration {
+    SNAPSHOT_TIMEOUT_BASE + Duration::from_secs(SECONDS_PER_MIB * (data_len >> 20))
+}
+
 /// A request body fed chunk by chunk through a channel. An `Err` item
 /// aborts the request.
 pub(super) struct ChannelBody {
     rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+}
+
+impl ChannelBody {
+    /// A body made of what arrives on `rx`, until it is closed.
+    pub(super) fn new(rx: mpsc::Receiver<Result<Bytes, io::Error>>) -> ChannelBody {
+        ChannelBody { rx }
+    }
 }
 
 impl Body for ChannelBody {
@@ -85,7 +96,7 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
     };
     let index = snapshot.metadata.index;
     let bytes = snapshot.data.len();
-    let limit = SNAPSHOT_TIMEOUT_BASE + Duration::from_secs(SECONDS_PER_MIB * (bytes as u64 >> 20));
+    let limit = time_allowed(bytes as u64);
     tracing::info!(peer = %to, index = %index, bytes, "sending snapshot");
     let outcome = match timeout(limit, stream(&shared, &url, &message)).await {
         Ok(r) => r,
@@ -112,8 +123,8 @@ async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(),
         return Ok(());
     };
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    let mut sender = connect::<ChannelBody>(shared, to, url.addr()).await?;
-    let req = request(shared, to, url, SNAPSHOT_PATH, ChannelBody { rx })?;
+    let mut sender = connect::<ChannelBody>(shared, to, url).await?;
+    let req = request(shared, to, url, SNAPSHOT_PATH, ChannelBody::new(rx))?;
     let exchange = async {
         sender.ready().await.map_err(SendError::Http)?;
         let response = sender.send_request(req).await.map_err(SendError::Http)?;
@@ -165,97 +176,4 @@ async fn produce(
         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
     result
-}
-
-/// Why a snapshot body was refused.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum SnapshotBodyError {
-    #[error("body too short for the envelope")]
-    ShortEnvelope,
-    #[error("envelope: {0}")]
-    Envelope(#[source] raft_proto::DecodeError),
-    #[error("envelope is a {0} message, not a snapshot")]
-    NotSnapshot(&'static str),
-    #[error("snapshot stream: {0}")]
-    Stream(#[source] SnapError),
-    #[error("{0} bytes after the end of the snapshot stream")]
-    Trailing(usize),
-    #[error("snapshot data lies outside the stream")]
-    DataOutOfBounds,
-    #[error("snapshot stream metadata differs from the envelope's")]
-    MetadataMismatch,
-}
-
-/// A reader over a byte slice that publishes how far it has read.
-struct Tracked<'a> {
-    data: &'a [u8],
-    position: &'a Cell<usize>,
-}
-
-impl Read for Tracked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let at = self.position.get().min(self.data.len());
-        let n = buf.len().min(self.data.len() - at);
-        buf[..n].copy_from_slice(&self.data[at..at + n]);
-        self.position.set(at + n);
-        Ok(n)
-    }
-}
-
-/// Decodes and verifies a snapshot body into its message. CPU-bound: the
-/// caller runs it on a blocking thread.
-pub(super) fn decode_body(mut body: Bytes) -> Result<Message, SnapshotBodyError> {
-    if body.len() < 4 {
-        return Err(SnapshotBodyError::ShortEnvelope);
-    }
-    let len = body.get_u32_le() as usize;
-    if len > body.len() || len > MAX_ENVELOPE_BYTES {
-        return Err(SnapshotBodyError::ShortEnvelope);
-    }
-    let envelope = body.split_to(len);
-    let message = DecodeLimits::new()
-        .with_max_message_bytes(MAX_ENVELOPE_BYTES)
-        .decode_message_bytes(envelope)
-        .map_err(SnapshotBodyError::Envelope)?;
-    let MessageBody::Snapshot(announced) = &message.body else {
-        return Err(SnapshotBodyError::NotSnapshot(message.body.kind_name()));
-    };
-    // Verify the stream chunk by chunk, then hand out the data as a slice
-    // of the body: no second copy of a possibly large snapshot.
-    let position = Cell::new(0);
-    let mut decoder = SnapshotDecoder::new(Tracked {
-        data: &body,
-        position: &position,
-    })
-    .map_err(SnapshotBodyError::Stream)?;
-    if decoder.metadata() != &announced.metadata {
-        return Err(SnapshotBodyError::MetadataMismatch);
-    }
-    let data_start = position.get();
-    let data_len = usize::try_from(decoder.data_len()).unwrap_or(usize::MAX);
-    while decoder
-        .next_chunk()
-        .map_err(SnapshotBodyError::Stream)?
-        .is_some()
-    {}
-    let end = position.get();
-    if end != body.len() {
-        return Err(SnapshotBodyError::Trailing(body.len() - end));
-    }
-    // The stream verified as header, `data_len` bytes of data, trailer.
-    let Some(data) = data_start
-        .checked_add(data_len)
-        .filter(|&data_end| data_end <= end)
-        .map(|data_end| body.slice(data_start..data_end))
-    else {
-        return Err(SnapshotBodyError::DataOutOfBounds);
-    };
-    let snapshot = Snapshot {
-        metadata: announced.metadata.clone(),
-        data,
-    };
-    Ok(Message {
-        body: MessageBody::Snapshot(snapshot),
-        ..message
-    })
 }

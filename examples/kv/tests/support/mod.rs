@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftkv::client::{Client, ClientError};
+use raftkv::tls::certs::CertPaths;
 
 /// How long any single condition may take to become true.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -52,6 +53,7 @@ pub struct ClusterBuilder {
     snapshot_count: u64,
     catch_up_entries: u64,
     tick_ms: u64,
+    tls: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -61,8 +63,28 @@ impl Default for ClusterBuilder {
             snapshot_count: 10_000,
             catch_up_entries: 5000,
             tick_ms: 20,
+            tls: false,
         }
     }
+}
+
+/// Node ids `raftkv certs` writes certificates for in a TLS test cluster,
+/// so that nodes added later have one.
+const TLS_NODES: u64 = 7;
+
+/// Runs `raftkv certs` for nodes 1 to 7 on 127.0.0.1 into `dir`.
+pub fn write_certs(dir: &std::path::Path) -> CertPaths {
+    let out = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["certs", "--nodes", &TLS_NODES.to_string(), "--out"])
+        .arg(dir)
+        .output()
+        .expect("run raftkv certs");
+    assert!(
+        out.status.success(),
+        "raftkv certs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    CertPaths::new(dir)
 }
 
 impl ClusterBuilder {
@@ -84,11 +106,19 @@ impl ClusterBuilder {
         self
     }
 
+    /// Mutual TLS on the peer port, with certificates from `raftkv certs`.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     /// Starts the founders and waits for a leader.
     pub async fn start(self) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let certs = self.tls.then(|| write_certs(&dir.path().join("certs")));
         let mut c = Cluster {
             dir,
+            certs,
             opts: self,
             peer_ports: BTreeMap::new(),
             client_ports: BTreeMap::new(),
@@ -110,6 +140,8 @@ impl ClusterBuilder {
 /// A running cluster. Dropping it kills every process.
 pub struct Cluster {
     dir: tempfile::TempDir,
+    /// With mutual TLS: the certificate files.
+    pub certs: Option<CertPaths>,
     opts: ClusterBuilder,
     peer_ports: BTreeMap<u64, u16>,
     client_ports: BTreeMap<u64, u16>,
@@ -140,7 +172,17 @@ impl Drop for Cluster {
 impl Cluster {
     /// Peer URL of node `id`.
     pub fn peer_url(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", self.peer_ports[&id])
+        let scheme = if self.certs.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.peer_ports[&id])
+    }
+
+    /// What node `id` has logged so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
     }
 
     /// Client URL of node `id`.
@@ -209,6 +251,9 @@ impl Cluster {
             .stderr(Stdio::from(log));
         if join {
             cmd.arg("--join");
+        }
+        if let Some(certs) = &self.certs {
+            cmd.args(certs.peer_flags(id));
         }
         let child = cmd.spawn().expect("spawn raftkv");
         self.children.insert(id, child);
@@ -341,8 +386,96 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Writes `k0..k<keys>` through node 1, adds node `id` through the
+    /// leader, starts it with `--join`, and waits until it has applied
+    /// every key having caught up by snapshot (asserted).
+    pub async fn add_node_behind_a_snapshot(&mut self, keys: u64, id: u64) {
+        for i in 0..keys {
+            self.put(1, &format!("k{i}"), &i.to_string()).await;
+        }
+        let leader = self.wait_leader().await;
+        self.reserve(id);
+        self.client
+            .add_node(&self.endpoint(leader), id, &self.peer_url(id))
+            .await
+            .expect("add the node");
+        self.spawn(id, true);
+        let last = keys - 1;
+        self.wait_local_value(id, &format!("k{last}"), &last.to_string())
+            .await;
+        let restored = self.metric(id, "raftkv_snapshots_restored_total").await;
+        assert!(
+            restored >= Some(1),
+            "node {id} caught up by snapshot: {restored:?}"
+        );
+    }
+}
+
 /// True for a client error after which a write may or may not have
 /// happened.
 pub fn unknown(e: &ClientError) -> bool {
     e.outcome_unknown()
+}
+
+/// A lone `raftkv` node process started with `args`, its stderr kept in
+/// `stderr_path`. Dropping it kills the process.
+pub struct Process {
+    child: Child,
+    stderr_path: PathBuf,
+}
+
+impl Process {
+    /// Starts `raftkv <args>`.
+    pub fn spawn<I, S>(args: I, stderr_path: PathBuf) -> Process
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let stderr = File::create(&stderr_path).expect("stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn raftkv");
+        Process { child, stderr_path }
+    }
+
+    /// Its exit status, if it exits within [`DEADLINE`]; `None` if it is
+    /// still running then.
+    pub async fn exit_within_deadline(&mut self) -> Option<ExitStatus> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// SIGTERMs it and waits for it to exit.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        self.exit_within_deadline()
+            .await
+            .expect("exits after SIGTERM")
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

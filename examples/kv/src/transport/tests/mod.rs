@@ -16,6 +16,9 @@ use tokio::time::{Instant, timeout};
 
 use super::*;
 
+mod snapshot_receive;
+mod tls;
+
 const CLUSTER: u64 = 0xfeed_beef;
 /// Deadline for anything that should happen.
 const WAIT: Duration = Duration::from_secs(20);
@@ -46,6 +49,8 @@ struct Node {
     transport: Transport,
     events: UnboundedReceiver<Event>,
     metrics: Arc<Metrics>,
+    /// `http` or, with mutual TLS, `https`.
+    scheme: &'static str,
 }
 
 impl Node {
@@ -59,24 +64,33 @@ impl Node {
         listen: SocketAddr,
         queue_messages: usize,
     ) -> Node {
-        let (tx, events) = unbounded_channel();
-        let metrics = Arc::new(Metrics::default());
-        let config = TransportConfig {
-            id: nid(id),
+        Node::start_config(TransportConfig {
             cluster_id,
             listen,
-            bind_outgoing: Some("127.0.0.1".parse().unwrap()),
-            peers: Vec::new(),
             queue_messages,
+            ..config(id)
+        })
+        .await
+    }
+
+    async fn start_config(config: TransportConfig) -> Node {
+        let (tx, events) = unbounded_channel();
+        let metrics = Arc::new(Metrics::default());
+        let id = config.id;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
         };
         let transport = Transport::start(config, Arc::new(ChanInbox(tx)), Arc::clone(&metrics))
             .await
             .unwrap();
         Node {
-            id: nid(id),
+            id,
             transport,
             events,
             metrics,
+            scheme,
         }
     }
 
@@ -85,7 +99,8 @@ impl Node {
     }
 
     fn url(&self) -> PeerUrl {
-        url(self.transport.local_addr())
+        let addr = self.transport.local_addr();
+        PeerUrl::parse(&format!("{}://{addr}", self.scheme)).unwrap()
     }
 
     fn knows(&self, other: &Node) {
@@ -115,16 +130,27 @@ impl Node {
     }
 }
 
+/// The configuration of node `id` in cluster [`CLUSTER`] on a free
+/// loopback port.
+fn config(id: u64) -> TransportConfig {
+    TransportConfig {
+        id: nid(id),
+        cluster_id: Some(CLUSTER),
+        listen: loopback0(),
+        bind_outgoing: Some("127.0.0.1".parse().unwrap()),
+        peers: Vec::new(),
+        queue_messages: 64,
+        snapshot_receive: SnapshotReceiveConfig::new(std::env::temp_dir()),
+        tls: None,
+    }
+}
+
 fn nid(n: u64) -> NodeId {
     NodeId::new(n).unwrap()
 }
 
 fn loopback0() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
-}
-
-fn url(addr: SocketAddr) -> PeerUrl {
-    PeerUrl::parse(&format!("http://{addr}")).unwrap()
 }
 
 fn heartbeat(from: NodeId, to: NodeId, commit: u64) -> Message {
@@ -220,9 +246,22 @@ async fn post(
     body: Bytes,
 ) -> (StatusCode, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    exchange(stream, addr, path, headers, body).await.unwrap()
+}
+
+/// One `POST` on `io`, a connection to `addr`: status and body text, or
+/// the error that cut it short.
+async fn exchange<IO>(
+    io: IO,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<(StatusCode, String), hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(conn);
     let mut req = hyper::Request::post(path).header("host", addr.to_string());
     for (name, value) in headers {
@@ -230,11 +269,10 @@ async fn post(
     }
     let response = sender
         .send_request(req.body(Full::new(body)).unwrap())
-        .await
-        .unwrap();
+        .await?;
     let status = response.status();
-    let text = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&text).into_owned())
+    let text = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
 fn headers(cluster: u64, from: u64, to: u64) -> Vec<(&'static str, String)> {
@@ -375,6 +413,22 @@ async fn a_wrong_or_missing_cluster_id_is_refused() {
     let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
+}
+
+#[tokio::test]
+async fn a_wrong_cluster_refusal_does_not_reveal_the_right_cluster_id() {
+    let (a, b) = pair().await;
+    let addr = b.transport.local_addr();
+    let body = raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1)]);
+    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 1, 2), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let ours = format!("{CLUSTER:016x}");
+    assert!(!text.contains(&ours), "the refusal reveals {ours}: {text}");
+    assert!(
+        !text.contains(&CLUSTER.to_string()),
+        "the refusal reveals the id in decimal: {text}"
+    );
+    assert!(text.contains("cluster id mismatch"), "{text}");
 }
 
 #[tokio::test]
@@ -580,6 +634,16 @@ fn snapshot_body(message: &Message, stream_metadata: &SnapshotMetadata) -> Vec<u
     encoder.finish().unwrap()
 }
 
+/// Decodes a whole snapshot body from 1 to 2 as the server does.
+fn decode(body: &[u8]) -> Result<Message, receive::ReceiveError> {
+    let config = SnapshotReceiveConfig::new(std::env::temp_dir());
+    let parties = receive::Parties {
+        from: nid(1),
+        to: nid(2),
+    };
+    receive::decode_stream(body, parties, &config, |_| {})
+}
+
 #[test]
 fn snapshot_bodies_are_verified() {
     let (a, b) = (nid(1), nid(2));
@@ -589,23 +653,26 @@ fn snapshot_bodies_are_verified() {
             unreachable!()
         };
         let body = snapshot_body(&m, &s.metadata);
-        let decoded = snapshot::decode_body(body.clone().into()).unwrap();
-        assert_same(&decoded, &m);
+        assert_same(&decode(&body).unwrap(), &m);
 
         // Damage anywhere after the envelope fails the checksum or header.
         for at in [body.len() - 1, body.len() - 5, body.len() / 2 + 4] {
             let mut bad = body.clone();
             bad[at] ^= 0x40;
-            assert!(snapshot::decode_body(bad.into()).is_err(), "flip at {at}");
+            assert!(decode(&bad).is_err(), "flip at {at}");
         }
         // Truncated, or with bytes after the stream.
-        assert!(snapshot::decode_body(Bytes::copy_from_slice(&body[..body.len() - 1])).is_err());
+        assert!(decode(&body[..body.len() - 1]).is_err());
         let mut longer = body.clone();
         longer.push(0);
-        assert!(snapshot::decode_body(longer.into()).is_err());
+        assert!(decode(&longer).is_err());
         // A stream of another snapshot than the envelope announces.
         let mut other = s.metadata.clone();
         other.index = Index(41);
-        assert!(snapshot::decode_body(snapshot_body(&m, &other).into()).is_err());
+        assert!(decode(&snapshot_body(&m, &other)).is_err());
+        // A snapshot for another node, or from another than the sender.
+        let stray = snapshot_message(a, nid(3), s.data.clone());
+        let e = decode(&snapshot_body(&stray, &s.metadata)).unwrap_err();
+        assert_eq!(e.status(), StatusCode::FORBIDDEN, "{e}");
     }
 }

@@ -1,0 +1,69 @@
+//! A data directory belongs to one node: started under another `--id` it
+//! refuses, with one line (issue #15, item 5).
+
+mod support;
+
+use std::path::Path;
+
+use raftkv::client::Client;
+use support::{Process, eventually, free_port};
+
+/// `--id <id> --cluster <cluster> --port <free> --data-dir <dir>`, and
+/// the client URL that port gives.
+fn node_args(id: u64, cluster: &str, dir: &Path) -> (Vec<String>, String) {
+    let port = free_port();
+    let args = vec![
+        "--id".into(),
+        id.to_string(),
+        "--cluster".into(),
+        cluster.into(),
+        "--port".into(),
+        port.to_string(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+    ];
+    (args, format!("http://127.0.0.1:{port}"))
+}
+
+/// Starts node `id` on `dir` and waits until it answers `/status` (it
+/// does without a quorum).
+async fn serving_node(id: u64, cluster: &str, dir: &Path, stderr: &Path) -> Process {
+    let (args, endpoint) = node_args(id, cluster, dir);
+    let node = Process::spawn(&args, stderr.to_path_buf());
+    let client = Client::new();
+    eventually(&format!("node {id} serves on {endpoint}"), || {
+        let (client, endpoint) = (client.clone(), endpoint.clone());
+        async move { client.status(&endpoint).await.ok() }
+    })
+    .await;
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_started_under_another_node_id_exits_2_with_one_line() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cluster = format!(
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        free_port(),
+        free_port()
+    );
+    let data = tmp.path().join("node-1");
+    let mut node1 = serving_node(1, &cluster, &data, &tmp.path().join("node-1.err")).await;
+    assert!(node1.terminate().await.success(), "{}", node1.stderr());
+
+    let (args, _) = node_args(2, &cluster, &data);
+    let mut impostor = Process::spawn(&args, tmp.path().join("impostor.err"));
+    let status = impostor.exit_within_deadline().await;
+    let stderr = impostor.stderr();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "node 1's directory started as node 2: {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("belongs to node 1"), "{stderr}");
+    assert!(stderr.contains("--id 2"), "{stderr}");
+
+    // The rightful owner still starts on it.
+    serving_node(1, &cluster, &data, &tmp.path().join("node-1-again.err")).await;
+}
