@@ -80,6 +80,13 @@ pub struct Metrics {
     pub peer_send_failures: AtomicU64,
     /// Peer requests refused (bad cluster id, unknown node, bad body).
     pub peer_requests_rejected: AtomicU64,
+    /// Peer messages raft-core refused as no correct peer sends them
+    /// (`StepError::InvalidMessage`); nothing changed.
+    pub peer_messages_invalid: AtomicU64,
+    /// Peer messages raft-core refused because their term was more than
+    /// `Term::MAX_JUMP` ahead of this node's (`StepError::TermTooFarAhead`),
+    /// e.g. a forged heartbeat meant to exhaust the terms; nothing changed.
+    pub peer_messages_term_too_far_ahead: AtomicU64,
     /// Peer connections refused at the TLS handshake (no certificate, one
     /// not signed by the CA, expired, naming no node, or no TLS at all).
     pub peer_tls_handshakes_refused: AtomicU64,
@@ -136,7 +143,7 @@ impl Metrics {
     }
 
     /// Every counter: name, help, value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 16] {
         [
             (
                 "raftkv_proposals_total",
@@ -192,6 +199,16 @@ impl Metrics {
                 "raftkv_peer_requests_rejected_total",
                 "Peer requests refused.",
                 &self.peer_requests_rejected,
+            ),
+            (
+                "raftkv_peer_messages_invalid_total",
+                "Peer messages refused by raft-core as invalid.",
+                &self.peer_messages_invalid,
+            ),
+            (
+                "raftkv_peer_messages_term_too_far_ahead_total",
+                "Peer messages refused: term too far ahead of this node's.",
+                &self.peer_messages_term_too_far_ahead,
             ),
             (
                 "raftkv_peer_tls_handshakes_refused_total",

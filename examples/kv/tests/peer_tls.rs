@@ -128,6 +128,71 @@ async fn forged_heartbeats_without_a_valid_certificate_are_refused_at_the_handsh
     }
 }
 
+/// One plain HTTP/1.1 request to `addr`: the status.
+async fn plain_request(
+    addr: std::net::SocketAddr,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<StatusCode, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("http: {e}"))?;
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    Ok(response.status())
+}
+
+/// The attack of issue #15 on an unauthenticated peer port: a heartbeat at
+/// the largest term the wire accepts, under the leader's id. Before the
+/// term bound, all three nodes moved to that term and no election could
+/// follow (the next term does not decode), for good. Now raft-core refuses
+/// it as too far ahead, counts it, and the cluster keeps electing and
+/// serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_heartbeat_at_the_largest_term_leaves_a_plain_cluster_electing_and_serving() {
+    let mut c = ClusterBuilder::default().start().await;
+    c.put(1, "before", "1").await;
+    let urls: Vec<PeerUrl> = (1..=3)
+        .map(|id| PeerUrl::parse(&c.peer_url(id)).expect("peer URL"))
+        .collect();
+    let cluster = cluster_id(&urls).max(1);
+    let status = plain_request(urls[1].addr(), forged_heartbeat(cluster))
+        .await
+        .expect("the plain port answers");
+    // The transport delivers it (it decodes); raft-core refuses it.
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    eventually("node 2 counts the refused term", || async {
+        let n = c
+            .metric(2, "raftkv_peer_messages_term_too_far_ahead_total")
+            .await?;
+        (n >= 1).then_some(())
+    })
+    .await;
+
+    // Elections go on: the leader goes away and the others elect one.
+    let leader = c.wait_leader().await;
+    c.kill(leader);
+    let survivor = (1..=3).find(|&id| id != leader).expect("two survivors");
+    eventually("a new leader among the survivors", || async {
+        let st = c.status(survivor).await?;
+        let lead = st["leader"].as_u64()?;
+        (lead != leader).then_some(())
+    })
+    .await;
+    c.put(survivor, "after", "2").await;
+    for id in (1..=3).filter(|&id| id != leader) {
+        assert_eq!(c.get(id, "before").await.as_deref(), Some("1"));
+        assert_eq!(c.get(id, "after").await.as_deref(), Some("2"));
+        let term = c.status(id).await.expect("status")["term"].as_u64();
+        assert!(term < Some(1000), "node {id} is at term {term:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_peer_port_is_announced_with_exactly_one_warning() {
     let c = ClusterBuilder::default().start().await;

@@ -114,7 +114,6 @@ impl RaftLoop {
                         self.store
                             .write()
                             .set_peer(id.get(), url.as_str().to_string());
-                        self.snapshot_for_new_member = true;
                         if id != me {
                             self.transport.add_peer(id, url);
                         }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use raft_core::{
-    AnyConfChange, ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, Index,
-    LogId, MemoryStorage, NodeId, Snapshot, StorageError, Term,
+    ConfChange, ConfChangeKind, ConfState, FoundingLog, HardState, Index, LogId, MemoryStorage,
+    NodeId, Snapshot, StorageError, Term,
 };
 use raft_snap::{SnapError, Snapshotter};
 use raft_wal::{OpenError, SaveError, Wal, WalOptions};
@@ -209,10 +209,10 @@ pub fn open(
     };
     let mut bootstrapped = false;
     if fresh && !join {
-        let (hs, entries) = bootstrap_log(founders);
-        wal.save(Some(&hs), &entries, true)?;
-        storage.append(&entries)?;
-        storage.set_hard_state(hs);
+        let founding = bootstrap_log(founders);
+        wal.save(Some(&founding.hard_state), &founding.entries, true)?;
+        storage.append(&founding.entries)?;
+        storage.set_hard_state(founding.hard_state);
         bootstrapped = true;
     } else {
         storage.append(&recovered.entries)?;
@@ -318,35 +318,17 @@ fn open_wal(
     }
 }
 
-/// The founders' common first log: `AddNode(i, url_i)` at index `i`, term 1,
-/// all committed.
-pub fn bootstrap_log(founders: &[PeerUrl]) -> (HardState, Vec<Entry>) {
-    let entries: Vec<Entry> = founders
-        .iter()
-        .enumerate()
-        .map(|(i, url)| {
-            let id = NodeId::new(i as u64 + 1).expect("ids start at 1");
-            let cc = AnyConfChange::V1(ConfChange {
-                kind: ConfChangeKind::AddNode,
-                node_id: id,
-                context: Bytes::copy_from_slice(url.as_str().as_bytes()),
-            });
-            let (kind, data) = cc.to_entry_data();
-            debug_assert_eq!(kind, EntryKind::ConfChange);
-            Entry {
-                term: Term(1),
-                index: Index(i as u64 + 1),
-                kind,
-                data,
-            }
-        })
-        .collect();
-    let hs = HardState {
-        term: Term(1),
-        vote: None,
-        commit: Index(entries.len() as u64),
-    };
-    (hs, entries)
+/// The founders' common first log (raft-core's [`FoundingLog`]):
+/// `AddNode(i, url_i)` at index `i`, term 1, all committed. The URL in each
+/// change's context is how every node, a joiner included, learns where the
+/// founders listen.
+pub fn bootstrap_log(founders: &[PeerUrl]) -> FoundingLog {
+    let changes = founders.iter().enumerate().map(|(i, url)| ConfChange {
+        kind: ConfChangeKind::AddNode,
+        node_id: NodeId::new(i as u64 + 1).expect("ids start at 1"),
+        context: Bytes::copy_from_slice(url.as_str().as_bytes()),
+    });
+    FoundingLog::new(changes).expect("distinct founders, at least one (checked by the flags)")
 }
 
 #[cfg(test)]

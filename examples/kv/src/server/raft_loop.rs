@@ -132,10 +132,10 @@ pub struct RaftLoop {
     /// The data directory's identity record; its cluster id is filled in
     /// (and the record rewritten) once a joining node learns it.
     identity: Identity,
-    /// A member was added: the next snapshot must include it, or the
-    /// leader cannot send it one (a follower refuses a snapshot whose
-    /// membership lacks it; see `raft_core::Storage::snapshot`).
-    pub(super) snapshot_for_new_member: bool,
+    /// The leader needs a snapshot at an applied index of at least this
+    /// (`Ready::snapshot_request`: a follower behind the compacted log that
+    /// the newest snapshot cannot serve).
+    snapshot_requested: Option<u64>,
 }
 
 impl RaftLoop {
@@ -202,7 +202,7 @@ impl RaftLoop {
             removed_ticks_left: None,
             stopping: false,
             identity: opened.identity,
-            snapshot_for_new_member: false,
+            snapshot_requested: None,
             opts,
         };
         Ok((raft_loop, handle))
@@ -292,6 +292,14 @@ impl RaftLoop {
             Event::Peer(m) => match self.node.step(m) {
                 Ok(()) => {}
                 Err(StepError::Storage(e)) => return Err(fatal("step", e)),
+                Err(e @ StepError::InvalidMessage { .. }) => {
+                    metrics::inc(&self.metrics.peer_messages_invalid);
+                    tracing::warn!(error = %e, "peer message refused");
+                }
+                Err(e @ StepError::TermTooFarAhead { .. }) => {
+                    metrics::inc(&self.metrics.peer_messages_term_too_far_ahead);
+                    tracing::warn!(error = %e, "peer message refused");
+                }
                 Err(e) => tracing::debug!(error = %e, "message ignored"),
             },
             Event::Unreachable(id) => self.node.report_unreachable(id),
@@ -434,6 +442,10 @@ impl RaftLoop {
         self.apply_committed(committed)?;
         self.release_reads();
         self.node.advance().map_err(|e| fatal("advance", e))?;
+        if let Some(request) = rd.snapshot_request {
+            tracing::info!(min_index = request.min_index.0, to = %request.to, "leader asks for a snapshot");
+            self.snapshot_requested = Some(request.min_index.0);
+        }
         self.maybe_snapshot()?;
         Ok(true)
     }
@@ -546,19 +558,18 @@ impl RaftLoop {
         }
     }
 
-    /// Takes a snapshot every `snapshot_count` applied entries, then
-    /// compacts the in-memory log and releases WAL segments (etcd's
-    /// `maybeTriggerSnapshot`).
+    /// Takes a snapshot every `snapshot_count` applied entries, or when the
+    /// leader asks for one, then compacts the in-memory log and releases
+    /// WAL segments (etcd's `maybeTriggerSnapshot`).
     fn maybe_snapshot(&mut self) -> Result<(), LoopError> {
         let applied = self.store.read().applied();
         let last = self.last_snapshot.index.0;
-        // Only when a snapshot exists can the log have been compacted, so
-        // only then may a new member need a fresh one.
-        let for_new_member = self.snapshot_for_new_member && last > 0 && applied > last;
-        if applied < last + self.opts.snapshot_count && !for_new_member {
+        // A snapshot at `applied` includes every member added up to it.
+        let requested = self.snapshot_requested.is_some_and(|min| applied >= min) && applied > last;
+        if applied < last + self.opts.snapshot_count && !requested {
             return Ok(());
         }
-        self.snapshot_for_new_member = false;
+        self.snapshot_requested = None;
         let data = self.store.read().snapshot_data();
         let snap = self
             .storage
