@@ -14,7 +14,7 @@ use crate::ready::{Ready, SoftState};
 use crate::status::{ProgressStatus, Status};
 use crate::storage::{Storage, StorageError};
 use crate::tracker::ProgressState;
-use crate::types::{ConfState, EntryKind, HardState, Index, LogId, NodeId};
+use crate::types::{ConfState, EntryKind, HardState, Index, LogId, NodeId, Term};
 
 /// How sending a snapshot to a follower ended (see
 /// [`RawNode::report_snapshot`]).
@@ -122,7 +122,7 @@ impl<S: Storage> RawNode<S> {
         if !self.raft.promotable() {
             return Err(CampaignError::NotVoter);
         }
-        if self.raft.term >= crate::types::Term::MAX {
+        if self.raft.term >= Term::MAX {
             return Err(CampaignError::TermsExhausted);
         }
         let r = self.raft.hup(false).map_err(CampaignError::from);

@@ -374,6 +374,9 @@ impl<S: Storage> Raft<S> {
 
     /// Checks the invariants that must hold between any two inputs.
     pub(crate) fn debug_check_invariants(&self) {
+        // `step` refuses what would take a term or index past MAX.
+        debug_assert!(self.term <= Term::MAX);
+        debug_assert!(self.log.committed <= Index::MAX);
         debug_assert!(self.log.applied <= self.log.applying);
         debug_assert!(self.log.applying <= self.log.committed);
         debug_assert!(self.log.last_index().is_ok_and(|l| self.log.committed <= l));
