@@ -22,7 +22,8 @@ fn add_node(node: u64) -> ConfChange {
 }
 
 /// Founders 1, 2, 3 whose membership lives only in their storage
-/// (`MemoryStorage::with_conf_state`), with 1 leading.
+/// (`MemoryStorage::with_conf_state`), with pre-vote and CheckQuorum on and
+/// 1 leading.
 fn founded_outside_the_log() -> Cluster {
     let mut c = Cluster::builder()
         .voters(&[1, 2, 3])
@@ -269,12 +270,7 @@ fn an_append_whose_entries_leave_a_gap_or_overlap_is_refused() {
 
 #[test]
 fn a_forged_heartbeat_with_the_largest_wire_term_leaves_the_cluster_electing() {
-    let mut c = Cluster::builder()
-        .voters(&[1, 2, 3])
-        .pre_vote(true)
-        .check_quorum(true)
-        .build();
-    c.elect(1);
+    let mut c = founded_outside_the_log();
     let forged = msg(1, 2, i64::MAX as u64, MessageBody::Heartbeat(heartbeat(0)));
     assert!(c.step(forged).is_err(), "the forged term was adopted");
     c.stabilize();

@@ -18,20 +18,15 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use support::{ClusterBuilder, Process, eventually, free_port, write_certs};
 
-/// One request over TLS with `client` to `addr`: the status and body, or
-/// the first error (handshake, connection, answer).
-async fn tls_request(
-    addr: std::net::SocketAddr,
-    client: Arc<ClientConfig>,
+/// One HTTP/1.1 request over `stream`: the status and body, or the first
+/// error (connection, answer).
+async fn request_over<S>(
+    stream: S,
     request: hyper::Request<Full<Bytes>>,
-) -> Result<(StatusCode, String), String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let stream = tokio_rustls::TlsConnector::from(client)
-        .connect(ServerName::from(addr.ip()), tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+) -> Result<(StatusCode, String), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("http: {e}"))?;
@@ -48,6 +43,34 @@ async fn tls_request(
         .map_err(|e| format!("body: {e}"))?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream, String> {
+    tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))
+}
+
+/// One request over TLS with `client` to `addr`: the status and body, or
+/// the first error (handshake, connection, answer).
+async fn tls_request(
+    addr: std::net::SocketAddr,
+    client: Arc<ClientConfig>,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<(StatusCode, String), String> {
+    let stream = tokio_rustls::TlsConnector::from(client)
+        .connect(ServerName::from(addr.ip()), connect(addr).await?)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    request_over(stream, request).await
+}
+
+/// One plain HTTP/1.1 request to `addr`.
+async fn plain_request(
+    addr: std::net::SocketAddr,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<(StatusCode, String), String> {
+    request_over(connect(addr).await?, request).await
 }
 
 /// A heartbeat from "node 1" to node 2 with the largest term the wire
@@ -128,25 +151,6 @@ async fn forged_heartbeats_without_a_valid_certificate_are_refused_at_the_handsh
     }
 }
 
-/// One plain HTTP/1.1 request to `addr`: the status.
-async fn plain_request(
-    addr: std::net::SocketAddr,
-    request: hyper::Request<Full<Bytes>>,
-) -> Result<StatusCode, String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("http: {e}"))?;
-    tokio::spawn(conn);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    Ok(response.status())
-}
-
 /// The attack of issue #15 on an unauthenticated peer port: a heartbeat at
 /// the largest term the wire accepts, under the leader's id. Before the
 /// term bound, all three nodes moved to that term and no election could
@@ -161,7 +165,7 @@ async fn a_forged_heartbeat_at_the_largest_term_leaves_a_plain_cluster_electing_
         .map(|id| PeerUrl::parse(&c.peer_url(id)).expect("peer URL"))
         .collect();
     let cluster = cluster_id(&urls).max(1);
-    let status = plain_request(urls[1].addr(), forged_heartbeat(cluster))
+    let (status, _) = plain_request(urls[1].addr(), forged_heartbeat(cluster))
         .await
         .expect("the plain port answers");
     // The transport delivers it (it decodes); raft-core refuses it.

@@ -577,11 +577,7 @@ impl Simulation {
         } else {
             ConfChangeKind::AddLearnerNode
         };
-        AnyConfChange::V1(ConfChange {
-            kind,
-            node_id: joiner,
-            context: Bytes::new(),
-        })
+        single_step(kind, joiner)
     }
 
     /// Any single-step or joint change of any node, valid or not.
@@ -593,11 +589,7 @@ impl Simulation {
             _ => ConfChangeKind::RemoveNode,
         };
         if self.rng.random_bool(0.7) {
-            return AnyConfChange::V1(ConfChange {
-                kind,
-                node_id: target,
-                context: Bytes::new(),
-            });
+            return single_step(kind, target);
         }
         let other = id(self.rng.random_range(1..=self.opts.nodes));
         let changes = vec![
@@ -1140,6 +1132,15 @@ impl Simulation {
             .filter(|(n, _)| cs.contains(**n))
             .all(|(_, s)| s.applied >= index)
     }
+}
+
+/// A single-step change with no context.
+fn single_step(kind: ConfChangeKind, node_id: NodeId) -> AnyConfChange {
+    AnyConfChange::V1(ConfChange {
+        kind,
+        node_id,
+        context: Bytes::new(),
+    })
 }
 
 fn entry_digest(e: &Entry) -> u64 {

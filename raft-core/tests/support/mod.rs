@@ -25,6 +25,18 @@ pub struct TestNode {
     pub read_states: Vec<raft_core::ReadState>,
 }
 
+impl TestNode {
+    /// A node over `storage`, which nothing has applied yet.
+    pub fn start(cfg: Config, storage: MemoryStorage) -> TestNode {
+        TestNode {
+            raw: RawNode::new(cfg, storage.clone()).expect("valid node"),
+            storage,
+            applied: Vec::new(),
+            read_states: Vec::new(),
+        }
+    }
+}
+
 /// A change applied to every node's config.
 type ConfigTweak = Box<dyn Fn(&mut Config)>;
 
@@ -107,16 +119,7 @@ impl ClusterBuilder {
             if let Some(f) = &self.tweak {
                 f(&mut cfg);
             }
-            let raw_node = RawNode::new(cfg, storage.clone()).expect("valid node");
-            nodes.insert(
-                id(raw),
-                TestNode {
-                    raw: raw_node,
-                    storage,
-                    applied: Vec::new(),
-                    read_states: Vec::new(),
-                },
-            );
+            nodes.insert(id(raw), TestNode::start(cfg, storage));
         }
         Cluster {
             nodes,
@@ -166,16 +169,7 @@ impl Cluster {
         cfg.pre_vote = true;
         cfg.check_quorum = true;
         tweak(&mut cfg);
-        let raw_node = RawNode::new(cfg, storage.clone()).expect("valid node");
-        self.nodes.insert(
-            id(raw),
-            TestNode {
-                raw: raw_node,
-                storage,
-                applied: Vec::new(),
-                read_states: Vec::new(),
-            },
-        );
+        self.nodes.insert(id(raw), TestNode::start(cfg, storage));
     }
 
     /// Fails if two nodes applied different entries at the same index
