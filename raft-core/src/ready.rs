@@ -41,8 +41,11 @@ pub struct SoftState {
 ///    [`Ready::hard_state`]; fsync if [`Ready::must_sync`].
 /// 3. Only then send [`Ready::persisted_messages`]: votes and append
 ///    acknowledgements vouch for the state just persisted.
-/// 4. Apply the snapshot, then [`Ready::committed_entries`] in order.
-/// 5. Call [`RawNode::advance`](crate::RawNode::advance).
+/// 4. Apply the snapshot, then [`Ready::committed_entries`] in order
+///    (membership changes through
+///    [`RawNode::apply_conf_change`](crate::RawNode::apply_conf_change)).
+/// 5. If [`Ready::snapshot_request`] is set, take a snapshot as it asks.
+/// 6. Call [`RawNode::advance`](crate::RawNode::advance).
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Ready {
