@@ -34,17 +34,22 @@ fn founded_outside_the_log() -> Cluster {
     c
 }
 
+/// Starts `node` with empty storage and has leader 1 add it.
+fn join(c: &mut Cluster, node: u64) {
+    c.add_joiner(node);
+    c.node(1)
+        .raw
+        .propose_conf_change(add_node(node))
+        .expect("propose");
+    c.stabilize();
+}
+
 // -- 1. Split brain from a bootstrap outside the log ------------------------
 
 #[test]
 fn a_joiner_of_a_cluster_founded_outside_the_log_never_elects_itself() {
     let mut c = founded_outside_the_log();
-    c.add_joiner(4);
-    c.node(1)
-        .raw
-        .propose_conf_change(add_node(4))
-        .expect("propose");
-    c.stabilize();
+    join(&mut c, 4);
     c.propose(1, b"on the real cluster");
     c.stabilize();
     assert_eq!(c.node(4).applied.len(), c.node(1).applied.len());
@@ -80,12 +85,7 @@ fn a_member_added_behind_compaction_catches_up_without_the_application_guessing(
     }
     // Node 4 gets the newest snapshot (which predates it) only if the
     // application takes a newer one, and the application is told when.
-    c.add_joiner(4);
-    c.node(1)
-        .raw
-        .propose_conf_change(add_node(4))
-        .expect("propose");
-    c.stabilize();
+    join(&mut c, 4);
     c.tick_all(5);
     let leader_last = c.status(1).last_index;
     assert_eq!(

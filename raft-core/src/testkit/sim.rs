@@ -287,6 +287,20 @@ struct SimNode {
     snapshot_wanted: Option<Index>,
 }
 
+impl SimNode {
+    /// Records a snapshot of the state machine (its applied index is all
+    /// the simulated state there is) in storage, with the membership.
+    fn snapshot_at_applied(&self) -> Result<crate::types::Snapshot, crate::storage::StorageError> {
+        let cs = self
+            .storage
+            .initial_state()
+            .expect("memory storage")
+            .conf_state;
+        let data = Bytes::from(self.applied.get().to_le_bytes().to_vec());
+        self.storage.create_snapshot(self.applied, cs, data)
+    }
+}
+
 struct InFlight {
     deliver_at: u64,
     msg: Message,
@@ -648,13 +662,7 @@ impl Simulation {
         if node.raw.is_none() || applied < first + 4 {
             return;
         }
-        let cs = node
-            .storage
-            .initial_state()
-            .expect("memory storage")
-            .conf_state;
-        let data = Bytes::from(applied.get().to_le_bytes().to_vec());
-        if node.storage.create_snapshot(applied, cs, data).is_ok() {
+        if node.snapshot_at_applied().is_ok() {
             node.storage
                 .compact(applied)
                 .expect("compact to a snapshotted, applied index");
@@ -842,13 +850,7 @@ impl Simulation {
         }
         node.snapshot_wanted = None;
         let applied = node.applied;
-        let cs = node
-            .storage
-            .initial_state()
-            .expect("memory storage")
-            .conf_state;
-        let data = Bytes::from(applied.get().to_le_bytes().to_vec());
-        let r = node.storage.create_snapshot(applied, cs, data);
+        let r = node.snapshot_at_applied();
         if r.is_ok() {
             self.report.snapshots_requested += 1;
         }
