@@ -157,14 +157,7 @@ pub fn open(
     founders: &[PeerUrl],
     join: bool,
 ) -> Result<Opened, OpenDataError> {
-    let wal_dir = dir.join("wal");
-    let snap_dir = dir.join("snap");
-    for d in [dir, &wal_dir, &snap_dir] {
-        std::fs::create_dir_all(d).map_err(|source| OpenDataError::Dir {
-            path: d.to_path_buf(),
-            source,
-        })?;
-    }
+    let (wal_dir, snap_dir) = create_dirs(dir)?;
     let recorded = Identity::load(dir)?;
     if let Some(identity) = &recorded {
         check_identity(dir, identity, id, founders, join)?;
@@ -184,17 +177,8 @@ pub fn open(
         );
     }
     let storage = MemoryStorage::new();
-    let mut store = KvStore::new();
-    let mut conf_state = ConfState::default();
     let snapshot_id = snapshot.as_ref().map(|s| s.metadata.log_id());
-    if let Some(snap) = snapshot {
-        let index = snap.metadata.index;
-        store
-            .restore(index.0, snap.data.clone())
-            .map_err(|source| OpenDataError::Restore { index, source })?;
-        conf_state = snap.metadata.conf_state.clone();
-        storage.apply_snapshot(snap)?;
-    }
+    let (store, conf_state) = restore(snapshot, &storage)?;
     let fresh = snapshot_id.is_none()
         && recovered.entries.is_empty()
         && recovered.hard_state == HardState::default();
@@ -229,6 +213,39 @@ pub fn open(
         bootstrapped,
         identity,
     })
+}
+
+/// Creates `dir` and its `wal/` and `snap/` subdirectories if missing;
+/// returns the latter two.
+fn create_dirs(dir: &Path) -> Result<(PathBuf, PathBuf), OpenDataError> {
+    let wal_dir = dir.join("wal");
+    let snap_dir = dir.join("snap");
+    for d in [dir, &wal_dir, &snap_dir] {
+        std::fs::create_dir_all(d).map_err(|source| OpenDataError::Dir {
+            path: d.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok((wal_dir, snap_dir))
+}
+
+/// The state machine and membership of `snapshot` (empty without one),
+/// installed in `storage` too.
+fn restore(
+    snapshot: Option<Snapshot>,
+    storage: &MemoryStorage,
+) -> Result<(KvStore, ConfState), OpenDataError> {
+    let mut store = KvStore::new();
+    let Some(snap) = snapshot else {
+        return Ok((store, ConfState::default()));
+    };
+    let index = snap.metadata.index;
+    store
+        .restore(index.0, snap.data.clone())
+        .map_err(|source| OpenDataError::Restore { index, source })?;
+    let conf_state = snap.metadata.conf_state.clone();
+    storage.apply_snapshot(snap)?;
+    Ok((store, conf_state))
 }
 
 /// Writes the identity record of a new directory: node `id`, and for a
