@@ -130,10 +130,7 @@ fn bench_ready_advance(c: &mut Criterion) {
                     let t = Instant::now();
                     let rd = node.raw.ready().expect("ready");
                     timed += t.elapsed();
-                    node.storage.append(&rd.entries).expect("append");
-                    if let Some(hs) = rd.hard_state {
-                        node.storage.set_hard_state(hs);
-                    }
+                    node.storage.persist(&rd).expect("persist");
                     for e in &rd.committed_entries {
                         node.applier.apply(2, &e.data);
                     }

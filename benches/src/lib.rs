@@ -255,14 +255,11 @@ impl CoreNode {
             any = true;
             let mut rd = self.raw.ready().expect("ready");
             out.append(&mut rd.messages);
-            if let Some(snapshot) = rd.snapshot.take() {
-                self.storage.apply_snapshot(snapshot).expect("snapshot");
+            self.storage.persist(&rd).expect("persist");
+            if rd.snapshot.is_some() {
                 self.hard_state = self.storage.hard_state();
-            }
-            self.storage.append(&rd.entries).expect("append");
-            if let Some(hs) = rd.hard_state {
+            } else if let Some(hs) = rd.hard_state {
                 self.hard_state = hs;
-                self.storage.set_hard_state(hs);
             }
             out.append(&mut rd.persisted_messages);
             for e in &rd.committed_entries {

@@ -123,13 +123,7 @@ fn arrive(from: u64, to: u64, term: u64, body: MessageBody) -> Option<Message> {
 fn drain(node: &mut RawNode<MemoryStorage>, storage: &MemoryStorage) {
     while node.has_ready() {
         let rd = node.ready().expect("ready");
-        if let Some(s) = rd.snapshot.clone() {
-            storage.apply_snapshot(s).expect("apply snapshot");
-        }
-        storage.append(&rd.entries).expect("append");
-        if let Some(hs) = rd.hard_state {
-            storage.set_hard_state(hs);
-        }
+        storage.persist(&rd).expect("persist");
         node.advance().expect("advance");
     }
 }

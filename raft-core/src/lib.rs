@@ -39,15 +39,10 @@
 //!         // 1. Messages that need nothing durable may leave now:
 //!         //    `for m in rd.messages { transport.send(m) }` (none here: one node).
 //!         assert!(rd.messages.is_empty());
-//!         // 2. Persist the snapshot, entries and hard state (fsync if
-//!         //    `rd.must_sync`).
-//!         if let Some(snapshot) = rd.snapshot.clone() {
-//!             storage.apply_snapshot(snapshot)?;
-//!         }
-//!         storage.append(&rd.entries)?;
-//!         if let Some(hs) = rd.hard_state {
-//!             storage.set_hard_state(hs);
-//!         }
+//!         // 2. Persist the snapshot, entries and hard state, in that
+//!         //    order (a durable storage such as raft-storage's
+//!         //    `DiskStorage` fsyncs iff `rd.must_sync`).
+//!         storage.persist(&rd)?;
 //!         // 3. Now votes and append acknowledgements may leave:
 //!         //    `for m in rd.persisted_messages { transport.send(m) }`.
 //!         // 4. Apply committed entries, in order. Membership changes take
@@ -125,15 +120,9 @@
 //!     fn handle(&mut self) -> Result<Vec<Message>, Box<dyn Error>> {
 //!         let mut out = Vec::new();
 //!         while self.raw.has_ready() {
-//!             let rd = self.raw.ready()?;
-//!             out.extend(rd.messages);
-//!             if let Some(snapshot) = rd.snapshot {
-//!                 self.storage.apply_snapshot(snapshot)?;
-//!             }
-//!             self.storage.append(&rd.entries)?;
-//!             if let Some(hs) = rd.hard_state {
-//!                 self.storage.set_hard_state(hs);
-//!             }
+//!             let mut rd = self.raw.ready()?;
+//!             out.append(&mut rd.messages);
+//!             self.storage.persist(&rd)?;
 //!             out.extend(rd.persisted_messages);
 //!             for entry in &rd.committed_entries {
 //!                 if let Some(cc) = AnyConfChange::from_entry(entry)? {
@@ -208,7 +197,7 @@
 //! # let storage = MemoryStorage::bootstrap(&ConfState::with_voters([id]))?;
 //! # let mut node = RawNode::new(Config::new(id), storage.clone())?;
 //! # let rd = node.ready()?;
-//! # storage.set_hard_state(rd.hard_state.unwrap_or_default());
+//! # storage.persist(&rd)?;
 //! # for e in &rd.committed_entries {
 //! #     let cc = raft_core::AnyConfChange::from_entry(e)?.expect("founding change");
 //! #     storage.set_conf_state(node.apply_conf_change(&cc)?);
@@ -253,14 +242,14 @@
 //! let mut node = RawNode::new(config, storage.clone())?;
 //!
 //! node.campaign()?;
-//! let rd = node.ready()?; // the pre-vote and the new term with our vote
-//! // ... hand `rd` to the writer thread; meanwhile the node keeps going.
+//! let mut rd = node.ready()?; // the pre-vote and the new term with our vote
+//! // Hand the durable part to the writer thread; meanwhile the node keeps
+//! // going.
+//! let batch = rd.take_persist_batch();
 //! assert_ne!(node.status().soft_state.role, RoleKind::Leader);
-//! // The writer reports back once the hard state is durable:
-//! if let Some(hs) = rd.hard_state {
-//!     storage.set_hard_state(hs);
-//! }
-//! node.on_persisted(rd.number)?;
+//! // The writer reports back once the batch is durable:
+//! storage.persist_batch(&batch)?;
+//! node.on_persisted(batch.number)?;
 //! assert_eq!(node.status().soft_state.role, RoleKind::Leader);
 //!
 //! node.propose(&b"v"[..])?;
@@ -354,9 +343,9 @@ pub use message::{
 };
 pub use raft::{Proposal, ReadState, RoleKind};
 pub use raw_node::{AdvanceError, LightReady, RawNode, SnapshotStatus};
-pub use ready::{Ready, SnapshotRequest, SoftState};
+pub use ready::{PersistBatch, Ready, SnapshotRequest, SoftState};
 pub use status::{ProgressStatus, Status};
-pub use storage::{InitialState, MemoryStorage, Storage, StorageError};
+pub use storage::{InitialState, MemoryStorage, PersistError, Storage, StorageError};
 pub use tracker::ProgressState;
 pub use types::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,

@@ -21,6 +21,35 @@ pub struct SnapshotRequest {
     pub to: NodeId,
 }
 
+/// The durable part of one [`Ready`]: what step 2 writes, in this order
+/// (snapshot, entries, hard state), taken out with
+/// [`Ready::take_persist_batch`]. Batches must be persisted in `number`
+/// order; once one is durable, report it with
+/// [`RawNode::on_persisted`](crate::RawNode::on_persisted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PersistBatch {
+    /// The number of the Ready it came from.
+    pub number: u64,
+    /// A snapshot received from the leader; it replaces the whole log.
+    pub snapshot: Option<Snapshot>,
+    /// Entries to append; writing index `i` discards any persisted entries
+    /// at `i` and after (Raft's conflict truncation, paper §5.3).
+    pub entries: Vec<Entry>,
+    /// Term, vote and commit, when they changed.
+    pub hard_state: Option<HardState>,
+    /// True when the batch must be fsynced before the Ready's
+    /// `persisted_messages` leave (a commit-only change need not be).
+    pub must_sync: bool,
+}
+
+impl PersistBatch {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_none() && self.entries.is_empty() && self.hard_state.is_none()
+    }
+}
+
 /// Volatile state worth reporting: who leads and what this node is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct SoftState {
@@ -85,6 +114,21 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// Moves the durable part of this Ready (step 2: snapshot, entries,
+    /// hard state) into a [`PersistBatch`], for an application that
+    /// persists on another thread (`Config::async_storage_writes`). The
+    /// Ready keeps its messages, committed entries and read states;
+    /// `snapshot` and `entries` are left empty.
+    pub fn take_persist_batch(&mut self) -> PersistBatch {
+        PersistBatch {
+            number: self.number,
+            snapshot: self.snapshot.take(),
+            entries: std::mem::take(&mut self.entries),
+            hard_state: self.hard_state,
+            must_sync: self.must_sync,
+        }
+    }
+
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.soft_state.is_none()

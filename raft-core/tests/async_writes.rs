@@ -20,20 +20,13 @@ fn node(me: u64, voters: &[u64]) -> (RawNode<MemoryStorage>, MemoryStorage) {
     (RawNode::new(cfg, storage.clone()).expect("node"), storage)
 }
 
-fn persist(storage: &MemoryStorage, rd: &raft_core::Ready) {
-    storage.append(&rd.entries).expect("append");
-    if let Some(hs) = rd.hard_state {
-        storage.set_hard_state(hs);
-    }
-}
-
 #[test]
 fn candidate_counts_its_own_vote_only_once_persisted() {
     let (mut n, s) = node(1, &[1]);
     n.campaign().expect("campaign");
     let rd = n.ready().expect("ready");
     assert_eq!(n.status().soft_state.role, RoleKind::Candidate);
-    persist(&s, &rd);
+    s.persist(&rd).expect("persist");
     n.on_persisted(rd.number).expect("persisted");
     assert_eq!(n.status().soft_state.role, RoleKind::Leader);
 }
@@ -43,7 +36,7 @@ fn leader_entries_commit_only_after_local_persistence() {
     let (mut n, s) = node(1, &[1]);
     n.campaign().expect("campaign");
     let rd = n.ready().expect("ready");
-    persist(&s, &rd);
+    s.persist(&rd).expect("persist");
     n.on_persisted(rd.number).expect("persisted");
     n.propose(&b"a"[..]).expect("propose");
     let rd1 = n.ready().expect("ready 1");
@@ -63,7 +56,7 @@ fn leader_entries_commit_only_after_local_persistence() {
         Index(0),
         "nothing durable yet"
     );
-    persist(&s, &rd1);
+    s.persist(&rd1).expect("persist");
     n.on_persisted(rd1.number).expect("persisted 1");
     assert_eq!(n.status().hard_state.commit, Index(2));
     let rd3 = n.ready().expect("ready 3");
@@ -73,7 +66,7 @@ fn leader_entries_commit_only_after_local_persistence() {
         .map(|e| e.index.get())
         .collect();
     assert_eq!(applied, vec![1, 2], "entry 3 is not durable yet");
-    persist(&s, &rd2);
+    s.persist(&rd2).expect("persist");
     n.on_persisted(rd2.number).expect("persisted 2");
     n.on_applied(Index(2)).expect("applied");
     let rd4 = n.ready().expect("ready 4");
@@ -113,7 +106,7 @@ fn follower_applies_committed_entries_only_once_they_are_durable_locally() {
         1,
         "the ack waits for persistence"
     );
-    persist(&s, &rd);
+    s.persist(&rd).expect("persist");
     n.on_persisted(rd.number).expect("persisted");
     let rd = n.ready().expect("ready");
     assert_eq!(rd.committed_entries.len(), 1);
@@ -124,7 +117,7 @@ fn persistence_acknowledgements_apply_in_order_and_ignore_repeats() {
     let (mut n, s) = node(1, &[1]);
     n.campaign().expect("campaign");
     let rd = n.ready().expect("ready");
-    persist(&s, &rd);
+    s.persist(&rd).expect("persist");
     n.on_persisted(rd.number).expect("persisted");
     n.on_persisted(rd.number).expect("repeat is harmless");
     n.on_persisted(0).expect("old number is harmless");

@@ -326,10 +326,7 @@ fn compacting_past_what_raft_handed_out_is_a_typed_error() {
     while node.has_ready() {
         match node.ready() {
             Ok(rd) => {
-                storage.append(&rd.entries).expect("append");
-                if let Some(hs) = rd.hard_state {
-                    storage.set_hard_state(hs);
-                }
+                storage.persist(&rd).expect("persist");
                 node.advance().expect("advance");
             }
             Err(e) => {
@@ -356,13 +353,14 @@ fn a_state_machine_ahead_of_the_persisted_commit_restarts_where_it_is() {
     let mut node = RawNode::new(cfg.clone(), storage.clone()).expect("node");
     node.campaign().expect("campaign");
     let rd = node.ready().expect("ready");
-    storage.set_hard_state(rd.hard_state.expect("vote"));
+    assert!(rd.hard_state.is_some(), "the vote");
+    storage.persist(&rd).expect("persist");
     node.on_persisted(rd.number).expect("persisted");
     for _ in 0..3 {
         node.propose(&b"v"[..]).expect("propose");
     }
     let rd = node.ready().expect("ready");
-    storage.append(&rd.entries).expect("append");
+    storage.persist(&rd).expect("persist");
     node.on_persisted(rd.number).expect("persisted");
     // The apply thread applies what committed and compacts behind it; the
     // writer crashes before the Ready carrying the new commit index is
@@ -388,10 +386,7 @@ fn a_state_machine_ahead_of_the_persisted_commit_restarts_where_it_is() {
     node.campaign().expect("campaign");
     while node.has_ready() {
         let rd = node.ready().expect("no ready fails after the restart");
-        storage.append(&rd.entries).expect("append");
-        if let Some(hs) = rd.hard_state {
-            storage.set_hard_state(hs);
-        }
+        storage.persist(&rd).expect("persist");
         assert!(rd.committed_entries.iter().all(|e| e.index > applied));
         node.on_persisted(rd.number).expect("persisted");
     }

@@ -13,10 +13,7 @@ fn id(n: u64) -> NodeId {
 /// Persists a Ready into `s` and advances, returning the light part.
 fn handle(n: &mut RawNode<MemoryStorage>, s: &MemoryStorage) -> raft_core::LightReady {
     let rd = n.ready().expect("ready");
-    s.append(&rd.entries).expect("append");
-    if let Some(hs) = rd.hard_state {
-        s.set_hard_state(hs);
-    }
+    s.persist(&rd).expect("persist");
     n.advance_with_commits().expect("advance")
 }
 
@@ -65,10 +62,7 @@ fn leader_light_ready_carries_the_entries_and_commit_updates_its_own_ack_unlocks
         "not committed without the leader's own ack"
     );
     let node = c.node(1);
-    node.storage.append(&rd.entries).expect("append");
-    if let Some(hs) = rd.hard_state {
-        node.storage.set_hard_state(hs);
-    }
+    node.storage.persist(&rd).expect("persist");
     let light = node.raw.advance_with_commits().expect("advance");
     assert_eq!(light.commit, Some(Index(2)));
     assert_eq!(light.committed_entries.len(), 1);

@@ -44,10 +44,7 @@ fn cluster() -> BTreeMap<u64, App> {
 /// messages.
 fn handle(apps: &mut BTreeMap<u64, App>, n: u64, rd: raft_core::Ready) {
     let app = apps.get_mut(&n).expect("app");
-    app.storage.append(&rd.entries).expect("append");
-    if let Some(hs) = rd.hard_state {
-        app.storage.set_hard_state(hs);
-    }
+    app.storage.persist(&rd).expect("persist");
     for e in &rd.committed_entries {
         if e.kind == EntryKind::Normal && !e.data.is_empty() {
             app.applied.push(e.data.clone());

@@ -160,7 +160,7 @@ fn single_node_becomes_leader_only_after_its_self_vote_is_persisted() {
             RoleKind::Candidate,
             "not leader before the vote is durable"
         );
-        c.node(1).storage.set_hard_state(hs);
+        c.node(1).storage.persist(&rd).expect("persist");
         c.node(1).raw.advance().expect("advance");
         assert_eq!(c.role(1), RoleKind::Leader, "pre_vote {pre_vote}");
         c.stabilize();

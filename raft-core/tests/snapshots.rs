@@ -349,8 +349,9 @@ fn snapshot_temporarily_unavailable_is_retried_later() {
     };
     let mut node = RawNode::new(cfg, slow).expect("node");
     node.campaign().expect("campaign");
-    let mut rd = node.ready().expect("ready");
-    mem.set_hard_state(rd.hard_state.take().expect("hs"));
+    let rd = node.ready().expect("ready");
+    assert!(rd.hard_state.is_some(), "the vote");
+    mem.persist(&rd).expect("persist");
     node.advance().expect("advance");
     node.step(Message {
         from: id(2),

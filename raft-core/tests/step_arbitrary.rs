@@ -165,13 +165,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
 fn drain(node: &mut RawNode<MemoryStorage>, storage: &MemoryStorage) {
     while node.has_ready() {
         let rd = node.ready().expect("ready");
-        if let Some(s) = rd.snapshot.clone() {
-            storage.apply_snapshot(s).expect("apply snapshot");
-        }
-        storage.append(&rd.entries).expect("append");
-        if let Some(hs) = rd.hard_state {
-            storage.set_hard_state(hs);
-        }
+        storage.persist(&rd).expect("persist");
         for e in &rd.committed_entries {
             if let Ok(Some(cc)) = raft_core::AnyConfChange::from_entry(e)
                 && let Ok(cs) = node.apply_conf_change(&cc)

@@ -15,23 +15,21 @@
 
 use bytes::Bytes;
 
-use crate::storage::{MemoryStorage, Storage, StorageError};
+use crate::ready::PersistBatch;
+use crate::storage::{MemoryStorage, PersistError, Storage, StorageError};
 use crate::types::{ConfState, Entry, HardState, Index, NodeId, Snapshot, SnapshotMetadata, Term};
 
-/// The write operations the suite needs to set up each case.
+/// The write operations the suite needs to set up each case. A storage
+/// implements [`TestableStorage::persist`] (step 2 of the Ready contract),
+/// so the suite writes through the same path a node does.
 pub trait TestableStorage: Storage {
-    /// Appends entries; an entry at an existing index replaces it and
-    /// everything after it.
+    /// Persists one Ready's snapshot, entries and hard state, in that
+    /// order.
     ///
     /// # Errors
     /// Whatever the storage reports.
-    fn append_entries(&self, entries: &[Entry]) -> Result<(), StorageError>;
-    /// Persists the hard state.
-    ///
-    /// # Errors
-    /// Whatever the storage reports.
-    fn save_hard_state(&self, hs: HardState) -> Result<(), StorageError>;
-    /// Persists the membership reported by `initial_state`.
+    fn persist(&self, batch: &PersistBatch) -> Result<(), StorageError>;
+    /// Sets the membership reported by `initial_state`.
     ///
     /// # Errors
     /// Whatever the storage reports.
@@ -47,20 +45,49 @@ pub trait TestableStorage: Storage {
         cs: ConfState,
         data: Bytes,
     ) -> Result<(), StorageError>;
-    /// Replaces the whole log with a snapshot received from a leader.
+
+    /// Appends entries through [`TestableStorage::persist`].
     ///
     /// # Errors
     /// Whatever the storage reports.
-    fn install_snapshot(&self, snapshot: Snapshot) -> Result<(), StorageError>;
+    fn append_entries(&self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.persist(&PersistBatch {
+            entries: entries.to_vec(),
+            must_sync: true,
+            ..PersistBatch::default()
+        })
+    }
+    /// Persists the hard state through [`TestableStorage::persist`].
+    ///
+    /// # Errors
+    /// Whatever the storage reports.
+    fn save_hard_state(&self, hs: HardState) -> Result<(), StorageError> {
+        self.persist(&PersistBatch {
+            hard_state: Some(hs),
+            must_sync: true,
+            ..PersistBatch::default()
+        })
+    }
+    /// Replaces the whole log with a snapshot received from a leader,
+    /// through [`TestableStorage::persist`].
+    ///
+    /// # Errors
+    /// Whatever the storage reports.
+    fn install_snapshot(&self, snapshot: Snapshot) -> Result<(), StorageError> {
+        self.persist(&PersistBatch {
+            snapshot: Some(snapshot),
+            must_sync: true,
+            ..PersistBatch::default()
+        })
+    }
 }
 
 impl TestableStorage for MemoryStorage {
-    fn append_entries(&self, entries: &[Entry]) -> Result<(), StorageError> {
-        self.append(entries)
-    }
-    fn save_hard_state(&self, hs: HardState) -> Result<(), StorageError> {
-        self.set_hard_state(hs);
-        Ok(())
+    fn persist(&self, batch: &PersistBatch) -> Result<(), StorageError> {
+        self.persist_batch(batch).map_err(|e| match e {
+            PersistError::SnapshotOutOfDate { .. } => StorageError::SnapshotOutOfDate,
+            PersistError::Gap { .. } => StorageError::Unavailable,
+        })
     }
     fn save_conf_state(&self, cs: ConfState) -> Result<(), StorageError> {
         self.set_conf_state(cs);
@@ -74,9 +101,6 @@ impl TestableStorage for MemoryStorage {
     ) -> Result<(), StorageError> {
         self.create_snapshot(index, cs, data)?;
         self.compact(index)
-    }
-    fn install_snapshot(&self, snapshot: Snapshot) -> Result<(), StorageError> {
-        self.apply_snapshot(snapshot)
     }
 }
 
@@ -368,11 +392,8 @@ mod tests {
     }
 
     impl TestableStorage for ForgetfulCompaction {
-        fn append_entries(&self, e: &[Entry]) -> Result<(), StorageError> {
-            self.0.append_entries(e)
-        }
-        fn save_hard_state(&self, hs: HardState) -> Result<(), StorageError> {
-            self.0.save_hard_state(hs)
+        fn persist(&self, batch: &PersistBatch) -> Result<(), StorageError> {
+            TestableStorage::persist(&self.0, batch)
         }
         fn save_conf_state(&self, cs: ConfState) -> Result<(), StorageError> {
             self.0.save_conf_state(cs)
@@ -384,9 +405,6 @@ mod tests {
             d: Bytes,
         ) -> Result<(), StorageError> {
             self.0.snapshot_and_compact(i, cs, d)
-        }
-        fn install_snapshot(&self, s: Snapshot) -> Result<(), StorageError> {
-            self.0.install_snapshot(s)
         }
     }
 

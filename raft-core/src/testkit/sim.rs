@@ -859,22 +859,16 @@ impl Simulation {
 
     fn persist(&mut self, n: NodeId, rd: &Ready) -> Result<(), Finding> {
         let node = self.nodes.get_mut(&n).expect("node");
+        node.storage
+            .persist(rd)
+            .expect("raft-core hands out a newer snapshot and consecutive entries");
         if let Some(s) = &rd.snapshot {
-            node.storage
-                .apply_snapshot(s.clone())
-                .expect("newer snapshot");
             node.applied = s.metadata.index;
             self.report.snapshots_installed += 1;
             let (i, cs) = (s.metadata.index, s.metadata.conf_state.clone());
             self.event(|| format!("{n} installs snapshot at {i}: {cs:?}"));
         }
         let node = self.nodes.get_mut(&n).expect("node");
-        node.storage
-            .append(&rd.entries)
-            .expect("consecutive entries");
-        if let Some(hs) = rd.hard_state {
-            node.storage.set_hard_state(hs);
-        }
         for e in &rd.entries {
             let prev = node.storage.term(e.index.prev()).unwrap_or(Term::ZERO);
             self.checker

@@ -257,15 +257,7 @@ impl Cluster {
                 m.body.kind_name()
             );
         }
-        if let Some(s) = &rd.snapshot {
-            node.storage
-                .apply_snapshot(s.clone())
-                .expect("apply snapshot");
-        }
-        node.storage.append(&rd.entries).expect("append");
-        if let Some(hs) = rd.hard_state {
-            node.storage.set_hard_state(hs);
-        }
+        node.storage.persist(&rd).expect("persist");
         for e in &rd.committed_entries {
             // Membership changes take effect when applied (thesis §4.1).
             if let Some(cc) = raft_core::AnyConfChange::from_entry(e).expect("valid conf change")

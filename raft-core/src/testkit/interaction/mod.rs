@@ -101,17 +101,14 @@ pub use datadriven::{TestCase, TranscriptError};
 use crate::testkit::describe;
 use crate::{
     AnyConfChange, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
-    ConfChangeV2, ConfState, Config, Entry, HardState, Index, MemoryStorage, Message, NO_LIMIT,
-    NodeId, RawNode, ReadOnlyOption, RoleKind, Snapshot, SnapshotMetadata, SnapshotStatus, Storage,
-    Term,
+    ConfChangeV2, ConfState, Config, Entry, Index, MemoryStorage, Message, NO_LIMIT, NodeId,
+    PersistBatch, RawNode, ReadOnlyOption, RoleKind, Snapshot, SnapshotMetadata, SnapshotStatus,
+    Storage, Term,
 };
 
 /// Work handed to a node's append "thread" (async storage writes).
 struct AppendWork {
-    number: u64,
-    snapshot: Option<Snapshot>,
-    entries: Vec<Entry>,
-    hard_state: Option<HardState>,
+    batch: PersistBatch,
     messages: Vec<Message>,
 }
 
@@ -679,7 +676,7 @@ impl Env {
             self.line(1, "<empty Ready>");
             return Ok(());
         }
-        let rd = match node.raw.ready() {
+        let mut rd = match node.raw.ready() {
             Ok(rd) => rd,
             Err(e) => {
                 self.line(1, &format!("error: {e}"));
@@ -694,11 +691,8 @@ impl Env {
         }
         if node.config.async_storage_writes {
             node.append_work.push_back(AppendWork {
-                number: rd.number,
-                snapshot: rd.snapshot,
-                entries: rd.entries,
-                hard_state: rd.hard_state,
-                messages: rd.persisted_messages,
+                batch: rd.take_persist_batch(),
+                messages: std::mem::take(&mut rd.persisted_messages),
             });
             if !rd.committed_entries.is_empty() {
                 node.apply_work.push_back(rd.committed_entries);
@@ -707,12 +701,13 @@ impl Env {
             self.note(1);
             return Ok(());
         }
-        let mut errors = persist(
-            &node.storage,
-            rd.snapshot.as_ref(),
-            &rd.entries,
-            rd.hard_state,
-        );
+        let mut errors: Vec<String> = node
+            .storage
+            .persist(&rd)
+            .err()
+            .map(|e| e.to_string())
+            .into_iter()
+            .collect();
         errors.extend(apply(node, &rd.committed_entries));
         if let Err(e) = node.raw.advance() {
             errors.push(format!("advance: {e}"));
@@ -745,7 +740,14 @@ impl Env {
             self.line(1, "no append work to perform");
             return Ok(());
         };
-        let mut errors = persist(&node.storage, w.snapshot.as_ref(), &w.entries, w.hard_state);
+        let (w, messages) = (w.batch, w.messages);
+        let mut errors: Vec<String> = node
+            .storage
+            .persist_batch(&w)
+            .err()
+            .map(|e| e.to_string())
+            .into_iter()
+            .collect();
         if let Err(e) = node.raw.on_persisted(w.number) {
             errors.push(format!("on_persisted: {e}"));
         }
@@ -757,13 +759,13 @@ impl Env {
             lines.push(format!("Snapshot {}", describe::snapshot(s)));
         }
         lines.extend(w.entries.iter().map(describe::entry));
-        if !w.messages.is_empty() {
+        if !messages.is_empty() {
             lines.push("Responses:".into());
-            lines.extend(w.messages.iter().map(describe::message));
+            lines.extend(messages.iter().map(describe::message));
         }
         lines.extend(errors.into_iter().map(|e| format!("error: {e}")));
         self.line(1, &lines.join("\n"));
-        self.messages.extend(w.messages);
+        self.messages.extend(messages);
         self.note(1);
         Ok(())
     }
@@ -1034,28 +1036,6 @@ impl Env {
         self.line(0, &text);
         Ok(())
     }
-}
-
-/// Writes a Ready's durable parts to `storage`; returns failures.
-fn persist(
-    storage: &MemoryStorage,
-    snapshot: Option<&Snapshot>,
-    entries: &[Entry],
-    hard_state: Option<HardState>,
-) -> Vec<String> {
-    let mut errors = Vec::new();
-    if let Some(s) = snapshot
-        && let Err(e) = storage.apply_snapshot(s.clone())
-    {
-        errors.push(format!("apply_snapshot: {e}"));
-    }
-    if let Err(e) = storage.append(entries) {
-        errors.push(format!("append: {e}"));
-    }
-    if let Some(hs) = hard_state {
-        storage.set_hard_state(hs);
-    }
-    errors
 }
 
 /// Applies committed entries: membership changes take effect and the new

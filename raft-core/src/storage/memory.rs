@@ -1,138 +1,14 @@
-//! The read side of a node's durable log, as Raft needs it, and an
-//! in-memory implementation.
-//!
-//! Raft only *reads* through [`Storage`]; the application writes (it
-//! persists each [`Ready`](crate::Ready)). The contract is etcd-raft's.
+//! [`MemoryStorage`]: the log in memory, written through
+//! [`MemoryStorage::persist`].
 
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::{InitialState, Storage, StorageError, limit_size};
 use crate::bootstrap::{BootstrapError, FoundingLog};
+use crate::ready::{PersistBatch, Ready};
 use crate::types::{ConfState, Entry, HardState, Index, LogId, Snapshot, SnapshotMetadata, Term};
-
-/// What a node starts from: its persisted [`HardState`] and membership.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
-pub struct InitialState {
-    /// The persisted term, vote and commit index.
-    pub hard_state: HardState,
-    /// The membership as of the latest applied configuration change.
-    pub conf_state: ConfState,
-}
-
-/// Errors a [`Storage`] reports. Raft handles `Compacted`,
-/// `Unavailable` and `SnapshotTemporarilyUnavailable` itself; anything else is
-/// handed back to the caller of [`RawNode`](crate::RawNode).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// The requested index is older than the first retained entry.
-    #[error("requested index is unavailable due to compaction")]
-    Compacted,
-    /// The requested index is beyond the last entry.
-    #[error("requested entry at index is unavailable")]
-    Unavailable,
-    /// A snapshot is being built; ask again later.
-    #[error("snapshot is temporarily unavailable")]
-    SnapshotTemporarilyUnavailable,
-    /// A snapshot older than the current one was offered.
-    #[error("requested snapshot is older than the existing snapshot")]
-    SnapshotOutOfDate,
-    /// Anything else: an I/O error, corruption, …
-    #[error("storage failure: {0}")]
-    Other(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
-}
-
-/// Read access to the persisted log.
-///
-/// The log is the range `[first_index, last_index]` plus the position just
-/// before it (`first_index - 1`), whose term must still be answered so that
-/// appends right after a compaction can be matched.
-pub trait Storage {
-    /// The persisted hard state and membership.
-    ///
-    /// # Errors
-    /// Any [`StorageError`]; the node cannot start without it.
-    fn initial_state(&self) -> Result<InitialState, StorageError>;
-
-    /// Entries in `[lo, hi)`, stopping before the total
-    /// [`Entry::size_bytes`] would exceed `max_bytes`, but always at least one
-    /// entry when the range is not empty.
-    ///
-    /// # Errors
-    /// [`StorageError::Compacted`] if `lo < first_index`,
-    /// [`StorageError::Unavailable`] if `hi > last_index + 1`.
-    fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError>;
-
-    /// The term of the entry at `index`, for `index` in
-    /// `[first_index - 1, last_index]`.
-    ///
-    /// # Errors
-    /// [`StorageError::Compacted`] below that range,
-    /// [`StorageError::Unavailable`] above it.
-    fn term(&self, index: Index) -> Result<Term, StorageError>;
-
-    /// The first index that [`Storage::entries`] may return.
-    ///
-    /// # Errors
-    /// Only for storage failures.
-    fn first_index(&self) -> Result<Index, StorageError>;
-
-    /// The index of the last entry (`first_index - 1` when empty).
-    ///
-    /// # Errors
-    /// Only for storage failures.
-    fn last_index(&self) -> Result<Index, StorageError>;
-
-    /// The most recent snapshot. `request_index` is the index the leader needs
-    /// the snapshot to reach; a storage may build one lazily and answer
-    /// [`StorageError::SnapshotTemporarilyUnavailable`] meanwhile.
-    ///
-    /// A follower refuses a snapshot whose `ConfState` does not include it,
-    /// so the leader does not send such a snapshot (a member added after
-    /// the snapshot was taken), nor one older than the compacted log:
-    /// instead it asks the application for a newer one
-    /// ([`Ready::snapshot_request`](crate::Ready)) and asks storage again
-    /// at the follower's next heartbeat response.
-    ///
-    /// # Errors
-    /// [`StorageError::SnapshotTemporarilyUnavailable`] or a failure.
-    fn snapshot(&self, request_index: Index) -> Result<Snapshot, StorageError>;
-}
-
-impl<S: Storage + ?Sized> Storage for Arc<S> {
-    fn initial_state(&self) -> Result<InitialState, StorageError> {
-        (**self).initial_state()
-    }
-    fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
-        (**self).entries(lo, hi, max_bytes)
-    }
-    fn term(&self, index: Index) -> Result<Term, StorageError> {
-        (**self).term(index)
-    }
-    fn first_index(&self) -> Result<Index, StorageError> {
-        (**self).first_index()
-    }
-    fn last_index(&self) -> Result<Index, StorageError> {
-        (**self).last_index()
-    }
-    fn snapshot(&self, request_index: Index) -> Result<Snapshot, StorageError> {
-        (**self).snapshot(request_index)
-    }
-}
-
-/// Takes entries from the front of `entries` while their total size stays
-/// within `max_bytes`, keeping at least one. Returns how many to keep.
-pub(crate) fn limit_size(entries: &[Entry], max_bytes: u64) -> usize {
-    let mut total = 0u64;
-    for (i, e) in entries.iter().enumerate() {
-        total = total.saturating_add(e.size_bytes());
-        if i > 0 && total > max_bytes {
-            return i;
-        }
-    }
-    entries.len()
-}
 
 #[derive(Debug, Default)]
 struct MemoryInner {
@@ -149,6 +25,62 @@ struct MemoryInner {
 }
 
 impl MemoryInner {
+    /// Refuses a snapshot that is not newer than the stored one (a node
+    /// that never had one accepts any).
+    fn check_snapshot(&self, snapshot: &Snapshot) -> Result<(), PersistError> {
+        let (index, stored) = (snapshot.metadata.index, self.snapshot.metadata.index);
+        if index <= stored && stored > Index::ZERO {
+            return Err(PersistError::SnapshotOutOfDate { index, stored });
+        }
+        Ok(())
+    }
+
+    fn apply_snapshot(&mut self, snapshot: Snapshot) {
+        debug_assert!(self.check_snapshot(&snapshot).is_ok(), "checked first");
+        let meta = &snapshot.metadata;
+        self.hard_state.commit = self.hard_state.commit.max(meta.index);
+        self.hard_state.term = self.hard_state.term.max(meta.term);
+        self.conf_state = meta.conf_state.clone();
+        self.offset = meta.log_id();
+        self.entries.clear();
+        self.snapshot = snapshot;
+    }
+
+    /// Refuses entries that would leave a gap after the last index.
+    fn check_append(&self, entries: &[Entry]) -> Result<(), PersistError> {
+        match entries.first() {
+            Some(first) if first.index > self.last_index().next() => Err(PersistError::Gap {
+                first: first.index,
+                last: self.last_index(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends consecutive entries, replacing a conflicting suffix and
+    /// skipping those at or before the compaction point.
+    fn append(&mut self, entries: &[Entry]) {
+        debug_assert!(self.check_append(entries).is_ok(), "checked first");
+        debug_assert!(
+            entries.windows(2).all(|w| w[1].index == w[0].index.next()),
+            "entries are consecutive"
+        );
+        let offset = self.offset.index;
+        let skip = (offset
+            .next()
+            .get()
+            .saturating_sub(entries.first().map_or(0, |e| e.index.get()))
+            as usize)
+            .min(entries.len());
+        let entries = &entries[skip..];
+        let Some(first) = entries.first() else {
+            return;
+        };
+        let keep = (first.index - offset.next()) as usize;
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(entries);
+    }
+
     fn last_index(&self) -> Index {
         self.offset.index + self.entries.len() as u64
     }
@@ -246,23 +178,11 @@ impl MemoryStorage {
     /// [`StorageError::Unavailable`] if the entries would leave a gap after
     /// the last index.
     pub fn append(&self, entries: &[Entry]) -> Result<(), StorageError> {
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
         let mut inner = self.inner.write();
-        let offset = inner.offset.index;
-        if first.index > inner.last_index().next() {
-            return Err(StorageError::Unavailable);
-        }
-        let skip =
-            (offset.next().get().saturating_sub(first.index.get()) as usize).min(entries.len());
-        let entries = &entries[skip..];
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
-        let keep = (first.index - offset.next()) as usize;
-        inner.entries.truncate(keep);
-        inner.entries.extend_from_slice(entries);
+        inner
+            .check_append(entries)
+            .map_err(|_| StorageError::Unavailable)?;
+        inner.append(entries);
         Ok(())
     }
 
@@ -338,20 +258,90 @@ impl MemoryStorage {
     /// current snapshot.
     pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), StorageError> {
         let mut inner = self.inner.write();
-        let meta = &snapshot.metadata;
-        if meta.index <= inner.snapshot.metadata.index
-            && inner.snapshot.metadata.index > Index::ZERO
-        {
-            return Err(StorageError::SnapshotOutOfDate);
-        }
-        inner.hard_state.commit = inner.hard_state.commit.max(meta.index);
-        inner.hard_state.term = inner.hard_state.term.max(meta.term);
-        inner.conf_state = meta.conf_state.clone();
-        inner.offset = meta.log_id();
-        inner.entries.clear();
-        inner.snapshot = snapshot;
+        inner
+            .check_snapshot(&snapshot)
+            .map_err(|_| StorageError::SnapshotOutOfDate)?;
+        inner.apply_snapshot(snapshot);
         Ok(())
     }
+
+    /// Step 2 of the [`Ready`] contract: writes `rd`'s snapshot (which
+    /// replaces the log), then its entries (an entry at an index already
+    /// present replaces it and everything after it), then its hard state.
+    /// Memory needs no fsync, so `must_sync` changes nothing here.
+    ///
+    /// # Errors
+    /// A [`PersistError`] when the snapshot is not newer than the stored
+    /// one or the entries would leave a gap; nothing is written then.
+    pub fn persist(&self, rd: &Ready) -> Result<(), PersistError> {
+        self.persist_parts(rd.snapshot.as_ref(), &rd.entries, rd.hard_state)
+    }
+
+    /// [`MemoryStorage::persist`] for a batch taken out of a Ready
+    /// ([`Ready::take_persist_batch`]), as an application with
+    /// `async_storage_writes` persists it; then report `batch.number` to
+    /// `RawNode::on_persisted`.
+    ///
+    /// # Errors
+    /// As [`MemoryStorage::persist`].
+    pub fn persist_batch(&self, batch: &PersistBatch) -> Result<(), PersistError> {
+        self.persist_parts(batch.snapshot.as_ref(), &batch.entries, batch.hard_state)
+    }
+
+    /// Checks everything first, so a refused batch leaves no trace.
+    fn persist_parts(
+        &self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), PersistError> {
+        let mut inner = self.inner.write();
+        let last = match snapshot {
+            Some(s) => {
+                inner.check_snapshot(s)?;
+                s.metadata.index
+            }
+            None => inner.last_index(),
+        };
+        if let Some(first) = entries.first()
+            && first.index > last.next()
+        {
+            return Err(PersistError::Gap {
+                first: first.index,
+                last,
+            });
+        }
+        if let Some(s) = snapshot {
+            inner.apply_snapshot(s.clone());
+        }
+        inner.append(entries);
+        if let Some(hs) = hard_state {
+            inner.hard_state = hs;
+        }
+        Ok(())
+    }
+}
+
+/// Why [`MemoryStorage::persist`] refused a Ready.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistError {
+    /// The Ready's snapshot is not newer than the one stored.
+    #[error("snapshot at index {index} is not newer than the stored snapshot at index {stored}")]
+    SnapshotOutOfDate {
+        /// The refused snapshot's index.
+        index: Index,
+        /// The stored snapshot's index.
+        stored: Index,
+    },
+    /// The entries do not continue the log.
+    #[error("entries starting at index {first} leave a gap after the last index {last}")]
+    Gap {
+        /// The first entry's index.
+        first: Index,
+        /// The log's last index.
+        last: Index,
+    },
 }
 
 impl Storage for MemoryStorage {
@@ -509,5 +499,108 @@ mod tests {
             s.apply_snapshot(newer),
             Err(StorageError::SnapshotOutOfDate)
         ));
+    }
+
+    fn snapshot_at(index: u64, term: u64) -> Snapshot {
+        Snapshot {
+            metadata: SnapshotMetadata {
+                index: Index(index),
+                term: Term(term),
+                conf_state: ConfState::with_voters([NodeId::new(1).expect("id")]),
+            },
+            data: Bytes::from_static(b"sm"),
+        }
+    }
+
+    fn hard_state(term: u64, commit: u64) -> HardState {
+        HardState {
+            term: Term(term),
+            vote: None,
+            commit: Index(commit),
+        }
+    }
+
+    #[test]
+    fn persist_writes_snapshot_then_entries_then_hard_state() {
+        let s = storage_1_to_5();
+        let batch = PersistBatch {
+            number: 1,
+            snapshot: Some(snapshot_at(9, 3)),
+            entries: ents(10..=11, 3),
+            hard_state: Some(hard_state(3, 10)),
+            must_sync: true,
+        };
+        s.persist_batch(&batch).expect("persist");
+        assert_eq!(s.first_index().ok(), Some(Index(10)));
+        assert_eq!(s.last_index().ok(), Some(Index(11)));
+        assert_eq!(s.term(Index(9)).ok(), Some(Term(3)));
+        assert_eq!(s.hard_state(), hard_state(3, 10));
+        assert_eq!(
+            s.initial_state().expect("state").conf_state,
+            batch.snapshot.expect("snapshot").metadata.conf_state
+        );
+    }
+
+    #[test]
+    fn persist_truncates_a_conflicting_suffix() {
+        let s = storage_1_to_5();
+        let batch = PersistBatch {
+            entries: ents(4..=4, 2),
+            ..PersistBatch::default()
+        };
+        s.persist_batch(&batch).expect("persist");
+        assert_eq!(s.last_index().ok(), Some(Index(4)));
+        assert_eq!(s.term(Index(4)).ok(), Some(Term(2)));
+    }
+
+    #[test]
+    fn a_refused_persist_leaves_no_trace() {
+        let s = storage_1_to_5();
+        let gap = PersistBatch {
+            entries: ents(7..=8, 1),
+            hard_state: Some(hard_state(9, 0)),
+            ..PersistBatch::default()
+        };
+        assert_eq!(
+            s.persist_batch(&gap),
+            Err(PersistError::Gap {
+                first: Index(7),
+                last: Index(5)
+            })
+        );
+        s.apply_snapshot(snapshot_at(4, 1)).expect("apply");
+        let stale = PersistBatch {
+            snapshot: Some(snapshot_at(3, 1)),
+            entries: ents(4..=4, 1),
+            hard_state: Some(hard_state(9, 0)),
+            ..PersistBatch::default()
+        };
+        assert_eq!(
+            s.persist_batch(&stale),
+            Err(PersistError::SnapshotOutOfDate {
+                index: Index(3),
+                stored: Index(4)
+            })
+        );
+        assert_eq!(s.hard_state(), hard_state(1, 4), "hard state untouched");
+        assert_eq!(s.last_index().ok(), Some(Index(4)));
+    }
+
+    #[test]
+    fn entries_after_a_snapshot_in_the_same_batch_may_not_leave_a_gap() {
+        let s = storage_1_to_5();
+        let batch = PersistBatch {
+            snapshot: Some(snapshot_at(9, 3)),
+            entries: ents(11..=11, 3),
+            ..PersistBatch::default()
+        };
+        assert_eq!(
+            s.persist_batch(&batch),
+            Err(PersistError::Gap {
+                first: Index(11),
+                last: Index(9)
+            })
+        );
+        assert_eq!(s.last_index().ok(), Some(Index(5)), "snapshot not applied");
     }
 }
