@@ -358,6 +358,26 @@ impl Snapshotter {
         }
     }
 
+    /// Removes the snapshot `id` (say one the WAL has no marker for) and
+    /// syncs the directory. Removing one that does not exist is not an
+    /// error.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapError::Io`] if the file cannot be removed or the directory
+    /// cannot be synced.
+    pub fn remove(&self, id: LogId) -> Result<(), SnapError> {
+        let path = self.path_of(id);
+        match self.backend.remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(SnapError::io("remove", &path, e)),
+        }
+        self.backend
+            .sync_dir(&self.dir)
+            .map_err(|e| SnapError::io("sync directory", &self.dir, e))
+    }
+
     /// Removes all but the `keep_n` newest snapshots (by file name, see
     /// [`list`](Self::list)); returns the ids removed. `keep_n == 0` removes
     /// every snapshot. Files renamed `.broken` are left for an operator.
