@@ -27,7 +27,6 @@ pub struct SnapshotRequest {
 /// order; once one is durable, report it with
 /// [`RawNode::on_persisted`](crate::RawNode::on_persisted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct PersistBatch {
     /// The number of the Ready it came from.
     pub number: u64,

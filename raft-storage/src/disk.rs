@@ -355,6 +355,11 @@ impl DiskStorage {
         }
         self.snapshots
             .install(stream, max_bytes, self.snapshot_index())
+            .inspect_err(|e| {
+                if matches!(e, InstallError::File(_)) {
+                    self.poison();
+                }
+            })
     }
 
     /// Makes every write so far durable (for a caller that persisted with
