@@ -1,5 +1,5 @@
-//! `raftkv`: a replicated key-value store on `raft-core`, `raft-wal` and
-//! `raft-snap` — etcd's `contrib/raftexample`, in Rust. See the crate's
+//! `raftkv`: a replicated key-value store on `raft-core` and `raft-storage`
+//! — etcd's `contrib/raftexample`, in Rust. See the crate's
 //! README for how to run it; [`http`] documents the client API.
 #![deny(missing_docs)]
 

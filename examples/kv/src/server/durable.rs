@@ -1,21 +1,18 @@
-//! Opening a node's data directory: recover the newest snapshot and the WAL
-//! after it, or bootstrap a founding member on first start.
+//! Opening a node's data directory: check whose it is, recover the storage
+//! (raft-storage's [`DiskStorage`]) and the state machine from its newest
+//! snapshot, or bootstrap a founding member on first start.
 //!
-//! Layout: `<data-dir>/identity` (see [`super::identity`]), `<data-dir>/snap/`
-//! (raft-snap) and `<data-dir>/wal/` (raft-wal).
-//! A snapshot file is written (atomically) before its WAL marker, so after a
-//! crash the newest snapshot file may be unknown to the WAL: recovery then
-//! falls back to the newest snapshot the WAL has a marker for, as etcd does.
+//! Layout: `<data-dir>/identity` (see [`super::identity`]), then
+//! raft-storage's `<data-dir>/snap/` and `<data-dir>/wal/`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use raft_core::{
-    ConfChange, ConfChangeKind, ConfState, FoundingLog, HardState, Index, LogId, MemoryStorage,
-    NodeId, Snapshot, StorageError, Term,
+    ConfChange, ConfChangeKind, ConfState, FoundingLog, Index, LogId, NodeId, Storage, StorageError,
 };
-use raft_snap::{SnapError, Snapshotter};
-use raft_wal::{OpenError, SaveError, Wal, WalOptions};
+use raft_storage::{DiskStorage, PersistError, SkippedSnapshot, StorageOptions};
 
 use super::identity::{Identity, LoadIdentityError};
 use crate::peer_url::{self, PeerUrl};
@@ -33,20 +30,21 @@ pub enum OpenDataError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The WAL refused to open (damaged, locked by another process, ...).
-    #[error("write-ahead log in {}: {source}", path.display())]
-    Wal {
-        /// The WAL directory.
+    /// The storage refused to open (damaged, locked by another process,
+    /// ...).
+    #[error("storage in {}: {source}", path.display())]
+    Storage {
+        /// The data directory.
         path: PathBuf,
         /// The cause.
-        source: OpenError,
+        source: raft_storage::OpenError,
     },
     /// Writing the bootstrap entries failed.
     #[error("cannot write the initial log: {0}")]
-    Bootstrap(#[from] SaveError),
-    /// The snapshot directory could not be read.
-    #[error("snapshots: {0}")]
-    Snap(#[from] SnapError),
+    Bootstrap(#[from] PersistError),
+    /// The newest snapshot could not be read back.
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] StorageError),
     /// The snapshot's data is not a raftkv state.
     #[error("snapshot at index {index}: {source}")]
     Restore {
@@ -55,9 +53,6 @@ pub enum OpenDataError {
         /// The cause.
         source: RestoreError,
     },
-    /// The recovered log could not be loaded into memory.
-    #[error("recovered log: {0}")]
-    Storage(#[from] StorageError),
     /// The identity record could not be read.
     #[error("identity record: {0}")]
     Identity(#[from] LoadIdentityError),
@@ -115,12 +110,8 @@ pub enum OpenDataError {
 /// Everything a node starts from.
 #[derive(Debug)]
 pub struct Opened {
-    /// The WAL, positioned after the recovered log.
-    pub wal: Wal,
-    /// The snapshot directory.
-    pub snapshotter: Snapshotter,
-    /// The in-memory copy of the log that raft-core reads.
-    pub storage: MemoryStorage,
+    /// The durable log and snapshots, which raft-core reads.
+    pub storage: Arc<DiskStorage>,
     /// The state machine as of the snapshot; entries after it are applied
     /// again as raft-core hands them out.
     pub store: KvStore,
@@ -157,95 +148,65 @@ pub fn open(
     founders: &[PeerUrl],
     join: bool,
 ) -> Result<Opened, OpenDataError> {
-    let (wal_dir, snap_dir) = create_dirs(dir)?;
+    std::fs::create_dir_all(dir).map_err(|source| OpenDataError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let recorded = Identity::load(dir)?;
     if let Some(identity) = &recorded {
         check_identity(dir, identity, id, founders, join)?;
     }
-    let snapshotter = Snapshotter::new(&snap_dir)?;
-    let newest = match snapshotter.load_newest() {
-        Ok(s) => Some(s),
-        Err(SnapError::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let (wal, recovered, snapshot) = open_wal(&wal_dir, &snapshotter, newest)?;
-    if let Some(t) = &recovered.truncated_tail {
-        tracing::warn!(
-            segment = t.segment,
-            offset = t.truncated_at,
-            "repaired a torn WAL tail"
-        );
+    let (storage, recovery) =
+        DiskStorage::open(dir, StorageOptions::new()).map_err(|source| OpenDataError::Storage {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    for skipped in &recovery.skipped_snapshots {
+        match skipped {
+            SkippedSnapshot::Damaged { id, path } => {
+                tracing::error!(snapshot = %id, path = %path.display(), "skipped a damaged snapshot")
+            }
+            other => tracing::warn!(skipped = ?other, "skipped a snapshot"),
+        }
     }
-    let storage = MemoryStorage::new();
-    let snapshot_id = snapshot.as_ref().map(|s| s.metadata.log_id());
-    let (store, conf_state) = restore(snapshot, &storage)?;
-    let fresh = snapshot_id.is_none()
-        && recovered.entries.is_empty()
-        && recovered.hard_state == HardState::default();
     let identity = match recorded {
         Some(identity) => identity,
-        None if fresh => record_new_identity(dir, id, founders, join)?,
+        None if recovery.fresh => record_new_identity(dir, id, founders, join)?,
         None => {
             return Err(OpenDataError::Unrecorded {
                 dir: dir.to_path_buf(),
             });
         }
     };
-    let mut bootstrapped = false;
-    if fresh && !join {
-        let founding = bootstrap_log(founders);
-        wal.save(Some(&founding.hard_state), &founding.entries, true)?;
-        storage.append(&founding.entries)?;
-        storage.set_hard_state(founding.hard_state);
-        bootstrapped = true;
-    } else {
-        storage.append(&recovered.entries)?;
-        storage.set_hard_state(recovered.hard_state);
+    let bootstrapped = recovery.fresh && !join;
+    if bootstrapped {
+        storage.bootstrap(&bootstrap_log(founders))?;
     }
-    storage.set_conf_state(conf_state.clone());
+    let store = restore(&storage)?;
     Ok(Opened {
-        wal,
-        snapshotter,
-        storage,
+        storage: Arc::new(storage),
         store,
-        conf_state,
-        snapshot: snapshot_id,
+        conf_state: recovery.conf_state.clone(),
+        snapshot: recovery
+            .snapshot
+            .as_ref()
+            .map(|s| LogId::new(s.term, s.index)),
         bootstrapped,
         identity,
     })
 }
 
-/// Creates `dir` and its `wal/` and `snap/` subdirectories if missing;
-/// returns the latter two.
-fn create_dirs(dir: &Path) -> Result<(PathBuf, PathBuf), OpenDataError> {
-    let wal_dir = dir.join("wal");
-    let snap_dir = dir.join("snap");
-    for d in [dir, &wal_dir, &snap_dir] {
-        std::fs::create_dir_all(d).map_err(|source| OpenDataError::Dir {
-            path: d.to_path_buf(),
-            source,
-        })?;
-    }
-    Ok((wal_dir, snap_dir))
-}
-
-/// The state machine and membership of `snapshot` (empty without one),
-/// installed in `storage` too.
-fn restore(
-    snapshot: Option<Snapshot>,
-    storage: &MemoryStorage,
-) -> Result<(KvStore, ConfState), OpenDataError> {
+/// The state machine as of the storage's snapshot (empty without one).
+fn restore(storage: &DiskStorage) -> Result<KvStore, OpenDataError> {
     let mut store = KvStore::new();
-    let Some(snap) = snapshot else {
-        return Ok((store, ConfState::default()));
-    };
+    let snap = storage.snapshot(Index::ZERO)?;
     let index = snap.metadata.index;
-    store
-        .restore(index.0, snap.data.clone())
-        .map_err(|source| OpenDataError::Restore { index, source })?;
-    let conf_state = snap.metadata.conf_state.clone();
-    storage.apply_snapshot(snap)?;
-    Ok((store, conf_state))
+    if index > Index::ZERO {
+        store
+            .restore(index.0, snap.data)
+            .map_err(|source| OpenDataError::Restore { index, source })?;
+    }
+    Ok(store)
 }
 
 /// Writes the identity record of a new directory: node `id`, and for a
@@ -301,38 +262,6 @@ fn check_identity(
         }
     }
     Ok(())
-}
-
-/// Opens the WAL after `newest`; if the WAL holds no marker for it (the
-/// process died between writing the snapshot file and its marker), after
-/// the newest snapshot the WAL does know.
-fn open_wal(
-    wal_dir: &Path,
-    snapshotter: &Snapshotter,
-    newest: Option<Snapshot>,
-) -> Result<(Wal, raft_wal::Recovered, Option<Snapshot>), OpenDataError> {
-    let wal_err = |source| OpenDataError::Wal {
-        path: wal_dir.to_path_buf(),
-        source,
-    };
-    let want = newest.as_ref().map(|s| s.metadata.log_id());
-    match Wal::open(wal_dir, WalOptions::new().snapshot(want)) {
-        Ok((wal, rec)) => Ok((wal, rec, newest)),
-        Err(OpenError::SnapshotMismatch { available, .. }) if !available.is_empty() => {
-            let known: Vec<(Index, Term)> = available.iter().map(|l| (l.index, l.term)).collect();
-            let older = snapshotter.load_newest_matching(&known)?;
-            tracing::warn!(
-                skipped = ?want,
-                using = ?older.metadata.log_id(),
-                "newest snapshot has no WAL marker; using the newest one that has"
-            );
-            let id = older.metadata.log_id();
-            let (wal, rec) =
-                Wal::open(wal_dir, WalOptions::new().snapshot(Some(id))).map_err(wal_err)?;
-            Ok((wal, rec, Some(older)))
-        }
-        Err(e) => Err(wal_err(e)),
-    }
 }
 
 /// The founders' common first log (raft-core's [`FoundingLog`]):

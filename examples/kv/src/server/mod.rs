@@ -1,5 +1,5 @@
 //! The node: a raft-core `RawNode` driven by one dedicated thread (the raft
-//! loop), durable through raft-wal and raft-snap, talking to peers through
+//! loop), durable through raft-storage's `DiskStorage`, talking to peers through
 //! the [`Transport`](crate::transport::Transport), and a [`Handle`] through
 //! which the HTTP API submits requests.
 //!

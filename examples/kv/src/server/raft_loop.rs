@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
 use parking_lot::RwLock;
 use raft_core::{
-    AnyConfChange, ConfChangeKind, ConfState, Config, Index, LogId, MemoryStorage, NodeId,
-    ProposeError, RawNode, Ready, RoleKind, SnapshotStatus, StepError,
+    AnyConfChange, ConfChangeKind, ConfState, Config, Index, LogId, NodeId, ProposeError, RawNode,
+    Ready, RoleKind, SnapshotStatus, StepError,
 };
-use raft_snap::Snapshotter;
-use raft_wal::{SnapshotMarker, Wal};
+use raft_storage::{CompactionPolicy, DiskStorage};
 
 use super::durable::{self, OpenDataError};
 use super::identity::Identity;
@@ -100,10 +99,8 @@ fn fatal(what: &str, e: impl std::fmt::Display) -> LoopError {
 /// The raft loop. Built by [`RaftLoop::start`], run on its own thread.
 #[derive(Debug)]
 pub struct RaftLoop {
-    pub(super) node: RawNode<MemoryStorage>,
-    pub(super) storage: MemoryStorage,
-    wal: Wal,
-    snapshotter: Snapshotter,
+    pub(super) node: RawNode<Arc<DiskStorage>>,
+    pub(super) storage: Arc<DiskStorage>,
     pub(super) store: Arc<RwLock<KvStore>>,
     /// The membership as of the last applied entry.
     pub(super) conf_state: ConfState,
@@ -171,7 +168,7 @@ impl RaftLoop {
         config.applied = opened.snapshot.map_or(Index::ZERO, |s| s.index);
         config.max_inflight_msgs = 1024;
         config.seed = random_u64();
-        let node = RawNode::new(config, opened.storage.clone())?;
+        let node = RawNode::new(config, Arc::clone(&opened.storage))?;
         let store = Arc::new(RwLock::new(opened.store));
         let handle = Handle {
             tx,
@@ -183,8 +180,6 @@ impl RaftLoop {
         let raft_loop = RaftLoop {
             node,
             storage: opened.storage,
-            wal: opened.wal,
-            snapshotter: opened.snapshotter,
             store,
             conf_state: opened.conf_state,
             transport: Arc::new(transport),
@@ -260,7 +255,7 @@ impl RaftLoop {
 
     fn finish(&mut self) -> Result<(), LoopError> {
         while self.node.has_ready() && self.handle_ready()? {}
-        self.wal.sync().map_err(|e| fatal("final WAL sync", e))
+        self.storage.sync().map_err(|e| fatal("final sync", e))
     }
 
     fn on_tick(&mut self) -> Result<Option<LoopExit>, LoopError> {
@@ -420,11 +415,11 @@ impl RaftLoop {
         }
         // Step 1: a leader's appends travel while it writes (thesis §10.2.1).
         self.transport.send(std::mem::take(&mut rd.messages));
-        // Step 2: persist.
+        // Step 2: persist (a snapshot from the leader, entries, hard state).
+        self.persist(&rd)?;
         if let Some(snapshot) = rd.snapshot.take() {
             self.restore_snapshot(snapshot)?;
         }
-        self.persist(&rd)?;
         // Step 3: messages that vouch for what was just persisted.
         self.transport
             .send(std::mem::take(&mut rd.persisted_messages));
@@ -466,67 +461,32 @@ impl RaftLoop {
     }
 
     fn persist(&mut self, rd: &Ready) -> Result<(), LoopError> {
-        if rd.hard_state.is_none() && rd.entries.is_empty() {
-            return Ok(());
-        }
         let started = Instant::now();
-        self.wal
-            .save(rd.hard_state.as_ref(), &rd.entries, rd.must_sync)
-            .map_err(|e| fatal("WAL save", e))?;
+        self.storage.persist(rd).map_err(|e| fatal("persist", e))?;
         if rd.must_sync {
             self.metrics.fsync_seconds.observe(started.elapsed());
-        }
-        self.storage
-            .append(&rd.entries)
-            .map_err(|e| fatal("append to the in-memory log", e))?;
-        if let Some(hs) = rd.hard_state {
-            self.storage.set_hard_state(hs);
         }
         Ok(())
     }
 
+    /// Restores the state machine from a snapshot the leader sent, which
+    /// `persist` made durable.
     fn restore_snapshot(&mut self, snapshot: raft_core::Snapshot) -> Result<(), LoopError> {
-        let meta = snapshot.metadata.clone();
-        let id = meta.log_id();
+        let meta = snapshot.metadata;
         tracing::info!(
             index = meta.index.0,
             term = meta.term.0,
             "restoring a snapshot from the leader"
         );
-        self.save_snapshot(&meta, &snapshot.data)?;
         self.store
             .write()
-            .restore(meta.index.0, snapshot.data.clone())
+            .restore(meta.index.0, snapshot.data)
             .map_err(|e| fatal("restore snapshot data", e))?;
-        self.storage
-            .apply_snapshot(snapshot)
-            .map_err(|e| fatal("apply snapshot", e))?;
+        self.last_snapshot = meta.log_id();
         self.conf_state = meta.conf_state;
         self.sync_transport_peers();
-        self.last_snapshot = id;
         metrics::inc(&self.metrics.snapshots_restored);
         Ok(())
-    }
-
-    /// Makes a snapshot durable: the file first (atomically, by
-    /// raft-snap), then its WAL marker, so the WAL never names a snapshot
-    /// that is not on disk (recovery falls back to the newest snapshot the
-    /// WAL knows, see `durable::open`).
-    fn save_snapshot(
-        &self,
-        meta: &raft_core::SnapshotMetadata,
-        data: &[u8],
-    ) -> Result<(), LoopError> {
-        self.snapshotter
-            .save(meta, data)
-            .map_err(|e| fatal("save snapshot", e))?;
-        self.wal
-            .save_snapshot_marker(&SnapshotMarker {
-                index: meta.index,
-                term: meta.term,
-                conf_state: meta.conf_state.clone(),
-            })
-            .map_err(|e| fatal("WAL snapshot marker", e))
     }
 
     /// Makes the transport's peers those of the state machine.
@@ -559,8 +519,9 @@ impl RaftLoop {
     }
 
     /// Takes a snapshot every `snapshot_count` applied entries, or when the
-    /// leader asks for one, then compacts the in-memory log and releases
-    /// WAL segments (etcd's `maybeTriggerSnapshot`).
+    /// leader asks for one (etcd's `maybeTriggerSnapshot`); raft-storage
+    /// then compacts the in-memory log, purges old snapshots and releases
+    /// WAL segments, in the order a crash needs.
     fn maybe_snapshot(&mut self) -> Result<(), LoopError> {
         let applied = self.store.read().applied();
         let last = self.last_snapshot.index.0;
@@ -571,25 +532,13 @@ impl RaftLoop {
         }
         self.snapshot_requested = None;
         let data = self.store.read().snapshot_data();
-        let snap = self
+        let policy = CompactionPolicy::new()
+            .catch_up_entries(self.opts.catch_up_entries)
+            .snapshots_kept(SNAPSHOTS_KEPT);
+        let meta = self
             .storage
-            .create_snapshot(Index(applied), self.conf_state.clone(), data)
-            .map_err(|e| fatal("create snapshot", e))?;
-        let meta = &snap.metadata;
-        self.save_snapshot(meta, &snap.data)?;
-        let compact_to = applied.saturating_sub(self.opts.catch_up_entries);
-        if compact_to > 0 {
-            match self.storage.compact(Index(compact_to)) {
-                Ok(()) | Err(raft_core::StorageError::Compacted) => {}
-                Err(e) => return Err(fatal("compact", e)),
-            }
-        }
-        self.wal
-            .release_to(meta.index)
-            .map_err(|e| fatal("release WAL segments", e))?;
-        self.snapshotter
-            .purge(SNAPSHOTS_KEPT)
-            .map_err(|e| fatal("purge snapshots", e))?;
+            .snapshot_and_compact(Index(applied), self.conf_state.clone(), data, policy)
+            .map_err(|e| fatal("snapshot", e))?;
         tracing::info!(index = applied, "snapshot taken");
         self.last_snapshot = meta.log_id();
         metrics::inc(&self.metrics.snapshots_created);
