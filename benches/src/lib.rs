@@ -206,9 +206,6 @@ pub struct CoreNode {
     pub storage: MemoryStorage,
     /// The state machine.
     pub applier: Applier,
-    /// The hard state last written to `storage`, so that persisting a
-    /// `LightReady`'s commit index is one write.
-    hard_state: raft_core::HardState,
     id: u64,
 }
 
@@ -233,7 +230,6 @@ impl CoreNode {
         CoreNode {
             id,
             raw,
-            hard_state: storage.hard_state(),
             storage,
             applier: Applier::default(),
         }
@@ -256,11 +252,6 @@ impl CoreNode {
             let mut rd = self.raw.ready().expect("ready");
             out.append(&mut rd.messages);
             self.storage.persist(&rd).expect("persist");
-            if rd.snapshot.is_some() {
-                self.hard_state = self.storage.hard_state();
-            } else if let Some(hs) = rd.hard_state {
-                self.hard_state = hs;
-            }
             out.append(&mut rd.persisted_messages);
             for e in &rd.committed_entries {
                 apply_core_entry(&mut self.applier, id, e);
@@ -268,10 +259,7 @@ impl CoreNode {
             // What our own persistence committed comes back here rather
             // than in a second Ready (raft-core's LightReady).
             let mut light = self.raw.advance_with_commits().expect("advance");
-            if let Some(commit) = light.commit {
-                self.hard_state.commit = commit;
-                self.storage.set_hard_state(self.hard_state);
-            }
+            self.storage.persist_light(&light);
             out.append(&mut light.messages);
             for e in &light.committed_entries {
                 apply_core_entry(&mut self.applier, id, e);

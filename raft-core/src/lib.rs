@@ -254,7 +254,7 @@
 //!
 //! node.propose(&b"v"[..])?;
 //! let rd = node.ready()?; // the leader's no-op and the proposal
-//! storage.append(&rd.entries)?;
+//! storage.persist(&rd)?;
 //! node.on_persisted(rd.number)?; // now the leader's own ack counts
 //! let rd = node.ready()?;
 //! assert_eq!(rd.committed_entries.len(), 2);

@@ -31,9 +31,8 @@ fn single_node_commits_a_proposal_in_one_ready_cycle() {
     assert_eq!(light.committed_entries[0].data, Bytes::from_static(b"x"));
     assert_eq!(light.commit, Some(Index(2)));
     assert!(!n.has_ready(), "nothing left for a second Ready");
-    let mut hs = s.hard_state();
-    hs.commit = light.commit.expect("commit");
-    s.set_hard_state(hs);
+    s.persist_light(&light);
+    assert_eq!(s.hard_state().commit, Index(2));
     // The next advance records the entry applied.
     n.advance().expect("advance");
     assert_eq!(n.status().applied, Index(2));

@@ -186,7 +186,7 @@ fn leader_counts_its_own_entry_toward_commit_only_after_persisting_it() {
         Index(1),
         "follower + unpersisted leader is no quorum"
     );
-    c.node(1).storage.append(&rd.entries).expect("append");
+    c.node(1).storage.persist(&rd).expect("persist");
     c.node(1).raw.advance().expect("advance");
     assert_eq!(c.commit(1), Index(2), "leader + follower is a quorum");
     c.stabilize();

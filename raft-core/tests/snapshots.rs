@@ -376,7 +376,7 @@ fn snapshot_temporarily_unavailable_is_retried_later() {
         }),
     };
     let rd = node.ready().expect("ready");
-    mem.append(&rd.entries).expect("append");
+    mem.persist(&rd).expect("persist");
     node.advance().expect("advance");
     node.step(reject(4)).expect("reject");
     let rd = node.ready().expect("ready");

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use raft_core::{
-    ConfState, Entry, FoundingLog, HardState, Index, InitialState, MemoryStorage, PersistBatch,
-    Ready, Snapshot, SnapshotMetadata, Storage, StorageError, Term,
+    ConfState, Entry, FoundingLog, HardState, Index, InitialState, LightReady, MemoryStorage,
+    PersistBatch, Ready, Snapshot, SnapshotMetadata, Storage, StorageError, Term,
 };
 use raft_snap::{SnapError, SnapshotReader};
 use raft_wal::{SaveError, SnapshotMarker, Wal};
@@ -146,6 +146,23 @@ impl DiskStorage {
         )
     }
 
+    /// Persists a `LightReady`'s commit index (from
+    /// `RawNode::advance_with_commits`), unsynced: a commit index may be
+    /// lost in a crash, and raft-core learns it again.
+    ///
+    /// # Errors
+    /// As [`DiskStorage::persist`].
+    pub fn persist_light(&self, light: &LightReady) -> Result<(), PersistError> {
+        let Some(commit) = light.commit else {
+            return Ok(());
+        };
+        let hs = self.mem.hard_state();
+        if commit <= hs.commit {
+            return Ok(());
+        }
+        self.persist_parts(None, &[], Some(HardState { commit, ..hs }), false)
+    }
+
     /// [`DiskStorage::persist`] for a batch taken out of a Ready with
     /// `Ready::take_persist_batch` (see also
     /// [`PersistWriter`](crate::PersistWriter), which does this on a thread
@@ -169,7 +186,8 @@ impl DiskStorage {
         hard_state: Option<HardState>,
         sync: bool,
     ) -> Result<(), PersistError> {
-        if self.is_poisoned() {
+        // The WAL refuses writes once it is poisoned itself.
+        if self.poisoned.load(Ordering::Acquire) {
             return Err(PersistError::Poisoned);
         }
         if let Some(s) = snapshot {

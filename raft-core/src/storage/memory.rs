@@ -7,6 +7,7 @@ use parking_lot::RwLock;
 
 use super::{InitialState, Storage, StorageError, limit_size};
 use crate::bootstrap::{BootstrapError, FoundingLog};
+use crate::raw_node::LightReady;
 use crate::ready::{PersistBatch, Ready};
 use crate::types::{ConfState, Entry, HardState, Index, LogId, Snapshot, SnapshotMetadata, Term};
 
@@ -286,6 +287,16 @@ impl MemoryStorage {
     /// As [`MemoryStorage::persist`].
     pub fn persist_batch(&self, batch: &PersistBatch) -> Result<(), PersistError> {
         self.persist_parts(batch.snapshot.as_ref(), &batch.entries, batch.hard_state)
+    }
+
+    /// Persists a [`LightReady`]'s commit index (with or before applying
+    /// its entries), as [`MemoryStorage::persist`] does a Ready's hard
+    /// state. A commit index never goes back.
+    pub fn persist_light(&self, light: &LightReady) {
+        if let Some(commit) = light.commit {
+            let mut inner = self.inner.write();
+            inner.hard_state.commit = inner.hard_state.commit.max(commit);
+        }
     }
 
     /// Checks everything first, so a refused batch leaves no trace.
