@@ -48,7 +48,7 @@
 //! recording it in the WAL, and load with
 //! [`Snapshotter::load_newest_matching`] so that only snapshots the WAL
 //! knows about are used. All file-system calls go through
-//! [`raft_wal::io::Backend`], so the same code runs on the real file system
+//! [`raft_io::Backend`], so the same code runs on the real file system
 //! and on the crash-simulating `SimBackend` in tests.
 //!
 //! # File format

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use raft_core::{Index, LogId, Snapshot, SnapshotMetadata, Term};
-use raft_wal::io::{Backend, DirLock, FileBackend, FileHandle};
+use raft_io::{Backend, DirLock, FileBackend, FileHandle};
 
 use crate::error::SnapError;
 use crate::format::{self, Corruption};

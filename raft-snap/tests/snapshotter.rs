@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use raft_core::{ConfState, Index, LogId, NodeId, SnapshotMetadata, Term};
+use raft_io::{Backend, FaultKind, SimBackend};
 use raft_snap::{Corruption, SnapError, Snapshotter};
-use raft_wal::io::{Backend, FaultKind, SimBackend};
 
 fn dir() -> PathBuf {
     PathBuf::from("/snap")

@@ -5,8 +5,8 @@ use std::path::Path;
 use raft_core::{HardState, Index, LogId};
 
 use crate::error::OpenError;
-use crate::io::Backend;
 use crate::{recovery, rewrite};
+use raft_io::Backend;
 
 /// What [`verify`] found in a directory it could recover.
 #[derive(Debug, Clone, PartialEq, Eq)]

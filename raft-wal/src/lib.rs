@@ -7,13 +7,15 @@
 //! replaces the log from there, as Raft's conflict truncation requires);
 //! [`Wal::save_snapshot_marker`] records where a snapshot ends;
 //! [`Wal::release_to`] deletes segments a snapshot made unnecessary. All
-//! file I/O goes through [`io::Backend`], so tests run the same code on
-//! [`io::SimBackend`], which simulates crashes and I/O faults.
+//! file I/O goes through [`raft_io::Backend`], so tests run the same code
+//! on raft-io's `SimBackend` (feature `sim`), which simulates crashes and
+//! I/O faults.
 //!
 //! ```
 //! use bytes::Bytes;
 //! use raft_core::{Entry, HardState, Index, Term};
-//! use raft_wal::{Wal, WalOptions, io::SimBackend};
+//! use raft_io::SimBackend;
+//! use raft_wal::{Wal, WalOptions};
 //!
 //! let fs = SimBackend::new();
 //! let options = WalOptions::new().backend(fs.shared()).segment_size_bytes(4096);
@@ -155,11 +157,14 @@
 mod error;
 pub mod format;
 pub mod inspect;
-pub mod io;
 mod recovery;
 mod rewrite;
 mod spare;
 mod wal;
+
+/// The file-system seam, [`raft_io`], re-exported for callers that name it
+/// through this crate.
+pub use raft_io as io;
 
 pub use error::{OpenError, ReleaseError, SaveError};
 pub use format::{DamageKind, SnapshotMarker};

@@ -9,8 +9,8 @@ use raft_core::{Entry, HardState, Index, LogId};
 
 use crate::error::OpenError;
 use crate::format::{self, DamageKind, Record, SEGMENT_HEADER_BYTES, SnapshotMarker, TEMP_SUFFIX};
-use crate::io::Backend;
 use crate::rewrite::TailCopy;
+use raft_io::Backend;
 
 /// A segment file found in the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

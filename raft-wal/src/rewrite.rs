@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::OpenError;
 use crate::format::{SEGMENT_HEADER_BYTES, TEMP_SUFFIX};
-use crate::io::{Backend, FileHandle};
 use crate::recovery::{self, SegmentFile};
+use raft_io::{Backend, FileHandle};
 
 /// The copy's file name in the WAL directory.
 pub(crate) const TAIL_COPY_NAME: &str = "tail-copy";

@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::format::TEMP_SUFFIX;
-use crate::io::{Backend, FileHandle};
+use raft_io::{Backend, FileHandle};
 
 /// The chunk size for writing zeros.
 pub(crate) const ZERO_CHUNK_BYTES: usize = 1 << 20;

@@ -14,10 +14,10 @@ use crate::format::{
     self, Commit, DamageKind, MAX_RECORD_BYTES_LIMIT, SEGMENT_HEADER_BYTES, SegmentHeader,
     SnapshotMarker, TEMP_SUFFIX,
 };
-use crate::io::{Backend, DirLock, FileBackend, FileHandle};
 use crate::recovery::{self, Scanned, SegmentFile};
 use crate::rewrite;
 use crate::spare::{Spare, Spares, ZERO_CHUNK_BYTES};
+use raft_io::{Backend, DirLock, FileBackend, FileHandle};
 
 /// Default [`WalOptions::segment_size_bytes`]: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;

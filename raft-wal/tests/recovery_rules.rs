@@ -7,8 +7,8 @@ use std::path::Path;
 
 use common::*;
 use raft_core::{Index, LogId, Term};
+use raft_io::{Backend, FaultKind, FileBackend, SimBackend};
 use raft_wal::format::{self, Commit, DamageKind, SegmentHeader};
-use raft_wal::io::{Backend, FaultKind, FileBackend, SimBackend};
 use raft_wal::{OpenError, ReleaseError, SaveError, SnapshotMarker, Wal, WalOptions};
 
 /// A WAL with three synced batches in one segment: entries 1..=2, 3..=4,

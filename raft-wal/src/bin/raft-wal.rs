@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bytes::Bytes;
+use raft_io::{Backend, FileBackend};
 use raft_wal::format::{self, DamageKind, Record};
-use raft_wal::io::{Backend, FileBackend};
 use raft_wal::{DEFAULT_MAX_RECORD_BYTES, inspect};
 
 const USAGE: &str = "usage:
