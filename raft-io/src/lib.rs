@@ -2,7 +2,9 @@
 //! and `raft-snap` read or write goes through a [`Backend`] and the
 //! [`FileHandle`]s it opens, so the same code runs on the real file system
 //! ([`FileBackend`]) and, in tests, on a simulated one that loses what a
-//! power cut would lose (`SimBackend`, feature `sim`).
+//! power cut would lose (`SimBackend`, feature `sim`). Its [`codec`]
+//! module holds what the stores' byte formats share: little-endian readers
+//! and writers, and the one binary layout of a `ConfState`.
 //!
 //! Replacing a file durably, the way both stores write theirs: write a
 //! temporary file, sync it, rename it into place, sync the directory.
@@ -57,6 +59,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+pub mod codec;
 mod file;
 #[cfg(feature = "sim")]
 mod sim;

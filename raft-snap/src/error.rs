@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use raft_io::codec::CodecError;
+
 use crate::format::Corruption;
 
 /// What can go wrong saving, loading, streaming or purging snapshots.
@@ -38,6 +40,10 @@ pub enum SnapError {
         /// Why it was rejected.
         reason: Corruption,
     },
+    /// The snapshot's membership has no canonical encoding (`auto_leave`
+    /// outside a joint configuration); nothing was written.
+    #[error("snapshot membership cannot be stored: {0}")]
+    InvalidConfState(#[source] CodecError),
     /// No snapshot qualified: the directory holds none, none verifies, or
     /// none matches what the caller asked for.
     #[error("no usable snapshot in {}", dir.display())]

@@ -53,12 +53,12 @@
 //!
 //! # File format
 //!
-//! All integers are little-endian. Version 1:
+//! All integers are little-endian. Version 2:
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `89 52 53 4e 41 50 0d 0a` (`\x89RSNAP\r\n`) |
-//! | 8 | 4 | format version, `1` |
+//! | 8 | 4 | format version, `2` |
 //! | 12 | 4 | flags, `0` (reserved) |
 //! | 16 | 8 | index: the last log index the snapshot covers |
 //! | 24 | 8 | term of that index |
@@ -69,10 +69,20 @@
 //! | `H` = 48 + `conf_len` | `data_len` | application data |
 //! | `H` + `data_len` | 4 | CRC32 over bytes `0 .. H + data_len`: header and data |
 //!
-//! The membership (`ConfState`) is four `u32` set sizes (voters, learners,
-//! outgoing voters, next learners), a `u32` flags word (bit 0:
-//! `auto_leave`; others zero), then every node id as a `u64`, set by set,
-//! ascending. Readers accept only this canonical form.
+//! The membership (`ConfState`) is [`raft_io::codec`]'s one layout, the
+//! same bytes the WAL's snapshot markers hold: four `u32` set sizes
+//! (voters, learners, outgoing voters, next learners), a `u32` flags word
+//! (bit 0: `auto_leave`; others zero), a reserved `u32` (zero), then every
+//! node id as a `u64`, set by set, ascending. Readers accept only this
+//! canonical form, which also requires `auto_leave` to be set only on a
+//! joint configuration; a snapshot whose membership has none is refused
+//! before anything is written.
+//!
+//! Version 1 had no reserved word in the membership (20 fixed bytes, not
+//! 24). Version 2 took the WAL's layout so that one encoding, with one set
+//! of canonical rules, serves both stores; this crate reads version 2 only,
+//! and reports a version-1 file as
+//! [`Corruption::UnsupportedVersion`].
 //!
 //! The header has its own checksum so a reader can trust `data_len` and the
 //! membership before reading any data; the file's length must then equal

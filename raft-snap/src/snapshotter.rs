@@ -160,12 +160,17 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::Io`] if the temporary file cannot be created or written.
+    /// [`SnapError::InvalidConfState`] if the membership has no canonical
+    /// encoding; [`SnapError::Io`] if the temporary file cannot be created
+    /// or written.
     pub fn writer(
         &self,
         metadata: &SnapshotMetadata,
         data_len: u64,
     ) -> Result<SnapshotWriter, SnapError> {
+        // Refused before a temporary file exists, not after.
+        raft_io::codec::check_conf_state(&metadata.conf_state)
+            .map_err(SnapError::InvalidConfState)?;
         let final_name = format::file_name(metadata.term, metadata.index);
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp_path = self.dir.join(format!("{final_name}.{seq}{TMP_SUFFIX}"));

@@ -65,7 +65,8 @@ impl<W: Write> SnapshotEncoder<W> {
     ///
     /// # Errors
     ///
-    /// [`SnapError::StreamIo`] if `inner` fails.
+    /// [`SnapError::InvalidConfState`] if the membership has no canonical
+    /// encoding; [`SnapError::StreamIo`] if `inner` fails.
     pub fn new(inner: W, metadata: &SnapshotMetadata, data_len: u64) -> Result<Self, SnapError> {
         Self::with_origin(inner, Origin::Stream, metadata, data_len)
     }
@@ -76,7 +77,8 @@ impl<W: Write> SnapshotEncoder<W> {
         metadata: &SnapshotMetadata,
         data_len: u64,
     ) -> Result<Self, SnapError> {
-        let header = format::encode_header(metadata, data_len);
+        let header =
+            format::encode_header(metadata, data_len).map_err(SnapError::InvalidConfState)?;
         inner
             .write_all(&header)
             .map_err(|e| origin.io_error("write", e))?;
@@ -183,7 +185,8 @@ impl<R: Read> SnapshotDecoder<R> {
     /// # Errors
     ///
     /// [`SnapError::CorruptStream`] if the header is damaged or truncated;
-    /// [`SnapError::StreamIo`] if `inner` fails.
+    /// [`SnapError::InvalidConfState`] if the membership has no canonical
+    /// encoding; [`SnapError::StreamIo`] if `inner` fails.
     pub fn new(inner: R) -> Result<Self, SnapError> {
         Self::with_chunk_len(inner, DEFAULT_CHUNK_LEN)
     }
@@ -575,7 +578,7 @@ mod tests {
 
     #[test]
     fn stream_announcing_a_huge_length_fails_as_truncated_without_allocating_it() {
-        let mut bytes = format::encode_header(&metadata(), 1 << 50);
+        let mut bytes = format::encode_header(&metadata(), 1 << 50).expect("canonical");
         bytes.extend_from_slice(&data(10));
         let err = decode(&bytes, 1 << 20).expect_err("ends after ten bytes");
         let missing = (1u64 << 50) - 10 + TRAILER_LEN as u64;

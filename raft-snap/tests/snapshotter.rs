@@ -169,6 +169,22 @@ fn streaming_writer_produces_the_same_file_as_save() {
 }
 
 #[test]
+fn a_membership_without_canonical_encoding_is_refused_before_any_file_exists() {
+    let (sim, snap) = sim_snapshotter();
+    let mut metadata = meta(1, 1);
+    metadata.conf_state = ConfState {
+        auto_leave: true,
+        ..ConfState::with_voters([NodeId::new(1).expect("non-zero")])
+    };
+    let ops = sim.op_count();
+    let err = snap
+        .save(&metadata, b"x")
+        .expect_err("auto_leave without joint");
+    assert!(matches!(err, SnapError::InvalidConfState(_)), "{err}");
+    assert_eq!(sim.op_count(), ops, "no file was created");
+}
+
+#[test]
 fn dropped_writer_leaves_no_file_behind() {
     let (sim, snap) = sim_snapshotter();
     let mut writer = snap.writer(&meta(1, 1), 10).expect("writer");

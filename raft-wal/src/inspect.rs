@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use raft_core::{HardState, Index, LogId};
+use raft_io::Backend;
 
 use crate::error::OpenError;
 use crate::{recovery, rewrite};
-use raft_io::Backend;
 
 /// What [`verify`] found in a directory it could recover.
 #[derive(Debug, Clone, PartialEq, Eq)]

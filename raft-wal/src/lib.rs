@@ -90,9 +90,17 @@
 //! - **entry**: index u64, term u64, kind u8 (0 normal, 1 conf change,
 //!   2 conf change v2), 7 zero bytes, data.
 //! - **hard state**: term u64, vote u64 (0 = none), commit u64.
-//! - **snapshot marker**: index u64, term u64, four u32 counts (voters,
-//!   learners, outgoing voters, next learners), auto-leave u8, 7 zero bytes,
-//!   then the node ids as u64 in that order.
+//! - **snapshot marker**: index u64, term u64, then the membership in
+//!   [`raft_io::codec`]'s one `ConfState` layout (the one snapshot files
+//!   use too): four u32 counts (voters, learners, outgoing voters, next
+//!   learners), flags u32 (bit 0: auto-leave), reserved u32 (0), then the
+//!   node ids as u64 in that order, each set ascending. Only that canonical
+//!   form decodes (ids non-zero, strictly ascending within a set,
+//!   auto-leave only on a joint configuration); a marker whose membership
+//!   has none is refused ([`SaveError::InvalidConfState`]). These are the
+//!   bytes version 1 always wrote ("auto-leave u8, 7 zero bytes"), so the
+//!   format version stays 1; what changed is that the reader now rejects
+//!   unsorted ids and a lone auto-leave, which no writer produced.
 //! - **commit**: batch start offset u64, synced-through offset u64, frame
 //!   count u32, 4 zero bytes. It ends every batch; frames of a batch without
 //!   its commit frame do not count. *Synced-through* is the offset up to

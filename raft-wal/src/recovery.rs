@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use raft_core::{Entry, HardState, Index, LogId};
+use raft_io::Backend;
 
 use crate::error::OpenError;
 use crate::format::{self, DamageKind, Record, SEGMENT_HEADER_BYTES, SnapshotMarker, TEMP_SUFFIX};
 use crate::rewrite::TailCopy;
-use raft_io::Backend;
 
 /// A segment file found in the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

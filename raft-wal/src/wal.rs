@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use raft_core::{Entry, HardState, Index, LogId};
+use raft_io::codec;
+use raft_io::{Backend, DirLock, FileBackend, FileHandle};
 
 use crate::error::{OpenError, ReleaseError, SaveError};
 use crate::format::{
@@ -17,7 +19,6 @@ use crate::format::{
 use crate::recovery::{self, Scanned, SegmentFile};
 use crate::rewrite;
 use crate::spare::{Spare, Spares, ZERO_CHUNK_BYTES};
-use raft_io::{Backend, DirLock, FileBackend, FileHandle};
 
 /// Default [`WalOptions::segment_size_bytes`]: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
@@ -637,12 +638,15 @@ impl Wal {
     ///
     /// # Errors
     /// [`SaveError::MarkerRegressed`] for a marker older than the newest;
-    /// [`SaveError::Io`] or [`SaveError::Poisoned`].
+    /// [`SaveError::InvalidConfState`] for a membership without a canonical
+    /// encoding; [`SaveError::Io`] or [`SaveError::Poisoned`].
     pub fn save_snapshot_marker(&self, marker: &SnapshotMarker) -> Result<(), SaveError> {
         let mut g = self.inner.lock();
         if g.poisoned {
             return Err(SaveError::Poisoned);
         }
+        // Checked before anything is queued: no reader would accept it.
+        codec::check_conf_state(&marker.conf_state).map_err(SaveError::InvalidConfState)?;
         let newest = g.newest_marker_index();
         if marker.index < newest {
             return Err(SaveError::MarkerRegressed {

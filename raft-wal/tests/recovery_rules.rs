@@ -492,6 +492,30 @@ fn recovery_returns_entries_after_the_callers_snapshot() {
 }
 
 #[test]
+fn a_marker_whose_membership_has_no_canonical_encoding_is_refused_before_writing() {
+    let sim = SimBackend::new();
+    let (wal, _) = open(&sim);
+    wal.save(Some(&hard_state(1, 1, 2)), &entries(1..=3, 1, 20), true)
+        .expect("save");
+    let voter = raft_core::NodeId::new(1).expect("non-zero");
+    let marker = SnapshotMarker {
+        index: Index(2),
+        term: Term(1),
+        conf_state: raft_core::ConfState {
+            auto_leave: true,
+            ..raft_core::ConfState::with_voters([voter])
+        },
+    };
+    let writes = sim.stats().writes;
+    let err = wal.save_snapshot_marker(&marker).expect_err("not joint");
+    assert!(matches!(err, SaveError::InvalidConfState(_)), "{err}");
+    assert_eq!(sim.stats().writes, writes, "nothing written");
+    assert!(!wal.is_poisoned());
+    wal.save(None, &entries(4..=4, 1, 20), true)
+        .expect("the WAL goes on");
+}
+
+#[test]
 fn marker_past_the_last_index_restarts_the_log_after_it() {
     let sim = SimBackend::new();
     let (wal, _) = open(&sim);
