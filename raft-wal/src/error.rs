@@ -1,7 +1,7 @@
 //! One error enum per operation.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use raft_core::{Index, LogId};
 use raft_io::codec::CodecError;
@@ -237,4 +237,12 @@ pub enum ReleaseError {
         /// The newest snapshot marker's index (0: none).
         snapshot: Index,
     },
+}
+
+/// Wraps an I/O error on `path` as [`OpenError::Io`].
+pub(crate) fn open_io(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }

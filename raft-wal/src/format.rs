@@ -8,6 +8,8 @@
 //! Decoding never panics on any input: every malformation is a
 //! [`DamageKind`].
 
+use std::path::PathBuf;
+
 use bytes::Bytes;
 use raft_core::{ConfState, Entry, EntryKind, HardState, Index, LogId, NodeId, Term};
 use raft_io::codec::{self, CodecError, Field, Reader, Writer};
@@ -196,6 +198,14 @@ pub const fn align_up(n: usize) -> usize {
 /// The file name of a segment.
 pub fn segment_file_name(segment_id: u64, first_index: Index) -> String {
     format!("{segment_id:016x}-{:016x}.wal", first_index.get())
+}
+
+/// A segment file of the directory: what its name says, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentFile {
+    pub(crate) id: u64,
+    pub(crate) first_index: Index,
+    pub(crate) path: PathBuf,
 }
 
 /// The suffix of temporary files; recovery deletes them.

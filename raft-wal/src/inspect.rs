@@ -6,7 +6,7 @@ use raft_core::{HardState, Index, LogId};
 use raft_io::Backend;
 
 use crate::error::OpenError;
-use crate::{recovery, rewrite};
+use crate::recovery;
 
 /// What [`verify`] found in a directory it could recover.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,8 @@ pub fn verify(
     dir: &Path,
     max_record_bytes: u32,
 ) -> Result<VerifyReport, OpenError> {
-    let copy = rewrite::read_leftover(backend, dir)?.map(|(copy, _)| copy);
-    let scanned = recovery::scan_dir(backend, dir, max_record_bytes, copy.as_ref())?;
+    let copy = recovery::read_leftover(backend, dir)?.map(|(copy, _)| copy);
+    let scanned = recovery::scan::scan_dir(backend, dir, max_record_bytes, copy.as_ref())?;
     let r = &scanned.replayed;
     Ok(VerifyReport {
         segments: scanned.segments.iter().map(|s| s.id).collect(),

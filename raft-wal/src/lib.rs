@@ -164,10 +164,12 @@
 
 mod error;
 pub mod format;
+mod group_commit;
 pub mod inspect;
+mod options;
 mod recovery;
-mod rewrite;
-mod spare;
+mod rotation;
+mod state;
 mod wal;
 
 /// The file-system seam, [`raft_io`], re-exported for callers that name it
@@ -176,7 +178,7 @@ pub use raft_io as io;
 
 pub use error::{OpenError, ReleaseError, SaveError};
 pub use format::{DamageKind, SnapshotMarker};
-pub use wal::{
-    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, Recovered, TailTruncation, Wal,
-    WalOptions, WalStats,
-};
+pub use options::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, WalOptions};
+pub use recovery::{Recovered, TailTruncation};
+pub use state::WalStats;
+pub use wal::Wal;

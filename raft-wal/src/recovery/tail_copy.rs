@@ -1,6 +1,7 @@
 //! Rewriting bytes of a segment in place without putting them at risk.
 //!
-//! `open` must make durable whatever it returns (see `make_tail_durable`):
+//! `open` must make durable whatever it returns (see
+//! `super::make_tail_durable`):
 //! after a failed fsync the kernel marks the pages clean though they never
 //! reached the disk, so the bytes after the last proven-durable offset are
 //! written again, not just synced. But some of those bytes may already be
@@ -32,12 +33,10 @@ use std::path::{Path, PathBuf};
 use raft_io::codec::Field;
 use raft_io::{Backend, FileHandle};
 
-use crate::error::OpenError;
-use crate::format::{SEGMENT_HEADER_BYTES, TEMP_SUFFIX};
-use crate::recovery::{self, SegmentFile};
+use crate::format::TEMP_SUFFIX;
 
 /// The copy's file name in the WAL directory.
-pub(crate) const TAIL_COPY_NAME: &str = "tail-copy";
+const TAIL_COPY_NAME: &str = "tail-copy";
 const MAGIC: [u8; 8] = *b"RWALCOPY";
 const VERSION: u32 = 1;
 
@@ -77,7 +76,7 @@ impl TailCopy {
     }
 
     /// Writes the copy into `segment`'s bytes, as the rewrite will.
-    /// `read_leftover` checked that the offset lies within the segment.
+    /// `super::read_leftover` checked that the offset lies within the segment.
     pub(crate) fn apply_to(&self, segment: &mut Vec<u8>) {
         let start = usize::try_from(self.offset).expect("checked against the segment's length");
         let end = start + self.data.len();
@@ -88,7 +87,7 @@ impl TailCopy {
     }
 
     /// `None` for anything but a whole copy that verifies.
-    fn decode(bytes: &[u8]) -> Option<TailCopy> {
+    pub(super) fn decode(bytes: &[u8]) -> Option<TailCopy> {
         let header = bytes.get(..HEADER_BYTES)?;
         let u32_field = |f: Field| f.get_u32(header).ok();
         let u64_field = |f: Field| f.get_u64(header).ok();
@@ -119,48 +118,9 @@ fn crc(header: &[u8], data: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn copy_path(dir: &Path) -> PathBuf {
+/// Where the copy lives in the WAL directory `dir`.
+pub(super) fn copy_path(dir: &Path) -> PathBuf {
     dir.join(TAIL_COPY_NAME)
-}
-
-/// Reads a leftover copy, if the directory has one, with the segment it
-/// belongs to.
-///
-/// # Errors
-/// [`OpenError::CorruptTailCopy`] if it does not verify or its segment does
-/// not exist; [`OpenError::Io`]; a refusal from listing the segments.
-pub(crate) fn read_leftover(
-    backend: &dyn Backend,
-    dir: &Path,
-) -> Result<Option<(TailCopy, SegmentFile)>, OpenError> {
-    let path = copy_path(dir);
-    let bytes = match backend.read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(OpenError::Io { path, source }),
-    };
-    let Some(copy) = TailCopy::decode(&bytes) else {
-        return Err(OpenError::CorruptTailCopy { path });
-    };
-    let (segments, _) = recovery::list_segments(backend, dir)?;
-    let Some(segment) = segments.into_iter().find(|s| s.id == copy.segment_id) else {
-        return Err(OpenError::CorruptTailCopy { path });
-    };
-    // The copy starts at an offset a commit frame proved durable, so the
-    // segment reaches it even after a power cut; the data itself may lie
-    // past the end (a segment that was growing). This bounds what a forged
-    // copy could make `open` allocate or write.
-    let len = backend
-        .open(&segment.path)
-        .and_then(|f| f.len())
-        .map_err(|source| OpenError::Io {
-            path: segment.path.clone(),
-            source,
-        })?;
-    if copy.offset < SEGMENT_HEADER_BYTES as u64 || copy.offset > len {
-        return Err(OpenError::CorruptTailCopy { path });
-    }
-    Ok(Some((copy, segment)))
 }
 
 /// Writes `copy.data` at `copy.offset` of `segment` (a handle on segment
