@@ -47,7 +47,7 @@
 //! unsynced writes, tears some of them at 512-byte sectors into zeros or
 //! garbage, and forgets directory changes (creates, renames, unlinks) whose
 //! directory was not synced. `SimBackend::inject_fault` makes the N-th
-//! operation fail with EIO, ENOSPC or a short write ([`FaultKind`]).
+//! operation fail with EIO, ENOSPC or a short write (`FaultKind`).
 //!
 //! The simulator is test code: production builds leave the feature off, so
 //! it is not compiled into them. Enable it in `[dev-dependencies]`:

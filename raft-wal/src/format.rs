@@ -7,6 +7,11 @@
 //!
 //! Decoding never panics on any input: every malformation is a
 //! [`DamageKind`].
+//!
+//! Public only with the `testing` feature (for tests and fuzzing); a normal
+//! build keeps it internal, where its `pub` items are reachable only
+//! through the re-exports at the crate root.
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 
 use std::path::PathBuf;
 

@@ -160,9 +160,24 @@
 //!
 //! Known gap (shared with hashicorp/raft-wal): losing the whole last segment
 //! file is not detected.
+//!
+//! # Cargo features
+//!
+//! - `testing`: makes the frame codec public as `raft_wal::format`
+//!   (segment headers, frames, commit records, the damage kinds), for tests
+//!   that build or take apart segment files byte by byte, and for fuzzing.
+//!   It is not a stable API. This crate's own integration tests turn it on
+//!   through a dev-dependency on the crate itself; a normal build leaves it
+//!   off. [`inspect`] is public either way, for the `raft-wal` tool.
 #![deny(missing_docs)]
 
 mod error;
+// The frame codec is internal: its layout is documented above, and only
+// tests and the fuzz target need to build frames by hand (feature
+// `testing`, below).
+#[cfg(not(feature = "testing"))]
+mod format;
+#[cfg(feature = "testing")]
 pub mod format;
 mod group_commit;
 pub mod inspect;
