@@ -92,9 +92,17 @@
 //!
 //! # Errors
 //!
-//! Everything returns [`SnapError`]: I/O failures name the operation and the
-//! file, corruption names the file and a [`Corruption`] reason, and
-//! [`SnapError::NotFound`] means no usable snapshot.
+//! One error enum per operation, each naming the file or directory and the
+//! cause: [`OpenDirError`] for [`Snapshotter::new`], [`SaveError`] for
+//! saving (and [`SnapshotWriter`]), [`LoadError`] for the `open*` and
+//! `load_newest*` methods (and [`SnapshotReader`]), [`ListError`] and
+//! [`PurgeError`] for listing and purging, and [`EncodeError`] and
+//! [`DecodeError`] for streams that are not files of this crate. Each I/O
+//! failure is its own variant (create, write, sync, rename, ...), so
+//! callers match on the step rather than on a string.
+//! [`LoadError::NotFound`] means no usable snapshot: none in the
+//! directory, none that verifies, or none the caller asked for. A
+//! corruption names a [`Corruption`] reason.
 #![deny(missing_docs)]
 
 mod error;
@@ -102,7 +110,9 @@ mod format;
 mod snapshotter;
 mod stream;
 
-pub use error::SnapError;
+pub use error::{
+    DecodeError, EncodeError, ListError, LoadError, OpenDirError, PurgeError, SaveError,
+};
 pub use format::{Corruption, MAGIC, VERSION};
 pub use snapshotter::{SnapshotReader, SnapshotWriter, Snapshotter};
 pub use stream::{DEFAULT_CHUNK_LEN, SnapshotDecoder, SnapshotEncoder};

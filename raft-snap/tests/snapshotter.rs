@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use raft_core::{ConfState, Index, LogId, NodeId, SnapshotMetadata, Term};
 use raft_io::{Backend, FaultKind, SimBackend};
-use raft_snap::{Corruption, SnapError, Snapshotter};
+use raft_snap::{Corruption, LoadError, OpenDirError, PurgeError, SaveError, Snapshotter};
 
 fn dir() -> PathBuf {
     PathBuf::from("/snap")
@@ -77,10 +77,10 @@ fn load_newest_picks_the_highest_index() {
 fn empty_directory_reports_not_found() {
     let (_sim, snap) = sim_snapshotter();
     let err = snap.load_newest().expect_err("nothing saved");
-    assert!(matches!(err, SnapError::NotFound { dir } if dir == self::dir()));
+    assert!(matches!(err, LoadError::NotFound { dir } if dir == self::dir()));
     assert!(matches!(
         snap.open_newest(),
-        Err(SnapError::NotFound { .. })
+        Err(LoadError::NotFound { .. })
     ));
 }
 
@@ -121,7 +121,7 @@ fn load_newest_matching_skips_snapshots_the_wal_does_not_know_without_renaming()
         "nothing renamed"
     );
     let err = snap.load_newest_matching(&[]).expect_err("nothing matches");
-    assert!(matches!(err, SnapError::NotFound { .. }));
+    assert!(matches!(err, LoadError::NotFound { .. }));
 }
 
 #[test]
@@ -180,7 +180,11 @@ fn a_membership_without_canonical_encoding_is_refused_before_any_file_exists() {
     let err = snap
         .save(&metadata, b"x")
         .expect_err("auto_leave without joint");
-    assert!(matches!(err, SnapError::InvalidConfState(_)), "{err}");
+    assert!(
+        matches!(&err, SaveError::InvalidConfState { path, .. }
+            if path.ends_with("0000000000000001-0000000000000001.snap")),
+        "{err}"
+    );
     assert_eq!(sim.op_count(), ops, "no file was created");
 }
 
@@ -201,9 +205,10 @@ fn committing_a_short_writer_fails_and_leaves_no_file() {
     let err = writer.commit().expect_err("five bytes short");
     assert!(matches!(
         err,
-        SnapError::DataLength {
+        SaveError::DataLength {
             declared: 10,
-            actual: 5
+            actual: 5,
+            ..
         }
     ));
     assert!(sim.list_dir(&dir()).expect("list").is_empty());
@@ -258,10 +263,7 @@ fn a_second_snapshotter_on_the_same_directory_is_refused() {
     let (sim, _snap) = sim_snapshotter();
     let err = Snapshotter::with_backend(sim.shared(), dir()).expect_err("locked");
     match err {
-        SnapError::Io { source, path, .. } => {
-            assert_eq!(source.kind(), std::io::ErrorKind::WouldBlock);
-            assert_eq!(path, dir());
-        }
+        OpenDirError::Locked { dir } => assert_eq!(dir, self::dir()),
         other => panic!("expected a lock error, got {other}"),
     }
 }
@@ -312,7 +314,7 @@ fn small_snapshot_bytes() -> Vec<u8> {
 
 /// Puts `bytes` in a fresh directory as the only snapshot and returns what
 /// loading it gives, checking that a rejected file was renamed `.broken`.
-fn load_damaged(bytes: &[u8]) -> Result<(), SnapError> {
+fn load_damaged(bytes: &[u8]) -> Result<(), LoadError> {
     let sim = SimBackend::new();
     sim.create_dir_all(&dir()).expect("mkdir");
     let name = "0000000000000007-000000000000004d.snap";
@@ -333,7 +335,7 @@ fn every_truncation_of_a_small_snapshot_file_is_detected() {
     for len in 0..bytes.len() {
         let err = load_damaged(&bytes[..len]).expect_err("truncated file must not load");
         assert!(
-            matches!(err, SnapError::NotFound { .. }),
+            matches!(err, LoadError::NotFound { .. }),
             "length {len}: {err}"
         );
     }
@@ -347,7 +349,7 @@ fn bit_flip_anywhere_in_a_small_snapshot_file_is_detected() {
         flipped[bit / 8] ^= 1 << (bit % 8);
         let err = load_damaged(&flipped).expect_err("flipped file must not load");
         assert!(
-            matches!(err, SnapError::NotFound { .. }),
+            matches!(err, LoadError::NotFound { .. }),
             "bit {bit}: {err}"
         );
     }
@@ -382,10 +384,7 @@ fn read_error_is_returned_and_the_file_is_not_renamed_broken() {
     for step in 3..6 {
         sim.inject_fault(sim.op_count() + step, FaultKind::Eio);
         let err = snap.load_newest().expect_err("injected EIO");
-        assert!(
-            matches!(err, SnapError::Io { op: "read", .. }),
-            "step {step}: {err}"
-        );
+        assert!(matches!(err, LoadError::Read { .. }), "step {step}: {err}");
         assert!(err.to_string().contains("000000000000000a.snap"), "{err}");
     }
     assert_eq!(
@@ -405,8 +404,7 @@ fn failed_fsync_fails_the_save_and_names_the_temporary_file() {
     sim.inject_fault(sim.op_count() + 2, FaultKind::Eio);
     let err = snap.save(&meta(1, 2), b"data").expect_err("sync fails");
     match &err {
-        SnapError::Io { op, path, .. } => {
-            assert_eq!(*op, "sync");
+        SaveError::Sync { path, .. } => {
             let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8");
             assert!(
                 name.starts_with("0000000000000001-0000000000000002.snap."),
@@ -440,4 +438,74 @@ fn handles_are_send_so_a_transfer_can_run_on_another_thread() {
     .expect("thread");
     writer.commit().expect("commit");
     assert_eq!(snap.load_newest().expect("load").data, &b"abc"[..]);
+}
+
+#[test]
+fn each_step_of_a_save_fails_with_its_own_error_naming_its_file() {
+    let (sim, snap) = sim_snapshotter();
+    let final_name = "0000000000000001-0000000000000002.snap";
+    let is_tmp = |p: &Path| {
+        let name = p.file_name().and_then(|n| n.to_str()).expect("utf-8");
+        name.starts_with(&format!("{final_name}.")) && name.ends_with(".tmp")
+    };
+    // The operations of a small save: create, write, sync, rename, sync dir.
+    for step in 0..5 {
+        sim.inject_fault(sim.op_count() + step, FaultKind::Eio);
+        let err = snap.save(&meta(1, 2), b"data").expect_err("injected EIO");
+        let named = match (step, &err) {
+            (0, SaveError::Create { path, .. })
+            | (1, SaveError::Write { path, .. })
+            | (2, SaveError::Sync { path, .. }) => is_tmp(path),
+            (3, SaveError::Rename { from, to, .. }) => is_tmp(from) && to.ends_with(final_name),
+            (4, SaveError::SyncDir { dir, .. }) => *dir == self::dir(),
+            _ => panic!("step {step}: unexpected {err}"),
+        };
+        assert!(named, "step {step}: {err}");
+    }
+}
+
+#[test]
+fn a_failed_purge_names_the_file_it_could_not_remove() {
+    let (sim, snap) = sim_snapshotter();
+    for i in 1..=3 {
+        snap.save(&meta(1, i), b"x").expect("save");
+    }
+    // The operations of a purge: list, then a remove per snapshot.
+    sim.inject_fault(sim.op_count() + 1, FaultKind::Eio);
+    let err = snap.purge(1).expect_err("injected EIO");
+    match &err {
+        PurgeError::Remove { path, .. } => {
+            assert!(
+                path.ends_with("0000000000000001-0000000000000002.snap"),
+                "{err}"
+            );
+        }
+        other => panic!("expected a remove error, got {other}"),
+    }
+    // Again: list, two removes, then the directory sync.
+    sim.inject_fault(sim.op_count() + 3, FaultKind::Eio);
+    let err = snap.purge(1).expect_err("the directory sync fails");
+    assert!(matches!(err, PurgeError::SyncDir { .. }), "{err}");
+}
+
+#[test]
+fn a_reader_that_failed_stays_spent() {
+    let (sim, snap) = sim_snapshotter();
+    let saved = snap.save(&meta(1, 10), &payload(1, 100)).expect("save");
+    let mut bytes = sim.read(&saved).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    overwrite(&sim, &saved, &bytes);
+    let mut reader = snap
+        .open_with_chunk_len(LogId::new(Term(1), Index(10)), 64)
+        .expect("header intact");
+    reader
+        .next_chunk()
+        .expect("the first chunk is not checked yet");
+    assert!(reader.next_chunk().expect_err("checksum").is_corrupt());
+    let err = reader.next_chunk().expect_err("spent");
+    assert!(
+        matches!(&err, LoadError::Spent { path } if *path == saved),
+        "{err}"
+    );
 }

@@ -14,7 +14,7 @@ use raft_core::{
     ConfChange, ConfChangeKind, ConfState, FoundingLog, HardState, Index, LogId, MemoryStorage,
     NodeId, Snapshot, StorageError, Term,
 };
-use raft_snap::{SnapError, Snapshotter};
+use raft_snap::{LoadError, OpenDirError, Snapshotter};
 use raft_wal::{OpenError, SaveError, Wal, WalOptions};
 
 use super::identity::{Identity, LoadIdentityError};
@@ -44,9 +44,12 @@ pub enum OpenDataError {
     /// Writing the bootstrap entries failed.
     #[error("cannot write the initial log: {0}")]
     Bootstrap(#[from] SaveError),
+    /// The snapshot directory could not be opened.
+    #[error("snapshots: {0}")]
+    SnapDir(#[from] OpenDirError),
     /// The snapshot directory could not be read.
     #[error("snapshots: {0}")]
-    Snap(#[from] SnapError),
+    Snap(#[from] LoadError),
     /// The snapshot's data is not a raftkv state.
     #[error("snapshot at index {index}: {source}")]
     Restore {
@@ -165,7 +168,7 @@ pub fn open(
     let snapshotter = Snapshotter::new(&snap_dir)?;
     let newest = match snapshotter.load_newest() {
         Ok(s) => Some(s),
-        Err(SnapError::NotFound { .. }) => None,
+        Err(LoadError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     let (wal, recovered, snapshot) = open_wal(&wal_dir, &snapshotter, newest)?;
