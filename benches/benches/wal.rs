@@ -585,7 +585,7 @@ mod slow {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use raft_wal::io::{Backend, DirLock, FileBackend, FileHandle};
+    use raft_io::{Backend, DirLock, FileBackend, FileHandle};
 
     #[derive(Debug)]
     pub(crate) struct SlowSyncBackend {

@@ -2,69 +2,72 @@
 //!
 //! Everything is little-endian regardless of the host. The layout is
 //! documented byte by byte in the crate docs; the offsets here are derived
-//! from each other and checked at compile time, so moving a field forces the
-//! docs, the constants and the tests to move together.
+//! from each other ([`Field::then`]) and checked at compile time, so moving
+//! a field forces the docs, the constants and the tests to move together.
+//! The membership is raft-io's one `ConfState` layout, the same bytes the
+//! WAL's snapshot markers hold.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
-use raft_core::{ConfState, Index, NodeId, SnapshotMetadata, Term};
+use raft_core::{ConfState, Index, SnapshotMetadata, Term};
+use raft_io::codec::{self, CodecError, Field, Reader, Writer};
 
 /// The first eight bytes of every snapshot file. Modelled on PNG's: a
 /// non-ASCII first byte catches 7-bit transfers, `\r\n` catches newline
 /// conversion, and the name tells a human what the file is.
 pub const MAGIC: [u8; 8] = *b"\x89RSNAP\r\n";
 
-/// The format version this crate writes and the only one it reads.
-pub const VERSION: u32 = 1;
+/// The format version this crate writes. Version 2 stores the membership
+/// in raft-io's `ConfState` layout, whose fixed part has a reserved word
+/// after the flags; version 1 had none, and is still read, so that an
+/// upgrade never turns the snapshots on disk into "damaged" ones.
+pub const VERSION: u32 = 2;
 
-/// Offset of [`MAGIC`].
-pub(crate) const MAGIC_OFFSET: usize = 0;
-/// Offset of the version, a `u32`.
-pub(crate) const VERSION_OFFSET: usize = MAGIC_OFFSET + MAGIC.len();
-/// Offset of the reserved flags, a `u32` that must be zero.
-pub(crate) const FLAGS_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
-/// Offset of the snapshot's last index, a `u64`.
-pub(crate) const INDEX_OFFSET: usize = FLAGS_OFFSET + size_of::<u32>();
-/// Offset of the term of that index, a `u64`.
-pub(crate) const TERM_OFFSET: usize = INDEX_OFFSET + size_of::<u64>();
-/// Offset of the length of the application data, a `u64`.
-pub(crate) const DATA_LEN_OFFSET: usize = TERM_OFFSET + size_of::<u64>();
-/// Offset of the length of the encoded membership, a `u32`.
-pub(crate) const CONF_LEN_OFFSET: usize = DATA_LEN_OFFSET + size_of::<u64>();
+/// The older version this crate still reads.
+const VERSION_1: u32 = 1;
+/// A version 1 membership's fixed part: raft-io's without the reserved
+/// word that ends it.
+const V1_CONF_FIXED_BYTES: usize = codec::CONF_STATE_FIXED_BYTES - size_of::<u32>();
+
+// The fixed header, field by field (the crate docs' table).
+const MAGIC_FIELD: Field = Field::first(MAGIC.len());
+const VERSION_FIELD: Field = MAGIC_FIELD.then(size_of::<u32>());
+/// Reserved flags, a `u32` that must be zero.
+const FLAGS_FIELD: Field = VERSION_FIELD.then(size_of::<u32>());
+/// The snapshot's last index.
+const INDEX_FIELD: Field = FLAGS_FIELD.then(size_of::<u64>());
+/// The term of that index.
+const TERM_FIELD: Field = INDEX_FIELD.then(size_of::<u64>());
+/// The length of the application data.
+const DATA_LEN_FIELD: Field = TERM_FIELD.then(size_of::<u64>());
+/// The length of the encoded membership.
+const CONF_LEN_FIELD: Field = DATA_LEN_FIELD.then(size_of::<u32>());
 /// Length of the fixed part of the header; the membership follows it.
-pub(crate) const FIXED_HEADER_LEN: usize = CONF_LEN_OFFSET + size_of::<u32>();
+pub(crate) const FIXED_HEADER_LEN: usize = CONF_LEN_FIELD.end();
 
 /// Length of the header checksum that ends the header.
 pub(crate) const HEADER_CRC_LEN: usize = size_of::<u32>();
 /// Length of the checksum that ends the file.
 pub(crate) const TRAILER_LEN: usize = size_of::<u32>();
 
-/// Length of the fixed part of the membership encoding: four set sizes and
-/// a flags word.
-pub(crate) const CONF_FIXED_LEN: usize = 4 * size_of::<u32>() + size_of::<u32>();
-/// Flag bit in the membership encoding: `ConfState::auto_leave`.
-pub(crate) const CONF_FLAG_AUTO_LEAVE: u32 = 1;
-
 /// Upper bound on the encoded membership. It bounds the allocation a reader
 /// makes before the header checksum has been verified. 1 MiB holds about
 /// 130,000 node ids, far more than any Raft group has.
 pub(crate) const CONF_LEN_MAX: u32 = 1 << 20;
 
-const _: () = assert!(MAGIC_OFFSET == 0);
-const _: () = assert!(VERSION_OFFSET == 8);
-const _: () = assert!(FLAGS_OFFSET == 12);
-const _: () = assert!(INDEX_OFFSET == 16);
-const _: () = assert!(TERM_OFFSET == 24);
-const _: () = assert!(DATA_LEN_OFFSET == 32);
-const _: () = assert!(CONF_LEN_OFFSET == 40);
+// The offsets the crate docs' table gives.
+const _: () = assert!(VERSION_FIELD.offset() == 8);
+const _: () = assert!(FLAGS_FIELD.offset() == 12);
+const _: () = assert!(INDEX_FIELD.offset() == 16);
+const _: () = assert!(TERM_FIELD.offset() == 24);
+const _: () = assert!(DATA_LEN_FIELD.offset() == 32);
+const _: () = assert!(CONF_LEN_FIELD.offset() == 40);
 const _: () = assert!(FIXED_HEADER_LEN == 44);
-const _: () = assert!(CONF_FIXED_LEN == 20);
 // The u64 fields are naturally aligned within the header.
-const _: () = assert!(INDEX_OFFSET.is_multiple_of(8));
-const _: () = assert!(TERM_OFFSET.is_multiple_of(8));
-const _: () = assert!(DATA_LEN_OFFSET.is_multiple_of(8));
-const _: () = assert!(CONF_LEN_MAX as usize >= CONF_FIXED_LEN);
+const _: () = assert!(INDEX_FIELD.offset().is_multiple_of(8));
+const _: () = assert!(TERM_FIELD.offset().is_multiple_of(8));
+const _: () = assert!(DATA_LEN_FIELD.offset().is_multiple_of(8));
+const _: () = assert!(CONF_LEN_MAX as usize >= codec::CONF_STATE_FIXED_BYTES);
 
 /// Why a snapshot's bytes were rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +99,10 @@ pub enum Corruption {
         /// The length found.
         found: u32,
     },
-    /// The membership is not in canonical form.
+    /// The membership is not in raft-io's canonical `ConfState` layout.
     BadConfState {
         /// What is wrong with it.
-        why: &'static str,
+        reason: CodecError,
     },
     /// The header checksum does not match the header bytes.
     HeaderChecksum {
@@ -152,7 +155,7 @@ impl fmt::Display for Corruption {
             }
             Corruption::UnknownFlags { found } => write!(f, "unknown header flags {found:#x}"),
             Corruption::BadConfLen { found } => write!(f, "invalid membership length {found}"),
-            Corruption::BadConfState { why } => write!(f, "invalid membership: {why}"),
+            Corruption::BadConfState { reason } => write!(f, "invalid membership: {reason}"),
             Corruption::HeaderChecksum { stored, computed } => write!(
                 f,
                 "header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
@@ -195,129 +198,58 @@ impl Header {
     }
 }
 
-/// The number of bytes [`encode_conf_state`] produces for `cs`.
-pub(crate) fn conf_state_len(cs: &ConfState) -> usize {
-    let ids =
-        cs.voters.len() + cs.learners.len() + cs.voters_outgoing.len() + cs.learners_next.len();
-    CONF_FIXED_LEN + ids * size_of::<u64>()
-}
-
-/// Appends the membership encoding to `out`:
-/// four `u32` set sizes (voters, learners, outgoing voters, next learners),
-/// a `u32` flags word, then every id as a `u64`, set by set, ascending.
-pub(crate) fn encode_conf_state(cs: &ConfState, out: &mut Vec<u8>) {
-    let start = out.len();
-    let sets = conf_sets(cs);
-    for set in sets {
-        out.extend_from_slice(&len_u32(set.len()).to_le_bytes());
-    }
-    let flags = if cs.auto_leave {
-        CONF_FLAG_AUTO_LEAVE
-    } else {
-        0
-    };
-    out.extend_from_slice(&flags.to_le_bytes());
-    for set in sets {
-        for id in set {
-            out.extend_from_slice(&id.get().to_le_bytes());
-        }
-    }
-    debug_assert_eq!(out.len() - start, conf_state_len(cs));
-}
-
-fn conf_sets(cs: &ConfState) -> [&BTreeSet<NodeId>; 4] {
-    [
-        &cs.voters,
-        &cs.learners,
-        &cs.voters_outgoing,
-        &cs.learners_next,
-    ]
-}
-
-fn len_u32(len: usize) -> u32 {
-    // A set this large could not be encoded within CONF_LEN_MAX anyway;
-    // encode_header rejects it before we get here.
-    u32::try_from(len).expect("membership set larger than u32::MAX")
-}
-
-/// Decodes a membership encoded by [`encode_conf_state`]. Accepts only the
-/// canonical form: ids non-zero and strictly ascending within each set, no
-/// unknown flags, no bytes left over.
-pub(crate) fn decode_conf_state(bytes: &[u8]) -> Result<ConfState, Corruption> {
-    let bad = |why| Corruption::BadConfState { why };
-    if bytes.len() < CONF_FIXED_LEN {
-        return Err(bad("shorter than its fixed part"));
-    }
-    let mut counts = [0u64; 4];
-    for (i, count) in counts.iter_mut().enumerate() {
-        *count = u64::from(read_u32(bytes, i * size_of::<u32>()));
-    }
-    let flags = read_u32(bytes, 4 * size_of::<u32>());
-    if flags & !CONF_FLAG_AUTO_LEAVE != 0 {
-        return Err(bad("unknown flags"));
-    }
-    let ids_len = (bytes.len() - CONF_FIXED_LEN) as u64;
-    if counts.iter().sum::<u64>() * size_of::<u64>() as u64 != ids_len {
-        return Err(bad("set sizes do not match its length"));
-    }
-    let mut sets: [BTreeSet<NodeId>; 4] = Default::default();
-    let mut offset = CONF_FIXED_LEN;
-    for (set, count) in sets.iter_mut().zip(counts) {
-        let mut prev = 0u64;
-        for _ in 0..count {
-            let raw = read_u64(bytes, offset);
-            offset += size_of::<u64>();
-            let id = NodeId::new(raw).ok_or(bad("node id zero"))?;
-            if raw <= prev {
-                return Err(bad("node ids not strictly ascending"));
-            }
-            prev = raw;
-            set.insert(id);
-        }
-    }
-    debug_assert_eq!(offset, bytes.len());
-    let [voters, learners, voters_outgoing, learners_next] = sets;
-    Ok(ConfState {
-        voters,
-        learners,
-        voters_outgoing,
-        learners_next,
-        auto_leave: flags & CONF_FLAG_AUTO_LEAVE != 0,
-    })
+/// Decodes a membership block of exactly `bytes.len()` bytes.
+fn decode_conf_state(bytes: &[u8]) -> Result<ConfState, Corruption> {
+    let bad = |reason| Corruption::BadConfState { reason };
+    let mut r = Reader::new(bytes);
+    let cs = codec::decode_conf_state(&mut r).map_err(bad)?;
+    r.finish().map_err(bad)?;
+    Ok(cs)
 }
 
 /// Encodes the header for a snapshot of `data_len` bytes: the fixed part,
 /// the membership, and the CRC32 of both.
 ///
+/// # Errors
+///
+/// The [`CodecError`] of a membership without a canonical encoding.
+///
 /// # Panics
 ///
 /// If the membership encodes to more than [`CONF_LEN_MAX`] bytes, which
 /// would take over 130,000 members.
-pub(crate) fn encode_header(metadata: &SnapshotMetadata, data_len: u64) -> Vec<u8> {
-    let conf_len = conf_state_len(&metadata.conf_state);
+pub(crate) fn encode_header(
+    metadata: &SnapshotMetadata,
+    data_len: u64,
+) -> Result<Vec<u8>, CodecError> {
+    codec::check_conf_state(&metadata.conf_state)?;
+    let conf_len = codec::conf_state_len(&metadata.conf_state);
     assert!(
         conf_len <= CONF_LEN_MAX as usize,
         "membership of {conf_len} bytes exceeds {CONF_LEN_MAX}"
     );
     let mut out = Vec::with_capacity(FIXED_HEADER_LEN + conf_len + HEADER_CRC_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&metadata.index.get().to_le_bytes());
-    out.extend_from_slice(&metadata.term.get().to_le_bytes());
-    out.extend_from_slice(&data_len.to_le_bytes());
-    out.extend_from_slice(&len_u32(conf_len).to_le_bytes());
-    debug_assert_eq!(out.len(), FIXED_HEADER_LEN);
-    encode_conf_state(&metadata.conf_state, &mut out);
+    let mut w = Writer::new(&mut out);
+    w.put_bytes(&MAGIC);
+    w.put_u32(VERSION);
+    w.put_u32(0);
+    w.put_u64(metadata.index.get());
+    w.put_u64(metadata.term.get());
+    w.put_u64(data_len);
+    w.put_u32(u32::try_from(conf_len).expect("bounded by CONF_LEN_MAX"));
+    debug_assert_eq!(w.written(), FIXED_HEADER_LEN);
+    codec::encode_conf_state(&metadata.conf_state, &mut w)?;
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(out.len(), FIXED_HEADER_LEN + conf_len + HEADER_CRC_LEN);
-    out
+    Ok(out)
 }
 
 /// The fields of the fixed header that decide how much more to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FixedHeader {
+    /// The format version: [`VERSION`] or version 1.
+    pub(crate) version: u32,
     /// The snapshot's last index.
     pub(crate) index: Index,
     /// The term of that index.
@@ -341,31 +273,37 @@ impl FixedHeader {
 pub(crate) fn decode_fixed_header(
     bytes: &[u8; FIXED_HEADER_LEN],
 ) -> Result<FixedHeader, Corruption> {
+    // `bytes` is a whole fixed header, so no field read can run short.
+    let u32_field = |f: Field| f.get_u32(bytes).expect("within the fixed header");
+    let u64_field = |f: Field| f.get_u64(bytes).expect("within the fixed header");
     let mut magic = [0u8; 8];
-    magic.copy_from_slice(&bytes[MAGIC_OFFSET..VERSION_OFFSET]);
+    magic.copy_from_slice(&bytes[MAGIC_FIELD.range()]);
     if magic != MAGIC {
         return Err(Corruption::BadMagic { found: magic });
     }
-    let version = read_u32(bytes, VERSION_OFFSET);
-    if version != VERSION {
-        return Err(Corruption::UnsupportedVersion { found: version });
-    }
-    let flags = read_u32(bytes, FLAGS_OFFSET);
+    let version = u32_field(VERSION_FIELD);
+    let conf_fixed = match version {
+        VERSION => codec::CONF_STATE_FIXED_BYTES,
+        VERSION_1 => V1_CONF_FIXED_BYTES,
+        found => return Err(Corruption::UnsupportedVersion { found }),
+    };
+    let flags = u32_field(FLAGS_FIELD);
     if flags != 0 {
         return Err(Corruption::UnknownFlags { found: flags });
     }
-    let conf_len = read_u32(bytes, CONF_LEN_OFFSET);
-    let ids_len = (conf_len as usize).wrapping_sub(CONF_FIXED_LEN);
+    let conf_len = u32_field(CONF_LEN_FIELD);
+    let ids_len = (conf_len as usize).wrapping_sub(conf_fixed);
     if conf_len > CONF_LEN_MAX
-        || (conf_len as usize) < CONF_FIXED_LEN
+        || (conf_len as usize) < conf_fixed
         || !ids_len.is_multiple_of(size_of::<u64>())
     {
         return Err(Corruption::BadConfLen { found: conf_len });
     }
     Ok(FixedHeader {
-        index: Index(read_u64(bytes, INDEX_OFFSET)),
-        term: Term(read_u64(bytes, TERM_OFFSET)),
-        data_len: read_u64(bytes, DATA_LEN_OFFSET),
+        version,
+        index: Index(u64_field(INDEX_FIELD)),
+        term: Term(u64_field(TERM_FIELD)),
+        data_len: u64_field(DATA_LEN_FIELD),
         conf_len,
     })
 }
@@ -384,7 +322,9 @@ pub(crate) fn decode_header_rest(
         "caller must pass exactly the membership and the header checksum"
     );
     let (conf_bytes, crc_bytes) = rest.split_at(fixed.conf_len as usize);
-    let stored = read_u32(crc_bytes, 0);
+    let stored = Field::first(HEADER_CRC_LEN)
+        .get_u32(crc_bytes)
+        .expect("the caller passes the checksum whole");
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(fixed_bytes);
     hasher.update(conf_bytes);
@@ -392,7 +332,16 @@ pub(crate) fn decode_header_rest(
     if stored != computed {
         return Err(Corruption::HeaderChecksum { stored, computed });
     }
-    let conf_state = decode_conf_state(conf_bytes)?;
+    let conf_state = if fixed.version == VERSION_1 {
+        // The same layout but for the reserved word: insert it.
+        let mut v2 = Vec::with_capacity(conf_bytes.len() + size_of::<u32>());
+        v2.extend_from_slice(&conf_bytes[..V1_CONF_FIXED_BYTES]);
+        v2.extend_from_slice(&[0; size_of::<u32>()]);
+        v2.extend_from_slice(&conf_bytes[V1_CONF_FIXED_BYTES..]);
+        decode_conf_state(&v2)?
+    } else {
+        decode_conf_state(conf_bytes)?
+    };
     Ok(Header {
         metadata: SnapshotMetadata {
             index: fixed.index,
@@ -423,18 +372,6 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header, Corruption> {
     decode_header_rest(fixed_bytes, &fixed, &bytes[FIXED_HEADER_LEN..header_len])
 }
 
-fn read_u32(bytes: &[u8], offset: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&bytes[offset..offset + 4]);
-    u32::from_le_bytes(b)
-}
-
-fn read_u64(bytes: &[u8], offset: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(b)
-}
-
 /// The file name of a snapshot: `<term>-<index>.snap`, both as 16 lowercase
 /// hex digits so that names sort like (term, index).
 pub(crate) fn file_name(term: Term, index: Index) -> String {
@@ -457,7 +394,10 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(Term, Index)> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use proptest::prelude::*;
+    use raft_core::NodeId;
 
     use super::*;
 
@@ -475,6 +415,20 @@ mod tests {
         }
     }
 
+    fn header(metadata: &SnapshotMetadata, data_len: u64) -> Vec<u8> {
+        encode_header(metadata, data_len).expect("canonical membership")
+    }
+
+    fn conf_bytes(cs: &ConfState) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode_conf_state(cs, &mut Writer::new(&mut out)).expect("canonical");
+        out
+    }
+
+    fn is_bad_conf(result: Result<ConfState, Corruption>) -> bool {
+        matches!(result, Err(Corruption::BadConfState { .. }))
+    }
+
     #[test]
     fn header_round_trips_with_a_joint_membership() {
         let metadata = SnapshotMetadata {
@@ -482,7 +436,7 @@ mod tests {
             term: Term(42),
             conf_state: joint_conf(),
         };
-        let bytes = encode_header(&metadata, 1 << 40);
+        let bytes = header(&metadata, 1 << 40);
         let header = decode_header(&bytes).expect("fresh header decodes");
         assert_eq!(header.metadata, metadata);
         assert_eq!(header.data_len, 1 << 40);
@@ -496,71 +450,127 @@ mod tests {
             term: Term(0x1112_1314_1516_1718),
             conf_state: ConfState::with_voters([id(9)]),
         };
-        let bytes = encode_header(&metadata, 0x2122_2324_2526_2728);
+        let bytes = header(&metadata, 0x2122_2324_2526_2728);
         assert_eq!(&bytes[..8], b"\x89RSNAP\r\n");
-        assert_eq!(bytes[VERSION_OFFSET..FLAGS_OFFSET], [1, 0, 0, 0]);
-        assert_eq!(bytes[FLAGS_OFFSET..INDEX_OFFSET], [0, 0, 0, 0]);
-        assert_eq!(bytes[INDEX_OFFSET..TERM_OFFSET], [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(bytes[VERSION_FIELD.range()], [2, 0, 0, 0]);
+        assert_eq!(bytes[FLAGS_FIELD.range()], [0, 0, 0, 0]);
+        assert_eq!(bytes[INDEX_FIELD.range()], [8, 7, 6, 5, 4, 3, 2, 1]);
         assert_eq!(
-            bytes[TERM_OFFSET..DATA_LEN_OFFSET],
+            bytes[TERM_FIELD.range()],
             [0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11]
         );
         assert_eq!(
-            bytes[DATA_LEN_OFFSET..CONF_LEN_OFFSET],
+            bytes[DATA_LEN_FIELD.range()],
             [0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21]
         );
-        assert_eq!(bytes[CONF_LEN_OFFSET..FIXED_HEADER_LEN], [28, 0, 0, 0]);
-        let conf = &bytes[FIXED_HEADER_LEN..FIXED_HEADER_LEN + 28];
+        assert_eq!(bytes[CONF_LEN_FIELD.range()], [32, 0, 0, 0]);
+        let conf = &bytes[FIXED_HEADER_LEN..FIXED_HEADER_LEN + 32];
         assert_eq!(conf[..4], [1, 0, 0, 0], "one voter");
-        assert_eq!(conf[4..20], [0; 16], "no other members, no flags");
-        assert_eq!(conf[20..], [9, 0, 0, 0, 0, 0, 0, 0]);
-        let crc = crc32fast::hash(&bytes[..FIXED_HEADER_LEN + 28]);
-        assert_eq!(bytes[FIXED_HEADER_LEN + 28..], crc.to_le_bytes());
+        assert_eq!(conf[4..24], [0; 20], "no other members, no flags, reserved");
+        assert_eq!(conf[24..], [9, 0, 0, 0, 0, 0, 0, 0]);
+        let crc = crc32fast::hash(&bytes[..FIXED_HEADER_LEN + 32]);
+        assert_eq!(bytes[FIXED_HEADER_LEN + 32..], crc.to_le_bytes());
     }
 
     #[test]
     fn empty_membership_round_trips() {
-        let mut out = Vec::new();
-        encode_conf_state(&ConfState::default(), &mut out);
-        assert_eq!(out.len(), CONF_FIXED_LEN);
+        let out = conf_bytes(&ConfState::default());
+        assert_eq!(out.len(), codec::CONF_STATE_FIXED_BYTES);
         assert_eq!(decode_conf_state(&out), Ok(ConfState::default()));
     }
 
     #[test]
     fn membership_with_unsorted_or_duplicate_ids_is_rejected() {
-        let mut out = Vec::new();
-        encode_conf_state(&ConfState::with_voters([id(1), id(2)]), &mut out);
+        let out = conf_bytes(&ConfState::with_voters([id(1), id(2)]));
+        let first = codec::CONF_STATE_FIXED_BYTES;
         let mut swapped = out.clone();
-        swapped[CONF_FIXED_LEN..CONF_FIXED_LEN + 8].copy_from_slice(&2u64.to_le_bytes());
-        swapped[CONF_FIXED_LEN + 8..].copy_from_slice(&1u64.to_le_bytes());
-        assert!(matches!(
-            decode_conf_state(&swapped),
-            Err(Corruption::BadConfState { .. })
-        ));
+        swapped[first..first + 8].copy_from_slice(&2u64.to_le_bytes());
+        swapped[first + 8..].copy_from_slice(&1u64.to_le_bytes());
+        assert!(is_bad_conf(decode_conf_state(&swapped)));
         let mut duplicate = out.clone();
-        duplicate[CONF_FIXED_LEN..CONF_FIXED_LEN + 8].copy_from_slice(&2u64.to_le_bytes());
-        assert!(decode_conf_state(&duplicate).is_err());
+        duplicate[first..first + 8].copy_from_slice(&2u64.to_le_bytes());
+        assert!(is_bad_conf(decode_conf_state(&duplicate)));
     }
 
     #[test]
-    fn membership_with_a_zero_id_or_unknown_flag_is_rejected() {
-        let mut out = Vec::new();
-        encode_conf_state(&ConfState::with_voters([id(5)]), &mut out);
+    fn membership_with_a_zero_id_unknown_flag_or_lone_auto_leave_is_rejected() {
+        let out = conf_bytes(&ConfState::with_voters([id(5)]));
         let mut zero = out.clone();
-        zero[CONF_FIXED_LEN..].copy_from_slice(&0u64.to_le_bytes());
-        assert!(decode_conf_state(&zero).is_err());
+        zero[codec::CONF_STATE_FIXED_BYTES..].copy_from_slice(&0u64.to_le_bytes());
+        assert!(is_bad_conf(decode_conf_state(&zero)));
         let mut flags = out.clone();
         flags[16] = 2;
-        assert!(decode_conf_state(&flags).is_err());
+        assert!(is_bad_conf(decode_conf_state(&flags)));
+        let mut auto_leave = out.clone();
+        auto_leave[16] = 1;
+        assert!(is_bad_conf(decode_conf_state(&auto_leave)));
+    }
+
+    #[test]
+    fn a_membership_without_canonical_encoding_is_not_encoded() {
+        let metadata = SnapshotMetadata {
+            conf_state: ConfState {
+                auto_leave: true,
+                ..ConfState::with_voters([id(1)])
+            },
+            ..SnapshotMetadata::default()
+        };
+        assert_eq!(
+            encode_header(&metadata, 0),
+            Err(CodecError::AutoLeaveWithoutJoint)
+        );
     }
 
     #[test]
     fn oversized_membership_length_is_rejected_before_allocating() {
-        let mut bytes = encode_header(&SnapshotMetadata::default(), 0);
-        bytes[CONF_LEN_OFFSET..FIXED_HEADER_LEN].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut bytes = header(&SnapshotMetadata::default(), 0);
+        CONF_LEN_FIELD.put_u32(&mut bytes, u32::MAX);
         assert_eq!(
             decode_header(&bytes),
             Err(Corruption::BadConfLen { found: u32::MAX })
+        );
+    }
+
+    /// The header version 1 wrote for `metadata`: no reserved word in the
+    /// membership.
+    pub(crate) fn version_1_header(metadata: &SnapshotMetadata, data_len: u64) -> Vec<u8> {
+        let v2 = header(metadata, data_len);
+        let conf_len = CONF_LEN_FIELD.get_u32(&v2).expect("fixed") as usize;
+        let conf = &v2[FIXED_HEADER_LEN..FIXED_HEADER_LEN + conf_len];
+        assert_eq!(
+            conf[V1_CONF_FIXED_BYTES..codec::CONF_STATE_FIXED_BYTES],
+            [0; 4]
+        );
+        let mut v1 = v2[..FIXED_HEADER_LEN].to_vec();
+        VERSION_FIELD.put_u32(&mut v1, 1);
+        CONF_LEN_FIELD.put_u32(&mut v1, (conf_len - 4) as u32);
+        v1.extend_from_slice(&conf[..V1_CONF_FIXED_BYTES]);
+        v1.extend_from_slice(&conf[codec::CONF_STATE_FIXED_BYTES..]);
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        v1
+    }
+
+    #[test]
+    fn a_version_1_header_still_decodes() {
+        let metadata = SnapshotMetadata {
+            index: Index(9),
+            term: Term(2),
+            conf_state: joint_conf(),
+        };
+        let v1 = version_1_header(&metadata, 5);
+        let decoded = decode_header(&v1).expect("version 1 is read");
+        assert_eq!(decoded.metadata, metadata);
+        assert_eq!(decoded.header_len, v1.len() as u64);
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused_as_unsupported() {
+        let mut bytes = header(&SnapshotMetadata::default(), 0);
+        VERSION_FIELD.put_u32(&mut bytes, 3);
+        assert_eq!(
+            decode_header(&bytes),
+            Err(Corruption::UnsupportedVersion { found: 3 })
         );
     }
 
@@ -573,6 +583,8 @@ mod tests {
         let sets = (arb_ids(), arb_ids(), arb_ids(), arb_ids(), any::<bool>());
         (any::<u64>(), any::<u64>(), sets).prop_map(|(index, term, sets)| {
             let (voters, learners, voters_outgoing, learners_next, auto_leave) = sets;
+            // The canonical form: auto_leave only on a joint configuration.
+            let auto_leave = auto_leave && !voters_outgoing.is_empty();
             SnapshotMetadata {
                 index: Index(index),
                 term: Term(term),
@@ -593,7 +605,7 @@ mod tests {
             metadata in arb_metadata(),
             data_len in any::<u64>(),
         ) {
-            let bytes = encode_header(&metadata, data_len);
+            let bytes = header(&metadata, data_len);
             let header = decode_header(&bytes).expect("fresh header decodes");
             prop_assert_eq!(header.metadata, metadata);
             prop_assert_eq!(header.data_len, data_len);
@@ -605,13 +617,13 @@ mod tests {
             metadata in arb_metadata(),
             damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         ) {
-            let mut bytes = encode_header(&metadata, 77);
+            let mut bytes = header(&metadata, 77);
             for (at, value) in damage {
                 let i = at.index(bytes.len());
                 bytes[i] = value;
             }
-            if let Ok(header) = decode_header(&bytes) {
-                let again = encode_header(&header.metadata, header.data_len);
+            if let Ok(decoded) = decode_header(&bytes) {
+                let again = header(&decoded.metadata, decoded.data_len);
                 prop_assert_eq!(&again[..], &bytes[..again.len()]);
             }
         }

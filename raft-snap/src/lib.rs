@@ -48,17 +48,17 @@
 //! recording it in the WAL, and load with
 //! [`Snapshotter::load_newest_matching`] so that only snapshots the WAL
 //! knows about are used. All file-system calls go through
-//! [`raft_wal::io::Backend`], so the same code runs on the real file system
+//! [`raft_io::Backend`], so the same code runs on the real file system
 //! and on the crash-simulating `SimBackend` in tests.
 //!
 //! # File format
 //!
-//! All integers are little-endian. Version 1:
+//! All integers are little-endian. Version 2:
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `89 52 53 4e 41 50 0d 0a` (`\x89RSNAP\r\n`) |
-//! | 8 | 4 | format version, `1` |
+//! | 8 | 4 | format version, `2` |
 //! | 12 | 4 | flags, `0` (reserved) |
 //! | 16 | 8 | index: the last log index the snapshot covers |
 //! | 24 | 8 | term of that index |
@@ -69,10 +69,20 @@
 //! | `H` = 48 + `conf_len` | `data_len` | application data |
 //! | `H` + `data_len` | 4 | CRC32 over bytes `0 .. H + data_len`: header and data |
 //!
-//! The membership (`ConfState`) is four `u32` set sizes (voters, learners,
-//! outgoing voters, next learners), a `u32` flags word (bit 0:
-//! `auto_leave`; others zero), then every node id as a `u64`, set by set,
-//! ascending. Readers accept only this canonical form.
+//! The membership (`ConfState`) is [`raft_io::codec`]'s one layout, the
+//! same bytes the WAL's snapshot markers hold: four `u32` set sizes
+//! (voters, learners, outgoing voters, next learners), a `u32` flags word
+//! (bit 0: `auto_leave`; others zero), a reserved `u32` (zero), then every
+//! node id as a `u64`, set by set, ascending. Readers accept only this
+//! canonical form, which also requires `auto_leave` to be set only on a
+//! joint configuration; a snapshot whose membership has none is refused
+//! before anything is written.
+//!
+//! Version 1 had no reserved word in the membership (20 fixed bytes, not
+//! 24). Version 2 took the WAL's layout so that one encoding, with one set
+//! of canonical rules, serves both stores. This crate writes version 2 and
+//! reads both, so snapshots written before the change still load; any
+//! other version is [`Corruption::UnsupportedVersion`].
 //!
 //! The header has its own checksum so a reader can trust `data_len` and the
 //! membership before reading any data; the file's length must then equal
@@ -82,9 +92,17 @@
 //!
 //! # Errors
 //!
-//! Everything returns [`SnapError`]: I/O failures name the operation and the
-//! file, corruption names the file and a [`Corruption`] reason, and
-//! [`SnapError::NotFound`] means no usable snapshot.
+//! One error enum per operation, each naming the file or directory and the
+//! cause: [`OpenDirError`] for [`Snapshotter::new`], [`SaveError`] for
+//! saving (and [`SnapshotWriter`]), [`LoadError`] for the `open*` and
+//! `load_newest*` methods (and [`SnapshotReader`]), [`ListError`] and
+//! [`PurgeError`] for listing and purging, and [`EncodeError`] and
+//! [`DecodeError`] for streams that are not files of this crate. Each I/O
+//! failure is its own variant (create, write, sync, rename, ...), so
+//! callers match on the step rather than on a string.
+//! [`LoadError::NotFound`] means no usable snapshot: none in the
+//! directory, none that verifies, or none the caller asked for. A
+//! corruption names a [`Corruption`] reason.
 #![deny(missing_docs)]
 
 mod error;
@@ -92,7 +110,9 @@ mod format;
 mod snapshotter;
 mod stream;
 
-pub use error::SnapError;
+pub use error::{
+    DecodeError, EncodeError, ListError, LoadError, OpenDirError, PurgeError, SaveError,
+};
 pub use format::{Corruption, MAGIC, VERSION};
 pub use snapshotter::{SnapshotReader, SnapshotWriter, Snapshotter};
 pub use stream::{DEFAULT_CHUNK_LEN, SnapshotDecoder, SnapshotEncoder};

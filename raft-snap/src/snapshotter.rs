@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use raft_core::{Index, LogId, Snapshot, SnapshotMetadata, Term};
-use raft_wal::io::{Backend, DirLock, FileBackend, FileHandle};
+use raft_io::{Backend, DirLock, FileBackend, FileHandle};
 
-use crate::error::SnapError;
+use crate::error::{EncodeError, ListError, LoadError, OpenDirError, PurgeError, SaveError};
 use crate::format::{self, Corruption};
-use crate::stream::{DEFAULT_CHUNK_LEN, Origin, SnapshotDecoder, SnapshotEncoder};
+use crate::stream::{DEFAULT_CHUNK_LEN, SnapshotDecoder, SnapshotEncoder};
 
 /// The suffix of a file being written; such files are deleted on open.
 const TMP_SUFFIX: &str = ".tmp";
@@ -41,7 +41,7 @@ impl Snapshotter {
     /// # Errors
     ///
     /// As [`with_backend`](Self::with_backend).
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Snapshotter, SnapError> {
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Snapshotter, OpenDirError> {
         Snapshotter::with_backend(FileBackend::shared(), dir)
     }
 
@@ -52,28 +52,39 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::Io`] if the directory cannot be created, locked (kind
-    /// [`io::ErrorKind::WouldBlock`] if someone else holds it), listed,
-    /// cleaned or synced.
+    /// [`OpenDirError::Locked`] if someone else holds the directory; the
+    /// [`OpenDirError`] of the step that failed otherwise (create, lock,
+    /// list, remove a temporary file, sync).
     pub fn with_backend(
         backend: Arc<dyn Backend>,
         dir: impl Into<PathBuf>,
-    ) -> Result<Snapshotter, SnapError> {
+    ) -> Result<Snapshotter, OpenDirError> {
         let dir = dir.into();
         backend
             .create_dir_all(&dir)
-            .map_err(|e| SnapError::io("create directory", &dir, e))?;
+            .map_err(|source| OpenDirError::Create {
+                dir: dir.clone(),
+                source,
+            })?;
         // A directory entry is durable only once its parent is synced; a
         // snapshot saved into a directory that vanishes on power loss would
         // be lost with it.
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             backend
                 .sync_dir(parent)
-                .map_err(|e| SnapError::io("sync directory", parent, e))?;
+                .map_err(|source| OpenDirError::SyncDir {
+                    dir: parent.to_path_buf(),
+                    source,
+                })?;
         }
-        let lock = backend
-            .lock_dir(&dir)
-            .map_err(|e| SnapError::io("lock directory", &dir, e))?;
+        let lock = backend.lock_dir(&dir).map_err(|source| {
+            let dir = dir.clone();
+            if source.kind() == io::ErrorKind::WouldBlock {
+                OpenDirError::Locked { dir }
+            } else {
+                OpenDirError::Lock { dir, source }
+            }
+        })?;
         let snapshotter = Snapshotter {
             backend,
             dir,
@@ -89,14 +100,18 @@ impl Snapshotter {
         &self.dir
     }
 
-    fn remove_tmp_files(&self) -> Result<(), SnapError> {
-        for name in self.list_names()? {
+    fn remove_tmp_files(&self) -> Result<(), OpenDirError> {
+        let names = self.list_names().map_err(|e| OpenDirError::List {
+            dir: e.dir,
+            source: e.source,
+        })?;
+        for name in names {
             if name.ends_with(TMP_SUFFIX) {
                 let path = self.dir.join(&name);
                 tracing::info!(path = %path.display(), "removing leftover temporary snapshot");
                 self.backend
                     .remove_file(&path)
-                    .map_err(|e| SnapError::io("remove", &path, e))?;
+                    .map_err(|source| OpenDirError::RemoveTemp { path, source })?;
             }
         }
         // A snapshot renamed into place by a save that died before its
@@ -107,13 +122,19 @@ impl Snapshotter {
         // above durable.
         self.backend
             .sync_dir(&self.dir)
-            .map_err(|e| SnapError::io("sync directory", &self.dir, e))
+            .map_err(|source| OpenDirError::SyncDir {
+                dir: self.dir.clone(),
+                source,
+            })
     }
 
-    fn list_names(&self) -> Result<Vec<String>, SnapError> {
+    fn list_names(&self) -> Result<Vec<String>, ListError> {
         self.backend
             .list_dir(&self.dir)
-            .map_err(|e| SnapError::io("list", &self.dir, e))
+            .map_err(|source| ListError {
+                dir: self.dir.clone(),
+                source,
+            })
     }
 
     /// The snapshots in the directory, by file name, newest (highest index,
@@ -122,8 +143,8 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::Io`] if the directory cannot be listed.
-    pub fn list(&self) -> Result<Vec<LogId>, SnapError> {
+    /// [`ListError`] if the directory cannot be listed.
+    pub fn list(&self) -> Result<Vec<LogId>, ListError> {
         let mut ids: Vec<LogId> = self
             .list_names()?
             .iter()
@@ -145,10 +166,10 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// As [`SnapshotWriter::commit`]. After an error the snapshot may or
-    /// may not exist, now or after a crash: the caller must not record it in
-    /// its log.
-    pub fn save(&self, metadata: &SnapshotMetadata, data: &[u8]) -> Result<PathBuf, SnapError> {
+    /// As [`writer`](Self::writer) and [`SnapshotWriter::commit`]. After an
+    /// error the snapshot may or may not exist, now or after a crash: the
+    /// caller must not record it in its log.
+    pub fn save(&self, metadata: &SnapshotMetadata, data: &[u8]) -> Result<PathBuf, SaveError> {
         let mut writer = self.writer(metadata, data.len() as u64)?;
         writer.write_chunk(data)?;
         writer.commit()
@@ -160,31 +181,46 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::Io`] if the temporary file cannot be created or written.
+    /// [`SaveError::InvalidConfState`] if the membership has no canonical
+    /// encoding (before any file exists); [`SaveError::Create`] or
+    /// [`SaveError::Write`] if the temporary file cannot be created or its
+    /// header written.
     pub fn writer(
         &self,
         metadata: &SnapshotMetadata,
         data_len: u64,
-    ) -> Result<SnapshotWriter, SnapError> {
+    ) -> Result<SnapshotWriter, SaveError> {
         let final_name = format::file_name(metadata.term, metadata.index);
+        let final_path = self.dir.join(&final_name);
+        // Refused before a temporary file exists, not after.
+        raft_io::codec::check_conf_state(&metadata.conf_state).map_err(|source| {
+            SaveError::InvalidConfState {
+                path: final_path.clone(),
+                source,
+            }
+        })?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp_path = self.dir.join(format!("{final_name}.{seq}{TMP_SUFFIX}"));
         let file = self
             .backend
             .create(&tmp_path)
-            .map_err(|e| SnapError::io("create", &tmp_path, e))?;
+            .map_err(|source| SaveError::Create {
+                path: tmp_path.clone(),
+                source,
+            })?;
         let sink = BufWriter::with_capacity(WRITE_BUFFER_LEN, HandleWriter { file, offset: 0 });
-        let origin = Origin::File(tmp_path.clone());
         // Created before the encoder so that a failed header write still
         // removes the temporary file, through the guard's Drop.
         let tmp = TmpGuard {
             backend: Arc::clone(&self.backend),
-            path: Some(tmp_path),
+            path: Some(tmp_path.clone()),
         };
-        let encoder = SnapshotEncoder::with_origin(sink, origin, metadata, data_len)?;
+        let encoder = SnapshotEncoder::new(sink, metadata, data_len)
+            .map_err(|e| SaveError::encoding(&tmp_path, e))?;
         Ok(SnapshotWriter {
             encoder,
-            final_path: self.dir.join(final_name),
+            final_path,
+            tmp_path,
             dir: self.dir.clone(),
             tmp,
         })
@@ -195,10 +231,10 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::NotFound`] if there is no such file,
-    /// [`SnapError::Corrupt`] if its header or length is wrong,
-    /// [`SnapError::Io`] otherwise.
-    pub fn open(&self, id: LogId) -> Result<SnapshotReader, SnapError> {
+    /// [`LoadError::NotFound`] if there is no such file,
+    /// [`LoadError::Corrupt`] if its header or length is wrong, the
+    /// [`LoadError`] of the failed I/O otherwise.
+    pub fn open(&self, id: LogId) -> Result<SnapshotReader, LoadError> {
         self.open_with_chunk_len(id, DEFAULT_CHUNK_LEN)
     }
 
@@ -216,22 +252,25 @@ impl Snapshotter {
         &self,
         id: LogId,
         chunk_len: usize,
-    ) -> Result<SnapshotReader, SnapError> {
+    ) -> Result<SnapshotReader, LoadError> {
         let path = self.path_of(id);
         let file = match self.backend.open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(SnapError::NotFound {
+                return Err(LoadError::NotFound {
                     dir: self.dir.clone(),
                 });
             }
-            Err(e) => return Err(SnapError::io("open", &path, e)),
+            Err(source) => return Err(LoadError::Open { path, source }),
         };
-        let file_len = file.len().map_err(|e| SnapError::io("stat", &path, e))?;
-        let origin = Origin::File(path.clone());
+        let file_len = file.len().map_err(|source| LoadError::Stat {
+            path: path.clone(),
+            source,
+        })?;
         let source = HandleReader { file, offset: 0 };
-        let mut decoder = SnapshotDecoder::with_origin(source, origin, chunk_len)?;
-        let corrupt = |reason| SnapError::Corrupt {
+        let mut decoder = SnapshotDecoder::with_chunk_len(source, chunk_len)
+            .map_err(|e| LoadError::decoding(&path, e))?;
+        let corrupt = |reason| LoadError::Corrupt {
             path: path.clone(),
             reason,
         };
@@ -257,10 +296,11 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::NotFound`] if no snapshot verifies; [`SnapError::Io`] if
-    /// a file cannot be read (an I/O error is not proof of corruption, so
-    /// the file is left alone and the error returned).
-    pub fn load_newest(&self) -> Result<Snapshot, SnapError> {
+    /// [`LoadError::NotFound`] if no snapshot verifies; the I/O variant of
+    /// [`LoadError`] if the directory cannot be listed or a file cannot be
+    /// read (an I/O error is not proof of corruption, so the file is left
+    /// alone and the error returned).
+    pub fn load_newest(&self) -> Result<Snapshot, LoadError> {
         self.load_newest_where(|_| true)
     }
 
@@ -271,11 +311,11 @@ impl Snapshotter {
     /// # Errors
     ///
     /// As [`load_newest`](Self::load_newest).
-    pub fn load_newest_matching(&self, known: &[(Index, Term)]) -> Result<Snapshot, SnapError> {
+    pub fn load_newest_matching(&self, known: &[(Index, Term)]) -> Result<Snapshot, LoadError> {
         self.load_newest_where(|id| known.contains(&(id.index, id.term)))
     }
 
-    fn load_newest_where(&self, wanted: impl Fn(LogId) -> bool) -> Result<Snapshot, SnapError> {
+    fn load_newest_where(&self, wanted: impl Fn(LogId) -> bool) -> Result<Snapshot, LoadError> {
         self.newest_verified(wanted, |reader| reader.read_to_snapshot())
     }
 
@@ -287,7 +327,7 @@ impl Snapshotter {
     /// # Errors
     ///
     /// As [`load_newest`](Self::load_newest).
-    pub fn open_newest(&self) -> Result<SnapshotReader, SnapError> {
+    pub fn open_newest(&self) -> Result<SnapshotReader, LoadError> {
         self.open_newest_where(|_| true)
     }
 
@@ -300,14 +340,14 @@ impl Snapshotter {
     pub fn open_newest_matching(
         &self,
         known: &[(Index, Term)],
-    ) -> Result<SnapshotReader, SnapError> {
+    ) -> Result<SnapshotReader, LoadError> {
         self.open_newest_where(|id| known.contains(&(id.index, id.term)))
     }
 
     fn open_newest_where(
         &self,
         wanted: impl Fn(LogId) -> bool,
-    ) -> Result<SnapshotReader, SnapError> {
+    ) -> Result<SnapshotReader, LoadError> {
         let id = self.newest_verified(wanted, |mut reader| {
             while reader.next_chunk()?.is_some() {}
             Ok(LogId::new(reader.metadata().term, reader.metadata().index))
@@ -320,18 +360,18 @@ impl Snapshotter {
     fn newest_verified<T>(
         &self,
         wanted: impl Fn(LogId) -> bool,
-        consume: impl Fn(SnapshotReader) -> Result<T, SnapError>,
-    ) -> Result<T, SnapError> {
+        consume: impl Fn(SnapshotReader) -> Result<T, LoadError>,
+    ) -> Result<T, LoadError> {
         for id in self.list()?.into_iter().filter(|&id| wanted(id)) {
             match self.open(id).and_then(&consume) {
                 Ok(value) => return Ok(value),
-                Err(SnapError::Corrupt { path, reason }) => self.quarantine(&path, &reason),
+                Err(LoadError::Corrupt { path, reason }) => self.quarantine(&path, &reason),
                 // Removed since it was listed (a concurrent purge, say).
-                Err(SnapError::NotFound { .. }) => continue,
+                Err(LoadError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(SnapError::NotFound {
+        Err(LoadError::NotFound {
             dir: self.dir.clone(),
         })
     }
@@ -364,18 +404,20 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::Io`] if the file cannot be removed or the directory
-    /// cannot be synced.
-    pub fn remove(&self, id: LogId) -> Result<(), SnapError> {
+    /// [`PurgeError::Remove`] or [`PurgeError::SyncDir`].
+    pub fn remove(&self, id: LogId) -> Result<(), PurgeError> {
         let path = self.path_of(id);
         match self.backend.remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(SnapError::io("remove", &path, e)),
+            Err(source) => return Err(PurgeError::Remove { path, source }),
         }
         self.backend
             .sync_dir(&self.dir)
-            .map_err(|e| SnapError::io("sync directory", &self.dir, e))
+            .map_err(|source| PurgeError::SyncDir {
+                dir: self.dir.clone(),
+                source,
+            })
     }
 
     /// Removes all but the `keep_n` newest snapshots (by file name, see
@@ -384,21 +426,27 @@ impl Snapshotter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::Io`] if a file cannot be removed or the directory
-    /// cannot be listed or synced.
-    pub fn purge(&self, keep_n: usize) -> Result<Vec<LogId>, SnapError> {
+    /// The [`PurgeError`] of the step that failed: listing, removing a
+    /// file, or syncing the directory.
+    pub fn purge(&self, keep_n: usize) -> Result<Vec<LogId>, PurgeError> {
         let doomed: Vec<LogId> = self.list()?.into_iter().skip(keep_n).collect();
         for &id in &doomed {
             let path = self.path_of(id);
             self.backend
                 .remove_file(&path)
-                .map_err(|e| SnapError::io("remove", &path, e))?;
+                .map_err(|source| PurgeError::Remove {
+                    path: path.clone(),
+                    source,
+                })?;
             tracing::debug!(path = %path.display(), "purged snapshot");
         }
         if !doomed.is_empty() {
             self.backend
                 .sync_dir(&self.dir)
-                .map_err(|e| SnapError::io("sync directory", &self.dir, e))?;
+                .map_err(|source| PurgeError::SyncDir {
+                    dir: self.dir.clone(),
+                    source,
+                })?;
         }
         Ok(doomed)
     }
@@ -412,6 +460,8 @@ impl Snapshotter {
 pub struct SnapshotWriter {
     encoder: SnapshotEncoder<BufWriter<HandleWriter>>,
     final_path: PathBuf,
+    /// The temporary file, named in errors (the guard disarms its copy).
+    tmp_path: PathBuf,
     dir: PathBuf,
     tmp: TmpGuard,
 }
@@ -421,10 +471,12 @@ impl SnapshotWriter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::DataLength`] if the chunk would exceed the declared
-    /// length; [`SnapError::Io`] if the write fails.
-    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SnapError> {
-        self.encoder.write_chunk(chunk)
+    /// [`SaveError::DataLength`] if the chunk would exceed the declared
+    /// length; [`SaveError::Write`] if the write fails.
+    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SaveError> {
+        self.encoder
+            .write_chunk(chunk)
+            .map_err(|e| SaveError::encoding(&self.tmp_path, e))
     }
 
     /// How many bytes of data are still expected.
@@ -439,37 +491,59 @@ impl SnapshotWriter {
     ///
     /// # Errors
     ///
-    /// [`SnapError::DataLength`] if fewer bytes were written than declared;
-    /// [`SnapError::Io`] if a step fails. A failed sync is not retried
-    /// (after a failed `fsync` the kernel may have dropped the data while
-    /// reporting later syncs as successful).
-    pub fn commit(self) -> Result<PathBuf, SnapError> {
+    /// [`SaveError::DataLength`] if fewer bytes were written than declared;
+    /// the [`SaveError`] of the step that failed otherwise. A failed sync
+    /// is not retried (after a failed `fsync` the kernel may have dropped
+    /// the data while reporting later syncs as successful).
+    pub fn commit(self) -> Result<PathBuf, SaveError> {
         let SnapshotWriter {
             encoder,
             final_path,
+            tmp_path,
             dir,
             mut tmp,
         } = self;
-        let tmp_path = tmp
-            .path
-            .clone()
-            .expect("an uncommitted writer owns its temporary file");
-        let io_err = |op, e| SnapError::io(op, &tmp_path, e);
-        let sink = encoder.finish()?;
-        let writer = sink
-            .into_inner()
-            .map_err(|e| io_err("write", e.into_error()))?;
-        writer.file.sync_data().map_err(|e| io_err("sync", e))?;
+        let sink = encoder
+            .finish()
+            .map_err(|e| SaveError::encoding(&tmp_path, e))?;
+        let writer = sink.into_inner().map_err(|e| SaveError::Write {
+            path: tmp_path.clone(),
+            source: e.into_error(),
+        })?;
+        writer.file.sync_data().map_err(|source| SaveError::Sync {
+            path: tmp_path.clone(),
+            source,
+        })?;
         drop(writer);
         tmp.backend
             .rename(&tmp_path, &final_path)
-            .map_err(|e| io_err("rename", e))?;
+            .map_err(|source| SaveError::Rename {
+                from: tmp_path.clone(),
+                to: final_path.clone(),
+                source,
+            })?;
         // The temporary name is gone; disarm the guard.
         tmp.path = None;
         tmp.backend
             .sync_dir(&dir)
-            .map_err(|e| SnapError::io("sync directory", &dir, e))?;
+            .map_err(|source| SaveError::SyncDir { dir, source })?;
         Ok(final_path)
+    }
+}
+
+impl SaveError {
+    /// The error of encoding into the temporary file at `path`.
+    fn encoding(path: &Path, e: EncodeError) -> SaveError {
+        let path = path.to_path_buf();
+        match e {
+            EncodeError::InvalidConfState(source) => SaveError::InvalidConfState { path, source },
+            EncodeError::Io(source) => SaveError::Write { path, source },
+            EncodeError::DataLength { declared, actual } => SaveError::DataLength {
+                path,
+                declared,
+                actual,
+            },
+        }
     }
 }
 
@@ -526,10 +600,14 @@ impl SnapshotReader {
     ///
     /// # Errors
     ///
-    /// [`SnapError::Corrupt`] if the file is damaged, [`SnapError::Io`] if a
-    /// read fails. After an error every further call fails too.
-    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, SnapError> {
-        self.decoder.next_chunk()
+    /// [`LoadError::Corrupt`] if the file is damaged, [`LoadError::Read`]
+    /// if a read fails. After an error every further call fails too
+    /// ([`LoadError::Spent`]).
+    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, LoadError> {
+        let path = &self.path;
+        self.decoder
+            .next_chunk()
+            .map_err(|e| LoadError::decoding(path, e))
     }
 
     /// Reads the rest of the data into memory.
@@ -537,8 +615,11 @@ impl SnapshotReader {
     /// # Errors
     ///
     /// As [`next_chunk`](Self::next_chunk).
-    pub fn read_to_snapshot(self) -> Result<Snapshot, SnapError> {
-        self.decoder.read_to_snapshot()
+    pub fn read_to_snapshot(self) -> Result<Snapshot, LoadError> {
+        let path = self.path;
+        self.decoder
+            .read_to_snapshot()
+            .map_err(|e| LoadError::decoding(&path, e))
     }
 }
 

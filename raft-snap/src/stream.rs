@@ -7,43 +7,14 @@
 //! types; a socket works just as well.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 
 use raft_core::{Snapshot, SnapshotMetadata};
 
-use crate::error::SnapError;
+use crate::error::{DecodeError, EncodeError};
 use crate::format::{self, Corruption, FIXED_HEADER_LEN, Header, TRAILER_LEN};
 
 /// The chunk size of a [`SnapshotDecoder`] unless told otherwise: 1 MiB.
 pub const DEFAULT_CHUNK_LEN: usize = 1 << 20;
-
-/// Where bytes come from or go to, so errors can name the file.
-#[derive(Debug, Clone)]
-pub(crate) enum Origin {
-    /// A caller-supplied stream.
-    Stream,
-    /// A file of the snapshot directory.
-    File(PathBuf),
-}
-
-impl Origin {
-    pub(crate) fn io_error(&self, op: &'static str, source: io::Error) -> SnapError {
-        match self {
-            Origin::Stream => SnapError::StreamIo(source),
-            Origin::File(path) => SnapError::io(op, path.clone(), source),
-        }
-    }
-
-    pub(crate) fn corrupt(&self, reason: Corruption) -> SnapError {
-        match self {
-            Origin::Stream => SnapError::CorruptStream { reason },
-            Origin::File(path) => SnapError::Corrupt {
-                path: path.clone(),
-                reason,
-            },
-        }
-    }
-}
 
 /// Writes one snapshot to a [`Write`]: the header at creation, the data in
 /// chunks of any size, the checksum at [`finish`](Self::finish).
@@ -54,7 +25,6 @@ impl Origin {
 #[derive(Debug)]
 pub struct SnapshotEncoder<W> {
     inner: W,
-    origin: Origin,
     crc: crc32fast::Hasher,
     declared_len: u64,
     written_len: u64,
@@ -65,26 +35,21 @@ impl<W: Write> SnapshotEncoder<W> {
     ///
     /// # Errors
     ///
-    /// [`SnapError::StreamIo`] if `inner` fails.
-    pub fn new(inner: W, metadata: &SnapshotMetadata, data_len: u64) -> Result<Self, SnapError> {
-        Self::with_origin(inner, Origin::Stream, metadata, data_len)
-    }
-
-    pub(crate) fn with_origin(
+    /// [`EncodeError::InvalidConfState`] if the membership has no canonical
+    /// encoding (nothing is written then); [`EncodeError::Io`] if `inner`
+    /// fails.
+    pub fn new(
         mut inner: W,
-        origin: Origin,
         metadata: &SnapshotMetadata,
         data_len: u64,
-    ) -> Result<Self, SnapError> {
-        let header = format::encode_header(metadata, data_len);
-        inner
-            .write_all(&header)
-            .map_err(|e| origin.io_error("write", e))?;
+    ) -> Result<Self, EncodeError> {
+        let header =
+            format::encode_header(metadata, data_len).map_err(EncodeError::InvalidConfState)?;
+        inner.write_all(&header).map_err(EncodeError::Io)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header);
         Ok(SnapshotEncoder {
             inner,
-            origin,
             crc,
             declared_len: data_len,
             written_len: 0,
@@ -95,19 +60,18 @@ impl<W: Write> SnapshotEncoder<W> {
     ///
     /// # Errors
     ///
-    /// [`SnapError::DataLength`] if the chunk would exceed the declared
-    /// length; nothing is written then. An I/O error of `inner`.
-    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SnapError> {
+    /// [`EncodeError::DataLength`] if the chunk would exceed the declared
+    /// length; nothing is written then. [`EncodeError::Io`] if `inner`
+    /// fails.
+    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), EncodeError> {
         let after = self.written_len + chunk.len() as u64;
         if after > self.declared_len {
-            return Err(SnapError::DataLength {
+            return Err(EncodeError::DataLength {
                 declared: self.declared_len,
                 actual: after,
             });
         }
-        self.inner
-            .write_all(chunk)
-            .map_err(|e| self.origin.io_error("write", e))?;
+        self.inner.write_all(chunk).map_err(EncodeError::Io)?;
         self.crc.update(chunk);
         self.written_len = after;
         Ok(())
@@ -122,11 +86,11 @@ impl<W: Write> SnapshotEncoder<W> {
     ///
     /// # Errors
     ///
-    /// [`SnapError::DataLength`] if less data was written than declared. An
-    /// I/O error of `inner`.
-    pub fn finish(mut self) -> Result<W, SnapError> {
+    /// [`EncodeError::DataLength`] if less data was written than declared;
+    /// [`EncodeError::Io`] if `inner` fails.
+    pub fn finish(mut self) -> Result<W, EncodeError> {
         if self.written_len != self.declared_len {
-            return Err(SnapError::DataLength {
+            return Err(EncodeError::DataLength {
                 declared: self.declared_len,
                 actual: self.written_len,
             });
@@ -135,7 +99,7 @@ impl<W: Write> SnapshotEncoder<W> {
         self.inner
             .write_all(&crc.to_le_bytes())
             .and_then(|()| self.inner.flush())
-            .map_err(|e| self.origin.io_error("write", e))?;
+            .map_err(EncodeError::Io)?;
         Ok(self.inner)
     }
 }
@@ -163,7 +127,6 @@ impl<W: Write> Write for SnapshotEncoder<W> {
 #[derive(Debug)]
 pub struct SnapshotDecoder<R> {
     inner: R,
-    origin: Origin,
     header: Header,
     crc: crc32fast::Hasher,
     remaining_len: u64,
@@ -182,9 +145,9 @@ impl<R: Read> SnapshotDecoder<R> {
     ///
     /// # Errors
     ///
-    /// [`SnapError::CorruptStream`] if the header is damaged or truncated;
-    /// [`SnapError::StreamIo`] if `inner` fails.
-    pub fn new(inner: R) -> Result<Self, SnapError> {
+    /// [`DecodeError::Corrupt`] if the header is damaged or truncated;
+    /// [`DecodeError::Io`] if `inner` fails.
+    pub fn new(inner: R) -> Result<Self, DecodeError> {
         Self::with_chunk_len(inner, DEFAULT_CHUNK_LEN)
     }
 
@@ -197,37 +160,28 @@ impl<R: Read> SnapshotDecoder<R> {
     /// # Errors
     ///
     /// As [`new`](Self::new).
-    pub fn with_chunk_len(inner: R, chunk_len: usize) -> Result<Self, SnapError> {
-        Self::with_origin(inner, Origin::Stream, chunk_len)
-    }
-
-    pub(crate) fn with_origin(
-        mut inner: R,
-        origin: Origin,
-        chunk_len: usize,
-    ) -> Result<Self, SnapError> {
+    pub fn with_chunk_len(mut inner: R, chunk_len: usize) -> Result<Self, DecodeError> {
         assert!(chunk_len > 0, "chunk length must be positive");
         let mut fixed_bytes = [0u8; FIXED_HEADER_LEN];
-        let got =
-            read_full(&mut inner, &mut fixed_bytes).map_err(|e| origin.io_error("read", e))?;
+        let got = read_full(&mut inner, &mut fixed_bytes).map_err(DecodeError::Io)?;
         if got < FIXED_HEADER_LEN {
-            return Err(origin.corrupt(Corruption::ShortHeader { len: got as u64 }));
+            let len = got as u64;
+            return Err(DecodeError::Corrupt(Corruption::ShortHeader { len }));
         }
-        let fixed = format::decode_fixed_header(&fixed_bytes).map_err(|r| origin.corrupt(r))?;
+        let fixed = format::decode_fixed_header(&fixed_bytes).map_err(DecodeError::Corrupt)?;
         let mut rest = vec![0u8; fixed.header_len() as usize - FIXED_HEADER_LEN];
-        let got = read_full(&mut inner, &mut rest).map_err(|e| origin.io_error("read", e))?;
+        let got = read_full(&mut inner, &mut rest).map_err(DecodeError::Io)?;
         if got < rest.len() {
             let missing = (rest.len() - got) as u64 + fixed.data_len + TRAILER_LEN as u64;
-            return Err(origin.corrupt(Corruption::Truncated { missing }));
+            return Err(DecodeError::Corrupt(Corruption::Truncated { missing }));
         }
         let header = format::decode_header_rest(&fixed_bytes, &fixed, &rest)
-            .map_err(|r| origin.corrupt(r))?;
+            .map_err(DecodeError::Corrupt)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&fixed_bytes);
         crc.update(&rest);
         Ok(SnapshotDecoder {
             inner,
-            origin,
             remaining_len: header.data_len,
             header,
             crc,
@@ -268,7 +222,7 @@ impl<R: Read> SnapshotDecoder<R> {
     /// match; an I/O error of the source. After an error the decoder is
     /// spent and every further call fails too, so a caller that loops
     /// until `None` can never mistake a failed snapshot for a verified one.
-    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, SnapError> {
+    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, DecodeError> {
         if self.check_usable()? == DecodeState::Done {
             return Ok(None);
         }
@@ -294,7 +248,7 @@ impl<R: Read> SnapshotDecoder<R> {
     /// # Errors
     ///
     /// As [`next_chunk`](Self::next_chunk).
-    pub fn read_to_snapshot(mut self) -> Result<Snapshot, SnapError> {
+    pub fn read_to_snapshot(mut self) -> Result<Snapshot, DecodeError> {
         let mut data = Vec::new();
         if self.check_usable()? == DecodeState::Data {
             // A stream's header may announce any length; grow as data
@@ -329,12 +283,9 @@ impl<R: Read> SnapshotDecoder<R> {
     }
 
     /// `Data` or `Done`; an error if an earlier call failed.
-    fn check_usable(&self) -> Result<DecodeState, SnapError> {
+    fn check_usable(&self) -> Result<DecodeState, DecodeError> {
         match self.state {
-            DecodeState::Failed => {
-                let e = io::Error::other("an earlier read of this snapshot failed");
-                Err(self.origin.io_error("read", e))
-            }
+            DecodeState::Failed => Err(DecodeError::Spent),
             state => Ok(state),
         }
     }
@@ -345,16 +296,16 @@ impl<R: Read> SnapshotDecoder<R> {
 
     /// Fills `buf` (at most the remaining length) with data, folds it into
     /// the checksum, and verifies the trailer after the last byte.
-    fn read_data(&mut self, buf: &mut [u8]) -> Result<(), SnapError> {
+    fn read_data(&mut self, buf: &mut [u8]) -> Result<(), DecodeError> {
         debug_assert_eq!(self.state, DecodeState::Data);
         debug_assert!(buf.len() as u64 <= self.remaining_len);
         let got = match read_full(&mut self.inner, buf) {
             Ok(got) => got,
-            Err(e) => return Err(self.fail(self.origin.io_error("read", e))),
+            Err(e) => return Err(self.fail(DecodeError::Io(e))),
         };
         if got < buf.len() {
             let missing = self.remaining_len - got as u64 + TRAILER_LEN as u64;
-            return Err(self.fail(self.origin.corrupt(Corruption::Truncated { missing })));
+            return Err(self.fail(DecodeError::Corrupt(Corruption::Truncated { missing })));
         }
         self.crc.update(buf);
         self.remaining_len -= buf.len() as u64;
@@ -364,28 +315,28 @@ impl<R: Read> SnapshotDecoder<R> {
         Ok(())
     }
 
-    fn fail(&mut self, e: SnapError) -> SnapError {
+    fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.state = DecodeState::Failed;
         e
     }
 
     /// Reads the trailer and checks it; moves to `Done` or `Failed`.
-    fn verify_trailer(&mut self) -> Result<(), SnapError> {
+    fn verify_trailer(&mut self) -> Result<(), DecodeError> {
         debug_assert_eq!(self.remaining_len, 0);
         let mut trailer = [0u8; TRAILER_LEN];
         let got = match read_full(&mut self.inner, &mut trailer) {
             Ok(got) => got,
-            Err(e) => return Err(self.fail(self.origin.io_error("read", e))),
+            Err(e) => return Err(self.fail(DecodeError::Io(e))),
         };
         if got < TRAILER_LEN {
             let missing = (TRAILER_LEN - got) as u64;
-            return Err(self.fail(self.origin.corrupt(Corruption::Truncated { missing })));
+            return Err(self.fail(DecodeError::Corrupt(Corruption::Truncated { missing })));
         }
         let stored = u32::from_le_bytes(trailer);
         let computed = self.crc.clone().finalize();
         if stored != computed {
             let reason = Corruption::DataChecksum { stored, computed };
-            return Err(self.fail(self.origin.corrupt(reason)));
+            return Err(self.fail(DecodeError::Corrupt(reason)));
         }
         self.state = DecodeState::Done;
         Ok(())
@@ -458,7 +409,7 @@ mod tests {
         enc.finish().expect("all data written")
     }
 
-    fn decode(bytes: &[u8], chunk_len: usize) -> Result<Snapshot, SnapError> {
+    fn decode(bytes: &[u8], chunk_len: usize) -> Result<Snapshot, DecodeError> {
         SnapshotDecoder::with_chunk_len(bytes, chunk_len)?.read_to_snapshot()
     }
 
@@ -513,7 +464,7 @@ mod tests {
             .expect_err("beyond the declared length");
         assert!(matches!(
             err,
-            SnapError::DataLength {
+            EncodeError::DataLength {
                 declared: 4,
                 actual: 5
             }
@@ -531,7 +482,7 @@ mod tests {
         let err = enc.finish().expect_err("two bytes short");
         assert!(matches!(
             err,
-            SnapError::DataLength {
+            EncodeError::DataLength {
                 declared: 4,
                 actual: 2
             }
@@ -569,13 +520,20 @@ mod tests {
                 .expect("first chunk is not yet checked")
                 .is_some()
         );
-        assert!(dec.next_chunk().is_err(), "last chunk fails the checksum");
-        assert!(dec.next_chunk().is_err(), "and so does every later call");
+        assert!(
+            dec.next_chunk().expect_err("last chunk").is_corrupt(),
+            "last chunk fails the checksum"
+        );
+        assert!(
+            matches!(dec.next_chunk(), Err(DecodeError::Spent)),
+            "and so does every later call"
+        );
+        assert!(matches!(dec.next_chunk(), Err(DecodeError::Spent)));
     }
 
     #[test]
     fn stream_announcing_a_huge_length_fails_as_truncated_without_allocating_it() {
-        let mut bytes = format::encode_header(&metadata(), 1 << 50);
+        let mut bytes = format::encode_header(&metadata(), 1 << 50).expect("canonical");
         bytes.extend_from_slice(&data(10));
         let err = decode(&bytes, 1 << 20).expect_err("ends after ten bytes");
         let missing = (1u64 << 50) - 10 + TRAILER_LEN as u64;

@@ -14,8 +14,8 @@
 use std::path::PathBuf;
 
 use raft_core::{ConfState, Index, NodeId, Snapshot, SnapshotMetadata, Term};
+use raft_io::{Backend, FaultKind, SimBackend};
 use raft_snap::Snapshotter;
-use raft_wal::io::{Backend, FaultKind, SimBackend};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

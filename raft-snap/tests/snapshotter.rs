@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use raft_core::{ConfState, Index, LogId, NodeId, SnapshotMetadata, Term};
-use raft_snap::{Corruption, SnapError, Snapshotter};
-use raft_wal::io::{Backend, FaultKind, SimBackend};
+use raft_io::{Backend, FaultKind, SimBackend};
+use raft_snap::{Corruption, LoadError, OpenDirError, PurgeError, SaveError, Snapshotter};
 
 fn dir() -> PathBuf {
     PathBuf::from("/snap")
@@ -77,10 +77,10 @@ fn load_newest_picks_the_highest_index() {
 fn empty_directory_reports_not_found() {
     let (_sim, snap) = sim_snapshotter();
     let err = snap.load_newest().expect_err("nothing saved");
-    assert!(matches!(err, SnapError::NotFound { dir } if dir == self::dir()));
+    assert!(matches!(err, LoadError::NotFound { dir } if dir == self::dir()));
     assert!(matches!(
         snap.open_newest(),
-        Err(SnapError::NotFound { .. })
+        Err(LoadError::NotFound { .. })
     ));
 }
 
@@ -121,7 +121,7 @@ fn load_newest_matching_skips_snapshots_the_wal_does_not_know_without_renaming()
         "nothing renamed"
     );
     let err = snap.load_newest_matching(&[]).expect_err("nothing matches");
-    assert!(matches!(err, SnapError::NotFound { .. }));
+    assert!(matches!(err, LoadError::NotFound { .. }));
 }
 
 #[test]
@@ -169,6 +169,26 @@ fn streaming_writer_produces_the_same_file_as_save() {
 }
 
 #[test]
+fn a_membership_without_canonical_encoding_is_refused_before_any_file_exists() {
+    let (sim, snap) = sim_snapshotter();
+    let mut metadata = meta(1, 1);
+    metadata.conf_state = ConfState {
+        auto_leave: true,
+        ..ConfState::with_voters([NodeId::new(1).expect("non-zero")])
+    };
+    let ops = sim.op_count();
+    let err = snap
+        .save(&metadata, b"x")
+        .expect_err("auto_leave without joint");
+    assert!(
+        matches!(&err, SaveError::InvalidConfState { path, .. }
+            if path.ends_with("0000000000000001-0000000000000001.snap")),
+        "{err}"
+    );
+    assert_eq!(sim.op_count(), ops, "no file was created");
+}
+
+#[test]
 fn dropped_writer_leaves_no_file_behind() {
     let (sim, snap) = sim_snapshotter();
     let mut writer = snap.writer(&meta(1, 1), 10).expect("writer");
@@ -185,9 +205,10 @@ fn committing_a_short_writer_fails_and_leaves_no_file() {
     let err = writer.commit().expect_err("five bytes short");
     assert!(matches!(
         err,
-        SnapError::DataLength {
+        SaveError::DataLength {
             declared: 10,
-            actual: 5
+            actual: 5,
+            ..
         }
     ));
     assert!(sim.list_dir(&dir()).expect("list").is_empty());
@@ -242,10 +263,7 @@ fn a_second_snapshotter_on_the_same_directory_is_refused() {
     let (sim, _snap) = sim_snapshotter();
     let err = Snapshotter::with_backend(sim.shared(), dir()).expect_err("locked");
     match err {
-        SnapError::Io { source, path, .. } => {
-            assert_eq!(source.kind(), std::io::ErrorKind::WouldBlock);
-            assert_eq!(path, dir());
-        }
+        OpenDirError::Locked { dir } => assert_eq!(dir, self::dir()),
         other => panic!("expected a lock error, got {other}"),
     }
 }
@@ -296,7 +314,7 @@ fn small_snapshot_bytes() -> Vec<u8> {
 
 /// Puts `bytes` in a fresh directory as the only snapshot and returns what
 /// loading it gives, checking that a rejected file was renamed `.broken`.
-fn load_damaged(bytes: &[u8]) -> Result<(), SnapError> {
+fn load_damaged(bytes: &[u8]) -> Result<(), LoadError> {
     let sim = SimBackend::new();
     sim.create_dir_all(&dir()).expect("mkdir");
     let name = "0000000000000007-000000000000004d.snap";
@@ -317,7 +335,7 @@ fn every_truncation_of_a_small_snapshot_file_is_detected() {
     for len in 0..bytes.len() {
         let err = load_damaged(&bytes[..len]).expect_err("truncated file must not load");
         assert!(
-            matches!(err, SnapError::NotFound { .. }),
+            matches!(err, LoadError::NotFound { .. }),
             "length {len}: {err}"
         );
     }
@@ -331,7 +349,7 @@ fn bit_flip_anywhere_in_a_small_snapshot_file_is_detected() {
         flipped[bit / 8] ^= 1 << (bit % 8);
         let err = load_damaged(&flipped).expect_err("flipped file must not load");
         assert!(
-            matches!(err, SnapError::NotFound { .. }),
+            matches!(err, LoadError::NotFound { .. }),
             "bit {bit}: {err}"
         );
     }
@@ -366,10 +384,7 @@ fn read_error_is_returned_and_the_file_is_not_renamed_broken() {
     for step in 3..6 {
         sim.inject_fault(sim.op_count() + step, FaultKind::Eio);
         let err = snap.load_newest().expect_err("injected EIO");
-        assert!(
-            matches!(err, SnapError::Io { op: "read", .. }),
-            "step {step}: {err}"
-        );
+        assert!(matches!(err, LoadError::Read { .. }), "step {step}: {err}");
         assert!(err.to_string().contains("000000000000000a.snap"), "{err}");
     }
     assert_eq!(
@@ -389,8 +404,7 @@ fn failed_fsync_fails_the_save_and_names_the_temporary_file() {
     sim.inject_fault(sim.op_count() + 2, FaultKind::Eio);
     let err = snap.save(&meta(1, 2), b"data").expect_err("sync fails");
     match &err {
-        SnapError::Io { op, path, .. } => {
-            assert_eq!(*op, "sync");
+        SaveError::Sync { path, .. } => {
             let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8");
             assert!(
                 name.starts_with("0000000000000001-0000000000000002.snap."),
@@ -424,4 +438,107 @@ fn handles_are_send_so_a_transfer_can_run_on_another_thread() {
     .expect("thread");
     writer.commit().expect("commit");
     assert_eq!(snap.load_newest().expect("load").data, &b"abc"[..]);
+}
+
+#[test]
+fn each_step_of_a_save_fails_with_its_own_error_naming_its_file() {
+    let (sim, snap) = sim_snapshotter();
+    let final_name = "0000000000000001-0000000000000002.snap";
+    let is_tmp = |p: &Path| {
+        let name = p.file_name().and_then(|n| n.to_str()).expect("utf-8");
+        name.starts_with(&format!("{final_name}.")) && name.ends_with(".tmp")
+    };
+    // The operations of a small save: create, write, sync, rename, sync dir.
+    for step in 0..5 {
+        sim.inject_fault(sim.op_count() + step, FaultKind::Eio);
+        let err = snap.save(&meta(1, 2), b"data").expect_err("injected EIO");
+        let named = match (step, &err) {
+            (0, SaveError::Create { path, .. })
+            | (1, SaveError::Write { path, .. })
+            | (2, SaveError::Sync { path, .. }) => is_tmp(path),
+            (3, SaveError::Rename { from, to, .. }) => is_tmp(from) && to.ends_with(final_name),
+            (4, SaveError::SyncDir { dir, .. }) => *dir == self::dir(),
+            _ => panic!("step {step}: unexpected {err}"),
+        };
+        assert!(named, "step {step}: {err}");
+    }
+}
+
+#[test]
+fn a_failed_purge_names_the_file_it_could_not_remove() {
+    let (sim, snap) = sim_snapshotter();
+    for i in 1..=3 {
+        snap.save(&meta(1, i), b"x").expect("save");
+    }
+    // The operations of a purge: list, then a remove per snapshot.
+    sim.inject_fault(sim.op_count() + 1, FaultKind::Eio);
+    let err = snap.purge(1).expect_err("injected EIO");
+    match &err {
+        PurgeError::Remove { path, .. } => {
+            assert!(
+                path.ends_with("0000000000000001-0000000000000002.snap"),
+                "{err}"
+            );
+        }
+        other => panic!("expected a remove error, got {other}"),
+    }
+    // Again: list, two removes, then the directory sync.
+    sim.inject_fault(sim.op_count() + 3, FaultKind::Eio);
+    let err = snap.purge(1).expect_err("the directory sync fails");
+    assert!(matches!(err, PurgeError::SyncDir { .. }), "{err}");
+}
+
+#[test]
+fn a_reader_that_failed_stays_spent() {
+    let (sim, snap) = sim_snapshotter();
+    let saved = snap.save(&meta(1, 10), &payload(1, 100)).expect("save");
+    let mut bytes = sim.read(&saved).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    overwrite(&sim, &saved, &bytes);
+    let mut reader = snap
+        .open_with_chunk_len(LogId::new(Term(1), Index(10)), 64)
+        .expect("header intact");
+    reader
+        .next_chunk()
+        .expect("the first chunk is not checked yet");
+    assert!(reader.next_chunk().expect_err("checksum").is_corrupt());
+    let err = reader.next_chunk().expect_err("spent");
+    assert!(
+        matches!(&err, LoadError::Spent { path } if *path == saved),
+        "{err}"
+    );
+}
+
+/// The file version 1 wrote for what `v2` holds: the membership without
+/// its reserved word, both checksums recomputed.
+fn as_version_1(v2: &[u8]) -> Vec<u8> {
+    const FIXED: usize = 44;
+    let conf_len = u32::from_le_bytes(v2[40..44].try_into().expect("4 bytes")) as usize;
+    let mut v1 = v2[..FIXED].to_vec();
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    v1[40..44].copy_from_slice(&(conf_len as u32 - 4).to_le_bytes());
+    v1.extend_from_slice(&v2[FIXED..FIXED + 20]);
+    assert_eq!(v2[FIXED + 20..FIXED + 24], [0; 4], "the reserved word");
+    v1.extend_from_slice(&v2[FIXED + 24..FIXED + conf_len]);
+    let header_crc = crc32fast::hash(&v1);
+    v1.extend_from_slice(&header_crc.to_le_bytes());
+    let data_start = FIXED + conf_len + 4;
+    v1.extend_from_slice(&v2[data_start..v2.len() - 4]);
+    let crc = crc32fast::hash(&v1);
+    v1.extend_from_slice(&crc.to_le_bytes());
+    v1
+}
+
+#[test]
+fn a_snapshot_written_by_format_version_1_still_loads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let snap = Snapshotter::new(tmp.path().join("snap")).expect("open");
+    let path = snap.save(&meta(3, 100), b"state machine").expect("save");
+    let v1 = as_version_1(&std::fs::read(&path).expect("read"));
+    std::fs::write(&path, &v1).expect("write version 1");
+    let loaded = snap.load_newest().expect("a version 1 file loads");
+    assert_eq!(loaded.metadata, meta(3, 100));
+    assert_eq!(loaded.data, &b"state machine"[..]);
+    assert!(path.exists(), "not renamed .broken");
 }

@@ -10,7 +10,7 @@ use raft_core::{
     ConfState, Entry, FoundingLog, HardState, Index, InitialState, LightReady, MemoryStorage,
     PersistBatch, Ready, Snapshot, SnapshotMetadata, Storage, StorageError, Term,
 };
-use raft_snap::{SnapError, SnapshotReader};
+use raft_snap::{LoadError, SnapshotReader};
 use raft_wal::{SaveError, SnapshotMarker, Wal};
 
 use crate::error::{InstallError, OpenError, PersistError, SnapshotError};
@@ -419,7 +419,7 @@ impl DiskStorage {
     ///
     /// # Errors
     /// The file could not be opened or its header is damaged.
-    pub fn open_snapshot(&self) -> Result<Option<SnapshotReader>, SnapError> {
+    pub fn open_snapshot(&self) -> Result<Option<SnapshotReader>, LoadError> {
         let meta = self.snapshot_metadata();
         if meta.index == Index::ZERO {
             return Ok(None);

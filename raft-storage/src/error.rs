@@ -16,14 +16,17 @@ pub enum OpenError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The snapshot directory could not be opened, listed or read.
-    #[error("snapshots in {}: {source}", dir.display())]
-    Snapshots {
-        /// The snapshot directory.
-        dir: PathBuf,
-        /// The cause.
-        source: raft_snap::SnapError,
-    },
+    /// The snapshot directory could not be opened (created, locked,
+    /// cleaned of temporary files).
+    #[error(transparent)]
+    SnapshotDir(#[from] raft_snap::OpenDirError),
+    /// Snapshots could not be listed or read (an I/O error, not damage:
+    /// a damaged file is renamed and skipped).
+    #[error(transparent)]
+    LoadSnapshot(#[from] raft_snap::LoadError),
+    /// A snapshot file the WAL never recorded could not be removed.
+    #[error(transparent)]
+    RemoveSnapshot(#[from] raft_snap::PurgeError),
     /// The write-ahead log refused to open (damaged, locked by another
     /// process, ...).
     #[error("write-ahead log in {}: {source}", dir.display())]
@@ -89,7 +92,7 @@ pub enum PersistError {
     Wal(#[source] raft_wal::SaveError),
     /// The received snapshot's file could not be written.
     #[error("snapshot file: {0}")]
-    SnapshotFile(#[source] raft_snap::SnapError),
+    SnapshotFile(#[source] raft_snap::SaveError),
     /// [`DiskStorage::bootstrap`](crate::DiskStorage::bootstrap) on a
     /// storage that holds state already.
     #[error("cannot bootstrap: the storage already holds a log, a hard state or a snapshot")]
@@ -126,7 +129,7 @@ pub enum SnapshotError {
     },
     /// The snapshot file could not be written.
     #[error("snapshot file: {0}")]
-    File(#[source] raft_snap::SnapError),
+    File(#[source] raft_snap::SaveError),
     /// The WAL marker could not be written.
     #[error("write-ahead log marker: {0}")]
     Wal(#[source] raft_wal::SaveError),
@@ -135,7 +138,7 @@ pub enum SnapshotError {
     Release(#[source] raft_wal::ReleaseError),
     /// Old snapshot files could not be removed.
     #[error("purging old snapshots: {0}")]
-    Purge(#[source] raft_snap::SnapError),
+    Purge(#[source] raft_snap::PurgeError),
 }
 
 /// Why [`DiskStorage::install_snapshot`](crate::DiskStorage::install_snapshot)
@@ -149,7 +152,7 @@ pub enum InstallError {
     Poisoned,
     /// The stream is not a valid snapshot encoding, or it broke off.
     #[error("received snapshot: {0}")]
-    Decode(#[source] raft_snap::SnapError),
+    Decode(#[source] raft_snap::DecodeError),
     /// The snapshot is larger than the limit given.
     #[error("received snapshot of {data_len} bytes exceeds the limit of {max_bytes}")]
     TooLarge {
@@ -168,5 +171,5 @@ pub enum InstallError {
     },
     /// The file could not be written.
     #[error("snapshot file: {0}")]
-    File(#[source] raft_snap::SnapError),
+    File(#[source] raft_snap::SaveError),
 }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use raft_core::{ConfState, HardState, Index, LogId, SnapshotMetadata};
-use raft_snap::{SnapError, SnapshotReader, Snapshotter};
+use raft_snap::{LoadError, PurgeError, SnapshotReader, Snapshotter};
 use raft_wal::{Recovered, TailTruncation, Wal};
 
 use crate::error::OpenError;
@@ -92,20 +92,15 @@ pub(crate) fn open_dirs(dir: &Path, options: &StorageOptions) -> Result<Opened, 
             source,
         })?;
     let (wal_dir, snap_dir) = (dir.join(WAL_DIR), dir.join(SNAP_DIR));
-    let snap_err = |source| OpenError::Snapshots {
-        dir: snap_dir.clone(),
-        source,
-    };
-    let snapshotter =
-        Snapshotter::with_backend(std::sync::Arc::clone(backend), &snap_dir).map_err(snap_err)?;
-    let listed = snapshotter.list().map_err(snap_err)?;
-    let mut chosen = newest_intact(&snapshotter, None).map_err(snap_err)?;
+    let snapshotter = Snapshotter::with_backend(std::sync::Arc::clone(backend), &snap_dir)?;
+    let listed = snapshotter.list().map_err(LoadError::from)?;
+    let mut chosen = newest_intact(&snapshotter, None)?;
     loop {
         let want = chosen.as_ref().map(|r| log_id(r.metadata()));
         match Wal::open(&wal_dir, options.wal_options(want)) {
             Ok((wal, recovered)) => {
                 let snapshot = chosen.map(|r| r.metadata().clone());
-                let skipped = skipped(&snapshotter, &listed, want).map_err(snap_err)?;
+                let skipped = skipped(&snapshotter, &listed, want)?;
                 return Ok(Opened {
                     wal,
                     recovered,
@@ -122,7 +117,7 @@ pub(crate) fn open_dirs(dir: &Path, options: &StorageOptions) -> Result<Opened, 
                 let next = if available.is_empty() {
                     None
                 } else {
-                    newest_intact(&snapshotter, Some(&available)).map_err(snap_err)?
+                    newest_intact(&snapshotter, Some(&available))?
                 };
                 let next_id = next.as_ref().map(|r| log_id(r.metadata()));
                 if next_id == want || (next.is_none() && !available.is_empty()) {
@@ -155,7 +150,7 @@ fn log_id(meta: &SnapshotMetadata) -> LogId {
 fn newest_intact(
     snapshotter: &Snapshotter,
     known: Option<&[LogId]>,
-) -> Result<Option<SnapshotReader>, SnapError> {
+) -> Result<Option<SnapshotReader>, LoadError> {
     let found = match known {
         None => snapshotter.open_newest(),
         Some(known) => {
@@ -165,7 +160,7 @@ fn newest_intact(
     };
     match found {
         Ok(reader) => Ok(Some(reader)),
-        Err(SnapError::NotFound { .. }) => Ok(None),
+        Err(LoadError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -177,13 +172,13 @@ fn skipped(
     snapshotter: &Snapshotter,
     listed: &[LogId],
     used: Option<LogId>,
-) -> Result<Vec<SkippedSnapshot>, SnapError> {
-    let remaining = snapshotter.list()?;
+) -> Result<Vec<SkippedSnapshot>, OpenError> {
+    let remaining = snapshotter.list().map_err(LoadError::from)?;
     let newer = |id: &&LogId| used.is_none_or(|u| (id.index, id.term) > (u.index, u.term));
     let mut skipped = Vec::new();
     for &id in listed.iter().filter(newer) {
         if remaining.contains(&id) {
-            snapshotter.remove(id)?;
+            snapshotter.remove(id).map_err(PurgeError::from)?;
             tracing::warn!(snapshot = %id, "deleted a snapshot file the WAL has no marker for");
             skipped.push(SkippedSnapshot::Unrecorded(id));
         } else {
@@ -209,11 +204,7 @@ fn no_usable_snapshot(
     available: Vec<LogId>,
     log_start: Index,
 ) -> Result<OpenError, OpenError> {
-    let snap_err = |source| OpenError::Snapshots {
-        dir: snapshotter.dir().to_path_buf(),
-        source,
-    };
-    let remaining = snapshotter.list().map_err(snap_err)?;
+    let remaining = snapshotter.list().map_err(LoadError::from)?;
     let damaged: Vec<PathBuf> = listed
         .iter()
         .filter(|id| !remaining.contains(id))

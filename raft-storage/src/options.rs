@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use raft_io::{Backend, FileBackend};
 use raft_wal::WalOptions;
-use raft_wal::io::{Backend, FileBackend};
 
 /// Options of [`DiskStorage::open`](crate::DiskStorage::open).
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::io::Read;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use raft_core::{Index, LogId, Snapshot, SnapshotMetadata, StorageError};
-use raft_snap::{SnapError, SnapshotDecoder, SnapshotReader, Snapshotter};
+use raft_snap::{LoadError, PurgeError, SaveError, SnapshotDecoder, SnapshotReader, Snapshotter};
 
 use crate::error::InstallError;
 
@@ -37,7 +37,7 @@ impl SnapshotFiles {
 
     /// Makes `snapshot` durable as a file (unless [`SnapshotFiles::install`]
     /// already did) and keeps its data in memory.
-    pub(crate) fn save(&self, snapshot: &Snapshot) -> Result<(), SnapError> {
+    pub(crate) fn save(&self, snapshot: &Snapshot) -> Result<(), SaveError> {
         let id = id_of(&snapshot.metadata);
         if self.installed.lock().take() != Some(id) {
             self.snapshotter.save(&snapshot.metadata, &snapshot.data)?;
@@ -103,19 +103,19 @@ impl SnapshotFiles {
     }
 
     /// Streams the file of `meta`.
-    pub(crate) fn open(&self, meta: &SnapshotMetadata) -> Result<SnapshotReader, SnapError> {
+    pub(crate) fn open(&self, meta: &SnapshotMetadata) -> Result<SnapshotReader, LoadError> {
         self.snapshotter.open(id_of(meta))
     }
 
     /// Writes `data` as the file of `meta`, durably.
-    pub(crate) fn write(&self, meta: &SnapshotMetadata, data: &[u8]) -> Result<(), SnapError> {
+    pub(crate) fn write(&self, meta: &SnapshotMetadata, data: &[u8]) -> Result<(), SaveError> {
         self.snapshotter.save(meta, data).map(|_| ())
     }
 
     /// Removes all but the `kept` newest snapshots at or below `newest`
     /// (files above it are received ones no Ready recorded yet, and stay);
     /// returns the oldest kept, the point the WAL must still reach back to.
-    pub(crate) fn purge(&self, newest: Index, kept: usize) -> Result<LogId, SnapError> {
+    pub(crate) fn purge(&self, newest: Index, kept: usize) -> Result<LogId, PurgeError> {
         let listed = self.snapshotter.list()?;
         let pending = listed.iter().take_while(|id| id.index > newest).count();
         self.snapshotter.purge(pending + kept.max(1))?;

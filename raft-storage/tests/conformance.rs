@@ -10,8 +10,8 @@ use raft_core::testkit::conformance::{TestableStorage, check_storage};
 use raft_core::{
     ConfState, Entry, Index, InitialState, PersistBatch, Snapshot, Storage, StorageError, Term,
 };
+use raft_io::SimBackend;
 use raft_storage::{CompactionPolicy, DiskStorage, PersistError, SnapshotError, StorageOptions};
-use raft_wal::io::SimBackend;
 
 /// A `DiskStorage` under test, reopened after each write when `reopen`.
 struct Disk {

@@ -8,11 +8,11 @@ use raft_core::{
     ConfState, Entry, FoundingLog, HardState, Index, LogId, NodeId, PersistBatch, Snapshot,
     SnapshotMetadata, Storage, Term,
 };
+use raft_io::{FaultKind, SimBackend};
 use raft_storage::{
     CompactionPolicy, DiskStorage, InstallError, OpenError, PersistError, PersistWriter, SNAP_DIR,
     SkippedSnapshot, StorageOptions,
 };
-use raft_wal::io::{FaultKind, SimBackend};
 
 fn nid(n: u64) -> NodeId {
     NodeId::new(n).expect("non-zero")

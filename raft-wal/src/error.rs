@@ -1,9 +1,10 @@
 //! One error enum per operation.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use raft_core::{Index, LogId};
+use raft_io::codec::CodecError;
 
 use crate::format::DamageKind;
 
@@ -201,6 +202,11 @@ pub enum SaveError {
         /// The entry's index.
         index: Index,
     },
+    /// The snapshot marker's membership has no canonical encoding
+    /// (`auto_leave` outside a joint configuration), so no reader would
+    /// accept the marker.
+    #[error("snapshot marker membership cannot be stored: {0}")]
+    InvalidConfState(#[source] CodecError),
     /// A snapshot marker older than one already saved.
     #[error("snapshot marker {found} is older than the saved marker {newest}")]
     MarkerRegressed {
@@ -231,4 +237,12 @@ pub enum ReleaseError {
         /// The newest snapshot marker's index (0: none).
         snapshot: Index,
     },
+}
+
+/// Wraps an I/O error on `path` as [`OpenError::Io`].
+pub(crate) fn open_io(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }

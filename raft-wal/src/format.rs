@@ -1,44 +1,83 @@
 //! The on-disk format: segment headers, frames and their payloads.
 //!
 //! Everything is little-endian. The crate documentation has the byte layout;
-//! the constants below are its single source of truth, and the offsets in the
-//! code are derived from them.
+//! the field constants below are its single source of truth: each offset is
+//! derived from the field before it ([`Field::then`]), and compile-time
+//! checks tie the sizes to the documented tables.
 //!
 //! Decoding never panics on any input: every malformation is a
 //! [`DamageKind`].
+//!
+//! Public only with the `testing` feature (for tests and fuzzing); a normal
+//! build keeps it internal, where its `pub` items are reachable only
+//! through the re-exports at the crate root.
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 
-use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use raft_core::{ConfState, Entry, EntryKind, HardState, Index, LogId, NodeId, Term};
+use raft_io::codec::{self, CodecError, Field, Reader, Writer};
 
 /// The first 8 bytes of every segment, modelled on PNG's: a non-ASCII byte,
 /// the name, and a CR-LF / Ctrl-Z sequence that text-mode transfers mangle.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89RWAL\r\n\x1a";
 /// The format version this crate writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+
+// The segment header, field by field (the crate docs' first table).
+const HEADER_MAGIC: Field = Field::first(SEGMENT_MAGIC.len());
+const HEADER_VERSION: Field = HEADER_MAGIC.then(size_of::<u32>());
+const HEADER_RESERVED_1: Field = HEADER_VERSION.then(size_of::<u32>());
+const HEADER_SEGMENT_ID: Field = HEADER_RESERVED_1.then(size_of::<u64>());
+const HEADER_FIRST_INDEX: Field = HEADER_SEGMENT_ID.then(size_of::<u64>());
+/// The header's CRC covers every byte before it.
+const HEADER_CRC: Field = HEADER_FIRST_INDEX.then(size_of::<u32>());
+const HEADER_RESERVED_2: Field = HEADER_CRC.then(size_of::<u32>());
 /// The length of the segment header; frames start right after it.
-pub const SEGMENT_HEADER_BYTES: usize = 40;
-/// The bytes of the segment header its CRC covers (everything before it).
-const SEGMENT_HEADER_CRC_OFFSET: usize = 32;
+pub const SEGMENT_HEADER_BYTES: usize = HEADER_RESERVED_2.end();
+
+// The frame header (the crate docs' second table).
+const FRAME_LEN: Field = Field::first(size_of::<u32>());
+const FRAME_TYPE: Field = FRAME_LEN.then(size_of::<u8>());
+const FRAME_RESERVED_1: Field = FRAME_TYPE.then(3);
+/// The frame CRC covers the header bytes before it (and the payload).
+const FRAME_CRC: Field = FRAME_RESERVED_1.then(size_of::<u32>());
+const FRAME_RESERVED_2: Field = FRAME_CRC.then(size_of::<u32>());
 /// The length of a frame header.
-pub const FRAME_HEADER_BYTES: usize = 16;
+pub const FRAME_HEADER_BYTES: usize = FRAME_RESERVED_2.end();
 /// Frames start at multiples of this, so no frame header spans two sectors.
 pub const FRAME_ALIGN_BYTES: usize = 8;
 /// The default and the largest allowed [`crate::WalOptions::max_record_bytes`].
 pub const MAX_RECORD_BYTES_LIMIT: u32 = 1 << 30;
 
-const ENTRY_FIXED_BYTES: usize = 24;
-const HARD_STATE_BYTES: usize = 24;
-const MARKER_FIXED_BYTES: usize = 40;
+// The fixed part of an entry payload; the entry's data follows it.
+const ENTRY_INDEX: Field = Field::first(size_of::<u64>());
+const ENTRY_TERM: Field = ENTRY_INDEX.then(size_of::<u64>());
+const ENTRY_KIND: Field = ENTRY_TERM.then(size_of::<u8>());
+const ENTRY_RESERVED: Field = ENTRY_KIND.then(7);
+const ENTRY_FIXED_BYTES: usize = ENTRY_RESERVED.end();
+// A commit payload.
+const COMMIT_BATCH_START: Field = Field::first(size_of::<u64>());
+const COMMIT_SYNCED_THROUGH: Field = COMMIT_BATCH_START.then(size_of::<u64>());
+const COMMIT_FRAME_COUNT: Field = COMMIT_SYNCED_THROUGH.then(size_of::<u32>());
+const COMMIT_RESERVED: Field = COMMIT_FRAME_COUNT.then(size_of::<u32>());
 /// The payload length of a [`FrameType::Commit`] frame.
-pub const COMMIT_BYTES: usize = 24;
+pub const COMMIT_BYTES: usize = COMMIT_RESERVED.end();
 
+// The sizes the crate docs' tables give.
+const _: () = assert!(SEGMENT_HEADER_BYTES == 40);
+const _: () = assert!(HEADER_CRC.offset() == 32);
+const _: () = assert!(FRAME_HEADER_BYTES == 16);
+const _: () = assert!(FRAME_CRC.offset() == 8);
+const _: () = assert!(ENTRY_FIXED_BYTES == 24);
+const _: () = assert!(COMMIT_BYTES == 24);
+// Alignment: headers and fixed parts keep what follows them aligned.
 const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(FRAME_ALIGN_BYTES));
 const _: () = assert!(FRAME_HEADER_BYTES.is_multiple_of(FRAME_ALIGN_BYTES));
 const _: () = assert!(ENTRY_FIXED_BYTES.is_multiple_of(FRAME_ALIGN_BYTES));
 const _: () = assert!(COMMIT_BYTES.is_multiple_of(FRAME_ALIGN_BYTES));
-const _: () = assert!(SEGMENT_HEADER_CRC_OFFSET + 4 <= SEGMENT_HEADER_BYTES);
+const _: () = assert!(codec::CONF_STATE_FIXED_BYTES.is_multiple_of(FRAME_ALIGN_BYTES));
 
 /// What a frame holds. Zero is deliberately not a type: never-written,
 /// zeroed space can never decode as a frame.
@@ -166,6 +205,14 @@ pub fn segment_file_name(segment_id: u64, first_index: Index) -> String {
     format!("{segment_id:016x}-{:016x}.wal", first_index.get())
 }
 
+/// A segment file of the directory: what its name says, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentFile {
+    pub(crate) id: u64,
+    pub(crate) first_index: Index,
+    pub(crate) path: PathBuf,
+}
+
 /// The suffix of temporary files; recovery deletes them.
 pub const TEMP_SUFFIX: &str = ".tmp";
 
@@ -184,46 +231,39 @@ pub fn parse_segment_file_name(name: &str) -> Option<(u64, Index)> {
 /// Encodes a segment header.
 pub fn encode_segment_header(header: SegmentHeader) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut b = [0u8; SEGMENT_HEADER_BYTES];
-    b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-    b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    b[16..24].copy_from_slice(&header.segment_id.to_le_bytes());
-    b[24..32].copy_from_slice(&header.first_index.get().to_le_bytes());
-    let crc = crc32fast::hash(&b[..SEGMENT_HEADER_CRC_OFFSET]);
-    b[SEGMENT_HEADER_CRC_OFFSET..SEGMENT_HEADER_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    b[HEADER_MAGIC.range()].copy_from_slice(&SEGMENT_MAGIC);
+    HEADER_VERSION.put_u32(&mut b, FORMAT_VERSION);
+    HEADER_SEGMENT_ID.put_u64(&mut b, header.segment_id);
+    HEADER_FIRST_INDEX.put_u64(&mut b, header.first_index.get());
+    let crc = crc32fast::hash(&b[..HEADER_CRC.offset()]);
+    HEADER_CRC.put_u32(&mut b, crc);
     b
 }
 
 /// Decodes a segment header from the start of `bytes`.
 ///
 /// # Errors
-/// [`DamageKind::BadHeader`] unless the magic, version and CRC all check.
+/// [`DamageKind::BadHeader`] unless the magic, version, CRC and reserved
+/// bytes all check.
 pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DamageKind> {
     let b = bytes
         .get(..SEGMENT_HEADER_BYTES)
         .ok_or(DamageKind::BadHeader)?;
-    let crc = crc32fast::hash(&b[..SEGMENT_HEADER_CRC_OFFSET]);
-    let stored = u32_at(b, SEGMENT_HEADER_CRC_OFFSET);
-    let reserved_zero = u32_at(b, 12) == 0 && u32_at(b, 36) == 0;
-    if b[0..8] != SEGMENT_MAGIC || u32_at(b, 8) != FORMAT_VERSION || crc != stored || !reserved_zero
+    let crc = crc32fast::hash(&b[..HEADER_CRC.offset()]);
+    let field = |f: Field| f.get_u32(b);
+    let reserved_zero = field(HEADER_RESERVED_1) == Ok(0) && field(HEADER_RESERVED_2) == Ok(0);
+    if b[HEADER_MAGIC.range()] != SEGMENT_MAGIC
+        || field(HEADER_VERSION) != Ok(FORMAT_VERSION)
+        || field(HEADER_CRC) != Ok(crc)
+        || !reserved_zero
     {
         return Err(DamageKind::BadHeader);
     }
+    let u64_field = |f: Field| f.get_u64(b).map_err(|_| DamageKind::BadHeader);
     Ok(SegmentHeader {
-        segment_id: u64_at(b, 16),
-        first_index: Index(u64_at(b, 24)),
+        segment_id: u64_field(HEADER_SEGMENT_ID)?,
+        first_index: Index(u64_field(HEADER_FIRST_INDEX)?),
     })
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 /// The CRC of a frame: salted with the segment id, so a frame copied from
@@ -239,23 +279,24 @@ fn frame_crc(segment_id: u64, head: &[u8], payload: &[u8]) -> u32 {
 
 /// Appends one frame to `buf`, which must end at an aligned offset.
 /// `write_payload` appends the payload; the frame is then padded with zeros.
+/// The header is written last, once the payload's length and CRC are known.
 fn put_frame(
     buf: &mut Vec<u8>,
     segment_id: u64,
     ty: FrameType,
-    write_payload: impl FnOnce(&mut Vec<u8>),
+    write_payload: impl FnOnce(&mut Writer<'_>),
 ) {
     debug_assert_eq!(buf.len() % FRAME_ALIGN_BYTES, 0);
     let start = buf.len();
-    buf.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
-    write_payload(buf);
+    buf.resize(start + FRAME_HEADER_BYTES, 0);
+    write_payload(&mut Writer::new(buf));
     let payload_len = buf.len() - start - FRAME_HEADER_BYTES;
     let len = u32::try_from(payload_len).expect("callers bound the payload by max_record_bytes");
-    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    buf[start + 4] = ty as u8;
-    let (head, payload) = buf[start..].split_at(FRAME_HEADER_BYTES);
-    let crc = frame_crc(segment_id, &head[..8], payload);
-    buf[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+    let (head, payload) = buf[start..].split_at_mut(FRAME_HEADER_BYTES);
+    FRAME_LEN.put_u32(head, len);
+    FRAME_TYPE.put_u8(head, ty as u8);
+    let crc = frame_crc(segment_id, &head[..FRAME_CRC.offset()], payload);
+    FRAME_CRC.put_u32(head, crc);
     buf.resize(start + FRAME_HEADER_BYTES + align_up(payload_len), 0);
 }
 
@@ -290,57 +331,47 @@ pub fn kind_is_storable(kind: EntryKind) -> bool {
 /// the payload exceeds `u32::MAX` bytes.
 pub fn put_entry(buf: &mut Vec<u8>, segment_id: u64, entry: &Entry) {
     let kind = kind_byte(entry.kind).expect("callers check kind_is_storable");
-    put_frame(buf, segment_id, FrameType::Entry, |b| {
-        b.extend_from_slice(&entry.index.get().to_le_bytes());
-        b.extend_from_slice(&entry.term.get().to_le_bytes());
-        b.push(kind);
-        b.extend_from_slice(&[0u8; 7]);
-        b.extend_from_slice(&entry.data);
+    put_frame(buf, segment_id, FrameType::Entry, |w| {
+        w.put_u64(entry.index.get());
+        w.put_u64(entry.term.get());
+        w.put_u8(kind);
+        w.put_zeros(ENTRY_RESERVED.size());
+        debug_assert_eq!(w.written(), ENTRY_FIXED_BYTES);
+        w.put_bytes(&entry.data);
     });
 }
 
 /// Appends a hard-state frame.
 pub fn put_hard_state(buf: &mut Vec<u8>, segment_id: u64, hs: &HardState) {
-    put_frame(buf, segment_id, FrameType::HardState, |b| {
-        b.extend_from_slice(&hs.term.get().to_le_bytes());
-        b.extend_from_slice(&hs.vote.map_or(0, NodeId::get).to_le_bytes());
-        b.extend_from_slice(&hs.commit.get().to_le_bytes());
+    put_frame(buf, segment_id, FrameType::HardState, |w| {
+        w.put_u64(hs.term.get());
+        w.put_u64(hs.vote.map_or(0, NodeId::get));
+        w.put_u64(hs.commit.get());
     });
 }
 
-/// Appends a snapshot-marker frame.
+/// Appends a snapshot-marker frame: index, term, then the membership in
+/// raft-io's one `ConfState` layout.
+///
+/// # Panics
+/// If the membership has no canonical encoding: callers check it with
+/// [`codec::check_conf_state`] before the marker reaches a frame.
 pub fn put_snapshot_marker(buf: &mut Vec<u8>, segment_id: u64, marker: &SnapshotMarker) {
-    let cs = &marker.conf_state;
-    let sets = [
-        &cs.voters,
-        &cs.learners,
-        &cs.voters_outgoing,
-        &cs.learners_next,
-    ];
-    put_frame(buf, segment_id, FrameType::SnapshotMarker, |b| {
-        b.extend_from_slice(&marker.index.get().to_le_bytes());
-        b.extend_from_slice(&marker.term.get().to_le_bytes());
-        for set in sets {
-            let n = u32::try_from(set.len()).expect("a membership has fewer than 2^32 nodes");
-            b.extend_from_slice(&n.to_le_bytes());
-        }
-        b.push(u8::from(cs.auto_leave));
-        b.extend_from_slice(&[0u8; 7]);
-        for set in sets {
-            for id in set {
-                b.extend_from_slice(&id.get().to_le_bytes());
-            }
-        }
+    put_frame(buf, segment_id, FrameType::SnapshotMarker, |w| {
+        w.put_u64(marker.index.get());
+        w.put_u64(marker.term.get());
+        codec::encode_conf_state(&marker.conf_state, w)
+            .expect("markers are checked canonical before they are encoded");
     });
 }
 
 /// Appends a commit frame.
 pub fn put_commit(buf: &mut Vec<u8>, segment_id: u64, commit: Commit) {
-    put_frame(buf, segment_id, FrameType::Commit, |b| {
-        b.extend_from_slice(&commit.batch_start.to_le_bytes());
-        b.extend_from_slice(&commit.synced_through.to_le_bytes());
-        b.extend_from_slice(&commit.frame_count.to_le_bytes());
-        b.extend_from_slice(&[0u8; 4]);
+    put_frame(buf, segment_id, FrameType::Commit, |w| {
+        w.put_u64(commit.batch_start);
+        w.put_u64(commit.synced_through);
+        w.put_u32(commit.frame_count);
+        w.put_zeros(COMMIT_RESERVED.size());
     });
 }
 
@@ -367,8 +398,10 @@ pub fn decode_frame(
     if head.iter().all(|&b| b == 0) {
         return Err(DamageKind::Hole);
     }
-    let len = u32_at(head, 0);
-    let ty = FrameType::from_byte(head[4]).ok_or(DamageKind::UnknownType(head[4]))?;
+    // `head` is a whole header, so these reads cannot run short.
+    let len = FRAME_LEN.get_u32(head).map_err(|_| DamageKind::Truncated)?;
+    let ty_byte = FRAME_TYPE.get_u8(head).map_err(|_| DamageKind::Truncated)?;
+    let ty = FrameType::from_byte(ty_byte).ok_or(DamageKind::UnknownType(ty_byte))?;
     if len > max_record_bytes {
         return Err(DamageKind::TooLarge(len));
     }
@@ -378,103 +411,87 @@ pub fn decode_frame(
         return Err(DamageKind::Truncated);
     }
     let payload = &segment[end_of_header..end_of_header + len as usize];
-    if frame_crc(segment_id, &head[..8], payload) != u32_at(head, 8) {
+    let stored_crc = FRAME_CRC.get_u32(head).map_err(|_| DamageKind::Truncated)?;
+    if frame_crc(segment_id, &head[..FRAME_CRC.offset()], payload) != stored_crc {
         return Err(DamageKind::Checksum);
     }
     let padding = &segment[end_of_header + len as usize..end_of_header + padded];
-    if head[5..8] != [0, 0, 0] || head[12..16] != [0, 0, 0, 0] || padding.iter().any(|&b| b != 0) {
+    let zero = |f: Field| head[f.range()].iter().all(|&b| b == 0);
+    if !zero(FRAME_RESERVED_1) || !zero(FRAME_RESERVED_2) || padding.iter().any(|&b| b != 0) {
         return Err(DamageKind::BadPayload);
     }
-    let record = match ty {
-        FrameType::Entry => Record::Entry(decode_entry(segment, end_of_header, len as usize)?),
-        FrameType::HardState => Record::HardState(decode_hard_state(payload)?),
-        FrameType::SnapshotMarker => Record::SnapshotMarker(decode_marker(payload)?),
-        FrameType::Commit => Record::Commit(decode_commit(payload)?),
-    };
+    let record = decode_payload(ty, segment, end_of_header, len as usize)?;
     Ok((record, end_of_header + padded))
 }
 
-fn decode_entry(segment: &Bytes, start: usize, len: usize) -> Result<Entry, DamageKind> {
-    if len < ENTRY_FIXED_BYTES {
-        return Err(DamageKind::BadPayload);
-    }
-    let p = &segment[start..start + len];
-    let kind = match p[16] {
+/// Decodes a verified payload of type `ty` at `start..start + len` of the
+/// segment. Whatever does not decode exactly is [`DamageKind::BadPayload`].
+fn decode_payload(
+    ty: FrameType,
+    segment: &Bytes,
+    start: usize,
+    len: usize,
+) -> Result<Record, DamageKind> {
+    let bad = |_: CodecError| DamageKind::BadPayload;
+    let mut r = Reader::new(&segment[start..start + len]);
+    let record = match ty {
+        FrameType::Entry => return decode_entry(&mut r, segment, start).map(Record::Entry),
+        FrameType::HardState => Record::HardState(decode_hard_state(&mut r).map_err(bad)?),
+        FrameType::SnapshotMarker => Record::SnapshotMarker(decode_marker(&mut r).map_err(bad)?),
+        FrameType::Commit => Record::Commit(decode_commit(&mut r).map_err(bad)?),
+    };
+    r.finish().map_err(bad)?;
+    Ok(record)
+}
+
+/// The entry's data is the rest of the payload, shared with `segment`'s
+/// buffer (no copy).
+fn decode_entry(r: &mut Reader<'_>, segment: &Bytes, start: usize) -> Result<Entry, DamageKind> {
+    let bad = |_: CodecError| DamageKind::BadPayload;
+    let index = Index(r.get_u64().map_err(bad)?);
+    let term = Term(r.get_u64().map_err(bad)?);
+    let kind = match r.get_u8().map_err(bad)? {
         0 => EntryKind::Normal,
         1 => EntryKind::ConfChange,
         2 => EntryKind::ConfChangeV2,
         _ => return Err(DamageKind::BadPayload),
     };
-    if p[17..24].iter().any(|&b| b != 0) {
-        return Err(DamageKind::BadPayload);
-    }
+    r.reserved(ENTRY_RESERVED.size()).map_err(bad)?;
+    debug_assert_eq!(r.position(), ENTRY_FIXED_BYTES);
+    let data_start = start + r.position();
+    let data_end = data_start + r.remaining();
     Ok(Entry {
-        index: Index(u64_at(p, 0)),
-        term: Term(u64_at(p, 8)),
+        index,
+        term,
         kind,
-        data: segment.slice(start + ENTRY_FIXED_BYTES..start + len),
+        data: segment.slice(data_start..data_end),
     })
 }
 
-fn decode_hard_state(p: &[u8]) -> Result<HardState, DamageKind> {
-    if p.len() != HARD_STATE_BYTES {
-        return Err(DamageKind::BadPayload);
-    }
+fn decode_hard_state(r: &mut Reader<'_>) -> Result<HardState, CodecError> {
     Ok(HardState {
-        term: Term(u64_at(p, 0)),
-        vote: NodeId::new(u64_at(p, 8)),
-        commit: Index(u64_at(p, 16)),
+        term: Term(r.get_u64()?),
+        vote: NodeId::new(r.get_u64()?),
+        commit: Index(r.get_u64()?),
     })
 }
 
-fn decode_marker(p: &[u8]) -> Result<SnapshotMarker, DamageKind> {
-    if p.len() < MARKER_FIXED_BYTES {
-        return Err(DamageKind::BadPayload);
-    }
-    let counts = [u32_at(p, 16), u32_at(p, 20), u32_at(p, 24), u32_at(p, 28)];
-    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
-    if p.len() as u64 != MARKER_FIXED_BYTES as u64 + 8 * total {
-        return Err(DamageKind::BadPayload);
-    }
-    let auto_leave = match p[32] {
-        0 => false,
-        1 => true,
-        _ => return Err(DamageKind::BadPayload),
-    };
-    let mut at = MARKER_FIXED_BYTES;
-    let mut sets: [BTreeSet<NodeId>; 4] = Default::default();
-    for (set, count) in sets.iter_mut().zip(counts) {
-        for _ in 0..count {
-            let id = NodeId::new(u64_at(p, at)).ok_or(DamageKind::BadPayload)?;
-            at += 8;
-            if !set.insert(id) {
-                return Err(DamageKind::BadPayload);
-            }
-        }
-    }
-    let [voters, learners, voters_outgoing, learners_next] = sets;
+fn decode_marker(r: &mut Reader<'_>) -> Result<SnapshotMarker, CodecError> {
     Ok(SnapshotMarker {
-        index: Index(u64_at(p, 0)),
-        term: Term(u64_at(p, 8)),
-        conf_state: ConfState {
-            voters,
-            learners,
-            voters_outgoing,
-            learners_next,
-            auto_leave,
-        },
+        index: Index(r.get_u64()?),
+        term: Term(r.get_u64()?),
+        conf_state: codec::decode_conf_state(r)?,
     })
 }
 
-fn decode_commit(p: &[u8]) -> Result<Commit, DamageKind> {
-    if p.len() != COMMIT_BYTES || u32_at(p, 20) != 0 {
-        return Err(DamageKind::BadPayload);
-    }
-    Ok(Commit {
-        batch_start: u64_at(p, 0),
-        synced_through: u64_at(p, 8),
-        frame_count: u32_at(p, 16),
-    })
+fn decode_commit(r: &mut Reader<'_>) -> Result<Commit, CodecError> {
+    let commit = Commit {
+        batch_start: r.get_u64()?,
+        synced_through: r.get_u64()?,
+        frame_count: r.get_u32()?,
+    };
+    r.reserved(COMMIT_RESERVED.size())?;
+    Ok(commit)
 }
 
 /// Finds whether any valid commit frame at an aligned offset after `from`
@@ -490,8 +507,8 @@ pub fn later_commit_proves_durable(
     let mut at = align_up(from + 1);
     while at + FRAME_HEADER_BYTES + COMMIT_BYTES <= segment.len() {
         let head = &segment[at..at + FRAME_HEADER_BYTES];
-        let commit_shaped =
-            head[4] == FrameType::Commit as u8 && u32_at(head, 0) as usize == COMMIT_BYTES;
+        let commit_shaped = FRAME_TYPE.get_u8(head) == Ok(FrameType::Commit as u8)
+            && FRAME_LEN.get_u32(head) == Ok(COMMIT_BYTES as u32);
         if commit_shaped
             && let Ok((Record::Commit(c), _)) =
                 decode_frame(segment, segment_id, at, COMMIT_BYTES as u32)
@@ -506,6 +523,8 @@ pub fn later_commit_proves_durable(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn marker() -> SnapshotMarker {
@@ -563,6 +582,42 @@ mod tests {
                 Record::SnapshotMarker(marker()),
                 Record::Commit(commit)
             ]
+        );
+    }
+
+    #[test]
+    fn a_marker_payload_keeps_the_version_1_layout() {
+        // raft-io's ConfState layout (flags u32, reserved u32) is byte for
+        // byte the "auto-leave u8, 7 zero bytes" this format always wrote.
+        let mut buf = Vec::new();
+        put_snapshot_marker(&mut buf, 5, &marker());
+        let p = &buf[FRAME_HEADER_BYTES..];
+        assert_eq!(p[0..8], 7u64.to_le_bytes(), "index");
+        assert_eq!(p[8..16], 3u64.to_le_bytes(), "term");
+        assert_eq!(p[16..32], [3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(p[32..40], [1, 0, 0, 0, 0, 0, 0, 0], "auto-leave, zeros");
+        assert_eq!(p[40..48], 1u64.to_le_bytes(), "the first voter");
+        assert_eq!(p.len(), 40 + 6 * 8, "six ids, no padding needed");
+    }
+
+    #[test]
+    fn a_marker_with_unsorted_ids_does_not_decode() {
+        let mut buf = Vec::new();
+        put_snapshot_marker(&mut buf, 5, &marker());
+        // Swap the first two voters and fix the CRC: a frame that verifies
+        // but is not the canonical encoding.
+        let (a, b) = (FRAME_HEADER_BYTES + 40, FRAME_HEADER_BYTES + 48);
+        let first: [u8; 8] = buf[a..b].try_into().expect("8 bytes");
+        buf.copy_within(b..b + 8, a);
+        buf[b..b + 8].copy_from_slice(&first);
+        let len = FRAME_LEN.get_u32(&buf).expect("header") as usize;
+        let (head, payload) = buf.split_at_mut(FRAME_HEADER_BYTES);
+        let crc = frame_crc(5, &head[..FRAME_CRC.offset()], &payload[..len]);
+        FRAME_CRC.put_u32(head, crc);
+        let bytes = Bytes::from(buf);
+        assert_eq!(
+            decode_frame(&bytes, 5, 0, 1 << 20),
+            Err(DamageKind::BadPayload)
         );
     }
 

@@ -7,13 +7,15 @@
 //! replaces the log from there, as Raft's conflict truncation requires);
 //! [`Wal::save_snapshot_marker`] records where a snapshot ends;
 //! [`Wal::release_to`] deletes segments a snapshot made unnecessary. All
-//! file I/O goes through [`io::Backend`], so tests run the same code on
-//! [`io::SimBackend`], which simulates crashes and I/O faults.
+//! file I/O goes through [`raft_io::Backend`], so tests run the same code
+//! on raft-io's `SimBackend` (feature `sim`), which simulates crashes and
+//! I/O faults.
 //!
 //! ```
 //! use bytes::Bytes;
 //! use raft_core::{Entry, HardState, Index, Term};
-//! use raft_wal::{Wal, WalOptions, io::SimBackend};
+//! use raft_io::SimBackend;
+//! use raft_wal::{Wal, WalOptions};
 //!
 //! let fs = SimBackend::new();
 //! let options = WalOptions::new().backend(fs.shared()).segment_size_bytes(4096);
@@ -88,9 +90,17 @@
 //! - **entry**: index u64, term u64, kind u8 (0 normal, 1 conf change,
 //!   2 conf change v2), 7 zero bytes, data.
 //! - **hard state**: term u64, vote u64 (0 = none), commit u64.
-//! - **snapshot marker**: index u64, term u64, four u32 counts (voters,
-//!   learners, outgoing voters, next learners), auto-leave u8, 7 zero bytes,
-//!   then the node ids as u64 in that order.
+//! - **snapshot marker**: index u64, term u64, then the membership in
+//!   [`raft_io::codec`]'s one `ConfState` layout (the one snapshot files
+//!   use too): four u32 counts (voters, learners, outgoing voters, next
+//!   learners), flags u32 (bit 0: auto-leave), reserved u32 (0), then the
+//!   node ids as u64 in that order, each set ascending. Only that canonical
+//!   form decodes (ids non-zero, strictly ascending within a set,
+//!   auto-leave only on a joint configuration); a marker whose membership
+//!   has none is refused ([`SaveError::InvalidConfState`]). These are the
+//!   bytes version 1 always wrote ("auto-leave u8, 7 zero bytes"), so the
+//!   format version stays 1; what changed is that the reader now rejects
+//!   unsorted ids and a lone auto-leave, which no writer produced.
 //! - **commit**: batch start offset u64, synced-through offset u64, frame
 //!   count u32, 4 zero bytes. It ends every batch; frames of a batch without
 //!   its commit frame do not count. *Synced-through* is the offset up to
@@ -150,20 +160,40 @@
 //!
 //! Known gap (shared with hashicorp/raft-wal): losing the whole last segment
 //! file is not detected.
+//!
+//! # Cargo features
+//!
+//! - `testing`: makes the frame codec public as `raft_wal::format`
+//!   (segment headers, frames, commit records, the damage kinds), for tests
+//!   that build or take apart segment files byte by byte, and for fuzzing.
+//!   It is not a stable API. This crate's own integration tests turn it on
+//!   through a dev-dependency on the crate itself; a normal build leaves it
+//!   off. [`inspect`] is public either way, for the `raft-wal` tool.
 #![deny(missing_docs)]
 
 mod error;
+// The frame codec is internal: its layout is documented above, and only
+// tests and the fuzz target need to build frames by hand (feature
+// `testing`, below).
+#[cfg(not(feature = "testing"))]
+mod format;
+#[cfg(feature = "testing")]
 pub mod format;
+mod group_commit;
 pub mod inspect;
-pub mod io;
+mod options;
 mod recovery;
-mod rewrite;
-mod spare;
+mod rotation;
+mod state;
 mod wal;
+
+/// The file-system seam, [`raft_io`], re-exported for callers that name it
+/// through this crate.
+pub use raft_io as io;
 
 pub use error::{OpenError, ReleaseError, SaveError};
 pub use format::{DamageKind, SnapshotMarker};
-pub use wal::{
-    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, Recovered, TailTruncation, Wal,
-    WalOptions, WalStats,
-};
+pub use options::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, WalOptions};
+pub use recovery::{Recovered, TailTruncation};
+pub use state::WalStats;
+pub use wal::Wal;

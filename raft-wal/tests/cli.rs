@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use raft_wal::io::{Backend, FileBackend};
+use raft_io::{Backend, FileBackend};
 use raft_wal::{Wal, WalOptions};
 
 fn run(args: &[&str]) -> (i32, String) {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use common::*;
 use raft_core::{Entry, Index};
-use raft_wal::io::Backend;
+use raft_io::Backend;
 use raft_wal::{OpenError, Wal};
 
 type Files = Vec<(PathBuf, Vec<u8>)>;
@@ -17,7 +17,7 @@ type Files = Vec<(PathBuf, Vec<u8>)>;
 /// A log over several segments, every save synced. Returns the files and
 /// the entries after each save (index 0: before any).
 fn build() -> (Files, Vec<Vec<Entry>>) {
-    let sim = raft_wal::io::SimBackend::new();
+    let sim = raft_io::SimBackend::new();
     let (wal, _) = open(&sim);
     let mut states = vec![Vec::new()];
     let mut log: Vec<Entry> = Vec::new();
@@ -57,7 +57,7 @@ fn layout(files: &Files) -> Layout {
     }
 }
 
-fn with_last(files: &Files, layout: &Layout, bytes: Vec<u8>) -> raft_wal::io::SimBackend {
+fn with_last(files: &Files, layout: &Layout, bytes: Vec<u8>) -> raft_io::SimBackend {
     let mut files = files.clone();
     let slot = files
         .iter_mut()

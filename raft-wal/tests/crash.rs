@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use raft_core::{Entry, HardState, Index, LogId, Term};
-use raft_wal::io::{FaultKind, SimBackend};
+use raft_io::{FaultKind, SimBackend};
 use raft_wal::{OpenError, ReleaseError, SaveError, SnapshotMarker, Wal, WalOptions};
 
 #[derive(Debug, Clone)]

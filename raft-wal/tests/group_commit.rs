@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 
 use common::*;
 use parking_lot::{Condvar, Mutex};
-use raft_wal::io::{Backend, DirLock, FaultKind, FileHandle, SimBackend};
+use raft_io::{Backend, DirLock, FaultKind, FileHandle, SimBackend};
 use raft_wal::{SaveError, Wal};
 
 #[derive(Debug, Default)]

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
 use raft_core::{Entry, HardState, Index, LogId, Term};
+use raft_io::{Backend, SimBackend};
 use raft_wal::format::{self, SegmentHeader};
-use raft_wal::io::{Backend, SimBackend};
 use raft_wal::{SnapshotMarker, Wal};
 
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use raft_io::{Backend, SimBackend};
 use raft_wal::Wal;
-use raft_wal::io::{Backend, SimBackend};
 
 const SEGMENT: u64 = 4 << 20;
 
@@ -68,7 +68,7 @@ fn rotation_uses_a_spare_zero_filled_in_the_background() {
         let batch = entries(first..=first + 3, 1, 1024);
         wal.save(None, &batch, true).expect("save");
         expected.extend(batch);
-        let newest = raft_wal::io::FileBackend
+        let newest = raft_io::FileBackend
             .list_dir(dir.path())
             .expect("list")
             .into_iter()
@@ -82,9 +82,7 @@ fn rotation_uses_a_spare_zero_filled_in_the_background() {
     }
     assert_eq!(wal.stats().spares_used, 3);
     drop(wal);
-    let names = raft_wal::io::FileBackend
-        .list_dir(dir.path())
-        .expect("list");
+    let names = raft_io::FileBackend.list_dir(dir.path()).expect("list");
     assert!(
         names.iter().all(|n| !n.ends_with(".tmp")),
         "left behind: {names:?}"

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use common::*;
 use raft_core::{Index, LogId, Term};
+use raft_io::{Backend, FaultKind, FileBackend, SimBackend};
 use raft_wal::format::{self, Commit, DamageKind, SegmentHeader};
-use raft_wal::io::{Backend, FaultKind, FileBackend, SimBackend};
 use raft_wal::{OpenError, ReleaseError, SaveError, SnapshotMarker, Wal, WalOptions};
 
 /// A WAL with three synced batches in one segment: entries 1..=2, 3..=4,
@@ -489,6 +489,30 @@ fn recovery_returns_entries_after_the_callers_snapshot() {
         Wal::open(DIR, wrong),
         Err(OpenError::SnapshotMismatch { .. })
     ));
+}
+
+#[test]
+fn a_marker_whose_membership_has_no_canonical_encoding_is_refused_before_writing() {
+    let sim = SimBackend::new();
+    let (wal, _) = open(&sim);
+    wal.save(Some(&hard_state(1, 1, 2)), &entries(1..=3, 1, 20), true)
+        .expect("save");
+    let voter = raft_core::NodeId::new(1).expect("non-zero");
+    let marker = SnapshotMarker {
+        index: Index(2),
+        term: Term(1),
+        conf_state: raft_core::ConfState {
+            auto_leave: true,
+            ..raft_core::ConfState::with_voters([voter])
+        },
+    };
+    let writes = sim.stats().writes;
+    let err = wal.save_snapshot_marker(&marker).expect_err("not joint");
+    assert!(matches!(err, SaveError::InvalidConfState(_)), "{err}");
+    assert_eq!(sim.stats().writes, writes, "nothing written");
+    assert!(!wal.is_poisoned());
+    wal.save(None, &entries(4..=4, 1, 20), true)
+        .expect("the WAL goes on");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use raft_core::Index;
 use raft_wal::format::{self, SegmentHeader};
-use raft_wal::io::{Backend, SimBackend};
+use raft_io::{Backend, SimBackend};
 use raft_wal::{Wal, WalOptions};
 
 fuzz_target!(|input: &[u8]| {

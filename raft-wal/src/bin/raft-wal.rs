@@ -11,12 +11,10 @@
 //! where and why decoding stops.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bytes::Bytes;
-use raft_wal::format::{self, DamageKind, Record};
-use raft_wal::io::{Backend, FileBackend};
+use raft_io::FileBackend;
 use raft_wal::{DEFAULT_MAX_RECORD_BYTES, inspect};
 
 const USAGE: &str = "usage:
@@ -125,98 +123,10 @@ fn verify(out: &mut impl Write, args: &Args) -> std::io::Result<ExitCode> {
 }
 
 fn dump(out: &mut impl Write, args: &Args) -> std::io::Result<ExitCode> {
-    let backend = FileBackend;
-    let mut names = backend.list_dir(&args.dir)?;
-    names.retain(|n| format::parse_segment_file_name(n).is_some());
-    for name in names {
-        let (id, _) = format::parse_segment_file_name(&name).expect("filtered above");
-        if args.segment.is_some_and(|s| s != id) {
-            continue;
-        }
-        dump_segment(out, &args.dir.join(&name), id, args)?;
-    }
+    let mut options = inspect::DumpOptions::default();
+    options.segment = args.segment;
+    options.data = args.data;
+    options.max_record_bytes = args.max_record_bytes;
+    inspect::dump(&FileBackend, &args.dir, &options, out)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn dump_segment(out: &mut impl Write, path: &Path, id: u64, args: &Args) -> std::io::Result<()> {
-    let bytes = Bytes::from(FileBackend.read(path)?);
-    writeln!(out, "== {} ({} bytes)", path.display(), bytes.len())?;
-    match format::decode_segment_header(&bytes) {
-        Ok(h) => writeln!(
-            out,
-            "header: segment {} first index {}",
-            h.segment_id, h.first_index
-        )?,
-        Err(e) => {
-            writeln!(out, "header: {e}")?;
-            return Ok(());
-        }
-    }
-    let mut at = format::SEGMENT_HEADER_BYTES;
-    while at < bytes.len() {
-        match format::decode_frame(&bytes, id, at, args.max_record_bytes) {
-            Ok((record, next)) => {
-                write!(out, "{at:>10} ")?;
-                describe(out, &record, args.data)?;
-                at = next;
-            }
-            Err(DamageKind::Hole | DamageKind::Truncated)
-                if bytes[at..].iter().all(|&b| b == 0) =>
-            {
-                writeln!(out, "{at:>10} end: {} zero bytes follow", bytes.len() - at)?;
-                return Ok(());
-            }
-            Err(kind) => {
-                writeln!(out, "{at:>10} DAMAGE: {kind}")?;
-                match format::later_commit_proves_durable(&bytes, id, at, at as u64) {
-                    Some(p) => writeln!(
-                        out,
-                        "           a valid commit frame at {p} records bytes past {at} as synced: corruption"
-                    )?,
-                    None => writeln!(
-                        out,
-                        "           nothing after it proves it was synced: a torn tail if this is the last segment"
-                    )?,
-                }
-                return Ok(());
-            }
-        }
-    }
-    writeln!(out, "{at:>10} end of file")?;
-    Ok(())
-}
-
-fn describe(out: &mut impl Write, record: &Record, data: bool) -> std::io::Result<()> {
-    match record {
-        Record::Entry(e) => {
-            write!(
-                out,
-                "entry     index {} term {} kind {:?} {} bytes",
-                e.index,
-                e.term,
-                e.kind,
-                e.data.len()
-            )?;
-            if data {
-                write!(out, " {:?}", String::from_utf8_lossy(&e.data))?;
-            }
-            writeln!(out)
-        }
-        Record::HardState(hs) => writeln!(
-            out,
-            "hardstate term {} vote {:?} commit {}",
-            hs.term, hs.vote, hs.commit
-        ),
-        Record::SnapshotMarker(m) => writeln!(
-            out,
-            "snapshot  index {} term {} voters {:?} learners {:?}",
-            m.index, m.term, m.conf_state.voters, m.conf_state.learners
-        ),
-        Record::Commit(c) => writeln!(
-            out,
-            "commit    batch at {} of {} frame(s), synced through {}",
-            c.batch_start, c.frame_count, c.synced_through
-        ),
-        _ => writeln!(out, "unknown record"),
-    }
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use raft_core::{Entry, HardState, Index, NodeId, Term};
+use raft_io::{Backend, SimBackend};
 use raft_wal::format::{self, Record};
-use raft_wal::io::{Backend, SimBackend};
 use raft_wal::{Recovered, Wal, WalOptions};
 
 /// Where the simulated tests keep their WAL.

@@ -25,7 +25,7 @@ use hyper::StatusCode;
 use hyper::body::Incoming;
 use raft_core::{Message, MessageBody, NodeId, Snapshot};
 use raft_proto::DecodeLimits;
-use raft_snap::{SnapError, SnapshotDecoder};
+use raft_snap::{DecodeError, SnapshotDecoder};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, timeout_at};
 
@@ -99,7 +99,7 @@ pub(super) enum SnapshotBodyError {
     #[error("envelope is a {0} message, not a snapshot")]
     NotSnapshot(&'static str),
     #[error("snapshot stream: {0}")]
-    Stream(#[source] SnapError),
+    Stream(#[source] DecodeError),
     #[error("bytes after the end of the snapshot stream")]
     Trailing,
     #[error("snapshot stream metadata differs from the envelope's")]

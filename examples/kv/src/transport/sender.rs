@@ -53,7 +53,7 @@ pub(super) enum SendError {
     #[error("building the request: {0}")]
     Request(#[source] hyper::http::Error),
     #[error("encoding the snapshot: {0}")]
-    Encode(#[source] raft_snap::SnapError),
+    Encode(#[source] raft_snap::EncodeError),
 }
 
 /// Exponential backoff of connection attempts.

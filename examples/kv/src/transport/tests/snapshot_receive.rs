@@ -101,7 +101,7 @@ fn snapshot_head(data_len: u64) -> Bytes {
     let envelope = raft_proto::encode_message(&m);
     let mut head = (envelope.len() as u32).to_le_bytes().to_vec();
     head.extend_from_slice(&envelope);
-    drop(raft_snap::SnapshotEncoder::new(&mut head, &s.metadata, data_len).unwrap());
+    let _ = raft_snap::SnapshotEncoder::new(&mut head, &s.metadata, data_len).unwrap();
     head.into()
 }
 

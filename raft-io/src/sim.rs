@@ -1,31 +1,7 @@
-//! The file-system seam: every byte the WAL (and `raft-snap`) reads or writes
-//! goes through [`Backend`] and [`FileHandle`].
-//!
-//! Two implementations ship:
-//!
-//! - [`FileBackend`]: the real thing, on `std::fs`.
-//! - [`SimBackend`]: an in-memory file system that keeps, for every file and
-//!   every directory, what a crash would preserve (the *durable* state) apart
-//!   from what a running process sees (the *volatile* state). [`SimBackend::crash`]
-//!   throws the volatile state away the way a power cut can: it keeps a random
-//!   subset of the unsynced writes, tears some of them into zeros or garbage,
-//!   and forgets directory changes (creates, renames, unlinks) whose directory
-//!   was not synced. [`SimBackend::inject_fault`] makes the N-th operation fail
-//!   with EIO, ENOSPC or a short write.
-//!
-//! The durability model is POSIX's, taken literally (see the ALICE study):
-//!
-//! - [`FileHandle::write_at`] changes only volatile state.
-//! - [`FileHandle::sync_data`] makes that file's contents durable, and nothing
-//!   else: a new file's *name* is durable only after [`Backend::sync_dir`] on
-//!   its directory.
-//! - A failed `sync_data` loses the writes it was meant to persist even though
-//!   they stay visible to reads, and a later `sync_data` does not bring them
-//!   back ("fsyncgate", ATC '20). Callers must treat a failed sync as fatal.
+//! [`SimBackend`]: an in-memory file system that simulates power cuts and
+//! I/O faults (feature `sim`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,301 +10,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// A file system: directories, names and whole-file operations.
-///
-/// Implementations must be safe to share between threads; the WAL calls them
-/// from whichever thread saves.
-pub trait Backend: Send + Sync + fmt::Debug {
-    /// Creates `path` and any missing parents. Succeeds if it already exists.
-    ///
-    /// # Errors
-    /// Any I/O error of the underlying file system.
-    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
-
-    /// Creates the file at `path` for reading and writing, truncating it if it
-    /// exists. The new name is durable only after [`Backend::sync_dir`] on the
-    /// parent directory.
-    ///
-    /// # Errors
-    /// Any I/O error, e.g. a missing parent directory.
-    fn create(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
-
-    /// Opens the existing file at `path` for reading and writing.
-    ///
-    /// # Errors
-    /// [`io::ErrorKind::NotFound`] if there is no such file, or any I/O error.
-    fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
-
-    /// Reads the whole file at `path`.
-    ///
-    /// # Errors
-    /// [`io::ErrorKind::NotFound`] if there is no such file, or any I/O error.
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
-
-    /// Renames `from` to `to`, replacing `to` if it exists. Both must be in
-    /// the same directory; the rename is durable after [`Backend::sync_dir`].
-    ///
-    /// # Errors
-    /// Any I/O error, e.g. a missing source.
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-
-    /// Removes the file at `path`; durable after [`Backend::sync_dir`].
-    ///
-    /// # Errors
-    /// [`io::ErrorKind::NotFound`] if there is no such file, or any I/O error.
-    fn remove_file(&self, path: &Path) -> io::Result<()>;
-
-    /// The names (not paths) of the entries of `dir`, files and
-    /// subdirectories alike, sorted.
-    ///
-    /// # Errors
-    /// Any I/O error, e.g. a missing directory.
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
-
-    /// Makes the creates, renames and removals inside `dir` durable.
-    ///
-    /// # Errors
-    /// Any I/O error. After a failure the directory's state is unknown.
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-
-    /// Takes an exclusive, advisory lock on `dir`, held until the returned
-    /// guard is dropped. The lock excludes other processes and other callers
-    /// in this process alike.
-    ///
-    /// # Errors
-    /// [`io::ErrorKind::WouldBlock`] if someone else holds the lock, or any
-    /// I/O error.
-    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock>;
-
-    /// Whether the WAL may do I/O on a helper thread (see
-    /// [`crate::WalOptions::background_preallocation`]). A simulated
-    /// backend says no, so that its operations happen in the same order on
-    /// every run and a fault injected at the N-th operation replays.
-    /// Default: true.
-    fn supports_background_io(&self) -> bool {
-        true
-    }
-}
-
-/// An open file. All offsets are absolute; there is no cursor, so a handle
-/// can be shared between threads (`pwrite`/`pread` semantics).
-pub trait FileHandle: Send + Sync + fmt::Debug {
-    /// Writes all of `data` at `offset`, extending the file if needed.
-    ///
-    /// # Errors
-    /// Any I/O error. A failed write may have written any prefix of `data`.
-    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
-
-    /// Reads into `buf` from `offset`; returns the number of bytes read,
-    /// which is smaller than `buf.len()` only at the end of the file.
-    ///
-    /// # Errors
-    /// Any I/O error.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
-
-    /// The current length of the file in bytes.
-    ///
-    /// # Errors
-    /// Any I/O error.
-    fn len(&self) -> io::Result<u64>;
-
-    /// True when the file is empty.
-    ///
-    /// # Errors
-    /// Any I/O error.
-    fn is_empty(&self) -> io::Result<bool> {
-        Ok(self.len()? == 0)
-    }
-
-    /// Truncates or extends (with zeros) the file to `len` bytes.
-    ///
-    /// # Errors
-    /// Any I/O error.
-    fn set_len(&self, len: u64) -> io::Result<()>;
-
-    /// Makes the file's contents (and length) durable: `fdatasync`.
-    ///
-    /// # Errors
-    /// Any I/O error. After a failure the unsynced writes may be lost even if
-    /// a later call succeeds; the caller must not retry and carry on.
-    fn sync_data(&self) -> io::Result<()>;
-
-    /// A hint: start writing the given range back to the device now,
-    /// without waiting for it, so a later [`FileHandle::sync_data`] has less
-    /// left to do. It makes nothing durable and is never needed for
-    /// correctness; callers may ignore its errors. Default: does nothing
-    /// (what [`SimBackend`] does).
-    ///
-    /// # Errors
-    /// Any I/O error of the hint itself.
-    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
-        let _ = (offset, len);
-        Ok(())
-    }
-
-    /// Appends `data` at the current end of the file; returns the offset it
-    /// was written at. Not atomic with respect to other writers.
-    ///
-    /// # Errors
-    /// Any I/O error, as [`FileHandle::write_at`].
-    fn append(&self, data: &[u8]) -> io::Result<u64> {
-        let offset = self.len()?;
-        self.write_at(offset, data)?;
-        Ok(offset)
-    }
-}
-
-/// A held directory lock; dropping it releases the lock.
-pub struct DirLock {
-    _guard: Box<dyn Send + Sync>,
-}
-
-impl DirLock {
-    /// Wraps whatever value releases the lock when dropped. For backends
-    /// outside this crate.
-    pub fn new(guard: impl Send + Sync + 'static) -> DirLock {
-        DirLock {
-            _guard: Box::new(guard),
-        }
-    }
-}
-
-impl fmt::Debug for DirLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DirLock")
-    }
-}
-
-/// The real file system through `std::fs`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FileBackend;
-
-impl FileBackend {
-    /// The backend, as a shareable trait object.
-    pub fn shared() -> Arc<dyn Backend> {
-        Arc::new(FileBackend)
-    }
-}
-
-#[derive(Debug)]
-struct StdFile(File);
-
-impl FileHandle for StdFile {
-    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::write_all_at(&self.0, data, offset)
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            let n = std::os::unix::fs::FileExt::read_at(
-                &self.0,
-                &mut buf[done..],
-                offset + done as u64,
-            )?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        Ok(done)
-    }
-
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
-    }
-
-    /// `posix_fadvise(POSIX_FADV_DONTNEED)`: on Linux it starts writeback of
-    /// the range's dirty pages without waiting (the effect of
-    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which nix does not wrap;
-    /// PostgreSQL uses the same fallback) and drops pages that are already
-    /// clean. Dirty data is never discarded.
-    #[cfg(target_os = "linux")]
-    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
-        use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
-        let offset = i64::try_from(offset).map_err(io::Error::other)?;
-        let len = i64::try_from(len).map_err(io::Error::other)?;
-        posix_fadvise(
-            &self.0,
-            offset,
-            len,
-            PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        )
-        .map_err(io::Error::from)
-    }
-}
-
-impl Backend for FileBackend {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
-    }
-
-    fn create(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
-        Ok(Box::new(StdFile(file)))
-    }
-
-    fn open(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        Ok(Box::new(StdFile(file)))
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            // Names that are not UTF-8 cannot be ours; skip rather than fail.
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
-            }
-        }
-        names.sort();
-        Ok(names)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
-    }
-
-    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
-        // flock(2) on the directory itself: no lock file to clutter listings,
-        // and the kernel drops it when the process dies.
-        let file = File::open(dir)?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock::new(file)),
-            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("directory {} is locked by another user", dir.display()),
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
-    }
-}
+use crate::backend::{Backend, DirLock, FileHandle};
 
 /// The kind of failure [`SimBackend::inject_fault`] makes an operation return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -363,8 +45,22 @@ const SIM_SECTOR_BYTES: u64 = 512;
 /// another handle to the same file system, so a test can keep one while the
 /// code under test owns another.
 ///
+/// ```
+/// use std::path::Path;
+/// use raft_io::{Backend, SimBackend};
+///
+/// let sim = SimBackend::new();
+/// sim.create_dir_all(Path::new("/d"))?;
+/// let file = sim.create(Path::new("/d/a"))?;
+/// file.write_at(0, b"hello")?;
+/// file.sync_data()?; // the bytes are durable, the new name is not
+/// sim.crash_losing_unsynced();
+/// assert!(sim.read(Path::new("/d/a")).is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// Simplifications, all on the side of "more durable than reality" only
-/// where the WAL does not depend on them: directories themselves are durable
+/// where the stores built on this crate do not depend on them: directories themselves are durable
 /// as soon as they are created, and crashes apply unsynced directory changes
 /// as a prefix (a journaling file system commits metadata in order).
 #[derive(Debug, Clone, Default)]
@@ -1028,13 +724,5 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         drop(lock);
         sim.lock_dir(&dir()).expect("free again");
-    }
-
-    #[test]
-    fn file_backend_lock_excludes_a_second_opener() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let _lock = FileBackend.lock_dir(tmp.path()).expect("lock");
-        let err = FileBackend.lock_dir(tmp.path()).expect_err("held");
-        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }
 }

@@ -1,24 +1,18 @@
 //! Reading a WAL directory back: scan every segment, replay the batches,
-//! and decide what the damage found means. Nothing here writes; `Wal::open`
-//! applies the repair this module plans.
+//! and decide what the damage found means. Nothing here writes; the parent
+//! module applies the repair this one plans.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use raft_core::{Entry, HardState, Index, LogId};
+use raft_io::Backend;
 
-use crate::error::OpenError;
-use crate::format::{self, DamageKind, Record, SEGMENT_HEADER_BYTES, SnapshotMarker, TEMP_SUFFIX};
-use crate::io::Backend;
-use crate::rewrite::TailCopy;
-
-/// A segment file found in the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SegmentFile {
-    pub(crate) id: u64,
-    pub(crate) first_index: Index,
-    pub(crate) path: PathBuf,
-}
+use super::tail_copy::TailCopy;
+use crate::error::{OpenError, open_io};
+use crate::format::{
+    self, DamageKind, Record, SEGMENT_HEADER_BYTES, SegmentFile, SnapshotMarker, TEMP_SUFFIX,
+};
 
 /// A torn tail recovery will cut off the last segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,20 +215,13 @@ pub(crate) fn scan_segment(bytes: &Bytes, segment_id: u64, max_record_bytes: u32
     }
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
-    move |source| OpenError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Lists the directory: segment files sorted by id (checked for duplicates
 /// and gaps) and leftover temporary files.
 pub(crate) fn list_segments(
     backend: &dyn Backend,
     dir: &Path,
 ) -> Result<(Vec<SegmentFile>, Vec<PathBuf>), OpenError> {
-    let names = backend.list_dir(dir).map_err(io_error(dir))?;
+    let names = backend.list_dir(dir).map_err(open_io(dir))?;
     let mut segments = Vec::new();
     let mut temps = Vec::new();
     for name in names {
@@ -271,7 +258,7 @@ fn read_segment(
     seg: &SegmentFile,
     overlay: Option<&TailCopy>,
 ) -> Result<Bytes, OpenError> {
-    let mut bytes = backend.read(&seg.path).map_err(io_error(&seg.path))?;
+    let mut bytes = backend.read(&seg.path).map_err(open_io(&seg.path))?;
     if let Some(copy) = overlay.filter(|c| c.segment_id == seg.id) {
         copy.apply_to(&mut bytes);
     }
@@ -297,50 +284,12 @@ pub(crate) fn scan_dir(
     let mut write_offset = SEGMENT_HEADER_BYTES as u64;
     let mut tail_synced_through = SEGMENT_HEADER_BYTES as u64;
     for (i, seg) in segments.iter().enumerate() {
-        let is_last = i + 1 == segments.len();
         let bytes = read_segment(backend, seg, overlay)?;
-        let corrupt = |offset: usize, kind, replayed: &Replayed| OpenError::Corrupt {
-            segment: seg.id,
-            offset: offset as u64,
-            last_good_index: replayed.last_index(),
-            kind,
-        };
-        let header = format::decode_segment_header(&bytes).map_err(|k| corrupt(0, k, &replayed))?;
-        if header.segment_id != seg.id || header.first_index != seg.first_index {
-            return Err(OpenError::MisnamedSegment {
-                path: seg.path.clone(),
-            });
-        }
-        if i == 0 {
-            replayed.base = header.first_index;
-        } else {
-            replayed.start_segment(seg.id, header.first_index)?;
-        }
-        let scan = scan_segment(&bytes, seg.id, max_record_bytes);
-        for batch in scan.batches {
-            for record in batch {
-                replayed.apply(seg.id, record)?;
-            }
-        }
+        let scan = replay_segment(&mut replayed, seg, &bytes, i == 0, max_record_bytes)?;
         write_offset = scan.good_end as u64;
         tail_synced_through = scan.synced_through as u64;
-        let Some((offset, kind)) = scan.damage else {
-            continue;
-        };
-        let proven =
-            format::later_commit_proves_durable(&bytes, seg.id, offset, scan.good_end as u64);
-        if !is_last || proven.is_some() {
-            return Err(corrupt(offset, kind, &replayed));
-        }
-        let dirty_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-        tail_repair = Some(TailRepair {
-            segment: seg.id,
-            path: seg.path.clone(),
-            damage_offset: offset as u64,
-            kind,
-            good_end: scan.good_end as u64,
-            dirty_end: dirty_end.max(scan.good_end) as u64,
-        });
+        let is_last = i + 1 == segments.len();
+        tail_repair = plan_tail_repair(seg, &bytes, &scan, is_last, &replayed)?;
     }
     let last_index = replayed.last_index();
     if replayed.hard_state.commit > last_index {
@@ -357,6 +306,74 @@ pub(crate) fn scan_dir(
         write_offset,
         tail_synced_through,
     })
+}
+
+/// The refusal for damage at `offset` of `seg`.
+fn corrupt(seg: &SegmentFile, offset: usize, kind: DamageKind, replayed: &Replayed) -> OpenError {
+    OpenError::Corrupt {
+        segment: seg.id,
+        offset: offset as u64,
+        last_good_index: replayed.last_index(),
+        kind,
+    }
+}
+
+/// Checks a segment's header against its name, applies its first index
+/// (unless it is the first segment, whose first index is the log's base)
+/// and replays its complete batches. Returns the scan, batches consumed.
+fn replay_segment(
+    replayed: &mut Replayed,
+    seg: &SegmentFile,
+    bytes: &Bytes,
+    first: bool,
+    max_record_bytes: u32,
+) -> Result<SegmentScan, OpenError> {
+    let header = format::decode_segment_header(bytes).map_err(|k| corrupt(seg, 0, k, replayed))?;
+    if header.segment_id != seg.id || header.first_index != seg.first_index {
+        return Err(OpenError::MisnamedSegment {
+            path: seg.path.clone(),
+        });
+    }
+    if first {
+        replayed.base = header.first_index;
+    } else {
+        replayed.start_segment(seg.id, header.first_index)?;
+    }
+    let mut scan = scan_segment(bytes, seg.id, max_record_bytes);
+    for batch in std::mem::take(&mut scan.batches) {
+        for record in batch {
+            replayed.apply(seg.id, record)?;
+        }
+    }
+    Ok(scan)
+}
+
+/// What the damage a scan found means: nothing without damage; a torn tail
+/// to cut in the last segment when nothing after the damage proves it was
+/// synced; otherwise a refusal.
+fn plan_tail_repair(
+    seg: &SegmentFile,
+    bytes: &Bytes,
+    scan: &SegmentScan,
+    is_last: bool,
+    replayed: &Replayed,
+) -> Result<Option<TailRepair>, OpenError> {
+    let Some((offset, kind)) = scan.damage else {
+        return Ok(None);
+    };
+    let proven = format::later_commit_proves_durable(bytes, seg.id, offset, scan.good_end as u64);
+    if !is_last || proven.is_some() {
+        return Err(corrupt(seg, offset, kind, replayed));
+    }
+    let dirty_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    Ok(Some(TailRepair {
+        segment: seg.id,
+        path: seg.path.clone(),
+        damage_offset: offset as u64,
+        kind,
+        good_end: scan.good_end as u64,
+        dirty_end: dirty_end.max(scan.good_end) as u64,
+    }))
 }
 
 /// Checks that the log continues from the caller's snapshot and returns the

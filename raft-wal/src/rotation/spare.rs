@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
+use raft_io::{Backend, FileHandle};
 
 use crate::format::TEMP_SUFFIX;
-use crate::io::{Backend, FileHandle};
 
 /// The chunk size for writing zeros.
 pub(crate) const ZERO_CHUNK_BYTES: usize = 1 << 20;

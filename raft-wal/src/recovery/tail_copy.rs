@@ -1,6 +1,7 @@
 //! Rewriting bytes of a segment in place without putting them at risk.
 //!
-//! `open` must make durable whatever it returns (see `make_tail_durable`):
+//! `open` must make durable whatever it returns (see
+//! `super::make_tail_durable`):
 //! after a failed fsync the kernel marks the pages clean though they never
 //! reached the disk, so the bytes after the last proven-durable offset are
 //! written again, not just synced. But some of those bytes may already be
@@ -29,16 +30,28 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::OpenError;
-use crate::format::{SEGMENT_HEADER_BYTES, TEMP_SUFFIX};
-use crate::io::{Backend, FileHandle};
-use crate::recovery::{self, SegmentFile};
+use raft_io::codec::Field;
+use raft_io::{Backend, FileHandle};
+
+use crate::format::TEMP_SUFFIX;
 
 /// The copy's file name in the WAL directory.
-pub(crate) const TAIL_COPY_NAME: &str = "tail-copy";
+const TAIL_COPY_NAME: &str = "tail-copy";
 const MAGIC: [u8; 8] = *b"RWALCOPY";
 const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 48;
+
+// The copy's header, field by field (the module docs' layout).
+const COPY_MAGIC: Field = Field::first(MAGIC.len());
+const COPY_VERSION: Field = COPY_MAGIC.then(size_of::<u32>());
+const COPY_RESERVED_1: Field = COPY_VERSION.then(size_of::<u32>());
+const COPY_SEGMENT_ID: Field = COPY_RESERVED_1.then(size_of::<u64>());
+const COPY_OFFSET: Field = COPY_SEGMENT_ID.then(size_of::<u64>());
+const COPY_LEN: Field = COPY_OFFSET.then(size_of::<u64>());
+/// Covers the header bytes before it, then the data.
+const COPY_CRC: Field = COPY_LEN.then(size_of::<u32>());
+const COPY_RESERVED_2: Field = COPY_CRC.then(size_of::<u32>());
+const HEADER_BYTES: usize = COPY_RESERVED_2.end();
+const _: () = assert!(COPY_CRC.offset() == 40 && HEADER_BYTES == 48);
 
 /// Bytes to be written at `offset` of segment `segment_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,22 +63,20 @@ pub(crate) struct TailCopy {
 
 impl TailCopy {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_BYTES + self.data.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&self.segment_id.to_le_bytes());
-        out.extend_from_slice(&self.offset.to_le_bytes());
-        out.extend_from_slice(&(self.data.len() as u64).to_le_bytes());
-        let crc = crc(&out, &self.data);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        let mut out = vec![0u8; HEADER_BYTES];
+        out[COPY_MAGIC.range()].copy_from_slice(&MAGIC);
+        COPY_VERSION.put_u32(&mut out, VERSION);
+        COPY_SEGMENT_ID.put_u64(&mut out, self.segment_id);
+        COPY_OFFSET.put_u64(&mut out, self.offset);
+        COPY_LEN.put_u64(&mut out, self.data.len() as u64);
+        let crc = crc(&out[..COPY_CRC.offset()], &self.data);
+        COPY_CRC.put_u32(&mut out, crc);
         out.extend_from_slice(&self.data);
         out
     }
 
     /// Writes the copy into `segment`'s bytes, as the rewrite will.
-    /// `read_leftover` checked that the offset lies within the segment.
+    /// `super::read_leftover` checked that the offset lies within the segment.
     pub(crate) fn apply_to(&self, segment: &mut Vec<u8>) {
         let start = usize::try_from(self.offset).expect("checked against the segment's length");
         let end = start + self.data.len();
@@ -75,21 +86,26 @@ impl TailCopy {
         segment[start..end].copy_from_slice(&self.data);
     }
 
-    fn decode(bytes: &[u8]) -> Option<TailCopy> {
+    /// `None` for anything but a whole copy that verifies.
+    pub(super) fn decode(bytes: &[u8]) -> Option<TailCopy> {
         let header = bytes.get(..HEADER_BYTES)?;
-        let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4"));
-        let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
-        if header[..8] != MAGIC || u32_at(8) != VERSION || u32_at(12) != 0 || u32_at(44) != 0 {
+        let u32_field = |f: Field| f.get_u32(header).ok();
+        let u64_field = |f: Field| f.get_u64(header).ok();
+        if header[COPY_MAGIC.range()] != MAGIC
+            || u32_field(COPY_VERSION)? != VERSION
+            || u32_field(COPY_RESERVED_1)? != 0
+            || u32_field(COPY_RESERVED_2)? != 0
+        {
             return None;
         }
-        let len = usize::try_from(u64_at(32)).ok()?;
-        let data = bytes.get(HEADER_BYTES..)?;
-        if data.len() != len || u32_at(40) != crc(&header[..40], data) {
+        let len = usize::try_from(u64_field(COPY_LEN)?).ok()?;
+        let data = &bytes[HEADER_BYTES..];
+        if data.len() != len || u32_field(COPY_CRC)? != crc(&header[..COPY_CRC.offset()], data) {
             return None;
         }
         Some(TailCopy {
-            segment_id: u64_at(16),
-            offset: u64_at(24),
+            segment_id: u64_field(COPY_SEGMENT_ID)?,
+            offset: u64_field(COPY_OFFSET)?,
             data: data.to_vec(),
         })
     }
@@ -102,48 +118,9 @@ fn crc(header: &[u8], data: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn copy_path(dir: &Path) -> PathBuf {
+/// Where the copy lives in the WAL directory `dir`.
+pub(super) fn copy_path(dir: &Path) -> PathBuf {
     dir.join(TAIL_COPY_NAME)
-}
-
-/// Reads a leftover copy, if the directory has one, with the segment it
-/// belongs to.
-///
-/// # Errors
-/// [`OpenError::CorruptTailCopy`] if it does not verify or its segment does
-/// not exist; [`OpenError::Io`]; a refusal from listing the segments.
-pub(crate) fn read_leftover(
-    backend: &dyn Backend,
-    dir: &Path,
-) -> Result<Option<(TailCopy, SegmentFile)>, OpenError> {
-    let path = copy_path(dir);
-    let bytes = match backend.read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(OpenError::Io { path, source }),
-    };
-    let Some(copy) = TailCopy::decode(&bytes) else {
-        return Err(OpenError::CorruptTailCopy { path });
-    };
-    let (segments, _) = recovery::list_segments(backend, dir)?;
-    let Some(segment) = segments.into_iter().find(|s| s.id == copy.segment_id) else {
-        return Err(OpenError::CorruptTailCopy { path });
-    };
-    // The copy starts at an offset a commit frame proved durable, so the
-    // segment reaches it even after a power cut; the data itself may lie
-    // past the end (a segment that was growing). This bounds what a forged
-    // copy could make `open` allocate or write.
-    let len = backend
-        .open(&segment.path)
-        .and_then(|f| f.len())
-        .map_err(|source| OpenError::Io {
-            path: segment.path.clone(),
-            source,
-        })?;
-    if copy.offset < SEGMENT_HEADER_BYTES as u64 || copy.offset > len {
-        return Err(OpenError::CorruptTailCopy { path });
-    }
-    Ok(Some((copy, segment)))
 }
 
 /// Writes `copy.data` at `copy.offset` of `segment` (a handle on segment
