@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use raft_core::{ConfState, HardState, Index, LogId, SnapshotMetadata};
-use raft_snap::{LoadError, PurgeError, SnapshotReader, Snapshotter};
+use raft_snap::{LoadError, SnapshotReader, Snapshotter};
 use raft_wal::{Recovered, TailTruncation, Wal};
 
 use crate::error::OpenError;
@@ -178,7 +178,7 @@ fn skipped(
     let mut skipped = Vec::new();
     for &id in listed.iter().filter(newer) {
         if remaining.contains(&id) {
-            snapshotter.remove(id).map_err(PurgeError::from)?;
+            snapshotter.remove(id)?;
             tracing::warn!(snapshot = %id, "deleted a snapshot file the WAL has no marker for");
             skipped.push(SkippedSnapshot::Unrecorded(id));
         } else {

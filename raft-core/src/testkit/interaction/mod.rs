@@ -701,13 +701,7 @@ impl Env {
             self.note(1);
             return Ok(());
         }
-        let mut errors: Vec<String> = node
-            .storage
-            .persist(&rd)
-            .err()
-            .map(|e| e.to_string())
-            .into_iter()
-            .collect();
+        let mut errors = failures(node.storage.persist(&rd));
         errors.extend(apply(node, &rd.committed_entries));
         if let Err(e) = node.raw.advance() {
             errors.push(format!("advance: {e}"));
@@ -741,13 +735,7 @@ impl Env {
             return Ok(());
         };
         let (w, messages) = (w.batch, w.messages);
-        let mut errors: Vec<String> = node
-            .storage
-            .persist_batch(&w)
-            .err()
-            .map(|e| e.to_string())
-            .into_iter()
-            .collect();
+        let mut errors = failures(node.storage.persist_batch(&w));
         if let Err(e) = node.raw.on_persisted(w.number) {
             errors.push(format!("on_persisted: {e}"));
         }
@@ -1036,6 +1024,11 @@ impl Env {
         self.line(0, &text);
         Ok(())
     }
+}
+
+/// A failed persist as the lines to print.
+fn failures(r: Result<(), crate::PersistError>) -> Vec<String> {
+    r.err().map(|e| e.to_string()).into_iter().collect()
 }
 
 /// Applies committed entries: membership changes take effect and the new
