@@ -278,14 +278,60 @@ impl DiskStorage {
         data: Bytes,
         policy: CompactionPolicy,
     ) -> Result<SnapshotMetadata, SnapshotError> {
+        let metadata = self.take_snapshot(index, conf_state, |files, meta| {
+            files.write(meta, &data).map_err(SnapshotError::File)
+        })?;
+        self.snapshots.cache(metadata.clone(), data);
+        self.compact(index, policy)?;
+        Ok(metadata)
+    }
+
+    /// [`DiskStorage::snapshot_and_compact`] for a state machine too large
+    /// to serialize in memory: `data_len` bytes are read from `data` in
+    /// chunks straight into the snapshot file. The data is not kept in
+    /// memory; a leader sending the snapshot reads it back from the file.
+    ///
+    /// # Errors
+    /// As [`DiskStorage::snapshot_and_compact`], and
+    /// [`SnapshotError::Source`] when `data` fails or ends early (which
+    /// does not poison the storage: nothing was recorded).
+    pub fn snapshot_and_compact_from(
+        &self,
+        index: Index,
+        conf_state: ConfState,
+        data_len: u64,
+        data: impl std::io::Read,
+        policy: CompactionPolicy,
+    ) -> Result<SnapshotMetadata, SnapshotError> {
+        let metadata = self.take_snapshot(index, conf_state, |files, meta| {
+            files.write_from(meta, data_len, data)
+        })?;
+        self.compact(index, policy)?;
+        Ok(metadata)
+    }
+
+    /// Steps 1 and 2 of [`DiskStorage::snapshot_and_compact`]: the file
+    /// (written by `write`), then its marker; records it in memory.
+    fn take_snapshot(
+        &self,
+        index: Index,
+        conf_state: ConfState,
+        write: impl FnOnce(&SnapshotFiles, &SnapshotMetadata) -> Result<(), SnapshotError>,
+    ) -> Result<SnapshotMetadata, SnapshotError> {
         if self.is_poisoned() {
             return Err(SnapshotError::Poisoned);
         }
-        let order = self.snapshot_lock.lock();
+        let _order = self.snapshot_lock.lock();
         let metadata = self.check_new_snapshot(index, conf_state)?;
-        if let Err(e) = self.snapshots.write(&metadata, &data) {
-            self.poison();
-            return Err(SnapshotError::File(e));
+        match write(&self.snapshots, &metadata) {
+            Ok(()) => {}
+            // The source failed: the temporary file is gone, nothing on
+            // disk changed.
+            Err(e @ SnapshotError::Source(_)) => return Err(e),
+            Err(e) => {
+                self.poison();
+                return Err(e);
+            }
         }
         if let Err(e) = self.wal.save_snapshot_marker(&marker(&metadata)) {
             self.poison();
@@ -294,9 +340,6 @@ impl DiskStorage {
         self.mem
             .create_snapshot(index, metadata.conf_state.clone(), Bytes::new())
             .expect("checked under the snapshot lock");
-        self.snapshots.cache(metadata.clone(), data);
-        drop(order);
-        self.compact(index, policy)?;
         Ok(metadata)
     }
 
@@ -398,6 +441,11 @@ impl DiskStorage {
     /// it are handed out and applied again.
     pub fn set_conf_state(&self, cs: ConfState) {
         self.mem.set_conf_state(cs);
+    }
+
+    /// The WAL's counters since open (batches, fsyncs, bytes, rotations).
+    pub fn wal_stats(&self) -> raft_wal::WalStats {
+        self.wal.stats()
     }
 
     /// The hard state as last persisted.

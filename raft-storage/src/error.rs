@@ -127,6 +127,10 @@ pub enum SnapshotError {
         /// The last index held.
         last: Index,
     },
+    /// The state machine's data could not be read (or ended early); the
+    /// storage is not poisoned.
+    #[error("reading the snapshot data: {0}")]
+    Source(#[source] std::io::Error),
     /// The snapshot file could not be written.
     #[error("snapshot file: {0}")]
     File(#[source] raft_snap::SaveError),

@@ -8,7 +8,10 @@ use parking_lot::Mutex;
 use raft_core::{Index, LogId, Snapshot, SnapshotMetadata, StorageError};
 use raft_snap::{LoadError, PurgeError, SaveError, SnapshotDecoder, SnapshotReader, Snapshotter};
 
-use crate::error::InstallError;
+use crate::error::{InstallError, SnapshotError};
+
+/// The read size of [`SnapshotFiles::write_from`].
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The snapshot files of one storage.
 #[derive(Debug)]
@@ -110,6 +113,41 @@ impl SnapshotFiles {
     /// Writes `data` as the file of `meta`, durably.
     pub(crate) fn write(&self, meta: &SnapshotMetadata, data: &[u8]) -> Result<(), SaveError> {
         self.snapshotter.save(meta, data).map(|_| ())
+    }
+
+    /// Writes `data_len` bytes read from `data` as the file of `meta`,
+    /// durably, in chunks of bounded size.
+    pub(crate) fn write_from(
+        &self,
+        meta: &SnapshotMetadata,
+        data_len: u64,
+        mut data: impl Read,
+    ) -> Result<(), SnapshotError> {
+        let mut writer = self
+            .snapshotter
+            .writer(meta, data_len)
+            .map_err(SnapshotError::File)?;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut left = data_len;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match data.read(&mut buf[..want]) {
+                Ok(0) => {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the data ended {left} bytes short of {data_len}"),
+                    );
+                    return Err(SnapshotError::Source(e));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SnapshotError::Source(e)),
+            };
+            writer.write_chunk(&buf[..n]).map_err(SnapshotError::File)?;
+            left -= n as u64;
+        }
+        writer.commit().map_err(SnapshotError::File)?;
+        Ok(())
     }
 
     /// Removes all but the `kept` newest snapshots at or below `newest`

@@ -49,6 +49,8 @@ enum Op {
     Snapshot {
         index: Index,
         conf_state: ConfState,
+        /// Through `snapshot_and_compact_from` (a reader) rather than bytes.
+        streamed: bool,
     },
     Restart,
 }
@@ -126,7 +128,9 @@ impl State {
                 }
                 s.append(entries, *hs);
             }
-            Op::Snapshot { index, conf_state } => {
+            Op::Snapshot {
+                index, conf_state, ..
+            } => {
                 let meta = SnapshotMetadata {
                     index: *index,
                     term: s.term_at(index.get()),
@@ -251,6 +255,7 @@ fn workload(seed: u64) -> Vec<Op> {
             Op::Snapshot {
                 index: Index(index),
                 conf_state: conf_at(&base, &s.log, index),
+                streamed: rng.random_bool(0.5),
             }
         } else if roll < 92 {
             // A leader's snapshot past the end of the log.
@@ -346,12 +351,19 @@ fn run_op(storage: &mut Option<DiskStorage>, fs: &SimBackend, op: &Op) -> Result
             };
             storage.persist_batch(&batch).map_err(|e| e.to_string())
         }
-        Op::Snapshot { index, conf_state } => {
+        Op::Snapshot {
+            index,
+            conf_state,
+            streamed,
+        } => {
             let data = Bytes::from(vec![7u8; 500]);
-            storage
-                .snapshot_and_compact(*index, conf_state.clone(), data, policy())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let cs = conf_state.clone();
+            let taken = if *streamed {
+                storage.snapshot_and_compact_from(*index, cs, 500, &data[..], policy())
+            } else {
+                storage.snapshot_and_compact(*index, cs, data, policy())
+            };
+            taken.map(|_| ()).map_err(|e| e.to_string())
         }
         Op::Restart => unreachable!("handled above"),
     }
@@ -546,7 +558,16 @@ fn replay_one_seed() {
 fn the_workloads_exercise_every_kind_of_operation() {
     let ops: Vec<Op> = (0..SEEDS).flat_map(workload).collect();
     let count = |f: fn(&Op) -> bool| ops.iter().filter(|o| f(o)).count();
-    assert!(count(|o| matches!(o, Op::Snapshot { .. })) > 5);
+    assert!(count(|o| matches!(o, Op::Snapshot { streamed: true, .. })) > 3);
+    assert!(
+        count(|o| matches!(
+            o,
+            Op::Snapshot {
+                streamed: false,
+                ..
+            }
+        )) > 3
+    );
     assert!(
         count(|o| matches!(
             o,

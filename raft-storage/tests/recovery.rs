@@ -425,3 +425,64 @@ fn a_node_on_disk_storage_restarts_where_its_snapshot_and_log_left_it() {
     // term's no-op.
     assert_eq!(node.status().hard_state.commit, Index(14));
 }
+
+#[test]
+fn a_snapshot_streamed_from_a_reader_is_served_from_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _) = open(dir.path()).expect("open");
+    s.persist_batch(&batch(entries(1..=10), 10))
+        .expect("persist");
+    let data = vec![3u8; 3 << 20];
+    let meta = s
+        .snapshot_and_compact_from(
+            Index(8),
+            voters(),
+            data.len() as u64,
+            &data[..],
+            CompactionPolicy::new(),
+        )
+        .expect("snapshot");
+    assert_eq!((meta.index, meta.term), (Index(8), Term(1)));
+    assert_eq!(s.snapshot(Index(0)).expect("loads").data, data);
+    drop(s);
+    let (s, recovery) = open(dir.path()).expect("reopen");
+    assert_eq!(recovery.applied(), Index(8));
+    let mut reader = s.open_snapshot().expect("open").expect("a snapshot");
+    let mut streamed = Vec::new();
+    while let Some(chunk) = reader.next_chunk().expect("verified") {
+        streamed.extend_from_slice(chunk);
+    }
+    assert_eq!(streamed, data);
+}
+
+#[test]
+fn a_snapshot_source_that_fails_leaves_nothing_and_poisons_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _) = open(dir.path()).expect("open");
+    s.persist_batch(&batch(entries(1..=10), 10))
+        .expect("persist");
+    let short = vec![1u8; 100];
+    let e = s
+        .snapshot_and_compact_from(
+            Index(5),
+            voters(),
+            1000,
+            &short[..],
+            CompactionPolicy::new(),
+        )
+        .expect_err("ends early");
+    assert!(matches!(e, raft_storage::SnapshotError::Source(_)), "{e}");
+    assert!(!s.is_poisoned());
+    let files: Vec<_> = std::fs::read_dir(dir.path().join(SNAP_DIR))
+        .expect("list")
+        .collect();
+    assert!(files.is_empty(), "no file left: {files:?}");
+    assert_eq!(s.snapshot_metadata().index, Index(0));
+    s.snapshot_and_compact(
+        Index(5),
+        voters(),
+        Bytes::from_static(b"ok"),
+        CompactionPolicy::new(),
+    )
+    .expect("a later snapshot works");
+}
