@@ -461,7 +461,7 @@ fn a_snapshot_source_that_fails_leaves_nothing_and_poisons_nothing() {
     let (s, _) = open(dir.path()).expect("open");
     s.persist_batch(&batch(entries(1..=10), 10))
         .expect("persist");
-    let short = vec![1u8; 100];
+    let short = [1u8; 100];
     let e = s
         .snapshot_and_compact_from(
             Index(5),
