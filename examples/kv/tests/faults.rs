@@ -4,6 +4,9 @@
 //! history checked for linearizability; and the checker shown to reject a
 //! real recorded history with one injected stale read.
 //!
+//! A third run cuts the power of nodes (`--power-loss-fs`, a FUSE file
+//! system from `tools/powerloss-fs` that drops unsynced writes).
+//!
 //! The cluster tests run `raftkv faults` (see `raftkv::faults`), which
 //! needs root for its private network namespace and `ip` and `nft`. Where
 //! they are missing the tests say so and pass, unless `CI=true`, where
@@ -12,7 +15,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,7 +40,30 @@ impl Drop for Group {
     }
 }
 
+/// What else a run passes to `raftkv faults`.
+#[derive(Default)]
+struct Extra {
+    tls: bool,
+    /// `--faults`.
+    faults: Option<&'static str>,
+    /// `--power-loss-fs`.
+    power_loss_fs: Option<PathBuf>,
+}
+
 fn run_faults(nodes: u64, faults_secs: u64, clients: u32, tls: bool) {
+    run_faults_with(
+        nodes,
+        faults_secs,
+        clients,
+        Extra {
+            tls,
+            ..Extra::default()
+        },
+    );
+}
+
+fn run_faults_with(nodes: u64, faults_secs: u64, clients: u32, extra: Extra) {
+    let tls = extra.tls;
     let _one = ONE_CLUSTER.lock();
     let out_dir = tempfile::tempdir().expect("temp dir");
     let out_path = out_dir.path().join("output.txt");
@@ -52,6 +78,12 @@ fn run_faults(nodes: u64, faults_secs: u64, clients: u32, tls: bool) {
         .arg(clients.to_string());
     if tls {
         cmd.arg("--tls");
+    }
+    if let Some(faults) = extra.faults {
+        cmd.arg("--faults").arg(faults);
+    }
+    if let Some(fs) = &extra.power_loss_fs {
+        cmd.arg("--power-loss-fs").arg(fs);
     }
     if let Ok(seed) = std::env::var("RAFTKV_FAULTS_SEED") {
         cmd.arg("--seed").arg(seed);
@@ -112,6 +144,62 @@ fn a_three_node_cluster_under_faults_loses_no_write_and_stays_linearizable() {
 #[test]
 fn a_five_node_mtls_cluster_under_faults_loses_no_write_and_stays_linearizable() {
     run_faults(5, 55, 12, true);
+}
+
+/// Builds `tools/powerloss-fs` with this test's profile into its target
+/// directory and returns the executable, or `None` (skipped, except under
+/// `CI=true`) where FUSE is missing.
+fn powerloss_fs() -> Option<PathBuf> {
+    if !Path::new("/dev/fuse").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but /dev/fuse is missing: the power-loss run needs FUSE"
+        );
+        eprintln!("SKIPPED: no /dev/fuse for the power-loss run");
+        return None;
+    }
+    let exe = Path::new(env!("CARGO_BIN_EXE_raftkv"));
+    let profile_dir = exe.parent().expect("the executable's directory");
+    let target_dir = profile_dir.parent().expect("the target directory");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "powerloss-fs",
+            "--bin",
+            "powerloss-fs",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build -p powerloss-fs");
+    assert!(
+        status.success(),
+        "cargo build -p powerloss-fs failed: {status}"
+    );
+    Some(profile_dir.join("powerloss-fs"))
+}
+
+#[test]
+fn a_three_node_cluster_under_power_loss_loses_no_acknowledged_write() {
+    let Some(fs) = powerloss_fs() else { return };
+    run_faults_with(
+        3,
+        45,
+        8,
+        Extra {
+            faults: Some("power-loss,power-loss-all,kill-leader,partition-one"),
+            power_loss_fs: Some(fs),
+            ..Extra::default()
+        },
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 
 use super::certs::RunCerts;
 use super::net::{CLIENT_PORT, MAX_NODE_ID, PEER_PORT, node_ip};
+use super::power::{Mounts, PowerError};
 use crate::client::{Client, ClientError};
 use crate::tls::certs::CertError;
 
@@ -38,6 +39,9 @@ pub struct NodeSettings {
     pub log: String,
     /// Mutual TLS on the peer ports.
     pub tls: bool,
+    /// The `powerloss-fs` executable: each node's data directory becomes
+    /// a mount of it, so power can be cut ([`Cluster::power_loss`]).
+    pub power_loss_fs: Option<PathBuf>,
 }
 
 impl Default for NodeSettings {
@@ -50,6 +54,7 @@ impl Default for NodeSettings {
             request_timeout_ms: 2000,
             log: "info".into(),
             tls: false,
+            power_loss_fs: None,
         }
     }
 }
@@ -93,6 +98,9 @@ pub enum ClusterError {
     /// Certificates could not be made.
     #[error("certificates: {0}")]
     Certs(#[from] CertError),
+    /// A power-loss mount failed.
+    #[error(transparent)]
+    Power(#[from] PowerError),
 }
 
 struct Node {
@@ -112,6 +120,9 @@ pub struct Cluster {
     nodes: BTreeMap<u64, Node>,
     client: Client,
     certs: Option<RunCerts>,
+    /// The nodes' power-loss mounts, when [`NodeSettings::power_loss_fs`].
+    /// Dropped after the nodes (see `Drop`).
+    mounts: Option<Mounts>,
 }
 
 impl Drop for Cluster {
@@ -122,6 +133,8 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
+        // Unmounted only once no node uses them.
+        drop(self.mounts.take());
     }
 }
 
@@ -172,6 +185,7 @@ impl Cluster {
             false => None,
         };
         let mut c = Cluster {
+            mounts: settings.power_loss_fs.clone().map(Mounts::new),
             certs,
             bin,
             dir,
@@ -220,6 +234,10 @@ impl Cluster {
             .append(true)
             .open(self.log_path(id))
             .map_err(|e| err("opening its log", e))?;
+        let data_dir = self.dir.join(format!("node-{id}"));
+        if let Some(mounts) = &mut self.mounts {
+            mounts.ensure(id, &data_dir, &self.dir)?;
+        }
         let s = &self.settings;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--id")
@@ -231,7 +249,7 @@ impl Cluster {
             .arg("--port")
             .arg(CLIENT_PORT.to_string())
             .arg("--data-dir")
-            .arg(self.dir.join(format!("node-{id}")))
+            .arg(&data_dir)
             .arg("--snapshot-count")
             .arg(s.snapshot_count.to_string())
             .arg("--catch-up-entries")
@@ -283,6 +301,26 @@ impl Cluster {
             child.wait().map_err(|e| err("reaping", e))?;
         }
         Ok(())
+    }
+
+    /// Cuts node `id`'s power: SIGKILL, then everything it did not make
+    /// durable is dropped from its data directory. Restart it with
+    /// [`Cluster::restart`].
+    ///
+    /// # Errors
+    /// [`ClusterError::Process`] or [`ClusterError::Power`]; without
+    /// power-loss mounts, the kill alone.
+    pub fn power_loss(&mut self, id: u64) -> Result<(), ClusterError> {
+        self.kill(id)?;
+        if let Some(mounts) = &self.mounts {
+            mounts.power_loss(id)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the data directories are power-loss mounts.
+    pub fn can_cut_power(&self) -> bool {
+        self.mounts.is_some()
     }
 
     /// Restarts a killed member `id` on its data directory.

@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod history;
 pub mod nemesis;
 pub mod net;
+pub mod power;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -78,9 +79,10 @@ pub struct FaultsArgs {
     /// Share of operations that are linearizable reads.
     #[arg(long, default_value_t = 0.5)]
     pub read_ratio: f64,
-    /// Fault kinds to inject, comma-separated [default: all]: kill-random,
+    /// Fault kinds to inject, comma-separated [default: all, the
+    /// power-loss kinds only with --power-loss-fs]: kill-random,
     /// kill-leader, pause, partition-one, partition-leader, one-way,
-    /// packet-loss, membership.
+    /// packet-loss, membership, power-loss, power-loss-all.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     pub faults: Vec<FaultKind>,
     /// Directory for the run's data, logs and history [default: a new
@@ -104,6 +106,11 @@ pub struct FaultsArgs {
     /// Mutual TLS on the peer ports, with certificates made for the run.
     #[arg(long)]
     pub tls: bool,
+    /// The `powerloss-fs` executable (`cargo build -p powerloss-fs`): each
+    /// node's data directory becomes a mount of it, and the power-loss
+    /// faults drop whatever a node did not fsync. Needs /dev/fuse.
+    #[arg(long)]
+    pub power_loss_fs: Option<PathBuf>,
 }
 
 fn parse_kind(s: &str) -> Result<FaultKind, String> {
@@ -292,6 +299,21 @@ fn validate(args: &FaultsArgs) -> Result<(), FaultsError> {
     if !(0.0..=1.0).contains(&args.read_ratio) {
         return Err(FaultsError::Args("--read-ratio must be in [0, 1]".into()));
     }
+    if args.power_loss_fs.is_none()
+        && let Some(k) = args.faults.iter().find(|k| k.cuts_power())
+    {
+        return Err(FaultsError::Args(format!(
+            "{k} needs --power-loss-fs (cargo build -p powerloss-fs)"
+        )));
+    }
+    if let Some(fs) = &args.power_loss_fs
+        && !fs.is_file()
+    {
+        return Err(FaultsError::Args(format!(
+            "--power-loss-fs {}: no such file (cargo build -p powerloss-fs)",
+            fs.display()
+        )));
+    }
     Ok(())
 }
 
@@ -300,7 +322,14 @@ async fn run_and_report(args: FaultsArgs) -> ExitCode {
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("raftkv-faults-{seed}-{}", std::process::id()))
     });
-    let tls = if args.tls { " --tls" } else { "" };
+    let mut tls = if args.tls { " --tls" } else { "" }.to_string();
+    if !args.faults.is_empty() {
+        let names: Vec<&str> = args.faults.iter().map(|k| k.name()).collect();
+        tls.push_str(&format!(" --faults {}", names.join(",")));
+    }
+    if let Some(fs) = &args.power_loss_fs {
+        tls.push_str(&format!(" --power-loss-fs {}", fs.display()));
+    }
     println!(
         "raftkv faults: {} nodes{tls}, {} clients, {} keys, {:?} of faults, seed {seed}; run directory {}",
         args.nodes,
@@ -389,7 +418,11 @@ async fn run_inner(
         Arc::clone(&stop),
     ));
     let kinds = if args.faults.is_empty() {
-        FaultKind::ALL.to_vec()
+        let power = args.power_loss_fs.is_some();
+        FaultKind::ALL
+            .into_iter()
+            .filter(|k| power || !k.cuts_power())
+            .collect()
     } else {
         args.faults.clone()
     };
@@ -453,6 +486,7 @@ async fn start_cluster(args: &FaultsArgs, dir: &Path) -> Result<Cluster, FaultsE
         snapshot_count: args.snapshot_count,
         log: args.log.clone(),
         tls: args.tls,
+        power_loss_fs: args.power_loss_fs.clone(),
         ..NodeSettings::default()
     };
     let cluster = Cluster::start(bin, dir.to_path_buf(), args.nodes, settings)?;

@@ -39,11 +39,18 @@ pub enum FaultKind {
     /// Remove a member (the leader a third of the time), then add a fresh
     /// node with a new id.
     Membership,
+    /// Cut one member's power (the leader half of the time): SIGKILL and
+    /// every write it did not fsync dropped; later restart it. Needs
+    /// `--power-loss-fs`.
+    PowerLoss,
+    /// Cut every member's power at once, then restart them all. Needs
+    /// `--power-loss-fs`.
+    PowerLossAll,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::KillRandom,
         FaultKind::KillLeader,
         FaultKind::Pause,
@@ -52,7 +59,14 @@ impl FaultKind {
         FaultKind::OneWay,
         FaultKind::PacketLoss,
         FaultKind::Membership,
+        FaultKind::PowerLoss,
+        FaultKind::PowerLossAll,
     ];
+
+    /// Whether it needs power-loss mounts.
+    pub fn cuts_power(self) -> bool {
+        matches!(self, FaultKind::PowerLoss | FaultKind::PowerLossAll)
+    }
 
     /// A short name.
     pub fn name(self) -> &'static str {
@@ -65,6 +79,8 @@ impl FaultKind {
             FaultKind::OneWay => "one-way",
             FaultKind::PacketLoss => "packet-loss",
             FaultKind::Membership => "membership",
+            FaultKind::PowerLoss => "power-loss",
+            FaultKind::PowerLossAll => "power-loss-all",
         }
     }
 }
@@ -234,7 +250,32 @@ impl<'a> Nemesis<'a> {
             FaultKind::OneWay => self.one_way(kind).await,
             FaultKind::PacketLoss => self.packet_loss(kind).await,
             FaultKind::Membership => self.replace_member(kind).await,
+            FaultKind::PowerLoss => {
+                let victim = self.leader_or_random().await?;
+                self.cut_power(kind, &[victim]).await
+            }
+            FaultKind::PowerLossAll => {
+                let all = self.cluster.members().to_vec();
+                self.cut_power(kind, &all).await
+            }
         }
+    }
+
+    /// Cuts the power of `victims` at once, then restarts them.
+    async fn cut_power(&mut self, kind: FaultKind, victims: &[u64]) -> Result<(), NemesisError> {
+        let hold = self.millis(500, 3000);
+        self.log(format!(
+            "{kind}: power cut on nodes {victims:?} for {hold:?}"
+        ));
+        for &id in victims {
+            self.cluster.power_loss(id)?;
+        }
+        tokio::time::sleep(hold).await;
+        for &id in victims {
+            self.cluster.restart(id)?;
+        }
+        self.log(format!("power back on nodes {victims:?}"));
+        Ok(())
     }
 
     /// The leader half of the time, else a random member.
