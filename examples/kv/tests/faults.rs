@@ -4,8 +4,9 @@
 //! history checked for linearizability; and the checker shown to reject a
 //! real recorded history with one injected stale read.
 //!
-//! A third run cuts the power of nodes (`--power-loss-fs`, a FUSE file
-//! system from `tools/powerloss-fs` that drops unsynced writes).
+//! A third run cuts the power of nodes, fills their disks, fails and
+//! slows their fsyncs (`--power-loss-fs`, a FUSE file system from
+//! `tools/powerloss-fs` that drops unsynced writes on command).
 //!
 //! The cluster tests run `raftkv faults` (see `raftkv::faults`), which
 //! needs root for its private network namespace and `ip` and `nft`. Where
@@ -188,14 +189,16 @@ fn powerloss_fs() -> Option<PathBuf> {
 }
 
 #[test]
-fn a_three_node_cluster_under_power_loss_loses_no_acknowledged_write() {
+fn a_three_node_cluster_under_power_loss_and_disk_faults_loses_no_acknowledged_write() {
     let Some(fs) = powerloss_fs() else { return };
     run_faults_with(
         3,
-        45,
+        60,
         8,
         Extra {
-            faults: Some("power-loss,power-loss-all,kill-leader,partition-one"),
+            faults: Some(
+                "power-loss,power-loss-all,disk-full,fsync-error,slow-disk,kill-leader,partition-one",
+            ),
             power_loss_fs: Some(fs),
             ..Extra::default()
         },

@@ -318,6 +318,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// Sends node `id`'s file system a control command (`fail-fsync on`,
+    /// `capacity <bytes>`, `fsync-delay-ms <n>`, `status`, ...); returns
+    /// the reply.
+    ///
+    /// # Errors
+    /// [`ClusterError::Power`].
+    pub fn disk(&self, id: u64, command: &str) -> Result<String, ClusterError> {
+        match &self.mounts {
+            Some(mounts) => Ok(mounts.command(id, command)?),
+            None => Ok(String::new()),
+        }
+    }
+
+    /// Waits until node `id`'s process exits on its own; returns how.
+    ///
+    /// # Errors
+    /// [`ClusterError::Timeout`] if it is still running after `within`.
+    pub async fn wait_stopped(
+        &mut self,
+        id: u64,
+        within: Duration,
+    ) -> Result<ExitStatus, ClusterError> {
+        self.wait_exit(id, Instant::now() + within).await
+    }
+
     /// Whether the data directories are power-loss mounts.
     pub fn can_cut_power(&self) -> bool {
         self.mounts.is_some()

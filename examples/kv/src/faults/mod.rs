@@ -79,10 +79,10 @@ pub struct FaultsArgs {
     /// Share of operations that are linearizable reads.
     #[arg(long, default_value_t = 0.5)]
     pub read_ratio: f64,
-    /// Fault kinds to inject, comma-separated [default: all, the
-    /// power-loss kinds only with --power-loss-fs]: kill-random,
-    /// kill-leader, pause, partition-one, partition-leader, one-way,
-    /// packet-loss, membership, power-loss, power-loss-all.
+    /// Fault kinds to inject, comma-separated [default: all, the disk
+    /// kinds only with --power-loss-fs]: kill-random, kill-leader, pause,
+    /// partition-one, partition-leader, one-way, packet-loss, membership,
+    /// power-loss, power-loss-all, disk-full, fsync-error, slow-disk.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     pub faults: Vec<FaultKind>,
     /// Directory for the run's data, logs and history [default: a new

@@ -17,6 +17,10 @@ use super::net::{self, Drop, NetError};
 
 /// How long the cluster may take to recover from one fault.
 pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a node whose every fsync fails may keep running: under the
+/// clients' load it fsyncs many times a second, and must stop at the
+/// first failure.
+const FSYNC_ERROR_STOP: Duration = Duration::from_secs(15);
 
 /// The kinds of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,11 +50,23 @@ pub enum FaultKind {
     /// Cut every member's power at once, then restart them all. Needs
     /// `--power-loss-fs`.
     PowerLossAll,
+    /// Fill one member's disk: its next write past a small margin fails
+    /// with ENOSPC; the node must refuse or stop, never acknowledge what
+    /// it could not write. Space returns after a while (and a stopped node
+    /// is restarted). Needs `--power-loss-fs`.
+    DiskFull,
+    /// Make every fsync of one member (the leader half of the time) fail
+    /// with EIO: it must stop, not carry on ("fsyncgate"). Then its power
+    /// is cut and it restarts on a healthy disk. Needs `--power-loss-fs`.
+    FsyncError,
+    /// Add 20–200 ms to every fsync of one member (the leader half of the
+    /// time) for a while. Needs `--power-loss-fs`.
+    SlowDisk,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::KillRandom,
         FaultKind::KillLeader,
         FaultKind::Pause,
@@ -61,11 +77,21 @@ impl FaultKind {
         FaultKind::Membership,
         FaultKind::PowerLoss,
         FaultKind::PowerLossAll,
+        FaultKind::DiskFull,
+        FaultKind::FsyncError,
+        FaultKind::SlowDisk,
     ];
 
-    /// Whether it needs power-loss mounts.
+    /// Whether it needs power-loss mounts (`--power-loss-fs`).
     pub fn cuts_power(self) -> bool {
-        matches!(self, FaultKind::PowerLoss | FaultKind::PowerLossAll)
+        matches!(
+            self,
+            FaultKind::PowerLoss
+                | FaultKind::PowerLossAll
+                | FaultKind::DiskFull
+                | FaultKind::FsyncError
+                | FaultKind::SlowDisk
+        )
     }
 
     /// A short name.
@@ -81,6 +107,9 @@ impl FaultKind {
             FaultKind::Membership => "membership",
             FaultKind::PowerLoss => "power-loss",
             FaultKind::PowerLossAll => "power-loss-all",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::FsyncError => "fsync-error",
+            FaultKind::SlowDisk => "slow-disk",
         }
     }
 }
@@ -258,7 +287,75 @@ impl<'a> Nemesis<'a> {
                 let all = self.cluster.members().to_vec();
                 self.cut_power(kind, &all).await
             }
+            FaultKind::DiskFull => self.disk_full(kind).await,
+            FaultKind::FsyncError => self.fsync_error(kind).await,
+            FaultKind::SlowDisk => self.slow_disk(kind).await,
         }
+    }
+
+    /// Fills a member's disk for a while; restarts it if it stopped.
+    async fn disk_full(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let victim = self.random_member();
+        let status = self.cluster.disk(victim, "status")?;
+        let used: u64 = status
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("used-bytes="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let hold = self.millis(2000, 5000);
+        self.log(format!(
+            "{kind}: node {victim}'s disk full at {used} bytes for {hold:?}"
+        ));
+        self.cluster.disk(victim, &format!("capacity {used}"))?;
+        let stopped = self.cluster.wait_stopped(victim, hold).await.ok();
+        self.cluster.disk(victim, "capacity off")?;
+        match stopped {
+            Some(status) => {
+                self.log(format!(
+                    "node {victim} stopped ({status}); space is back, restarting it"
+                ));
+                self.cluster.restart(victim)?;
+            }
+            None => self.log(format!(
+                "space is back on node {victim}, which kept running"
+            )),
+        }
+        Ok(())
+    }
+
+    /// Fails a member's fsyncs until it stops, then cuts its power and
+    /// restarts it on a healthy disk.
+    async fn fsync_error(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let victim = self.leader_or_random().await?;
+        self.log(format!(
+            "{kind}: every fsync of node {victim} fails with EIO"
+        ));
+        self.cluster.disk(victim, "fail-fsync on")?;
+        let stopped = self.cluster.wait_stopped(victim, FSYNC_ERROR_STOP).await;
+        self.cluster.disk(victim, "fail-fsync off")?;
+        let status = stopped?;
+        self.log(format!(
+            "node {victim} stopped ({status}); power cut, disk healthy, restarting it"
+        ));
+        self.cluster.power_loss(victim)?;
+        self.cluster.restart(victim)?;
+        Ok(())
+    }
+
+    /// Slows a member's fsyncs down for a while.
+    async fn slow_disk(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let victim = self.leader_or_random().await?;
+        let delay = self.rng.random_range(20..=200u64);
+        let hold = self.millis(1000, 5000);
+        self.log(format!(
+            "{kind}: node {victim}'s fsyncs take {delay} ms more for {hold:?}"
+        ));
+        self.cluster
+            .disk(victim, &format!("fsync-delay-ms {delay}"))?;
+        tokio::time::sleep(hold).await;
+        self.cluster.disk(victim, "fsync-delay-ms 0")?;
+        self.log(format!("node {victim}'s disk is fast again"));
+        Ok(())
     }
 
     /// Cuts the power of `victims` at once, then restarts them.

@@ -122,9 +122,19 @@ impl Mounts {
     /// # Errors
     /// A [`PowerError::Control`].
     pub fn power_loss(&self, id: u64) -> Result<(), PowerError> {
+        self.command(id, "power-loss").map(|_| ())
+    }
+
+    /// Sends node `id`'s file system a control command (see
+    /// `tools/powerloss-fs`); returns the reply. Without a mount for `id`,
+    /// nothing happens.
+    ///
+    /// # Errors
+    /// A [`PowerError::Control`].
+    pub fn command(&self, id: u64, command: &str) -> Result<String, PowerError> {
         match self.mounts.get(&id) {
-            Some(m) => control(&m.socket, "power-loss").map(|_| ()),
-            None => Ok(()),
+            Some(m) => control(&m.socket, command),
+            None => Ok(String::new()),
         }
     }
 }
