@@ -45,6 +45,12 @@ pub struct ServerArgs {
     /// Election timeout, in ticks.
     #[arg(long, default_value_t = 10)]
     pub election_ticks: u32,
+    /// How linearizable reads are confirmed: `index` (a heartbeat round
+    /// with a quorum, etcd's default) or `lease` (the leader answers within
+    /// its lease, no round trip; assumes the nodes' clocks advance at the
+    /// same rate, within what the election timeout absorbs).
+    #[arg(long, value_enum, default_value_t = ReadMode::Index)]
+    pub read_mode: ReadMode,
     /// Heartbeat interval, in ticks.
     #[arg(long, default_value_t = 1)]
     pub heartbeat_ticks: u32,
@@ -93,6 +99,15 @@ pub struct ClientApiOptions {
     pub addr: SocketAddr,
     /// TLS, if `--client-cert` and `--client-key` were given.
     pub tls: Option<TlsFiles>,
+}
+
+/// How linearizable reads are confirmed (`--read-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadMode {
+    /// ReadIndex: a heartbeat round with a quorum per batch of reads.
+    Index,
+    /// The leader's lease: no round trip.
+    Lease,
 }
 
 /// A flag that cannot work, and what to do about it.
@@ -202,6 +217,10 @@ impl ServerArgs {
             join: self.join,
             data_dir,
             snapshot_count: self.snapshot_count,
+            read_mode: match self.read_mode {
+                ReadMode::Index => raft_core::ReadOnlyOption::Safe,
+                ReadMode::Lease => raft_core::ReadOnlyOption::LeaseBased,
+            },
             catch_up_entries: self.catch_up_entries,
             tick: Duration::from_millis(self.tick_ms),
             election_ticks: self.election_ticks,
@@ -274,6 +293,7 @@ mod tests {
             catch_up_entries: 5000,
             tick_ms: 100,
             election_ticks: 10,
+            read_mode: ReadMode::Index,
             heartbeat_ticks: 1,
             log: "info".into(),
             client_host: "127.0.0.1".parse().unwrap(),

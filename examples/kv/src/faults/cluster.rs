@@ -39,6 +39,8 @@ pub struct NodeSettings {
     pub log: String,
     /// Mutual TLS on the peer ports.
     pub tls: bool,
+    /// `--read-mode` (`index` or `lease`).
+    pub read_mode: String,
     /// The `powerloss-fs` executable: each node's data directory becomes
     /// a mount of it, so power can be cut ([`Cluster::power_loss`]).
     pub power_loss_fs: Option<PathBuf>,
@@ -54,6 +56,7 @@ impl Default for NodeSettings {
             request_timeout_ms: 2000,
             log: "info".into(),
             tls: false,
+            read_mode: "index".into(),
             power_loss_fs: None,
         }
     }
@@ -262,6 +265,8 @@ impl Cluster {
             .arg(s.request_timeout_ms.to_string())
             .arg("--log")
             .arg(&s.log)
+            .arg("--read-mode")
+            .arg(&s.read_mode)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));

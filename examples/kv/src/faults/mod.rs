@@ -106,6 +106,11 @@ pub struct FaultsArgs {
     /// Mutual TLS on the peer ports, with certificates made for the run.
     #[arg(long)]
     pub tls: bool,
+    /// `--read-mode` of the nodes: `lease` serves the clients'
+    /// linearizable reads from the leader's lease (list `pause` more than
+    /// once in --faults to weight leader pauses up).
+    #[arg(long, value_enum, default_value_t = crate::cli::ReadMode::Index)]
+    pub read_mode: crate::cli::ReadMode,
     /// The `powerloss-fs` executable (`cargo build -p powerloss-fs`): each
     /// node's data directory becomes a mount of it, and the power-loss
     /// faults drop whatever a node did not fsync. Needs /dev/fuse.
@@ -330,6 +335,9 @@ async fn run_and_report(args: FaultsArgs) -> ExitCode {
     if let Some(fs) = &args.power_loss_fs {
         tls.push_str(&format!(" --power-loss-fs {}", fs.display()));
     }
+    if args.read_mode == crate::cli::ReadMode::Lease {
+        tls.push_str(" --read-mode lease");
+    }
     println!(
         "raftkv faults: {} nodes{tls}, {} clients, {} keys, {:?} of faults, seed {seed}; run directory {}",
         args.nodes,
@@ -487,6 +495,10 @@ async fn start_cluster(args: &FaultsArgs, dir: &Path) -> Result<Cluster, FaultsE
         log: args.log.clone(),
         tls: args.tls,
         power_loss_fs: args.power_loss_fs.clone(),
+        read_mode: match args.read_mode {
+            crate::cli::ReadMode::Index => "index".into(),
+            crate::cli::ReadMode::Lease => "lease".into(),
+        },
         ..NodeSettings::default()
     };
     let cluster = Cluster::start(bin, dir.to_path_buf(), args.nodes, settings)?;

@@ -25,6 +25,8 @@ use crate::transport::{SnapshotReceiveConfig, Transport, TransportConfig, Transp
 
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
+/// The most ticks one wake-up catches up on (see `ticks_due`).
+const MAX_CATCH_UP_TICKS: u32 = 1000;
 /// Requests drained from the queue before a Ready is built.
 const MAX_EVENTS_PER_READY: usize = 8192;
 
@@ -41,6 +43,9 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     /// Applied entries between snapshots.
     pub snapshot_count: u64,
+    /// How linearizable reads are confirmed: a quorum round (`Safe`) or
+    /// the leader's lease (`LeaseBased`).
+    pub read_mode: raft_core::ReadOnlyOption,
     /// Entries kept in memory behind a snapshot so that a slightly lagging
     /// follower catches up from the log rather than by snapshot (etcd's
     /// `SnapshotCatchUpEntries`, 5000 by default there too).
@@ -167,6 +172,7 @@ impl RaftLoop {
         config.heartbeat_interval_ticks = opts.heartbeat_ticks;
         config.applied = opened.snapshot.map_or(Index::ZERO, |s| s.index);
         config.max_inflight_msgs = 1024;
+        config.read_only_option = opts.read_mode;
         config.seed = random_u64();
         let node = RawNode::new(config, Arc::clone(&opened.storage))?;
         let store = Arc::new(RwLock::new(opened.store));
@@ -226,19 +232,24 @@ impl RaftLoop {
                     Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
                 }
             };
+            // Ticks first: a request that waited out a pause must meet the
+            // node's clock as it is now, not as it was when it stopped.
+            let now = Instant::now();
+            if now >= next_tick {
+                let ticks = ticks_due(now, next_tick, tick);
+                next_tick = now + tick;
+                for _ in 0..ticks {
+                    if let Some(exit) = self.on_tick()? {
+                        self.finish()?;
+                        return Ok(exit);
+                    }
+                }
+            }
             if let Some(ev) = first {
                 self.handle_event(ev)?;
                 for _ in 0..MAX_EVENTS_PER_READY {
                     let Ok(ev) = self.rx.try_recv() else { break };
                     self.handle_event(ev)?;
-                }
-            }
-            let now = Instant::now();
-            if now >= next_tick {
-                next_tick = now + tick;
-                if let Some(exit) = self.on_tick()? {
-                    self.finish()?;
-                    return Ok(exit);
                 }
             }
             self.start_read_round();
@@ -567,6 +578,20 @@ impl RaftLoop {
     }
 }
 
+/// Ticks owed at `now` when the next was due at `due`: one, plus every tick
+/// missed while the process was stopped (SIGSTOP, a VM pause) or starved,
+/// so that a lease measured in ticks never outlives the time it stands for
+/// (thesis §6.4.1 assumes clocks that advance). Bounded by
+/// [`MAX_CATCH_UP_TICKS`]: past an election timeout or two, more ticks
+/// change nothing.
+fn ticks_due(now: Instant, due: Instant, tick: Duration) -> u32 {
+    let late = now.saturating_duration_since(due);
+    let missed = late.as_nanos() / tick.as_nanos().max(1);
+    u32::try_from(missed.saturating_add(1))
+        .unwrap_or(u32::MAX)
+        .min(MAX_CATCH_UP_TICKS)
+}
+
 fn role_name(role: RoleKind) -> &'static str {
     match role {
         RoleKind::Follower => "follower",
@@ -638,4 +663,30 @@ fn initial_peers(opts: &ServerOptions, store: &KvStore) -> Vec<(NodeId, PeerUrl)
     }
     peers.retain(|(id, _)| *id != opts.id);
     peers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_up_on_time_owes_one_tick() {
+        let due = Instant::now();
+        let tick = Duration::from_millis(100);
+        assert_eq!(ticks_due(due, due, tick), 1);
+        assert_eq!(ticks_due(due + Duration::from_millis(99), due, tick), 1);
+    }
+
+    #[test]
+    fn a_wake_up_after_a_pause_owes_every_tick_it_missed() {
+        let due = Instant::now();
+        let tick = Duration::from_millis(100);
+        // Stopped for 2.05 s: the due tick and 20 more.
+        assert_eq!(ticks_due(due + Duration::from_millis(2050), due, tick), 21);
+        // A very long pause is bounded.
+        assert_eq!(
+            ticks_due(due + Duration::from_secs(3600), due, tick),
+            MAX_CATCH_UP_TICKS
+        );
+    }
 }
