@@ -62,11 +62,16 @@ pub enum FaultKind {
     /// Add 20–200 ms to every fsync of one member (the leader half of the
     /// time) for a while. Needs `--power-loss-fs`.
     SlowDisk,
+    /// SIGKILL every member at once, then restart them all.
+    KillAll,
+    /// Cut the leader (with a minority) off from the majority, then SIGKILL
+    /// a member of the majority too; restart it, then heal.
+    PartitionKill,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::KillRandom,
         FaultKind::KillLeader,
         FaultKind::Pause,
@@ -80,6 +85,8 @@ impl FaultKind {
         FaultKind::DiskFull,
         FaultKind::FsyncError,
         FaultKind::SlowDisk,
+        FaultKind::KillAll,
+        FaultKind::PartitionKill,
     ];
 
     /// Whether it needs power-loss mounts (`--power-loss-fs`).
@@ -110,6 +117,8 @@ impl FaultKind {
             FaultKind::DiskFull => "disk-full",
             FaultKind::FsyncError => "fsync-error",
             FaultKind::SlowDisk => "slow-disk",
+            FaultKind::KillAll => "kill-all",
+            FaultKind::PartitionKill => "partition-kill",
         }
     }
 }
@@ -290,7 +299,49 @@ impl<'a> Nemesis<'a> {
             FaultKind::DiskFull => self.disk_full(kind).await,
             FaultKind::FsyncError => self.fsync_error(kind).await,
             FaultKind::SlowDisk => self.slow_disk(kind).await,
+            FaultKind::KillAll => self.kill_all(kind).await,
+            FaultKind::PartitionKill => self.partition_kill(kind).await,
         }
+    }
+
+    async fn kill_all(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let all = self.cluster.members().to_vec();
+        let hold = self.millis(500, 3000);
+        self.log(format!("{kind}: SIGKILL nodes {all:?} for {hold:?}"));
+        for &id in &all {
+            self.cluster.kill(id)?;
+        }
+        tokio::time::sleep(hold).await;
+        for &id in &all {
+            self.cluster.restart(id)?;
+        }
+        self.log(format!("restarted nodes {all:?}"));
+        Ok(())
+    }
+
+    /// A partition, and a crash on the majority side while it lasts.
+    async fn partition_kill(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let leader = self.leader().await?;
+        let mut rest = self.others(&[leader]);
+        rest.shuffle(&mut self.rng);
+        let companions = (self.cluster.members().len() - 1) / 2 - 1;
+        let mut minority = vec![leader];
+        minority.extend(rest.drain(..companions));
+        let victim = *rest.choose(&mut self.rng).expect("a majority");
+        let hold = self.millis(1000, 4000);
+        self.log(format!(
+            "{kind}: leader's side {minority:?} cut off from {rest:?}, and node {victim} \
+             SIGKILLed, for {hold:?}"
+        ));
+        net::set_rules(&Self::cut(&minority, &rest))?;
+        self.cluster.kill(victim)?;
+        tokio::time::sleep(hold).await;
+        self.cluster.restart(victim)?;
+        self.log(format!("restarted node {victim}"));
+        tokio::time::sleep(self.millis(200, 1000)).await;
+        net::heal()?;
+        self.log("network healed".into());
+        Ok(())
     }
 
     /// Fills a member's disk for a while; restarts it if it stopped.
