@@ -18,7 +18,8 @@
 //! ReadIndex forwarding), so any node can be used.
 //!
 //! Errors have plain-text bodies: 400 malformed request, 404 missing key
-//! or member, 405 wrong method, 409 membership conflict, 413 key or value
+//! or member, 405 wrong method, 409 membership conflict (an existing voter,
+//! a removed id: ids are never reused), 413 key or value
 //! too large, 503 + `Retry-After` when there is no leader or the proposal
 //! was dropped, 504 when the outcome is unknown after the request timeout.
 
@@ -305,7 +306,12 @@ pub fn status_json(s: &StatusReport) -> serde_json::Value {
         "role": s.role,
         "commit": s.commit,
         "applied": s.applied,
-        "members": { "voters": s.voters, "learners": s.learners, "urls": urls },
+        "members": {
+            "voters": s.voters,
+            "learners": s.learners,
+            "urls": urls,
+            "removed": s.removed,
+        },
         "last_snapshot": { "index": s.last_snapshot.0, "term": s.last_snapshot.1 },
     })
 }

@@ -151,6 +151,41 @@ async fn a_removed_leader_stops_and_the_rest_keep_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_node_id_is_refused_when_added_again_and_the_cluster_keeps_its_quorum() {
+    let mut c = ClusterBuilder::default().start().await;
+    let leader = c.wait_leader().await;
+    let removed = (1..=3).find(|id| *id != leader).expect("a follower");
+    c.client
+        .remove_node(&c.endpoint(leader), removed)
+        .await
+        .expect("remove a follower");
+    assert!(c.wait_exit(removed).await.success());
+    let resp = c
+        .client
+        .request(
+            Method::POST,
+            &c.endpoint(leader),
+            &format!("/{removed}"),
+            Bytes::from(c.peer_url(removed)),
+        )
+        .await
+        .expect("request");
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    assert_eq!(resp.status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("never reused"), "{body}");
+    let status = c.status(leader).await.expect("status");
+    assert_eq!(
+        status["members"]["voters"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(status["members"]["removed"], serde_json::json!([removed]));
+    c.put(leader, "after", "1").await;
+    for id in c.running() {
+        assert_eq!(c.get(id, "after").await.as_deref(), Some("1"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_node_cleanly_and_it_restarts() {
     let mut c = ClusterBuilder::default().start().await;
     c.put(2, "k", "v").await;

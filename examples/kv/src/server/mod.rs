@@ -113,6 +113,8 @@ pub struct StatusReport {
     pub learners: Vec<u64>,
     /// Member URLs.
     pub urls: Vec<(u64, String)>,
+    /// Ids of removed nodes, which are never members again.
+    pub removed: Vec<u64>,
     /// Newest snapshot (index, term).
     pub last_snapshot: (u64, u64),
 }

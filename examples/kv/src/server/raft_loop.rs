@@ -14,6 +14,7 @@ use raft_core::{
 };
 use raft_storage::{CompactionPolicy, DiskStorage};
 
+use super::apply::removed_id_refusal;
 use super::durable::{self, OpenDataError};
 use super::identity::Identity;
 use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
@@ -371,6 +372,13 @@ impl RaftLoop {
         let id = change.node_id;
         let cs = &self.conf_state;
         let member = cs.voters.contains(&id) || cs.learners.contains(&id);
+        let adding = matches!(
+            change.kind,
+            ConfChangeKind::AddNode | ConfChangeKind::AddLearnerNode
+        );
+        if adding && self.store.read().was_removed(id.get()) {
+            return Err(Refusal::Conflict(removed_id_refusal(id)));
+        }
         match change.kind {
             ConfChangeKind::AddNode if cs.voters.contains(&id) => Err(Refusal::Conflict(format!(
                 "node {id} is already a voting member"
@@ -562,6 +570,7 @@ impl RaftLoop {
             voters: self.conf_state.voters.iter().map(|n| n.get()).collect(),
             learners: self.conf_state.learners.iter().map(|n| n.get()).collect(),
             urls: store.peers().iter().map(|(k, v)| (*k, v.clone())).collect(),
+            removed: store.removed().iter().copied().collect(),
             last_snapshot: (self.last_snapshot.index.0, self.last_snapshot.term.0),
         }
     }
@@ -638,4 +647,91 @@ fn initial_peers(opts: &ServerOptions, store: &KvStore) -> Vec<(NodeId, PeerUrl)
     }
     peers.retain(|(id, _)| *id != opts.id);
     peers
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use bytes::Bytes;
+    use raft_core::{ConfChange, Entry, Term};
+
+    use super::*;
+
+    fn nid(n: u64) -> NodeId {
+        NodeId::new(n).expect("non-zero")
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    /// Node 1 of `founders` founders, in `dir`.
+    fn options(dir: &Path, founders: usize) -> ServerOptions {
+        let cluster = (0..founders)
+            .map(|_| PeerUrl::parse(&format!("http://127.0.0.1:{}", free_port())).expect("url"))
+            .collect();
+        ServerOptions {
+            id: nid(1),
+            cluster,
+            join: false,
+            data_dir: dir.to_path_buf(),
+            snapshot_count: 10_000,
+            catch_up_entries: 5000,
+            tick: Duration::from_millis(100),
+            election_ticks: 10,
+            heartbeat_ticks: 1,
+            request_timeout: Duration::from_secs(5),
+            queue_len: 16,
+            peer_tls: None,
+        }
+    }
+
+    fn conf_entry(index: u64, kind: ConfChangeKind, id: u64, url: &str) -> Entry {
+        let (kind, data) = AnyConfChange::V1(ConfChange {
+            kind,
+            node_id: nid(id),
+            context: Bytes::copy_from_slice(url.as_bytes()),
+        })
+        .to_entry_data();
+        Entry {
+            term: Term(1),
+            index: Index(index),
+            kind,
+            data,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_committed_re_add_of_a_removed_node_id_is_refused_on_apply() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = options(dir.path(), 3);
+        let (mut node, _handle) = RaftLoop::start(opts.clone(), Arc::default())
+            .await
+            .expect("start");
+        let mut entries = durable::bootstrap_log(&opts.cluster).entries;
+        entries.push(conf_entry(4, ConfChangeKind::RemoveNode, 3, ""));
+        // Proposed by a node that had not applied the removal yet.
+        let url = format!("http://127.0.0.1:{}", free_port());
+        entries.push(conf_entry(5, ConfChangeKind::AddNode, 3, &url));
+        node.apply_committed(entries).expect("apply");
+        let voters: Vec<u64> = node.conf_state.voters.iter().map(|n| n.get()).collect();
+        assert_eq!(voters, [1, 2]);
+        assert!(node.store.read().was_removed(3));
+        assert!(!node.store.read().peers().contains_key(&3));
+        assert_eq!(node.removed_ticks_left, None, "node 1 was not removed");
+        // And a new proposal is refused before it reaches the log.
+        let again = ConfChange {
+            kind: ConfChangeKind::AddLearnerNode,
+            node_id: nid(3),
+            context: Bytes::copy_from_slice(url.as_bytes()),
+        };
+        match node.check_conf_change(&again) {
+            Err(Refusal::Conflict(reason)) => assert!(reason.contains("never reused"), "{reason}"),
+            other => panic!("re-adding node 3: {other:?}"),
+        }
+    }
 }
