@@ -166,6 +166,34 @@ pub enum TransportError {
     },
 }
 
+/// The peer port, bound: [`Transport::start_on`] serves it.
+#[derive(Debug)]
+pub struct PeerListener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl PeerListener {
+    /// Binds `addr`.
+    ///
+    /// # Errors
+    /// [`TransportError::Bind`].
+    pub async fn bind(addr: SocketAddr) -> Result<PeerListener, TransportError> {
+        let bind_err = |source| TransportError::Bind { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        Ok(PeerListener {
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
 /// The running transport.
 ///
 /// Dropping it without [`shutdown`](Self::shutdown) aborts its tasks too,
@@ -195,13 +223,23 @@ impl Transport {
         inbox: Arc<dyn RaftInbox>,
         metrics: Arc<Metrics>,
     ) -> Result<Transport, TransportError> {
-        let addr = config.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| TransportError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| TransportError::Bind { addr, source })?;
+        let listener = PeerListener::bind(config.listen).await?;
+        Transport::start_on(listener, config, inbox, metrics)
+    }
+
+    /// Starts the transport on a listener bound before (so a node can
+    /// find its peer port taken before it touches its data directory);
+    /// [`TransportConfig::listen`] is ignored.
+    pub fn start_on(
+        listener: PeerListener,
+        config: TransportConfig,
+        inbox: Arc<dyn RaftInbox>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Transport, TransportError> {
+        let PeerListener {
+            listener,
+            local_addr,
+        } = listener;
         let shared = Arc::new(Shared {
             id: config.id,
             cluster_id: AtomicU64::new(config.cluster_id.map_or(0, |id| id.max(1))),

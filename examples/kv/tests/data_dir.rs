@@ -67,3 +67,21 @@ async fn a_data_directory_started_under_another_node_id_exits_2_with_one_line() 
     // The rightful owner still starts on it.
     serving_node(1, &cluster, &data, &tmp.path().join("node-1-again.err")).await;
 }
+
+#[test]
+fn a_peer_port_in_use_exits_2_with_one_line_before_touching_the_data_directory() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer = busy.local_addr().expect("addr").port();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("node-1");
+    let (args, _) = node_args(1, &format!("http://127.0.0.1:{peer}"), &data);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(&args)
+        .output()
+        .expect("run raftkv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot listen for peers"), "{stderr}");
+    assert!(!data.exists(), "the data directory was created: {stderr}");
+}

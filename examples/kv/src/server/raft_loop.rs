@@ -22,7 +22,9 @@ use crate::metrics::{self, Metrics};
 use crate::peer_url::{self, PeerUrl};
 use crate::store::{KvStore, Put};
 use crate::tls::{PeerTls, TlsError, TlsFiles};
-use crate::transport::{SnapshotReceiveConfig, Transport, TransportConfig, TransportError};
+use crate::transport::{
+    PeerListener, SnapshotReceiveConfig, Transport, TransportConfig, TransportError,
+};
 
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
@@ -137,8 +139,10 @@ pub struct RaftLoop {
 }
 
 impl RaftLoop {
-    /// Opens the data directory, starts the transport (on the current
-    /// tokio runtime) and builds the loop and a [`Handle`] to it.
+    /// Binds the peer port, opens the data directory, starts the transport
+    /// (on the current tokio runtime) and builds the loop and a
+    /// [`Handle`] to it. Nothing touches the disk before the certificates
+    /// load and the port is bound.
     ///
     /// # Errors
     /// A [`StartError`].
@@ -153,6 +157,9 @@ impl RaftLoop {
             Some(files) => Some(PeerTls::load(opts.id, files)?),
             None => None,
         };
+        // So is one whose peer port is taken: a failed bind leaves no
+        // directory behind (nor a 64 MiB WAL segment).
+        let listener = PeerListener::bind(me.addr()).await?;
         let opened = durable::open(&opts.data_dir, opts.id, &opts.cluster, opts.join)?;
         if opened.bootstrapped {
             tracing::info!(
@@ -162,7 +169,7 @@ impl RaftLoop {
         }
         let (tx, rx) = bounded(opts.queue_len);
         let inbox = Inbox { tx: tx.clone() };
-        let transport = start_transport(&opts, &opened, tls, inbox, &metrics).await?;
+        let transport = start_transport(listener, &opts, &opened, tls, inbox, &metrics)?;
         let mut config = Config::new(opts.id);
         config.election_timeout_ticks = opts.election_ticks;
         config.heartbeat_interval_ticks = opts.heartbeat_ticks;
@@ -599,8 +606,10 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Starts the transport on this node's peer URL, knowing the initial peers.
-async fn start_transport(
+/// Starts the transport on this node's peer port, knowing the initial
+/// peers.
+fn start_transport(
+    listener: PeerListener,
     opts: &ServerOptions,
     opened: &durable::Opened,
     tls: Option<PeerTls>,
@@ -625,7 +634,7 @@ async fn start_transport(
         snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
         tls,
     };
-    Transport::start(config, Arc::new(inbox), Arc::clone(metrics)).await
+    Transport::start_on(listener, config, Arc::new(inbox), Arc::clone(metrics))
 }
 
 /// Peers at start: the state machine's members if a snapshot was
