@@ -13,8 +13,9 @@
 //!
 //! Keys are the percent-decoded path (any bytes, at most
 //! [`MAX_KEY_BYTES`]); values at most [`MAX_VALUE_BYTES`]. `status`,
-//! `health` and `metrics` are reserved. Followers accept writes and
-//! linearizable reads: raft-core forwards them to the leader (proposal and
+//! `health` and `metrics` are reserved, however they are percent-encoded
+//! (`/st%61tus` is `/status`). Followers accept writes and linearizable
+//! reads: raft-core forwards them to the leader (proposal and
 //! ReadIndex forwarding), so any node can be used.
 //!
 //! Errors have plain-text bodies: 400 malformed request, 404 missing key
@@ -98,6 +99,50 @@ impl RequestError {
     }
 }
 
+/// What a request asks for, decided on the percent-decoded path, so
+/// `/st%61tus` is `/status` (RFC 3986 §6.2.2.2) and never a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Status,
+    Health,
+    Metrics,
+    /// A reserved name with another method than GET (405).
+    Reserved,
+    AddNode(NodeId),
+    RemoveNode(NodeId),
+    Put(Bytes),
+    Get(Bytes),
+    /// A method the API does not have (405).
+    OtherMethod,
+}
+
+/// The names that are never keys.
+const RESERVED: [&str; 3] = ["status", "health", "metrics"];
+
+fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
+    let known = [Method::GET, Method::PUT, Method::POST, Method::DELETE].contains(method);
+    let path = match percent_decode(raw) {
+        Ok(path) => path,
+        Err(_) if !known => return Ok(Target::OtherMethod),
+        Err(e) => return Err(e),
+    };
+    if let Some(name) = RESERVED.iter().find(|name| name.as_bytes() == path) {
+        return Ok(match (method, *name) {
+            (&Method::GET, "status") => Target::Status,
+            (&Method::GET, "health") => Target::Health,
+            (&Method::GET, _) => Target::Metrics,
+            _ => Target::Reserved,
+        });
+    }
+    match *method {
+        Method::POST => parse_node_id(&path).map(Target::AddNode),
+        Method::DELETE => parse_node_id(&path).map(Target::RemoveNode),
+        Method::PUT => check_key(path).map(Target::Put),
+        Method::GET => check_key(path).map(Target::Get),
+        _ => Ok(Target::OtherMethod),
+    }
+}
+
 /// Handles one request. Never fails: every problem is a response.
 pub async fn route(handle: Arc<Handle>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let path = req.uri().path().to_string();
@@ -105,31 +150,23 @@ pub async fn route(handle: Arc<Handle>, req: Request<Incoming>) -> Result<Resp, 
     let Some(raw) = path.strip_prefix('/') else {
         return Ok(text(StatusCode::BAD_REQUEST, "path must start with /"));
     };
-    let resp = match (req.method().clone(), raw) {
-        (Method::GET, "status") => status(&handle).await,
-        (Method::GET, "health") => health(&handle).await,
-        (Method::GET, "metrics") => Response::builder()
+    let target = match target(req.method(), raw) {
+        Ok(t) => t,
+        Err(e) => return Ok(e.into_response()),
+    };
+    let resp = match target {
+        Target::Status => status(&handle).await,
+        Target::Health => health(&handle).await,
+        Target::Metrics => Response::builder()
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(handle.metrics().render())))
             .expect("static response parts are valid"),
-        (_, "status" | "health" | "metrics") => method_not_allowed("GET"),
-        (Method::POST, id) => match parse_node_id(id) {
-            Ok(id) => add_node(&handle, id, req).await,
-            Err(e) => e.into_response(),
-        },
-        (Method::DELETE, id) => match parse_node_id(id) {
-            Ok(id) => remove_node(&handle, id).await,
-            Err(e) => e.into_response(),
-        },
-        (Method::PUT, key) => match decode_key(key) {
-            Ok(key) => put(&handle, key, req).await,
-            Err(e) => e.into_response(),
-        },
-        (Method::GET, key) => match decode_key(key) {
-            Ok(key) => get(&handle, &key, is_serializable(&query)).await,
-            Err(e) => e.into_response(),
-        },
-        _ => method_not_allowed("GET, PUT, POST, DELETE"),
+        Target::Reserved => method_not_allowed("GET"),
+        Target::AddNode(id) => add_node(&handle, id, req).await,
+        Target::RemoveNode(id) => remove_node(&handle, id).await,
+        Target::Put(key) => put(&handle, key, req).await,
+        Target::Get(key) => get(&handle, &key, is_serializable(&query)).await,
+        Target::OtherMethod => method_not_allowed("GET, PUT, POST, DELETE"),
     };
     Ok(resp)
 }
@@ -150,13 +187,15 @@ fn is_serializable(query: &str) -> bool {
         .any(|p| p == "serializable" || p == "serializable=true" || p == "serializable=1")
 }
 
-fn parse_node_id(raw: &str) -> Result<NodeId, RequestError> {
-    raw.parse::<u64>()
+fn parse_node_id(path: &[u8]) -> Result<NodeId, RequestError> {
+    std::str::from_utf8(path)
         .ok()
+        .and_then(|s| s.parse::<u64>().ok())
         .and_then(NodeId::new)
         .ok_or_else(|| {
             RequestError::BadRequest(format!(
-                "POST and DELETE take a node id (a positive integer), not {raw:?}"
+                "POST and DELETE take a node id (a positive integer), not {:?}",
+                String::from_utf8_lossy(path)
             ))
         })
 }
@@ -167,9 +206,11 @@ fn parse_node_id(raw: &str) -> Result<NodeId, RequestError> {
 /// [`RequestError::BadRequest`] for an empty key or a bad escape,
 /// [`RequestError::TooLarge`] for a long key.
 pub fn decode_key(raw: &str) -> Result<Bytes, RequestError> {
-    if raw.is_empty() {
-        return Err(RequestError::BadRequest("missing key: use /<key>".into()));
-    }
+    check_key(percent_decode(raw)?)
+}
+
+/// The bytes `raw` percent-encodes.
+fn percent_decode(raw: &str) -> Result<Vec<u8>, RequestError> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -180,7 +221,9 @@ pub fn decode_key(raw: &str) -> Result<Bytes, RequestError> {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             let Some(b) = hex else {
-                return Err(RequestError::BadRequest("bad percent-escape in key".into()));
+                return Err(RequestError::BadRequest(
+                    "bad percent-escape in path".into(),
+                ));
             };
             out.push(b);
             i += 3;
@@ -189,13 +232,21 @@ pub fn decode_key(raw: &str) -> Result<Bytes, RequestError> {
             i += 1;
         }
     }
-    if out.len() > MAX_KEY_BYTES {
+    Ok(out)
+}
+
+/// A decoded key, if it is not empty and within [`MAX_KEY_BYTES`].
+fn check_key(key: Vec<u8>) -> Result<Bytes, RequestError> {
+    if key.is_empty() {
+        return Err(RequestError::BadRequest("missing key: use /<key>".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
         return Err(RequestError::TooLarge(format!(
             "key is {} bytes; the limit is {MAX_KEY_BYTES}",
-            out.len()
+            key.len()
         )));
     }
-    Ok(Bytes::from(out))
+    Ok(Bytes::from(key))
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, RequestError> {
@@ -369,10 +420,36 @@ mod tests {
     }
 
     #[test]
+    fn reserved_names_are_recognised_after_percent_decoding() {
+        for raw in ["status", "st%61tus", "%73tatus", "%68ealth", "metric%73"] {
+            let name = decode_key(raw).unwrap();
+            assert_eq!(
+                target(&Method::PUT, raw).unwrap(),
+                Target::Reserved,
+                "PUT /{raw}"
+            );
+            let want = match &name[..] {
+                b"status" => Target::Status,
+                b"health" => Target::Health,
+                _ => Target::Metrics,
+            };
+            assert_eq!(target(&Method::GET, raw).unwrap(), want, "GET /{raw}");
+        }
+        assert_eq!(
+            target(&Method::PUT, "st%61tus2").unwrap(),
+            Target::Put(Bytes::from_static(b"status2"))
+        );
+        assert_eq!(
+            target(&Method::DELETE, "%33").unwrap(),
+            Target::RemoveNode(NodeId::new(3).unwrap())
+        );
+    }
+
+    #[test]
     fn node_ids_must_be_positive_integers() {
-        assert!(parse_node_id("4").is_ok());
-        assert!(parse_node_id("0").is_err());
-        assert!(parse_node_id("x").is_err());
+        assert!(parse_node_id(b"4").is_ok());
+        assert!(parse_node_id(b"0").is_err());
+        assert!(parse_node_id(b"x").is_err());
     }
 
     #[test]

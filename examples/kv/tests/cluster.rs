@@ -238,6 +238,12 @@ async fn bad_requests_get_errors_and_the_cluster_keeps_serving() {
         raw(&c, Method::PATCH, "/k", "").await,
         StatusCode::METHOD_NOT_ALLOWED
     );
+    // Reserved names are decided after percent-decoding.
+    assert_eq!(
+        raw(&c, Method::PUT, "/st%61tus", "v").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(raw(&c, Method::GET, "/st%61tus", "").await, StatusCode::OK);
     let long_key = format!("/{}", "k".repeat(2000));
     assert_eq!(
         raw(&c, Method::PUT, &long_key, "v").await,
