@@ -116,9 +116,18 @@ pub enum ArgsError {
     /// A URL in `--cluster` is malformed.
     #[error("--cluster: {0}")]
     BadUrl(#[from] PeerUrlError),
-    /// The same URL twice.
-    #[error("--cluster lists {0} twice")]
-    DuplicateUrl(String),
+    /// One address twice, however it is written (`127.0.0.1` and
+    /// `127.1`, a host name and its address, a trailing slash): the
+    /// second node would be the first.
+    #[error("--cluster lists the address {addr} twice: {first} and {second}")]
+    DuplicateUrl {
+        /// The address both resolve to.
+        addr: SocketAddr,
+        /// The first URL, as written.
+        first: String,
+        /// The second.
+        second: String,
+    },
     /// A tick setting that cannot work.
     #[error("{0}")]
     BadTiming(&'static str),
@@ -162,11 +171,15 @@ impl ServerArgs {
         if self.cluster.is_empty() || self.cluster.iter().all(|u| u.trim().is_empty()) {
             return Err(ArgsError::MissingCluster);
         }
-        let mut cluster = Vec::with_capacity(self.cluster.len());
+        let mut cluster: Vec<PeerUrl> = Vec::with_capacity(self.cluster.len());
         for raw in &self.cluster {
             let url = PeerUrl::parse(raw)?;
-            if cluster.contains(&url) {
-                return Err(ArgsError::DuplicateUrl(url.to_string()));
+            if let Some(first) = cluster.iter().find(|u| u.addr() == url.addr()) {
+                return Err(ArgsError::DuplicateUrl {
+                    addr: url.addr(),
+                    first: first.to_string(),
+                    second: raw.trim().to_string(),
+                });
             }
             cluster.push(url);
         }
@@ -372,7 +385,7 @@ mod tests {
         a.cluster[1] = a.cluster[0].clone();
         assert!(matches!(
             a.validate().unwrap_err(),
-            ArgsError::DuplicateUrl(_)
+            ArgsError::DuplicateUrl { .. }
         ));
         let mut a = args();
         a.election_ticks = 1;
@@ -380,6 +393,29 @@ mod tests {
         let mut a = args();
         a.snapshot_count = 0;
         assert_eq!(a.validate().unwrap_err(), ArgsError::BadSnapshotCount);
+    }
+
+    #[test]
+    fn one_address_written_two_ways_is_a_duplicate() {
+        // What `localhost` resolves to here, as an IP address.
+        let localhost = PeerUrl::parse("http://localhost:22379").unwrap().addr();
+        for (first, second) in [
+            ("http://127.0.0.1:12379".to_string(), "http://127.1:12379"),
+            (
+                "http://127.0.0.1:12379".to_string(),
+                "http://127.0.0.1:12379/",
+            ),
+            (format!("http://{localhost}"), "http://localhost:22379"),
+        ] {
+            let mut a = args();
+            a.cluster = vec![first, second.to_string()];
+            match a.validate() {
+                Err(e @ ArgsError::DuplicateUrl { .. }) => {
+                    assert_eq!(e.to_string().lines().count(), 1, "{e}")
+                }
+                other => panic!("{:?}: {other:?}", a.cluster),
+            }
+        }
     }
 
     #[test]

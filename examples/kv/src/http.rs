@@ -320,6 +320,15 @@ async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>) -> Resp {
             ),
         );
     }
+    if let Some(other) = handle.member_at(url.addr(), id) {
+        return text(
+            StatusCode::CONFLICT,
+            format!(
+                "{url} is the address of node {other} ({}): every member needs one of its own",
+                url.addr()
+            ),
+        );
+    }
     let change = ConfChange {
         kind: ConfChangeKind::AddNode,
         node_id: id,

@@ -126,7 +126,6 @@ fn serve(args: &ServerArgs) -> ExitCode {
 
 async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions) -> ExitCode {
     let id = opts.id;
-    let client_addr = client.addr;
     let (listener, client_tls) = match client_listener(&client).await {
         Ok(v) => v,
         Err(e) => {
@@ -134,6 +133,8 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
             return ExitCode::from(2);
         }
     };
+    // The port bound, which `--port 0` leaves to the kernel.
+    let client_addr = listener.local_addr().unwrap_or(client.addr);
     let metrics = Arc::new(Metrics::default());
     let (raft_loop, handle) = match RaftLoop::start(opts, metrics).await {
         Ok(v) => v,

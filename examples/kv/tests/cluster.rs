@@ -230,6 +230,16 @@ async fn bad_requests_get_errors_and_the_cluster_keeps_serving() {
         raw(&c, Method::POST, "/1", "http://127.0.0.1:1").await,
         StatusCode::CONFLICT
     );
+    // Node 2's address, written another way.
+    let node_2 = format!("http://127.1:{}", c.peer_port(2));
+    assert_eq!(
+        raw(&c, Method::POST, "/9", node_2).await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        raw(&c, Method::POST, "/9", "http://127.0.0.1:0").await,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         raw(&c, Method::DELETE, "/9", "").await,
         StatusCode::NOT_FOUND
@@ -371,4 +381,43 @@ fn a_client_port_in_use_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--port"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_port_of_0_is_logged_as_the_port_the_node_serves_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster = format!("http://127.0.0.1:{}", support::free_port());
+    let data = dir.path().join("node-1");
+    let args = [
+        "--id",
+        "1",
+        "--cluster",
+        &cluster,
+        "--port",
+        "0",
+        "--data-dir",
+    ];
+    let node = support::Process::spawn(
+        args.iter()
+            .map(std::ffi::OsStr::new)
+            .chain([data.as_os_str()]),
+        dir.path().join("node-1.err"),
+    );
+    let addr: std::net::SocketAddr = eventually("the node logs where it serves", || {
+        let log = support::strip_ansi(&node.stderr());
+        async move {
+            let line = log.lines().find(|l| l.contains(" serving "))?;
+            let addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("client="))?;
+            addr.parse().ok()
+        }
+    })
+    .await;
+    assert_ne!(addr.port(), 0, "{}", node.stderr());
+    let status = raftkv::client::Client::new()
+        .status(&format!("http://{addr}"))
+        .await
+        .expect("the node serves on the port it logged");
+    assert_eq!(status["id"], 1);
 }

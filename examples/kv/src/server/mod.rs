@@ -24,7 +24,7 @@ use raft_core::{ConfChange, Message, NodeId, SnapshotStatus};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
-use crate::peer_url::Scheme;
+use crate::peer_url::{PeerUrl, Scheme};
 use crate::store::KvStore;
 use crate::transport::RaftInbox;
 
@@ -217,6 +217,23 @@ impl Handle {
             Ok(Err(_)) => Err(Refusal::ShuttingDown),
             Err(_) => Err(Refusal::Timeout),
         }
+    }
+
+    /// The member other than `id` whose peer URL resolves to `addr`, as
+    /// this node's state machine knows them.
+    pub fn member_at(&self, addr: std::net::SocketAddr, id: NodeId) -> Option<u64> {
+        let peers: Vec<(u64, String)> = self
+            .store
+            .read()
+            .peers()
+            .iter()
+            .map(|(id, url)| (*id, url.clone()))
+            .collect();
+        // Resolved outside the lock: a URL may hold a host name.
+        peers.into_iter().find_map(|(other, url)| {
+            let same = other != id.get() && PeerUrl::parse(&url).is_ok_and(|u| u.addr() == addr);
+            same.then_some(other)
+        })
     }
 
     /// The metrics registry.
