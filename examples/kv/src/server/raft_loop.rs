@@ -198,7 +198,10 @@ impl RaftLoop {
             next_request_id: random_u64(),
             read_batch: Vec::new(),
             read_rounds: HashMap::new(),
-            next_read_ctx: 0,
+            // Random, like the request ids: a ReadIndex reply to the
+            // previous process of this node, arriving late, must not match
+            // a round of this one.
+            next_read_ctx: random_u64(),
             ready_reads: VecDeque::new(),
             last_snapshot: opened.snapshot.unwrap_or_default(),
             leader: None,
@@ -405,7 +408,7 @@ impl RaftLoop {
         }
         let waiters = std::mem::take(&mut self.read_batch);
         let ctx = self.next_read_ctx;
-        self.next_read_ctx += 1;
+        self.next_read_ctx = self.next_read_ctx.wrapping_add(1);
         match self.node.read_index(ctx.to_le_bytes().to_vec()) {
             Ok(()) => {
                 self.read_rounds.insert(ctx, waiters);
@@ -594,7 +597,7 @@ fn role_name(role: RoleKind) -> &'static str {
 }
 
 /// A per-process random number (std's hasher keys are random), for the
-/// election seed and request ids.
+/// election seed, request ids and ReadIndex contexts.
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -712,6 +715,26 @@ mod tests {
             kind,
             data,
         }
+    }
+
+    #[tokio::test]
+    async fn read_index_contexts_do_not_start_from_the_same_number_at_every_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = options(dir.path(), 1);
+        let mut firsts = Vec::new();
+        for _ in 0..2 {
+            let (node, _handle) = RaftLoop::start(opts.clone(), Arc::default())
+                .await
+                .expect("start");
+            firsts.push(node.next_read_ctx);
+            // Stopped as main does: the peer port and the directory are
+            // free again.
+            node.transport().shutdown().await;
+        }
+        assert_ne!(
+            firsts[0], firsts[1],
+            "a late ReadIndex reply to the previous process could match a new read"
+        );
     }
 
     #[tokio::test]
