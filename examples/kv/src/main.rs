@@ -126,6 +126,19 @@ fn serve(args: &ServerArgs) -> ExitCode {
 
 async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions) -> ExitCode {
     let id = opts.id;
+    // First of all: a SIGTERM that arrives while the node starts, or just
+    // after it answers its first request, must stop it cleanly, not kill
+    // it with the default action.
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            eprintln!("raftkv: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     let (listener, client_tls) = match client_listener(&client).await {
         Ok(v) => v,
         Err(e) => {
@@ -149,16 +162,6 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
     let tls = client_tls.is_some();
     let server = tokio::spawn(accept_loop(listener, Arc::clone(&handle), client_tls));
     tracing::info!(node = id.get(), client = %client_addr, tls, "serving");
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        _ => {
-            eprintln!("raftkv: cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
     let exit = tokio::select! {
         _ = term.recv() => None,
         _ = int.recv() => None,
