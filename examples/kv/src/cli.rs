@@ -48,6 +48,12 @@ pub struct ServerArgs {
     /// Heartbeat interval, in ticks.
     #[arg(long, default_value_t = 1)]
     pub heartbeat_ticks: u32,
+    /// Size of a WAL segment, filled with zeros up front (the next one is
+    /// prepared while one fills, so the WAL needs about twice this): e.g.
+    /// 64MiB, 4MiB or 1048576 (bytes); K, M and G are powers of 1024. From
+    /// 1 MiB to 1 GiB; smaller suits a small disk.
+    #[arg(long, default_value = "64MiB", value_parser = parse_segment_size)]
+    pub wal_segment_size: u64,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or
     /// `raftkv=debug,raft_core=info`.
     #[arg(long, default_value = "info")]
@@ -84,6 +90,43 @@ pub struct ServerArgs {
     /// certificates signed by it.
     #[arg(long)]
     pub client_ca: Option<PathBuf>,
+}
+
+/// The smallest `--wal-segment-size`.
+pub const MIN_WAL_SEGMENT_BYTES: u64 = 1 << 20;
+/// The largest `--wal-segment-size`.
+pub const MAX_WAL_SEGMENT_BYTES: u64 = 1 << 30;
+
+/// Parses a `--wal-segment-size`: a number of bytes, optionally followed
+/// by `K`/`KiB`, `M`/`MiB` or `G`/`GiB` (powers of 1024), within
+/// [`MIN_WAL_SEGMENT_BYTES`] and [`MAX_WAL_SEGMENT_BYTES`].
+///
+/// # Errors
+/// What is wrong with it, in one line.
+pub fn parse_segment_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim() {
+        "" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(format!("{text:?} is not a size like 64MiB, 4M or 1048576")),
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size like 64MiB, 4M or 1048576"))?;
+    if !(MIN_WAL_SEGMENT_BYTES..=MAX_WAL_SEGMENT_BYTES).contains(&bytes) {
+        return Err(format!(
+            "{text} is outside 1MiB..=1GiB, the sizes a WAL segment may have"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Where and how the client API listens.
@@ -220,6 +263,7 @@ impl ServerArgs {
             election_ticks: self.election_ticks,
             heartbeat_ticks: self.heartbeat_ticks,
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            wal_segment_bytes: self.wal_segment_size,
             queue_len: 65_536,
             peer_tls,
         };
@@ -288,6 +332,7 @@ mod tests {
             tick_ms: 100,
             election_ticks: 10,
             heartbeat_ticks: 1,
+            wal_segment_size: 64 << 20,
             log: "info".into(),
             client_host: "127.0.0.1".parse().unwrap(),
             request_timeout_ms: 5000,
@@ -416,6 +461,34 @@ mod tests {
                 other => panic!("{:?}: {other:?}", a.cluster),
             }
         }
+    }
+
+    #[test]
+    fn wal_segment_sizes_parse_with_binary_units_within_their_range() {
+        for (text, bytes) in [
+            ("64MiB", 64 << 20),
+            ("4M", 4 << 20),
+            ("1048576", 1 << 20),
+            ("2048K", 2 << 20),
+            ("1GiB", 1 << 30),
+        ] {
+            assert_eq!(parse_segment_size(text), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "MiB",
+            "4MB",
+            "1.5M",
+            "512KiB",
+            "2G",
+            "99999999999999999999",
+        ] {
+            let e = parse_segment_size(bad).unwrap_err();
+            assert_eq!(e.lines().count(), 1, "{bad}: {e}");
+        }
+        let mut a = args();
+        a.wal_segment_size = 4 << 20;
+        assert_eq!(a.validate().unwrap().0.wal_segment_bytes, 4 << 20);
     }
 
     #[test]

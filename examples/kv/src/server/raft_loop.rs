@@ -60,6 +60,8 @@ pub struct ServerOptions {
     pub queue_len: usize,
     /// Mutual TLS of the peer port (`None`: plain HTTP).
     pub peer_tls: Option<TlsFiles>,
+    /// The size of a WAL segment (`--wal-segment-size`).
+    pub wal_segment_bytes: u64,
 }
 
 /// Why the node could not start.
@@ -95,8 +97,14 @@ pub enum LoopExit {
 #[error("{0}")]
 pub struct LoopError(String);
 
-fn fatal(what: &str, e: impl std::fmt::Display) -> LoopError {
-    LoopError(format!("{what}: {e}"))
+fn fatal<E: std::error::Error + 'static>(what: &str, e: E) -> LoopError {
+    let hint = if durable::is_disk_full(&e) {
+        "; the disk is full: free space and restart the node (a smaller --wal-segment-size \
+         needs less of it)"
+    } else {
+        ""
+    };
+    LoopError(format!("{what}: {e}{hint}"))
 }
 
 /// The raft loop. Built by [`RaftLoop::start`], run on its own thread.
@@ -160,7 +168,13 @@ impl RaftLoop {
         // So is one whose peer port is taken: a failed bind leaves no
         // directory behind (nor a 64 MiB WAL segment).
         let listener = PeerListener::bind(me.addr()).await?;
-        let opened = durable::open(&opts.data_dir, opts.id, &opts.cluster, opts.join)?;
+        let opened = durable::open(
+            &opts.data_dir,
+            opts.id,
+            &opts.cluster,
+            opts.join,
+            opts.wal_segment_bytes,
+        )?;
         if opened.bootstrapped {
             tracing::info!(
                 members = opts.cluster.len(),
@@ -699,6 +713,7 @@ mod tests {
             request_timeout: Duration::from_secs(5),
             queue_len: 16,
             peer_tls: None,
+            wal_segment_bytes: 1 << 20,
         }
     }
 
@@ -715,6 +730,19 @@ mod tests {
             kind,
             data,
         }
+    }
+
+    #[test]
+    fn a_fatal_out_of_space_error_says_what_to_do() {
+        let full = OpenDataError::RecordIdentity {
+            dir: PathBuf::from("/d"),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        let text = fatal("record the cluster id", full).to_string();
+        assert!(text.contains("the disk is full"), "{text}");
+        assert!(text.contains("--wal-segment-size"), "{text}");
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!fatal("persist", other).to_string().contains("disk is full"));
     }
 
     #[tokio::test]

@@ -468,6 +468,11 @@ impl Process {
         }
     }
 
+    /// Its exit status if it has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// SIGTERMs it and waits for it to exit.
     pub async fn terminate(&mut self) -> ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
