@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
+use crate::conn::{CapsError, ConnectionCaps, ConnectionLimits, descriptor_limit};
 use crate::peer_url::{PeerUrl, PeerUrlError, Scheme};
 use crate::server::ServerOptions;
 use crate::tls::TlsFiles;
@@ -66,6 +67,12 @@ pub struct ServerArgs {
     /// running a whole cluster: fewer cross-thread wakeups.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// The most client API connections at once; more are refused with
+    /// 503 [default: what the file descriptor limit (ulimit -n) leaves
+    /// after 64 for the WAL, snapshots and peers, and a quarter of the
+    /// rest for the peer port].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// How long a client request may wait before it gets 504.
     #[arg(long, default_value_t = 5000)]
     pub request_timeout_ms: u64,
@@ -136,6 +143,8 @@ pub struct ClientApiOptions {
     pub addr: SocketAddr,
     /// TLS, if `--client-cert` and `--client-key` were given.
     pub tls: Option<TlsFiles>,
+    /// The connection cap and timeouts.
+    pub limits: ConnectionLimits,
 }
 
 /// A flag that cannot work, and what to do about it.
@@ -201,6 +210,10 @@ pub enum ArgsError {
     /// Half of the client API's TLS flags.
     #[error("--client-cert and --client-key go together, and --client-ca needs both")]
     ClientTlsIncomplete,
+    /// The file descriptor limit is too low, or `--max-connections` too
+    /// high for it.
+    #[error("{0}")]
+    Descriptors(#[from] CapsError),
 }
 
 impl ServerArgs {
@@ -210,6 +223,19 @@ impl ServerArgs {
     /// # Errors
     /// An [`ArgsError`] naming the flag to fix.
     pub fn validate(&self) -> Result<(ServerOptions, ClientApiOptions), ArgsError> {
+        self.validate_with_descriptors(descriptor_limit())
+    }
+
+    /// [`ServerArgs::validate`] for a process allowed `descriptors` open
+    /// file descriptors (the soft `RLIMIT_NOFILE`), from which the
+    /// connection caps derive.
+    ///
+    /// # Errors
+    /// An [`ArgsError`] naming the flag (or limit) to fix.
+    pub fn validate_with_descriptors(
+        &self,
+        descriptors: u64,
+    ) -> Result<(ServerOptions, ClientApiOptions), ArgsError> {
         let id = self.id.and_then(NodeId::new).ok_or(ArgsError::MissingId)?;
         if self.cluster.is_empty() || self.cluster.iter().all(|u| u.trim().is_empty()) {
             return Err(ArgsError::MissingCluster);
@@ -243,6 +269,7 @@ impl ServerArgs {
         if self.snapshot_count == 0 {
             return Err(ArgsError::BadSnapshotCount);
         }
+        let caps = ConnectionCaps::for_limit(descriptors, self.max_connections)?;
         let peer_tls = self.peer_tls(&cluster)?;
         let client_tls = self.client_tls()?;
         let data_dir = self
@@ -264,12 +291,14 @@ impl ServerArgs {
             heartbeat_ticks: self.heartbeat_ticks,
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             wal_segment_bytes: self.wal_segment_size,
+            peer_limits: ConnectionLimits::peer(caps.peer),
             queue_len: 65_536,
             peer_tls,
         };
         let client = ClientApiOptions {
             addr: SocketAddr::new(self.client_host, self.port),
             tls: client_tls,
+            limits: ConnectionLimits::client(caps.client),
         };
         Ok((opts, client))
     }
@@ -336,6 +365,7 @@ mod tests {
             log: "info".into(),
             client_host: "127.0.0.1".parse().unwrap(),
             request_timeout_ms: 5000,
+            max_connections: None,
             threads: 2,
             peer_cert: None,
             peer_key: None,
@@ -489,6 +519,22 @@ mod tests {
         let mut a = args();
         a.wal_segment_size = 4 << 20;
         assert_eq!(a.validate().unwrap().0.wal_segment_bytes, 4 << 20);
+    }
+
+    #[test]
+    fn connection_caps_follow_the_descriptor_limit_and_the_flag() {
+        let (opts, client) = args().validate_with_descriptors(1024).unwrap();
+        assert_eq!(client.limits.max_connections, 720);
+        assert_eq!(opts.peer_limits.max_connections, 240);
+        let mut a = args();
+        a.max_connections = Some(50);
+        let (_, client) = a.validate_with_descriptors(1024).unwrap();
+        assert_eq!(client.limits.max_connections, 50);
+        a.max_connections = Some(5000);
+        let e = a.validate_with_descriptors(1024).unwrap_err();
+        assert!(matches!(e, ArgsError::Descriptors(_)), "{e}");
+        let e = args().validate_with_descriptors(20).unwrap_err();
+        assert!(e.to_string().contains("ulimit -n"), "{e}");
     }
 
     #[test]

@@ -19,24 +19,34 @@
 //! ReadIndex forwarding), so any node can be used.
 //!
 //! Errors have plain-text bodies: 400 malformed request, 404 missing key
-//! or member, 405 wrong method, 409 membership conflict (an existing voter,
-//! a removed id: ids are never reused), 413 key or value
+//! or member, 405 wrong method, 408 a body that did not arrive in time
+//! ([`ConnectionLimits::body_timeout`]), 409 membership conflict (an
+//! existing voter, a removed id: ids are never reused), 413 key or value
 //! too large, 503 + `Retry-After` when there is no leader or the proposal
 //! was dropped, 504 when the outcome is unknown after the request timeout.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use raft_core::{ConfChange, ConfChangeKind, NodeId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 
+use crate::conn::{Admission, Admitted, ConnectionLimits, Port};
+use crate::metrics::inc;
 use crate::peer_url::PeerUrl;
 use crate::server::{Handle, Refusal, StatusReport};
 pub use crate::store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::tls::ClientApiTls;
 
 /// Response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
@@ -84,6 +94,9 @@ pub enum RequestError {
     /// A key or body over its limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The body did not arrive in time (408).
+    #[error("the request body did not arrive within {0:?}")]
+    Timeout(Duration),
 }
 
 impl RequestError {
@@ -91,6 +104,7 @@ impl RequestError {
         match self {
             RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -143,8 +157,74 @@ fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
     }
 }
 
-/// Handles one request. Never fails: every problem is a response.
-pub async fn route(handle: Arc<Handle>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+/// Serves the client API on `listener` until the task is dropped: at most
+/// [`ConnectionLimits::max_connections`] connections at once (more are
+/// refused with `503`), each closed when a request's headers take longer
+/// than [`ConnectionLimits::idle_timeout`] (idle keep-alive connections
+/// included) and each body given [`ConnectionLimits::body_timeout`]; see
+/// [`crate::conn`]. With `tls`, each connection's handshake runs in its
+/// own task (with a timeout); one that fails is logged and counted.
+pub async fn serve(
+    listener: TcpListener,
+    handle: Arc<Handle>,
+    tls: Option<ClientApiTls>,
+    limits: ConnectionLimits,
+) {
+    let metrics = Arc::clone(handle.metrics());
+    let mut admission =
+        Admission::new(Port::Client, limits.max_connections, metrics, tls.is_some());
+    loop {
+        let Admitted {
+            stream,
+            remote,
+            slot,
+        } = admission.accept(&listener).await;
+        let _ = stream.set_nodelay(true);
+        let handle = Arc::clone(&handle);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Some(tls) = tls else {
+                return serve_connection(stream, handle, limits).await;
+            };
+            match tls.accept(stream).await {
+                Ok(stream) => serve_connection(stream, handle, limits).await,
+                Err(e) => {
+                    inc(&handle.metrics().client_tls_handshakes_refused);
+                    tracing::info!(remote = %remote, reason = %e, "client handshake refused");
+                }
+            }
+        });
+    }
+}
+
+/// Serves the client API on one connection.
+async fn serve_connection<IO>(io: IO, handle: Arc<Handle>, limits: ConnectionLimits)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let body_timeout = limits.body_timeout;
+    let service = service_fn(move |req| route(Arc::clone(&handle), req, body_timeout));
+    if let Err(e) = http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Starts when hyper waits for a request's headers: on a new
+        // connection and on a kept-alive one after each response, so it
+        // closes idle connections too.
+        .header_read_timeout(limits.idle_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(error = %e, "client connection ended");
+    }
+}
+
+/// Handles one request; its body may take `body_timeout` to arrive. Never
+/// fails: every problem is a response.
+pub async fn route(
+    handle: Arc<Handle>,
+    req: Request<Incoming>,
+    body_timeout: Duration,
+) -> Result<Resp, Infallible> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let Some(raw) = path.strip_prefix('/') else {
@@ -162,9 +242,9 @@ pub async fn route(handle: Arc<Handle>, req: Request<Incoming>) -> Result<Resp, 
             .body(Full::new(Bytes::from(handle.metrics().render())))
             .expect("static response parts are valid"),
         Target::Reserved => method_not_allowed("GET"),
-        Target::AddNode(id) => add_node(&handle, id, req).await,
+        Target::AddNode(id) => add_node(&handle, id, req, body_timeout).await,
         Target::RemoveNode(id) => remove_node(&handle, id).await,
-        Target::Put(key) => put(&handle, key, req).await,
+        Target::Put(key) => put(&handle, key, req, body_timeout).await,
         Target::Get(key) => get(&handle, &key, is_serializable(&query)).await,
         Target::OtherMethod => method_not_allowed("GET, PUT, POST, DELETE"),
     };
@@ -249,7 +329,11 @@ fn check_key(key: Vec<u8>) -> Result<Bytes, RequestError> {
     Ok(Bytes::from(key))
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, RequestError> {
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, RequestError> {
     let too_large =
         || RequestError::TooLarge(format!("body larger than the limit of {limit} bytes"));
     let declared = req
@@ -260,15 +344,17 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Reques
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(RequestError::BadRequest(format!("cannot read body: {e}"))),
+    let body = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(timeout, body).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(RequestError::BadRequest(format!("cannot read body: {e}"))),
+        Err(_) => Err(RequestError::Timeout(timeout)),
     }
 }
 
-async fn put(handle: &Handle, key: Bytes, req: Request<Incoming>) -> Resp {
-    let value = match read_body(req, MAX_VALUE_BYTES).await {
+async fn put(handle: &Handle, key: Bytes, req: Request<Incoming>, timeout: Duration) -> Resp {
+    let value = match read_body(req, MAX_VALUE_BYTES, timeout).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -296,8 +382,8 @@ async fn get(handle: &Handle, key: &[u8], serializable: bool) -> Resp {
     }
 }
 
-async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>) -> Resp {
-    let body = match read_body(req, 4096).await {
+async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>, timeout: Duration) -> Resp {
+    let body = match read_body(req, 4096, timeout).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -397,6 +483,84 @@ async fn health(handle: &Handle) -> Resp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The client API served by a handle with no loop, under `limits`.
+    async fn serving(limits: ConnectionLimits) -> (std::net::SocketAddr, Arc<Handle>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = Arc::new(Handle::detached());
+        tokio::spawn(serve(listener, Arc::clone(&handle), None, limits));
+        (addr, handle)
+    }
+
+    /// Everything the server sends until it closes the connection (a
+    /// generous deadline guards the test, not the behaviour).
+    async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection")
+            .expect("read");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn short_limits(max_connections: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections,
+            idle_timeout: Duration::from_millis(200),
+            body_timeout: Duration::from_millis(200),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_gets_408_and_its_connection_closes() {
+        use tokio::io::AsyncWriteExt;
+        let (addr, _handle) = serving(short_limits(8)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"PUT /k HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_new_or_kept_alive_are_closed() {
+        use tokio::io::AsyncWriteExt;
+        let (addr, _handle) = serving(short_limits(8)).await;
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(until_closed(&mut silent).await, "");
+        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut kept).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_are_refused_and_counted() {
+        let limits = ConnectionLimits {
+            idle_timeout: Duration::from_secs(60),
+            ..short_limits(2)
+        };
+        let (addr, handle) = serving(limits).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let answer = until_closed(&mut surplus).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("too many connections"), "{answer}");
+        let text = handle.metrics().render();
+        assert!(
+            text.contains("raftkv_client_connections_refused_total 1"),
+            "{text}"
+        );
+        assert!(text.contains("raftkv_client_connections 2"), "{text}");
+    }
 
     #[test]
     fn keys_are_percent_decoded() {

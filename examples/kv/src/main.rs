@@ -7,14 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use raftkv::cli::{ClientApiOptions, ServerArgs};
-use raftkv::metrics::{Metrics, inc};
-use raftkv::server::{Handle, LoopExit, RaftLoop};
+use raftkv::metrics::Metrics;
+use raftkv::server::{LoopExit, RaftLoop};
 use raftkv::tls::ClientApiTls;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -160,8 +156,19 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
     let handle = Arc::new(handle);
     let mut raft_thread = tokio::task::spawn_blocking(move || raft_loop.run());
     let tls = client_tls.is_some();
-    let server = tokio::spawn(accept_loop(listener, Arc::clone(&handle), client_tls));
-    tracing::info!(node = id.get(), client = %client_addr, tls, "serving");
+    let server = tokio::spawn(raftkv::http::serve(
+        listener,
+        Arc::clone(&handle),
+        client_tls,
+        client.limits,
+    ));
+    tracing::info!(
+        node = id.get(),
+        client = %client_addr,
+        tls,
+        max_connections = client.limits.max_connections,
+        "serving"
+    );
     let exit = tokio::select! {
         _ = term.recv() => None,
         _ = int.recv() => None,
@@ -211,52 +218,4 @@ async fn client_listener(
         .await
         .map_err(|e| format!("cannot listen for clients on {addr}: {e} (choose another --port)"))?;
     Ok((listener, tls))
-}
-
-async fn accept_loop(listener: TcpListener, handle: Arc<Handle>, tls: Option<ClientApiTls>) {
-    loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors, usually: back off instead of
-                // spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let handle = Arc::clone(&handle);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let Some(tls) = tls else {
-                return serve_client(stream, handle).await;
-            };
-            match tls.accept(stream).await {
-                Ok(stream) => serve_client(stream, handle).await,
-                Err(e) => {
-                    inc(&handle.metrics().client_tls_handshakes_refused);
-                    tracing::info!(remote = %remote, reason = %e, "client handshake refused");
-                }
-            }
-        });
-    }
-}
-
-/// Serves the client API on one connection.
-async fn serve_client<IO>(io: IO, handle: Arc<Handle>)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| raftkv::http::route(Arc::clone(&handle), req));
-    if let Err(e) = http1::Builder::new()
-        // A timer turns on hyper's header read timeout (30 s): a peer or
-        // client that never finishes its request headers cannot hold a
-        // connection forever.
-        .timer(hyper_util::rt::TokioTimer::new())
-        .serve_connection(TokioIo::new(io), service)
-        .await
-    {
-        tracing::debug!(error = %e, "client connection ended");
-    }
 }

@@ -255,6 +255,22 @@ impl Handle {
     }
 }
 
+#[cfg(test)]
+impl Handle {
+    /// A handle with no loop behind it: requests that need the loop are
+    /// refused (503); the metrics and the (empty) store work.
+    pub(crate) fn detached() -> Handle {
+        let (tx, _) = crossbeam_channel::bounded(1);
+        Handle {
+            tx,
+            store: Arc::default(),
+            metrics: Arc::default(),
+            request_timeout: Duration::from_secs(1),
+            peer_scheme: Scheme::Http,
+        }
+    }
+}
+
 /// The transport's way into the loop. Never blocks: when the queue is full
 /// a peer message is dropped, which Raft tolerates (it is retried).
 #[derive(Debug, Clone)]

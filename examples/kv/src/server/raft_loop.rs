@@ -18,6 +18,7 @@ use super::apply::removed_id_refusal;
 use super::durable::{self, OpenDataError};
 use super::identity::Identity;
 use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
+use crate::conn::ConnectionLimits;
 use crate::metrics::{self, Metrics};
 use crate::peer_url::{self, PeerUrl};
 use crate::store::{KvStore, Put};
@@ -62,6 +63,8 @@ pub struct ServerOptions {
     pub peer_tls: Option<TlsFiles>,
     /// The size of a WAL segment (`--wal-segment-size`).
     pub wal_segment_bytes: u64,
+    /// The peer port's connection cap and timeouts.
+    pub peer_limits: ConnectionLimits,
 }
 
 /// Why the node could not start.
@@ -649,6 +652,7 @@ fn start_transport(
         peers: initial_peers(opts, &opened.store),
         queue_messages: 4096,
         snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
+        limits: opts.peer_limits,
         tls,
     };
     Transport::start_on(listener, config, Arc::new(inbox), Arc::clone(metrics))
@@ -714,6 +718,7 @@ mod tests {
             queue_len: 16,
             peer_tls: None,
             wal_segment_bytes: 1 << 20,
+            peer_limits: ConnectionLimits::peer(16),
         }
     }
 

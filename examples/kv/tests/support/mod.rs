@@ -56,6 +56,19 @@ where
     }
 }
 
+/// [`eventually`] for a condition that needs `&mut` state (an async
+/// closure may borrow it).
+pub async fn eventually_mut<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Options for a test cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterBuilder {
@@ -450,6 +463,27 @@ impl Process {
             .stderr(Stdio::from(stderr))
             .spawn()
             .expect("spawn raftkv");
+        Process { child, stderr_path }
+    }
+
+    /// Starts `raftkv <args>` with at most `limit` open file descriptors
+    /// (`ulimit -n`, soft and hard).
+    pub fn spawn_with_descriptor_limit<I, S>(limit: u64, args: I, stderr_path: PathBuf) -> Process
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let stderr = File::create(&stderr_path).expect("stderr file");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_raftkv"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn sh");
         Process { child, stderr_path }
     }
 
