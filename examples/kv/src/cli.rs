@@ -59,6 +59,10 @@ pub struct ServerArgs {
     /// `raftkv=debug,raft_core=info`.
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// Colour in the log: `auto` (only when stderr is a terminal),
+    /// `always` or `never`.
+    #[arg(long, value_enum, default_value_t = LogColor::Auto)]
+    pub log_color: LogColor,
     /// Address the client API listens on.
     #[arg(long, default_value = "127.0.0.1")]
     pub client_host: IpAddr,
@@ -97,6 +101,30 @@ pub struct ServerArgs {
     /// certificates signed by it.
     #[arg(long)]
     pub client_ca: Option<PathBuf>,
+}
+
+/// When the log has colour (`--log-color`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogColor {
+    /// Only when stderr is a terminal: a file or a pipe gets plain text.
+    Auto,
+    /// Always (`raftkv cluster` asks for it when its own stderr is a
+    /// terminal, as it pipes the nodes' output).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl LogColor {
+    /// Whether to write ANSI colour codes to stderr.
+    pub fn ansi(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            LogColor::Auto => std::io::stderr().is_terminal(),
+            LogColor::Always => true,
+            LogColor::Never => false,
+        }
+    }
 }
 
 /// The smallest `--wal-segment-size`.
@@ -363,6 +391,7 @@ mod tests {
             heartbeat_ticks: 1,
             wal_segment_size: 64 << 20,
             log: "info".into(),
+            log_color: LogColor::Auto,
             client_host: "127.0.0.1".parse().unwrap(),
             request_timeout_ms: 5000,
             max_connections: None,

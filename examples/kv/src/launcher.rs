@@ -418,6 +418,9 @@ struct Cluster {
     threads: Vec<JoinHandle<()>>,
     report: Report,
     restart_delay: Duration,
+    /// Ask the nodes for a coloured log (they write to a pipe, so they
+    /// would not colour it on their own).
+    color: bool,
 }
 
 impl Cluster {
@@ -431,14 +434,9 @@ impl Cluster {
         log: &str,
         events: Sender<Event>,
     ) -> Result<Cluster, LauncherError> {
-        Cluster::start_reporting(
-            exe,
-            prefix_args,
-            nodes,
-            log,
-            events,
-            Box::new(|line| eprintln!("{line}")),
-        )
+        let report: Report = Box::new(|line| eprintln!("{line}"));
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Cluster::start_reporting(exe, prefix_args, nodes, log, events, report, color)
     }
 
     fn start_reporting(
@@ -448,6 +446,7 @@ impl Cluster {
         log: &str,
         events: Sender<Event>,
         report: Report,
+        color: bool,
     ) -> Result<Cluster, LauncherError> {
         let mut started = Cluster {
             exe: exe.to_path_buf(),
@@ -462,6 +461,7 @@ impl Cluster {
             threads: Vec::new(),
             report,
             restart_delay: RESTART_DELAY,
+            color,
         };
         for node in nodes {
             if let Err(e) = started.spawn(node.id) {
@@ -475,9 +475,14 @@ impl Cluster {
     /// Starts node `id`'s process (again, on its data directory).
     fn spawn(&mut self, id: u64) -> Result<(), LauncherError> {
         let node = &self.nodes[&id];
-        let spawned = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        command
             .args(&self.prefix_args)
-            .args(node.server_args(&self.cluster, &self.log))
+            .args(node.server_args(&self.cluster, &self.log));
+        if self.color {
+            command.args(["--log-color", "always"]);
+        }
+        let spawned = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -877,9 +882,16 @@ mod tests {
         let report: Report = Box::new(move |line| {
             let _ = lines_tx.send(line);
         });
-        let mut cluster =
-            Cluster::start_reporting(exe, &[], &three_nodes(dir), "info", tx.clone(), report)
-                .unwrap();
+        let mut cluster = Cluster::start_reporting(
+            exe,
+            &[],
+            &three_nodes(dir),
+            "info",
+            tx.clone(),
+            report,
+            false,
+        )
+        .unwrap();
         cluster.restart_delay = Duration::from_millis(10);
         let supervisor =
             std::thread::spawn(move || cluster.supervise(&rx, Duration::from_secs(30)));

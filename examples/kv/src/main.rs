@@ -108,6 +108,7 @@ fn serve(args: &ServerArgs) -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(args.log_color.ansi())
         .with_writer(std::io::stderr)
         .init();
     let rt = match runtime(args.threads.max(1)) {

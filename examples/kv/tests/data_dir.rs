@@ -121,3 +121,18 @@ async fn wal_segment_size_sets_the_size_of_the_wal_segments() {
         "segments of 1 MiB: {sizes:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_logging_to_a_file_writes_no_colour_codes() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cluster = format!("http://127.0.0.1:{}", free_port());
+    let stderr = tmp.path().join("node-1.err");
+    let mut node = serving_node(1, &cluster, &tmp.path().join("node-1"), &stderr).await;
+    assert!(node.terminate().await.success(), "{}", node.stderr());
+    let log = node.stderr();
+    assert!(log.contains("serving"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log file: {log:?}"
+    );
+}
