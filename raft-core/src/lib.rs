@@ -73,7 +73,7 @@
 //!
 //! node.propose(&b"x = 1"[..])?;
 //! handle(&mut node)?;
-//! assert_eq!(applied, vec![bytes::Bytes::from_static(b"x = 1")]);
+//! assert_eq!(applied, vec![raft_core::Bytes::from_static(b"x = 1")]);
 //! # Ok(())
 //! # }
 //! ```
@@ -100,10 +100,9 @@
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::error::Error;
-//! use bytes::Bytes;
 //! use raft_core::{
-//!     AnyConfChange, ConfChange, ConfChangeKind, ConfState, Config, MemoryStorage, Message,
-//!     NodeId, RawNode, Storage,
+//!     AnyConfChange, Bytes, ConfChange, ConfChangeKind, ConfState, Config, MemoryStorage,
+//!     Message, NodeId, RawNode, Storage,
 //! };
 //!
 //! struct Node {
@@ -206,7 +205,7 @@
 //! // The state machine applied everything handed out so far.
 //! let applied = node.status().applied;
 //! let conf_state = storage.initial_state()?.conf_state;
-//! storage.create_snapshot(applied, conf_state, bytes::Bytes::from_static(b"state"))?;
+//! storage.create_snapshot(applied, conf_state, raft_core::Bytes::from_static(b"state"))?;
 //! storage.compact(applied)?;
 //!
 //! // After a restart, the state machine is restored from the snapshot and
@@ -328,6 +327,11 @@ mod storage;
 pub mod testkit;
 pub mod tracker;
 mod types;
+
+/// The payload type of entries, proposals and snapshots (the `bytes`
+/// crate's), re-exported so that an application needs no dependency of
+/// its own on `bytes`.
+pub use bytes::Bytes;
 
 pub use bootstrap::{BootstrapError, FoundingLog};
 pub use confchange::{AnyConfChange, ConfChangeDecodeError, ConfChangeError};

@@ -131,7 +131,7 @@ impl Backend for FileBackend {
             Ok(()) => Ok(DirLock::new(file)),
             Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
-                format!("directory {} is locked by another user", dir.display()),
+                format!("directory {} is locked by another process", dir.display()),
             )),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
@@ -148,5 +148,6 @@ mod tests {
         let _lock = FileBackend.lock_dir(tmp.path()).expect("lock");
         let err = FileBackend.lock_dir(tmp.path()).expect_err("held");
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(err.to_string().contains("another process"), "{err}");
     }
 }

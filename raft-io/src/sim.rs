@@ -621,7 +621,7 @@ impl Backend for SimBackend {
         if !state.locks.insert(dir.to_path_buf()) {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
-                format!("directory {} is locked by another user", dir.display()),
+                format!("directory {} is locked by another process", dir.display()),
             ));
         }
         Ok(DirLock::new(SimLock {
@@ -722,6 +722,7 @@ mod tests {
         let lock = sim.lock_dir(&dir()).expect("lock");
         let err = sim.lock_dir(&dir()).expect_err("held");
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(err.to_string().contains("another process"), "{err}");
         drop(lock);
         sim.lock_dir(&dir()).expect("free again");
     }

@@ -25,7 +25,7 @@ pub enum OpenDirError {
     },
     /// Another [`Snapshotter`](crate::Snapshotter), in this process or
     /// another, has the directory open.
-    #[error("snapshot directory {} is locked by another user", dir.display())]
+    #[error("snapshot directory {} is locked: another process has it open", dir.display())]
     Locked {
         /// The snapshot directory.
         dir: PathBuf,

@@ -262,6 +262,7 @@ fn purge_keeps_the_newest_n_and_ignores_broken_files() {
 fn a_second_snapshotter_on_the_same_directory_is_refused() {
     let (sim, _snap) = sim_snapshotter();
     let err = Snapshotter::with_backend(sim.shared(), dir()).expect_err("locked");
+    assert!(err.to_string().contains("another process"), "{err}");
     match err {
         OpenDirError::Locked { dir } => assert_eq!(dir, self::dir()),
         other => panic!("expected a lock error, got {other}"),

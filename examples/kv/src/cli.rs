@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
+use crate::conn::{CapsError, ConnectionCaps, ConnectionLimits, descriptor_limit};
 use crate::peer_url::{PeerUrl, PeerUrlError, Scheme};
 use crate::server::ServerOptions;
 use crate::tls::TlsFiles;
@@ -54,10 +55,20 @@ pub struct ServerArgs {
     /// Heartbeat interval, in ticks.
     #[arg(long, default_value_t = 1)]
     pub heartbeat_ticks: u32,
+    /// Size of a WAL segment, filled with zeros up front (the next one is
+    /// prepared while one fills, so the WAL needs about twice this): e.g.
+    /// 64MiB, 4MiB or 1048576 (bytes); K, M and G are powers of 1024. From
+    /// 1 MiB to 1 GiB; smaller suits a small disk.
+    #[arg(long, default_value = "64MiB", value_parser = parse_segment_size)]
+    pub wal_segment_size: u64,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or
     /// `raftkv=debug,raft_core=info`.
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// Colour in the log: `auto` (only when stderr is a terminal),
+    /// `always` or `never`.
+    #[arg(long, value_enum, default_value_t = LogColor::Auto)]
+    pub log_color: LogColor,
     /// Address the client API listens on.
     #[arg(long, default_value = "127.0.0.1")]
     pub client_host: IpAddr,
@@ -66,6 +77,12 @@ pub struct ServerArgs {
     /// running a whole cluster: fewer cross-thread wakeups.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// The most client API connections at once; more are refused with
+    /// 503 [default: what the file descriptor limit (ulimit -n) leaves
+    /// after 64 for the WAL, snapshots and peers, and a quarter of the
+    /// rest for the peer port].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// How long a client request may wait before it gets 504.
     #[arg(long, default_value_t = 5000)]
     pub request_timeout_ms: u64,
@@ -92,6 +109,67 @@ pub struct ServerArgs {
     pub client_ca: Option<PathBuf>,
 }
 
+/// When the log has colour (`--log-color`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogColor {
+    /// Only when stderr is a terminal: a file or a pipe gets plain text.
+    Auto,
+    /// Always (`raftkv cluster` asks for it when its own stderr is a
+    /// terminal, as it pipes the nodes' output).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl LogColor {
+    /// Whether to write ANSI colour codes to stderr.
+    pub fn ansi(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            LogColor::Auto => std::io::stderr().is_terminal(),
+            LogColor::Always => true,
+            LogColor::Never => false,
+        }
+    }
+}
+
+/// The smallest `--wal-segment-size`.
+pub const MIN_WAL_SEGMENT_BYTES: u64 = 1 << 20;
+/// The largest `--wal-segment-size`.
+pub const MAX_WAL_SEGMENT_BYTES: u64 = 1 << 30;
+
+/// Parses a `--wal-segment-size`: a number of bytes, optionally followed
+/// by `K`/`KiB`, `M`/`MiB` or `G`/`GiB` (powers of 1024), within
+/// [`MIN_WAL_SEGMENT_BYTES`] and [`MAX_WAL_SEGMENT_BYTES`].
+///
+/// # Errors
+/// What is wrong with it, in one line.
+pub fn parse_segment_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim() {
+        "" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(format!("{text:?} is not a size like 64MiB, 4M or 1048576")),
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size like 64MiB, 4M or 1048576"))?;
+    if !(MIN_WAL_SEGMENT_BYTES..=MAX_WAL_SEGMENT_BYTES).contains(&bytes) {
+        return Err(format!(
+            "{text} is outside 1MiB..=1GiB, the sizes a WAL segment may have"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Where and how the client API listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientApiOptions {
@@ -99,6 +177,8 @@ pub struct ClientApiOptions {
     pub addr: SocketAddr,
     /// TLS, if `--client-cert` and `--client-key` were given.
     pub tls: Option<TlsFiles>,
+    /// The connection cap and timeouts.
+    pub limits: ConnectionLimits,
 }
 
 /// How linearizable reads are confirmed (`--read-mode`).
@@ -131,9 +211,18 @@ pub enum ArgsError {
     /// A URL in `--cluster` is malformed.
     #[error("--cluster: {0}")]
     BadUrl(#[from] PeerUrlError),
-    /// The same URL twice.
-    #[error("--cluster lists {0} twice")]
-    DuplicateUrl(String),
+    /// One address twice, however it is written (`127.0.0.1` and
+    /// `127.1`, a host name and its address, a trailing slash): the
+    /// second node would be the first.
+    #[error("--cluster lists the address {addr} twice: {first} and {second}")]
+    DuplicateUrl {
+        /// The address both resolve to.
+        addr: SocketAddr,
+        /// The first URL, as written.
+        first: String,
+        /// The second.
+        second: String,
+    },
     /// A tick setting that cannot work.
     #[error("{0}")]
     BadTiming(&'static str),
@@ -164,6 +253,10 @@ pub enum ArgsError {
     /// Half of the client API's TLS flags.
     #[error("--client-cert and --client-key go together, and --client-ca needs both")]
     ClientTlsIncomplete,
+    /// The file descriptor limit is too low, or `--max-connections` too
+    /// high for it.
+    #[error("{0}")]
+    Descriptors(#[from] CapsError),
 }
 
 impl ServerArgs {
@@ -173,15 +266,32 @@ impl ServerArgs {
     /// # Errors
     /// An [`ArgsError`] naming the flag to fix.
     pub fn validate(&self) -> Result<(ServerOptions, ClientApiOptions), ArgsError> {
+        self.validate_with_descriptors(descriptor_limit())
+    }
+
+    /// [`ServerArgs::validate`] for a process allowed `descriptors` open
+    /// file descriptors (the soft `RLIMIT_NOFILE`), from which the
+    /// connection caps derive.
+    ///
+    /// # Errors
+    /// An [`ArgsError`] naming the flag (or limit) to fix.
+    pub fn validate_with_descriptors(
+        &self,
+        descriptors: u64,
+    ) -> Result<(ServerOptions, ClientApiOptions), ArgsError> {
         let id = self.id.and_then(NodeId::new).ok_or(ArgsError::MissingId)?;
         if self.cluster.is_empty() || self.cluster.iter().all(|u| u.trim().is_empty()) {
             return Err(ArgsError::MissingCluster);
         }
-        let mut cluster = Vec::with_capacity(self.cluster.len());
+        let mut cluster: Vec<PeerUrl> = Vec::with_capacity(self.cluster.len());
         for raw in &self.cluster {
             let url = PeerUrl::parse(raw)?;
-            if cluster.contains(&url) {
-                return Err(ArgsError::DuplicateUrl(url.to_string()));
+            if let Some(first) = cluster.iter().find(|u| u.addr() == url.addr()) {
+                return Err(ArgsError::DuplicateUrl {
+                    addr: url.addr(),
+                    first: first.to_string(),
+                    second: raw.trim().to_string(),
+                });
             }
             cluster.push(url);
         }
@@ -202,6 +312,7 @@ impl ServerArgs {
         if self.snapshot_count == 0 {
             return Err(ArgsError::BadSnapshotCount);
         }
+        let caps = ConnectionCaps::for_limit(descriptors, self.max_connections)?;
         let peer_tls = self.peer_tls(&cluster)?;
         let client_tls = self.client_tls()?;
         let data_dir = self
@@ -226,12 +337,15 @@ impl ServerArgs {
             election_ticks: self.election_ticks,
             heartbeat_ticks: self.heartbeat_ticks,
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            wal_segment_bytes: self.wal_segment_size,
+            peer_limits: ConnectionLimits::peer(caps.peer),
             queue_len: 65_536,
             peer_tls,
         };
         let client = ClientApiOptions {
             addr: SocketAddr::new(self.client_host, self.port),
             tls: client_tls,
+            limits: ConnectionLimits::client(caps.client),
         };
         Ok((opts, client))
     }
@@ -295,9 +409,12 @@ mod tests {
             election_ticks: 10,
             read_mode: ReadMode::Index,
             heartbeat_ticks: 1,
+            wal_segment_size: 64 << 20,
             log: "info".into(),
+            log_color: LogColor::Auto,
             client_host: "127.0.0.1".parse().unwrap(),
             request_timeout_ms: 5000,
+            max_connections: None,
             threads: 2,
             peer_cert: None,
             peer_key: None,
@@ -392,7 +509,7 @@ mod tests {
         a.cluster[1] = a.cluster[0].clone();
         assert!(matches!(
             a.validate().unwrap_err(),
-            ArgsError::DuplicateUrl(_)
+            ArgsError::DuplicateUrl { .. }
         ));
         let mut a = args();
         a.election_ticks = 1;
@@ -400,6 +517,73 @@ mod tests {
         let mut a = args();
         a.snapshot_count = 0;
         assert_eq!(a.validate().unwrap_err(), ArgsError::BadSnapshotCount);
+    }
+
+    #[test]
+    fn one_address_written_two_ways_is_a_duplicate() {
+        // What `localhost` resolves to here, as an IP address.
+        let localhost = PeerUrl::parse("http://localhost:22379").unwrap().addr();
+        for (first, second) in [
+            ("http://127.0.0.1:12379".to_string(), "http://127.1:12379"),
+            (
+                "http://127.0.0.1:12379".to_string(),
+                "http://127.0.0.1:12379/",
+            ),
+            (format!("http://{localhost}"), "http://localhost:22379"),
+        ] {
+            let mut a = args();
+            a.cluster = vec![first, second.to_string()];
+            match a.validate() {
+                Err(e @ ArgsError::DuplicateUrl { .. }) => {
+                    assert_eq!(e.to_string().lines().count(), 1, "{e}")
+                }
+                other => panic!("{:?}: {other:?}", a.cluster),
+            }
+        }
+    }
+
+    #[test]
+    fn wal_segment_sizes_parse_with_binary_units_within_their_range() {
+        for (text, bytes) in [
+            ("64MiB", 64 << 20),
+            ("4M", 4 << 20),
+            ("1048576", 1 << 20),
+            ("2048K", 2 << 20),
+            ("1GiB", 1 << 30),
+        ] {
+            assert_eq!(parse_segment_size(text), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "MiB",
+            "4MB",
+            "1.5M",
+            "512KiB",
+            "2G",
+            "99999999999999999999",
+        ] {
+            let e = parse_segment_size(bad).unwrap_err();
+            assert_eq!(e.lines().count(), 1, "{bad}: {e}");
+        }
+        let mut a = args();
+        a.wal_segment_size = 4 << 20;
+        assert_eq!(a.validate().unwrap().0.wal_segment_bytes, 4 << 20);
+    }
+
+    #[test]
+    fn connection_caps_follow_the_descriptor_limit_and_the_flag() {
+        let (opts, client) = args().validate_with_descriptors(1024).unwrap();
+        assert_eq!(client.limits.max_connections, 720);
+        assert_eq!(opts.peer_limits.max_connections, 240);
+        let mut a = args();
+        a.max_connections = Some(50);
+        let (_, client) = a.validate_with_descriptors(1024).unwrap();
+        assert_eq!(client.limits.max_connections, 50);
+        a.max_connections = Some(5000);
+        let e = a.validate_with_descriptors(1024).unwrap_err();
+        assert!(matches!(e, ArgsError::Descriptors(_)), "{e}");
+        let e = args().validate_with_descriptors(20).unwrap_err();
+        assert!(e.to_string().contains("ulimit -n"), "{e}");
     }
 
     #[test]

@@ -13,28 +13,40 @@
 //!
 //! Keys are the percent-decoded path (any bytes, at most
 //! [`MAX_KEY_BYTES`]); values at most [`MAX_VALUE_BYTES`]. `status`,
-//! `health` and `metrics` are reserved. Followers accept writes and
-//! linearizable reads: raft-core forwards them to the leader (proposal and
+//! `health` and `metrics` are reserved, however they are percent-encoded
+//! (`/st%61tus` is `/status`). Followers accept writes and linearizable
+//! reads: raft-core forwards them to the leader (proposal and
 //! ReadIndex forwarding), so any node can be used.
 //!
 //! Errors have plain-text bodies: 400 malformed request, 404 missing key
-//! or member, 405 wrong method, 409 membership conflict, 413 key or value
+//! or member, 405 wrong method, 408 a body that did not arrive in time
+//! ([`ConnectionLimits::body_timeout`]), 409 membership conflict (an
+//! existing voter, a removed id: ids are never reused), 413 key or value
 //! too large, 503 + `Retry-After` when there is no leader or the proposal
 //! was dropped, 504 when the outcome is unknown after the request timeout.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use raft_core::{ConfChange, ConfChangeKind, NodeId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 
+use crate::conn::{Admission, Admitted, ConnectionLimits, Port};
+use crate::metrics::inc;
 use crate::peer_url::PeerUrl;
 use crate::server::{Handle, Refusal, StatusReport};
 pub use crate::store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::tls::ClientApiTls;
 
 /// Response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
@@ -82,6 +94,9 @@ pub enum RequestError {
     /// A key or body over its limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The body did not arrive in time (408).
+    #[error("the request body did not arrive within {0:?}")]
+    Timeout(Duration),
 }
 
 impl RequestError {
@@ -89,6 +104,7 @@ impl RequestError {
         match self {
             RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -97,38 +113,140 @@ impl RequestError {
     }
 }
 
-/// Handles one request. Never fails: every problem is a response.
-pub async fn route(handle: Arc<Handle>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+/// What a request asks for, decided on the percent-decoded path, so
+/// `/st%61tus` is `/status` (RFC 3986 §6.2.2.2) and never a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Status,
+    Health,
+    Metrics,
+    /// A reserved name with another method than GET (405).
+    Reserved,
+    AddNode(NodeId),
+    RemoveNode(NodeId),
+    Put(Bytes),
+    Get(Bytes),
+    /// A method the API does not have (405).
+    OtherMethod,
+}
+
+/// The names that are never keys.
+const RESERVED: [&str; 3] = ["status", "health", "metrics"];
+
+fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
+    let known = [Method::GET, Method::PUT, Method::POST, Method::DELETE].contains(method);
+    let path = match percent_decode(raw) {
+        Ok(path) => path,
+        Err(_) if !known => return Ok(Target::OtherMethod),
+        Err(e) => return Err(e),
+    };
+    if let Some(name) = RESERVED.iter().find(|name| name.as_bytes() == path) {
+        return Ok(match (method, *name) {
+            (&Method::GET, "status") => Target::Status,
+            (&Method::GET, "health") => Target::Health,
+            (&Method::GET, _) => Target::Metrics,
+            _ => Target::Reserved,
+        });
+    }
+    match *method {
+        Method::POST => parse_node_id(&path).map(Target::AddNode),
+        Method::DELETE => parse_node_id(&path).map(Target::RemoveNode),
+        Method::PUT => check_key(path).map(Target::Put),
+        Method::GET => check_key(path).map(Target::Get),
+        _ => Ok(Target::OtherMethod),
+    }
+}
+
+/// Serves the client API on `listener` until the task is dropped: at most
+/// [`ConnectionLimits::max_connections`] connections at once (more are
+/// refused with `503`), each closed when a request's headers take longer
+/// than [`ConnectionLimits::idle_timeout`] (idle keep-alive connections
+/// included) and each body given [`ConnectionLimits::body_timeout`]; see
+/// [`crate::conn`]. With `tls`, each connection's handshake runs in its
+/// own task (with a timeout); one that fails is logged and counted.
+pub async fn serve(
+    listener: TcpListener,
+    handle: Arc<Handle>,
+    tls: Option<ClientApiTls>,
+    limits: ConnectionLimits,
+) {
+    let metrics = Arc::clone(handle.metrics());
+    let mut admission =
+        Admission::new(Port::Client, limits.max_connections, metrics, tls.is_some());
+    loop {
+        let Admitted {
+            stream,
+            remote,
+            slot,
+        } = admission.accept(&listener).await;
+        let _ = stream.set_nodelay(true);
+        let handle = Arc::clone(&handle);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Some(tls) = tls else {
+                return serve_connection(stream, handle, limits).await;
+            };
+            match tls.accept(stream).await {
+                Ok(stream) => serve_connection(stream, handle, limits).await,
+                Err(e) => {
+                    inc(&handle.metrics().client_tls_handshakes_refused);
+                    tracing::info!(remote = %remote, reason = %e, "client handshake refused");
+                }
+            }
+        });
+    }
+}
+
+/// Serves the client API on one connection.
+async fn serve_connection<IO>(io: IO, handle: Arc<Handle>, limits: ConnectionLimits)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let body_timeout = limits.body_timeout;
+    let service = service_fn(move |req| route(Arc::clone(&handle), req, body_timeout));
+    if let Err(e) = http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Starts when hyper waits for a request's headers: on a new
+        // connection and on a kept-alive one after each response, so it
+        // closes idle connections too.
+        .header_read_timeout(limits.idle_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(error = %e, "client connection ended");
+    }
+}
+
+/// Handles one request; its body may take `body_timeout` to arrive. Never
+/// fails: every problem is a response.
+pub async fn route(
+    handle: Arc<Handle>,
+    req: Request<Incoming>,
+    body_timeout: Duration,
+) -> Result<Resp, Infallible> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let Some(raw) = path.strip_prefix('/') else {
         return Ok(text(StatusCode::BAD_REQUEST, "path must start with /"));
     };
-    let resp = match (req.method().clone(), raw) {
-        (Method::GET, "status") => status(&handle).await,
-        (Method::GET, "health") => health(&handle).await,
-        (Method::GET, "metrics") => Response::builder()
+    let target = match target(req.method(), raw) {
+        Ok(t) => t,
+        Err(e) => return Ok(e.into_response()),
+    };
+    let resp = match target {
+        Target::Status => status(&handle).await,
+        Target::Health => health(&handle).await,
+        Target::Metrics => Response::builder()
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(handle.metrics().render())))
             .expect("static response parts are valid"),
-        (_, "status" | "health" | "metrics") => method_not_allowed("GET"),
-        (Method::POST, id) => match parse_node_id(id) {
-            Ok(id) => add_node(&handle, id, req).await,
-            Err(e) => e.into_response(),
-        },
-        (Method::DELETE, id) => match parse_node_id(id) {
-            Ok(id) => remove_node(&handle, id).await,
-            Err(e) => e.into_response(),
-        },
-        (Method::PUT, key) => match decode_key(key) {
-            Ok(key) => put(&handle, key, req).await,
-            Err(e) => e.into_response(),
-        },
-        (Method::GET, key) => match decode_key(key) {
-            Ok(key) => get(&handle, &key, is_serializable(&query)).await,
-            Err(e) => e.into_response(),
-        },
-        _ => method_not_allowed("GET, PUT, POST, DELETE"),
+        Target::Reserved => method_not_allowed("GET"),
+        Target::AddNode(id) => add_node(&handle, id, req, body_timeout).await,
+        Target::RemoveNode(id) => remove_node(&handle, id).await,
+        Target::Put(key) => put(&handle, key, req, body_timeout).await,
+        Target::Get(key) => get(&handle, &key, is_serializable(&query)).await,
+        Target::OtherMethod => method_not_allowed("GET, PUT, POST, DELETE"),
     };
     Ok(resp)
 }
@@ -149,13 +267,15 @@ fn is_serializable(query: &str) -> bool {
         .any(|p| p == "serializable" || p == "serializable=true" || p == "serializable=1")
 }
 
-fn parse_node_id(raw: &str) -> Result<NodeId, RequestError> {
-    raw.parse::<u64>()
+fn parse_node_id(path: &[u8]) -> Result<NodeId, RequestError> {
+    std::str::from_utf8(path)
         .ok()
+        .and_then(|s| s.parse::<u64>().ok())
         .and_then(NodeId::new)
         .ok_or_else(|| {
             RequestError::BadRequest(format!(
-                "POST and DELETE take a node id (a positive integer), not {raw:?}"
+                "POST and DELETE take a node id (a positive integer), not {:?}",
+                String::from_utf8_lossy(path)
             ))
         })
 }
@@ -166,9 +286,11 @@ fn parse_node_id(raw: &str) -> Result<NodeId, RequestError> {
 /// [`RequestError::BadRequest`] for an empty key or a bad escape,
 /// [`RequestError::TooLarge`] for a long key.
 pub fn decode_key(raw: &str) -> Result<Bytes, RequestError> {
-    if raw.is_empty() {
-        return Err(RequestError::BadRequest("missing key: use /<key>".into()));
-    }
+    check_key(percent_decode(raw)?)
+}
+
+/// The bytes `raw` percent-encodes.
+fn percent_decode(raw: &str) -> Result<Vec<u8>, RequestError> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -179,7 +301,9 @@ pub fn decode_key(raw: &str) -> Result<Bytes, RequestError> {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             let Some(b) = hex else {
-                return Err(RequestError::BadRequest("bad percent-escape in key".into()));
+                return Err(RequestError::BadRequest(
+                    "bad percent-escape in path".into(),
+                ));
             };
             out.push(b);
             i += 3;
@@ -188,16 +312,28 @@ pub fn decode_key(raw: &str) -> Result<Bytes, RequestError> {
             i += 1;
         }
     }
-    if out.len() > MAX_KEY_BYTES {
-        return Err(RequestError::TooLarge(format!(
-            "key is {} bytes; the limit is {MAX_KEY_BYTES}",
-            out.len()
-        )));
-    }
-    Ok(Bytes::from(out))
+    Ok(out)
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, RequestError> {
+/// A decoded key, if it is not empty and within [`MAX_KEY_BYTES`].
+fn check_key(key: Vec<u8>) -> Result<Bytes, RequestError> {
+    if key.is_empty() {
+        return Err(RequestError::BadRequest("missing key: use /<key>".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(RequestError::TooLarge(format!(
+            "key is {} bytes; the limit is {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok(Bytes::from(key))
+}
+
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, RequestError> {
     let too_large =
         || RequestError::TooLarge(format!("body larger than the limit of {limit} bytes"));
     let declared = req
@@ -208,15 +344,17 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Reques
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(RequestError::BadRequest(format!("cannot read body: {e}"))),
+    let body = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(timeout, body).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(RequestError::BadRequest(format!("cannot read body: {e}"))),
+        Err(_) => Err(RequestError::Timeout(timeout)),
     }
 }
 
-async fn put(handle: &Handle, key: Bytes, req: Request<Incoming>) -> Resp {
-    let value = match read_body(req, MAX_VALUE_BYTES).await {
+async fn put(handle: &Handle, key: Bytes, req: Request<Incoming>, timeout: Duration) -> Resp {
+    let value = match read_body(req, MAX_VALUE_BYTES, timeout).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -244,8 +382,8 @@ async fn get(handle: &Handle, key: &[u8], serializable: bool) -> Resp {
     }
 }
 
-async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>) -> Resp {
-    let body = match read_body(req, 4096).await {
+async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>, timeout: Duration) -> Resp {
+    let body = match read_body(req, 4096, timeout).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -265,6 +403,15 @@ async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>) -> Resp {
             format!(
                 "{url}: this cluster's peer URLs are {}:// ones",
                 handle.peer_scheme().as_str()
+            ),
+        );
+    }
+    if let Some(other) = handle.member_at(url.addr(), id) {
+        return text(
+            StatusCode::CONFLICT,
+            format!(
+                "{url} is the address of node {other} ({}): every member needs one of its own",
+                url.addr()
             ),
         );
     }
@@ -305,7 +452,12 @@ pub fn status_json(s: &StatusReport) -> serde_json::Value {
         "role": s.role,
         "commit": s.commit,
         "applied": s.applied,
-        "members": { "voters": s.voters, "learners": s.learners, "urls": urls },
+        "members": {
+            "voters": s.voters,
+            "learners": s.learners,
+            "urls": urls,
+            "removed": s.removed,
+        },
         "last_snapshot": { "index": s.last_snapshot.0, "term": s.last_snapshot.1 },
     })
 }
@@ -331,6 +483,84 @@ async fn health(handle: &Handle) -> Resp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The client API served by a handle with no loop, under `limits`.
+    async fn serving(limits: ConnectionLimits) -> (std::net::SocketAddr, Arc<Handle>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = Arc::new(Handle::detached());
+        tokio::spawn(serve(listener, Arc::clone(&handle), None, limits));
+        (addr, handle)
+    }
+
+    /// Everything the server sends until it closes the connection (a
+    /// generous deadline guards the test, not the behaviour).
+    async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection")
+            .expect("read");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn short_limits(max_connections: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections,
+            idle_timeout: Duration::from_millis(200),
+            body_timeout: Duration::from_millis(200),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_gets_408_and_its_connection_closes() {
+        use tokio::io::AsyncWriteExt;
+        let (addr, _handle) = serving(short_limits(8)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"PUT /k HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_new_or_kept_alive_are_closed() {
+        use tokio::io::AsyncWriteExt;
+        let (addr, _handle) = serving(short_limits(8)).await;
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(until_closed(&mut silent).await, "");
+        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut kept).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_are_refused_and_counted() {
+        let limits = ConnectionLimits {
+            idle_timeout: Duration::from_secs(60),
+            ..short_limits(2)
+        };
+        let (addr, handle) = serving(limits).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let answer = until_closed(&mut surplus).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("too many connections"), "{answer}");
+        let text = handle.metrics().render();
+        assert!(
+            text.contains("raftkv_client_connections_refused_total 1"),
+            "{text}"
+        );
+        assert!(text.contains("raftkv_client_connections 2"), "{text}");
+    }
 
     #[test]
     fn keys_are_percent_decoded() {
@@ -363,10 +593,36 @@ mod tests {
     }
 
     #[test]
+    fn reserved_names_are_recognised_after_percent_decoding() {
+        for raw in ["status", "st%61tus", "%73tatus", "%68ealth", "metric%73"] {
+            let name = decode_key(raw).unwrap();
+            assert_eq!(
+                target(&Method::PUT, raw).unwrap(),
+                Target::Reserved,
+                "PUT /{raw}"
+            );
+            let want = match &name[..] {
+                b"status" => Target::Status,
+                b"health" => Target::Health,
+                _ => Target::Metrics,
+            };
+            assert_eq!(target(&Method::GET, raw).unwrap(), want, "GET /{raw}");
+        }
+        assert_eq!(
+            target(&Method::PUT, "st%61tus2").unwrap(),
+            Target::Put(Bytes::from_static(b"status2"))
+        );
+        assert_eq!(
+            target(&Method::DELETE, "%33").unwrap(),
+            Target::RemoveNode(NodeId::new(3).unwrap())
+        );
+    }
+
+    #[test]
     fn node_ids_must_be_positive_integers() {
-        assert!(parse_node_id("4").is_ok());
-        assert!(parse_node_id("0").is_err());
-        assert!(parse_node_id("x").is_err());
+        assert!(parse_node_id(b"4").is_ok());
+        assert!(parse_node_id(b"0").is_err());
+        assert!(parse_node_id(b"x").is_err());
     }
 
     #[test]

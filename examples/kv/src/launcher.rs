@@ -12,8 +12,14 @@
 //! [`run`] is synchronous: it blocks until the cluster stops. On Ctrl-C,
 //! SIGTERM or SIGHUP it sends SIGTERM to every node, waits up to
 //! [`GRACE_PERIOD`] for them to exit (a second signal cuts that short),
-//! kills the stragglers and returns `Ok`. If a node exits on its own, it
-//! stops the others and returns [`LauncherError::NodeExited`].
+//! kills the stragglers and returns `Ok`. A node that exits on its own
+//! (removed with `DELETE /<id>`, or refusing to start) is reported and the
+//! others keep running; one killed by a signal (`kill -9`) is started
+//! again on its data directory after [`RESTART_DELAY`] (doubling while it
+//! keeps dying early). If no node is left, [`run`] returns
+//! [`LauncherError::AllNodesExited`]. A cluster stopped this way starts
+//! again on its data with the same command (without `--fresh`); a removed
+//! node exits again at once, as its log says it was removed.
 //!
 //! Nodes run in their own process group so that a terminal's Ctrl-C reaches
 //! only the launcher, which stops them in order; a launcher killed with
@@ -115,14 +121,10 @@ pub enum LauncherError {
         #[source]
         source: std::io::Error,
     },
-    /// A node exited while the cluster was running.
-    #[error("node {id} exited unexpectedly ({status})")]
-    NodeExited {
-        /// The node id.
-        id: u64,
-        /// How it exited.
-        status: ExitStatus,
-    },
+    /// Every node exited on its own (none was killed by a signal, which
+    /// would have been restarted).
+    #[error("every node has exited; their errors are above")]
+    AllNodesExited,
 }
 
 /// One node of the local cluster: its id, ports and data directory.
@@ -237,7 +239,7 @@ pub fn cluster_arg(nodes: &[NodeSpec]) -> String {
 }
 
 /// Runs the cluster `args` describes until a signal stops it (then `Ok`) or
-/// a node exits on its own (then [`LauncherError::NodeExited`]). Blocks the
+/// every node has exited (then [`LauncherError::AllNodesExited`]). Blocks the
 /// calling thread; call it outside async code (or in `spawn_blocking`).
 /// Prints each node's URLs and sample `curl` commands to stdout.
 ///
@@ -383,12 +385,42 @@ fn forward_signals(tx: Sender<Event>) -> Result<(), LauncherError> {
     }
 }
 
+/// How long the launcher waits before it restarts a node killed by a
+/// signal; doubled (up to [`MAX_RESTART_DELAY`]) while it keeps dying
+/// within 10 s of its start.
+pub const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The longest wait before a restart.
+pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// A node that ran this long before dying is restarted after
+/// [`RESTART_DELAY`] again.
+const STABLE_RUN: Duration = Duration::from_secs(10);
+
+/// Where the launcher's own messages go (stderr, or a test's channel).
+type Report = Box<dyn FnMut(String) + Send>;
+
 /// The running nodes.
 struct Cluster {
+    exe: PathBuf,
+    prefix_args: Vec<OsString>,
+    /// The `--cluster` argument.
+    cluster: String,
+    log: String,
+    events: Sender<Event>,
+    /// Every node, by id.
+    nodes: BTreeMap<u64, NodeSpec>,
     /// Pids of nodes not yet seen to exit, by node id.
     running: BTreeMap<u64, Pid>,
+    /// When each node last started, and the delay before its next restart.
+    starts: BTreeMap<u64, (Instant, Duration)>,
+    /// Nodes killed by a signal, and when to start them again.
+    restarts: BTreeMap<u64, Instant>,
     /// Threads waiting for a node or copying its output.
     threads: Vec<JoinHandle<()>>,
+    report: Report,
+    restart_delay: Duration,
+    /// Ask the nodes for a coloured log (they write to a pipe, so they
+    /// would not colour it on their own).
+    color: bool,
 }
 
 impl Cluster {
@@ -402,80 +434,181 @@ impl Cluster {
         log: &str,
         events: Sender<Event>,
     ) -> Result<Cluster, LauncherError> {
-        let cluster = cluster_arg(nodes);
+        let report: Report = Box::new(|line| eprintln!("{line}"));
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Cluster::start_reporting(exe, prefix_args, nodes, log, events, report, color)
+    }
+
+    fn start_reporting(
+        exe: &Path,
+        prefix_args: &[OsString],
+        nodes: &[NodeSpec],
+        log: &str,
+        events: Sender<Event>,
+        report: Report,
+        color: bool,
+    ) -> Result<Cluster, LauncherError> {
         let mut started = Cluster {
+            exe: exe.to_path_buf(),
+            prefix_args: prefix_args.to_vec(),
+            cluster: cluster_arg(nodes),
+            log: log.to_string(),
+            events,
+            nodes: nodes.iter().map(|n| (n.id, n.clone())).collect(),
             running: BTreeMap::new(),
+            starts: BTreeMap::new(),
+            restarts: BTreeMap::new(),
             threads: Vec::new(),
+            report,
+            restart_delay: RESTART_DELAY,
+            color,
         };
         for node in nodes {
-            let spawned = Command::new(exe)
-                .args(prefix_args)
-                .args(node.server_args(&cluster, log))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .spawn();
-            let mut child = match spawned {
-                Ok(child) => child,
-                Err(source) => {
-                    started.kill_all();
-                    return Err(LauncherError::Spawn {
-                        id: node.id,
-                        source,
-                    });
-                }
-            };
-            let prefix = format!("node-{} | ", node.id);
-            if let Some(out) = child.stdout.take() {
-                started
-                    .threads
-                    .push(copy_lines(out, prefix.clone(), std::io::stdout));
+            if let Err(e) = started.spawn(node.id) {
+                started.kill_all();
+                return Err(e);
             }
-            if let Some(err) = child.stderr.take() {
-                started
-                    .threads
-                    .push(copy_lines(err, prefix, std::io::stderr));
-            }
-            let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-            started.running.insert(node.id, pid);
-            let tx = events.clone();
-            let id = node.id;
-            started.threads.push(std::thread::spawn(move || {
-                let status = child
-                    .wait()
-                    .unwrap_or_else(|_| ExitStatus::from_raw(-1 << 8));
-                let _ = tx.send(Event::Exited { id, status });
-            }));
         }
         Ok(started)
     }
 
-    /// Waits for a signal or a node's exit, then stops the cluster.
+    /// Starts node `id`'s process (again, on its data directory).
+    fn spawn(&mut self, id: u64) -> Result<(), LauncherError> {
+        let node = &self.nodes[&id];
+        let mut command = Command::new(&self.exe);
+        command
+            .args(&self.prefix_args)
+            .args(node.server_args(&self.cluster, &self.log));
+        if self.color {
+            command.args(["--log-color", "always"]);
+        }
+        let spawned = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn();
+        let mut child = spawned.map_err(|source| LauncherError::Spawn { id, source })?;
+        let prefix = format!("node-{id} | ");
+        if let Some(out) = child.stdout.take() {
+            self.threads
+                .push(copy_lines(out, prefix.clone(), std::io::stdout));
+        }
+        if let Some(err) = child.stderr.take() {
+            self.threads.push(copy_lines(err, prefix, std::io::stderr));
+        }
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        self.running.insert(id, pid);
+        let delay = self.starts.get(&id).map_or(self.restart_delay, |s| s.1);
+        self.starts.insert(id, (Instant::now(), delay));
+        let tx = self.events.clone();
+        self.threads.push(std::thread::spawn(move || {
+            let status = child
+                .wait()
+                .unwrap_or_else(|_| ExitStatus::from_raw(-1 << 8));
+            let _ = tx.send(Event::Exited { id, status });
+        }));
+        Ok(())
+    }
+
+    /// Runs until a signal (then stops every node and returns `Ok`) or
+    /// until no node is left (then [`LauncherError::AllNodesExited`]). A
+    /// node that exits on its own is reported and the others keep
+    /// running; one killed by a signal (`kill -9`, the OOM killer) is
+    /// started again on its data directory after a delay.
     fn supervise(mut self, events: &Receiver<Event>, grace: Duration) -> Result<(), LauncherError> {
-        let result = match events.recv() {
-            Ok(Event::Signal(name)) => {
-                eprintln!("raftkv cluster: {name} received, stopping the nodes");
-                Ok(())
+        loop {
+            let next_restart = self.restarts.values().min().copied();
+            let event = match next_restart {
+                Some(at) => events.recv_deadline(at),
+                None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match event {
+                Ok(Event::Signal(name)) => {
+                    let running = ids(self.running.keys());
+                    (self.report)(format!(
+                        "raftkv cluster: {name} received, stopping {running}"
+                    ));
+                    self.stop(events, grace);
+                    return Ok(());
+                }
+                Ok(Event::Exited { id, status }) => self.on_exit(id, status),
+                Err(RecvTimeoutError::Timeout) => self.restart_due(),
+                // Every sender is gone: no node left and no signal thread.
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stop(events, grace);
+                    return Ok(());
+                }
             }
-            Ok(Event::Exited { id, status }) => {
-                self.running.remove(&id);
-                eprintln!(
-                    "raftkv cluster: node {id} exited unexpectedly ({status}), stopping the others"
-                );
-                Err(LauncherError::NodeExited { id, status })
+            if self.running.is_empty() && self.restarts.is_empty() {
+                (self.report)("raftkv cluster: every node has exited".into());
+                self.stop(events, grace);
+                return Err(LauncherError::AllNodesExited);
             }
-            // Every sender is gone: no node left and no signal thread.
-            Err(_) => Ok(()),
+        }
+    }
+
+    /// A node exited while the cluster runs: report it, and schedule a
+    /// restart if a signal killed it.
+    fn on_exit(&mut self, id: u64, status: ExitStatus) {
+        self.running.remove(&id);
+        let others = if self.running.is_empty() {
+            "no other node is running".to_string()
+        } else {
+            let verb = if self.running.len() == 1 {
+                "keeps"
+            } else {
+                "keep"
+            };
+            format!("{} {verb} running", ids(self.running.keys()))
         };
-        self.stop(events, grace);
-        result
+        let what = match (status.signal(), status.code()) {
+            (Some(signal), _) => {
+                let (started, delay) = self
+                    .starts
+                    .get(&id)
+                    .copied()
+                    .unwrap_or((Instant::now(), self.restart_delay));
+                let delay = if started.elapsed() < STABLE_RUN {
+                    delay
+                } else {
+                    self.restart_delay
+                };
+                self.restarts.insert(id, Instant::now() + delay);
+                self.starts
+                    .insert(id, (started, (delay * 2).min(MAX_RESTART_DELAY)));
+                format!("was killed by signal {signal}; restarting it on its data in {delay:?}")
+            }
+            (None, Some(0)) => "exited 0 (it was removed from the cluster, or stopped)".into(),
+            (None, Some(2)) => "refused to start (exit 2, its error is above)".into(),
+            (None, _) => format!("stopped ({status}, its error is above)"),
+        };
+        (self.report)(format!("raftkv cluster: node {id} {what}; {others}"));
+    }
+
+    /// Starts the nodes whose restart is due.
+    fn restart_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .restarts
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.restarts.remove(&id);
+            match self.spawn(id) {
+                Ok(()) => (self.report)(format!("raftkv cluster: node {id} restarted")),
+                Err(e) => (self.report)(format!("raftkv cluster: {e}")),
+            }
+        }
     }
 
     /// Sends SIGTERM to every running node and waits up to `grace` for
     /// them to exit (less if another signal arrives), then SIGKILLs the
     /// rest and waits for them.
     fn stop(&mut self, events: &Receiver<Event>, grace: Duration) {
+        self.restarts.clear();
         for pid in self.running.values() {
             let _ = kill(*pid, Signal::SIGTERM);
         }
@@ -484,15 +617,16 @@ impl Cluster {
             match events.recv_deadline(deadline) {
                 Ok(Event::Exited { id, status }) => self.note_exit(id, status),
                 Ok(Event::Signal(name)) => {
-                    eprintln!("raftkv cluster: {name} received again, killing the nodes");
+                    (self.report)(format!(
+                        "raftkv cluster: {name} received again, killing the nodes"
+                    ));
                     break;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let ids: Vec<String> = self.running.keys().map(u64::to_string).collect();
-                    eprintln!(
-                        "raftkv cluster: node(s) {} still running after {grace:?}, killing",
-                        ids.join(", ")
-                    );
+                    let ids = ids(self.running.keys());
+                    (self.report)(format!(
+                        "raftkv cluster: {ids} still running after {grace:?}, killing"
+                    ));
                     break;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -527,9 +661,16 @@ impl Cluster {
     fn note_exit(&mut self, id: u64, status: ExitStatus) {
         self.running.remove(&id);
         if !status.success() {
-            eprintln!("raftkv cluster: node {id} stopped ({status})");
+            (self.report)(format!("raftkv cluster: node {id} stopped ({status})"));
         }
     }
+}
+
+/// `node 1` or `nodes 1, 3`.
+fn ids<'a>(ids: impl Iterator<Item = &'a u64>) -> String {
+    let ids: Vec<String> = ids.map(u64::to_string).collect();
+    let noun = if ids.len() == 1 { "node" } else { "nodes" };
+    format!("{noun} {}", ids.join(", "))
 }
 
 /// Copies `from` line by line to `to()`, each line prefixed, until EOF.
@@ -725,25 +866,102 @@ mod tests {
         plan(&args).unwrap()
     }
 
+    /// A cluster of `exe` whose launcher messages arrive on the returned
+    /// receiver, supervised on a thread of its own; send it signals on
+    /// the returned sender.
+    fn supervised(
+        exe: &Path,
+        dir: &Path,
+    ) -> (
+        Sender<Event>,
+        Receiver<String>,
+        JoinHandle<Result<(), LauncherError>>,
+    ) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (lines_tx, lines) = crossbeam_channel::unbounded();
+        let report: Report = Box::new(move |line| {
+            let _ = lines_tx.send(line);
+        });
+        let mut cluster = Cluster::start_reporting(
+            exe,
+            &[],
+            &three_nodes(dir),
+            "info",
+            tx.clone(),
+            report,
+            false,
+        )
+        .unwrap();
+        cluster.restart_delay = Duration::from_millis(10);
+        let supervisor =
+            std::thread::spawn(move || cluster.supervise(&rx, Duration::from_secs(30)));
+        (tx, lines, supervisor)
+    }
+
+    /// The next launcher message that contains `needle`.
+    fn wait_line(lines: &Receiver<String>, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match lines.recv_deadline(deadline) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no launcher message with {needle:?}: {e}"),
+            }
+        }
+    }
+
     #[test]
-    fn a_node_exiting_on_its_own_stops_the_others_and_is_reported() {
+    fn a_node_exiting_on_its_own_is_reported_and_the_others_keep_running() {
         let tmp = tempfile::tempdir().unwrap();
         let exe = fake_raftkv(
             tmp.path(),
-            r#"if [ "$2" = 2 ]; then exit 3; fi; exec sleep 600"#,
+            r#"if [ "$2" = 2 ]; then exit 0; fi; exec sleep 600"#,
         );
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let cluster = Cluster::start(&exe, &[], &three_nodes(tmp.path()), "info", tx).unwrap();
-        let started = Instant::now();
-        let e = cluster.supervise(&rx, Duration::from_secs(30)).unwrap_err();
-        assert!(
-            matches!(&e, LauncherError::NodeExited { id: 2, status } if status.code() == Some(3)),
-            "{e}"
+        let (tx, lines, supervisor) = supervised(&exe, tmp.path());
+        let line = wait_line(&lines, "node 2");
+        assert!(line.contains("removed from the cluster"), "{line}");
+        assert!(line.contains("nodes 1, 3 keep running"), "{line}");
+        tx.send(Event::Signal("SIGTERM")).unwrap();
+        let line = wait_line(&lines, "received");
+        assert!(line.contains("stopping nodes 1, 3"), "{line}");
+        supervisor.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_node_killed_by_a_signal_is_restarted_on_its_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The first start of node 2 kills itself; its data directory ($8)
+        // remembers that it did.
+        let exe = fake_raftkv(
+            tmp.path(),
+            r#"if [ "$2" = 2 ] && mkdir -p "$8" && [ ! -e "$8/killed" ]; then
+                 touch "$8/killed"; kill -9 $$
+               fi
+               exec sleep 600"#,
         );
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "SIGTERM stopped the others"
-        );
+        let (tx, lines, supervisor) = supervised(&exe, tmp.path());
+        let line = wait_line(&lines, "node 2");
+        assert!(line.contains("killed by signal 9"), "{line}");
+        assert!(line.contains("restarting it on its data"), "{line}");
+        wait_line(&lines, "node 2 restarted");
+        tx.send(Event::Signal("SIGTERM")).unwrap();
+        let line = wait_line(&lines, "received");
+        assert!(line.contains("stopping nodes 1, 2, 3"), "{line}");
+        supervisor.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn when_every_node_has_exited_the_launcher_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = fake_raftkv(tmp.path(), "exit 2");
+        let (_tx, lines, supervisor) = supervised(&exe, tmp.path());
+        let line = wait_line(&lines, "refused to start");
+        assert!(line.contains("exit 2"), "{line}");
+        wait_line(&lines, "every node has exited");
+        assert!(matches!(
+            supervisor.join().unwrap(),
+            Err(LauncherError::AllNodesExited)
+        ));
     }
 
     #[test]

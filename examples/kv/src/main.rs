@@ -7,14 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use raftkv::cli::{ClientApiOptions, ServerArgs};
-use raftkv::metrics::{Metrics, inc};
-use raftkv::server::{Handle, LoopExit, RaftLoop};
+use raftkv::metrics::Metrics;
+use raftkv::server::{LoopExit, RaftLoop};
 use raftkv::tls::ClientApiTls;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -112,6 +108,7 @@ fn serve(args: &ServerArgs) -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(args.log_color.ansi())
         .with_writer(std::io::stderr)
         .init();
     let rt = match runtime(args.threads.max(1)) {
@@ -126,7 +123,19 @@ fn serve(args: &ServerArgs) -> ExitCode {
 
 async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions) -> ExitCode {
     let id = opts.id;
-    let client_addr = client.addr;
+    // First of all: a SIGTERM that arrives while the node starts, or just
+    // after it answers its first request, must stop it cleanly, not kill
+    // it with the default action.
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            eprintln!("raftkv: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     let (listener, client_tls) = match client_listener(&client).await {
         Ok(v) => v,
         Err(e) => {
@@ -134,6 +143,8 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
             return ExitCode::from(2);
         }
     };
+    // The port bound, which `--port 0` leaves to the kernel.
+    let client_addr = listener.local_addr().unwrap_or(client.addr);
     let metrics = Arc::new(Metrics::default());
     let (raft_loop, handle) = match RaftLoop::start(opts, metrics).await {
         Ok(v) => v,
@@ -146,18 +157,19 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
     let handle = Arc::new(handle);
     let mut raft_thread = tokio::task::spawn_blocking(move || raft_loop.run());
     let tls = client_tls.is_some();
-    let server = tokio::spawn(accept_loop(listener, Arc::clone(&handle), client_tls));
-    tracing::info!(node = id.get(), client = %client_addr, tls, "serving");
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        _ => {
-            eprintln!("raftkv: cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
+    let server = tokio::spawn(raftkv::http::serve(
+        listener,
+        Arc::clone(&handle),
+        client_tls,
+        client.limits,
+    ));
+    tracing::info!(
+        node = id.get(),
+        client = %client_addr,
+        tls,
+        max_connections = client.limits.max_connections,
+        "serving"
+    );
     let exit = tokio::select! {
         _ = term.recv() => None,
         _ = int.recv() => None,
@@ -207,52 +219,4 @@ async fn client_listener(
         .await
         .map_err(|e| format!("cannot listen for clients on {addr}: {e} (choose another --port)"))?;
     Ok((listener, tls))
-}
-
-async fn accept_loop(listener: TcpListener, handle: Arc<Handle>, tls: Option<ClientApiTls>) {
-    loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors, usually: back off instead of
-                // spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let handle = Arc::clone(&handle);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let Some(tls) = tls else {
-                return serve_client(stream, handle).await;
-            };
-            match tls.accept(stream).await {
-                Ok(stream) => serve_client(stream, handle).await,
-                Err(e) => {
-                    inc(&handle.metrics().client_tls_handshakes_refused);
-                    tracing::info!(remote = %remote, reason = %e, "client handshake refused");
-                }
-            }
-        });
-    }
-}
-
-/// Serves the client API on one connection.
-async fn serve_client<IO>(io: IO, handle: Arc<Handle>)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| raftkv::http::route(Arc::clone(&handle), req));
-    if let Err(e) = http1::Builder::new()
-        // A timer turns on hyper's header read timeout (30 s): a peer or
-        // client that never finishes its request headers cannot hold a
-        // connection forever.
-        .timer(hyper_util::rt::TokioTimer::new())
-        .serve_connection(TokioIo::new(io), service)
-        .await
-    {
-        tracing::debug!(error = %e, "client connection ended");
-    }
 }

@@ -100,6 +100,14 @@ pub struct Metrics {
     /// Gauge: the most bytes of snapshot request bodies held in memory at
     /// once since the start (a high-water mark; bodies stream to disk).
     pub peer_snapshot_bytes_buffered_peak: AtomicU64,
+    /// Client API connections refused: the connection cap was reached.
+    pub client_connections_refused: AtomicU64,
+    /// Peer connections refused: the connection cap was reached.
+    pub peer_connections_refused: AtomicU64,
+    /// Gauge: client API connections open now.
+    pub client_connections_open: AtomicU64,
+    /// Gauge: peer connections open now (accepted by this node).
+    pub peer_connections_open: AtomicU64,
     /// Duration of each WAL save that synced.
     pub fsync_seconds: Histogram,
 }
@@ -112,6 +120,16 @@ pub fn inc(counter: &AtomicU64) {
 /// Adds `n` to a counter.
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Subtracts `n` from a gauge.
+pub fn sub(gauge: &AtomicU64, n: u64) {
+    gauge.fetch_sub(n, Ordering::Relaxed);
+}
+
+/// The current value of a counter or gauge.
+pub fn get(metric: &AtomicU64) -> u64 {
+    metric.load(Ordering::Relaxed)
 }
 
 /// Raises a high-water-mark gauge to `n` if `n` is higher.
@@ -143,7 +161,7 @@ impl Metrics {
     }
 
     /// Every counter: name, help, value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 16] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 18] {
         [
             (
                 "raftkv_proposals_total",
@@ -225,12 +243,32 @@ impl Metrics {
                 "Snapshot uploads refused: too many at once.",
                 &self.peer_snapshot_receives_refused,
             ),
+            (
+                "raftkv_client_connections_refused_total",
+                "Client API connections refused at the connection cap.",
+                &self.client_connections_refused,
+            ),
+            (
+                "raftkv_peer_connections_refused_total",
+                "Peer connections refused at the connection cap.",
+                &self.peer_connections_refused,
+            ),
         ]
     }
 
     /// Every gauge: name, help, value.
-    fn gauges(&self) -> [(&'static str, &'static str, &AtomicU64); 2] {
+    fn gauges(&self) -> [(&'static str, &'static str, &AtomicU64); 4] {
         [
+            (
+                "raftkv_client_connections",
+                "Client API connections open.",
+                &self.client_connections_open,
+            ),
+            (
+                "raftkv_peer_connections",
+                "Peer connections accepted and open.",
+                &self.peer_connections_open,
+            ),
             (
                 "raftkv_peer_snapshot_receives_in_progress",
                 "Snapshot uploads being received.",

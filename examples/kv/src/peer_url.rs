@@ -26,6 +26,12 @@ pub enum PeerUrlError {
         /// The input.
         url: String,
     },
+    /// Port 0, which no node listens on.
+    #[error("{url:?} has port 0; a peer URL names the port its node listens on")]
+    PortZero {
+        /// The input.
+        url: String,
+    },
     /// A path, query or fragment after the authority.
     #[error("{url:?} has a path; a peer URL is only scheme, host and port")]
     HasPath {
@@ -105,6 +111,9 @@ impl PeerUrl {
         let Ok(port) = port.parse::<u16>() else {
             return Err(PeerUrlError::NoPort { url: owned() });
         };
+        if port == 0 {
+            return Err(PeerUrlError::PortZero { url: owned() });
+        }
         let host_unbracketed = host.trim_start_matches('[').trim_end_matches(']');
         let addr = (host_unbracketed, port)
             .to_socket_addrs()
@@ -218,6 +227,10 @@ mod tests {
         assert!(matches!(
             PeerUrl::parse("http://"),
             Err(PeerUrlError::Malformed { .. })
+        ));
+        assert!(matches!(
+            PeerUrl::parse("http://127.0.0.1:0"),
+            Err(PeerUrlError::PortZero { .. })
         ));
     }
 

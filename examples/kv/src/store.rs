@@ -5,11 +5,13 @@
 //!
 //! Entry payload of a write (little-endian):
 //! `[op = 1][request id: u64][key length: u32][key][value]`.
-//! Snapshot data: `b"RKVS"`, version `u32 = 1`, pair count `u64`, pairs as
+//! Snapshot data: `b"RKVS"`, version `u32 = 2`, pair count `u64`, pairs as
 //! `[key len u32][key][value len u32][value]`, peer count `u32`, peers as
-//! `[id u64][url len u32][url]`. raft-snap checksums the whole file.
+//! `[id u64][url len u32][url]`, then (version 2) removed-node count `u32`
+//! and the removed ids as `u64`s. Version 1 data (no removed ids) is still
+//! read. raft-snap checksums the whole file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -20,7 +22,9 @@ pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
 const OP_PUT: u8 = 1;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RKVS";
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
+/// The version before removed node ids were recorded; still restored.
+const SNAPSHOT_VERSION_1: u32 = 1;
 
 /// A decoded write command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,14 +84,17 @@ pub enum RestoreError {
     BadUrl,
 }
 
-/// The key-value map and the member URLs.
+/// The key-value map, the member URLs and the ids of removed members.
 ///
 /// Invariant: `applied` is the index of the last entry (or snapshot)
-/// reflected in `data` and `peers`.
+/// reflected in `data`, `peers` and `removed`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct KvStore {
     data: BTreeMap<Bytes, Bytes>,
     peers: BTreeMap<u64, String>,
+    /// Every node id ever removed: never a member again (ids are not
+    /// reused, as in etcd), so this is replicated state too.
+    removed: BTreeSet<u64>,
     applied: u64,
 }
 
@@ -139,9 +146,21 @@ impl KvStore {
         self.peers.insert(id, url);
     }
 
-    /// Forgets a removed member's URL.
+    /// Forgets a removed member's URL and records that `id` was removed,
+    /// for good.
     pub fn remove_peer(&mut self, id: u64) {
         self.peers.remove(&id);
+        self.removed.insert(id);
+    }
+
+    /// True if node `id` was removed from the cluster at some point.
+    pub fn was_removed(&self, id: u64) -> bool {
+        self.removed.contains(&id)
+    }
+
+    /// The ids of every node ever removed, in order.
+    pub fn removed(&self) -> &BTreeSet<u64> {
+        &self.removed
     }
 
     /// Serialises the map and the peers (see the module docs).
@@ -163,6 +182,10 @@ impl KvStore {
             b.put_u32_le(url.len() as u32);
             b.put_slice(url.as_bytes());
         }
+        b.put_u32_le(self.removed.len() as u32);
+        for id in &self.removed {
+            b.put_u64_le(*id);
+        }
         b.freeze()
     }
 
@@ -175,7 +198,8 @@ impl KvStore {
             return Err(RestoreError::BadHeader);
         }
         data.advance(4);
-        if data.get_u32_le() != SNAPSHOT_VERSION {
+        let version = data.get_u32_le();
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
             return Err(RestoreError::BadHeader);
         }
         let count = data.get_u64_le();
@@ -199,11 +223,25 @@ impl KvStore {
             let url = String::from_utf8(url.to_vec()).map_err(|_| RestoreError::BadUrl)?;
             peers.insert(id, url);
         }
+        let mut removed = BTreeSet::new();
+        if version >= SNAPSHOT_VERSION {
+            if data.remaining() < 4 {
+                return Err(RestoreError::Truncated);
+            }
+            let count = data.get_u32_le();
+            for _ in 0..count {
+                if data.remaining() < 8 {
+                    return Err(RestoreError::Truncated);
+                }
+                removed.insert(data.get_u64_le());
+            }
+        }
         if data.has_remaining() {
             return Err(RestoreError::Truncated);
         }
         self.data = map;
         self.peers = peers;
+        self.removed = removed;
         self.applied = index;
         Ok(())
     }
@@ -259,8 +297,25 @@ mod tests {
         s.put(2, Bytes::from_static(b"b"), Bytes::new());
         s.set_peer(1, "http://127.0.0.1:12379".into());
         s.set_peer(4, "http://127.0.0.1:42379".into());
+        s.set_peer(3, "http://127.0.0.1:32379".into());
+        s.remove_peer(3);
         let mut t = KvStore::new();
         t.restore(2, s.snapshot_data()).unwrap();
+        assert_eq!(s, t);
+        assert!(t.was_removed(3) && !t.was_removed(4));
+    }
+
+    #[test]
+    fn version_1_snapshot_data_restores_with_no_removed_nodes() {
+        let mut s = KvStore::new();
+        s.put(1, Bytes::from_static(b"a"), Bytes::from_static(b"1"));
+        s.set_peer(1, "http://127.0.0.1:12379".into());
+        // Version 1: the same layout without the removed ids at the end.
+        let v2 = s.snapshot_data();
+        let mut v1 = BytesMut::from(&v2[..v2.len() - 4]);
+        v1[4..8].copy_from_slice(&SNAPSHOT_VERSION_1.to_le_bytes());
+        let mut t = KvStore::new();
+        t.restore(1, v1.freeze()).unwrap();
         assert_eq!(s, t);
     }
 

@@ -36,8 +36,12 @@
 //! Too Large` beyond [`MAX_BATCH_RECEIVE_BYTES`] or
 //! [`SnapshotReceiveConfig::max_bytes`]; `503 Service Unavailable` for a
 //! snapshot while [`SnapshotReceiveConfig::max_concurrent`] are being
-//! received; `408` for a snapshot body that stalls; `404` / `405` for other
-//! paths and methods.
+//! received; `408` for a body that stalls (a batch's within
+//! [`ConnectionLimits::body_timeout`]); `404` / `405` for other paths and
+//! methods. A connection over [`ConnectionLimits::max_connections`] is
+//! closed at once (after a `503` without TLS) and counted in
+//! [`Metrics::peer_connections_refused`]; one that sends no request
+//! headers for [`ConnectionLimits::idle_timeout`] is closed.
 //!
 //! Snapshot bodies stream to a spill file, verified as they arrive, and
 //! only a complete, verified snapshot is read into memory (see
@@ -59,6 +63,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::conn::ConnectionLimits;
 use crate::metrics::{Metrics, add, inc};
 use crate::peer_url::{PeerUrl, Scheme};
 use crate::tls::PeerTls;
@@ -121,6 +126,9 @@ pub struct TransportConfig {
     pub queue_messages: usize,
     /// Limits of incoming snapshots.
     pub snapshot_receive: SnapshotReceiveConfig,
+    /// The peer server's connection cap and timeouts (see
+    /// [`crate::conn`]).
+    pub limits: ConnectionLimits,
     /// Mutual TLS of the peer port; `None` for plain, unauthenticated HTTP.
     pub tls: Option<PeerTls>,
 }
@@ -166,6 +174,34 @@ pub enum TransportError {
     },
 }
 
+/// The peer port, bound: [`Transport::start_on`] serves it.
+#[derive(Debug)]
+pub struct PeerListener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl PeerListener {
+    /// Binds `addr`.
+    ///
+    /// # Errors
+    /// [`TransportError::Bind`].
+    pub async fn bind(addr: SocketAddr) -> Result<PeerListener, TransportError> {
+        let bind_err = |source| TransportError::Bind { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        Ok(PeerListener {
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
 /// The running transport.
 ///
 /// Dropping it without [`shutdown`](Self::shutdown) aborts its tasks too,
@@ -195,13 +231,23 @@ impl Transport {
         inbox: Arc<dyn RaftInbox>,
         metrics: Arc<Metrics>,
     ) -> Result<Transport, TransportError> {
-        let addr = config.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| TransportError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| TransportError::Bind { addr, source })?;
+        let listener = PeerListener::bind(config.listen).await?;
+        Transport::start_on(listener, config, inbox, metrics)
+    }
+
+    /// Starts the transport on a listener bound before (so a node can
+    /// find its peer port taken before it touches its data directory);
+    /// [`TransportConfig::listen`] is ignored.
+    pub fn start_on(
+        listener: PeerListener,
+        config: TransportConfig,
+        inbox: Arc<dyn RaftInbox>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Transport, TransportError> {
+        let PeerListener {
+            listener,
+            local_addr,
+        } = listener;
         let shared = Arc::new(Shared {
             id: config.id,
             cluster_id: AtomicU64::new(config.cluster_id.map_or(0, |id| id.max(1))),
@@ -217,6 +263,7 @@ impl Transport {
                 config.snapshot_receive.max_concurrent.max(1),
             )),
             snapshot_receive: config.snapshot_receive,
+            limits: config.limits,
             snapshot_buffered: AtomicU64::new(0),
             tls: config.tls,
         });
@@ -237,6 +284,7 @@ impl Transport {
             id = %config.id,
             listen = %local_addr,
             tls = transport.shared.tls.is_some(),
+            max_connections = config.limits.max_connections,
             "peer transport started"
         );
         Ok(transport)
@@ -408,6 +456,7 @@ struct Shared {
     peers: RwLock<Peers>,
     tasks: Mutex<Tasks>,
     snapshot_receive: SnapshotReceiveConfig,
+    limits: ConnectionLimits,
     /// One permit per snapshot that may be received at once.
     snapshot_slots: Arc<tokio::sync::Semaphore>,
     /// Bytes of snapshot bodies in memory now, over all receives.

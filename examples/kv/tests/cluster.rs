@@ -151,6 +151,41 @@ async fn a_removed_leader_stops_and_the_rest_keep_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_node_id_is_refused_when_added_again_and_the_cluster_keeps_its_quorum() {
+    let mut c = ClusterBuilder::default().start().await;
+    let leader = c.wait_leader().await;
+    let removed = (1..=3).find(|id| *id != leader).expect("a follower");
+    c.client
+        .remove_node(&c.endpoint(leader), removed)
+        .await
+        .expect("remove a follower");
+    assert!(c.wait_exit(removed).await.success());
+    let resp = c
+        .client
+        .request(
+            Method::POST,
+            &c.endpoint(leader),
+            &format!("/{removed}"),
+            Bytes::from(c.peer_url(removed)),
+        )
+        .await
+        .expect("request");
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    assert_eq!(resp.status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("never reused"), "{body}");
+    let status = c.status(leader).await.expect("status");
+    assert_eq!(
+        status["members"]["voters"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(status["members"]["removed"], serde_json::json!([removed]));
+    c.put(leader, "after", "1").await;
+    for id in c.running() {
+        assert_eq!(c.get(id, "after").await.as_deref(), Some("1"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_node_cleanly_and_it_restarts() {
     let mut c = ClusterBuilder::default().start().await;
     c.put(2, "k", "v").await;
@@ -195,6 +230,16 @@ async fn bad_requests_get_errors_and_the_cluster_keeps_serving() {
         raw(&c, Method::POST, "/1", "http://127.0.0.1:1").await,
         StatusCode::CONFLICT
     );
+    // Node 2's address, written another way.
+    let node_2 = format!("http://127.1:{}", c.peer_port(2));
+    assert_eq!(
+        raw(&c, Method::POST, "/9", node_2).await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        raw(&c, Method::POST, "/9", "http://127.0.0.1:0").await,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         raw(&c, Method::DELETE, "/9", "").await,
         StatusCode::NOT_FOUND
@@ -203,6 +248,12 @@ async fn bad_requests_get_errors_and_the_cluster_keeps_serving() {
         raw(&c, Method::PATCH, "/k", "").await,
         StatusCode::METHOD_NOT_ALLOWED
     );
+    // Reserved names are decided after percent-decoding.
+    assert_eq!(
+        raw(&c, Method::PUT, "/st%61tus", "v").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(raw(&c, Method::GET, "/st%61tus", "").await, StatusCode::OK);
     let long_key = format!("/{}", "k".repeat(2000));
     assert_eq!(
         raw(&c, Method::PUT, &long_key, "v").await,
@@ -330,4 +381,43 @@ fn a_client_port_in_use_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--port"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_port_of_0_is_logged_as_the_port_the_node_serves_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster = format!("http://127.0.0.1:{}", support::free_port());
+    let data = dir.path().join("node-1");
+    let args = [
+        "--id",
+        "1",
+        "--cluster",
+        &cluster,
+        "--port",
+        "0",
+        "--data-dir",
+    ];
+    let node = support::Process::spawn(
+        args.iter()
+            .map(std::ffi::OsStr::new)
+            .chain([data.as_os_str()]),
+        dir.path().join("node-1.err"),
+    );
+    let addr: std::net::SocketAddr = eventually("the node logs where it serves", || {
+        let log = support::strip_ansi(&node.stderr());
+        async move {
+            let line = log.lines().find(|l| l.contains(" serving "))?;
+            let addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("client="))?;
+            addr.parse().ok()
+        }
+    })
+    .await;
+    assert_ne!(addr.port(), 0, "{}", node.stderr());
+    let status = raftkv::client::Client::new()
+        .status(&format!("http://{addr}"))
+        .await
+        .expect("the node serves on the port it logged");
+    assert_eq!(status["id"], 1);
 }

@@ -66,19 +66,36 @@ impl RaftLoop {
                 return;
             }
         };
-        let applied = self.node.apply_conf_change(&cc);
-        let result = match applied {
-            Ok(cs) => {
-                self.storage.set_conf_state(cs.clone());
-                self.conf_state = cs;
-                Ok(())
+        let changes = cc.to_v2().changes;
+        // A removed id is never a member again (etcd's rule too): its old
+        // process, log and votes may still be around. Refused here, on
+        // replicated state, so every node refuses the same entries, even
+        // one a node proposed before it applied the removal.
+        let reused = changes.iter().find(|c| {
+            matches!(
+                c.kind,
+                ConfChangeKind::AddNode | ConfChangeKind::AddLearnerNode
+            ) && self.store.read().was_removed(c.node_id.get())
+        });
+        let applied = match reused {
+            Some(c) => {
+                tracing::warn!(
+                    index,
+                    node = c.node_id.get(),
+                    "conf change re-adds a removed node id; refused"
+                );
+                Err(Refusal::Conflict(removed_id_refusal(c.node_id)))
             }
-            Err(e) => {
+            None => self.node.apply_conf_change(&cc).map_err(|e| {
                 tracing::warn!(index, error = %e, "conf change refused at apply");
-                Err(Refusal::Conflict(format!("membership change refused: {e}")))
-            }
+                Refusal::Conflict(format!("membership change refused: {e}"))
+            }),
         };
-        for single in cc.to_v2().changes {
+        let result = applied.map(|cs| {
+            self.storage.set_conf_state(cs.clone());
+            self.conf_state = cs;
+        });
+        for single in changes {
             if result.is_ok() {
                 self.apply_peer_change(single.kind, single.node_id, &cc);
             }
@@ -94,7 +111,19 @@ impl RaftLoop {
             }
         }
     }
+}
 
+/// Why node `id` cannot be added: it was removed before, and ids are
+/// never reused.
+pub(super) fn removed_id_refusal(id: NodeId) -> String {
+    format!(
+        "node {id} was removed from this cluster, and a removed node id is never reused (its old \
+         process, log and votes may still be around): add the machine under a new id, with an \
+         empty --data-dir"
+    )
+}
+
+impl RaftLoop {
     /// Keeps the peer table (state machine and transport) in step with the
     /// membership; the URL of an added node travels in the conf change's
     /// context, as in raftexample.

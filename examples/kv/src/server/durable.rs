@@ -13,6 +13,7 @@ use raft_core::{
     ConfChange, ConfChangeKind, ConfState, FoundingLog, Index, LogId, NodeId, Storage, StorageError,
 };
 use raft_storage::{DiskStorage, PersistError, SkippedSnapshot, StorageOptions};
+use raft_wal::WalOptions;
 
 use super::identity::{Identity, LoadIdentityError};
 use crate::peer_url::{self, PeerUrl};
@@ -94,6 +95,18 @@ pub enum OpenDataError {
         /// The id those `--cluster` URLs give.
         derived: u64,
     },
+    /// The disk (or the user's quota) is full.
+    #[error(
+        "{source}: the disk is full; free space, or give a smaller --wal-segment-size (now {}; \
+         the WAL fills each segment up front and prepares the next one early)",
+        size_text(*segment_bytes)
+    )]
+    DiskFull {
+        /// What failed.
+        source: Box<OpenDataError>,
+        /// The WAL segment size in use.
+        segment_bytes: u64,
+    },
     /// The directory holds a log but no identity record.
     #[error(
         "data directory {} holds a log but no identity record, so which node it belongs to is \
@@ -140,13 +153,85 @@ pub struct Opened {
 /// joining node starts empty and learns the log, or a snapshot, from the
 /// leader.
 ///
+/// The WAL's segments are `wal_segment_bytes` long.
+///
 /// # Errors
-/// An [`OpenDataError`] that says what is wrong with the directory.
+/// An [`OpenDataError`] that says what is wrong with the directory;
+/// [`OpenDataError::DiskFull`] when what failed was out of space.
 pub fn open(
     dir: &Path,
     id: NodeId,
     founders: &[PeerUrl],
     join: bool,
+    wal_segment_bytes: u64,
+) -> Result<Opened, OpenDataError> {
+    open_on(
+        dir,
+        id,
+        founders,
+        join,
+        wal_segment_bytes,
+        StorageOptions::new(),
+    )
+}
+
+/// [`open`], with the storage on `storage`'s backend (a simulated disk in
+/// tests).
+fn open_on(
+    dir: &Path,
+    id: NodeId,
+    founders: &[PeerUrl],
+    join: bool,
+    wal_segment_bytes: u64,
+    storage: StorageOptions,
+) -> Result<Opened, OpenDataError> {
+    let storage = storage.wal(WalOptions::new().segment_size_bytes(wal_segment_bytes));
+    open_storage(dir, id, founders, join, storage).map_err(|e| {
+        if is_disk_full(&e) {
+            OpenDataError::DiskFull {
+                source: Box::new(e),
+                segment_bytes: wal_segment_bytes,
+            }
+        } else {
+            e
+        }
+    })
+}
+
+/// True if `e`, or an error it was caused by, is an I/O error for a full
+/// disk or quota.
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// `bytes` as `64 MiB`, `512 KiB` or `1000 bytes`.
+pub fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+fn open_storage(
+    dir: &Path,
+    id: NodeId,
+    founders: &[PeerUrl],
+    join: bool,
+    storage_options: StorageOptions,
 ) -> Result<Opened, OpenDataError> {
     std::fs::create_dir_all(dir).map_err(|source| OpenDataError::Dir {
         path: dir.to_path_buf(),
@@ -157,7 +242,7 @@ pub fn open(
         check_identity(dir, identity, id, founders, join)?;
     }
     let (storage, recovery) =
-        DiskStorage::open(dir, StorageOptions::new()).map_err(|source| OpenDataError::Storage {
+        DiskStorage::open(dir, storage_options).map_err(|source| OpenDataError::Storage {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -279,6 +364,8 @@ pub fn bootstrap_log(founders: &[PeerUrl]) -> FoundingLog {
 
 #[cfg(test)]
 mod tests {
+    use raft_io::{FaultKind, SimBackend};
+
     use super::*;
 
     fn urls(ports: &[u16]) -> Vec<PeerUrl> {
@@ -294,7 +381,35 @@ mod tests {
 
     /// Opens `dir` as node `id` of `founders` and closes it again.
     fn open_once(dir: &Path, id: u64, founders: &[PeerUrl]) -> Result<Identity, OpenDataError> {
-        open(dir, nid(id), founders, false).map(|o| o.identity)
+        open(dir, nid(id), founders, false, 1 << 20).map(|o| o.identity)
+    }
+
+    #[test]
+    fn every_out_of_space_error_while_opening_says_what_to_do() {
+        let founders = urls(&[1, 2, 3]);
+        let mut disk_full = 0;
+        // Fail each storage operation of a first start in turn, until one
+        // start gets through.
+        for at_op in 0.. {
+            let sim = SimBackend::new();
+            sim.inject_fault(at_op, FaultKind::Enospc);
+            let dir = tempfile::tempdir().unwrap();
+            let options = StorageOptions::new().backend(sim.shared());
+            match open_on(dir.path(), nid(1), &founders, false, 1 << 20, options) {
+                Ok(_) if sim.op_count() <= at_op => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    disk_full += 1;
+                    let text = e.to_string();
+                    assert!(matches!(e, OpenDataError::DiskFull { .. }), "{text}");
+                    assert!(text.contains("the disk is full"), "{text}");
+                    assert!(text.contains("--wal-segment-size"), "{text}");
+                    assert!(text.contains("1 MiB"), "{text}");
+                    assert_eq!(text.lines().count(), 1, "{text}");
+                }
+            }
+        }
+        assert!(disk_full > 0, "no operation ran out of space");
     }
 
     #[test]

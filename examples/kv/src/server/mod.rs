@@ -24,7 +24,7 @@ use raft_core::{ConfChange, Message, NodeId, SnapshotStatus};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
-use crate::peer_url::Scheme;
+use crate::peer_url::{PeerUrl, Scheme};
 use crate::store::KvStore;
 use crate::transport::RaftInbox;
 
@@ -113,6 +113,8 @@ pub struct StatusReport {
     pub learners: Vec<u64>,
     /// Member URLs.
     pub urls: Vec<(u64, String)>,
+    /// Ids of removed nodes, which are never members again.
+    pub removed: Vec<u64>,
     /// Newest snapshot (index, term).
     pub last_snapshot: (u64, u64),
 }
@@ -217,6 +219,23 @@ impl Handle {
         }
     }
 
+    /// The member other than `id` whose peer URL resolves to `addr`, as
+    /// this node's state machine knows them.
+    pub fn member_at(&self, addr: std::net::SocketAddr, id: NodeId) -> Option<u64> {
+        let peers: Vec<(u64, String)> = self
+            .store
+            .read()
+            .peers()
+            .iter()
+            .map(|(id, url)| (*id, url.clone()))
+            .collect();
+        // Resolved outside the lock: a URL may hold a host name.
+        peers.into_iter().find_map(|(other, url)| {
+            let same = other != id.get() && PeerUrl::parse(&url).is_ok_and(|u| u.addr() == addr);
+            same.then_some(other)
+        })
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -233,6 +252,22 @@ impl Handle {
         let _ = self
             .tx
             .send_timeout(Event::Shutdown, Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+impl Handle {
+    /// A handle with no loop behind it: requests that need the loop are
+    /// refused (503); the metrics and the (empty) store work.
+    pub(crate) fn detached() -> Handle {
+        let (tx, _) = crossbeam_channel::bounded(1);
+        Handle {
+            tx,
+            store: Arc::default(),
+            metrics: Arc::default(),
+            request_timeout: Duration::from_secs(1),
+            peer_scheme: Scheme::Http,
+        }
     }
 }
 

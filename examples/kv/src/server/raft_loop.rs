@@ -14,14 +14,18 @@ use raft_core::{
 };
 use raft_storage::{CompactionPolicy, DiskStorage};
 
+use super::apply::removed_id_refusal;
 use super::durable::{self, OpenDataError};
 use super::identity::Identity;
 use super::{Event, Handle, Inbox, Refusal, Reply, Request, StatusReport};
+use crate::conn::ConnectionLimits;
 use crate::metrics::{self, Metrics};
 use crate::peer_url::{self, PeerUrl};
 use crate::store::{KvStore, Put};
 use crate::tls::{PeerTls, TlsError, TlsFiles};
-use crate::transport::{SnapshotReceiveConfig, Transport, TransportConfig, TransportError};
+use crate::transport::{
+    PeerListener, SnapshotReceiveConfig, Transport, TransportConfig, TransportError,
+};
 
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
@@ -62,6 +66,10 @@ pub struct ServerOptions {
     pub queue_len: usize,
     /// Mutual TLS of the peer port (`None`: plain HTTP).
     pub peer_tls: Option<TlsFiles>,
+    /// The size of a WAL segment (`--wal-segment-size`).
+    pub wal_segment_bytes: u64,
+    /// The peer port's connection cap and timeouts.
+    pub peer_limits: ConnectionLimits,
 }
 
 /// Why the node could not start.
@@ -97,8 +105,14 @@ pub enum LoopExit {
 #[error("{0}")]
 pub struct LoopError(String);
 
-fn fatal(what: &str, e: impl std::fmt::Display) -> LoopError {
-    LoopError(format!("{what}: {e}"))
+fn fatal<E: std::error::Error + 'static>(what: &str, e: E) -> LoopError {
+    let hint = if durable::is_disk_full(&e) {
+        "; the disk is full: free space and restart the node (a smaller --wal-segment-size \
+         needs less of it)"
+    } else {
+        ""
+    };
+    LoopError(format!("{what}: {e}{hint}"))
 }
 
 /// The raft loop. Built by [`RaftLoop::start`], run on its own thread.
@@ -141,8 +155,10 @@ pub struct RaftLoop {
 }
 
 impl RaftLoop {
-    /// Opens the data directory, starts the transport (on the current
-    /// tokio runtime) and builds the loop and a [`Handle`] to it.
+    /// Binds the peer port, opens the data directory, starts the transport
+    /// (on the current tokio runtime) and builds the loop and a
+    /// [`Handle`] to it. Nothing touches the disk before the certificates
+    /// load and the port is bound.
     ///
     /// # Errors
     /// A [`StartError`].
@@ -157,7 +173,16 @@ impl RaftLoop {
             Some(files) => Some(PeerTls::load(opts.id, files)?),
             None => None,
         };
-        let opened = durable::open(&opts.data_dir, opts.id, &opts.cluster, opts.join)?;
+        // So is one whose peer port is taken: a failed bind leaves no
+        // directory behind (nor a 64 MiB WAL segment).
+        let listener = PeerListener::bind(me.addr()).await?;
+        let opened = durable::open(
+            &opts.data_dir,
+            opts.id,
+            &opts.cluster,
+            opts.join,
+            opts.wal_segment_bytes,
+        )?;
         if opened.bootstrapped {
             tracing::info!(
                 members = opts.cluster.len(),
@@ -166,7 +191,7 @@ impl RaftLoop {
         }
         let (tx, rx) = bounded(opts.queue_len);
         let inbox = Inbox { tx: tx.clone() };
-        let transport = start_transport(&opts, &opened, tls, inbox, &metrics).await?;
+        let transport = start_transport(listener, &opts, &opened, tls, inbox, &metrics)?;
         let mut config = Config::new(opts.id);
         config.election_timeout_ticks = opts.election_ticks;
         config.heartbeat_interval_ticks = opts.heartbeat_ticks;
@@ -196,7 +221,10 @@ impl RaftLoop {
             next_request_id: random_u64(),
             read_batch: Vec::new(),
             read_rounds: HashMap::new(),
-            next_read_ctx: 0,
+            // Random, like the request ids: a ReadIndex reply to the
+            // previous process of this node, arriving late, must not match
+            // a round of this one.
+            next_read_ctx: random_u64(),
             ready_reads: VecDeque::new(),
             last_snapshot: opened.snapshot.unwrap_or_default(),
             leader: None,
@@ -382,6 +410,13 @@ impl RaftLoop {
         let id = change.node_id;
         let cs = &self.conf_state;
         let member = cs.voters.contains(&id) || cs.learners.contains(&id);
+        let adding = matches!(
+            change.kind,
+            ConfChangeKind::AddNode | ConfChangeKind::AddLearnerNode
+        );
+        if adding && self.store.read().was_removed(id.get()) {
+            return Err(Refusal::Conflict(removed_id_refusal(id)));
+        }
         match change.kind {
             ConfChangeKind::AddNode if cs.voters.contains(&id) => Err(Refusal::Conflict(format!(
                 "node {id} is already a voting member"
@@ -401,7 +436,7 @@ impl RaftLoop {
         }
         let waiters = std::mem::take(&mut self.read_batch);
         let ctx = self.next_read_ctx;
-        self.next_read_ctx += 1;
+        self.next_read_ctx = self.next_read_ctx.wrapping_add(1);
         match self.node.read_index(ctx.to_le_bytes().to_vec()) {
             Ok(()) => {
                 self.read_rounds.insert(ctx, waiters);
@@ -573,6 +608,7 @@ impl RaftLoop {
             voters: self.conf_state.voters.iter().map(|n| n.get()).collect(),
             learners: self.conf_state.learners.iter().map(|n| n.get()).collect(),
             urls: store.peers().iter().map(|(k, v)| (*k, v.clone())).collect(),
+            removed: store.removed().iter().copied().collect(),
             last_snapshot: (self.last_snapshot.index.0, self.last_snapshot.term.0),
         }
     }
@@ -603,7 +639,7 @@ fn role_name(role: RoleKind) -> &'static str {
 }
 
 /// A per-process random number (std's hasher keys are random), for the
-/// election seed and request ids.
+/// election seed, request ids and ReadIndex contexts.
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -615,8 +651,10 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Starts the transport on this node's peer URL, knowing the initial peers.
-async fn start_transport(
+/// Starts the transport on this node's peer port, knowing the initial
+/// peers.
+fn start_transport(
+    listener: PeerListener,
     opts: &ServerOptions,
     opened: &durable::Opened,
     tls: Option<PeerTls>,
@@ -639,9 +677,10 @@ async fn start_transport(
         peers: initial_peers(opts, &opened.store),
         queue_messages: 4096,
         snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
+        limits: opts.peer_limits,
         tls,
     };
-    Transport::start(config, Arc::new(inbox), Arc::clone(metrics)).await
+    Transport::start_on(listener, config, Arc::new(inbox), Arc::clone(metrics))
 }
 
 /// Peers at start: the state machine's members if a snapshot was
@@ -667,7 +706,125 @@ fn initial_peers(opts: &ServerOptions, store: &KvStore) -> Vec<(NodeId, PeerUrl)
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use bytes::Bytes;
+    use raft_core::{ConfChange, Entry, Term};
+
     use super::*;
+
+    fn nid(n: u64) -> NodeId {
+        NodeId::new(n).expect("non-zero")
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    /// Node 1 of `founders` founders, in `dir`.
+    fn options(dir: &Path, founders: usize) -> ServerOptions {
+        let cluster = (0..founders)
+            .map(|_| PeerUrl::parse(&format!("http://127.0.0.1:{}", free_port())).expect("url"))
+            .collect();
+        ServerOptions {
+            id: nid(1),
+            cluster,
+            join: false,
+            data_dir: dir.to_path_buf(),
+            snapshot_count: 10_000,
+            read_mode: raft_core::ReadOnlyOption::Safe,
+            catch_up_entries: 5000,
+            tick: Duration::from_millis(100),
+            election_ticks: 10,
+            heartbeat_ticks: 1,
+            request_timeout: Duration::from_secs(5),
+            queue_len: 16,
+            peer_tls: None,
+            wal_segment_bytes: 1 << 20,
+            peer_limits: ConnectionLimits::peer(16),
+        }
+    }
+
+    fn conf_entry(index: u64, kind: ConfChangeKind, id: u64, url: &str) -> Entry {
+        let (kind, data) = AnyConfChange::V1(ConfChange {
+            kind,
+            node_id: nid(id),
+            context: Bytes::copy_from_slice(url.as_bytes()),
+        })
+        .to_entry_data();
+        Entry {
+            term: Term(1),
+            index: Index(index),
+            kind,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_fatal_out_of_space_error_says_what_to_do() {
+        let full = OpenDataError::RecordIdentity {
+            dir: PathBuf::from("/d"),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        let text = fatal("record the cluster id", full).to_string();
+        assert!(text.contains("the disk is full"), "{text}");
+        assert!(text.contains("--wal-segment-size"), "{text}");
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!fatal("persist", other).to_string().contains("disk is full"));
+    }
+
+    #[tokio::test]
+    async fn read_index_contexts_do_not_start_from_the_same_number_at_every_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = options(dir.path(), 1);
+        let mut firsts = Vec::new();
+        for _ in 0..2 {
+            let (node, _handle) = RaftLoop::start(opts.clone(), Arc::default())
+                .await
+                .expect("start");
+            firsts.push(node.next_read_ctx);
+            // Stopped as main does: the peer port and the directory are
+            // free again.
+            node.transport().shutdown().await;
+        }
+        assert_ne!(
+            firsts[0], firsts[1],
+            "a late ReadIndex reply to the previous process could match a new read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_committed_re_add_of_a_removed_node_id_is_refused_on_apply() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = options(dir.path(), 3);
+        let (mut node, _handle) = RaftLoop::start(opts.clone(), Arc::default())
+            .await
+            .expect("start");
+        let mut entries = durable::bootstrap_log(&opts.cluster).entries;
+        entries.push(conf_entry(4, ConfChangeKind::RemoveNode, 3, ""));
+        // Proposed by a node that had not applied the removal yet.
+        let url = format!("http://127.0.0.1:{}", free_port());
+        entries.push(conf_entry(5, ConfChangeKind::AddNode, 3, &url));
+        node.apply_committed(entries).expect("apply");
+        let voters: Vec<u64> = node.conf_state.voters.iter().map(|n| n.get()).collect();
+        assert_eq!(voters, [1, 2]);
+        assert!(node.store.read().was_removed(3));
+        assert!(!node.store.read().peers().contains_key(&3));
+        assert_eq!(node.removed_ticks_left, None, "node 1 was not removed");
+        // And a new proposal is refused before it reaches the log.
+        let again = ConfChange {
+            kind: ConfChangeKind::AddLearnerNode,
+            node_id: nid(3),
+            context: Bytes::copy_from_slice(url.as_bytes()),
+        };
+        match node.check_conf_change(&again) {
+            Err(Refusal::Conflict(reason)) => assert!(reason.contains("never reused"), "{reason}"),
+            other => panic!("re-adding node 3: {other:?}"),
+        }
+    }
 
     #[test]
     fn a_wake_up_on_time_owes_one_tick() {

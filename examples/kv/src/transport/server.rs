@@ -23,30 +23,33 @@ use super::{
     BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES, PeerStatus,
     SNAPSHOT_PATH, Shared, receive,
 };
+use crate::conn::{Admission, Admitted, Port};
 use crate::metrics::inc;
-
-/// Pause after a failed `accept` (e.g. out of file descriptors), so the
-/// loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 type Reply = Response<Full<Bytes>>;
 
-/// Accepts peer connections until the task is aborted. With TLS, each
-/// connection's handshake runs in its own task; one that fails is logged
-/// and counted, and never reaches HTTP.
+/// Accepts peer connections until the task is aborted, at most
+/// [`ConnectionLimits::max_connections`] at once (see [`crate::conn`]).
+/// With TLS, each connection's handshake runs in its own task; one that
+/// fails is logged and counted, and never reaches HTTP.
 pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    let limits = shared.limits;
+    let mut admission = Admission::new(
+        Port::Peer,
+        limits.max_connections,
+        Arc::clone(&shared.metrics),
+        shared.tls.is_some(),
+    );
     loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a peer connection failed");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                continue;
-            }
-        };
+        let Admitted {
+            stream,
+            remote,
+            slot,
+        } = admission.accept(&listener).await;
         let _ = stream.set_nodelay(true);
         let conn_shared = Arc::clone(&shared);
         let connection = async move {
+            let _slot = slot;
             let Some(tls) = conn_shared.tls.clone() else {
                 return serve_connection(conn_shared, remote, None, stream).await;
             };
@@ -72,15 +75,17 @@ async fn serve_connection<IO>(shared: Arc<Shared>, remote: SocketAddr, peer: Opt
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let idle_timeout = shared.limits.idle_timeout;
     let service = service_fn(move |req| {
         let shared = Arc::clone(&shared);
         async move { Ok::<_, Infallible>(handle(&shared, remote, peer, req).await) }
     });
     if let Err(e) = http1::Builder::new()
-        // A timer turns on hyper's header read timeout (30 s): a peer or
-        // client that never finishes its request headers cannot hold a
-        // connection forever.
         .timer(hyper_util::rt::TokioTimer::new())
+        // Starts when hyper waits for a request's headers: on a new
+        // connection and on a kept-alive one after each response, so it
+        // closes idle connections too.
+        .header_read_timeout(idle_timeout)
         .serve_connection(TokioIo::new(io), service)
         .await
     {
@@ -169,7 +174,7 @@ async fn route(
     }
     let sender = check_headers(shared, peer, req.headers())?;
     let messages = if is_batch {
-        let body = read_body(req, MAX_BATCH_RECEIVE_BYTES).await?;
+        let body = read_body(req, MAX_BATCH_RECEIVE_BYTES, shared.limits.body_timeout).await?;
         DecodeLimits::new()
             .with_max_batch_bytes(MAX_BATCH_RECEIVE_BYTES)
             .decode_batch_bytes(body)
@@ -335,7 +340,11 @@ fn check_messages(shared: &Shared, sender: Sender, messages: &[Message]) -> Resu
 }
 
 /// The whole body, refused early when it is declared or turns out too large.
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -345,12 +354,17 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusa
     if declared_length(req.headers())?.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Refusal::new(
+    let body = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(timeout, body).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             format!("reading the body failed: {e}"),
+        )),
+        Err(_) => Err(Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {timeout:?}"),
         )),
     }
 }

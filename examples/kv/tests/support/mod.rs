@@ -56,6 +56,19 @@ where
     }
 }
 
+/// [`eventually`] for a condition that needs `&mut` state (an async
+/// closure may borrow it).
+pub async fn eventually_mut<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Options for a test cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterBuilder {
@@ -453,6 +466,27 @@ impl Process {
         Process { child, stderr_path }
     }
 
+    /// Starts `raftkv <args>` with at most `limit` open file descriptors
+    /// (`ulimit -n`, soft and hard).
+    pub fn spawn_with_descriptor_limit<I, S>(limit: u64, args: I, stderr_path: PathBuf) -> Process
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let stderr = File::create(&stderr_path).expect("stderr file");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_raftkv"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn sh");
+        Process { child, stderr_path }
+    }
+
     /// Its exit status, if it exits within [`DEADLINE`]; `None` if it is
     /// still running then.
     pub async fn exit_within_deadline(&mut self) -> Option<ExitStatus> {
@@ -466,6 +500,11 @@ impl Process {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Its exit status if it has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
     }
 
     /// SIGTERMs it and waits for it to exit.
@@ -488,4 +527,22 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

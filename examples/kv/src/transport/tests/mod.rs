@@ -141,6 +141,7 @@ fn config(id: u64) -> TransportConfig {
         peers: Vec::new(),
         queue_messages: 64,
         snapshot_receive: SnapshotReceiveConfig::new(std::env::temp_dir()),
+        limits: ConnectionLimits::peer(64),
         tls: None,
     }
 }
@@ -675,4 +676,62 @@ fn snapshot_bodies_are_verified() {
         let e = decode(&snapshot_body(&stray, &s.metadata)).unwrap_err();
         assert_eq!(e.status(), StatusCode::FORBIDDEN, "{e}");
     }
+}
+
+/// Reads from `stream` until the status line is in, or the connection
+/// closes; returns what arrived.
+async fn read_status_line(stream: &mut tokio::net::TcpStream) -> String {
+    let mut response = Vec::new();
+    while !response.windows(2).any(|w| w == b"\r\n") {
+        let mut buf = [0u8; 512];
+        let n = timeout(WAIT, stream.read(&mut buf)).await.unwrap().unwrap();
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_stalled_batch_body_gets_408_and_idle_or_surplus_peer_connections_are_closed() {
+    let limits = ConnectionLimits {
+        max_connections: 3,
+        idle_timeout: Duration::from_millis(200),
+        body_timeout: Duration::from_millis(200),
+    };
+    let a = Node::any(1).await;
+    let b = Node::start_config(TransportConfig {
+        limits,
+        ..config(2)
+    })
+    .await;
+    b.knows(&a);
+    let addr = b.transport.local_addr();
+    // A batch whose body stops after 10 of its 100 bytes.
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("POST {BATCH_PATH} HTTP/1.1\r\nhost: {addr}\r\n");
+    for (name, value) in headers(CLUSTER, 1, 2) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("content-length: 100\r\n\r\n0123456789");
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let text = read_status_line(&mut stalled).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
+    // A connection that never sends a request is closed.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        read_status_line(&mut idle).await,
+        "",
+        "closed without a word"
+    );
+    // Over the cap of 3: the fourth of four connections gets 503.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let text = read_status_line(&mut surplus).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
+    assert!(b.metrics.peer_connections_refused.load(Ordering::Relaxed) >= 1);
 }
