@@ -321,12 +321,7 @@ impl<'a> Nemesis<'a> {
 
     /// A partition, and a crash on the majority side while it lasts.
     async fn partition_kill(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
-        let leader = self.leader().await?;
-        let mut rest = self.others(&[leader]);
-        rest.shuffle(&mut self.rng);
-        let companions = (self.cluster.members().len() - 1) / 2 - 1;
-        let mut minority = vec![leader];
-        minority.extend(rest.drain(..companions));
+        let (minority, rest) = self.leader_and_minority().await?;
         let victim = *rest.choose(&mut self.rng).expect("a majority");
         let hold = self.millis(1000, 4000);
         self.log(format!(
@@ -466,14 +461,20 @@ impl<'a> Nemesis<'a> {
         self.hold_rules(&Self::cut(&[victim], &others), hold).await
     }
 
-    async fn partition_leader(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+    /// The leader with a minority (`(n - 1) / 2 - 1` random companions),
+    /// and the majority.
+    async fn leader_and_minority(&mut self) -> Result<(Vec<u64>, Vec<u64>), NemesisError> {
         let leader = self.leader().await?;
         let mut rest = self.others(&[leader]);
         rest.shuffle(&mut self.rng);
-        // The leader keeps a minority: (n - 1) / 2 - 1 companions.
         let companions = (self.cluster.members().len() - 1) / 2 - 1;
         let mut minority = vec![leader];
         minority.extend(rest.drain(..companions));
+        Ok((minority, rest))
+    }
+
+    async fn partition_leader(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let (minority, rest) = self.leader_and_minority().await?;
         let hold = self.millis(1000, 5000);
         self.log(format!(
             "{kind}: leader's side {minority:?} cut off from majority {rest:?} for {hold:?}"
