@@ -100,3 +100,5 @@ pub use error::{InstallError, OpenError, PersistError, SnapshotError};
 pub use open::{Recovery, SNAP_DIR, SkippedSnapshot, WAL_DIR};
 pub use options::{CompactionPolicy, StorageOptions};
 pub use writer::{PersistWriter, WriterStopped};
+/// What [`DiskStorage::open_snapshot`] returns, and why it may fail.
+pub use raft_snap::{LoadError, SnapshotReader};

@@ -1,0 +1,587 @@
+//! One group's loop: a thread that owns the group's `RawNode` and does, in
+//! order, what the Ready contract of raft-core asks (see
+//! `raft_core::Ready`): send, persist, send what vouches for the persisted
+//! state, apply, advance.
+
+mod events;
+mod health;
+mod reads;
+mod reconfig;
+mod replica;
+mod safety;
+mod snapshot;
+mod waiters;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use raft_core::{Index, LogId, NodeId, Proposal, Ready, SnapshotStatus, StepError};
+use raft_storage::{CompactionPolicy, DiskStorage};
+use tokio::sync::watch;
+
+use crate::error::{FatalError, ProposeError, ReadError, StartError};
+use crate::ids::GroupId;
+use crate::metrics::{Counter, Histogram, Recorder};
+use crate::options::GroupOptions;
+use crate::reply::Reply;
+use crate::state_machine::StateMachine;
+use crate::status::{FollowerStatus, GroupStatus};
+use crate::transport::{PeerEvent, PeerSink, Transport};
+
+pub(crate) use events::Event;
+pub use events::MembershipChange;
+use health::Health;
+pub(crate) use reads::Reads;
+pub(crate) use reconfig::Reconfig;
+pub(crate) use replica::{PeerChange, Replica, Waiters};
+pub(crate) use snapshot::{Job, Outcome, SnapshotWorker};
+
+/// The most ticks one wake-up catches up on (see [`ticks_due`]).
+const MAX_CATCH_UP_TICKS: u32 = 1000;
+/// Events drained from the queue before a Ready is built.
+const MAX_EVENTS_PER_READY: usize = 8192;
+
+/// Why a group's loop ended without a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// Asked to stop ([`GroupHandle::shutdown`](crate::GroupHandle::shutdown)).
+    Shutdown,
+    /// This member applied its own removal from the group.
+    Removed,
+}
+
+/// The reply to a proposal.
+pub(crate) type ProposeReply<O> = Reply<Result<O, ProposeError>>;
+
+/// How the loop ended, published once.
+pub(crate) type Exit = Option<Result<StopReason, FatalError>>;
+
+impl<S: StateMachine> PeerSink for Sender<Event<S>> {
+    fn push(&self, event: PeerEvent) -> bool {
+        match event {
+            // Must not be lost, or the leader waits for the snapshot.
+            e @ PeerEvent::SnapshotStatus(..) => self
+                .send_timeout(Event::Peer(e), Duration::from_secs(1))
+                .is_ok(),
+            e => self.try_send(Event::Peer(e)).is_ok(),
+        }
+    }
+}
+
+/// The loop's state. Built by [`GroupLoop::new`], run by [`GroupLoop::run`].
+pub(crate) struct GroupLoop<S: StateMachine> {
+    pub(crate) group: GroupId,
+    pub(crate) me: NodeId,
+    pub(crate) node: raft_core::RawNode<Arc<DiskStorage>>,
+    pub(crate) storage: Arc<DiskStorage>,
+    pub(crate) replica: Replica<S>,
+    pub(crate) waiters: Waiters<S::Output>,
+    pub(crate) reads: Reads,
+    reconfig: Reconfig,
+    health: Health,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) recorder: Arc<dyn Recorder>,
+    pub(crate) opts: GroupOptions,
+    rx: Receiver<Event<S>>,
+    snapshots: SnapshotWorker<S::Image>,
+    last_snapshot: LogId,
+    /// A leader asked for a snapshot at an applied index of at least this.
+    snapshot_requested: Option<Index>,
+    leader: Option<NodeId>,
+    /// Set when this member applied its own removal: ticks before it stops
+    /// (it lingers to hand leadership over and spread the commit).
+    removed_ticks_left: Option<u32>,
+    pub(crate) stopping: bool,
+    status: watch::Sender<GroupStatus>,
+    exit: watch::Sender<Exit>,
+}
+
+/// What [`GroupLoop::new`] needs besides the options.
+pub(crate) struct Parts<S: StateMachine> {
+    pub(crate) me: NodeId,
+    pub(crate) node: raft_core::RawNode<Arc<DiskStorage>>,
+    pub(crate) storage: Arc<DiskStorage>,
+    pub(crate) replica: Replica<S>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) recorder: Arc<dyn Recorder>,
+    pub(crate) rx: Receiver<Event<S>>,
+    pub(crate) status: watch::Sender<GroupStatus>,
+    pub(crate) exit: watch::Sender<Exit>,
+    pub(crate) first_read_ctx: u64,
+}
+
+impl<S: StateMachine> GroupLoop<S> {
+    pub(crate) fn new(opts: GroupOptions, parts: Parts<S>) -> Result<GroupLoop<S>, StartError> {
+        let group = opts.group;
+        let snapshots = SnapshotWorker::spawn(
+            Arc::clone(&parts.storage),
+            format!("raft-snap-g{}", group.get()),
+        )
+        .map_err(StartError::Spawn)?;
+        let last_snapshot = parts.storage.snapshot_metadata().log_id();
+        let lp = GroupLoop {
+            group,
+            me: parts.me,
+            node: parts.node,
+            storage: parts.storage,
+            replica: parts.replica,
+            waiters: Waiters::default(),
+            reads: Reads::new(parts.first_read_ctx),
+            reconfig: Reconfig::new(&opts),
+            // Two election timeouts: a peer missing that long is down.
+            health: Health::new(u64::from(opts.election_timeout_ticks) * 2),
+            transport: parts.transport,
+            recorder: parts.recorder,
+            rx: parts.rx,
+            snapshots,
+            last_snapshot,
+            snapshot_requested: None,
+            leader: None,
+            removed_ticks_left: None,
+            stopping: false,
+            status: parts.status,
+            exit: parts.exit,
+            opts,
+        };
+        lp.sync_peers_from_members();
+        lp.publish_status(true);
+        Ok(lp)
+    }
+
+    /// Runs until shut down, removed or failed; answers every waiter and
+    /// publishes how it ended.
+    pub(crate) fn run(mut self) {
+        let result = self.run_inner();
+        if let Err(e) = &result {
+            tracing::error!(group = %self.group, error = %e, "group stopped on a failure");
+        }
+        self.waiters.interrupt_all();
+        self.reads.fail_all(&ReadError::Stopped);
+        self.reconfig.stop();
+        // Requests still queued were never seen: nothing happened.
+        while let Ok(ev) = self.rx.try_recv() {
+            ev.refuse_stopped();
+        }
+        self.status.send_modify(|s| s.running = false);
+        let _ = self.exit.send(Some(result));
+    }
+
+    fn run_inner(&mut self) -> Result<StopReason, FatalError> {
+        let tick = self.opts.tick_interval;
+        let mut next_tick = Instant::now() + tick;
+        let mut busy = false;
+        loop {
+            let first = if busy {
+                self.rx.try_recv().ok()
+            } else {
+                match self.rx.recv_deadline(next_tick) {
+                    Ok(ev) => Some(ev),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
+                }
+            };
+            // Ticks first: a request that waited out a pause must meet the
+            // node's clock as it is now, not as it was when it stopped.
+            let now = Instant::now();
+            if now >= next_tick {
+                let ticks = ticks_due(now, next_tick, tick);
+                next_tick = now + tick;
+                for _ in 0..ticks {
+                    if let Some(reason) = self.on_tick()? {
+                        self.finish()?;
+                        return Ok(reason);
+                    }
+                }
+            }
+            if let Some(ev) = first {
+                self.handle_event(ev)?;
+                for _ in 0..MAX_EVENTS_PER_READY {
+                    let Ok(ev) = self.rx.try_recv() else { break };
+                    self.handle_event(ev)?;
+                }
+            }
+            // Reads wait for a leader to confirm them (until the caller's
+            // timeout) rather than fail at once during an election.
+            if self.leader.is_some() && self.reads.start_round(&mut self.node) {
+                self.count(Counter::ReadRounds, 1);
+            }
+            busy = false;
+            if self.node.has_ready() {
+                busy = self.handle_ready()?;
+            }
+            self.poll_snapshot()?;
+            if self.stopping {
+                self.finish()?;
+                return Ok(StopReason::Shutdown);
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), FatalError> {
+        while self.node.has_ready() && self.handle_ready()? {}
+        if let Some(outcome) = self.snapshots.finish() {
+            self.on_snapshot_outcome(outcome)?;
+        }
+        self.storage.sync().map_err(|e| self.fatal("final sync", e))
+    }
+
+    fn on_tick(&mut self) -> Result<Option<StopReason>, FatalError> {
+        self.node.tick().map_err(|e| self.fatal("tick", e))?;
+        self.health.tick();
+        self.waiters.proposals.prune_abandoned();
+        self.waiters.changes.prune_abandoned();
+        self.reconfig
+            .on_tick(&mut self.node, &self.replica, &self.health);
+        if let Some(left) = self.removed_ticks_left.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                tracing::info!(group = %self.group, "removed from the group; stopping");
+                return Ok(Some(StopReason::Removed));
+            }
+        }
+        Ok(None)
+    }
+
+    fn handle_event(&mut self, ev: Event<S>) -> Result<(), FatalError> {
+        match ev {
+            Event::Peer(PeerEvent::Message(m)) => self.step(m)?,
+            Event::Peer(PeerEvent::Unreachable(id)) => self.node.report_unreachable(id),
+            Event::Peer(PeerEvent::SnapshotStatus(id, status)) => {
+                if status == SnapshotStatus::Failed {
+                    tracing::info!(group = %self.group, to = %id, "snapshot send failed");
+                }
+                self.node.report_snapshot(id, status);
+            }
+            Event::Shutdown => self.stopping = true,
+            Event::Propose { data, reply } => self.propose(data, reply),
+            Event::Read { reply } => self.reads.queue(reply),
+            Event::Membership { change, reply } => self.reconfig.propose(
+                &mut self.node,
+                (&self.replica, &self.health),
+                &mut self.waiters,
+                change,
+                reply,
+            ),
+            Event::Transfer { to, reply } => self.reconfig.transfer(&mut self.node, to, reply),
+        }
+        Ok(())
+    }
+
+    fn propose(&mut self, data: bytes::Bytes, reply: ProposeReply<S::Output>) {
+        if self.removed_ticks_left.is_some() || self.stopping {
+            return reply.send(Err(ProposeError::Stopped));
+        }
+        if data.is_empty() {
+            return reply.send(Err(ProposeError::EmptyCommand));
+        }
+        match self.node.propose(data) {
+            Ok(Proposal::Appended { id }) => {
+                self.count(Counter::Proposals, 1);
+                self.waiters.proposals.insert(id, reply);
+            }
+            Ok(other) => {
+                // Forwarding is disabled; a forwarded proposal would have
+                // no waiter to answer.
+                debug_assert!(false, "proposal not appended here: {other:?}");
+                let leader = match other {
+                    Proposal::Forwarded { to } => Some(to),
+                    _ => None,
+                };
+                reply.send(Err(ProposeError::NotLeader { leader }));
+            }
+            Err(e) => {
+                self.count(Counter::ProposalsRefused, 1);
+                reply.send(Err(match e {
+                    raft_core::ProposeError::NoLeader => ProposeError::NotLeader { leader: None },
+                    raft_core::ProposeError::ForwardingDisabled { leader } => {
+                        ProposeError::NotLeader {
+                            leader: Some(leader),
+                        }
+                    }
+                    other => ProposeError::Dropped(other),
+                }));
+            }
+        }
+    }
+
+    fn step(&mut self, m: raft_core::Message) -> Result<(), FatalError> {
+        let from = m.from;
+        self.health.heard(from);
+        match self.node.step(m) {
+            Ok(()) => Ok(()),
+            Err(StepError::Storage(e)) => Err(self.fatal("step", e)),
+            Err(e @ (StepError::InvalidMessage { .. } | StepError::TermTooFarAhead { .. })) => {
+                self.count(Counter::PeerMessagesRefused, 1);
+                tracing::warn!(group = %self.group, %from, error = %e, "peer message refused");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::debug!(group = %self.group, %from, error = %e, "message ignored");
+                Ok(())
+            }
+        }
+    }
+
+    /// Handles one Ready; true if it held anything (so another may follow).
+    fn handle_ready(&mut self) -> Result<bool, FatalError> {
+        let mut rd = self.node.ready().map_err(|e| self.fatal("ready", e))?;
+        if rd.is_empty() {
+            self.node.advance().map_err(|e| self.fatal("advance", e))?;
+            return Ok(false);
+        }
+        if let Some(ss) = rd.soft_state {
+            self.on_leader(ss.leader);
+        }
+        // Step 1: a leader's appends travel while it writes (thesis §10.2.1).
+        self.send(std::mem::take(&mut rd.messages));
+        // Step 2: persist (a snapshot from the leader, entries, hard state).
+        self.persist(&rd)?;
+        if let Some(snapshot) = rd.snapshot.take() {
+            self.restore(&snapshot)?;
+        }
+        // Step 3: messages that vouch for what was just persisted.
+        self.send(std::mem::take(&mut rd.persisted_messages));
+        self.reads.confirmed(std::mem::take(&mut rd.read_states));
+        // Step 4: apply, and serve the reads that were waiting for it.
+        self.apply(std::mem::take(&mut rd.committed_entries));
+        let served = self.reads.release(self.replica.applied());
+        if served > 0 {
+            self.count(Counter::Reads, served as u64);
+        }
+        self.node.advance().map_err(|e| self.fatal("advance", e))?;
+        if let Some(request) = rd.snapshot_request {
+            tracing::info!(group = %self.group, min_index = %request.min_index, to = %request.to, "a follower needs a newer snapshot");
+            self.snapshot_requested = Some(request.min_index);
+        }
+        self.maybe_snapshot();
+        self.publish_status(false);
+        Ok(true)
+    }
+
+    fn send(&self, messages: Vec<raft_core::Message>) {
+        if !messages.is_empty() {
+            self.transport.send(self.group, messages);
+        }
+    }
+
+    fn persist(&mut self, rd: &Ready) -> Result<(), FatalError> {
+        let started = Instant::now();
+        self.storage
+            .persist(rd)
+            .map_err(|e| self.fatal("persist", e))?;
+        if rd.must_sync {
+            self.recorder
+                .observe(self.group, Histogram::Persist, started.elapsed());
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, snapshot: &raft_core::Snapshot) -> Result<(), FatalError> {
+        let meta = &snapshot.metadata;
+        tracing::info!(group = %self.group, index = %meta.index, term = %meta.term, "restoring a snapshot from the leader");
+        let changes = self
+            .replica
+            .restore(snapshot, &mut self.waiters)
+            .map_err(|e| self.fatal("restore a snapshot", e))?;
+        self.last_snapshot = meta.log_id();
+        self.apply_peer_changes(changes);
+        self.count(Counter::SnapshotsRestored, 1);
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<raft_core::Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let mut applied =
+            self.replica
+                .apply(entries, &mut self.node, &self.storage, &mut self.waiters);
+        self.recorder
+            .observe(self.group, Histogram::Apply, started.elapsed());
+        self.count(Counter::EntriesApplied, applied.entries);
+        self.apply_peer_changes(applied.peer_changes);
+        if applied.removed_self && self.removed_ticks_left.is_none() {
+            // Linger two election timeouts: a removed leader hands over
+            // leadership and the survivors learn the commit.
+            self.removed_ticks_left = Some(self.opts.election_timeout_ticks * 2);
+        }
+        if applied.membership_changed {
+            self.publish_status(true);
+        }
+        // After the status shows the change, so a caller that looks at
+        // the status once answered sees it.
+        for (reply, result) in applied.answers.drain(..) {
+            reply.send(result);
+        }
+    }
+
+    fn apply_peer_changes(&self, changes: Vec<PeerChange>) {
+        for change in changes {
+            match change {
+                PeerChange::Add(id, addr) => self.transport.add_peer(self.group, id, &addr),
+                PeerChange::Remove(id) => self.transport.remove_peer(self.group, id),
+            }
+        }
+    }
+
+    /// Tells the transport every member's address (at start).
+    fn sync_peers_from_members(&self) {
+        for (id, addr) in self.replica.members().addrs() {
+            if *id != self.me {
+                self.transport.add_peer(self.group, *id, addr);
+            }
+        }
+    }
+
+    fn on_leader(&mut self, leader: Option<NodeId>) {
+        if leader == self.leader {
+            return;
+        }
+        self.count(Counter::LeaderChanges, 1);
+        tracing::info!(group = %self.group, leader = ?leader, "leader changed");
+        self.leader = leader;
+        self.reads.leader_changed();
+        self.reconfig.leader_changed(leader);
+    }
+
+    /// Starts a snapshot every `snapshot_interval_entries` applied
+    /// entries, or when a follower needs a newer one than there is
+    /// (etcd's `maybeTriggerSnapshot`), unless one is being written.
+    fn maybe_snapshot(&mut self) {
+        let applied = self.replica.applied();
+        let last = self.last_snapshot.index;
+        let requested = self.snapshot_requested.is_some_and(|min| applied >= min);
+        let due = applied.get() >= last.get() + self.opts.snapshot_interval_entries;
+        if applied <= last || !(due || requested) || self.snapshots.is_busy() {
+            return;
+        }
+        self.snapshot_requested = None;
+        let (header, image) = self.replica.image();
+        let policy = CompactionPolicy::new()
+            .catch_up_entries(self.opts.catch_up_entries)
+            .snapshots_kept(self.opts.snapshots_kept);
+        self.snapshots.start(Job {
+            index: applied,
+            conf_state: self.replica.conf_state().clone(),
+            header,
+            image,
+            policy,
+        });
+    }
+
+    fn poll_snapshot(&mut self) -> Result<(), FatalError> {
+        match self.snapshots.poll() {
+            Some(outcome) => self.on_snapshot_outcome(outcome),
+            None => Ok(()),
+        }
+    }
+
+    fn on_snapshot_outcome(&mut self, outcome: Outcome) -> Result<(), FatalError> {
+        match outcome {
+            Outcome::Taken { metadata, elapsed } => {
+                tracing::info!(group = %self.group, index = %metadata.index, ms = elapsed.as_millis() as u64, "snapshot taken");
+                if metadata.index > self.last_snapshot.index {
+                    self.last_snapshot = metadata.log_id();
+                }
+                self.count(Counter::SnapshotsTaken, 1);
+                self.recorder
+                    .observe(self.group, Histogram::Snapshot, elapsed);
+                self.publish_status(false);
+                Ok(())
+            }
+            Outcome::Skipped(why) => {
+                tracing::info!(group = %self.group, reason = %why, "snapshot skipped");
+                Ok(())
+            }
+            Outcome::Failed(e) => Err(self.fatal("snapshot", e)),
+        }
+    }
+
+    /// Publishes the status; `membership` also refreshes the member lists.
+    fn publish_status(&self, membership: bool) {
+        let st = self.node.status();
+        let applied = self.replica.applied();
+        let snapshot = self.last_snapshot;
+        self.status.send_modify(|s| {
+            s.term = st.hard_state.term;
+            s.leader = st.soft_state.leader;
+            s.role = st.soft_state.role;
+            s.commit = st.hard_state.commit;
+            s.applied = applied;
+            s.snapshot = snapshot;
+            s.followers.clear();
+            for (id, p) in st.progress.iter().flatten() {
+                if *id != s.id {
+                    let follower = FollowerStatus {
+                        matched: p.matched,
+                        active: self.health.is_healthy(*id),
+                        learner: p.is_learner,
+                    };
+                    s.followers.insert(*id, follower);
+                }
+            }
+            if membership {
+                let cs = self.replica.conf_state();
+                let members = self.replica.members();
+                s.voters = cs.voters.iter().copied().collect();
+                s.learners = cs.learners.iter().copied().collect();
+                s.promoting = members.to_promote().keys().copied().collect();
+                s.addrs = members.addrs().clone();
+                s.removed = members.removed().clone();
+            }
+        });
+    }
+
+    pub(crate) fn count(&self, counter: Counter, n: u64) {
+        self.recorder.count(self.group, counter, n);
+    }
+
+    fn fatal(&self, what: &'static str, e: impl std::fmt::Display) -> FatalError {
+        FatalError {
+            group: self.group,
+            what,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Ticks owed at `now` when the next was due at `due`: one, plus every
+/// tick missed while the process was stopped (SIGSTOP, a VM pause) or
+/// starved, so that a lease measured in ticks never outlives the time it
+/// stands for (thesis §6.4.1 assumes clocks that advance). Bounded by
+/// [`MAX_CATCH_UP_TICKS`]: past an election timeout or two, more ticks
+/// change nothing.
+fn ticks_due(now: Instant, due: Instant, tick: Duration) -> u32 {
+    let late = now.saturating_duration_since(due);
+    let missed = late.as_nanos() / tick.as_nanos().max(1);
+    u32::try_from(missed.saturating_add(1))
+        .unwrap_or(u32::MAX)
+        .min(MAX_CATCH_UP_TICKS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_up_on_time_owes_one_tick() {
+        let due = Instant::now();
+        let tick = Duration::from_millis(100);
+        assert_eq!(ticks_due(due, due, tick), 1);
+        assert_eq!(ticks_due(due + Duration::from_millis(99), due, tick), 1);
+    }
+
+    #[test]
+    fn a_wake_up_after_a_pause_owes_every_tick_it_missed() {
+        let due = Instant::now();
+        let tick = Duration::from_millis(100);
+        assert_eq!(ticks_due(due + Duration::from_millis(2050), due, tick), 21);
+        assert_eq!(
+            ticks_due(due + Duration::from_secs(3600), due, tick),
+            MAX_CATCH_UP_TICKS
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Linearizable reads: every read queued between two Readys shares one
+//! ReadIndex round (thesis §6.4, batching), and is answered once the
+//! state machine has applied the index the round confirmed.
+
+use std::collections::{HashMap, VecDeque};
+
+use raft_core::{Index, RawNode, ReadIndexError, ReadState, Storage};
+
+use crate::error::ReadError;
+use crate::reply::Reply;
+
+type ReadReply = Reply<Result<(), ReadError>>;
+
+/// Reads in their three stages. Invariant: `ready` is in index order.
+#[derive(Debug)]
+pub(crate) struct Reads {
+    /// Arrived since the last round was started.
+    queued: Vec<ReadReply>,
+    /// Rounds in flight, by context.
+    rounds: HashMap<u64, Vec<ReadReply>>,
+    next_ctx: u64,
+    /// Confirmed at an index, waiting for it to be applied.
+    ready: VecDeque<(Index, Vec<ReadReply>)>,
+}
+
+impl Reads {
+    /// `first_ctx` should differ between starts of the process, so that a
+    /// late confirmation meant for a previous run matches no round.
+    pub(crate) fn new(first_ctx: u64) -> Reads {
+        Reads {
+            queued: Vec::new(),
+            rounds: HashMap::new(),
+            next_ctx: first_ctx,
+            ready: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn queue(&mut self, reply: ReadReply) {
+        self.queued.push(reply);
+    }
+
+    /// Starts one round for everything queued; true if one was started.
+    pub(crate) fn start_round<S: Storage>(&mut self, node: &mut RawNode<S>) -> bool {
+        if self.queued.is_empty() {
+            return false;
+        }
+        let waiters = std::mem::take(&mut self.queued);
+        let ctx = self.next_ctx;
+        self.next_ctx = self.next_ctx.wrapping_add(1);
+        match node.read_index(ctx.to_le_bytes().to_vec()) {
+            Ok(()) => {
+                self.rounds.insert(ctx, waiters);
+                true
+            }
+            Err(e) => {
+                let err = match e {
+                    ReadIndexError::NoLeader => ReadError::NoLeader,
+                    other => ReadError::Refused(other.to_string()),
+                };
+                for w in waiters {
+                    w.send(Err(err.clone()));
+                }
+                false
+            }
+        }
+    }
+
+    /// Records the rounds a Ready confirmed.
+    pub(crate) fn confirmed(&mut self, states: Vec<ReadState>) {
+        for rs in states {
+            let Ok(ctx) = <[u8; 8]>::try_from(&rs.context[..]) else {
+                continue;
+            };
+            let Some(waiters) = self.rounds.remove(&u64::from_le_bytes(ctx)) else {
+                continue;
+            };
+            // Confirmed indexes grow with the commit index, but a round
+            // confirmed by a new leader may come back lower than an older
+            // one still waiting: keep the queue sorted.
+            let at = self.ready.partition_point(|(i, _)| *i <= rs.index);
+            self.ready.insert(at, (rs.index, waiters));
+        }
+    }
+
+    /// Answers the reads whose index is applied; returns how many.
+    pub(crate) fn release(&mut self, applied: Index) -> usize {
+        let mut served = 0;
+        while let Some((index, _)) = self.ready.front() {
+            if *index > applied {
+                break;
+            }
+            let (_, waiters) = self.ready.pop_front().expect("front exists");
+            served += waiters.len();
+            for w in waiters {
+                w.send(Ok(()));
+            }
+        }
+        served
+    }
+
+    /// Rounds sent to a leader that is gone are dropped there: answer
+    /// them now so the callers retry at once (a read has no effect).
+    pub(crate) fn leader_changed(&mut self) {
+        for (_, waiters) in self.rounds.drain() {
+            for w in waiters {
+                w.send(Err(ReadError::LeaderChanged));
+            }
+        }
+    }
+
+    /// Answers everything with `err` (the group stops).
+    pub(crate) fn fail_all(&mut self, err: &ReadError) {
+        let rounds = self.rounds.drain().flat_map(|(_, w)| w);
+        let ready = self.ready.drain(..).flat_map(|(_, w)| w);
+        for w in self.queued.drain(..).chain(rounds).chain(ready) {
+            w.send(Err(err.clone()));
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! [`GroupHandle`]: how an application talks to a running group.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::RwLock;
+use raft_core::NodeId;
+use tokio::sync::watch;
+
+use crate::error::{FatalError, MembershipError, ProposeError, ReadError, TransferError};
+use crate::group::{Event, Exit, MembershipChange, StopReason};
+use crate::ids::GroupId;
+use crate::reply::{self, Reply, WaitError};
+use crate::state_machine::StateMachine;
+use crate::status::GroupStatus;
+
+/// The group stopped before the awaited condition held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the group stopped")]
+pub struct GroupStopped;
+
+/// A running group, from the application's side. Cheap to clone; every
+/// call is safe from any thread. Async calls need a tokio runtime (for
+/// their timeouts); each has a `_blocking` twin for plain threads.
+pub struct GroupHandle<S: StateMachine> {
+    group: GroupId,
+    tx: Sender<Event<S>>,
+    sm: Arc<RwLock<S>>,
+    status: watch::Receiver<GroupStatus>,
+    exit: watch::Receiver<Exit>,
+    request_timeout: Duration,
+    membership_timeout: Duration,
+}
+
+impl<S: StateMachine> Clone for GroupHandle<S> {
+    fn clone(&self) -> Self {
+        GroupHandle {
+            group: self.group,
+            tx: self.tx.clone(),
+            sm: Arc::clone(&self.sm),
+            status: self.status.clone(),
+            exit: self.exit.clone(),
+            request_timeout: self.request_timeout,
+            membership_timeout: self.membership_timeout,
+        }
+    }
+}
+
+impl<S: StateMachine> std::fmt::Debug for GroupHandle<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupHandle")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request did not reach the loop.
+enum SubmitError {
+    Full,
+    Closed,
+}
+
+/// The parts [`GroupHandle`] is made of (built by the host).
+pub(crate) struct HandleParts<S: StateMachine> {
+    pub(crate) group: GroupId,
+    pub(crate) tx: Sender<Event<S>>,
+    pub(crate) sm: Arc<RwLock<S>>,
+    pub(crate) status: watch::Receiver<GroupStatus>,
+    pub(crate) exit: watch::Receiver<Exit>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) membership_timeout: Duration,
+}
+
+impl<S: StateMachine> GroupHandle<S> {
+    pub(crate) fn new(parts: HandleParts<S>) -> GroupHandle<S> {
+        GroupHandle {
+            group: parts.group,
+            tx: parts.tx,
+            sm: parts.sm,
+            status: parts.status,
+            exit: parts.exit,
+            request_timeout: parts.request_timeout,
+            membership_timeout: parts.membership_timeout,
+        }
+    }
+
+    /// The group.
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    fn submit(&self, event: Event<S>) -> Result<(), SubmitError> {
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(SubmitError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Closed),
+        }
+    }
+
+    /// Proposes `command`; returns its output once this member applied it
+    /// (paper §8: the client gets the result of its own command).
+    ///
+    /// # Errors
+    /// A [`ProposeError`]: [`ProposeError::NotLeader`] says where to go.
+    pub async fn propose(&self, command: impl Into<Bytes>) -> Result<S::Output, ProposeError> {
+        let (reply, rx) = reply::async_pair();
+        self.submit_propose(command.into(), reply)?;
+        propose_outcome(reply::wait_async(rx, self.request_timeout).await)
+    }
+
+    /// [`GroupHandle::propose`], blocking the calling thread.
+    ///
+    /// # Errors
+    /// As [`GroupHandle::propose`].
+    pub fn propose_blocking(&self, command: impl Into<Bytes>) -> Result<S::Output, ProposeError> {
+        let (reply, rx) = reply::blocking_pair();
+        self.submit_propose(command.into(), reply)?;
+        propose_outcome(reply::wait_blocking(&rx, self.request_timeout))
+    }
+
+    fn submit_propose(
+        &self,
+        data: Bytes,
+        reply: Reply<Result<S::Output, ProposeError>>,
+    ) -> Result<(), ProposeError> {
+        self.submit(Event::Propose { data, reply })
+            .map_err(|e| match e {
+                SubmitError::Full => ProposeError::Overloaded,
+                SubmitError::Closed => ProposeError::Stopped,
+            })
+    }
+
+    /// A linearizable read (ReadIndex, thesis §6.4): once this member has
+    /// applied everything committed when the read arrived, runs `f` on
+    /// the state machine. Reads queued together share one round.
+    ///
+    /// # Errors
+    /// A [`ReadError`]; every case may be retried.
+    pub async fn read<R>(&self, f: impl FnOnce(&S) -> R) -> Result<R, ReadError> {
+        let (reply, rx) = reply::async_pair();
+        self.submit_read(reply)?;
+        read_outcome(reply::wait_async(rx, self.request_timeout).await)?;
+        Ok(f(&self.sm.read()))
+    }
+
+    /// [`GroupHandle::read`], blocking the calling thread.
+    ///
+    /// # Errors
+    /// As [`GroupHandle::read`].
+    pub fn read_blocking<R>(&self, f: impl FnOnce(&S) -> R) -> Result<R, ReadError> {
+        let (reply, rx) = reply::blocking_pair();
+        self.submit_read(reply)?;
+        read_outcome(reply::wait_blocking(&rx, self.request_timeout))?;
+        Ok(f(&self.sm.read()))
+    }
+
+    fn submit_read(&self, reply: Reply<Result<(), ReadError>>) -> Result<(), ReadError> {
+        self.submit(Event::Read { reply }).map_err(|e| match e {
+            SubmitError::Full => ReadError::Overloaded,
+            SubmitError::Closed => ReadError::Stopped,
+        })
+    }
+
+    /// Runs `f` on this member's state machine as it is now: no round
+    /// trip, but possibly stale (a "serializable" read). Successive local
+    /// reads on one member never go back in time while it runs.
+    pub fn read_local<R>(&self, f: impl FnOnce(&S) -> R) -> R {
+        f(&self.sm.read())
+    }
+
+    /// Makes a membership change on the leader; answered once applied
+    /// here (for [`MembershipChange::AddVoter`], once promoted).
+    ///
+    /// # Errors
+    /// A [`MembershipError`].
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), MembershipError> {
+        let (reply, rx) = reply::async_pair();
+        self.submit_membership(change, reply)?;
+        membership_outcome(reply::wait_async(rx, self.membership_timeout).await)
+    }
+
+    /// [`GroupHandle::change_membership`], blocking the calling thread.
+    ///
+    /// # Errors
+    /// As [`GroupHandle::change_membership`].
+    pub fn change_membership_blocking(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(), MembershipError> {
+        let (reply, rx) = reply::blocking_pair();
+        self.submit_membership(change, reply)?;
+        membership_outcome(reply::wait_blocking(&rx, self.membership_timeout))
+    }
+
+    fn submit_membership(
+        &self,
+        change: MembershipChange,
+        reply: Reply<Result<(), MembershipError>>,
+    ) -> Result<(), MembershipError> {
+        self.submit(Event::Membership { change, reply })
+            .map_err(|e| match e {
+                SubmitError::Full => MembershipError::Overloaded,
+                SubmitError::Closed => MembershipError::Stopped,
+            })
+    }
+
+    /// Adds a voter, learner first (see [`MembershipChange::AddVoter`]).
+    ///
+    /// # Errors
+    /// A [`MembershipError`].
+    pub async fn add_voter(
+        &self,
+        id: NodeId,
+        addr: impl Into<String>,
+    ) -> Result<(), MembershipError> {
+        let addr = addr.into();
+        self.change_membership(MembershipChange::AddVoter { id, addr })
+            .await
+    }
+
+    /// Adds a learner.
+    ///
+    /// # Errors
+    /// A [`MembershipError`].
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        addr: impl Into<String>,
+    ) -> Result<(), MembershipError> {
+        let addr = addr.into();
+        self.change_membership(MembershipChange::AddLearner { id, addr })
+            .await
+    }
+
+    /// Promotes a caught-up learner.
+    ///
+    /// # Errors
+    /// A [`MembershipError`].
+    pub async fn promote(&self, id: NodeId) -> Result<(), MembershipError> {
+        self.change_membership(MembershipChange::Promote { id })
+            .await
+    }
+
+    /// Removes a member.
+    ///
+    /// # Errors
+    /// A [`MembershipError`]; [`MembershipError::Unsafe`] when it would
+    /// leave no healthy quorum.
+    pub async fn remove(&self, id: NodeId) -> Result<(), MembershipError> {
+        self.change_membership(MembershipChange::Remove { id })
+            .await
+    }
+
+    /// Hands leadership to `to` (thesis §3.10); answered once `to` leads.
+    ///
+    /// # Errors
+    /// A [`TransferError`].
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), TransferError> {
+        let (reply, rx) = reply::async_pair();
+        self.submit(Event::Transfer { to, reply })
+            .map_err(|e| match e {
+                SubmitError::Full => TransferError::Overloaded,
+                SubmitError::Closed => TransferError::Stopped,
+            })?;
+        match reply::wait_async(rx, self.request_timeout).await {
+            Ok(r) => r,
+            Err(WaitError::Timeout) => Err(TransferError::Timeout),
+            Err(WaitError::Dropped) => Err(TransferError::Stopped),
+        }
+    }
+
+    /// The member's status as of its last Ready.
+    pub fn status(&self) -> GroupStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the status satisfies `condition` (for instance a known
+    /// leader, or an applied index), and returns that status.
+    ///
+    /// # Errors
+    /// [`GroupStopped`] if the group stops first.
+    pub async fn wait_for(
+        &self,
+        mut condition: impl FnMut(&GroupStatus) -> bool,
+    ) -> Result<GroupStatus, GroupStopped> {
+        let mut rx = self.status.clone();
+        let st = rx
+            .wait_for(|s| !s.running || condition(s))
+            .await
+            .map_err(|_| GroupStopped)?
+            .clone();
+        if condition(&st) {
+            Ok(st)
+        } else {
+            Err(GroupStopped)
+        }
+    }
+
+    /// Asks the loop to finish its current Ready, sync and stop. Pending
+    /// requests are answered as interrupted (outcome unknown).
+    pub fn shutdown(&self) {
+        // A full queue still gets the request through: block briefly.
+        let _ = self
+            .tx
+            .send_timeout(Event::Shutdown, Duration::from_secs(1));
+    }
+
+    /// Waits for the loop to end, and says how it ended.
+    ///
+    /// # Errors
+    /// The [`FatalError`] that stopped it.
+    pub async fn stopped(&self) -> Result<StopReason, FatalError> {
+        let mut rx = self.exit.clone();
+        let exit = rx.wait_for(Option::is_some).await.map(|e| e.clone());
+        match exit {
+            Ok(Some(result)) => result,
+            // The loop's thread is gone without a word: it panicked.
+            _ => Err(FatalError {
+                group: self.group,
+                what: "run",
+                reason: "the group's thread ended without a result".into(),
+            }),
+        }
+    }
+
+    /// How the loop ended, if it has.
+    pub fn exit(&self) -> Option<Result<StopReason, FatalError>> {
+        self.exit.borrow().clone()
+    }
+}
+
+fn propose_outcome<O>(r: Result<Result<O, ProposeError>, WaitError>) -> Result<O, ProposeError> {
+    match r {
+        Ok(r) => r,
+        Err(WaitError::Timeout) => Err(ProposeError::Timeout),
+        // The loop stopped with the proposal pending (it may have been
+        // proposed and committed): unknown, not "nothing happened".
+        Err(WaitError::Dropped) => Err(ProposeError::Interrupted),
+    }
+}
+
+fn read_outcome(r: Result<Result<(), ReadError>, WaitError>) -> Result<(), ReadError> {
+    match r {
+        Ok(r) => r,
+        Err(WaitError::Timeout) => Err(ReadError::Timeout),
+        Err(WaitError::Dropped) => Err(ReadError::Stopped),
+    }
+}
+
+fn membership_outcome(
+    r: Result<Result<(), MembershipError>, WaitError>,
+) -> Result<(), MembershipError> {
+    match r {
+        Ok(r) => r,
+        Err(WaitError::Timeout) => Err(MembershipError::Timeout),
+        Err(WaitError::Dropped) => Err(MembershipError::Interrupted),
+    }
+}

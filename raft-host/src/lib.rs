@@ -1,0 +1,132 @@
+//! # raft-host
+//!
+//! Runs [raft-core](raft_core) groups for real, so that an application
+//! writes its state machine and nothing else: the Ready loop, durable
+//! storage through [raft-storage](raft_storage)'s `DiskStorage`, proposal
+//! and read waiters, snapshots written off the loop, safe membership
+//! changes and leadership transfer, behind a [`Transport`] of your choice.
+//!
+//! A process creates one [`Host`] and starts its groups on it. Each group
+//! gets a [`StateMachine`] (apply committed commands, take a point-in-time
+//! image, restore from one), a `DiskStorage` and a transport, and gives
+//! back a [`GroupHandle`] with async and blocking calls:
+//! [`propose`](GroupHandle::propose) (the command's output once applied),
+//! [`read`](GroupHandle::read) (linearizable, ReadIndex rounds shared by
+//! concurrent reads), [`add_voter`](GroupHandle::add_voter) (learner
+//! first, promoted once caught up), [`remove`](GroupHandle::remove)
+//! (refused when it would leave no healthy quorum),
+//! [`transfer_leader`](GroupHandle::transfer_leader),
+//! [`status`](GroupHandle::status) and [`shutdown`](GroupHandle::shutdown).
+//!
+//! A one-member counter, on the in-process [`LocalNetwork`]:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::sync::Arc;
+//! use raft_core::NodeId;
+//! use raft_host::{Command, GroupId, GroupOptions, Host, LocalNetwork, Membership, Peer, StateMachine};
+//! use raft_storage::{DiskStorage, StorageOptions};
+//!
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl StateMachine for Counter {
+//!     type Output = u64;
+//!     type Image = Vec<u8>;
+//!     fn apply(&mut self, commands: &[Command], outputs: &mut Vec<u64>) {
+//!         for c in commands {
+//!             self.0 += u64::from(c.data[0]);
+//!             outputs.push(self.0);
+//!         }
+//!     }
+//!     fn snapshot(&self) -> Vec<u8> {
+//!         self.0.to_le_bytes().to_vec()
+//!     }
+//!     fn restore(&mut self, data: &mut dyn Read) -> std::io::Result<()> {
+//!         let mut b = [0u8; 8];
+//!         data.read_exact(&mut b)?;
+//!         self.0 = u64::from_le_bytes(b);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let id = NodeId::new(1).expect("non-zero");
+//! let host = Host::new(id);
+//! let network = LocalNetwork::new();
+//! let transport = network.join(id, host.inbox());
+//! let (storage, _recovery) = DiskStorage::open(dir.path(), StorageOptions::new())?;
+//! let founders = Membership::Found(vec![Peer::new(id, "local:1")]);
+//! let group = host.start_group(GroupOptions::new(GroupId(1), founders), storage, Counter::default(), transport)?;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! rt.block_on(async {
+//!     group.wait_for(|s| s.is_leader()).await?;
+//!     assert_eq!(group.propose(vec![2u8]).await?, 2);
+//!     assert_eq!(group.propose(vec![3u8]).await?, 5);
+//!     assert_eq!(group.read(|c| c.0).await?, 5);
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! host.shutdown();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## The loop
+//!
+//! Each Ready is handled in the order raft-core's contract asks: a
+//! leader's appends leave before its own fsync (thesis §10.2.1), the
+//! Ready is persisted (fsynced iff it must be), the messages that vouch
+//! for it leave, committed entries are applied in order and their
+//! proposers answered, confirmed reads are served, and the node advances.
+//! Every request queued meanwhile is drained before the next Ready, so
+//! the writes that arrive during one fsync share the next one.
+//!
+//! ## Snapshots never stall writes
+//!
+//! Every [`GroupOptions::snapshot_interval_entries`] applied entries the
+//! loop takes a point-in-time [`StateMachine::snapshot`] image (cheap, on
+//! the loop) and hands it to a snapshot thread, which serializes it
+//! ([`SnapshotImage::write_to`]), writes and fsyncs the file, records it
+//! in the WAL, compacts the log and releases old files, while the loop
+//! keeps committing. The address book (members, their addresses, removed
+//! ids) travels in the snapshot ahead of the state machine's data.
+//!
+//! ## Membership
+//!
+//! [`MembershipChange::AddVoter`] adds the node as a learner and the
+//! leader promotes it once its log is within
+//! [`GroupOptions::promote_lag_entries`] of the leader's (the intent is
+//! replicated with the learner, so a new leader carries it on). With
+//! [`GroupOptions::strict_reconfig`], a removal or promotion that would
+//! leave fewer healthy voters than the new configuration's quorum is
+//! refused ([`MembershipError::Unsafe`]). A removed id is never reused.
+#![deny(missing_docs)]
+
+mod error;
+mod group;
+mod handle;
+mod host;
+mod ids;
+mod local;
+mod members;
+mod metrics;
+mod options;
+mod reply;
+mod state_machine;
+mod status;
+mod transport;
+
+pub use error::{FatalError, MembershipError, ProposeError, ReadError, StartError, TransferError};
+pub use group::{MembershipChange, StopReason};
+pub use handle::{GroupHandle, GroupStopped};
+pub use host::Host;
+pub use ids::GroupId;
+pub use local::{LocalNetwork, LocalTransport};
+pub use members::HeaderError;
+pub use metrics::{Counter, Histogram, NoRecorder, Recorder};
+pub use options::{GroupOptions, Membership, Peer};
+pub use state_machine::{Command, SnapshotImage, StateMachine};
+pub use status::{FollowerStatus, GroupStatus};
+pub use transport::{Inbox, Transport};

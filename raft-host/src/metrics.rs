@@ -1,0 +1,63 @@
+//! What the host measures, reported through a [`Recorder`] the
+//! application provides (Prometheus, OpenTelemetry, logs, ...).
+
+use std::time::Duration;
+
+use crate::ids::GroupId;
+
+/// Events the host counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Counter {
+    /// Proposals accepted by raft-core.
+    Proposals,
+    /// Proposals refused (not leader, dropped, overloaded).
+    ProposalsRefused,
+    /// Committed entries applied.
+    EntriesApplied,
+    /// ReadIndex rounds started (each serves every read queued with it).
+    ReadRounds,
+    /// Linearizable reads served.
+    Reads,
+    /// Leader changes seen.
+    LeaderChanges,
+    /// Snapshots written by this member.
+    SnapshotsTaken,
+    /// Snapshots received from a leader and restored.
+    SnapshotsRestored,
+    /// Peer messages raft-core refused as invalid.
+    PeerMessagesRefused,
+    /// Learners promoted to voters by this leader.
+    Promotions,
+}
+
+/// Durations the host measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Histogram {
+    /// Persisting one Ready (with its fsync when it needs one).
+    Persist,
+    /// Applying one Ready's committed entries.
+    Apply,
+    /// Writing one snapshot, off the loop.
+    Snapshot,
+}
+
+/// Receives the host's measurements. Called on the loop threads: keep it
+/// cheap (atomics). Both methods do nothing by default.
+pub trait Recorder: Send + Sync + 'static {
+    /// `n` more `counter` events in `group`.
+    fn count(&self, group: GroupId, counter: Counter, n: u64) {
+        let _ = (group, counter, n);
+    }
+    /// One `histogram` observation in `group`.
+    fn observe(&self, group: GroupId, histogram: Histogram, value: Duration) {
+        let _ = (group, histogram, value);
+    }
+}
+
+/// A [`Recorder`] that drops everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoRecorder;
+
+impl Recorder for NoRecorder {}

@@ -1,0 +1,116 @@
+//! How to run a group.
+
+use std::time::Duration;
+
+use raft_core::{NodeId, ReadOnlyOption};
+
+use crate::ids::GroupId;
+
+/// A member and the address its peers reach it at (whatever the
+/// [`Transport`](crate::Transport) understands: a URL, `host:port`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The member.
+    pub id: NodeId,
+    /// Its peer address.
+    pub addr: String,
+}
+
+impl Peer {
+    /// A member at `addr`.
+    pub fn new(id: NodeId, addr: impl Into<String>) -> Peer {
+        Peer {
+            id,
+            addr: addr.into(),
+        }
+    }
+}
+
+/// How a group's member comes to be, on its first start. On later starts
+/// (the storage holds a log) the membership comes from the log and
+/// snapshot; the peers listed here only tell the transport where to find
+/// them until the log does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// One of the founders: every founder is given the same list, this
+    /// node among them (thesis §4.1: the founding configuration is the
+    /// first entries of every founder's log).
+    Found(Vec<Peer>),
+    /// Joining a running group with empty storage: a member adds this
+    /// node (`add_voter` / `add_learner`), the leader brings it up to date.
+    /// `peers` are members it may hear from first.
+    Join(Vec<Peer>),
+}
+
+/// A group's settings. [`GroupOptions::new`] gives the defaults.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct GroupOptions {
+    /// The group.
+    pub group: GroupId,
+    /// Founding or joining (used on the first start only).
+    pub membership: Membership,
+    /// Length of one tick of raft-core's clock.
+    pub tick_interval: Duration,
+    /// Election timeout, in ticks (raft-core draws from `[t, 2t)`).
+    pub election_timeout_ticks: u32,
+    /// Heartbeat interval, in ticks.
+    pub heartbeat_interval_ticks: u32,
+    /// How linearizable reads are confirmed: a heartbeat round
+    /// (`Safe`, thesis §6.4) or the leader's lease (`LeaseBased`, §6.4.1,
+    /// which assumes bounded clock drift).
+    pub read_mode: ReadOnlyOption,
+    /// Applied entries between snapshots.
+    pub snapshot_interval_entries: u64,
+    /// Entries kept behind a snapshot so that a slightly lagging follower
+    /// catches up from the log, not by snapshot (etcd: 5000).
+    pub catch_up_entries: u64,
+    /// Snapshot files kept (the WAL is released only to the oldest).
+    pub snapshots_kept: usize,
+    /// How long a proposal, read or transfer may wait for its answer.
+    pub request_timeout: Duration,
+    /// How long a membership change may wait (a learner may need a
+    /// snapshot before it can be promoted).
+    pub membership_timeout: Duration,
+    /// A learner added with `add_voter` is promoted once its log is
+    /// within this many entries of the leader's.
+    pub promote_lag_entries: u64,
+    /// Refuse a removal that would leave fewer healthy voters than a
+    /// quorum of the new configuration (etcd's `--strict-reconfig-check`).
+    pub strict_reconfig: bool,
+    /// Requests queued into the loop before callers are refused
+    /// (`Overloaded`).
+    pub queue_len: usize,
+    /// Append messages in flight per follower (raft-core's
+    /// `max_inflight_msgs`).
+    pub max_inflight_msgs: usize,
+    /// Seed of raft-core's election timer; `None` draws one per start.
+    pub seed: Option<u64>,
+}
+
+impl GroupOptions {
+    /// Defaults for `group`: 100 ms ticks, election timeout 10 ticks,
+    /// heartbeat every tick, ReadIndex reads, a snapshot every 100,000
+    /// applied entries (etcd's default) keeping 5,000 behind it, 5 s
+    /// request timeout, strict reconfiguration checks on.
+    pub fn new(group: GroupId, membership: Membership) -> GroupOptions {
+        GroupOptions {
+            group,
+            membership,
+            tick_interval: Duration::from_millis(100),
+            election_timeout_ticks: 10,
+            heartbeat_interval_ticks: 1,
+            read_mode: ReadOnlyOption::Safe,
+            snapshot_interval_entries: 100_000,
+            catch_up_entries: 5_000,
+            snapshots_kept: 2,
+            request_timeout: Duration::from_secs(5),
+            membership_timeout: Duration::from_secs(60),
+            promote_lag_entries: 1_000,
+            strict_reconfig: true,
+            queue_len: 8_192,
+            max_inflight_msgs: 1_024,
+            seed: None,
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The host's view of the network: a [`Transport`] sends, an [`Inbox`]
+//! receives. A user brings gRPC, QUIC or anything else by implementing
+//! [`Transport`] and delivering what arrives to the host's [`Inbox`];
+//! [`LocalNetwork`](crate::LocalNetwork) is an in-process one for tests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use raft_core::{Message, NodeId, SnapshotStatus};
+
+use crate::ids::GroupId;
+
+/// Sends a group's messages to its peers. Every method must return at
+/// once: the group's loop calls them between fsyncs. A message that cannot
+/// be sent is dropped (Raft retries) and reported with
+/// [`Inbox::unreachable`]; the result of sending a snapshot message is
+/// reported with [`Inbox::snapshot_status`], or the leader waits for it.
+pub trait Transport: Send + Sync + 'static {
+    /// Queues `messages` of `group`, in order per destination.
+    fn send(&self, group: GroupId, messages: Vec<Message>);
+    /// `id` is a peer of `group` at `addr` (a member was added, or its
+    /// address is known at start). Called again when an address changes.
+    fn add_peer(&self, group: GroupId, id: NodeId, addr: &str);
+    /// `id` is no longer a peer of `group`.
+    fn remove_peer(&self, group: GroupId, id: NodeId);
+}
+
+/// What a transport hands to a group's loop.
+#[derive(Debug)]
+pub(crate) enum PeerEvent {
+    Message(Message),
+    Unreachable(NodeId),
+    SnapshotStatus(NodeId, SnapshotStatus),
+}
+
+/// Where the inbox puts one group's events: its loop's queue.
+pub(crate) trait PeerSink: Send + Sync {
+    /// False when the queue is full or closed (the event is dropped).
+    fn push(&self, event: PeerEvent) -> bool;
+}
+
+/// The host's receiving side: a transport delivers every message that
+/// arrives for this host here, and reports send failures. Cheap to clone;
+/// never blocks: when a group's queue is full a message is dropped, which
+/// Raft tolerates (the sender retries).
+#[derive(Clone, Default)]
+pub struct Inbox {
+    groups: Arc<RwLock<HashMap<GroupId, Arc<dyn PeerSink>>>>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let groups: Vec<GroupId> = self.groups.read().keys().copied().collect();
+        f.debug_struct("Inbox").field("groups", &groups).finish()
+    }
+}
+
+impl Inbox {
+    /// Delivers a message that arrived for `group`. Returns false when the
+    /// group is not running here or its queue is full (the message is
+    /// dropped): a transport may count those.
+    pub fn deliver(&self, group: GroupId, message: Message) -> bool {
+        self.push(group, PeerEvent::Message(message))
+    }
+
+    /// Reports that messages of `group` to `to` could not be sent, so the
+    /// leader probes that follower again instead of streaming to it.
+    pub fn unreachable(&self, group: GroupId, to: NodeId) {
+        self.push(group, PeerEvent::Unreachable(to));
+    }
+
+    /// Reports how sending a snapshot message of `group` to `to` ended.
+    pub fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
+        self.push(group, PeerEvent::SnapshotStatus(to, status));
+    }
+
+    /// True if `group` runs on this host.
+    pub fn has_group(&self, group: GroupId) -> bool {
+        self.groups.read().contains_key(&group)
+    }
+
+    fn push(&self, group: GroupId, event: PeerEvent) -> bool {
+        let sink = self.groups.read().get(&group).cloned();
+        sink.is_some_and(|s| s.push(event))
+    }
+
+    pub(crate) fn register(&self, group: GroupId, sink: Arc<dyn PeerSink>) {
+        self.groups.write().insert(group, sink);
+    }
+
+    pub(crate) fn unregister(&self, group: GroupId) {
+        self.groups.write().remove(&group);
+    }
+}

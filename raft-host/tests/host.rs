@@ -1,0 +1,250 @@
+//! The host over the in-process network: proposals, reads, membership,
+//! leadership, restarts and snapshots, each asserting outcomes (which
+//! member leads is up to the election; nothing here depends on timing).
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use raft_host::{MembershipError, ProposeError, StopReason};
+use support::{Cluster, PATIENCE, add, addr, nid};
+
+async fn patient<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, f)
+        .await
+        .expect("done within the test's patience")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_return_their_outputs_and_every_member_applies_them() {
+    let c = Cluster::founded(3);
+    let leader = patient(c.leader()).await;
+    let h = c.handle(leader).clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let h = h.clone();
+        tasks.spawn(async move { h.propose(add(2)).await });
+    }
+    let mut outputs = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        outputs.push(r.expect("task").expect("proposal applied"));
+    }
+    outputs.sort_unstable();
+    let expected: Vec<u64> = (1..=50).map(|i| i * 2).collect();
+    assert_eq!(outputs, expected, "each proposal sees the sum after itself");
+    for id in [nid(1), nid(2), nid(3)] {
+        let total = patient(c.handle(id).read(|s| s.total)).await.expect("read");
+        assert_eq!(total, 100, "linearizable read on {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_a_proposal_and_names_the_leader() {
+    let c = Cluster::founded(3);
+    let leader = patient(c.leader()).await;
+    let follower = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    match c.handle(follower).propose(add(1)).await {
+        Err(ProposeError::NotLeader { leader: Some(l) }) => assert_eq!(l, leader),
+        other => panic!("a follower's proposal: {other:?}"),
+    }
+    match c.handle(leader).propose(Vec::new()).await {
+        Err(ProposeError::EmptyCommand) => {}
+        other => panic!("an empty command: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_joins_as_a_learner_and_is_promoted_once_caught_up() {
+    let mut c = Cluster::founded(3);
+    for _ in 0..20 {
+        patient(c.propose(1)).await;
+    }
+    c.start_joiner(nid(4));
+    let leader = patient(c.leader()).await;
+    patient(c.handle(leader).add_voter(nid(4), addr(nid(4))))
+        .await
+        .expect("added and promoted");
+    let st = c.handle(leader).status();
+    assert!(st.voters.contains(&nid(4)), "{st:?}");
+    assert!(st.promoting.is_empty());
+    assert_eq!(st.addrs.get(&nid(4)).map(String::as_str), Some("local:4"));
+    // The newcomer serves linearizable reads of everything before it.
+    let total = patient(c.handle(nid(4)).read(|s| s.total))
+        .await
+        .expect("read");
+    assert_eq!(total, 20);
+    // Every member's transport learned the newcomer's address.
+    for id in [nid(1), nid(2), nid(3)] {
+        let peers = c.net.peers_of(id, support::GROUP);
+        assert_eq!(
+            peers.get(&nid(4)).map(String::as_str),
+            Some("local:4"),
+            "{id}"
+        );
+    }
+    // And adding it again is refused.
+    match c.handle(leader).add_voter(nid(4), addr(nid(4))).await {
+        Err(MembershipError::AlreadyMember(id, "voter")) => assert_eq!(id, nid(4)),
+        other => panic!("adding a voter twice: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_leader_leaves_a_working_group_and_the_id_is_never_reused() {
+    let mut c = Cluster::founded(3);
+    patient(c.propose(5)).await;
+    let old = patient(c.leader()).await;
+    // The strict check counts healthy voters: wait until the leader has
+    // heard from both followers.
+    c.wait(old, |s| s.followers.len() == 2 && s.followers.values().all(|f| f.active))
+        .await;
+    patient(c.handle(old).remove(old)).await.expect("removed");
+    let reason = patient(c.handle(old).stopped()).await.expect("no failure");
+    assert_eq!(reason, StopReason::Removed);
+    c.stop(old);
+    let new = patient(c.leader()).await;
+    assert_ne!(new, old);
+    assert_eq!(patient(c.propose(1)).await, 6);
+    let st = c.handle(new).status();
+    assert!(
+        !st.voters.contains(&old) && st.removed.contains(&old),
+        "{st:?}"
+    );
+    match c.handle(new).add_learner(old, addr(old)).await {
+        Err(MembershipError::RemovedId(id)) => assert_eq!(id, old),
+        other => panic!("re-adding a removed id: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_transfer_hands_leadership_to_the_target() {
+    let c = Cluster::founded(3);
+    patient(c.propose(1)).await;
+    let leader = patient(c.leader()).await;
+    let target = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("another voter");
+    patient(c.handle(leader).transfer_leader(target))
+        .await
+        .expect("transferred");
+    let st = c.wait(target, |s| s.is_leader()).await;
+    assert!(st.is_leader());
+    assert_eq!(patient(c.propose(1)).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_restart_from_disk_with_their_state() {
+    let mut c = Cluster::founded_with(3, |o| {
+        o.snapshot_interval_entries = 8;
+        o.catch_up_entries = 2;
+    });
+    for _ in 0..30 {
+        patient(c.propose(3)).await;
+    }
+    for id in [nid(1), nid(2), nid(3)] {
+        c.stop(id);
+    }
+    for id in [nid(1), nid(2), nid(3)] {
+        c.start(id);
+    }
+    // Restored from a snapshot plus the log after it, before any new
+    // entry: the state is there at once, locally.
+    for id in [nid(1), nid(2), nid(3)] {
+        let st = c.handle(id).status();
+        assert!(
+            st.snapshot.index.get() > 0,
+            "{id} started from a snapshot: {st:?}"
+        );
+    }
+    let total = patient(c.handle(nid(2)).read(|s| s.total))
+        .await
+        .expect("read");
+    assert_eq!(total, 90);
+    assert_eq!(patient(c.propose(10)).await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_behind_the_compacted_log_is_brought_up_by_a_snapshot() {
+    let mut c = Cluster::founded_with(3, |o| {
+        o.snapshot_interval_entries = 10;
+        o.catch_up_entries = 0;
+    });
+    patient(c.propose(1)).await;
+    let leader = patient(c.leader()).await;
+    let lagging = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    c.kill(lagging);
+    for _ in 0..40 {
+        patient(c.propose(1)).await;
+    }
+    // The leader compacted past what the stopped member has.
+    c.wait(leader, |s| s.snapshot.index.get() >= 30).await;
+    c.start(lagging);
+    let total = patient(c.handle(lagging).read(|s| s.total))
+        .await
+        .expect("read");
+    assert_eq!(total, 41);
+    assert!(
+        c.members[&lagging].counts.restored.load(Ordering::Relaxed) >= 1,
+        "caught up by a snapshot, not the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_member_recovers_and_catches_up() {
+    let mut c = Cluster::founded(3);
+    patient(c.propose(4)).await;
+    let leader = patient(c.leader()).await;
+    let victim = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    c.kill(victim);
+    for _ in 0..10 {
+        patient(c.propose(1)).await;
+    }
+    c.start(victim);
+    let total = patient(c.handle(victim).read(|s| s.total))
+        .await
+        .expect("read");
+    assert_eq!(total, 14);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_that_would_leave_no_healthy_quorum_is_refused() {
+    let mut c = Cluster::founded(3);
+    patient(c.propose(1)).await;
+    let leader = patient(c.leader()).await;
+    let mut others = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .filter(|id| *id != leader);
+    let (healthy, down) = (
+        others.next().expect("a follower"),
+        others.next().expect("another"),
+    );
+    c.kill(down);
+    // Once the leader counts the stopped member as inactive, removing the
+    // healthy follower would leave {leader, down}: one healthy of two.
+    c.wait(leader, |s| {
+        s.followers.get(&down).is_some_and(|f| !f.active)
+    })
+    .await;
+    match c.handle(leader).remove(healthy).await {
+        Err(MembershipError::Unsafe {
+            healthy: 1,
+            needed: 2,
+        }) => {}
+        other => panic!("an unsafe removal: {other:?}"),
+    }
+    // Removing the stopped member is safe: {leader, healthy} remain.
+    patient(c.handle(leader).remove(down))
+        .await
+        .expect("removed");
+    assert_eq!(patient(c.propose(1)).await, 2);
+}
