@@ -140,6 +140,7 @@ impl Host {
                 status: status_tx,
                 exit: exit_tx,
                 first_read_ctx: random_u64(),
+                first_request: random_u64(),
             },
         )?;
         self.inbox.register(group, Arc::new(tx.clone()));
@@ -169,9 +170,9 @@ impl Host {
         config.applied = replica.applied();
         config.max_inflight_msgs = opts.max_inflight_msgs;
         config.read_only_option = opts.read_mode;
-        // A proposal is answered by the member that appended it, so
-        // followers refuse (and say who leads) instead of forwarding.
-        config.disable_proposal_forwarding = true;
+        // A follower forwards a proposal to the leader; the envelope lets
+        // it find its waiter when the entry is applied.
+        config.disable_proposal_forwarding = !opts.forward_proposals;
         config.seed = opts.seed.unwrap_or_else(random_u64);
         config
     }

@@ -75,6 +75,10 @@ pub struct GroupOptions {
     /// A learner added with `add_voter` is promoted once its log is
     /// within this many entries of the leader's.
     pub promote_lag_entries: u64,
+    /// Followers forward proposals to the leader (and answer them once
+    /// applied); `false` makes them refuse with
+    /// [`ProposeError::NotLeader`](crate::ProposeError::NotLeader).
+    pub forward_proposals: bool,
     /// Refuse a removal that would leave fewer healthy voters than a
     /// quorum of the new configuration (etcd's `--strict-reconfig-check`).
     pub strict_reconfig: bool,
@@ -107,6 +111,7 @@ impl GroupOptions {
             request_timeout: Duration::from_secs(5),
             membership_timeout: Duration::from_secs(60),
             promote_lag_entries: 1_000,
+            forward_proposals: true,
             strict_reconfig: true,
             queue_len: 8_192,
             max_inflight_msgs: 1_024,

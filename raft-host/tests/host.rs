@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use raft_host::{MembershipError, ProposeError, StopReason};
+use raft_host::{MembershipChange, MembershipError, ProposeError, StopReason};
 use support::{Cluster, PATIENCE, add, addr, nid};
 
 async fn patient<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -39,8 +39,25 @@ async fn proposals_return_their_outputs_and_every_member_applies_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_refuses_a_proposal_and_names_the_leader() {
+async fn a_proposal_on_a_follower_is_forwarded_and_answered_there() {
     let c = Cluster::founded(3);
+    patient(c.propose(1)).await;
+    let leader = patient(c.leader()).await;
+    let follower = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let out = patient(c.handle(follower).propose(add(4))).await;
+    assert_eq!(out.expect("forwarded and applied"), 5);
+    match c.handle(follower).propose(Vec::new()).await {
+        Err(ProposeError::EmptyCommand) => {}
+        other => panic!("an empty command: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_forwarding_a_follower_refuses_a_proposal_and_names_the_leader() {
+    let c = Cluster::founded_with(3, |o| o.forward_proposals = false);
     let leader = patient(c.leader()).await;
     let follower = [nid(1), nid(2), nid(3)]
         .into_iter()
@@ -49,10 +66,6 @@ async fn a_follower_refuses_a_proposal_and_names_the_leader() {
     match c.handle(follower).propose(add(1)).await {
         Err(ProposeError::NotLeader { leader: Some(l) }) => assert_eq!(l, leader),
         other => panic!("a follower's proposal: {other:?}"),
-    }
-    match c.handle(leader).propose(Vec::new()).await {
-        Err(ProposeError::EmptyCommand) => {}
-        other => panic!("an empty command: {other:?}"),
     }
 }
 
@@ -99,8 +112,10 @@ async fn removing_the_leader_leaves_a_working_group_and_the_id_is_never_reused()
     let old = patient(c.leader()).await;
     // The strict check counts healthy voters: wait until the leader has
     // heard from both followers.
-    c.wait(old, |s| s.followers.len() == 2 && s.followers.values().all(|f| f.active))
-        .await;
+    c.wait(old, |s| {
+        s.followers.len() == 2 && s.followers.values().all(|f| f.active)
+    })
+    .await;
     patient(c.handle(old).remove(old)).await.expect("removed");
     let reason = patient(c.handle(old).stopped()).await.expect("no failure");
     assert_eq!(reason, StopReason::Removed);
@@ -247,4 +262,34 @@ async fn a_removal_that_would_leave_no_healthy_quorum_is_refused() {
         .await
         .expect("removed");
     assert_eq!(patient(c.propose(1)).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_before_it_starts_is_promoted_once_it_has_caught_up() {
+    let mut c = Cluster::founded(3);
+    for _ in 0..5 {
+        patient(c.propose(1)).await;
+    }
+    let leader = patient(c.leader()).await;
+    let change = MembershipChange::AddLearnerToPromote {
+        id: nid(4),
+        addr: addr(nid(4)),
+    };
+    patient(c.handle(leader).change_membership(change))
+        .await
+        .expect("added as a learner");
+    let st = c.handle(leader).status();
+    assert!(
+        st.learners.contains(&nid(4)) && st.promoting.contains(&nid(4)),
+        "{st:?}"
+    );
+    // Nothing to promote while it is not running: it holds nothing.
+    assert!(!st.voters.contains(&nid(4)));
+    c.start_joiner(nid(4));
+    let st = c.wait(leader, |s| s.voters.contains(&nid(4))).await;
+    assert!(st.promoting.is_empty(), "{st:?}");
+    let total = patient(c.handle(nid(4)).read(|s| s.total))
+        .await
+        .expect("read");
+    assert_eq!(total, 5);
 }

@@ -31,6 +31,16 @@ pub enum MembershipChange {
         /// Where its peers reach it.
         addr: String,
     },
+    /// As [`MembershipChange::AddVoter`], but answered as soon as the
+    /// learner is added: the leader promotes it later, once it caught up
+    /// (for a member that is started after it is added, as etcd's and
+    /// raftexample's `member add` expect).
+    AddLearnerToPromote {
+        /// The new member.
+        id: NodeId,
+        /// Where its peers reach it.
+        addr: String,
+    },
     /// Promotes a caught-up learner to voter.
     Promote {
         /// The learner.

@@ -3,6 +3,7 @@
 //! `raft_core::Ready`): send, persist, send what vouches for the persisted
 //! state, apply, advance.
 
+mod envelope;
 mod events;
 mod health;
 mod reads;
@@ -94,6 +95,9 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     /// (it lingers to hand leadership over and spread the commit).
     removed_ticks_left: Option<u32>,
     pub(crate) stopping: bool,
+    /// The next proposal's request number (see the envelope); starts
+    /// random, so that a late reply to a previous run matches nothing.
+    next_request: u64,
     status: watch::Sender<GroupStatus>,
     exit: watch::Sender<Exit>,
 }
@@ -110,6 +114,7 @@ pub(crate) struct Parts<S: StateMachine> {
     pub(crate) status: watch::Sender<GroupStatus>,
     pub(crate) exit: watch::Sender<Exit>,
     pub(crate) first_read_ctx: u64,
+    pub(crate) first_request: u64,
 }
 
 impl<S: StateMachine> GroupLoop<S> {
@@ -141,6 +146,7 @@ impl<S: StateMachine> GroupLoop<S> {
             leader: None,
             removed_ticks_left: None,
             stopping: false,
+            next_request: parts.first_request,
             status: parts.status,
             exit: parts.exit,
             opts,
@@ -230,7 +236,7 @@ impl<S: StateMachine> GroupLoop<S> {
     fn on_tick(&mut self) -> Result<Option<StopReason>, FatalError> {
         self.node.tick().map_err(|e| self.fatal("tick", e))?;
         self.health.tick();
-        self.waiters.proposals.prune_abandoned();
+        self.waiters.proposals.expire(Instant::now());
         self.waiters.changes.prune_abandoned();
         self.reconfig
             .on_tick(&mut self.node, &self.replica, &self.health);
@@ -276,20 +282,24 @@ impl<S: StateMachine> GroupLoop<S> {
         if data.is_empty() {
             return reply.send(Err(ProposeError::EmptyCommand));
         }
-        match self.node.propose(data) {
-            Ok(Proposal::Appended { id }) => {
+        let request = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1);
+        let origin = envelope::Origin {
+            proposer: self.me,
+            request,
+        };
+        // A little longer than the caller waits: its own timeout answers.
+        let deadline = Instant::now() + self.opts.request_timeout * 2;
+        match self.node.propose(envelope::wrap(origin, &data)) {
+            Ok(proposal) => {
                 self.count(Counter::Proposals, 1);
-                self.waiters.proposals.insert(id, reply);
-            }
-            Ok(other) => {
-                // Forwarding is disabled; a forwarded proposal would have
-                // no waiter to answer.
-                debug_assert!(false, "proposal not appended here: {other:?}");
-                let leader = match other {
-                    Proposal::Forwarded { to } => Some(to),
+                let index = match proposal {
+                    Proposal::Appended { id } => Some(id.index),
                     _ => None,
                 };
-                reply.send(Err(ProposeError::NotLeader { leader }));
+                self.waiters
+                    .proposals
+                    .insert(request, index, reply, deadline);
             }
             Err(e) => {
                 self.count(Counter::ProposalsRefused, 1);

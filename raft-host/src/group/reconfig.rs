@@ -128,8 +128,10 @@ impl Reconfig {
             return Err(MembershipError::Pending);
         }
         let members = replica.members();
-        let (id, addr, promote) = match change {
-            MembershipChange::AddLearner { id, addr } => (id, addr, false),
+        // (member, address, promote once caught up, caller waits for it)
+        let (id, addr, promote, wait) = match change {
+            MembershipChange::AddLearner { id, addr } => (id, addr, false, false),
+            MembershipChange::AddLearnerToPromote { id, addr } => (id, addr, true, false),
             MembershipChange::AddVoter { id, addr } if cs.learners.contains(&id) => {
                 let _ = addr;
                 let added_at = members.to_promote().get(&id).copied();
@@ -137,7 +139,7 @@ impl Reconfig {
                     .check_promotion(view, cs, id, added_at)
                     .map(|cc| (cc, None));
             }
-            MembershipChange::AddVoter { id, addr } => (id, addr, true),
+            MembershipChange::AddVoter { id, addr } => (id, addr, true, true),
             MembershipChange::Promote { id } => {
                 let added_at = members.to_promote().get(&id).copied();
                 return self
@@ -161,7 +163,7 @@ impl Reconfig {
             node_id: id,
             context,
         };
-        Ok((cc, promote.then_some(id)))
+        Ok((cc, wait.then_some(id)))
     }
 
     fn check_promotion(

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use raft_core::{
-    AnyConfChange, ConfChangeKind, ConfState, Entry, EntryKind, Index, LogId, NodeId, RawNode,
-    Snapshot, Term,
+    AnyConfChange, ConfChangeKind, ConfState, Entry, EntryKind, Index, NodeId, RawNode, Snapshot,
 };
 use raft_storage::DiskStorage;
 
@@ -19,12 +18,13 @@ use crate::members::{JoinContext, Members};
 use crate::reply::Reply;
 use crate::state_machine::{Command, StateMachine};
 
-use super::waiters::IndexWaiters;
+use super::envelope;
+use super::waiters::{IndexWaiters, RequestWaiters};
 
 /// Callers waiting for entries to be applied.
 #[derive(Debug)]
 pub(crate) struct Waiters<O> {
-    pub(crate) proposals: IndexWaiters<Result<O, ProposeError>>,
+    pub(crate) proposals: RequestWaiters<Result<O, ProposeError>>,
     pub(crate) changes: IndexWaiters<Result<(), MembershipError>>,
     /// Changes that add a learner to be promoted: their caller waits for
     /// the promotion, not for the learner (index of the change → node).
@@ -36,7 +36,7 @@ pub(crate) struct Waiters<O> {
 impl<O> Default for Waiters<O> {
     fn default() -> Self {
         Waiters {
-            proposals: IndexWaiters::default(),
+            proposals: RequestWaiters::default(),
             changes: IndexWaiters::default(),
             promote_after: BTreeMap::new(),
             promotions: BTreeMap::new(),
@@ -47,7 +47,7 @@ impl<O> Default for Waiters<O> {
 impl<O> Waiters<O> {
     /// Answers everything: the group stops, outcomes unknown.
     pub(crate) fn interrupt_all(&mut self) {
-        self.proposals.fail_all(|_| Err(ProposeError::Interrupted));
+        self.proposals.fail_all(|| Err(ProposeError::Interrupted));
         self.changes.fail_all(|_| Err(MembershipError::Interrupted));
         self.promote_after.clear();
         for (_, replies) in std::mem::take(&mut self.promotions) {
@@ -87,9 +87,10 @@ pub(crate) struct Replica<S: StateMachine> {
     members: Members,
     conf_state: ConfState,
     applied: Index,
-    /// Reused buffers: the batch handed to the state machine.
+    /// Reused buffers: the batch handed to the state machine, and the
+    /// request number of each command this member proposed.
     commands: Vec<Command>,
-    terms: Vec<Term>,
+    requests: Vec<Option<u64>>,
     outputs: Vec<S::Output>,
 }
 
@@ -118,7 +119,7 @@ impl<S: StateMachine> Replica<S> {
             conf_state: ConfState::default(),
             applied: Index::ZERO,
             commands: Vec::new(),
-            terms: Vec::new(),
+            requests: Vec::new(),
             outputs: Vec::new(),
         };
         if let Some(reader) = storage.open_snapshot()? {
@@ -158,7 +159,7 @@ impl<S: StateMachine> Replica<S> {
         let index = self.applied;
         waiters
             .proposals
-            .fail_through(index, &|index| Err(ProposeError::OutcomeUnknown { index }));
+            .fail_appended_through(index, |index| Err(ProposeError::OutcomeUnknown { index }));
         waiters
             .changes
             .fail_through(index, &|_| Err(MembershipError::OutcomeUnknown));
@@ -210,20 +211,26 @@ impl<S: StateMachine> Replica<S> {
                     // A new leader's no-op (paper §8): it replaces any
                     // proposal appended at this index by an older leader.
                     self.flush(waiters);
-                    let lost = |index| Err(ProposeError::Superseded { index });
-                    if let Some(reply) = waiters.proposals.take(entry.log_id(), lost) {
-                        reply.send(Err(ProposeError::EmptyCommand));
-                    }
+                    supersede(waiters, entry.index);
                 }
                 EntryKind::Normal => {
-                    self.terms.push(entry.term);
+                    let (request, data) = match envelope::unwrap(&entry.data) {
+                        Some((origin, command)) => (
+                            (origin.proposer == self.me).then_some(origin.request),
+                            command,
+                        ),
+                        // Not wrapped by a host: applied as it is.
+                        None => (None, entry.data),
+                    };
+                    self.requests.push(request);
                     self.commands.push(Command {
                         index: entry.index,
-                        data: entry.data,
+                        data,
                     });
                 }
                 EntryKind::ConfChange | EntryKind::ConfChangeV2 => {
                     self.flush(waiters);
+                    supersede(waiters, entry.index);
                     self.apply_conf_entry(&entry, node, storage, waiters, &mut applied);
                 }
             }
@@ -245,17 +252,13 @@ impl<S: StateMachine> Replica<S> {
             "StateMachine::apply must push one output per command"
         );
         let lost = |index| Err(ProposeError::Superseded { index });
-        for ((cmd, term), output) in self
+        for ((cmd, request), output) in self
             .commands
             .drain(..)
-            .zip(self.terms.drain(..))
+            .zip(self.requests.drain(..))
             .zip(self.outputs.drain(..))
         {
-            let id = LogId {
-                index: cmd.index,
-                term,
-            };
-            if let Some(reply) = waiters.proposals.take(id, lost) {
+            if let Some(reply) = waiters.proposals.take(cmd.index, request, lost) {
                 reply.send(Ok(output));
             }
         }
@@ -362,6 +365,14 @@ impl<S: StateMachine> Replica<S> {
         }
         Ok(())
     }
+}
+
+/// The entry at `index` is no command of this member's: a command this
+/// member appended there as leader was replaced by a new leader.
+fn supersede<O>(waiters: &mut Waiters<O>, index: Index) {
+    let lost = |index| Err(ProposeError::Superseded { index });
+    let none = waiters.proposals.take(index, None, lost);
+    debug_assert!(none.is_none(), "no request was asked for");
 }
 
 /// Answers `add_voter` callers whose learner was promoted (or removed).

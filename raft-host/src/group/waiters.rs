@@ -1,6 +1,8 @@
-//! Callers waiting for their entry to be applied, by log position.
+//! Callers waiting for their entry to be applied: membership changes by
+//! log position, commands by request number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use raft_core::{Index, LogId, Term};
 
@@ -105,5 +107,126 @@ mod tests {
         mine.send(Ok(70));
         assert_eq!(rx7.try_recv(), Ok(Ok(70)));
         assert_eq!(w.len(), 0);
+    }
+}
+
+/// Waiters for proposed commands, by request number (see the envelope):
+/// found when the command is applied, wherever it was appended.
+/// Commands this node appended as leader are also known by index, so that
+/// a new leader's different entry there answers them as superseded.
+/// Invariant: every value of `appended` is a key of `by_request`, or was
+/// answered.
+#[derive(Debug)]
+pub(crate) struct RequestWaiters<T> {
+    by_request: HashMap<u64, (Reply<T>, Instant)>,
+    appended: BTreeMap<Index, u64>,
+}
+
+impl<T> Default for RequestWaiters<T> {
+    fn default() -> Self {
+        RequestWaiters {
+            by_request: HashMap::new(),
+            appended: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> RequestWaiters<T> {
+    /// Waits for request `request`, appended here at `index` if this node
+    /// leads (`None` when forwarded), until `deadline`.
+    pub(crate) fn insert(
+        &mut self,
+        request: u64,
+        index: Option<Index>,
+        reply: Reply<T>,
+        deadline: Instant,
+    ) {
+        let old = self.by_request.insert(request, (reply, deadline));
+        debug_assert!(old.is_none(), "request numbers are unique");
+        if let Some(index) = index {
+            self.appended.insert(index, request);
+        }
+    }
+
+    /// The entry at `index` was applied, carrying `request` if this node
+    /// proposed it. Returns that request's waiter; a different request
+    /// appended here at `index` is answered with `lost(index)`.
+    pub(crate) fn take(
+        &mut self,
+        index: Index,
+        request: Option<u64>,
+        lost: impl Fn(Index) -> T,
+    ) -> Option<Reply<T>> {
+        if let Some(appended) = self.appended.remove(&index)
+            && Some(appended) != request
+            && let Some((reply, _)) = self.by_request.remove(&appended)
+        {
+            reply.send(lost(index));
+        }
+        request
+            .and_then(|r| self.by_request.remove(&r))
+            .map(|(reply, _)| reply)
+    }
+
+    /// A snapshot replaced the log through `index`: what this node
+    /// appended there is answered with `value(index)`.
+    pub(crate) fn fail_appended_through(&mut self, index: Index, value: impl Fn(Index) -> T) {
+        while let Some(entry) = self.appended.first_entry() {
+            if *entry.key() > index {
+                break;
+            }
+            let (at, request) = entry.remove_entry();
+            if let Some((reply, _)) = self.by_request.remove(&request) {
+                reply.send(value(at));
+            }
+        }
+    }
+
+    /// Forgets waiters past their deadline (their callers timed out).
+    pub(crate) fn expire(&mut self, now: Instant) {
+        self.by_request.retain(|_, (_, deadline)| *deadline > now);
+        let live = &self.by_request;
+        self.appended.retain(|_, r| live.contains_key(r));
+    }
+
+    /// Answers every waiter with `value`.
+    pub(crate) fn fail_all(&mut self, value: impl Fn() -> T) {
+        self.appended.clear();
+        for (_, (reply, _)) in self.by_request.drain() {
+            reply.send(value());
+        }
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use crate::reply::blocking_pair;
+
+    #[test]
+    fn a_forwarded_request_is_found_by_number_and_a_replaced_append_is_lost() {
+        let mut w: RequestWaiters<Result<u64, Index>> = RequestWaiters::default();
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        let (forwarded, rx_f) = blocking_pair();
+        let (appended, rx_a) = blocking_pair();
+        w.insert(1, None, forwarded, later);
+        w.insert(2, Some(Index(9)), appended, later);
+        // Index 9 holds another node's command: request 2 was replaced.
+        assert!(w.take(Index(9), None, Err).is_none());
+        assert_eq!(rx_a.try_recv(), Ok(Err(Index(9))));
+        // Request 1 was committed by the leader at index 10.
+        w.take(Index(10), Some(1), Err).expect("found").send(Ok(1));
+        assert_eq!(rx_f.try_recv(), Ok(Ok(1)));
+    }
+
+    #[test]
+    fn waiters_past_their_deadline_are_forgotten() {
+        let mut w: RequestWaiters<u64> = RequestWaiters::default();
+        let now = Instant::now();
+        let (r, rx) = blocking_pair();
+        w.insert(5, Some(Index(3)), r, now);
+        w.expire(now);
+        assert!(w.take(Index(3), Some(5), |_| 0).is_none());
+        assert!(rx.try_recv().is_err(), "dropped unanswered");
     }
 }
