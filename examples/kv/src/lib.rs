@@ -3,9 +3,7 @@
 //! README for how to run it; [`http`] documents the client API.
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod conn;
 pub mod faults;
 pub mod http;

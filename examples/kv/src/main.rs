@@ -30,7 +30,7 @@ enum Command {
     /// stops them all.
     Cluster(raftkv::launcher::ClusterArgs),
     /// Load-test a running cluster and print throughput and latency.
-    Bench(raftkv::bench::BenchArgs),
+    Bench(raftkv_harness::bench::BenchArgs),
     /// Run a Jepsen-style fault test of a local cluster (as root, in a
     /// private network namespace) and check its history.
     Faults(raftkv::faults::FaultsArgs),
@@ -71,7 +71,7 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn run_bench(args: raftkv::bench::BenchArgs) -> ExitCode {
+fn run_bench(args: raftkv_harness::bench::BenchArgs) -> ExitCode {
     let rt = match runtime(2) {
         Ok(rt) => rt,
         Err(e) => {
@@ -79,7 +79,7 @@ fn run_bench(args: raftkv::bench::BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(raftkv::bench::run(args)) {
+    match rt.block_on(raftkv_harness::bench::run(args)) {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

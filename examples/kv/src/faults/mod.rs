@@ -47,12 +47,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
+use raftkv_harness::client::Client;
 
 use self::checker::{CheckOptions, CheckReport};
 use self::cluster::{Cluster, ClusterError, NodeSettings, endpoint};
 use self::history::{Op, OpKind, Outcome, Recorder};
 use self::nemesis::{FaultKind, Nemesis, Schedule};
-use crate::client::Client;
 
 /// Exit code of `raftkv faults` on a machine that cannot run it.
 pub const EXIT_UNSUPPORTED: u8 = 77;
