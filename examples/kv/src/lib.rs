@@ -7,7 +7,6 @@ pub mod cli;
 pub mod conn;
 pub mod faults;
 pub mod http;
-pub mod launcher;
 pub mod metrics;
 pub mod peer_url;
 pub mod server;

@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use raftkv::tls::certs::CertPaths;
+use raftkv_harness::certs::CertPaths;
 use raftkv_harness::client::{Client, ClientError};
 
 /// How long any single condition may take to become true.
