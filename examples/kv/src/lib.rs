@@ -5,7 +5,6 @@
 
 pub mod cli;
 pub mod conn;
-pub mod faults;
 pub mod http;
 pub mod metrics;
 pub mod peer_url;

@@ -33,7 +33,7 @@ enum Command {
     Bench(raftkv_harness::bench::BenchArgs),
     /// Run a Jepsen-style fault test of a local cluster (as root, in a
     /// private network namespace) and check its history.
-    Faults(raftkv::faults::FaultsArgs),
+    Faults(raftkv_harness::faults::FaultsArgs),
     /// Write a CA and node certificates for mutual TLS on the peer port.
     Certs(raftkv_harness::certs::CertsArgs),
 }
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Bench(args)) => run_bench(args),
-        Some(Command::Faults(args)) => raftkv::faults::main(args),
+        Some(Command::Faults(args)) => raftkv_harness::faults::main(args),
         Some(Command::Certs(args)) => match raftkv_harness::certs::run(&args) {
             Ok(summary) => {
                 println!("{summary}");

@@ -1,18 +1,29 @@
-//! Everything that runs around a `raftkv` cluster rather than in it: a
-//! client of the nodes' HTTP API ([`client`]), the load generator behind
-//! `raftkv bench` ([`bench`](mod@bench)), the local-cluster launcher
-//! behind `raftkv cluster` ([`launcher`]) and the certificates of
-//! `raftkv certs` ([`certs`]).
+//! Everything that runs around a `raftkv` cluster rather than in it: the
+//! client that talks to its nodes, the load generator, the launcher of a
+//! local cluster, the Jepsen-style fault test and the certificates for
+//! mutual TLS. The `raftkv` binary's subcommands `bench`, `cluster`,
+//! `faults` and `certs` are thin dispatchers to this crate.
 //!
-//! The `raftkv` binary dispatches those subcommands here. The harness
-//! never links the server: it speaks to nodes over their client API and
-//! runs them as processes of the `raftkv` executable (the launcher runs
-//! `std::env::current_exe()`, which is `raftkv` when called from its
-//! `cluster` subcommand), so `raftkv` depends on this crate and not the
-//! other way round.
+//! - [`client`]: an HTTP/1.1 client of a node's client API, whose errors
+//!   say whether a write's outcome is known.
+//! - [`bench`](mod@bench): `raftkv bench`, a closed-loop load generator.
+//! - [`launcher`]: `raftkv cluster`, a local cluster of `raftkv`
+//!   processes, supervised.
+//! - [`faults`]: `raftkv faults`, a cluster under faults in a private
+//!   network namespace, its history checked for linearizability
+//!   ([`faults::checker`]).
+//! - [`certs`]: `raftkv certs`, a CA and node and client certificates.
+//!
+//! The harness never links the server. It speaks to nodes over their HTTP
+//! API and runs them as processes of the `raftkv` executable: the launcher
+//! and the fault test start [`std::env::current_exe`] (the fault test
+//! unless `--bin` says otherwise), which is `raftkv` when they run as its
+//! subcommands. So `raftkv` depends on this crate and never the other way
+//! round.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod certs;
 pub mod client;
+pub mod faults;
 pub mod launcher;

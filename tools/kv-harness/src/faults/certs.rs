@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use raft_core::NodeId;
-use raftkv_harness::certs::{CertAuthority, CertError, CertPaths, Validity};
 
 use super::net::node_ip;
+use crate::certs::{CertAuthority, CertError, CertPaths, Validity};
 
 /// How long a run's certificates are valid.
 const DAYS: u32 = 7;

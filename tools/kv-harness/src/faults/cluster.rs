@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use raftkv_harness::certs::CertError;
-use raftkv_harness::client::{Client, ClientError};
 
 use super::certs::RunCerts;
 use super::net::{CLIENT_PORT, MAX_NODE_ID, PEER_PORT, node_ip};
 use super::power::{Mounts, PowerError};
+use crate::certs::CertError;
+use crate::client::{Client, ClientError};
 
 /// Between two polls of a condition.
 const POLL: Duration = Duration::from_millis(50);

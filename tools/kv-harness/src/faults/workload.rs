@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
-use raftkv_harness::client::{Client, ClientError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::cluster::endpoint;
 use super::history::{Op, OpKind, Outcome, Recorder};
+use crate::client::{Client, ClientError};
 
 /// The outcome of a failed request: certainly no effect, or unknown.
 pub fn outcome_of(e: &ClientError) -> Outcome {
