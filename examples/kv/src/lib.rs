@@ -3,13 +3,9 @@
 //! README for how to run it; [`http`] documents the client API.
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod conn;
-pub mod faults;
 pub mod http;
-pub mod launcher;
 pub mod metrics;
 pub mod peer_url;
 pub mod server;

@@ -28,20 +28,20 @@ struct Cli {
 enum Command {
     /// Start a local cluster of raftkv processes, one per node; Ctrl-C
     /// stops them all.
-    Cluster(raftkv::launcher::ClusterArgs),
+    Cluster(raftkv_harness::launcher::ClusterArgs),
     /// Load-test a running cluster and print throughput and latency.
-    Bench(raftkv::bench::BenchArgs),
+    Bench(raftkv_harness::bench::BenchArgs),
     /// Run a Jepsen-style fault test of a local cluster (as root, in a
     /// private network namespace) and check its history.
-    Faults(raftkv::faults::FaultsArgs),
+    Faults(raftkv_harness::faults::FaultsArgs),
     /// Write a CA and node certificates for mutual TLS on the peer port.
-    Certs(raftkv::tls::certs::CertsArgs),
+    Certs(raftkv_harness::certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Cluster(args)) => match raftkv::launcher::run(args) {
+        Some(Command::Cluster(args)) => match raftkv_harness::launcher::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("raftkv cluster: {e}");
@@ -49,8 +49,8 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Bench(args)) => run_bench(args),
-        Some(Command::Faults(args)) => raftkv::faults::main(args),
-        Some(Command::Certs(args)) => match raftkv::tls::certs::run(&args) {
+        Some(Command::Faults(args)) => raftkv_harness::faults::main(args),
+        Some(Command::Certs(args)) => match raftkv_harness::certs::run(&args) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS
@@ -71,7 +71,7 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn run_bench(args: raftkv::bench::BenchArgs) -> ExitCode {
+fn run_bench(args: raftkv_harness::bench::BenchArgs) -> ExitCode {
     let rt = match runtime(2) {
         Ok(rt) => rt,
         Err(e) => {
@@ -79,7 +79,7 @@ fn run_bench(args: raftkv::bench::BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(raftkv::bench::run(args)) {
+    match rt.block_on(raftkv_harness::bench::run(args)) {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

@@ -415,7 +415,7 @@ async fn a_client_port_of_0_is_logged_as_the_port_the_node_serves_on() {
     })
     .await;
     assert_ne!(addr.port(), 0, "{}", node.stderr());
-    let status = raftkv::client::Client::new()
+    let status = raftkv_harness::client::Client::new()
         .status(&format!("http://{addr}"))
         .await
         .expect("the node serves on the port it logged");

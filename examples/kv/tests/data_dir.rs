@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use raftkv::client::Client;
+use raftkv_harness::client::Client;
 use support::{Process, eventually, free_port};
 
 /// `--id <id> --cluster <cluster> --port <free> --data-dir <dir>`, and

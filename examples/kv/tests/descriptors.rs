@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use raftkv::client::Connection;
+use raftkv_harness::client::Connection;
 use support::{Process, eventually, eventually_mut, free_port};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;

@@ -1,30 +1,28 @@
 //! The Jepsen-style fault test (issue #9), bounded for CI: a 3-node
 //! cluster on plain HTTP and a 5-node one with mutual TLS on its peer
 //! ports (certificates made by the run, issue #15) under faults, every
-//! history checked for linearizability; and the checker shown to reject a
-//! real recorded history with one injected stale read.
+//! history checked for linearizability. (That the checker rejects a real
+//! recorded history with one injected stale read is tested beside it, in
+//! `tools/kv-harness/tests/checker.rs`.)
 //!
 //! A third run cuts the power of nodes, fills their disks, fails and
 //! slows their fsyncs (`--power-loss-fs`, a FUSE file system from
 //! `tools/powerloss-fs` that drops unsynced writes on command).
 //!
-//! The cluster tests run `raftkv faults` (see `raftkv::faults`), which
+//! The cluster tests run `raftkv faults` (see `raftkv_harness::faults`), which
 //! needs root for its private network namespace and `ip` and `nft`. Where
 //! they are missing the tests say so and pass, unless `CI=true`, where
 //! they fail. `RAFTKV_FAULTS_SEED=N` replays a fault schedule. Longer runs:
 //! `cargo run --release -p raftkv -- faults --nodes 5 --duration 10m`.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use raftkv::faults::EXIT_UNSUPPORTED;
-use raftkv::faults::checker::{self, Anomaly};
-use raftkv::faults::history::{self, OpKind};
+use raftkv_harness::faults::EXIT_UNSUPPORTED;
 
 /// One cluster at a time: the machine has two cores.
 static ONE_CLUSTER: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
@@ -211,46 +209,5 @@ fn a_three_node_cluster_with_lease_reads_under_power_loss_and_disk_faults_stays_
             lease_reads: true,
             ..Extra::default()
         },
-    );
-}
-
-#[test]
-fn the_checker_rejects_a_recorded_history_with_one_injected_stale_read() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/recorded-3-nodes.history");
-    let file = File::open(&path).expect("recorded history");
-    let mut ops = history::read_history(BufReader::new(file)).expect("parses");
-    assert_eq!(ops.len(), 1899);
-    let report = checker::check(&ops);
-    assert!(report.is_valid(), "{:?}", report.anomalies);
-    assert_eq!(report.keys, 3);
-
-    let original = ops.clone();
-    let changed = checker::inject_stale_read(&mut ops).expect("a place for a stale read");
-    let changed_ops: Vec<usize> = (0..ops.len()).filter(|&i| ops[i] != original[i]).collect();
-    assert_eq!(changed_ops, vec![changed], "exactly one operation changed");
-    assert_eq!(ops[changed].kind, OpKind::Get);
-
-    let report = checker::check(&ops);
-    match &report.anomalies[..] {
-        [Anomaly::NotLinearizable { key, .. }] => assert_eq!(*key, ops[changed].key),
-        other => panic!("expected one non-linearizable key, got {other:?}"),
-    }
-}
-
-#[test]
-fn the_checker_rejects_a_recorded_history_reading_a_value_never_written() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/recorded-3-nodes.history");
-    let file = File::open(&path).expect("recorded history");
-    let mut ops = history::read_history(BufReader::new(file)).expect("parses");
-    let get = ops
-        .iter()
-        .rposition(|o| o.kind == OpKind::Get && o.value.is_some())
-        .expect("a read of a value");
-    ops[get].value = Some("never-written".into());
-    let report = checker::check(&ops);
-    assert!(
-        matches!(&report.anomalies[..], [Anomaly::NeverWritten { read }] if *read == ops[get]),
-        "{:?}",
-        report.anomalies
     );
 }

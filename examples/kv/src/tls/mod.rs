@@ -14,7 +14,6 @@
 //! All of them work on any tokio byte stream, so a later transport (a
 //! streaming protocol, HTTP/2) keeps them as they are.
 
-pub mod certs;
 pub mod identity;
 
 use std::path::{Path, PathBuf};

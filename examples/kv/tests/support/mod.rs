@@ -13,8 +13,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use raftkv::client::{Client, ClientError};
-use raftkv::tls::certs::CertPaths;
+use raftkv_harness::certs::CertPaths;
+use raftkv_harness::client::{Client, ClientError};
 
 /// How long any single condition may take to become true.
 pub const DEADLINE: Duration = Duration::from_secs(30);

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use raftkv_harness::certs::{CertAuthority, Issued, Validity};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
 use super::*;
-use crate::tls::certs::{CertAuthority, Validity};
 use crate::tls::{PeerTls, TlsFiles, https_client_config};
 
 /// A CA and the certificates it issued, in a temporary directory.
@@ -35,7 +35,7 @@ impl Pki {
     }
 
     /// Writes `issued` under a fresh name; its files, with this CA.
-    fn files(&self, issued: &crate::tls::certs::Issued) -> TlsFiles {
+    fn files(&self, issued: &Issued) -> TlsFiles {
         let n = self.issued.get();
         self.issued.set(n + 1);
         let stem = format!("cert-{n}");

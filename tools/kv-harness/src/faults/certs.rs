@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use raft_core::NodeId;
 
 use super::net::node_ip;
-use crate::tls::certs::{CertAuthority, CertError, CertPaths, Validity};
+use crate::certs::{CertAuthority, CertError, CertPaths, Validity};
 
 /// How long a run's certificates are valid.
 const DAYS: u32 = 7;

@@ -110,13 +110,23 @@ pub struct FaultsArgs {
     /// `--read-mode` of the nodes: `lease` serves the clients'
     /// linearizable reads from the leader's lease (list `pause` more than
     /// once in --faults to weight leader pauses up).
-    #[arg(long, value_enum, default_value_t = crate::cli::ReadMode::Index)]
-    pub read_mode: crate::cli::ReadMode,
+    #[arg(long, value_enum, default_value_t = ReadMode::Index)]
+    pub read_mode: ReadMode,
     /// The `powerloss-fs` executable (`cargo build -p powerloss-fs`): each
     /// node's data directory becomes a mount of it, and the power-loss
     /// faults drop whatever a node did not fsync. Needs /dev/fuse.
     #[arg(long)]
     pub power_loss_fs: Option<PathBuf>,
+}
+
+/// How the nodes confirm linearizable reads: `--read-mode`, passed on to
+/// each node as its own `--read-mode index` or `--read-mode lease`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadMode {
+    /// ReadIndex: a heartbeat round with a quorum per batch of reads.
+    Index,
+    /// The leader's lease: no round trip.
+    Lease,
 }
 
 fn parse_kind(s: &str) -> Result<FaultKind, String> {
@@ -336,7 +346,7 @@ async fn run_and_report(args: FaultsArgs) -> ExitCode {
     if let Some(fs) = &args.power_loss_fs {
         tls.push_str(&format!(" --power-loss-fs {}", fs.display()));
     }
-    if args.read_mode == crate::cli::ReadMode::Lease {
+    if args.read_mode == ReadMode::Lease {
         tls.push_str(" --read-mode lease");
     }
     println!(
@@ -497,8 +507,8 @@ async fn start_cluster(args: &FaultsArgs, dir: &Path) -> Result<Cluster, FaultsE
         tls: args.tls,
         power_loss_fs: args.power_loss_fs.clone(),
         read_mode: match args.read_mode {
-            crate::cli::ReadMode::Index => "index".into(),
-            crate::cli::ReadMode::Lease => "lease".into(),
+            ReadMode::Index => "index".into(),
+            ReadMode::Lease => "lease".into(),
         },
         ..NodeSettings::default()
     };

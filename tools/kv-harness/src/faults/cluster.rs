@@ -16,8 +16,8 @@ use nix::unistd::Pid;
 use super::certs::RunCerts;
 use super::net::{CLIENT_PORT, MAX_NODE_ID, PEER_PORT, node_ip};
 use super::power::{Mounts, PowerError};
+use crate::certs::CertError;
 use crate::client::{Client, ClientError};
-use crate::tls::certs::CertError;
 
 /// Between two polls of a condition.
 const POLL: Duration = Duration::from_millis(50);

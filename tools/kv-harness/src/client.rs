@@ -8,8 +8,8 @@
 //! came (timeout, broken connection, 504) may or may not have been applied.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), raftkv::client::ClientError> {
-//! use raftkv::client::Client;
+//! # async fn demo() -> Result<(), raftkv_harness::client::ClientError> {
+//! use raftkv_harness::client::Client;
 //! let client = Client::new();
 //! client.put("http://127.0.0.1:12380", b"greeting", "hello".into()).await?;
 //! let value = client.get("http://127.0.0.1:12380", b"greeting", false).await?;

@@ -7,7 +7,7 @@
 //! `<data-dir>/node-<i>`. Every line a node writes is shown prefixed with
 //! its name (`node-2 | ...`). With `--tls` the peer ports use mutual TLS
 //! (`https://` peer URLs), with a CA and node certificates written afresh
-//! into `<data-dir>/tls` at every start (see [`crate::tls::certs`]).
+//! into `<data-dir>/tls` at every start (see [`crate::certs`]).
 //!
 //! [`run`] is synchronous: it blocks until the cluster stops. On Ctrl-C,
 //! SIGTERM or SIGHUP it sends SIGTERM to every node, waits up to
@@ -34,10 +34,11 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::tls::certs::{CertPaths, Validity, write_cluster};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use crate::certs::{CertPaths, Validity, write_cluster};
 
 /// How long stopping nodes get between SIGTERM and SIGKILL.
 pub const GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -108,7 +109,7 @@ pub enum LauncherError {
     CurrentExe(#[source] std::io::Error),
     /// The certificates of `--tls` could not be written.
     #[error("--tls: {0}")]
-    Certs(#[from] crate::tls::certs::CertError),
+    Certs(#[from] crate::certs::CertError),
     /// Signal handling could not be set up.
     #[error("cannot handle signals: {0}")]
     Signals(#[source] std::io::Error),
@@ -833,7 +834,7 @@ mod tests {
 
     #[test]
     fn the_procfile_starts_the_default_cluster() {
-        let procfile = include_str!("../Procfile");
+        let procfile = include_str!("../../../examples/kv/Procfile");
         let mut args = parse(&[]).unwrap();
         args.data_dir = PathBuf::from("raftkv-data");
         let commands: Vec<&str> = procfile

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +26,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::client::{ClientError, Connection};
-use crate::peer_url::{PeerUrl, Scheme};
 
 /// The largest value the server accepts (1 MiB).
 pub const MAX_VALUE_SIZE: usize = 1 << 20;
@@ -97,18 +97,66 @@ impl BenchArgs {
             return invalid("--endpoints needs at least one client URL".into());
         }
         for e in &self.endpoints {
-            match PeerUrl::parse(e) {
-                Err(err) => return invalid(format!("--endpoints: {err}")),
-                Ok(url) if url.scheme() != Scheme::Http => {
-                    return invalid(format!(
-                        "--endpoints: {url}: only http:// client URLs are supported"
-                    ));
-                }
-                Ok(_) => {}
+            if let Err(err) = check_endpoint(e) {
+                return invalid(format!("--endpoints: {err}"));
             }
         }
         Ok(())
     }
+}
+
+/// Checks one `--endpoints` URL as a node checks its peer URLs
+/// (`http(s)://host:port`, a host that resolves; the same messages), then
+/// that it is `http://`.
+fn check_endpoint(raw: &str) -> Result<(), String> {
+    let url = raw.trim();
+    let malformed = || format!("{url:?} is not a URL like http://127.0.0.1:12379");
+    let no_port = || format!("{url:?} has no port; write it like http://127.0.0.1:12379");
+    let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if url.contains("://") {
+        return Err(format!(
+            "{url:?}: only http:// and https:// peer URLs are supported"
+        ));
+    } else {
+        return Err(malformed());
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['@', ' ']) {
+        return Err(malformed());
+    }
+    if authority.contains(['/', '?', '#']) {
+        return Err(format!(
+            "{url:?} has a path; a peer URL is only scheme, host and port"
+        ));
+    }
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return Err(no_port());
+    };
+    if host.is_empty() || host.ends_with(']') && !host.starts_with('[') {
+        return Err(malformed());
+    }
+    let port: u16 = port.parse().map_err(|_| no_port())?;
+    if port == 0 {
+        return Err(format!(
+            "{url:?} has port 0; a peer URL names the port its node listens on"
+        ));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if !(host, port)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.next().is_some())
+    {
+        return Err(format!("{url:?}: host does not resolve"));
+    }
+    if https {
+        return Err(format!(
+            "https://{authority}: only http:// client URLs are supported"
+        ));
+    }
+    Ok(())
 }
 
 /// Why a benchmark could not run.
@@ -679,6 +727,64 @@ mod tests {
             &|a| a.endpoints = vec!["http://127.0.0.1".into()],
             "no port",
         );
+    }
+
+    /// The messages a node gives for the same peer URLs: the endpoints
+    /// were checked with the server's peer URL parser before the harness
+    /// became a crate of its own.
+    #[test]
+    fn bad_endpoints_get_the_messages_of_a_bad_peer_url() {
+        for (endpoint, message) in [
+            (
+                "127.0.0.1:1",
+                r#""127.0.0.1:1" is not a URL like http://127.0.0.1:12379"#,
+            ),
+            (
+                "http://a@b:1",
+                r#""http://a@b:1" is not a URL like http://127.0.0.1:12379"#,
+            ),
+            (
+                "http://:1",
+                r#""http://:1" is not a URL like http://127.0.0.1:12379"#,
+            ),
+            (
+                "ftp://x:1",
+                r#""ftp://x:1": only http:// and https:// peer URLs are supported"#,
+            ),
+            (
+                "http://127.0.0.1",
+                r#""http://127.0.0.1" has no port; write it like http://127.0.0.1:12379"#,
+            ),
+            (
+                "http://h:99999",
+                r#""http://h:99999" has no port; write it like http://127.0.0.1:12379"#,
+            ),
+            (
+                "http://127.0.0.1:0",
+                r#""http://127.0.0.1:0" has port 0; a peer URL names the port its node listens on"#,
+            ),
+            (
+                "http://127.0.0.1:1/x",
+                r#""http://127.0.0.1:1/x" has a path; a peer URL is only scheme, host and port"#,
+            ),
+            (
+                "http://nonexistent.invalid:1",
+                r#""http://nonexistent.invalid:1": host does not resolve"#,
+            ),
+            (
+                " https://127.0.0.1:1/ ",
+                "https://127.0.0.1:1: only http:// client URLs are supported",
+            ),
+        ] {
+            assert_eq!(check_endpoint(endpoint), Err(message.to_string()));
+        }
+        for good in [
+            "http://127.0.0.1:1",
+            " http://127.0.0.1:1/ ",
+            "http://[::1]:1",
+        ] {
+            assert_eq!(check_endpoint(good), Ok(()), "{good}");
+        }
     }
 
     #[test]

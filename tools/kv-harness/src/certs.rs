@@ -2,7 +2,8 @@
 //! the same for `raftkv cluster --tls`, the fault test and the tests.
 //!
 //! One self-signed CA signs one certificate per node, each naming its node
-//! with the identity URI `raftkv://node/<id>` (see [`super::identity`]) and
+//! with the identity URI `raftkv://node/<id>` (what the server's
+//! `raftkv::tls::identity` looks for in a peer's certificate) and
 //! the hosts it is reached at, valid for both server and client
 //! authentication (a node is both on the peer port), plus one client
 //! certificate for the client API (it names no node, so the peer port
@@ -23,7 +24,12 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 
-use super::identity::identity_uri;
+/// The identity URI of node `id`, `raftkv://node/<id>`, which the server
+/// reads back from a peer's certificate (`raftkv::tls::identity`; the
+/// server's TLS tests load certificates made here, so the two agree).
+fn identity_uri(id: NodeId) -> String {
+    format!("raftkv://node/{id}")
+}
 
 /// The most nodes `raftkv certs` writes certificates for.
 pub const MAX_NODES: u64 = 1000;
