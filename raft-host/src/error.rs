@@ -227,4 +227,40 @@ pub struct FatalError {
     pub what: &'static str,
     /// The error, as text (the source is logged where it happened).
     pub reason: String,
+    /// The error came from a full disk or quota (`ENOSPC`, `EDQUOT`):
+    /// freeing space and restarting recovers.
+    pub disk_full: bool,
+}
+
+impl FatalError {
+    pub(crate) fn new(
+        group: GroupId,
+        what: &'static str,
+        e: &(dyn std::error::Error + 'static),
+    ) -> FatalError {
+        FatalError {
+            group,
+            what,
+            reason: e.to_string(),
+            disk_full: is_disk_full(e),
+        }
+    }
+}
+
+/// True if `e`, or an error it was caused by, is an I/O error for a full
+/// disk or quota.
+fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }

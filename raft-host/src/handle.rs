@@ -86,6 +86,27 @@ impl<S: StateMachine> GroupHandle<S> {
         }
     }
 
+    /// A handle to no running group, over `state_machine`: every request
+    /// fails at once with its `Stopped` error, and
+    /// [`GroupHandle::read_local`] reads the state machine. For testing
+    /// what sits in front of a group (an HTTP layer, say) without one.
+    pub fn detached(group: GroupId, state_machine: S) -> GroupHandle<S> {
+        let (tx, _) = crossbeam_channel::bounded(1);
+        let mut status = GroupStatus::new(NodeId::new(1).expect("non-zero"));
+        status.running = false;
+        let (_, status_rx) = watch::channel(status);
+        let (_, exit) = watch::channel(Some(Ok(StopReason::Shutdown)));
+        GroupHandle {
+            group,
+            tx,
+            sm: Arc::new(RwLock::new(state_machine)),
+            status: status_rx,
+            exit,
+            request_timeout: Duration::from_secs(1),
+            membership_timeout: Duration::from_secs(1),
+        }
+    }
+
     /// The group.
     pub fn group(&self) -> GroupId {
         self.group
@@ -321,6 +342,7 @@ impl<S: StateMachine> GroupHandle<S> {
                 group: self.group,
                 what: "run",
                 reason: "the group's thread ended without a result".into(),
+                disk_full: false,
             }),
         }
     }

@@ -25,8 +25,15 @@ pub enum Counter {
     SnapshotsTaken,
     /// Snapshots received from a leader and restored.
     SnapshotsRestored,
-    /// Peer messages raft-core refused as invalid.
-    PeerMessagesRefused,
+    /// Snapshots this leader sent to followers (the transport reported
+    /// them delivered).
+    SnapshotsSent,
+    /// Peer messages raft-core refused because no correct peer sends them
+    /// (`StepError::InvalidMessage`); nothing changed.
+    PeerMessagesInvalid,
+    /// Peer messages raft-core refused because their term was absurdly far
+    /// ahead (`StepError::TermTooFarAhead`, e.g. forged to exhaust terms).
+    PeerMessagesTermTooFarAhead,
     /// Learners promoted to voters by this leader.
     Promotions,
 }

@@ -146,8 +146,18 @@ async fn leader_transfer_hands_leadership_to_the_target() {
     patient(c.handle(leader).transfer_leader(target))
         .await
         .expect("transferred");
-    let st = c.wait(target, |s| s.is_leader()).await;
-    assert!(st.is_leader());
+    // Answered once the old leader saw the target lead, in this term:
+    let st = c.handle(leader).status();
+    assert_eq!(st.leader, Some(target), "{st:?}");
+    // and the target got there (it may have lost it since, on a slow
+    // machine, but not before reaching that term).
+    let term = st.term;
+    let st = c
+        .wait(target, |s| {
+            s.term > term || (s.term == term && s.is_leader())
+        })
+        .await;
+    assert!(st.term >= term);
     assert_eq!(patient(c.propose(1)).await, 2);
 }
 

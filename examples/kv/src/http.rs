@@ -37,7 +37,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use raft_core::{ConfChange, ConfChangeKind, NodeId};
+use raft_core::NodeId;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
@@ -415,24 +415,14 @@ async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>, timeout: 
             ),
         );
     }
-    let change = ConfChange {
-        kind: ConfChangeKind::AddNode,
-        node_id: id,
-        context: Bytes::copy_from_slice(url.as_str().as_bytes()),
-    };
-    match handle.conf_change(change).await {
+    match handle.add_member(id, &url).await {
         Ok(()) => no_content(),
         Err(r) => refused(r),
     }
 }
 
 async fn remove_node(handle: &Handle, id: NodeId) -> Resp {
-    let change = ConfChange {
-        kind: ConfChangeKind::RemoveNode,
-        node_id: id,
-        context: Bytes::new(),
-    };
-    match handle.conf_change(change).await {
+    match handle.remove_member(id).await {
         Ok(()) => no_content(),
         Err(r) => refused(r),
     }

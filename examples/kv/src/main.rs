@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use raftkv::cli::{ClientApiOptions, ServerArgs};
 use raftkv::metrics::Metrics;
-use raftkv::server::{LoopExit, RaftLoop};
+use raftkv::server::{LoopExit, Node};
 use raftkv::tls::ClientApiTls;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -146,16 +146,16 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
     // The port bound, which `--port 0` leaves to the kernel.
     let client_addr = listener.local_addr().unwrap_or(client.addr);
     let metrics = Arc::new(Metrics::default());
-    let (raft_loop, handle) = match RaftLoop::start(opts, metrics).await {
+    let (node, handle) = match Node::start(opts, metrics).await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("raftkv: {e}");
             return ExitCode::from(2);
         }
     };
-    let transport = raft_loop.transport();
+    let transport = node.transport();
     let handle = Arc::new(handle);
-    let mut raft_thread = tokio::task::spawn_blocking(move || raft_loop.run());
+    let mut raft_thread = tokio::spawn(node.run());
     let tls = client_tls.is_some();
     let server = tokio::spawn(raftkv::http::serve(
         listener,

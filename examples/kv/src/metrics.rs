@@ -112,6 +112,35 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
 }
 
+/// What raft-host measures, into the same registry.
+impl raft_host::Recorder for Metrics {
+    fn count(&self, _group: raft_host::GroupId, counter: raft_host::Counter, n: u64) {
+        use raft_host::Counter as C;
+        let target = match counter {
+            C::Proposals => &self.proposals,
+            C::ProposalsRefused => &self.proposals_dropped,
+            C::EntriesApplied => {
+                add(&self.commits, n);
+                &self.applies
+            }
+            C::LeaderChanges => &self.leader_changes,
+            C::SnapshotsTaken => &self.snapshots_created,
+            C::SnapshotsRestored => &self.snapshots_restored,
+            C::SnapshotsSent => &self.snapshots_sent,
+            C::PeerMessagesInvalid => &self.peer_messages_invalid,
+            C::PeerMessagesTermTooFarAhead => &self.peer_messages_term_too_far_ahead,
+            _ => return,
+        };
+        add(target, n);
+    }
+
+    fn observe(&self, _group: raft_host::GroupId, histogram: raft_host::Histogram, value: Duration) {
+        if histogram == raft_host::Histogram::Persist {
+            self.fsync_seconds.observe(value);
+        }
+    }
+}
+
 /// Adds one to a counter.
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);

@@ -95,6 +95,8 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     /// (it lingers to hand leadership over and spread the commit).
     removed_ticks_left: Option<u32>,
     pub(crate) stopping: bool,
+    /// Ticks since the loop started.
+    ticks: u64,
     /// The next proposal's request number (see the envelope); starts
     /// random, so that a late reply to a previous run matches nothing.
     next_request: u64,
@@ -147,6 +149,7 @@ impl<S: StateMachine> GroupLoop<S> {
             removed_ticks_left: None,
             stopping: false,
             next_request: parts.first_request,
+            ticks: 0,
             status: parts.status,
             exit: parts.exit,
             opts,
@@ -210,7 +213,7 @@ impl<S: StateMachine> GroupLoop<S> {
             }
             // Reads wait for a leader to confirm them (until the caller's
             // timeout) rather than fail at once during an election.
-            if self.leader.is_some() && self.reads.start_round(&mut self.node) {
+            if self.leader.is_some() && self.reads.start_round(&mut self.node, self.ticks) {
                 self.count(Counter::ReadRounds, 1);
             }
             busy = false;
@@ -235,7 +238,11 @@ impl<S: StateMachine> GroupLoop<S> {
 
     fn on_tick(&mut self) -> Result<Option<StopReason>, FatalError> {
         self.node.tick().map_err(|e| self.fatal("tick", e))?;
+        self.ticks += 1;
         self.health.tick();
+        // An election timeout without an answer: ask again.
+        self.reads
+            .retry_stale(self.ticks, u64::from(self.opts.election_timeout_ticks));
         self.waiters.proposals.expire(Instant::now());
         self.waiters.changes.prune_abandoned();
         self.reconfig
@@ -255,8 +262,9 @@ impl<S: StateMachine> GroupLoop<S> {
             Event::Peer(PeerEvent::Message(m)) => self.step(m)?,
             Event::Peer(PeerEvent::Unreachable(id)) => self.node.report_unreachable(id),
             Event::Peer(PeerEvent::SnapshotStatus(id, status)) => {
-                if status == SnapshotStatus::Failed {
-                    tracing::info!(group = %self.group, to = %id, "snapshot send failed");
+                match status {
+                    SnapshotStatus::Finished => self.count(Counter::SnapshotsSent, 1),
+                    _ => tracing::info!(group = %self.group, to = %id, "snapshot send failed"),
                 }
                 self.node.report_snapshot(id, status);
             }
@@ -323,7 +331,11 @@ impl<S: StateMachine> GroupLoop<S> {
             Ok(()) => Ok(()),
             Err(StepError::Storage(e)) => Err(self.fatal("step", e)),
             Err(e @ (StepError::InvalidMessage { .. } | StepError::TermTooFarAhead { .. })) => {
-                self.count(Counter::PeerMessagesRefused, 1);
+                let counter = match e {
+                    StepError::InvalidMessage { .. } => Counter::PeerMessagesInvalid,
+                    _ => Counter::PeerMessagesTermTooFarAhead,
+                };
+                self.count(counter, 1);
                 tracing::warn!(group = %self.group, %from, error = %e, "peer message refused");
                 Ok(())
             }
@@ -454,6 +466,8 @@ impl<S: StateMachine> GroupLoop<S> {
         tracing::info!(group = %self.group, leader = ?leader, "leader changed");
         self.leader = leader;
         self.reads.leader_changed();
+        // So that a transfer's caller, once answered, sees the new leader.
+        self.publish_status(false);
         self.reconfig.leader_changed(leader);
     }
 
@@ -549,12 +563,8 @@ impl<S: StateMachine> GroupLoop<S> {
         self.recorder.count(self.group, counter, n);
     }
 
-    fn fatal(&self, what: &'static str, e: impl std::fmt::Display) -> FatalError {
-        FatalError {
-            group: self.group,
-            what,
-            reason: e.to_string(),
-        }
+    fn fatal(&self, what: &'static str, e: impl std::error::Error + 'static) -> FatalError {
+        FatalError::new(self.group, what, &e)
     }
 }
 

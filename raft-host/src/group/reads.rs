@@ -16,8 +16,8 @@ type ReadReply = Reply<Result<(), ReadError>>;
 pub(crate) struct Reads {
     /// Arrived since the last round was started.
     queued: Vec<ReadReply>,
-    /// Rounds in flight, by context.
-    rounds: HashMap<u64, Vec<ReadReply>>,
+    /// Rounds in flight, by context, with the tick each was started at.
+    rounds: HashMap<u64, (Vec<ReadReply>, u64)>,
     next_ctx: u64,
     /// Confirmed at an index, waiting for it to be applied.
     ready: VecDeque<(Index, Vec<ReadReply>)>,
@@ -40,7 +40,8 @@ impl Reads {
     }
 
     /// Starts one round for everything queued; true if one was started.
-    pub(crate) fn start_round<S: Storage>(&mut self, node: &mut RawNode<S>) -> bool {
+    /// `now` is the loop's tick count.
+    pub(crate) fn start_round<S: Storage>(&mut self, node: &mut RawNode<S>, now: u64) -> bool {
         if self.queued.is_empty() {
             return false;
         }
@@ -49,7 +50,7 @@ impl Reads {
         self.next_ctx = self.next_ctx.wrapping_add(1);
         match node.read_index(ctx.to_le_bytes().to_vec()) {
             Ok(()) => {
-                self.rounds.insert(ctx, waiters);
+                self.rounds.insert(ctx, (waiters, now));
                 true
             }
             Err(e) => {
@@ -71,7 +72,7 @@ impl Reads {
             let Ok(ctx) = <[u8; 8]>::try_from(&rs.context[..]) else {
                 continue;
             };
-            let Some(waiters) = self.rounds.remove(&u64::from_le_bytes(ctx)) else {
+            let Some((waiters, _)) = self.rounds.remove(&u64::from_le_bytes(ctx)) else {
                 continue;
             };
             // Confirmed indexes grow with the commit index, but a round
@@ -101,16 +102,34 @@ impl Reads {
     /// Rounds sent to a leader that is gone are dropped there: answer
     /// them now so the callers retry at once (a read has no effect).
     pub(crate) fn leader_changed(&mut self) {
-        for (_, waiters) in self.rounds.drain() {
+        for (_, (waiters, _)) in self.rounds.drain() {
             for w in waiters {
                 w.send(Err(ReadError::LeaderChanged));
             }
         }
     }
 
+    /// Rounds unanswered for `after_ticks` are asked again (under a new
+    /// context): a ReadIndex request or its answer may be lost between a
+    /// follower and the leader, and the leader does not resend it (etcd's
+    /// server retries the same way). A late answer to the old context
+    /// matches nothing.
+    pub(crate) fn retry_stale(&mut self, now: u64, after_ticks: u64) {
+        let stale: Vec<u64> = self
+            .rounds
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_sub(*at) >= after_ticks)
+            .map(|(ctx, _)| *ctx)
+            .collect();
+        for ctx in stale {
+            let (waiters, _) = self.rounds.remove(&ctx).expect("listed");
+            self.queued.extend(waiters);
+        }
+    }
+
     /// Answers everything with `err` (the group stops).
     pub(crate) fn fail_all(&mut self, err: &ReadError) {
-        let rounds = self.rounds.drain().flat_map(|(_, w)| w);
+        let rounds = self.rounds.drain().flat_map(|(_, (w, _))| w);
         let ready = self.ready.drain(..).flat_map(|(_, w)| w);
         for w in self.queued.drain(..).chain(rounds).chain(ready) {
             w.send(Err(err.clone()));

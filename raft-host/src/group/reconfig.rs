@@ -98,6 +98,12 @@ impl Reconfig {
         change: MembershipChange,
         reply: ChangeReply,
     ) {
+        // What every member can tell from the replicated membership comes
+        // first, so a request that can never succeed says so wherever it
+        // is sent; what needs the leader's view of its followers, after.
+        if let Err(e) = check_facts(replica, &change) {
+            return reply.send(Err(e));
+        }
         let view = match LeaderView::of(node, health) {
             Ok(view) => view,
             Err(leader) => return reply.send(Err(MembershipError::NotLeader { leader })),
@@ -124,9 +130,6 @@ impl Reconfig {
         change: MembershipChange,
     ) -> Result<(ConfChange, Option<NodeId>), MembershipError> {
         let cs = replica.conf_state();
-        if cs.is_joint() {
-            return Err(MembershipError::Pending);
-        }
         let members = replica.members();
         // (member, address, promote once caught up, caller waits for it)
         let (id, addr, promote, wait) = match change {
@@ -148,15 +151,6 @@ impl Reconfig {
             }
             MembershipChange::Remove { id } => return self.check_removal(view, cs, id),
         };
-        if members.was_removed(id) {
-            return Err(MembershipError::RemovedId(id));
-        }
-        if cs.voters.contains(&id) {
-            return Err(MembershipError::AlreadyMember(id, "voter"));
-        }
-        if cs.learners.contains(&id) {
-            return Err(MembershipError::AlreadyMember(id, "learner"));
-        }
         let context = JoinContext { addr, promote }.encode();
         let cc = ConfChange {
             kind: ConfChangeKind::AddLearnerNode,
@@ -173,9 +167,7 @@ impl Reconfig {
         id: NodeId,
         added_at: Option<Index>,
     ) -> Result<ConfChange, MembershipError> {
-        if !cs.learners.contains(&id) {
-            return Err(MembershipError::NotMember(id, "learner"));
-        }
+        debug_assert!(cs.learners.contains(&id), "checked by check_facts");
         let matched = view.matched(id);
         // A learner added by `add_learner` has no recorded index: it must
         // at least hold everything the leader had committed.
@@ -205,9 +197,6 @@ impl Reconfig {
         id: NodeId,
     ) -> Result<(ConfChange, Option<NodeId>), MembershipError> {
         let voter = cs.voters.contains(&id);
-        if !voter && !cs.learners.contains(&id) {
-            return Err(MembershipError::NotMember(id, "member"));
-        }
         if voter && self.strict {
             let voters = cs.voters.iter().copied().collect();
             check_quorum_after(&voters_without(&voters, id), |v| view.healthy(v))?;
@@ -256,6 +245,9 @@ impl Reconfig {
         };
         let cs = replica.conf_state();
         for (id, added_at) in pending {
+            if !cs.learners.contains(id) {
+                continue;
+            }
             let Ok(cc) = self.check_promotion(&view, cs, *id, Some(*added_at)) else {
                 continue;
             };
@@ -317,6 +309,43 @@ impl Reconfig {
         if let Some(t) = self.transfer.take() {
             t.reply.send(Err(TransferError::Stopped));
         }
+    }
+}
+
+/// Checks `change` against the replicated membership (the same on every
+/// member at the same applied index).
+fn check_facts<S: StateMachine>(
+    replica: &Replica<S>,
+    change: &MembershipChange,
+) -> Result<(), MembershipError> {
+    let cs = replica.conf_state();
+    if cs.is_joint() {
+        return Err(MembershipError::Pending);
+    }
+    let voter = |id: &NodeId| cs.voters.contains(id);
+    let learner = |id: &NodeId| cs.learners.contains(id);
+    match change {
+        MembershipChange::AddLearner { id, .. }
+        | MembershipChange::AddLearnerToPromote { id, .. }
+        | MembershipChange::AddVoter { id, .. } => {
+            if replica.members().was_removed(*id) {
+                return Err(MembershipError::RemovedId(*id));
+            }
+            match (voter(id), learner(id), change) {
+                (true, _, _) => Err(MembershipError::AlreadyMember(*id, "voter")),
+                // add_voter of a learner promotes it.
+                (_, true, MembershipChange::AddVoter { .. }) => Ok(()),
+                (_, true, _) => Err(MembershipError::AlreadyMember(*id, "learner")),
+                _ => Ok(()),
+            }
+        }
+        MembershipChange::Promote { id } if !learner(id) => {
+            Err(MembershipError::NotMember(*id, "learner"))
+        }
+        MembershipChange::Remove { id } if !voter(id) && !learner(id) => {
+            Err(MembershipError::NotMember(*id, "member"))
+        }
+        MembershipChange::Promote { .. } | MembershipChange::Remove { .. } => Ok(()),
     }
 }
 

@@ -107,6 +107,14 @@ impl Cluster {
     }
 
     pub fn founded_with(n: u64, tune: fn(&mut GroupOptions)) -> Cluster {
+        // Logs go to the test's captured output: shown when it fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let founders: Vec<Peer> = (1..=n).map(|i| Peer::new(nid(i), addr(nid(i)))).collect();
         let mut c = Cluster {
             net: LocalNetwork::new(),
@@ -124,7 +132,7 @@ impl Cluster {
     fn options(&self, membership: Membership) -> GroupOptions {
         let mut o = GroupOptions::new(GROUP, membership);
         o.tick_interval = Duration::from_millis(10);
-        o.election_timeout_ticks = 10;
+        o.election_timeout_ticks = 20;
         o.request_timeout = Duration::from_secs(30);
         o.membership_timeout = Duration::from_secs(30);
         (self.tune)(&mut o);

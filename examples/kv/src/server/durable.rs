@@ -1,23 +1,20 @@
 //! Opening a node's data directory: check whose it is, recover the storage
-//! (raft-storage's [`DiskStorage`]) and the state machine from its newest
-//! snapshot, or bootstrap a founding member on first start.
+//! (raft-storage's [`DiskStorage`]), or bootstrap a founding member on
+//! first start. raft-host restores the state machine from the storage's
+//! newest snapshot when it starts the group.
 //!
 //! Layout: `<data-dir>/identity` (see [`super::identity`]), then
 //! raft-storage's `<data-dir>/snap/` and `<data-dir>/wal/`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use raft_core::{
-    ConfChange, ConfChangeKind, ConfState, FoundingLog, Index, LogId, NodeId, Storage, StorageError,
-};
+use raft_core::{ConfChange, ConfChangeKind, FoundingLog, NodeId};
 use raft_storage::{DiskStorage, PersistError, SkippedSnapshot, StorageOptions};
 use raft_wal::WalOptions;
 
 use super::identity::{Identity, LoadIdentityError};
 use crate::peer_url::{self, PeerUrl};
-use crate::store::{KvStore, RestoreError};
 
 /// Why a data directory could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +40,6 @@ pub enum OpenDataError {
     /// Writing the bootstrap entries failed.
     #[error("cannot write the initial log: {0}")]
     Bootstrap(#[from] PersistError),
-    /// The newest snapshot could not be read back.
-    #[error("snapshot: {0}")]
-    Snapshot(#[from] StorageError),
-    /// The snapshot's data is not a raftkv state.
-    #[error("snapshot at index {index}: {source}")]
-    Restore {
-        /// The snapshot's index.
-        index: Index,
-        /// The cause.
-        source: RestoreError,
-    },
     /// The identity record could not be read.
     #[error("identity record: {0}")]
     Identity(#[from] LoadIdentityError),
@@ -123,16 +109,8 @@ pub enum OpenDataError {
 /// Everything a node starts from.
 #[derive(Debug)]
 pub struct Opened {
-    /// The durable log and snapshots, which raft-core reads.
-    pub storage: Arc<DiskStorage>,
-    /// The state machine as of the snapshot; entries after it are applied
-    /// again as raft-core hands them out.
-    pub store: KvStore,
-    /// The membership as of the snapshot (or empty): conf-change entries
-    /// after it are applied again.
-    pub conf_state: ConfState,
-    /// The snapshot recovered, if any.
-    pub snapshot: Option<LogId>,
+    /// The durable log and snapshots, for raft-host to run the group on.
+    pub storage: DiskStorage,
     /// True when this start wrote the bootstrap log.
     pub bootstrapped: bool,
     /// The directory's identity record (written by this start if new).
@@ -267,31 +245,11 @@ fn open_storage(
     if bootstrapped {
         storage.bootstrap(&bootstrap_log(founders))?;
     }
-    let store = restore(&storage)?;
     Ok(Opened {
-        storage: Arc::new(storage),
-        store,
-        conf_state: recovery.conf_state.clone(),
-        snapshot: recovery
-            .snapshot
-            .as_ref()
-            .map(|s| LogId::new(s.term, s.index)),
+        storage,
         bootstrapped,
         identity,
     })
-}
-
-/// The state machine as of the storage's snapshot (empty without one).
-fn restore(storage: &DiskStorage) -> Result<KvStore, OpenDataError> {
-    let mut store = KvStore::new();
-    let snap = storage.snapshot(Index::ZERO)?;
-    let index = snap.metadata.index;
-    if index > Index::ZERO {
-        store
-            .restore(index.0, snap.data)
-            .map_err(|source| OpenDataError::Restore { index, source })?;
-    }
-    Ok(store)
 }
 
 /// Writes the identity record of a new directory: node `id`, and for a

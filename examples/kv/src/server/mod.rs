@@ -1,34 +1,25 @@
-//! The node: a raft-core `RawNode` driven by one dedicated thread (the raft
-//! loop), durable through raft-storage's `DiskStorage`, talking to peers through
-//! the [`Transport`](crate::transport::Transport), and a [`Handle`] through
-//! which the HTTP API submits requests.
-//!
-//! Requests cross into the loop over a bounded channel and come back on a
-//! oneshot. The loop drains every queued request before building a Ready,
-//! so all writes that arrive while the previous batch was being synced
-//! share the next fsync and the next append message (batching in the Ready
-//! loop, plus raft-wal's group commit).
+//! The node: raft-host runs the Raft group (the Ready loop, durability
+//! through raft-storage's `DiskStorage`, snapshots off the write path,
+//! membership), with the key-value [`KvStore`] as its state machine and
+//! the hyper [`Transport`](crate::transport::Transport) as its peer
+//! transport; [`Handle`] is how the HTTP API reaches it.
 
-mod apply;
 pub mod durable;
 pub mod identity;
-mod raft_loop;
+mod node;
+mod peers;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_channel::{Sender, TrySendError};
-use parking_lot::RwLock;
-use raft_core::{ConfChange, Message, NodeId, SnapshotStatus};
-use tokio::sync::oneshot;
+use raft_core::{NodeId, RoleKind};
+use raft_host::{GroupHandle, MembershipChange, MembershipError, ProposeError, ReadError};
 
 use crate::metrics::Metrics;
 use crate::peer_url::{PeerUrl, Scheme};
-use crate::store::KvStore;
-use crate::transport::RaftInbox;
+use crate::store::{KvStore, Put};
 
-pub use raft_loop::{LoopError, LoopExit, RaftLoop, ServerOptions, StartError};
+pub use node::{LoopError, LoopExit, Node, ServerOptions, StartError};
 
 /// Why a request was not carried out. Each maps to one HTTP status.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -55,41 +46,6 @@ pub enum Refusal {
     /// unknown (504), unlike [`Refusal::ShuttingDown`].
     #[error("the node stopped before the request finished; the outcome is unknown")]
     Interrupted,
-}
-
-/// What the loop answers.
-pub type Reply = oneshot::Sender<Result<(), Refusal>>;
-
-/// A request from the HTTP API.
-#[derive(Debug)]
-pub enum Request {
-    /// Write `value` under `key`.
-    Put {
-        /// The key.
-        key: Bytes,
-        /// The value.
-        value: Bytes,
-        /// Answered once applied.
-        reply: Reply,
-    },
-    /// A linearizable read barrier: answered once this node has applied
-    /// everything committed when the request arrived (ReadIndex).
-    Read {
-        /// Answered when the store may be read.
-        reply: Reply,
-    },
-    /// A membership change.
-    ConfChange {
-        /// The change.
-        change: ConfChange,
-        /// Answered once applied.
-        reply: Reply,
-    },
-    /// A status report.
-    Status {
-        /// The answer.
-        reply: oneshot::Sender<StatusReport>,
-    },
 }
 
 /// What `GET /status` shows.
@@ -119,67 +75,25 @@ pub struct StatusReport {
     pub last_snapshot: (u64, u64),
 }
 
-pub(crate) enum Event {
-    Request(Request),
-    Peer(Message),
-    Unreachable(NodeId),
-    SnapshotStatus(NodeId, SnapshotStatus),
-    Shutdown,
-}
-
 /// The HTTP API's way into the node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    tx: Sender<Event>,
-    store: Arc<RwLock<KvStore>>,
+    pub(crate) group: GroupHandle<KvStore>,
     metrics: Arc<Metrics>,
-    request_timeout: Duration,
     peer_scheme: Scheme,
 }
 
-impl std::fmt::Debug for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Event::Request(r) => write!(f, "Request({r:?})"),
-            Event::Peer(m) => write!(f, "Peer(from {})", m.from),
-            Event::Unreachable(id) => write!(f, "Unreachable({id})"),
-            Event::SnapshotStatus(id, s) => write!(f, "SnapshotStatus({id}, {s:?})"),
-            Event::Shutdown => f.write_str("Shutdown"),
-        }
-    }
-}
-
 impl Handle {
-    fn submit(&self, request: Request) -> Result<(), Refusal> {
-        match self.tx.try_send(Event::Request(request)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                Err(Refusal::Unavailable("the node is overloaded; retry".into()))
-            }
-            Err(TrySendError::Disconnected(_)) => Err(Refusal::ShuttingDown),
-        }
-    }
-
-    async fn round_trip(&self, make: impl FnOnce(Reply) -> Request) -> Result<(), Refusal> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(make(reply))?;
-        match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(r)) => r,
-            // The loop stopped with the request pending (it may have been
-            // proposed and committed): the outcome is unknown, as after a
-            // timeout, not "nothing happened". Found by the fault test.
-            Ok(Err(_)) => Err(Refusal::Interrupted),
-            Err(_) => Err(Refusal::Timeout),
-        }
-    }
-
     /// Writes `key`; returns once the write is applied on this node.
     ///
     /// # Errors
     /// A [`Refusal`].
     pub async fn put(&self, key: Bytes, value: Bytes) -> Result<(), Refusal> {
-        self.round_trip(|reply| Request::Put { key, value, reply })
-            .await
+        let command = Put { key, value }.encode();
+        match self.group.propose(command).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(propose_refusal(e)),
+        }
     }
 
     /// A linearizable read of `key` (ReadIndex, thesis §6.4).
@@ -187,52 +101,74 @@ impl Handle {
     /// # Errors
     /// A [`Refusal`].
     pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Refusal> {
-        self.round_trip(|reply| Request::Read { reply }).await?;
-        Ok(self.store.read().get(key))
+        self.group
+            .read(|s| s.get(key))
+            .await
+            .map_err(read_refusal)
     }
 
     /// A read of this node's state machine, which may be stale.
     pub fn get_serializable(&self, key: &[u8]) -> Option<Bytes> {
-        self.store.read().get(key)
+        self.group.read_local(|s| s.get(key))
     }
 
-    /// Proposes a membership change; returns once it is applied here.
+    /// Adds node `id` at `url`: as a learner that the leader promotes to
+    /// voter once it has caught up; returns once the learner is added.
     ///
     /// # Errors
     /// A [`Refusal`].
-    pub async fn conf_change(&self, change: ConfChange) -> Result<(), Refusal> {
-        self.round_trip(|reply| Request::ConfChange { change, reply })
+    pub async fn add_member(&self, id: NodeId, url: &PeerUrl) -> Result<(), Refusal> {
+        let addr = url.as_str().to_string();
+        let change = MembershipChange::AddLearnerToPromote { id, addr };
+        self.group
+            .change_membership(change)
             .await
+            .map_err(membership_refusal)
+    }
+
+    /// Removes node `id`; returns once the removal is applied here.
+    ///
+    /// # Errors
+    /// A [`Refusal`].
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), Refusal> {
+        self.group
+            .change_membership(MembershipChange::Remove { id })
+            .await
+            .map_err(membership_refusal)
     }
 
     /// The node's status.
     ///
     /// # Errors
-    /// [`Refusal::ShuttingDown`] or [`Refusal::Timeout`].
+    /// [`Refusal::ShuttingDown`] once the node stopped.
     pub async fn status(&self) -> Result<StatusReport, Refusal> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(Request::Status { reply })?;
-        match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(Refusal::ShuttingDown),
-            Err(_) => Err(Refusal::Timeout),
+        let st = self.group.status();
+        if !st.running {
+            return Err(Refusal::ShuttingDown);
         }
+        Ok(StatusReport {
+            id: st.id,
+            term: st.term.get(),
+            leader: st.leader,
+            role: role_name(st.role),
+            commit: st.commit.get(),
+            applied: st.applied.get(),
+            voters: st.voters.iter().map(|n| n.get()).collect(),
+            learners: st.learners.iter().map(|n| n.get()).collect(),
+            urls: st.addrs.iter().map(|(k, v)| (k.get(), v.clone())).collect(),
+            removed: st.removed.iter().map(|n| n.get()).collect(),
+            last_snapshot: (st.snapshot.index.get(), st.snapshot.term.get()),
+        })
     }
 
     /// The member other than `id` whose peer URL resolves to `addr`, as
-    /// this node's state machine knows them.
+    /// this node knows the members.
     pub fn member_at(&self, addr: std::net::SocketAddr, id: NodeId) -> Option<u64> {
-        let peers: Vec<(u64, String)> = self
-            .store
-            .read()
-            .peers()
-            .iter()
-            .map(|(id, url)| (*id, url.clone()))
-            .collect();
-        // Resolved outside the lock: a URL may hold a host name.
-        peers.into_iter().find_map(|(other, url)| {
-            let same = other != id.get() && PeerUrl::parse(&url).is_ok_and(|u| u.addr() == addr);
-            same.then_some(other)
+        let members = self.group.status().addrs;
+        // Resolved without holding anything: a URL may hold a host name.
+        members.into_iter().find_map(|(other, url)| {
+            let same = other != id && PeerUrl::parse(&url).is_ok_and(|u| u.addr() == addr);
+            same.then_some(other.get())
         })
     }
 
@@ -246,51 +182,77 @@ impl Handle {
         self.peer_scheme
     }
 
-    /// Asks the loop to finish its current Ready, sync and stop.
+    /// Asks the node to finish its current Ready, sync and stop.
     pub fn shutdown(&self) {
-        // A full queue still gets the message through: block briefly.
-        let _ = self
-            .tx
-            .send_timeout(Event::Shutdown, Duration::from_secs(1));
+        self.group.shutdown();
     }
 }
 
 #[cfg(test)]
 impl Handle {
-    /// A handle with no loop behind it: requests that need the loop are
+    /// A handle with no node behind it: requests that need the node are
     /// refused (503); the metrics and the (empty) store work.
     pub(crate) fn detached() -> Handle {
-        let (tx, _) = crossbeam_channel::bounded(1);
         Handle {
-            tx,
-            store: Arc::default(),
+            group: GroupHandle::detached(raft_host::GroupId(1), KvStore::new()),
             metrics: Arc::default(),
-            request_timeout: Duration::from_secs(1),
             peer_scheme: Scheme::Http,
         }
     }
 }
 
-/// The transport's way into the loop. Never blocks: when the queue is full
-/// a peer message is dropped, which Raft tolerates (it is retried).
-#[derive(Debug, Clone)]
-pub struct Inbox {
-    tx: Sender<Event>,
+fn propose_refusal(e: ProposeError) -> Refusal {
+    match e {
+        ProposeError::Timeout => Refusal::Timeout,
+        ProposeError::Interrupted | ProposeError::OutcomeUnknown { .. } => Refusal::Interrupted,
+        ProposeError::Stopped => Refusal::ShuttingDown,
+        ProposeError::NotLeader { leader: None } => Refusal::Unavailable("no leader is known".into()),
+        other => Refusal::Unavailable(format!("proposal dropped: {other}")),
+    }
 }
 
-impl RaftInbox for Inbox {
-    fn deliver(&self, message: Message) {
-        let _ = self.tx.try_send(Event::Peer(message));
+fn read_refusal(e: ReadError) -> Refusal {
+    match e {
+        ReadError::Timeout => Refusal::Timeout,
+        ReadError::Stopped => Refusal::ShuttingDown,
+        other => Refusal::Unavailable(format!("read refused: {other}")),
     }
+}
 
-    fn unreachable(&self, to: NodeId) {
-        let _ = self.tx.try_send(Event::Unreachable(to));
+fn membership_refusal(e: MembershipError) -> Refusal {
+    match e {
+        MembershipError::NotLeader { leader: Some(l) } => Refusal::Unavailable(format!(
+            "node {l} leads: membership changes are made by the leader, send it there"
+        )),
+        MembershipError::NotMember(..) => Refusal::NotMember(e.to_string()),
+        MembershipError::RemovedId(id) => Refusal::Conflict(removed_id_refusal(id)),
+        MembershipError::AlreadyMember(..)
+        | MembershipError::Unsafe { .. }
+        | MembershipError::NotCaughtUp { .. }
+        | MembershipError::Refused(_) => Refusal::Conflict(e.to_string()),
+        MembershipError::Timeout | MembershipError::OutcomeUnknown => Refusal::Timeout,
+        MembershipError::Interrupted => Refusal::Interrupted,
+        MembershipError::Stopped => Refusal::ShuttingDown,
+        other => Refusal::Unavailable(other.to_string()),
     }
+}
 
-    fn snapshot_status(&self, to: NodeId, status: SnapshotStatus) {
-        // Must not be lost, or the leader waits for the snapshot forever.
-        let _ = self
-            .tx
-            .send_timeout(Event::SnapshotStatus(to, status), Duration::from_secs(1));
+/// Why node `id` cannot be added: it was removed before, and ids are
+/// never reused.
+fn removed_id_refusal(id: NodeId) -> String {
+    format!(
+        "node {id} was removed from this cluster, and a removed node id is never reused (its old \
+         process, log and votes may still be around): add the machine under a new id, with an \
+         empty --data-dir"
+    )
+}
+
+fn role_name(role: RoleKind) -> &'static str {
+    match role {
+        RoleKind::Follower => "follower",
+        RoleKind::PreCandidate => "pre-candidate",
+        RoleKind::Candidate => "candidate",
+        RoleKind::Leader => "leader",
+        _ => "unknown",
     }
 }

@@ -1,0 +1,334 @@
+//! Starting and running a node: the peer port, the data directory, the
+//! transport and the raft-host group, in the order a failure needs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_core::NodeId;
+use raft_host::{GroupOptions, Host, Membership, Peer, StopReason};
+
+use super::durable::{self, OpenDataError};
+use super::identity::Identity;
+use super::peers::{GROUP, HostInbox, PeerTransport};
+use super::Handle;
+use crate::conn::ConnectionLimits;
+use crate::metrics::Metrics;
+use crate::peer_url::{self, PeerUrl};
+use crate::store::KvStore;
+use crate::tls::{PeerTls, TlsError, TlsFiles};
+use crate::transport::{
+    PeerListener, SnapshotReceiveConfig, Transport, TransportConfig, TransportError,
+};
+
+/// Snapshot files kept on disk.
+const SNAPSHOTS_KEPT: usize = 3;
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// This node.
+    pub id: NodeId,
+    /// The peer URLs given by `--cluster`; node `i` is the `i`-th.
+    pub cluster: Vec<PeerUrl>,
+    /// Joining an existing cluster rather than founding one.
+    pub join: bool,
+    /// Where the WAL and snapshots live.
+    pub data_dir: PathBuf,
+    /// Applied entries between snapshots.
+    pub snapshot_count: u64,
+    /// How linearizable reads are confirmed: a quorum round (`Safe`) or
+    /// the leader's lease (`LeaseBased`).
+    pub read_mode: raft_core::ReadOnlyOption,
+    /// Entries kept in memory behind a snapshot so that a slightly lagging
+    /// follower catches up from the log rather than by snapshot (etcd's
+    /// `SnapshotCatchUpEntries`, 5000 by default there too).
+    pub catch_up_entries: u64,
+    /// Length of one tick.
+    pub tick: Duration,
+    /// Election timeout in ticks.
+    pub election_ticks: u32,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: u32,
+    /// How long a client request may wait.
+    pub request_timeout: Duration,
+    /// Capacity of the request queue into the loop.
+    pub queue_len: usize,
+    /// Mutual TLS of the peer port (`None`: plain HTTP).
+    pub peer_tls: Option<TlsFiles>,
+    /// The size of a WAL segment (`--wal-segment-size`).
+    pub wal_segment_bytes: u64,
+    /// The peer port's connection cap and timeouts.
+    pub peer_limits: ConnectionLimits,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory.
+    #[error(transparent)]
+    Data(#[from] OpenDataError),
+    /// raft-host refused to start the group.
+    #[error("cannot start raft: {0}")]
+    Raft(#[from] raft_host::StartError),
+    /// The peer listener.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The peer port's certificates.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Why the node stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopExit {
+    /// Asked to shut down.
+    Shutdown,
+    /// This node was removed from the cluster.
+    Removed,
+}
+
+/// A failure the node cannot continue after: storage, mostly. The process
+/// exits; a restart recovers from the WAL.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoopError(String);
+
+impl From<raft_host::FatalError> for LoopError {
+    fn from(e: raft_host::FatalError) -> LoopError {
+        let hint = if e.disk_full {
+            "; the disk is full: free space and restart the node (a smaller --wal-segment-size \
+             needs less of it)"
+        } else {
+            ""
+        };
+        LoopError(format!("{}: {}{hint}", e.what, e.reason))
+    }
+}
+
+/// A running node. Built by [`Node::start`], run by [`Node::run`].
+#[derive(Debug)]
+pub struct Node {
+    host: Host,
+    handle: Handle,
+    transport: Arc<Transport>,
+    identity: Identity,
+    data_dir: PathBuf,
+    tick: Duration,
+}
+
+impl Node {
+    /// Binds the peer port, opens the data directory, starts the transport
+    /// (on the current tokio runtime) and the raft-host group, and returns
+    /// the node and a [`Handle`] to it. Nothing touches the disk before
+    /// the certificates load and the port is bound.
+    ///
+    /// # Errors
+    /// A [`StartError`].
+    pub async fn start(
+        opts: ServerOptions,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Node, Handle), StartError> {
+        let me = opts.cluster[opts.id.get() as usize - 1].clone();
+        // Before the data directory: a node that cannot join its peers
+        // should not create one.
+        let tls = match &opts.peer_tls {
+            Some(files) => Some(PeerTls::load(opts.id, files)?),
+            None => None,
+        };
+        // So is one whose peer port is taken: a failed bind leaves no
+        // directory behind (nor a 64 MiB WAL segment).
+        let listener = PeerListener::bind(me.addr()).await?;
+        let opened = durable::open(
+            &opts.data_dir,
+            opts.id,
+            &opts.cluster,
+            opts.join,
+            opts.wal_segment_bytes,
+        )?;
+        if opened.bootstrapped {
+            tracing::info!(
+                members = opts.cluster.len(),
+                "bootstrapped a new cluster log"
+            );
+        }
+        let host = Host::with_recorder(opts.id, Arc::clone(&metrics) as _);
+        let transport = Arc::new(start_transport(
+            listener,
+            &opts,
+            &opened.identity,
+            tls,
+            HostInbox(host.inbox()),
+            &metrics,
+        )?);
+        let group = host.start_group(
+            group_options(&opts),
+            opened.storage,
+            KvStore::new(),
+            Arc::new(PeerTransport(Arc::clone(&transport))),
+        )?;
+        let handle = Handle {
+            group,
+            metrics,
+            peer_scheme: me.scheme(),
+        };
+        let node = Node {
+            host,
+            handle: handle.clone(),
+            transport,
+            identity: opened.identity,
+            data_dir: opts.data_dir,
+            tick: opts.tick,
+        };
+        Ok((node, handle))
+    }
+
+    /// The transport, to shut it down after the node stops.
+    pub fn transport(&self) -> Arc<Transport> {
+        Arc::clone(&self.transport)
+    }
+
+    /// Runs until shut down, removed or failed.
+    ///
+    /// # Errors
+    /// A storage failure ([`LoopError`]); the caller should exit.
+    pub async fn run(mut self) -> Result<LoopExit, LoopError> {
+        let group = self.handle.group.clone();
+        let exit = tokio::select! {
+            exit = group.stopped() => exit.map_err(LoopError::from),
+            Err(e) = self.record_cluster_id() => {
+                group.shutdown();
+                let _ = group.stopped().await;
+                Err(e)
+            }
+        };
+        // The group has ended; its thread is joined here.
+        self.host.shutdown();
+        match exit? {
+            StopReason::Removed => Ok(LoopExit::Removed),
+            _ => Ok(LoopExit::Shutdown),
+        }
+    }
+
+    /// A joining node learns the cluster id from the first peer that
+    /// contacts it: recorded then, so that a restart with a longer
+    /// --cluster keeps it. Returns once recorded (or at once if known).
+    async fn record_cluster_id(&mut self) -> Result<(), LoopError> {
+        let mut every_tick = tokio::time::interval(self.tick);
+        while self.identity.cluster_id.is_none() {
+            every_tick.tick().await;
+            if let Some(id) = self.transport.cluster_id() {
+                self.identity.cluster_id = Some(id);
+                self.identity.save(&self.data_dir).map_err(|e| {
+                    let hint = if durable::is_disk_full(&e) {
+                        "; the disk is full: free space and restart the node"
+                    } else {
+                        ""
+                    };
+                    LoopError(format!("record the cluster id: {e}{hint}"))
+                })?;
+            }
+        }
+        // Nothing more to do: wait for the group to end.
+        std::future::pending().await
+    }
+}
+
+/// raft-host's settings from the flags.
+fn group_options(opts: &ServerOptions) -> GroupOptions {
+    let peers: Vec<Peer> = opts
+        .cluster
+        .iter()
+        .enumerate()
+        .map(|(i, url)| Peer::new(node_id(i), url.as_str()))
+        .collect();
+    // The founding log was written by `durable::open`; the host only needs
+    // the peers to reach until the log tells it the members.
+    let membership = if opts.join {
+        Membership::Join(peers)
+    } else {
+        Membership::Found(peers)
+    };
+    let mut g = GroupOptions::new(GROUP, membership);
+    g.tick_interval = opts.tick;
+    g.election_timeout_ticks = opts.election_ticks;
+    g.heartbeat_interval_ticks = opts.heartbeat_ticks;
+    g.read_mode = opts.read_mode;
+    g.snapshot_interval_entries = opts.snapshot_count;
+    g.catch_up_entries = opts.catch_up_entries;
+    g.snapshots_kept = SNAPSHOTS_KEPT;
+    g.request_timeout = opts.request_timeout;
+    g.membership_timeout = opts.request_timeout;
+    g.queue_len = opts.queue_len;
+    g.max_inflight_msgs = 1024;
+    g
+}
+
+fn node_id(i: usize) -> NodeId {
+    NodeId::new(i as u64 + 1).expect("ids start at 1")
+}
+
+/// Starts the transport on this node's peer port, knowing the founders.
+fn start_transport(
+    listener: PeerListener,
+    opts: &ServerOptions,
+    identity: &Identity,
+    tls: Option<PeerTls>,
+    inbox: HostInbox,
+    metrics: &Arc<Metrics>,
+) -> Result<Transport, TransportError> {
+    let me = opts.cluster[opts.id.get() as usize - 1].addr();
+    // Founders derive the id from the founding list; a joining node learns
+    // it from the first peer that contacts it. Either way it is recorded,
+    // so a restart with a longer --cluster keeps it.
+    let cluster_id = identity
+        .cluster_id
+        .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
+    // The --cluster list; the members the log records (nodes added at run
+    // time) are added by raft-host as it recovers them.
+    let peers = opts
+        .cluster
+        .iter()
+        .enumerate()
+        .map(|(i, url)| (node_id(i), url.clone()))
+        .filter(|(id, _)| *id != opts.id)
+        .collect();
+    let config = TransportConfig {
+        id: opts.id,
+        cluster_id,
+        listen: me,
+        bind_outgoing: (!me.ip().is_unspecified()).then(|| me.ip()),
+        peers,
+        queue_messages: 4096,
+        snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
+        limits: opts.peer_limits,
+        tls,
+    };
+    Transport::start_on(listener, config, Arc::new(inbox), Arc::clone(metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fatal_out_of_space_error_says_what_to_do() {
+        let full = raft_host::FatalError {
+            group: GROUP,
+            what: "persist",
+            reason: "No space left on device (os error 28)".into(),
+            disk_full: true,
+        };
+        let text = LoopError::from(full).to_string();
+        assert!(text.contains("the disk is full"), "{text}");
+        assert!(text.contains("--wal-segment-size"), "{text}");
+        let other = raft_host::FatalError {
+            group: GROUP,
+            what: "persist",
+            reason: "Permission denied".into(),
+            disk_full: false,
+        };
+        assert!(!LoopError::from(other).to_string().contains("disk is full"));
+    }
+}
