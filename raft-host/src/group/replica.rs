@@ -398,3 +398,84 @@ fn answer_promotions<O>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use bytes::Bytes;
+    use raft_core::{ConfChange, Config, FoundingLog, Term};
+    use raft_storage::StorageOptions;
+
+    use super::*;
+
+    /// A state machine that applies nothing.
+    struct Nothing;
+
+    impl StateMachine for Nothing {
+        type Output = ();
+        type Image = Vec<u8>;
+        fn apply(&mut self, commands: &[Command], outputs: &mut Vec<()>) {
+            outputs.extend(commands.iter().map(|_| ()));
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            Vec::new()
+        }
+        fn restore(&mut self, _data: &mut dyn Read) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn nid(n: u64) -> NodeId {
+        NodeId::new(n).expect("non-zero")
+    }
+
+    fn change(kind: ConfChangeKind, id: u64, addr: &str) -> ConfChange {
+        ConfChange {
+            kind,
+            node_id: nid(id),
+            context: Bytes::copy_from_slice(addr.as_bytes()),
+        }
+    }
+
+    fn entry(index: u64, cc: ConfChange) -> Entry {
+        let (kind, data) = AnyConfChange::V1(cc).to_entry_data();
+        Entry {
+            term: Term(1),
+            index: Index(index),
+            kind,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_committed_re_add_of_a_removed_id_is_refused_on_apply_by_every_member() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (storage, _) = DiskStorage::open(dir.path(), StorageOptions::new()).expect("open");
+        let founders = (1..=3).map(|n| change(ConfChangeKind::AddNode, n, &format!("a:{n}")));
+        let founding = FoundingLog::new(founders).expect("founders");
+        storage.bootstrap(&founding).expect("bootstrap");
+        let storage = Arc::new(storage);
+        let sm = Arc::new(RwLock::new(Nothing));
+        let mut replica = Replica::recover(nid(1), sm, &storage).expect("recover");
+        let mut node = RawNode::new(Config::new(nid(1)), Arc::clone(&storage)).expect("node");
+        let mut entries = founding.entries;
+        entries.push(entry(4, change(ConfChangeKind::RemoveNode, 3, "")));
+        // Proposed by a member that had not applied the removal yet.
+        entries.push(entry(5, change(ConfChangeKind::AddNode, 3, "a:3")));
+        let mut waiters = Waiters::<()>::default();
+        let applied = replica.apply(entries, &mut node, &storage, &mut waiters);
+        let voters: Vec<NodeId> = replica.conf_state().voters.iter().copied().collect();
+        assert_eq!(voters, [nid(1), nid(2)]);
+        assert!(replica.members().was_removed(nid(3)));
+        assert_eq!(replica.members().addr(nid(3)), None);
+        assert!(!applied.removed_self);
+        assert_eq!(replica.applied(), Index(5));
+        // The transport was told to forget node 3 last (after the
+        // founding entry added it), not to add it again.
+        let last_for_3 = applied.peer_changes.iter().rev().find(|c| match c {
+            PeerChange::Add(id, _) | PeerChange::Remove(id) => *id == nid(3),
+        });
+        assert_eq!(last_for_3, Some(&PeerChange::Remove(nid(3))));
+    }
+}
