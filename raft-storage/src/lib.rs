@@ -99,6 +99,6 @@ pub use disk::DiskStorage;
 pub use error::{InstallError, OpenError, PersistError, SnapshotError};
 pub use open::{Recovery, SNAP_DIR, SkippedSnapshot, WAL_DIR};
 pub use options::{CompactionPolicy, StorageOptions};
-pub use writer::{PersistWriter, WriterStopped};
 /// What [`DiskStorage::open_snapshot`] returns, and why it may fail.
 pub use raft_snap::{LoadError, SnapshotReader};
+pub use writer::{PersistWriter, WriterStopped};

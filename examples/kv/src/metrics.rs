@@ -134,7 +134,12 @@ impl raft_host::Recorder for Metrics {
         add(target, n);
     }
 
-    fn observe(&self, _group: raft_host::GroupId, histogram: raft_host::Histogram, value: Duration) {
+    fn observe(
+        &self,
+        _group: raft_host::GroupId,
+        histogram: raft_host::Histogram,
+        value: Duration,
+    ) {
         if histogram == raft_host::Histogram::Persist {
             self.fsync_seconds.observe(value);
         }

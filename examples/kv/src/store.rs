@@ -177,7 +177,9 @@ fn read_chunk(data: &mut dyn Read, limit: usize) -> io::Result<Bytes> {
     data.read_exact(&mut len)?;
     let len = u32::from_le_bytes(len) as usize;
     if len > limit {
-        return Err(bad("snapshot data holds a key or value longer than accepted"));
+        return Err(bad(
+            "snapshot data holds a key or value longer than accepted",
+        ));
     }
     let mut chunk = vec![0u8; len];
     data.read_exact(&mut chunk)?;

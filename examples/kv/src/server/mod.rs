@@ -101,10 +101,7 @@ impl Handle {
     /// # Errors
     /// A [`Refusal`].
     pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Refusal> {
-        self.group
-            .read(|s| s.get(key))
-            .await
-            .map_err(read_refusal)
+        self.group.read(|s| s.get(key)).await.map_err(read_refusal)
     }
 
     /// A read of this node's state machine, which may be stale.
@@ -206,7 +203,9 @@ fn propose_refusal(e: ProposeError) -> Refusal {
         ProposeError::Timeout => Refusal::Timeout,
         ProposeError::Interrupted | ProposeError::OutcomeUnknown { .. } => Refusal::Interrupted,
         ProposeError::Stopped => Refusal::ShuttingDown,
-        ProposeError::NotLeader { leader: None } => Refusal::Unavailable("no leader is known".into()),
+        ProposeError::NotLeader { leader: None } => {
+            Refusal::Unavailable("no leader is known".into())
+        }
         other => Refusal::Unavailable(format!("proposal dropped: {other}")),
     }
 }

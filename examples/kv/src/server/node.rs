@@ -8,10 +8,10 @@ use std::time::Duration;
 use raft_core::NodeId;
 use raft_host::{GroupOptions, Host, Membership, Peer, StopReason};
 
+use super::Handle;
 use super::durable::{self, OpenDataError};
 use super::identity::Identity;
 use super::peers::{GROUP, HostInbox, PeerTransport};
-use super::Handle;
 use crate::conn::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::peer_url::{self, PeerUrl};
