@@ -170,6 +170,7 @@ impl Host {
         config.applied = replica.applied();
         config.max_inflight_msgs = opts.max_inflight_msgs;
         config.read_only_option = opts.read_mode;
+        config.async_storage_writes = opts.async_storage_writes;
         // A follower forwards a proposal to the leader; the envelope lets
         // it find its waiter when the entry is applied.
         config.disable_proposal_forwarding = !opts.forward_proposals;

@@ -75,6 +75,10 @@ pub struct GroupOptions {
     /// A learner added with `add_voter` is promoted once its log is
     /// within this many entries of the leader's.
     pub promote_lag_entries: u64,
+    /// Persist on a writer thread of its own (raft-core's
+    /// `async_storage_writes`, thesis §10.2.1): the loop builds the next
+    /// Ready while the previous one is being fsynced. Off by default.
+    pub async_storage_writes: bool,
     /// Followers forward proposals to the leader (and answer them once
     /// applied); `false` makes them refuse with
     /// [`ProposeError::NotLeader`](crate::ProposeError::NotLeader).
@@ -111,6 +115,7 @@ impl GroupOptions {
             request_timeout: Duration::from_secs(5),
             membership_timeout: Duration::from_secs(60),
             promote_lag_entries: 1_000,
+            async_storage_writes: false,
             forward_proposals: true,
             strict_reconfig: true,
             queue_len: 8_192,

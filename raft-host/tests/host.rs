@@ -303,3 +303,35 @@ async fn a_member_added_before_it_starts_is_promoted_once_it_has_caught_up() {
         .expect("read");
     assert_eq!(total, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_asynchronous_writes_members_catch_up_by_snapshot_and_restart_with_their_state() {
+    let mut c = Cluster::founded_with(3, |o| {
+        o.async_storage_writes = true;
+        o.snapshot_interval_entries = 10;
+        o.catch_up_entries = 0;
+    });
+    patient(c.propose(2)).await;
+    let leader = patient(c.leader()).await;
+    let lagging = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    c.kill(lagging);
+    for _ in 0..30 {
+        patient(c.propose(1)).await;
+    }
+    c.wait(leader, |s| s.snapshot.index.get() >= 20).await;
+    c.start(lagging);
+    let total = patient(c.handle(lagging).read(|s| s.total))
+        .await
+        .expect("read");
+    assert_eq!(total, 32);
+    for id in [nid(1), nid(2), nid(3)] {
+        c.stop(id);
+    }
+    for id in [nid(1), nid(2), nid(3)] {
+        c.start(id);
+    }
+    assert_eq!(patient(c.propose(8)).await, 40);
+}

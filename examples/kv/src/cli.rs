@@ -40,6 +40,10 @@ pub struct ServerArgs {
     /// less catches up from the log instead of receiving a snapshot.
     #[arg(long, default_value_t = 5000)]
     pub catch_up_entries: u64,
+    /// Persist on a writer thread of its own: the next Ready is built while
+    /// the previous one is fsynced (raft-core's async storage writes).
+    #[arg(long)]
+    pub async_storage_writes: bool,
     /// Length of one Raft tick, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub tick_ms: u64,
@@ -333,6 +337,7 @@ impl ServerArgs {
                 ReadMode::Lease => raft_core::ReadOnlyOption::LeaseBased,
             },
             catch_up_entries: self.catch_up_entries,
+            async_storage_writes: self.async_storage_writes,
             tick: Duration::from_millis(self.tick_ms),
             election_ticks: self.election_ticks,
             heartbeat_ticks: self.heartbeat_ticks,
@@ -405,6 +410,7 @@ mod tests {
             data_dir: None,
             snapshot_count: 10_000,
             catch_up_entries: 5000,
+            async_storage_writes: false,
             tick_ms: 100,
             election_ticks: 10,
             read_mode: ReadMode::Index,

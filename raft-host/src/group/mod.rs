@@ -12,6 +12,7 @@ mod replica;
 mod safety;
 mod snapshot;
 mod waiters;
+mod writes;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ pub(crate) use reads::Reads;
 pub(crate) use reconfig::Reconfig;
 pub(crate) use replica::{PeerChange, Replica, Waiters};
 pub(crate) use snapshot::{Job, Outcome, SnapshotWorker};
+use writes::AsyncWrites;
 
 /// The most ticks one wake-up catches up on (see [`ticks_due`]).
 const MAX_CATCH_UP_TICKS: u32 = 1000;
@@ -86,6 +88,8 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     pub(crate) recorder: Arc<dyn Recorder>,
     pub(crate) opts: GroupOptions,
     rx: Receiver<Event<S>>,
+    /// With `async_storage_writes`: the writer thread.
+    writes: Option<AsyncWrites>,
     snapshots: SnapshotWorker<S::Image>,
     last_snapshot: LogId,
     /// A leader asked for a snapshot at an applied index of at least this.
@@ -128,6 +132,12 @@ impl<S: StateMachine> GroupLoop<S> {
         )
         .map_err(StartError::Spawn)?;
         let last_snapshot = parts.storage.snapshot_metadata().log_id();
+        let writes = if opts.async_storage_writes {
+            let w = AsyncWrites::spawn(Arc::clone(&parts.storage)).map_err(StartError::Spawn)?;
+            Some(w)
+        } else {
+            None
+        };
         let lp = GroupLoop {
             group,
             me: parts.me,
@@ -142,6 +152,7 @@ impl<S: StateMachine> GroupLoop<S> {
             transport: parts.transport,
             recorder: parts.recorder,
             rx: parts.rx,
+            writes,
             snapshots,
             last_snapshot,
             snapshot_requested: None,
@@ -185,12 +196,9 @@ impl<S: StateMachine> GroupLoop<S> {
             let first = if busy {
                 self.rx.try_recv().ok()
             } else {
-                match self.rx.recv_deadline(next_tick) {
-                    Ok(ev) => Some(ev),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
-                }
+                self.wait(next_tick)?
             };
+            self.take_write_reports()?;
             // Ticks first: a request that waited out a pause must meet the
             // node's clock as it is now, not as it was when it stopped.
             let now = Instant::now();
@@ -228,8 +236,66 @@ impl<S: StateMachine> GroupLoop<S> {
         }
     }
 
+    /// Waits for an event, a write report or `deadline`.
+    fn wait(&mut self, deadline: Instant) -> Result<Option<Event<S>>, FatalError> {
+        let Some(writes) = &self.writes else {
+            return Ok(match self.rx.recv_deadline(deadline) {
+                Ok(ev) => Some(ev),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
+            });
+        };
+        let reports = writes.reports();
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        crossbeam_channel::select! {
+            recv(self.rx) -> ev => Ok(Some(ev.unwrap_or(Event::Shutdown))),
+            recv(reports) -> r => {
+                self.on_write_report(r.ok())?;
+                Ok(None)
+            }
+            default(timeout) => Ok(None),
+        }
+    }
+
+    /// Handles every write report waiting.
+    fn take_write_reports(&mut self) -> Result<(), FatalError> {
+        let Some(reports) = self.writes.as_ref().map(AsyncWrites::reports) else {
+            return Ok(());
+        };
+        while let Ok(r) = reports.try_recv() {
+            self.on_write_report(Some(r))?;
+        }
+        Ok(())
+    }
+
+    /// Readys through the reported number are durable: tell raft-core and
+    /// send the messages that vouch for them.
+    fn on_write_report(
+        &mut self,
+        report: Option<Result<u64, raft_storage::PersistError>>,
+    ) -> Result<(), FatalError> {
+        let number = match report {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(self.fatal("persist", e)),
+            None => return Err(self.fatal("persist", writes::WriteError::Stopped)),
+        };
+        self.node
+            .on_persisted(number)
+            .map_err(|e| self.fatal("on_persisted", e))?;
+        let messages = self
+            .writes
+            .as_mut()
+            .expect("reports come from the writer")
+            .release(number);
+        self.send(messages);
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<(), FatalError> {
         while self.node.has_ready() && self.handle_ready()? {}
+        if let Some(writes) = self.writes.take() {
+            writes.finish();
+        }
         if let Some(outcome) = self.snapshots.finish() {
             self.on_snapshot_outcome(outcome)?;
         }
@@ -349,8 +415,11 @@ impl<S: StateMachine> GroupLoop<S> {
     /// Handles one Ready; true if it held anything (so another may follow).
     fn handle_ready(&mut self) -> Result<bool, FatalError> {
         let mut rd = self.node.ready().map_err(|e| self.fatal("ready", e))?;
+        let asynchronous = self.writes.is_some();
         if rd.is_empty() {
-            self.node.advance().map_err(|e| self.fatal("advance", e))?;
+            if !asynchronous {
+                self.node.advance().map_err(|e| self.fatal("advance", e))?;
+            }
             return Ok(false);
         }
         if let Some(ss) = rd.soft_state {
@@ -358,21 +427,35 @@ impl<S: StateMachine> GroupLoop<S> {
         }
         // Step 1: a leader's appends travel while it writes (thesis §10.2.1).
         self.send(std::mem::take(&mut rd.messages));
-        // Step 2: persist (a snapshot from the leader, entries, hard state).
-        self.persist(&rd)?;
-        if let Some(snapshot) = rd.snapshot.take() {
+        // Steps 2 and 3: persist (a snapshot from the leader, entries, hard
+        // state), then send what vouches for it: here, or once the writer
+        // thread reports it durable.
+        let snapshot = if asynchronous {
+            self.persist_async(&mut rd)?
+        } else {
+            self.persist(&rd)?;
+            self.send(std::mem::take(&mut rd.persisted_messages));
+            rd.snapshot.take()
+        };
+        if let Some(snapshot) = snapshot {
             self.restore(&snapshot)?;
         }
-        // Step 3: messages that vouch for what was just persisted.
-        self.send(std::mem::take(&mut rd.persisted_messages));
         self.reads.confirmed(std::mem::take(&mut rd.read_states));
         // Step 4: apply, and serve the reads that were waiting for it.
+        // (With asynchronous writes, raft-core hands out only entries that
+        // are durable here.)
         self.apply(std::mem::take(&mut rd.committed_entries));
         let served = self.reads.release(self.replica.applied());
         if served > 0 {
             self.count(Counter::Reads, served as u64);
         }
-        self.node.advance().map_err(|e| self.fatal("advance", e))?;
+        if asynchronous {
+            self.node
+                .on_applied(self.replica.applied())
+                .map_err(|e| self.fatal("on_applied", e))?;
+        } else {
+            self.node.advance().map_err(|e| self.fatal("advance", e))?;
+        }
         if let Some(request) = rd.snapshot_request {
             tracing::info!(group = %self.group, min_index = %request.min_index, to = %request.to, "a follower needs a newer snapshot");
             self.snapshot_requested = Some(request.min_index);
@@ -398,6 +481,23 @@ impl<S: StateMachine> GroupLoop<S> {
                 .observe(self.group, Histogram::Persist, started.elapsed());
         }
         Ok(())
+    }
+
+    /// Hands the Ready's durable part to the writer thread; returns the
+    /// snapshot it carries (restored now: the state machine is rebuilt
+    /// from storage after a crash anyway).
+    fn persist_async(&mut self, rd: &mut Ready) -> Result<Option<raft_core::Snapshot>, FatalError> {
+        let snapshot = rd.snapshot.clone();
+        let batch = rd.take_persist_batch();
+        let persisted = std::mem::take(&mut rd.persisted_messages);
+        if batch.is_empty() && persisted.is_empty() {
+            return Ok(snapshot);
+        }
+        let writes = self.writes.as_mut().expect("asynchronous writes");
+        if let Err(e) = writes.submit(batch, persisted) {
+            return Err(self.fatal("persist", e));
+        }
+        Ok(snapshot)
     }
 
     fn restore(&mut self, snapshot: &raft_core::Snapshot) -> Result<(), FatalError> {

@@ -135,6 +135,10 @@ impl Cluster {
         o.election_timeout_ticks = 20;
         o.request_timeout = Duration::from_secs(30);
         o.membership_timeout = Duration::from_secs(30);
+        // The whole suite can run with asynchronous writes too.
+        if std::env::var_os("RAFT_HOST_ASYNC_WRITES").is_some() {
+            o.async_storage_writes = true;
+        }
         (self.tune)(&mut o);
         o
     }

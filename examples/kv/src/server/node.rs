@@ -44,6 +44,8 @@ pub struct ServerOptions {
     /// follower catches up from the log rather than by snapshot (etcd's
     /// `SnapshotCatchUpEntries`, 5000 by default there too).
     pub catch_up_entries: u64,
+    /// Persist on a writer thread (raft-core's async storage writes).
+    pub async_storage_writes: bool,
     /// Length of one tick.
     pub tick: Duration,
     /// Election timeout in ticks.
@@ -257,6 +259,7 @@ fn group_options(opts: &ServerOptions) -> GroupOptions {
     g.read_mode = opts.read_mode;
     g.snapshot_interval_entries = opts.snapshot_count;
     g.catch_up_entries = opts.catch_up_entries;
+    g.async_storage_writes = opts.async_storage_writes;
     g.snapshots_kept = SNAPSHOTS_KEPT;
     g.request_timeout = opts.request_timeout;
     g.membership_timeout = opts.request_timeout;
