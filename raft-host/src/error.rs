@@ -4,6 +4,8 @@
 use raft_core::{Index, NodeId};
 
 use crate::ids::GroupId;
+use raft_io::is_disk_full;
+
 use crate::members::HeaderError;
 
 /// Why a proposal did not produce an output.
@@ -245,22 +247,4 @@ impl FatalError {
             disk_full: is_disk_full(e),
         }
     }
-}
-
-/// True if `e`, or an error it was caused by, is an I/O error for a full
-/// disk or quota.
-fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            )
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
 }

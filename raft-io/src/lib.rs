@@ -60,11 +60,13 @@
 
 mod backend;
 pub mod codec;
+mod disk_full;
 mod file;
 #[cfg(feature = "sim")]
 mod sim;
 
 pub use backend::{Backend, DirLock, FileHandle};
+pub use disk_full::is_disk_full;
 pub use file::FileBackend;
 #[cfg(feature = "sim")]
 pub use sim::{FaultKind, SimBackend, SimStats};

@@ -176,23 +176,8 @@ fn open_on(
     })
 }
 
-/// True if `e`, or an error it was caused by, is an I/O error for a full
-/// disk or quota.
-pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            )
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
+/// True if `e`, or an error in its source chain, is a full disk or quota.
+pub use raft_wal::io::is_disk_full;
 
 /// `bytes` as `64 MiB`, `512 KiB` or `1000 bytes`.
 pub fn size_text(bytes: u64) -> String {
