@@ -6,7 +6,8 @@
 //!
 //! - [`client`]: an HTTP/1.1 client of a node's client API, whose errors
 //!   say whether a write's outcome is known.
-//! - [`bench`](mod@bench): `raftkv bench`, a closed-loop load generator.
+//! - [`bench`](mod@bench): `raftkv bench`, a closed-loop load generator
+//!   of raftkv or etcd ([`etcd`]: etcd's v3 JSON gateway).
 //! - [`launcher`]: `raftkv cluster`, a local cluster of `raftkv`
 //!   processes, supervised.
 //! - [`faults`]: `raftkv faults`, a cluster under faults in a private
@@ -25,5 +26,6 @@
 pub mod bench;
 pub mod certs;
 pub mod client;
+pub mod etcd;
 pub mod faults;
 pub mod launcher;
