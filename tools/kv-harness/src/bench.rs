@@ -13,7 +13,8 @@
 //! gateway ([`crate::etcd`]): the same clients, keys, values, connections
 //! and histograms, only the requests differ (`POST /v3/kv/put` and
 //! `/v3/kv/range` instead of `PUT` and `GET /<key>`). So the two systems
-//! are measured by one generator.
+//! are measured by one generator; `raftkv bench-vs` ([`crate::versus`])
+//! runs both side by side.
 //!
 //! ```text
 //! raftkv bench --endpoints http://127.0.0.1:12380,http://127.0.0.1:22380 \

@@ -1,8 +1,9 @@
 //! Everything that runs around a `raftkv` cluster rather than in it: the
 //! client that talks to its nodes, the load generator, the launcher of a
 //! local cluster, the Jepsen-style fault test and the certificates for
-//! mutual TLS. The `raftkv` binary's subcommands `bench`, `cluster`,
-//! `faults` and `certs` are thin dispatchers to this crate.
+//! mutual TLS, and the comparison with etcd. The `raftkv` binary's
+//! subcommands `bench`, `bench-vs`, `cluster`, `faults` and `certs` are
+//! thin dispatchers to this crate.
 //!
 //! - [`client`]: an HTTP/1.1 client of a node's client API, whose errors
 //!   say whether a write's outcome is known.
@@ -14,6 +15,8 @@
 //!   network namespace, its history checked for linearizability
 //!   ([`faults::checker`]).
 //! - [`certs`]: `raftkv certs`, a CA and node and client certificates.
+//! - [`versus`]: `raftkv bench-vs`, raftkv side by side with etcd (or two
+//!   raftkv configurations), both driven by [`bench`](mod@bench).
 //!
 //! The harness never links the server. It speaks to nodes over their HTTP
 //! API and runs them as processes of the `raftkv` executable: the launcher
@@ -29,3 +32,4 @@ pub mod client;
 pub mod etcd;
 pub mod faults;
 pub mod launcher;
+pub mod versus;
