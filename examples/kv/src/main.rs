@@ -1,7 +1,7 @@
 //! The `raftkv` binary: a node (the default), `raftkv cluster` (a local
 //! cluster of processes), `raftkv bench` (a load generator), `raftkv
-//! faults` (the fault test) or `raftkv certs` (certificates for mutual
-//! TLS).
+//! bench-vs` (raftkv side by side with etcd), `raftkv faults` (the fault
+//! test) or `raftkv certs` (certificates for mutual TLS).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,6 +31,10 @@ enum Command {
     Cluster(raftkv_harness::launcher::ClusterArgs),
     /// Load-test a running cluster and print throughput and latency.
     Bench(raftkv_harness::bench::BenchArgs),
+    /// Start a raftkv and an etcd cluster (or two raftkv configurations)
+    /// and load both alternately with the same generator; print
+    /// throughput, latency, server CPU per write and the ratios.
+    BenchVs(raftkv_harness::versus::VersusArgs),
     /// Run a Jepsen-style fault test of a local cluster (as root, in a
     /// private network namespace) and check its history.
     Faults(raftkv_harness::faults::FaultsArgs),
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Bench(args)) => run_bench(args),
+        Some(Command::BenchVs(args)) => run_bench_vs(args),
         Some(Command::Faults(args)) => raftkv_harness::faults::main(args),
         Some(Command::Certs(args)) => match raftkv_harness::certs::run(&args) {
             Ok(summary) => {
@@ -87,6 +92,31 @@ fn run_bench(args: raftkv_harness::bench::BenchArgs) -> ExitCode {
         Err(e) => {
             eprintln!("raftkv bench: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn run_bench_vs(args: raftkv_harness::versus::VersusArgs) -> ExitCode {
+    use raftkv_harness::versus::VersusError;
+    let rt = match runtime(2) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("raftkv bench-vs: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(raftkv_harness::versus::run(args)) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ (VersusError::InvalidArgs(_) | VersusError::DebugBuild)) => {
+            eprintln!("raftkv bench-vs: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("raftkv bench-vs: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -41,3 +41,30 @@ fn every_flag_in_the_readme_table_is_a_flag_of_the_binary() {
         assert!(help.contains(flag), "{flag} is not in raftkv --help");
     }
 }
+
+#[test]
+fn every_flag_of_the_etcd_comparison_section_is_a_flag_of_bench_vs() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["bench-vs", "--help"])
+        .output()
+        .expect("raftkv bench-vs --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let start = README
+        .find("## Side by side with etcd")
+        .expect("the README has the etcd comparison");
+    let section = &README[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    // Inline code that starts with a flag: `--warmup 5s`.
+    let flags: Vec<&str> = section
+        .match_indices("`--")
+        .filter_map(|(i, _)| section[i + 1..].split('`').next())
+        .map(|t| t.split_whitespace().next().unwrap_or(t))
+        .collect();
+    assert!(flags.len() > 10, "{flags:?}");
+    for flag in flags {
+        assert!(
+            help.contains(flag),
+            "{flag} is not in raftkv bench-vs --help"
+        );
+    }
+}

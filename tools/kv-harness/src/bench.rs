@@ -1,16 +1,25 @@
 //! `raftkv bench`: a closed-loop load generator for a running cluster.
 //!
 //! `--clients` concurrent clients are spread round-robin over
-//! `--endpoints`; each issues one request at a time for `--duration`: a
-//! linearizable `GET` with probability `--reads`, otherwise a `PUT` of a
+//! `--endpoints` (or all aimed at the leader with `--leader`); each has
+//! its own connection and issues one request at a time for `--duration`:
+//! a linearizable read with probability `--reads`, otherwise a write of a
 //! random `--value-size`-byte value, on a key drawn uniformly from
 //! `--keys` keys. A progress line goes to stderr every second; [`run`]
 //! returns a [`BenchReport`] whose `Display` is the final report (the caller
 //! prints it to stdout).
 //!
+//! `--target etcd` drives an etcd cluster instead, through its v3 JSON
+//! gateway ([`crate::etcd`]): the same clients, keys, values, connections
+//! and histograms, only the requests differ (`POST /v3/kv/put` and
+//! `/v3/kv/range` instead of `PUT` and `GET /<key>`). So the two systems
+//! are measured by one generator; `raftkv bench-vs` ([`crate::versus`])
+//! runs both side by side.
+//!
 //! ```text
 //! raftkv bench --endpoints http://127.0.0.1:12380,http://127.0.0.1:22380 \
 //!     --clients 64 --duration 10s --value-size 128 --reads 0.5
+//! raftkv bench --target etcd --leader --endpoints http://127.0.0.1:2379 --clients 16
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,10 +34,37 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::client::{ClientError, Connection};
+use crate::client::{Client, ClientError, Connection};
 
 /// The largest value the server accepts (1 MiB).
 pub const MAX_VALUE_SIZE: usize = 1 << 20;
+
+/// What kind of cluster the generator drives (`--target`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Target {
+    /// raftkv: `PUT /<key>`, `GET /<key>`, leader from `GET /status`.
+    #[default]
+    Raftkv,
+    /// etcd 3.4 through its v3 JSON gateway: `POST /v3/kv/put`,
+    /// `/v3/kv/range`, leader from `/v3/maintenance/status`.
+    Etcd,
+}
+
+impl Target {
+    /// `raftkv` or `etcd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Raftkv => "raftkv",
+            Target::Etcd => "etcd",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Command-line arguments of `raftkv bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -37,7 +73,16 @@ pub struct BenchArgs {
     /// (e.g. http://127.0.0.1:12380,http://127.0.0.1:22380).
     #[arg(long, value_delimiter = ',', required = true)]
     pub endpoints: Vec<String>,
-    /// Number of concurrent clients, spread round-robin over the endpoints.
+    /// What the endpoints are: raftkv nodes, or etcd members (driven
+    /// through etcd's v3 JSON gateway on their client URLs).
+    #[arg(long, value_enum, default_value_t = Target::Raftkv)]
+    pub target: Target,
+    /// Aim every client at the leader (asked of the endpoints before the
+    /// run) instead of spreading them round-robin over the endpoints.
+    #[arg(long)]
+    pub leader: bool,
+    /// Number of concurrent clients, each with its own connection, spread
+    /// round-robin over the endpoints (or all on the leader).
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
     /// How long to run: 10s, 500ms, 2m, 1m30s.
@@ -169,6 +214,50 @@ pub enum BenchError {
     /// A client task panicked.
     #[error("a benchmark client failed: {0}")]
     ClientPanicked(String),
+    /// `--leader`: no endpoint said it is the leader.
+    #[error("no leader among {endpoints}: {detail}")]
+    NoLeader {
+        /// The endpoints asked, comma-separated.
+        endpoints: String,
+        /// What they answered (the last error, or that none leads).
+        detail: String,
+    },
+}
+
+/// The endpoint among `endpoints` that is the leader, asked of each in
+/// turn (raftkv: `GET /status`, `id == leader`; etcd:
+/// `POST /v3/maintenance/status`, `member_id == leader`).
+///
+/// # Errors
+/// [`BenchError::NoLeader`] if none says it leads (no leader yet, or
+/// none answers).
+pub async fn find_leader(
+    target: Target,
+    endpoints: &[String],
+    timeout: Duration,
+) -> Result<String, BenchError> {
+    let client = Client::with_timeout(timeout);
+    let mut detail = String::from("no member says it is the leader");
+    for ep in endpoints {
+        let leads = match target {
+            Target::Raftkv => client.status(ep).await.map(|s| {
+                let id = s.get("id").and_then(serde_json::Value::as_u64);
+                id.is_some() && id == s.get("leader").and_then(serde_json::Value::as_u64)
+            }),
+            Target::Etcd => crate::etcd::status(&client, ep)
+                .await
+                .map(|s| s.is_leader()),
+        };
+        match leads {
+            Ok(true) => return Ok(ep.clone()),
+            Ok(false) => {}
+            Err(e) => detail = e.to_string(),
+        }
+    }
+    Err(BenchError::NoLeader {
+        endpoints: endpoints.join(","),
+        detail,
+    })
 }
 
 /// Parses a duration written as one or more number-unit pairs: `10s`,
@@ -335,6 +424,10 @@ impl Histogram {
 /// The outcome of a benchmark run.
 #[derive(Clone, Debug)]
 pub struct BenchReport {
+    /// What was driven.
+    pub target: Target,
+    /// Whether every client was aimed at the leader.
+    pub leader: bool,
     /// How long the clients ran.
     pub elapsed: Duration,
     /// Number of clients.
@@ -384,7 +477,7 @@ fn per_sec(n: u64, d: Duration) -> f64 {
 }
 
 /// Formats microseconds as `850us`, `12.34ms` or `1.234s`.
-fn fmt_us(us: Option<u64>) -> String {
+pub(crate) fn fmt_us(us: Option<u64>) -> String {
     match us {
         None => "-".into(),
         Some(us) if us < 1_000 => format!("{us}us"),
@@ -395,11 +488,16 @@ fn fmt_us(us: Option<u64>) -> String {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on = if self.leader {
+            "the leader".to_string()
+        } else {
+            format!("{} endpoint(s)", self.endpoints)
+        };
         writeln!(
             f,
-            "{} clients on {} endpoint(s) for {:.2}s",
+            "{} clients on {on} of {} for {:.2}s",
             self.clients,
-            self.endpoints,
+            self.target,
             self.elapsed.as_secs_f64()
         )?;
         writeln!(
@@ -417,10 +515,11 @@ impl fmt::Display for BenchReport {
             if h.count() > 0 {
                 write!(
                     f,
-                    "  p50 {}  p90 {}  p99 {}  max {}",
+                    "  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
                     fmt_us(h.quantile(0.5)),
                     fmt_us(h.quantile(0.9)),
                     fmt_us(h.quantile(0.99)),
+                    fmt_us(h.quantile(0.999)),
                     fmt_us(h.max())
                 )?;
             }
@@ -498,14 +597,22 @@ async fn client_loop(
         let key = format!("bench-{}", rng.random_range(0..args.keys));
         let is_read = args.reads > 0.0 && rng.random_bool(args.reads);
         let start = Instant::now();
+        if !is_read {
+            rng.fill(&mut value[..]);
+        }
         let op = async {
-            if is_read {
-                conn.get(key.as_bytes(), false).await.map(|v| v.is_some())
-            } else {
-                rng.fill(&mut value[..]);
-                conn.put(key.as_bytes(), Bytes::copy_from_slice(&value))
+            match (args.target, is_read) {
+                (Target::Raftkv, true) => {
+                    conn.get(key.as_bytes(), false).await.map(|v| v.is_some())
+                }
+                (Target::Raftkv, false) => conn
+                    .put(key.as_bytes(), Bytes::copy_from_slice(&value))
                     .await
-                    .map(|()| true)
+                    .map(|()| true),
+                (Target::Etcd, true) => crate::etcd::get(&mut conn, key.as_bytes()).await,
+                (Target::Etcd, false) => crate::etcd::put(&mut conn, key.as_bytes(), &value)
+                    .await
+                    .map(|()| true),
             }
         };
         // Stop at the deadline even if a request is outstanding.
@@ -550,12 +657,15 @@ async fn client_loop(
 /// are not errors: they are counted in the report.
 pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
     args.validate()?;
-    let endpoints: Vec<String> = args
+    let mut endpoints: Vec<String> = args
         .endpoints
         .iter()
         .map(|e| e.trim().trim_end_matches('/').to_string())
         .filter(|e| !e.is_empty())
         .collect();
+    if args.leader {
+        endpoints = vec![find_leader(args.target, &endpoints, args.timeout).await?];
+    }
     let args = Arc::new(args);
     let live = Arc::new(Live::default());
     let base_seed = std::time::SystemTime::now()
@@ -600,6 +710,8 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
     });
 
     let mut report = BenchReport {
+        target: args.target,
+        leader: args.leader,
         elapsed: Duration::ZERO,
         clients: args.clients,
         endpoints: endpoints.len(),
@@ -684,7 +796,16 @@ mod tests {
         assert_eq!(a.reads, 0.0);
         assert_eq!(a.keys, 10_000);
         assert_eq!(a.timeout, Duration::from_secs(5));
+        assert_eq!((a.target, a.leader), (Target::Raftkv, false));
         a.validate().unwrap();
+        let a = parse(&[
+            "--endpoints=http://127.0.0.1:1",
+            "--target=etcd",
+            "--leader",
+        ])
+        .unwrap();
+        assert_eq!((a.target, a.leader), (Target::Etcd, true));
+        assert!(parse(&["--endpoints=http://127.0.0.1:1", "--target=zookeeper"]).is_err());
 
         let a = parse(&[
             "--endpoints=http://127.0.0.1:1",
@@ -861,6 +982,8 @@ mod tests {
             writes.record(v);
         }
         let report = BenchReport {
+            target: Target::Raftkv,
+            leader: false,
             elapsed: Duration::from_secs(2),
             clients: 4,
             endpoints: 2,
@@ -873,9 +996,13 @@ mod tests {
         assert_eq!(report.total_ops(), 3);
         assert_eq!(report.writes_per_sec(), 1.5);
         let text = report.to_string();
-        assert!(text.contains("4 clients on 2 endpoint(s)"), "{text}");
+        assert!(
+            text.contains("4 clients on 2 endpoint(s) of raftkv"),
+            "{text}"
+        );
         assert!(text.contains("3 ops (1.5 ops/s), 3 errors"), "{text}");
         assert!(text.contains("p50 1.50ms"), "{text}");
+        assert!(text.contains("p99.9 2.500s"), "{text}");
         assert!(text.contains("max 2.500s"), "{text}");
         assert!(text.contains("reads   0 (0.0/s)"), "{text}");
         assert!(
@@ -886,43 +1013,82 @@ mod tests {
         );
     }
 
-    /// A fake raftkv on port 0 keeping values in memory: PUT answers 204,
-    /// GET 200 or 404.
-    async fn memory_kv() -> String {
+    /// A fake cluster member on port 0, member `id` knowing `leader`,
+    /// keeping values in memory and speaking both APIs: raftkv's (PUT
+    /// answers 204, GET 200 or 404, `GET /status`) and etcd's gateway
+    /// (`POST /v3/kv/put`, `/v3/kv/range`, `/v3/maintenance/status`;
+    /// keys stay base64). Returns its URL and how many writes it took.
+    async fn fake_member(id: u64, leader: u64) -> (String, Arc<AtomicU64>) {
         use std::collections::HashMap;
         use std::convert::Infallible;
 
         use http_body_util::{BodyExt, Full};
         use hyper::body::Incoming;
-        use hyper::{Request, Response};
+        use hyper::{Method, Request, Response};
         use hyper_util::rt::TokioIo;
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let store = Arc::new(parking_lot::Mutex::new(HashMap::<String, Bytes>::new()));
+        let writes = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&writes);
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 let store = Arc::clone(&store);
+                let writes = Arc::clone(&counted);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let store = Arc::clone(&store);
+                        let writes = Arc::clone(&writes);
                         async move {
-                            let key = req.uri().path().to_string();
-                            let is_put = req.method() == hyper::Method::PUT;
+                            let path = req.uri().path().to_string();
+                            let method = req.method().clone();
                             let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let resp = if is_put {
-                                store.lock().insert(key, body);
-                                Response::builder()
-                                    .status(204)
-                                    .body(Full::new(Bytes::new()))
-                            } else {
-                                match store.lock().get(&key) {
+                            let json = |v: serde_json::Value| {
+                                Response::builder().body(Full::new(Bytes::from(v.to_string())))
+                            };
+                            let field = |name: &str| {
+                                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                                v[name].as_str().unwrap().to_string()
+                            };
+                            let resp = match (method, path.as_str()) {
+                                (Method::GET, "/status") => {
+                                    json(serde_json::json!({"id": id, "leader": leader}))
+                                }
+                                (Method::POST, "/v3/maintenance/status") => {
+                                    json(serde_json::json!({
+                                        "header": {"member_id": id.to_string()},
+                                        "leader": leader.to_string(),
+                                    }))
+                                }
+                                (Method::POST, "/v3/kv/put") => {
+                                    writes.fetch_add(1, Ordering::Relaxed);
+                                    let value = Bytes::from(field("value"));
+                                    store.lock().insert(field("key"), value);
+                                    json(serde_json::json!({"header": {}}))
+                                }
+                                (Method::POST, "/v3/kv/range") => {
+                                    match store.lock().get(&field("key")) {
+                                        Some(_) => {
+                                            json(serde_json::json!({"kvs": [{}], "count": "1"}))
+                                        }
+                                        None => json(serde_json::json!({"header": {}})),
+                                    }
+                                }
+                                (Method::PUT, _) => {
+                                    writes.fetch_add(1, Ordering::Relaxed);
+                                    store.lock().insert(path, body);
+                                    Response::builder()
+                                        .status(204)
+                                        .body(Full::new(Bytes::new()))
+                                }
+                                _ => match store.lock().get(&path) {
                                     Some(v) => Response::builder().body(Full::new(v.clone())),
                                     None => Response::builder()
                                         .status(404)
                                         .body(Full::new(Bytes::new())),
-                                }
+                                },
                             };
                             Ok::<_, Infallible>(resp.unwrap())
                         }
@@ -933,26 +1099,89 @@ mod tests {
                 });
             }
         });
-        format!("http://{addr}")
+        (format!("http://{addr}"), writes)
     }
 
     #[tokio::test]
     async fn a_run_against_a_working_server_records_reads_and_writes() {
-        let ep = memory_kv().await;
-        let mut args = parse(&["--endpoints", &format!("{ep},{ep}/")]).unwrap();
-        args.clients = 4;
-        args.keys = 3;
-        args.reads = 0.5;
-        args.duration = Duration::from_millis(200);
+        for target in [Target::Raftkv, Target::Etcd] {
+            let (ep, _) = fake_member(1, 1).await;
+            let mut args = parse(&["--endpoints", &format!("{ep},{ep}/")]).unwrap();
+            args.target = target;
+            args.clients = 4;
+            args.keys = 3;
+            args.reads = 0.5;
+            args.duration = Duration::from_millis(200);
+            args.quiet = true;
+            let report = run(args).await.unwrap();
+            assert!(report.errors.is_empty(), "{target}: {report}");
+            assert!(
+                report.writes.count() > 0 && report.reads.count() > 0,
+                "{target}: {report}"
+            );
+            // Three keys, many reads: most find a value.
+            assert!(
+                report.read_misses < report.reads.count(),
+                "{target}: {report}"
+            );
+            assert_eq!(report.endpoints, 2);
+            assert_eq!(report.target, target);
+        }
+    }
+
+    #[tokio::test]
+    async fn with_leader_every_client_goes_to_the_member_that_leads() {
+        for target in [Target::Raftkv, Target::Etcd] {
+            let (a, a_writes) = fake_member(1, 2).await;
+            let (b, b_writes) = fake_member(2, 2).await;
+            let (c, c_writes) = fake_member(3, 2).await;
+            let endpoints = [a.clone(), b.clone(), c.clone()];
+            assert_eq!(
+                find_leader(target, &endpoints, Duration::from_secs(1))
+                    .await
+                    .unwrap(),
+                b
+            );
+            let mut args = parse(&["--endpoints", &endpoints.join(","), "--leader"]).unwrap();
+            args.target = target;
+            args.clients = 3;
+            args.duration = Duration::from_millis(150);
+            args.quiet = true;
+            let report = run(args).await.unwrap();
+            assert!(report.leader && report.endpoints == 1, "{report}");
+            assert!(
+                report.to_string().contains("3 clients on the leader of"),
+                "{report}"
+            );
+            // Requests outstanding at the deadline are not counted.
+            assert!(b_writes.load(Ordering::Relaxed) >= report.writes.count());
+            assert!(report.writes.count() > 0, "{report}");
+            assert_eq!(
+                a_writes.load(Ordering::Relaxed) + c_writes.load(Ordering::Relaxed),
+                0
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_leader_a_leader_run_is_refused() {
+        let (a, _) = fake_member(1, 0).await;
+        let mut args = parse(&["--endpoints", &a, "--leader"]).unwrap();
         args.quiet = true;
-        let report = run(args).await.unwrap();
-        assert!(report.errors.is_empty(), "{report}");
+        let e = run(args).await.unwrap_err();
+        assert!(matches!(e, BenchError::NoLeader { .. }), "{e}");
         assert!(
-            report.writes.count() > 0 && report.reads.count() > 0,
-            "{report}"
+            e.to_string().contains("no member says it is the leader"),
+            "{e}"
         );
-        assert!(report.read_misses <= report.reads.count());
-        assert_eq!(report.endpoints, 2);
+        // A dead endpoint: its error is the detail.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let e = find_leader(Target::Etcd, &[dead], Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot connect"), "{e}");
     }
 
     #[tokio::test]

@@ -441,6 +441,11 @@ impl Connection {
         })
     }
 
+    /// The endpoint it connects to, without a trailing `/`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// Writes `key` = `value`, as [`Client::put`].
     ///
     /// # Errors
@@ -607,7 +612,7 @@ fn request_uri(endpoint: &str, path: &str) -> Result<Uri, ClientError> {
 }
 
 /// Turns a non-2xx response into the matching [`ClientError`].
-fn expect_success(resp: RawResponse) -> Result<RawResponse, ClientError> {
+pub(crate) fn expect_success(resp: RawResponse) -> Result<RawResponse, ClientError> {
     if resp.status.is_success() {
         Ok(resp)
     } else {
