@@ -112,7 +112,9 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
 }
 
-/// What raft-host measures, into the same registry.
+/// What raft-host measures, into the same registry. Snapshots sent are
+/// counted by the transport, which sees them succeed: raft-host's count
+/// of the same reports would count each one twice.
 impl raft_host::Recorder for Metrics {
     fn count(&self, _group: raft_host::GroupId, counter: raft_host::Counter, n: u64) {
         use raft_host::Counter as C;
@@ -126,7 +128,6 @@ impl raft_host::Recorder for Metrics {
             C::LeaderChanges => &self.leader_changes,
             C::SnapshotsTaken => &self.snapshots_created,
             C::SnapshotsRestored => &self.snapshots_restored,
-            C::SnapshotsSent => &self.snapshots_sent,
             C::PeerMessagesInvalid => &self.peer_messages_invalid,
             C::PeerMessagesTermTooFarAhead => &self.peer_messages_term_too_far_ahead,
             _ => return,
