@@ -3,8 +3,11 @@
 //! hot path, and readers only need a consistent-enough snapshot.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use raft_transport::ConnectionMetrics;
 
 /// Upper bounds, in seconds, of the fsync latency histogram buckets.
 const FSYNC_BUCKETS_SECONDS: [f64; 12] = [
@@ -100,14 +103,11 @@ pub struct Metrics {
     /// Gauge: the most bytes of snapshot request bodies held in memory at
     /// once since the start (a high-water mark; bodies stream to disk).
     pub peer_snapshot_bytes_buffered_peak: AtomicU64,
-    /// Client API connections refused: the connection cap was reached.
-    pub client_connections_refused: AtomicU64,
-    /// Peer connections refused: the connection cap was reached.
-    pub peer_connections_refused: AtomicU64,
-    /// Gauge: client API connections open now.
-    pub client_connections_open: AtomicU64,
-    /// Gauge: peer connections open now (accepted by this node).
-    pub peer_connections_open: AtomicU64,
+    /// Client API connections: refused at the cap, open now.
+    pub client_connections: Arc<ConnectionMetrics>,
+    /// Peer connections (accepted by this node): refused at the cap, open
+    /// now.
+    pub peer_connections: Arc<ConnectionMetrics>,
     /// Duration of each WAL save that synced.
     pub fsync_seconds: Histogram,
 }
@@ -135,7 +135,12 @@ impl raft_host::Recorder for Metrics {
         add(target, n);
     }
 
-    fn observe(&self, _group: raft_host::GroupId, histogram: raft_host::Histogram, value: Duration) {
+    fn observe(
+        &self,
+        _group: raft_host::GroupId,
+        histogram: raft_host::Histogram,
+        value: Duration,
+    ) {
         if histogram == raft_host::Histogram::Persist {
             self.fsync_seconds.observe(value);
         }
@@ -150,11 +155,6 @@ pub fn inc(counter: &AtomicU64) {
 /// Adds `n` to a counter.
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
-}
-
-/// Subtracts `n` from a gauge.
-pub fn sub(gauge: &AtomicU64, n: u64) {
-    gauge.fetch_sub(n, Ordering::Relaxed);
 }
 
 /// The current value of a counter or gauge.
@@ -180,7 +180,7 @@ impl Metrics {
         for ((name, help, value), kind) in typed {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name} {value}");
         }
         self.fsync_seconds.render(
             &mut out,
@@ -191,123 +191,123 @@ impl Metrics {
     }
 
     /// Every counter: name, help, value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 18] {
+    fn counters(&self) -> [(&'static str, &'static str, u64); 18] {
         [
             (
                 "raftkv_proposals_total",
                 "Proposals handed to raft.",
-                &self.proposals,
+                get(&self.proposals),
             ),
             (
                 "raftkv_proposals_dropped_total",
                 "Proposals raft refused.",
-                &self.proposals_dropped,
+                get(&self.proposals_dropped),
             ),
             (
                 "raftkv_commits_total",
                 "Entries learned committed.",
-                &self.commits,
+                get(&self.commits),
             ),
             (
                 "raftkv_applies_total",
                 "Entries applied to the state machine.",
-                &self.applies,
+                get(&self.applies),
             ),
             (
                 "raftkv_leader_changes_total",
                 "Changes of the known leader.",
-                &self.leader_changes,
+                get(&self.leader_changes),
             ),
             (
                 "raftkv_snapshots_created_total",
                 "Snapshots created.",
-                &self.snapshots_created,
+                get(&self.snapshots_created),
             ),
             (
                 "raftkv_snapshots_restored_total",
                 "Snapshots received and restored.",
-                &self.snapshots_restored,
+                get(&self.snapshots_restored),
             ),
             (
                 "raftkv_snapshots_sent_total",
                 "Snapshots sent to followers.",
-                &self.snapshots_sent,
+                get(&self.snapshots_sent),
             ),
             (
                 "raftkv_peer_messages_sent_total",
                 "Raft messages sent to peers.",
-                &self.peer_messages_sent,
+                get(&self.peer_messages_sent),
             ),
             (
                 "raftkv_peer_send_failures_total",
                 "Raft messages dropped or failed on the way to a peer.",
-                &self.peer_send_failures,
+                get(&self.peer_send_failures),
             ),
             (
                 "raftkv_peer_requests_rejected_total",
                 "Peer requests refused.",
-                &self.peer_requests_rejected,
+                get(&self.peer_requests_rejected),
             ),
             (
                 "raftkv_peer_messages_invalid_total",
                 "Peer messages refused by raft-core as invalid.",
-                &self.peer_messages_invalid,
+                get(&self.peer_messages_invalid),
             ),
             (
                 "raftkv_peer_messages_term_too_far_ahead_total",
                 "Peer messages refused: term too far ahead of this node's.",
-                &self.peer_messages_term_too_far_ahead,
+                get(&self.peer_messages_term_too_far_ahead),
             ),
             (
                 "raftkv_peer_tls_handshakes_refused_total",
                 "Peer connections refused at the TLS handshake.",
-                &self.peer_tls_handshakes_refused,
+                get(&self.peer_tls_handshakes_refused),
             ),
             (
                 "raftkv_client_tls_handshakes_refused_total",
                 "Client connections refused at the TLS handshake.",
-                &self.client_tls_handshakes_refused,
+                get(&self.client_tls_handshakes_refused),
             ),
             (
                 "raftkv_peer_snapshot_receives_refused_total",
                 "Snapshot uploads refused: too many at once.",
-                &self.peer_snapshot_receives_refused,
+                get(&self.peer_snapshot_receives_refused),
             ),
             (
                 "raftkv_client_connections_refused_total",
                 "Client API connections refused at the connection cap.",
-                &self.client_connections_refused,
+                self.client_connections.refused(),
             ),
             (
                 "raftkv_peer_connections_refused_total",
                 "Peer connections refused at the connection cap.",
-                &self.peer_connections_refused,
+                self.peer_connections.refused(),
             ),
         ]
     }
 
     /// Every gauge: name, help, value.
-    fn gauges(&self) -> [(&'static str, &'static str, &AtomicU64); 4] {
+    fn gauges(&self) -> [(&'static str, &'static str, u64); 4] {
         [
             (
                 "raftkv_client_connections",
                 "Client API connections open.",
-                &self.client_connections_open,
+                self.client_connections.open(),
             ),
             (
                 "raftkv_peer_connections",
                 "Peer connections accepted and open.",
-                &self.peer_connections_open,
+                self.peer_connections.open(),
             ),
             (
                 "raftkv_peer_snapshot_receives_in_progress",
                 "Snapshot uploads being received.",
-                &self.peer_snapshot_receives_in_progress,
+                get(&self.peer_snapshot_receives_in_progress),
             ),
             (
                 "raftkv_peer_snapshot_bytes_buffered_peak",
                 "Most snapshot body bytes held in memory at once.",
-                &self.peer_snapshot_bytes_buffered_peak,
+                get(&self.peer_snapshot_bytes_buffered_peak),
             ),
         ]
     }

@@ -19,7 +19,7 @@
 //! hex digits), [`HEADER_FROM`] and [`HEADER_TO`] (decimal node ids).
 //!
 //! With [`TransportConfig::tls`] every connection, both ways, is mutual TLS
-//! ([`crate::tls::PeerTls`]): the server refuses at the handshake a client
+//! ([`PeerTls`]): the server refuses at the handshake a client
 //! without a certificate of the CA naming a node (counted in
 //! [`Metrics::peer_tls_handshakes_refused`]) and answers `403` to a
 //! request whose [`HEADER_FROM`] is not the node its certificate names; a
@@ -40,7 +40,7 @@
 //! [`ConnectionLimits::body_timeout`]); `404` / `405` for other paths and
 //! methods. A connection over [`ConnectionLimits::max_connections`] is
 //! closed at once (after a `503` without TLS) and counted in
-//! [`Metrics::peer_connections_refused`]; one that sends no request
+//! [`Metrics::peer_connections`]; one that sends no request
 //! headers for [`ConnectionLimits::idle_timeout`] is closed.
 //!
 //! Snapshot bodies stream to a spill file, verified as they arrive, and
@@ -63,10 +63,9 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::conn::ConnectionLimits;
+use raft_transport::{ConnectionLimits, PeerTls, PeerUrl, Scheme};
+
 use crate::metrics::{Metrics, add, inc};
-use crate::peer_url::{PeerUrl, Scheme};
-use crate::tls::PeerTls;
 
 mod receive;
 mod sender;
@@ -126,8 +125,7 @@ pub struct TransportConfig {
     pub queue_messages: usize,
     /// Limits of incoming snapshots.
     pub snapshot_receive: SnapshotReceiveConfig,
-    /// The peer server's connection cap and timeouts (see
-    /// [`crate::conn`]).
+    /// The peer server's connection cap and timeouts.
     pub limits: ConnectionLimits,
     /// Mutual TLS of the peer port; `None` for plain, unauthenticated HTTP.
     pub tls: Option<PeerTls>,

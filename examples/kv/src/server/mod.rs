@@ -16,7 +16,8 @@ use raft_core::{NodeId, RoleKind};
 use raft_host::{GroupHandle, MembershipChange, MembershipError, ProposeError, ReadError};
 
 use crate::metrics::Metrics;
-use crate::peer_url::{PeerUrl, Scheme};
+use raft_transport::{PeerUrl, Scheme};
+
 use crate::store::{KvStore, Put};
 
 pub use node::{LoopError, LoopExit, Node, ServerOptions, StartError};
@@ -101,10 +102,7 @@ impl Handle {
     /// # Errors
     /// A [`Refusal`].
     pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Refusal> {
-        self.group
-            .read(|s| s.get(key))
-            .await
-            .map_err(read_refusal)
+        self.group.read(|s| s.get(key)).await.map_err(read_refusal)
     }
 
     /// A read of this node's state machine, which may be stale.
@@ -206,7 +204,9 @@ fn propose_refusal(e: ProposeError) -> Refusal {
         ProposeError::Timeout => Refusal::Timeout,
         ProposeError::Interrupted | ProposeError::OutcomeUnknown { .. } => Refusal::Interrupted,
         ProposeError::Stopped => Refusal::ShuttingDown,
-        ProposeError::NotLeader { leader: None } => Refusal::Unavailable("no leader is known".into()),
+        ProposeError::NotLeader { leader: None } => {
+            Refusal::Unavailable("no leader is known".into())
+        }
         other => Refusal::Unavailable(format!("proposal dropped: {other}")),
     }
 }

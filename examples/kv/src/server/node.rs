@@ -8,15 +8,16 @@ use std::time::Duration;
 use raft_core::NodeId;
 use raft_host::{GroupOptions, Host, Membership, Peer, StopReason};
 
+use super::Handle;
 use super::durable::{self, OpenDataError};
 use super::identity::Identity;
 use super::peers::{GROUP, HostInbox, PeerTransport};
-use super::Handle;
-use crate::conn::ConnectionLimits;
+use raft_transport::{ConnectionLimits, PeerTls, PeerUrl, TlsError, TlsFiles};
+
+use super::identity;
+use crate::cli::{PEER_TLS_FLAGS, tls_error};
 use crate::metrics::Metrics;
-use crate::peer_url::{self, PeerUrl};
 use crate::store::KvStore;
-use crate::tls::{PeerTls, TlsError, TlsFiles};
 use crate::transport::{
     PeerListener, SnapshotReceiveConfig, Transport, TransportConfig, TransportError,
 };
@@ -76,7 +77,7 @@ pub enum StartError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The peer port's certificates.
-    #[error(transparent)]
+    #[error("{}", tls_error(.0, PEER_TLS_FLAGS))]
     Tls(#[from] TlsError),
 }
 
@@ -284,7 +285,7 @@ fn start_transport(
     // so a restart with a longer --cluster keeps it.
     let cluster_id = identity
         .cluster_id
-        .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
+        .or_else(|| (!opts.join).then(|| identity::cluster_id(&opts.cluster).max(1)));
     // The --cluster list; the members the log records (nodes added at run
     // time) are added by raft-host as it recovers them.
     let peers = opts

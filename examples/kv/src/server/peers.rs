@@ -6,8 +6,8 @@ use std::sync::Arc;
 use raft_core::{Message, NodeId, SnapshotStatus};
 use raft_host::{GroupId, Inbox};
 
-use crate::peer_url::PeerUrl;
 use crate::transport::{RaftInbox, Transport};
+use raft_transport::PeerUrl;
 
 /// raftkv runs one group.
 pub(super) const GROUP: GroupId = GroupId(1);

@@ -23,21 +23,23 @@ use super::{
     BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES, PeerStatus,
     SNAPSHOT_PATH, Shared, receive,
 };
-use crate::conn::{Admission, Admitted, Port};
+use raft_transport::{Admission, Admitted};
+
 use crate::metrics::inc;
 
 type Reply = Response<Full<Bytes>>;
 
 /// Accepts peer connections until the task is aborted, at most
-/// [`ConnectionLimits::max_connections`] at once (see [`crate::conn`]).
+/// [`ConnectionLimits::max_connections`](raft_transport::ConnectionLimits::max_connections)
+/// at once (see [`Admission`]).
 /// With TLS, each connection's handshake runs in its own task; one that
 /// fails is logged and counted, and never reaches HTTP.
 pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let limits = shared.limits;
     let mut admission = Admission::new(
-        Port::Peer,
+        "peer",
         limits.max_connections,
-        Arc::clone(&shared.metrics),
+        Arc::clone(&shared.metrics.peer_connections),
         shared.tls.is_some(),
     );
     loop {

@@ -21,8 +21,9 @@ use tokio::time::timeout;
 
 use super::sender::{SendError, check_response, connect, request};
 use super::{SNAPSHOT_PATH, Shared};
+use raft_transport::PeerUrl;
+
 use crate::metrics::inc;
-use crate::peer_url::PeerUrl;
 
 /// Data bytes per body chunk.
 const CHUNK_BYTES: usize = 256 << 10;

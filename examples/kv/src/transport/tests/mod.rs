@@ -733,5 +733,5 @@ async fn a_stalled_batch_body_gets_408_and_idle_or_surplus_peer_connections_are_
     let mut surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
     let text = read_status_line(&mut surplus).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
-    assert!(b.metrics.peer_connections_refused.load(Ordering::Relaxed) >= 1);
+    assert!(b.metrics.peer_connections.refused() >= 1);
 }

@@ -9,7 +9,8 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
 use super::*;
-use crate::tls::{PeerTls, TlsFiles, https_client_config};
+use crate::cli::{PEER_TLS_FLAGS, tls_error};
+use raft_transport::{PeerTls, TlsFiles, https_client_config};
 
 /// A CA and the certificates it issued, in a temporary directory.
 struct Pki {
@@ -318,7 +319,7 @@ fn peer_certificate_files_that_cannot_work_are_one_line_errors() {
         (&client_only, 2, "names no node"),
     ];
     for (files, id, needle) in cases {
-        let e = PeerTls::load(nid(id), files).unwrap_err().to_string();
+        let e = tls_error(&PeerTls::load(nid(id), files).unwrap_err(), PEER_TLS_FLAGS);
         assert!(e.contains(needle), "{files:?} as node {id}: {e}");
         assert_eq!(e.lines().count(), 1, "{e}");
     }
