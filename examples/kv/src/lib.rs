@@ -9,4 +9,3 @@ pub mod http;
 pub mod metrics;
 pub mod server;
 pub mod store;
-pub mod transport;

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use super::{BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_SEND_BYTES, Shared};
-use raft_transport::PeerUrl;
+use crate::peer_url::PeerUrl;
 
 /// The first reconnect delay after a failure.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -41,7 +41,7 @@ pub(super) enum SendError {
     #[error("connect: timed out after {0:?}")]
     ConnectTimeout(Duration),
     #[error("{0}")]
-    Tls(#[source] raft_transport::HandshakeError),
+    Tls(#[source] crate::tls::HandshakeError),
     #[error("http: {0}")]
     Http(#[source] hyper::Error),
     #[error("request timed out after {0:?}")]
