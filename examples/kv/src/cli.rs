@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
-use crate::conn::{CapsError, ConnectionCaps, ConnectionLimits, descriptor_limit};
-use crate::peer_url::{PeerUrl, PeerUrlError, Scheme};
+use raft_transport::{
+    ConnectionLimits, PeerUrl, PeerUrlError, Scheme, TlsError, TlsFile, TlsFiles,
+};
+
+use crate::caps::{CapsError, ConnectionCaps, client_limits, descriptor_limit};
 use crate::server::ServerOptions;
-use crate::tls::TlsFiles;
 
 /// Flags of `raftkv` when it runs a node.
 #[derive(clap::Args, Debug, Clone)]
@@ -350,7 +352,7 @@ impl ServerArgs {
         let client = ClientApiOptions {
             addr: SocketAddr::new(self.client_host, self.port),
             tls: client_tls,
-            limits: ConnectionLimits::client(caps.client),
+            limits: client_limits(caps.client),
         };
         Ok((opts, client))
     }
@@ -391,6 +393,46 @@ impl ServerArgs {
             })),
             _ => Err(ArgsError::ClientTlsIncomplete),
         }
+    }
+}
+
+/// The flags naming the peer port's certificate, key and CA.
+pub const PEER_TLS_FLAGS: [&str; 3] = ["--peer-cert", "--peer-key", "--peer-ca"];
+/// The flags naming the client API's certificate, key and CA.
+pub const CLIENT_TLS_FLAGS: [&str; 3] = ["--client-cert", "--client-key", "--client-ca"];
+
+/// A certificate error as one line naming the flag to fix; `flags` are
+/// [`PEER_TLS_FLAGS`] or [`CLIENT_TLS_FLAGS`].
+pub fn tls_error(e: &TlsError, flags: [&str; 3]) -> String {
+    let [cert, key, ca] = flags;
+    let flag = |file: &TlsFile| match file {
+        TlsFile::Cert => cert,
+        TlsFile::Key => key,
+        _ => ca,
+    };
+    match e {
+        TlsError::Read { file, path, source } => {
+            format!("{} {}: {source}", flag(file), path.display())
+        }
+        TlsError::Pem { file, path, reason } => {
+            format!("{} {}: {reason}", flag(file), path.display())
+        }
+        TlsError::MissingCa => format!("{ca} is required with {cert} and {key}"),
+        TlsError::WrongNode {
+            path,
+            found,
+            expected,
+        } => format!(
+            "{cert} {}: it is node {found}'s certificate, not --id {expected}'s",
+            path.display()
+        ),
+        TlsError::Identity { path, source } => format!("{cert} {}: {source}", path.display()),
+        TlsError::Config {
+            file: Some(file),
+            reason,
+        } => format!("{}: {reason}", flag(file)),
+        TlsError::Config { file: None, reason } => format!("{cert}, {key}, {ca}: {reason}"),
+        other => other.to_string(),
     }
 }
 

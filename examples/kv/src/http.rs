@@ -41,12 +41,11 @@ use raft_core::NodeId;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-use crate::conn::{Admission, Admitted, ConnectionLimits, Port};
+use raft_transport::{Admission, Admitted, ConnectionLimits, PeerUrl, ServerTls};
+
 use crate::metrics::inc;
-use crate::peer_url::PeerUrl;
 use crate::server::{Handle, Refusal, StatusReport};
 pub use crate::store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
-use crate::tls::ClientApiTls;
 
 /// Response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
@@ -162,17 +161,16 @@ fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
 /// refused with `503`), each closed when a request's headers take longer
 /// than [`ConnectionLimits::idle_timeout`] (idle keep-alive connections
 /// included) and each body given [`ConnectionLimits::body_timeout`]; see
-/// [`crate::conn`]. With `tls`, each connection's handshake runs in its
+/// [`crate::caps`]. With `tls`, each connection's handshake runs in its
 /// own task (with a timeout); one that fails is logged and counted.
 pub async fn serve(
     listener: TcpListener,
     handle: Arc<Handle>,
-    tls: Option<ClientApiTls>,
+    tls: Option<ServerTls>,
     limits: ConnectionLimits,
 ) {
-    let metrics = Arc::clone(handle.metrics());
-    let mut admission =
-        Admission::new(Port::Client, limits.max_connections, metrics, tls.is_some());
+    let metrics = Arc::clone(&handle.metrics().client_connections);
+    let mut admission = Admission::new("client", limits.max_connections, metrics, tls.is_some());
     loop {
         let Admitted {
             stream,

@@ -3,12 +3,9 @@
 //! README for how to run it; [`http`] documents the client API.
 #![deny(missing_docs)]
 
+pub mod caps;
 pub mod cli;
-pub mod conn;
 pub mod http;
 pub mod metrics;
-pub mod peer_url;
 pub mod server;
 pub mod store;
-pub mod tls;
-pub mod transport;

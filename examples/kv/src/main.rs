@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use raft_transport::ServerTls;
+use raftkv::cli::{CLIENT_TLS_FLAGS, tls_error};
 use raftkv::cli::{ClientApiOptions, ServerArgs};
 use raftkv::metrics::Metrics;
 use raftkv::server::{LoopExit, Node};
-use raftkv::tls::ClientApiTls;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -237,13 +238,13 @@ async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions)
 /// The client API's TLS configuration, loaded, and its listener, bound.
 async fn client_listener(
     client: &ClientApiOptions,
-) -> Result<(TcpListener, Option<ClientApiTls>), String> {
+) -> Result<(TcpListener, Option<ServerTls>), String> {
     let tls = client
         .tls
         .as_ref()
-        .map(ClientApiTls::load)
+        .map(ServerTls::load)
         .transpose()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| tls_error(&e, CLIENT_TLS_FLAGS))?;
     let addr = client.addr;
     let listener = TcpListener::bind(addr)
         .await

@@ -3,8 +3,11 @@
 //! hot path, and readers only need a consistent-enough snapshot.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use raft_transport::{ConnectionMetrics, TransportMetrics};
 
 /// Upper bounds, in seconds, of the fsync latency histogram buckets.
 const FSYNC_BUCKETS_SECONDS: [f64; 12] = [
@@ -72,14 +75,6 @@ pub struct Metrics {
     pub snapshots_created: AtomicU64,
     /// Snapshots received from a leader and restored.
     pub snapshots_restored: AtomicU64,
-    /// Snapshots sent to followers.
-    pub snapshots_sent: AtomicU64,
-    /// Messages sent to peers (batched into fewer requests).
-    pub peer_messages_sent: AtomicU64,
-    /// Messages dropped or failed on the way to a peer.
-    pub peer_send_failures: AtomicU64,
-    /// Peer requests refused (bad cluster id, unknown node, bad body).
-    pub peer_requests_rejected: AtomicU64,
     /// Peer messages raft-core refused as no correct peer sends them
     /// (`StepError::InvalidMessage`); nothing changed.
     pub peer_messages_invalid: AtomicU64,
@@ -87,32 +82,22 @@ pub struct Metrics {
     /// `Term::MAX_JUMP` ahead of this node's (`StepError::TermTooFarAhead`),
     /// e.g. a forged heartbeat meant to exhaust the terms; nothing changed.
     pub peer_messages_term_too_far_ahead: AtomicU64,
-    /// Peer connections refused at the TLS handshake (no certificate, one
-    /// not signed by the CA, expired, naming no node, or no TLS at all).
-    pub peer_tls_handshakes_refused: AtomicU64,
     /// Client API connections refused at the TLS handshake.
     pub client_tls_handshakes_refused: AtomicU64,
-    /// Snapshot uploads refused because the most allowed at once were
-    /// already being received (also in `peer_requests_rejected`).
-    pub peer_snapshot_receives_refused: AtomicU64,
-    /// Gauge: snapshot uploads being received now.
-    pub peer_snapshot_receives_in_progress: AtomicU64,
-    /// Gauge: the most bytes of snapshot request bodies held in memory at
-    /// once since the start (a high-water mark; bodies stream to disk).
-    pub peer_snapshot_bytes_buffered_peak: AtomicU64,
-    /// Client API connections refused: the connection cap was reached.
-    pub client_connections_refused: AtomicU64,
-    /// Peer connections refused: the connection cap was reached.
-    pub peer_connections_refused: AtomicU64,
-    /// Gauge: client API connections open now.
-    pub client_connections_open: AtomicU64,
-    /// Gauge: peer connections open now (accepted by this node).
-    pub peer_connections_open: AtomicU64,
+    /// Client API connections: refused at the cap, open now.
+    pub client_connections: Arc<ConnectionMetrics>,
+    /// What the peer transport counts: messages and snapshots sent, send
+    /// failures, refused requests and handshakes, snapshot receives, peer
+    /// connections.
+    pub transport: Arc<TransportMetrics>,
     /// Duration of each WAL save that synced.
     pub fsync_seconds: Histogram,
 }
 
-/// What raft-host measures, into the same registry.
+/// What raft-host measures, into the same registry. Snapshots sent are
+/// counted by the transport ([`TransportMetrics::snapshots_sent`]), which
+/// sees them succeed: raft-host's count of the same reports would count
+/// each one twice.
 impl raft_host::Recorder for Metrics {
     fn count(&self, _group: raft_host::GroupId, counter: raft_host::Counter, n: u64) {
         use raft_host::Counter as C;
@@ -126,7 +111,6 @@ impl raft_host::Recorder for Metrics {
             C::LeaderChanges => &self.leader_changes,
             C::SnapshotsTaken => &self.snapshots_created,
             C::SnapshotsRestored => &self.snapshots_restored,
-            C::SnapshotsSent => &self.snapshots_sent,
             C::PeerMessagesInvalid => &self.peer_messages_invalid,
             C::PeerMessagesTermTooFarAhead => &self.peer_messages_term_too_far_ahead,
             _ => return,
@@ -156,19 +140,9 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Subtracts `n` from a gauge.
-pub fn sub(gauge: &AtomicU64, n: u64) {
-    gauge.fetch_sub(n, Ordering::Relaxed);
-}
-
 /// The current value of a counter or gauge.
 pub fn get(metric: &AtomicU64) -> u64 {
     metric.load(Ordering::Relaxed)
-}
-
-/// Raises a high-water-mark gauge to `n` if `n` is higher.
-pub fn raise_to(gauge: &AtomicU64, n: u64) {
-    gauge.fetch_max(n, Ordering::Relaxed);
 }
 
 impl Metrics {
@@ -184,7 +158,7 @@ impl Metrics {
         for ((name, help, value), kind) in typed {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name} {value}");
         }
         self.fsync_seconds.render(
             &mut out,
@@ -195,123 +169,125 @@ impl Metrics {
     }
 
     /// Every counter: name, help, value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 18] {
+    fn counters(&self) -> [(&'static str, &'static str, u64); 18] {
+        let t = &self.transport;
         [
             (
                 "raftkv_proposals_total",
                 "Proposals handed to raft.",
-                &self.proposals,
+                get(&self.proposals),
             ),
             (
                 "raftkv_proposals_dropped_total",
                 "Proposals raft refused.",
-                &self.proposals_dropped,
+                get(&self.proposals_dropped),
             ),
             (
                 "raftkv_commits_total",
                 "Entries learned committed.",
-                &self.commits,
+                get(&self.commits),
             ),
             (
                 "raftkv_applies_total",
                 "Entries applied to the state machine.",
-                &self.applies,
+                get(&self.applies),
             ),
             (
                 "raftkv_leader_changes_total",
                 "Changes of the known leader.",
-                &self.leader_changes,
+                get(&self.leader_changes),
             ),
             (
                 "raftkv_snapshots_created_total",
                 "Snapshots created.",
-                &self.snapshots_created,
+                get(&self.snapshots_created),
             ),
             (
                 "raftkv_snapshots_restored_total",
                 "Snapshots received and restored.",
-                &self.snapshots_restored,
+                get(&self.snapshots_restored),
             ),
             (
                 "raftkv_snapshots_sent_total",
                 "Snapshots sent to followers.",
-                &self.snapshots_sent,
+                t.snapshots_sent(),
             ),
             (
                 "raftkv_peer_messages_sent_total",
                 "Raft messages sent to peers.",
-                &self.peer_messages_sent,
+                t.messages_sent(),
             ),
             (
                 "raftkv_peer_send_failures_total",
                 "Raft messages dropped or failed on the way to a peer.",
-                &self.peer_send_failures,
+                t.send_failures(),
             ),
             (
                 "raftkv_peer_requests_rejected_total",
                 "Peer requests refused.",
-                &self.peer_requests_rejected,
+                t.requests_rejected(),
             ),
             (
                 "raftkv_peer_messages_invalid_total",
                 "Peer messages refused by raft-core as invalid.",
-                &self.peer_messages_invalid,
+                get(&self.peer_messages_invalid),
             ),
             (
                 "raftkv_peer_messages_term_too_far_ahead_total",
                 "Peer messages refused: term too far ahead of this node's.",
-                &self.peer_messages_term_too_far_ahead,
+                get(&self.peer_messages_term_too_far_ahead),
             ),
             (
                 "raftkv_peer_tls_handshakes_refused_total",
                 "Peer connections refused at the TLS handshake.",
-                &self.peer_tls_handshakes_refused,
+                t.tls_handshakes_refused(),
             ),
             (
                 "raftkv_client_tls_handshakes_refused_total",
                 "Client connections refused at the TLS handshake.",
-                &self.client_tls_handshakes_refused,
+                get(&self.client_tls_handshakes_refused),
             ),
             (
                 "raftkv_peer_snapshot_receives_refused_total",
                 "Snapshot uploads refused: too many at once.",
-                &self.peer_snapshot_receives_refused,
+                t.snapshot_receives_refused(),
             ),
             (
                 "raftkv_client_connections_refused_total",
                 "Client API connections refused at the connection cap.",
-                &self.client_connections_refused,
+                self.client_connections.refused(),
             ),
             (
                 "raftkv_peer_connections_refused_total",
                 "Peer connections refused at the connection cap.",
-                &self.peer_connections_refused,
+                t.connections().refused(),
             ),
         ]
     }
 
     /// Every gauge: name, help, value.
-    fn gauges(&self) -> [(&'static str, &'static str, &AtomicU64); 4] {
+    fn gauges(&self) -> [(&'static str, &'static str, u64); 4] {
+        let t = &self.transport;
         [
             (
                 "raftkv_client_connections",
                 "Client API connections open.",
-                &self.client_connections_open,
+                self.client_connections.open(),
             ),
             (
                 "raftkv_peer_connections",
                 "Peer connections accepted and open.",
-                &self.peer_connections_open,
+                t.connections().open(),
             ),
             (
                 "raftkv_peer_snapshot_receives_in_progress",
                 "Snapshot uploads being received.",
-                &self.peer_snapshot_receives_in_progress,
+                t.snapshot_receives_in_progress(),
             ),
             (
                 "raftkv_peer_snapshot_bytes_buffered_peak",
                 "Most snapshot body bytes held in memory at once.",
-                &self.peer_snapshot_bytes_buffered_peak,
+                t.snapshot_bytes_buffered_peak(),
             ),
         ]
     }
@@ -344,23 +320,28 @@ mod tests {
     }
 
     #[test]
-    fn counters_render_their_values() {
+    fn counters_render_their_values_and_the_transport_its_own_under_raftkv_names() {
         let m = Metrics::default();
         add(&m.proposals, 7);
-        inc(&m.peer_send_failures);
+        inc(&m.client_tls_handshakes_refused);
         let text = m.render();
         assert!(text.contains("raftkv_proposals_total 7"), "{text}");
-        assert!(text.contains("raftkv_peer_send_failures_total 1"), "{text}");
-        raise_to(&m.peer_snapshot_bytes_buffered_peak, 9);
-        raise_to(&m.peer_snapshot_bytes_buffered_peak, 4);
-        let text = m.render();
-        assert!(
-            text.contains("# TYPE raftkv_peer_snapshot_bytes_buffered_peak gauge"),
-            "{text}"
-        );
-        assert!(
-            text.contains("raftkv_peer_snapshot_bytes_buffered_peak 9"),
-            "{text}"
-        );
+        let name = "raftkv_client_tls_handshakes_refused_total";
+        assert!(text.contains(&format!("{name} 1")), "{text}");
+        for (name, kind) in [
+            ("raftkv_snapshots_sent_total", "counter"),
+            ("raftkv_peer_messages_sent_total", "counter"),
+            ("raftkv_peer_send_failures_total", "counter"),
+            ("raftkv_peer_requests_rejected_total", "counter"),
+            ("raftkv_peer_tls_handshakes_refused_total", "counter"),
+            ("raftkv_peer_snapshot_receives_refused_total", "counter"),
+            ("raftkv_peer_connections_refused_total", "counter"),
+            ("raftkv_peer_connections", "gauge"),
+            ("raftkv_peer_snapshot_receives_in_progress", "gauge"),
+            ("raftkv_peer_snapshot_bytes_buffered_peak", "gauge"),
+        ] {
+            let rendered = format!("# TYPE {name} {kind}\n{name} 0\n");
+            assert!(text.contains(&rendered), "{name}: {text}");
+        }
     }
 }

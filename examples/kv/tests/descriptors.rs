@@ -67,7 +67,7 @@ async fn a_node_with_100_descriptors_refuses_a_flood_of_idle_connections_and_kee
         "1MiB".into(),
     ];
     let mut node = Process::spawn_with_descriptor_limit(LIMIT, args, tmp.path().join("node-1.err"));
-    let caps = raftkv::conn::ConnectionCaps::for_limit(LIMIT, None).expect("caps");
+    let caps = raftkv::caps::ConnectionCaps::for_limit(LIMIT, None).expect("caps");
 
     // The test's own connection, opened before the flood and kept.
     let endpoint = format!("http://127.0.0.1:{client}");

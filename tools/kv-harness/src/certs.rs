@@ -3,7 +3,7 @@
 //!
 //! One self-signed CA signs one certificate per node, each naming its node
 //! with the identity URI `raftkv://node/<id>` (what the server's
-//! `raftkv::tls::identity` looks for in a peer's certificate) and
+//! `raft_transport::node_identity` looks for in a peer's certificate) and
 //! the hosts it is reached at, valid for both server and client
 //! authentication (a node is both on the peer port), plus one client
 //! certificate for the client API (it names no node, so the peer port
@@ -25,7 +25,7 @@ use rcgen::{
 };
 
 /// The identity URI of node `id`, `raftkv://node/<id>`, which the server
-/// reads back from a peer's certificate (`raftkv::tls::identity`; the
+/// reads back from a peer's certificate (`raft_transport::node_identity`; the
 /// server's TLS tests load certificates made here, so the two agree).
 fn identity_uri(id: NodeId) -> String {
     format!("raftkv://node/{id}")

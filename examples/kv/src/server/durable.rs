@@ -13,8 +13,9 @@ use raft_core::{ConfChange, ConfChangeKind, FoundingLog, NodeId};
 use raft_storage::{DiskStorage, PersistError, SkippedSnapshot, StorageOptions};
 use raft_wal::WalOptions;
 
-use super::identity::{Identity, LoadIdentityError};
-use crate::peer_url::{self, PeerUrl};
+use raft_transport::PeerUrl;
+
+use super::identity::{self, Identity, LoadIdentityError};
 
 /// Why a data directory could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -247,7 +248,7 @@ fn record_new_identity(
 ) -> Result<Identity, OpenDataError> {
     let identity = Identity {
         node_id: id,
-        cluster_id: (!join).then(|| peer_url::cluster_id(founders).max(1)),
+        cluster_id: (!join).then(|| identity::cluster_id(founders).max(1)),
         founders: (!join).then_some(founders.len() as u64),
     };
     identity
@@ -279,7 +280,7 @@ fn check_identity(
     if let (false, Some(recorded), Some(n)) = (join, identity.cluster_id, identity.founders)
         && let Some(first) = usize::try_from(n).ok().and_then(|n| founders.get(..n))
     {
-        let derived = peer_url::cluster_id(first).max(1);
+        let derived = identity::cluster_id(first).max(1);
         if derived != recorded {
             return Err(OpenDataError::WrongCluster {
                 dir: dir.to_path_buf(),
@@ -362,7 +363,7 @@ mod tests {
         let identity = open_once(dir.path(), 2, &founders).unwrap();
         let want = Identity {
             node_id: nid(2),
-            cluster_id: Some(peer_url::cluster_id(&founders).max(1)),
+            cluster_id: Some(identity::cluster_id(&founders).max(1)),
             founders: Some(3),
         };
         assert_eq!(identity, want);

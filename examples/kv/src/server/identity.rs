@@ -27,6 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use raft_core::NodeId;
+use raft_transport::PeerUrl;
 
 /// The file name, in the data directory.
 pub const IDENTITY_FILE: &str = "identity";
@@ -65,6 +66,20 @@ pub enum LoadIdentityError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The id of a cluster: a hash (FNV-1a, 64 bits) of its founding members'
+/// URLs in id order. Peers send it with every request so two clusters never
+/// talk to each other by mistake.
+pub fn cluster_id(founders: &[PeerUrl]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for url in founders {
+        for b in url.as_str().bytes().chain([b'\n']) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
 }
 
 impl Identity {
@@ -199,5 +214,16 @@ mod tests {
                 other => panic!("{text:?} gave {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn cluster_id_depends_on_members_and_order() {
+        let a = PeerUrl::parse("http://127.0.0.1:1").unwrap();
+        let b = PeerUrl::parse("http://127.0.0.1:2").unwrap();
+        assert_eq!(
+            cluster_id(&[a.clone(), b.clone()]),
+            cluster_id(&[a.clone(), b.clone()])
+        );
+        assert_ne!(cluster_id(&[a.clone(), b.clone()]), cluster_id(&[b, a]));
     }
 }

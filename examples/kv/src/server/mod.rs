@@ -1,13 +1,12 @@
 //! The node: raft-host runs the Raft group (the Ready loop, durability
 //! through raft-storage's `DiskStorage`, snapshots off the write path,
 //! membership), with the key-value [`KvStore`] as its state machine and
-//! the hyper [`Transport`](crate::transport::Transport) as its peer
-//! transport; [`Handle`] is how the HTTP API reaches it.
+//! raft-transport's [`HttpTransport`](raft_transport::HttpTransport) as
+//! its peer transport; [`Handle`] is how the HTTP API reaches it.
 
 pub mod durable;
 pub mod identity;
 mod node;
-mod peers;
 
 use std::sync::Arc;
 
@@ -16,7 +15,8 @@ use raft_core::{NodeId, RoleKind};
 use raft_host::{GroupHandle, MembershipChange, MembershipError, ProposeError, ReadError};
 
 use crate::metrics::Metrics;
-use crate::peer_url::{PeerUrl, Scheme};
+use raft_transport::{PeerUrl, Scheme};
+
 use crate::store::{KvStore, Put};
 
 pub use node::{LoopError, LoopExit, Node, ServerOptions, StartError};

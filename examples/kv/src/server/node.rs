@@ -6,20 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raft_core::NodeId;
-use raft_host::{GroupOptions, Host, Membership, Peer, StopReason};
+use raft_host::{GroupId, GroupOptions, Host, Membership, Peer, StopReason};
+use raft_transport::{
+    ConnectionLimits, HttpTransport, PeerListener, PeerTls, PeerUrl, TlsError, TlsFiles,
+    TransportConfig, TransportError,
+};
 
 use super::Handle;
 use super::durable::{self, OpenDataError};
-use super::identity::Identity;
-use super::peers::{GROUP, HostInbox, PeerTransport};
-use crate::conn::ConnectionLimits;
+use super::identity::{self, Identity};
+use crate::cli::{PEER_TLS_FLAGS, tls_error};
 use crate::metrics::Metrics;
-use crate::peer_url::{self, PeerUrl};
 use crate::store::KvStore;
-use crate::tls::{PeerTls, TlsError, TlsFiles};
-use crate::transport::{
-    PeerListener, SnapshotReceiveConfig, Transport, TransportConfig, TransportError,
-};
+
+/// raftkv runs one group.
+const GROUP: GroupId = GroupId(1);
 
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
@@ -78,7 +79,7 @@ pub enum StartError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The peer port's certificates.
-    #[error(transparent)]
+    #[error("{}", tls_error(.0, PEER_TLS_FLAGS))]
     Tls(#[from] TlsError),
 }
 
@@ -114,7 +115,7 @@ impl From<raft_host::FatalError> for LoopError {
 pub struct Node {
     host: Host,
     handle: Handle,
-    transport: Arc<Transport>,
+    transport: Arc<HttpTransport>,
     identity: Identity,
     data_dir: PathBuf,
     tick: Duration,
@@ -161,14 +162,14 @@ impl Node {
             &opts,
             &opened.identity,
             tls,
-            HostInbox(host.inbox()),
+            &host,
             &metrics,
-        )?);
+        ));
         let group = host.start_group(
             group_options(&opts),
             opened.storage,
             KvStore::new(),
-            Arc::new(PeerTransport(Arc::clone(&transport))),
+            Arc::clone(&transport) as _,
         )?;
         let handle = Handle {
             group,
@@ -187,7 +188,7 @@ impl Node {
     }
 
     /// The transport, to shut it down after the node stops.
-    pub fn transport(&self) -> Arc<Transport> {
+    pub fn transport(&self) -> Arc<HttpTransport> {
         Arc::clone(&self.transport)
     }
 
@@ -278,16 +279,16 @@ fn start_transport(
     opts: &ServerOptions,
     identity: &Identity,
     tls: Option<PeerTls>,
-    inbox: HostInbox,
-    metrics: &Arc<Metrics>,
-) -> Result<Transport, TransportError> {
+    host: &Host,
+    metrics: &Metrics,
+) -> HttpTransport {
     let me = opts.cluster[opts.id.get() as usize - 1].addr();
     // Founders derive the id from the founding list; a joining node learns
     // it from the first peer that contacts it. Either way it is recorded,
     // so a restart with a longer --cluster keeps it.
     let cluster_id = identity
         .cluster_id
-        .or_else(|| (!opts.join).then(|| peer_url::cluster_id(&opts.cluster).max(1)));
+        .or_else(|| (!opts.join).then(|| identity::cluster_id(&opts.cluster).max(1)));
     // The --cluster list; the members the log records (nodes added at run
     // time) are added by raft-host as it recovers them.
     let peers = opts
@@ -297,18 +298,14 @@ fn start_transport(
         .map(|(i, url)| (node_id(i), url.clone()))
         .filter(|(id, _)| *id != opts.id)
         .collect();
-    let config = TransportConfig {
-        id: opts.id,
-        cluster_id,
-        listen: me,
-        bind_outgoing: (!me.ip().is_unspecified()).then(|| me.ip()),
-        peers,
-        queue_messages: 4096,
-        snapshot_receive: SnapshotReceiveConfig::new(&opts.data_dir),
-        limits: opts.peer_limits,
-        tls,
-    };
-    Transport::start_on(listener, config, Arc::new(inbox), Arc::clone(metrics))
+    let mut config = TransportConfig::new(opts.id, GROUP, &opts.data_dir);
+    config.cluster_id = cluster_id;
+    config.bind_outgoing = (!me.ip().is_unspecified()).then(|| me.ip());
+    config.peers = peers;
+    config.limits = opts.peer_limits;
+    config.tls = tls;
+    config.metrics = Arc::clone(&metrics.transport);
+    HttpTransport::start(listener, config, host.inbox())
 }
 
 #[cfg(test)]

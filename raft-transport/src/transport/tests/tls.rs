@@ -129,28 +129,24 @@ async fn attack(b: &Node, client: Arc<ClientConfig>) -> Result<(StatusCode, Stri
 fn assert_refused_at_handshake(b: &mut Node, attempt: Result<(StatusCode, String), String>) {
     assert!(attempt.is_err(), "got an HTTP answer: {attempt:?}");
     b.no_pending_delivery();
-    assert_eq!(gauge(&b.metrics.peer_requests_rejected), 0);
-}
-
-fn gauge(metric: &AtomicU64) -> u64 {
-    metric.load(Ordering::Relaxed)
+    assert_eq!(b.metrics.requests_rejected(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_and_snapshots_flow_over_mutual_tls() {
     let pki = Pki::new();
     let (mut a, mut b) = tls_pair(&pki).await;
-    a.transport.send(vec![heartbeat(a.id, b.id, 1)]);
+    a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 1)]);
     assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
     let snapshot = snapshot_message(b.id, a.id, Bytes::from(vec![3u8; 300_000]));
-    b.transport.send(vec![snapshot.clone()]);
+    b.transport.send(GROUP, vec![snapshot.clone()]);
     assert_same(&a.next_delivered().await, &snapshot);
     assert_eq!(
         b.next_event().await,
         Event::SnapshotDone(a.id, SnapshotStatus::Finished)
     );
-    assert_eq!(gauge(&a.metrics.peer_tls_handshakes_refused), 0);
-    assert_eq!(gauge(&b.metrics.peer_tls_handshakes_refused), 0);
+    assert_eq!(a.metrics.tls_handshakes_refused(), 0);
+    assert_eq!(b.metrics.tls_handshakes_refused(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +157,7 @@ async fn a_peer_without_a_certificate_is_refused_at_the_handshake() {
     let attempt = attack(&b, pki.client(None)).await;
     assert_refused_at_handshake(&mut b, attempt);
     eventually("the refusal is counted", || {
-        gauge(&b.metrics.peer_tls_handshakes_refused) == 1
+        b.metrics.tls_handshakes_refused() == 1
     })
     .await;
     // Plain HTTP gets no further.
@@ -176,7 +172,7 @@ async fn a_peer_without_a_certificate_is_refused_at_the_handshake() {
     .await;
     assert_refused_at_handshake(&mut b, plain.map_err(|e| e.to_string()));
     eventually("the plain attempt is counted", || {
-        gauge(&b.metrics.peer_tls_handshakes_refused) == 2
+        b.metrics.tls_handshakes_refused() == 2
     })
     .await;
 }
@@ -203,7 +199,7 @@ async fn a_peer_with_a_certificate_of_another_ca_or_an_expired_one_is_refused_at
     let attempt = attack(&b, pki.client(Some(&client_cert))).await;
     assert_refused_at_handshake(&mut b, attempt);
     eventually("every refusal is counted", || {
-        gauge(&b.metrics.peer_tls_handshakes_refused) == 3
+        b.metrics.tls_handshakes_refused() == 3
     })
     .await;
 }
@@ -254,12 +250,12 @@ async fn a_sender_refuses_a_server_whose_certificate_names_another_node() {
     let mut c = Node::tls(3, pki.peer_tls(3)).await;
     c.knows(&a);
     // Node 1 believes node 2 lives where node 3 does.
-    a.transport.add_peer(nid(2), c.url());
-    a.transport.send(vec![heartbeat(a.id, nid(2), 1)]);
+    a.transport.add_peer(GROUP, nid(2), c.url().as_str());
+    a.transport.send(GROUP, vec![heartbeat(a.id, nid(2), 1)]);
     assert_eq!(a.next_event().await, Event::Unreachable(nid(2)));
     c.no_pending_delivery();
     assert_eq!(
-        gauge(&c.metrics.peer_requests_rejected),
+        c.metrics.requests_rejected(),
         0,
         "node 1 sent nothing to the wrong node"
     );
@@ -277,7 +273,7 @@ async fn a_sender_refuses_a_server_whose_certificate_does_not_name_the_url_host(
     let mut b = Node::tls(2, PeerTls::load(nid(2), &elsewhere).unwrap()).await;
     a.knows(&b);
     b.knows(&a);
-    a.transport.send(vec![heartbeat(a.id, b.id, 1)]);
+    a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 1)]);
     assert_eq!(a.next_event().await, Event::Unreachable(b.id));
     b.no_pending_delivery();
 }
@@ -309,12 +305,12 @@ fn peer_certificate_files_that_cannot_work_are_one_line_errors() {
     };
     let client_only = pki.client_only();
     let cases: [(&TlsFiles, u64, &str); 7] = [
-        (&missing, 2, "--peer-cert"),
+        (&missing, 2, "certificate"),
         (&not_pem, 2, "no certificate"),
-        (&key_of_another, 2, "--peer-cert, --peer-key"),
+        (&key_of_another, 2, "certificate, key and CA"),
         (&no_key, 2, "no private key"),
-        (&no_ca, 2, "--peer-ca"),
-        (&good, 3, "node 2's certificate, not --id 3's"),
+        (&no_ca, 2, "needs the CA"),
+        (&good, 3, "node 2's certificate, not node 3's"),
         (&client_only, 2, "names no node"),
     ];
     for (files, id, needle) in cases {

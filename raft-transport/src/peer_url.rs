@@ -1,5 +1,5 @@
-//! Peer URLs (`http://host:port`, or `https://host:port` for mutual TLS)
-//! as given on the command line and in `POST /<id>` bodies, validated once.
+//! Peer URLs (`http://host:port`, or `https://host:port` for mutual TLS),
+//! validated and resolved once.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -162,20 +162,6 @@ impl fmt::Display for PeerUrl {
     }
 }
 
-/// The id of a cluster: a hash (FNV-1a, 64 bits) of its founding members'
-/// URLs in id order. Peers send it with every request so two clusters never
-/// talk to each other by mistake.
-pub fn cluster_id(founders: &[PeerUrl]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for url in founders {
-        for b in url.as_str().bytes().chain([b'\n']) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,16 +218,5 @@ mod tests {
             PeerUrl::parse("http://127.0.0.1:0"),
             Err(PeerUrlError::PortZero { .. })
         ));
-    }
-
-    #[test]
-    fn cluster_id_depends_on_members_and_order() {
-        let a = PeerUrl::parse("http://127.0.0.1:1").unwrap();
-        let b = PeerUrl::parse("http://127.0.0.1:2").unwrap();
-        assert_eq!(
-            cluster_id(&[a.clone(), b.clone()]),
-            cluster_id(&[a.clone(), b.clone()])
-        );
-        assert_ne!(cluster_id(&[a.clone(), b.clone()]), cluster_id(&[b, a]));
     }
 }

@@ -107,12 +107,12 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
             tracing::info!(peer = %to, index = %index, bytes, "snapshot sent");
             inc(&shared.metrics.snapshots_sent);
             shared.sent(1);
-            shared.inbox.snapshot_status(to, SnapshotStatus::Finished);
+            shared.snapshot_done(to, SnapshotStatus::Finished);
         }
         Err(e) => {
             tracing::warn!(peer = %to, url = %url, index = %index, error = %e, "sending snapshot failed");
             shared.dropped(to, 1);
-            shared.inbox.snapshot_status(to, SnapshotStatus::Failed);
+            shared.snapshot_done(to, SnapshotStatus::Failed);
         }
     }
 }

@@ -1,53 +1,5 @@
-//! Peer transport: protobuf message batches over HTTP/1.1.
-//!
-//! Every node runs a peer server on its peer port and one sender per peer.
-//!
-//! # Wire format
-//!
-//! * `POST /raft/batch` ([`BATCH_PATH`]): the body is one `MessageBatch`
-//!   ([`raft_proto::encode_batch`]) of messages, in sending order. A sender
-//!   keeps one persistent connection per peer and sends one request at a
-//!   time; whatever queued up while a request was in flight goes into the
-//!   next one, up to [`MAX_BATCH_SEND_BYTES`].
-//! * `POST /raft/snapshot` ([`SNAPSHOT_PATH`]): one snapshot message,
-//!   streamed in chunks on a connection of its own: a 4-byte little-endian
-//!   length, the message envelope ([`raft_proto::encode_message`] of the
-//!   message with empty snapshot data), then the snapshot in `raft-snap`'s
-//!   CRC-checked stream format ([`raft_snap::SnapshotEncoder`]).
-//!
-//! Every request carries the headers [`HEADER_CLUSTER_ID`] (16 lowercase
-//! hex digits), [`HEADER_FROM`] and [`HEADER_TO`] (decimal node ids).
-//!
-//! With [`TransportConfig::tls`] every connection, both ways, is mutual TLS
-//! ([`crate::tls::PeerTls`]): the server refuses at the handshake a client
-//! without a certificate of the CA naming a node (counted in
-//! [`Metrics::peer_tls_handshakes_refused`]) and answers `403` to a
-//! request whose [`HEADER_FROM`] is not the node its certificate names; a
-//! sender sends nothing to a server whose certificate is not valid for the
-//! URL's host or names another node than the one it meant. Without TLS the
-//! port is plain HTTP and [`Transport::start`] warns once that it is
-//! unauthenticated.
-//!
-//! Answers: `204 No Content` once every message has been handed to the
-//! [`RaftInbox`]; `403 Forbidden` for a wrong or missing cluster id, an
-//! unknown sender, or a message not addressed to this node (or whose `from`
-//! is not the sender); `410 Gone` for a sender that was removed from the
-//! cluster; `400 Bad Request` for a body that does not decode; `413 Payload
-//! Too Large` beyond [`MAX_BATCH_RECEIVE_BYTES`] or
-//! [`SnapshotReceiveConfig::max_bytes`]; `503 Service Unavailable` for a
-//! snapshot while [`SnapshotReceiveConfig::max_concurrent`] are being
-//! received; `408` for a body that stalls (a batch's within
-//! [`ConnectionLimits::body_timeout`]); `404` / `405` for other paths and
-//! methods. A connection over [`ConnectionLimits::max_connections`] is
-//! closed at once (after a `503` without TLS) and counted in
-//! [`Metrics::peer_connections_refused`]; one that sends no request
-//! headers for [`ConnectionLimits::idle_timeout`] is closed.
-//!
-//! Snapshot bodies stream to a spill file, verified as they arrive, and
-//! only a complete, verified snapshot is read into memory (see
-//! `receive.rs`): a garbage or oversized upload never costs its size. Refusals carry a plain-text
-//! reason, are logged at `warn` and counted in
-//! [`Metrics::peer_requests_rejected`]; a refused request delivers nothing.
+//! The transport itself: [`HttpTransport`], what it shares with its
+//! tasks, and its queues. The wire format is in the crate's documentation.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -58,13 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use raft_core::{Message, MessageBody, NodeId, SnapshotStatus};
+use raft_host::{GroupId, Inbox};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::conn::ConnectionLimits;
-use crate::metrics::{Metrics, add, inc};
+use crate::metrics::{TransportMetrics, add, inc};
 use crate::peer_url::{PeerUrl, Scheme};
 use crate::tls::PeerTls;
 
@@ -95,42 +48,94 @@ pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
 /// How many snapshots the server receives at once by default.
 pub const MAX_CONCURRENT_SNAPSHOT_RECEIVES: usize = 2;
 
-/// Where the transport hands what arrives from peers: implemented by the
-/// raft loop. Every method must return quickly and never block.
-pub trait RaftInbox: Send + Sync + 'static {
-    /// A validated message from a known peer, for `RawNode::step`.
-    fn deliver(&self, message: Message);
-    /// Messages to `to` were dropped or failed: `RawNode::report_unreachable`.
-    fn unreachable(&self, to: NodeId);
-    /// A snapshot send to `to` finished: `RawNode::report_snapshot`.
-    fn snapshot_status(&self, to: NodeId, status: SnapshotStatus);
+/// Where the transport hands what arrives: raft-host's [`Inbox`] (a test
+/// puts a channel here). Every method returns at once.
+pub(crate) trait Inbound: Send + Sync + 'static {
+    /// A validated message from a known peer.
+    fn deliver(&self, group: GroupId, message: Message);
+    /// Messages to `to` were dropped or failed.
+    fn unreachable(&self, group: GroupId, to: NodeId);
+    /// A snapshot send to `to` finished.
+    fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus);
 }
 
-/// How to start the transport.
+impl Inbound for Inbox {
+    fn deliver(&self, group: GroupId, message: Message) {
+        // A message for a group that is not running (yet) is dropped, as
+        // any lost message: the sender retries.
+        Inbox::deliver(self, group, message);
+    }
+
+    fn unreachable(&self, group: GroupId, to: NodeId) {
+        Inbox::unreachable(self, group, to);
+    }
+
+    fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
+        Inbox::snapshot_status(self, group, to, status);
+    }
+}
+
+/// How to start the transport. [`TransportConfig::new`] gives the
+/// defaults.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TransportConfig {
     /// This node.
     pub id: NodeId,
+    /// The group whose messages this transport carries. The wire format
+    /// names no group, so a transport (and its peer port) serves one.
+    pub group: GroupId,
     /// Sent in a header with every request; requests with another one are
     /// refused. `None` for a node joining a cluster whose id it does not
     /// know yet: it adopts the id of the first request from a known peer
-    /// (see [`Transport::cluster_id`], which the caller persists).
+    /// (see [`HttpTransport::cluster_id`], which the caller persists).
     pub cluster_id: Option<u64>,
-    /// Where the peer server listens.
-    pub listen: SocketAddr,
-    /// Local address outgoing peer connections bind to (None: any).
+    /// Local address outgoing peer connections bind to (`None`: any).
     pub bind_outgoing: Option<IpAddr>,
-    /// The other members and their URLs.
+    /// Peers known at start, before raft-host adds the members it knows
+    /// ([`raft_host::Transport::add_peer`]).
     pub peers: Vec<(NodeId, PeerUrl)>,
-    /// Bounded queue length per peer, in messages.
+    /// Bounded queue length per peer, in messages
+    /// ([`DEFAULT_QUEUE_MESSAGES`]).
     pub queue_messages: usize,
     /// Limits of incoming snapshots.
     pub snapshot_receive: SnapshotReceiveConfig,
-    /// The peer server's connection cap and timeouts (see
-    /// [`crate::conn`]).
+    /// The peer server's connection cap and timeouts (by default
+    /// [`ConnectionLimits::peer`] of [`DEFAULT_MAX_CONNECTIONS`]).
     pub limits: ConnectionLimits,
     /// Mutual TLS of the peer port; `None` for plain, unauthenticated HTTP.
     pub tls: Option<PeerTls>,
+    /// Where the transport counts what it does.
+    pub metrics: Arc<TransportMetrics>,
+}
+
+/// The default [`TransportConfig::queue_messages`].
+pub const DEFAULT_QUEUE_MESSAGES: usize = 4096;
+/// The default cap of peer connections ([`TransportConfig::limits`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+impl TransportConfig {
+    /// Node `id`'s transport of `group`, receiving snapshots into
+    /// `snapshot_dir` ([`SnapshotReceiveConfig::new`]), with no cluster id
+    /// yet, no TLS, and the default queue and connection limits.
+    pub fn new(
+        id: NodeId,
+        group: GroupId,
+        snapshot_dir: impl Into<std::path::PathBuf>,
+    ) -> TransportConfig {
+        TransportConfig {
+            id,
+            group,
+            cluster_id: None,
+            bind_outgoing: None,
+            peers: Vec::new(),
+            queue_messages: DEFAULT_QUEUE_MESSAGES,
+            snapshot_receive: SnapshotReceiveConfig::new(snapshot_dir),
+            limits: ConnectionLimits::peer(DEFAULT_MAX_CONNECTIONS),
+            tls: None,
+            metrics: Arc::default(),
+        }
+    }
 }
 
 /// How the peer server receives snapshots: streamed into a file of `dir`
@@ -138,6 +143,7 @@ pub struct TransportConfig {
 /// arrive; only a complete, verified snapshot is read into memory and
 /// handed to raft.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SnapshotReceiveConfig {
     /// Where snapshots being received are spilled.
     pub dir: std::path::PathBuf,
@@ -174,7 +180,8 @@ pub enum TransportError {
     },
 }
 
-/// The peer port, bound: [`Transport::start_on`] serves it.
+/// The peer port, bound: [`HttpTransport::start`] serves it. Binding it
+/// first lets a node find its port taken before it touches its data.
 #[derive(Debug)]
 pub struct PeerListener {
     listener: TcpListener,
@@ -202,59 +209,57 @@ impl PeerListener {
     }
 }
 
-/// The running transport.
+/// The running transport: a peer server on its listener and one sender
+/// per peer, on the tokio runtime it was started on. Hand it to
+/// raft-host as the group's [`raft_host::Transport`].
 ///
 /// Dropping it without [`shutdown`](Self::shutdown) aborts its tasks too,
 /// but does not wait for them.
-pub struct Transport {
+pub struct HttpTransport {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
 }
 
-impl fmt::Debug for Transport {
+impl fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transport")
+        f.debug_struct("HttpTransport")
             .field("id", &self.shared.id)
+            .field("group", &self.shared.group)
             .field("local_addr", &self.local_addr)
             .finish_non_exhaustive()
     }
 }
 
-impl Transport {
-    /// Binds the peer listener and starts the per-peer senders on the
-    /// current tokio runtime.
+impl HttpTransport {
+    /// Serves the peer port on `listener` and starts the senders of
+    /// [`TransportConfig::peers`], on the current tokio runtime; what
+    /// arrives goes to `inbox` (the host's, [`raft_host::Host::inbox`]),
+    /// for [`TransportConfig::group`].
     ///
-    /// # Errors
-    /// [`TransportError::Bind`].
-    pub async fn start(
-        config: TransportConfig,
-        inbox: Arc<dyn RaftInbox>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Transport, TransportError> {
-        let listener = PeerListener::bind(config.listen).await?;
-        Transport::start_on(listener, config, inbox, metrics)
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(listener: PeerListener, config: TransportConfig, inbox: Inbox) -> HttpTransport {
+        HttpTransport::start_with(listener, config, Arc::new(inbox))
     }
 
-    /// Starts the transport on a listener bound before (so a node can
-    /// find its peer port taken before it touches its data directory);
-    /// [`TransportConfig::listen`] is ignored.
-    pub fn start_on(
+    pub(crate) fn start_with(
         listener: PeerListener,
         config: TransportConfig,
-        inbox: Arc<dyn RaftInbox>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Transport, TransportError> {
+        inbox: Arc<dyn Inbound>,
+    ) -> HttpTransport {
         let PeerListener {
             listener,
             local_addr,
         } = listener;
         let shared = Arc::new(Shared {
             id: config.id,
+            group: config.group,
             cluster_id: AtomicU64::new(config.cluster_id.map_or(0, |id| id.max(1))),
             bind_outgoing: config.bind_outgoing,
             queue_messages: config.queue_messages.max(1),
             inbox,
-            metrics,
+            metrics: config.metrics,
+            foreign_group_warned: AtomicBool::new(false),
             runtime: Handle::current(),
             stopped: AtomicBool::new(false),
             peers: RwLock::new(Peers::default()),
@@ -268,16 +273,16 @@ impl Transport {
             tls: config.tls,
         });
         shared.spawn(server::serve(Arc::clone(&shared), listener));
-        let transport = Transport { shared, local_addr };
+        let transport = HttpTransport { shared, local_addr };
         for (id, url) in config.peers {
-            transport.add_peer(id, url);
+            transport.insert_peer(id, url);
         }
         if transport.shared.tls.is_none() {
             tracing::warn!(
                 listen = %local_addr,
                 "the peer port is unauthenticated plain HTTP: anyone who can reach it can send \
-                 raft messages as any member; use https:// peer URLs with --peer-cert, \
-                 --peer-key and --peer-ca (`raftkv certs` writes them)"
+                 raft messages as any member; give every node mutual TLS (https:// peer URLs \
+                 and a certificate naming the node)"
             );
         }
         tracing::info!(
@@ -287,7 +292,7 @@ impl Transport {
             max_connections = config.limits.max_connections,
             "peer transport started"
         );
-        Ok(transport)
+        transport
     }
 
     /// The cluster id, once known (always, unless this node is joining and
@@ -304,14 +309,19 @@ impl Transport {
         self.local_addr
     }
 
+    /// What the transport counts ([`TransportConfig::metrics`]).
+    pub fn metrics(&self) -> &Arc<TransportMetrics> {
+        &self.shared.metrics
+    }
+
     /// Queues messages for their peers; never blocks (callable from a plain thread).
     ///
     /// A message that cannot be queued (queue full, unknown peer) is dropped,
-    /// counted in [`Metrics::peer_send_failures`] and reported with
-    /// [`RaftInbox::unreachable`] (and, for a snapshot,
-    /// [`RaftInbox::snapshot_status`] with [`SnapshotStatus::Failed`]).
+    /// counted in [`TransportMetrics::send_failures`] and reported with
+    /// [`Inbox::unreachable`] (and, for a snapshot,
+    /// [`Inbox::snapshot_status`] with [`SnapshotStatus::Failed`]).
     /// Snapshot messages are sent by a task of their own.
-    pub fn send(&self, messages: Vec<Message>) {
+    fn send_all(&self, messages: Vec<Message>) {
         let shared = &self.shared;
         if shared.stopped.load(Ordering::Acquire) {
             tracing::debug!(
@@ -363,7 +373,7 @@ impl Transport {
         for (to, is_snapshot) in failed {
             shared.dropped(to, 1);
             if is_snapshot {
-                shared.inbox.snapshot_status(to, SnapshotStatus::Failed);
+                shared.snapshot_done(to, SnapshotStatus::Failed);
             }
         }
     }
@@ -372,7 +382,7 @@ impl Transport {
     ///
     /// Adding a removed id makes it known again. Adding this node's own id
     /// does nothing.
-    pub fn add_peer(&self, id: NodeId, url: PeerUrl) {
+    fn insert_peer(&self, id: NodeId, url: PeerUrl) {
         let shared = &self.shared;
         if id == shared.id || shared.stopped.load(Ordering::Acquire) {
             return;
@@ -419,7 +429,7 @@ impl Transport {
     }
 
     /// Removes a peer; its requests are refused from now on.
-    pub fn remove_peer(&self, id: NodeId) {
+    fn forget_peer(&self, id: NodeId) {
         let mut peers = self.shared.peers.write();
         let was_active = peers.active.remove(&id).is_some();
         peers.removed.insert(id);
@@ -434,7 +444,42 @@ impl Transport {
     }
 }
 
-impl Drop for Transport {
+/// raft-host's view: `group` must be [`TransportConfig::group`]; messages
+/// and peers of another group are refused with a warning (and the
+/// messages reported unreachable to that group).
+impl raft_host::Transport for HttpTransport {
+    fn send(&self, group: GroupId, messages: Vec<Message>) {
+        if self.shared.carries(group) {
+            self.send_all(messages);
+            return;
+        }
+        for m in messages {
+            self.shared.inbox.unreachable(group, m.to);
+            if matches!(m.body, MessageBody::Snapshot(_)) {
+                let failed = SnapshotStatus::Failed;
+                self.shared.inbox.snapshot_status(group, m.to, failed);
+            }
+        }
+    }
+
+    fn add_peer(&self, group: GroupId, id: NodeId, addr: &str) {
+        if !self.shared.carries(group) {
+            return;
+        }
+        match PeerUrl::parse(addr) {
+            Ok(url) => self.insert_peer(id, url),
+            Err(e) => tracing::warn!(peer = id.get(), error = %e, "unusable peer URL"),
+        }
+    }
+
+    fn remove_peer(&self, group: GroupId, id: NodeId) {
+        if self.shared.carries(group) {
+            self.forget_peer(id);
+        }
+    }
+}
+
+impl Drop for HttpTransport {
     fn drop(&mut self) {
         // Dropping the set aborts every task (they hold `Arc<Shared>`, so
         // they would otherwise outlive the transport).
@@ -445,12 +490,15 @@ impl Drop for Transport {
 /// What the transport's tasks share.
 struct Shared {
     id: NodeId,
+    group: GroupId,
     /// Zero until known (a joining node adopts the first one it sees).
     cluster_id: AtomicU64,
     bind_outgoing: Option<IpAddr>,
     queue_messages: usize,
-    inbox: Arc<dyn RaftInbox>,
-    metrics: Arc<Metrics>,
+    inbox: Arc<dyn Inbound>,
+    metrics: Arc<TransportMetrics>,
+    /// Set once a call for another group was warned about.
+    foreign_group_warned: AtomicBool,
     runtime: Handle,
     stopped: AtomicBool,
     peers: RwLock<Peers>,
@@ -545,18 +593,44 @@ impl Shared {
         }
     }
 
+    /// True if `group` is the one this transport carries; warns (once)
+    /// otherwise.
+    fn carries(&self, group: GroupId) -> bool {
+        if group == self.group {
+            return true;
+        }
+        if !self.foreign_group_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                group = %group,
+                carried = %self.group,
+                "this peer transport carries one group; calls for another are refused"
+            );
+        }
+        false
+    }
+
+    /// A validated message from a peer, for the group.
+    fn deliver(&self, message: Message) {
+        self.inbox.deliver(self.group, message);
+    }
+
+    /// How sending a snapshot to `to` ended.
+    fn snapshot_done(&self, to: NodeId, status: SnapshotStatus) {
+        self.inbox.snapshot_status(self.group, to, status);
+    }
+
     /// `count` messages to `to` were dropped or failed.
     fn dropped(&self, to: NodeId, count: usize) {
-        add(&self.metrics.peer_send_failures, count as u64);
-        self.inbox.unreachable(to);
+        add(&self.metrics.send_failures, count as u64);
+        self.inbox.unreachable(self.group, to);
     }
 
     fn sent(&self, count: usize) {
-        add(&self.metrics.peer_messages_sent, count as u64);
+        add(&self.metrics.messages_sent, count as u64);
     }
 
     fn rejected(&self) {
-        inc(&self.metrics.peer_requests_rejected);
+        inc(&self.metrics.requests_rejected);
     }
 
     fn cluster_header(&self) -> String {

@@ -23,21 +23,22 @@ use super::{
     BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES, PeerStatus,
     SNAPSHOT_PATH, Shared, receive,
 };
-use crate::conn::{Admission, Admitted, Port};
+use crate::conn::{Admission, Admitted};
 use crate::metrics::inc;
 
 type Reply = Response<Full<Bytes>>;
 
 /// Accepts peer connections until the task is aborted, at most
-/// [`ConnectionLimits::max_connections`] at once (see [`crate::conn`]).
+/// [`ConnectionLimits::max_connections`](crate::ConnectionLimits::max_connections)
+/// at once (see [`Admission`]).
 /// With TLS, each connection's handshake runs in its own task; one that
 /// fails is logged and counted, and never reaches HTTP.
 pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let limits = shared.limits;
     let mut admission = Admission::new(
-        Port::Peer,
+        "peer",
         limits.max_connections,
-        Arc::clone(&shared.metrics),
+        Arc::clone(&shared.metrics.connections),
         shared.tls.is_some(),
     );
     loop {
@@ -58,7 +59,7 @@ pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                     serve_connection(conn_shared, remote, Some(peer), stream).await
                 }
                 Err(e) => {
-                    inc(&conn_shared.metrics.peer_tls_handshakes_refused);
+                    inc(&conn_shared.metrics.tls_handshakes_refused);
                     tracing::warn!(remote = %remote, reason = %e, "peer handshake refused");
                 }
             }
@@ -187,7 +188,7 @@ async fn route(
     check_sender(shared, sender.from)?;
     let count = messages.len();
     for message in messages {
-        shared.inbox.deliver(message);
+        shared.deliver(message);
     }
     Ok(count)
 }

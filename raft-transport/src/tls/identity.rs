@@ -4,8 +4,8 @@
 //! name `raftkv://node/<id>` ([`identity_uri`]). The host names and IP
 //! addresses in the same certificate are where the node may be reached
 //! (checked against the peer URL, as for any TLS server); the URI is who
-//! it is. The two are kept apart because they differ: `raftkv cluster`
-//! runs every node on 127.0.0.1, so an address cannot tell nodes apart,
+//! it is. The two are kept apart because they differ: a local test
+//! cluster runs every node on 127.0.0.1, so an address cannot tell nodes apart,
 //! and a node that moves keeps its id. A URI SAN is where SPIFFE and
 //! service meshes put a workload's identity; the common name is
 //! deprecated for identity (RFC 6125) and ignored here.
@@ -25,7 +25,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 /// The prefix of a node identity URI.
-pub const IDENTITY_PREFIX: &str = "raftkv://node/";
+pub(crate) const IDENTITY_PREFIX: &str = "raftkv://node/";
 
 /// The identity URI of node `id`: `raftkv://node/<id>`.
 pub fn identity_uri(id: NodeId) -> String {
@@ -94,7 +94,7 @@ fn parse_id(digits: &str) -> Option<NodeId> {
 ///
 /// # Errors
 /// The reason, as text.
-pub fn check_valid_now(cert: &CertificateDer<'_>) -> Result<(), String> {
+pub(crate) fn check_valid_now(cert: &CertificateDer<'_>) -> Result<(), String> {
     let (_, parsed) =
         x509_parser::parse_x509_certificate(cert).map_err(|e| format!("does not parse: {e}"))?;
     let validity = parsed.validity();

@@ -1,20 +1,21 @@
-//! TLS for raftkv's two ports, with rustls (TLS 1.3 only, ring as the
-//! crypto provider): every rustls configuration is built here.
+//! TLS with rustls (TLS 1.3 only, ring as the crypto provider).
 //!
 //! - [`PeerTls`]: mutual TLS on the peer port. The peer server requires a
-//!   client certificate signed by `--peer-ca` that names a node
+//!   client certificate signed by the CA that names a node
 //!   ([`identity`]); the senders (message batches and snapshots) present
 //!   this node's certificate and check that the server's is valid for the
 //!   URL's host and names the node they meant to reach. The transport
 //!   then binds each request to the node its certificate names.
-//! - [`ClientApiTls`]: TLS on the client API, with client certificates
-//!   required when `--client-ca` is given.
-//! - [`https_client_config`]: a client of the client API over HTTPS.
+//! - [`ServerTls`]: TLS on another port of the same process (a client
+//!   API), with client certificates required when a CA is given.
+//! - [`https_client_config`]: a client of such a port over HTTPS.
 //!
-//! All of them work on any tokio byte stream, so a later transport (a
-//! streaming protocol, HTTP/2) keeps them as they are.
+//! Every rustls configuration is built here.
+//!
+//! They work on any tokio byte stream, so a later transport (a streaming
+//! protocol, HTTP/2) keeps them as they are.
 
-pub mod identity;
+pub(crate) mod identity;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,69 +42,86 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Its private key.
     pub key: PathBuf,
-    /// The CA that signs the other side's certificates (required on the
-    /// peer port; on the client API, it turns client certificates on).
+    /// The CA that signs the other side's certificates (required by
+    /// [`PeerTls`]; elsewhere it typically turns client certificates on).
     pub ca: Option<PathBuf>,
 }
 
-/// Which port's flags a file came from, for error messages.
+/// Which of the [`TlsFiles`] an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Port {
-    Peer,
-    Client,
+#[non_exhaustive]
+pub enum TlsFile {
+    /// [`TlsFiles::cert`].
+    Cert,
+    /// [`TlsFiles::key`].
+    Key,
+    /// [`TlsFiles::ca`].
+    Ca,
 }
 
-impl Port {
-    fn flags(self) -> [&'static str; 3] {
-        match self {
-            Port::Peer => ["--peer-cert", "--peer-key", "--peer-ca"],
-            Port::Client => ["--client-cert", "--client-key", "--client-ca"],
-        }
+impl std::fmt::Display for TlsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsFile::Cert => "certificate",
+            TlsFile::Key => "key",
+            TlsFile::Ca => "CA",
+        })
     }
 }
 
-/// Why a TLS configuration could not be built. Every message names the
-/// flag and file to fix.
+/// Why a TLS configuration could not be built. Every variant says which
+/// file is at fault, so an application can name its flag or setting
+/// instead (the messages name the file's role and path).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("{flag} {}: {source}", path.display())]
+    #[error("{file} {}: {source}", path.display())]
     Read {
-        /// The flag that named it.
-        flag: &'static str,
-        /// The file.
+        /// Which file.
+        file: TlsFile,
+        /// Its path.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
     /// A file is not the PEM expected.
-    #[error("{flag} {}: {reason}", path.display())]
+    #[error("{file} {}: {reason}", path.display())]
     Pem {
-        /// The flag that named it.
-        flag: &'static str,
-        /// The file.
+        /// Which file.
+        file: TlsFile,
+        /// Its path.
         path: PathBuf,
         /// What is wrong.
         reason: String,
     },
-    /// The peer port needs a CA.
-    #[error("--peer-ca is required with --peer-cert and --peer-key")]
+    /// Mutual TLS needs [`TlsFiles::ca`].
+    #[error("mutual TLS needs the CA of the other nodes' certificates")]
     MissingCa,
-    /// This node's certificate names no node, or the wrong one.
-    #[error("--peer-cert {}: {reason}", path.display())]
+    /// The certificate names another node.
+    #[error("certificate {}: it is node {found}'s certificate, not node {expected}'s", path.display())]
+    WrongNode {
+        /// The certificate file.
+        path: PathBuf,
+        /// The node it names.
+        found: NodeId,
+        /// The node it was loaded for.
+        expected: NodeId,
+    },
+    /// The certificate names no node.
+    #[error("certificate {}: {source}", path.display())]
     Identity {
-        /// The file.
+        /// The certificate file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        source: IdentityError,
     },
-    /// rustls refused the combination (a key that does not match the
-    /// certificate, a CA it cannot use).
-    #[error("{flags}: {reason}")]
+    /// rustls refused the files: a key that does not match the
+    /// certificate (`file` is `None`: the combination), a CA it cannot use.
+    #[error("{}: {reason}", file.map_or("certificate, key and CA".to_string(), |f| f.to_string()))]
     Config {
-        /// The flags involved.
-        flags: String,
+        /// The file at fault, if one alone is.
+        file: Option<TlsFile>,
         /// rustls's reason.
         reason: String,
     },
@@ -145,31 +163,31 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+fn read(file: TlsFile, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
-        flag,
+        file,
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn pem_error(flag: &'static str, path: &Path, reason: impl ToString) -> TlsError {
+fn pem_error(file: TlsFile, path: &Path, reason: impl ToString) -> TlsError {
     TlsError::Pem {
-        flag,
+        file,
         path: path.to_path_buf(),
         reason: reason.to_string(),
     }
 }
 
 /// Every certificate in a PEM file, in order.
-fn load_certs(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(flag, path)?;
+fn load_certs(file: TlsFile, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(file, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(flag, path, e))?;
+        .map_err(|e| pem_error(file, path, e))?;
     if certs.is_empty() {
         return Err(pem_error(
-            flag,
+            file,
             path,
             "no certificate (BEGIN CERTIFICATE) in the file",
         ));
@@ -177,63 +195,90 @@ fn load_certs(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
-fn load_key(flag: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(flag, path)?;
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let file = TlsFile::Key;
+    let pem = read(file, path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => {
-            pem_error(flag, path, "no private key (BEGIN PRIVATE KEY) in the file")
+            pem_error(file, path, "no private key (BEGIN PRIVATE KEY) in the file")
         }
-        e => pem_error(flag, path, e),
+        e => pem_error(file, path, e),
     })
 }
 
-fn load_roots(flag: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let file = TlsFile::Ca;
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(flag, path)? {
+    for cert in load_certs(file, path)? {
         roots
             .add(cert)
-            .map_err(|e| pem_error(flag, path, format!("not a usable CA certificate: {e}")))?;
+            .map_err(|e| pem_error(file, path, format!("not a usable CA certificate: {e}")))?;
     }
     Ok(roots)
 }
 
-/// Builds rustls configurations; `flags` name what is being configured.
-fn config_error(flags: &str) -> impl Fn(rustls::Error) -> TlsError + '_ {
+/// A rustls refusal, blamed on `file` (or on the combination).
+fn config_error(file: Option<TlsFile>) -> impl Fn(rustls::Error) -> TlsError {
     move |e| TlsError::Config {
-        flags: flags.to_string(),
+        file,
         reason: e.to_string(),
     }
 }
 
-/// The certificate chain and key of `files`, checked to name node `id`
-/// when `id` is given, and to be valid now.
-fn load_identity(
-    port: Port,
-    files: &TlsFiles,
-    id: Option<NodeId>,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let [cert_flag, key_flag, _] = port.flags();
-    let chain = load_certs(cert_flag, &files.cert)?;
-    let key = load_key(key_flag, &files.key)?;
-    if let Err(reason) = identity::check_valid_now(&chain[0]) {
-        return Err(pem_error(cert_flag, &files.cert, reason));
-    }
-    if let Some(id) = id {
-        let identity_error = |reason: String| TlsError::Identity {
-            path: files.cert.clone(),
-            reason,
-        };
-        match node_identity(&chain[0]) {
-            Ok(found) if found == id => {}
-            Ok(found) => {
-                return Err(identity_error(format!(
-                    "it is node {found}'s certificate, not --id {id}'s"
-                )));
-            }
-            Err(e) => return Err(identity_error(e.to_string())),
+/// The CA's certificate verifier of client certificates.
+fn client_verifier(
+    roots: Arc<RootCertStore>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    WebPkiClientVerifier::builder_with_provider(roots, provider())
+        .build()
+        .map_err(|e| TlsError::Config {
+            file: Some(TlsFile::Ca),
+            reason: e.to_string(),
+        })
+}
+
+impl TlsFiles {
+    /// The certificate chain and private key, the certificate checked to
+    /// be valid now.
+    fn load_cert_and_key(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+        let chain = load_certs(TlsFile::Cert, &self.cert)?;
+        let key = load_key(&self.key)?;
+        if let Err(reason) = identity::check_valid_now(&chain[0]) {
+            return Err(pem_error(TlsFile::Cert, &self.cert, reason));
         }
+        Ok((chain, key))
     }
-    Ok((chain, key))
+}
+
+fn server_builder() -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, TlsError>
+{
+    ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(config_error(None))
+}
+
+/// The certificate chain and key of `files`, checked to name node `id`
+/// and to be valid now.
+fn load_node_identity(
+    files: &TlsFiles,
+    id: NodeId,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let (chain, key) = files.load_cert_and_key()?;
+    let path = || files.cert.clone();
+    match node_identity(&chain[0]) {
+        Ok(found) if found == id => Ok((chain, key)),
+        Ok(found) => Err(TlsError::WrongNode {
+            path: path(),
+            found,
+            expected: id,
+        }),
+        Err(source) => Err(TlsError::Identity {
+            path: path(),
+            source,
+        }),
+    }
 }
 
 /// Mutual TLS of the peer port for node `id`. Cheap to clone.
@@ -256,33 +301,27 @@ impl PeerTls {
     /// Loads node `id`'s certificate, key and CA.
     ///
     /// # Errors
-    /// A [`TlsError`] naming the flag and file to fix: unreadable or not
-    /// PEM, no CA, a certificate that is expired or names another node, a
-    /// key that does not match.
+    /// A [`TlsError`] naming the file to fix: unreadable or not PEM, no
+    /// CA, a certificate that is expired or names another node, a key
+    /// that does not match.
     pub fn load(id: NodeId, files: &TlsFiles) -> Result<PeerTls, TlsError> {
-        let ca = files.ca.as_deref().ok_or(TlsError::MissingCa)?;
-        let (chain, key) = load_identity(Port::Peer, files, Some(id))?;
-        let roots = Arc::new(load_roots("--peer-ca", ca)?);
-        let flags = "--peer-cert, --peer-key, --peer-ca";
-        let inner = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider())
-            .build()
-            .map_err(|e| TlsError::Config {
-                flags: "--peer-ca".into(),
-                reason: e.to_string(),
-            })?;
+        let Some(ca) = &files.ca else {
+            return Err(TlsError::MissingCa);
+        };
+        let (chain, key) = load_node_identity(files, id)?;
+        let roots = Arc::new(load_roots(ca)?);
+        let inner = client_verifier(Arc::clone(&roots))?;
         let verifier = Arc::new(RequireNodeIdentity { inner });
-        let server = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(config_error(flags))?
+        let server = server_builder()?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(config_error(flags))?;
+            .map_err(config_error(None))?;
         let client = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(config_error(flags))?
+            .map_err(config_error(None))?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)
-            .map_err(config_error(flags))?;
+            .map_err(config_error(None))?;
         Ok(PeerTls {
             id,
             acceptor: TlsAcceptor::from(Arc::new(server)),
@@ -358,47 +397,39 @@ async fn with_timeout<T>(
         .map_err(HandshakeError::Tls)
 }
 
-/// TLS of the client API. Cheap to clone.
+/// TLS on another port of the process, such as a client API: this
+/// endpoint's certificate, and client certificates of the CA required
+/// when [`TlsFiles::ca`] is given (any client otherwise). Cheap to clone.
 #[derive(Clone)]
-pub struct ClientApiTls {
+pub struct ServerTls {
     acceptor: TlsAcceptor,
 }
 
-impl std::fmt::Debug for ClientApiTls {
+impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientApiTls").finish_non_exhaustive()
+        f.debug_struct("ServerTls").finish_non_exhaustive()
     }
 }
 
-impl ClientApiTls {
-    /// Loads the client API's certificate and key, and the CA of client
-    /// certificates if client certificates are required.
+impl ServerTls {
+    /// Loads the certificate and key, and the CA of client certificates
+    /// if they are required.
     ///
     /// # Errors
-    /// A [`TlsError`] naming the flag and file to fix.
-    pub fn load(files: &TlsFiles) -> Result<ClientApiTls, TlsError> {
-        let (chain, key) = load_identity(Port::Client, files, None)?;
-        let flags = "--client-cert, --client-key, --client-ca";
-        let builder = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(config_error(flags))?;
+    /// A [`TlsError`] naming the file to fix.
+    pub fn load(files: &TlsFiles) -> Result<ServerTls, TlsError> {
+        let (chain, key) = files.load_cert_and_key()?;
+        let builder = server_builder()?;
         let builder = match &files.ca {
             Some(ca) => {
-                let roots = Arc::new(load_roots("--client-ca", ca)?);
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
-                    .build()
-                    .map_err(|e| TlsError::Config {
-                        flags: "--client-ca".into(),
-                        reason: e.to_string(),
-                    })?;
-                builder.with_client_cert_verifier(verifier)
+                builder.with_client_cert_verifier(client_verifier(Arc::new(load_roots(ca)?))?)
             }
             None => builder.with_no_client_auth(),
         };
         let server = builder
             .with_single_cert(chain, key)
-            .map_err(config_error(flags))?;
-        Ok(ClientApiTls {
+            .map_err(config_error(None))?;
+        Ok(ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
         })
     }
@@ -417,7 +448,7 @@ impl ClientApiTls {
 
 /// A rustls client configuration trusting the CA in `ca`, presenting
 /// `identity` (certificate and key files) if given: for HTTPS clients of
-/// the client API, and for tests.
+/// a TLS port, and for tests.
 ///
 /// # Errors
 /// A [`TlsError`].
@@ -425,19 +456,18 @@ pub fn https_client_config(
     ca: &Path,
     identity: Option<(&Path, &Path)>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let roots = load_roots("CA", ca)?;
-    let flags = "client certificate";
+    let roots = load_roots(ca)?;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(config_error(flags))?
+        .map_err(config_error(None))?
         .with_root_certificates(roots);
     let config = match identity {
         Some((cert, key)) => {
-            let chain = load_certs("certificate", cert)?;
-            let key = load_key("key", key)?;
+            let chain = load_certs(TlsFile::Cert, cert)?;
+            let key = load_key(key)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(config_error(flags))?
+                .map_err(config_error(None))?
         }
         None => builder.with_no_client_auth(),
     };

@@ -10,6 +10,7 @@ use hyper_util::rt::TokioIo;
 use raft_core::{
     Append, ConfState, Entry, Heartbeat, Index, LogId, Snapshot, SnapshotMetadata, Term,
 };
+use raft_host::Transport as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::{Instant, timeout};
@@ -20,6 +21,8 @@ mod snapshot_receive;
 mod tls;
 
 const CLUSTER: u64 = 0xfeed_beef;
+/// The group every test transport carries.
+const GROUP: GroupId = GroupId(7);
 /// Deadline for anything that should happen.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -28,27 +31,42 @@ enum Event {
     Delivered(Message),
     Unreachable(NodeId),
     SnapshotDone(NodeId, SnapshotStatus),
+    /// Anything reported for another group than [`GROUP`].
+    OtherGroup(GroupId, NodeId),
 }
 
+/// An inbox that records what arrives. raft-host's `Inbox` only delivers
+/// to running groups, so the tests watch a channel instead.
 struct ChanInbox(UnboundedSender<Event>);
 
-impl RaftInbox for ChanInbox {
-    fn deliver(&self, message: Message) {
-        let _ = self.0.send(Event::Delivered(message));
+impl ChanInbox {
+    fn record(&self, group: GroupId, to: NodeId, event: Event) {
+        let event = if group == GROUP {
+            event
+        } else {
+            Event::OtherGroup(group, to)
+        };
+        let _ = self.0.send(event);
     }
-    fn unreachable(&self, to: NodeId) {
-        let _ = self.0.send(Event::Unreachable(to));
+}
+
+impl Inbound for ChanInbox {
+    fn deliver(&self, group: GroupId, message: Message) {
+        self.record(group, message.to, Event::Delivered(message));
     }
-    fn snapshot_status(&self, to: NodeId, status: SnapshotStatus) {
-        let _ = self.0.send(Event::SnapshotDone(to, status));
+    fn unreachable(&self, group: GroupId, to: NodeId) {
+        self.record(group, to, Event::Unreachable(to));
+    }
+    fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
+        self.record(group, to, Event::SnapshotDone(to, status));
     }
 }
 
 struct Node {
     id: NodeId,
-    transport: Transport,
+    transport: HttpTransport,
     events: UnboundedReceiver<Event>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<TransportMetrics>,
     /// `http` or, with mutual TLS, `https`.
     scheme: &'static str,
 }
@@ -64,27 +82,30 @@ impl Node {
         listen: SocketAddr,
         queue_messages: usize,
     ) -> Node {
-        Node::start_config(TransportConfig {
+        let config = TransportConfig {
             cluster_id,
-            listen,
             queue_messages,
             ..config(id)
-        })
-        .await
+        };
+        Node::start_on(config, listen).await
     }
 
+    /// Node `config.id` on a free loopback port.
     async fn start_config(config: TransportConfig) -> Node {
+        Node::start_on(config, loopback0()).await
+    }
+
+    async fn start_on(config: TransportConfig, listen: SocketAddr) -> Node {
         let (tx, events) = unbounded_channel();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::clone(&config.metrics);
         let id = config.id;
         let scheme = if config.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let transport = Transport::start(config, Arc::new(ChanInbox(tx)), Arc::clone(&metrics))
-            .await
-            .unwrap();
+        let listener = PeerListener::bind(listen).await.unwrap();
+        let transport = HttpTransport::start_with(listener, config, Arc::new(ChanInbox(tx)));
         Node {
             id,
             transport,
@@ -104,7 +125,8 @@ impl Node {
     }
 
     fn knows(&self, other: &Node) {
-        self.transport.add_peer(other.id, other.url());
+        self.transport
+            .add_peer(GROUP, other.id, other.url().as_str());
     }
 
     async fn next_event(&mut self) -> Event {
@@ -130,19 +152,14 @@ impl Node {
     }
 }
 
-/// The configuration of node `id` in cluster [`CLUSTER`] on a free
-/// loopback port.
+/// The configuration of node `id` of [`GROUP`] in cluster [`CLUSTER`].
 fn config(id: u64) -> TransportConfig {
     TransportConfig {
-        id: nid(id),
         cluster_id: Some(CLUSTER),
-        listen: loopback0(),
         bind_outgoing: Some("127.0.0.1".parse().unwrap()),
-        peers: Vec::new(),
         queue_messages: 64,
-        snapshot_receive: SnapshotReceiveConfig::new(std::env::temp_dir()),
         limits: ConnectionLimits::peer(64),
-        tls: None,
+        ..TransportConfig::new(nid(id), GROUP, std::env::temp_dir())
     }
 }
 
@@ -306,26 +323,23 @@ async fn batches_flow_both_ways_in_order() {
             .map(|i| heartbeat(a.id, b.id, round * 10 + i))
             .collect();
         expected.extend(batch.iter().cloned());
-        a.transport.send(batch);
+        a.transport.send(GROUP, batch);
     }
     // Appends of ~1 MiB each exceed the batch cap together: several requests.
     for k in 0..6u64 {
         let m = append(a.id, b.id, 1 + k * 4, 4, 256 << 10);
         expected.push(m.clone());
-        a.transport.send(vec![m]);
+        a.transport.send(GROUP, vec![m]);
     }
     for want in &expected {
         assert_same(&b.next_delivered().await, want);
     }
-    b.transport.send(vec![heartbeat(b.id, a.id, 7)]);
+    b.transport.send(GROUP, vec![heartbeat(b.id, a.id, 7)]);
     assert_eq!(a.next_delivered().await, heartbeat(b.id, a.id, 7));
     let total = expected.len() as u64;
-    eventually("sent counter", || {
-        a.metrics.peer_messages_sent.load(Ordering::Relaxed) == total
-    })
-    .await;
-    assert_eq!(a.metrics.peer_send_failures.load(Ordering::Relaxed), 0);
-    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 0);
+    eventually("sent counter", || a.metrics.messages_sent() == total).await;
+    assert_eq!(a.metrics.send_failures(), 0);
+    assert_eq!(b.metrics.requests_rejected(), 0);
     a.transport.shutdown().await;
     b.transport.shutdown().await;
 }
@@ -341,7 +355,7 @@ async fn a_snapshot_round_trips_with_its_data() {
     let message = snapshot_message(a.id, b.id, data);
     // Appends keep flowing next to it.
     a.transport
-        .send(vec![message.clone(), heartbeat(a.id, b.id, 1)]);
+        .send(GROUP, vec![message.clone(), heartbeat(a.id, b.id, 1)]);
     let mut got_snapshot = false;
     let mut got_heartbeat = false;
     while !(got_snapshot && got_heartbeat) {
@@ -357,7 +371,7 @@ async fn a_snapshot_round_trips_with_its_data() {
         a.next_event().await,
         Event::SnapshotDone(b.id, SnapshotStatus::Finished)
     );
-    assert_eq!(a.metrics.snapshots_sent.load(Ordering::Relaxed), 1);
+    assert_eq!(a.metrics.snapshots_sent(), 1);
     a.transport.shutdown().await;
     b.transport.shutdown().await;
 }
@@ -369,12 +383,11 @@ async fn a_snapshot_to_a_down_peer_fails() {
     let b_url = b.url();
     b.transport.shutdown().await;
     drop(b);
-    a.transport.add_peer(nid(2), b_url);
-    a.transport.send(vec![snapshot_message(
-        a.id,
-        nid(2),
-        Bytes::from_static(b"x"),
-    )]);
+    a.transport.add_peer(GROUP, nid(2), b_url.as_str());
+    a.transport.send(
+        GROUP,
+        vec![snapshot_message(a.id, nid(2), Bytes::from_static(b"x"))],
+    );
     loop {
         match a.next_event().await {
             Event::SnapshotDone(to, status) => {
@@ -385,8 +398,25 @@ async fn a_snapshot_to_a_down_peer_fails() {
             e => panic!("unexpected {e:?}"),
         }
     }
-    assert_eq!(a.metrics.snapshots_sent.load(Ordering::Relaxed), 0);
+    assert_eq!(a.metrics.snapshots_sent(), 0);
     a.transport.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_transport_carries_its_own_group_only() {
+    let (mut a, mut b) = pair().await;
+    let other = GroupId(8);
+    // Refused and reported to that group: its leader must not wait.
+    a.transport.send(other, vec![heartbeat(a.id, b.id, 1)]);
+    assert_eq!(a.next_event().await, Event::OtherGroup(other, b.id));
+    a.transport.remove_peer(other, b.id);
+    a.transport.add_peer(other, nid(3), "http://127.0.0.1:1");
+    // The transport's own group is untouched.
+    a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 2)]);
+    assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 2));
+    a.transport.add_peer(GROUP, nid(3), "not a URL");
+    a.transport.send(GROUP, vec![heartbeat(a.id, nid(3), 3)]);
+    assert_eq!(a.next_event().await, Event::Unreachable(nid(3)));
 }
 
 #[tokio::test]
@@ -400,16 +430,16 @@ async fn a_wrong_or_missing_cluster_id_is_refused() {
     let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2)[1..], body.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     b.no_pending_delivery();
-    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 2);
+    assert_eq!(b.metrics.requests_rejected(), 2);
 
     // A whole transport of another cluster: refused, reported unreachable.
     let mut c = Node::start(3, CLUSTER + 1, loopback0(), 64).await;
-    c.transport.add_peer(b.id, b.url());
-    b.transport.add_peer(c.id, c.url());
-    c.transport.send(vec![heartbeat(c.id, b.id, 1)]);
+    c.knows(&b);
+    b.knows(&c);
+    c.transport.send(GROUP, vec![heartbeat(c.id, b.id, 1)]);
     assert_eq!(c.next_event().await, Event::Unreachable(b.id));
     b.no_pending_delivery();
-    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 3);
+    assert_eq!(b.metrics.requests_rejected(), 3);
     // The proper sender still gets through.
     let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -444,9 +474,9 @@ async fn a_joining_node_adopts_the_cluster_id_of_a_known_peer_only() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(j.transport.cluster_id(), None);
     // A known peer can.
-    j.transport.add_peer(a.id, a.url());
-    a.transport.add_peer(j.id, j.url());
-    a.transport.send(vec![heartbeat(a.id, j.id, 1)]);
+    j.knows(&a);
+    a.knows(&j);
+    a.transport.send(GROUP, vec![heartbeat(a.id, j.id, 1)]);
     assert_eq!(j.next_delivered().await, heartbeat(a.id, j.id, 1));
     assert_eq!(j.transport.cluster_id(), Some(CLUSTER));
     // From then on another id is refused.
@@ -482,14 +512,14 @@ async fn unknown_and_removed_senders_are_refused() {
     b.no_pending_delivery();
 
     // Removed: 410, also through a real transport.
-    b.transport.remove_peer(a.id);
+    b.transport.remove_peer(GROUP, a.id);
     let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
     assert_eq!(status, StatusCode::GONE, "{text}");
     let mut a = a;
-    a.transport.send(vec![heartbeat(a.id, b.id, 5)]);
+    a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 5)]);
     assert_eq!(a.next_event().await, Event::Unreachable(b.id));
     b.no_pending_delivery();
-    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 6);
+    assert_eq!(b.metrics.requests_rejected(), 6);
     stranger.transport.shutdown().await;
 }
 
@@ -545,7 +575,7 @@ async fn garbage_and_oversized_bodies_are_refused() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     b.no_pending_delivery();
-    assert_eq!(b.metrics.peer_requests_rejected.load(Ordering::Relaxed), 5);
+    assert_eq!(b.metrics.requests_rejected(), 5);
 }
 
 /// On a current-thread runtime the sender cannot run during `send`, so the
@@ -557,24 +587,24 @@ async fn a_full_queue_reports_unreachable() {
     a.knows(&b);
     b.knows(&a);
     let batch: Vec<Message> = (0..10).map(|i| heartbeat(a.id, b.id, i)).collect();
-    a.transport.send(batch);
+    a.transport.send(GROUP, batch);
     for _ in 0..6 {
         assert_eq!(a.next_event().await, Event::Unreachable(b.id));
     }
-    assert_eq!(a.metrics.peer_send_failures.load(Ordering::Relaxed), 6);
+    assert_eq!(a.metrics.send_failures(), 6);
     // The four that fit are delivered, in order.
     for i in 0..4 {
         assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, i));
     }
     // And the queue drains: later messages get through.
-    a.transport.send(vec![heartbeat(a.id, b.id, 100)]);
+    a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 100)]);
     assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_comes_back_gets_messages_again() {
     let (mut a, mut b) = pair().await;
-    a.transport.send(vec![heartbeat(a.id, b.id, 1)]);
+    a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 1)]);
     assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
 
     // B goes down: sends fail and are reported.
@@ -584,7 +614,8 @@ async fn a_peer_that_comes_back_gets_messages_again() {
     let mut commit = 2;
     let mut unreachable_reports = 0;
     while unreachable_reports < 3 {
-        a.transport.send(vec![heartbeat(a.id, nid(2), commit)]);
+        a.transport
+            .send(GROUP, vec![heartbeat(a.id, nid(2), commit)]);
         commit += 1;
         match a.next_event().await {
             Event::Unreachable(to) => {
@@ -601,7 +632,7 @@ async fn a_peer_that_comes_back_gets_messages_again() {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "no message after the restart");
-        a.transport.send(vec![heartbeat(a.id, b.id, commit)]);
+        a.transport.send(GROUP, vec![heartbeat(a.id, b.id, commit)]);
         if let Ok(Some(Event::Delivered(m))) =
             timeout(Duration::from_millis(50), b.events.recv()).await
         {
@@ -610,7 +641,7 @@ async fn a_peer_that_comes_back_gets_messages_again() {
         }
         commit += 1;
     }
-    assert!(a.metrics.peer_send_failures.load(Ordering::Relaxed) >= 3);
+    assert!(a.metrics.send_failures() >= 3);
     a.transport.shutdown().await;
     b.transport.shutdown().await;
 }
@@ -733,5 +764,5 @@ async fn a_stalled_batch_body_gets_408_and_idle_or_surplus_peer_connections_are_
     let mut surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
     let text = read_status_line(&mut surplus).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
-    assert!(b.metrics.peer_connections_refused.load(Ordering::Relaxed) >= 1);
+    assert!(b.metrics.connections().refused() >= 1);
 }

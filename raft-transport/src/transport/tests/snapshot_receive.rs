@@ -105,10 +105,6 @@ fn snapshot_head(data_len: u64) -> Bytes {
     head.into()
 }
 
-fn gauge(metric: &AtomicU64) -> u64 {
-    metric.load(Ordering::Relaxed)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garbage_snapshot_body_is_refused_without_being_buffered_whole() {
     let (_a, mut b) = receiver(MAX_SNAPSHOT_BYTES, 2).await;
@@ -120,7 +116,7 @@ async fn a_garbage_snapshot_body_is_refused_without_being_buffered_whole() {
     let (status, text) = upload.response().await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("checksum"), "{text}");
-    let peak = gauge(&b.metrics.peer_snapshot_bytes_buffered_peak);
+    let peak = b.metrics.snapshot_bytes_buffered_peak();
     assert!(
         peak <= BUFFERED_BOUND,
         "{peak} bytes of a {len}-byte body were held in memory at once"
@@ -128,7 +124,7 @@ async fn a_garbage_snapshot_body_is_refused_without_being_buffered_whole() {
     assert!(peak > 0, "the receive counted what it buffered");
     b.no_pending_delivery();
     eventually("the receive ends", || {
-        gauge(&b.metrics.peer_snapshot_receives_in_progress) == 0
+        b.metrics.snapshot_receives_in_progress() == 0
     })
     .await;
 }
@@ -156,7 +152,7 @@ async fn a_snapshot_receive_beyond_the_cap_is_refused_with_503_and_counted() {
     assert!(first.feed(snapshot_head(1 << 20)).await);
     assert!(first.feed_zeros(FRAME).await);
     eventually("the first upload is being received", || {
-        gauge(&b.metrics.peer_snapshot_receives_in_progress) == 1
+        b.metrics.snapshot_receives_in_progress() == 1
     })
     .await;
     let m = snapshot_message(a.id, b.id, Bytes::from(vec![5u8; 1000]));
@@ -167,14 +163,14 @@ async fn a_snapshot_receive_beyond_the_cap_is_refused_with_503_and_counted() {
     let (status, text) = post(addr, SNAPSHOT_PATH, &headers(CLUSTER, 1, 2), body.clone()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
     assert!(text.contains("snapshot"), "{text}");
-    assert_eq!(gauge(&b.metrics.peer_snapshot_receives_refused), 1);
+    assert_eq!(b.metrics.snapshot_receives_refused(), 1);
     b.no_pending_delivery();
 
     // The first ends early (refused as truncated), which frees the slot.
     let (status, text) = first.response().await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     eventually("the slot is free", || {
-        gauge(&b.metrics.peer_snapshot_receives_in_progress) == 0
+        b.metrics.snapshot_receives_in_progress() == 0
     })
     .await;
     let (status, text) = post(addr, SNAPSHOT_PATH, &headers(CLUSTER, 1, 2), body).await;

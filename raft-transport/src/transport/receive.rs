@@ -12,7 +12,7 @@
 //!
 //! At most [`SnapshotReceiveConfig::max_concurrent`] receives run at once;
 //! a further upload is refused with `503` and counted in
-//! [`Metrics::peer_snapshot_receives_refused`](crate::metrics::Metrics).
+//! [`TransportMetrics::snapshot_receives_refused`](crate::TransportMetrics::snapshot_receives_refused).
 
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::sync::Arc;
@@ -109,13 +109,13 @@ pub(super) enum SnapshotBodyError {
 /// A held receive slot; gives it back, and updates the gauge, on drop.
 pub(super) struct ReceiveSlot {
     _permit: OwnedSemaphorePermit,
-    gauge: Arc<crate::metrics::Metrics>,
+    gauge: Arc<crate::metrics::TransportMetrics>,
 }
 
 impl Drop for ReceiveSlot {
     fn drop(&mut self) {
         self.gauge
-            .peer_snapshot_receives_in_progress
+            .snapshot_receives_in_progress
             .fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -124,14 +124,14 @@ impl Drop for ReceiveSlot {
 pub(super) fn take_slot(shared: &Shared) -> Result<ReceiveSlot, ReceiveError> {
     match Arc::clone(&shared.snapshot_slots).try_acquire_owned() {
         Ok(permit) => {
-            inc(&shared.metrics.peer_snapshot_receives_in_progress);
+            inc(&shared.metrics.snapshot_receives_in_progress);
             Ok(ReceiveSlot {
                 _permit: permit,
                 gauge: Arc::clone(&shared.metrics),
             })
         }
         Err(_) => {
-            inc(&shared.metrics.peer_snapshot_receives_refused);
+            inc(&shared.metrics.snapshot_receives_refused);
             Err(ReceiveError::Busy(shared.snapshot_receive.max_concurrent))
         }
     }
@@ -220,7 +220,7 @@ async fn pump(
         }
         let len = data.len() as u64;
         let now = shared.snapshot_buffered.fetch_add(len, Ordering::Relaxed) + len;
-        raise_to(&shared.metrics.peer_snapshot_bytes_buffered_peak, now);
+        raise_to(&shared.metrics.snapshot_bytes_buffered_peak, now);
         if tx.send(data).await.is_err() {
             shared.snapshot_buffered.fetch_sub(len, Ordering::Relaxed);
             return Ok(());
