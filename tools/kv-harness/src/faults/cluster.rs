@@ -542,18 +542,20 @@ impl Cluster {
         true
     }
 
-    /// Removes member `id` through another member and waits for its
-    /// process to exit 0.
+    /// Removes member `id`, trying every member in turn (`id` itself
+    /// too: membership changes are made by the leader, the others answer
+    /// 503, and the leader may be the member being removed), and waits for
+    /// its process to exit 0.
     ///
     /// # Errors
     /// [`ClusterError::Timeout`] if the removal does not apply or the node
     /// does not exit; [`ClusterError::Exited`] if it exits with a failure.
     pub async fn remove(&mut self, id: u64, within: Duration) -> Result<(), ClusterError> {
         let deadline = Instant::now() + within;
-        let others: Vec<u64> = self.members.iter().copied().filter(|m| *m != id).collect();
+        let members: Vec<u64> = self.members.clone();
         let mut i = 0usize;
         loop {
-            let via = others[i % others.len()];
+            let via = members[i % members.len()];
             i += 1;
             match self.client.remove_node(&endpoint(via), id).await {
                 Ok(()) => break,
