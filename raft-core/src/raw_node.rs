@@ -487,6 +487,18 @@ impl<S: Storage> RawNode<S> {
         pr.probe_sent = true;
     }
 
+    /// The current term, vote and commit index, without building a
+    /// [`Status`] (which copies every follower's progress).
+    pub fn hard_state(&self) -> HardState {
+        self.raft.hard_state()
+    }
+
+    /// The known leader and this node's role, without building a
+    /// [`Status`].
+    pub fn soft_state(&self) -> SoftState {
+        soft_state(&self.raft)
+    }
+
     /// The node's observable state.
     pub fn status(&self) -> Status {
         let r = &self.raft;

@@ -313,6 +313,7 @@ impl<S: StateMachine> GroupLoop<S> {
         self.waiters.changes.prune_abandoned();
         self.reconfig
             .on_tick(&mut self.node, &self.replica, &self.health);
+        self.publish_followers();
         if let Some(left) = self.removed_ticks_left.as_mut() {
             *left = left.saturating_sub(1);
             if *left == 0 {
@@ -625,28 +626,20 @@ impl<S: StateMachine> GroupLoop<S> {
     }
 
     /// Publishes the status; `membership` also refreshes the member lists.
+    /// Runs after every Ready, so it copies nothing per follower (that is
+    /// [`GroupLoop::publish_followers`], once a tick).
     fn publish_status(&self, membership: bool) {
-        let st = self.node.status();
+        let hs = self.node.hard_state();
+        let ss = self.node.soft_state();
         let applied = self.replica.applied();
         let snapshot = self.last_snapshot;
         self.status.send_modify(|s| {
-            s.term = st.hard_state.term;
-            s.leader = st.soft_state.leader;
-            s.role = st.soft_state.role;
-            s.commit = st.hard_state.commit;
+            s.term = hs.term;
+            s.leader = ss.leader;
+            s.role = ss.role;
+            s.commit = hs.commit;
             s.applied = applied;
             s.snapshot = snapshot;
-            s.followers.clear();
-            for (id, p) in st.progress.iter().flatten() {
-                if *id != s.id {
-                    let follower = FollowerStatus {
-                        matched: p.matched,
-                        active: self.health.is_healthy(*id),
-                        learner: p.is_learner,
-                    };
-                    s.followers.insert(*id, follower);
-                }
-            }
             if membership {
                 let cs = self.replica.conf_state();
                 let members = self.replica.members();
@@ -656,6 +649,24 @@ impl<S: StateMachine> GroupLoop<S> {
                 s.addrs = members.addrs().clone();
                 s.removed = members.removed().clone();
             }
+        });
+    }
+
+    /// Publishes the leader's view of its followers (empty elsewhere):
+    /// once a tick, since their health is measured in ticks.
+    fn publish_followers(&self) {
+        let progress = self.node.status().progress.unwrap_or_default();
+        self.status.send_if_modified(|s| {
+            let before = std::mem::take(&mut s.followers);
+            for (id, p) in progress.iter().filter(|(id, _)| **id != self.me) {
+                let follower = FollowerStatus {
+                    matched: p.matched,
+                    active: self.health.is_healthy(*id),
+                    learner: p.is_learner,
+                };
+                s.followers.insert(*id, follower);
+            }
+            s.followers != before
         });
     }
 

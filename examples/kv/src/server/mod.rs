@@ -78,12 +78,20 @@ pub struct StatusReport {
 /// The HTTP API's way into the node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    pub(crate) group: GroupHandle<KvStore>,
+    group: GroupHandle<KvStore>,
     metrics: Arc<Metrics>,
     peer_scheme: Scheme,
 }
 
 impl Handle {
+    fn new(group: GroupHandle<KvStore>, metrics: Arc<Metrics>, peer_scheme: Scheme) -> Handle {
+        Handle {
+            group,
+            metrics,
+            peer_scheme,
+        }
+    }
+
     /// Writes `key`; returns once the write is applied on this node.
     ///
     /// # Errors

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raft_core::NodeId;
-use raft_host::{GroupId, GroupOptions, Host, Membership, Peer, StopReason};
+use raft_host::{GroupHandle, GroupId, GroupOptions, Host, Membership, Peer, StopReason};
 use raft_transport::{
     ConnectionLimits, HttpTransport, PeerListener, PeerTls, PeerUrl, TlsError, TlsFiles,
     TransportConfig, TransportError,
@@ -114,7 +114,7 @@ impl From<raft_host::FatalError> for LoopError {
 #[derive(Debug)]
 pub struct Node {
     host: Host,
-    handle: Handle,
+    group: GroupHandle<KvStore>,
     transport: Arc<HttpTransport>,
     identity: Identity,
     data_dir: PathBuf,
@@ -171,14 +171,10 @@ impl Node {
             KvStore::new(),
             Arc::clone(&transport) as _,
         )?;
-        let handle = Handle {
-            group,
-            metrics,
-            peer_scheme: me.scheme(),
-        };
+        let handle = Handle::new(group.clone(), metrics, me.scheme());
         let node = Node {
             host,
-            handle: handle.clone(),
+            group,
             transport,
             identity: opened.identity,
             data_dir: opts.data_dir,
@@ -197,7 +193,7 @@ impl Node {
     /// # Errors
     /// A storage failure ([`LoopError`]); the caller should exit.
     pub async fn run(mut self) -> Result<LoopExit, LoopError> {
-        let group = self.handle.group.clone();
+        let group = self.group.clone();
         let exit = tokio::select! {
             exit = group.stopped() => exit.map_err(LoopError::from),
             Err(e) = self.record_cluster_id() => {
