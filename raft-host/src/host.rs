@@ -104,6 +104,7 @@ impl Host {
             storage
                 .bootstrap(&founding_log(founders)?)
                 .map_err(StartError::Bootstrap)?;
+            tracing::info!(group = %group, members = founders.len(), "founded the group");
         }
         let storage = Arc::new(storage);
         let sm = Arc::new(RwLock::new(state_machine));

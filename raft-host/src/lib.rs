@@ -102,8 +102,16 @@
 //! [`GroupOptions::strict_reconfig`], a removal or promotion that would
 //! leave fewer healthy voters than the new configuration's quorum is
 //! refused ([`MembershipError::Unsafe`]). A removed id is never reused.
+//!
+//! ## The data directory
+//!
+//! [`DataDir::open`] opens a node's directory and its storage safely: an
+//! [`Identity`] record (node id, cluster id) written before the first log
+//! entry and checked on every start, so a directory is never started as
+//! another node or in another cluster.
 #![deny(missing_docs)]
 
+mod data_dir;
 mod error;
 mod group;
 mod handle;
@@ -118,6 +126,7 @@ mod state_machine;
 mod status;
 mod transport;
 
+pub use data_dir::{DataDir, DataDirError, IDENTITY_FILE, Identity, IdentityError, cluster_id};
 pub use error::{FatalError, MembershipError, ProposeError, ReadError, StartError, TransferError};
 pub use group::{MembershipChange, StopReason};
 pub use handle::{GroupHandle, GroupStopped};
@@ -125,7 +134,7 @@ pub use host::Host;
 pub use ids::GroupId;
 pub use local::{LocalNetwork, LocalTransport};
 pub use members::HeaderError;
-pub use metrics::{Counter, Histogram, NoRecorder, Recorder};
+pub use metrics::{Counter, Histogram, NoRecorder, PrometheusRecorder, PrometheusText, Recorder};
 pub use options::{GroupOptions, Membership, Peer};
 pub use state_machine::{Command, SnapshotImage, StateMachine};
 pub use status::{FollowerStatus, GroupStatus};

@@ -96,18 +96,28 @@
 //!
 //! # For the node's other ports
 //!
-//! [`Admission`] (connection caps) and [`ServerTls`] (TLS with optional
-//! client certificates) serve any HTTP port of the node the same way, a
-//! client API say; [`https_client_config`] is a client of one.
+//! [`HttpServer`] serves any other HTTP port of the node (a client API,
+//! say) the way the peer port is served: [`Admission`] (a connection cap,
+//! which [`ConnectionCaps`] derives from the descriptor limit), idle
+//! timeouts, and [`ServerTls`] (TLS with optional client certificates);
+//! [`https_client_config`] is a client of one.
 #![deny(missing_docs)]
 
+mod caps;
 mod conn;
+mod http_server;
 mod metrics;
 mod peer_url;
+mod prometheus;
 mod tls;
 mod transport;
 
+pub use caps::{
+    CLIENT_IDLE_TIMEOUT, CapsError, ConnectionCaps, MIN_CONNECTIONS, MIN_DESCRIPTORS,
+    RESERVED_DESCRIPTORS, descriptor_limit,
+};
 pub use conn::{Admission, Admitted, ConnectionLimits, Slot};
+pub use http_server::HttpServer;
 pub use metrics::{ConnectionMetrics, TransportMetrics};
 pub use peer_url::{PeerUrl, PeerUrlError, Scheme};
 pub use tls::identity::{IdentityError, identity_uri, node_identity};

@@ -81,6 +81,7 @@ impl TransportMetrics {
 pub struct ConnectionMetrics {
     refused: AtomicU64,
     open: AtomicU64,
+    tls_refused: AtomicU64,
 }
 
 impl ConnectionMetrics {
@@ -92,6 +93,17 @@ impl ConnectionMetrics {
     /// Gauge: connections open now.
     pub fn open(&self) -> u64 {
         get(&self.open)
+    }
+
+    /// Connections refused at the TLS handshake (served by
+    /// [`HttpServer`](crate::HttpServer); the peer port counts its own in
+    /// [`TransportMetrics::tls_handshakes_refused`]).
+    pub fn tls_refused(&self) -> u64 {
+        get(&self.tls_refused)
+    }
+
+    pub(crate) fn tls_refused_one(&self) {
+        inc(&self.tls_refused);
     }
 
     pub(crate) fn refused_one(&self) {

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
+use crate::server::NodeConfig;
 use raft_transport::{
-    ConnectionLimits, PeerUrl, PeerUrlError, Scheme, TlsError, TlsFile, TlsFiles,
+    CapsError, ConnectionCaps, ConnectionLimits, PeerUrl, PeerUrlError, Scheme, TlsError, TlsFile,
+    TlsFiles, descriptor_limit,
 };
-
-use crate::caps::{CapsError, ConnectionCaps, client_limits, descriptor_limit};
-use crate::server::ServerOptions;
 
 /// Flags of `raftkv` when it runs a node.
 #[derive(clap::Args, Debug, Clone)]
@@ -144,30 +143,17 @@ pub const MIN_WAL_SEGMENT_BYTES: u64 = 1 << 20;
 /// The largest `--wal-segment-size`.
 pub const MAX_WAL_SEGMENT_BYTES: u64 = 1 << 30;
 
-/// Parses a `--wal-segment-size`: a number of bytes, optionally followed
-/// by `K`/`KiB`, `M`/`MiB` or `G`/`GiB` (powers of 1024), within
+/// Parses a `--wal-segment-size`: bytes, or a size with a unit (`K`,
+/// `KiB`, `M`, `MiB`, `G`, `GiB`, all powers of 1024), within
 /// [`MIN_WAL_SEGMENT_BYTES`] and [`MAX_WAL_SEGMENT_BYTES`].
 ///
 /// # Errors
 /// What is wrong with it, in one line.
 pub fn parse_segment_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let shift = match unit.trim() {
-        "" => 0,
-        "K" | "KiB" => 10,
-        "M" | "MiB" => 20,
-        "G" | "GiB" => 30,
-        _ => return Err(format!("{text:?} is not a size like 64MiB, 4M or 1048576")),
-    };
-    let bytes = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size like 64MiB, 4M or 1048576"))?;
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(text.trim())
+        .map_err(|e| format!("{text:?} is not a size like 64MiB, 4M or 1048576: {e}"))?;
     if !(MIN_WAL_SEGMENT_BYTES..=MAX_WAL_SEGMENT_BYTES).contains(&bytes) {
         return Err(format!(
             "{text} is outside 1MiB..=1GiB, the sizes a WAL segment may have"
@@ -271,7 +257,7 @@ impl ServerArgs {
     ///
     /// # Errors
     /// An [`ArgsError`] naming the flag to fix.
-    pub fn validate(&self) -> Result<(ServerOptions, ClientApiOptions), ArgsError> {
+    pub fn validate(&self) -> Result<(NodeConfig, ClientApiOptions), ArgsError> {
         self.validate_with_descriptors(descriptor_limit())
     }
 
@@ -284,7 +270,7 @@ impl ServerArgs {
     pub fn validate_with_descriptors(
         &self,
         descriptors: u64,
-    ) -> Result<(ServerOptions, ClientApiOptions), ArgsError> {
+    ) -> Result<(NodeConfig, ClientApiOptions), ArgsError> {
         let id = self.id.and_then(NodeId::new).ok_or(ArgsError::MissingId)?;
         if self.cluster.is_empty() || self.cluster.iter().all(|u| u.trim().is_empty()) {
             return Err(ArgsError::MissingCluster);
@@ -328,31 +314,32 @@ impl ServerArgs {
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(ArgsError::DataDirNotADir(data_dir.display().to_string()));
         }
-        let opts = ServerOptions {
+        let mut group = NodeConfig::group_options(&cluster, self.join);
+        group.tick_interval = Duration::from_millis(self.tick_ms);
+        group.election_timeout_ticks = self.election_ticks;
+        group.heartbeat_interval_ticks = self.heartbeat_ticks;
+        group.read_mode = match self.read_mode {
+            ReadMode::Index => raft_core::ReadOnlyOption::Safe,
+            ReadMode::Lease => raft_core::ReadOnlyOption::LeaseBased,
+        };
+        group.snapshot_interval_entries = self.snapshot_count;
+        group.catch_up_entries = self.catch_up_entries;
+        group.async_storage_writes = self.async_storage_writes;
+        group.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
+        group.membership_timeout = group.request_timeout;
+        let opts = NodeConfig {
             id,
             cluster,
-            join: self.join,
             data_dir,
-            snapshot_count: self.snapshot_count,
-            read_mode: match self.read_mode {
-                ReadMode::Index => raft_core::ReadOnlyOption::Safe,
-                ReadMode::Lease => raft_core::ReadOnlyOption::LeaseBased,
-            },
-            catch_up_entries: self.catch_up_entries,
-            async_storage_writes: self.async_storage_writes,
-            tick: Duration::from_millis(self.tick_ms),
-            election_ticks: self.election_ticks,
-            heartbeat_ticks: self.heartbeat_ticks,
-            request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             wal_segment_bytes: self.wal_segment_size,
-            peer_limits: ConnectionLimits::peer(caps.peer),
-            queue_len: 65_536,
+            peer_limits: caps.peer_limits(),
             peer_tls,
+            group,
         };
         let client = ClientApiOptions {
             addr: SocketAddr::new(self.client_host, self.port),
             tls: client_tls,
-            limits: client_limits(caps.client),
+            limits: caps.client_limits(),
         };
         Ok((opts, client))
     }
@@ -440,37 +427,16 @@ pub fn tls_error(e: &TlsError, flags: [&str; 3]) -> String {
 mod tests {
     use super::*;
 
+    /// The flags of node 1 of two, parsed as the binary parses them.
     fn args() -> ServerArgs {
-        ServerArgs {
-            id: Some(1),
-            cluster: vec![
-                "http://127.0.0.1:12379".into(),
-                "http://127.0.0.1:22379".into(),
-            ],
-            port: 12380,
-            join: false,
-            data_dir: None,
-            snapshot_count: 10_000,
-            catch_up_entries: 5000,
-            async_storage_writes: false,
-            tick_ms: 100,
-            election_ticks: 10,
-            read_mode: ReadMode::Index,
-            heartbeat_ticks: 1,
-            wal_segment_size: 64 << 20,
-            log: "info".into(),
-            log_color: LogColor::Auto,
-            client_host: "127.0.0.1".parse().unwrap(),
-            request_timeout_ms: 5000,
-            max_connections: None,
-            threads: 2,
-            peer_cert: None,
-            peer_key: None,
-            peer_ca: None,
-            client_cert: None,
-            client_key: None,
-            client_ca: None,
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            server: ServerArgs,
         }
+        let line =
+            "raftkv --id 1 --port 12380 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379";
+        <Flags as clap::Parser>::parse_from(line.split(' ')).server
     }
 
     fn with_peer_tls(mut a: ServerArgs) -> ServerArgs {
@@ -598,14 +564,14 @@ mod tests {
             ("1048576", 1 << 20),
             ("2048K", 2 << 20),
             ("1GiB", 1 << 30),
+            ("4MB", 4 << 20),
         ] {
             assert_eq!(parse_segment_size(text), Ok(bytes), "{text}");
         }
         for bad in [
             "",
             "MiB",
-            "4MB",
-            "1.5M",
+            "4 furlongs",
             "512KiB",
             "2G",
             "99999999999999999999",

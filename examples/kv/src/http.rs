@@ -25,7 +25,6 @@
 //! too large, 503 + `Retry-After` when there is no leader or the proposal
 //! was dropped, 504 when the outcome is unknown after the request timeout.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,19 +32,16 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use raft_core::NodeId;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-use raft_transport::{Admission, Admitted, ConnectionLimits, PeerUrl, ServerTls};
+use raft_transport::{ConnectionLimits, HttpServer, PeerUrl, ServerTls};
 
-use crate::metrics::inc;
-use crate::server::{Handle, Refusal, StatusReport};
+use crate::server::{Handle, Refusal};
 pub use crate::store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use raft_core::RoleKind;
+use raft_host::GroupStatus;
 
 /// Response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
@@ -156,83 +152,39 @@ fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
     }
 }
 
-/// Serves the client API on `listener` until the task is dropped: at most
-/// [`ConnectionLimits::max_connections`] connections at once (more are
-/// refused with `503`), each closed when a request's headers take longer
-/// than [`ConnectionLimits::idle_timeout`] (idle keep-alive connections
-/// included) and each body given [`ConnectionLimits::body_timeout`]; see
-/// [`crate::caps`]. With `tls`, each connection's handshake runs in its
-/// own task (with a timeout); one that fails is logged and counted.
+/// Serves the client API on `listener` until the task is dropped, with
+/// raft-transport's [`HttpServer`]: the connection cap, idle timeouts and
+/// TLS of `limits` and `tls` (see [`raft_transport::ConnectionCaps`]).
 pub async fn serve(
     listener: TcpListener,
     handle: Arc<Handle>,
     tls: Option<ServerTls>,
     limits: ConnectionLimits,
 ) {
-    let metrics = Arc::clone(&handle.metrics().client_connections);
-    let mut admission = Admission::new("client", limits.max_connections, metrics, tls.is_some());
-    loop {
-        let Admitted {
-            stream,
-            remote,
-            slot,
-        } = admission.accept(&listener).await;
-        let _ = stream.set_nodelay(true);
-        let handle = Arc::clone(&handle);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let Some(tls) = tls else {
-                return serve_connection(stream, handle, limits).await;
-            };
-            match tls.accept(stream).await {
-                Ok(stream) => serve_connection(stream, handle, limits).await,
-                Err(e) => {
-                    inc(&handle.metrics().client_tls_handshakes_refused);
-                    tracing::info!(remote = %remote, reason = %e, "client handshake refused");
-                }
-            }
-        });
-    }
-}
-
-/// Serves the client API on one connection.
-async fn serve_connection<IO>(io: IO, handle: Arc<Handle>, limits: ConnectionLimits)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+    let server = HttpServer {
+        name: "client",
+        limits,
+        metrics: Arc::clone(&handle.metrics().client_connections),
+        tls,
+    };
     let body_timeout = limits.body_timeout;
-    let service = service_fn(move |req| route(Arc::clone(&handle), req, body_timeout));
-    if let Err(e) = http1::Builder::new()
-        .timer(TokioTimer::new())
-        // Starts when hyper waits for a request's headers: on a new
-        // connection and on a kept-alive one after each response, so it
-        // closes idle connections too.
-        .header_read_timeout(limits.idle_timeout)
-        .serve_connection(TokioIo::new(io), service)
-        .await
-    {
-        tracing::debug!(error = %e, "client connection ended");
-    }
+    let handler = move |req| route(Arc::clone(&handle), req, body_timeout);
+    server.serve(listener, handler).await;
 }
 
 /// Handles one request; its body may take `body_timeout` to arrive. Never
 /// fails: every problem is a response.
-pub async fn route(
-    handle: Arc<Handle>,
-    req: Request<Incoming>,
-    body_timeout: Duration,
-) -> Result<Resp, Infallible> {
+pub async fn route(handle: Arc<Handle>, req: Request<Incoming>, body_timeout: Duration) -> Resp {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let Some(raw) = path.strip_prefix('/') else {
-        return Ok(text(StatusCode::BAD_REQUEST, "path must start with /"));
+        return text(StatusCode::BAD_REQUEST, "path must start with /");
     };
     let target = match target(req.method(), raw) {
         Ok(t) => t,
-        Err(e) => return Ok(e.into_response()),
+        Err(e) => return e.into_response(),
     };
-    let resp = match target {
+    match target {
         Target::Status => status(&handle).await,
         Target::Health => health(&handle).await,
         Target::Metrics => Response::builder()
@@ -245,8 +197,7 @@ pub async fn route(
         Target::Put(key) => put(&handle, key, req, body_timeout).await,
         Target::Get(key) => get(&handle, &key, is_serializable(&query)).await,
         Target::OtherMethod => method_not_allowed("GET, PUT, POST, DELETE"),
-    };
-    Ok(resp)
+    }
 }
 
 fn method_not_allowed(allow: &'static str) -> Resp {
@@ -427,31 +378,40 @@ async fn remove_node(handle: &Handle, id: NodeId) -> Resp {
 }
 
 /// The JSON body of `GET /status`.
-pub fn status_json(s: &StatusReport) -> serde_json::Value {
+pub fn status_json(s: &GroupStatus) -> serde_json::Value {
+    let ids =
+        |set: &std::collections::BTreeSet<NodeId>| set.iter().map(|n| n.get()).collect::<Vec<_>>();
     let urls: serde_json::Map<String, serde_json::Value> = s
-        .urls
+        .addrs
         .iter()
-        .map(|(id, url)| (id.to_string(), serde_json::Value::from(url.clone())))
+        .map(|(id, url)| (id.to_string(), url.clone().into()))
         .collect();
+    let role = match s.role {
+        RoleKind::Follower => "follower",
+        RoleKind::PreCandidate => "pre-candidate",
+        RoleKind::Candidate => "candidate",
+        RoleKind::Leader => "leader",
+        _ => "unknown",
+    };
     serde_json::json!({
         "id": s.id.get(),
-        "term": s.term,
+        "term": s.term.get(),
         "leader": s.leader.map(|l| l.get()),
-        "role": s.role,
-        "commit": s.commit,
-        "applied": s.applied,
+        "role": role,
+        "commit": s.commit.get(),
+        "applied": s.applied.get(),
         "members": {
-            "voters": s.voters,
-            "learners": s.learners,
+            "voters": ids(&s.voters),
+            "learners": ids(&s.learners),
             "urls": urls,
-            "removed": s.removed,
+            "removed": ids(&s.removed),
         },
-        "last_snapshot": { "index": s.last_snapshot.0, "term": s.last_snapshot.1 },
+        "last_snapshot": { "index": s.snapshot.index.get(), "term": s.snapshot.term.get() },
     })
 }
 
 async fn status(handle: &Handle) -> Resp {
-    match handle.status().await {
+    match handle.status() {
         Ok(s) => Response::builder()
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(status_json(&s).to_string())))
@@ -461,7 +421,7 @@ async fn status(handle: &Handle) -> Resp {
 }
 
 async fn health(handle: &Handle) -> Resp {
-    match handle.status().await {
+    match handle.status() {
         Ok(s) if s.leader.is_some() => text(StatusCode::OK, "ok"),
         Ok(_) => refused(Refusal::Unavailable("no leader".into())),
         Err(r) => refused(r),
@@ -511,43 +471,6 @@ mod tests {
             .unwrap();
         let answer = until_closed(&mut s).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    }
-
-    #[tokio::test]
-    async fn idle_connections_new_or_kept_alive_are_closed() {
-        use tokio::io::AsyncWriteExt;
-        let (addr, _handle) = serving(short_limits(8)).await;
-        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
-        assert_eq!(until_closed(&mut silent).await, "");
-        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
-        kept.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let answer = until_closed(&mut kept).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    }
-
-    #[tokio::test]
-    async fn connections_over_the_cap_are_refused_and_counted() {
-        let limits = ConnectionLimits {
-            idle_timeout: Duration::from_secs(60),
-            ..short_limits(2)
-        };
-        let (addr, handle) = serving(limits).await;
-        let mut held = Vec::new();
-        for _ in 0..2 {
-            held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
-        }
-        let mut surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let answer = until_closed(&mut surplus).await;
-        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-        assert!(answer.contains("too many connections"), "{answer}");
-        let text = handle.metrics().render();
-        assert!(
-            text.contains("raftkv_client_connections_refused_total 1"),
-            "{text}"
-        );
-        assert!(text.contains("raftkv_client_connections 2"), "{text}");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! README for how to run it; [`http`] documents the client API.
 #![deny(missing_docs)]
 
-pub mod caps;
 pub mod cli;
 pub mod http;
 pub mod metrics;

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use raft_transport::ServerTls;
 use raftkv::cli::{CLIENT_TLS_FLAGS, tls_error};
 use raftkv::cli::{ClientApiOptions, ServerArgs};
@@ -20,105 +20,16 @@ use tokio::signal::unix::{SignalKind, signal};
 #[command(name = "raftkv", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Option<raftkv_harness::Command>,
     #[command(flatten)]
     server: ServerArgs,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Start a local cluster of raftkv processes, one per node; Ctrl-C
-    /// stops them all.
-    Cluster(raftkv_harness::launcher::ClusterArgs),
-    /// Load-test a running cluster and print throughput and latency.
-    Bench(raftkv_harness::bench::BenchArgs),
-    /// Start a raftkv and an etcd cluster (or two raftkv configurations)
-    /// and load both alternately with the same generator; print
-    /// throughput, latency, server CPU per write and the ratios.
-    BenchVs(raftkv_harness::versus::VersusArgs),
-    /// Run a Jepsen-style fault test of a local cluster (as root, in a
-    /// private network namespace) and check its history.
-    Faults(raftkv_harness::faults::FaultsArgs),
-    /// Write a CA and node certificates for mutual TLS on the peer port.
-    Certs(raftkv_harness::certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Cluster(args)) => match raftkv_harness::launcher::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("raftkv cluster: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Some(Command::Bench(args)) => run_bench(args),
-        Some(Command::BenchVs(args)) => run_bench_vs(args),
-        Some(Command::Faults(args)) => raftkv_harness::faults::main(args),
-        Some(Command::Certs(args)) => match raftkv_harness::certs::run(&args) {
-            Ok(summary) => {
-                println!("{summary}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("raftkv certs: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Some(command) => command.run(),
         None => serve(&cli.server),
-    }
-}
-
-fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-}
-
-fn run_bench(args: raftkv_harness::bench::BenchArgs) -> ExitCode {
-    let rt = match runtime(2) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("raftkv bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(raftkv_harness::bench::run(args)) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("raftkv bench: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn run_bench_vs(args: raftkv_harness::versus::VersusArgs) -> ExitCode {
-    use raftkv_harness::versus::VersusError;
-    let rt = match runtime(2) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("raftkv bench-vs: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(raftkv_harness::versus::run(args)) {
-        Ok(summary) => {
-            println!("{summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e @ (VersusError::InvalidArgs(_) | VersusError::DebugBuild)) => {
-            eprintln!("raftkv bench-vs: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("raftkv bench-vs: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 
@@ -142,7 +53,11 @@ fn serve(args: &ServerArgs) -> ExitCode {
         .with_ansi(args.log_color.ansi())
         .with_writer(std::io::stderr)
         .init();
-    let rt = match runtime(args.threads.max(1)) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build();
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("raftkv: cannot start the runtime: {e}");
@@ -152,7 +67,7 @@ fn serve(args: &ServerArgs) -> ExitCode {
     rt.block_on(run_node(opts, client))
 }
 
-async fn run_node(opts: raftkv::server::ServerOptions, client: ClientApiOptions) -> ExitCode {
+async fn run_node(opts: raftkv::server::NodeConfig, client: ClientApiOptions) -> ExitCode {
     let id = opts.id;
     // First of all: a SIGTERM that arrives while the node starts, or just
     // after it answers its first request, must stop it cleanly, not kill

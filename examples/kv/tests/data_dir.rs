@@ -77,7 +77,7 @@ async fn a_data_directory_started_under_another_node_id_exits_2_with_one_line() 
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("belongs to node 1"), "{stderr}");
-    assert!(stderr.contains("--id 2"), "{stderr}");
+    assert!(stderr.contains("not node 2"), "{stderr}");
 
     // The rightful owner still starts on it.
     serving_node(1, &cluster, &data, &tmp.path().join("node-1-again.err")).await;

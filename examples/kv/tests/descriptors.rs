@@ -42,9 +42,7 @@ async fn flood(port: u16, n: usize, refused: &Arc<AtomicUsize>, set: &mut JoinSe
 
 /// The value of counter `name` in a `/metrics` text.
 fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    support::metric_in(text, name).unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +65,7 @@ async fn a_node_with_100_descriptors_refuses_a_flood_of_idle_connections_and_kee
         "1MiB".into(),
     ];
     let mut node = Process::spawn_with_descriptor_limit(LIMIT, args, tmp.path().join("node-1.err"));
-    let caps = raftkv::caps::ConnectionCaps::for_limit(LIMIT, None).expect("caps");
+    let caps = raft_transport::ConnectionCaps::for_limit(LIMIT, None).expect("caps");
 
     // The test's own connection, opened before the flood and kept.
     let endpoint = format!("http://127.0.0.1:{client}");

@@ -12,7 +12,6 @@ use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use raft_core::{Heartbeat, Index, Message, MessageBody, NodeId, Term};
 use raft_transport::{PeerUrl, https_client_config};
-use raftkv::server::identity::cluster_id;
 use raftkv_harness::certs::CertPaths;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
@@ -107,7 +106,7 @@ async fn forged_heartbeats_without_a_valid_certificate_are_refused_at_the_handsh
         .map(|id| PeerUrl::parse(&c.peer_url(id)).expect("peer URL"))
         .collect();
     let target = urls[1].addr();
-    let cluster = cluster_id(&urls).max(1);
+    let cluster = cluster_of(&urls);
 
     // No certificate; then node 1's identity from another CA.
     let other = tempfile::tempdir().expect("temp dir");
@@ -164,7 +163,7 @@ async fn a_forged_heartbeat_at_the_largest_term_leaves_a_plain_cluster_electing_
     let urls: Vec<PeerUrl> = (1..=3)
         .map(|id| PeerUrl::parse(&c.peer_url(id)).expect("peer URL"))
         .collect();
-    let cluster = cluster_id(&urls).max(1);
+    let cluster = cluster_of(&urls);
     let (status, _) = plain_request(urls[1].addr(), forged_heartbeat(cluster))
         .await
         .expect("the plain port answers");
@@ -367,4 +366,14 @@ async fn the_client_api_serves_over_tls_and_can_require_client_certificates() {
         metrics.contains("raftkv_client_tls_handshakes_refused_total 1"),
         "{metrics}"
     );
+}
+
+/// The cluster id the founders at `urls` share (raft-host's hash of their
+/// peer addresses, in id order).
+fn cluster_of(urls: &[PeerUrl]) -> u64 {
+    let founders: Vec<raft_host::Peer> = (1..)
+        .zip(urls)
+        .map(|(id, url)| raft_host::Peer::new(raft_core::NodeId::new(id).unwrap(), url.as_str()))
+        .collect();
+    raft_host::cluster_id(&founders)
 }

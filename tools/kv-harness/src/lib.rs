@@ -5,6 +5,7 @@
 //! subcommands `bench`, `bench-vs`, `cluster`, `faults` and `certs` are
 //! thin dispatchers to this crate.
 //!
+//! - [`Command`]: those subcommands, for the binary to embed.
 //! - [`client`]: an HTTP/1.1 client of a node's client API, whose errors
 //!   say whether a write's outcome is known.
 //! - [`bench`](mod@bench): `raftkv bench`, a closed-loop load generator
@@ -29,7 +30,10 @@
 pub mod bench;
 pub mod certs;
 pub mod client;
+mod command;
 pub mod etcd;
 pub mod faults;
 pub mod launcher;
 pub mod versus;
+
+pub use command::Command;

@@ -4,22 +4,22 @@
 //! raft-transport's [`HttpTransport`](raft_transport::HttpTransport) as
 //! its peer transport; [`Handle`] is how the HTTP API reaches it.
 
-pub mod durable;
-pub mod identity;
 mod node;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use raft_core::{NodeId, RoleKind};
-use raft_host::{GroupHandle, MembershipChange, MembershipError, ProposeError, ReadError};
+use raft_core::NodeId;
+use raft_host::{
+    GroupHandle, GroupStatus, MembershipChange, MembershipError, ProposeError, ReadError,
+};
 
 use crate::metrics::Metrics;
 use raft_transport::{PeerUrl, Scheme};
 
 use crate::store::{KvStore, Put};
 
-pub use node::{LoopError, LoopExit, Node, ServerOptions, StartError};
+pub use node::{LoopError, LoopExit, Node, NodeConfig, StartError};
 
 /// Why a request was not carried out. Each maps to one HTTP status.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -46,33 +46,6 @@ pub enum Refusal {
     /// unknown (504), unlike [`Refusal::ShuttingDown`].
     #[error("the node stopped before the request finished; the outcome is unknown")]
     Interrupted,
-}
-
-/// What `GET /status` shows.
-#[derive(Debug, Clone)]
-pub struct StatusReport {
-    /// This node.
-    pub id: NodeId,
-    /// Current term.
-    pub term: u64,
-    /// The known leader.
-    pub leader: Option<NodeId>,
-    /// Role name.
-    pub role: &'static str,
-    /// Commit index.
-    pub commit: u64,
-    /// Applied index.
-    pub applied: u64,
-    /// Voters.
-    pub voters: Vec<u64>,
-    /// Learners.
-    pub learners: Vec<u64>,
-    /// Member URLs.
-    pub urls: Vec<(u64, String)>,
-    /// Ids of removed nodes, which are never members again.
-    pub removed: Vec<u64>,
-    /// Newest snapshot (index, term).
-    pub last_snapshot: (u64, u64),
 }
 
 /// The HTTP API's way into the node. Cheap to clone.
@@ -146,24 +119,12 @@ impl Handle {
     ///
     /// # Errors
     /// [`Refusal::ShuttingDown`] once the node stopped.
-    pub async fn status(&self) -> Result<StatusReport, Refusal> {
+    pub fn status(&self) -> Result<GroupStatus, Refusal> {
         let st = self.group.status();
         if !st.running {
             return Err(Refusal::ShuttingDown);
         }
-        Ok(StatusReport {
-            id: st.id,
-            term: st.term.get(),
-            leader: st.leader,
-            role: role_name(st.role),
-            commit: st.commit.get(),
-            applied: st.applied.get(),
-            voters: st.voters.iter().map(|n| n.get()).collect(),
-            learners: st.learners.iter().map(|n| n.get()).collect(),
-            urls: st.addrs.iter().map(|(k, v)| (k.get(), v.clone())).collect(),
-            removed: st.removed.iter().map(|n| n.get()).collect(),
-            last_snapshot: (st.snapshot.index.get(), st.snapshot.term.get()),
-        })
+        Ok(st)
     }
 
     /// The member other than `id` whose peer URL resolves to `addr`, as
@@ -252,14 +213,4 @@ fn removed_id_refusal(id: NodeId) -> String {
          process, log and votes may still be around): add the machine under a new id, with an \
          empty --data-dir"
     )
-}
-
-fn role_name(role: RoleKind) -> &'static str {
-    match role {
-        RoleKind::Follower => "follower",
-        RoleKind::PreCandidate => "pre-candidate",
-        RoleKind::Candidate => "candidate",
-        RoleKind::Leader => "leader",
-        _ => "unknown",
-    }
 }

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raft_core::NodeId;
-use raft_host::{GroupHandle, GroupId, GroupOptions, Host, Membership, Peer, StopReason};
+use raft_host::{
+    DataDir, DataDirError, GroupHandle, GroupId, GroupOptions, Host, Membership, Peer, StopReason,
+};
+use raft_storage::StorageOptions;
 use raft_transport::{
     ConnectionLimits, HttpTransport, PeerListener, PeerTls, PeerUrl, TlsError, TlsFiles,
     TransportConfig, TransportError,
 };
 
 use super::Handle;
-use super::durable::{self, OpenDataError};
-use super::identity::{self, Identity};
 use crate::cli::{PEER_TLS_FLAGS, tls_error};
 use crate::metrics::Metrics;
 use crate::store::KvStore;
@@ -25,44 +26,45 @@ const GROUP: GroupId = GroupId(1);
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
 
-/// How to run a node.
+/// How to run a node, from the flags.
 #[derive(Clone, Debug)]
-pub struct ServerOptions {
+pub struct NodeConfig {
     /// This node.
     pub id: NodeId,
     /// The peer URLs given by `--cluster`; node `i` is the `i`-th.
     pub cluster: Vec<PeerUrl>,
-    /// Joining an existing cluster rather than founding one.
-    pub join: bool,
     /// Where the WAL and snapshots live.
     pub data_dir: PathBuf,
-    /// Applied entries between snapshots.
-    pub snapshot_count: u64,
-    /// How linearizable reads are confirmed: a quorum round (`Safe`) or
-    /// the leader's lease (`LeaseBased`).
-    pub read_mode: raft_core::ReadOnlyOption,
-    /// Entries kept in memory behind a snapshot so that a slightly lagging
-    /// follower catches up from the log rather than by snapshot (etcd's
-    /// `SnapshotCatchUpEntries`, 5000 by default there too).
-    pub catch_up_entries: u64,
-    /// Persist on a writer thread (raft-core's async storage writes).
-    pub async_storage_writes: bool,
-    /// Length of one tick.
-    pub tick: Duration,
-    /// Election timeout in ticks.
-    pub election_ticks: u32,
-    /// Heartbeat interval in ticks.
-    pub heartbeat_ticks: u32,
-    /// How long a client request may wait.
-    pub request_timeout: Duration,
-    /// Capacity of the request queue into the loop.
-    pub queue_len: usize,
-    /// Mutual TLS of the peer port (`None`: plain HTTP).
-    pub peer_tls: Option<TlsFiles>,
     /// The size of a WAL segment (`--wal-segment-size`).
     pub wal_segment_bytes: u64,
+    /// Mutual TLS of the peer port (`None`: plain HTTP).
+    pub peer_tls: Option<TlsFiles>,
     /// The peer port's connection cap and timeouts.
     pub peer_limits: ConnectionLimits,
+    /// raft-host's settings; its membership founds the cluster of
+    /// `cluster` or joins it (`--join`).
+    pub group: GroupOptions,
+}
+
+impl NodeConfig {
+    /// The group's settings the flags do not give: raftkv's group id, the
+    /// members from `--cluster`, and its snapshot retention.
+    pub fn group_options(cluster: &[PeerUrl], join: bool) -> GroupOptions {
+        let peers: Vec<Peer> = (1..)
+            .zip(cluster)
+            .map(|(i, url)| Peer::new(NodeId::new(i).expect("ids start at 1"), url.as_str()))
+            .collect();
+        let membership = if join {
+            Membership::Join(peers)
+        } else {
+            Membership::Found(peers)
+        };
+        let mut g = GroupOptions::new(GROUP, membership);
+        g.snapshots_kept = SNAPSHOTS_KEPT;
+        g.queue_len = 65_536;
+        g.max_inflight_msgs = 1024;
+        g
+    }
 }
 
 /// Why the node could not start.
@@ -70,8 +72,8 @@ pub struct ServerOptions {
 #[non_exhaustive]
 pub enum StartError {
     /// The data directory.
-    #[error(transparent)]
-    Data(#[from] OpenDataError),
+    #[error("{}", data_dir_error(.0))]
+    Data(#[from] DataDirError),
     /// raft-host refused to start the group.
     #[error("cannot start raft: {0}")]
     Raft(#[from] raft_host::StartError),
@@ -116,8 +118,7 @@ pub struct Node {
     host: Host,
     group: GroupHandle<KvStore>,
     transport: Arc<HttpTransport>,
-    identity: Identity,
-    data_dir: PathBuf,
+    data_dir: DataDir,
     tick: Duration,
 }
 
@@ -130,7 +131,7 @@ impl Node {
     /// # Errors
     /// A [`StartError`].
     pub async fn start(
-        opts: ServerOptions,
+        opts: NodeConfig,
         metrics: Arc<Metrics>,
     ) -> Result<(Node, Handle), StartError> {
         let me = opts.cluster[opts.id.get() as usize - 1].clone();
@@ -143,31 +144,18 @@ impl Node {
         // So is one whose peer port is taken: a failed bind leaves no
         // directory behind (nor a 64 MiB WAL segment).
         let listener = PeerListener::bind(me.addr()).await?;
-        let opened = durable::open(
-            &opts.data_dir,
-            opts.id,
-            &opts.cluster,
-            opts.join,
-            opts.wal_segment_bytes,
-        )?;
-        if opened.bootstrapped {
-            tracing::info!(
-                members = opts.cluster.len(),
-                "bootstrapped a new cluster log"
-            );
-        }
-        let host = Host::with_recorder(opts.id, Arc::clone(&metrics) as _);
+        let storage = StorageOptions::new()
+            .wal(raft_wal::WalOptions::new().segment_size_bytes(opts.wal_segment_bytes));
+        let membership = &opts.group.membership;
+        let (data_dir, storage) = DataDir::open(&opts.data_dir, opts.id, membership, storage)?;
+        let host = Host::with_recorder(opts.id, Arc::clone(&metrics.raft) as _);
         let transport = Arc::new(start_transport(
-            listener,
-            &opts,
-            &opened.identity,
-            tls,
-            &host,
-            &metrics,
+            listener, &opts, &data_dir, tls, &host, &metrics,
         ));
+        let tick = opts.group.tick_interval;
         let group = host.start_group(
-            group_options(&opts),
-            opened.storage,
+            opts.group,
+            storage,
             KvStore::new(),
             Arc::clone(&transport) as _,
         )?;
@@ -176,9 +164,8 @@ impl Node {
             host,
             group,
             transport,
-            identity: opened.identity,
-            data_dir: opts.data_dir,
-            tick: opts.tick,
+            data_dir,
+            tick,
         };
         Ok((node, handle))
     }
@@ -215,12 +202,11 @@ impl Node {
     /// --cluster keeps it. Returns once recorded (or at once if known).
     async fn record_cluster_id(&mut self) -> Result<(), LoopError> {
         let mut every_tick = tokio::time::interval(self.tick);
-        while self.identity.cluster_id.is_none() {
+        while self.data_dir.identity().cluster_id.is_none() {
             every_tick.tick().await;
             if let Some(id) = self.transport.cluster_id() {
-                self.identity.cluster_id = Some(id);
-                self.identity.save(&self.data_dir).map_err(|e| {
-                    let hint = if durable::is_disk_full(&e) {
+                self.data_dir.record_cluster_id(id).map_err(|e| {
+                    let hint = if raft_wal::io::is_disk_full(&e) {
                         "; the disk is full: free space and restart the node"
                     } else {
                         ""
@@ -234,46 +220,22 @@ impl Node {
     }
 }
 
-/// raft-host's settings from the flags.
-fn group_options(opts: &ServerOptions) -> GroupOptions {
-    let peers: Vec<Peer> = opts
-        .cluster
-        .iter()
-        .enumerate()
-        .map(|(i, url)| Peer::new(node_id(i), url.as_str()))
-        .collect();
-    // The founding log was written by `durable::open`; the host only needs
-    // the peers to reach until the log tells it the members.
-    let membership = if opts.join {
-        Membership::Join(peers)
-    } else {
-        Membership::Found(peers)
-    };
-    let mut g = GroupOptions::new(GROUP, membership);
-    g.tick_interval = opts.tick;
-    g.election_timeout_ticks = opts.election_ticks;
-    g.heartbeat_interval_ticks = opts.heartbeat_ticks;
-    g.read_mode = opts.read_mode;
-    g.snapshot_interval_entries = opts.snapshot_count;
-    g.catch_up_entries = opts.catch_up_entries;
-    g.async_storage_writes = opts.async_storage_writes;
-    g.snapshots_kept = SNAPSHOTS_KEPT;
-    g.request_timeout = opts.request_timeout;
-    g.membership_timeout = opts.request_timeout;
-    g.queue_len = opts.queue_len;
-    g.max_inflight_msgs = 1024;
-    g
-}
-
-fn node_id(i: usize) -> NodeId {
-    NodeId::new(i as u64 + 1).expect("ids start at 1")
+/// A data directory error, with what to do when the disk is full.
+fn data_dir_error(e: &DataDirError) -> String {
+    if !e.is_disk_full() {
+        return e.to_string();
+    }
+    format!(
+        "{e}: the disk is full; free space, or give a smaller --wal-segment-size (the WAL fills \
+         each segment up front and prepares the next one early)"
+    )
 }
 
 /// Starts the transport on this node's peer port, knowing the founders.
 fn start_transport(
     listener: PeerListener,
-    opts: &ServerOptions,
-    identity: &Identity,
+    opts: &NodeConfig,
+    data_dir: &DataDir,
     tls: Option<PeerTls>,
     host: &Host,
     metrics: &Metrics,
@@ -282,16 +244,12 @@ fn start_transport(
     // Founders derive the id from the founding list; a joining node learns
     // it from the first peer that contacts it. Either way it is recorded,
     // so a restart with a longer --cluster keeps it.
-    let cluster_id = identity
-        .cluster_id
-        .or_else(|| (!opts.join).then(|| identity::cluster_id(&opts.cluster).max(1)));
+    let cluster_id = data_dir.identity().cluster_id;
     // The --cluster list; the members the log records (nodes added at run
     // time) are added by raft-host as it recovers them.
-    let peers = opts
-        .cluster
-        .iter()
-        .enumerate()
-        .map(|(i, url)| (node_id(i), url.clone()))
+    let peers = (1..)
+        .zip(&opts.cluster)
+        .map(|(i, url)| (NodeId::new(i).expect("ids start at 1"), url.clone()))
         .filter(|(id, _)| *id != opts.id)
         .collect();
     let mut config = TransportConfig::new(opts.id, GROUP, &opts.data_dir);

@@ -404,8 +404,7 @@ impl Cluster {
             .await
             .ok()?;
         let text = String::from_utf8(resp.body.to_vec()).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        metric_in(&text, name)
     }
 }
 
@@ -545,4 +544,19 @@ pub fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// The sum of `name`'s samples in a Prometheus text exposition, over
+/// every label set (raft-host labels its samples by group); `None` when
+/// there is none.
+pub fn metric_in(text: &str, name: &str) -> Option<u64> {
+    let values = text.lines().filter_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let value = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once("} ")?.1,
+            None => rest.strip_prefix(' ')?,
+        };
+        value.trim().parse::<u64>().ok()
+    });
+    values.reduce(|a, b| a + b)
 }

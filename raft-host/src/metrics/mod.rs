@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::ids::GroupId;
 
+mod prometheus;
+
+pub use prometheus::{PrometheusRecorder, PrometheusText};
+
 /// Events the host counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -68,3 +72,26 @@ pub trait Recorder: Send + Sync + 'static {
 pub struct NoRecorder;
 
 impl Recorder for NoRecorder {}
+
+impl Counter {
+    /// Every counter, in the order [`PrometheusRecorder`] writes them.
+    pub const ALL: [Counter; 12] = [
+        Counter::Proposals,
+        Counter::ProposalsRefused,
+        Counter::EntriesApplied,
+        Counter::ReadRounds,
+        Counter::Reads,
+        Counter::LeaderChanges,
+        Counter::SnapshotsTaken,
+        Counter::SnapshotsRestored,
+        Counter::SnapshotsSent,
+        Counter::PeerMessagesInvalid,
+        Counter::PeerMessagesTermTooFarAhead,
+        Counter::Promotions,
+    ];
+}
+
+impl Histogram {
+    /// Every histogram, in the order [`PrometheusRecorder`] writes them.
+    pub const ALL: [Histogram; 3] = [Histogram::Persist, Histogram::Apply, Histogram::Snapshot];
+}

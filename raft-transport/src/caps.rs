@@ -1,19 +1,18 @@
-//! How many connections each port of a node may hold, from the soft
-//! `RLIMIT_NOFILE`.
+//! How many connections each port of a node (its peer port and a client
+//! API) may hold, from the soft `RLIMIT_NOFILE`.
 //!
 //! A node's file descriptors are shared by its connections and by what it
 //! cannot do without: WAL segments, snapshot files, the spill files of
 //! snapshots being received, its own connections to peers. So
 //! [`RESERVED_DESCRIPTORS`] are kept out of every cap, and the rest is
 //! split between the peer port and the client API
-//! ([`ConnectionCaps::for_limit`]). raft-transport's
-//! [`Admission`](raft_transport::Admission) enforces the cap of each port
-//! and counts the refusals (`raftkv_client_connections_refused_total`,
-//! `raftkv_peer_connections_refused_total`).
+//! ([`ConnectionCaps::for_limit`]). [`Admission`](crate::Admission)
+//! enforces the cap of each port and counts the refusals
+//! ([`ConnectionMetrics`](crate::ConnectionMetrics)).
 
 use std::time::Duration;
 
-use raft_transport::ConnectionLimits;
+use crate::conn::ConnectionLimits;
 
 /// Descriptors no connection cap may use: the WAL's segments and
 /// directory handles, snapshot and spill files, outgoing peer
@@ -55,10 +54,10 @@ pub enum CapsError {
         /// The soft `RLIMIT_NOFILE`.
         limit: u64,
     },
-    /// `--max-connections` above what the limit leaves.
+    /// A client connection cap above what the limit leaves.
     #[error(
-        "--max-connections {asked} does not fit the file descriptor limit (ulimit -n) of \
-         {limit}, which leaves room for {most} client connections: lower it or raise the limit"
+        "a cap of {asked} client connections does not fit the file descriptor limit (ulimit -n) \
+         of {limit}, which leaves room for {most}: lower it or raise the limit"
     )]
     TooManyConnections {
         /// The flag's value.
@@ -94,6 +93,18 @@ impl ConnectionCaps {
         };
         Ok(ConnectionCaps { client, peer })
     }
+
+    /// The client API's limits: [`ConnectionCaps::client`] connections,
+    /// [`CLIENT_IDLE_TIMEOUT`] and [`ConnectionLimits::BODY_TIMEOUT`].
+    pub fn client_limits(&self) -> ConnectionLimits {
+        ConnectionLimits::new(self.client, CLIENT_IDLE_TIMEOUT)
+    }
+
+    /// The peer port's limits: [`ConnectionCaps::peer`] connections and
+    /// the peer timeouts.
+    pub fn peer_limits(&self) -> ConnectionLimits {
+        ConnectionLimits::peer(self.peer)
+    }
 }
 
 /// The soft `RLIMIT_NOFILE` of this process (1024, the usual default, if
@@ -101,12 +112,6 @@ impl ConnectionCaps {
 pub fn descriptor_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit};
     getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
-}
-
-/// The client API's limits: `max_connections`, [`CLIENT_IDLE_TIMEOUT`] and
-/// [`ConnectionLimits::BODY_TIMEOUT`].
-pub fn client_limits(max_connections: usize) -> ConnectionLimits {
-    ConnectionLimits::new(max_connections, CLIENT_IDLE_TIMEOUT)
 }
 
 #[cfg(test)]

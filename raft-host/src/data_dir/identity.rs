@@ -1,33 +1,35 @@
 //! The identity record of a data directory: which node it belongs to and
 //! in which cluster, so that it is never started as another node.
 //!
-//! A directory started under the wrong `--id` would vote and append as
+//! A directory started under the wrong node id would vote and append as
 //! that node with another node's log and vote: with the real one running,
-//! two processes would vote as one node, which breaks Raft's safety. So the
-//! record is written when the directory is created, before its first log,
+//! two processes would vote as one node, which breaks Raft's safety
+//! (thesis §3.6: a server's vote and log must be its own). So the record
+//! is written when the directory is created, before its first log entry,
 //! and every start checks it.
 //!
 //! The file is `<data-dir>/identity`, a few `key value` lines:
 //!
 //! ```text
-//! # raftkv data directory identity
+//! # raft-host data directory identity
 //! node-id 1
 //! cluster-id 6a4c9e2b0f1d3a57
 //! founders 3
 //! ```
 //!
 //! `node-id` is always there. `cluster-id` is there once known: a founder
-//! knows it at creation, a joining node records it when it adopts it from
-//! the first peer that contacts it. `founders` is the number of founding
-//! members whose URLs the cluster id hashes; a founder restarted with a
-//! longer `--cluster` (members were added) still derives the same id from
-//! that many URLs, so another cluster's `--cluster` is recognised.
+//! knows it at creation, a joining node records it when it learns it from
+//! a peer. `founders` is the number of founding members whose addresses the
+//! cluster id hashes; a founder restarted with more peers listed (members
+//! were added) still derives the same id from that many, so another
+//! cluster's peer list is recognised.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use raft_core::NodeId;
-use raft_transport::PeerUrl;
+
+use crate::options::Peer;
 
 /// The file name, in the data directory.
 pub const IDENTITY_FILE: &str = "identity";
@@ -37,17 +39,17 @@ pub const IDENTITY_FILE: &str = "identity";
 pub struct Identity {
     /// The node the directory belongs to.
     pub node_id: NodeId,
-    /// The cluster it belongs to, once known.
+    /// The cluster it belongs to, once known. Invariant: never 0.
     pub cluster_id: Option<u64>,
-    /// How many founding members' URLs the cluster id hashes (founders
-    /// only).
+    /// How many founding members' addresses the cluster id hashes
+    /// (founders only).
     pub founders: Option<u64>,
 }
 
 /// Why the identity record could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum LoadIdentityError {
+pub enum IdentityError {
     /// The file exists but cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -69,32 +71,32 @@ pub enum LoadIdentityError {
 }
 
 /// The id of a cluster: a hash (FNV-1a, 64 bits) of its founding members'
-/// URLs in id order. Peers send it with every request so two clusters never
-/// talk to each other by mistake.
-pub fn cluster_id(founders: &[PeerUrl]) -> u64 {
+/// addresses in order, never 0. Peers send it with every message so two
+/// clusters never talk to each other by mistake.
+pub fn cluster_id(founders: &[Peer]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for url in founders {
-        for b in url.as_str().bytes().chain([b'\n']) {
+    for peer in founders {
+        for b in peer.addr.bytes().chain([b'\n']) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    h
+    h.max(1)
 }
 
 impl Identity {
     /// The record in `dir`, or `None` if there is none.
     ///
     /// # Errors
-    /// A [`LoadIdentityError`] if it exists but cannot be read or parsed.
-    pub fn load(dir: &Path) -> Result<Option<Identity>, LoadIdentityError> {
+    /// An [`IdentityError`] if it exists but cannot be read or parsed.
+    pub fn load(dir: &Path) -> Result<Option<Identity>, IdentityError> {
         let path = dir.join(IDENTITY_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => Identity::parse(&text)
                 .map(Some)
-                .map_err(|(line, reason)| LoadIdentityError::Malformed { path, line, reason }),
+                .map_err(|(line, reason)| IdentityError::Malformed { path, line, reason }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LoadIdentityError::Read { path, source }),
+            Err(source) => Err(IdentityError::Read { path, source }),
         }
     }
 
@@ -139,7 +141,7 @@ impl Identity {
 
     fn render(&self) -> String {
         let mut text = format!(
-            "# raftkv data directory identity\nnode-id {}\n",
+            "# raft-host data directory identity\nnode-id {}\n",
             self.node_id
         );
         if let Some(id) = self.cluster_id {
@@ -210,7 +212,7 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(IDENTITY_FILE), text).unwrap();
             match Identity::load(dir.path()) {
-                Err(LoadIdentityError::Malformed { line: l, .. }) => assert_eq!(l, line, "{text}"),
+                Err(IdentityError::Malformed { line: l, .. }) => assert_eq!(l, line, "{text}"),
                 other => panic!("{text:?} gave {other:?}"),
             }
         }
@@ -218,12 +220,11 @@ mod tests {
 
     #[test]
     fn cluster_id_depends_on_members_and_order() {
-        let a = PeerUrl::parse("http://127.0.0.1:1").unwrap();
-        let b = PeerUrl::parse("http://127.0.0.1:2").unwrap();
-        assert_eq!(
-            cluster_id(&[a.clone(), b.clone()]),
-            cluster_id(&[a.clone(), b.clone()])
-        );
-        assert_ne!(cluster_id(&[a.clone(), b.clone()]), cluster_id(&[b, a]));
+        let a = Peer::new(nid(1), "http://127.0.0.1:1");
+        let b = Peer::new(nid(2), "http://127.0.0.1:2");
+        let ab = cluster_id(&[a.clone(), b.clone()]);
+        assert_eq!(ab, cluster_id(&[a.clone(), b.clone()]));
+        assert_ne!(ab, cluster_id(&[b, a]));
+        assert_ne!(cluster_id(&[]), 0);
     }
 }

@@ -1,0 +1,380 @@
+//! A node's data directory: whose it is (an [`Identity`] record, checked
+//! on every start) and the durable storage under it, opened in the order
+//! that keeps a crash harmless.
+//!
+//! Layout: `<dir>/identity`, then raft-storage's `<dir>/snap/` and
+//! `<dir>/wal/`.
+
+mod identity;
+
+use std::path::{Path, PathBuf};
+
+use raft_core::NodeId;
+use raft_storage::{DiskStorage, OpenError, SkippedSnapshot, StorageOptions};
+
+pub use identity::{IDENTITY_FILE, Identity, IdentityError, cluster_id};
+
+use crate::options::Membership;
+
+/// Why a data directory could not be opened. Each message says what is
+/// wrong with the directory in one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataDirError {
+    /// The directory could not be created or is not a directory.
+    #[error("cannot use data directory {}: {source}", path.display())]
+    Dir {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The storage refused to open (damaged, locked by another process,
+    /// ...).
+    #[error("storage in {}: {source}", path.display())]
+    Storage {
+        /// The data directory.
+        path: PathBuf,
+        /// The cause.
+        source: OpenError,
+    },
+    /// The identity record could not be read.
+    #[error("identity record: {0}")]
+    Identity(#[from] IdentityError),
+    /// The identity record could not be written.
+    #[error("cannot record the identity of {}: {source}", dir.display())]
+    RecordIdentity {
+        /// The data directory.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The directory belongs to another node.
+    #[error(
+        "data directory {} belongs to node {recorded}, not node {given}: start node {recorded} \
+         on it, or give node {given} a data directory of its own",
+        dir.display()
+    )]
+    WrongNode {
+        /// The data directory.
+        dir: PathBuf,
+        /// The node it belongs to.
+        recorded: NodeId,
+        /// The node asked for.
+        given: NodeId,
+    },
+    /// The directory belongs to another cluster than the founders given.
+    #[error(
+        "data directory {} belongs to cluster {recorded:016x}, but its first {founders} \
+         founder(s) given make cluster {derived:016x}: this directory is another cluster's",
+        dir.display()
+    )]
+    WrongCluster {
+        /// The data directory.
+        dir: PathBuf,
+        /// The cluster it belongs to.
+        recorded: u64,
+        /// How many founders the recorded id hashes.
+        founders: u64,
+        /// The id those founders give.
+        derived: u64,
+    },
+    /// The directory holds a log but no identity record.
+    #[error(
+        "data directory {} holds a log but no identity record, so which node it belongs to is \
+         unknown and will not be guessed; if it is node N's, write the line `node-id N` to {}",
+        dir.display(),
+        dir.join(IDENTITY_FILE).display()
+    )]
+    Unrecorded {
+        /// The data directory.
+        dir: PathBuf,
+    },
+}
+
+impl DataDirError {
+    /// True if what failed ran out of space (a full disk or quota).
+    pub fn is_disk_full(&self) -> bool {
+        raft_io::is_disk_full(self)
+    }
+}
+
+/// An opened data directory: its identity, kept up to date on disk.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    identity: Identity,
+}
+
+impl DataDir {
+    /// Opens (creating on first start) the data directory of node `id`
+    /// and recovers its storage, ready for
+    /// [`Host::start_group`](crate::Host::start_group) with the same
+    /// `membership`.
+    ///
+    /// The identity record is checked first: a directory of another node,
+    /// or of a cluster whose founders are not the first ones of
+    /// [`Membership::Found`], is refused; so is a directory with a log but
+    /// no record. A new directory gets its record before its first log
+    /// entry (the host writes the founding log when the group starts), so
+    /// a crash in between leaves a recorded, empty directory.
+    ///
+    /// # Errors
+    /// A [`DataDirError`]; [`DataDirError::is_disk_full`] tells a full
+    /// disk.
+    pub fn open(
+        path: &Path,
+        id: NodeId,
+        membership: &Membership,
+        options: StorageOptions,
+    ) -> Result<(DataDir, DiskStorage), DataDirError> {
+        std::fs::create_dir_all(path).map_err(|source| DataDirError::Dir {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let recorded = Identity::load(path)?;
+        if let Some(identity) = &recorded {
+            check_identity(path, identity, id, membership)?;
+        }
+        let (storage, recovery) =
+            DiskStorage::open(path, options).map_err(|source| DataDirError::Storage {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        for skipped in &recovery.skipped_snapshots {
+            match skipped {
+                SkippedSnapshot::Damaged { id, path } => {
+                    tracing::error!(snapshot = %id, path = %path.display(), "skipped a damaged snapshot")
+                }
+                other => tracing::warn!(skipped = ?other, "skipped a snapshot"),
+            }
+        }
+        let identity = match recorded {
+            Some(identity) => identity,
+            None if recovery.fresh => record_new_identity(path, id, membership)?,
+            None => {
+                return Err(DataDirError::Unrecorded {
+                    dir: path.to_path_buf(),
+                });
+            }
+        };
+        let dir = DataDir {
+            path: path.to_path_buf(),
+            identity,
+        };
+        Ok((dir, storage))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the directory records about itself.
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    /// Records the cluster id a joining node learned from its peers, so a
+    /// restart keeps it. Does nothing if one is recorded already.
+    ///
+    /// # Errors
+    /// The I/O error; the record on disk is then the old one.
+    pub fn record_cluster_id(&mut self, cluster: u64) -> std::io::Result<()> {
+        debug_assert_ne!(cluster, 0, "cluster ids are never 0");
+        if self.identity.cluster_id.is_some() {
+            return Ok(());
+        }
+        let updated = Identity {
+            cluster_id: Some(cluster),
+            ..self.identity
+        };
+        updated.save(&self.path)?;
+        self.identity = updated;
+        Ok(())
+    }
+}
+
+/// Writes the identity record of a new directory: node `id`, and for a
+/// founder the cluster id its founders give.
+fn record_new_identity(
+    dir: &Path,
+    id: NodeId,
+    membership: &Membership,
+) -> Result<Identity, DataDirError> {
+    let founders = match membership {
+        Membership::Found(founders) => Some(founders),
+        Membership::Join(_) => None,
+    };
+    let identity = Identity {
+        node_id: id,
+        cluster_id: founders.map(|f| cluster_id(f)),
+        founders: founders.map(|f| f.len() as u64),
+    };
+    identity
+        .save(dir)
+        .map_err(|source| DataDirError::RecordIdentity {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    Ok(identity)
+}
+
+/// Refuses a record of another node, or of a cluster whose founders are
+/// not the first of `membership`'s (checked when both are recorded and at
+/// least that many founders are given).
+fn check_identity(
+    dir: &Path,
+    identity: &Identity,
+    id: NodeId,
+    membership: &Membership,
+) -> Result<(), DataDirError> {
+    if identity.node_id != id {
+        return Err(DataDirError::WrongNode {
+            dir: dir.to_path_buf(),
+            recorded: identity.node_id,
+            given: id,
+        });
+    }
+    if let (Membership::Found(founders), Some(recorded), Some(n)) =
+        (membership, identity.cluster_id, identity.founders)
+        && let Some(first) = usize::try_from(n).ok().and_then(|n| founders.get(..n))
+    {
+        let derived = cluster_id(first);
+        if derived != recorded {
+            return Err(DataDirError::WrongCluster {
+                dir: dir.to_path_buf(),
+                recorded,
+                founders: n,
+                derived,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use raft_io::{FaultKind, SimBackend};
+
+    use super::*;
+    use crate::options::Peer;
+
+    fn found(ports: &[u16]) -> Membership {
+        let peers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Peer::new(nid(i as u64 + 1), format!("http://127.0.0.1:{p}")));
+        Membership::Found(peers.collect())
+    }
+
+    fn nid(n: u64) -> NodeId {
+        NodeId::new(n).unwrap()
+    }
+
+    /// Opens `dir` as node `id` of `membership` and closes it again.
+    fn open_once(dir: &Path, id: u64, membership: &Membership) -> Result<Identity, DataDirError> {
+        DataDir::open(dir, nid(id), membership, StorageOptions::new()).map(|(d, _)| d.identity())
+    }
+
+    #[test]
+    fn every_out_of_space_error_while_opening_is_told_apart() {
+        let founders = found(&[1, 2, 3]);
+        let mut disk_full = 0;
+        // Fail each storage operation of a first start in turn, until one
+        // start gets through.
+        for at_op in 0.. {
+            let sim = SimBackend::new();
+            sim.inject_fault(at_op, FaultKind::Enospc);
+            let dir = tempfile::tempdir().unwrap();
+            let options = StorageOptions::new().backend(sim.shared());
+            match DataDir::open(dir.path(), nid(1), &founders, options) {
+                Ok(_) if sim.op_count() <= at_op => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    disk_full += 1;
+                    assert!(e.is_disk_full(), "{e}");
+                    assert_eq!(e.to_string().lines().count(), 1, "{e}");
+                }
+            }
+        }
+        assert!(disk_full > 0, "no operation ran out of space");
+    }
+
+    #[test]
+    fn a_new_directory_records_its_node_and_cluster_before_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let founders = found(&[1, 2, 3]);
+        let identity = open_once(dir.path(), 2, &founders).unwrap();
+        let Membership::Found(peers) = &founders else {
+            unreachable!("built as founders")
+        };
+        let want = Identity {
+            node_id: nid(2),
+            cluster_id: Some(cluster_id(peers)),
+            founders: Some(3),
+        };
+        assert_eq!(identity, want);
+        assert_eq!(Identity::load(dir.path()).unwrap(), Some(want));
+        // Restarting with members added keeps the same cluster.
+        assert_eq!(
+            open_once(dir.path(), 2, &found(&[1, 2, 3, 4])).unwrap(),
+            want
+        );
+    }
+
+    #[test]
+    fn another_node_id_or_cluster_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        open_once(dir.path(), 1, &found(&[1, 2, 3])).unwrap();
+        let e = open_once(dir.path(), 2, &found(&[1, 2, 3])).unwrap_err();
+        assert!(matches!(e, DataDirError::WrongNode { .. }), "{e}");
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        let e = open_once(dir.path(), 1, &found(&[1, 2, 9])).unwrap_err();
+        assert!(matches!(e, DataDirError::WrongCluster { .. }), "{e}");
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_directory_with_a_log_but_no_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let founders = found(&[1, 2, 3]);
+        let (_, storage) =
+            DataDir::open(dir.path(), nid(1), &founders, StorageOptions::new()).unwrap();
+        let Membership::Found(peers) = &founders else {
+            unreachable!("built as founders")
+        };
+        let changes = peers.iter().map(|p| raft_core::ConfChange {
+            kind: raft_core::ConfChangeKind::AddNode,
+            node_id: p.id,
+            context: bytes::Bytes::new(),
+        });
+        storage
+            .bootstrap(&raft_core::FoundingLog::new(changes).unwrap())
+            .unwrap();
+        drop(storage);
+        std::fs::remove_file(dir.path().join(IDENTITY_FILE)).unwrap();
+        let e = open_once(dir.path(), 1, &founders).unwrap_err();
+        assert!(matches!(e, DataDirError::Unrecorded { .. }), "{e}");
+        // An empty one (created by hand, or a first start that died before
+        // its log) is adopted.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir(empty.path().join("wal")).unwrap();
+        open_once(empty.path(), 3, &founders).unwrap();
+    }
+
+    #[test]
+    fn a_joining_node_records_the_cluster_id_it_learns_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let join = Membership::Join(vec![Peer::new(nid(1), "http://127.0.0.1:1")]);
+        let (mut data, _storage) =
+            DataDir::open(dir.path(), nid(4), &join, StorageOptions::new()).unwrap();
+        assert_eq!(data.identity().cluster_id, None);
+        data.record_cluster_id(0xabc).unwrap();
+        data.record_cluster_id(0xdef).unwrap();
+        assert_eq!(
+            Identity::load(dir.path()).unwrap().unwrap().cluster_id,
+            Some(0xabc)
+        );
+    }
+}
