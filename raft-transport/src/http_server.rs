@@ -105,6 +105,49 @@ impl HttpServer {
     }
 }
 
+/// Why a request body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// Over the limit, declared or as it arrived (answer `413`).
+    #[error("body larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// It did not arrive within the timeout (answer `408`).
+    #[error("the request body did not arrive within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The connection failed or sent a malformed body (answer `400`).
+    #[error("cannot read body: {0}")]
+    Read(String),
+}
+
+/// Reads a request's whole body, at most `limit` bytes, within `timeout`:
+/// a body declared larger is refused before a byte of it is read.
+///
+/// # Errors
+/// A [`BodyError`].
+pub async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let body = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(timeout, body).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
+        Err(_) => Err(BodyError::Timeout(timeout)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

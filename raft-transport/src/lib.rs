@@ -104,6 +104,7 @@
 #![deny(missing_docs)]
 
 mod caps;
+mod cluster_urls;
 mod conn;
 mod http_server;
 mod metrics;
@@ -116,8 +117,9 @@ pub use caps::{
     CLIENT_IDLE_TIMEOUT, CapsError, ConnectionCaps, MIN_CONNECTIONS, MIN_DESCRIPTORS,
     RESERVED_DESCRIPTORS, descriptor_limit,
 };
+pub use cluster_urls::{ClusterUrlsError, parse_cluster_urls};
 pub use conn::{Admission, Admitted, ConnectionLimits, Slot};
-pub use http_server::HttpServer;
+pub use http_server::{BodyError, HttpServer, read_body};
 pub use metrics::{ConnectionMetrics, TransportMetrics};
 pub use peer_url::{PeerUrl, PeerUrlError, Scheme};
 pub use tls::identity::{IdentityError, identity_uri, node_identity};

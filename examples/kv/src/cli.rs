@@ -6,12 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::ColorChoice;
 use raft_core::NodeId;
 
-use crate::server::NodeConfig;
+use crate::node::NodeConfig;
 use raft_transport::{
-    CapsError, ConnectionCaps, ConnectionLimits, PeerUrl, PeerUrlError, Scheme, TlsError, TlsFile,
-    TlsFiles, descriptor_limit,
+    CapsError, ClusterUrlsError, ConnectionCaps, ConnectionLimits, PeerUrl, Scheme, TlsError,
+    TlsFile, TlsFiles, descriptor_limit, parse_cluster_urls,
 };
 
 /// Flags of `raftkv` when it runs a node.
@@ -72,8 +73,8 @@ pub struct ServerArgs {
     pub log: String,
     /// Colour in the log: `auto` (only when stderr is a terminal),
     /// `always` or `never`.
-    #[arg(long, value_enum, default_value_t = LogColor::Auto)]
-    pub log_color: LogColor,
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub log_color: ColorChoice,
     /// Address the client API listens on.
     #[arg(long, default_value = "127.0.0.1")]
     pub client_host: IpAddr,
@@ -114,27 +115,16 @@ pub struct ServerArgs {
     pub client_ca: Option<PathBuf>,
 }
 
-/// When the log has colour (`--log-color`).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogColor {
-    /// Only when stderr is a terminal: a file or a pipe gets plain text.
-    Auto,
-    /// Always (`raftkv cluster` asks for it when its own stderr is a
-    /// terminal, as it pipes the nodes' output).
-    Always,
-    /// Never.
-    Never,
-}
-
-impl LogColor {
-    /// Whether to write ANSI colour codes to stderr.
-    pub fn ansi(self) -> bool {
-        use std::io::IsTerminal;
-        match self {
-            LogColor::Auto => std::io::stderr().is_terminal(),
-            LogColor::Always => true,
-            LogColor::Never => false,
-        }
+/// Whether to write ANSI colour codes to stderr for `--log-color`:
+/// `auto` only when stderr is a terminal (a file or a pipe gets plain
+/// text; `raftkv cluster` asks for `always` when its own stderr is a
+/// terminal, as it pipes the nodes' output).
+pub fn log_ansi(color: ColorChoice) -> bool {
+    use std::io::IsTerminal;
+    match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        _ => std::io::stderr().is_terminal(),
     }
 }
 
@@ -189,9 +179,6 @@ pub enum ArgsError {
     /// `--id` is missing or zero.
     #[error("--id is required and must be at least 1 (node i is the i-th URL of --cluster)")]
     MissingId,
-    /// `--cluster` is missing.
-    #[error("--cluster is required: the comma-separated peer URLs of every member")]
-    MissingCluster,
     /// `--id` points past the end of `--cluster`.
     #[error("--id {id} is not in --cluster, which lists {len} URL(s); node i is the i-th URL")]
     IdNotInCluster {
@@ -200,21 +187,10 @@ pub enum ArgsError {
         /// How many URLs were given.
         len: usize,
     },
-    /// A URL in `--cluster` is malformed.
+    /// `--cluster` is missing or not a list of distinct peer URLs with one
+    /// scheme.
     #[error("--cluster: {0}")]
-    BadUrl(#[from] PeerUrlError),
-    /// One address twice, however it is written (`127.0.0.1` and
-    /// `127.1`, a host name and its address, a trailing slash): the
-    /// second node would be the first.
-    #[error("--cluster lists the address {addr} twice: {first} and {second}")]
-    DuplicateUrl {
-        /// The address both resolve to.
-        addr: SocketAddr,
-        /// The first URL, as written.
-        first: String,
-        /// The second.
-        second: String,
-    },
+    Cluster(#[from] ClusterUrlsError),
     /// A tick setting that cannot work.
     #[error("{0}")]
     BadTiming(&'static str),
@@ -239,9 +215,6 @@ pub enum ArgsError {
          ones"
     )]
     CertificatesWithHttp,
-    /// Some peer URLs `http://`, others `https://`.
-    #[error("--cluster mixes http:// and https:// URLs: every member uses TLS or none does")]
-    MixedSchemes,
     /// Half of the client API's TLS flags.
     #[error("--client-cert and --client-key go together, and --client-ca needs both")]
     ClientTlsIncomplete,
@@ -272,21 +245,7 @@ impl ServerArgs {
         descriptors: u64,
     ) -> Result<(NodeConfig, ClientApiOptions), ArgsError> {
         let id = self.id.and_then(NodeId::new).ok_or(ArgsError::MissingId)?;
-        if self.cluster.is_empty() || self.cluster.iter().all(|u| u.trim().is_empty()) {
-            return Err(ArgsError::MissingCluster);
-        }
-        let mut cluster: Vec<PeerUrl> = Vec::with_capacity(self.cluster.len());
-        for raw in &self.cluster {
-            let url = PeerUrl::parse(raw)?;
-            if let Some(first) = cluster.iter().find(|u| u.addr() == url.addr()) {
-                return Err(ArgsError::DuplicateUrl {
-                    addr: url.addr(),
-                    first: first.to_string(),
-                    second: raw.trim().to_string(),
-                });
-            }
-            cluster.push(url);
-        }
+        let cluster = parse_cluster_urls(&self.cluster)?;
         if id.get() as usize > cluster.len() {
             return Err(ArgsError::IdNotInCluster {
                 id: id.get(),
@@ -347,13 +306,8 @@ impl ServerArgs {
     /// The peer TLS files, checked against the URLs' schemes: https://
     /// URLs with all three files, http:// URLs with none.
     fn peer_tls(&self, cluster: &[PeerUrl]) -> Result<Option<TlsFiles>, ArgsError> {
-        let https = cluster
-            .iter()
-            .filter(|u| u.scheme() == Scheme::Https)
-            .count();
-        if https != 0 && https != cluster.len() {
-            return Err(ArgsError::MixedSchemes);
-        }
+        // One scheme for all (checked by parse_cluster_urls).
+        let https = cluster.first().is_some_and(|u| u.scheme() == Scheme::Https);
         let files = match (&self.peer_cert, &self.peer_key, &self.peer_ca) {
             (None, None, None) => None,
             (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
@@ -363,7 +317,7 @@ impl ServerArgs {
             }),
             _ => return Err(ArgsError::PeerTlsIncomplete),
         };
-        match (&files, https > 0) {
+        match (&files, https) {
             (None, true) => Err(ArgsError::HttpsWithoutCertificates),
             (Some(_), false) => Err(ArgsError::CertificatesWithHttp),
             _ => Ok(files),
@@ -463,7 +417,10 @@ mod tests {
     fn mixed_tls_configurations_are_each_one_error() {
         let mut a = args();
         a.cluster[1] = "https://127.0.0.1:22379".into();
-        assert_eq!(a.validate().unwrap_err(), ArgsError::MixedSchemes);
+        assert_eq!(
+            a.validate().unwrap_err(),
+            ArgsError::Cluster(ClusterUrlsError::MixedSchemes)
+        );
         let mut a = with_peer_tls(args());
         (a.peer_cert, a.peer_key, a.peer_ca) = (None, None, None);
         assert_eq!(
@@ -483,7 +440,7 @@ mod tests {
         a.client_key = Some("c-key.pem".into());
         assert!(a.validate().unwrap().1.tls.is_some());
         for e in [
-            ArgsError::MixedSchemes,
+            ArgsError::Cluster(ClusterUrlsError::MixedSchemes),
             ArgsError::HttpsWithoutCertificates,
             ArgsError::PeerTlsIncomplete,
             ArgsError::CertificatesWithHttp,
@@ -515,15 +472,21 @@ mod tests {
         );
         let mut a = args();
         a.cluster.clear();
-        assert_eq!(a.validate().unwrap_err(), ArgsError::MissingCluster);
+        assert_eq!(
+            a.validate().unwrap_err(),
+            ArgsError::Cluster(ClusterUrlsError::Empty)
+        );
         let mut a = args();
         a.cluster[1] = "127.0.0.1:22379".into();
-        assert!(matches!(a.validate().unwrap_err(), ArgsError::BadUrl(_)));
+        assert!(matches!(
+            a.validate().unwrap_err(),
+            ArgsError::Cluster(ClusterUrlsError::BadUrl(_))
+        ));
         let mut a = args();
         a.cluster[1] = a.cluster[0].clone();
         assert!(matches!(
             a.validate().unwrap_err(),
-            ArgsError::DuplicateUrl { .. }
+            ArgsError::Cluster(ClusterUrlsError::Duplicate { .. })
         ));
         let mut a = args();
         a.election_ticks = 1;
@@ -531,29 +494,6 @@ mod tests {
         let mut a = args();
         a.snapshot_count = 0;
         assert_eq!(a.validate().unwrap_err(), ArgsError::BadSnapshotCount);
-    }
-
-    #[test]
-    fn one_address_written_two_ways_is_a_duplicate() {
-        // What `localhost` resolves to here, as an IP address.
-        let localhost = PeerUrl::parse("http://localhost:22379").unwrap().addr();
-        for (first, second) in [
-            ("http://127.0.0.1:12379".to_string(), "http://127.1:12379"),
-            (
-                "http://127.0.0.1:12379".to_string(),
-                "http://127.0.0.1:12379/",
-            ),
-            (format!("http://{localhost}"), "http://localhost:22379"),
-        ] {
-            let mut a = args();
-            a.cluster = vec![first, second.to_string()];
-            match a.validate() {
-                Err(e @ ArgsError::DuplicateUrl { .. }) => {
-                    assert_eq!(e.to_string().lines().count(), 1, "{e}")
-                }
-                other => panic!("{:?}: {other:?}", a.cluster),
-            }
-        }
     }
 
     #[test]

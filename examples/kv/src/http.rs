@@ -29,19 +29,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use raft_core::NodeId;
+use raft_core::{NodeId, RoleKind};
+use raft_host::{
+    GroupHandle, GroupStatus, MembershipChange, MembershipError, ProposeError, ReadError,
+};
+use raft_transport::{
+    BodyError, ConnectionLimits, HttpServer, PeerUrl, Scheme, ServerTls, read_body,
+};
 use tokio::net::TcpListener;
 
-use raft_transport::{ConnectionLimits, HttpServer, PeerUrl, ServerTls};
-
-use crate::server::{Handle, Refusal};
+use crate::metrics::Metrics;
+use crate::store::{KvStore, Put};
 pub use crate::store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
-use raft_core::RoleKind;
-use raft_host::GroupStatus;
 
 /// Response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
@@ -65,17 +68,74 @@ fn no_content() -> Resp {
         .expect("static response parts are valid")
 }
 
-fn refused(r: Refusal) -> Resp {
-    match r {
-        Refusal::Unavailable(_) | Refusal::ShuttingDown => {
-            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, r.to_string());
-            resp.headers_mut()
-                .insert(RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
-            resp
+/// What the API serves from. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Api {
+    /// The raft-host group running the store.
+    pub group: GroupHandle<KvStore>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The scheme of this cluster's peer URLs (`https` with mutual TLS).
+    pub peer_scheme: Scheme,
+}
+
+const SHUTTING_DOWN: &str = "this node is shutting down";
+const TIMED_OUT: &str = "timed out; the outcome is unknown";
+/// The node stopped (shutdown or removal) while the request was pending:
+/// it may have been proposed and committed, so the outcome is unknown,
+/// unlike [`SHUTTING_DOWN`] before it was taken.
+const INTERRUPTED: &str = "the node stopped before the request finished; the outcome is unknown";
+
+/// 503 + `Retry-After`: no leader, a dropped proposal, shutting down.
+fn unavailable(why: impl Into<String>) -> Resp {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, why);
+    resp.headers_mut()
+        .insert(RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+    resp
+}
+
+fn propose_failed(e: ProposeError) -> Resp {
+    match e {
+        ProposeError::Timeout => text(StatusCode::GATEWAY_TIMEOUT, TIMED_OUT),
+        ProposeError::Interrupted | ProposeError::OutcomeUnknown { .. } => {
+            text(StatusCode::GATEWAY_TIMEOUT, INTERRUPTED)
         }
-        Refusal::Conflict(m) => text(StatusCode::CONFLICT, m),
-        Refusal::NotMember(m) => text(StatusCode::NOT_FOUND, m),
-        Refusal::Timeout | Refusal::Interrupted => text(StatusCode::GATEWAY_TIMEOUT, r.to_string()),
+        ProposeError::Stopped => unavailable(SHUTTING_DOWN),
+        ProposeError::NotLeader { leader: None } => unavailable("no leader is known"),
+        other => unavailable(format!("proposal dropped: {other}")),
+    }
+}
+
+fn read_failed(e: ReadError) -> Resp {
+    match e {
+        ReadError::Timeout => text(StatusCode::GATEWAY_TIMEOUT, TIMED_OUT),
+        ReadError::Stopped => unavailable(SHUTTING_DOWN),
+        other => unavailable(format!("read refused: {other}")),
+    }
+}
+
+fn membership_failed(e: MembershipError) -> Resp {
+    use MembershipError as E;
+    match e {
+        E::NotLeader { leader: Some(l) } => unavailable(format!(
+            "node {l} leads: membership changes are made by the leader, send it there"
+        )),
+        E::NotMember(..) => text(StatusCode::NOT_FOUND, e.to_string()),
+        E::RemovedId(id) => text(
+            StatusCode::CONFLICT,
+            format!(
+                "node {id} was removed from this cluster, and a removed node id is never reused \
+                 (its old process, log and votes may still be around): add the machine under a \
+                 new id, with an empty --data-dir"
+            ),
+        ),
+        E::AlreadyMember(..) | E::Unsafe { .. } | E::NotCaughtUp { .. } | E::Refused(_) => {
+            text(StatusCode::CONFLICT, e.to_string())
+        }
+        E::Timeout | E::OutcomeUnknown => text(StatusCode::GATEWAY_TIMEOUT, TIMED_OUT),
+        E::Interrupted => text(StatusCode::GATEWAY_TIMEOUT, INTERRUPTED),
+        E::Stopped => unavailable(SHUTTING_DOWN),
+        other => unavailable(other.to_string()),
     }
 }
 
@@ -89,9 +149,10 @@ pub enum RequestError {
     /// A key or body over its limit (413).
     #[error("{0}")]
     TooLarge(String),
-    /// The body did not arrive in time (408).
-    #[error("the request body did not arrive within {0:?}")]
-    Timeout(Duration),
+    /// The body did not arrive in time (408), or another problem reading
+    /// it.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 impl RequestError {
@@ -99,7 +160,9 @@ impl RequestError {
         match self {
             RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            RequestError::Body(BodyError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::Body(BodyError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            RequestError::Body(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -157,24 +220,25 @@ fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
 /// TLS of `limits` and `tls` (see [`raft_transport::ConnectionCaps`]).
 pub async fn serve(
     listener: TcpListener,
-    handle: Arc<Handle>,
+    api: Api,
     tls: Option<ServerTls>,
     limits: ConnectionLimits,
 ) {
     let server = HttpServer {
         name: "client",
         limits,
-        metrics: Arc::clone(&handle.metrics().client_connections),
+        metrics: Arc::clone(&api.metrics.client_connections),
         tls,
     };
     let body_timeout = limits.body_timeout;
-    let handler = move |req| route(Arc::clone(&handle), req, body_timeout);
+    let api = Arc::new(api);
+    let handler = move |req| route(Arc::clone(&api), req, body_timeout);
     server.serve(listener, handler).await;
 }
 
 /// Handles one request; its body may take `body_timeout` to arrive. Never
 /// fails: every problem is a response.
-pub async fn route(handle: Arc<Handle>, req: Request<Incoming>, body_timeout: Duration) -> Resp {
+pub async fn route(api: Arc<Api>, req: Request<Incoming>, body_timeout: Duration) -> Resp {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let Some(raw) = path.strip_prefix('/') else {
@@ -185,17 +249,17 @@ pub async fn route(handle: Arc<Handle>, req: Request<Incoming>, body_timeout: Du
         Err(e) => return e.into_response(),
     };
     match target {
-        Target::Status => status(&handle).await,
-        Target::Health => health(&handle).await,
+        Target::Status => status(&api),
+        Target::Health => health(&api),
         Target::Metrics => Response::builder()
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
-            .body(Full::new(Bytes::from(handle.metrics().render())))
+            .body(Full::new(Bytes::from(api.metrics.render())))
             .expect("static response parts are valid"),
         Target::Reserved => method_not_allowed("GET"),
-        Target::AddNode(id) => add_node(&handle, id, req, body_timeout).await,
-        Target::RemoveNode(id) => remove_node(&handle, id).await,
-        Target::Put(key) => put(&handle, key, req, body_timeout).await,
-        Target::Get(key) => get(&handle, &key, is_serializable(&query)).await,
+        Target::AddNode(id) => add_node(&api, id, req, body_timeout).await,
+        Target::RemoveNode(id) => remove_node(&api, id).await,
+        Target::Put(key) => put(&api, key, req, body_timeout).await,
+        Target::Get(key) => get(&api, &key, is_serializable(&query)).await,
         Target::OtherMethod => method_not_allowed("GET, PUT, POST, DELETE"),
     }
 }
@@ -278,48 +342,30 @@ fn check_key(key: Vec<u8>) -> Result<Bytes, RequestError> {
     Ok(Bytes::from(key))
 }
 
-async fn read_body(
-    req: Request<Incoming>,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, RequestError> {
-    let too_large =
-        || RequestError::TooLarge(format!("body larger than the limit of {limit} bytes"));
-    let declared = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let body = Limited::new(req.into_body(), limit).collect();
-    match tokio::time::timeout(timeout, body).await {
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(RequestError::BadRequest(format!("cannot read body: {e}"))),
-        Err(_) => Err(RequestError::Timeout(timeout)),
-    }
-}
-
-async fn put(handle: &Handle, key: Bytes, req: Request<Incoming>, timeout: Duration) -> Resp {
-    let value = match read_body(req, MAX_VALUE_BYTES, timeout).await {
+/// `PUT /<key>`: 204 once the write is applied on this node.
+async fn put(api: &Api, key: Bytes, req: Request<Incoming>, timeout: Duration) -> Resp {
+    let value = match read_body(req, MAX_VALUE_BYTES, timeout)
+        .await
+        .map_err(RequestError::from)
+    {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    match handle.put(key, value).await {
-        Ok(()) => no_content(),
-        Err(r) => refused(r),
+    match api.group.propose(Put { key, value }.encode()).await {
+        Ok(_) => no_content(),
+        Err(e) => propose_failed(e),
     }
 }
 
-async fn get(handle: &Handle, key: &[u8], serializable: bool) -> Resp {
+/// `GET /<key>`: linearizable (ReadIndex, thesis §6.4), or this node's
+/// possibly stale state with `?serializable`.
+async fn get(api: &Api, key: &[u8], serializable: bool) -> Resp {
     let value = if serializable {
-        handle.get_serializable(key)
+        api.group.read_local(|s| s.get(key))
     } else {
-        match handle.get(key).await {
+        match api.group.read(|s| s.get(key)).await {
             Ok(v) => v,
-            Err(r) => return refused(r),
+            Err(e) => return read_failed(e),
         }
     };
     match value {
@@ -331,49 +377,58 @@ async fn get(handle: &Handle, key: &[u8], serializable: bool) -> Resp {
     }
 }
 
-async fn add_node(handle: &Handle, id: NodeId, req: Request<Incoming>, timeout: Duration) -> Resp {
-    let body = match read_body(req, 4096, timeout).await {
+/// `POST /<id>`: adds the node as a learner that the leader promotes to
+/// voter once it has caught up; 204 once the learner is added.
+async fn add_node(api: &Api, id: NodeId, req: Request<Incoming>, timeout: Duration) -> Resp {
+    let body = match read_body(req, 4096, timeout)
+        .await
+        .map_err(RequestError::from)
+    {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     let Ok(raw) = std::str::from_utf8(&body) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "the body must be the new node's peer URL",
-        );
+        let why = "the body must be the new node's peer URL";
+        return text(StatusCode::BAD_REQUEST, why);
     };
     let url = match PeerUrl::parse(raw) {
         Ok(u) => u,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if url.scheme() != handle.peer_scheme() {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{url}: this cluster's peer URLs are {}:// ones",
-                handle.peer_scheme().as_str()
-            ),
-        );
+    if url.scheme() != api.peer_scheme {
+        let scheme = api.peer_scheme.as_str();
+        let why = format!("{url}: this cluster's peer URLs are {scheme}:// ones");
+        return text(StatusCode::BAD_REQUEST, why);
     }
-    if let Some(other) = handle.member_at(url.addr(), id) {
-        return text(
-            StatusCode::CONFLICT,
-            format!(
-                "{url} is the address of node {other} ({}): every member needs one of its own",
-                url.addr()
-            ),
+    // Resolved without holding anything: a URL may hold a host name.
+    let addrs = api.group.status().addrs;
+    let taken = addrs.into_iter().find(|(other, known)| {
+        *other != id && PeerUrl::parse(known).is_ok_and(|u| u.addr() == url.addr())
+    });
+    if let Some((other, _)) = taken {
+        let addr = url.addr();
+        let why = format!(
+            "{url} is the address of node {other} ({addr}): every member needs one of its own"
         );
+        return text(StatusCode::CONFLICT, why);
     }
-    match handle.add_member(id, &url).await {
+    let addr = url.as_str().to_string();
+    let change = MembershipChange::AddLearnerToPromote { id, addr };
+    match api.group.change_membership(change).await {
         Ok(()) => no_content(),
-        Err(r) => refused(r),
+        Err(e) => membership_failed(e),
     }
 }
 
-async fn remove_node(handle: &Handle, id: NodeId) -> Resp {
-    match handle.remove_member(id).await {
+/// `DELETE /<id>`: 204 once the removal is applied here.
+async fn remove_node(api: &Api, id: NodeId) -> Resp {
+    match api
+        .group
+        .change_membership(MembershipChange::Remove { id })
+        .await
+    {
         Ok(()) => no_content(),
-        Err(r) => refused(r),
+        Err(e) => membership_failed(e),
     }
 }
 
@@ -410,21 +465,26 @@ pub fn status_json(s: &GroupStatus) -> serde_json::Value {
     })
 }
 
-async fn status(handle: &Handle) -> Resp {
-    match handle.status() {
-        Ok(s) => Response::builder()
+/// The node's status; `None` once it stopped.
+fn running_status(api: &Api) -> Option<GroupStatus> {
+    Some(api.group.status()).filter(|st| st.running)
+}
+
+fn status(api: &Api) -> Resp {
+    match running_status(api) {
+        Some(s) => Response::builder()
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(status_json(&s).to_string())))
             .expect("static response parts are valid"),
-        Err(r) => refused(r),
+        None => unavailable(SHUTTING_DOWN),
     }
 }
 
-async fn health(handle: &Handle) -> Resp {
-    match handle.status() {
-        Ok(s) if s.leader.is_some() => text(StatusCode::OK, "ok"),
-        Ok(_) => refused(Refusal::Unavailable("no leader".into())),
-        Err(r) => refused(r),
+fn health(api: &Api) -> Resp {
+    match running_status(api) {
+        Some(s) if s.leader.is_some() => text(StatusCode::OK, "ok"),
+        Some(_) => unavailable("no leader"),
+        None => unavailable(SHUTTING_DOWN),
     }
 }
 
@@ -432,13 +492,17 @@ async fn health(handle: &Handle) -> Resp {
 mod tests {
     use super::*;
 
-    /// The client API served by a handle with no loop, under `limits`.
-    async fn serving(limits: ConnectionLimits) -> (std::net::SocketAddr, Arc<Handle>) {
+    /// The client API served with no node behind it, under `limits`.
+    async fn serving(limits: ConnectionLimits) -> (std::net::SocketAddr, Api) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let handle = Arc::new(Handle::detached());
-        tokio::spawn(serve(listener, Arc::clone(&handle), None, limits));
-        (addr, handle)
+        let api = Api {
+            group: GroupHandle::detached(raft_host::GroupId(1), KvStore::new()),
+            metrics: Arc::default(),
+            peer_scheme: Scheme::Http,
+        };
+        tokio::spawn(serve(listener, api.clone(), None, limits));
+        (addr, api)
     }
 
     /// Everything the server sends until it closes the connection (a
@@ -538,25 +602,24 @@ mod tests {
 
     #[test]
     fn refusals_map_to_statuses() {
-        let r = refused(Refusal::Unavailable("no leader".into()));
+        let r = propose_failed(ProposeError::NotLeader { leader: None });
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(r.headers().contains_key(RETRY_AFTER));
-        assert_eq!(
-            refused(Refusal::Interrupted).status(),
-            StatusCode::GATEWAY_TIMEOUT
-        );
-        assert_eq!(
-            refused(Refusal::Timeout).status(),
-            StatusCode::GATEWAY_TIMEOUT
-        );
-        assert_eq!(
-            refused(Refusal::Conflict("x".into())).status(),
-            StatusCode::CONFLICT
-        );
-        assert_eq!(
-            refused(Refusal::NotMember("x".into())).status(),
-            StatusCode::NOT_FOUND
-        );
+        for r in [
+            propose_failed(ProposeError::Interrupted),
+            propose_failed(ProposeError::Timeout),
+            read_failed(ReadError::Timeout),
+            membership_failed(MembershipError::OutcomeUnknown),
+        ] {
+            assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        }
+        let id = NodeId::new(4).unwrap();
+        let conflict = membership_failed(MembershipError::RemovedId(id));
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        let missing = membership_failed(MembershipError::NotMember(id, "a voter"));
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let stopped = read_failed(ReadError::Stopped);
+        assert_eq!(stopped.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -6,5 +6,5 @@
 pub mod cli;
 pub mod http;
 pub mod metrics;
-pub mod server;
+pub mod node;
 pub mod store;

@@ -11,7 +11,7 @@ use raft_transport::ServerTls;
 use raftkv::cli::{CLIENT_TLS_FLAGS, tls_error};
 use raftkv::cli::{ClientApiOptions, ServerArgs};
 use raftkv::metrics::Metrics;
-use raftkv::server::{LoopExit, Node};
+use raftkv::node::{LoopExit, Node, NodeConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -33,89 +33,60 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: &ServerArgs) -> ExitCode {
-    let (opts, client) = match args.validate() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("raftkv: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("raftkv: --log {:?} is not a valid filter: {e}", args.log);
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(args.log_color.ansi())
-        .with_writer(std::io::stderr)
-        .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build();
-    let rt = match rt {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("raftkv: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(run_node(opts, client))
+/// `raftkv: <e>` on stderr, and the exit code `code`.
+fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("raftkv: {e}");
+    ExitCode::from(code)
 }
 
-async fn run_node(opts: raftkv::server::NodeConfig, client: ClientApiOptions) -> ExitCode {
+fn serve(args: &ServerArgs) -> ExitCode {
+    let run = || -> Result<ExitCode, ExitCode> {
+        let (opts, client) = args.validate().map_err(|e| fail(2, e))?;
+        let filter = tracing_subscriber::EnvFilter::try_new(&args.log).map_err(|e| {
+            fail(
+                2,
+                format!("--log {:?} is not a valid filter: {e}", args.log),
+            )
+        })?;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(raftkv::cli::log_ansi(args.log_color))
+            .with_writer(std::io::stderr)
+            .init();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads.max(1))
+            .enable_all()
+            .build()
+            .map_err(|e| fail(1, format!("cannot start the runtime: {e}")))?;
+        Ok(rt
+            .block_on(run_node(opts, client))
+            .unwrap_or_else(|code| code))
+    };
+    run().unwrap_or_else(|code| code)
+}
+
+async fn run_node(opts: NodeConfig, client: ClientApiOptions) -> Result<ExitCode, ExitCode> {
     let id = opts.id;
     // First of all: a SIGTERM that arrives while the node starts, or just
     // after it answers its first request, must stop it cleanly, not kill
     // it with the default action.
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        _ => {
-            eprintln!("raftkv: cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (listener, client_tls) = match client_listener(&client).await {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("raftkv: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let signals =
+        signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)));
+    let (mut term, mut int) =
+        signals.map_err(|e| fail(1, format!("cannot install signal handlers: {e}")))?;
+    let (listener, client_tls) = client_listener(&client).await.map_err(|e| fail(2, e))?;
     // The port bound, which `--port 0` leaves to the kernel.
     let client_addr = listener.local_addr().unwrap_or(client.addr);
     let metrics = Arc::new(Metrics::default());
-    let (node, handle) = match Node::start(opts, metrics).await {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("raftkv: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let (node, api) = Node::start(opts, metrics).await.map_err(|e| fail(2, e))?;
     let transport = node.transport();
-    let handle = Arc::new(handle);
+    let group = api.group.clone();
     let mut raft_thread = tokio::spawn(node.run());
     let tls = client_tls.is_some();
-    let server = tokio::spawn(raftkv::http::serve(
-        listener,
-        Arc::clone(&handle),
-        client_tls,
-        client.limits,
-    ));
-    tracing::info!(
-        node = id.get(),
-        client = %client_addr,
-        tls,
-        max_connections = client.limits.max_connections,
-        "serving"
-    );
+    let limits = client.limits;
+    let server = tokio::spawn(raftkv::http::serve(listener, api, client_tls, limits));
+    let max_connections = limits.max_connections;
+    tracing::info!(node = id.get(), client = %client_addr, tls, max_connections, "serving");
     let exit = tokio::select! {
         _ = term.recv() => None,
         _ = int.recv() => None,
@@ -127,26 +98,22 @@ async fn run_node(opts: raftkv::server::NodeConfig, client: ClientApiOptions) ->
         Some(r) => r,
         None => {
             tracing::info!("signal received; shutting down");
-            handle.shutdown();
+            group.shutdown();
             raft_thread.await
         }
     };
     transport.shutdown().await;
     match exit {
-        Ok(Ok(LoopExit::Shutdown)) => ExitCode::SUCCESS,
+        Ok(Ok(LoopExit::Shutdown)) => Ok(ExitCode::SUCCESS),
         Ok(Ok(LoopExit::Removed)) => {
             tracing::info!("this node was removed from the cluster");
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "raft loop failed");
-            eprintln!("raftkv: {e}");
-            ExitCode::FAILURE
+            Err(fail(1, e))
         }
-        Err(e) => {
-            eprintln!("raftkv: raft loop panicked: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => Err(fail(1, format!("raft loop panicked: {e}"))),
     }
 }
 

@@ -1,5 +1,9 @@
-//! Starting and running a node: the peer port, the data directory, the
-//! transport and the raft-host group, in the order a failure needs.
+//! The node: raft-host runs the Raft group (the Ready loop, durability
+//! through raft-storage's `DiskStorage`, snapshots off the write path,
+//! membership), with the key-value [`KvStore`] as its state machine and
+//! raft-transport's [`HttpTransport`] as its peer transport. Started in the
+//! order a failure needs: certificates, peer port, data directory,
+//! transport, group.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +19,8 @@ use raft_transport::{
     TransportConfig, TransportError,
 };
 
-use super::Handle;
 use crate::cli::{PEER_TLS_FLAGS, tls_error};
+use crate::http::Api;
 use crate::metrics::Metrics;
 use crate::store::KvStore;
 
@@ -125,15 +129,12 @@ pub struct Node {
 impl Node {
     /// Binds the peer port, opens the data directory, starts the transport
     /// (on the current tokio runtime) and the raft-host group, and returns
-    /// the node and a [`Handle`] to it. Nothing touches the disk before
+    /// the node and the client [`Api`] to it. Nothing touches the disk before
     /// the certificates load and the port is bound.
     ///
     /// # Errors
     /// A [`StartError`].
-    pub async fn start(
-        opts: NodeConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<(Node, Handle), StartError> {
+    pub async fn start(opts: NodeConfig, metrics: Arc<Metrics>) -> Result<(Node, Api), StartError> {
         let me = opts.cluster[opts.id.get() as usize - 1].clone();
         // Before the data directory: a node that cannot join its peers
         // should not create one.
@@ -159,7 +160,11 @@ impl Node {
             KvStore::new(),
             Arc::clone(&transport) as _,
         )?;
-        let handle = Handle::new(group.clone(), metrics, me.scheme());
+        let api = Api {
+            group: group.clone(),
+            metrics,
+            peer_scheme: me.scheme(),
+        };
         let node = Node {
             host,
             group,
@@ -167,7 +172,7 @@ impl Node {
             data_dir,
             tick,
         };
-        Ok((node, handle))
+        Ok((node, api))
     }
 
     /// The transport, to shut it down after the node stops.
