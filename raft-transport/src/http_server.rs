@@ -168,10 +168,17 @@ mod tests {
             metrics: Arc::clone(&metrics),
             tls: None,
         };
-        tokio::spawn(server.serve(listener, |_req| async {
-            let mut ok = Response::new(Full::new(Bytes::from_static(b"ok")));
-            *ok.status_mut() = StatusCode::OK;
-            ok
+        // Reads the body as an API would, within the limits' body timeout.
+        let body_timeout = limits.body_timeout;
+        tokio::spawn(server.serve(listener, move |req| async move {
+            let status = match read_body(req, 1024, body_timeout).await {
+                Ok(_) => StatusCode::OK,
+                Err(BodyError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
+                Err(_) => StatusCode::BAD_REQUEST,
+            };
+            let mut answer = Response::new(Full::new(Bytes::from_static(b"done")));
+            *answer.status_mut() = status;
+            answer
         }));
         (addr, metrics)
     }
@@ -206,6 +213,17 @@ mod tests {
             .unwrap();
         let answer = until_closed(&mut kept).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out_and_its_connection_closes() {
+        let (addr, _) = serving(short_limits(8)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"PUT /k HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
 
     #[tokio::test]

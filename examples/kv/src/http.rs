@@ -492,49 +492,18 @@ fn health(api: &Api) -> Resp {
 mod tests {
     use super::*;
 
-    /// The client API served with no node behind it, under `limits`.
-    async fn serving(limits: ConnectionLimits) -> (std::net::SocketAddr, Api) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let api = Api {
-            group: GroupHandle::detached(raft_host::GroupId(1), KvStore::new()),
-            metrics: Arc::default(),
-            peer_scheme: Scheme::Http,
-        };
-        tokio::spawn(serve(listener, api.clone(), None, limits));
-        (addr, api)
-    }
-
-    /// Everything the server sends until it closes the connection (a
-    /// generous deadline guards the test, not the behaviour).
-    async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
-        use tokio::io::AsyncReadExt;
-        let mut out = Vec::new();
-        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut out))
-            .await
-            .expect("the server closes the connection")
-            .expect("read");
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    fn short_limits(max_connections: usize) -> ConnectionLimits {
-        ConnectionLimits {
-            max_connections,
-            idle_timeout: Duration::from_millis(200),
-            body_timeout: Duration::from_millis(200),
+    #[test]
+    fn body_problems_get_their_statuses() {
+        for (e, status) in [
+            (
+                BodyError::Timeout(Duration::ZERO),
+                StatusCode::REQUEST_TIMEOUT,
+            ),
+            (BodyError::TooLarge(1), StatusCode::PAYLOAD_TOO_LARGE),
+            (BodyError::Read("reset".into()), StatusCode::BAD_REQUEST),
+        ] {
+            assert_eq!(RequestError::from(e).status(), status);
         }
-    }
-
-    #[tokio::test]
-    async fn a_stalled_body_gets_408_and_its_connection_closes() {
-        use tokio::io::AsyncWriteExt;
-        let (addr, _handle) = serving(short_limits(8)).await;
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"PUT /k HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b")
-            .await
-            .unwrap();
-        let answer = until_closed(&mut s).await;
-        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
 
     #[test]
