@@ -127,22 +127,26 @@ impl PrometheusRecorder {
         }
     }
 
-    /// The group's metrics, created on its first event.
-    fn group(&self, group: GroupId) -> Arc<GroupMetrics> {
+    /// Runs `f` on the group's metrics, created on its first event. The
+    /// loop threads call this a few times per Ready: after the first event
+    /// it takes only the read lock, and clones nothing.
+    fn with_group(&self, group: GroupId, f: impl FnOnce(&GroupMetrics)) {
         if let Some(g) = self.groups.read().get(&group) {
-            return Arc::clone(g);
+            return f(g);
         }
-        Arc::clone(self.groups.write().entry(group).or_default())
+        f(self.groups.write().entry(group).or_default());
     }
 }
 
 impl Recorder for PrometheusRecorder {
     fn count(&self, group: GroupId, counter: Counter, n: u64) {
-        self.group(group).counters[counter as usize].fetch_add(n, Ordering::Relaxed);
+        self.with_group(group, |g| {
+            g.counters[counter as usize].fetch_add(n, Ordering::Relaxed);
+        });
     }
 
     fn observe(&self, group: GroupId, histogram: Histogram, value: Duration) {
-        self.group(group).histograms[histogram as usize].observe(value);
+        self.with_group(group, |g| g.histograms[histogram as usize].observe(value));
     }
 }
 
