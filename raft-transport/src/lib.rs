@@ -100,7 +100,8 @@
 //! say) the way the peer port is served: [`Admission`] (a connection cap,
 //! which [`ConnectionCaps`] derives from the descriptor limit), idle
 //! timeouts, and [`ServerTls`] (TLS with optional client certificates);
-//! [`https_client_config`] is a client of one.
+//! [`https_client_config`] is a client of one. [`TlsFlags`] turns a node's
+//! TLS flags into [`TlsFiles`] and its errors into lines that name the flag.
 #![deny(missing_docs)]
 
 mod caps;
@@ -124,8 +125,8 @@ pub use metrics::{ConnectionMetrics, TransportMetrics};
 pub use peer_url::{PeerUrl, PeerUrlError, Scheme};
 pub use tls::identity::{IdentityError, identity_uri, node_identity};
 pub use tls::{
-    HANDSHAKE_TIMEOUT, HandshakeError, PeerTls, ServerTls, TlsError, TlsFile, TlsFiles,
-    https_client_config,
+    HANDSHAKE_TIMEOUT, HandshakeError, PeerTls, ServerTls, TlsError, TlsFile, TlsFiles, TlsFlags,
+    TlsFlagsError, https_client_config,
 };
 pub use transport::{
     BATCH_PATH, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_MESSAGES, HEADER_CLUSTER_ID, HEADER_FROM,

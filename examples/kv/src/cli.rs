@@ -11,8 +11,8 @@ use raft_core::NodeId;
 
 use crate::node::NodeConfig;
 use raft_transport::{
-    CapsError, ClusterUrlsError, ConnectionCaps, ConnectionLimits, PeerUrl, Scheme, TlsError,
-    TlsFile, TlsFiles, descriptor_limit, parse_cluster_urls,
+    CapsError, ClusterUrlsError, ConnectionCaps, ConnectionLimits, PeerUrl, Scheme, TlsFiles,
+    TlsFlags, TlsFlagsError, descriptor_limit, parse_cluster_urls,
 };
 
 /// Flags of `raftkv` when it runs a node.
@@ -200,9 +200,9 @@ pub enum ArgsError {
     /// `--data-dir` exists and is not a directory.
     #[error("--data-dir {0} exists and is not a directory")]
     DataDirNotADir(String),
-    /// Some of the peer TLS flags but not all.
-    #[error("--peer-cert, --peer-key and --peer-ca go together: give all three or none")]
-    PeerTlsIncomplete,
+    /// Some of the TLS flags of a port, but not a working combination.
+    #[error("{0}")]
+    Tls(#[from] TlsFlagsError),
     /// `https://` peer URLs without certificates.
     #[error(
         "--cluster has https:// URLs, which need --peer-cert, --peer-key and --peer-ca \
@@ -215,9 +215,6 @@ pub enum ArgsError {
          ones"
     )]
     CertificatesWithHttp,
-    /// Half of the client API's TLS flags.
-    #[error("--client-cert and --client-key go together, and --client-ca needs both")]
-    ClientTlsIncomplete,
     /// The file descriptor limit is too low, or `--max-connections` too
     /// high for it.
     #[error("{0}")]
@@ -308,15 +305,8 @@ impl ServerArgs {
     fn peer_tls(&self, cluster: &[PeerUrl]) -> Result<Option<TlsFiles>, ArgsError> {
         // One scheme for all (checked by parse_cluster_urls).
         let https = cluster.first().is_some_and(|u| u.scheme() == Scheme::Https);
-        let files = match (&self.peer_cert, &self.peer_key, &self.peer_ca) {
-            (None, None, None) => None,
-            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                ca: Some(ca.clone()),
-            }),
-            _ => return Err(ArgsError::PeerTlsIncomplete),
-        };
+        let (cert, key, ca) = (&self.peer_cert, &self.peer_key, &self.peer_ca);
+        let files = PEER_TLS_FLAGS.mutual(cert.as_deref(), key.as_deref(), ca.as_deref())?;
         match (&files, https) {
             (None, true) => Err(ArgsError::HttpsWithoutCertificates),
             (Some(_), false) => Err(ArgsError::CertificatesWithHttp),
@@ -325,57 +315,23 @@ impl ServerArgs {
     }
 
     fn client_tls(&self) -> Result<Option<TlsFiles>, ArgsError> {
-        match (&self.client_cert, &self.client_key, &self.client_ca) {
-            (None, None, None) => Ok(None),
-            (Some(cert), Some(key), ca) => Ok(Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                ca: ca.clone(),
-            })),
-            _ => Err(ArgsError::ClientTlsIncomplete),
-        }
+        let (cert, key, ca) = (&self.client_cert, &self.client_key, &self.client_ca);
+        Ok(CLIENT_TLS_FLAGS.server(cert.as_deref(), key.as_deref(), ca.as_deref())?)
     }
 }
 
 /// The flags naming the peer port's certificate, key and CA.
-pub const PEER_TLS_FLAGS: [&str; 3] = ["--peer-cert", "--peer-key", "--peer-ca"];
+pub const PEER_TLS_FLAGS: TlsFlags = TlsFlags {
+    cert: "--peer-cert",
+    key: "--peer-key",
+    ca: "--peer-ca",
+};
 /// The flags naming the client API's certificate, key and CA.
-pub const CLIENT_TLS_FLAGS: [&str; 3] = ["--client-cert", "--client-key", "--client-ca"];
-
-/// A certificate error as one line naming the flag to fix; `flags` are
-/// [`PEER_TLS_FLAGS`] or [`CLIENT_TLS_FLAGS`].
-pub fn tls_error(e: &TlsError, flags: [&str; 3]) -> String {
-    let [cert, key, ca] = flags;
-    let flag = |file: &TlsFile| match file {
-        TlsFile::Cert => cert,
-        TlsFile::Key => key,
-        _ => ca,
-    };
-    match e {
-        TlsError::Read { file, path, source } => {
-            format!("{} {}: {source}", flag(file), path.display())
-        }
-        TlsError::Pem { file, path, reason } => {
-            format!("{} {}: {reason}", flag(file), path.display())
-        }
-        TlsError::MissingCa => format!("{ca} is required with {cert} and {key}"),
-        TlsError::WrongNode {
-            path,
-            found,
-            expected,
-        } => format!(
-            "{cert} {}: it is node {found}'s certificate, not --id {expected}'s",
-            path.display()
-        ),
-        TlsError::Identity { path, source } => format!("{cert} {}: {source}", path.display()),
-        TlsError::Config {
-            file: Some(file),
-            reason,
-        } => format!("{}: {reason}", flag(file)),
-        TlsError::Config { file: None, reason } => format!("{cert}, {key}, {ca}: {reason}"),
-        other => other.to_string(),
-    }
-}
+pub const CLIENT_TLS_FLAGS: TlsFlags = TlsFlags {
+    cert: "--client-cert",
+    key: "--client-key",
+    ca: "--client-ca",
+};
 
 #[cfg(test)]
 mod tests {
@@ -429,22 +385,20 @@ mod tests {
         );
         let mut a = with_peer_tls(args());
         a.peer_ca = None;
-        assert_eq!(a.validate().unwrap_err(), ArgsError::PeerTlsIncomplete);
+        assert!(matches!(a.validate().unwrap_err(), ArgsError::Tls(_)));
         let mut a = with_peer_tls(args());
         a.cluster = args().cluster;
         assert_eq!(a.validate().unwrap_err(), ArgsError::CertificatesWithHttp);
         let mut a = args();
         a.client_ca = Some("ca.pem".into());
-        assert_eq!(a.validate().unwrap_err(), ArgsError::ClientTlsIncomplete);
+        assert!(matches!(a.validate().unwrap_err(), ArgsError::Tls(_)));
         a.client_cert = Some("c.pem".into());
         a.client_key = Some("c-key.pem".into());
         assert!(a.validate().unwrap().1.tls.is_some());
         for e in [
             ArgsError::Cluster(ClusterUrlsError::MixedSchemes),
             ArgsError::HttpsWithoutCertificates,
-            ArgsError::PeerTlsIncomplete,
             ArgsError::CertificatesWithHttp,
-            ArgsError::ClientTlsIncomplete,
         ] {
             assert_eq!(e.to_string().lines().count(), 1, "{e}");
         }

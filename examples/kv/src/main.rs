@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use raft_transport::ServerTls;
-use raftkv::cli::{CLIENT_TLS_FLAGS, tls_error};
-use raftkv::cli::{ClientApiOptions, ServerArgs};
+use raftkv::cli::{CLIENT_TLS_FLAGS, ClientApiOptions, ServerArgs};
 use raftkv::metrics::Metrics;
 use raftkv::node::{LoopExit, Node, NodeConfig};
 use tokio::net::TcpListener;
@@ -126,7 +125,7 @@ async fn client_listener(
         .as_ref()
         .map(ServerTls::load)
         .transpose()
-        .map_err(|e| tls_error(&e, CLIENT_TLS_FLAGS))?;
+        .map_err(|e| CLIENT_TLS_FLAGS.describe(&e))?;
     let addr = client.addr;
     let listener = TcpListener::bind(addr)
         .await

@@ -19,7 +19,7 @@ use raft_transport::{
     TransportConfig, TransportError,
 };
 
-use crate::cli::{PEER_TLS_FLAGS, tls_error};
+use crate::cli::PEER_TLS_FLAGS;
 use crate::http::Api;
 use crate::metrics::Metrics;
 use crate::store::KvStore;
@@ -85,7 +85,7 @@ pub enum StartError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The peer port's certificates.
-    #[error("{}", tls_error(.0, PEER_TLS_FLAGS))]
+    #[error("{}", PEER_TLS_FLAGS.describe(.0))]
     Tls(#[from] TlsError),
 }
 

@@ -287,7 +287,7 @@ async fn mixed_or_broken_tls_configurations_exit_2_with_one_line() {
         (node(&http, flags(1)), "need https:// URLs"),
         (node(&mixed, flags(1)), "mixes http:// and https://"),
         (node(&https, flags(1)[..4].to_vec()), "go together"),
-        (node(&https, flags(2)), "node 2's certificate, not --id 1's"),
+        (node(&https, flags(2)), "node 2's certificate, not node 1's"),
         (node(&https, with_garbage_key), "--peer-key"),
         (node(&https, with_missing_ca), "--peer-ca"),
         (

@@ -9,12 +9,15 @@
 //! - [`ServerTls`]: TLS on another port of the same process (a client
 //!   API), with client certificates required when a CA is given.
 //! - [`https_client_config`]: a client of such a port over HTTPS.
+//! - [`TlsFlags`]: which files a node's TLS flags give, and errors that
+//!   name the flag to fix.
 //!
 //! Every rustls configuration is built here.
 //!
 //! They work on any tokio byte stream, so a later transport (a streaming
 //! protocol, HTTP/2) keeps them as they are.
 
+mod flags;
 pub(crate) mod identity;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
+pub use self::flags::{TlsFlags, TlsFlagsError};
 use self::identity::{IdentityError, RequireNodeIdentity, node_identity};
 use crate::peer_url::PeerUrl;
 
