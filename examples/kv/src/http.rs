@@ -5,6 +5,8 @@
 //! | `PUT /<key>`, body = value | 204 once committed and applied on this node |
 //! | `GET /<key>` | 200 + value, or 404; linearizable (ReadIndex) |
 //! | `GET /<key>?serializable` | the same from this node's state, possibly stale |
+//! | `PUT /<key>?prev=<value>` | compare-and-swap: 204 once applied if the key held `<value>` (percent-encoded), else 412 |
+//! | `DELETE /<key>?key` | 204 once the key is removed (or was missing) |
 //! | `POST /<id>`, body = peer URL | 204 once the node is added and the change applied |
 //! | `DELETE /<id>` | 204 once the node is removed |
 //! | `GET /status` | JSON: id, term, leader, role, commit, applied, members, last snapshot |
@@ -18,10 +20,15 @@
 //! reads: raft-core forwards them to the leader (proposal and
 //! ReadIndex forwarding), so any node can be used.
 //!
+//! A key is deleted with `DELETE /<key>?key`: without `?key`, `DELETE
+//! /<id>` removes a member, as in raftexample, so a key named `3` can never
+//! be taken for node 3 (nor the reverse).
+//!
 //! Errors have plain-text bodies: 400 malformed request, 404 missing key
 //! or member, 405 wrong method, 408 a body that did not arrive in time
 //! ([`ConnectionLimits::body_timeout`]), 409 membership conflict (an
-//! existing voter, a removed id: ids are never reused), 413 key or value
+//! existing voter, a removed id: ids are never reused), 412 a
+//! compare-and-swap whose key held another value (or none), 413 key or value
 //! too large, 503 + `Retry-After` when there is no leader or the proposal
 //! was dropped, 504 when the outcome is unknown after the request timeout.
 
@@ -43,7 +50,7 @@ use raft_transport::{
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
-use crate::store::{KvStore, Put};
+use crate::store::{Applied, KvCommand, KvStore};
 pub use crate::store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// Response type of every handler.
@@ -182,8 +189,10 @@ enum Target {
     Reserved,
     AddNode(NodeId),
     RemoveNode(NodeId),
-    Put(Bytes),
-    Get(Bytes),
+    /// A put of a key; a compare-and-swap if it must hold a value.
+    Put(Bytes, Option<Bytes>),
+    Get(Bytes, bool),
+    Delete(Bytes),
     /// A method the API does not have (405).
     OtherMethod,
 }
@@ -191,7 +200,36 @@ enum Target {
 /// The names that are never keys.
 const RESERVED: [&str; 3] = ["status", "health", "metrics"];
 
-fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
+/// The query parameters the API knows; others are ignored.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Query {
+    /// `serializable` (or `=true`, `=1`): a read of this node's state.
+    serializable: bool,
+    /// `key`: `DELETE` names a key, not a member.
+    key: bool,
+    /// `prev=<value>`: the value a compare-and-swap expects.
+    prev: Option<Bytes>,
+}
+
+impl Query {
+    fn parse(query: &str) -> Result<Query, RequestError> {
+        let mut q = Query::default();
+        for param in query.split('&') {
+            let (name, value) = param
+                .split_once('=')
+                .map_or((param, None), |(n, v)| (n, Some(v)));
+            match (name, value) {
+                ("prev", Some(v)) => q.prev = Some(Bytes::from(percent_decode(v)?)),
+                ("serializable", None | Some("true" | "1")) => q.serializable = true,
+                ("key", None) => q.key = true,
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+}
+
+fn target(method: &Method, raw: &str, query: &str) -> Result<Target, RequestError> {
     let known = [Method::GET, Method::PUT, Method::POST, Method::DELETE].contains(method);
     let path = match percent_decode(raw) {
         Ok(path) => path,
@@ -206,11 +244,13 @@ fn target(method: &Method, raw: &str) -> Result<Target, RequestError> {
             _ => Target::Reserved,
         });
     }
+    let query = Query::parse(query)?;
     match *method {
         Method::POST => parse_node_id(&path).map(Target::AddNode),
+        Method::DELETE if query.key => check_key(path).map(Target::Delete),
         Method::DELETE => parse_node_id(&path).map(Target::RemoveNode),
-        Method::PUT => check_key(path).map(Target::Put),
-        Method::GET => check_key(path).map(Target::Get),
+        Method::PUT => check_key(path).map(|key| Target::Put(key, query.prev)),
+        Method::GET => check_key(path).map(|key| Target::Get(key, query.serializable)),
         _ => Ok(Target::OtherMethod),
     }
 }
@@ -240,11 +280,11 @@ pub async fn serve(
 /// fails: every problem is a response.
 pub async fn route(api: Arc<Api>, req: Request<Incoming>, body_timeout: Duration) -> Resp {
     let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    let query = req.uri().query().unwrap_or("");
     let Some(raw) = path.strip_prefix('/') else {
         return text(StatusCode::BAD_REQUEST, "path must start with /");
     };
-    let target = match target(req.method(), raw) {
+    let target = match target(req.method(), raw, query) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
@@ -258,8 +298,9 @@ pub async fn route(api: Arc<Api>, req: Request<Incoming>, body_timeout: Duration
         Target::Reserved => method_not_allowed("GET"),
         Target::AddNode(id) => add_node(&api, id, req, body_timeout).await,
         Target::RemoveNode(id) => remove_node(&api, id).await,
-        Target::Put(key) => put(&api, key, req, body_timeout).await,
-        Target::Get(key) => get(&api, &key, is_serializable(&query)).await,
+        Target::Put(key, expected) => put(&api, key, expected, req, body_timeout).await,
+        Target::Get(key, serializable) => get(&api, &key, serializable).await,
+        Target::Delete(key) => write(&api, KvCommand::Delete { key }).await,
         Target::OtherMethod => method_not_allowed("GET, PUT, POST, DELETE"),
     }
 }
@@ -272,12 +313,6 @@ fn method_not_allowed(allow: &'static str) -> Resp {
     r.headers_mut()
         .insert(ALLOW, hyper::header::HeaderValue::from_static(allow));
     r
-}
-
-fn is_serializable(query: &str) -> bool {
-    query
-        .split('&')
-        .any(|p| p == "serializable" || p == "serializable=true" || p == "serializable=1")
 }
 
 fn parse_node_id(path: &[u8]) -> Result<NodeId, RequestError> {
@@ -342,8 +377,15 @@ fn check_key(key: Vec<u8>) -> Result<Bytes, RequestError> {
     Ok(Bytes::from(key))
 }
 
-/// `PUT /<key>`: 204 once the write is applied on this node.
-async fn put(api: &Api, key: Bytes, req: Request<Incoming>, timeout: Duration) -> Resp {
+/// `PUT /<key>` (with `?prev=`, a compare-and-swap): 204 once the write
+/// is applied on this node.
+async fn put(
+    api: &Api,
+    key: Bytes,
+    expected: Option<Bytes>,
+    req: Request<Incoming>,
+    timeout: Duration,
+) -> Resp {
     let value = match read_body(req, MAX_VALUE_BYTES, timeout)
         .await
         .map_err(RequestError::from)
@@ -351,7 +393,25 @@ async fn put(api: &Api, key: Bytes, req: Request<Incoming>, timeout: Duration) -
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    match api.group.propose(Put { key, value }.encode()).await {
+    let command = match expected {
+        None => KvCommand::Put { key, value },
+        Some(expected) => KvCommand::Cas {
+            key,
+            expected,
+            value,
+        },
+    };
+    write(api, command).await
+}
+
+/// Proposes `command`: 204 once applied on this node, 412 for a
+/// compare-and-swap that found another value.
+async fn write(api: &Api, command: KvCommand) -> Resp {
+    match api.group.propose(command.encode()).await {
+        Ok(Applied::Mismatch) => text(
+            StatusCode::PRECONDITION_FAILED,
+            "the key does not hold the expected value; nothing was written",
+        ),
         Ok(_) => no_content(),
         Err(e) => propose_failed(e),
     }
@@ -541,7 +601,7 @@ mod tests {
         for raw in ["status", "st%61tus", "%73tatus", "%68ealth", "metric%73"] {
             let name = decode_key(raw).unwrap();
             assert_eq!(
-                target(&Method::PUT, raw).unwrap(),
+                target(&Method::PUT, raw, "").unwrap(),
                 Target::Reserved,
                 "PUT /{raw}"
             );
@@ -550,16 +610,30 @@ mod tests {
                 b"health" => Target::Health,
                 _ => Target::Metrics,
             };
-            assert_eq!(target(&Method::GET, raw).unwrap(), want, "GET /{raw}");
+            assert_eq!(target(&Method::GET, raw, "").unwrap(), want, "GET /{raw}");
         }
         assert_eq!(
-            target(&Method::PUT, "st%61tus2").unwrap(),
-            Target::Put(Bytes::from_static(b"status2"))
+            target(&Method::PUT, "st%61tus2", "").unwrap(),
+            Target::Put(Bytes::from_static(b"status2"), None)
         );
         assert_eq!(
-            target(&Method::DELETE, "%33").unwrap(),
+            target(&Method::DELETE, "%33", "").unwrap(),
             Target::RemoveNode(NodeId::new(3).unwrap())
         );
+    }
+
+    #[test]
+    fn a_key_is_deleted_only_with_the_key_flag_and_swapped_only_with_prev() {
+        let key = || Bytes::from_static(b"3");
+        let delete = target(&Method::DELETE, "3", "key").unwrap();
+        assert_eq!(delete, Target::Delete(key()));
+        let cas = target(&Method::PUT, "3", "prev=a%20b").unwrap();
+        assert_eq!(cas, Target::Put(key(), Some(Bytes::from_static(b"a b"))));
+        let empty = target(&Method::PUT, "3", "prev=").unwrap();
+        assert_eq!(empty, Target::Put(key(), Some(Bytes::new())));
+        let bad = target(&Method::PUT, "3", "prev=%zz").unwrap_err();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(target(&Method::DELETE, "k", "").is_err());
     }
 
     #[test]
@@ -593,9 +667,10 @@ mod tests {
 
     #[test]
     fn the_serializable_flag_is_recognised() {
-        assert!(is_serializable("serializable"));
-        assert!(is_serializable("a=b&serializable=true"));
-        assert!(!is_serializable(""));
-        assert!(!is_serializable("serializable=false"));
+        let serializable = |q: &str| Query::parse(q).unwrap().serializable;
+        assert!(serializable("serializable"));
+        assert!(serializable("a=b&serializable=true"));
+        assert!(!serializable(""));
+        assert!(!serializable("serializable=false"));
     }
 }

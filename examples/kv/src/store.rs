@@ -3,8 +3,10 @@
 //! applies committed commands, takes snapshots off the write path and
 //! keeps the membership (peer URLs, removed ids) itself.
 //!
-//! Command payload of a write (little-endian): `[op = 1][key length:
-//! u32][key][value]`. Snapshot data: `b"RKVS"`, version `u32 = 3`, pair
+//! Command payloads ([`KvCommand::encode`], little-endian): a put is
+//! `[1][key length: u32][key][value]`, a delete `[2][key length][key]`, a
+//! compare-and-swap `[3][key length][key][expected length: u32][expected][value]`.
+//! Snapshot data: `b"RKVS"`, version `u32 = 3`, pair
 //! count `u64`, pairs as `[key len u32][key][value len u32][value]`.
 //! raft-snap checksums the whole file; raft-host puts its own header
 //! (the membership) in front.
@@ -25,53 +27,102 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
 const OP_PUT: u8 = 1;
+const OP_DELETE: u8 = 2;
+const OP_CAS: u8 = 3;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RKVS";
 const SNAPSHOT_VERSION: u32 = 3;
 
-/// A decoded write command.
+/// A decoded command: what one log entry asks of the map.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Put {
-    /// The key.
-    pub key: Bytes,
-    /// The value.
-    pub value: Bytes,
+pub enum KvCommand {
+    /// `key` = `value`.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// `key` removed, whether or not it was there.
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+    /// `key` = `value` if `key` holds `expected` now; nothing otherwise.
+    Cas {
+        /// The key.
+        key: Bytes,
+        /// The value it must hold.
+        expected: Bytes,
+        /// The value it then gets.
+        value: Bytes,
+    },
 }
 
-impl Put {
-    /// The command payload.
+impl KvCommand {
+    /// The command payload: `[op][key length: u32 LE][key]`, then for a
+    /// put the value, for a compare-and-swap `[expected length: u32
+    /// LE][expected][value]`.
     pub fn encode(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(5 + self.key.len() + self.value.len());
-        b.put_u8(OP_PUT);
-        b.put_u32_le(self.key.len() as u32);
-        b.put_slice(&self.key);
-        b.put_slice(&self.value);
+        let (op, key, expected, value) = match self {
+            KvCommand::Put { key, value } => (OP_PUT, key, None, Some(value)),
+            KvCommand::Delete { key } => (OP_DELETE, key, None, None),
+            KvCommand::Cas {
+                key,
+                expected,
+                value,
+            } => (OP_CAS, key, Some(expected), Some(value)),
+        };
+        let len = |b: Option<&Bytes>| b.map_or(0, |b| 4 + b.len());
+        let mut b = BytesMut::with_capacity(5 + key.len() + len(expected) + len(value));
+        b.put_u8(op);
+        b.put_u32_le(key.len() as u32);
+        b.put_slice(key);
+        if let Some(expected) = expected {
+            b.put_u32_le(expected.len() as u32);
+            b.put_slice(expected);
+        }
+        b.put_slice(value.map_or(&[][..], |v| v));
         b.freeze()
     }
 
     /// Decodes a command payload; `None` for anything that is not a
-    /// well-formed write (a committed entry is never trusted to be).
-    pub fn decode(data: &Bytes) -> Option<Put> {
-        if data.len() < 5 || data[0] != OP_PUT {
-            return None;
+    /// well-formed command (a committed entry is never trusted to be).
+    pub fn decode(data: &Bytes) -> Option<KvCommand> {
+        let (&op, _) = data.split_first()?;
+        let (key, rest) = chunk(data.slice(1..))?;
+        match op {
+            OP_PUT => Some(KvCommand::Put { key, value: rest }),
+            OP_DELETE if rest.is_empty() => Some(KvCommand::Delete { key }),
+            OP_CAS => {
+                let (expected, value) = chunk(rest)?;
+                Some(KvCommand::Cas {
+                    key,
+                    expected,
+                    value,
+                })
+            }
+            _ => None,
         }
-        let key_len = u32::from_le_bytes(data[1..5].try_into().expect("4 bytes")) as usize;
-        let value_at = 5usize.checked_add(key_len)?;
-        if value_at > data.len() {
-            return None;
-        }
-        Some(Put {
-            key: data.slice(5..value_at),
-            value: data.slice(value_at..),
-        })
     }
+}
+
+/// Splits `[length: u32 LE][bytes]` off the front of `data`.
+fn chunk(data: Bytes) -> Option<(Bytes, Bytes)> {
+    let len = u32::from_le_bytes(data.get(..4)?.try_into().expect("4 bytes")) as usize;
+    let end = 4usize.checked_add(len).filter(|&end| end <= data.len())?;
+    Some((data.slice(4..end), data.slice(end..)))
 }
 
 /// What applying a command did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
-    /// The key was written.
+    /// The key was written (a put, or a compare-and-swap that matched).
     Written,
-    /// The command was not a raftkv write; it changed nothing.
+    /// The key was removed (or was not there).
+    Deleted,
+    /// A compare-and-swap found another value (or none): nothing changed.
+    Mismatch,
+    /// The command was not a raftkv command; it changed nothing.
     Skipped,
 }
 
@@ -109,16 +160,32 @@ impl StateMachine for KvStore {
 
     fn apply(&mut self, commands: &[Command], outputs: &mut Vec<Applied>) {
         for c in commands {
-            match Put::decode(&c.data) {
-                Some(put) => {
-                    self.data.insert(put.key, put.value);
-                    outputs.push(Applied::Written);
+            let applied = match KvCommand::decode(&c.data) {
+                Some(KvCommand::Put { key, value }) => {
+                    self.data.insert(key, value);
+                    Applied::Written
                 }
+                Some(KvCommand::Delete { key }) => {
+                    self.data.remove(&key);
+                    Applied::Deleted
+                }
+                Some(KvCommand::Cas {
+                    key,
+                    expected,
+                    value,
+                }) => match self.data.get_mut(&key) {
+                    Some(current) if *current == expected => {
+                        *current = value;
+                        Applied::Written
+                    }
+                    _ => Applied::Mismatch,
+                },
                 None => {
-                    tracing::warn!(index = %c.index, "committed command is not a raftkv write; skipped");
-                    outputs.push(Applied::Skipped);
+                    tracing::warn!(index = %c.index, "committed command is not a raftkv command; skipped");
+                    Applied::Skipped
                 }
-            }
+            };
+            outputs.push(applied);
         }
     }
 
@@ -192,37 +259,89 @@ mod tests {
 
     use super::*;
 
-    fn put(k: &'static [u8], v: &'static [u8]) -> Put {
-        Put {
+    fn put(k: &'static [u8], v: &'static [u8]) -> KvCommand {
+        KvCommand::Put {
             key: Bytes::from_static(k),
             value: Bytes::from_static(v),
         }
     }
 
-    fn command(index: u64, p: &Put) -> Command {
+    fn command(index: u64, p: &KvCommand) -> Command {
         Command {
             index: Index(index),
             data: p.encode(),
         }
     }
 
-    #[test]
-    fn a_put_round_trips_through_its_encoding() {
-        let p = put(b"key", b"value");
-        assert_eq!(Put::decode(&p.encode()), Some(p));
-        let empty = put(b"", b"");
-        assert_eq!(Put::decode(&empty.encode()), Some(empty));
+    fn cas(k: &'static [u8], expected: &'static [u8], v: &'static [u8]) -> KvCommand {
+        KvCommand::Cas {
+            key: Bytes::from_static(k),
+            expected: Bytes::from_static(expected),
+            value: Bytes::from_static(v),
+        }
+    }
+
+    fn delete(k: &'static [u8]) -> KvCommand {
+        KvCommand::Delete {
+            key: Bytes::from_static(k),
+        }
     }
 
     #[test]
-    fn malformed_payloads_are_not_puts() {
-        assert_eq!(Put::decode(&Bytes::new()), None);
-        assert_eq!(Put::decode(&Bytes::from_static(&[2, 0, 0, 0, 0])), None);
+    fn every_command_round_trips_through_its_encoding() {
+        for c in [
+            put(b"key", b"value"),
+            put(b"", b""),
+            delete(b"key"),
+            cas(b"key", b"old", b"new"),
+            cas(b"", b"", b""),
+        ] {
+            assert_eq!(KvCommand::decode(&c.encode()), Some(c));
+        }
+    }
+
+    #[test]
+    fn malformed_payloads_are_not_commands() {
+        assert_eq!(KvCommand::decode(&Bytes::new()), None);
+        assert_eq!(
+            KvCommand::decode(&Bytes::from_static(&[9, 0, 0, 0, 0])),
+            None
+        );
         let mut long_key = put(b"k", b"v").encode().to_vec();
         long_key[1] = 200;
-        assert_eq!(Put::decode(&Bytes::from(long_key)), None);
+        assert_eq!(KvCommand::decode(&Bytes::from(long_key)), None);
         let huge = Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(Put::decode(&huge), None);
+        assert_eq!(KvCommand::decode(&huge), None);
+        let mut delete_with_value = delete(b"k").encode().to_vec();
+        delete_with_value.push(b'v');
+        assert_eq!(KvCommand::decode(&Bytes::from(delete_with_value)), None);
+        let cas_cut = cas(b"k", b"old", b"").encode();
+        assert_eq!(KvCommand::decode(&cas_cut.slice(..cas_cut.len() - 1)), None);
+    }
+
+    #[test]
+    fn deletes_and_compare_and_swaps_change_the_map_only_when_they_should() {
+        let mut s = KvStore::new();
+        let mut out = Vec::new();
+        let commands = [
+            put(b"a", b"1"),
+            cas(b"a", b"2", b"3"),
+            cas(b"a", b"1", b"2"),
+            cas(b"missing", b"", b"x"),
+            delete(b"a"),
+            delete(b"a"),
+            cas(b"a", b"2", b"4"),
+        ];
+        let entries: Vec<Command> = (1..).zip(&commands).map(|(i, c)| command(i, c)).collect();
+        s.apply(&entries[..3], &mut out);
+        assert_eq!(s.get(b"a"), Some(Bytes::from_static(b"2")));
+        s.apply(&entries[3..], &mut out);
+        use Applied::{Deleted, Mismatch, Written};
+        let expected = [
+            Written, Mismatch, Written, Mismatch, Deleted, Deleted, Mismatch,
+        ];
+        assert_eq!(out, expected);
+        assert!(s.is_empty());
     }
 
     #[test]

@@ -29,6 +29,40 @@ async fn writes_on_any_node_are_readable_on_all_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_and_compare_and_swaps_reach_every_node_and_a_snapshot() {
+    let mut c = ClusterBuilder::default()
+        .snapshot_count(20)
+        .catch_up_entries(5)
+        .start()
+        .await;
+    c.put(1, "3", "three").await;
+    c.put(2, "swap", "a").await;
+    assert!(!c.cas(3, "swap", "b", "c").await, "swap holds a, not b");
+    assert!(c.cas(3, "swap", "a", "b").await);
+    assert!(
+        !c.cas(1, "missing", "", "x").await,
+        "a missing key holds no value"
+    );
+    // The key named 3, not node 3.
+    c.delete(2, "3").await;
+    c.delete(2, "never-written").await;
+    for id in 1..=3 {
+        assert_eq!(c.get(id, "swap").await.as_deref(), Some("b"), "node {id}");
+        assert_eq!(c.get(id, "3").await, None, "node {id}");
+        assert_eq!(c.get(id, "missing").await, None, "node {id}");
+    }
+    let leader = c.wait_leader().await;
+    let voters = &c.status(leader).await.expect("status")["members"]["voters"];
+    assert_eq!(*voters, serde_json::json!([1, 2, 3]));
+    // A node that catches up by snapshot gets the map after the deletes.
+    c.add_node_behind_a_snapshot(40, 4).await;
+    assert_eq!(c.get(4, "swap").await.as_deref(), Some("b"));
+    assert_eq!(c.get(4, "3").await, None);
+    c.delete(4, "k7").await;
+    assert_eq!(c.get(1, "k7").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_and_catches_up_after_restart() {
     let mut c = ClusterBuilder::default().snapshot_count(40).start().await;
     let old = c.wait_leader().await;

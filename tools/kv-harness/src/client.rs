@@ -317,6 +317,38 @@ impl Client {
         expect_success(resp).map(drop)
     }
 
+    /// Writes `key` = `value` if `key` holds `expected` now (a
+    /// compare-and-swap, `PUT /<key>?prev=`): `Ok(true)` once written,
+    /// `Ok(false)` if the key held another value or none (412: nothing was
+    /// written).
+    ///
+    /// # Errors
+    /// See [`ClientError`], as for [`Client::put`].
+    pub async fn cas(
+        &self,
+        endpoint: &str,
+        key: &[u8],
+        expected: &[u8],
+        value: Bytes,
+    ) -> Result<bool, ClientError> {
+        let path = format!("/{}?prev={}", encode_key(key), encode_key(expected));
+        let resp = self.request(Method::PUT, endpoint, &path, value).await?;
+        cas_result(resp)
+    }
+
+    /// Removes `key` (`DELETE /<key>?key`); succeeds whether or not it was
+    /// there.
+    ///
+    /// # Errors
+    /// See [`ClientError`], as for [`Client::put`].
+    pub async fn delete(&self, endpoint: &str, key: &[u8]) -> Result<(), ClientError> {
+        let path = format!("/{}?key", encode_key(key));
+        let resp = self
+            .request(Method::DELETE, endpoint, &path, Bytes::new())
+            .await?;
+        expect_success(resp).map(drop)
+    }
+
     /// Reads `key`: `None` if it is missing. Linearizable unless
     /// `serializable`, which reads the member's local state (possibly
     /// stale).
@@ -567,6 +599,14 @@ fn get_path(key: &[u8], serializable: bool) -> String {
         path.push_str("?serializable");
     }
     path
+}
+
+/// A compare-and-swap's answer: written, not written (412), or the error.
+fn cas_result(resp: RawResponse) -> Result<bool, ClientError> {
+    if resp.status == StatusCode::PRECONDITION_FAILED {
+        return Ok(false);
+    }
+    expect_success(resp).map(|_| true)
 }
 
 /// A GET's answer: the value, `None` for 404, or the error.

@@ -373,6 +373,46 @@ impl Cluster {
         .await
     }
 
+    /// A compare-and-swap through node `via`: whether it wrote. Retried
+    /// only while it certainly had no effect (a retry after an unknown
+    /// outcome could see its own write as a mismatch).
+    pub async fn cas(&self, via: u64, key: &str, expected: &str, value: &str) -> bool {
+        let endpoint = self.endpoint(via);
+        let value = Bytes::copy_from_slice(value.as_bytes());
+        eventually(&format!("CAS {key} via node {via}"), || {
+            let (endpoint, value) = (endpoint.clone(), value.clone());
+            let expected = expected.as_bytes();
+            async move {
+                match self
+                    .client
+                    .cas(&endpoint, key.as_bytes(), expected, value)
+                    .await
+                {
+                    Ok(written) => Some(written),
+                    Err(e) if e.is_retryable() && !e.outcome_unknown() => None,
+                    Err(e) => panic!("CAS {key} via node {via}: {e}"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Deletes `key` through node `via`, retrying while there is no leader.
+    pub async fn delete(&self, via: u64, key: &str) {
+        let endpoint = self.endpoint(via);
+        eventually(&format!("DELETE {key} via node {via}"), || {
+            let endpoint = endpoint.clone();
+            async move {
+                match self.client.delete(&endpoint, key.as_bytes()).await {
+                    Ok(()) => Some(()),
+                    Err(e) if e.is_retryable() || e.outcome_unknown() => None,
+                    Err(e) => panic!("DELETE {key} via node {via}: {e}"),
+                }
+            }
+        })
+        .await;
+    }
+
     /// Waits until node `id`'s own state (a serializable read) has `key`
     /// = `value`.
     pub async fn wait_local_value(&self, id: u64, key: &str, value: &str) {

@@ -10,12 +10,20 @@
 //! 7 get k4 nil 1600000 1700000 ok
 //! ```
 //!
-//! `op` is `put` or `get`; `value` is the value written or read, `nil` for
-//! a read of a missing key or a failed read; times are nanoseconds since
-//! the run started (the return time of an operation with an unknown outcome
-//! is when the client stopped waiting); `outcome` is `ok`, `fail` (the
-//! request certainly had no effect) or `unknown` (it may or may not have
-//! taken effect). Keys and values contain no whitespace.
+//! `op` is `put`, `get`, `delete` or `cas` (compare-and-swap); `value` is
+//! the value written or read, `nil` for a read of a missing key, a failed
+//! read or a delete, and `expected>new` for a compare-and-swap; times are
+//! nanoseconds since the run started (the return time of an operation with
+//! an unknown outcome is when the client stopped waiting); `outcome` is
+//! `ok`, `fail` (the request certainly had no effect), `unknown` (it may or
+//! may not have taken effect) or, for a compare-and-swap only, `mismatch`
+//! (it was applied and found another value, so it wrote nothing). Keys and
+//! values contain no whitespace, and values no `>`.
+//!
+//! ```text
+//! 2 cas k2 c3-17>c2-4 2000000 2400000 mismatch
+//! 4 delete k2 nil 2100000 2500000 ok
+//! ```
 
 use std::fmt;
 use std::io::{self, BufRead, Write};
@@ -27,12 +35,19 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 /// What an operation did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OpKind {
     /// A write of `value`.
     Put,
     /// A linearizable read that returned `value`.
     Get,
+    /// A removal of the key (`value` is `None`).
+    Delete,
+    /// A write of `value` if the key held `expected`.
+    Cas {
+        /// The value the key had to hold.
+        expected: String,
+    },
 }
 
 /// How an operation ended.
@@ -45,6 +60,9 @@ pub enum Outcome {
     /// It may or may not have taken effect (timeout, broken connection,
     /// 504).
     Unknown,
+    /// A compare-and-swap was applied and found another value (or none):
+    /// it wrote nothing, and the key did not hold `expected` then.
+    Mismatch,
 }
 
 /// One client operation.
@@ -101,6 +119,8 @@ impl fmt::Display for OpKind {
         f.write_str(match self {
             OpKind::Put => "put",
             OpKind::Get => "get",
+            OpKind::Delete => "delete",
+            OpKind::Cas { .. } => "cas",
         })
     }
 }
@@ -111,6 +131,7 @@ impl fmt::Display for Outcome {
             Outcome::Ok => "ok",
             Outcome::Fail => "fail",
             Outcome::Unknown => "unknown",
+            Outcome::Mismatch => "mismatch",
         })
     }
 }
@@ -118,16 +139,15 @@ impl fmt::Display for Outcome {
 impl fmt::Display for Op {
     /// The history line of this operation (without a newline).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.value.as_deref().unwrap_or("nil");
+        write!(f, "{} {} {} ", self.client, self.kind, self.key)?;
+        if let OpKind::Cas { expected } = &self.kind {
+            write!(f, "{expected}>")?;
+        }
         write!(
             f,
-            "{} {} {} {} {} {} {}",
-            self.client,
-            self.kind,
-            self.key,
-            self.value.as_deref().unwrap_or("nil"),
-            self.invoke_ns,
-            self.return_ns,
-            self.outcome
+            "{value} {} {} {}",
+            self.invoke_ns, self.return_ns, self.outcome
         )
     }
 }
@@ -150,15 +170,22 @@ impl Op {
             field,
             value: value.to_string(),
         };
-        let kind = match kind {
-            "put" => OpKind::Put,
-            "get" => OpKind::Get,
-            other => return Err(bad("op", other)),
+        let (kind, value) = match (kind, value.split_once('>')) {
+            ("put", None) => (OpKind::Put, value),
+            ("get", None) => (OpKind::Get, value),
+            ("delete", None) if value == "nil" => (OpKind::Delete, value),
+            ("cas", Some((expected, new))) if expected != "nil" && new != "nil" => {
+                let expected = expected.to_string();
+                (OpKind::Cas { expected }, new)
+            }
+            ("put" | "get" | "delete" | "cas", _) => return Err(bad("value", value)),
+            (other, _) => return Err(bad("op", other)),
         };
         let outcome = match outcome {
             "ok" => Outcome::Ok,
             "fail" => Outcome::Fail,
             "unknown" => Outcome::Unknown,
+            "mismatch" if matches!(kind, OpKind::Cas { .. }) => Outcome::Mismatch,
             other => return Err(bad("outcome", other)),
         };
         Ok(Op {
@@ -291,8 +318,40 @@ mod tests {
             Err(ParseError::Fields { line: 7, got: 6 })
         ));
         assert!(matches!(
-            Op::parse("1 cas k0 nil 5 6 ok", 2),
+            Op::parse("1 swap k0 nil 5 6 ok", 2),
             Err(ParseError::Field { field: "op", .. })
         ));
+    }
+
+    #[test]
+    fn deletes_and_compare_and_swaps_round_trip_and_are_checked() {
+        for line in [
+            "2 cas k2 c3-17>c2-4 10 20 mismatch",
+            "2 cas k2 c3-17>c2-4 10 20 ok",
+            "4 delete k2 nil 10 20 unknown",
+        ] {
+            assert_eq!(Op::parse(line, 1).unwrap().to_string(), line);
+        }
+        let cas = Op::parse("2 cas k2 a>b 10 20 ok", 1).unwrap();
+        assert_eq!(
+            cas.kind,
+            OpKind::Cas {
+                expected: "a".into()
+            }
+        );
+        assert_eq!(cas.value.as_deref(), Some("b"));
+        for (bad, field) in [
+            ("2 cas k2 b 10 20 ok", "value"),
+            ("2 cas k2 nil>b 10 20 ok", "value"),
+            ("2 delete k2 v 10 20 ok", "value"),
+            ("2 put k2 a>b 10 20 ok", "value"),
+            ("2 put k2 b 10 20 mismatch", "outcome"),
+        ] {
+            let e = Op::parse(bad, 1).unwrap_err();
+            assert!(
+                matches!(e, ParseError::Field { field: f, .. } if f == field),
+                "{bad}: {e}"
+            );
+        }
     }
 }

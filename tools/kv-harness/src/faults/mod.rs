@@ -79,6 +79,13 @@ pub struct FaultsArgs {
     /// Share of operations that are linearizable reads.
     #[arg(long, default_value_t = 0.5)]
     pub read_ratio: f64,
+    /// Share of the writes that are compare-and-swaps (from the value the
+    /// client last saw for the key; a put when it has seen none).
+    #[arg(long, default_value_t = 0.25)]
+    pub cas_ratio: f64,
+    /// Share of the writes that are deletes.
+    #[arg(long, default_value_t = 0.1)]
+    pub delete_ratio: f64,
     /// Fault kinds to inject, comma-separated [default: all, the disk
     /// kinds only with --power-loss-fs]: kill-random, kill-leader, pause,
     /// partition-one, partition-leader, one-way, packet-loss, membership,
@@ -315,6 +322,12 @@ fn validate(args: &FaultsArgs) -> Result<(), FaultsError> {
     if !(0.0..=1.0).contains(&args.read_ratio) {
         return Err(FaultsError::Args("--read-ratio must be in [0, 1]".into()));
     }
+    let writes = [args.cas_ratio, args.delete_ratio];
+    if !writes.iter().all(|r| (0.0..=1.0).contains(r)) || writes.iter().sum::<f64>() > 1.0 {
+        return Err(FaultsError::Args(
+            "--cas-ratio and --delete-ratio must be in [0, 1], and together at most 1".into(),
+        ));
+    }
     if args.power_loss_fs.is_none()
         && let Some(k) = args.faults.iter().find(|k| k.cuts_power())
     {
@@ -427,6 +440,8 @@ async fn run_inner(
         clients: args.clients,
         keys: args.keys,
         read_ratio: args.read_ratio,
+        cas_ratio: args.cas_ratio,
+        delete_ratio: args.delete_ratio,
         timeout: Duration::from_secs(3),
         seed,
     };

@@ -1,7 +1,9 @@
-//! The clients of a fault run: each issues, one at a time, PUTs of unique
-//! values and linearizable GETs on a small key set, to a random member each
-//! time, and records every operation.
+//! The clients of a fault run: each issues, one at a time, writes of unique
+//! values (puts, compare-and-swaps from the value it last saw, deletes) and
+//! linearizable GETs on a small key set, to a random member each time, and
+//! records every operation.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -47,6 +49,10 @@ pub struct Workload {
     pub keys: usize,
     /// Share of operations that are reads.
     pub read_ratio: f64,
+    /// Share of the writes that are compare-and-swaps.
+    pub cas_ratio: f64,
+    /// Share of the writes that are deletes.
+    pub delete_ratio: f64,
     /// Per-request deadline of a client.
     pub timeout: Duration,
     /// Seed of the clients' choices.
@@ -90,6 +96,9 @@ async fn client_loop(
     let client = Client::with_timeout(w.timeout);
     let mut rng = StdRng::seed_from_u64(w.seed ^ (u64::from(c) << 32) ^ 0xC11E_u64);
     let mut seq = 0u64;
+    // The value this client last saw each key hold, for its
+    // compare-and-swaps.
+    let mut seen: HashMap<String, String> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         let Some(target) = ({
             let t = targets.read();
@@ -100,30 +109,37 @@ async fn client_loop(
         };
         let ep = endpoint(target);
         let key = key_name(rng.random_range(0..w.keys));
-        let read = rng.random_bool(w.read_ratio);
-        let invoke_ns = recorder.now_ns();
-        let (kind, value, result) = if read {
-            match client.get(&ep, key.as_bytes(), false).await {
-                Ok(v) => (
-                    OpKind::Get,
-                    v.map(|b| String::from_utf8_lossy(&b).into_owned()),
-                    Ok(()),
-                ),
-                Err(e) => (OpKind::Get, None, Err(e)),
-            }
+        let kind = if rng.random_bool(w.read_ratio) {
+            OpKind::Get
         } else {
+            let pick = rng.random::<f64>();
+            match seen.get(&key) {
+                Some(v) if pick < w.cas_ratio => OpKind::Cas {
+                    expected: v.clone(),
+                },
+                _ if pick >= 1.0 - w.delete_ratio => OpKind::Delete,
+                _ => OpKind::Put,
+            }
+        };
+        let value = matches!(kind, OpKind::Put | OpKind::Cas { .. }).then(|| {
             seq += 1;
-            let value = format!("c{c}-{seq}");
-            let r = client
-                .put(&ep, key.as_bytes(), Bytes::from(value.clone().into_bytes()))
-                .await;
-            (OpKind::Put, Some(value), r)
-        };
+            format!("c{c}-{seq}")
+        });
+        let invoke_ns = recorder.now_ns();
+        let result = issue(&client, &ep, &key, &kind, value.as_deref()).await;
         let return_ns = recorder.now_ns();
-        let outcome = match &result {
-            Ok(()) => Outcome::Ok,
-            Err(e) => outcome_of(e),
+        let (outcome, value, error) = match result {
+            Ok(Done::Read(v)) => (Outcome::Ok, v, None),
+            Ok(Done::Written) => (Outcome::Ok, value, None),
+            Ok(Done::Mismatch) => (Outcome::Mismatch, value, None),
+            Err(e) => (outcome_of(&e), value, Some(e)),
         };
+        if outcome == Outcome::Ok || outcome == Outcome::Mismatch {
+            match value.as_ref().filter(|_| outcome == Outcome::Ok) {
+                Some(v) => seen.insert(key.clone(), v.clone()),
+                None => seen.remove(&key),
+            };
+        }
         let op = Op {
             client: c,
             kind,
@@ -133,7 +149,7 @@ async fn client_loop(
             return_ns,
             outcome,
         };
-        let Err(e) = result else {
+        let Some(e) = error else {
             recorder.record(op);
             continue;
         };
@@ -143,5 +159,41 @@ async fn client_loop(
             // another random member after a short pause.
             tokio::time::sleep(Duration::from_millis(rng.random_range(5..30))).await;
         }
+    }
+}
+
+/// What a request answered.
+enum Done {
+    /// A get's value.
+    Read(Option<String>),
+    /// A write applied.
+    Written,
+    /// A compare-and-swap that found another value.
+    Mismatch,
+}
+
+/// Sends one operation of `kind` on `key` (writing `value`) to `ep`.
+async fn issue(
+    client: &Client,
+    ep: &str,
+    key: &str,
+    kind: &OpKind,
+    value: Option<&str>,
+) -> Result<Done, ClientError> {
+    let k = key.as_bytes();
+    let value = Bytes::copy_from_slice(value.unwrap_or("").as_bytes());
+    match kind {
+        OpKind::Get => {
+            let v = client.get(ep, k, false).await?;
+            Ok(Done::Read(
+                v.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ))
+        }
+        OpKind::Put => client.put(ep, k, value).await.map(|()| Done::Written),
+        OpKind::Delete => client.delete(ep, k).await.map(|()| Done::Written),
+        OpKind::Cas { expected } => match client.cas(ep, k, expected.as_bytes(), value).await? {
+            true => Ok(Done::Written),
+            false => Ok(Done::Mismatch),
+        },
     }
 }
