@@ -126,6 +126,8 @@ pub struct Cluster {
     /// The nodes' power-loss mounts, when [`NodeSettings::power_loss_fs`].
     /// Dropped after the nodes (see `Drop`).
     mounts: Option<Mounts>,
+    /// When each node process was started, in order.
+    starts: Vec<(u64, Instant)>,
 }
 
 impl Drop for Cluster {
@@ -197,11 +199,19 @@ impl Cluster {
             members: (1..=nodes).collect(),
             nodes: BTreeMap::new(),
             client: Client::with_timeout(Duration::from_millis(1000)),
+            starts: Vec::new(),
         };
         for id in 1..=nodes {
             c.spawn(id, false)?;
         }
         Ok(c)
+    }
+
+    /// When each node process was started (node id, instant), in order:
+    /// a node's state may go back across a restart (an unsynced commit
+    /// index lost with the power), never within one process.
+    pub fn starts(&self) -> &[(u64, Instant)] {
+        &self.starts
     }
 
     /// Current members.
@@ -276,6 +286,8 @@ impl Cluster {
         if let Some(certs) = &self.certs {
             cmd.args(certs.flags(id)?);
         }
+        // Before the process exists: whatever it serves comes after this.
+        self.starts.push((id, Instant::now()));
         let child = cmd.spawn().map_err(|e| err("starting", e))?;
         self.nodes.insert(
             id,

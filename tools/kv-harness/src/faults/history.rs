@@ -10,7 +10,8 @@
 //! 7 get k4 nil 1600000 1700000 ok
 //! ```
 //!
-//! `op` is `put`, `get`, `delete` or `cas` (compare-and-swap); `value` is
+//! `op` is `put`, `get`, `delete`, `cas` (compare-and-swap) or `sget@N`
+//! (a serializable read served by node `N` from its own state); `value` is
 //! the value written or read, `nil` for a read of a missing key, a failed
 //! read or a delete, and `expected>new` for a compare-and-swap; times are
 //! nanoseconds since the run started (the return time of an operation with
@@ -43,6 +44,12 @@ pub enum OpKind {
     Get,
     /// A removal of the key (`value` is `None`).
     Delete,
+    /// A serializable read (`?serializable`) that node `node` served from
+    /// its own state, possibly stale, and that returned `value`.
+    LocalGet {
+        /// The node that served it.
+        node: u64,
+    },
     /// A write of `value` if the key held `expected`.
     Cas {
         /// The value the key had to hold.
@@ -116,12 +123,13 @@ pub enum ParseError {
 
 impl fmt::Display for OpKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OpKind::Put => "put",
-            OpKind::Get => "get",
-            OpKind::Delete => "delete",
-            OpKind::Cas { .. } => "cas",
-        })
+        match self {
+            OpKind::Put => f.write_str("put"),
+            OpKind::Get => f.write_str("get"),
+            OpKind::Delete => f.write_str("delete"),
+            OpKind::Cas { .. } => f.write_str("cas"),
+            OpKind::LocalGet { node } => write!(f, "sget@{node}"),
+        }
     }
 }
 
@@ -174,6 +182,10 @@ impl Op {
             ("put", None) => (OpKind::Put, value),
             ("get", None) => (OpKind::Get, value),
             ("delete", None) if value == "nil" => (OpKind::Delete, value),
+            (sget, None) if sget.starts_with("sget@") => {
+                let node = parse_num(&sget[5..]).ok_or_else(|| bad("op", sget))?;
+                (OpKind::LocalGet { node }, value)
+            }
             ("cas", Some((expected, new))) if expected != "nil" && new != "nil" => {
                 let expected = expected.to_string();
                 (OpKind::Cas { expected }, new)
@@ -329,6 +341,7 @@ mod tests {
             "2 cas k2 c3-17>c2-4 10 20 mismatch",
             "2 cas k2 c3-17>c2-4 10 20 ok",
             "4 delete k2 nil 10 20 unknown",
+            "5 sget@3 k2 c3-17 10 20 ok",
         ] {
             assert_eq!(Op::parse(line, 1).unwrap().to_string(), line);
         }
@@ -346,6 +359,7 @@ mod tests {
             ("2 delete k2 v 10 20 ok", "value"),
             ("2 put k2 a>b 10 20 ok", "value"),
             ("2 put k2 b 10 20 mismatch", "outcome"),
+            ("2 sget@x k2 b 10 20 ok", "op"),
         ] {
             let e = Op::parse(bad, 1).unwrap_err();
             assert!(

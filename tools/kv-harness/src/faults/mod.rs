@@ -79,6 +79,11 @@ pub struct FaultsArgs {
     /// Share of operations that are linearizable reads.
     #[arg(long, default_value_t = 0.5)]
     pub read_ratio: f64,
+    /// Share of the reads that are serializable (`?serializable`, served by
+    /// the member from its own state): checked for values never written
+    /// and for a member going back in time, not for linearizability.
+    #[arg(long, default_value_t = 0.2)]
+    pub serializable_ratio: f64,
     /// Share of the writes that are compare-and-swaps (from the value the
     /// client last saw for the key; a put when it has seen none).
     #[arg(long, default_value_t = 0.25)]
@@ -319,8 +324,10 @@ fn validate(args: &FaultsArgs) -> Result<(), FaultsError> {
             "--clients and --keys must be at least 1".into(),
         ));
     }
-    if !(0.0..=1.0).contains(&args.read_ratio) {
-        return Err(FaultsError::Args("--read-ratio must be in [0, 1]".into()));
+    if !(0.0..=1.0).contains(&args.read_ratio) || !(0.0..=1.0).contains(&args.serializable_ratio) {
+        return Err(FaultsError::Args(
+            "--read-ratio and --serializable-ratio must be in [0, 1]".into(),
+        ));
     }
     let writes = [args.cas_ratio, args.delete_ratio];
     if !writes.iter().all(|r| (0.0..=1.0).contains(r)) || writes.iter().sum::<f64>() > 1.0 {
@@ -440,6 +447,7 @@ async fn run_inner(
         clients: args.clients,
         keys: args.keys,
         read_ratio: args.read_ratio,
+        serializable_ratio: args.serializable_ratio,
         cas_ratio: args.cas_ratio,
         delete_ratio: args.delete_ratio,
         timeout: Duration::from_secs(3),
@@ -489,10 +497,16 @@ async fn run_inner(
             error.get_or_insert(e.into());
         }
     }
+    let starts = process_starts(&cluster, &recorder);
     drop(cluster);
     let ops = recorder.snapshot();
     write_run_files(&dir, &ops, &recorder);
-    let (check, stale_read_rejected) = check_history(&ops, final_values);
+    let opts = CheckOptions {
+        final_values,
+        starts,
+        ..CheckOptions::default()
+    };
+    let (check, stale_read_rejected) = check_history(&ops, &opts);
     Ok((
         RunReport {
             seed,
@@ -553,18 +567,25 @@ fn write_run_files(dir: &Path, ops: &[Op], recorder: &Recorder) {
     }
 }
 
+/// When each node process started, in the history's clock (nanoseconds
+/// since the recorder started).
+fn process_starts(cluster: &Cluster, recorder: &Recorder) -> BTreeMap<u64, Vec<u64>> {
+    let mut starts: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(id, at) in cluster.starts() {
+        let ns = at.saturating_duration_since(recorder.start()).as_nanos();
+        starts
+            .entry(id)
+            .or_default()
+            .push(u64::try_from(ns).unwrap_or(u64::MAX));
+    }
+    starts
+}
+
 /// Checks the history (with the members' final values), and, if it passes,
 /// that the same history with one injected stale read is rejected: a
 /// checker that accepts everything would fail here.
-fn check_history(
-    ops: &[Op],
-    final_values: BTreeMap<String, Option<String>>,
-) -> (CheckReport, Option<bool>) {
-    let opts = CheckOptions {
-        final_values,
-        ..CheckOptions::default()
-    };
-    let check = checker::check_with(ops, &opts);
+fn check_history(ops: &[Op], opts: &CheckOptions) -> (CheckReport, Option<bool>) {
+    let check = checker::check_with(ops, opts);
     let stale_read_rejected = if check.is_valid() {
         let mut stale = ops.to_vec();
         checker::inject_stale_read(&mut stale).map(|_| !checker::check(&stale).is_valid())

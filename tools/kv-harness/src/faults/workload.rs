@@ -49,6 +49,8 @@ pub struct Workload {
     pub keys: usize,
     /// Share of operations that are reads.
     pub read_ratio: f64,
+    /// Share of the reads that are serializable (`?serializable`).
+    pub serializable_ratio: f64,
     /// Share of the writes that are compare-and-swaps.
     pub cas_ratio: f64,
     /// Share of the writes that are deletes.
@@ -110,7 +112,11 @@ async fn client_loop(
         let ep = endpoint(target);
         let key = key_name(rng.random_range(0..w.keys));
         let kind = if rng.random_bool(w.read_ratio) {
-            OpKind::Get
+            if rng.random_bool(w.serializable_ratio) {
+                OpKind::LocalGet { node: target }
+            } else {
+                OpKind::Get
+            }
         } else {
             let pick = rng.random::<f64>();
             match seen.get(&key) {
@@ -183,8 +189,9 @@ async fn issue(
     let k = key.as_bytes();
     let value = Bytes::copy_from_slice(value.unwrap_or("").as_bytes());
     match kind {
-        OpKind::Get => {
-            let v = client.get(ep, k, false).await?;
+        OpKind::Get | OpKind::LocalGet { .. } => {
+            let serializable = matches!(kind, OpKind::LocalGet { .. });
+            let v = client.get(ep, k, serializable).await?;
             Ok(Done::Read(
                 v.map(|b| String::from_utf8_lossy(&b).into_owned()),
             ))

@@ -35,6 +35,7 @@
 //! 10^5 operations per key: gigabytes of memo), it has no notion of
 //! operations that never returned, and it has had no release since 2023.
 
+mod local;
 mod search;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -87,6 +88,17 @@ pub enum Anomaly {
         /// The final value of the key.
         final_value: Option<String>,
     },
+    /// A member's serializable reads went back in time: `later` returned a
+    /// value that `earlier`'s value certainly overwrote, both served by one
+    /// process of `node`.
+    LocalReadWentBack {
+        /// The member.
+        node: u64,
+        /// The read that showed the newer state.
+        earlier: Op,
+        /// The read that showed an older one.
+        later: Op,
+    },
     /// The search exceeded its step budget: the result is unknown.
     Undecided {
         /// The key.
@@ -132,6 +144,14 @@ impl fmt::Display for Anomaly {
                 "key {key}: acknowledged write `{lost}` lost: the final value is {}",
                 final_value.as_deref().unwrap_or("missing")
             ),
+            Anomaly::LocalReadWentBack {
+                node,
+                earlier,
+                later,
+            } => write!(
+                f,
+                "node {node} went back in time: `{later}` after `{earlier}`"
+            ),
             Anomaly::Undecided { key, total } => write!(
                 f,
                 "key {key}: linearizability undecided after the step budget ({total} operations)"
@@ -172,6 +192,10 @@ pub struct CheckOptions {
     /// lost-write check (`None` inside: the key was missing). Keys not in
     /// the map are not checked for lost writes.
     pub final_values: BTreeMap<String, Option<String>>,
+    /// When each node's processes started (nanoseconds on the history's
+    /// clock, ascending): serializable reads are compared for going back
+    /// in time only within one process.
+    pub starts: BTreeMap<u64, Vec<u64>>,
 }
 
 impl Default for CheckOptions {
@@ -179,6 +203,7 @@ impl Default for CheckOptions {
         CheckOptions {
             step_budget: DEFAULT_STEP_BUDGET,
             final_values: BTreeMap::new(),
+            starts: BTreeMap::new(),
         }
     }
 }
@@ -220,6 +245,15 @@ fn check_key(key: &str, ops: &[&Op], opts: &CheckOptions, report: &mut CheckRepo
     if let Some(final_value) = opts.final_values.get(key) {
         lost_writes(key, ops, &writes, final_value.as_deref(), report);
     }
+    for (node, earlier, later) in local::reads_going_back(ops, &writes, &opts.starts) {
+        let (earlier, later) = (earlier.clone(), later.clone());
+        let anomaly = Anomaly::LocalReadWentBack {
+            node,
+            earlier,
+            later,
+        };
+        report.anomalies.push(anomaly);
+    }
     if phantom {
         // Already explained; the search would only say it again.
         return;
@@ -259,7 +293,7 @@ fn writes_value(op: &Op) -> bool {
 /// expected value of a compare-and-swap that wrote.
 fn seen_value(op: &Op) -> Option<&str> {
     match (&op.kind, op.outcome) {
-        (OpKind::Get, Outcome::Ok) => op.value.as_deref(),
+        (OpKind::Get | OpKind::LocalGet { .. }, Outcome::Ok) => op.value.as_deref(),
         (OpKind::Cas { expected }, Outcome::Ok) => Some(expected),
         _ => None,
     }
@@ -318,6 +352,8 @@ fn search_ops(ops: &[&Op], observed: &HashSet<&str>) -> Vec<SearchOp> {
         let value = op.value.as_deref();
         let relevant = mismatches || value.is_some_and(|v| observed.contains(v));
         let step = match (&op.kind, op.outcome) {
+            // Serializable reads are not linearizable by design.
+            (OpKind::LocalGet { .. }, _) => continue,
             (_, Outcome::Fail) | (OpKind::Get, Outcome::Unknown | Outcome::Mismatch) => continue,
             (OpKind::Put | OpKind::Cas { .. }, Outcome::Unknown) if !relevant => continue,
             (OpKind::Get, Outcome::Ok) => Step::Read(value_id(&mut ids, value)),
