@@ -49,6 +49,8 @@ struct Extra {
     power_loss_fs: Option<PathBuf>,
     /// `--read-mode lease`.
     lease_reads: bool,
+    /// `--keys` (default 8): fewer keys, more contention.
+    keys: Option<usize>,
 }
 
 fn run_faults(nodes: u64, faults_secs: u64, clients: u32, tls: bool) {
@@ -88,6 +90,9 @@ fn run_faults_with(nodes: u64, faults_secs: u64, clients: u32, extra: Extra) {
     }
     if extra.lease_reads {
         cmd.arg("--read-mode").arg("lease");
+    }
+    if let Some(keys) = extra.keys {
+        cmd.arg("--keys").arg(keys.to_string());
     }
     if let Ok(seed) = std::env::var("RAFTKV_FAULTS_SEED") {
         cmd.arg("--seed").arg(seed);
@@ -145,9 +150,16 @@ fn a_three_node_cluster_under_faults_loses_no_write_and_stays_linearizable() {
     run_faults(3, 75, 10, false);
 }
 
+/// Contended: 12 clients on 3 keys, so compare-and-swaps race and writes
+/// of unknown outcome overlap others on the same key.
 #[test]
 fn a_five_node_mtls_cluster_under_faults_loses_no_write_and_stays_linearizable() {
-    run_faults(5, 55, 12, true);
+    let extra = Extra {
+        tls: true,
+        keys: Some(3),
+        ..Extra::default()
+    };
+    run_faults_with(5, 55, 12, extra);
 }
 
 /// Builds `tools/powerloss-fs` with this test's profile into its target

@@ -564,6 +564,18 @@ impl Cluster {
     /// does not exit; [`ClusterError::Exited`] if it exits with a failure.
     pub async fn remove(&mut self, id: u64, within: Duration) -> Result<(), ClusterError> {
         let deadline = Instant::now() + within;
+        self.request_removal(id, within).await?;
+        self.wait_removed(id, deadline).await
+    }
+
+    /// The first half of [`Cluster::remove`]: returns once the removal of
+    /// node `id` is applied, while the node may still be handing over its
+    /// leadership.
+    ///
+    /// # Errors
+    /// [`ClusterError::Timeout`] if the removal does not apply in time.
+    pub async fn request_removal(&mut self, id: u64, within: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + within;
         let members: Vec<u64> = self.members.clone();
         let mut i = 0usize;
         loop {
@@ -591,6 +603,16 @@ impl Cluster {
             tokio::time::sleep(POLL).await;
         }
         self.members.retain(|m| *m != id);
+        Ok(())
+    }
+
+    /// The second half of [`Cluster::remove`]: waits until the removed
+    /// node `id` has exited 0.
+    ///
+    /// # Errors
+    /// [`ClusterError::Timeout`] if it does not exit by `deadline`;
+    /// [`ClusterError::Exited`] if it exits with a failure.
+    pub async fn wait_removed(&mut self, id: u64, deadline: Instant) -> Result<(), ClusterError> {
         let status = self.wait_exit(id, deadline).await?;
         if !status.success() {
             return Err(ClusterError::Exited { id, status });

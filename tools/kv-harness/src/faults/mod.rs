@@ -94,8 +94,8 @@ pub struct FaultsArgs {
     /// Fault kinds to inject, comma-separated [default: all, the disk
     /// kinds only with --power-loss-fs]: kill-random, kill-leader, pause,
     /// partition-one, partition-leader, one-way, packet-loss, membership,
-    /// kill-all, partition-kill, power-loss, power-loss-all, disk-full,
-    /// fsync-error, slow-disk.
+    /// kill-all, partition-kill, membership-kill, power-loss,
+    /// power-loss-all, disk-full, fsync-error, slow-disk.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     pub faults: Vec<FaultKind>,
     /// Directory for the run's data, logs and history [default: a new

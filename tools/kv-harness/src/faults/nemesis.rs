@@ -67,11 +67,16 @@ pub enum FaultKind {
     /// Cut the leader (with a minority) off from the majority, then SIGKILL
     /// a member of the majority too; restart it, then heal.
     PartitionKill,
+    /// Membership changes under faults: remove the leader and SIGSTOP
+    /// another member while the leader hands over its leadership; then add
+    /// a fresh node and SIGKILL it or the leader while the newcomer catches
+    /// up (by snapshot, as a learner waiting for its promotion).
+    MembershipKill,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::KillRandom,
         FaultKind::KillLeader,
         FaultKind::Pause,
@@ -87,6 +92,7 @@ impl FaultKind {
         FaultKind::SlowDisk,
         FaultKind::KillAll,
         FaultKind::PartitionKill,
+        FaultKind::MembershipKill,
     ];
 
     /// Whether it needs power-loss mounts (`--power-loss-fs`).
@@ -119,6 +125,7 @@ impl FaultKind {
             FaultKind::SlowDisk => "slow-disk",
             FaultKind::KillAll => "kill-all",
             FaultKind::PartitionKill => "partition-kill",
+            FaultKind::MembershipKill => "membership-kill",
         }
     }
 }
@@ -301,6 +308,7 @@ impl<'a> Nemesis<'a> {
             FaultKind::SlowDisk => self.slow_disk(kind).await,
             FaultKind::KillAll => self.kill_all(kind).await,
             FaultKind::PartitionKill => self.partition_kill(kind).await,
+            FaultKind::MembershipKill => self.membership_kill(kind).await,
         }
     }
 
@@ -336,6 +344,49 @@ impl<'a> Nemesis<'a> {
         tokio::time::sleep(self.millis(200, 1000)).await;
         net::heal()?;
         self.log("network healed".into());
+        Ok(())
+    }
+
+    /// A leader removal with a member paused during the hand-over, then a
+    /// join with a crash during the catch-up.
+    async fn membership_kill(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let leader = self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
+        self.log(format!("{kind}: removing node {leader} (leader)"));
+        let deadline = Instant::now() + RECOVERY_DEADLINE;
+        self.cluster
+            .request_removal(leader, RECOVERY_DEADLINE)
+            .await?;
+        self.targets.write().retain(|t| *t != leader);
+        let paused = self.random_member();
+        let hold = self.millis(300, 2500);
+        self.log(format!(
+            "removal applied; SIGSTOP node {paused} for {hold:?} while node {leader} hands over"
+        ));
+        self.cluster.pause(paused, true)?;
+        tokio::time::sleep(hold).await;
+        self.cluster.pause(paused, false)?;
+        self.log(format!("SIGCONT node {paused}"));
+        self.cluster.wait_removed(leader, deadline).await?;
+        self.log(format!("node {leader} removed and exited 0"));
+        self.cluster.wait_healthy(RECOVERY_DEADLINE, false).await?;
+        let id = self.cluster.add(RECOVERY_DEADLINE).await?;
+        self.targets.write().push(id);
+        tokio::time::sleep(self.millis(0, 500)).await;
+        let victim = if self.rng.random_bool(0.5) {
+            id
+        } else {
+            self.leader().await?
+        };
+        let hold = self.millis(300, 3000);
+        self.log(format!(
+            "added node {id} (--join); SIGKILL node {victim} during its catch-up for {hold:?}"
+        ));
+        self.cluster.kill(victim)?;
+        tokio::time::sleep(hold).await;
+        self.cluster.restart(victim)?;
+        self.log(format!("restarted node {victim}"));
+        self.cluster.wait_healthy(RECOVERY_DEADLINE, true).await?;
+        self.log(format!("node {id} caught up"));
         Ok(())
     }
 
