@@ -107,6 +107,7 @@
 
 mod error;
 mod format;
+pub mod inspect;
 mod snapshotter;
 mod stream;
 

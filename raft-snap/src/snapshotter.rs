@@ -13,9 +13,9 @@ use crate::format::{self, Corruption};
 use crate::stream::{DEFAULT_CHUNK_LEN, SnapshotDecoder, SnapshotEncoder};
 
 /// The suffix of a file being written; such files are deleted on open.
-const TMP_SUFFIX: &str = ".tmp";
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
 /// The suffix added to a snapshot that failed verification.
-const BROKEN_SUFFIX: &str = ".broken";
+pub(crate) const BROKEN_SUFFIX: &str = ".broken";
 /// The write buffer of a [`SnapshotWriter`]: chunks smaller than this are
 /// gathered into one write, larger ones pass through.
 const WRITE_BUFFER_LEN: usize = 1 << 20;
@@ -254,40 +254,14 @@ impl Snapshotter {
         chunk_len: usize,
     ) -> Result<SnapshotReader, LoadError> {
         let path = self.path_of(id);
-        let file = match self.backend.open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(LoadError::NotFound {
+        open_reader(&*self.backend, path, id, chunk_len).map_err(|e| match e {
+            LoadError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                LoadError::NotFound {
                     dir: self.dir.clone(),
-                });
+                }
             }
-            Err(source) => return Err(LoadError::Open { path, source }),
-        };
-        let file_len = file.len().map_err(|source| LoadError::Stat {
-            path: path.clone(),
-            source,
-        })?;
-        let source = HandleReader { file, offset: 0 };
-        let mut decoder = SnapshotDecoder::with_chunk_len(source, chunk_len)
-            .map_err(|e| LoadError::decoding(&path, e))?;
-        let corrupt = |reason| LoadError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        let header = (decoder.metadata().term, decoder.metadata().index);
-        if header != (id.term, id.index) {
-            let name = (id.term, id.index);
-            return Err(corrupt(Corruption::NameMismatch { name, header }));
-        }
-        if decoder.encoded_len() != file_len {
-            let reason = Corruption::LengthMismatch {
-                expected: decoder.encoded_len(),
-                actual: file_len,
-            };
-            return Err(corrupt(reason));
-        }
-        decoder.set_len_verified();
-        Ok(SnapshotReader { decoder, path })
+            other => other,
+        })
     }
 
     /// Loads the newest snapshot that verifies into memory. A snapshot that
@@ -564,6 +538,47 @@ impl Drop for TmpGuard {
             tracing::debug!(path = %path.display(), %error, "could not remove temp snapshot");
         }
     }
+}
+
+/// Opens the snapshot file at `path`, named for `id`, as a reader whose
+/// header (and its match with the name) and length are verified: the one
+/// way a file is opened, by [`Snapshotter::open`] and by the read-only
+/// [`inspect_dir`](crate::inspect::inspect_dir).
+pub(crate) fn open_reader(
+    backend: &dyn Backend,
+    path: PathBuf,
+    id: LogId,
+    chunk_len: usize,
+) -> Result<SnapshotReader, LoadError> {
+    let file = match backend.open(&path) {
+        Ok(file) => file,
+        Err(source) => return Err(LoadError::Open { path, source }),
+    };
+    let file_len = file.len().map_err(|source| LoadError::Stat {
+        path: path.clone(),
+        source,
+    })?;
+    let source = HandleReader { file, offset: 0 };
+    let mut decoder = SnapshotDecoder::with_chunk_len(source, chunk_len)
+        .map_err(|e| LoadError::decoding(&path, e))?;
+    let corrupt = |reason| LoadError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    let header = (decoder.metadata().term, decoder.metadata().index);
+    if header != (id.term, id.index) {
+        let name = (id.term, id.index);
+        return Err(corrupt(Corruption::NameMismatch { name, header }));
+    }
+    if decoder.encoded_len() != file_len {
+        let reason = Corruption::LengthMismatch {
+            expected: decoder.encoded_len(),
+            actual: file_len,
+        };
+        return Err(corrupt(reason));
+    }
+    decoder.set_len_verified();
+    Ok(SnapshotReader { decoder, path })
 }
 
 /// A snapshot file being read in chunks, from [`Snapshotter::open`] or

@@ -1,12 +1,40 @@
 //! The `raft-wal` command-line tool on real files.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use bytes::Bytes;
+use raft_core::{Entry, HardState, Index, NodeId, Term};
 use raft_io::{Backend, FileBackend};
+use raft_wal::format::{self, Record};
 use raft_wal::{Wal, WalOptions};
+
+fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
+    HardState {
+        term: Term(term),
+        vote: NodeId::new(vote),
+        commit: Index(commit),
+    }
+}
+
+fn entries(range: std::ops::RangeInclusive<u64>, term: u64, len: usize) -> Vec<Entry> {
+    range
+        .map(|i| Entry::new(Term(term), Index(i), Bytes::from(vec![b'x'; len])))
+        .collect()
+}
+
+/// The byte ranges of the complete batches of segment `segment_id`.
+fn batch_ranges(bytes: &[u8], segment_id: u64) -> Vec<(usize, usize)> {
+    let bytes = Bytes::copy_from_slice(bytes);
+    let mut at = format::SEGMENT_HEADER_BYTES;
+    let mut out = Vec::new();
+    while let Ok((r, next)) = format::decode_frame(&bytes, segment_id, at, 1 << 20) {
+        if let Record::Commit(c) = r {
+            out.push((c.batch_start as usize, next));
+        }
+        at = next;
+    }
+    out
+}
 
 fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_raft-wal"))
@@ -67,7 +95,20 @@ fn verify_refuses_mid_log_corruption_and_dump_points_at_it() {
 }
 
 #[test]
-fn bad_usage_exits_with_status_two() {
+fn bad_usage_exits_with_status_two_and_help_and_version_exit_zero() {
     assert_eq!(run(&["frobnicate", "/nonexistent"]).0, 2);
     assert_eq!(run(&[]).0, 2);
+    assert_eq!(run(&["verify"]).0, 2);
+    assert_eq!(run(&["dump", "/tmp", "--segment", "x"]).0, 2);
+    let (code, help) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(help.contains("verify") && help.contains("dump"), "{help}");
+    let (code, help) = run(&["verify", "--help"]);
+    assert_eq!(code, 0);
+    assert!(help.contains("--max-record-bytes"), "{help}");
+    let (code, version) = run(&["--version"]);
+    assert_eq!(
+        (code, version.trim()),
+        (0, concat!("raft-wal ", env!("CARGO_PKG_VERSION")))
+    );
 }

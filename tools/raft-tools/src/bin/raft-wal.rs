@@ -14,64 +14,66 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use raft_io::FileBackend;
 use raft_wal::{DEFAULT_MAX_RECORD_BYTES, inspect};
 
-const USAGE: &str = "usage:
-  raft-wal verify <dir> [--max-record-bytes N]
-  raft-wal dump <dir> [--segment ID] [--data] [--max-record-bytes N]";
-
-struct Args {
-    command: String,
-    dir: PathBuf,
-    segment: Option<u64>,
-    data: bool,
-    max_record_bytes: u32,
+/// Inspect a raft-wal directory without changing it.
+#[derive(Parser, Debug)]
+#[command(name = "raft-wal", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let command = it.next().ok_or("missing command")?;
-    let dir = PathBuf::from(it.next().ok_or("missing directory")?);
-    let mut args = Args {
-        command,
-        dir,
-        segment: None,
-        data: false,
-        max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-    };
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--data" => args.data = true,
-            "--segment" => {
-                let v = it.next().ok_or("--segment needs a value")?;
-                args.segment = Some(v.parse().map_err(|_| format!("bad segment id {v}"))?);
-            }
-            "--max-record-bytes" => {
-                let v = it.next().ok_or("--max-record-bytes needs a value")?;
-                args.max_record_bytes = v.parse().map_err(|_| format!("bad size {v}"))?;
-            }
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    Ok(args)
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the recovery checks read-only and say what opening the WAL
+    /// would do (exit 0: it would open, maybe after truncating a torn
+    /// tail; exit 1: it would refuse).
+    Verify {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// The largest record a frame may hold, as the WAL was opened with.
+        #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+        max_record_bytes: u32,
+    },
+    /// Print every frame of every segment, and where and why decoding
+    /// stops.
+    Dump {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// Only this segment (its id).
+        #[arg(long)]
+        segment: Option<u64>,
+        /// Print entry payloads too.
+        #[arg(long)]
+        data: bool,
+        /// The largest record a frame may hold, as the WAL was opened with.
+        #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+        max_record_bytes: u32,
+    },
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("raft-wal: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let cli = Cli::parse();
     let mut out = std::io::stdout().lock();
-    let result = match args.command.as_str() {
-        "verify" => verify(&mut out, &args),
-        "dump" => dump(&mut out, &args),
-        other => {
-            eprintln!("raft-wal: unknown command {other}\n{USAGE}");
-            return ExitCode::from(2);
+    let result = match cli.command {
+        Command::Verify {
+            dir,
+            max_record_bytes,
+        } => verify(&mut out, &dir, max_record_bytes),
+        Command::Dump {
+            dir,
+            segment,
+            data,
+            max_record_bytes,
+        } => {
+            let mut options = inspect::DumpOptions::default();
+            options.segment = segment;
+            options.data = data;
+            options.max_record_bytes = max_record_bytes;
+            inspect::dump(&FileBackend, &dir, &options, &mut out).map(|()| ExitCode::SUCCESS)
         }
     };
     match result {
@@ -83,8 +85,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn verify(out: &mut impl Write, args: &Args) -> std::io::Result<ExitCode> {
-    match inspect::verify(&FileBackend, &args.dir, args.max_record_bytes) {
+fn verify(
+    out: &mut impl Write,
+    dir: &std::path::Path,
+    max_record_bytes: u32,
+) -> std::io::Result<ExitCode> {
+    match inspect::verify(&FileBackend, dir, max_record_bytes) {
         Ok(r) => {
             writeln!(out, "ok: {} segment(s) {:?}", r.segments.len(), r.segments)?;
             writeln!(out, "entries {}..={}", r.first_index, r.last_index)?;
@@ -120,13 +126,4 @@ fn verify(out: &mut impl Write, args: &Args) -> std::io::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
-}
-
-fn dump(out: &mut impl Write, args: &Args) -> std::io::Result<ExitCode> {
-    let mut options = inspect::DumpOptions::default();
-    options.segment = args.segment;
-    options.data = args.data;
-    options.max_record_bytes = args.max_record_bytes;
-    inspect::dump(&FileBackend, &args.dir, &options, out)?;
-    Ok(ExitCode::SUCCESS)
 }
