@@ -138,6 +138,10 @@ pub struct VersusArgs {
     /// The raftkv executable the nodes run [default: this one].
     #[arg(long)]
     pub raftkv_bin: Option<PathBuf>,
+    /// With --compare-raftkv: the executable B's nodes run instead (an
+    /// older build, say, to compare two versions in one run).
+    #[arg(long, requires = "compare_raftkv")]
+    pub raftkv_bin_b: Option<PathBuf>,
     /// The etcd executable: a path, or a name looked up in PATH.
     #[arg(long, default_value = "etcd")]
     pub etcd_bin: PathBuf,
@@ -451,8 +455,11 @@ async fn run_in(args: &VersusArgs, work: &Path) -> Result<Summary, VersusError> 
     print_header(args, &specs, &raftkv_bin, etcd_bin.as_deref(), work);
 
     let mut systems = Vec::new();
-    for spec in &specs {
+    for (i, spec) in specs.iter().enumerate() {
         let bin = match spec.kind {
+            SystemKind::Raftkv { .. } if i == 1 => {
+                args.raftkv_bin_b.as_deref().unwrap_or(raftkv_bin.as_path())
+            }
             SystemKind::Raftkv { .. } => raftkv_bin.as_path(),
             SystemKind::Etcd { .. } => etcd_bin.as_deref().unwrap_or(Path::new("etcd")),
         };
@@ -532,6 +539,13 @@ fn print_header(
         stats::version_of(raftkv_bin, Target::Raftkv),
         raftkv_bin.display()
     );
+    if let Some(b) = &args.raftkv_bin_b {
+        println!(
+            "raftkv B: {} ({})",
+            stats::version_of(b, Target::Raftkv),
+            b.display()
+        );
+    }
     if let Some(etcd) = etcd_bin {
         println!(
             "etcd: {} ({}), driven through its v3 JSON gateway",
