@@ -2,6 +2,7 @@
 
 use crate::config::ConfigError;
 use crate::message::InvalidMessage;
+use crate::raft::RoleKind;
 use crate::storage::StorageError;
 use crate::types::{Index, NodeId, Term};
 
@@ -69,6 +70,31 @@ pub enum ProposeError {
         uncommitted: u64,
         /// The configured limit.
         limit: u64,
+    },
+    /// Apply backpressure: the commit index is more than
+    /// `Config::max_apply_gap` entries ahead of the applied index. Retry
+    /// once the application has applied more (etcd's server refuses with
+    /// "too many requests" the same way).
+    #[error(
+        "committed index {committed} is more than {max_gap} entries ahead of the applied index \
+         {applied}; retry once more is applied"
+    )]
+    ApplyBacklog {
+        /// The commit index of the node that refused.
+        committed: Index,
+        /// Its applied index.
+        applied: Index,
+        /// `Config::max_apply_gap`.
+        max_gap: u64,
+    },
+    /// The entry's payload is larger than `Config::max_entry_bytes`
+    /// (TiKV's `RaftEntryTooLarge`). Retrying will not help: split it.
+    #[error("entry of {bytes} bytes exceeds the limit of {max} bytes")]
+    EntryTooLarge {
+        /// The payload's size.
+        bytes: u64,
+        /// `Config::max_entry_bytes`.
+        max: u64,
     },
     /// A membership change is proposed and not yet applied; only one may
     /// be pending at a time (thesis §4.1). Retry once it is applied.
@@ -206,6 +232,30 @@ pub enum TransferError {
     /// Storage failed.
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
+}
+
+/// Why `RawNode::forget_leader` refused to forget the leader. Nothing
+/// changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForgetLeaderError {
+    /// Only a follower has a leader to forget: a leader does not forget
+    /// itself, and a (pre-)candidate follows nobody (etcd-raft ignores the
+    /// request in those roles too).
+    #[error("only a follower can forget its leader; this node is a {role}")]
+    NotFollower {
+        /// This node's role.
+        role: RoleKind,
+    },
+    /// Reads are served from the leader's lease
+    /// ([`ReadOnlyOption::LeaseBased`](crate::ReadOnlyOption::LeaseBased)).
+    /// The lease rests on every voter that acknowledged the leader refusing
+    /// votes for an election timeout (thesis §6.4.1); a follower that forgot
+    /// its leader would vote at once and let a second leader be elected
+    /// while the first still answers reads from its lease (etcd-raft:
+    /// "ignoring MsgForgetLeader due to ReadOnlyLeaseBased").
+    #[error("forgetting the leader would break the leader lease that lease-based reads rely on")]
+    LeaseBasedReads,
 }
 
 /// Why `RawNode::tick` failed (only a storage failure while campaigning).

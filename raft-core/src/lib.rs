@@ -337,8 +337,8 @@ pub use bootstrap::{BootstrapError, FoundingLog};
 pub use confchange::{AnyConfChange, ConfChangeDecodeError, ConfChangeError};
 pub use config::{Config, ConfigError, NO_LIMIT, ReadOnlyOption};
 pub use error::{
-    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
-    StepError, TickError, TransferError,
+    ApplyConfChangeError, CampaignError, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
+    ReadyError, StepError, TickError, TransferError,
 };
 pub use message::{
     Append, AppendResponse, Heartbeat, HeartbeatResponse, InvalidMessage, Message, MessageBody,

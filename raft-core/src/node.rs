@@ -14,8 +14,8 @@ use crossbeam_channel::{Receiver, Select, Sender, bounded};
 use crate::Config;
 use crate::confchange::AnyConfChange;
 use crate::error::{
-    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
-    StepError, TickError, TransferError,
+    ApplyConfChangeError, CampaignError, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
+    ReadyError, StepError, TickError, TransferError,
 };
 use crate::message::Message;
 use crate::raft::Proposal;
@@ -55,6 +55,9 @@ pub enum NodeError {
     /// A transfer could not start.
     #[error(transparent)]
     Transfer(#[from] TransferError),
+    /// The leader could not be forgotten.
+    #[error(transparent)]
+    ForgetLeader(#[from] ForgetLeaderError),
     /// A conf change could not be applied.
     #[error(transparent)]
     ConfChange(#[from] ApplyConfChangeError),
@@ -90,6 +93,7 @@ enum Command {
     Advance,
     ReadIndex(Bytes, Reply<Result<(), ReadIndexError>>),
     TransferLeader(NodeId, Reply<Result<(), TransferError>>),
+    ForgetLeader(Reply<Result<(), ForgetLeaderError>>),
     ReportUnreachable(NodeId),
     ReportSnapshot(NodeId, SnapshotStatus),
     Status(Reply<Status>),
@@ -222,6 +226,14 @@ impl Node {
         Ok(self.call(|r| Command::TransferLeader(target, r))??)
     }
 
+    /// Makes this follower forget its leader.
+    ///
+    /// # Errors
+    /// As [`RawNode::forget_leader`], or [`NodeError::Stopped`].
+    pub fn forget_leader(&self) -> Result<(), NodeError> {
+        Ok(self.call(Command::ForgetLeader)??)
+    }
+
     /// See [`RawNode::report_unreachable`].
     ///
     /// # Errors
@@ -328,6 +340,7 @@ fn handle<S: Storage>(raw: &mut RawNode<S>, cmd: Command) -> Result<(), NodeFail
         Command::Step(m, r) => drop(r.send(raw.step(m))),
         Command::ReadIndex(ctx, r) => drop(r.send(raw.read_index(ctx))),
         Command::TransferLeader(t, r) => drop(r.send(raw.transfer_leader(t))),
+        Command::ForgetLeader(r) => drop(r.send(raw.forget_leader())),
         Command::ReportUnreachable(id) => raw.report_unreachable(id),
         Command::ReportSnapshot(id, s) => raw.report_snapshot(id, s),
         Command::Status(r) => drop(r.send(raw.status())),

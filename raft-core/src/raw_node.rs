@@ -5,8 +5,8 @@ use bytes::Bytes;
 use crate::confchange::AnyConfChange;
 use crate::config::Config;
 use crate::error::{
-    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
-    StepError, TickError, TransferError,
+    ApplyConfChangeError, CampaignError, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
+    ReadyError, StepError, TickError, TransferError,
 };
 use crate::message::Message;
 use crate::raft::{Proposal, Raft, Role, RoleKind};
@@ -450,6 +450,25 @@ impl<S: Storage> RawNode<S> {
     /// a leader).
     pub fn abort_leader_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
         let r = self.raft.cancel_transfer();
+        self.checked(r)
+    }
+
+    /// Makes this follower forget its leader (etcd-raft's `ForgetLeader`),
+    /// so that under CheckQuorum it grants votes at once instead of
+    /// refusing them for the rest of an election timeout (thesis §4.2.3).
+    /// Call it on the followers when the application knows the leader is
+    /// gone, e.g. before removing or restarting it: the next election then
+    /// need not wait out the leader's lease. It does not start an election
+    /// (see [`RawNode::campaign`]); a leader that is still alive is
+    /// followed again at its next heartbeat. Forgetting when no leader is
+    /// known does nothing.
+    ///
+    /// # Errors
+    /// [`ForgetLeaderError::NotFollower`] on a leader or (pre-)candidate;
+    /// [`ForgetLeaderError::LeaseBasedReads`] with lease-based reads, whose
+    /// safety rests on voters honouring the lease. Nothing changes then.
+    pub fn forget_leader(&mut self) -> Result<(), ForgetLeaderError> {
+        let r = self.raft.forget_leader();
         self.checked(r)
     }
 

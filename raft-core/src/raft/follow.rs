@@ -2,7 +2,8 @@
 //! §5.3, §7; thesis Figure 13 for snapshots).
 
 use super::{Ignored, Raft, Role};
-use crate::error::{ProposeError, StepError};
+use crate::config::ReadOnlyOption;
+use crate::error::{ForgetLeaderError, ProposeError, StepError};
 use crate::message::{
     Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, RejectHint,
 };
@@ -67,6 +68,35 @@ impl<S: Storage> Raft<S> {
                 Ok(())
             }
         }
+    }
+
+    /// Forgets the leader this follower follows (etcd-raft 3.6's
+    /// `ForgetLeader`), for when the application knows the leader is gone
+    /// (it is being removed or restarted). A voter refuses votes while it
+    /// believes a leader exists, within an election timeout of hearing
+    /// from it (CheckQuorum, thesis §4.2.3: leader stickiness, so that a
+    /// disruptive server cannot depose a live leader); forgetting ends that
+    /// wait, so the follower grants (pre-)votes at once. It does not
+    /// campaign, and one follower forgetting elects nobody: a quorum must
+    /// agree that the leader is gone. The leader is learned again from its
+    /// next append or heartbeat, if it is alive after all.
+    pub(crate) fn forget_leader(&mut self) -> Result<(), ForgetLeaderError> {
+        let Role::Follower { leader } = self.role else {
+            return Err(ForgetLeaderError::NotFollower {
+                role: self.role.kind(),
+            });
+        };
+        if self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
+            // Thesis §6.4.1: the leader's lease counts on this voter not
+            // voting for an election timeout after acknowledging it.
+            return Err(ForgetLeaderError::LeaseBasedReads);
+        }
+        if let Some(leader) = leader {
+            tracing::info!(id = %self.id, leader = %leader, term = %self.term, "forgetting leader");
+            self.role = Role::Follower { leader: None };
+        }
+        debug_assert!(self.leader().is_none());
+        Ok(())
     }
 
     fn heard_from_leader(&mut self, leader: crate::types::NodeId) {

@@ -82,6 +82,7 @@ impl<S: Storage> Raft<S> {
         if self.cfg.disable_proposal_forwarding {
             return Err(ProposeError::ForwardingDisabled { leader });
         }
+        self.check_proposal_limits(&data)?;
         let entry = Entry {
             term: crate::types::Term::ZERO,
             index: Index::ZERO,
@@ -112,6 +113,7 @@ impl<S: Storage> Raft<S> {
         if !self.membership.contains(self.id) {
             return Err(ProposeError::NotAMember);
         }
+        self.check_proposal_limits(&data)?;
         let limit = self.cfg.max_uncommitted_entries_size;
         let uncommitted = self.leader_state().uncommitted_size;
         let size = data.len() as u64;
@@ -135,6 +137,31 @@ impl<S: Storage> Raft<S> {
             self.leader_state().pending_conf_index = index;
         }
         Ok(Proposal::Appended { id })
+    }
+
+    /// Admission control, before anything is appended or forwarded: the
+    /// entry size (TiKV's `RaftEntryTooLarge`) and apply backpressure
+    /// (etcd's server refuses proposals while its commit index is more
+    /// than `maxGapBetweenApplyAndCommitIndex` ahead of its applied index).
+    /// Conf changes obey both: their entry travels and is applied like any
+    /// other.
+    fn check_proposal_limits(&self, data: &Bytes) -> Result<(), ProposeError> {
+        let bytes = data.len() as u64;
+        let max = self.cfg.max_entry_bytes;
+        if bytes > max {
+            return Err(ProposeError::EntryTooLarge { bytes, max });
+        }
+        let (committed, applied) = (self.log.committed, self.log.applied);
+        debug_assert!(applied <= committed, "applied beyond commit");
+        let max_gap = self.cfg.max_apply_gap;
+        if committed - applied > max_gap {
+            return Err(ProposeError::ApplyBacklog {
+                committed,
+                applied,
+                max_gap,
+            });
+        }
+        Ok(())
     }
 
     /// Messages to a leader.
