@@ -258,6 +258,48 @@ pub enum ForgetLeaderError {
     LeaseBasedReads,
 }
 
+/// Why `RawNode::request_snapshot` did not ask the leader for a snapshot.
+/// Nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestSnapshotError {
+    /// Only a follower asks its leader; a leader's state machine is the
+    /// source of snapshots, and a (pre-)candidate has nobody to ask.
+    #[error("only a follower can request a snapshot; this node is a {role}")]
+    NotFollower {
+        /// This node's role.
+        role: RoleKind,
+    },
+    /// No leader is known to ask (retry once one is).
+    #[error("no leader is known")]
+    NoLeader,
+    /// A request is outstanding already; it is repeated to the leader
+    /// until a snapshot reaching `index` is installed.
+    #[error("a snapshot reaching index {index} is requested already")]
+    AlreadyPending {
+        /// The index the requested snapshot must reach.
+        index: Index,
+    },
+    /// A snapshot from the leader is being installed (it is in a `Ready`
+    /// not yet persisted); it replaces the state machine anyway.
+    #[error("a snapshot from the leader is being installed")]
+    SnapshotInProgress,
+    /// This follower's last entry is not of the current term: its tail may
+    /// be entries the leader does not have and will overwrite, so no
+    /// snapshot of the leader's need reach it. Retry once the leader's
+    /// first append of the term arrived (raft-rs refuses alike).
+    #[error("the last entry is of term {last_term}, not of the current term {term}")]
+    LogBehindLeader {
+        /// The term of this node's last entry.
+        last_term: Term,
+        /// The current term.
+        term: Term,
+    },
+    /// Storage failed while reading the last entry.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
 /// Why `RawNode::tick` failed (only a storage failure while campaigning).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

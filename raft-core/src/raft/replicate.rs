@@ -35,7 +35,7 @@ pub enum Proposal {
 }
 
 impl<S: Storage> Raft<S> {
-    fn leader_state(&mut self) -> &mut LeaderState {
+    pub(super) fn leader_state(&mut self) -> &mut LeaderState {
         match &mut self.role {
             Role::Leader(l) => l,
             other => unreachable!("leader_state on a {:?}", other.kind()),
@@ -192,6 +192,7 @@ impl<S: Storage> Raft<S> {
                 };
                 Ok(self.leader_read(request)?)
             }
+            MessageBody::RequestSnapshot(r) => self.handle_snapshot_request(m.from, r.index),
             MessageBody::TransferLeader(t) => {
                 if let Err(e) = self.leader_transfer(t.target) {
                     tracing::info!(id = %self.id, from = %m.from, error = %e, "forwarded transfer refused");
@@ -278,6 +279,10 @@ impl<S: Storage> Raft<S> {
         if pr.is_paused() {
             return Ok(false);
         }
+        if pr.follower_snapshot_request.is_some() {
+            // The follower refuses appends until it has a snapshot.
+            return self.maybe_send_snapshot(to);
+        }
         let last = self.log.last_index()?;
         if pr.next > last && !send_if_empty {
             // Up to date: nothing to send (and the term of the last entry,
@@ -327,7 +332,12 @@ impl<S: Storage> Raft<S> {
             return Ok(false);
         }
         let next = pr.next;
-        let snapshot = match self.log.storage.snapshot(next) {
+        let requested = pr.follower_snapshot_request;
+        let snapshot = match self
+            .log
+            .storage
+            .snapshot(next.max(requested.unwrap_or(next)))
+        {
             Ok(s) => s,
             Err(StorageError::SnapshotTemporarilyUnavailable) => {
                 tracing::debug!(id = %self.id, to = %to, "snapshot temporarily unavailable; will retry");
@@ -336,17 +346,22 @@ impl<S: Storage> Raft<S> {
             Err(e) => return Err(e),
         };
         let compacted_to = self.log.first_index()?.prev();
+        // A follower that asked for a snapshot refuses one that does not
+        // reach the index it asked for.
+        let needed = compacted_to.max(requested.unwrap_or(Index::ZERO));
         let meta = &snapshot.metadata;
-        if snapshot.is_empty() || !meta.conf_state.contains(to) || meta.index < compacted_to {
+        if snapshot.is_empty() || !meta.conf_state.contains(to) || meta.index < needed {
             // The follower would refuse it (it was added after this
-            // snapshot was taken), or still miss entries after it (the log
-            // was compacted further): ask the application for a newer one.
-            self.request_snapshot(to, compacted_to, meta.index);
+            // snapshot was taken, or asked for a newer one), or still miss
+            // entries after it (the log was compacted further): ask the
+            // application for a newer one.
+            self.ask_for_snapshot(to, needed, meta.index);
             return Ok(false);
         }
         let leader = self.leader_state();
         let pr = leader.progress.get_mut(&to).expect("progress of a member");
         pr.snapshot_requested = None;
+        pr.follower_snapshot_request = None;
         pr.become_snapshot(snapshot.metadata.index);
         tracing::info!(id = %self.id, to = %to, index = %snapshot.metadata.index, "sending snapshot");
         self.send(to, MessageBody::Snapshot(snapshot));
@@ -354,10 +369,11 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Asks the application (in the next `Ready`) for a snapshot that can
-    /// serve `to`, unless an earlier request for it still would. Without
-    /// it a member added after the newest snapshot, behind compaction,
-    /// waits until the application happens to snapshot again.
-    fn request_snapshot(&mut self, to: NodeId, compacted_to: Index, newest: Index) {
+    /// serve `to`, one reaching `compacted_to` at least, unless an earlier
+    /// request for it still would. Without it a member added after the
+    /// newest snapshot, behind compaction, waits until the application
+    /// happens to snapshot again.
+    fn ask_for_snapshot(&mut self, to: NodeId, compacted_to: Index, newest: Index) {
         // An index the leader applied (or handed out for applying) is at or
         // after the conf change that added `to`.
         let min_index = self.log.applying.max(compacted_to);
@@ -416,7 +432,12 @@ impl<S: Storage> Raft<S> {
         // would stay in probe, one append per heartbeat (etcd's
         // heartbeat_resp_recovers_from_probing).
         let probe_confirmed = pr.state == ProgressState::Probe && pr.matched == r.index;
-        if !pr.maybe_update(r.index) && !probe_confirmed {
+        // A follower that requested a snapshot acknowledged its log with
+        // the request: the answer to the snapshot may bring no new index,
+        // but it still says the snapshot is installed.
+        let snapshot_installed =
+            matches!(pr.state, ProgressState::Snapshot { pending } if r.index >= pending);
+        if !pr.maybe_update(r.index) && !probe_confirmed && !snapshot_installed {
             // Nothing new replicated, but the follower may now report the
             // commit index a hand-over waits for.
             self.maybe_finish_transfer(from, false)?;
@@ -621,9 +642,9 @@ impl<S: Storage> Raft<S> {
 /// sends.
 fn response_kind(body: &MessageBody) -> Option<&'static str> {
     match body {
-        MessageBody::AppendResponse(_) | MessageBody::HeartbeatResponse(_) => {
-            Some(body.kind_name())
-        }
+        MessageBody::AppendResponse(_)
+        | MessageBody::HeartbeatResponse(_)
+        | MessageBody::RequestSnapshot(_) => Some(body.kind_name()),
         _ => None,
     }
 }

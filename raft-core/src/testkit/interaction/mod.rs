@@ -58,6 +58,7 @@
 //! | `propose-conf-change id [v1=true] [transition=auto\|implicit\|explicit]` + input line `v4 l5 r6` | [`RawNode::propose_conf_change`]: `vN` adds voter N, `lN` learner N, `rN` removes N; an empty V2 change leaves a joint configuration. `v1=true` proposes a single-step (V1) change. |
 //! | `transfer-leadership from=id to=id` | [`RawNode::transfer_leader`] on `from`. |
 //! | `forget-leader id` | [`RawNode::forget_leader`]. |
+//! | `request-snapshot id` | [`RawNode::request_snapshot`]. |
 //! | `read-index id ctx` | [`RawNode::read_index`]. |
 //! | `tick-election id` | A leader ticks `election_timeout_ticks` times (one CheckQuorum round); any other node ticks until its randomized election timer fires (at most `2 * election_timeout_ticks` ticks). |
 //! | `tick-heartbeat id` | Ticks `heartbeat_interval_ticks` times. |
@@ -350,6 +351,7 @@ impl Env {
             "propose-conf-change" => self.cmd_propose_conf_change(&a),
             "transfer-leadership" => self.cmd_transfer(&a),
             "forget-leader" => self.cmd_forget_leader(&a),
+            "request-snapshot" => self.cmd_request_snapshot(&a),
             "read-index" => self.cmd_read_index(&a),
             "tick-election" => self.cmd_tick_election(&a),
             "tick-heartbeat" => self.cmd_tick_heartbeat(&a),
@@ -607,6 +609,15 @@ impl Env {
         let r = self.get(id)?.raw.forget_leader();
         self.report(0, r);
         self.note(0);
+        Ok(())
+    }
+
+    fn cmd_request_snapshot(&mut self, a: &Args<'_>) -> CmdResult {
+        let id = a.first_id()?;
+        match self.get(id)?.raw.request_snapshot() {
+            Ok(index) => self.line(0, &format!("requested a snapshot reaching {index}")),
+            Err(e) => self.line(0, &format!("error: {e}")),
+        }
         Ok(())
     }
 
