@@ -392,8 +392,13 @@ impl<S: Storage> Raft<S> {
             min_index = %min_index, "no snapshot can serve this member; asking for a newer one"
         );
         let request = SnapshotRequest { min_index, to };
+        // One request per Ready: keep the one the application can serve
+        // first. A larger one may wait on commits that need the smaller
+        // one served: followers that requested snapshots append nothing
+        // until they have one (found by the simulator). The other follower
+        // is asked for again within an election timeout (`tick_leader`).
         leader.snapshot_request = Some(match leader.snapshot_request {
-            Some(r) if r.min_index > min_index => r,
+            Some(r) if r.min_index <= min_index => r,
             _ => request,
         });
     }
