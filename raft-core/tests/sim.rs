@@ -137,16 +137,21 @@ fn sim_compaction_seeds() {
 
 /// The application's node-local operations as well
 /// (`RAFT_SIM_LOCAL_OPS_SEEDS`, default 200): followers told to forget
-/// their leader, and followers that ask the leader for a snapshot, which
-/// they install before appending again.
+/// their leader, followers that ask the leader for a snapshot, which they
+/// install before appending again, and apply backpressure. Seed 257 found
+/// requested snapshots waiting on each other: followers frozen at their
+/// requests kept the commit index below a larger request that the leader
+/// passed to the application first.
 #[test]
 fn sim_local_ops_seeds() {
     let reports = run_mode("local-ops", env_u64("RAFT_SIM_LOCAL_OPS_SEEDS", 200));
     let forgotten: u64 = reports.iter().map(|r| r.leaders_forgotten).sum();
     let asked: u64 = reports.iter().map(|r| r.snapshots_asked_by_followers).sum();
     let installed: u64 = reports.iter().map(|r| r.snapshots_installed).sum();
+    let refused: u64 = reports.iter().map(|r| r.proposals_backpressured).sum();
     println!(
-        "{} runs: {forgotten} leaders forgotten, {asked} snapshots asked for, {installed} installed",
+        "{} runs: {forgotten} leaders forgotten, {asked} snapshots asked for, {installed} \
+         installed, {refused} proposals refused for apply backpressure",
         reports.len()
     );
     assert!(forgotten > 0, "followers forget their leader");

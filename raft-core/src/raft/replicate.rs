@@ -448,18 +448,7 @@ impl<S: Storage> Raft<S> {
             self.maybe_finish_transfer(from, false)?;
             return Ok(());
         }
-        match pr.state {
-            ProgressState::Probe => pr.become_replicate(),
-            ProgressState::Snapshot { .. } => {
-                // The follower reconnected to the log (possibly through an
-                // older snapshot or plain appends): stream again (etcd #110).
-                if pr.matched.next() >= first {
-                    pr.become_probe();
-                    pr.become_replicate();
-                }
-            }
-            ProgressState::Replicate => pr.inflights.free_le(r.index),
-        }
+        move_on_after_ack(pr, r.index, first);
         // Raising one member's match index to `matched` can raise the
         // quorum index only up to `matched`: at or below the commit index
         // nothing can commit, so skip the quorum computation (the second
@@ -640,6 +629,22 @@ impl<S: Storage> Raft<S> {
         for (to, commit) in targets {
             self.send(to, MessageBody::Heartbeat(Heartbeat { commit, read_round }));
         }
+    }
+}
+
+/// A follower acknowledged `index`: probing found the match, so stream;
+/// a follower that reconnected to the log at `first` (through a snapshot,
+/// possibly an older one, or plain appends) streams again (etcd #110).
+fn move_on_after_ack(pr: &mut crate::tracker::Progress, index: Index, first: Index) {
+    match pr.state {
+        ProgressState::Probe => pr.become_replicate(),
+        ProgressState::Snapshot { .. } => {
+            if pr.matched.next() >= first {
+                pr.become_probe();
+                pr.become_replicate();
+            }
+        }
+        ProgressState::Replicate => pr.inflights.free_le(index),
     }
 }
 

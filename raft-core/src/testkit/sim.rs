@@ -80,6 +80,10 @@ pub struct SimOptions {
     /// leader for a snapshot ([`RawNode::request_snapshot`]). 0 in
     /// [`SimOptions::randomized`]; see [`SimOptions::with_local_ops`].
     pub request_snapshot_probability: f64,
+    /// Every node's [`Config::max_apply_gap`]: proposals are refused while
+    /// its state machine lags the commit index by more. No limit in
+    /// [`SimOptions::randomized`]; see [`SimOptions::with_local_ops`].
+    pub max_apply_gap: u64,
     /// Nodes run pre-vote.
     pub pre_vote: bool,
     /// Nodes run CheckQuorum.
@@ -134,6 +138,7 @@ impl SimOptions {
             read_probability: [0.0, 0.05][r.random_range(0..2)],
             forget_leader_probability: 0.0,
             request_snapshot_probability: 0.0,
+            max_apply_gap: crate::config::NO_LIMIT,
             pre_vote: r.random_bool(0.7),
             check_quorum: r.random_bool(0.7),
             async_writes: r.random_bool(0.3),
@@ -181,11 +186,13 @@ impl SimOptions {
 
     /// The same options with the node-local operations of the application
     /// as well: followers told to forget their leader, and followers that
-    /// ask the leader for a snapshot (each with probability 0.005 a step).
+    /// ask the leader for a snapshot (each with probability 0.005 a step);
+    /// and apply backpressure at a gap of 8 entries.
     #[must_use]
     pub fn with_local_ops(mut self) -> SimOptions {
         self.forget_leader_probability = 0.005;
         self.request_snapshot_probability = 0.005;
+        self.max_apply_gap = 8;
         self
     }
 
@@ -261,6 +268,9 @@ pub struct SimReport {
     pub leaders_forgotten: u64,
     /// Snapshots followers asked for (`RawNode::request_snapshot`).
     pub snapshots_asked_by_followers: u64,
+    /// Proposals refused for apply backpressure
+    /// (`ProposeError::ApplyBacklog`).
+    pub proposals_backpressured: u64,
 }
 
 /// A broken property, with everything needed to replay it.
@@ -416,6 +426,7 @@ impl Simulation {
         cfg.heartbeat_interval_ticks = 2;
         cfg.max_size_per_msg = 4096;
         cfg.max_inflight_msgs = 8;
+        cfg.max_apply_gap = self.opts.max_apply_gap;
         cfg.applied = applied;
         // Each incarnation draws its own jitter, still from the run's seed.
         cfg.seed = self.seed ^ (n.get() << 32) ^ self.step;
@@ -596,6 +607,9 @@ impl Simulation {
             return Ok(());
         };
         let r = raw.propose(Bytes::from(v.to_le_bytes().to_vec()));
+        if matches!(r, Err(crate::error::ProposeError::ApplyBacklog { .. })) {
+            self.report.proposals_backpressured += 1;
+        }
         self.event(|| format!("propose {v} at {n}: {r:?}"));
         Ok(())
     }
