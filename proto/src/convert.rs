@@ -16,7 +16,7 @@ use raft_core::{
     Append, AppendResponse, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
     ConfChangeV2, ConfState, Entry, EntryKind, HardState, Heartbeat, HeartbeatResponse, Index,
     LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
-    Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
+    RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
 };
 
 use crate::error::DecodeError;
@@ -175,6 +175,7 @@ fn kind_name(t: wire::MessageType) -> &'static str {
         T::ReadIndexResponse => "ReadIndexResponse",
         T::TimeoutNow => "TimeoutNow",
         T::TransferLeader => "TransferLeader",
+        T::RequestSnapshot => "RequestSnapshot",
     }
 }
 
@@ -453,6 +454,7 @@ fn fields_used(t: wire::MessageType, reject: bool) -> u16 {
         T::ReadIndex => CONTEXT,
         T::ReadIndexResponse => INDEX | CONTEXT,
         T::TransferLeader => TRANSFER_TARGET,
+        T::RequestSnapshot => INDEX,
     }
 }
 
@@ -549,6 +551,9 @@ fn decode_body(t: wire::MessageType, w: wire::Message) -> Result<MessageBody, De
         T::TimeoutNow => MessageBody::TimeoutNow,
         T::TransferLeader => MessageBody::TransferLeader(TransferLeader {
             target: node_id("Message.transfer_target", w.transfer_target)?,
+        }),
+        T::RequestSnapshot => MessageBody::RequestSnapshot(RequestSnapshot {
+            index: index("Message.index", w.index)?,
         }),
     })
 }
@@ -679,6 +684,10 @@ impl From<&Message> for wire::Message {
             MessageBody::TransferLeader(tl) => {
                 w.transfer_target = tl.target.get();
                 T::TransferLeader
+            }
+            MessageBody::RequestSnapshot(r) => {
+                w.index = r.index.get();
+                T::RequestSnapshot
             }
         };
         w.r#type = t as i32;

@@ -11,7 +11,7 @@ use raft_core::{
     Append, AppendResponse, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
     ConfChangeV2, ConfState, Entry, EntryKind, HardState, Heartbeat, HeartbeatResponse, Index,
     LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
-    Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
+    RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
 };
 use raft_proto::{DecodeError, MAX_TERM_OR_INDEX, wire};
 
@@ -189,6 +189,8 @@ fn termed_body(term: u64) -> impl Strategy<Value = MessageBody> {
             })
         }),
         Just(MessageBody::TimeoutNow),
+        (1u64..1000)
+            .prop_map(|i| MessageBody::RequestSnapshot(RequestSnapshot { index: Index(i) })),
     ]
 }
 
@@ -372,6 +374,9 @@ fn loose_body() -> impl Strategy<Value = MessageBody> {
         1 => Just(MessageBody::TimeoutNow),
         1 => (1u64..4).prop_map(|t| MessageBody::TransferLeader(TransferLeader {
             target: common::id(t)
+        })),
+        1 => c().prop_map(|index| MessageBody::RequestSnapshot(RequestSnapshot {
+            index: Index(index)
         })),
     ]
 }

@@ -40,7 +40,7 @@ fn sample_messages_cover_every_message_kind() {
     let mut names: Vec<_> = every_kind().iter().map(|m| m.body.kind_name()).collect();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), 14);
+    assert_eq!(names.len(), 15);
 }
 
 #[test]
@@ -139,6 +139,11 @@ fn timeout_now_round_trips() {
 #[test]
 fn transfer_leader_round_trips() {
     assert_round_trips(&the_kind("TransferLeader"));
+}
+
+#[test]
+fn request_snapshot_round_trips() {
+    assert_round_trips(&the_kind("RequestSnapshot"));
 }
 
 #[test]

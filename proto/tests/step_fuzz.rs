@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use raft_core::{
     Append, AppendResponse, ConfState, Config, Entry, EntryKind, Heartbeat, HeartbeatResponse,
     Index, LogId, MemoryStorage, Message, MessageBody, NodeId, Propose, RawNode, ReadIndexRequest,
-    ReadIndexResponse, RejectHint, Snapshot, SnapshotMetadata, StepError, Term, TransferLeader,
-    VoteRequest, VoteResponse,
+    ReadIndexResponse, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, StepError, Term,
+    TransferLeader, VoteRequest, VoteResponse,
 };
 
 fn id(n: u64) -> NodeId {
@@ -99,6 +99,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
         })),
         Just(MessageBody::TimeoutNow),
         (1u64..5).prop_map(|t| MessageBody::TransferLeader(TransferLeader { target: id(t) })),
+        (0u64..14).prop_map(|i| MessageBody::RequestSnapshot(RequestSnapshot { index: Index(i) })),
     ]
 }
 

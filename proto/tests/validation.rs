@@ -575,6 +575,41 @@ fn read_index_response_with_index_zero_is_rejected() {
 }
 
 #[test]
+fn request_snapshot_with_index_zero_is_rejected() {
+    let mut w = wire_kind("RequestSnapshot");
+    w.index = 0;
+    assert_eq!(
+        decode(&w),
+        Err(DecodeError::Invalid(
+            InvalidMessage::ZeroSnapshotRequestIndex
+        ))
+    );
+}
+
+#[test]
+fn request_snapshot_with_a_commit_is_rejected() {
+    let mut w = wire_kind("RequestSnapshot");
+    w.commit = 3;
+    assert!(matches!(
+        decode(&w),
+        Err(DecodeError::UnexpectedField {
+            field: "Message.commit",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn request_snapshot_without_a_term_is_rejected() {
+    let mut w = wire_kind("RequestSnapshot");
+    w.term = 0;
+    assert!(matches!(
+        decode(&w),
+        Err(DecodeError::Invalid(InvalidMessage::MissingTerm { .. }))
+    ));
+}
+
+#[test]
 fn snapshot_message_without_snapshot_is_rejected() {
     let mut w = wire_kind("Snapshot");
     w.snapshot = None;

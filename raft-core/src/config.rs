@@ -69,6 +69,27 @@ pub struct Config {
     /// A proposal is always accepted when nothing is uncommitted.
     /// Default: [`NO_LIMIT`].
     pub max_uncommitted_entries_size: u64,
+    /// Apply backpressure: proposals are refused with
+    /// [`ProposeError::ApplyBacklog`](crate::ProposeError) while this node's
+    /// commit index is more than this many entries ahead of the index its
+    /// application reported applied (`advance` / `on_applied`). A state
+    /// machine that cannot keep up then slows its clients down instead of
+    /// growing an unbounded backlog of committed, unapplied entries. Checked
+    /// on the node proposed to, and again on the leader for a forwarded
+    /// proposal. etcd's server refuses proposals the same way beyond a gap
+    /// of 5,000 (`maxGapBetweenApplyAndCommitIndex`). Default: [`NO_LIMIT`],
+    /// so that nothing is refused that was accepted before this knob
+    /// existed; 5,000 is a reasonable value for a server.
+    pub max_apply_gap: u64,
+    /// Maximum payload bytes of one proposed entry (data or an encoded
+    /// membership change); a larger one is refused with
+    /// [`ProposeError::EntryTooLarge`](crate::ProposeError) before anything
+    /// is appended or forwarded, as TiKV refuses a `RaftEntryTooLarge`.
+    /// Without it one huge entry can exceed what a transport or a follower
+    /// accepts (one append always carries at least one whole entry,
+    /// whatever `max_size_per_msg` says). Checked on the node proposed to
+    /// and again on the leader. Default: [`NO_LIMIT`].
+    pub max_entry_bytes: u64,
     /// Maximum bytes of committed entries handed out in one `Ready`
     /// (pagination of the apply work). Default: [`NO_LIMIT`].
     pub max_committed_size_per_ready: u64,
@@ -148,6 +169,8 @@ impl Config {
             max_inflight_bytes: NO_LIMIT,
             max_uncommitted_entries_size: NO_LIMIT,
             max_committed_size_per_ready: NO_LIMIT,
+            max_apply_gap: NO_LIMIT,
+            max_entry_bytes: NO_LIMIT,
             disable_proposal_forwarding: false,
             applied: Index::ZERO,
             read_only_option: ReadOnlyOption::Safe,

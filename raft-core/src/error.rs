@@ -2,6 +2,7 @@
 
 use crate::config::ConfigError;
 use crate::message::InvalidMessage;
+use crate::raft::RoleKind;
 use crate::storage::StorageError;
 use crate::types::{Index, NodeId, Term};
 
@@ -69,6 +70,31 @@ pub enum ProposeError {
         uncommitted: u64,
         /// The configured limit.
         limit: u64,
+    },
+    /// Apply backpressure: the commit index is more than
+    /// `Config::max_apply_gap` entries ahead of the applied index. Retry
+    /// once the application has applied more (etcd's server refuses with
+    /// "too many requests" the same way).
+    #[error(
+        "committed index {committed} is more than {max_gap} entries ahead of the applied index \
+         {applied}; retry once more is applied"
+    )]
+    ApplyBacklog {
+        /// The commit index of the node that refused.
+        committed: Index,
+        /// Its applied index.
+        applied: Index,
+        /// `Config::max_apply_gap`.
+        max_gap: u64,
+    },
+    /// The entry's payload is larger than `Config::max_entry_bytes`
+    /// (TiKV's `RaftEntryTooLarge`). Retrying will not help: split it.
+    #[error("entry of {bytes} bytes exceeds the limit of {max} bytes")]
+    EntryTooLarge {
+        /// The payload's size.
+        bytes: u64,
+        /// `Config::max_entry_bytes`.
+        max: u64,
     },
     /// A membership change is proposed and not yet applied; only one may
     /// be pending at a time (thesis §4.1). Retry once it is applied.
@@ -204,6 +230,72 @@ pub enum TransferError {
     #[error("this leader was removed or demoted and is handing leadership over")]
     SteppingDown,
     /// Storage failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// Why `RawNode::forget_leader` refused to forget the leader. Nothing
+/// changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForgetLeaderError {
+    /// Only a follower has a leader to forget: a leader does not forget
+    /// itself, and a (pre-)candidate follows nobody (etcd-raft ignores the
+    /// request in those roles too).
+    #[error("only a follower can forget its leader; this node is a {role}")]
+    NotFollower {
+        /// This node's role.
+        role: RoleKind,
+    },
+    /// Reads are served from the leader's lease
+    /// ([`ReadOnlyOption::LeaseBased`](crate::ReadOnlyOption::LeaseBased)).
+    /// The lease rests on every voter that acknowledged the leader refusing
+    /// votes for an election timeout (thesis §6.4.1); a follower that forgot
+    /// its leader would vote at once and let a second leader be elected
+    /// while the first still answers reads from its lease (etcd-raft:
+    /// "ignoring MsgForgetLeader due to ReadOnlyLeaseBased").
+    #[error("forgetting the leader would break the leader lease that lease-based reads rely on")]
+    LeaseBasedReads,
+}
+
+/// Why `RawNode::request_snapshot` did not ask the leader for a snapshot.
+/// Nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestSnapshotError {
+    /// Only a follower asks its leader; a leader's state machine is the
+    /// source of snapshots, and a (pre-)candidate has nobody to ask.
+    #[error("only a follower can request a snapshot; this node is a {role}")]
+    NotFollower {
+        /// This node's role.
+        role: RoleKind,
+    },
+    /// No leader is known to ask (retry once one is).
+    #[error("no leader is known")]
+    NoLeader,
+    /// A request is outstanding already; it is repeated to the leader
+    /// until a snapshot reaching `index` is installed.
+    #[error("a snapshot reaching index {index} is requested already")]
+    AlreadyPending {
+        /// The index the requested snapshot must reach.
+        index: Index,
+    },
+    /// A snapshot from the leader is being installed (it is in a `Ready`
+    /// not yet persisted); it replaces the state machine anyway.
+    #[error("a snapshot from the leader is being installed")]
+    SnapshotInProgress,
+    /// This follower's last entry is not of the current term: its tail may
+    /// be entries the leader does not have and will overwrite, so no
+    /// snapshot of the leader's need reach it. Retry once the leader's
+    /// first append of the term arrived (raft-rs refuses alike).
+    #[error("the last entry is of term {last_term}, not of the current term {term}")]
+    LogBehindLeader {
+        /// The term of this node's last entry.
+        last_term: Term,
+        /// The current term.
+        term: Term,
+    },
+    /// Storage failed while reading the last entry.
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
 }

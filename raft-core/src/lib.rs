@@ -276,6 +276,8 @@
 //! | Commit only by counting current-term entries | — | paper §5.4.2, Figure 8 |
 //! | Flow control: probe / replicate, inflight window | `max_inflight_msgs` (256), `max_inflight_bytes` (no limit), `max_size_per_msg` (1 MiB) | etcd-raft |
 //! | Uncommitted tail cap | `max_uncommitted_entries_size` (no limit) | etcd-raft |
+//! | Apply backpressure: proposals refused while the commit index runs too far ahead of the applied one ([`ProposeError::ApplyBacklog`]) | `max_apply_gap` (no limit; etcd's server uses 5,000) | etcd server |
+//! | Entry size cap ([`ProposeError::EntryTooLarge`]) | `max_entry_bytes` (no limit) | TiKV `RaftEntryTooLarge` |
 //! | Apply pagination | `max_committed_size_per_ready` (no limit) | etcd-raft |
 //! | Proposal forwarding | `disable_proposal_forwarding` (false) | — |
 //! | Leader appends to peers before its own fsync | — | thesis §10.2.1 |
@@ -284,6 +286,8 @@
 //! | Founding membership in the log; joining with empty storage | [`FoundingLog`], [`MemoryStorage::bootstrap`] | thesis §4.1 |
 //! | Membership change: single-step, joint consensus, learners, one pending change | `step_down_on_removal` (true) | thesis §4.1, §4.3 |
 //! | Leadership transfer, and cancelling it | `RawNode::transfer_leader`, `RawNode::abort_leader_transfer` | thesis §3.10 |
+//! | Forgetting the leader, so a follower votes at once under CheckQuorum ([`ForgetLeaderError`]) | `RawNode::forget_leader` | etcd-raft 3.6, thesis §4.2.3 |
+//! | A follower asking the leader for a snapshot (damaged state machine) ([`RequestSnapshotError`]) | `RawNode::request_snapshot` | raft-rs |
 //! | Every stepped message checked first; terms bounded (`Term::MAX`, `Term::MAX_JUMP`) | [`Message::validate`] | paper §5.1 |
 //! | Linearizable reads: ReadIndex, lease | `read_only_option` (Safe) | thesis §6.4 |
 //! | Asynchronous storage writes | `async_storage_writes` (false) | thesis §10.2.1 |
@@ -307,6 +311,9 @@
 //!   ([`Ready::snapshot_request`]) instead of waiting silently.
 //! - A node without a configuration refuses conf changes that would give it
 //!   one without the founders ([`ApplyConfChangeError::NoFoundingMembership`]).
+//! - [`RawNode::forget_leader`] refuses with a typed error where etcd-raft
+//!   silently ignores the request (on leaders, candidates, and with lease
+//!   reads).
 #![deny(missing_docs)]
 
 mod bootstrap;
@@ -337,13 +344,13 @@ pub use bootstrap::{BootstrapError, FoundingLog};
 pub use confchange::{AnyConfChange, ConfChangeDecodeError, ConfChangeError};
 pub use config::{Config, ConfigError, NO_LIMIT, ReadOnlyOption};
 pub use error::{
-    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
-    StepError, TickError, TransferError,
+    ApplyConfChangeError, CampaignError, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
+    ReadyError, RequestSnapshotError, StepError, TickError, TransferError,
 };
 pub use message::{
     Append, AppendResponse, Heartbeat, HeartbeatResponse, InvalidMessage, Message, MessageBody,
-    Propose, ReadIndexRequest, ReadIndexResponse, RejectHint, TransferLeader, VoteRequest,
-    VoteResponse,
+    Propose, ReadIndexRequest, ReadIndexResponse, RejectHint, RequestSnapshot, TransferLeader,
+    VoteRequest, VoteResponse,
 };
 pub use raft::{Proposal, ReadState, RoleKind};
 pub use raw_node::{AdvanceError, LightReady, RawNode, SnapshotStatus};

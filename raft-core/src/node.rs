@@ -14,8 +14,8 @@ use crossbeam_channel::{Receiver, Select, Sender, bounded};
 use crate::Config;
 use crate::confchange::AnyConfChange;
 use crate::error::{
-    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
-    StepError, TickError, TransferError,
+    ApplyConfChangeError, CampaignError, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
+    ReadyError, RequestSnapshotError, StepError, TickError, TransferError,
 };
 use crate::message::Message;
 use crate::raft::Proposal;
@@ -23,7 +23,7 @@ use crate::raw_node::{AdvanceError, RawNode, SnapshotStatus};
 use crate::ready::Ready;
 use crate::status::Status;
 use crate::storage::Storage;
-use crate::types::{ConfState, NodeId};
+use crate::types::{ConfState, Index, NodeId};
 
 /// Commands queued before the node's thread must pick them up.
 const COMMAND_QUEUE: usize = 256;
@@ -55,6 +55,12 @@ pub enum NodeError {
     /// A transfer could not start.
     #[error(transparent)]
     Transfer(#[from] TransferError),
+    /// The leader could not be forgotten.
+    #[error(transparent)]
+    ForgetLeader(#[from] ForgetLeaderError),
+    /// No snapshot could be requested.
+    #[error(transparent)]
+    RequestSnapshot(#[from] RequestSnapshotError),
     /// A conf change could not be applied.
     #[error(transparent)]
     ConfChange(#[from] ApplyConfChangeError),
@@ -90,6 +96,8 @@ enum Command {
     Advance,
     ReadIndex(Bytes, Reply<Result<(), ReadIndexError>>),
     TransferLeader(NodeId, Reply<Result<(), TransferError>>),
+    ForgetLeader(Reply<Result<(), ForgetLeaderError>>),
+    RequestSnapshot(Reply<Result<Index, RequestSnapshotError>>),
     ReportUnreachable(NodeId),
     ReportSnapshot(NodeId, SnapshotStatus),
     Status(Reply<Status>),
@@ -222,6 +230,22 @@ impl Node {
         Ok(self.call(|r| Command::TransferLeader(target, r))??)
     }
 
+    /// Makes this follower forget its leader.
+    ///
+    /// # Errors
+    /// As [`RawNode::forget_leader`], or [`NodeError::Stopped`].
+    pub fn forget_leader(&self) -> Result<(), NodeError> {
+        Ok(self.call(Command::ForgetLeader)??)
+    }
+
+    /// Asks the leader for a snapshot; returns the index it will reach.
+    ///
+    /// # Errors
+    /// As [`RawNode::request_snapshot`], or [`NodeError::Stopped`].
+    pub fn request_snapshot(&self) -> Result<Index, NodeError> {
+        Ok(self.call(Command::RequestSnapshot)??)
+    }
+
     /// See [`RawNode::report_unreachable`].
     ///
     /// # Errors
@@ -328,6 +352,8 @@ fn handle<S: Storage>(raw: &mut RawNode<S>, cmd: Command) -> Result<(), NodeFail
         Command::Step(m, r) => drop(r.send(raw.step(m))),
         Command::ReadIndex(ctx, r) => drop(r.send(raw.read_index(ctx))),
         Command::TransferLeader(t, r) => drop(r.send(raw.transfer_leader(t))),
+        Command::ForgetLeader(r) => drop(r.send(raw.forget_leader())),
+        Command::RequestSnapshot(r) => drop(r.send(raw.request_snapshot())),
         Command::ReportUnreachable(id) => raw.report_unreachable(id),
         Command::ReportSnapshot(id, s) => raw.report_snapshot(id, s),
         Command::Status(r) => drop(r.send(raw.status())),

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use crate::confchange::AnyConfChange;
 use crate::config::Config;
 use crate::error::{
-    ApplyConfChangeError, CampaignError, NewError, ProposeError, ReadIndexError, ReadyError,
-    StepError, TickError, TransferError,
+    ApplyConfChangeError, CampaignError, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
+    ReadyError, RequestSnapshotError, StepError, TickError, TransferError,
 };
 use crate::message::Message;
 use crate::raft::{Proposal, Raft, Role, RoleKind};
@@ -453,6 +453,55 @@ impl<S: Storage> RawNode<S> {
         self.checked(r)
     }
 
+    /// Makes this follower forget its leader (etcd-raft's `ForgetLeader`),
+    /// so that under CheckQuorum it grants votes at once instead of
+    /// refusing them for the rest of an election timeout (thesis §4.2.3).
+    /// Call it on the followers when the application knows the leader is
+    /// gone, e.g. before removing or restarting it: the next election then
+    /// need not wait out the leader's lease. It does not start an election
+    /// (see [`RawNode::campaign`]); a leader that is still alive is
+    /// followed again at its next heartbeat. Forgetting when no leader is
+    /// known does nothing.
+    ///
+    /// # Errors
+    /// [`ForgetLeaderError::NotFollower`] on a leader or (pre-)candidate;
+    /// [`ForgetLeaderError::LeaseBasedReads`] with lease-based reads, whose
+    /// safety rests on voters honouring the lease. Nothing changes then.
+    pub fn forget_leader(&mut self) -> Result<(), ForgetLeaderError> {
+        let r = self.raft.forget_leader();
+        self.checked(r)
+    }
+
+    /// Asks the leader for a snapshot, for an application that found its
+    /// state machine damaged (raft-rs's `request_snapshot`). Returns the
+    /// index the snapshot will reach at least: this node's last index, an
+    /// entry of the current term. Until the snapshot arrives (in a
+    /// `Ready`, restored like any other) the node appends nothing, so the
+    /// snapshot covers every entry it acknowledged, and it repeats the
+    /// request to whoever leads. Committed entries up to the commit index
+    /// may still be handed out meanwhile: the application decides whether
+    /// to apply them to its damaged state. The request is dropped if this
+    /// node campaigns, and lost in a restart ([`Status`] shows it while it
+    /// is outstanding).
+    ///
+    /// The leader sends a snapshot from its storage once one reaches the
+    /// index, or asks its application for one
+    /// ([`Ready::snapshot_request`](crate::Ready)). The snapshot may end
+    /// at the index of this node's own newest snapshot: storage must let a
+    /// received snapshot at the same index replace it ([`MemoryStorage`](crate::MemoryStorage)
+    /// does). If the term changes before it arrives, the node appends
+    /// again until its log holds an entry of the new term, and asks the new
+    /// leader from there (the old index may be an entry it does not have).
+    ///
+    /// # Errors
+    /// A [`RequestSnapshotError`] saying why nothing was requested: not a
+    /// follower, no leader known, a request or a snapshot already on its
+    /// way, or a log whose last entry is not of the current term yet.
+    pub fn request_snapshot(&mut self) -> Result<Index, RequestSnapshotError> {
+        let r = self.raft.request_snapshot();
+        self.checked(r)
+    }
+
     /// Tells the leader that messages to `id` cannot be delivered: it stops
     /// streaming to it and probes instead.
     pub fn report_unreachable(&mut self, id: NodeId) {
@@ -515,6 +564,7 @@ impl<S: Storage> RawNode<S> {
                             is_learner: p.is_learner,
                             inflight_msgs: p.inflights.len(),
                             snapshot_requested: p.snapshot_requested,
+                            follower_snapshot_request: p.follower_snapshot_request,
                         };
                         (*id, s)
                     })
@@ -529,6 +579,7 @@ impl<S: Storage> RawNode<S> {
             applied: r.log.applied,
             last_index: r.log.last_index().unwrap_or(Index::ZERO),
             transferee: r.transferee(),
+            pending_snapshot_request: r.pending_snapshot_request.map(|p| p.index),
             progress,
         }
     }

@@ -26,6 +26,10 @@ pub struct ProgressStatus {
     /// asked to take ([`Ready::snapshot_request`](crate::Ready)): its
     /// `min_index`.
     pub snapshot_requested: Option<Index>,
+    /// Set while the follower waits for the snapshot it requested
+    /// ([`RawNode::request_snapshot`](crate::RawNode::request_snapshot)):
+    /// the index it must reach.
+    pub follower_snapshot_request: Option<Index>,
 }
 
 /// Everything observable about a node.
@@ -44,6 +48,9 @@ pub struct Status {
     pub last_index: Index,
     /// The target of a leadership transfer in progress (leader only).
     pub transferee: Option<NodeId>,
+    /// The index of the snapshot this follower requested and waits for
+    /// ([`RawNode::request_snapshot`](crate::RawNode::request_snapshot)).
+    pub pending_snapshot_request: Option<Index>,
     /// Per-member progress; only on a leader.
     pub progress: Option<BTreeMap<NodeId, ProgressStatus>>,
 }

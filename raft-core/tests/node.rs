@@ -166,3 +166,46 @@ fn proposal_without_a_leader_returns_the_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn a_threaded_follower_forgets_its_leader_and_asks_it_for_a_snapshot() {
+    let mut apps = cluster();
+    apps[&1].node.campaign().expect("campaign");
+    run_until(&mut apps, |a| {
+        a.values().all(|app| {
+            app.node
+                .status()
+                .is_ok_and(|s| s.soft_state.leader == Some(id(1)))
+        })
+    });
+    run_until(&mut apps, |a| {
+        a.values()
+            .all(|app| app.node.status().is_ok_and(|s| s.applied.get() >= 1))
+    });
+    let err = apps[&1]
+        .node
+        .forget_leader()
+        .expect_err("the leader refuses");
+    assert!(
+        matches!(
+            err,
+            NodeError::ForgetLeader(raft_core::ForgetLeaderError::NotFollower {
+                role: RoleKind::Leader
+            })
+        ),
+        "{err}"
+    );
+    let index = apps[&2].node.request_snapshot().expect("a follower asks");
+    assert_eq!(index.get(), 1, "the snapshot must reach the last index");
+    let again = apps[&2].node.request_snapshot().expect_err("one at a time");
+    assert!(
+        matches!(
+            again,
+            NodeError::RequestSnapshot(raft_core::RequestSnapshotError::AlreadyPending { .. })
+        ),
+        "{again}"
+    );
+    apps[&3].node.forget_leader().expect("a follower forgets");
+    let status = apps[&3].node.status().expect("status");
+    assert_eq!(status.soft_state.leader, None);
+}

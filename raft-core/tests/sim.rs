@@ -62,13 +62,13 @@ fn sim_regression_seeds() {
 }
 
 /// One seed of one mode: `RAFT_SIM_SEED`, and `RAFT_SIM_MODE` (`default`,
-/// `lease`, `joiners`, `compaction`; a failure prints both).
+/// `lease`, `joiners`, `compaction`, `local-ops`; a failure prints both).
 #[test]
 fn sim_replay() {
     let seed = env_u64("RAFT_SIM_SEED", 0);
     let mode = std::env::var("RAFT_SIM_MODE").unwrap_or_else(|_| "default".into());
     let opts = SimOptions::for_mode(&mode, seed).unwrap_or_else(|| {
-        panic!("RAFT_SIM_MODE={mode}: not default, lease, joiners or compaction")
+        panic!("RAFT_SIM_MODE={mode}: not default, lease, joiners, compaction or local-ops")
     });
     let report = Simulation::new(seed, opts)
         .run()
@@ -133,6 +133,29 @@ fn sim_compaction_seeds() {
         ahead > 0,
         "some restarts find the state machine ahead of the commit index"
     );
+}
+
+/// The application's node-local operations as well
+/// (`RAFT_SIM_LOCAL_OPS_SEEDS`, default 200): followers told to forget
+/// their leader, followers that ask the leader for a snapshot, which they
+/// install before appending again, and apply backpressure. Seed 257 found
+/// requested snapshots waiting on each other: followers frozen at their
+/// requests kept the commit index below a larger request that the leader
+/// passed to the application first.
+#[test]
+fn sim_local_ops_seeds() {
+    let reports = run_mode("local-ops", env_u64("RAFT_SIM_LOCAL_OPS_SEEDS", 200));
+    let forgotten: u64 = reports.iter().map(|r| r.leaders_forgotten).sum();
+    let asked: u64 = reports.iter().map(|r| r.snapshots_asked_by_followers).sum();
+    let installed: u64 = reports.iter().map(|r| r.snapshots_installed).sum();
+    let refused: u64 = reports.iter().map(|r| r.proposals_backpressured).sum();
+    println!(
+        "{} runs: {forgotten} leaders forgotten, {asked} snapshots asked for, {installed} \
+         installed, {refused} proposals refused for apply backpressure",
+        reports.len()
+    );
+    assert!(forgotten > 0, "followers forget their leader");
+    assert!(asked > 0, "followers ask for snapshots");
 }
 
 #[test]

@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use raft_core::{
     Append, AppendResponse, ConfState, Config, Entry, EntryKind, Heartbeat, HeartbeatResponse,
     Index, LogId, MemoryStorage, Message, MessageBody, NodeId, Propose, RawNode, ReadIndexRequest,
-    ReadIndexResponse, RejectHint, Snapshot, SnapshotMetadata, Status, StepError, Term,
-    TransferLeader, VoteRequest, VoteResponse,
+    ReadIndexResponse, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Status, StepError,
+    Term, TransferLeader, VoteRequest, VoteResponse,
 };
 
 fn id(n: u64) -> NodeId {
@@ -158,6 +158,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
         })),
         Just(MessageBody::TimeoutNow),
         (1u64..6).prop_map(|t| MessageBody::TransferLeader(TransferLeader { target: id(t) })),
+        number().prop_map(|i| MessageBody::RequestSnapshot(RequestSnapshot { index: Index(i) })),
     ]
 }
 

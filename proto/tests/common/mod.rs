@@ -5,7 +5,7 @@ use bytes::Bytes;
 use raft_core::{
     Append, AppendResponse, ConfState, Entry, EntryKind, Heartbeat, HeartbeatResponse, Index,
     LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
-    Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
+    RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
 };
 
 pub fn id(raw: u64) -> NodeId {
@@ -148,6 +148,10 @@ pub fn every_kind() -> Vec<Message> {
         message(
             0,
             MessageBody::TransferLeader(TransferLeader { target: id(3) }),
+        ),
+        message(
+            4,
+            MessageBody::RequestSnapshot(RequestSnapshot { index: Index(21) }),
         ),
     ]
 }

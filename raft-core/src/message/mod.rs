@@ -65,6 +65,10 @@ pub enum MessageBody {
     TimeoutNow,
     /// A leadership-transfer request forwarded to the leader.
     TransferLeader(TransferLeader),
+    /// A follower whose application found its state machine damaged asks
+    /// its leader for a snapshot (raft-rs's `request_snapshot`; see
+    /// [`RawNode::request_snapshot`](crate::RawNode::request_snapshot)).
+    RequestSnapshot(RequestSnapshot),
 }
 
 /// Fields of [`MessageBody::Append`].
@@ -169,6 +173,17 @@ pub struct TransferLeader {
     pub target: NodeId,
 }
 
+/// Fields of [`MessageBody::RequestSnapshot`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RequestSnapshot {
+    /// The follower's last index, an entry of the current term: the
+    /// snapshot must reach at least it. The follower's log matches the
+    /// leader's up to it (Log Matching, paper §5.3) and is durable (the
+    /// request waits for the follower's Ready to be persisted), so it also
+    /// acknowledges the entries up to it. Never 0.
+    pub index: Index,
+}
+
 impl MessageBody {
     /// A short, stable name of the message kind, for logs and transcripts.
     pub fn kind_name(&self) -> &'static str {
@@ -187,6 +202,7 @@ impl MessageBody {
             MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::TransferLeader(_) => "TransferLeader",
+            MessageBody::RequestSnapshot(_) => "RequestSnapshot",
         }
     }
 
@@ -197,7 +213,8 @@ impl MessageBody {
     /// for votes: after a crash it would restart in the old term, campaign
     /// for the same term again, be re-elected by voters that already voted
     /// for it, and lead one term twice with two different logs (found by
-    /// the simulator with asynchronous writes).
+    /// the simulator with asynchronous writes). A snapshot request
+    /// acknowledges the follower's log up to its index.
     pub fn needs_durable_state(&self) -> bool {
         matches!(
             self,
@@ -205,6 +222,7 @@ impl MessageBody {
                 | MessageBody::VoteResponse(_)
                 | MessageBody::PreVoteResponse(_)
                 | MessageBody::Vote(_)
+                | MessageBody::RequestSnapshot(_)
         )
     }
 }

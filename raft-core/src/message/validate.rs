@@ -107,6 +107,10 @@ pub enum InvalidMessage {
     /// it has committed an entry of its term, so the index is at least 1.
     #[error("ReadIndexResponse message has read index 0")]
     ZeroReadIndex,
+    /// A `RequestSnapshot` message names index 0: a follower asks only once
+    /// it holds an entry of the current term, at index 1 or later.
+    #[error("RequestSnapshot message has index 0")]
+    ZeroSnapshotRequestIndex,
     /// A `Snapshot` message carries the empty snapshot (index 0).
     #[error("Snapshot message carries the empty snapshot")]
     EmptySnapshot,
@@ -157,6 +161,12 @@ impl Message {
                     return Err(InvalidMessage::ZeroReadIndex);
                 }
                 index_in_range("ReadIndexResponse.index", r.index)
+            }
+            MessageBody::RequestSnapshot(r) => {
+                if r.index == Index::ZERO {
+                    return Err(InvalidMessage::ZeroSnapshotRequestIndex);
+                }
+                index_in_range("RequestSnapshot.index", r.index)
             }
             MessageBody::VoteResponse(_)
             | MessageBody::PreVoteResponse(_)

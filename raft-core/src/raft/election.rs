@@ -117,6 +117,9 @@ impl<S: Storage> Raft<S> {
         self.reset(term);
         self.vote = Some(self.id);
         self.role = Role::Candidate(Default::default());
+        // As leader this node would append: a snapshot at the requested
+        // index could then drop entries it acknowledged.
+        self.clear_snapshot_request("campaigning");
         tracing::debug!(id = %self.id, term = %self.term, "became candidate");
     }
 

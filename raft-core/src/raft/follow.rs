@@ -2,7 +2,8 @@
 //! §5.3, §7; thesis Figure 13 for snapshots).
 
 use super::{Ignored, Raft, Role};
-use crate::error::{ProposeError, StepError};
+use crate::config::ReadOnlyOption;
+use crate::error::{ForgetLeaderError, ProposeError, StepError};
 use crate::message::{
     Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, RejectHint,
 };
@@ -36,12 +37,21 @@ impl<S: Storage> Raft<S> {
             }
             MessageBody::Append(a) => {
                 self.heard_from_leader(from);
-                self.handle_append(from, a)?;
+                // Waiting for a requested snapshot: append nothing, so that
+                // the snapshot covers every entry acknowledged; ask again
+                // instead (the request may have been lost, raft-rs alike).
+                if !self.renew_snapshot_request(from)? {
+                    self.handle_append(from, a)?;
+                    // A request of an earlier term is made anew once the
+                    // log holds an entry of this one.
+                    self.renew_snapshot_request(from)?;
+                }
                 Ok(())
             }
             MessageBody::Heartbeat(h) => {
                 self.heard_from_leader(from);
                 self.handle_heartbeat(from, h)?;
+                self.renew_snapshot_request(from)?;
                 Ok(())
             }
             MessageBody::Snapshot(s) => {
@@ -67,6 +77,35 @@ impl<S: Storage> Raft<S> {
                 Ok(())
             }
         }
+    }
+
+    /// Forgets the leader this follower follows (etcd-raft 3.6's
+    /// `ForgetLeader`), for when the application knows the leader is gone
+    /// (it is being removed or restarted). A voter refuses votes while it
+    /// believes a leader exists, within an election timeout of hearing
+    /// from it (CheckQuorum, thesis §4.2.3: leader stickiness, so that a
+    /// disruptive server cannot depose a live leader); forgetting ends that
+    /// wait, so the follower grants (pre-)votes at once. It does not
+    /// campaign, and one follower forgetting elects nobody: a quorum must
+    /// agree that the leader is gone. The leader is learned again from its
+    /// next append or heartbeat, if it is alive after all.
+    pub(crate) fn forget_leader(&mut self) -> Result<(), ForgetLeaderError> {
+        let Role::Follower { leader } = self.role else {
+            return Err(ForgetLeaderError::NotFollower {
+                role: self.role.kind(),
+            });
+        };
+        if self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
+            // Thesis §6.4.1: the leader's lease counts on this voter not
+            // voting for an election timeout after acknowledging it.
+            return Err(ForgetLeaderError::LeaseBasedReads);
+        }
+        if let Some(leader) = leader {
+            tracing::info!(id = %self.id, leader = %leader, term = %self.term, "forgetting leader");
+            self.role = Role::Follower { leader: None };
+        }
+        debug_assert!(self.leader().is_none());
+        Ok(())
     }
 
     fn heard_from_leader(&mut self, leader: crate::types::NodeId) {
@@ -143,6 +182,36 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
+    /// Refuses a snapshot at `index` that we hold already, or that does
+    /// not reach the snapshot we requested, and answers `from`. Returns
+    /// true if refused.
+    fn refuse_stale_snapshot(
+        &mut self,
+        from: crate::types::NodeId,
+        index: Index,
+    ) -> Result<bool, StorageError> {
+        Ok(match self.active_snapshot_request() {
+            // Restoring it would drop entries we acknowledged after it (and
+            // the application wants a state machine reaching its request):
+            // ask again.
+            Some(wanted) if index < wanted => {
+                tracing::debug!(
+                    id = %self.id, from = %from, index = %index, wanted = %wanted,
+                    "snapshot refused: older than the one requested"
+                );
+                self.renew_snapshot_request(from)?;
+                true
+            }
+            Some(_) => false,
+            // Stale: we already have everything it covers.
+            None if index <= self.log.committed => {
+                self.respond_append(from, self.log.committed, None);
+                true
+            }
+            None => false,
+        })
+    }
+
     /// InstallSnapshot receiver (paper §7, thesis Figure 13).
     fn handle_snapshot(
         &mut self,
@@ -150,9 +219,8 @@ impl<S: Storage> Raft<S> {
         s: Snapshot,
     ) -> Result<(), StorageError> {
         let meta = &s.metadata;
-        if meta.index <= self.log.committed {
-            // Stale: we already have everything it covers.
-            self.respond_append(from, self.log.committed, None);
+        let wanted = self.active_snapshot_request();
+        if self.refuse_stale_snapshot(from, meta.index)? {
             return Ok(());
         }
         if self.log.applying > self.log.applied {
@@ -174,15 +242,21 @@ impl<S: Storage> Raft<S> {
             );
             return Ok(());
         }
-        if self.log.match_term(meta.log_id())? {
+        if wanted.is_none() && self.log.match_term(meta.log_id())? {
             // Our log already holds the snapshot's last entry: keep the log
-            // and only fast-forward the commit index.
+            // and only fast-forward the commit index. (A requested snapshot
+            // is restored in any case: the state machine needs it.)
             self.log.commit_to(meta.index);
             self.respond_append(from, self.log.committed, None);
             return Ok(());
         }
         tracing::info!(id = %self.id, from = %from, index = %meta.index, term = %meta.term, "restoring snapshot");
         self.membership = Membership::from_conf_state(&meta.conf_state);
+        // Everything up to the snapshot is committed (paper §7), and it
+        // reaches at least our commit index (a requested one: the last
+        // index, which is at least the commit index).
+        debug_assert!(meta.index >= self.log.committed);
+        self.clear_snapshot_request("snapshot installed");
         self.log.restore(s);
         let last = self.log.last_index()?;
         self.respond_append(from, last, None);

@@ -7,6 +7,7 @@ mod follow;
 mod membership;
 mod read;
 mod replicate;
+mod request_snapshot;
 mod role;
 mod transfer;
 
@@ -43,6 +44,18 @@ pub(crate) enum Ignored {
     RewritesCommitted,
     /// A snapshot whose configuration does not include this node.
     SnapshotWithoutSelf,
+}
+
+/// A snapshot this follower asked its leader for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PendingSnapshotRequest {
+    /// The snapshot must reach this index: the last index when asked, an
+    /// entry of `term`.
+    pub(crate) index: Index,
+    /// The term the request was made in. In a later term the index may be
+    /// an entry the new leader does not have: the request is made again
+    /// once the log holds an entry of the new term.
+    pub(crate) term: Term,
 }
 
 /// Messages produced while handling input, split by when they may be sent.
@@ -91,6 +104,11 @@ pub(crate) struct Raft<S> {
     /// Ticks since this node started: the clock leader leases are measured
     /// on (thesis §6.4.1).
     pub(crate) ticks: u64,
+    /// The application asked for a snapshot and none was installed yet
+    /// (`RawNode::request_snapshot`). Invariant: while set, the node is not
+    /// a candidate or leader; while active (of the current term), its last
+    /// index is the requested one (it appends nothing).
+    pub(crate) pending_snapshot_request: Option<PendingSnapshotRequest>,
     rng: StdRng,
 }
 
@@ -142,6 +160,7 @@ impl<S: Storage> Raft<S> {
             heartbeat_elapsed: 0,
             randomized_election_timeout: 0,
             ticks: 0,
+            pending_snapshot_request: None,
         };
         raft.become_follower(hs.term, None);
         tracing::info!(
@@ -380,6 +399,13 @@ impl<S: Storage> Raft<S> {
         debug_assert!(self.log.applied <= self.log.applying);
         debug_assert!(self.log.applying <= self.log.committed);
         debug_assert!(self.log.last_index().is_ok_and(|l| self.log.committed <= l));
+        if let Some(wanted) = self.pending_snapshot_request {
+            debug_assert!(!matches!(self.role, Role::Leader(_) | Role::Candidate(_)));
+            debug_assert!(wanted.term <= self.term);
+        }
+        if let Some(wanted) = self.active_snapshot_request() {
+            debug_assert!(self.log.last_index().is_ok_and(|l| l == wanted));
+        }
         if let Role::Leader(l) = &self.role {
             debug_assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
             debug_assert!(l.progress.values().all(|p| p.matched < p.next));

@@ -35,7 +35,7 @@ pub enum Proposal {
 }
 
 impl<S: Storage> Raft<S> {
-    fn leader_state(&mut self) -> &mut LeaderState {
+    pub(super) fn leader_state(&mut self) -> &mut LeaderState {
         match &mut self.role {
             Role::Leader(l) => l,
             other => unreachable!("leader_state on a {:?}", other.kind()),
@@ -82,6 +82,7 @@ impl<S: Storage> Raft<S> {
         if self.cfg.disable_proposal_forwarding {
             return Err(ProposeError::ForwardingDisabled { leader });
         }
+        self.check_proposal_limits(&data)?;
         let entry = Entry {
             term: crate::types::Term::ZERO,
             index: Index::ZERO,
@@ -112,6 +113,7 @@ impl<S: Storage> Raft<S> {
         if !self.membership.contains(self.id) {
             return Err(ProposeError::NotAMember);
         }
+        self.check_proposal_limits(&data)?;
         let limit = self.cfg.max_uncommitted_entries_size;
         let uncommitted = self.leader_state().uncommitted_size;
         let size = data.len() as u64;
@@ -135,6 +137,31 @@ impl<S: Storage> Raft<S> {
             self.leader_state().pending_conf_index = index;
         }
         Ok(Proposal::Appended { id })
+    }
+
+    /// Admission control, before anything is appended or forwarded: the
+    /// entry size (TiKV's `RaftEntryTooLarge`) and apply backpressure
+    /// (etcd's server refuses proposals while its commit index is more
+    /// than `maxGapBetweenApplyAndCommitIndex` ahead of its applied index).
+    /// Conf changes obey both: their entry travels and is applied like any
+    /// other.
+    fn check_proposal_limits(&self, data: &Bytes) -> Result<(), ProposeError> {
+        let bytes = data.len() as u64;
+        let max = self.cfg.max_entry_bytes;
+        if bytes > max {
+            return Err(ProposeError::EntryTooLarge { bytes, max });
+        }
+        let (committed, applied) = (self.log.committed, self.log.applied);
+        debug_assert!(applied <= committed, "applied beyond commit");
+        let max_gap = self.cfg.max_apply_gap;
+        if committed - applied > max_gap {
+            return Err(ProposeError::ApplyBacklog {
+                committed,
+                applied,
+                max_gap,
+            });
+        }
+        Ok(())
     }
 
     /// Messages to a leader.
@@ -165,6 +192,7 @@ impl<S: Storage> Raft<S> {
                 };
                 Ok(self.leader_read(request)?)
             }
+            MessageBody::RequestSnapshot(r) => self.handle_snapshot_request(m.from, r.index),
             MessageBody::TransferLeader(t) => {
                 if let Err(e) = self.leader_transfer(t.target) {
                     tracing::info!(id = %self.id, from = %m.from, error = %e, "forwarded transfer refused");
@@ -251,6 +279,10 @@ impl<S: Storage> Raft<S> {
         if pr.is_paused() {
             return Ok(false);
         }
+        if pr.follower_snapshot_request.is_some() {
+            // The follower refuses appends until it has a snapshot.
+            return self.maybe_send_snapshot(to);
+        }
         let last = self.log.last_index()?;
         if pr.next > last && !send_if_empty {
             // Up to date: nothing to send (and the term of the last entry,
@@ -300,7 +332,12 @@ impl<S: Storage> Raft<S> {
             return Ok(false);
         }
         let next = pr.next;
-        let snapshot = match self.log.storage.snapshot(next) {
+        let requested = pr.follower_snapshot_request;
+        let snapshot = match self
+            .log
+            .storage
+            .snapshot(next.max(requested.unwrap_or(next)))
+        {
             Ok(s) => s,
             Err(StorageError::SnapshotTemporarilyUnavailable) => {
                 tracing::debug!(id = %self.id, to = %to, "snapshot temporarily unavailable; will retry");
@@ -309,17 +346,22 @@ impl<S: Storage> Raft<S> {
             Err(e) => return Err(e),
         };
         let compacted_to = self.log.first_index()?.prev();
+        // A follower that asked for a snapshot refuses one that does not
+        // reach the index it asked for.
+        let needed = compacted_to.max(requested.unwrap_or(Index::ZERO));
         let meta = &snapshot.metadata;
-        if snapshot.is_empty() || !meta.conf_state.contains(to) || meta.index < compacted_to {
+        if snapshot.is_empty() || !meta.conf_state.contains(to) || meta.index < needed {
             // The follower would refuse it (it was added after this
-            // snapshot was taken), or still miss entries after it (the log
-            // was compacted further): ask the application for a newer one.
-            self.request_snapshot(to, compacted_to, meta.index);
+            // snapshot was taken, or asked for a newer one), or still miss
+            // entries after it (the log was compacted further): ask the
+            // application for a newer one.
+            self.ask_for_snapshot(to, needed, meta.index);
             return Ok(false);
         }
         let leader = self.leader_state();
         let pr = leader.progress.get_mut(&to).expect("progress of a member");
         pr.snapshot_requested = None;
+        pr.follower_snapshot_request = None;
         pr.become_snapshot(snapshot.metadata.index);
         tracing::info!(id = %self.id, to = %to, index = %snapshot.metadata.index, "sending snapshot");
         self.send(to, MessageBody::Snapshot(snapshot));
@@ -327,10 +369,11 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Asks the application (in the next `Ready`) for a snapshot that can
-    /// serve `to`, unless an earlier request for it still would. Without
-    /// it a member added after the newest snapshot, behind compaction,
-    /// waits until the application happens to snapshot again.
-    fn request_snapshot(&mut self, to: NodeId, compacted_to: Index, newest: Index) {
+    /// serve `to`, one reaching `compacted_to` at least, unless an earlier
+    /// request for it still would. Without it a member added after the
+    /// newest snapshot, behind compaction, waits until the application
+    /// happens to snapshot again.
+    fn ask_for_snapshot(&mut self, to: NodeId, compacted_to: Index, newest: Index) {
         // An index the leader applied (or handed out for applying) is at or
         // after the conf change that added `to`.
         let min_index = self.log.applying.max(compacted_to);
@@ -349,8 +392,13 @@ impl<S: Storage> Raft<S> {
             min_index = %min_index, "no snapshot can serve this member; asking for a newer one"
         );
         let request = SnapshotRequest { min_index, to };
+        // One request per Ready: keep the one the application can serve
+        // first. A larger one may wait on commits that need the smaller
+        // one served: followers that requested snapshots append nothing
+        // until they have one (found by the simulator). The other follower
+        // is asked for again within an election timeout (`tick_leader`).
         leader.snapshot_request = Some(match leader.snapshot_request {
-            Some(r) if r.min_index > min_index => r,
+            Some(r) if r.min_index <= min_index => r,
             _ => request,
         });
     }
@@ -389,24 +437,18 @@ impl<S: Storage> Raft<S> {
         // would stay in probe, one append per heartbeat (etcd's
         // heartbeat_resp_recovers_from_probing).
         let probe_confirmed = pr.state == ProgressState::Probe && pr.matched == r.index;
-        if !pr.maybe_update(r.index) && !probe_confirmed {
+        // A follower that requested a snapshot acknowledged its log with
+        // the request: the answer to the snapshot may bring no new index,
+        // but it still says the snapshot is installed.
+        let snapshot_installed =
+            matches!(pr.state, ProgressState::Snapshot { pending } if r.index >= pending);
+        if !pr.maybe_update(r.index) && !probe_confirmed && !snapshot_installed {
             // Nothing new replicated, but the follower may now report the
             // commit index a hand-over waits for.
             self.maybe_finish_transfer(from, false)?;
             return Ok(());
         }
-        match pr.state {
-            ProgressState::Probe => pr.become_replicate(),
-            ProgressState::Snapshot { .. } => {
-                // The follower reconnected to the log (possibly through an
-                // older snapshot or plain appends): stream again (etcd #110).
-                if pr.matched.next() >= first {
-                    pr.become_probe();
-                    pr.become_replicate();
-                }
-            }
-            ProgressState::Replicate => pr.inflights.free_le(r.index),
-        }
+        move_on_after_ack(pr, r.index, first);
         // Raising one member's match index to `matched` can raise the
         // quorum index only up to `matched`: at or below the commit index
         // nothing can commit, so skip the quorum computation (the second
@@ -590,13 +632,29 @@ impl<S: Storage> Raft<S> {
     }
 }
 
+/// A follower acknowledged `index`: probing found the match, so stream;
+/// a follower that reconnected to the log at `first` (through a snapshot,
+/// possibly an older one, or plain appends) streams again (etcd #110).
+fn move_on_after_ack(pr: &mut crate::tracker::Progress, index: Index, first: Index) {
+    match pr.state {
+        ProgressState::Probe => pr.become_replicate(),
+        ProgressState::Snapshot { .. } => {
+            if pr.matched.next() >= first {
+                pr.become_probe();
+                pr.become_replicate();
+            }
+        }
+        ProgressState::Replicate => pr.inflights.free_le(index),
+    }
+}
+
 /// The kind name of a message that only a member answering this leader
 /// sends.
 fn response_kind(body: &MessageBody) -> Option<&'static str> {
     match body {
-        MessageBody::AppendResponse(_) | MessageBody::HeartbeatResponse(_) => {
-            Some(body.kind_name())
-        }
+        MessageBody::AppendResponse(_)
+        | MessageBody::HeartbeatResponse(_)
+        | MessageBody::RequestSnapshot(_) => Some(body.kind_name()),
         _ => None,
     }
 }

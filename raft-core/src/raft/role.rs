@@ -76,3 +76,16 @@ impl Role {
         }
     }
 }
+
+/// The role in lower case: `follower`, `pre-candidate`, `candidate`,
+/// `leader`.
+impl std::fmt::Display for RoleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RoleKind::Follower => "follower",
+            RoleKind::PreCandidate => "pre-candidate",
+            RoleKind::Candidate => "candidate",
+            RoleKind::Leader => "leader",
+        })
+    }
+}

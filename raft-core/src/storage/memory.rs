@@ -26,11 +26,13 @@ struct MemoryInner {
 }
 
 impl MemoryInner {
-    /// Refuses a snapshot that is not newer than the stored one (a node
-    /// that never had one accepts any).
+    /// Refuses a received snapshot older than the stored one. One at the
+    /// same index replaces it: a follower that requested a snapshot
+    /// (`RawNode::request_snapshot`) restores its state machine from one
+    /// that may end where its own last snapshot does.
     fn check_snapshot(&self, snapshot: &Snapshot) -> Result<(), PersistError> {
         let (index, stored) = (snapshot.metadata.index, self.snapshot.metadata.index);
-        if index <= stored && stored > Index::ZERO {
+        if index < stored {
             return Err(PersistError::SnapshotOutOfDate { index, stored });
         }
         Ok(())
@@ -255,8 +257,8 @@ impl MemoryStorage {
     /// the hard state's commit and term are raised to it.
     ///
     /// # Errors
-    /// [`StorageError::SnapshotOutOfDate`] if it is not newer than the
-    /// current snapshot.
+    /// [`StorageError::SnapshotOutOfDate`] if it is older than the current
+    /// snapshot (one at the same index replaces it).
     pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), StorageError> {
         let mut inner = self.inner.write();
         inner
@@ -272,8 +274,8 @@ impl MemoryStorage {
     /// Memory needs no fsync, so `must_sync` changes nothing here.
     ///
     /// # Errors
-    /// A [`PersistError`] when the snapshot is not newer than the stored
-    /// one or the entries would leave a gap; nothing is written then.
+    /// A [`PersistError`] when the snapshot is older than the stored one
+    /// or the entries would leave a gap; nothing is written then.
     pub fn persist(&self, rd: &Ready) -> Result<(), PersistError> {
         self.persist_parts(rd.snapshot.as_ref(), &rd.entries, rd.hard_state)
     }
@@ -337,8 +339,8 @@ impl MemoryStorage {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistError {
-    /// The Ready's snapshot is not newer than the one stored.
-    #[error("snapshot at index {index} is not newer than the stored snapshot at index {stored}")]
+    /// The Ready's snapshot is older than the one stored.
+    #[error("snapshot at index {index} is older than the stored snapshot at index {stored}")]
     SnapshotOutOfDate {
         /// The refused snapshot's index.
         index: Index,
@@ -506,10 +508,28 @@ mod tests {
         assert_eq!(s.first_index().ok(), Some(Index(10)));
         assert_eq!(s.last_index().ok(), Some(Index(9)));
         assert_eq!(s.hard_state().commit, Index(9));
+        let older = Snapshot {
+            metadata: SnapshotMetadata {
+                index: Index(8),
+                ..newer.metadata.clone()
+            },
+            data: Bytes::new(),
+        };
         assert!(matches!(
-            s.apply_snapshot(newer),
+            s.apply_snapshot(older),
             Err(StorageError::SnapshotOutOfDate)
         ));
+        // One at the same index replaces it (a follower that requested a
+        // snapshot restores its state machine from it).
+        let same = Snapshot {
+            data: Bytes::from_static(b"repaired"),
+            ..newer
+        };
+        s.apply_snapshot(same).expect("same index replaces");
+        assert_eq!(
+            s.snapshot(Index::ZERO).expect("snapshot").data,
+            Bytes::from_static(b"repaired")
+        );
     }
 
     fn snapshot_at(index: u64, term: u64) -> Snapshot {

@@ -254,6 +254,7 @@ pub fn message(m: &Message) -> String {
         ),
         MessageBody::TimeoutNow => format!("{head} term={term}"),
         MessageBody::TransferLeader(t) => format!("{head} target={}", t.target),
+        MessageBody::RequestSnapshot(r) => format!("{head} term={term} index={}", r.index),
     }
 }
 
@@ -341,6 +342,9 @@ pub fn status(st: &Status) -> String {
     if let Some(t) = st.transferee {
         lines.push(format!("transferring leadership to {t}"));
     }
+    if let Some(i) = st.pending_snapshot_request {
+        lines.push(format!("waiting for a requested snapshot reaching {i}"));
+    }
     match &st.progress {
         None => lines.push("no progress (not the leader)".into()),
         Some(progress) => {
@@ -359,6 +363,9 @@ pub fn status(st: &Status) -> String {
                 }
                 if !p.recent_active && *id != st.id {
                     s.push_str(" inactive");
+                }
+                if let Some(i) = p.follower_snapshot_request {
+                    let _ = write!(s, " wants-snapshot={i}");
                 }
                 lines.push(s);
             }

@@ -71,6 +71,19 @@ pub struct SimOptions {
     pub compact_probability: f64,
     /// A linearizable read starts.
     pub read_probability: f64,
+    /// A node is told to forget its leader
+    /// ([`RawNode::forget_leader`]; refused unless it is a follower, and
+    /// with lease reads). 0 in [`SimOptions::randomized`], so that existing
+    /// seeds replay unchanged; see [`SimOptions::with_local_ops`].
+    pub forget_leader_probability: f64,
+    /// A node's application finds its state machine damaged and asks the
+    /// leader for a snapshot ([`RawNode::request_snapshot`]). 0 in
+    /// [`SimOptions::randomized`]; see [`SimOptions::with_local_ops`].
+    pub request_snapshot_probability: f64,
+    /// Every node's [`Config::max_apply_gap`]: proposals are refused while
+    /// its state machine lags the commit index by more. No limit in
+    /// [`SimOptions::randomized`]; see [`SimOptions::with_local_ops`].
+    pub max_apply_gap: u64,
     /// Nodes run pre-vote.
     pub pre_vote: bool,
     /// Nodes run CheckQuorum.
@@ -123,6 +136,9 @@ impl SimOptions {
             transfer_probability: [0.0, 0.003][r.random_range(0..2)],
             compact_probability: [0.0, 0.01][r.random_range(0..2)],
             read_probability: [0.0, 0.05][r.random_range(0..2)],
+            forget_leader_probability: 0.0,
+            request_snapshot_probability: 0.0,
+            max_apply_gap: crate::config::NO_LIMIT,
             pre_vote: r.random_bool(0.7),
             check_quorum: r.random_bool(0.7),
             async_writes: r.random_bool(0.3),
@@ -168,9 +184,21 @@ impl SimOptions {
         self
     }
 
+    /// The same options with the node-local operations of the application
+    /// as well: followers told to forget their leader, and followers that
+    /// ask the leader for a snapshot (each with probability 0.005 a step);
+    /// and apply backpressure at a gap of 8 entries.
+    #[must_use]
+    pub fn with_local_ops(mut self) -> SimOptions {
+        self.forget_leader_probability = 0.005;
+        self.request_snapshot_probability = 0.005;
+        self.max_apply_gap = 8;
+        self
+    }
+
     /// The name of the mode these options run in, as `RAFT_SIM_MODE`
-    /// takes it in the replay command: `lease`, `joiners`, `compaction`
-    /// or `default`.
+    /// takes it in the replay command: `lease`, `joiners`, `compaction`,
+    /// `local-ops` or `default`.
     pub fn mode(&self) -> &'static str {
         if self.lease_reads {
             "lease"
@@ -178,6 +206,8 @@ impl SimOptions {
             "joiners"
         } else if self.apply_before_persist {
             "compaction"
+        } else if self.forget_leader_probability > 0.0 || self.request_snapshot_probability > 0.0 {
+            "local-ops"
         } else {
             "default"
         }
@@ -192,6 +222,7 @@ impl SimOptions {
             "lease" => Some(base.with_lease_reads()),
             "joiners" => Some(base.with_joiners(seed)),
             "compaction" => Some(base.with_aggressive_compaction()),
+            "local-ops" => Some(base.with_local_ops()),
             _ => None,
         }
     }
@@ -233,6 +264,13 @@ pub struct SimReport {
     pub joined: u64,
     /// Snapshots taken because a leader asked (`Ready::snapshot_request`).
     pub snapshots_requested: u64,
+    /// Followers that forgot their leader (`RawNode::forget_leader`).
+    pub leaders_forgotten: u64,
+    /// Snapshots followers asked for (`RawNode::request_snapshot`).
+    pub snapshots_asked_by_followers: u64,
+    /// Proposals refused for apply backpressure
+    /// (`ProposeError::ApplyBacklog`).
+    pub proposals_backpressured: u64,
 }
 
 /// A broken property, with everything needed to replay it.
@@ -388,6 +426,7 @@ impl Simulation {
         cfg.heartbeat_interval_ticks = 2;
         cfg.max_size_per_msg = 4096;
         cfg.max_inflight_msgs = 8;
+        cfg.max_apply_gap = self.opts.max_apply_gap;
         cfg.applied = applied;
         // Each incarnation draws its own jitter, still from the run's seed.
         cfg.seed = self.seed ^ (n.get() << 32) ^ self.step;
@@ -478,6 +517,10 @@ impl Simulation {
             self.compact(n);
         } else if hit(o.read_probability) {
             self.read(n)?;
+        } else if hit(o.forget_leader_probability) {
+            self.forget_leader(n);
+        } else if hit(o.request_snapshot_probability) {
+            self.request_snapshot(n);
         } else {
             match self.rng.random_range(0..4) {
                 0 if !lockstep => self.tick(n)?,
@@ -564,6 +607,9 @@ impl Simulation {
             return Ok(());
         };
         let r = raw.propose(Bytes::from(v.to_le_bytes().to_vec()));
+        if matches!(r, Err(crate::error::ProposeError::ApplyBacklog { .. })) {
+            self.report.proposals_backpressured += 1;
+        }
         self.event(|| format!("propose {v} at {n}: {r:?}"));
         Ok(())
     }
@@ -651,6 +697,32 @@ impl Simulation {
         let min = self.checker.max_applied();
         self.event(|| format!("read {ctx} at {n} (must see {min}): {r:?}"));
         Ok(())
+    }
+
+    /// The application tells `n` its leader is gone (it may not be).
+    fn forget_leader(&mut self, n: NodeId) {
+        let Some(raw) = self.raw(n) else {
+            return;
+        };
+        let r = raw.forget_leader();
+        if r.is_ok() {
+            self.report.leaders_forgotten += 1;
+        }
+        self.event(|| format!("forget leader at {n}: {r:?}"));
+    }
+
+    /// The application of `n` finds its state machine damaged and asks for
+    /// a snapshot. (The simulated state machine is only its applied index:
+    /// the snapshot, when installed, replaces it like any other.)
+    fn request_snapshot(&mut self, n: NodeId) {
+        let Some(raw) = self.raw(n) else {
+            return;
+        };
+        let r = raw.request_snapshot();
+        if r.is_ok() {
+            self.report.snapshots_asked_by_followers += 1;
+        }
+        self.event(|| format!("request snapshot at {n}: {r:?}"));
     }
 
     /// Snapshots `n` at its applied index and compacts its log there, once

@@ -48,6 +48,11 @@ pub struct Progress {
     /// for this follower ([`SnapshotRequest`](crate::SnapshotRequest)),
     /// until a snapshot is sent to it.
     pub snapshot_requested: Option<Index>,
+    /// The follower asked for a snapshot reaching this index
+    /// ([`RawNode::request_snapshot`](crate::RawNode::request_snapshot) on
+    /// the follower), and none was sent yet. While set, the leader sends
+    /// the follower snapshots, not appends (it refuses them).
+    pub follower_snapshot_request: Option<Index>,
 }
 
 impl Progress {
@@ -64,6 +69,7 @@ impl Progress {
             sent_commit: Index::ZERO,
             commit_reported: Index::ZERO,
             snapshot_requested: None,
+            follower_snapshot_request: None,
         }
     }
 

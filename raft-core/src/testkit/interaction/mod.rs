@@ -51,12 +51,14 @@
 //!
 //! | Command | Effect |
 //! |---|---|
-//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [read-only=safe\|lease-based] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T] [founding-log=B] [snapshot-on-apply=B]` | Adds N nodes with the next ids. With `founding-log=true`, each starts from the founders' membership written as the first log entries ([`MemoryStorage::bootstrap`]); with `index`, from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership (no `voters`: a node joining with empty storage). `snapshot-on-apply=false` stops the environment from snapshotting after every apply: the node then snapshots only when a leader asks (`Ready::snapshot_request`). `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
+//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [max-apply-gap=N] [max-entry-bytes=N] [read-only=safe\|lease-based] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T] [founding-log=B] [snapshot-on-apply=B]` | Adds N nodes with the next ids. With `founding-log=true`, each starts from the founders' membership written as the first log entries ([`MemoryStorage::bootstrap`]); with `index`, from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership (no `voters`: a node joining with empty storage). `snapshot-on-apply=false` stops the environment from snapshotting after every apply: the node then snapshots only when a leader asks (`Ready::snapshot_request`). `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
 //! | `campaign id` | [`RawNode::campaign`]. |
 //! | `restart id` | Crash and restart: a new `RawNode` from the node's storage (volatile state and unpersisted work lost; messages in flight kept). |
 //! | `propose id data` | [`RawNode::propose`]. |
 //! | `propose-conf-change id [v1=true] [transition=auto\|implicit\|explicit]` + input line `v4 l5 r6` | [`RawNode::propose_conf_change`]: `vN` adds voter N, `lN` learner N, `rN` removes N; an empty V2 change leaves a joint configuration. `v1=true` proposes a single-step (V1) change. |
 //! | `transfer-leadership from=id to=id` | [`RawNode::transfer_leader`] on `from`. |
+//! | `forget-leader id` | [`RawNode::forget_leader`]. |
+//! | `request-snapshot id` | [`RawNode::request_snapshot`]. |
 //! | `read-index id ctx` | [`RawNode::read_index`]. |
 //! | `tick-election id` | A leader ticks `election_timeout_ticks` times (one CheckQuorum round); any other node ticks until its randomized election timer fires (at most `2 * election_timeout_ticks` ticks). |
 //! | `tick-heartbeat id` | Ticks `heartbeat_interval_ticks` times. |
@@ -82,8 +84,8 @@
 //!
 //! # Differences from etcd-raft's interaction env
 //!
-//! - No `forget-leader` (raft-core has no such API), `send-snapshot`,
-//!   `set-randomized-election-timeout`, `log-level` or `_breakpoint`.
+//! - No `send-snapshot`, `set-randomized-election-timeout`, `log-level` or
+//!   `_breakpoint`.
 //! - `tick-election` ticks until the randomized timer fires instead of
 //!   exactly `election_timeout_ticks` times; `tick id N` ticks precisely.
 //! - `partition`/`heal`, `restart` and `report-snapshot` are additions.
@@ -170,6 +172,8 @@ fn node_config(id: NodeId, a: &Args<'_>) -> Result<Config, String> {
     cfg.max_inflight_bytes = a.u64("max-inflight-bytes")?.unwrap_or(NO_LIMIT);
     cfg.max_committed_size_per_ready = a.u64("max-committed-size-per-ready")?.unwrap_or(NO_LIMIT);
     cfg.max_uncommitted_entries_size = a.u64("max-uncommitted-size")?.unwrap_or(NO_LIMIT);
+    cfg.max_apply_gap = a.u64("max-apply-gap")?.unwrap_or(NO_LIMIT);
+    cfg.max_entry_bytes = a.u64("max-entry-bytes")?.unwrap_or(NO_LIMIT);
     cfg.step_down_on_removal = a.bool("step-down-on-removal")?.unwrap_or(true);
     cfg.disable_proposal_forwarding = a.bool("disable-proposal-forwarding")?.unwrap_or(false);
     cfg.read_only_option = match a.value("read-only")? {
@@ -346,6 +350,8 @@ impl Env {
             "propose" => self.cmd_propose(&a),
             "propose-conf-change" => self.cmd_propose_conf_change(&a),
             "transfer-leadership" => self.cmd_transfer(&a),
+            "forget-leader" => self.cmd_forget_leader(&a),
+            "request-snapshot" => self.cmd_request_snapshot(&a),
             "read-index" => self.cmd_read_index(&a),
             "tick-election" => self.cmd_tick_election(&a),
             "tick-heartbeat" => self.cmd_tick_heartbeat(&a),
@@ -426,6 +432,8 @@ impl Env {
             "max-size-per-msg",
             "max-committed-size-per-ready",
             "max-uncommitted-size",
+            "max-apply-gap",
+            "max-entry-bytes",
             "read-only",
             "step-down-on-removal",
             "disable-proposal-forwarding",
@@ -593,6 +601,23 @@ impl Env {
         let r = self.get(from)?.raw.transfer_leader(to);
         self.report(0, r);
         self.note(0);
+        Ok(())
+    }
+
+    fn cmd_forget_leader(&mut self, a: &Args<'_>) -> CmdResult {
+        let id = a.first_id()?;
+        let r = self.get(id)?.raw.forget_leader();
+        self.report(0, r);
+        self.note(0);
+        Ok(())
+    }
+
+    fn cmd_request_snapshot(&mut self, a: &Args<'_>) -> CmdResult {
+        let id = a.first_id()?;
+        match self.get(id)?.raw.request_snapshot() {
+            Ok(index) => self.line(0, &format!("requested a snapshot reaching {index}")),
+            Err(e) => self.line(0, &format!("error: {e}")),
+        }
         Ok(())
     }
 
