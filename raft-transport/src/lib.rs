@@ -107,7 +107,10 @@
 mod caps;
 mod cluster_urls;
 mod conn;
+mod frame;
 mod http_server;
+mod lane;
+mod limiter;
 mod metrics;
 mod peer_url;
 mod prometheus;
@@ -121,7 +124,8 @@ pub use caps::{
 pub use cluster_urls::{ClusterUrlsError, parse_cluster_urls};
 pub use conn::{Admission, Admitted, ConnectionLimits, Slot};
 pub use http_server::{BodyError, HttpServer, read_body};
-pub use metrics::{ConnectionMetrics, TransportMetrics};
+pub use lane::Lane;
+pub use metrics::{ConnectionMetrics, LaneMetrics, TransportMetrics};
 pub use peer_url::{PeerUrl, PeerUrlError, Scheme};
 pub use tls::identity::{IdentityError, identity_uri, node_identity};
 pub use tls::{
@@ -131,6 +135,7 @@ pub use tls::{
 pub use transport::{
     BATCH_PATH, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_MESSAGES, HEADER_CLUSTER_ID, HEADER_FROM,
     HEADER_TO, HttpTransport, MAX_BATCH_RECEIVE_BYTES, MAX_BATCH_SEND_BYTES,
-    MAX_CONCURRENT_SNAPSHOT_RECEIVES, MAX_SNAPSHOT_BYTES, PeerListener, SNAPSHOT_PATH,
-    SnapshotReceiveConfig, TransportConfig, TransportError,
+    MAX_CONCURRENT_SNAPSHOT_RECEIVES, MAX_CONCURRENT_SNAPSHOT_SENDS, MAX_FRAME_BYTES,
+    MAX_SNAPSHOT_BYTES, PeerListener, SNAPSHOT_PATH, STREAM_APPEND_PATH, STREAM_MESSAGE_PATH,
+    STREAM_PROTOCOL, SnapshotReceiveConfig, SnapshotSendConfig, TransportConfig, TransportError,
 };
