@@ -100,7 +100,7 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
     };
     let index = snapshot.metadata.index;
     let bytes = snapshot.data.len();
-    let Ok(_slot) = Arc::clone(&shared.snapshot_sends).try_acquire_owned() else {
+    let Ok(slot) = Arc::clone(&shared.snapshot_sends).try_acquire_owned() else {
         let cap = shared.max_concurrent_sends;
         tracing::warn!(peer = %to, index = %index, bytes, cap, "snapshot sends at their cap; this one fails");
         inc(&shared.metrics.snapshot_sends_refused);
@@ -121,6 +121,8 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
         Ok(r) => r,
         Err(_) => Err(SendError::Timeout(limit)),
     };
+    // Free before the report, so a send Raft makes on hearing it fits.
+    drop(slot);
     match outcome {
         Ok(()) => {
             tracing::info!(peer = %to, index = %index, bytes, "snapshot sent");
