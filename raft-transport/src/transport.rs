@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use crate::conn::ConnectionLimits;
 use crate::lane::Lane;
 use crate::limiter::RateLimiter;
-use crate::metrics::{LaneMetrics, TransportMetrics, add, dec, inc};
+use crate::metrics::{TransportMetrics, add, inc};
 use crate::peer_url::{PeerUrl, Scheme};
 use crate::tls::PeerTls;
 
@@ -30,6 +30,8 @@ mod server;
 mod snapshot;
 mod stream_receiver;
 mod stream_sender;
+
+use stream_sender::{LaneQueue, LaneState};
 #[cfg(test)]
 mod tests;
 
@@ -464,49 +466,6 @@ struct PeerEntry {
     url: PeerUrl,
     /// Indexed by [`Lane::index`].
     lanes: [LaneQueue; 2],
-}
-
-/// The queue of one peer's lane, and what its sender shares.
-struct LaneQueue {
-    queue: mpsc::Sender<Message>,
-    state: Arc<LaneState>,
-}
-
-/// What a lane's queue and its sender task share.
-struct LaneState {
-    lane: Lane,
-    /// Set when the queue overflowed, cleared by the sender on success:
-    /// one warning per overflow episode rather than one per message.
-    overflowing: AtomicBool,
-    metrics: Arc<LaneMetrics>,
-}
-
-impl LaneQueue {
-    /// Queues `message`; false (counted, warned about once per episode) if
-    /// the queue is full or its sender gone.
-    fn enqueue(&self, shared: &Shared, message: Message) -> bool {
-        let metrics = &self.state.metrics;
-        // Raised before the send so the sender's decrement never comes first.
-        inc(&metrics.queue_depth);
-        match self.queue.try_send(message) {
-            Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Full(m)) => {
-                if !self.state.overflowing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        to = %m.to,
-                        lane = %self.state.lane,
-                        capacity = shared.queue_messages,
-                        kind = m.body.kind_name(),
-                        "peer queue full; dropping messages",
-                    );
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-        dec(&metrics.queue_depth);
-        inc(&metrics.drops);
-        false
-    }
 }
 
 /// Every task of the transport, so shutdown can stop and await them.

@@ -14,7 +14,7 @@
 //! again for the next message.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -29,9 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use super::sender::{SendError, check_response, connect, request};
-use super::{LaneState, MAX_BATCH_SEND_BYTES, STREAM_PROTOCOL, Shared};
+use super::{MAX_BATCH_SEND_BYTES, STREAM_PROTOCOL, Shared};
 use crate::frame::{self, Frame, KIND_PING};
-use crate::metrics::{add, inc};
+use crate::lane::Lane;
+use crate::metrics::{LaneMetrics, add, dec, inc};
 use crate::peer_url::PeerUrl;
 
 /// The first reconnect delay after a failure.
@@ -41,11 +42,54 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How often an open stream is pinged (round trip, liveness).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// A stream that answers no ping for this long is given up.
-pub(super) const SILENT_AFTER: Duration = Duration::from_secs(10);
+const SILENT_AFTER: Duration = Duration::from_secs(10);
 /// How long the upgrade's answer may take, after the connect.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest frame the receiver sends (pongs are 13 bytes).
 const MAX_INBOUND_FRAME: usize = 64;
+
+/// The queue of one peer's lane, and what its sender shares.
+pub(super) struct LaneQueue {
+    pub(super) queue: mpsc::Sender<Message>,
+    pub(super) state: Arc<LaneState>,
+}
+
+/// What a lane's queue and its sender task share.
+pub(super) struct LaneState {
+    pub(super) lane: Lane,
+    /// Set when the queue overflowed, cleared by the sender on success:
+    /// one warning per overflow episode rather than one per message.
+    pub(super) overflowing: AtomicBool,
+    pub(super) metrics: Arc<LaneMetrics>,
+}
+
+impl LaneQueue {
+    /// Queues `message`; false (counted, warned about once per episode) if
+    /// the queue is full or its sender gone.
+    pub(super) fn enqueue(&self, shared: &Shared, message: Message) -> bool {
+        let metrics = &self.state.metrics;
+        // Raised before the send so the sender's decrement never comes first.
+        inc(&metrics.queue_depth);
+        match self.queue.try_send(message) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                if !self.state.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        to = %m.to,
+                        lane = %self.state.lane,
+                        capacity = shared.queue_messages,
+                        kind = m.body.kind_name(),
+                        "peer queue full; dropping messages",
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+        dec(&metrics.queue_depth);
+        inc(&metrics.drops);
+        false
+    }
+}
 
 /// Exponential backoff of connection attempts.
 #[derive(Debug)]
@@ -186,7 +230,7 @@ impl LaneSender {
         let mut count = 0;
         let mut next = Some(first);
         while let Some(message) = next.take() {
-            crate::metrics::dec(&self.state.metrics.queue_depth);
+            dec(&self.state.metrics.queue_depth);
             let start = self.buf.len();
             let len = frame::encode_message(&message, &mut self.buf);
             if len - frame::HEADER_BYTES > super::MAX_FRAME_BYTES {
@@ -204,16 +248,21 @@ impl LaneSender {
         (count, self.buf.len())
     }
 
+    /// Writes the buffer. A receiver that stops reading (a wedged peer)
+    /// fills the socket; after [`SILENT_AFTER`] the write is given up
+    /// rather than hold the lane.
     async fn write(&mut self) -> Result<(), SendError> {
         let Some(stream) = self.stream.as_mut() else {
             return Err(SendError::Closed);
         };
-        stream
-            .writer
-            .write_all(&self.buf)
-            .await
-            .map_err(SendError::Write)?;
-        stream.writer.flush().await.map_err(SendError::Write)
+        let write = async {
+            stream.writer.write_all(&self.buf).await?;
+            stream.writer.flush().await
+        };
+        match timeout(SILENT_AFTER, write).await {
+            Ok(written) => written.map_err(SendError::Write),
+            Err(_) => Err(SendError::Timeout(SILENT_AFTER)),
+        }
     }
 
     /// Pings an open stream, or gives it up if it has been silent too long.
@@ -362,7 +411,7 @@ async fn open_stream(
     shared: &Shared,
     to: NodeId,
     url: &PeerUrl,
-    lane: crate::Lane,
+    lane: Lane,
 ) -> Result<Upgraded, SendError> {
     let mut sender = connect::<Empty<Bytes>>(shared, to, url).await?;
     let mut req = request(shared, to, url, lane.path(), Empty::new())?;
