@@ -78,3 +78,50 @@ impl fmt::Display for Lane {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use raft_core::{
+        Append, Entry, Heartbeat, Index, LogId, Propose, Snapshot, SnapshotMetadata, Term,
+    };
+
+    use super::*;
+
+    #[test]
+    fn appends_and_proposals_take_the_append_lane_snapshots_none_the_rest_the_message_lane() {
+        let entries = vec![Entry::new(Term(1), Index(1), Bytes::from_static(b"x"))];
+        let append = MessageBody::Append(Append {
+            prev: LogId {
+                index: Index(0),
+                term: Term(0),
+            },
+            entries: entries.clone(),
+            commit: Index(0),
+        });
+        assert_eq!(Lane::of(&append), Some(Lane::Append));
+        let propose = MessageBody::Propose(Propose { entries });
+        assert_eq!(Lane::of(&propose), Some(Lane::Append));
+        let snapshot = MessageBody::Snapshot(Snapshot {
+            metadata: SnapshotMetadata::default(),
+            data: Bytes::new(),
+        });
+        assert_eq!(Lane::of(&snapshot), None);
+        let heartbeat = MessageBody::Heartbeat(Heartbeat {
+            commit: Index(0),
+            read_round: None,
+        });
+        assert_eq!(Lane::of(&heartbeat), Some(Lane::Message));
+        assert_eq!(Lane::of(&MessageBody::TimeoutNow), Some(Lane::Message));
+    }
+
+    #[test]
+    fn each_lane_has_its_own_path_and_index() {
+        for lane in Lane::ALL {
+            assert_eq!(Lane::from_path(lane.path()), Some(lane));
+            assert_eq!(Lane::ALL[lane.index()], lane);
+        }
+        assert_ne!(Lane::Message.path(), Lane::Append.path());
+        assert_eq!(Lane::from_path(crate::BATCH_PATH), None);
+    }
+}

@@ -74,10 +74,12 @@
 //!   CRC-checked stream format ([`raft_snap::SnapshotEncoder`]). Sends are
 //!   paced and capped by [`SnapshotSendConfig`].
 //! * `POST /raft/batch` ([`BATCH_PATH`]): one `MessageBatch`
-//!   ([`raft_proto::encode_batch`]) per request, answered `204`. This
-//!   version sends on streams only; the server still accepts batches, so
-//!   nodes of the previous version keep talking to it during a rolling
-//!   upgrade.
+//!   ([`raft_proto::encode_batch`]) per request, answered `204`: the
+//!   previous version's format. The server still accepts it, and a lane
+//!   whose stream request is answered `404` (a peer of that version)
+//!   posts its messages as batches, one request at a time, asking for a
+//!   stream again after a minute, so a rolling upgrade keeps every pair of
+//!   nodes talking both ways.
 //!
 //! Why HTTP/1.1 upgrades rather than HTTP/2 streams: each lane is a TCP
 //! connection of its own, so a megabyte of appends in the append lane's

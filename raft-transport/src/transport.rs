@@ -24,6 +24,7 @@ use crate::peer_url::{PeerUrl, Scheme};
 use crate::tls::PeerTls;
 
 mod config;
+mod fallback;
 mod receive;
 mod sender;
 mod server;

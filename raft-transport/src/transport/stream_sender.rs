@@ -11,7 +11,9 @@
 //! unreachable; the next attempt waits for the [`Backoff`]. A stream the
 //! receiver closes, or that answers no ping for [`SILENT_AFTER`], is
 //! reported unreachable too (what it had taken may be lost) and opened
-//! again for the next message.
+//! again for the next message. A peer of the previous version, which
+//! answers the stream request `404`, gets batches instead
+//! ([`super::fallback`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
+use super::fallback::{self, BatchFallback};
 use super::sender::{SendError, check_response, connect, request};
 use super::{MAX_BATCH_SEND_BYTES, STREAM_PROTOCOL, Shared};
 use crate::frame::{self, Frame, KIND_PING};
@@ -160,6 +163,8 @@ pub(super) async fn run(
         healthy: true,
         opened_before: false,
         buf: BytesMut::new(),
+        pending: Vec::new(),
+        fallback: None,
     };
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -196,6 +201,10 @@ struct LaneSender {
     opened_before: bool,
     /// Frames being written; reused.
     buf: BytesMut,
+    /// The messages of `buf`, for the fallback; reused.
+    pending: Vec<Message>,
+    /// Set while the peer is of the previous version, without streams.
+    fallback: Option<BatchFallback>,
 }
 
 impl LaneSender {
@@ -205,20 +214,65 @@ impl LaneSender {
         if count == 0 {
             return;
         }
+        if self.falling_back() {
+            return self.post(count, bytes).await;
+        }
         if self.stream.is_none() && !self.open().await {
+            if self.falling_back() {
+                return self.post(count, bytes).await;
+            }
             self.shared.dropped(self.to, count);
             add(&self.state.metrics.drops, count as u64);
             return;
         }
         match self.write().await {
-            Ok(()) => {
-                let metrics = &self.state.metrics;
-                add(&metrics.messages_sent, count as u64);
-                add(&metrics.bytes_sent, bytes as u64);
-                self.shared.sent(count);
-                self.shared.clear_overflow(self.to, &self.state);
-            }
+            Ok(()) => self.delivered(count, bytes),
             Err(e) => self.lost(e, count),
+        }
+    }
+
+    /// `count` messages of `bytes` went out.
+    fn delivered(&self, count: usize, bytes: usize) {
+        let metrics = &self.state.metrics;
+        add(&metrics.messages_sent, count as u64);
+        add(&metrics.bytes_sent, bytes as u64);
+        self.shared.sent(count);
+        self.shared.clear_overflow(self.to, &self.state);
+    }
+
+    /// Whether messages go as batches to an older peer; ends the fallback
+    /// once it is time to try a stream again.
+    fn falling_back(&mut self) -> bool {
+        if self
+            .fallback
+            .as_ref()
+            .is_some_and(|f| !f.active(Instant::now()))
+        {
+            self.fallback = None;
+        }
+        self.fallback.is_some()
+    }
+
+    /// Posts the pending messages as one batch (the fallback).
+    async fn post(&mut self, count: usize, bytes: usize) {
+        let Some(fallback) = self.fallback.as_mut() else {
+            return;
+        };
+        let posted = fallback
+            .post(&self.shared, self.to, &self.url, &self.pending)
+            .await;
+        match posted {
+            Ok(()) => {
+                self.healthy = true;
+                self.delivered(count, bytes);
+            }
+            Err(e) => {
+                self.unhealthy(&e, count);
+                self.fallback = None;
+                self.backoff.failed(Instant::now());
+                add(&self.state.metrics.drops, count as u64);
+                self.shared.dropped(self.to, count);
+            }
         }
     }
 
@@ -227,6 +281,7 @@ impl LaneSender {
     /// their frame bytes. A message too large for any receiver is dropped.
     fn encode(&mut self, first: Message) -> (usize, usize) {
         self.buf.clear();
+        self.pending.clear();
         let mut count = 0;
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -240,6 +295,7 @@ impl LaneSender {
                 inc(&self.state.metrics.drops);
             } else {
                 count += 1;
+                self.pending.push(message);
             }
             if self.buf.len() < MAX_BATCH_SEND_BYTES {
                 next = self.queue.try_recv().ok();
@@ -303,6 +359,11 @@ impl LaneSender {
                 self.backoff.succeeded();
                 self.stream = Some(self.start_reader(io));
                 true
+            }
+            Err(e) if fallback::is_older_peer(&e) => {
+                tracing::info!(peer = %self.to, lane = %self.state.lane, url = %self.url, "peer serves no streams (an older version); posting batches");
+                self.fallback = Some(BatchFallback::new(Instant::now()));
+                false
             }
             Err(e) => {
                 self.unhealthy(&e, 0);
@@ -432,4 +493,28 @@ async fn open_stream(
     timeout(UPGRADE_TIMEOUT, exchange)
         .await
         .map_err(|_| SendError::Timeout(UPGRADE_TIMEOUT))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_to_its_ceiling_and_a_success_resets_it() {
+        let now = Instant::now();
+        let mut backoff = Backoff::new();
+        assert!(backoff.may_try(now));
+        backoff.failed(now);
+        assert!(!backoff.may_try(now));
+        assert!(backoff.may_try(now + BACKOFF_MIN));
+        for _ in 0..10 {
+            backoff.failed(now);
+        }
+        assert!(!backoff.may_try(now + BACKOFF_MAX - Duration::from_millis(1)));
+        assert!(backoff.may_try(now + BACKOFF_MAX));
+        backoff.succeeded();
+        assert!(backoff.may_try(now));
+        backoff.failed(now);
+        assert!(backoff.may_try(now + BACKOFF_MIN));
+    }
 }

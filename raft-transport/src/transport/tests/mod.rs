@@ -18,9 +18,11 @@ use tokio::time::{Instant, timeout};
 use super::*;
 
 mod batch_refusals;
+mod fallback;
 mod snapshot_receive;
 mod snapshot_send;
 mod streams;
+mod throughput;
 mod tls;
 
 const CLUSTER: u64 = 0xfeed_beef;
