@@ -93,7 +93,12 @@
 //! connection caps, header checks and certificate identities. HTTP/2's
 //! gain, many streams on one connection, buys nothing with two
 //! long-lived lanes per peer. Not measured against an HTTP/2
-//! implementation here (hyper's `http2` feature is not built).
+//! implementation here (hyper's `http2` feature is not built); measured
+//! against the previous sender's way on loopback (the ignored
+//! `throughput` test, release build, a shared 2-core machine): one
+//! message at a time takes 17–21 µs on a stream against 29–36 µs as a
+//! stop-and-wait batch request, and pipelined 128-byte appends go at
+//! 350,000–750,000 a second.
 //!
 //! Every request, stream requests included, carries the headers
 //! [`HEADER_CLUSTER_ID`] (16 lowercase hex digits), [`HEADER_FROM`] and
