@@ -3,7 +3,7 @@
 
 use raft_host::PrometheusText;
 
-use crate::metrics::{ConnectionMetrics, TransportMetrics};
+use crate::metrics::{ConnectionMetrics, LaneMetrics, TransportMetrics};
 
 impl TransportMetrics {
     /// Writes every counter and gauge as `<prefix>_peer_...` (and
@@ -36,6 +36,16 @@ impl TransportMetrics {
                 "Snapshot uploads refused: too many at once.",
                 self.snapshot_receives_refused(),
             ),
+            (
+                "snapshot_sends_refused_total",
+                "Snapshot sends refused: too many at once.",
+                self.snapshot_sends_refused(),
+            ),
+            (
+                "stream_frames_refused_total",
+                "Inbound stream frames refused; each closed its stream.",
+                self.stream_frames_refused(),
+            ),
         ];
         for (n, help, value) in counters {
             out.counter(&name(n), help, value);
@@ -56,6 +66,68 @@ impl TransportMetrics {
             out.gauge(&name(n), help, value);
         }
         self.connections().render(&format!("{prefix}_peer"), out);
+        self.render_lanes(&name, out);
+    }
+
+    /// The per-peer, per-lane families, labelled `peer` and `lane`.
+    fn render_lanes(&self, name: &impl Fn(&str) -> String, out: &mut PrometheusText) {
+        type Get = fn(&LaneMetrics) -> u64;
+        let lanes = self.lanes();
+        let samples = |get: Get| {
+            lanes
+                .iter()
+                .map(move |(peer, lane, m)| (format!("peer=\"{peer}\",lane=\"{lane}\""), get(m)))
+        };
+        let counters: [(&str, &str, Get); 5] = [
+            (
+                "lane_bytes_sent_total",
+                "Frame bytes written to a peer's stream.",
+                LaneMetrics::bytes_sent,
+            ),
+            (
+                "lane_messages_sent_total",
+                "Messages written to a peer's stream.",
+                LaneMetrics::messages_sent,
+            ),
+            (
+                "lane_drops_total",
+                "Messages for a peer's lane dropped.",
+                LaneMetrics::drops,
+            ),
+            (
+                "lane_reconnects_total",
+                "Streams to a peer opened again.",
+                LaneMetrics::reconnects,
+            ),
+            (
+                "lane_bad_frames_received_total",
+                "Frames from a peer refused; each closed its stream.",
+                LaneMetrics::bad_frames_received,
+            ),
+        ];
+        for (n, help, get) in counters {
+            out.labeled_counters(&name(n), help, samples(get));
+        }
+        let gauges: [(&str, &str, Get); 3] = [
+            (
+                "lane_queue_depth",
+                "Messages queued for a peer's lane.",
+                LaneMetrics::queue_depth,
+            ),
+            (
+                "lane_rtt_last_microseconds",
+                "Latest stream round trip to a peer (0: not measured).",
+                |m| micros(m.rtt_last()),
+            ),
+            (
+                "lane_rtt_ewma_microseconds",
+                "Moving average of stream round trips to a peer (0: not measured).",
+                |m| micros(m.rtt_ewma()),
+            ),
+        ];
+        for (n, help, get) in gauges {
+            out.labeled_gauges(&name(n), help, samples(get));
+        }
     }
 }
 
@@ -72,4 +144,9 @@ impl ConnectionMetrics {
             self.refused(),
         );
     }
+}
+
+/// A round trip in whole microseconds; 0 when not measured.
+fn micros(rtt: Option<std::time::Duration>) -> u64 {
+    rtt.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }

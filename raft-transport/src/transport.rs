@@ -13,23 +13,45 @@ use raft_core::{Message, MessageBody, NodeId, SnapshotStatus};
 use raft_host::{GroupId, Inbox};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::conn::ConnectionLimits;
+use crate::lane::Lane;
+use crate::limiter::RateLimiter;
 use crate::metrics::{TransportMetrics, add, inc};
 use crate::peer_url::{PeerUrl, Scheme};
 use crate::tls::PeerTls;
 
+mod config;
+mod fallback;
 mod receive;
 mod sender;
 mod server;
 mod snapshot;
+mod stream_receiver;
+mod stream_sender;
+
+use stream_sender::{LaneQueue, LaneState};
 #[cfg(test)]
 mod tests;
 
-/// The path message batches are posted to.
+pub use config::{
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_MESSAGES, MAX_CONCURRENT_SNAPSHOT_SENDS,
+    SnapshotReceiveConfig, SnapshotSendConfig, TransportConfig,
+};
+
+/// The path message batches are posted to (accepted from older senders;
+/// this one sends on streams).
 pub const BATCH_PATH: &str = "/raft/batch";
+/// The path the [`Lane::Message`] stream is opened with.
+pub const STREAM_MESSAGE_PATH: &str = "/raft/stream/message";
+/// The path the [`Lane::Append`] stream is opened with.
+pub const STREAM_APPEND_PATH: &str = "/raft/stream/append";
+/// The `upgrade` token of a stream request and its `101` answer.
+pub const STREAM_PROTOCOL: &str = "raft-stream/1";
+/// The largest stream frame payload (one encoded message) accepted.
+pub const MAX_FRAME_BYTES: usize = MAX_BATCH_RECEIVE_BYTES;
 /// The path snapshot messages are posted to.
 pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// Header with the cluster id, as 16 lowercase hex digits.
@@ -38,8 +60,8 @@ pub const HEADER_CLUSTER_ID: &str = "x-raftkv-cluster-id";
 pub const HEADER_FROM: &str = "x-raftkv-from";
 /// Header with the receiver's node id, in decimal.
 pub const HEADER_TO: &str = "x-raftkv-to";
-/// A sender stops adding messages to a batch once it holds about this many
-/// bytes (a single larger message still goes alone).
+/// A lane's sender stops adding frames to one write once it holds about
+/// this many bytes (a single larger message still goes alone).
 pub const MAX_BATCH_SEND_BYTES: usize = 4 << 20;
 /// The largest batch body the server accepts.
 pub const MAX_BATCH_RECEIVE_BYTES: usize = 64 << 20;
@@ -72,97 +94,6 @@ impl Inbound for Inbox {
 
     fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
         Inbox::snapshot_status(self, group, to, status);
-    }
-}
-
-/// How to start the transport. [`TransportConfig::new`] gives the
-/// defaults.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct TransportConfig {
-    /// This node.
-    pub id: NodeId,
-    /// The group whose messages this transport carries. The wire format
-    /// names no group, so a transport (and its peer port) serves one.
-    pub group: GroupId,
-    /// Sent in a header with every request; requests with another one are
-    /// refused. `None` for a node joining a cluster whose id it does not
-    /// know yet: it adopts the id of the first request from a known peer
-    /// (see [`HttpTransport::cluster_id`], which the caller persists).
-    pub cluster_id: Option<u64>,
-    /// Local address outgoing peer connections bind to (`None`: any).
-    pub bind_outgoing: Option<IpAddr>,
-    /// Peers known at start, before raft-host adds the members it knows
-    /// ([`raft_host::Transport::add_peer`]).
-    pub peers: Vec<(NodeId, PeerUrl)>,
-    /// Bounded queue length per peer, in messages
-    /// ([`DEFAULT_QUEUE_MESSAGES`]).
-    pub queue_messages: usize,
-    /// Limits of incoming snapshots.
-    pub snapshot_receive: SnapshotReceiveConfig,
-    /// The peer server's connection cap and timeouts (by default
-    /// [`ConnectionLimits::peer`] of [`DEFAULT_MAX_CONNECTIONS`]).
-    pub limits: ConnectionLimits,
-    /// Mutual TLS of the peer port; `None` for plain, unauthenticated HTTP.
-    pub tls: Option<PeerTls>,
-    /// Where the transport counts what it does.
-    pub metrics: Arc<TransportMetrics>,
-}
-
-/// The default [`TransportConfig::queue_messages`].
-pub const DEFAULT_QUEUE_MESSAGES: usize = 4096;
-/// The default cap of peer connections ([`TransportConfig::limits`]).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-
-impl TransportConfig {
-    /// Node `id`'s transport of `group`, receiving snapshots into
-    /// `snapshot_dir` ([`SnapshotReceiveConfig::new`]), with no cluster id
-    /// yet, no TLS, and the default queue and connection limits.
-    pub fn new(
-        id: NodeId,
-        group: GroupId,
-        snapshot_dir: impl Into<std::path::PathBuf>,
-    ) -> TransportConfig {
-        TransportConfig {
-            id,
-            group,
-            cluster_id: None,
-            bind_outgoing: None,
-            peers: Vec::new(),
-            queue_messages: DEFAULT_QUEUE_MESSAGES,
-            snapshot_receive: SnapshotReceiveConfig::new(snapshot_dir),
-            limits: ConnectionLimits::peer(DEFAULT_MAX_CONNECTIONS),
-            tls: None,
-            metrics: Arc::default(),
-        }
-    }
-}
-
-/// How the peer server receives snapshots: streamed into a file of `dir`
-/// (unlinked at once, so nothing is left behind) and verified as they
-/// arrive; only a complete, verified snapshot is read into memory and
-/// handed to raft.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct SnapshotReceiveConfig {
-    /// Where snapshots being received are spilled.
-    pub dir: std::path::PathBuf,
-    /// The largest snapshot data accepted, in bytes.
-    pub max_bytes: u64,
-    /// How many snapshots are received at once; a further upload gets
-    /// `503 Service Unavailable`.
-    pub max_concurrent: usize,
-}
-
-impl SnapshotReceiveConfig {
-    /// Spilling into `dir`, with [`MAX_SNAPSHOT_BYTES`] and
-    /// [`MAX_CONCURRENT_SNAPSHOT_RECEIVES`].
-    pub fn new(dir: impl Into<std::path::PathBuf>) -> SnapshotReceiveConfig {
-        SnapshotReceiveConfig {
-            dir: dir.into(),
-            max_bytes: MAX_SNAPSHOT_BYTES,
-            max_concurrent: MAX_CONCURRENT_SNAPSHOT_RECEIVES,
-        }
     }
 }
 
@@ -264,10 +195,18 @@ impl HttpTransport {
             stopped: AtomicBool::new(false),
             peers: RwLock::new(Peers::default()),
             tasks: Mutex::new(Tasks::default()),
-            snapshot_slots: Arc::new(tokio::sync::Semaphore::new(
+            snapshot_slots: Arc::new(Semaphore::new(
                 config.snapshot_receive.max_concurrent.max(1),
             )),
             snapshot_receive: config.snapshot_receive,
+            snapshot_sends: Arc::new(Semaphore::new(config.snapshot_send.max_concurrent.max(1))),
+            snapshot_limiter: config
+                .snapshot_send
+                .max_bytes_per_sec
+                .map(|rate| Arc::new(RateLimiter::new(rate))),
+            max_concurrent_sends: config.snapshot_send.max_concurrent.max(1),
+            streams: Mutex::new(HashMap::new()),
+            stream_generation: AtomicU64::new(0),
             limits: config.limits,
             snapshot_buffered: AtomicU64::new(0),
             tls: config.tls,
@@ -340,33 +279,21 @@ impl HttpTransport {
                     tracing::warn!(to = %to, kind = message.body.kind_name(), "message to self dropped");
                     continue;
                 }
-                let is_snapshot = matches!(message.body, MessageBody::Snapshot(_));
+                let lane = Lane::of(&message.body);
                 let Some(peer) = peers.active.get(&to) else {
                     tracing::debug!(to = %to, kind = message.body.kind_name(), "message to unknown peer dropped");
-                    failed.push((to, is_snapshot));
+                    failed.push((to, lane.is_none()));
                     continue;
                 };
-                if is_snapshot {
+                let Some(lane) = lane else {
                     let task = snapshot::send(Arc::clone(shared), peer.url.clone(), message);
                     if !shared.spawn(task) {
                         failed.push((to, true));
                     }
                     continue;
-                }
-                match peer.queue.try_send(message) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(m)) => {
-                        if !peer.overflowing.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(
-                                to = %to,
-                                capacity = shared.queue_messages,
-                                kind = m.body.kind_name(),
-                                "peer queue full; dropping messages",
-                            );
-                        }
-                        failed.push((to, false));
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => failed.push((to, false)),
+                };
+                if !peer.lanes[lane.index()].enqueue(shared, message) {
+                    failed.push((to, false));
                 }
             }
         }
@@ -378,7 +305,7 @@ impl HttpTransport {
         }
     }
 
-    /// Adds or updates a peer.
+    /// Adds or updates a peer: one sender task per lane.
     ///
     /// Adding a removed id makes it known again. Adding this node's own id
     /// does nothing.
@@ -404,36 +331,36 @@ impl HttpTransport {
                 "peer URL scheme differs from this node's peer port; using this node's"
             );
         }
-        let (queue, rx) = mpsc::channel(shared.queue_messages);
-        let overflowing = Arc::new(AtomicBool::new(false));
-        let task = sender::run(
-            Arc::clone(shared),
-            id,
-            url.clone(),
-            rx,
-            Arc::clone(&overflowing),
-        );
-        if !shared.spawn(task) {
+        let lanes = Lane::ALL.map(|lane| {
+            let (queue, rx) = mpsc::channel(shared.queue_messages);
+            let state = Arc::new(LaneState {
+                lane,
+                overflowing: AtomicBool::new(false),
+                metrics: shared.metrics.lane_entry(id, lane),
+            });
+            let task =
+                stream_sender::run(Arc::clone(shared), id, url.clone(), rx, Arc::clone(&state));
+            (LaneQueue { queue, state }, shared.spawn(task))
+        });
+        if lanes.iter().any(|(_, spawned)| !spawned) {
             return;
         }
         tracing::info!(peer = %id, url = %url, "peer added");
-        // Replacing an entry drops the old queue, which stops its sender.
-        peers.active.insert(
-            id,
-            PeerEntry {
-                url,
-                queue,
-                overflowing,
-            },
-        );
+        // Replacing an entry drops the old queues, which stops their senders.
+        let lanes = lanes.map(|(queue, _)| queue);
+        peers.active.insert(id, PeerEntry { url, lanes });
     }
 
-    /// Removes a peer; its requests are refused from now on.
+    /// Removes a peer: its requests are refused from now on, and its open
+    /// inbound streams are closed.
     fn forget_peer(&self, id: NodeId) {
-        let mut peers = self.shared.peers.write();
-        let was_active = peers.active.remove(&id).is_some();
-        peers.removed.insert(id);
-        tracing::info!(peer = %id, was_active, "peer removed");
+        let was_active = {
+            let mut peers = self.shared.peers.write();
+            peers.removed.insert(id);
+            peers.active.remove(&id).is_some()
+        };
+        let closed = self.shared.close_streams_of(id);
+        tracing::info!(peer = %id, was_active, streams_closed = closed, "peer removed");
     }
 
     /// Stops the listener and the senders, and waits for their tasks to end.
@@ -509,7 +436,24 @@ struct Shared {
     snapshot_slots: Arc<tokio::sync::Semaphore>,
     /// Bytes of snapshot bodies in memory now, over all receives.
     snapshot_buffered: AtomicU64,
+    /// One permit per snapshot that may be sent at once.
+    snapshot_sends: Arc<Semaphore>,
+    max_concurrent_sends: usize,
+    /// Paces every snapshot send together; `None`: unpaced.
+    snapshot_limiter: Option<Arc<RateLimiter>>,
+    /// The open inbound stream of each peer and lane; a newer one replaces
+    /// (and so closes) the older.
+    streams: Mutex<HashMap<(NodeId, Lane), InboundStream>>,
+    /// Tells inbound streams apart, so an ending one unregisters only itself.
+    stream_generation: AtomicU64,
     tls: Option<PeerTls>,
+}
+
+/// An open inbound stream, as the registry holds it.
+struct InboundStream {
+    generation: u64,
+    /// Dropping it closes the stream.
+    _close: oneshot::Sender<()>,
 }
 
 /// The known and the removed peers.
@@ -521,10 +465,8 @@ struct Peers {
 
 struct PeerEntry {
     url: PeerUrl,
-    queue: mpsc::Sender<Message>,
-    /// Set when the queue overflowed, cleared by the sender on success:
-    /// one warning per overflow episode rather than one per message.
-    overflowing: Arc<AtomicBool>,
+    /// Indexed by [`Lane::index`].
+    lanes: [LaneQueue; 2],
 }
 
 /// Every task of the transport, so shutdown can stop and await them.
@@ -567,12 +509,22 @@ impl Shared {
     /// Marks the transport stopped and hands out its tasks.
     fn close(&self) -> JoinSet<()> {
         self.stopped.store(true, Ordering::Release);
-        // Dropping the queues lets senders end on their own too.
+        // Dropping the queues lets senders end on their own too, and
+        // dropping the registry closes the inbound streams.
         let active = std::mem::take(&mut self.peers.write().active);
         drop(active);
+        drop(std::mem::take(&mut *self.streams.lock()));
         let mut tasks = self.tasks.lock();
         tasks.closed = true;
         std::mem::take(&mut tasks.set)
+    }
+
+    /// Closes the inbound streams of `id`; how many were open.
+    fn close_streams_of(&self, id: NodeId) -> usize {
+        let mut streams = self.streams.lock();
+        let before = streams.len();
+        streams.retain(|(from, _), _| *from != id);
+        before - streams.len()
     }
 
     fn peer_status(&self, id: NodeId) -> PeerStatus {
@@ -586,10 +538,10 @@ impl Shared {
         }
     }
 
-    /// Clears the overflow flag of `id`'s queue after a successful send.
-    fn clear_overflow(&self, id: NodeId, flag: &AtomicBool) {
-        if flag.swap(false, Ordering::Relaxed) {
-            tracing::info!(peer = %id, "peer queue drains again");
+    /// Clears the overflow flag of `id`'s lane after a successful send.
+    fn clear_overflow(&self, id: NodeId, state: &LaneState) {
+        if state.overflowing.swap(false, Ordering::Relaxed) {
+            tracing::info!(peer = %id, lane = %state.lane, "peer queue drains again");
         }
     }
 

@@ -218,6 +218,47 @@ impl PrometheusText {
         self
     }
 
+    /// A counter family with one sample per label set; each `labels` is
+    /// what goes between the braces (`peer="2",lane="append"`), its values
+    /// needing no escaping.
+    pub fn labeled_counters(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (String, u64)>,
+    ) -> &mut PrometheusText {
+        self.labeled(name, help, "counter", samples)
+    }
+
+    /// A gauge family with one sample per label set (as
+    /// [`labeled_counters`](Self::labeled_counters)).
+    pub fn labeled_gauges(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (String, u64)>,
+    ) -> &mut PrometheusText {
+        self.labeled(name, help, "gauge", samples)
+    }
+
+    fn labeled(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        samples: impl IntoIterator<Item = (String, u64)>,
+    ) -> &mut PrometheusText {
+        self.family(name, help, kind);
+        for (labels, value) in samples {
+            debug_assert!(
+                !labels.contains(['\n', '{', '}']),
+                "labels need no escaping"
+            );
+            let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
+        }
+        self
+    }
+
     /// The text.
     pub fn finish(self) -> String {
         self.out

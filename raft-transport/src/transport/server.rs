@@ -21,9 +21,10 @@ use tokio::net::TcpListener;
 
 use super::{
     BATCH_PATH, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, MAX_BATCH_RECEIVE_BYTES, PeerStatus,
-    SNAPSHOT_PATH, Shared, receive,
+    SNAPSHOT_PATH, Shared, receive, stream_receiver,
 };
 use crate::conn::{Admission, Admitted};
+use crate::lane::Lane;
 use crate::metrics::inc;
 
 type Reply = Response<Full<Bytes>>;
@@ -88,6 +89,8 @@ where
         // closes idle connections too.
         .header_read_timeout(idle_timeout)
         .serve_connection(TokioIo::new(io), service)
+        // A lane's stream request takes the connection over.
+        .with_upgrades()
         .await
     {
         tracing::debug!(remote = %remote, error = %e, "peer connection ended with an error");
@@ -95,13 +98,13 @@ where
 }
 
 /// A refused request: logged, counted, answered with a plain-text reason.
-struct Refusal {
+pub(super) struct Refusal {
     status: StatusCode,
     reason: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
+    pub(super) fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
         Refusal {
             status,
             reason: reason.into(),
@@ -125,7 +128,11 @@ async fn handle(
     let from_header = header_str(req.headers(), HEADER_FROM).map(str::to_string);
     let outcome = route(shared, peer, req).await;
     match outcome {
-        Ok(delivered) => {
+        Ok(Handled::Upgraded(reply)) => {
+            tracing::debug!(remote = %remote, path = %path, "peer stream accepted");
+            reply
+        }
+        Ok(Handled::Delivered(delivered)) => {
             tracing::trace!(remote = %remote, path = %path, delivered, "peer request handled");
             let mut reply = Response::new(Full::new(Bytes::new()));
             *reply.status_mut() = StatusCode::NO_CONTENT;
@@ -152,16 +159,25 @@ async fn handle(
     }
 }
 
-/// Dispatches on method and path; `Ok` holds how many messages were delivered.
+/// What a request that was not refused came to.
+enum Handled {
+    /// A batch or snapshot: how many messages were delivered.
+    Delivered(usize),
+    /// A stream: the `101` answer.
+    Upgraded(Reply),
+}
+
+/// Dispatches on method and path.
 async fn route(
     shared: &Arc<Shared>,
     peer: Option<NodeId>,
     req: Request<Incoming>,
-) -> Result<usize, Refusal> {
+) -> Result<Handled, Refusal> {
     let path = req.uri().path();
     let is_batch = path == BATCH_PATH;
     let is_snapshot = path == SNAPSHOT_PATH;
-    if !is_batch && !is_snapshot {
+    let lane = Lane::from_path(path);
+    if !is_batch && !is_snapshot && lane.is_none() {
         return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             format!("no such path {path:?}"),
@@ -174,6 +190,9 @@ async fn route(
         ));
     }
     let sender = check_headers(shared, peer, req.headers())?;
+    if let Some(lane) = lane {
+        return stream_receiver::accept(shared, sender.from, lane, req).map(Handled::Upgraded);
+    }
     let messages = if is_batch {
         let body = read_body(req, MAX_BATCH_RECEIVE_BYTES, shared.limits.body_timeout).await?;
         DecodeLimits::new()
@@ -190,7 +209,7 @@ async fn route(
     for message in messages {
         shared.deliver(message);
     }
-    Ok(count)
+    Ok(Handled::Delivered(count))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -297,7 +316,7 @@ fn check_headers(
     }
 }
 
-fn check_sender(shared: &Shared, from: NodeId) -> Result<(), Refusal> {
+pub(super) fn check_sender(shared: &Shared, from: NodeId) -> Result<(), Refusal> {
     match shared.peer_status(from) {
         PeerStatus::Known => Ok(()),
         PeerStatus::Removed => Err(Refusal::new(

@@ -1,5 +1,6 @@
 //! Sending snapshot messages: streamed on a connection of their own, so a
-//! large snapshot never holds up the append pipeline. Receiving them is
+//! large snapshot never holds up a lane, paced by the transport's
+//! [`RateLimiter`] if it has one and capped in number. Receiving them is
 //! [`super::receive`].
 //!
 //! Body: `u32` little-endian envelope length, the envelope (the message
@@ -21,6 +22,7 @@ use tokio::time::timeout;
 
 use super::sender::{SendError, check_response, connect, request};
 use super::{SNAPSHOT_PATH, Shared};
+use crate::limiter::RateLimiter;
 use crate::metrics::inc;
 use crate::peer_url::PeerUrl;
 
@@ -88,7 +90,9 @@ impl Write for SharedBuf {
     }
 }
 
-/// Sends one snapshot message and reports how it went.
+/// Sends one snapshot message and reports how it went. Over
+/// [`SnapshotSendConfig::max_concurrent`](crate::SnapshotSendConfig::max_concurrent)
+/// sends at once it fails at once (see there why).
 pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
     let to = message.to;
     let MessageBody::Snapshot(snapshot) = &message.body else {
@@ -96,12 +100,29 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
     };
     let index = snapshot.metadata.index;
     let bytes = snapshot.data.len();
-    let limit = time_allowed(bytes as u64);
+    let Ok(slot) = Arc::clone(&shared.snapshot_sends).try_acquire_owned() else {
+        let cap = shared.max_concurrent_sends;
+        tracing::warn!(peer = %to, index = %index, bytes, cap, "snapshot sends at their cap; this one fails");
+        inc(&shared.metrics.snapshot_sends_refused);
+        shared.dropped(to, 1);
+        shared.snapshot_done(to, SnapshotStatus::Failed);
+        return;
+    };
+    // A paced send is allowed the time its pace takes on top.
+    let paced = shared
+        .snapshot_limiter
+        .as_ref()
+        .map_or(Duration::ZERO, |l| {
+            Duration::from_secs_f64(bytes as f64 / l.rate() as f64)
+        });
+    let limit = time_allowed(bytes as u64) + paced;
     tracing::info!(peer = %to, index = %index, bytes, "sending snapshot");
     let outcome = match timeout(limit, stream(&shared, &url, &message)).await {
         Ok(r) => r,
         Err(_) => Err(SendError::Timeout(limit)),
     };
+    // Free before the report, so a send Raft makes on hearing it fits.
+    drop(slot);
     match outcome {
         Ok(()) => {
             tracing::info!(peer = %to, index = %index, bytes, "snapshot sent");
@@ -130,7 +151,8 @@ async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(),
         let response = sender.send_request(req).await.map_err(SendError::Http)?;
         check_response(response).await
     };
-    let (exchanged, produced) = tokio::join!(exchange, produce(message, snapshot, tx));
+    let limiter = shared.snapshot_limiter.as_deref();
+    let (exchanged, produced) = tokio::join!(exchange, produce(message, snapshot, limiter, tx));
     // The exchange's error says more: a producer error is usually only the
     // body being dropped because the request failed.
     exchanged?;
@@ -138,12 +160,20 @@ async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(),
 }
 
 /// Feeds the body: envelope, then the encoded snapshot chunk by chunk.
+/// With a `limiter`, each piece waits for its bytes first.
 async fn produce(
     message: &Message,
     snapshot: &Snapshot,
+    limiter: Option<&RateLimiter>,
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
 ) -> Result<(), SendError> {
     let closed = || SendError::Response("the request body was dropped".to_string());
+    let send = |piece: Bytes| async {
+        if let Some(limiter) = limiter {
+            limiter.acquire(piece.len() as u64).await;
+        }
+        tx.send(Ok(piece)).await.map_err(|_| closed())
+    };
     let envelope = raft_proto::encode_message(&Message {
         body: MessageBody::Snapshot(Snapshot {
             metadata: snapshot.metadata.clone(),
@@ -155,7 +185,7 @@ async fn produce(
     let envelope_len = u32::try_from(envelope.len()).unwrap_or(u32::MAX);
     head.extend_from_slice(&envelope_len.to_le_bytes());
     head.extend_from_slice(&envelope);
-    tx.send(Ok(head.freeze())).await.map_err(|_| closed())?;
+    send(head.freeze()).await?;
 
     let buf = SharedBuf::default();
     let result: Result<(), SendError> = async {
@@ -164,10 +194,10 @@ async fn produce(
                 .map_err(SendError::Encode)?;
         for chunk in snapshot.data.chunks(CHUNK_BYTES) {
             encoder.write_chunk(chunk).map_err(SendError::Encode)?;
-            tx.send(Ok(buf.take())).await.map_err(|_| closed())?;
+            send(buf.take()).await?;
         }
         encoder.finish().map_err(SendError::Encode)?;
-        tx.send(Ok(buf.take())).await.map_err(|_| closed())?;
+        send(buf.take()).await?;
         Ok(())
     }
     .await;

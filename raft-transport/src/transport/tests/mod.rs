@@ -17,7 +17,12 @@ use tokio::time::{Instant, timeout};
 
 use super::*;
 
+mod batch_refusals;
+mod fallback;
 mod snapshot_receive;
+mod snapshot_send;
+mod streams;
+mod throughput;
 mod tls;
 
 const CLUSTER: u64 = 0xfeed_beef;
@@ -311,35 +316,44 @@ async fn pair() -> (Node, Node) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_flow_both_ways_in_order() {
+async fn messages_flow_both_ways_in_order_within_each_lane() {
     // Queues large enough for everything sent at once.
     let mut a = Node::start(1, CLUSTER, loopback0(), 1024).await;
     let mut b = Node::any(2).await;
     a.knows(&b);
     b.knows(&a);
-    let mut expected = Vec::new();
-    for round in 0..20u64 {
+    let mut expected: [Vec<Message>; 2] = [Vec::new(), Vec::new()];
+    // Appends of ~1 MiB each exceed one write's cap together, and
+    // heartbeats are sent between them.
+    for k in 0..6u64 {
         let batch: Vec<Message> = (0..10)
-            .map(|i| heartbeat(a.id, b.id, round * 10 + i))
+            .map(|i| heartbeat(a.id, b.id, k * 10 + i))
+            .chain([append(a.id, b.id, 1 + k * 4, 4, 256 << 10)])
             .collect();
-        expected.extend(batch.iter().cloned());
+        for m in &batch {
+            expected[Lane::of(&m.body).unwrap().index()].push(m.clone());
+        }
         a.transport.send(GROUP, batch);
     }
-    // Appends of ~1 MiB each exceed the batch cap together: several requests.
-    for k in 0..6u64 {
-        let m = append(a.id, b.id, 1 + k * 4, 4, 256 << 10);
-        expected.push(m.clone());
-        a.transport.send(GROUP, vec![m]);
+    // Each lane keeps its order; the lanes do not wait for each other.
+    let mut got: [Vec<Message>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..expected[0].len() + expected[1].len() {
+        let m = b.next_delivered().await;
+        got[Lane::of(&m.body).unwrap().index()].push(m);
     }
-    for want in &expected {
-        assert_same(&b.next_delivered().await, want);
+    for (got, want) in got.iter().zip(&expected) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_same(g, w);
+        }
     }
     b.transport.send(GROUP, vec![heartbeat(b.id, a.id, 7)]);
     assert_eq!(a.next_delivered().await, heartbeat(b.id, a.id, 7));
-    let total = expected.len() as u64;
+    let total = (expected[0].len() + expected[1].len()) as u64;
     eventually("sent counter", || a.metrics.messages_sent() == total).await;
     assert_eq!(a.metrics.send_failures(), 0);
     assert_eq!(b.metrics.requests_rejected(), 0);
+    assert_eq!(b.metrics.stream_frames_refused(), 0);
     a.transport.shutdown().await;
     b.transport.shutdown().await;
 }
@@ -420,49 +434,6 @@ async fn a_transport_carries_its_own_group_only() {
 }
 
 #[tokio::test]
-async fn a_wrong_or_missing_cluster_id_is_refused() {
-    let (a, mut b) = pair().await;
-    let addr = b.transport.local_addr();
-    let body = raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1)]);
-    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 1, 2), body.clone()).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(text.contains("cluster id mismatch"), "{text}");
-    let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2)[1..], body.clone()).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    b.no_pending_delivery();
-    assert_eq!(b.metrics.requests_rejected(), 2);
-
-    // A whole transport of another cluster: refused, reported unreachable.
-    let mut c = Node::start(3, CLUSTER + 1, loopback0(), 64).await;
-    c.knows(&b);
-    b.knows(&c);
-    c.transport.send(GROUP, vec![heartbeat(c.id, b.id, 1)]);
-    assert_eq!(c.next_event().await, Event::Unreachable(b.id));
-    b.no_pending_delivery();
-    assert_eq!(b.metrics.requests_rejected(), 3);
-    // The proper sender still gets through.
-    let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
-}
-
-#[tokio::test]
-async fn a_wrong_cluster_refusal_does_not_reveal_the_right_cluster_id() {
-    let (a, b) = pair().await;
-    let addr = b.transport.local_addr();
-    let body = raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1)]);
-    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 1, 2), body).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let ours = format!("{CLUSTER:016x}");
-    assert!(!text.contains(&ours), "the refusal reveals {ours}: {text}");
-    assert!(
-        !text.contains(&CLUSTER.to_string()),
-        "the refusal reveals the id in decimal: {text}"
-    );
-    assert!(text.contains("cluster id mismatch"), "{text}");
-}
-
-#[tokio::test]
 async fn a_joining_node_adopts_the_cluster_id_of_a_known_peer_only() {
     let a = Node::any(1).await;
     let mut j = Node::start_with(4, None, loopback0(), 64).await;
@@ -484,98 +455,6 @@ async fn a_joining_node_adopts_the_cluster_id_of_a_known_peer_only() {
     let (status, _) = post(addr, BATCH_PATH, &headers(CLUSTER + 1, 1, 4), body).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     j.no_pending_delivery();
-}
-
-#[tokio::test]
-async fn unknown_and_removed_senders_are_refused() {
-    let (a, mut b) = pair().await;
-    let stranger = Node::any(9).await;
-    let addr = b.transport.local_addr();
-
-    // Unknown in the headers.
-    let body = raft_proto::encode_batch(&[heartbeat(stranger.id, b.id, 1)]);
-    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 9, 2), body).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
-    // Known sender in the headers, but a message claiming another sender.
-    let body =
-        raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1), heartbeat(stranger.id, b.id, 2)]);
-    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
-    // A message for another node.
-    let body = raft_proto::encode_batch(&[heartbeat(a.id, stranger.id, 1)]);
-    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
-    // A request for another node.
-    let body = raft_proto::encode_batch(&[heartbeat(a.id, b.id, 1)]);
-    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 9), body.clone()).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
-    b.no_pending_delivery();
-
-    // Removed: 410, also through a real transport.
-    b.transport.remove_peer(GROUP, a.id);
-    let (status, text) = post(addr, BATCH_PATH, &headers(CLUSTER, 1, 2), body).await;
-    assert_eq!(status, StatusCode::GONE, "{text}");
-    let mut a = a;
-    a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 5)]);
-    assert_eq!(a.next_event().await, Event::Unreachable(b.id));
-    b.no_pending_delivery();
-    assert_eq!(b.metrics.requests_rejected(), 6);
-    stranger.transport.shutdown().await;
-}
-
-#[tokio::test]
-async fn garbage_and_oversized_bodies_are_refused() {
-    let (a, mut b) = pair().await;
-    let addr = b.transport.local_addr();
-    let (status, text) = post(
-        addr,
-        BATCH_PATH,
-        &headers(CLUSTER, 1, 2),
-        Bytes::from_static(b"\xff\xff\xff\xff this is not protobuf"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    let (status, text) = post(
-        addr,
-        SNAPSHOT_PATH,
-        &headers(CLUSTER, 1, 2),
-        Bytes::from_static(b"\x03\x00\x00\x00abcdefgh"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    // A snapshot with a valid envelope whose stream is corrupt.
-    let m = snapshot_message(a.id, b.id, Bytes::from_static(b"data"));
-    let envelope = raft_proto::encode_message(&m);
-    let mut body = (envelope.len() as u32).to_le_bytes().to_vec();
-    body.extend_from_slice(&envelope);
-    body.extend_from_slice(b"not a snapshot stream at all, no magic");
-    let (status, text) = post(addr, SNAPSHOT_PATH, &headers(CLUSTER, 1, 2), body.into()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    // Declared too large: refused before the body is sent.
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("POST {BATCH_PATH} HTTP/1.1\r\nhost: {addr}\r\n");
-    for (name, value) in headers(CLUSTER, 1, 2) {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!(
-        "content-length: {}\r\n\r\n",
-        MAX_BATCH_RECEIVE_BYTES + 1
-    ));
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    while !response.windows(2).any(|w| w == b"\r\n") {
-        let mut buf = [0u8; 512];
-        let n = timeout(WAIT, stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "connection closed without a response");
-        response.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
-    let (status, _) = post(addr, "/nope", &headers(CLUSTER, 1, 2), Bytes::new()).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-
-    b.no_pending_delivery();
-    assert_eq!(b.metrics.requests_rejected(), 5);
 }
 
 /// On a current-thread runtime the sender cannot run during `send`, so the
@@ -613,16 +492,22 @@ async fn a_peer_that_comes_back_gets_messages_again() {
     drop(b);
     let mut commit = 2;
     let mut unreachable_reports = 0;
+    // A message written just before the stream's close is noticed is lost
+    // without a report (the kernel took it): keep sending until three
+    // reports are in.
+    let deadline = Instant::now() + WAIT;
     while unreachable_reports < 3 {
+        assert!(Instant::now() < deadline, "no unreachable reports");
         a.transport
             .send(GROUP, vec![heartbeat(a.id, nid(2), commit)]);
         commit += 1;
-        match a.next_event().await {
-            Event::Unreachable(to) => {
+        match timeout(Duration::from_millis(100), a.events.recv()).await {
+            Ok(Some(Event::Unreachable(to))) => {
                 assert_eq!(to, nid(2));
                 unreachable_reports += 1;
             }
-            e => panic!("unexpected {e:?}"),
+            Ok(e) => panic!("unexpected {e:?}"),
+            Err(_) => {}
         }
     }
 
@@ -641,7 +526,9 @@ async fn a_peer_that_comes_back_gets_messages_again() {
         }
         commit += 1;
     }
-    assert!(a.metrics.send_failures() >= 3);
+    assert!(a.metrics.send_failures() >= 1);
+    let lane = a.metrics.lane(nid(2), Lane::Message).unwrap();
+    assert!(lane.reconnects() >= 1, "the stream was opened again");
     a.transport.shutdown().await;
     b.transport.shutdown().await;
 }
@@ -707,62 +594,4 @@ fn snapshot_bodies_are_verified() {
         let e = decode(&snapshot_body(&stray, &s.metadata)).unwrap_err();
         assert_eq!(e.status(), StatusCode::FORBIDDEN, "{e}");
     }
-}
-
-/// Reads from `stream` until the status line is in, or the connection
-/// closes; returns what arrived.
-async fn read_status_line(stream: &mut tokio::net::TcpStream) -> String {
-    let mut response = Vec::new();
-    while !response.windows(2).any(|w| w == b"\r\n") {
-        let mut buf = [0u8; 512];
-        let n = timeout(WAIT, stream.read(&mut buf)).await.unwrap().unwrap();
-        if n == 0 {
-            break;
-        }
-        response.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-#[tokio::test]
-async fn a_stalled_batch_body_gets_408_and_idle_or_surplus_peer_connections_are_closed() {
-    let limits = ConnectionLimits {
-        max_connections: 3,
-        idle_timeout: Duration::from_millis(200),
-        body_timeout: Duration::from_millis(200),
-    };
-    let a = Node::any(1).await;
-    let b = Node::start_config(TransportConfig {
-        limits,
-        ..config(2)
-    })
-    .await;
-    b.knows(&a);
-    let addr = b.transport.local_addr();
-    // A batch whose body stops after 10 of its 100 bytes.
-    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("POST {BATCH_PATH} HTTP/1.1\r\nhost: {addr}\r\n");
-    for (name, value) in headers(CLUSTER, 1, 2) {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("content-length: 100\r\n\r\n0123456789");
-    stalled.write_all(head.as_bytes()).await.unwrap();
-    let text = read_status_line(&mut stalled).await;
-    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
-    // A connection that never sends a request is closed.
-    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
-    assert_eq!(
-        read_status_line(&mut idle).await,
-        "",
-        "closed without a word"
-    );
-    // Over the cap of 3: the fourth of four connections gets 503.
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
-    }
-    let mut surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let text = read_status_line(&mut surplus).await;
-    assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
-    assert!(b.metrics.connections().refused() >= 1);
 }

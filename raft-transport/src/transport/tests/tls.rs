@@ -138,6 +138,9 @@ async fn batches_and_snapshots_flow_over_mutual_tls() {
     let (mut a, mut b) = tls_pair(&pki).await;
     a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 1)]);
     assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 1));
+    let entries = append(a.id, b.id, 1, 3, 1000);
+    a.transport.send(GROUP, vec![entries.clone()]);
+    assert_same(&b.next_delivered().await, &entries);
     let snapshot = snapshot_message(b.id, a.id, Bytes::from(vec![3u8; 300_000]));
     b.transport.send(GROUP, vec![snapshot.clone()]);
     assert_same(&a.next_delivered().await, &snapshot);
@@ -319,4 +322,85 @@ fn peer_certificate_files_that_cannot_work_are_one_line_errors() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
     assert!(PeerTls::load(nid(2), &good).is_ok());
+}
+
+/// A TLS connection to `addr` with `client`, asking for `lane`'s stream
+/// with `headers`: the answer's status, or why there is none.
+async fn tls_stream(
+    addr: SocketAddr,
+    client: Arc<ClientConfig>,
+    lane: Lane,
+    headers: &[(&str, String)],
+) -> (
+    Result<u16, String>,
+    Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::from(addr.ip());
+    match tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+    {
+        Err(e) => (Err(format!("handshake: {e}")), None),
+        Ok(mut io) => {
+            let status = super::streams::ask(&mut io, lane, headers, true).await;
+            (status, Some(io))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lane_refuses_a_peer_without_a_certificate_or_speaking_for_another_node() {
+    let pki = Pki::new();
+    let (mut a, mut b) = tls_pair(&pki).await;
+    let c = Node::tls(3, pki.peer_tls(3)).await;
+    b.knows(&c);
+    let addr = b.transport.local_addr();
+    let node3 = pki.client(Some(&pki.node(3)));
+    for lane in Lane::ALL {
+        let (status, _) = tls_stream(addr, pki.client(None), lane, &headers(CLUSTER, 1, 2)).await;
+        assert!(
+            status.is_err(),
+            "{lane}: answered without a certificate: {status:?}"
+        );
+        let (status, _) = tls_stream(addr, Arc::clone(&node3), lane, &headers(CLUSTER, 1, 2)).await;
+        assert_eq!(status, Ok(403), "{lane}: node 3 speaking for node 1");
+        // As itself node 3 gets its stream, but its frames speak for it only.
+        let (status, io) =
+            tls_stream(addr, Arc::clone(&node3), lane, &headers(CLUSTER, 3, 2)).await;
+        assert_eq!(status, Ok(101), "{lane}");
+        let mut io = io.unwrap();
+        let own = match lane {
+            Lane::Message => heartbeat(c.id, b.id, 9),
+            _ => append(c.id, b.id, 1, 1, 8),
+        };
+        io.write_all(&super::streams::message_frame(&own))
+            .await
+            .unwrap();
+        assert_same(&b.next_delivered().await, &own);
+        let forged = match lane {
+            Lane::Message => heartbeat(a.id, b.id, 9),
+            _ => append(a.id, b.id, 1, 1, 8),
+        };
+        io.write_all(&super::streams::message_frame(&forged))
+            .await
+            .unwrap();
+        super::streams::closed_by_server(&mut io).await;
+        b.no_pending_delivery();
+    }
+    eventually("the handshake refusals are counted", || {
+        b.metrics.tls_handshakes_refused() == 2
+    })
+    .await;
+    assert_eq!(b.metrics.stream_frames_refused(), 2);
+    // The cluster still serves, on both lanes.
+    a.transport.send(
+        GROUP,
+        vec![heartbeat(a.id, b.id, 1), append(a.id, b.id, 1, 1, 8)],
+    );
+    let mut got = [b.next_delivered().await, b.next_delivered().await];
+    got.sort_by_key(|m| m.body.kind_name());
+    assert_same(&got[0], &append(a.id, b.id, 1, 1, 8));
+    assert_same(&got[1], &heartbeat(a.id, b.id, 1));
+    assert!(a.events.try_recv().is_err(), "nothing reported unreachable");
 }
