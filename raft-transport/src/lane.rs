@@ -55,7 +55,8 @@ impl Lane {
             | MessageBody::ReadIndex(_)
             | MessageBody::ReadIndexResponse(_)
             | MessageBody::TimeoutNow
-            | MessageBody::TransferLeader(_) => Some(Lane::Message),
+            | MessageBody::TransferLeader(_)
+            | MessageBody::RequestSnapshot(_) => Some(Lane::Message),
         }
     }
 
