@@ -227,6 +227,9 @@ impl Node {
 
 /// A data directory error, with what to do when the disk is full.
 fn data_dir_error(e: &DataDirError) -> String {
+    if matches!(e, DataDirError::JoinerWithoutLog { .. }) {
+        return format!("{e}: restart it with --join");
+    }
     if !e.is_disk_full() {
         return e.to_string();
     }

@@ -79,6 +79,19 @@ pub enum DataDirError {
         /// The id those founders give.
         derived: u64,
     },
+    /// The directory is a joining node's that has no log yet, and it was
+    /// opened to found a group: that would start a second cluster beside
+    /// the one it joined.
+    #[error(
+        "data directory {} belongs to a node that joined a cluster and has no log yet: founding \
+         a group here would start a second cluster; start it as a joiner (Membership::Join), as \
+         when it first joined",
+        dir.display()
+    )]
+    JoinerWithoutLog {
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// The directory holds a log but no identity record.
     #[error(
         "data directory {} holds a log but no identity record, so which node it belongs to is \
@@ -149,6 +162,15 @@ impl DataDir {
                 other => tracing::warn!(skipped = ?other, "skipped a snapshot"),
             }
         }
+        // A joiner's record names no founders; with no log yet, founding
+        // here would make a cluster of its own (a joiner killed before its
+        // first append, restarted without its join flag).
+        let joiner = recorded.is_some_and(|i| i.founders.is_none());
+        if joiner && matches!(membership, Membership::Found(_)) && log_is_empty(&storage) {
+            return Err(DataDirError::JoinerWithoutLog {
+                dir: path.to_path_buf(),
+            });
+        }
         let identity = match recorded {
             Some(identity) => identity,
             None if recovery.fresh => record_new_identity(path, id, membership)?,
@@ -193,6 +215,15 @@ impl DataDir {
         self.identity = updated;
         Ok(())
     }
+}
+
+/// Whether `storage` holds nothing: no entry, no snapshot, no term.
+fn log_is_empty(storage: &DiskStorage) -> bool {
+    use raft_core::Storage;
+    let no_term = storage
+        .initial_state()
+        .is_ok_and(|s| s.hard_state.term == raft_core::Term::ZERO);
+    no_term && storage.last_index().is_ok_and(|i| i == raft_core::Index(0))
 }
 
 /// Writes the identity record of a new directory: node `id`, and for a
@@ -361,6 +392,19 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         std::fs::create_dir(empty.path().join("wal")).unwrap();
         open_once(empty.path(), 3, &founders).unwrap();
+    }
+
+    #[test]
+    fn a_joiner_without_a_log_is_never_opened_to_found_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let join = Membership::Join(vec![Peer::new(nid(1), "http://127.0.0.1:1")]);
+        drop(DataDir::open(dir.path(), nid(4), &join, StorageOptions::new()).unwrap());
+        let found = found(&[1, 2, 3, 4]);
+        let e = DataDir::open(dir.path(), nid(4), &found, StorageOptions::new()).unwrap_err();
+        assert!(matches!(e, DataDirError::JoinerWithoutLog { .. }), "{e}");
+        assert_eq!(e.to_string().lines().count(), 1);
+        // As a joiner it opens again.
+        DataDir::open(dir.path(), nid(4), &join, StorageOptions::new()).unwrap();
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub struct Cluster {
     mounts: Option<Mounts>,
     /// When each node process was started, in order.
     starts: Vec<(u64, Instant)>,
+    /// The nodes added at run time: they restart with `--join`.
+    joined: std::collections::BTreeSet<u64>,
 }
 
 impl Drop for Cluster {
@@ -200,6 +202,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             client: Client::with_timeout(Duration::from_millis(1000)),
             starts: Vec::new(),
+            joined: Default::default(),
         };
         for id in 1..=nodes {
             c.spawn(id, false)?;
@@ -373,7 +376,9 @@ impl Cluster {
         if self.is_running(id) {
             return Ok(());
         }
-        self.spawn(id, false)
+        // A joiner killed before its first append has no log, and must
+        // not found a cluster of its own.
+        self.spawn(id, self.joined.contains(&id))
     }
 
     /// SIGSTOPs (`pause`) or SIGCONTs node `id`.
@@ -695,6 +700,7 @@ impl Cluster {
         }
         self.slots = id;
         self.members.push(id);
+        self.joined.insert(id);
         self.spawn(id, true)?;
         Ok(id)
     }
