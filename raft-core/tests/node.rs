@@ -90,17 +90,22 @@ fn drain_available(apps: &mut BTreeMap<u64, App>) {
     }
 }
 
-#[test]
-fn three_nodes_elect_a_leader_and_commit_proposals_everywhere() {
-    let mut apps = cluster();
+/// Node 1 campaigns; returns once every node knows it leads.
+fn elect_node_1(apps: &mut BTreeMap<u64, App>) {
     apps[&1].node.campaign().expect("campaign");
-    run_until(&mut apps, |a| {
+    run_until(apps, |a| {
         a.values().all(|app| {
             app.node
                 .status()
                 .is_ok_and(|s| s.soft_state.leader == Some(id(1)))
         })
     });
+}
+
+#[test]
+fn three_nodes_elect_a_leader_and_commit_proposals_everywhere() {
+    let mut apps = cluster();
+    elect_node_1(&mut apps);
     let p = apps[&1].node.propose(&b"one"[..]).expect("accepted");
     assert!(matches!(p, Proposal::Appended { .. }));
     let p = apps[&2].node.propose(&b"two"[..]).expect("forwarded");
@@ -170,14 +175,7 @@ fn proposal_without_a_leader_returns_the_reason() {
 #[test]
 fn a_threaded_follower_forgets_its_leader_and_asks_it_for_a_snapshot() {
     let mut apps = cluster();
-    apps[&1].node.campaign().expect("campaign");
-    run_until(&mut apps, |a| {
-        a.values().all(|app| {
-            app.node
-                .status()
-                .is_ok_and(|s| s.soft_state.leader == Some(id(1)))
-        })
-    });
+    elect_node_1(&mut apps);
     run_until(&mut apps, |a| {
         a.values()
             .all(|app| app.node.status().is_ok_and(|s| s.applied.get() >= 1))
