@@ -228,7 +228,10 @@ impl DiskStorage {
         let _order = self.snapshot_lock.lock();
         let meta = &s.metadata;
         let current = self.snapshot_index();
-        if meta.index <= current && current > Index::ZERO {
+        // One at the stored index replaces it: a follower that asked for a
+        // snapshot (`request_snapshot`) may get one ending where its own
+        // does, as raft-core's MemoryStorage allows.
+        if meta.index < current {
             return Err(raft_core::PersistError::SnapshotOutOfDate {
                 index: meta.index,
                 stored: current,

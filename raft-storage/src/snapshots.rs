@@ -66,7 +66,9 @@ impl SnapshotFiles {
                 max_bytes,
             });
         }
-        if meta.index <= current && current > Index::ZERO {
+        // At the stored index it replaces the stored one (see
+        // `record_received_snapshot`).
+        if meta.index < current {
             return Err(InstallError::OutOfDate {
                 index: meta.index,
                 current,

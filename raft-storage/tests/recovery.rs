@@ -284,6 +284,20 @@ fn a_received_snapshot_that_is_too_large_damaged_or_stale_is_refused_and_leaves_
         .install_snapshot(&encoded(&leader_snapshot(40))[..], 1 << 20)
         .expect_err("stale");
     assert!(matches!(e, InstallError::OutOfDate { .. }), "{e}");
+    // One at the stored index replaces it (a follower-requested snapshot
+    // may end where the follower's own does).
+    let again = leader_snapshot(50);
+    s.install_snapshot(&encoded(&again)[..], 1 << 20)
+        .expect("same index");
+    s.persist_batch(&PersistBatch {
+        snapshot: Some(again),
+        ..PersistBatch::default()
+    })
+    .expect("record the same index again");
+    drop(s);
+    let (s, _) = open(dir.path()).expect("reopen");
+    let stored = raft_core::Storage::snapshot(&s, Index(0)).expect("snapshot");
+    assert_eq!(stored.metadata.index, Index(50));
 }
 
 #[test]
