@@ -70,9 +70,12 @@ pub fn inspect_dir(backend: &dyn Backend, dir: &Path) -> Result<Vec<FileReport>,
     })?;
     let id_of =
         |name: &str| format::parse_file_name(name).map(|(term, index)| LogId::new(term, index));
-    names.sort_by_key(|name| match id_of(name) {
-        Some(id) => (0, std::cmp::Reverse((id.index, id.term)), String::new()),
-        None => (1, std::cmp::Reverse(Default::default()), name.clone()),
+    // Snapshots newest first, then the other files by name.
+    names.sort_by(|a, b| match (id_of(a), id_of(b)) {
+        (Some(x), Some(y)) => (y.index, y.term).cmp(&(x.index, x.term)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
     });
     let reports = names
         .into_iter()

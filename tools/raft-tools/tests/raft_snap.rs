@@ -70,7 +70,13 @@ fn bad_usage_exits_two_a_missing_directory_one_and_help_and_version_zero() {
     assert_eq!(run(&[]).0, 2);
     assert_eq!(run(&["verify"]).0, 2);
     assert_eq!(run(&["frobnicate", "/tmp"]).0, 2);
-    assert_eq!(run(&["verify", "/nonexistent/snap"]).0, 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_raft-snap"))
+        .args(["verify", "/nonexistent/snap"])
+        .output()
+        .expect("run raft-snap");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no such directory"), "{stderr}");
     let (code, help) = run(&["--help"]);
     assert_eq!(code, 0);
     assert!(help.contains("list") && help.contains("verify"), "{help}");

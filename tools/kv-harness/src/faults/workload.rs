@@ -140,11 +140,17 @@ async fn client_loop(
             Ok(Done::Mismatch) => (Outcome::Mismatch, value, None),
             Err(e) => (outcome_of(&e), value, Some(e)),
         };
-        if outcome == Outcome::Ok || outcome == Outcome::Mismatch {
-            match value.as_ref().filter(|_| outcome == Outcome::Ok) {
-                Some(v) => seen.insert(key.clone(), v.clone()),
-                None => seen.remove(&key),
-            };
+        // What the key holds now, as far as this client knows: the value
+        // read or written; after a delete, a missing key or a mismatch,
+        // nothing it could expect.
+        match (outcome, &value) {
+            (Outcome::Ok, Some(v)) => {
+                seen.insert(key.clone(), v.clone());
+            }
+            (Outcome::Ok | Outcome::Mismatch, _) => {
+                seen.remove(&key);
+            }
+            _ => {}
         }
         let op = Op {
             client: c,

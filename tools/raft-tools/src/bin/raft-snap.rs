@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use raft_core::{ConfState, SnapshotMetadata};
 use raft_io::FileBackend;
-use raft_snap::inspect::{FileKind, FileReport, inspect_dir};
+use raft_snap::inspect::{FileKind, FileReport, inspect_dir, is_missing_dir};
 
 /// Inspect a raft-snap snapshot directory without changing it.
 #[derive(Parser, Debug)]
@@ -49,6 +49,14 @@ fn main() -> ExitCode {
     let (Command::List { dir } | Command::Verify { dir }) = &cli.command;
     let reports = match inspect_dir(&FileBackend, dir) {
         Ok(r) => r,
+        Err(e) if is_missing_dir(&e) => {
+            eprintln!(
+                "raft-snap: {}: no such directory (a node that never took or received a \
+                 snapshot has none)",
+                dir.display()
+            );
+            return ExitCode::from(1);
+        }
         Err(e) => {
             eprintln!("raft-snap: {}: {}", dir.display(), e.source);
             return ExitCode::from(1);

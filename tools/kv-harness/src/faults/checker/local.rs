@@ -14,26 +14,19 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::super::history::{Op, OpKind, Outcome};
+use super::effective_by;
 
 /// Triples `(node, earlier, later)` of one key's serializable reads served
 /// by one process of `node` where the later went back in time. `writes` maps each value to
-/// the operation that wrote it; `starts` each node to when its processes
+/// the operation that wrote it; `last_delete` is the latest a delete may
+/// have taken effect (`None`: no delete); `starts` each node to when its processes
 /// started (nanoseconds, ascending).
 pub(super) fn reads_going_back<'a>(
     ops: &[&'a Op],
     writes: &HashMap<&str, &Op>,
+    last_delete: Option<u64>,
     starts: &BTreeMap<u64, Vec<u64>>,
 ) -> Vec<(u64, &'a Op, &'a Op)> {
-    // The latest a delete may have taken effect (`None`: no delete).
-    let ret = |o: &Op| match o.outcome {
-        Outcome::Ok => o.return_ns,
-        _ => u64::MAX,
-    };
-    let last_delete = ops
-        .iter()
-        .filter(|o| o.kind == OpKind::Delete && o.outcome != Outcome::Fail)
-        .map(|o| ret(o))
-        .max();
     let mut by_process: BTreeMap<(u64, usize), Vec<&Op>> = BTreeMap::new();
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         let OpKind::LocalGet { node } = op.kind else {
@@ -92,7 +85,7 @@ fn going_back<'a>(
         // Whether the later read's state was certainly gone before the
         // write the earlier one showed was even invoked.
         let older = match later.value {
-            Some(_) => writer(later).is_some_and(|w| ret_of(w) < shown),
+            Some(_) => writer(later).is_some_and(|w| effective_by(w) < shown),
             None => last_delete.is_none_or(|d| d < shown),
         };
         if older {
@@ -100,14 +93,6 @@ fn going_back<'a>(
         }
     }
     found
-}
-
-/// When `w` certainly had taken effect (+infinity if unknown).
-fn ret_of(w: &Op) -> u64 {
-    match w.outcome {
-        Outcome::Ok => w.return_ns,
-        _ => u64::MAX,
-    }
 }
 
 #[cfg(test)]
@@ -140,7 +125,8 @@ mod tests {
         for &(n, t) in starts {
             s.entry(n).or_default().push(t);
         }
-        reads_going_back(&refs, &writes, &s).len()
+        let last_delete = super::super::last_delete(&refs);
+        reads_going_back(&refs, &writes, last_delete, &s).len()
     }
 
     #[test]

@@ -245,7 +245,9 @@ fn check_key(key: &str, ops: &[&Op], opts: &CheckOptions, report: &mut CheckRepo
     if let Some(final_value) = opts.final_values.get(key) {
         lost_writes(key, ops, &writes, final_value.as_deref(), report);
     }
-    for (node, earlier, later) in local::reads_going_back(ops, &writes, &opts.starts) {
+    for (node, earlier, later) in
+        local::reads_going_back(ops, &writes, last_delete(ops), &opts.starts)
+    {
         let (earlier, later) = (earlier.clone(), later.clone());
         let anomaly = Anomaly::LocalReadWentBack {
             node,
@@ -392,6 +394,24 @@ fn search_ops(ops: &[&Op], observed: &HashSet<&str>) -> Vec<SearchOp> {
     search_ops
 }
 
+/// When `op` had certainly taken effect, if it did: its return, or
+/// +infinity for an unknown outcome.
+fn effective_by(op: &Op) -> u64 {
+    match op.outcome {
+        Outcome::Ok => op.return_ns,
+        _ => u64::MAX,
+    }
+}
+
+/// The latest a delete of the key may have taken effect (`None`: no
+/// delete that may have).
+fn last_delete(ops: &[&Op]) -> Option<u64> {
+    ops.iter()
+        .filter(|o| o.kind == OpKind::Delete && o.outcome != Outcome::Fail)
+        .map(|o| effective_by(o))
+        .max()
+}
+
 /// The id of `value` (0 for none), numbered in order of appearance.
 fn value_id<'a>(ids: &mut HashMap<&'a str, State>, value: Option<&'a str>) -> State {
     let Some(v) = value else {
@@ -415,21 +435,10 @@ fn lost_writes(
     // delete that may have taken effect, or `None`: nothing after the
     // start); an acknowledged write invoked after that was overwritten by
     // an older write.
-    let ret = |o: &Op| {
-        if o.outcome == Outcome::Ok {
-            o.return_ns
-        } else {
-            u64::MAX
-        }
-    };
     let final_ret = match final_value {
-        None => ops
-            .iter()
-            .filter(|o| o.kind == OpKind::Delete && o.outcome != Outcome::Fail)
-            .map(|o| ret(o))
-            .max(),
+        None => last_delete(ops),
         Some(v) => match writes.get(v) {
-            Some(w) => Some(ret(w)),
+            Some(w) => Some(effective_by(w)),
             // Phantom, reported elsewhere: no bound.
             None => Some(u64::MAX),
         },
