@@ -229,6 +229,20 @@ fn tls_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("tls")
 }
 
+/// Writes fresh certificates for nodes 1 to `nodes` into `data_dir/tls`,
+/// where [`plan`] with `tls` points the nodes (`raftkv cluster --tls`, and
+/// `bench-vs --peer-tls`). Returns that directory.
+///
+/// # Errors
+/// [`LauncherError::Certs`] when they cannot be made or written.
+pub fn write_certs(data_dir: &Path, nodes: u64) -> Result<PathBuf, LauncherError> {
+    let hosts: Vec<String> = TLS_HOSTS.iter().map(|h| h.to_string()).collect();
+    let validity = Validity::days_from_now(TLS_DAYS);
+    let dir = tls_dir(data_dir);
+    write_cluster(&dir, nodes, &hosts, validity)?;
+    Ok(dir)
+}
+
 /// The `--cluster` argument: every node's peer URL, comma-separated, in id
 /// order.
 pub fn cluster_arg(nodes: &[NodeSpec]) -> String {
@@ -256,9 +270,7 @@ pub fn run(args: ClusterArgs) -> Result<(), LauncherError> {
         source,
     })?;
     if args.tls {
-        let hosts: Vec<String> = TLS_HOSTS.iter().map(|h| h.to_string()).collect();
-        let validity = Validity::days_from_now(TLS_DAYS);
-        write_cluster(&tls_dir(&args.data_dir), args.nodes, &hosts, validity)?;
+        write_certs(&args.data_dir, args.nodes)?;
     }
     let exe = std::env::current_exe().map_err(LauncherError::CurrentExe)?;
     let (tx, rx) = crossbeam_channel::unbounded();

@@ -16,6 +16,7 @@ use super::stats::{self, Counters};
 use super::table::RunResult;
 use super::{Placement, STOP_GRACE, VersusArgs, VersusError, bench_args};
 use crate::bench::{self, Target};
+use crate::certs::CertPaths;
 use crate::client::{Client, Connection};
 use crate::launcher::{self, ClusterArgs};
 
@@ -50,10 +51,22 @@ pub(crate) struct SystemSpec {
     pub(crate) kind: SystemKind,
     /// Extra server flags.
     pub(crate) flags: Vec<String>,
+    /// Mutual TLS on the peer ports, with certificates written into the
+    /// system's work directory (`tls/`) at every start.
+    pub(crate) peer_tls: bool,
 }
 
 /// raftkv flags `bench-vs` sets itself.
 const RAFTKV_OWN_FLAGS: [&str; 5] = ["--id", "--cluster", "--port", "--data-dir", "--join"];
+/// raftkv flags `bench-vs --peer-tls` sets itself.
+const RAFTKV_TLS_FLAGS: [&str; 3] = ["--peer-cert", "--peer-key", "--peer-ca"];
+/// etcd flags `bench-vs --peer-tls` sets itself.
+const ETCD_TLS_FLAGS: [&str; 4] = [
+    "--peer-cert-file",
+    "--peer-key-file",
+    "--peer-trusted-ca-file",
+    "--peer-client-cert-auth",
+];
 /// etcd flags `bench-vs` sets itself.
 const ETCD_OWN_FLAGS: [&str; 9] = [
     "--name",
@@ -78,15 +91,16 @@ impl SystemSpec {
 
     /// Refuses extra flags that set what `bench-vs` sets itself.
     pub(crate) fn check_flags(&self) -> Result<(), String> {
-        let own: &[&str] = match self.kind {
-            SystemKind::Raftkv { .. } => &RAFTKV_OWN_FLAGS,
-            SystemKind::Etcd { .. } => &ETCD_OWN_FLAGS,
+        let (own, tls): (&[&str], &[&str]) = match self.kind {
+            SystemKind::Raftkv { .. } => (&RAFTKV_OWN_FLAGS, &RAFTKV_TLS_FLAGS),
+            SystemKind::Etcd { .. } => (&ETCD_OWN_FLAGS, &ETCD_TLS_FLAGS),
         };
+        let tls = if self.peer_tls { tls } else { &[] };
         for flag in &self.flags {
             // etcd also takes -flag; both take --flag=value.
             let name = flag.split('=').next().unwrap_or(flag);
             let name = format!("--{}", name.trim_start_matches('-'));
-            if own.contains(&name.as_str()) {
+            if own.contains(&name.as_str()) || tls.contains(&name.as_str()) {
                 return Err(format!(
                     "{name} is set by bench-vs for every {}; leave it out of the extra flags",
                     self.target()
@@ -128,7 +142,12 @@ impl SystemSpec {
             format!("extra flags: {}", self.flags.join(" "))
         };
         let clients = self.client_urls().map_or_else(|e| e, |urls| urls.join(","));
-        format!("{}: {flags}; clients at {clients}", self.label)
+        let peers = if self.peer_tls {
+            "peers over mutual TLS"
+        } else {
+            "plain peers"
+        };
+        format!("{}: {flags}; {peers}; clients at {clients}", self.label)
     }
 
     /// The members' client URLs.
@@ -156,7 +175,7 @@ impl SystemSpec {
                     data_dir: dir.to_path_buf(),
                     log: "info".into(),
                     fresh: false,
-                    tls: false,
+                    tls: self.peer_tls,
                 };
                 let nodes = launcher::plan(&args).map_err(|e| e.to_string())?;
                 let cluster = launcher::cluster_arg(&nodes);
@@ -170,7 +189,9 @@ impl SystemSpec {
                     .collect())
             }
             SystemKind::Etcd { .. } => {
-                let peer = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i + 1]);
+                let scheme = if self.peer_tls { "https" } else { "http" };
+                let peer = |i: usize| format!("{scheme}://127.0.0.1:{}", ports[2 * i + 1]);
+                let certs = CertPaths::new(dir.join("tls"));
                 let initial: Vec<String> = (0..usize::from(MEMBERS))
                     .map(|i| format!("m{}={}", i + 1, peer(i)))
                     .collect();
@@ -199,6 +220,20 @@ impl SystemSpec {
                             "--initial-cluster-token".into(),
                             "raftkv-bench-vs".into(),
                         ];
+                        if self.peer_tls {
+                            // The node certificates serve both ends of a
+                            // peer connection (server and client EKU).
+                            let id = i as u64 + 1;
+                            argv.extend([
+                                "--peer-cert-file".into(),
+                                certs.node_cert(id).into_os_string(),
+                                "--peer-key-file".into(),
+                                certs.node_key(id).into_os_string(),
+                                "--peer-trusted-ca-file".into(),
+                                certs.ca().into_os_string(),
+                                "--peer-client-cert-auth".into(),
+                            ]);
+                        }
                         argv.extend(extra.clone());
                         (name, argv)
                     })
@@ -254,6 +289,14 @@ impl System {
             path: dir.clone(),
             source,
         })?;
+        if spec.peer_tls {
+            launcher::write_certs(&dir, u64::from(MEMBERS)).map_err(|source| {
+                VersusError::Certs {
+                    system: spec.label.clone(),
+                    source,
+                }
+            })?;
+        }
         let lines = spec.command_lines(&dir).map_err(VersusError::InvalidArgs)?;
         let endpoints = spec.client_urls().map_err(VersusError::InvalidArgs)?;
         let mut system = System {
@@ -579,6 +622,7 @@ mod tests {
             },
             kind,
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            peer_tls: false,
         }
     }
 
@@ -656,8 +700,9 @@ mod tests {
         );
         assert_eq!(s.client_urls().unwrap()[0], "http://127.0.0.1:14379");
         assert!(
-            s.describe()
-                .starts_with("etcd: default flags; clients at http://127.0.0.1:14379,")
+            s.describe().starts_with(
+                "etcd: default flags; plain peers; clients at http://127.0.0.1:14379,"
+            )
         );
     }
 

@@ -50,6 +50,15 @@ use crate::bench::{BenchArgs, BenchError, MAX_VALUE_SIZE, Target, parse_duration
 /// How long stopping servers get between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// One of the two systems of a comparison.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// System A (raftkv, or the first configuration of --compare-raftkv).
+    A,
+    /// System B (etcd, or the second configuration).
+    B,
+}
+
 /// Where the clients of a run connect.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Placement {
@@ -142,6 +151,12 @@ pub struct VersusArgs {
     /// older build, say, to compare two versions in one run).
     #[arg(long, requires = "compare_raftkv")]
     pub raftkv_bin_b: Option<PathBuf>,
+    /// Mutual TLS on the peer ports of these systems, comma-separated:
+    /// `a`, `b` or both (against etcd, A is raftkv and B is etcd, whose
+    /// members then use `--peer-cert-file` and `--peer-client-cert-auth`).
+    /// Certificates are written fresh into each system's work directory.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub peer_tls: Vec<Side>,
     /// The etcd executable: a path, or a name looked up in PATH.
     #[arg(long, default_value = "etcd")]
     pub etcd_bin: PathBuf,
@@ -190,6 +205,15 @@ pub enum VersusError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// The certificates of `--peer-tls` could not be written.
+    #[error("{system}: peer certificates: {source}")]
+    Certs {
+        /// The system's label.
+        system: String,
+        /// The underlying error.
+        #[source]
+        source: crate::launcher::LauncherError,
     },
     /// A server process could not be started.
     #[error("cannot start {what}: {source}")]
@@ -251,16 +275,17 @@ pub enum VersusError {
 fn specs(args: &VersusArgs) -> Vec<SystemSpec> {
     let flags = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
     match &args.compare_raftkv {
-        Some(pair) => ["A", "B"]
-            .iter()
+        Some(pair) => [Side::A, Side::B]
+            .into_iter()
             .zip(pair)
             .enumerate()
-            .map(|(i, (label, f))| SystemSpec {
-                label: format!("raftkv {label}"),
+            .map(|(i, (side, f))| SystemSpec {
+                label: format!("raftkv {side:?}"),
                 kind: SystemKind::Raftkv {
                     base_port: args.raftkv_base_port.saturating_add(1000 * i as u16),
                 },
                 flags: flags(f),
+                peer_tls: args.peer_tls.contains(&side),
             })
             .collect(),
         None => vec![
@@ -270,6 +295,7 @@ fn specs(args: &VersusArgs) -> Vec<SystemSpec> {
                     base_port: args.raftkv_base_port,
                 },
                 flags: flags(&args.raftkv_flags),
+                peer_tls: args.peer_tls.contains(&Side::A),
             },
             SystemSpec {
                 label: "etcd".into(),
@@ -277,6 +303,7 @@ fn specs(args: &VersusArgs) -> Vec<SystemSpec> {
                     base_port: args.etcd_base_port,
                 },
                 flags: flags(&args.etcd_flags),
+                peer_tls: args.peer_tls.contains(&Side::B),
             },
         ],
     }
@@ -686,6 +713,39 @@ mod tests {
         .unwrap();
         a.validate().unwrap();
         assert_eq!(specs(&a)[1].flags, ["--snapshot-count", "10000"]);
+    }
+
+    #[test]
+    fn peer_tls_gives_the_named_systems_https_peers_and_their_certificates() {
+        let a = parse(&["--peer-tls", "a,b"]).unwrap();
+        a.validate().unwrap();
+        let s = specs(&a);
+        assert!(s[0].peer_tls && s[1].peer_tls);
+        let dir = Path::new("/w");
+        let line = |spec: &SystemSpec| -> Vec<String> {
+            let (_, argv) = spec.command_lines(dir).unwrap().remove(1);
+            argv.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let raftkv = line(&s[0]);
+        let at = raftkv.iter().position(|a| a == "--peer-cert").unwrap();
+        assert_eq!(raftkv[at + 1], "/w/tls/node-2.pem");
+        assert!(raftkv.iter().any(|a| a.contains("https://127.0.0.1:22379")));
+        let etcd = line(&s[1]);
+        assert!(etcd.contains(&"--peer-client-cert-auth".to_string()));
+        assert!(etcd.contains(&"https://127.0.0.1:24380".to_string()));
+        let at = etcd.iter().position(|a| a == "--peer-key-file").unwrap();
+        assert_eq!(etcd[at + 1], "/w/tls/node-2-key.pem");
+
+        let b = parse(&["--compare-raftkv", "", "", "--peer-tls", "b"]).unwrap();
+        let s = specs(&b);
+        assert!(!s[0].peer_tls && s[1].peer_tls);
+        assert!(!line(&s[0]).iter().any(|a| a.starts_with("--peer-")));
+        assert!(s[1].describe().contains("mutual TLS"));
+        let c = parse(&["--peer-tls", "a", "--raftkv-flags", "--peer-ca /x"]).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("--peer-ca"));
+        assert!(parse(&["--peer-tls", "c"]).is_err());
     }
 
     #[test]
