@@ -42,6 +42,16 @@ pub enum Membership {
     Join(Vec<Peer>),
 }
 
+impl Membership {
+    /// The peers it names: the founders, or the members a joiner may hear
+    /// from first.
+    pub fn peers(&self) -> &[Peer] {
+        match self {
+            Membership::Found(peers) | Membership::Join(peers) => peers,
+        }
+    }
+}
+
 /// A group's settings. [`GroupOptions::new`] gives the defaults.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -22,6 +22,13 @@
 //! Connection caps and timeouts ([`ConnectionLimits`]) keep a flood of
 //! idle connections from taking the node's file descriptors.
 //!
+//! [`HttpNode`] wires a group, its data directory and this transport into
+//! one node, in the order failures and durability need: certificates
+//! and peer port first, then the data directory, the transport and the
+//! group; while running it records the cluster id a joiner learns; on
+//! shutdown it stops the group, the host and the transport in order. The
+//! pieces it uses are public for programs that need another order:
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //!
@@ -182,6 +189,7 @@ mod http_server;
 mod lane;
 mod limiter;
 mod metrics;
+mod node;
 mod peer_url;
 mod prometheus;
 mod tls;
@@ -196,6 +204,7 @@ pub use conn::{Admission, Admitted, ConnectionLimits, Slot};
 pub use http_server::{BodyError, HttpServer, read_body};
 pub use lane::Lane;
 pub use metrics::{ConnectionMetrics, LaneMetrics, TransportMetrics};
+pub use node::{HttpNode, HttpNodeConfig, HttpNodeError, HttpNodeRunError};
 pub use peer_url::{PeerUrl, PeerUrlError, Scheme};
 pub use tls::identity::{IdentityError, identity_uri, node_identity};
 pub use tls::{

@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::ColorChoice;
 use raft_core::NodeId;
 
-use crate::node::NodeConfig;
+use crate::node::group_options;
 use raft_transport::{
-    CapsError, ClusterUrlsError, ConnectionCaps, ConnectionLimits, PeerUrl, Scheme, TlsFiles,
-    TlsFlags, TlsFlagsError, descriptor_limit, parse_cluster_urls,
+    CapsError, ClusterUrlsError, ConnectionCaps, ConnectionLimits, HttpNodeConfig, PeerUrl, Scheme,
+    TlsFiles, TlsFlags, TlsFlagsError, descriptor_limit, parse_cluster_urls,
 };
 
 /// Flags of `raftkv` when it runs a node.
@@ -227,7 +227,7 @@ impl ServerArgs {
     ///
     /// # Errors
     /// An [`ArgsError`] naming the flag to fix.
-    pub fn validate(&self) -> Result<(NodeConfig, ClientApiOptions), ArgsError> {
+    pub fn validate(&self) -> Result<(HttpNodeConfig, ClientApiOptions), ArgsError> {
         self.validate_with_descriptors(descriptor_limit())
     }
 
@@ -240,7 +240,7 @@ impl ServerArgs {
     pub fn validate_with_descriptors(
         &self,
         descriptors: u64,
-    ) -> Result<(NodeConfig, ClientApiOptions), ArgsError> {
+    ) -> Result<(HttpNodeConfig, ClientApiOptions), ArgsError> {
         let id = self.id.and_then(NodeId::new).ok_or(ArgsError::MissingId)?;
         let cluster = parse_cluster_urls(&self.cluster)?;
         if id.get() as usize > cluster.len() {
@@ -270,7 +270,7 @@ impl ServerArgs {
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(ArgsError::DataDirNotADir(data_dir.display().to_string()));
         }
-        let mut group = NodeConfig::group_options(&cluster, self.join);
+        let mut group = group_options(&cluster, self.join);
         group.tick_interval = Duration::from_millis(self.tick_ms);
         group.election_timeout_ticks = self.election_ticks;
         group.heartbeat_interval_ticks = self.heartbeat_ticks;
@@ -283,15 +283,11 @@ impl ServerArgs {
         group.async_storage_writes = self.async_storage_writes;
         group.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         group.membership_timeout = group.request_timeout;
-        let opts = NodeConfig {
-            id,
-            cluster,
-            data_dir,
-            wal_segment_bytes: self.wal_segment_size,
-            peer_limits: caps.peer_limits(),
-            peer_tls,
-            group,
-        };
+        let mut opts = HttpNodeConfig::new(id, data_dir, group);
+        opts.storage = raft_storage::StorageOptions::new()
+            .wal(raft_wal::WalOptions::new().segment_size_bytes(self.wal_segment_size));
+        opts.limits = caps.peer_limits();
+        opts.tls = peer_tls;
         let client = ClientApiOptions {
             addr: SocketAddr::new(self.client_host, self.port),
             tls: client_tls,
@@ -363,10 +359,10 @@ mod tests {
     #[test]
     fn https_urls_with_all_three_certificate_flags_configure_peer_tls() {
         let (opts, client) = with_peer_tls(args()).validate().unwrap();
-        let tls = opts.peer_tls.expect("peer TLS");
+        let tls = opts.tls.expect("peer TLS");
         assert_eq!(tls.ca, Some(PathBuf::from("ca.pem")));
         assert_eq!(client.tls, None);
-        assert_eq!(args().validate().unwrap().0.peer_tls, None);
+        assert_eq!(args().validate().unwrap().0.tls, None);
     }
 
     #[test]
@@ -408,7 +404,7 @@ mod tests {
     fn good_flags_build_options() {
         let (opts, client) = args().validate().unwrap();
         assert_eq!(opts.id.get(), 1);
-        assert_eq!(opts.cluster.len(), 2);
+        assert_eq!(opts.group.membership.peers().len(), 2);
         assert_eq!(opts.data_dir, PathBuf::from("raftkv-1"));
         assert_eq!(client.addr, "127.0.0.1:12380".parse().unwrap());
     }
@@ -475,14 +471,15 @@ mod tests {
         }
         let mut a = args();
         a.wal_segment_size = 4 << 20;
-        assert_eq!(a.validate().unwrap().0.wal_segment_bytes, 4 << 20);
+        let storage = format!("{:?}", a.validate().unwrap().0.storage);
+        assert!(storage.contains("segment_size_bytes: 4194304"), "{storage}");
     }
 
     #[test]
     fn connection_caps_follow_the_descriptor_limit_and_the_flag() {
         let (opts, client) = args().validate_with_descriptors(1024).unwrap();
         assert_eq!(client.limits.max_connections, 720);
-        assert_eq!(opts.peer_limits.max_connections, 240);
+        assert_eq!(opts.limits.max_connections, 240);
         let mut a = args();
         a.max_connections = Some(50);
         let (_, client) = a.validate_with_descriptors(1024).unwrap();

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use raft_transport::ServerTls;
+use raft_host::StopReason;
+use raft_transport::{HttpNodeConfig, ServerTls};
 use raftkv::cli::{CLIENT_TLS_FLAGS, ClientApiOptions, ServerArgs};
+use raftkv::http::Api;
 use raftkv::metrics::Metrics;
-use raftkv::node::{LoopExit, Node, NodeConfig};
+use raftkv::node::LoopError;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -64,7 +66,7 @@ fn serve(args: &ServerArgs) -> ExitCode {
     run().unwrap_or_else(|code| code)
 }
 
-async fn run_node(opts: NodeConfig, client: ClientApiOptions) -> Result<ExitCode, ExitCode> {
+async fn run_node(opts: HttpNodeConfig, client: ClientApiOptions) -> Result<ExitCode, ExitCode> {
     let id = opts.id;
     // First of all: a SIGTERM that arrives while the node starts, or just
     // after it answers its first request, must stop it cleanly, not kill
@@ -77,42 +79,43 @@ async fn run_node(opts: NodeConfig, client: ClientApiOptions) -> Result<ExitCode
     // The port bound, which `--port 0` leaves to the kernel.
     let client_addr = listener.local_addr().unwrap_or(client.addr);
     let metrics = Arc::new(Metrics::default());
-    let (node, api) = Node::start(opts, metrics).await.map_err(|e| fail(2, e))?;
-    let transport = node.transport();
-    let group = api.group.clone();
-    let mut raft_thread = tokio::spawn(node.run());
+    let node = raftkv::node::start(opts, &metrics)
+        .await
+        .map_err(|e| fail(2, e))?;
+    let api = Api {
+        group: node.group().clone(),
+        metrics,
+        peer_scheme: node.peer_url().scheme(),
+    };
     let tls = client_tls.is_some();
     let limits = client.limits;
     let server = tokio::spawn(raftkv::http::serve(listener, api, client_tls, limits));
+    let stop_serving = server.abort_handle();
     let max_connections = limits.max_connections;
     tracing::info!(node = id.get(), client = %client_addr, tls, max_connections, "serving");
-    let exit = tokio::select! {
-        _ = term.recv() => None,
-        _ = int.recv() => None,
-        r = &mut raft_thread => Some(r),
-    };
-    // Stop accepting requests, then let the loop finish its Ready and sync.
-    server.abort();
-    let exit = match exit {
-        Some(r) => r,
-        None => {
-            tracing::info!("signal received; shutting down");
-            group.shutdown();
-            raft_thread.await
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
+        tracing::info!("signal received; shutting down");
+        // Stop accepting requests, then let the group finish its Ready
+        // and sync.
+        stop_serving.abort();
     };
-    transport.shutdown().await;
+    let exit = node.run(shutdown).await;
+    server.abort();
     match exit {
-        Ok(Ok(LoopExit::Shutdown)) => Ok(ExitCode::SUCCESS),
-        Ok(Ok(LoopExit::Removed)) => {
+        Ok(StopReason::Removed) => {
             tracing::info!("this node was removed from the cluster");
             Ok(ExitCode::SUCCESS)
         }
-        Ok(Err(e)) => {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            let e = LoopError::from(e);
             tracing::error!(error = %e, "raft loop failed");
             Err(fail(1, e))
         }
-        Err(e) => Err(fail(1, format!("raft loop panicked: {e}"))),
     }
 }
 

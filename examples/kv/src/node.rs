@@ -1,26 +1,16 @@
-//! The node: raft-host runs the Raft group (the Ready loop, durability
-//! through raft-storage's `DiskStorage`, snapshots off the write path,
-//! membership), with the key-value [`KvStore`] as its state machine and
-//! raft-transport's [`HttpTransport`] as its peer transport. Started in the
-//! order a failure needs: certificates, peer port, data directory,
-//! transport, group.
+//! The node: raft-transport's [`HttpNode`] runs the group (raft-host's
+//! Ready loop, durability through raft-storage's `DiskStorage`, snapshots
+//! off the write path, membership, the peer transport) with the key-value
+//! [`KvStore`] as its state machine. What is raftkv's own: its group id
+//! and settings, and error messages that say which flag to change.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use raft_core::NodeId;
-use raft_host::{
-    DataDir, DataDirError, GroupHandle, GroupId, GroupOptions, Host, Membership, Peer, StopReason,
-};
-use raft_storage::StorageOptions;
-use raft_transport::{
-    ConnectionLimits, HttpTransport, PeerListener, PeerTls, PeerUrl, TlsError, TlsFiles,
-    TransportConfig, TransportError,
-};
+use raft_host::{DataDirError, GroupId, GroupOptions, Membership, Peer};
+use raft_transport::{HttpNode, HttpNodeConfig, HttpNodeError, HttpNodeRunError, PeerUrl};
 
 use crate::cli::PEER_TLS_FLAGS;
-use crate::http::Api;
 use crate::metrics::Metrics;
 use crate::store::KvStore;
 
@@ -30,72 +20,53 @@ const GROUP: GroupId = GroupId(1);
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;
 
-/// How to run a node, from the flags.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// This node.
-    pub id: NodeId,
-    /// The peer URLs given by `--cluster`; node `i` is the `i`-th.
-    pub cluster: Vec<PeerUrl>,
-    /// Where the WAL and snapshots live.
-    pub data_dir: PathBuf,
-    /// The size of a WAL segment (`--wal-segment-size`).
-    pub wal_segment_bytes: u64,
-    /// Mutual TLS of the peer port (`None`: plain HTTP).
-    pub peer_tls: Option<TlsFiles>,
-    /// The peer port's connection cap and timeouts.
-    pub peer_limits: ConnectionLimits,
-    /// raft-host's settings; its membership founds the cluster of
-    /// `cluster` or joins it (`--join`).
-    pub group: GroupOptions,
+/// The group's settings the flags do not give: raftkv's group id, the
+/// members from `--cluster` (node `i` is the `i`-th URL), founding the
+/// cluster or joining it (`--join`), and its snapshot retention.
+pub fn group_options(cluster: &[PeerUrl], join: bool) -> GroupOptions {
+    let peers: Vec<Peer> = (1..)
+        .zip(cluster)
+        .map(|(i, url)| Peer::new(NodeId::new(i).expect("ids start at 1"), url.as_str()))
+        .collect();
+    let membership = if join {
+        Membership::Join(peers)
+    } else {
+        Membership::Found(peers)
+    };
+    let mut g = GroupOptions::new(GROUP, membership);
+    g.snapshots_kept = SNAPSHOTS_KEPT;
+    g.queue_len = 65_536;
+    g.max_inflight_msgs = 1024;
+    g
 }
 
-impl NodeConfig {
-    /// The group's settings the flags do not give: raftkv's group id, the
-    /// members from `--cluster`, and its snapshot retention.
-    pub fn group_options(cluster: &[PeerUrl], join: bool) -> GroupOptions {
-        let peers: Vec<Peer> = (1..)
-            .zip(cluster)
-            .map(|(i, url)| Peer::new(NodeId::new(i).expect("ids start at 1"), url.as_str()))
-            .collect();
-        let membership = if join {
-            Membership::Join(peers)
-        } else {
-            Membership::Found(peers)
-        };
-        let mut g = GroupOptions::new(GROUP, membership);
-        g.snapshots_kept = SNAPSHOTS_KEPT;
-        g.queue_len = 65_536;
-        g.max_inflight_msgs = 1024;
-        g
-    }
+/// Starts the node of `config` with an empty [`KvStore`] (recovered from
+/// the data directory), its metrics recorded into `metrics`.
+///
+/// # Errors
+/// A [`StartError`].
+pub async fn start(
+    mut config: HttpNodeConfig,
+    metrics: &Metrics,
+) -> Result<HttpNode<KvStore>, StartError> {
+    config.recorder = Arc::clone(&metrics.raft) as _;
+    config.transport_metrics = Arc::clone(&metrics.transport);
+    HttpNode::start(config, KvStore::new())
+        .await
+        .map_err(StartError)
 }
 
-/// Why the node could not start.
+/// Why the node could not start, saying which flag to change.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The data directory.
-    #[error("{}", data_dir_error(.0))]
-    Data(#[from] DataDirError),
-    /// raft-host refused to start the group.
-    #[error("cannot start raft: {0}")]
-    Raft(#[from] raft_host::StartError),
-    /// The peer listener.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The peer port's certificates.
-    #[error("{}", PEER_TLS_FLAGS.describe(.0))]
-    Tls(#[from] TlsError),
-}
+#[error("{}", start_error(.0))]
+pub struct StartError(pub HttpNodeError);
 
-/// Why the node stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoopExit {
-    /// Asked to shut down.
-    Shutdown,
-    /// This node was removed from the cluster.
-    Removed,
+fn start_error(e: &HttpNodeError) -> String {
+    match e {
+        HttpNodeError::Tls(e) => PEER_TLS_FLAGS.describe(e),
+        HttpNodeError::DataDir(e) => data_dir_error(e),
+        other => other.to_string(),
+    }
 }
 
 /// A failure the node cannot continue after: storage, mostly. The process
@@ -104,124 +75,20 @@ pub enum LoopExit {
 #[error("{0}")]
 pub struct LoopError(String);
 
-impl From<raft_host::FatalError> for LoopError {
-    fn from(e: raft_host::FatalError) -> LoopError {
-        let hint = if e.disk_full {
+impl From<HttpNodeRunError> for LoopError {
+    fn from(e: HttpNodeRunError) -> LoopError {
+        let (text, disk_full) = match &e {
+            HttpNodeRunError::Fatal(f) => (format!("{}: {}", f.what, f.reason), f.disk_full),
+            HttpNodeRunError::RecordClusterId { disk_full, .. } => (e.to_string(), *disk_full),
+            other => (other.to_string(), false),
+        };
+        let hint = if disk_full {
             "; the disk is full: free space and restart the node (a smaller --wal-segment-size \
              needs less of it)"
         } else {
             ""
         };
-        LoopError(format!("{}: {}{hint}", e.what, e.reason))
-    }
-}
-
-/// A running node. Built by [`Node::start`], run by [`Node::run`].
-#[derive(Debug)]
-pub struct Node {
-    host: Host,
-    group: GroupHandle<KvStore>,
-    transport: Arc<HttpTransport>,
-    data_dir: DataDir,
-    tick: Duration,
-}
-
-impl Node {
-    /// Binds the peer port, opens the data directory, starts the transport
-    /// (on the current tokio runtime) and the raft-host group, and returns
-    /// the node and the client [`Api`] to it. Nothing touches the disk before
-    /// the certificates load and the port is bound.
-    ///
-    /// # Errors
-    /// A [`StartError`].
-    pub async fn start(opts: NodeConfig, metrics: Arc<Metrics>) -> Result<(Node, Api), StartError> {
-        let me = opts.cluster[opts.id.get() as usize - 1].clone();
-        // Before the data directory: a node that cannot join its peers
-        // should not create one.
-        let tls = match &opts.peer_tls {
-            Some(files) => Some(PeerTls::load(opts.id, files)?),
-            None => None,
-        };
-        // So is one whose peer port is taken: a failed bind leaves no
-        // directory behind (nor a 64 MiB WAL segment).
-        let listener = PeerListener::bind(me.addr()).await?;
-        let storage = StorageOptions::new()
-            .wal(raft_wal::WalOptions::new().segment_size_bytes(opts.wal_segment_bytes));
-        let membership = &opts.group.membership;
-        let (data_dir, storage) = DataDir::open(&opts.data_dir, opts.id, membership, storage)?;
-        let host = Host::with_recorder(opts.id, Arc::clone(&metrics.raft) as _);
-        let transport = Arc::new(start_transport(
-            listener, &opts, &data_dir, tls, &host, &metrics,
-        ));
-        let tick = opts.group.tick_interval;
-        let group = host.start_group(
-            opts.group,
-            storage,
-            KvStore::new(),
-            Arc::clone(&transport) as _,
-        )?;
-        let api = Api {
-            group: group.clone(),
-            metrics,
-            peer_scheme: me.scheme(),
-        };
-        let node = Node {
-            host,
-            group,
-            transport,
-            data_dir,
-            tick,
-        };
-        Ok((node, api))
-    }
-
-    /// The transport, to shut it down after the node stops.
-    pub fn transport(&self) -> Arc<HttpTransport> {
-        Arc::clone(&self.transport)
-    }
-
-    /// Runs until shut down, removed or failed.
-    ///
-    /// # Errors
-    /// A storage failure ([`LoopError`]); the caller should exit.
-    pub async fn run(mut self) -> Result<LoopExit, LoopError> {
-        let group = self.group.clone();
-        let exit = tokio::select! {
-            exit = group.stopped() => exit.map_err(LoopError::from),
-            Err(e) = self.record_cluster_id() => {
-                group.shutdown();
-                let _ = group.stopped().await;
-                Err(e)
-            }
-        };
-        // The group has ended; its thread is joined here.
-        self.host.shutdown();
-        match exit? {
-            StopReason::Removed => Ok(LoopExit::Removed),
-            _ => Ok(LoopExit::Shutdown),
-        }
-    }
-
-    /// A joining node learns the cluster id from the first peer that
-    /// contacts it: recorded then, so that a restart with a longer
-    /// --cluster keeps it. Returns once recorded (or at once if known).
-    async fn record_cluster_id(&mut self) -> Result<(), LoopError> {
-        let mut every_tick = tokio::time::interval(self.tick);
-        while self.data_dir.identity().cluster_id.is_none() {
-            every_tick.tick().await;
-            if let Some(id) = self.transport.cluster_id() {
-                self.data_dir.record_cluster_id(id).map_err(|e| {
-                    let hint = if raft_wal::io::is_disk_full(&e) {
-                        "; the disk is full: free space and restart the node"
-                    } else {
-                        ""
-                    };
-                    LoopError(format!("record the cluster id: {e}{hint}"))
-                })?;
-            }
-        }
-        // Nothing more to do: wait for the group to end.
-        std::future::pending().await
+        LoopError(format!("{text}{hint}"))
     }
 }
 
@@ -239,37 +106,6 @@ fn data_dir_error(e: &DataDirError) -> String {
     )
 }
 
-/// Starts the transport on this node's peer port, knowing the founders.
-fn start_transport(
-    listener: PeerListener,
-    opts: &NodeConfig,
-    data_dir: &DataDir,
-    tls: Option<PeerTls>,
-    host: &Host,
-    metrics: &Metrics,
-) -> HttpTransport {
-    let me = opts.cluster[opts.id.get() as usize - 1].addr();
-    // Founders derive the id from the founding list; a joining node learns
-    // it from the first peer that contacts it. Either way it is recorded,
-    // so a restart with a longer --cluster keeps it.
-    let cluster_id = data_dir.identity().cluster_id;
-    // The --cluster list; the members the log records (nodes added at run
-    // time) are added by raft-host as it recovers them.
-    let peers = (1..)
-        .zip(&opts.cluster)
-        .map(|(i, url)| (NodeId::new(i).expect("ids start at 1"), url.clone()))
-        .filter(|(id, _)| *id != opts.id)
-        .collect();
-    let mut config = TransportConfig::new(opts.id, GROUP, &opts.data_dir);
-    config.cluster_id = cluster_id;
-    config.bind_outgoing = (!me.ip().is_unspecified()).then(|| me.ip());
-    config.peers = peers;
-    config.limits = opts.peer_limits;
-    config.tls = tls;
-    config.metrics = Arc::clone(&metrics.transport);
-    HttpTransport::start(listener, config, host.inbox())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,7 +118,7 @@ mod tests {
             reason: "No space left on device (os error 28)".into(),
             disk_full: true,
         };
-        let text = LoopError::from(full).to_string();
+        let text = LoopError::from(HttpNodeRunError::Fatal(full)).to_string();
         assert!(text.contains("the disk is full"), "{text}");
         assert!(text.contains("--wal-segment-size"), "{text}");
         let other = raft_host::FatalError {
@@ -291,6 +127,10 @@ mod tests {
             reason: "Permission denied".into(),
             disk_full: false,
         };
-        assert!(!LoopError::from(other).to_string().contains("disk is full"));
+        assert!(
+            !LoopError::from(HttpNodeRunError::Fatal(other))
+                .to_string()
+                .contains("disk is full")
+        );
     }
 }
