@@ -187,6 +187,46 @@ pub enum TransferError {
     Stopped,
 }
 
+/// Why [`GroupHandle::forget_leader`](crate::GroupHandle::forget_leader)
+/// did nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForgetLeaderError {
+    /// raft-core refused: this member is not a follower, or reads are
+    /// lease-based (whose safety rests on followers keeping their leader).
+    #[error("not forgotten: {0}")]
+    Refused(#[source] raft_core::ForgetLeaderError),
+    /// The group's request queue is full.
+    #[error("the group is overloaded; retry")]
+    Overloaded,
+    /// No answer within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The group is not running.
+    #[error("the group is not running")]
+    Stopped,
+}
+
+/// Why [`GroupHandle::request_snapshot`](crate::GroupHandle::request_snapshot)
+/// requested nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestSnapshotError {
+    /// raft-core refused: not a follower, no leader known, a request
+    /// already outstanding, or a log not yet of the current term (retry).
+    #[error("no snapshot requested: {0}")]
+    Refused(#[source] raft_core::RequestSnapshotError),
+    /// The group's request queue is full.
+    #[error("the group is overloaded; retry")]
+    Overloaded,
+    /// No answer within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The group is not running.
+    #[error("the group is not running")]
+    Stopped,
+}
+
 /// Why a group could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -6,10 +6,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
-use raft_core::NodeId;
+use raft_core::{Index, NodeId};
 use tokio::sync::watch;
 
-use crate::error::{FatalError, MembershipError, ProposeError, ReadError, TransferError};
+use crate::error::{
+    FatalError, ForgetLeaderError, MembershipError, ProposeError, ReadError, RequestSnapshotError,
+    TransferError,
+};
 use crate::group::{Event, Exit, MembershipChange, StopReason};
 use crate::ids::GroupId;
 use crate::reply::{self, Reply, WaitError};
@@ -289,6 +292,52 @@ impl<S: StateMachine> GroupHandle<S> {
             Ok(r) => r,
             Err(WaitError::Timeout) => Err(TransferError::Timeout),
             Err(WaitError::Dropped) => Err(TransferError::Stopped),
+        }
+    }
+
+    /// Makes this follower forget its leader (etcd-raft's ForgetLeader), so
+    /// that under CheckQuorum it grants a vote at once instead of waiting
+    /// out an election timeout: call it on the followers before stopping
+    /// or removing the leader. A leader still alive is followed again at
+    /// its next heartbeat.
+    ///
+    /// # Errors
+    /// A [`ForgetLeaderError`]; [`ForgetLeaderError::Refused`] on a leader
+    /// or candidate, or with lease-based reads.
+    pub async fn forget_leader(&self) -> Result<(), ForgetLeaderError> {
+        let (reply, rx) = reply::async_pair();
+        self.submit(Event::ForgetLeader { reply })
+            .map_err(|e| match e {
+                SubmitError::Full => ForgetLeaderError::Overloaded,
+                SubmitError::Closed => ForgetLeaderError::Stopped,
+            })?;
+        match reply::wait_async(rx, self.request_timeout).await {
+            Ok(r) => r,
+            Err(WaitError::Timeout) => Err(ForgetLeaderError::Timeout),
+            Err(WaitError::Dropped) => Err(ForgetLeaderError::Stopped),
+        }
+    }
+
+    /// Asks the leader for a snapshot that replaces this follower's state
+    /// machine (raft-rs's `request_snapshot`): for an application that
+    /// finds its state damaged. Answered once requested, with the index
+    /// the snapshot will reach at least; it is installed, and the state
+    /// machine restored from it, like any snapshot from the leader (watch
+    /// [`GroupStatus::snapshot`] with [`wait_for`](Self::wait_for)).
+    ///
+    /// # Errors
+    /// A [`RequestSnapshotError`].
+    pub async fn request_snapshot(&self) -> Result<Index, RequestSnapshotError> {
+        let (reply, rx) = reply::async_pair();
+        self.submit(Event::RequestSnapshot { reply })
+            .map_err(|e| match e {
+                SubmitError::Full => RequestSnapshotError::Overloaded,
+                SubmitError::Closed => RequestSnapshotError::Stopped,
+            })?;
+        match reply::wait_async(rx, self.request_timeout).await {
+            Ok(r) => r,
+            Err(WaitError::Timeout) => Err(RequestSnapshotError::Timeout),
+            Err(WaitError::Dropped) => Err(RequestSnapshotError::Stopped),
         }
     }
 

@@ -170,6 +170,8 @@ impl Host {
         config.heartbeat_interval_ticks = opts.heartbeat_interval_ticks;
         config.applied = replica.applied();
         config.max_inflight_msgs = opts.max_inflight_msgs;
+        config.max_apply_gap = opts.max_apply_gap_entries.unwrap_or(raft_core::NO_LIMIT);
+        config.max_entry_bytes = opts.max_entry_bytes.unwrap_or(raft_core::NO_LIMIT);
         config.read_only_option = opts.read_mode;
         config.async_storage_writes = opts.async_storage_writes;
         // A follower forwards a proposal to the leader; the envelope lets

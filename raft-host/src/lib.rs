@@ -127,7 +127,10 @@ mod status;
 mod transport;
 
 pub use data_dir::{DataDir, DataDirError, IDENTITY_FILE, Identity, IdentityError, cluster_id};
-pub use error::{FatalError, MembershipError, ProposeError, ReadError, StartError, TransferError};
+pub use error::{
+    FatalError, ForgetLeaderError, MembershipError, ProposeError, ReadError, RequestSnapshotError,
+    StartError, TransferError,
+};
 pub use group::{MembershipChange, StopReason};
 pub use handle::{GroupHandle, GroupStopped};
 pub use host::Host;

@@ -102,6 +102,16 @@ pub struct GroupOptions {
     /// Append messages in flight per follower (raft-core's
     /// `max_inflight_msgs`).
     pub max_inflight_msgs: usize,
+    /// Refuse proposals while more than this many committed entries wait
+    /// to be applied (raft-core's `max_apply_gap`; etcd's server uses
+    /// 5,000): a slow state machine pushes back on its writers instead of
+    /// growing the backlog without bound. `None`: no limit.
+    pub max_apply_gap_entries: Option<u64>,
+    /// Refuse a command larger than this many bytes (raft-core's
+    /// `max_entry_bytes`, TiKV's `RaftEntryTooLarge`), so that one entry
+    /// can never exceed what a message or a follower accepts. `None`: no
+    /// limit.
+    pub max_entry_bytes: Option<u64>,
     /// Seed of raft-core's election timer; `None` draws one per start.
     pub seed: Option<u64>,
 }
@@ -130,6 +140,8 @@ impl GroupOptions {
             strict_reconfig: true,
             queue_len: 8_192,
             max_inflight_msgs: 1_024,
+            max_apply_gap_entries: None,
+            max_entry_bytes: None,
             seed: None,
         }
     }

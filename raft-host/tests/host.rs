@@ -6,7 +6,10 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use raft_host::{MembershipChange, MembershipError, ProposeError, StopReason};
+use raft_host::{
+    ForgetLeaderError, MembershipChange, MembershipError, ProposeError, RequestSnapshotError,
+    StopReason,
+};
 use support::{Cluster, PATIENCE, add, addr, nid};
 
 async fn patient<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -325,4 +328,81 @@ async fn with_asynchronous_writes_members_catch_up_by_snapshot_and_restart_with_
         o.catch_up_entries = 0;
     });
     catch_up_by_snapshot_then_restart(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_forgets_its_leader_and_a_leader_refuses_to() {
+    let c = Cluster::founded(3);
+    patient(c.propose(1)).await;
+    let leader = patient(c.leader()).await;
+    let follower = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    match c.handle(leader).forget_leader().await {
+        Err(ForgetLeaderError::Refused(raft_core::ForgetLeaderError::NotFollower { .. })) => {}
+        other => panic!("a leader forgetting itself: {other:?}"),
+    }
+    // A follower may have started an election since: then it is refused
+    // too, and the group still works either way.
+    match c.handle(follower).forget_leader().await {
+        Ok(()) | Err(ForgetLeaderError::Refused(_)) => {}
+        other => panic!("a follower forgetting its leader: {other:?}"),
+    }
+    assert_eq!(patient(c.propose(1)).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_requests_a_snapshot_installs_one_reaching_its_log() {
+    let c = Cluster::founded(3);
+    for n in 1..=5 {
+        assert_eq!(patient(c.propose(1)).await, n);
+    }
+    let leader = patient(c.leader()).await;
+    let follower = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let h = c.handle(follower).clone();
+    let mut attempts = 0..100;
+    let index = loop {
+        assert!(
+            attempts.next().is_some(),
+            "the request was refused 100 times"
+        );
+        match patient(h.request_snapshot()).await {
+            Ok(index) => break index,
+            // Not a follower of a leader of this term yet: once it is, ask.
+            Err(RequestSnapshotError::Refused(e)) => {
+                let term = h.status().term;
+                patient(h.wait_for(|s| s.leader.is_some() && s.term >= term))
+                    .await
+                    .expect("running");
+                tracing::info!(error = %e, "retrying the snapshot request");
+            }
+            Err(e) => panic!("requesting a snapshot: {e}"),
+        }
+    };
+    // The leader had none that recent: it took one, and sent it.
+    let st = patient(h.wait_for(|s| s.snapshot.index >= index))
+        .await
+        .expect("running");
+    assert!(st.snapshot.index >= index, "{st:?}");
+    assert_eq!(h.read_local(|s| s.total), 5);
+    // The follower appends again after it.
+    assert_eq!(patient(c.propose(1)).await, 6);
+    assert_eq!(patient(h.read(|s| s.total)).await.expect("read"), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_over_the_entry_limit_is_refused_and_nothing_is_proposed() {
+    let c = Cluster::founded_with(3, |o| o.max_entry_bytes = Some(64));
+    assert_eq!(patient(c.propose(1)).await, 1);
+    let leader = patient(c.leader()).await;
+    let big = [1u8; 100];
+    match patient(c.handle(leader).propose(big.to_vec())).await {
+        Err(ProposeError::Dropped(raft_core::ProposeError::EntryTooLarge { .. })) => {}
+        other => panic!("a 100-byte command under a 64-byte limit: {other:?}"),
+    }
+    assert_eq!(patient(c.propose(1)).await, 2);
 }

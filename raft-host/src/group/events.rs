@@ -2,9 +2,12 @@
 //! requests from its handles.
 
 use bytes::Bytes;
-use raft_core::NodeId;
+use raft_core::{Index, NodeId};
 
-use crate::error::{MembershipError, ProposeError, ReadError, TransferError};
+use crate::error::{
+    ForgetLeaderError, MembershipError, ProposeError, ReadError, RequestSnapshotError,
+    TransferError,
+};
 use crate::reply::Reply;
 use crate::state_machine::StateMachine;
 use crate::transport::PeerEvent;
@@ -71,6 +74,12 @@ pub(crate) enum Event<S: StateMachine> {
         to: NodeId,
         reply: Reply<Result<(), TransferError>>,
     },
+    ForgetLeader {
+        reply: Reply<Result<(), ForgetLeaderError>>,
+    },
+    RequestSnapshot {
+        reply: Reply<Result<Index, RequestSnapshotError>>,
+    },
     Shutdown,
 }
 
@@ -82,6 +91,8 @@ impl<S: StateMachine> Event<S> {
             Event::Read { reply } => reply.send(Err(ReadError::Stopped)),
             Event::Membership { reply, .. } => reply.send(Err(MembershipError::Stopped)),
             Event::Transfer { reply, .. } => reply.send(Err(TransferError::Stopped)),
+            Event::ForgetLeader { reply } => reply.send(Err(ForgetLeaderError::Stopped)),
+            Event::RequestSnapshot { reply } => reply.send(Err(RequestSnapshotError::Stopped)),
             Event::Peer(_) | Event::Shutdown => {}
         }
     }

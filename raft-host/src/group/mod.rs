@@ -22,7 +22,9 @@ use raft_core::{Index, LogId, NodeId, Proposal, Ready, SnapshotStatus, StepError
 use raft_storage::{CompactionPolicy, DiskStorage};
 use tokio::sync::watch;
 
-use crate::error::{FatalError, ProposeError, ReadError, StartError};
+use crate::error::{
+    FatalError, ForgetLeaderError, ProposeError, ReadError, RequestSnapshotError, StartError,
+};
 use crate::ids::GroupId;
 use crate::metrics::{Counter, Histogram, Recorder};
 use crate::options::GroupOptions;
@@ -346,6 +348,16 @@ impl<S: StateMachine> GroupLoop<S> {
                 reply,
             ),
             Event::Transfer { to, reply } => self.reconfig.transfer(&mut self.node, to, reply),
+            Event::ForgetLeader { reply } => reply.send(
+                self.node
+                    .forget_leader()
+                    .map_err(ForgetLeaderError::Refused),
+            ),
+            Event::RequestSnapshot { reply } => reply.send(
+                self.node
+                    .request_snapshot()
+                    .map_err(RequestSnapshotError::Refused),
+            ),
         }
         Ok(())
     }
