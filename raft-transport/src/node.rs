@@ -1,20 +1,6 @@
 //! [`HttpNode`]: one node of a group on raft-host, durable in its data
 //! directory and networked with [`HttpTransport`], started in the order a
 //! failure needs and stopped in the order durability needs.
-//!
-//! This is the wiring every program on raft-host and this transport would
-//! otherwise write by hand:
-//! 1. load the peer certificates and bind the peer port *before* the data
-//!    directory is touched, so a node that cannot reach its peers, or
-//!    whose port is taken, leaves no directory (nor a WAL segment) behind;
-//! 2. open the data directory ([`DataDir::open`]: identity checks, WAL and
-//!    snapshot recovery);
-//! 3. start the transport with the cluster id the directory knows and the
-//!    peers the membership names, then the group;
-//! 4. while running, record the cluster id a joining node learns from the
-//!    first peer that contacts it, so a restart keeps it;
-//! 5. on shutdown, stop the group (it finishes its Ready and syncs), then
-//!    the host's threads, then the transport.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -156,6 +142,20 @@ pub enum HttpNodeRunError {
 
 /// A running node: its host, its one group, its transport and its data
 /// directory. Built by [`HttpNode::start`], run by [`HttpNode::run`].
+///
+/// This is the wiring every program on raft-host and this transport would
+/// otherwise write by hand:
+/// 1. load the peer certificates and bind the peer port *before* the data
+///    directory is touched, so a node that cannot reach its peers, or
+///    whose port is taken, leaves no directory (nor a WAL segment) behind;
+/// 2. open the data directory ([`DataDir::open`]: identity checks, WAL and
+///    snapshot recovery);
+/// 3. start the transport with the cluster id the directory knows and the
+///    peers the membership names, then the group;
+/// 4. while running, record the cluster id a joining node learns from the
+///    first peer that contacts it, so a restart keeps it;
+/// 5. on shutdown, stop the group (it finishes its Ready and syncs), then
+///    the host's threads, then the transport.
 #[derive(Debug)]
 pub struct HttpNode<S: StateMachine> {
     host: Host,
@@ -168,7 +168,7 @@ pub struct HttpNode<S: StateMachine> {
 
 impl<S: StateMachine> HttpNode<S> {
     /// Starts node `config.id` with `state_machine`, on the current tokio
-    /// runtime, in the order of the [module docs](self): its peer port is
+    /// runtime, in the order above: its peer port is
     /// the address of its own URL in the group's membership.
     ///
     /// # Errors
