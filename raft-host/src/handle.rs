@@ -282,17 +282,7 @@ impl<S: StateMachine> GroupHandle<S> {
     /// # Errors
     /// A [`TransferError`].
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), TransferError> {
-        let (reply, rx) = reply::async_pair();
-        self.submit(Event::Transfer { to, reply })
-            .map_err(|e| match e {
-                SubmitError::Full => TransferError::Overloaded,
-                SubmitError::Closed => TransferError::Stopped,
-            })?;
-        match reply::wait_async(rx, self.request_timeout).await {
-            Ok(r) => r,
-            Err(WaitError::Timeout) => Err(TransferError::Timeout),
-            Err(WaitError::Dropped) => Err(TransferError::Stopped),
-        }
+        self.call(|reply| Event::Transfer { to, reply }).await
     }
 
     /// Makes this follower forget its leader (etcd-raft's ForgetLeader), so
@@ -305,17 +295,7 @@ impl<S: StateMachine> GroupHandle<S> {
     /// A [`ForgetLeaderError`]; [`ForgetLeaderError::Refused`] on a leader
     /// or candidate, or with lease-based reads.
     pub async fn forget_leader(&self) -> Result<(), ForgetLeaderError> {
-        let (reply, rx) = reply::async_pair();
-        self.submit(Event::ForgetLeader { reply })
-            .map_err(|e| match e {
-                SubmitError::Full => ForgetLeaderError::Overloaded,
-                SubmitError::Closed => ForgetLeaderError::Stopped,
-            })?;
-        match reply::wait_async(rx, self.request_timeout).await {
-            Ok(r) => r,
-            Err(WaitError::Timeout) => Err(ForgetLeaderError::Timeout),
-            Err(WaitError::Dropped) => Err(ForgetLeaderError::Stopped),
-        }
+        self.call(|reply| Event::ForgetLeader { reply }).await
     }
 
     /// Asks the leader for a snapshot that replaces this follower's state
@@ -328,16 +308,25 @@ impl<S: StateMachine> GroupHandle<S> {
     /// # Errors
     /// A [`RequestSnapshotError`].
     pub async fn request_snapshot(&self) -> Result<Index, RequestSnapshotError> {
+        self.call(|reply| Event::RequestSnapshot { reply }).await
+    }
+
+    /// Submits the request `event` wraps around its reply and waits for
+    /// the answer, mapping a full queue, a stopped loop and the timeout to
+    /// the request's own errors.
+    async fn call<T, E: Refusal>(
+        &self,
+        event: impl FnOnce(Reply<Result<T, E>>) -> Event<S>,
+    ) -> Result<T, E> {
         let (reply, rx) = reply::async_pair();
-        self.submit(Event::RequestSnapshot { reply })
-            .map_err(|e| match e {
-                SubmitError::Full => RequestSnapshotError::Overloaded,
-                SubmitError::Closed => RequestSnapshotError::Stopped,
-            })?;
+        self.submit(event(reply)).map_err(|e| match e {
+            SubmitError::Full => E::OVERLOADED,
+            SubmitError::Closed => E::STOPPED,
+        })?;
         match reply::wait_async(rx, self.request_timeout).await {
             Ok(r) => r,
-            Err(WaitError::Timeout) => Err(RequestSnapshotError::Timeout),
-            Err(WaitError::Dropped) => Err(RequestSnapshotError::Stopped),
+            Err(WaitError::Timeout) => Err(E::TIMEOUT),
+            Err(WaitError::Dropped) => Err(E::STOPPED),
         }
     }
 
@@ -429,3 +418,25 @@ fn membership_outcome(
         Err(WaitError::Dropped) => Err(MembershipError::Interrupted),
     }
 }
+
+/// The errors every request to the loop can end with, other than its own.
+trait Refusal {
+    /// The request queue is full.
+    const OVERLOADED: Self;
+    /// The loop is not running.
+    const STOPPED: Self;
+    /// No answer in time.
+    const TIMEOUT: Self;
+}
+
+macro_rules! refusal {
+    ($($error:ident),*) => {$(
+        impl Refusal for $error {
+            const OVERLOADED: Self = $error::Overloaded;
+            const STOPPED: Self = $error::Stopped;
+            const TIMEOUT: Self = $error::Timeout;
+        }
+    )*};
+}
+
+refusal!(TransferError, ForgetLeaderError, RequestSnapshotError);

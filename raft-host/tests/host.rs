@@ -12,6 +12,14 @@ use raft_host::{
 };
 use support::{Cluster, PATIENCE, add, addr, nid};
 
+/// A member of the three founders other than `leader`.
+fn other_than(leader: raft_core::NodeId) -> raft_core::NodeId {
+    [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("three founders")
+}
+
 async fn patient<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, f)
         .await
@@ -46,10 +54,7 @@ async fn a_proposal_on_a_follower_is_forwarded_and_answered_there() {
     let c = Cluster::founded(3);
     patient(c.propose(1)).await;
     let leader = patient(c.leader()).await;
-    let follower = [nid(1), nid(2), nid(3)]
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let follower = other_than(leader);
     let out = patient(c.handle(follower).propose(add(4))).await;
     assert_eq!(out.expect("forwarded and applied"), 5);
     match c.handle(follower).propose(Vec::new()).await {
@@ -62,10 +67,7 @@ async fn a_proposal_on_a_follower_is_forwarded_and_answered_there() {
 async fn without_forwarding_a_follower_refuses_a_proposal_and_names_the_leader() {
     let c = Cluster::founded_with(3, |o| o.forward_proposals = false);
     let leader = patient(c.leader()).await;
-    let follower = [nid(1), nid(2), nid(3)]
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let follower = other_than(leader);
     match c.handle(follower).propose(add(1)).await {
         Err(ProposeError::NotLeader { leader: Some(l) }) => assert_eq!(l, leader),
         other => panic!("a follower's proposal: {other:?}"),
@@ -142,10 +144,7 @@ async fn leader_transfer_hands_leadership_to_the_target() {
     let c = Cluster::founded(3);
     patient(c.propose(1)).await;
     let leader = patient(c.leader()).await;
-    let target = [nid(1), nid(2), nid(3)]
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("another voter");
+    let target = other_than(leader);
     patient(c.handle(leader).transfer_leader(target))
         .await
         .expect("transferred");
@@ -200,10 +199,7 @@ async fn members_restart_from_disk_with_their_state() {
 async fn catch_up_by_snapshot_then_restart(mut c: Cluster) {
     patient(c.propose(2)).await;
     let leader = patient(c.leader()).await;
-    let lagging = [nid(1), nid(2), nid(3)]
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let lagging = other_than(leader);
     c.kill(lagging);
     for _ in 0..30 {
         patient(c.propose(1)).await;
@@ -242,10 +238,7 @@ async fn a_killed_member_recovers_and_catches_up() {
     let mut c = Cluster::founded(3);
     patient(c.propose(4)).await;
     let leader = patient(c.leader()).await;
-    let victim = [nid(1), nid(2), nid(3)]
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let victim = other_than(leader);
     c.kill(victim);
     for _ in 0..10 {
         patient(c.propose(1)).await;
@@ -335,10 +328,7 @@ async fn a_follower_forgets_its_leader_and_a_leader_refuses_to() {
     let c = Cluster::founded(3);
     patient(c.propose(1)).await;
     let leader = patient(c.leader()).await;
-    let follower = [nid(1), nid(2), nid(3)]
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let follower = other_than(leader);
     match c.handle(leader).forget_leader().await {
         Err(ForgetLeaderError::Refused(raft_core::ForgetLeaderError::NotFollower { .. })) => {}
         other => panic!("a leader forgetting itself: {other:?}"),
@@ -359,10 +349,7 @@ async fn a_follower_that_requests_a_snapshot_installs_one_reaching_its_log() {
         assert_eq!(patient(c.propose(1)).await, n);
     }
     let leader = patient(c.leader()).await;
-    let follower = [nid(1), nid(2), nid(3)]
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let follower = other_than(leader);
     let h = c.handle(follower).clone();
     let mut attempts = 0..100;
     let index = loop {
