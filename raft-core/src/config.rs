@@ -14,18 +14,19 @@ pub enum ReadOnlyOption {
     #[default]
     Safe,
     /// The leader answers from its lease (thesis §6.4.1): no round trip.
-    /// The lease runs until `election_timeout_ticks` after the sending of
-    /// the newest heartbeat a quorum acknowledged (every heartbeat is a
-    /// round in this mode); outside it, and for the rest of a term in which
-    /// the leader sent TimeoutNow, reads are confirmed as with
-    /// [`ReadOnlyOption::Safe`]. Voters refuse votes within an election
-    /// timeout of hearing from a leader, and for an election timeout after
-    /// they start (a restarted voter may have acknowledged a lease).
+    /// The lease runs [`Config::lease_ticks`] (by default
+    /// `election_timeout_ticks`) after the sending of the newest heartbeat
+    /// a quorum acknowledged (every heartbeat is a round in this mode);
+    /// outside it, and for the rest of a term in which the leader sent
+    /// TimeoutNow, reads are confirmed as with [`ReadOnlyOption::Safe`].
+    /// Voters refuse votes within an election timeout of hearing from a
+    /// leader, and for an election timeout after they start (a restarted
+    /// voter may have acknowledged a lease).
     ///
-    /// The lease is shortened for clock drift by [`Config::max_clock_drift`]
-    /// (see [`Config::lease_ticks`]); its default assumes nodes tick in
-    /// lockstep. A leader whose ticks slow down beyond that bound (a paused
-    /// process, a stalled tick timer) overestimates its lease. Campaigning by hand
+    /// [`Config::max_clock_drift`] shortens the lease for clock drift; its
+    /// default assumes nodes tick in lockstep. A leader whose ticks slow
+    /// down beyond that bound (a paused process, a stalled tick timer)
+    /// overestimates its lease. Campaigning by hand
     /// ([`crate::RawNode::campaign`]) ignores leases. Requires
     /// [`Config::check_quorum`].
     LeaseBased,
@@ -44,9 +45,9 @@ pub enum ClockDrift {
     /// existing configurations keep their lease.
     #[default]
     Lockstep,
-    /// Over any interval, the fastest node's clock counts at most
-    /// `1 + n / 1000` times as many ticks as the slowest node's, and nodes
-    /// tick at arbitrary phases. `PerMille(0)`: equal rates, unaligned
+    /// At any time, the fastest node's ticks come at most `1 + n / 1000`
+    /// times as often as the slowest node's, and nodes tick at arbitrary
+    /// phases. `PerMille(0)`: equal rates, unaligned
     /// ticks. TiKV's 9 s lease under a 10 s election timeout is, with 1 s
     /// ticks, `PerMille(0)` here; `PerMille(100)` (10% drift) gives 8 s.
     PerMille(u32),
@@ -270,7 +271,10 @@ impl Config {
     /// acknowledging quorum, so no other leader exists within the lease if
     /// `L * P_leader <= (E - 1) * P_voter`; with
     /// `P_leader / P_voter <= 1 + d / 1000`, the largest such `L` is the
-    /// one above. E = 10, d = 100: a lease of 8 ticks.
+    /// one above. A restarted voter refuses votes for `E` ticks after it
+    /// starts, later still. E = 10, d = 100: a lease of 8 ticks
+    /// (testdata/read_index_lease_drift.txt; read_index_lease_drift_beyond.txt
+    /// shows the stale read when the drift exceeds the bound).
     pub fn lease_ticks(&self) -> u32 {
         let e = self.election_timeout_ticks;
         match self.max_clock_drift {

@@ -102,10 +102,13 @@ pub struct SimOptions {
     /// existing seeds replay unchanged; see [`SimOptions::with_lease_reads`].
     pub lease_reads: bool,
     /// Lease reads only: `None`, nodes tick in lockstep (above);
-    /// `Some(a)`, each node ticks at its own rate, drawn from the seed
-    /// between once every [`LOCKSTEP_TICK_STEPS`] steps per node and
-    /// `1 + a / 1000` times as often, from its own phase: the fastest clock
-    /// runs at most `1 + a / 1000` times the slowest. See
+    /// `Some(a)`, each node ticks at its own rate, between once every
+    /// [`SimOptions::lease_tick_steps`] steps per node and `1 + a / 1000`
+    /// times as often, from its own phase: the fastest clock runs at most
+    /// `1 + a / 1000` times the slowest. Rates are drawn from the seed at
+    /// the start and again whenever a new leader is seen (often the
+    /// adversary's choice: the leader slowest, the others fastest). The
+    /// liveness phase ticks every node each round. See
     /// [`SimOptions::with_lease_drift`].
     pub tick_drift_per_mille: Option<u32>,
     /// Lease reads only: steps per node between two ticks of a clock at
@@ -231,7 +234,7 @@ impl SimOptions {
         self.tick_drift_per_mille = Some(actual);
         // Ticks come `slower` times more rarely against the messages; so do
         // the faults, so that a partition still lasts a few election
-        // timeouts and the phase as many ticks.
+        // timeouts and the fault phase as many ticks.
         let slower = DRIFT_TICK_STEPS / LOCKSTEP_TICK_STEPS;
         self.lease_tick_steps = DRIFT_TICK_STEPS;
         self.steps *= slower;
@@ -415,7 +418,7 @@ impl SimNode {
 }
 
 /// A node's clock in the drift modes: it gains `rate` a step and ticks
-/// each time it has gained [`LOCKSTEP_TICK_STEPS`] × nodes × 1000.
+/// each time it has gained [`SimOptions::lease_tick_steps`] × nodes × 1000.
 struct DriftClock {
     rate: u64,
     gained: u64,
@@ -564,8 +567,8 @@ impl Simulation {
     }
 
     /// The ticks of the lease modes, before each step: every node at once
-    /// every [`LOCKSTEP_TICK_STEPS`] steps per node, or each node on its
-    /// own drift clock.
+    /// every [`SimOptions::lease_tick_steps`] steps per node, or each node
+    /// on its own drift clock.
     fn tick_lease_clocks(&mut self, ids: &[NodeId]) -> Result<(), Finding> {
         if self.clocks.is_empty() {
             if self
