@@ -14,20 +14,43 @@ pub enum ReadOnlyOption {
     #[default]
     Safe,
     /// The leader answers from its lease (thesis §6.4.1): no round trip.
-    /// The lease runs until `election_timeout_ticks` after the sending of
-    /// the newest heartbeat a quorum acknowledged (every heartbeat is a
-    /// round in this mode); outside it, and for the rest of a term in which
-    /// the leader sent TimeoutNow, reads are confirmed as with
-    /// [`ReadOnlyOption::Safe`]. Voters refuse votes within an election
-    /// timeout of hearing from a leader, and for an election timeout after
-    /// they start (a restarted voter may have acknowledged a lease).
+    /// The lease runs [`Config::lease_ticks`] (by default
+    /// `election_timeout_ticks`) after the sending of the newest heartbeat
+    /// a quorum acknowledged (every heartbeat is a round in this mode);
+    /// outside it, and for the rest of a term in which the leader sent
+    /// TimeoutNow, reads are confirmed as with [`ReadOnlyOption::Safe`].
+    /// Voters refuse votes within an election timeout of hearing from a
+    /// leader, and for an election timeout after they start (a restarted
+    /// voter may have acknowledged a lease).
     ///
-    /// Correct only if every node's ticks run at nearly the same rate: a
-    /// leader whose ticks slow down (a paused process, a stalled tick
-    /// timer) overestimates its lease. Campaigning by hand
+    /// [`Config::max_clock_drift`] shortens the lease for clock drift; its
+    /// default assumes nodes tick in lockstep. A leader whose ticks slow
+    /// down beyond that bound (a paused process, a stalled tick timer)
+    /// overestimates its lease. Campaigning by hand
     /// ([`crate::RawNode::campaign`]) ignores leases. Requires
     /// [`Config::check_quorum`].
     LeaseBased,
+}
+
+/// How far apart the tick rates of any two nodes may drift, for lease reads
+/// ([`Config::max_clock_drift`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub enum ClockDrift {
+    /// Every node ticks at the same instants: same rate, same phase. The
+    /// lease is the whole election timeout, as before this setting existed.
+    /// Only a simulator (or a test driving all ticks) keeps this promise;
+    /// real nodes tick at different phases even at equal rates, which alone
+    /// can make a one-tick window for a stale read. The default, so that
+    /// existing configurations keep their lease.
+    #[default]
+    Lockstep,
+    /// At any time, the fastest node's ticks come at most `1 + n / 1000`
+    /// times as often as the slowest node's, and nodes tick at arbitrary
+    /// phases. `PerMille(0)`: equal rates, unaligned
+    /// ticks. TiKV's 9 s lease under a 10 s election timeout is, with 1 s
+    /// ticks, `PerMille(0)` here; `PerMille(100)` (10% drift) gives 8 s.
+    PerMille(u32),
 }
 
 /// The configuration of one Raft node. Build it with [`Config::new`] and
@@ -106,6 +129,12 @@ pub struct Config {
     pub applied: Index,
     /// How read-index requests are confirmed. Default: [`ReadOnlyOption::Safe`].
     pub read_only_option: ReadOnlyOption,
+    /// The largest clock drift between nodes that lease reads
+    /// ([`ReadOnlyOption::LeaseBased`]) must survive: the leader's lease is
+    /// shortened to [`Config::lease_ticks`]. Ignored with
+    /// [`ReadOnlyOption::Safe`]. Default: [`ClockDrift::Lockstep`] (the
+    /// lease is `election_timeout_ticks`, as before this field existed).
+    pub max_clock_drift: ClockDrift,
     /// Persist and apply on other threads: `ready` may be called again
     /// before earlier Readys are durable; the application reports progress
     /// with `RawNode::on_persisted` and `RawNode::on_applied` (as raft-rs's
@@ -153,6 +182,15 @@ pub enum ConfigError {
     /// Lease-based reads are only sound with CheckQuorum.
     #[error("read_only_option LeaseBased requires check_quorum = true")]
     LeaseWithoutCheckQuorum,
+    /// Lease reads with a clock-drift bound that leaves no lease
+    /// ([`Config::lease_ticks`] is 0).
+    #[error("max_clock_drift {drift:?} leaves no lease under election_timeout_ticks ({election})")]
+    NoLeaseUnderDrift {
+        /// The configured election timeout.
+        election: u32,
+        /// The configured drift bound.
+        drift: ClockDrift,
+    },
 }
 
 impl Config {
@@ -174,6 +212,7 @@ impl Config {
             disable_proposal_forwarding: false,
             applied: Index::ZERO,
             read_only_option: ReadOnlyOption::Safe,
+            max_clock_drift: ClockDrift::Lockstep,
             step_down_on_removal: true,
             async_storage_writes: false,
             seed: id.get(),
@@ -206,7 +245,45 @@ impl Config {
         if self.read_only_option == ReadOnlyOption::LeaseBased && !self.check_quorum {
             return Err(ConfigError::LeaseWithoutCheckQuorum);
         }
+        if self.read_only_option == ReadOnlyOption::LeaseBased && self.lease_ticks() == 0 {
+            return Err(ConfigError::NoLeaseUnderDrift {
+                election: self.election_timeout_ticks,
+                drift: self.max_clock_drift,
+            });
+        }
         Ok(())
+    }
+
+    /// Ticks of the leader's clock a lease lasts from the sending of a
+    /// heartbeat a quorum acknowledged (thesis §6.4.1), for
+    /// [`Config::max_clock_drift`]. With `E = election_timeout_ticks`:
+    ///
+    /// - `E` with [`ClockDrift::Lockstep`];
+    /// - `floor((E - 1) * 1000 / (1000 + d))` with [`ClockDrift::PerMille`]`(d)`.
+    ///
+    /// Why (thesis §6.4.1, with CheckQuorum's vote refusal of §4.2.3): a
+    /// voter that acknowledged the heartbeat refuses votes until `E` ticks
+    /// of *its* clock after receiving it. Its next tick may come at once,
+    /// so that is more than `E - 1` of its tick periods after the leader
+    /// sent it. The lease ends at most `L` of the leader's tick periods
+    /// after the sending (the leader's tick count was read at or after its
+    /// last tick). A new leader needs a vote from some voter of the
+    /// acknowledging quorum, so no other leader exists within the lease if
+    /// `L * P_leader <= (E - 1) * P_voter`; with
+    /// `P_leader / P_voter <= 1 + d / 1000`, the largest such `L` is the
+    /// one above. A restarted voter refuses votes for `E` ticks after it
+    /// starts, later still. E = 10, d = 100: a lease of 8 ticks
+    /// (testdata/read_index_lease_drift.txt; read_index_lease_drift_beyond.txt
+    /// shows the stale read when the drift exceeds the bound).
+    pub fn lease_ticks(&self) -> u32 {
+        let e = self.election_timeout_ticks;
+        match self.max_clock_drift {
+            ClockDrift::Lockstep => e,
+            ClockDrift::PerMille(d) => {
+                let l = u64::from(e.saturating_sub(1)) * 1000 / (1000 + u64::from(d));
+                u32::try_from(l).expect("at most the election timeout")
+            }
+        }
     }
 }
 
@@ -263,5 +340,40 @@ mod tests {
         c.read_only_option = ReadOnlyOption::LeaseBased;
         c.check_quorum = false;
         assert_eq!(c.validate(), Err(ConfigError::LeaseWithoutCheckQuorum));
+    }
+
+    #[test]
+    fn the_default_lease_is_the_election_timeout() {
+        assert_eq!(config().lease_ticks(), 10);
+    }
+
+    #[test]
+    fn a_drift_bound_shortens_the_lease_below_the_election_timeout() {
+        let mut c = config();
+        c.max_clock_drift = ClockDrift::PerMille(0);
+        assert_eq!(c.lease_ticks(), 9, "one tick for unaligned phases");
+        c.max_clock_drift = ClockDrift::PerMille(100);
+        assert_eq!(c.lease_ticks(), 8, "9 / 1.1 = 8.18");
+        c.max_clock_drift = ClockDrift::PerMille(125);
+        assert_eq!(c.lease_ticks(), 8, "9 / 1.125 = 8 exactly");
+        c.max_clock_drift = ClockDrift::PerMille(1000);
+        assert_eq!(c.lease_ticks(), 4, "9 / 2 = 4.5");
+    }
+
+    #[test]
+    fn a_drift_bound_that_leaves_no_lease_is_refused() {
+        let mut c = config();
+        c.read_only_option = ReadOnlyOption::LeaseBased;
+        c.election_timeout_ticks = 2;
+        c.max_clock_drift = ClockDrift::PerMille(1);
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::NoLeaseUnderDrift {
+                election: 2,
+                drift: ClockDrift::PerMille(1),
+            })
+        );
+        c.read_only_option = ReadOnlyOption::Safe;
+        assert_eq!(c.validate(), Ok(()), "no lease, no lease to shorten");
     }
 }

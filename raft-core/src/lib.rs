@@ -342,7 +342,7 @@ pub use bytes::Bytes;
 
 pub use bootstrap::{BootstrapError, FoundingLog};
 pub use confchange::{AnyConfChange, ConfChangeDecodeError, ConfChangeError};
-pub use config::{Config, ConfigError, NO_LIMIT, ReadOnlyOption};
+pub use config::{ClockDrift, Config, ConfigError, NO_LIMIT, ReadOnlyOption};
 pub use error::{
     ApplyConfChangeError, CampaignError, ForgetLeaderError, NewError, ProposeError, ReadIndexError,
     ReadyError, RequestSnapshotError, StepError, TickError, TransferError,

@@ -5,10 +5,14 @@
 //! - `sim_replay`: one seed, `RAFT_SIM_SEED=<seed>`, with its events.
 //! - `sim_soak` (ignored): as many seeds as asked, reporting seeds/minute:
 //!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim sim_soak -- --ignored --nocapture`.
+//! - `lease_drift_soak` (ignored): the same for lease reads under clock
+//!   drift within the configured bound:
+//!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim lease_drift_soak -- --ignored --nocapture`.
 
 use std::time::Instant;
 
 use proptest::prelude::*;
+use raft_core::testkit::check::ViolationKind;
 use raft_core::testkit::sim::{SimOptions, Simulation};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -62,13 +66,17 @@ fn sim_regression_seeds() {
 }
 
 /// One seed of one mode: `RAFT_SIM_SEED`, and `RAFT_SIM_MODE` (`default`,
-/// `lease`, `joiners`, `compaction`, `local-ops`; a failure prints both).
+/// `lease`, `lease-drift`, `lease-drift-beyond`, `joiners`, `compaction`,
+/// `local-ops`; a failure prints both).
 #[test]
 fn sim_replay() {
     let seed = env_u64("RAFT_SIM_SEED", 0);
     let mode = std::env::var("RAFT_SIM_MODE").unwrap_or_else(|_| "default".into());
     let opts = SimOptions::for_mode(&mode, seed).unwrap_or_else(|| {
-        panic!("RAFT_SIM_MODE={mode}: not default, lease, joiners, compaction or local-ops")
+        panic!(
+            "RAFT_SIM_MODE={mode}: not default, lease, lease-drift, lease-drift-beyond, \
+             joiners, compaction or local-ops"
+        )
     });
     let report = Simulation::new(seed, opts)
         .run()
@@ -79,7 +87,11 @@ fn sim_replay() {
 /// Runs `count` seeds of `mode` from `RAFT_SIM_FIRST_SEED` and fails with
 /// every failing seed (printing the first failure in full).
 fn run_mode(mode: &str, count: u64) -> Vec<raft_core::testkit::sim::SimReport> {
-    let first = env_u64("RAFT_SIM_FIRST_SEED", 0);
+    run_mode_from(mode, env_u64("RAFT_SIM_FIRST_SEED", 0), count)
+}
+
+/// [`run_mode`] from seed `first`.
+fn run_mode_from(mode: &str, first: u64, count: u64) -> Vec<raft_core::testkit::sim::SimReport> {
     let mut failures = Vec::new();
     let mut reports = Vec::new();
     for seed in first..first + count {
@@ -263,4 +275,60 @@ fn sim_lease_regression_seed() {
     Simulation::new(seed, opts)
         .run()
         .unwrap_or_else(|v| panic!("{v}"));
+}
+
+/// Lease reads with every node ticking at its own rate and phase, within
+/// the drift the lease is shortened for (`Config::max_clock_drift`,
+/// thesis §6.4.1): `RAFT_SIM_LEASE_DRIFT_SEEDS` seeds (default 200) from
+/// `RAFT_SIM_FIRST_SEED`, none with a stale read.
+#[test]
+fn lease_reads_under_drift_within_the_bound_are_never_stale() {
+    let reports = run_mode("lease-drift", env_u64("RAFT_SIM_LEASE_DRIFT_SEEDS", 200));
+    let reads: u64 = reports.iter().map(|r| r.reads_checked).sum();
+    println!("{} runs: {reads} reads checked", reports.len());
+    assert!(reads > reports.len() as u64, "the workload reads ({reads})");
+}
+
+/// The first seed from `first` (at most `limit` seeds) at which lease reads
+/// under drift beyond the configured bound return a stale read, with the
+/// number of seeds run.
+fn first_stale_read_beyond_the_bound(first: u64, limit: u64) -> Option<(u64, u64)> {
+    for seed in first..first + limit {
+        let opts = SimOptions::for_mode("lease-drift-beyond", seed).expect("known mode");
+        match Simulation::new(seed, opts).run() {
+            Ok(_) => {}
+            Err(v) if v.finding.kind == ViolationKind::StaleRead => {
+                println!("{v}");
+                return Some((seed, seed - first + 1));
+            }
+            Err(v) => panic!("only stale reads may break beyond the drift bound: {v}"),
+        }
+    }
+    None
+}
+
+/// The bound is necessary: with clocks drifting further apart than the
+/// lease was shortened for, the simulator finds a stale read
+/// (`RAFT_SIM_BEYOND_SEEDS`, default 500, from `RAFT_SIM_FIRST_SEED`).
+#[test]
+fn lease_reads_under_drift_beyond_the_bound_are_found_stale() {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 0);
+    let limit = env_u64("RAFT_SIM_BEYOND_SEEDS", 500);
+    let found = first_stale_read_beyond_the_bound(first, limit);
+    let (seed, seeds) = found.unwrap_or_else(|| panic!("no stale read in {limit} seeds"));
+    println!("stale read at seed {seed}, after {seeds} seeds");
+}
+
+#[test]
+#[ignore = "soak: RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim lease_drift_soak -- --ignored --nocapture"]
+fn lease_drift_soak() {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 1_000_000);
+    let count = env_u64("RAFT_SIM_SEEDS", 1_000);
+    let start = Instant::now();
+    let reports = run_mode_from("lease-drift", first, count);
+    let reads: u64 = reports.iter().map(|r| r.reads_checked).sum();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "lease-drift: {count} seeds from {first} in {secs:.1}s, {reads} reads checked, zero violations"
+    );
 }

@@ -217,7 +217,7 @@ impl<S: Storage> Raft<S> {
             }
         });
         if self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
-            let timeout = u64::from(self.cfg.election_timeout_ticks);
+            let timeout = u64::from(self.cfg.lease_ticks());
             l.reads.confirm_lease(confirmed.get(), timeout);
         }
         let mut released = Vec::new();

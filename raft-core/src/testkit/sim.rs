@@ -3,8 +3,10 @@
 //! restarts, synchronous or asynchronous storage writes, and the workload
 //! (proposals, membership changes, leadership transfers, compaction, safe
 //! reads). Nodes tick independently, which is unbounded clock drift, so
-//! lease reads, correct only under bounded drift, run in a mode of their
-//! own ([`SimOptions::with_lease_reads`]) where all nodes tick together.
+//! lease reads, correct only under bounded drift, run in modes of their
+//! own: all nodes tick together ([`SimOptions::with_lease_reads`]), or
+//! each at its own rate and phase within a drift
+//! ([`SimOptions::with_lease_drift`]).
 //! The [`SafetyChecker`] runs after every
 //! step; after the faults heal, a liveness phase checks that the cluster
 //! commits again.
@@ -30,7 +32,7 @@ use rand::{Rng, SeedableRng};
 
 use super::check::{Finding, SafetyChecker, ViolationKind, digest};
 use crate::confchange::AnyConfChange;
-use crate::config::Config;
+use crate::config::{ClockDrift, Config};
 use crate::message::Message;
 use crate::raft::RoleKind;
 use crate::raw_node::RawNode;
@@ -99,6 +101,26 @@ pub struct SimOptions {
     /// assumption leases rest on. Off in [`SimOptions::randomized`], so
     /// existing seeds replay unchanged; see [`SimOptions::with_lease_reads`].
     pub lease_reads: bool,
+    /// Lease reads only: `None`, nodes tick in lockstep (above);
+    /// `Some(a)`, each node ticks at its own rate, between once every
+    /// [`SimOptions::lease_tick_steps`] steps per node and `1 + a / 1000`
+    /// times as often, from its own phase: the fastest clock runs at most
+    /// `1 + a / 1000` times the slowest. Rates are drawn from the seed at
+    /// the start and again whenever a new leader is seen (often the
+    /// adversary's choice: the leader slowest, the others fastest). The
+    /// liveness phase ticks every node each round. See
+    /// [`SimOptions::with_lease_drift`].
+    pub tick_drift_per_mille: Option<u32>,
+    /// Lease reads only: steps per node between two ticks of a clock at
+    /// the slowest rate. [`LOCKSTEP_TICK_STEPS`] in
+    /// [`SimOptions::randomized`]; the drift modes tick more slowly, so
+    /// that messages are fast against ticks, the regime where a lease
+    /// that lasts too long is caught.
+    pub lease_tick_steps: u64,
+    /// Every node's [`Config::max_clock_drift`]: the drift its lease is
+    /// shortened for. [`ClockDrift::Lockstep`] in
+    /// [`SimOptions::randomized`].
+    pub max_clock_drift: ClockDrift,
     /// The highest this many ids start with empty storage, outside the
     /// cluster, and join when a membership change adds them; the others
     /// found the cluster in the log ([`FoundingLog`](crate::FoundingLog)). With 0, every node
@@ -116,6 +138,20 @@ pub struct SimOptions {
 /// In lease mode, all nodes tick once every this many steps per node (the
 /// same average rate as the random ticks of the other mode).
 pub const LOCKSTEP_TICK_STEPS: u64 = 4;
+
+/// In the drift modes, a clock at the slowest rate ticks once every this
+/// many steps per node ([`SimOptions::lease_tick_steps`]).
+pub const DRIFT_TICK_STEPS: u64 = 16;
+
+/// The drift bound of the `lease-drift` modes, in parts per thousand:
+/// every node's [`Config::max_clock_drift`] is
+/// `ClockDrift::PerMille(LEASE_DRIFT_PER_MILLE)`.
+pub const LEASE_DRIFT_PER_MILLE: u32 = 100;
+
+/// The actual tick-rate spread of the `lease-drift-beyond` mode, in parts
+/// per thousand: beyond [`LEASE_DRIFT_PER_MILLE`], where the simulator
+/// finds stale reads.
+pub const BEYOND_DRIFT_PER_MILLE: u32 = 4000;
 
 impl SimOptions {
     /// A mix of faults and workload drawn from `seed`, so that many seeds
@@ -144,6 +180,9 @@ impl SimOptions {
             async_writes: r.random_bool(0.3),
             liveness_rounds: 2_000,
             lease_reads: false,
+            tick_drift_per_mille: None,
+            lease_tick_steps: LOCKSTEP_TICK_STEPS,
+            max_clock_drift: ClockDrift::Lockstep,
             joiners: 0,
             apply_before_persist: false,
         }
@@ -184,6 +223,34 @@ impl SimOptions {
         self
     }
 
+    /// The same options with lease reads shortened for a drift of
+    /// `configured` per mille ([`ClockDrift::PerMille`]), and nodes that
+    /// tick at rates `actual` per mille apart, each from its own phase
+    /// ([`SimOptions::tick_drift_per_mille`]), instead of in lockstep.
+    #[must_use]
+    pub fn with_lease_drift(mut self, configured: u32, actual: u32) -> SimOptions {
+        self = self.with_lease_reads();
+        self.max_clock_drift = ClockDrift::PerMille(configured);
+        self.tick_drift_per_mille = Some(actual);
+        // Ticks come `slower` times more rarely against the messages; so do
+        // the faults, so that a partition still lasts a few election
+        // timeouts and the fault phase as many ticks.
+        let slower = DRIFT_TICK_STEPS / LOCKSTEP_TICK_STEPS;
+        self.lease_tick_steps = DRIFT_TICK_STEPS;
+        self.steps *= slower;
+        for p in [
+            &mut self.crash_probability,
+            &mut self.restart_probability,
+            &mut self.partition_probability,
+            &mut self.conf_change_probability,
+            &mut self.transfer_probability,
+            &mut self.compact_probability,
+        ] {
+            *p /= slower as f64;
+        }
+        self
+    }
+
     /// The same options with the node-local operations of the application
     /// as well: followers told to forget their leader, and followers that
     /// ask the leader for a snapshot (each with probability 0.005 a step);
@@ -197,11 +264,16 @@ impl SimOptions {
     }
 
     /// The name of the mode these options run in, as `RAFT_SIM_MODE`
-    /// takes it in the replay command: `lease`, `joiners`, `compaction`,
-    /// `local-ops` or `default`.
+    /// takes it in the replay command: `lease`, `lease-drift` (nodes drift
+    /// within the bound their lease is shortened for), `lease-drift-beyond`
+    /// (beyond it), `joiners`, `compaction`, `local-ops` or `default`.
     pub fn mode(&self) -> &'static str {
         if self.lease_reads {
-            "lease"
+            match (self.tick_drift_per_mille, self.max_clock_drift) {
+                (None, _) => "lease",
+                (Some(a), ClockDrift::PerMille(d)) if a <= d => "lease-drift",
+                (Some(_), _) => "lease-drift-beyond",
+            }
         } else if self.joiners > 0 {
             "joiners"
         } else if self.apply_before_persist {
@@ -220,6 +292,12 @@ impl SimOptions {
         match mode {
             "default" => Some(base),
             "lease" => Some(base.with_lease_reads()),
+            "lease-drift" => {
+                Some(base.with_lease_drift(LEASE_DRIFT_PER_MILLE, LEASE_DRIFT_PER_MILLE))
+            }
+            "lease-drift-beyond" => {
+                Some(base.with_lease_drift(LEASE_DRIFT_PER_MILLE, BEYOND_DRIFT_PER_MILLE))
+            }
             "joiners" => Some(base.with_joiners(seed)),
             "compaction" => Some(base.with_aggressive_compaction()),
             "local-ops" => Some(base.with_local_ops()),
@@ -339,6 +417,13 @@ impl SimNode {
     }
 }
 
+/// A node's clock in the drift modes: it gains `rate` a step and ticks
+/// each time it has gained [`SimOptions::lease_tick_steps`] × nodes × 1000.
+struct DriftClock {
+    rate: u64,
+    gained: u64,
+}
+
 struct InFlight {
     deliver_at: u64,
     msg: Message,
@@ -363,6 +448,11 @@ pub struct Simulation {
     faults: bool,
     /// Print every event as it happens (`RAFT_SIM_TRACE=1`).
     trace: bool,
+    /// Drift modes only: each node's clock (empty: lockstep or random ticks).
+    clocks: BTreeMap<NodeId, DriftClock>,
+    /// Draws the drift clocks' rates, apart from `rng` so that the other
+    /// modes' runs stay as they were.
+    clock_rng: StdRng,
 }
 
 const RECENT_EVENTS: usize = 48;
@@ -390,8 +480,11 @@ impl Simulation {
             recent: VecDeque::with_capacity(RECENT_EVENTS),
             faults: true,
             trace: std::env::var_os("RAFT_SIM_TRACE").is_some(),
+            clocks: BTreeMap::new(),
+            clock_rng: StdRng::seed_from_u64(seed ^ 0x00d2_1f7c_10c4),
             opts,
         };
+        sim.clocks = sim.drift_clocks();
         for n in 1..=sim.opts.nodes {
             let storage = if n > founders {
                 MemoryStorage::new()
@@ -414,6 +507,92 @@ impl Simulation {
         sim
     }
 
+    /// The clocks of the drift modes, each at its own phase and rate
+    /// ([`Simulation::draw_rate`]).
+    fn drift_clocks(&mut self) -> BTreeMap<NodeId, DriftClock> {
+        if !self.opts.lease_reads || self.opts.tick_drift_per_mille.is_none() {
+            return BTreeMap::new();
+        }
+        let period = self.tick_period();
+        (1..=self.opts.nodes)
+            .map(|n| {
+                let rate = self.draw_rate();
+                let gained = self.clock_rng.random_range(0..period);
+                (id(n), DriftClock { rate, gained })
+            })
+            .collect()
+    }
+
+    /// The fastest rate of the drift clocks; the slowest is 1000.
+    fn top_rate(&self) -> u64 {
+        1000 + u64::from(self.opts.tick_drift_per_mille.unwrap_or(0))
+    }
+
+    /// A clock rate: the slowest, the fastest, or one in between (a third
+    /// each), so that runs often hold both extremes of the spread.
+    fn draw_rate(&mut self) -> u64 {
+        let top = self.top_rate();
+        match self.clock_rng.random_range(0..3) {
+            0 => 1000,
+            1 => top,
+            _ => self.clock_rng.random_range(1000..=top),
+        }
+    }
+
+    /// Drift modes: a new leader's clock changes rate, as an adversary
+    /// would have it: three times in four the leader's clock becomes the
+    /// slowest and every other the fastest (the leader overestimates its
+    /// lease the most against the voters' timers, thesis §6.4.1); else
+    /// every rate is drawn again. Phases carry on.
+    fn drift_on_new_leader(&mut self, leader: NodeId) {
+        if self.clocks.is_empty() {
+            return;
+        }
+        let adversary = self.clock_rng.random_bool(0.75);
+        let top = self.top_rate();
+        let ids: Vec<NodeId> = self.clocks.keys().copied().collect();
+        for n in ids {
+            let rate = match (adversary, n == leader) {
+                (true, true) => 1000,
+                (true, false) => top,
+                (false, _) => self.draw_rate(),
+            };
+            self.clocks.get_mut(&n).expect("clock").rate = rate;
+        }
+    }
+
+    /// What a drift clock gains between two ticks.
+    fn tick_period(&self) -> u64 {
+        self.opts.lease_tick_steps * self.opts.nodes * 1000
+    }
+
+    /// The ticks of the lease modes, before each step: every node at once
+    /// every [`SimOptions::lease_tick_steps`] steps per node, or each node
+    /// on its own drift clock.
+    fn tick_lease_clocks(&mut self, ids: &[NodeId]) -> Result<(), Finding> {
+        if self.clocks.is_empty() {
+            if self
+                .step
+                .is_multiple_of(self.opts.lease_tick_steps * self.opts.nodes)
+            {
+                for &n in ids {
+                    self.tick(n)?;
+                }
+            }
+            return Ok(());
+        }
+        let period = self.tick_period();
+        for &n in ids {
+            let c = self.clocks.get_mut(&n).expect("a clock per node");
+            c.gained += c.rate;
+            if c.gained >= period {
+                c.gained -= period;
+                self.tick(n)?;
+            }
+        }
+        Ok(())
+    }
+
     fn config(&self, n: NodeId, applied: Index) -> Config {
         let mut cfg = Config::new(n);
         cfg.pre_vote = self.opts.pre_vote;
@@ -421,6 +600,7 @@ impl Simulation {
         if self.opts.lease_reads {
             cfg.read_only_option = crate::config::ReadOnlyOption::LeaseBased;
         }
+        cfg.max_clock_drift = self.opts.max_clock_drift;
         cfg.async_storage_writes = self.opts.async_writes;
         cfg.election_timeout_ticks = 10;
         cfg.heartbeat_interval_ticks = 2;
@@ -484,14 +664,8 @@ impl Simulation {
     fn fault_step(&mut self) -> Result<(), Finding> {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         let lockstep = self.opts.lease_reads;
-        if lockstep
-            && self
-                .step
-                .is_multiple_of(LOCKSTEP_TICK_STEPS * self.opts.nodes)
-        {
-            for &n in &ids {
-                self.tick(n)?;
-            }
+        if lockstep {
+            self.tick_lease_clocks(&ids)?;
         }
         let n = ids[self.rng.random_range(0..ids.len())];
         let roll: f64 = self.rng.random();
@@ -1037,6 +1211,7 @@ impl Simulation {
             if newly {
                 let t = now.1;
                 self.event(|| format!("{n} leads term {t}"));
+                self.drift_on_new_leader(n);
             }
             self.nodes.get_mut(&n).expect("node").last_role = Some(now);
         }

@@ -51,7 +51,7 @@
 //!
 //! | Command | Effect |
 //! |---|---|
-//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [max-apply-gap=N] [max-entry-bytes=N] [read-only=safe\|lease-based] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T] [founding-log=B] [snapshot-on-apply=B]` | Adds N nodes with the next ids. With `founding-log=true`, each starts from the founders' membership written as the first log entries ([`MemoryStorage::bootstrap`]); with `index`, from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership (no `voters`: a node joining with empty storage). `snapshot-on-apply=false` stops the environment from snapshotting after every apply: the node then snapshots only when a leader asks (`Ready::snapshot_request`). `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
+//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [max-apply-gap=N] [max-entry-bytes=N] [read-only=safe\|lease-based] [max-clock-drift=lockstep\|N] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T] [founding-log=B] [snapshot-on-apply=B]` | Adds N nodes with the next ids. With `founding-log=true`, each starts from the founders' membership written as the first log entries ([`MemoryStorage::bootstrap`]); with `index`, from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership (no `voters`: a node joining with empty storage). `max-clock-drift=N` shortens leases for a drift of N per mille ([`ClockDrift::PerMille`]). `snapshot-on-apply=false` stops the environment from snapshotting after every apply: the node then snapshots only when a leader asks (`Ready::snapshot_request`). `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
 //! | `campaign id` | [`RawNode::campaign`]. |
 //! | `restart id` | Crash and restart: a new `RawNode` from the node's storage (volatile state and unpersisted work lost; messages in flight kept). |
 //! | `propose id data` | [`RawNode::propose`]. |
@@ -102,7 +102,7 @@ pub use datadriven::{TestCase, TranscriptError};
 
 use crate::testkit::describe;
 use crate::{
-    AnyConfChange, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
+    AnyConfChange, ClockDrift, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
     ConfChangeV2, ConfState, Config, Entry, Index, MemoryStorage, Message, NO_LIMIT, NodeId,
     PersistBatch, RawNode, ReadOnlyOption, RoleKind, Snapshot, SnapshotMetadata, SnapshotStatus,
     Storage, Term,
@@ -180,6 +180,13 @@ fn node_config(id: NodeId, a: &Args<'_>) -> Result<Config, String> {
         None | Some("safe") => ReadOnlyOption::Safe,
         Some("lease-based") => ReadOnlyOption::LeaseBased,
         Some(o) => return Err(format!("read-only: unknown option {o:?}")),
+    };
+    cfg.max_clock_drift = match a.value("max-clock-drift")? {
+        None | Some("lockstep") => ClockDrift::Lockstep,
+        Some(n) => ClockDrift::PerMille(
+            n.parse()
+                .map_err(|e| format!("max-clock-drift: {n:?}: {e}"))?,
+        ),
     };
     Ok(cfg)
 }
@@ -435,6 +442,7 @@ impl Env {
             "max-apply-gap",
             "max-entry-bytes",
             "read-only",
+            "max-clock-drift",
             "step-down-on-removal",
             "disable-proposal-forwarding",
             "election-ticks",
