@@ -173,6 +173,7 @@ impl Host {
         config.max_apply_gap = opts.max_apply_gap_entries.unwrap_or(raft_core::NO_LIMIT);
         config.max_entry_bytes = opts.max_entry_bytes.unwrap_or(raft_core::NO_LIMIT);
         config.read_only_option = opts.read_mode;
+        config.max_clock_drift = opts.max_clock_drift;
         config.async_storage_writes = opts.async_storage_writes;
         // A follower forwards a proposal to the leader; the envelope lets
         // it find its waiter when the entry is applied.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use raft_core::{NodeId, ReadOnlyOption};
+use raft_core::{ClockDrift, NodeId, ReadOnlyOption};
 
 use crate::ids::GroupId;
 
@@ -70,6 +70,12 @@ pub struct GroupOptions {
     /// (`Safe`, thesis §6.4) or the leader's lease (`LeaseBased`, §6.4.1,
     /// which assumes bounded clock drift).
     pub read_mode: ReadOnlyOption,
+    /// How far the members' clocks may drift apart, which shortens the
+    /// lease of `LeaseBased` reads (raft-core's `max_clock_drift`, thesis
+    /// §6.4.1). Default: 10% (`PerMille(100)`, 8 ticks of lease under a
+    /// 10-tick election timeout): real machines never tick in lockstep,
+    /// so raft-core's `Lockstep` is not offered as the host's default.
+    pub max_clock_drift: ClockDrift,
     /// Applied entries between snapshots.
     pub snapshot_interval_entries: u64,
     /// Entries kept behind a snapshot so that a slightly lagging follower
@@ -129,6 +135,7 @@ impl GroupOptions {
             election_timeout_ticks: 10,
             heartbeat_interval_ticks: 1,
             read_mode: ReadOnlyOption::Safe,
+            max_clock_drift: ClockDrift::PerMille(100),
             snapshot_interval_entries: 100_000,
             catch_up_entries: 5_000,
             snapshots_kept: 2,

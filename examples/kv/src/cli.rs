@@ -54,10 +54,15 @@ pub struct ServerArgs {
     pub election_ticks: u32,
     /// How linearizable reads are confirmed: `index` (a heartbeat round
     /// with a quorum, etcd's default) or `lease` (the leader answers within
-    /// its lease, no round trip; assumes the nodes' clocks advance at the
-    /// same rate, within what the election timeout absorbs).
+    /// its lease, no round trip; safe while the nodes' clocks drift apart
+    /// by at most --max-clock-drift).
     #[arg(long, value_enum, default_value_t = ReadMode::Index)]
     pub read_mode: ReadMode,
+    /// With --read-mode lease: how much faster, in per mille, any node's
+    /// clock may run than any other's; the lease shrinks to match (100:
+    /// 10%, an 8-tick lease under a 10-tick election timeout).
+    #[arg(long, default_value_t = 100)]
+    pub max_clock_drift: u32,
     /// Heartbeat interval, in ticks.
     #[arg(long, default_value_t = 1)]
     pub heartbeat_ticks: u32,
@@ -257,6 +262,14 @@ impl ServerArgs {
                 "--election-ticks must be greater than --heartbeat-ticks, which must be at least 1",
             ));
         }
+        let lease =
+            u64::from(self.election_ticks - 1) * 1000 / (1000 + u64::from(self.max_clock_drift));
+        if self.read_mode == ReadMode::Lease && lease == 0 {
+            return Err(ArgsError::BadTiming(
+                "--read-mode lease leaves no lease under --max-clock-drift: raise --election-ticks \
+                 or lower --max-clock-drift",
+            ));
+        }
         if self.snapshot_count == 0 {
             return Err(ArgsError::BadSnapshotCount);
         }
@@ -278,6 +291,7 @@ impl ServerArgs {
             ReadMode::Index => raft_core::ReadOnlyOption::Safe,
             ReadMode::Lease => raft_core::ReadOnlyOption::LeaseBased,
         };
+        group.max_clock_drift = raft_core::ClockDrift::PerMille(self.max_clock_drift);
         group.snapshot_interval_entries = self.snapshot_count;
         group.catch_up_entries = self.catch_up_entries;
         group.async_storage_writes = self.async_storage_writes;
@@ -441,6 +455,12 @@ mod tests {
         let mut a = args();
         a.election_ticks = 1;
         assert!(matches!(a.validate().unwrap_err(), ArgsError::BadTiming(_)));
+        let mut a = args();
+        (a.read_mode, a.election_ticks, a.max_clock_drift) = (ReadMode::Lease, 2, 1);
+        let err = a.validate().unwrap_err().to_string();
+        assert!(err.contains("--max-clock-drift"), "{err}");
+        a.max_clock_drift = 0;
+        a.validate().expect("a one-tick lease");
         let mut a = args();
         a.snapshot_count = 0;
         assert_eq!(a.validate().unwrap_err(), ArgsError::BadSnapshotCount);
