@@ -9,11 +9,10 @@ use crate::error::{
     ReadyError, RequestSnapshotError, StepError, TickError, TransferError,
 };
 use crate::message::Message;
-use crate::raft::{Proposal, Raft, Role, RoleKind};
+use crate::raft::{Proposal, Raft, RoleKind};
 use crate::ready::{Ready, SoftState};
-use crate::status::{ProgressStatus, Status};
+use crate::status::Status;
 use crate::storage::{Storage, StorageError};
-use crate::tracker::ProgressState;
 use crate::types::{ConfState, EntryKind, HardState, Index, LogId, NodeId, Term};
 
 /// How sending a snapshot to a follower ended (see
@@ -116,7 +115,7 @@ impl<S: Storage> RawNode<S> {
     /// [`CampaignError::NotVoter`] for learners and non-members,
     /// [`CampaignError::AlreadyLeader`] on the leader.
     pub fn campaign(&mut self) -> Result<(), CampaignError> {
-        if matches!(self.raft.role, Role::Leader(_)) {
+        if self.raft.is_leader() {
             return Err(CampaignError::AlreadyLeader);
         }
         if !self.raft.promotable() {
@@ -200,8 +199,7 @@ impl<S: Storage> RawNode<S> {
         if !r.log.unstable.next_entries().is_empty() || r.log.unstable.has_next_snapshot() {
             return true;
         }
-        if matches!(&r.role, Role::Leader(l) if l.broadcast_pending || l.snapshot_request.is_some())
-        {
+        if r.has_leader_work() {
             return true;
         }
         r.log
@@ -271,10 +269,7 @@ impl<S: Storage> RawNode<S> {
             messages: std::mem::take(&mut self.raft.out.now),
             persisted_messages: std::mem::take(&mut self.raft.out.after_persist),
             read_states: std::mem::take(&mut self.raft.read_states),
-            snapshot_request: match &mut self.raft.role {
-                Role::Leader(l) => l.snapshot_request.take(),
-                _ => None,
-            },
+            snapshot_request: self.raft.take_snapshot_request(),
             must_sync,
         })
     }
@@ -345,10 +340,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(e) = entries.last() {
             self.raft.log.accept_applying(e.index);
         }
-        if let Role::Leader(l) = &mut self.raft.role {
-            let applied_bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
-            l.uncommitted_size = l.uncommitted_size.saturating_sub(applied_bytes);
-        }
+        self.raft.release_uncommitted(entries);
     }
 
     /// Asynchronous writes: the snapshot, entries and hard state of every
@@ -505,35 +497,13 @@ impl<S: Storage> RawNode<S> {
     /// Tells the leader that messages to `id` cannot be delivered: it stops
     /// streaming to it and probes instead.
     pub fn report_unreachable(&mut self, id: NodeId) {
-        if let Role::Leader(l) = &mut self.raft.role
-            && let Some(pr) = l.progress.get_mut(&id)
-            && pr.state == ProgressState::Replicate
-        {
-            pr.become_probe();
-        }
+        self.raft.report_unreachable(id);
     }
 
     /// Tells the leader how sending a snapshot to `id` ended.
     pub fn report_snapshot(&mut self, id: NodeId, status: SnapshotStatus) {
-        let Role::Leader(l) = &mut self.raft.role else {
-            return;
-        };
-        let Some(pr) = l.progress.get_mut(&id) else {
-            return;
-        };
-        let ProgressState::Snapshot { .. } = pr.state else {
-            return;
-        };
-        if status == SnapshotStatus::Failed {
-            // Forget the pending snapshot so probing restarts after `matched`.
-            pr.state = ProgressState::Snapshot {
-                pending: Index::ZERO,
-            };
-        }
-        pr.become_probe();
-        // Wait for the follower's append response (or a heartbeat response)
-        // before probing, so the snapshot is not raced by a probe.
-        pr.probe_sent = true;
+        self.raft
+            .report_snapshot(id, status == SnapshotStatus::Failed);
     }
 
     /// The current term, vote and commit index, without building a
@@ -551,27 +521,7 @@ impl<S: Storage> RawNode<S> {
     /// The node's observable state.
     pub fn status(&self) -> Status {
         let r = &self.raft;
-        let progress = match &r.role {
-            Role::Leader(l) => Some(
-                l.progress
-                    .iter()
-                    .map(|(id, p)| {
-                        let s = ProgressStatus {
-                            matched: p.matched,
-                            next: p.next,
-                            state: p.state,
-                            recent_active: p.recent_active,
-                            is_learner: p.is_learner,
-                            inflight_msgs: p.inflights.len(),
-                            snapshot_requested: p.snapshot_requested,
-                            follower_snapshot_request: p.follower_snapshot_request,
-                        };
-                        (*id, s)
-                    })
-                    .collect(),
-            ),
-            _ => None,
-        };
+        let progress = r.progress_status();
         Status {
             id: r.id,
             hard_state: r.hard_state(),

@@ -26,7 +26,7 @@ pub(crate) enum CampaignKind {
 impl<S: Storage> Raft<S> {
     /// The election timer fired, or the application asked to campaign.
     pub(crate) fn hup(&mut self, transfer: bool) -> Result<(), StorageError> {
-        if matches!(self.role, Role::Leader(_)) {
+        if self.is_leader() {
             tracing::debug!(id = %self.id, "ignoring campaign: already leader");
             return Ok(());
         }
@@ -98,10 +98,7 @@ impl<S: Storage> Raft<S> {
     }
 
     fn become_pre_candidate(&mut self) {
-        debug_assert!(
-            !matches!(self.role, Role::Leader(_)),
-            "leader cannot become pre-candidate"
-        );
+        debug_assert!(!self.is_leader(), "leader cannot become pre-candidate");
         // The term and vote stay: a pre-candidate changes nothing durable.
         self.election_elapsed = 0;
         self.role = Role::PreCandidate(Default::default());
@@ -109,10 +106,7 @@ impl<S: Storage> Raft<S> {
     }
 
     fn become_candidate(&mut self) {
-        debug_assert!(
-            !matches!(self.role, Role::Leader(_)),
-            "leader cannot become candidate"
-        );
+        debug_assert!(!self.is_leader(), "leader cannot become candidate");
         let term = self.term.next();
         self.reset(term);
         self.vote = Some(self.id);
@@ -167,14 +161,15 @@ impl<S: Storage> Raft<S> {
             kind: EntryKind::Normal,
             data: Bytes::new(),
         };
-        self.append_leader_entry(noop);
-        if !self.promotable() && self.cfg.step_down_on_removal {
-            // Elected by the rescue path: lead only to hand over.
-            if let Role::Leader(l) = &mut self.role {
-                l.stepping_down = true;
+        let rescuer = !self.promotable() && self.cfg.step_down_on_removal;
+        self.lead(|l| {
+            l.append_leader_entry(noop);
+            if rescuer {
+                // Elected by the rescue path: lead only to hand over.
+                l.state.stepping_down = true;
+                l.hand_over_leadership();
             }
-            self.hand_over_leadership();
-        }
+        });
         tracing::info!(id = %self.id, term = %term, "became leader");
         Ok(())
     }

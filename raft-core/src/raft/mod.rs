@@ -80,6 +80,50 @@ impl Outbox {
     }
 }
 
+/// A leader's view of its node: the shared state, borrowed field by field
+/// next to the [`LeaderState`] the role holds, so leader-only handlers
+/// state their role in their type instead of matching on it (a split
+/// borrow, made by [`Raft::lead`]).
+pub(crate) struct Leader<'a, S> {
+    id: NodeId,
+    /// A leader never changes its term (a higher one makes it step down,
+    /// outside this view).
+    term: Term,
+    log: &'a mut RaftLog<S>,
+    membership: &'a Membership,
+    out: &'a mut Outbox,
+    read_states: &'a mut Vec<ReadState>,
+    cfg: &'a Config,
+    election_elapsed: &'a mut u32,
+    ticks: u64,
+    state: &'a mut LeaderState,
+    /// A handler gave up leadership: the node becomes a follower of its
+    /// term as soon as the view is released (nothing a leader does may
+    /// follow in the same handler).
+    step_down: bool,
+}
+
+impl<S> Leader<'_, S> {
+    /// A message from this leader at its term.
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.out.push(Message {
+            from: self.id,
+            to,
+            term: self.term,
+            body,
+        });
+    }
+
+    /// Gives up leadership once the handler returns.
+    fn step_down(&mut self) {
+        self.step_down = true;
+    }
+
+    fn ignore(&self, m: &Message, reason: Ignored) {
+        log_ignored(self.id, m, reason);
+    }
+}
+
 /// One node's protocol state.
 pub(crate) struct Raft<S> {
     pub(crate) id: NodeId,
@@ -202,6 +246,68 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// The leader's split borrow, if this node leads. Private: a handler
+    /// run on it may step down, which only [`Raft::lead_with`] carries out.
+    fn as_leader(&mut self) -> Option<Leader<'_, S>> {
+        let Raft {
+            id,
+            term,
+            log,
+            role,
+            membership,
+            out,
+            read_states,
+            cfg,
+            election_elapsed,
+            ticks,
+            ..
+        } = self;
+        let Role::Leader(state) = role else {
+            return None;
+        };
+        Some(Leader {
+            id: *id,
+            term: *term,
+            log,
+            membership,
+            out,
+            read_states,
+            cfg,
+            election_elapsed,
+            ticks: *ticks,
+            state,
+            step_down: false,
+        })
+    }
+
+    /// Runs a leader-only handler on `input`, or gives `input` back if this
+    /// node does not lead. A handler that gave up leadership leaves this
+    /// node a follower of its term.
+    pub(crate) fn lead_with<T, R>(
+        &mut self,
+        input: T,
+        f: impl FnOnce(&mut Leader<'_, S>, T) -> R,
+    ) -> Result<R, T> {
+        let Some(mut leader) = self.as_leader() else {
+            return Err(input);
+        };
+        let r = f(&mut leader, input);
+        if leader.step_down {
+            self.become_follower(self.term, None);
+        }
+        Ok(r)
+    }
+
+    /// [`Raft::lead_with`] without input: `None` if this node does not lead.
+    pub(crate) fn lead<R>(&mut self, f: impl FnOnce(&mut Leader<'_, S>) -> R) -> Option<R> {
+        self.lead_with((), |l, ()| f(l)).ok()
+    }
+
+    /// True if this node leads its term.
+    pub(crate) fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
         let m = self.message(to, body);
         self.out.push(m);
@@ -229,7 +335,7 @@ impl<S: Storage> Raft<S> {
     /// Advances the logical clock by one tick.
     pub(crate) fn tick(&mut self) -> Result<(), StepError> {
         self.ticks += 1;
-        if matches!(self.role, Role::Leader(_)) {
+        if self.is_leader() {
             self.tick_leader();
             return Ok(());
         }
@@ -377,18 +483,19 @@ impl<S: Storage> Raft<S> {
     }
 
     fn step_by_role(&mut self, m: Message) -> Result<(), StepError> {
-        match self.role.kind() {
-            RoleKind::Leader => self.step_leader(m),
-            RoleKind::Candidate | RoleKind::PreCandidate => self.step_candidate(m),
-            RoleKind::Follower => self.step_follower(m),
+        let m = match self.lead_with(m, |l, x| l.step(x)) {
+            Ok(r) => return r,
+            Err(m) => m,
+        };
+        if matches!(self.role, Role::Follower { .. }) {
+            self.step_follower(m)
+        } else {
+            self.step_candidate(m)
         }
     }
 
     pub(crate) fn ignore(&self, m: &Message, reason: Ignored) {
-        tracing::debug!(
-            id = %self.id, from = %m.from, term = %m.term, kind = m.body.kind_name(),
-            reason = ?reason, "message ignored"
-        );
+        log_ignored(self.id, m, reason);
     }
 
     /// Checks the invariants that must hold between any two inputs.
@@ -411,4 +518,11 @@ impl<S: Storage> Raft<S> {
             debug_assert!(l.progress.values().all(|p| p.matched < p.next));
         }
     }
+}
+
+fn log_ignored(id: NodeId, m: &Message, reason: Ignored) {
+    tracing::debug!(
+        id = %id, from = %m.from, term = %m.term, kind = m.body.kind_name(),
+        reason = ?reason, "message ignored"
+    );
 }

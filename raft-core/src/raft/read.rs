@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::{Ignored, Raft, Role};
+use super::{Ignored, Leader, Raft, Role};
 use crate::config::ReadOnlyOption;
 use crate::error::ReadIndexError;
 use crate::message::{Heartbeat, Message, MessageBody, ReadIndexRequest, ReadIndexResponse};
@@ -111,14 +111,15 @@ impl ReadQueue {
 impl<S: Storage> Raft<S> {
     /// Local read request from the application.
     pub(crate) fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError> {
+        let request = ReadRequest {
+            from: None,
+            context,
+        };
+        let context = match self.lead_with(request, |l, x| l.leader_read(x)) {
+            Ok(r) => return Ok(r?),
+            Err(request) => request.context,
+        };
         match self.role {
-            Role::Leader(_) => {
-                self.leader_read(ReadRequest {
-                    from: None,
-                    context,
-                })?;
-                Ok(())
-            }
             Role::Follower {
                 leader: Some(leader),
             } => {
@@ -135,6 +136,20 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// A forwarded read reached a node that does not lead.
+    pub(crate) fn handle_read_index_response(&mut self, m: &Message, r: &ReadIndexResponse) {
+        if !matches!(self.role, Role::Follower { leader: Some(l) } if l == m.from) {
+            self.ignore(m, Ignored::Stale);
+            return;
+        }
+        self.read_states.push(ReadState {
+            index: r.index,
+            context: r.context.clone(),
+        });
+    }
+}
+
+impl<S: Storage> Leader<'_, S> {
     /// True once the leader has committed an entry of its own term, so its
     /// commit index is at least every entry committed before it took over.
     fn committed_in_current_term(&self) -> Result<bool, StorageError> {
@@ -145,10 +160,7 @@ impl<S: Storage> Raft<S> {
         if !self.committed_in_current_term()? {
             // Even a sole voter waits: a new leader may not yet know that
             // entries of earlier terms are committed (found by the simulator).
-            let Role::Leader(l) = &mut self.role else {
-                unreachable!()
-            };
-            l.reads.before_first_commit.push(request);
+            self.state.reads.before_first_commit.push(request);
             return Ok(());
         }
         let committed = self.log.committed;
@@ -157,9 +169,7 @@ impl<S: Storage> Raft<S> {
             && self.membership.is_voter(self.id);
         let lease = self.cfg.read_only_option == ReadOnlyOption::LeaseBased;
         let now = self.ticks;
-        let Role::Leader(l) = &mut self.role else {
-            unreachable!()
-        };
+        let l = &mut *self.state;
         let in_lease =
             lease && now < l.reads.lease_until && !l.reads.lease_void && l.transferee.is_none();
         if only_voter || in_lease {
@@ -181,8 +191,8 @@ impl<S: Storage> Raft<S> {
 
     fn broadcast_read_round(&mut self, round: u64) {
         let (id, committed) = (self.id, self.log.committed);
-        let Role::Leader(l) = &self.role else { return };
-        let targets: Vec<(NodeId, Index)> = l
+        let targets: Vec<(NodeId, Index)> = self
+            .state
             .progress
             .iter()
             .filter(|(p, _)| **p != id)
@@ -203,9 +213,7 @@ impl<S: Storage> Raft<S> {
     /// round a quorum has now acknowledged.
     pub(crate) fn ack_read_round(&mut self, from: NodeId, round: u64) {
         let id = self.id;
-        let Role::Leader(l) = &mut self.role else {
-            return;
-        };
+        let l = &mut *self.state;
         let acked = l.reads.acked.entry(from).or_insert(0);
         *acked = (*acked).max(round);
         let reads = &l.reads;
@@ -237,12 +245,10 @@ impl<S: Storage> Raft<S> {
     /// The leader just committed: serve reads that waited for the first
     /// commit of its term.
     pub(crate) fn release_reads_after_commit(&mut self) -> Result<(), StorageError> {
-        let waiting = match &mut self.role {
-            Role::Leader(l) if !l.reads.before_first_commit.is_empty() => {
-                std::mem::take(&mut l.reads.before_first_commit)
-            }
-            _ => return Ok(()),
-        };
+        if self.state.reads.before_first_commit.is_empty() {
+            return Ok(());
+        }
+        let waiting = std::mem::take(&mut self.state.reads.before_first_commit);
         for r in waiting {
             self.leader_read(r)?;
         }
@@ -263,17 +269,5 @@ impl<S: Storage> Raft<S> {
                 self.send(to, body);
             }
         }
-    }
-
-    /// A forwarded read reached a node that does not lead.
-    pub(crate) fn handle_read_index_response(&mut self, m: &Message, r: &ReadIndexResponse) {
-        if !matches!(self.role, Role::Follower { leader: Some(l) } if l == m.from) {
-            self.ignore(m, Ignored::Stale);
-            return;
-        }
-        self.read_states.push(ReadState {
-            index: r.index,
-            context: r.context.clone(),
-        });
     }
 }

@@ -4,13 +4,18 @@
 use bytes::Bytes;
 
 use super::read::ReadRequest;
-use super::{Ignored, LeaderState, Raft, Role};
+use std::collections::BTreeMap;
+
+use super::{Ignored, Leader, Raft, Role};
+use crate::config::Config;
 use crate::error::{ProposeError, StepError};
+use crate::log::RaftLog;
 use crate::message::{Append, AppendResponse, Heartbeat, Message, MessageBody, RejectHint};
 use crate::quorum::VoteResult;
 use crate::ready::SnapshotRequest;
+use crate::status::ProgressStatus;
 use crate::storage::{Storage, StorageError};
-use crate::tracker::ProgressState;
+use crate::tracker::{Progress, ProgressState};
 use crate::types::{Entry, EntryKind, Index, LogId, NodeId};
 
 /// Up to this many members, a broadcast collects the peers on the stack.
@@ -35,54 +40,23 @@ pub enum Proposal {
 }
 
 impl<S: Storage> Raft<S> {
-    pub(super) fn leader_state(&mut self) -> &mut LeaderState {
-        match &mut self.role {
-            Role::Leader(l) => l,
-            other => unreachable!("leader_state on a {:?}", other.kind()),
-        }
-    }
-
-    /// The leader's view of member `id`.
-    ///
-    /// # Panics
-    /// If this node does not lead or `id` is not a member: callers check
-    /// both first.
-    fn progress_of(&mut self, id: NodeId) -> &mut crate::tracker::Progress {
-        match &mut self.role {
-            Role::Leader(l) => l.progress.get_mut(&id).expect("progress of a member"),
-            other => unreachable!("progress_of on a {:?}", other.kind()),
-        }
-    }
-
-    /// Appends an entry the leader created and schedules the broadcast.
-    pub(crate) fn append_leader_entry(&mut self, entry: Entry) {
-        debug_assert_eq!(entry.term, self.term);
-        let size = entry.payload_bytes();
-        // Moved into the log, not cloned: one proposal, no refcount traffic.
-        self.log.append_one(entry);
-        let leader = self.leader_state();
-        leader.uncommitted_size += size;
-        leader.broadcast_pending = true;
-    }
-
     /// Proposes one entry (paper §5.3: the leader appends it to its log).
     pub(crate) fn propose(
         &mut self,
         kind: EntryKind,
         data: Bytes,
     ) -> Result<Proposal, ProposeError> {
-        let leader = match self.role {
-            Role::Leader(_) => return self.propose_as_leader(kind, data),
-            Role::Follower { leader } => leader,
-            Role::PreCandidate(_) | Role::Candidate(_) => None,
+        let data = match self.lead_with(data, |l, data| l.propose(kind, data)) {
+            Ok(r) => return r,
+            Err(data) => data,
         };
-        let Some(leader) = leader else {
+        let Some(leader) = self.leader() else {
             return Err(ProposeError::NoLeader);
         };
         if self.cfg.disable_proposal_forwarding {
             return Err(ProposeError::ForwardingDisabled { leader });
         }
-        self.check_proposal_limits(&data)?;
+        check_proposal_limits(&self.cfg, &self.log, &data)?;
         let entry = Entry {
             term: crate::types::Term::ZERO,
             index: Index::ZERO,
@@ -101,21 +75,183 @@ impl<S: Storage> Raft<S> {
         Ok(Proposal::Forwarded { to: leader })
     }
 
-    fn propose_as_leader(
+    /// Sends pending appends and commit updates, batched: one message per
+    /// follower per `Ready` instead of one per proposal.
+    #[inline]
+    pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+        self.lead(|l| l.flush_broadcast()).unwrap_or(Ok(()))
+    }
+
+    /// The persisted part of the leader's own log counts toward commit.
+    pub(crate) fn on_entries_persisted(&mut self, last: LogId) -> Result<(), StorageError> {
+        self.lead(|l| l.on_entries_persisted(last))
+            .unwrap_or(Ok(()))
+    }
+
+    /// True if the leader has work for the next `Ready`: a batched
+    /// broadcast, or a snapshot request for the application.
+    pub(crate) fn has_leader_work(&self) -> bool {
+        matches!(&self.role, Role::Leader(l) if l.broadcast_pending || l.snapshot_request.is_some())
+    }
+
+    /// The snapshot request for the next `Ready`, if the leader has one.
+    pub(crate) fn take_snapshot_request(&mut self) -> Option<SnapshotRequest> {
+        self.lead(|l| l.state.snapshot_request.take()).flatten()
+    }
+
+    /// `entries` were handed out for applying: on a leader they no longer
+    /// count as uncommitted.
+    pub(crate) fn release_uncommitted(&mut self, entries: &[Entry]) {
+        self.lead(|l| l.release_uncommitted(entries));
+    }
+
+    /// The application cannot deliver messages to `id`: stop streaming to
+    /// it and probe instead.
+    pub(crate) fn report_unreachable(&mut self, id: NodeId) {
+        self.lead(|l| l.report_unreachable(id));
+    }
+
+    /// Sending a snapshot to `id` ended, `failed` or not.
+    pub(crate) fn report_snapshot(&mut self, id: NodeId, failed: bool) {
+        self.lead(|l| l.report_snapshot(id, failed));
+    }
+
+    /// Every member's progress, on the leader.
+    pub(crate) fn progress_status(&self) -> Option<BTreeMap<NodeId, ProgressStatus>> {
+        let Role::Leader(l) = &self.role else {
+            return None;
+        };
+        let status = l.progress.iter().map(|(id, p)| (*id, p.status()));
+        Some(status.collect())
+    }
+
+    /// Leader tick: heartbeats and CheckQuorum.
+    pub(crate) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_timeout_ticks {
+            self.election_elapsed = 0;
+            // Handing over may make this node a follower: the quorum check
+            // below then steps down (again) as it always did.
+            self.lead(|l| l.on_election_timeout());
+            if self.cfg.check_quorum && self.lead(|l| l.quorum_recently_active()) != Some(true) {
+                // Thesis §6.2: a leader that cannot reach a quorum steps down,
+                // so clients look for the real leader elsewhere.
+                tracing::warn!(id = %self.id, term = %self.term, "stepping down: quorum not active");
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
+            self.heartbeat_elapsed = 0;
+            self.lead(|l| l.broadcast_heartbeat());
+        }
+    }
+}
+
+/// Admission control, before anything is appended or forwarded: the
+/// entry size (TiKV's `RaftEntryTooLarge`) and apply backpressure
+/// (etcd's server refuses proposals while its commit index is more
+/// than `maxGapBetweenApplyAndCommitIndex` ahead of its applied index).
+/// Conf changes obey both: their entry travels and is applied like any
+/// other.
+fn check_proposal_limits<S: Storage>(
+    cfg: &Config,
+    log: &RaftLog<S>,
+    data: &Bytes,
+) -> Result<(), ProposeError> {
+    let bytes = data.len() as u64;
+    let max = cfg.max_entry_bytes;
+    if bytes > max {
+        return Err(ProposeError::EntryTooLarge { bytes, max });
+    }
+    let (committed, applied) = (log.committed, log.applied);
+    debug_assert!(applied <= committed, "applied beyond commit");
+    let max_gap = cfg.max_apply_gap;
+    if committed - applied > max_gap {
+        return Err(ProposeError::ApplyBacklog {
+            committed,
+            applied,
+            max_gap,
+        });
+    }
+    Ok(())
+}
+
+impl<S: Storage> Leader<'_, S> {
+    /// The leader's view of member `id`.
+    ///
+    /// # Panics
+    /// If `id` is not a member: callers check first.
+    fn progress_of(&mut self, id: NodeId) -> &mut Progress {
+        self.state
+            .progress
+            .get_mut(&id)
+            .expect("progress of a member")
+    }
+
+    /// Appends an entry the leader created and schedules the broadcast.
+    pub(crate) fn append_leader_entry(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.term, self.term);
+        let size = entry.payload_bytes();
+        // Moved into the log, not cloned: one proposal, no refcount traffic.
+        self.log.append_one(entry);
+        self.state.uncommitted_size += size;
+        self.state.broadcast_pending = true;
+    }
+
+    /// The other half of the uncommitted-size accounting of
+    /// [`Leader::append_leader_entry`]: `entries` were handed out for
+    /// applying.
+    fn release_uncommitted(&mut self, entries: &[Entry]) {
+        let applied_bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
+        let l = &mut *self.state;
+        l.uncommitted_size = l.uncommitted_size.saturating_sub(applied_bytes);
+    }
+
+    fn report_unreachable(&mut self, id: NodeId) {
+        if let Some(pr) = self.state.progress.get_mut(&id)
+            && pr.state == ProgressState::Replicate
+        {
+            pr.become_probe();
+        }
+    }
+
+    fn report_snapshot(&mut self, id: NodeId, failed: bool) {
+        let Some(pr) = self.state.progress.get_mut(&id) else {
+            return;
+        };
+        let ProgressState::Snapshot { .. } = pr.state else {
+            return;
+        };
+        if failed {
+            // Forget the pending snapshot so probing restarts after `matched`.
+            pr.state = ProgressState::Snapshot {
+                pending: Index::ZERO,
+            };
+        }
+        pr.become_probe();
+        // Wait for the follower's append response (or a heartbeat response)
+        // before probing, so the snapshot is not raced by a probe.
+        pr.probe_sent = true;
+    }
+
+    /// Proposes one entry as the leader: appends it to its log.
+    pub(crate) fn propose(
         &mut self,
         kind: EntryKind,
         data: Bytes,
     ) -> Result<Proposal, ProposeError> {
-        if let Some(target) = self.transferee() {
+        if let Some(target) = self.state.transferee {
             // Thesis §3.10: stop accepting work so the target can catch up.
             return Err(ProposeError::TransferInProgress { target });
         }
         if !self.membership.contains(self.id) {
             return Err(ProposeError::NotAMember);
         }
-        self.check_proposal_limits(&data)?;
+        check_proposal_limits(self.cfg, self.log, &data)?;
         let limit = self.cfg.max_uncommitted_entries_size;
-        let uncommitted = self.leader_state().uncommitted_size;
+        let uncommitted = self.state.uncommitted_size;
         let size = data.len() as u64;
         // An empty entry is always accepted, and so is anything when
         // nothing is outstanding, so a large entry cannot wedge the leader.
@@ -134,47 +270,22 @@ impl<S: Storage> Raft<S> {
             data,
         });
         if kind != EntryKind::Normal {
-            self.leader_state().pending_conf_index = index;
+            self.state.pending_conf_index = index;
         }
         Ok(Proposal::Appended { id })
     }
 
-    /// Admission control, before anything is appended or forwarded: the
-    /// entry size (TiKV's `RaftEntryTooLarge`) and apply backpressure
-    /// (etcd's server refuses proposals while its commit index is more
-    /// than `maxGapBetweenApplyAndCommitIndex` ahead of its applied index).
-    /// Conf changes obey both: their entry travels and is applied like any
-    /// other.
-    fn check_proposal_limits(&self, data: &Bytes) -> Result<(), ProposeError> {
-        let bytes = data.len() as u64;
-        let max = self.cfg.max_entry_bytes;
-        if bytes > max {
-            return Err(ProposeError::EntryTooLarge { bytes, max });
-        }
-        let (committed, applied) = (self.log.committed, self.log.applied);
-        debug_assert!(applied <= committed, "applied beyond commit");
-        let max_gap = self.cfg.max_apply_gap;
-        if committed - applied > max_gap {
-            return Err(ProposeError::ApplyBacklog {
-                committed,
-                applied,
-                max_gap,
-            });
-        }
-        Ok(())
-    }
-
     /// Messages to a leader.
-    pub(crate) fn step_leader(&mut self, m: Message) -> Result<(), StepError> {
+    pub(crate) fn step(&mut self, m: Message) -> Result<(), StepError> {
         if let Some(kind) = response_kind(&m.body)
-            && !self.leader_state().progress.contains_key(&m.from)
+            && !self.state.progress.contains_key(&m.from)
         {
             return Err(StepError::UnknownPeer { from: m.from, kind });
         }
         match m.body {
             MessageBody::Propose(p) => {
                 for e in p.entries {
-                    self.propose_as_leader(e.kind, e.data)?;
+                    self.propose(e.kind, e.data)?;
                 }
                 Ok(())
             }
@@ -210,8 +321,8 @@ impl<S: Storage> Raft<S> {
     /// follower per `Ready` instead of one per proposal.
     #[inline]
     pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
-        if let Role::Leader(leader) = &mut self.role
-            && std::mem::take(&mut leader.broadcast_pending)
+        let leader = &mut *self.state;
+        if std::mem::take(&mut leader.broadcast_pending)
             // A single-node cluster has nobody to send to.
             && !(leader.progress.len() == 1 && leader.progress.contains_key(&self.id))
         {
@@ -220,11 +331,9 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    /// The body of [`Raft::flush_broadcast`], once a broadcast is due.
+    /// The body of [`Leader::flush_broadcast`], once a broadcast is due.
     fn broadcast_appends(&mut self) -> Result<(), StorageError> {
-        let Role::Leader(leader) = &mut self.role else {
-            return Ok(());
-        };
+        let leader = &*self.state;
         // The peers, in id order, collected on the stack for clusters of
         // usual size: no allocation per Ready.
         let id = self.id;
@@ -254,7 +363,7 @@ impl<S: Storage> Raft<S> {
     fn send_append_all(&mut self, to: NodeId) -> Result<(), StorageError> {
         let committed = self.log.committed;
         let needs_commit = {
-            let pr = &self.leader_state().progress[&to];
+            let pr = &self.state.progress[&to];
             pr.next.prev().min(committed) > pr.sent_commit
         };
         let mut send_if_empty = needs_commit;
@@ -272,10 +381,11 @@ impl<S: Storage> Raft<S> {
         to: NodeId,
         send_if_empty: bool,
     ) -> Result<bool, StorageError> {
-        let Role::Leader(leader) = &mut self.role else {
-            return Ok(false);
-        };
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        let pr = self
+            .state
+            .progress
+            .get_mut(&to)
+            .expect("progress of a member");
         if pr.is_paused() {
             return Ok(false);
         }
@@ -323,10 +433,7 @@ impl<S: Storage> Raft<S> {
     /// Sends the latest snapshot to `to` (paper §7), if it is reachable and
     /// storage has one ready.
     fn maybe_send_snapshot(&mut self, to: NodeId) -> Result<bool, StorageError> {
-        let Role::Leader(leader) = &mut self.role else {
-            return Ok(false);
-        };
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        let pr = self.progress_of(to);
         if !pr.recent_active {
             tracing::debug!(id = %self.id, to = %to, "snapshot not sent: follower not recently active");
             return Ok(false);
@@ -358,8 +465,7 @@ impl<S: Storage> Raft<S> {
             self.ask_for_snapshot(to, needed, meta.index);
             return Ok(false);
         }
-        let leader = self.leader_state();
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        let pr = self.progress_of(to);
         pr.snapshot_requested = None;
         pr.follower_snapshot_request = None;
         pr.become_snapshot(snapshot.metadata.index);
@@ -378,8 +484,7 @@ impl<S: Storage> Raft<S> {
         // after the conf change that added `to`.
         let min_index = self.log.applying.max(compacted_to);
         let id = self.id;
-        let leader = self.leader_state();
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        let pr = self.progress_of(to);
         if pr
             .snapshot_requested
             .is_some_and(|asked| asked >= compacted_to)
@@ -397,6 +502,7 @@ impl<S: Storage> Raft<S> {
         // one served: followers that requested snapshots append nothing
         // until they have one (found by the simulator). The other follower
         // is asked for again within an election timeout (`tick_leader`).
+        let leader = &mut *self.state;
         leader.snapshot_request = Some(match leader.snapshot_request {
             Some(r) if r.min_index <= min_index => r,
             _ => request,
@@ -413,10 +519,8 @@ impl<S: Storage> Raft<S> {
         }
         // Only a follower in snapshot state needs the first index (a storage
         // read): skip it on the hot path.
-        let Role::Leader(leader) = &mut self.role else {
-            unreachable!("append response handled by a {:?}", self.role.kind())
-        };
-        let pr = leader
+        let pr = self
+            .state
             .progress
             .get_mut(&from)
             .expect("progress of a member");
@@ -455,7 +559,7 @@ impl<S: Storage> Raft<S> {
         // acknowledgement of an entry in a 3-node cluster).
         let matched = pr.matched;
         if matched > self.log.committed && self.maybe_commit()? {
-            self.leader_state().broadcast_pending = true;
+            self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
         } else if was_paused {
             // A paused follower was skipped by earlier commit broadcasts and
@@ -516,18 +620,18 @@ impl<S: Storage> Raft<S> {
     }
 
     /// The persisted part of the leader's own log counts toward commit.
-    pub(crate) fn on_entries_persisted(&mut self, last: LogId) -> Result<(), StorageError> {
-        if !matches!(self.role, Role::Leader(_)) || !self.log.match_term(last)? {
+    fn on_entries_persisted(&mut self, last: LogId) -> Result<(), StorageError> {
+        if !self.log.match_term(last)? {
             return Ok(());
         }
         let id = self.id;
         let updated = self
-            .leader_state()
+            .state
             .progress
             .get_mut(&id)
             .is_some_and(|pr| pr.maybe_update(last.index));
         if updated && self.maybe_commit()? {
-            self.leader_state().broadcast_pending = true;
+            self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
         }
         Ok(())
@@ -537,10 +641,7 @@ impl<S: Storage> Raft<S> {
     /// term: entries of earlier terms commit only indirectly (§5.4.2,
     /// Figure 8).
     pub(crate) fn maybe_commit(&mut self) -> Result<bool, StorageError> {
-        let Role::Leader(leader) = &self.role else {
-            return Ok(false);
-        };
-        let progress = &leader.progress;
+        let progress = &self.state.progress;
         let quorum_index = self
             .membership
             .voters
@@ -554,33 +655,18 @@ impl<S: Storage> Raft<S> {
         Ok(committed)
     }
 
-    /// Leader tick: heartbeats and CheckQuorum.
-    pub(crate) fn tick_leader(&mut self) {
-        self.heartbeat_elapsed += 1;
-        self.election_elapsed += 1;
-        if self.election_elapsed >= self.cfg.election_timeout_ticks {
-            self.election_elapsed = 0;
-            self.abort_transfer("not completed within an election timeout");
-            // A snapshot request the application lost or could not serve
-            // yet is made again, at most once per election timeout.
-            self.leader_state()
-                .progress
-                .values_mut()
-                .for_each(|pr| pr.snapshot_requested = None);
-            if self.is_stepping_down() {
-                self.hand_over_leadership();
-            }
-            if self.cfg.check_quorum && !self.quorum_recently_active() {
-                // Thesis §6.2: a leader that cannot reach a quorum steps down,
-                // so clients look for the real leader elsewhere.
-                tracing::warn!(id = %self.id, term = %self.term, "stepping down: quorum not active");
-                self.become_follower(self.term, None);
-                return;
-            }
-        }
-        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
-            self.heartbeat_elapsed = 0;
-            self.broadcast_heartbeat();
+    /// An election timeout passed on the leader: give up a transfer that
+    /// did not finish, retry snapshot requests, retry handing over.
+    fn on_election_timeout(&mut self) {
+        self.abort_transfer("not completed within an election timeout");
+        // A snapshot request the application lost or could not serve
+        // yet is made again, at most once per election timeout.
+        self.state
+            .progress
+            .values_mut()
+            .for_each(|pr| pr.snapshot_requested = None);
+        if self.state.stepping_down {
+            self.hand_over_leadership();
         }
     }
 
@@ -588,10 +674,7 @@ impl<S: Storage> Raft<S> {
     /// activity marks for the next round.
     fn quorum_recently_active(&mut self) -> bool {
         let id = self.id;
-        let Role::Leader(leader) = &mut self.role else {
-            return false;
-        };
-        let progress = &mut leader.progress;
+        let progress = &mut self.state.progress;
         let result = self
             .membership
             .voters
@@ -609,9 +692,7 @@ impl<S: Storage> Raft<S> {
         let id = self.id;
         let lease = self.cfg.read_only_option == crate::config::ReadOnlyOption::LeaseBased;
         let now = self.ticks;
-        let Role::Leader(leader) = &mut self.role else {
-            return;
-        };
+        let leader = &mut *self.state;
         // Retry the newest pending read round (see `newest_pending_round`);
         // with lease reads every heartbeat is a round, which renews the
         // lease and confirms any pending read.
@@ -635,7 +716,7 @@ impl<S: Storage> Raft<S> {
 /// A follower acknowledged `index`: probing found the match, so stream;
 /// a follower that reconnected to the log at `first` (through a snapshot,
 /// possibly an older one, or plain appends) streams again (etcd #110).
-fn move_on_after_ack(pr: &mut crate::tracker::Progress, index: Index, first: Index) {
+fn move_on_after_ack(pr: &mut Progress, index: Index, first: Index) {
     match pr.state {
         ProgressState::Probe => pr.become_replicate(),
         ProgressState::Snapshot { .. } => {

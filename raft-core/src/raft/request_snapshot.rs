@@ -14,7 +14,7 @@
 //! for a newer one (`Ready::snapshot_request`), as for a follower behind
 //! the compacted log (paper §7).
 
-use super::{PendingSnapshotRequest, Raft, Role};
+use super::{Leader, PendingSnapshotRequest, Raft, Role};
 use crate::error::{RequestSnapshotError, StepError};
 use crate::message::{MessageBody, RequestSnapshot};
 use crate::storage::{Storage, StorageError};
@@ -109,7 +109,9 @@ impl<S: Storage> Raft<S> {
             tracing::info!(id = %self.id, index = %p.index, why, "snapshot request dropped");
         }
     }
+}
 
+impl<S: Storage> Leader<'_, S> {
     /// A follower asks the leader for a snapshot reaching `index`.
     pub(crate) fn handle_snapshot_request(
         &mut self,
@@ -131,7 +133,7 @@ impl<S: Storage> Raft<S> {
         let acked = self.log.term_if_present(index)? == Some(self.term);
         let id = self.id;
         let pr = self
-            .leader_state()
+            .state
             .progress
             .get_mut(&from)
             .expect("progress of a member");
@@ -152,7 +154,7 @@ impl<S: Storage> Raft<S> {
             }
         }
         if updated && self.maybe_commit()? {
-            self.leader_state().broadcast_pending = true;
+            self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
         }
         self.maybe_send_append(from, true)?;

@@ -1,7 +1,7 @@
 //! Leadership transfer (thesis §3.10): bring the target up to date, then
 //! tell it to campaign at once.
 
-use super::{Raft, Role};
+use super::{Leader, Raft, Role};
 use crate::error::TransferError;
 use crate::message::{Message, MessageBody, TransferLeader};
 use crate::storage::{Storage, StorageError};
@@ -10,8 +10,10 @@ use crate::types::{NodeId, Term};
 impl<S: Storage> Raft<S> {
     /// Asks for `target` to become leader.
     pub(crate) fn transfer_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
+        if let Ok(r) = self.lead_with(target, |l, x| l.leader_transfer(x)) {
+            return r;
+        }
         match self.role {
-            Role::Leader(_) => self.leader_transfer(target),
             Role::Follower {
                 leader: Some(leader),
             } => {
@@ -31,6 +33,25 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// The application stops a transfer in progress: proposals flow again
+    /// at once instead of after the election timeout. Returns the target
+    /// it was handing over to.
+    pub(crate) fn cancel_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
+        let leader = self.leader();
+        self.lead(|l| l.cancel_transfer())
+            .unwrap_or(Err(TransferError::NotLeader { leader }))
+    }
+
+    /// The target of the transfer in progress, if any.
+    pub(crate) fn transferee(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(l) => l.transferee,
+            _ => None,
+        }
+    }
+}
+
+impl<S: Storage> Leader<'_, S> {
     pub(crate) fn leader_transfer(&mut self, target: NodeId) -> Result<(), TransferError> {
         if target == self.id {
             // Staying leader is a request to stop handing over (etcd
@@ -41,9 +62,7 @@ impl<S: Storage> Raft<S> {
             // Learners never campaign; a non-member cannot be elected.
             return Err(TransferError::NotVoter { target });
         }
-        let Role::Leader(l) = &mut self.role else {
-            unreachable!()
-        };
+        let l = &mut *self.state;
         if l.transferee == Some(target) {
             return Ok(());
         }
@@ -53,7 +72,7 @@ impl<S: Storage> Raft<S> {
         l.transferee = Some(target);
         // The transfer must finish within an election timeout, or it is
         // abandoned and proposals flow again.
-        self.election_elapsed = 0;
+        *self.election_elapsed = 0;
         tracing::info!(id = %self.id, target = %target, term = %self.term, "leadership transfer started");
         self.maybe_finish_transfer(target, true)?;
         Ok(())
@@ -67,9 +86,7 @@ impl<S: Storage> Raft<S> {
         catch_up: bool,
     ) -> Result<(), StorageError> {
         let last = self.log.last_index()?;
-        let Role::Leader(l) = &mut self.role else {
-            return Ok(());
-        };
+        let l = &mut *self.state;
         if l.transferee != Some(target) {
             return Ok(());
         }
@@ -87,11 +104,11 @@ impl<S: Storage> Raft<S> {
             // no lease read for the rest of this term.
             l.reads.void_lease();
             self.send(target, MessageBody::TimeoutNow);
-            if self.is_stepping_down() {
+            if self.state.stepping_down {
                 // A removed leader need not wait to hear of the new term (it
                 // may never: the new leader does not talk to non-members).
                 // The target holds our whole log, so its votes will come.
-                self.become_follower(self.term, None);
+                self.step_down();
             }
         } else if catch_up {
             self.maybe_send_append(target, true)?;
@@ -99,15 +116,9 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    /// The application stops a transfer in progress: proposals flow again
-    /// at once instead of after the election timeout. Returns the target
-    /// it was handing over to.
-    pub(crate) fn cancel_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
-        let Role::Leader(l) = &self.role else {
-            return Err(TransferError::NotLeader {
-                leader: self.leader(),
-            });
-        };
+    /// [`Raft::cancel_transfer`] on the leader.
+    fn cancel_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
+        let l = &*self.state;
         if l.stepping_down {
             // Removed or demoted: handing over is what lets the remaining
             // voters elect a leader (see `hand_over_leadership`).
@@ -120,18 +131,8 @@ impl<S: Storage> Raft<S> {
 
     /// Abandons a transfer in progress (timeout, or the target left).
     pub(crate) fn abort_transfer(&mut self, why: &'static str) {
-        if let Role::Leader(l) = &mut self.role
-            && let Some(target) = l.transferee.take()
-        {
+        if let Some(target) = self.state.transferee.take() {
             tracing::info!(id = %self.id, target = %target, why, "leadership transfer aborted");
-        }
-    }
-
-    /// The target of the transfer in progress, if any.
-    pub(crate) fn transferee(&self) -> Option<NodeId> {
-        match &self.role {
-            Role::Leader(l) => l.transferee,
-            _ => None,
         }
     }
 }

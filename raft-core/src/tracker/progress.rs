@@ -158,6 +158,20 @@ impl Progress {
             ProgressState::Snapshot { .. } => true,
         }
     }
+
+    /// What `Status` shows of this progress.
+    pub fn status(&self) -> crate::status::ProgressStatus {
+        crate::status::ProgressStatus {
+            matched: self.matched,
+            next: self.next,
+            state: self.state,
+            recent_active: self.recent_active,
+            is_learner: self.is_learner,
+            inflight_msgs: self.inflights.len(),
+            snapshot_requested: self.snapshot_requested,
+            follower_snapshot_request: self.follower_snapshot_request,
+        }
+    }
 }
 
 #[cfg(test)]
