@@ -102,10 +102,7 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// A storage failure while starting an election.
     pub fn tick(&mut self) -> Result<(), TickError> {
-        let r = self.raft.tick().map_err(|e| match e {
-            StepError::Storage(s) => TickError::Storage(s),
-            other => unreachable!("tick produced {other}"),
-        });
+        let r = self.raft.tick().map_err(TickError::Storage);
         self.checked(r)
     }
 

@@ -175,13 +175,14 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Grants or rejects a vote (paper §5.2 first-come-first-served, §5.4.1
-    /// up-to-date check). Runs in every role after the term rules.
-    pub(crate) fn handle_vote_request(&mut self, m: &Message) -> Result<(), StepError> {
-        let (req, pre) = match &m.body {
-            MessageBody::Vote(r) => (*r, false),
-            MessageBody::PreVote(r) => (*r, true),
-            _ => unreachable!("handle_vote_request called with {}", m.body.kind_name()),
-        };
+    /// up-to-date check). Runs in every role after the term rules. `req`
+    /// is `m`'s request, a pre-vote if `pre`.
+    pub(crate) fn handle_vote_request(
+        &mut self,
+        m: &Message,
+        req: VoteRequest,
+        pre: bool,
+    ) -> Result<(), StepError> {
         // We already voted for this candidate (a retransmission), or have not
         // voted and know no leader; a pre-vote for a future term is not
         // bound by this term's vote.

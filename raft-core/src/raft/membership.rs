@@ -85,7 +85,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Leader-side checks of a proposed conf change: one at a time, and valid
     /// from the current configuration. Refused changes are errors, never
     /// silently turned into empty entries (etcd-raft #354).
-    pub(crate) fn check_conf_change_proposal(
+    pub(super) fn check_conf_change_proposal(
         &self,
         kind: EntryKind,
         data: &Bytes,
@@ -153,7 +153,7 @@ impl<S: Storage> Leader<'_, S> {
     /// first brings the target up to date, commit index included
     /// (thesis §3.10, §4.2.2). Retried every election timeout until it
     /// succeeds.
-    pub(crate) fn hand_over_leadership(&mut self) {
+    pub(super) fn hand_over_leadership(&mut self) {
         let id = self.id;
         let target = self
             .state

@@ -18,7 +18,7 @@ use crate::config::{Config, ReadOnlyOption};
 use crate::error::{NewError, StepError};
 use crate::log::RaftLog;
 use crate::message::{AppendResponse, Message, MessageBody, VoteResponse};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::tracker::Membership;
 use crate::types::{HardState, Index, NodeId, Term};
 
@@ -305,7 +305,7 @@ impl<S: Storage> Raft<S> {
 
     /// True if this node leads its term.
     pub(crate) fn is_leader(&self) -> bool {
-        matches!(self.role, Role::Leader(_))
+        self.role.leader_state().is_some()
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
@@ -333,7 +333,7 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Advances the logical clock by one tick.
-    pub(crate) fn tick(&mut self) -> Result<(), StepError> {
+    pub(crate) fn tick(&mut self) -> Result<(), StorageError> {
         self.ticks += 1;
         if self.is_leader() {
             self.tick_leader();
@@ -390,7 +390,8 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         match &m.body {
-            MessageBody::Vote(_) | MessageBody::PreVote(_) => self.handle_vote_request(&m),
+            MessageBody::Vote(r) => self.handle_vote_request(&m, *r, false),
+            MessageBody::PreVote(r) => self.handle_vote_request(&m, *r, true),
             _ => self.step_by_role(m),
         }
     }
@@ -507,13 +508,14 @@ impl<S: Storage> Raft<S> {
         debug_assert!(self.log.applying <= self.log.committed);
         debug_assert!(self.log.last_index().is_ok_and(|l| self.log.committed <= l));
         if let Some(wanted) = self.pending_snapshot_request {
-            debug_assert!(!matches!(self.role, Role::Leader(_) | Role::Candidate(_)));
+            debug_assert!(!self.is_leader());
+            debug_assert!(!matches!(self.role, Role::Candidate(_)));
             debug_assert!(wanted.term <= self.term);
         }
         if let Some(wanted) = self.active_snapshot_request() {
             debug_assert!(self.log.last_index().is_ok_and(|l| l == wanted));
         }
-        if let Role::Leader(l) = &self.role {
+        if let Some(l) = self.role.leader_state() {
             debug_assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
             debug_assert!(l.progress.values().all(|p| p.matched < p.next));
         }

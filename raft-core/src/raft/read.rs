@@ -156,7 +156,7 @@ impl<S: Storage> Leader<'_, S> {
         Ok(self.log.term_if_present(self.log.committed)? == Some(self.term))
     }
 
-    pub(crate) fn leader_read(&mut self, request: ReadRequest) -> Result<(), StorageError> {
+    pub(super) fn leader_read(&mut self, request: ReadRequest) -> Result<(), StorageError> {
         if !self.committed_in_current_term()? {
             // Even a sole voter waits: a new leader may not yet know that
             // entries of earlier terms are committed (found by the simulator).
@@ -211,7 +211,7 @@ impl<S: Storage> Leader<'_, S> {
 
     /// A follower acknowledged read round `round`: release every read whose
     /// round a quorum has now acknowledged.
-    pub(crate) fn ack_read_round(&mut self, from: NodeId, round: u64) {
+    pub(super) fn ack_read_round(&mut self, from: NodeId, round: u64) {
         let id = self.id;
         let l = &mut *self.state;
         let acked = l.reads.acked.entry(from).or_insert(0);
@@ -244,7 +244,7 @@ impl<S: Storage> Leader<'_, S> {
 
     /// The leader just committed: serve reads that waited for the first
     /// commit of its term.
-    pub(crate) fn release_reads_after_commit(&mut self) -> Result<(), StorageError> {
+    pub(super) fn release_reads_after_commit(&mut self) -> Result<(), StorageError> {
         if self.state.reads.before_first_commit.is_empty() {
             return Ok(());
         }

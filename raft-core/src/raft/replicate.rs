@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::read::ReadRequest;
 use std::collections::BTreeMap;
 
-use super::{Ignored, Leader, Raft, Role};
+use super::{Ignored, Leader, Raft};
 use crate::config::Config;
 use crate::error::{ProposeError, StepError};
 use crate::log::RaftLog;
@@ -91,7 +91,9 @@ impl<S: Storage> Raft<S> {
     /// True if the leader has work for the next `Ready`: a batched
     /// broadcast, or a snapshot request for the application.
     pub(crate) fn has_leader_work(&self) -> bool {
-        matches!(&self.role, Role::Leader(l) if l.broadcast_pending || l.snapshot_request.is_some())
+        self.role
+            .leader_state()
+            .is_some_and(|l| l.broadcast_pending || l.snapshot_request.is_some())
     }
 
     /// The snapshot request for the next `Ready`, if the leader has one.
@@ -118,9 +120,7 @@ impl<S: Storage> Raft<S> {
 
     /// Every member's progress, on the leader.
     pub(crate) fn progress_status(&self) -> Option<BTreeMap<NodeId, ProgressStatus>> {
-        let Role::Leader(l) = &self.role else {
-            return None;
-        };
+        let l = self.role.leader_state()?;
         let status = l.progress.iter().map(|(id, p)| (*id, p.status()));
         Some(status.collect())
     }
@@ -191,7 +191,7 @@ impl<S: Storage> Leader<'_, S> {
     }
 
     /// Appends an entry the leader created and schedules the broadcast.
-    pub(crate) fn append_leader_entry(&mut self, entry: Entry) {
+    pub(super) fn append_leader_entry(&mut self, entry: Entry) {
         debug_assert_eq!(entry.term, self.term);
         let size = entry.payload_bytes();
         // Moved into the log, not cloned: one proposal, no refcount traffic.
@@ -237,7 +237,7 @@ impl<S: Storage> Leader<'_, S> {
     }
 
     /// Proposes one entry as the leader: appends it to its log.
-    pub(crate) fn propose(
+    pub(super) fn propose(
         &mut self,
         kind: EntryKind,
         data: Bytes,
@@ -276,7 +276,7 @@ impl<S: Storage> Leader<'_, S> {
     }
 
     /// Messages to a leader.
-    pub(crate) fn step(&mut self, m: Message) -> Result<(), StepError> {
+    pub(super) fn step(&mut self, m: Message) -> Result<(), StepError> {
         if let Some(kind) = response_kind(&m.body)
             && !self.state.progress.contains_key(&m.from)
         {
@@ -320,7 +320,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Sends pending appends and commit updates, batched: one message per
     /// follower per `Ready` instead of one per proposal.
     #[inline]
-    pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+    pub(super) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
         let leader = &mut *self.state;
         if std::mem::take(&mut leader.broadcast_pending)
             // A single-node cluster has nobody to send to.
@@ -376,7 +376,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Sends one append to `to` unless flow control pauses it or there is
     /// nothing to send. Falls back to a snapshot when the entries `to` needs
     /// were compacted. Returns true if something was sent.
-    pub(crate) fn maybe_send_append(
+    pub(super) fn maybe_send_append(
         &mut self,
         to: NodeId,
         send_if_empty: bool,
@@ -640,7 +640,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Commits the highest index a quorum holds, if it is from the current
     /// term: entries of earlier terms commit only indirectly (§5.4.2,
     /// Figure 8).
-    pub(crate) fn maybe_commit(&mut self) -> Result<bool, StorageError> {
+    pub(super) fn maybe_commit(&mut self) -> Result<bool, StorageError> {
         let progress = &self.state.progress;
         let quorum_index = self
             .membership
@@ -687,7 +687,7 @@ impl<S: Storage> Leader<'_, S> {
 
     /// Heartbeats to every follower (paper §5.2), each carrying the commit
     /// index capped at what that follower holds.
-    pub(crate) fn broadcast_heartbeat(&mut self) {
+    pub(super) fn broadcast_heartbeat(&mut self) {
         let committed = self.log.committed;
         let id = self.id;
         let lease = self.cfg.read_only_option == crate::config::ReadOnlyOption::LeaseBased;

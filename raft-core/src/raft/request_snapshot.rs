@@ -113,7 +113,7 @@ impl<S: Storage> Raft<S> {
 
 impl<S: Storage> Leader<'_, S> {
     /// A follower asks the leader for a snapshot reaching `index`.
-    pub(crate) fn handle_snapshot_request(
+    pub(super) fn handle_snapshot_request(
         &mut self,
         from: NodeId,
         index: Index,

@@ -75,6 +75,15 @@ impl Role {
             Role::Leader(_) => RoleKind::Leader,
         }
     }
+
+    /// The leader's state, if this role leads (read only: handlers that
+    /// change it run on a `Leader`, see `Raft::lead`).
+    pub(crate) fn leader_state(&self) -> Option<&LeaderState> {
+        match self {
+            Role::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
 }
 
 /// The role in lower case: `follower`, `pre-candidate`, `candidate`,

@@ -44,15 +44,12 @@ impl<S: Storage> Raft<S> {
 
     /// The target of the transfer in progress, if any.
     pub(crate) fn transferee(&self) -> Option<NodeId> {
-        match &self.role {
-            Role::Leader(l) => l.transferee,
-            _ => None,
-        }
+        self.role.leader_state().and_then(|l| l.transferee)
     }
 }
 
 impl<S: Storage> Leader<'_, S> {
-    pub(crate) fn leader_transfer(&mut self, target: NodeId) -> Result<(), TransferError> {
+    pub(super) fn leader_transfer(&mut self, target: NodeId) -> Result<(), TransferError> {
         if target == self.id {
             // Staying leader is a request to stop handing over (etcd
             // aborts the pending transfer the same way).
@@ -80,7 +77,7 @@ impl<S: Storage> Leader<'_, S> {
 
     /// Sends TimeoutNow once the target's log matches ours; otherwise (if
     /// `catch_up`) pushes entries to it.
-    pub(crate) fn maybe_finish_transfer(
+    pub(super) fn maybe_finish_transfer(
         &mut self,
         target: NodeId,
         catch_up: bool,
@@ -130,7 +127,7 @@ impl<S: Storage> Leader<'_, S> {
     }
 
     /// Abandons a transfer in progress (timeout, or the target left).
-    pub(crate) fn abort_transfer(&mut self, why: &'static str) {
+    pub(super) fn abort_transfer(&mut self, why: &'static str) {
         if let Some(target) = self.state.transferee.take() {
             tracing::info!(id = %self.id, target = %target, why, "leadership transfer aborted");
         }
