@@ -59,8 +59,8 @@ impl<S: Storage> Raft<S> {
         // the snapshot's configuration replaces theirs (found by the
         // simulator: a vote request arriving before a received snapshot
         // was persisted).
-        let mut lo = self.log.applied.next().max(self.log.first_index()?);
-        let hi = self.log.committed.next();
+        let mut lo = self.log.applied().next().max(self.log.first_index()?);
+        let hi = self.log.committed().next();
         while lo < hi {
             let batch = self.log.slice(lo, hi, self.cfg.max_size_per_msg)?;
             if batch.iter().any(|e| e.kind != EntryKind::Normal) {
@@ -93,10 +93,10 @@ impl<S: Storage> Leader<'_, S> {
         let cc = AnyConfChange::decode(kind, data)
             .map_err(|e| ProposeError::InvalidConfChange(ConfChangeError::Decode(e)))?
             .expect("called for conf change entries only");
-        if self.state.pending_conf_index > self.log.applied {
+        if self.state.pending_conf_index > self.log.applied() {
             return Err(ProposeError::ConfChangePending {
                 pending: self.state.pending_conf_index,
-                applied: self.log.applied,
+                applied: self.log.applied(),
             });
         }
         confchange::apply(&self.membership.to_conf_state(), &cc)?;
@@ -178,7 +178,7 @@ impl<S: Storage> Leader<'_, S> {
         if !self.membership.auto_leave || !self.membership.voters.is_joint() {
             return Ok(());
         }
-        if self.state.pending_conf_index > self.log.applied {
+        if self.state.pending_conf_index > self.log.applied() {
             return Ok(());
         }
         let leave = ConfChangeV2::default().encode();

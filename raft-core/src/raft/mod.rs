@@ -5,6 +5,7 @@
 mod election;
 mod follow;
 mod membership;
+mod output;
 mod read;
 mod replicate;
 mod request_snapshot;
@@ -51,11 +52,11 @@ pub(crate) enum Ignored {
 pub(crate) struct PendingSnapshotRequest {
     /// The snapshot must reach this index: the last index when asked, an
     /// entry of `term`.
-    pub(crate) index: Index,
+    index: Index,
     /// The term the request was made in. In a later term the index may be
     /// an entry the new leader does not have: the request is made again
     /// once the log holds an entry of the new term.
-    pub(crate) term: Term,
+    term: Term,
 }
 
 /// Messages produced while handling input, split by when they may be sent.
@@ -63,10 +64,10 @@ pub(crate) struct PendingSnapshotRequest {
 pub(crate) struct Outbox {
     /// May be sent at once (a leader's appends go out in parallel with its
     /// own write, thesis §10.2.1).
-    pub(crate) now: Vec<Message>,
+    now: Vec<Message>,
     /// Must wait until this node's Ready is durable: they vouch for its
     /// log or vote (paper Figure 2, thesis §3.8).
-    pub(crate) after_persist: Vec<Message>,
+    after_persist: Vec<Message>,
 }
 
 impl Outbox {
@@ -126,33 +127,33 @@ impl<S> Leader<'_, S> {
 
 /// One node's protocol state.
 pub(crate) struct Raft<S> {
-    pub(crate) id: NodeId,
+    id: NodeId,
     /// Invariant: never decreases.
-    pub(crate) term: Term,
+    term: Term,
     /// Who this node voted for in `term`.
-    pub(crate) vote: Option<NodeId>,
-    pub(crate) log: RaftLog<S>,
-    pub(crate) role: Role,
-    pub(crate) membership: Membership,
-    pub(crate) out: Outbox,
+    vote: Option<NodeId>,
+    log: RaftLog<S>,
+    role: Role,
+    membership: Membership,
+    out: Outbox,
     /// Reads answered and not yet handed out in a `Ready`.
-    pub(crate) read_states: Vec<ReadState>,
-    pub(crate) cfg: Config,
+    read_states: Vec<ReadState>,
+    cfg: Config,
     /// Ticks since the last reset (heard from a leader, started an
     /// election, or — on a leader — since the last CheckQuorum round).
-    pub(crate) election_elapsed: u32,
+    election_elapsed: u32,
     /// Leader only: ticks since the last heartbeat.
-    pub(crate) heartbeat_elapsed: u32,
+    heartbeat_elapsed: u32,
     /// Drawn from `[election, 2 * election)` at every role change (§5.2).
-    pub(crate) randomized_election_timeout: u32,
+    randomized_election_timeout: u32,
     /// Ticks since this node started: the clock leader leases are measured
     /// on (thesis §6.4.1).
-    pub(crate) ticks: u64,
+    ticks: u64,
     /// The application asked for a snapshot and none was installed yet
     /// (`RawNode::request_snapshot`). Invariant: while set, the node is not
     /// a candidate or leader; while active (of the current term), its last
     /// index is the requested one (it appends nothing).
-    pub(crate) pending_snapshot_request: Option<PendingSnapshotRequest>,
+    pending_snapshot_request: Option<PendingSnapshotRequest>,
     rng: StdRng,
 }
 
@@ -208,8 +209,8 @@ impl<S: Storage> Raft<S> {
         };
         raft.become_follower(hs.term, None);
         tracing::info!(
-            id = %raft.id, term = %raft.term, commit = %raft.log.committed,
-            applied = %raft.log.applied, last = %last, "raft node started"
+            id = %raft.id, term = %raft.term, commit = %raft.log.committed(),
+            applied = %raft.log.applied(), last = %last, "raft node started"
         );
         Ok(raft)
     }
@@ -218,7 +219,7 @@ impl<S: Storage> Raft<S> {
         HardState {
             term: self.term,
             vote: self.vote,
-            commit: self.log.committed,
+            commit: self.log.committed(),
         }
     }
 
@@ -453,7 +454,7 @@ impl<S: Storage> Raft<S> {
                 let body = MessageBody::AppendResponse(AppendResponse {
                     index: Index::ZERO,
                     reject: None,
-                    commit: self.log.committed,
+                    commit: self.log.committed(),
                 });
                 self.send(m.from, body);
             }
@@ -503,10 +504,14 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn debug_check_invariants(&self) {
         // `step` refuses what would take a term or index past MAX.
         debug_assert!(self.term <= Term::MAX);
-        debug_assert!(self.log.committed <= Index::MAX);
-        debug_assert!(self.log.applied <= self.log.applying);
-        debug_assert!(self.log.applying <= self.log.committed);
-        debug_assert!(self.log.last_index().is_ok_and(|l| self.log.committed <= l));
+        debug_assert!(self.log.committed() <= Index::MAX);
+        debug_assert!(self.log.applied() <= self.log.applying());
+        debug_assert!(self.log.applying() <= self.log.committed());
+        debug_assert!(
+            self.log
+                .last_index()
+                .is_ok_and(|l| self.log.committed() <= l)
+        );
         if let Some(wanted) = self.pending_snapshot_request {
             debug_assert!(!self.is_leader());
             debug_assert!(!matches!(self.role, Role::Candidate(_)));

@@ -153,7 +153,7 @@ impl<S: Storage> Leader<'_, S> {
     /// True once the leader has committed an entry of its own term, so its
     /// commit index is at least every entry committed before it took over.
     fn committed_in_current_term(&self) -> Result<bool, StorageError> {
-        Ok(self.log.term_if_present(self.log.committed)? == Some(self.term))
+        Ok(self.log.term_if_present(self.log.committed())? == Some(self.term))
     }
 
     pub(super) fn leader_read(&mut self, request: ReadRequest) -> Result<(), StorageError> {
@@ -163,7 +163,7 @@ impl<S: Storage> Leader<'_, S> {
             self.state.reads.before_first_commit.push(request);
             return Ok(());
         }
-        let committed = self.log.committed;
+        let committed = self.log.committed();
         let only_voter = !self.membership.voters.is_joint()
             && self.membership.voters.incoming.len() == 1
             && self.membership.is_voter(self.id);
@@ -190,7 +190,7 @@ impl<S: Storage> Leader<'_, S> {
     }
 
     fn broadcast_read_round(&mut self, round: u64) {
-        let (id, committed) = (self.id, self.log.committed);
+        let (id, committed) = (self.id, self.log.committed());
         let targets: Vec<(NodeId, Index)> = self
             .state
             .progress

@@ -165,7 +165,7 @@ fn check_proposal_limits<S: Storage>(
     if bytes > max {
         return Err(ProposeError::EntryTooLarge { bytes, max });
     }
-    let (committed, applied) = (log.committed, log.applied);
+    let (committed, applied) = (log.committed(), log.applied());
     debug_assert!(applied <= committed, "applied beyond commit");
     let max_gap = cfg.max_apply_gap;
     if committed - applied > max_gap {
@@ -361,7 +361,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Sends as many appends to `to` as flow control allows; an empty one
     /// if the follower only needs the commit index.
     fn send_append_all(&mut self, to: NodeId) -> Result<(), StorageError> {
-        let committed = self.log.committed;
+        let committed = self.log.committed();
         let needs_commit = {
             let pr = &self.state.progress[&to];
             pr.next.prev().min(committed) > pr.sent_commit
@@ -416,7 +416,7 @@ impl<S: Storage> Leader<'_, S> {
         }
         let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
         pr.sent_entries(entries.len() as u64, bytes);
-        let commit = self.log.committed;
+        let commit = self.log.committed();
         // The follower adopts min(commit, last entry it now holds).
         pr.sent_commit = pr
             .sent_commit
@@ -442,7 +442,7 @@ impl<S: Storage> Leader<'_, S> {
         let requested = pr.follower_snapshot_request;
         let snapshot = match self
             .log
-            .storage
+            .storage()
             .snapshot(next.max(requested.unwrap_or(next)))
         {
             Ok(s) => s,
@@ -482,7 +482,7 @@ impl<S: Storage> Leader<'_, S> {
     fn ask_for_snapshot(&mut self, to: NodeId, compacted_to: Index, newest: Index) {
         // An index the leader applied (or handed out for applying) is at or
         // after the conf change that added `to`.
-        let min_index = self.log.applying.max(compacted_to);
+        let min_index = self.log.applying().max(compacted_to);
         let id = self.id;
         let pr = self.progress_of(to);
         if pr
@@ -558,7 +558,7 @@ impl<S: Storage> Leader<'_, S> {
         // nothing can commit, so skip the quorum computation (the second
         // acknowledgement of an entry in a 3-node cluster).
         let matched = pr.matched;
-        if matched > self.log.committed && self.maybe_commit()? {
+        if matched > self.log.committed() && self.maybe_commit()? {
             self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
         } else if was_paused {
@@ -688,7 +688,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Heartbeats to every follower (paper §5.2), each carrying the commit
     /// index capped at what that follower holds.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        let committed = self.log.committed;
+        let committed = self.log.committed();
         let id = self.id;
         let lease = self.cfg.read_only_option == crate::config::ReadOnlyOption::LeaseBased;
         let now = self.ticks;

@@ -37,7 +37,7 @@ impl<S: Storage> Raft<S> {
                 index: pending.index,
             });
         }
-        if self.log.unstable.snapshot.is_some() {
+        if self.log.has_unstable_snapshot() {
             return Err(RequestSnapshotError::SnapshotInProgress);
         }
         let last = self.log.last_log_id()?;
