@@ -134,12 +134,12 @@ impl<S: Storage> Raft<S> {
                 self.cfg.max_inflight_msgs,
                 self.cfg.max_inflight_bytes,
             );
-            pr.is_learner = !self.membership.is_voter(id);
+            pr.set_learner(!self.membership.is_voter(id));
             if id == self.id {
                 // Our own log matches by definition; entries count toward
                 // commit once persisted (`on_entries_persisted`).
                 pr.become_replicate();
-                pr.recent_active = true;
+                pr.mark_active();
             }
             progress.insert(id, pr);
         }

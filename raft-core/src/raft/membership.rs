@@ -119,10 +119,10 @@ impl<S: Storage> Leader<'_, S> {
                     self.cfg.max_inflight_bytes,
                 );
                 // A new member must not count as dead at the next CheckQuorum.
-                p.recent_active = true;
+                p.mark_active();
                 p
             });
-            pr.is_learner = !self.membership.is_voter(*m);
+            pr.set_learner(!self.membership.is_voter(*m));
         }
         l.broadcast_pending = true;
         l.stepping_down = !self.membership.is_voter(id) && self.cfg.step_down_on_removal;
@@ -160,7 +160,7 @@ impl<S: Storage> Leader<'_, S> {
             .progress
             .iter()
             .filter(|(p, _)| **p != id && self.membership.is_voter(**p))
-            .max_by_key(|(p, pr)| (pr.matched, std::cmp::Reverse(**p)))
+            .max_by_key(|(p, pr)| (pr.matched(), std::cmp::Reverse(**p)))
             .map(|(p, _)| *p);
         match target {
             Some(t) => {

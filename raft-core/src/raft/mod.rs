@@ -522,7 +522,7 @@ impl<S: Storage> Raft<S> {
         }
         if let Some(l) = self.role.leader_state() {
             debug_assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
-            debug_assert!(l.progress.values().all(|p| p.matched < p.next));
+            debug_assert!(l.progress.values().all(|p| p.matched() < p.next()));
         }
     }
 }

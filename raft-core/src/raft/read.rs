@@ -196,7 +196,7 @@ impl<S: Storage> Leader<'_, S> {
             .progress
             .iter()
             .filter(|(p, _)| **p != id)
-            .map(|(p, pr)| (*p, pr.matched.min(committed)))
+            .map(|(p, pr)| (*p, pr.matched().min(committed)))
             .collect();
         for (to, commit) in targets {
             self.send(

@@ -210,30 +210,15 @@ impl<S: Storage> Leader<'_, S> {
     }
 
     fn report_unreachable(&mut self, id: NodeId) {
-        if let Some(pr) = self.state.progress.get_mut(&id)
-            && pr.state == ProgressState::Replicate
-        {
-            pr.become_probe();
+        if let Some(pr) = self.state.progress.get_mut(&id) {
+            pr.report_unreachable();
         }
     }
 
     fn report_snapshot(&mut self, id: NodeId, failed: bool) {
-        let Some(pr) = self.state.progress.get_mut(&id) else {
-            return;
-        };
-        let ProgressState::Snapshot { .. } = pr.state else {
-            return;
-        };
-        if failed {
-            // Forget the pending snapshot so probing restarts after `matched`.
-            pr.state = ProgressState::Snapshot {
-                pending: Index::ZERO,
-            };
+        if let Some(pr) = self.state.progress.get_mut(&id) {
+            pr.report_snapshot(failed);
         }
-        pr.become_probe();
-        // Wait for the follower's append response (or a heartbeat response)
-        // before probing, so the snapshot is not raced by a probe.
-        pr.probe_sent = true;
     }
 
     /// Proposes one entry as the leader: appends it to its log.
@@ -362,10 +347,7 @@ impl<S: Storage> Leader<'_, S> {
     /// if the follower only needs the commit index.
     fn send_append_all(&mut self, to: NodeId) -> Result<(), StorageError> {
         let committed = self.log.committed();
-        let needs_commit = {
-            let pr = &self.state.progress[&to];
-            pr.next.prev().min(committed) > pr.sent_commit
-        };
+        let needs_commit = { self.state.progress[&to].needs_commit(committed) };
         let mut send_if_empty = needs_commit;
         while self.maybe_send_append(to, send_if_empty)? {
             send_if_empty = false;
@@ -389,23 +371,23 @@ impl<S: Storage> Leader<'_, S> {
         if pr.is_paused() {
             return Ok(false);
         }
-        if pr.follower_snapshot_request.is_some() {
+        if pr.follower_snapshot_request().is_some() {
             // The follower refuses appends until it has a snapshot.
             return self.maybe_send_snapshot(to);
         }
         let last = self.log.last_index()?;
-        if pr.next > last && !send_if_empty {
+        if pr.next() > last && !send_if_empty {
             // Up to date: nothing to send (and the term of the last entry,
             // the follower's prev, is always known: no snapshot needed).
             return Ok(false);
         }
-        let prev_index = pr.next.prev();
+        let prev_index = pr.next().prev();
         let Some(prev_term) = self.log.term_if_present(prev_index)? else {
             return self.maybe_send_snapshot(to);
         };
         let entries = match self
             .log
-            .slice(pr.next, last.next(), self.cfg.max_size_per_msg)
+            .slice(pr.next(), last.next(), self.cfg.max_size_per_msg)
         {
             Ok(e) => e,
             Err(StorageError::Compacted) => return self.maybe_send_snapshot(to),
@@ -418,9 +400,7 @@ impl<S: Storage> Leader<'_, S> {
         pr.sent_entries(entries.len() as u64, bytes);
         let commit = self.log.committed();
         // The follower adopts min(commit, last entry it now holds).
-        pr.sent_commit = pr
-            .sent_commit
-            .max(commit.min(prev_index + entries.len() as u64));
+        pr.commit_sent(commit.min(prev_index + entries.len() as u64));
         let body = MessageBody::Append(Append {
             prev: LogId::new(prev_term, prev_index),
             entries,
@@ -434,12 +414,12 @@ impl<S: Storage> Leader<'_, S> {
     /// storage has one ready.
     fn maybe_send_snapshot(&mut self, to: NodeId) -> Result<bool, StorageError> {
         let pr = self.progress_of(to);
-        if !pr.recent_active {
+        if !pr.recent_active() {
             tracing::debug!(id = %self.id, to = %to, "snapshot not sent: follower not recently active");
             return Ok(false);
         }
-        let next = pr.next;
-        let requested = pr.follower_snapshot_request;
+        let next = pr.next();
+        let requested = pr.follower_snapshot_request();
         let snapshot = match self
             .log
             .storage()
@@ -466,9 +446,7 @@ impl<S: Storage> Leader<'_, S> {
             return Ok(false);
         }
         let pr = self.progress_of(to);
-        pr.snapshot_requested = None;
-        pr.follower_snapshot_request = None;
-        pr.become_snapshot(snapshot.metadata.index);
+        pr.snapshot_sent(snapshot.metadata.index);
         tracing::info!(id = %self.id, to = %to, index = %snapshot.metadata.index, "sending snapshot");
         self.send(to, MessageBody::Snapshot(snapshot));
         Ok(true)
@@ -486,12 +464,12 @@ impl<S: Storage> Leader<'_, S> {
         let id = self.id;
         let pr = self.progress_of(to);
         if pr
-            .snapshot_requested
+            .snapshot_requested()
             .is_some_and(|asked| asked >= compacted_to)
         {
             return;
         }
-        pr.snapshot_requested = Some(min_index);
+        pr.set_snapshot_requested(Some(min_index));
         tracing::info!(
             id = %id, to = %to, newest = %newest, compacted_to = %compacted_to,
             min_index = %min_index, "no snapshot can serve this member; asking for a newer one"
@@ -524,13 +502,13 @@ impl<S: Storage> Leader<'_, S> {
             .progress
             .get_mut(&from)
             .expect("progress of a member");
-        let first = if matches!(pr.state, ProgressState::Snapshot { .. }) {
+        let first = if matches!(pr.state(), ProgressState::Snapshot { .. }) {
             self.log.first_index()?
         } else {
             Index::ZERO
         };
-        pr.recent_active = true;
-        pr.commit_reported = pr.commit_reported.max(r.commit);
+        pr.mark_active();
+        pr.report_commit(r.commit);
         if let Some(hint) = r.reject {
             return self.handle_append_rejection(from, r.index, hint);
         }
@@ -540,24 +518,24 @@ impl<S: Storage> Leader<'_, S> {
         // proves the logs match there: resume replication, or the follower
         // would stay in probe, one append per heartbeat (etcd's
         // heartbeat_resp_recovers_from_probing).
-        let probe_confirmed = pr.state == ProgressState::Probe && pr.matched == r.index;
+        let probe_confirmed = pr.state() == ProgressState::Probe && pr.matched() == r.index;
         // A follower that requested a snapshot acknowledged its log with
         // the request: the answer to the snapshot may bring no new index,
         // but it still says the snapshot is installed.
         let snapshot_installed =
-            matches!(pr.state, ProgressState::Snapshot { pending } if r.index >= pending);
+            matches!(pr.state(), ProgressState::Snapshot { pending } if r.index >= pending);
         if !pr.maybe_update(r.index) && !probe_confirmed && !snapshot_installed {
             // Nothing new replicated, but the follower may now report the
             // commit index a hand-over waits for.
             self.maybe_finish_transfer(from, false)?;
             return Ok(());
         }
-        move_on_after_ack(pr, r.index, first);
+        pr.move_on_after_ack(r.index, first);
         // Raising one member's match index to `matched` can raise the
         // quorum index only up to `matched`: at or below the commit index
         // nothing can commit, so skip the quorum computation (the second
         // acknowledgement of an entry in a 3-node cluster).
-        let matched = pr.matched;
+        let matched = pr.matched();
         if matched > self.log.committed() && self.maybe_commit()? {
             self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
@@ -591,7 +569,7 @@ impl<S: Storage> Leader<'_, S> {
         };
         let pr = self.progress_of(from);
         if pr.maybe_decrease_to(rejected, next_probe) {
-            if pr.state == ProgressState::Replicate {
+            if pr.state() == ProgressState::Replicate {
                 pr.become_probe();
             }
             self.maybe_send_append(from, true)?;
@@ -602,18 +580,10 @@ impl<S: Storage> Leader<'_, S> {
     fn handle_heartbeat_response(&mut self, from: NodeId) -> Result<(), StepError> {
         let last = self.log.last_index()?;
         let pr = self.progress_of(from);
-        pr.recent_active = true;
-        pr.probe_sent = false;
-        if pr.state == ProgressState::Replicate && pr.inflights.is_full() {
-            // The follower is alive but its acknowledgements (or our appends)
-            // were lost: without this the window would stay full forever.
-            // One more append either fills a gap or is rejected, which moves
-            // the follower back to probing (etcd's FreeFirstOne).
-            pr.inflights.free_first_one();
-        }
+        pr.heartbeat_answered();
         // A heartbeat answer proves the follower is reachable: resume a
         // lagging or probing follower (etcd heartbeat_resp_recovers_from_probing).
-        if pr.matched < last || pr.state == ProgressState::Probe {
+        if pr.matched() < last || pr.state() == ProgressState::Probe {
             self.maybe_send_append(from, true)?;
         }
         Ok(())
@@ -645,7 +615,7 @@ impl<S: Storage> Leader<'_, S> {
         let quorum_index = self
             .membership
             .voters
-            .committed_index(&|id: NodeId| progress.get(&id).map(|p| p.matched));
+            .committed_index(&|id: NodeId| progress.get(&id).map(|p| p.matched()));
         let last = self.log.last_index()?;
         let candidate = quorum_index.min(last);
         let committed = self.log.maybe_commit(LogId::new(self.term, candidate))?;
@@ -664,7 +634,7 @@ impl<S: Storage> Leader<'_, S> {
         self.state
             .progress
             .values_mut()
-            .for_each(|pr| pr.snapshot_requested = None);
+            .for_each(|pr| pr.set_snapshot_requested(None));
         if self.state.stepping_down {
             self.hand_over_leadership();
         }
@@ -678,9 +648,9 @@ impl<S: Storage> Leader<'_, S> {
         let result = self
             .membership
             .voters
-            .vote_result(|v| Some(v == id || progress.get(&v).is_some_and(|p| p.recent_active)));
+            .vote_result(|v| Some(v == id || progress.get(&v).is_some_and(|p| p.recent_active())));
         for (pid, pr) in progress.iter_mut() {
-            pr.recent_active = *pid == id;
+            pr.reset_active(*pid == id);
         }
         result == VoteResult::Won
     }
@@ -703,29 +673,13 @@ impl<S: Storage> Leader<'_, S> {
         };
         let mut targets: Vec<(NodeId, Index)> = Vec::with_capacity(leader.progress.len());
         for (pid, pr) in leader.progress.iter_mut().filter(|(pid, _)| **pid != id) {
-            let commit = pr.matched.min(committed);
-            pr.sent_commit = pr.sent_commit.max(commit);
+            let commit = pr.matched().min(committed);
+            pr.commit_sent(commit);
             targets.push((*pid, commit));
         }
         for (to, commit) in targets {
             self.send(to, MessageBody::Heartbeat(Heartbeat { commit, read_round }));
         }
-    }
-}
-
-/// A follower acknowledged `index`: probing found the match, so stream;
-/// a follower that reconnected to the log at `first` (through a snapshot,
-/// possibly an older one, or plain appends) streams again (etcd #110).
-fn move_on_after_ack(pr: &mut Progress, index: Index, first: Index) {
-    match pr.state {
-        ProgressState::Probe => pr.become_replicate(),
-        ProgressState::Snapshot { .. } => {
-            if pr.matched.next() >= first {
-                pr.become_probe();
-                pr.become_replicate();
-            }
-        }
-        ProgressState::Replicate => pr.inflights.free_le(index),
     }
 }
 

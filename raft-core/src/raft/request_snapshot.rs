@@ -18,7 +18,6 @@ use super::{Leader, PendingSnapshotRequest, Raft, Role};
 use crate::error::{RequestSnapshotError, StepError};
 use crate::message::{MessageBody, RequestSnapshot};
 use crate::storage::{Storage, StorageError};
-use crate::tracker::ProgressState;
 use crate::types::{Index, NodeId};
 
 impl<S: Storage> Raft<S> {
@@ -137,21 +136,11 @@ impl<S: Storage> Leader<'_, S> {
             .progress
             .get_mut(&from)
             .expect("progress of a member");
-        pr.recent_active = true;
+        pr.mark_active();
         let updated = acked && pr.maybe_update(index);
-        match pr.state {
-            ProgressState::Snapshot { pending } if pending >= index => {
-                // The snapshot on its way reaches the index already.
-                pr.follower_snapshot_request = None;
-            }
-            _ => {
-                tracing::info!(id = %id, from = %from, index = %index, "follower requests a snapshot");
-                pr.follower_snapshot_request = pr.follower_snapshot_request.max(Some(index));
-                // Stop streaming appends the follower refuses anyway, and
-                // give up a snapshot on its way that does not reach the
-                // index (the follower refuses it too).
-                pr.become_probe();
-            }
+        // Unless the snapshot on its way reaches the index already.
+        if pr.follower_requested_snapshot(index) {
+            tracing::info!(id = %id, from = %from, index = %index, "follower requests a snapshot");
         }
         if updated && self.maybe_commit()? {
             self.state.broadcast_pending = true;

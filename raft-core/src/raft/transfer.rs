@@ -93,8 +93,8 @@ impl<S: Storage> Leader<'_, S> {
         // A leader handing over because it was removed also waits until the
         // target knows the removal committed: otherwise the target may
         // still count the old leader's vote, which will never come.
-        let commit_known = !l.stepping_down || pr.commit_reported >= self.log.committed();
-        if pr.matched == last && commit_known {
+        let commit_known = !l.stepping_down || pr.commit_reported() >= self.log.committed();
+        if pr.matched() == last && commit_known {
             tracing::info!(id = %self.id, target = %target, "target caught up; sending timeout-now");
             // The target will campaign through the voters' leases, maybe
             // after this transfer is aborted (the message can be delayed):
