@@ -32,6 +32,26 @@ pub struct Message {
     pub body: MessageBody,
 }
 
+impl Message {
+    /// A request a follower forwards to its leader (a proposal, a read, a
+    /// transfer). It carries no term: it is not part of the protocol's
+    /// term ordering, and a leader of any term may serve it.
+    pub(crate) fn forwarded(from: NodeId, to: NodeId, body: MessageBody) -> Message {
+        let m = Message {
+            from,
+            to,
+            term: Term::ZERO,
+            body,
+        };
+        debug_assert!(
+            m.is_forwarded_request(),
+            "{} is not forwarded",
+            m.body.kind_name()
+        );
+        m
+    }
+}
+
 /// The kind of a message and its payload.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum MessageBody {

@@ -124,12 +124,7 @@ impl<S: Storage> Raft<S> {
                 leader: Some(leader),
             } => {
                 let body = MessageBody::ReadIndex(ReadIndexRequest { context });
-                self.out.push(Message {
-                    from: self.id,
-                    to: leader,
-                    term: crate::types::Term::ZERO,
-                    body,
-                });
+                self.out.push(Message::forwarded(self.id, leader, body));
                 Ok(())
             }
             _ => Err(ReadIndexError::NoLeader),

@@ -66,12 +66,7 @@ impl<S: Storage> Raft<S> {
         let body = MessageBody::Propose(crate::message::Propose {
             entries: vec![entry],
         });
-        self.out.push(Message {
-            from: self.id,
-            to: leader,
-            term: crate::types::Term::ZERO,
-            body,
-        });
+        self.out.push(Message::forwarded(self.id, leader, body));
         Ok(Proposal::Forwarded { to: leader })
     }
 

@@ -5,7 +5,7 @@ use super::{Leader, Raft, Role};
 use crate::error::TransferError;
 use crate::message::{Message, MessageBody, TransferLeader};
 use crate::storage::{Storage, StorageError};
-use crate::types::{NodeId, Term};
+use crate::types::NodeId;
 
 impl<S: Storage> Raft<S> {
     /// Asks for `target` to become leader.
@@ -21,12 +21,7 @@ impl<S: Storage> Raft<S> {
                     return Ok(());
                 }
                 let body = MessageBody::TransferLeader(TransferLeader { target });
-                self.out.push(Message {
-                    from: self.id,
-                    to: leader,
-                    term: Term::ZERO,
-                    body,
-                });
+                self.out.push(Message::forwarded(self.id, leader, body));
                 Ok(())
             }
             _ => Err(TransferError::NoLeader),
