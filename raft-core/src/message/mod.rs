@@ -112,8 +112,10 @@ pub struct RejectHint {
     /// the largest index `<= prev.index` whose term is `<= prev.term`, or the
     /// follower's last index if its log is shorter.
     pub index: Index,
-    /// The term of the entry at `hint.index` in the follower's log.
-    pub term: Term,
+    /// The term of the entry at `hint.index` in the follower's log; `None`
+    /// when the follower knows none to search by (the index is compacted,
+    /// or precedes its first entry): the leader probes at `index` as is.
+    pub term: Option<Term>,
 }
 
 /// Fields of [`MessageBody::AppendResponse`].

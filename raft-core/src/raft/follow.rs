@@ -153,9 +153,10 @@ impl<S: Storage> Raft<S> {
                 tracing::debug!(
                     id = %self.id, from = %from, prev = %a.prev, hint = %hint, "append rejected"
                 );
+                // `find_conflict_by_term` says term 0 where it knows no term.
                 let reject = RejectHint {
                     index: hint.index,
-                    term: hint.term,
+                    term: (hint.term > crate::types::Term::ZERO).then_some(hint.term),
                 };
                 self.respond_append(from, a.prev.index, Some(reject));
             }

@@ -557,10 +557,13 @@ impl<S: Storage> Leader<'_, S> {
         rejected: Index,
         hint: RejectHint,
     ) -> Result<(), StepError> {
-        let next_probe = if hint.term > crate::types::Term::ZERO {
-            self.log.find_conflict_by_term(hint.index, hint.term)?.index
-        } else {
-            hint.index
+        let next_probe = match hint.term {
+            // Term 0 holds no entry: nothing to search by (a peer built on
+            // this crate sends `None` then, but the type allows it).
+            Some(term) if term > crate::types::Term::ZERO => {
+                self.log.find_conflict_by_term(hint.index, term)?.index
+            }
+            _ => hint.index,
         };
         let pr = self.progress_of(from);
         if pr.maybe_decrease_to(rejected, next_probe) {
