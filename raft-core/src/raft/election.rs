@@ -70,7 +70,7 @@ impl<S: Storage> Raft<S> {
         };
         let voters: Vec<NodeId> = self
             .membership
-            .voters
+            .voters()
             .ids()
             .filter(|&v| v != self.id)
             .collect();
@@ -305,7 +305,7 @@ impl<S: Storage> Raft<S> {
         votes.entry(from).or_insert(granted);
         let result = self
             .membership
-            .voters
+            .voters()
             .vote_result(|id| votes.get(&id).copied());
         let pre = matches!(self.role, Role::PreCandidate(_));
         match result {

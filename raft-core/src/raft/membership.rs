@@ -175,7 +175,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Leaves an auto-leave joint configuration once the change that entered
     /// it is applied (etcd's auto-leave).
     fn maybe_auto_leave(&mut self) -> Result<(), StorageError> {
-        if !self.membership.auto_leave || !self.membership.voters.is_joint() {
+        if !self.membership.auto_leave() || !self.membership.voters().is_joint() {
             return Ok(());
         }
         if self.state.pending_conf_index > self.log.applied() {

@@ -24,8 +24,8 @@ pub struct ReadState {
 /// Who asked: this node's application, or a follower that forwarded it.
 #[derive(Clone, Debug)]
 pub(crate) struct ReadRequest {
-    pub(crate) from: Option<NodeId>,
-    pub(crate) context: Bytes,
+    pub(super) from: Option<NodeId>,
+    pub(super) context: Bytes,
 }
 
 #[derive(Debug)]
@@ -159,8 +159,8 @@ impl<S: Storage> Leader<'_, S> {
             return Ok(());
         }
         let committed = self.log.committed();
-        let only_voter = !self.membership.voters.is_joint()
-            && self.membership.voters.incoming.len() == 1
+        let only_voter = !self.membership.voters().is_joint()
+            && self.membership.voters().incoming.len() == 1
             && self.membership.is_voter(self.id);
         let lease = self.cfg.read_only_option == ReadOnlyOption::LeaseBased;
         let now = self.ticks;
@@ -212,7 +212,7 @@ impl<S: Storage> Leader<'_, S> {
         let acked = l.reads.acked.entry(from).or_insert(0);
         *acked = (*acked).max(round);
         let reads = &l.reads;
-        let confirmed = self.membership.voters.committed_index(&|v: NodeId| {
+        let confirmed = self.membership.voters().committed_index(&|v: NodeId| {
             if v == id {
                 Some(Index(reads.last_round))
             } else {

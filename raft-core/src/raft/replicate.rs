@@ -612,7 +612,7 @@ impl<S: Storage> Leader<'_, S> {
         let progress = &self.state.progress;
         let quorum_index = self
             .membership
-            .voters
+            .voters()
             .committed_index(&|id: NodeId| progress.get(&id).map(|p| p.matched()));
         let last = self.log.last_index()?;
         let candidate = quorum_index.min(last);
@@ -645,7 +645,7 @@ impl<S: Storage> Leader<'_, S> {
         let progress = &mut self.state.progress;
         let result = self
             .membership
-            .voters
+            .voters()
             .vote_result(|v| Some(v == id || progress.get(&v).is_some_and(|p| p.recent_active())));
         for (pid, pr) in progress.iter_mut() {
             pr.reset_active(*pid == id);

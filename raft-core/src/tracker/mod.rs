@@ -16,13 +16,13 @@ use crate::types::{ConfState, NodeId};
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub(crate) struct Membership {
     /// The voters, joint during a membership change.
-    pub(crate) voters: JointConfig,
+    voters: JointConfig,
     /// Non-voting members.
-    pub(crate) learners: BTreeSet<NodeId>,
+    learners: BTreeSet<NodeId>,
     /// Outgoing voters that become learners when the joint state is left.
-    pub(crate) learners_next: BTreeSet<NodeId>,
+    learners_next: BTreeSet<NodeId>,
     /// Leave the joint state automatically.
-    pub(crate) auto_leave: bool,
+    auto_leave: bool,
 }
 
 impl Membership {
@@ -48,6 +48,16 @@ impl Membership {
             learners_next: self.learners_next.clone(),
             auto_leave: self.auto_leave,
         }
+    }
+
+    /// The voters, joint during a membership change.
+    pub(crate) fn voters(&self) -> &JointConfig {
+        &self.voters
+    }
+
+    /// Leave the joint state automatically once the change is applied.
+    pub(crate) fn auto_leave(&self) -> bool {
+        self.auto_leave
     }
 
     /// True when `id` can vote, so may campaign.
