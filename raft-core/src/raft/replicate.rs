@@ -300,7 +300,7 @@ impl<S: Storage> Leader<'_, S> {
     /// Sends pending appends and commit updates, batched: one message per
     /// follower per `Ready` instead of one per proposal.
     #[inline]
-    pub(super) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+    fn flush_broadcast(&mut self) -> Result<(), StorageError> {
         let leader = &mut *self.state;
         if std::mem::take(&mut leader.broadcast_pending)
             // A single-node cluster has nobody to send to.
@@ -655,7 +655,7 @@ impl<S: Storage> Leader<'_, S> {
 
     /// Heartbeats to every follower (paper §5.2), each carrying the commit
     /// index capped at what that follower holds.
-    pub(super) fn broadcast_heartbeat(&mut self) {
+    fn broadcast_heartbeat(&mut self) {
         let committed = self.log.committed();
         let id = self.id;
         let lease = self.cfg.read_only_option == crate::config::ReadOnlyOption::LeaseBased;
