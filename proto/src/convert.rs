@@ -572,7 +572,11 @@ fn decode_append_response(w: &wire::Message) -> Result<AppendResponse, DecodeErr
     let reject = if w.reject {
         Some(RejectHint {
             index: index("Message.reject_hint_index", w.reject_hint_index)?,
-            term: term("Message.reject_hint_term", w.reject_hint_term)?,
+            // 0 on the wire: no term (see `RejectHint::term`).
+            term: match w.reject_hint_term {
+                0 => None,
+                t => Some(term("Message.reject_hint_term", t)?),
+            },
         })
     } else {
         None
@@ -632,7 +636,7 @@ impl From<&Message> for wire::Message {
                 if let Some(hint) = r.reject {
                     w.reject = true;
                     w.reject_hint_index = hint.index.get();
-                    w.reject_hint_term = hint.term.get();
+                    w.reject_hint_term = hint.term.map_or(0, Term::get);
                 }
                 T::AppendResponse
             }

@@ -106,7 +106,8 @@ fn append_response() -> impl Strategy<Value = MessageBody> {
                 reject: reject.map(|(frac, term)| RejectHint {
                     // Anywhere between 0 and the rejected index.
                     index: Index((index as f64 * frac) as u64),
-                    term: Term(term),
+                    // 0 on the wire is no term.
+                    term: (term > 0).then_some(Term(term)),
                 }),
                 commit: Index(commit),
             })
@@ -338,7 +339,7 @@ fn loose_body() -> impl Strategy<Value = MessageBody> {
                 index: Index(index),
                 reject: hint.map(|(i, t)| RejectHint {
                     index: Index(i),
-                    term: Term(t),
+                    term: (t > 0).then_some(Term(t)),
                 }),
                 commit: Index(commit),
             })

@@ -47,7 +47,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
         (0u64..14, any::<bool>(), log_id(), 0u64..14).prop_map(|(i, rej, h, c)| {
             let reject = rej.then(|| RejectHint {
                 index: h.index.min(Index(i)),
-                term: h.term,
+                term: (h.term > Term::ZERO).then_some(h.term),
             });
             MessageBody::AppendResponse(AppendResponse {
                 index: Index(i),

@@ -548,7 +548,7 @@ fn append_response_with_reject_hint_beyond_rejected_index_is_rejected() {
             index: Index(10),
             reject: Some(RejectHint {
                 index: Index(11),
-                term: Term(5),
+                term: Some(Term(5)),
             }),
             commit: Index(3),
         }),

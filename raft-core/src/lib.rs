@@ -292,8 +292,9 @@
 //! | Linearizable reads: ReadIndex, lease | `read_only_option` (Safe) | thesis §6.4 |
 //! | Asynchronous storage writes | `async_storage_writes` (false) | thesis §10.2.1 |
 //!
-//! Quorum arithmetic ([`quorum`]) and follower tracking ([`tracker`]) are
-//! public, pure modules.
+//! Quorum arithmetic ([`quorum`]) is a public, pure module. Follower
+//! tracking is internal: the leader's per-follower progress is observable
+//! through [`Status`] ([`ProgressStatus`], [`ProgressState`]).
 //!
 //! ## Differences from etcd-raft
 //!
@@ -332,7 +333,7 @@ mod status;
 mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod tracker;
+mod tracker;
 mod types;
 
 /// The payload type of entries, proposals and snapshots (the `bytes`

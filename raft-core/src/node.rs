@@ -6,6 +6,7 @@
 //! handling one, call [`Node::advance`]. All channels are bounded, and once
 //! the node stops every call returns [`NodeError::Stopped`] at once.
 
+use std::ops::ControlFlow;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -330,20 +331,25 @@ fn run<S: Storage>(
         let Ok(cmd) = op.recv(&commands) else {
             return Ok(());
         };
-        match cmd {
-            Command::Stop => return Ok(()),
-            Command::Advance => {
-                raw.advance()?;
-                awaiting_advance = false;
-            }
-            other => handle(&mut raw, other)?,
+        if handle(&mut raw, cmd, &mut awaiting_advance)?.is_break() {
+            return Ok(());
         }
     }
 }
 
-fn handle<S: Storage>(raw: &mut RawNode<S>, cmd: Command) -> Result<(), NodeFailure> {
+/// Carries out one command; `Break` once asked to stop.
+fn handle<S: Storage>(
+    raw: &mut RawNode<S>,
+    cmd: Command,
+    awaiting_advance: &mut bool,
+) -> Result<ControlFlow<()>, NodeFailure> {
     // A caller that stopped waiting for its reply is no error of ours.
     match cmd {
+        Command::Stop => return Ok(ControlFlow::Break(())),
+        Command::Advance => {
+            raw.advance()?;
+            *awaiting_advance = false;
+        }
         Command::Tick => raw.tick()?,
         Command::Campaign(r) => drop(r.send(raw.campaign())),
         Command::Propose(data, r) => drop(r.send(raw.propose(data))),
@@ -357,7 +363,6 @@ fn handle<S: Storage>(raw: &mut RawNode<S>, cmd: Command) -> Result<(), NodeFail
         Command::ReportUnreachable(id) => raw.report_unreachable(id),
         Command::ReportSnapshot(id, s) => raw.report_snapshot(id, s),
         Command::Status(r) => drop(r.send(raw.status())),
-        Command::Stop | Command::Advance => unreachable!("handled by the loop"),
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }

@@ -9,11 +9,10 @@ use crate::error::{
     ReadyError, RequestSnapshotError, StepError, TickError, TransferError,
 };
 use crate::message::Message;
-use crate::raft::{Proposal, Raft, Role, RoleKind};
+use crate::raft::{Proposal, Raft, RoleKind};
 use crate::ready::{Ready, SoftState};
-use crate::status::{ProgressStatus, Status};
+use crate::status::Status;
 use crate::storage::{Storage, StorageError};
-use crate::tracker::ProgressState;
 use crate::types::{ConfState, EntryKind, HardState, Index, LogId, NodeId, Term};
 
 /// How sending a snapshot to a follower ended (see
@@ -103,10 +102,7 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// A storage failure while starting an election.
     pub fn tick(&mut self) -> Result<(), TickError> {
-        let r = self.raft.tick().map_err(|e| match e {
-            StepError::Storage(s) => TickError::Storage(s),
-            other => unreachable!("tick produced {other}"),
-        });
+        let r = self.raft.tick().map_err(TickError::Storage);
         self.checked(r)
     }
 
@@ -116,13 +112,13 @@ impl<S: Storage> RawNode<S> {
     /// [`CampaignError::NotVoter`] for learners and non-members,
     /// [`CampaignError::AlreadyLeader`] on the leader.
     pub fn campaign(&mut self) -> Result<(), CampaignError> {
-        if matches!(self.raft.role, Role::Leader(_)) {
+        if self.raft.is_leader() {
             return Err(CampaignError::AlreadyLeader);
         }
         if !self.raft.promotable() {
             return Err(CampaignError::NotVoter);
         }
-        if self.raft.term >= Term::MAX {
+        if self.raft.term() >= Term::MAX {
             return Err(CampaignError::TermsExhausted);
         }
         let r = self.raft.hup(false).map_err(CampaignError::from);
@@ -191,21 +187,7 @@ impl<S: Storage> RawNode<S> {
     /// True when [`RawNode::ready`] has something to hand out.
     pub fn has_ready(&self) -> bool {
         let r = &self.raft;
-        if soft_state(r) != self.prev_soft || r.hard_state() != self.prev_hard {
-            return true;
-        }
-        if !r.out.now.is_empty() || !r.out.after_persist.is_empty() || !r.read_states.is_empty() {
-            return true;
-        }
-        if !r.log.unstable.next_entries().is_empty() || r.log.unstable.has_next_snapshot() {
-            return true;
-        }
-        if matches!(&r.role, Role::Leader(l) if l.broadcast_pending || l.snapshot_request.is_some())
-        {
-            return true;
-        }
-        r.log
-            .has_next_committed_entries(!r.cfg.async_storage_writes)
+        soft_state(r) != self.prev_soft || r.hard_state() != self.prev_hard || r.has_output()
     }
 
     /// Collects the work to do. Handle it as [`Ready`] describes, then call
@@ -220,26 +202,14 @@ impl<S: Storage> RawNode<S> {
     /// With synchronous writes (the default), if the previous `Ready` was not
     /// advanced: each Ready must be persisted before the next is built.
     pub fn ready(&mut self) -> Result<Ready, ReadyError> {
-        let sync = !self.raft.cfg.async_storage_writes;
+        let sync = !self.raft.async_writes();
         assert!(
             !sync || self.outstanding.is_empty(),
             "ready() called before advance() of the previous Ready"
         );
         self.raft.flush_broadcast()?;
-        let log = &self.raft.log;
-        let entries = log.unstable.next_entries().to_vec();
-        let snapshot = log
-            .unstable
-            .snapshot
-            .clone()
-            .filter(|_| log.unstable.has_next_snapshot());
-        let committed_entries = log.next_committed_entries(sync).map_err(|e| match e {
-            StorageError::Compacted => ReadyError::CompactedBeyondApplied {
-                next: log.applying.next(),
-                first_index: log.first_index().unwrap_or(Index::ZERO),
-            },
-            other => ReadyError::Storage(other),
-        })?;
+        let (entries, snapshot) = self.raft.log().unpersisted();
+        let committed_entries = self.raft.next_committed_entries(sync)?;
         let hs = self.raft.hard_state();
         let ss = soft_state(&self.raft);
         let hard_state = (hs != self.prev_hard).then_some(hs);
@@ -255,8 +225,8 @@ impl<S: Storage> RawNode<S> {
             snapshot: snapshot.as_ref().map(|s| s.metadata.index),
             hard_state,
         };
-        self.raft.log.unstable.accept_in_progress();
-        self.hand_out_committed(&committed_entries);
+        self.raft.accept_in_progress();
+        self.raft.hand_out_committed(&committed_entries);
 
         self.prev_hard = hs;
         self.prev_soft = ss;
@@ -268,13 +238,10 @@ impl<S: Storage> RawNode<S> {
             snapshot,
             entries,
             committed_entries,
-            messages: std::mem::take(&mut self.raft.out.now),
-            persisted_messages: std::mem::take(&mut self.raft.out.after_persist),
-            read_states: std::mem::take(&mut self.raft.read_states),
-            snapshot_request: match &mut self.raft.role {
-                Role::Leader(l) => l.snapshot_request.take(),
-                _ => None,
-            },
+            messages: self.raft.take_messages(),
+            persisted_messages: self.raft.take_persisted_messages(),
+            read_states: self.raft.take_read_states(),
+            snapshot_request: self.raft.take_snapshot_request(),
             must_sync,
         })
     }
@@ -289,7 +256,7 @@ impl<S: Storage> RawNode<S> {
     /// A storage failure.
     pub fn advance(&mut self) -> Result<(), AdvanceError> {
         self.on_persisted(self.ready_number)?;
-        self.on_applied(self.raft.log.applying)
+        self.on_applied(self.raft.log().applying())
     }
 
     /// [`RawNode::advance`], returning at once what this node's own
@@ -306,21 +273,18 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// A storage failure.
     pub fn advance_with_commits(&mut self) -> Result<LightReady, AdvanceError> {
-        debug_assert!(
-            !self.raft.cfg.async_storage_writes,
-            "synchronous writes only"
-        );
+        debug_assert!(!self.raft.async_writes(), "synchronous writes only");
         // `advance`, but the entries just persisted leave the unstable
         // buffer only after the entries they committed were taken: from
         // memory, not read back from storage.
         let unstabled = self.persist_receipts(self.ready_number)?;
-        self.on_applied(self.raft.log.applying)?;
+        self.on_applied(self.raft.log().applying())?;
         self.raft.flush_broadcast()?;
         let committed_entries = match unstabled {
-            Some(id) => self.raft.log.take_committed_and_stable_to(id)?,
-            None => self.raft.log.next_committed_entries(true)?,
+            Some(id) => self.raft.take_committed_and_stable_to(id)?,
+            None => self.raft.log().next_committed_entries(true)?,
         };
-        self.hand_out_committed(&committed_entries);
+        self.raft.hand_out_committed(&committed_entries);
         let hs = self.raft.hard_state();
         let commit = (hs.commit != self.prev_hard.commit
             && hs.term == self.prev_hard.term
@@ -334,21 +298,9 @@ impl<S: Storage> RawNode<S> {
         let r = Ok(LightReady {
             commit,
             committed_entries,
-            messages: std::mem::take(&mut self.raft.out.now),
+            messages: self.raft.take_messages(),
         });
         self.checked(r)
-    }
-
-    /// Marks `entries` (the next committed ones) as handed to the
-    /// application.
-    fn hand_out_committed(&mut self, entries: &[crate::types::Entry]) {
-        if let Some(e) = entries.last() {
-            self.raft.log.accept_applying(e.index);
-        }
-        if let Role::Leader(l) = &mut self.raft.role {
-            let applied_bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
-            l.uncommitted_size = l.uncommitted_size.saturating_sub(applied_bytes);
-        }
     }
 
     /// Asynchronous writes: the snapshot, entries and hard state of every
@@ -359,7 +311,7 @@ impl<S: Storage> RawNode<S> {
     /// A storage failure.
     pub fn on_persisted(&mut self, number: u64) -> Result<(), AdvanceError> {
         if let Some(id) = self.persist_receipts(number)? {
-            self.raft.log.stable_to(id);
+            self.raft.stable_to(id);
         }
         let r = Ok(());
         self.checked(r)
@@ -375,11 +327,11 @@ impl<S: Storage> RawNode<S> {
         while self.outstanding.front().is_some_and(|r| r.number <= number) {
             let receipt = self.outstanding.pop_front().expect("checked non-empty");
             if let Some(index) = receipt.snapshot {
-                self.raft.log.snapshot_persisted(index);
+                self.raft.snapshot_persisted(index);
             }
             if let Some(id) = receipt.last_entry {
                 if let Some(prev) = unstabled.replace(id) {
-                    self.raft.log.stable_to(prev);
+                    self.raft.stable_to(prev);
                 }
                 self.raft.on_entries_persisted(id)?;
             }
@@ -397,12 +349,7 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// A storage failure.
     pub fn on_applied(&mut self, index: Index) -> Result<(), AdvanceError> {
-        let index = index.min(self.raft.log.applying);
-        if index > self.raft.log.applied {
-            self.raft.log.applied_to(index);
-            self.raft.maybe_auto_leave()?;
-        }
-        let r = Ok(());
+        let r = self.raft.on_applied(index).map_err(AdvanceError::from);
         self.checked(r)
     }
 
@@ -505,35 +452,13 @@ impl<S: Storage> RawNode<S> {
     /// Tells the leader that messages to `id` cannot be delivered: it stops
     /// streaming to it and probes instead.
     pub fn report_unreachable(&mut self, id: NodeId) {
-        if let Role::Leader(l) = &mut self.raft.role
-            && let Some(pr) = l.progress.get_mut(&id)
-            && pr.state == ProgressState::Replicate
-        {
-            pr.become_probe();
-        }
+        self.raft.report_unreachable(id);
     }
 
     /// Tells the leader how sending a snapshot to `id` ended.
     pub fn report_snapshot(&mut self, id: NodeId, status: SnapshotStatus) {
-        let Role::Leader(l) = &mut self.raft.role else {
-            return;
-        };
-        let Some(pr) = l.progress.get_mut(&id) else {
-            return;
-        };
-        let ProgressState::Snapshot { .. } = pr.state else {
-            return;
-        };
-        if status == SnapshotStatus::Failed {
-            // Forget the pending snapshot so probing restarts after `matched`.
-            pr.state = ProgressState::Snapshot {
-                pending: Index::ZERO,
-            };
-        }
-        pr.become_probe();
-        // Wait for the follower's append response (or a heartbeat response)
-        // before probing, so the snapshot is not raced by a probe.
-        pr.probe_sent = true;
+        self.raft
+            .report_snapshot(id, status == SnapshotStatus::Failed);
     }
 
     /// The current term, vote and commit index, without building a
@@ -551,42 +476,22 @@ impl<S: Storage> RawNode<S> {
     /// The node's observable state.
     pub fn status(&self) -> Status {
         let r = &self.raft;
-        let progress = match &r.role {
-            Role::Leader(l) => Some(
-                l.progress
-                    .iter()
-                    .map(|(id, p)| {
-                        let s = ProgressStatus {
-                            matched: p.matched,
-                            next: p.next,
-                            state: p.state,
-                            recent_active: p.recent_active,
-                            is_learner: p.is_learner,
-                            inflight_msgs: p.inflights.len(),
-                            snapshot_requested: p.snapshot_requested,
-                            follower_snapshot_request: p.follower_snapshot_request,
-                        };
-                        (*id, s)
-                    })
-                    .collect(),
-            ),
-            _ => None,
-        };
+        let progress = r.progress_status();
         Status {
-            id: r.id,
+            id: r.id(),
             hard_state: r.hard_state(),
             soft_state: soft_state(r),
-            applied: r.log.applied,
-            last_index: r.log.last_index().unwrap_or(Index::ZERO),
+            applied: r.log().applied(),
+            last_index: r.log().last_index().unwrap_or(Index::ZERO),
             transferee: r.transferee(),
-            pending_snapshot_request: r.pending_snapshot_request.map(|p| p.index),
+            pending_snapshot_request: r.pending_snapshot_index(),
             progress,
         }
     }
 
     /// The storage this node reads.
     pub fn store(&self) -> &S {
-        &self.raft.log.storage
+        self.raft.log().storage()
     }
 
     /// The protocol state, for the test kit's checkers.
@@ -599,17 +504,17 @@ impl<S: Storage> RawNode<S> {
 fn soft_state<S: Storage>(r: &Raft<S>) -> SoftState {
     SoftState {
         leader: r.leader(),
-        role: r.role.kind(),
+        role: r.role_kind(),
     }
 }
 
 impl<S: Storage> std::fmt::Debug for RawNode<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawNode")
-            .field("id", &self.raft.id)
-            .field("term", &self.raft.term)
-            .field("role", &self.raft.role.kind())
-            .field("commit", &self.raft.log.committed)
+            .field("id", &self.raft.id())
+            .field("term", &self.raft.term())
+            .field("role", &self.raft.role_kind())
+            .field("commit", &self.raft.log().committed())
             .finish_non_exhaustive()
     }
 }

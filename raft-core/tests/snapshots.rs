@@ -370,7 +370,7 @@ fn snapshot_temporarily_unavailable_is_retried_later() {
             index: Index(idx),
             reject: Some(raft_core::RejectHint {
                 index: Index(0),
-                term: Term(0),
+                term: None,
             }),
             commit: Index(0),
         }),

@@ -108,7 +108,7 @@ fn conf_state() -> impl Strategy<Value = ConfState> {
 fn body() -> impl Strategy<Value = MessageBody> {
     let hint = proptest::option::of(log_id().prop_map(|h| RejectHint {
         index: h.index,
-        term: h.term,
+        term: Some(h.term),
     }));
     prop_oneof![
         (entries(), number()).prop_map(|((prev, entries), c)| MessageBody::Append(Append {

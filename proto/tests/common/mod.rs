@@ -83,7 +83,7 @@ pub fn every_kind() -> Vec<Message> {
                 index: Index(10),
                 reject: Some(RejectHint {
                     index: Index(8),
-                    term: Term(3),
+                    term: Some(Term(3)),
                 }),
                 commit: Index(7),
             }),

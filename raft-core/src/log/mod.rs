@@ -10,15 +10,15 @@ pub(crate) use unstable::Unstable;
 
 /// The log of one node.
 pub(crate) struct RaftLog<S> {
-    pub(crate) storage: S,
-    pub(crate) unstable: Unstable,
+    storage: S,
+    unstable: Unstable,
     /// The highest index known committed.
     /// Invariant: `applied <= applying <= committed <= last_index()`.
-    pub(crate) committed: Index,
+    committed: Index,
     /// The highest index handed to the application for applying.
-    pub(crate) applying: Index,
+    applying: Index,
     /// The highest index the application reported applied.
-    pub(crate) applied: Index,
+    applied: Index,
     /// Bytes of committed entries handed out per `Ready`.
     max_applying_size: u64,
 }
@@ -37,6 +37,53 @@ impl<S: Storage> RaftLog<S> {
             applied: first.prev(),
             max_applying_size,
         })
+    }
+
+    /// The storage under the log.
+    pub(crate) fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The highest index known committed.
+    pub(crate) fn committed(&self) -> Index {
+        self.committed
+    }
+
+    /// The highest index handed to the application for applying.
+    pub(crate) fn applying(&self) -> Index {
+        self.applying
+    }
+
+    /// The highest index the application reported applied.
+    pub(crate) fn applied(&self) -> Index {
+        self.applied
+    }
+
+    /// True if entries or a snapshot wait to be handed out for persisting.
+    pub(crate) fn has_unpersisted(&self) -> bool {
+        !self.unstable.next_entries().is_empty() || self.unstable.has_next_snapshot()
+    }
+
+    /// The entries and the snapshot to hand out for persisting next, not
+    /// yet marked handed out (see [`RaftLog::accept_in_progress`]).
+    pub(crate) fn unpersisted(&self) -> (Vec<Entry>, Option<Snapshot>) {
+        let entries = self.unstable.next_entries().to_vec();
+        let snapshot = self
+            .unstable
+            .snapshot()
+            .filter(|_| self.unstable.has_next_snapshot())
+            .cloned();
+        (entries, snapshot)
+    }
+
+    /// What [`RaftLog::unpersisted`] returned was handed out for persisting.
+    pub(crate) fn accept_in_progress(&mut self) {
+        self.unstable.accept_in_progress();
+    }
+
+    /// True while a received snapshot is not yet persisted.
+    pub(crate) fn has_unstable_snapshot(&self) -> bool {
+        self.unstable.snapshot().is_some()
     }
 
     pub(crate) fn first_index(&self) -> Result<Index, StorageError> {
@@ -69,8 +116,8 @@ impl<S: Storage> RaftLog<S> {
     pub(crate) fn term(&self, i: Index) -> Result<Term, StorageError> {
         if let Some(t) = self.unstable.maybe_term(i) {
             debug_assert!(
-                i >= self.unstable.offset
-                    || self.unstable.snapshot.is_some()
+                i >= self.unstable.offset()
+                    || self.unstable.snapshot().is_some()
                     || self.storage.term(i).is_err()
                     || self.storage.term(i).ok() == Some(t),
                 "storage term at {i} {:?} differs from the cached {t}",
@@ -78,7 +125,7 @@ impl<S: Storage> RaftLog<S> {
             );
             return Ok(t);
         }
-        if i < self.unstable.offset {
+        if i < self.unstable.offset() {
             // Ask storage only for what it can hold; past the unstable
             // offset the log ends.
             return self.storage.term(i);
@@ -210,7 +257,7 @@ impl<S: Storage> RaftLog<S> {
         if lo >= hi {
             return Ok(Vec::new());
         }
-        let offset = self.unstable.offset;
+        let offset = self.unstable.offset();
         // The first index is at most the unstable offset: only a range
         // reaching below it needs the (storage) first index.
         if lo < offset && lo < self.first_index()? {
@@ -249,7 +296,7 @@ impl<S: Storage> RaftLog<S> {
         if allow_unstable {
             self.committed
         } else {
-            self.committed.min(self.unstable.offset.prev())
+            self.committed.min(self.unstable.offset().prev())
         }
     }
 
@@ -257,7 +304,7 @@ impl<S: Storage> RaftLog<S> {
     pub(crate) fn has_next_committed_entries(&self, allow_unstable: bool) -> bool {
         // While a snapshot is pending, the entries it covers are not in the
         // log; applying resumes after it.
-        self.applying < self.apply_limit(allow_unstable) && self.unstable.snapshot.is_none()
+        self.applying < self.apply_limit(allow_unstable) && self.unstable.snapshot().is_none()
     }
 
     /// The next batch of committed entries to apply, paginated.
@@ -282,12 +329,12 @@ impl<S: Storage> RaftLog<S> {
         id: LogId,
     ) -> Result<Vec<Entry>, StorageError> {
         if self.has_next_committed_entries(true)
-            && self.applying.next() == self.unstable.offset
+            && self.applying.next() == self.unstable.offset()
             && self.committed == id.index
             && self.unstable.maybe_term(id.index) == Some(id.term)
         {
-            let n = (id.index.next() - self.unstable.offset) as usize;
-            if limit_size(&self.unstable.entries[..n], self.max_applying_size) == n {
+            let n = (id.index.next() - self.unstable.offset()) as usize;
+            if limit_size(&self.unstable.entries()[..n], self.max_applying_size) == n {
                 return Ok(self.unstable.take_stable_prefix(id));
             }
         }
@@ -452,8 +499,8 @@ mod tests {
             .take_committed_and_stable_to(LogId::new(Term(1), Index(3)))
             .expect("ok");
         assert_eq!(got, ents(&[(1, 2), (1, 3)]));
-        assert_eq!(log.unstable.offset, Index(4));
-        assert!(log.unstable.entries.is_empty());
+        assert_eq!(log.unstable.offset(), Index(4));
+        assert!(log.unstable.entries().is_empty());
         assert_eq!(log.term(Index(3)).ok(), Some(Term(1)));
 
         // Committed only part of it: sliced, then the prefix is dropped.
@@ -464,7 +511,7 @@ mod tests {
             .take_committed_and_stable_to(LogId::new(Term(1), Index(3)))
             .expect("ok");
         assert_eq!(got, ents(&[(1, 2)]));
-        assert_eq!(log.unstable.offset, Index(4));
+        assert_eq!(log.unstable.offset(), Index(4));
     }
 
     #[test]

@@ -7,25 +7,40 @@ use crate::types::{Entry, Index, LogId, Snapshot, Term};
 #[derive(Debug, Default)]
 pub(crate) struct Unstable {
     /// An incoming snapshot that is not yet persisted.
-    pub(crate) snapshot: Option<Snapshot>,
+    snapshot: Option<Snapshot>,
     /// Invariant: `entries[i].index == offset + i`.
-    pub(crate) entries: Vec<Entry>,
+    entries: Vec<Entry>,
     /// The index of `entries[0]` (or where it would be).
-    pub(crate) offset: Index,
+    offset: Index,
     /// Entries with index `< in_progress_end` were handed out for persistence
     /// in a `Ready` that has not been acknowledged yet.
     /// Invariant: `offset <= in_progress_end <= offset + entries.len()`.
-    pub(crate) in_progress_end: Index,
+    in_progress_end: Index,
     /// The snapshot was handed out for persistence.
-    pub(crate) snapshot_in_progress: bool,
+    snapshot_in_progress: bool,
     /// The term of the entry at `offset - 1` (the last stable entry, or
     /// the snapshot), when known: it answers the hot-path term lookups
     /// (a leader's own acknowledgement, commit) without a storage read.
     /// `None` after a truncation moved `offset` back.
-    pub(crate) prev_term: Option<Term>,
+    prev_term: Option<Term>,
 }
 
 impl Unstable {
+    /// The index of the first unstable entry (or where it would be).
+    pub(crate) fn offset(&self) -> Index {
+        self.offset
+    }
+
+    /// The unstable entries, from `offset()` on.
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The incoming snapshot not yet persisted.
+    pub(crate) fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
     /// Nothing unstable; the stable log ends at `offset - 1`, whose term is
     /// `prev_term` if known.
     pub(crate) fn new(offset: Index, prev_term: Option<Term>) -> Unstable {

@@ -32,6 +32,26 @@ pub struct Message {
     pub body: MessageBody,
 }
 
+impl Message {
+    /// A request a follower forwards to its leader (a proposal, a read, a
+    /// transfer). It carries no term: it is not part of the protocol's
+    /// term ordering, and a leader of any term may serve it.
+    pub(crate) fn forwarded(from: NodeId, to: NodeId, body: MessageBody) -> Message {
+        let m = Message {
+            from,
+            to,
+            term: Term::ZERO,
+            body,
+        };
+        debug_assert!(
+            m.is_forwarded_request(),
+            "{} is not forwarded",
+            m.body.kind_name()
+        );
+        m
+    }
+}
+
 /// The kind of a message and its payload.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum MessageBody {
@@ -92,8 +112,10 @@ pub struct RejectHint {
     /// the largest index `<= prev.index` whose term is `<= prev.term`, or the
     /// follower's last index if its log is shorter.
     pub index: Index,
-    /// The term of the entry at `hint.index` in the follower's log.
-    pub term: Term,
+    /// The term of the entry at `hint.index` in the follower's log; `None`
+    /// when the follower knows none to search by (the index is compacted,
+    /// or precedes its first entry): the leader probes at `index` as is.
+    pub term: Option<Term>,
 }
 
 /// Fields of [`MessageBody::AppendResponse`].

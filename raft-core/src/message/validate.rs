@@ -288,7 +288,9 @@ fn validate_append_response(r: &AppendResponse) -> Result<(), InvalidMessage> {
     index_in_range("AppendResponse.commit", r.commit)?;
     if let Some(hint) = r.reject {
         index_in_range("AppendResponse.reject.index", hint.index)?;
-        term_in_range("AppendResponse.reject.term", hint.term)?;
+        if let Some(term) = hint.term {
+            term_in_range("AppendResponse.reject.term", term)?;
+        }
         if hint.index > r.index {
             return Err(InvalidMessage::RejectHintBeyondIndex {
                 hint: hint.index,

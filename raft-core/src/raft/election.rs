@@ -26,7 +26,7 @@ pub(crate) enum CampaignKind {
 impl<S: Storage> Raft<S> {
     /// The election timer fired, or the application asked to campaign.
     pub(crate) fn hup(&mut self, transfer: bool) -> Result<(), StorageError> {
-        if matches!(self.role, Role::Leader(_)) {
+        if self.is_leader() {
             tracing::debug!(id = %self.id, "ignoring campaign: already leader");
             return Ok(());
         }
@@ -70,7 +70,7 @@ impl<S: Storage> Raft<S> {
         };
         let voters: Vec<NodeId> = self
             .membership
-            .voters
+            .voters()
             .ids()
             .filter(|&v| v != self.id)
             .collect();
@@ -98,10 +98,7 @@ impl<S: Storage> Raft<S> {
     }
 
     fn become_pre_candidate(&mut self) {
-        debug_assert!(
-            !matches!(self.role, Role::Leader(_)),
-            "leader cannot become pre-candidate"
-        );
+        debug_assert!(!self.is_leader(), "leader cannot become pre-candidate");
         // The term and vote stay: a pre-candidate changes nothing durable.
         self.election_elapsed = 0;
         self.role = Role::PreCandidate(Default::default());
@@ -109,10 +106,7 @@ impl<S: Storage> Raft<S> {
     }
 
     fn become_candidate(&mut self) {
-        debug_assert!(
-            !matches!(self.role, Role::Leader(_)),
-            "leader cannot become candidate"
-        );
+        debug_assert!(!self.is_leader(), "leader cannot become candidate");
         let term = self.term.next();
         self.reset(term);
         self.vote = Some(self.id);
@@ -140,12 +134,12 @@ impl<S: Storage> Raft<S> {
                 self.cfg.max_inflight_msgs,
                 self.cfg.max_inflight_bytes,
             );
-            pr.is_learner = !self.membership.is_voter(id);
+            pr.set_learner(!self.membership.is_voter(id));
             if id == self.id {
                 // Our own log matches by definition; entries count toward
                 // commit once persisted (`on_entries_persisted`).
                 pr.become_replicate();
-                pr.recent_active = true;
+                pr.mark_active();
             }
             progress.insert(id, pr);
         }
@@ -167,26 +161,28 @@ impl<S: Storage> Raft<S> {
             kind: EntryKind::Normal,
             data: Bytes::new(),
         };
-        self.append_leader_entry(noop);
-        if !self.promotable() && self.cfg.step_down_on_removal {
-            // Elected by the rescue path: lead only to hand over.
-            if let Role::Leader(l) = &mut self.role {
-                l.stepping_down = true;
+        let rescuer = !self.promotable() && self.cfg.step_down_on_removal;
+        self.lead(|l| {
+            l.append_leader_entry(noop);
+            if rescuer {
+                // Elected by the rescue path: lead only to hand over.
+                l.state.stepping_down = true;
+                l.hand_over_leadership();
             }
-            self.hand_over_leadership();
-        }
+        });
         tracing::info!(id = %self.id, term = %term, "became leader");
         Ok(())
     }
 
     /// Grants or rejects a vote (paper §5.2 first-come-first-served, §5.4.1
-    /// up-to-date check). Runs in every role after the term rules.
-    pub(crate) fn handle_vote_request(&mut self, m: &Message) -> Result<(), StepError> {
-        let (req, pre) = match &m.body {
-            MessageBody::Vote(r) => (*r, false),
-            MessageBody::PreVote(r) => (*r, true),
-            _ => unreachable!("handle_vote_request called with {}", m.body.kind_name()),
-        };
+    /// up-to-date check). Runs in every role after the term rules. `req`
+    /// is `m`'s request, a pre-vote if `pre`.
+    pub(crate) fn handle_vote_request(
+        &mut self,
+        m: &Message,
+        req: VoteRequest,
+        pre: bool,
+    ) -> Result<(), StepError> {
         // We already voted for this candidate (a retransmission), or have not
         // voted and know no leader; a pre-vote for a future term is not
         // bound by this term's vote.
@@ -309,7 +305,7 @@ impl<S: Storage> Raft<S> {
         votes.entry(from).or_insert(granted);
         let result = self
             .membership
-            .voters
+            .voters()
             .vote_result(|id| votes.get(&id).copied());
         let pre = matches!(self.role, Role::PreCandidate(_));
         match result {

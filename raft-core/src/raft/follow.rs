@@ -124,24 +124,24 @@ impl<S: Storage> Raft<S> {
         let body = MessageBody::AppendResponse(AppendResponse {
             index,
             reject,
-            commit: self.log.committed,
+            commit: self.log.committed(),
         });
         self.send(to, body);
     }
 
     /// AppendEntries receiver implementation (paper Figure 2).
     fn handle_append(&mut self, from: crate::types::NodeId, a: Append) -> Result<(), StorageError> {
-        if a.prev.index < self.log.committed {
+        if a.prev.index < self.log.committed() {
             // Everything up to our commit index already matches the leader
             // (Leader Completeness): report it so the leader moves on.
-            self.respond_append(from, self.log.committed, None);
+            self.respond_append(from, self.log.committed(), None);
             return Ok(());
         }
         match self.log.maybe_append(a.prev, a.commit, a.entries)? {
             Some(Ok(last_new)) => self.respond_append(from, last_new, None),
             Some(Err(conflict)) => {
                 tracing::error!(
-                    id = %self.id, from = %from, conflict = %conflict, commit = %self.log.committed,
+                    id = %self.id, from = %from, conflict = %conflict, commit = %self.log.committed(),
                     reason = ?Ignored::RewritesCommitted, "append would overwrite committed entries; ignored"
                 );
             }
@@ -153,9 +153,10 @@ impl<S: Storage> Raft<S> {
                 tracing::debug!(
                     id = %self.id, from = %from, prev = %a.prev, hint = %hint, "append rejected"
                 );
+                // `find_conflict_by_term` says term 0 where it knows no term.
                 let reject = RejectHint {
                     index: hint.index,
-                    term: hint.term,
+                    term: (hint.term > crate::types::Term::ZERO).then_some(hint.term),
                 };
                 self.respond_append(from, a.prev.index, Some(reject));
             }
@@ -204,8 +205,8 @@ impl<S: Storage> Raft<S> {
             }
             Some(_) => false,
             // Stale: we already have everything it covers.
-            None if index <= self.log.committed => {
-                self.respond_append(from, self.log.committed, None);
+            None if index <= self.log.committed() => {
+                self.respond_append(from, self.log.committed(), None);
                 true
             }
             None => false,
@@ -223,7 +224,7 @@ impl<S: Storage> Raft<S> {
         if self.refuse_stale_snapshot(from, meta.index)? {
             return Ok(());
         }
-        if self.log.applying > self.log.applied {
+        if self.log.applying() > self.log.applied() {
             // Asynchronous writes: committed entries handed out earlier are
             // still being applied. Restoring now would install the
             // snapshot's membership before their conf changes are applied
@@ -247,7 +248,7 @@ impl<S: Storage> Raft<S> {
             // and only fast-forward the commit index. (A requested snapshot
             // is restored in any case: the state machine needs it.)
             self.log.commit_to(meta.index);
-            self.respond_append(from, self.log.committed, None);
+            self.respond_append(from, self.log.committed(), None);
             return Ok(());
         }
         tracing::info!(id = %self.id, from = %from, index = %meta.index, term = %meta.term, "restoring snapshot");
@@ -255,7 +256,7 @@ impl<S: Storage> Raft<S> {
         // Everything up to the snapshot is committed (paper §7), and it
         // reaches at least our commit index (a requested one: the last
         // index, which is at least the commit index).
-        debug_assert!(meta.index >= self.log.committed);
+        debug_assert!(meta.index >= self.log.committed());
         self.clear_snapshot_request("snapshot installed");
         self.log.restore(s);
         let last = self.log.last_index()?;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{Raft, Role};
+use super::{Leader, Raft};
 use crate::confchange::{self, AnyConfChange, ConfChangeError};
 use crate::error::{ApplyConfChangeError, ProposeError};
 use crate::storage::{Storage, StorageError};
@@ -11,30 +11,6 @@ use crate::tracker::{Membership, Progress};
 use crate::types::{ConfChangeV2, ConfState, EntryKind, Index};
 
 impl<S: Storage> Raft<S> {
-    /// Leader-side checks of a proposed conf change: one at a time, and valid
-    /// from the current configuration. Refused changes are errors, never
-    /// silently turned into empty entries (etcd-raft #354).
-    pub(crate) fn check_conf_change_proposal(
-        &self,
-        kind: EntryKind,
-        data: &Bytes,
-    ) -> Result<(), ProposeError> {
-        let cc = AnyConfChange::decode(kind, data)
-            .map_err(|e| ProposeError::InvalidConfChange(ConfChangeError::Decode(e)))?
-            .expect("called for conf change entries only");
-        let Role::Leader(l) = &self.role else {
-            unreachable!("leader only")
-        };
-        if l.pending_conf_index > self.log.applied {
-            return Err(ProposeError::ConfChangePending {
-                pending: l.pending_conf_index,
-                applied: self.log.applied,
-            });
-        }
-        confchange::apply(&self.membership.to_conf_state(), &cc)?;
-        Ok(())
-    }
-
     /// Applies a committed conf change and returns the new configuration.
     pub(crate) fn apply_conf_change(
         &mut self,
@@ -74,93 +50,7 @@ impl<S: Storage> Raft<S> {
     fn switch_to_config(&mut self, cs: &ConfState) {
         self.membership = Membership::from_conf_state(cs);
         tracing::info!(id = %self.id, conf = ?cs, "membership changed");
-        let last = self.log.last_index().unwrap_or(Index::ZERO);
-        let members = self.membership.members();
-        let id = self.id;
-        let Role::Leader(l) = &mut self.role else {
-            return;
-        };
-        l.progress.retain(|pid, _| members.contains(pid));
-        for m in &members {
-            let pr = l.progress.entry(*m).or_insert_with(|| {
-                let mut p = Progress::new(
-                    last.next(),
-                    self.cfg.max_inflight_msgs,
-                    self.cfg.max_inflight_bytes,
-                );
-                // A new member must not count as dead at the next CheckQuorum.
-                p.recent_active = true;
-                p
-            });
-            pr.is_learner = !self.membership.is_voter(*m);
-        }
-        l.broadcast_pending = true;
-        l.stepping_down = !self.membership.is_voter(id) && self.cfg.step_down_on_removal;
-        if let Some(t) = l.transferee
-            && !self.membership.is_voter(t)
-        {
-            self.abort_transfer("target is no longer a voter");
-        }
-        if self.is_stepping_down() {
-            tracing::info!(id = %id, term = %self.term, "removed or demoted: handing leadership over");
-            self.hand_over_leadership();
-        }
-        // The quorum changed: entries may now be committed.
-        if let Err(e) = self.maybe_commit() {
-            tracing::warn!(id = %id, error = %e, "commit check after conf change failed");
-        }
-    }
-
-    pub(crate) fn is_stepping_down(&self) -> bool {
-        matches!(&self.role, Role::Leader(l) if l.stepping_down)
-    }
-
-    /// A removed or demoted leader hands leadership to the most up-to-date
-    /// remaining voter instead of just stepping down: stepping down at once
-    /// can leave the remaining voters unable to elect anyone when they have
-    /// not learned that the change committed (they still count this node's
-    /// vote, and it refuses them for their shorter logs). The transfer
-    /// first brings the target up to date, commit index included
-    /// (thesis §3.10, §4.2.2). Retried every election timeout until it
-    /// succeeds.
-    pub(crate) fn hand_over_leadership(&mut self) {
-        let Role::Leader(l) = &self.role else { return };
-        let id = self.id;
-        let target = l
-            .progress
-            .iter()
-            .filter(|(p, _)| **p != id && self.membership.is_voter(**p))
-            .max_by_key(|(p, pr)| (pr.matched, std::cmp::Reverse(**p)))
-            .map(|(p, _)| *p);
-        match target {
-            Some(t) => {
-                if let Err(e) = self.leader_transfer(t) {
-                    tracing::warn!(id = %id, target = %t, error = %e, "hand-over failed");
-                }
-            }
-            None => self.become_follower(self.term, None),
-        }
-    }
-
-    /// Leaves an auto-leave joint configuration once the change that entered
-    /// it is applied (etcd's auto-leave).
-    pub(crate) fn maybe_auto_leave(&mut self) -> Result<(), StorageError> {
-        let Role::Leader(l) = &self.role else {
-            return Ok(());
-        };
-        if !self.membership.auto_leave || !self.membership.voters.is_joint() {
-            return Ok(());
-        }
-        if l.pending_conf_index > self.log.applied {
-            return Ok(());
-        }
-        let leave = ConfChangeV2::default().encode();
-        match self.propose(EntryKind::ConfChangeV2, leave) {
-            Ok(p) => tracing::info!(id = %self.id, proposal = ?p, "leaving joint configuration"),
-            Err(ProposeError::Storage(e)) => return Err(e),
-            Err(e) => tracing::debug!(id = %self.id, error = %e, "auto-leave deferred"),
-        }
-        Ok(())
+        self.lead(|l| l.adopt_config());
     }
 
     /// True if a committed but unapplied entry holds a conf change.
@@ -169,8 +59,8 @@ impl<S: Storage> Raft<S> {
         // the snapshot's configuration replaces theirs (found by the
         // simulator: a vote request arriving before a received snapshot
         // was persisted).
-        let mut lo = self.log.applied.next().max(self.log.first_index()?);
-        let hi = self.log.committed.next();
+        let mut lo = self.log.applied().next().max(self.log.first_index()?);
+        let hi = self.log.committed().next();
         while lo < hi {
             let batch = self.log.slice(lo, hi, self.cfg.max_size_per_msg)?;
             if batch.iter().any(|e| e.kind != EntryKind::Normal) {
@@ -182,5 +72,121 @@ impl<S: Storage> Raft<S> {
             }
         }
         Ok(false)
+    }
+
+    /// Leaves an auto-leave joint configuration once the change that entered
+    /// it is applied (etcd's auto-leave).
+    pub(crate) fn maybe_auto_leave(&mut self) -> Result<(), StorageError> {
+        self.lead(|l| l.maybe_auto_leave()).unwrap_or(Ok(()))
+    }
+}
+
+impl<S: Storage> Leader<'_, S> {
+    /// Leader-side checks of a proposed conf change: one at a time, and valid
+    /// from the current configuration. Refused changes are errors, never
+    /// silently turned into empty entries (etcd-raft #354).
+    pub(super) fn check_conf_change_proposal(
+        &self,
+        kind: EntryKind,
+        data: &Bytes,
+    ) -> Result<(), ProposeError> {
+        let cc = AnyConfChange::decode(kind, data)
+            .map_err(|e| ProposeError::InvalidConfChange(ConfChangeError::Decode(e)))?
+            .expect("called for conf change entries only");
+        if self.state.pending_conf_index > self.log.applied() {
+            return Err(ProposeError::ConfChangePending {
+                pending: self.state.pending_conf_index,
+                applied: self.log.applied(),
+            });
+        }
+        confchange::apply(&self.membership.to_conf_state(), &cc)?;
+        Ok(())
+    }
+
+    /// The membership just changed: track exactly its members, and hand
+    /// over if this leader no longer votes.
+    fn adopt_config(&mut self) {
+        let last = self.log.last_index().unwrap_or(Index::ZERO);
+        let members = self.membership.members();
+        let id = self.id;
+        let l = &mut *self.state;
+        l.progress.retain(|pid, _| members.contains(pid));
+        for m in &members {
+            let pr = l.progress.entry(*m).or_insert_with(|| {
+                let mut p = Progress::new(
+                    last.next(),
+                    self.cfg.max_inflight_msgs,
+                    self.cfg.max_inflight_bytes,
+                );
+                // A new member must not count as dead at the next CheckQuorum.
+                p.mark_active();
+                p
+            });
+            pr.set_learner(!self.membership.is_voter(*m));
+        }
+        l.broadcast_pending = true;
+        l.stepping_down = !self.membership.is_voter(id) && self.cfg.step_down_on_removal;
+        if let Some(t) = l.transferee
+            && !self.membership.is_voter(t)
+        {
+            self.abort_transfer("target is no longer a voter");
+        }
+        if self.state.stepping_down {
+            tracing::info!(id = %id, term = %self.term, "removed or demoted: handing leadership over");
+            self.hand_over_leadership();
+            if self.step_down {
+                // A follower has nothing to commit.
+                return;
+            }
+        }
+        // The quorum changed: entries may now be committed.
+        if let Err(e) = self.maybe_commit() {
+            tracing::warn!(id = %id, error = %e, "commit check after conf change failed");
+        }
+    }
+
+    /// A removed or demoted leader hands leadership to the most up-to-date
+    /// remaining voter instead of just stepping down: stepping down at once
+    /// can leave the remaining voters unable to elect anyone when they have
+    /// not learned that the change committed (they still count this node's
+    /// vote, and it refuses them for their shorter logs). The transfer
+    /// first brings the target up to date, commit index included
+    /// (thesis §3.10, §4.2.2). Retried every election timeout until it
+    /// succeeds.
+    pub(super) fn hand_over_leadership(&mut self) {
+        let id = self.id;
+        let target = self
+            .state
+            .progress
+            .iter()
+            .filter(|(p, _)| **p != id && self.membership.is_voter(**p))
+            .max_by_key(|(p, pr)| (pr.matched(), std::cmp::Reverse(**p)))
+            .map(|(p, _)| *p);
+        match target {
+            Some(t) => {
+                if let Err(e) = self.leader_transfer(t) {
+                    tracing::warn!(id = %id, target = %t, error = %e, "hand-over failed");
+                }
+            }
+            None => self.step_down(),
+        }
+    }
+
+    /// Leaves an auto-leave joint configuration once the change that entered
+    /// it is applied (etcd's auto-leave).
+    fn maybe_auto_leave(&mut self) -> Result<(), StorageError> {
+        if !self.membership.auto_leave() || !self.membership.voters().is_joint() {
+            return Ok(());
+        }
+        if self.state.pending_conf_index > self.log.applied() {
+            return Ok(());
+        }
+        let leave = ConfChangeV2::default().encode();
+        match self.propose(EntryKind::ConfChangeV2, leave) {
+            Ok(p) => tracing::info!(id = %self.id, proposal = ?p, "leaving joint configuration"),
+            Err(ProposeError::Storage(e)) => return Err(e),
+            Err(e) => tracing::debug!(id = %self.id, error = %e, "auto-leave deferred"),
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 mod election;
 mod follow;
 mod membership;
+mod output;
 mod read;
 mod replicate;
 mod request_snapshot;
@@ -18,7 +19,7 @@ use crate::config::{Config, ReadOnlyOption};
 use crate::error::{NewError, StepError};
 use crate::log::RaftLog;
 use crate::message::{AppendResponse, Message, MessageBody, VoteResponse};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::tracker::Membership;
 use crate::types::{HardState, Index, NodeId, Term};
 
@@ -51,11 +52,11 @@ pub(crate) enum Ignored {
 pub(crate) struct PendingSnapshotRequest {
     /// The snapshot must reach this index: the last index when asked, an
     /// entry of `term`.
-    pub(crate) index: Index,
+    index: Index,
     /// The term the request was made in. In a later term the index may be
     /// an entry the new leader does not have: the request is made again
     /// once the log holds an entry of the new term.
-    pub(crate) term: Term,
+    term: Term,
 }
 
 /// Messages produced while handling input, split by when they may be sent.
@@ -63,10 +64,10 @@ pub(crate) struct PendingSnapshotRequest {
 pub(crate) struct Outbox {
     /// May be sent at once (a leader's appends go out in parallel with its
     /// own write, thesis §10.2.1).
-    pub(crate) now: Vec<Message>,
+    now: Vec<Message>,
     /// Must wait until this node's Ready is durable: they vouch for its
     /// log or vote (paper Figure 2, thesis §3.8).
-    pub(crate) after_persist: Vec<Message>,
+    after_persist: Vec<Message>,
 }
 
 impl Outbox {
@@ -80,35 +81,79 @@ impl Outbox {
     }
 }
 
+/// A leader's view of its node: the shared state, borrowed field by field
+/// next to the [`LeaderState`] the role holds, so leader-only handlers
+/// state their role in their type instead of matching on it (a split
+/// borrow, made by [`Raft::lead`]).
+pub(crate) struct Leader<'a, S> {
+    id: NodeId,
+    /// A leader never changes its term (a higher one makes it step down,
+    /// outside this view).
+    term: Term,
+    log: &'a mut RaftLog<S>,
+    membership: &'a Membership,
+    out: &'a mut Outbox,
+    read_states: &'a mut Vec<ReadState>,
+    cfg: &'a Config,
+    election_elapsed: &'a mut u32,
+    ticks: u64,
+    state: &'a mut LeaderState,
+    /// A handler gave up leadership: the node becomes a follower of its
+    /// term as soon as the view is released (nothing a leader does may
+    /// follow in the same handler).
+    step_down: bool,
+}
+
+impl<S> Leader<'_, S> {
+    /// A message from this leader at its term.
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.out.push(Message {
+            from: self.id,
+            to,
+            term: self.term,
+            body,
+        });
+    }
+
+    /// Gives up leadership once the handler returns.
+    fn step_down(&mut self) {
+        self.step_down = true;
+    }
+
+    fn ignore(&self, m: &Message, reason: Ignored) {
+        log_ignored(self.id, m, reason);
+    }
+}
+
 /// One node's protocol state.
 pub(crate) struct Raft<S> {
-    pub(crate) id: NodeId,
+    id: NodeId,
     /// Invariant: never decreases.
-    pub(crate) term: Term,
+    term: Term,
     /// Who this node voted for in `term`.
-    pub(crate) vote: Option<NodeId>,
-    pub(crate) log: RaftLog<S>,
-    pub(crate) role: Role,
-    pub(crate) membership: Membership,
-    pub(crate) out: Outbox,
+    vote: Option<NodeId>,
+    log: RaftLog<S>,
+    role: Role,
+    membership: Membership,
+    out: Outbox,
     /// Reads answered and not yet handed out in a `Ready`.
-    pub(crate) read_states: Vec<ReadState>,
-    pub(crate) cfg: Config,
+    read_states: Vec<ReadState>,
+    cfg: Config,
     /// Ticks since the last reset (heard from a leader, started an
     /// election, or — on a leader — since the last CheckQuorum round).
-    pub(crate) election_elapsed: u32,
+    election_elapsed: u32,
     /// Leader only: ticks since the last heartbeat.
-    pub(crate) heartbeat_elapsed: u32,
+    heartbeat_elapsed: u32,
     /// Drawn from `[election, 2 * election)` at every role change (§5.2).
-    pub(crate) randomized_election_timeout: u32,
+    randomized_election_timeout: u32,
     /// Ticks since this node started: the clock leader leases are measured
     /// on (thesis §6.4.1).
-    pub(crate) ticks: u64,
+    ticks: u64,
     /// The application asked for a snapshot and none was installed yet
     /// (`RawNode::request_snapshot`). Invariant: while set, the node is not
     /// a candidate or leader; while active (of the current term), its last
     /// index is the requested one (it appends nothing).
-    pub(crate) pending_snapshot_request: Option<PendingSnapshotRequest>,
+    pending_snapshot_request: Option<PendingSnapshotRequest>,
     rng: StdRng,
 }
 
@@ -164,8 +209,8 @@ impl<S: Storage> Raft<S> {
         };
         raft.become_follower(hs.term, None);
         tracing::info!(
-            id = %raft.id, term = %raft.term, commit = %raft.log.committed,
-            applied = %raft.log.applied, last = %last, "raft node started"
+            id = %raft.id, term = %raft.term, commit = %raft.log.committed(),
+            applied = %raft.log.applied(), last = %last, "raft node started"
         );
         Ok(raft)
     }
@@ -174,7 +219,7 @@ impl<S: Storage> Raft<S> {
         HardState {
             term: self.term,
             vote: self.vote,
-            commit: self.log.committed,
+            commit: self.log.committed(),
         }
     }
 
@@ -202,6 +247,68 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// The leader's split borrow, if this node leads. Private: a handler
+    /// run on it may step down, which only [`Raft::lead_with`] carries out.
+    fn as_leader(&mut self) -> Option<Leader<'_, S>> {
+        let Raft {
+            id,
+            term,
+            log,
+            role,
+            membership,
+            out,
+            read_states,
+            cfg,
+            election_elapsed,
+            ticks,
+            ..
+        } = self;
+        let Role::Leader(state) = role else {
+            return None;
+        };
+        Some(Leader {
+            id: *id,
+            term: *term,
+            log,
+            membership,
+            out,
+            read_states,
+            cfg,
+            election_elapsed,
+            ticks: *ticks,
+            state,
+            step_down: false,
+        })
+    }
+
+    /// Runs a leader-only handler on `input`, or gives `input` back if this
+    /// node does not lead. A handler that gave up leadership leaves this
+    /// node a follower of its term.
+    pub(crate) fn lead_with<T, R>(
+        &mut self,
+        input: T,
+        f: impl FnOnce(&mut Leader<'_, S>, T) -> R,
+    ) -> Result<R, T> {
+        let Some(mut leader) = self.as_leader() else {
+            return Err(input);
+        };
+        let r = f(&mut leader, input);
+        if leader.step_down {
+            self.become_follower(self.term, None);
+        }
+        Ok(r)
+    }
+
+    /// [`Raft::lead_with`] without input: `None` if this node does not lead.
+    pub(crate) fn lead<R>(&mut self, f: impl FnOnce(&mut Leader<'_, S>) -> R) -> Option<R> {
+        self.lead_with((), |l, ()| f(l)).ok()
+    }
+
+    /// True if this node leads its term.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.role.leader_state().is_some()
+    }
+
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
         let m = self.message(to, body);
         self.out.push(m);
@@ -227,9 +334,9 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Advances the logical clock by one tick.
-    pub(crate) fn tick(&mut self) -> Result<(), StepError> {
+    pub(crate) fn tick(&mut self) -> Result<(), StorageError> {
         self.ticks += 1;
-        if matches!(self.role, Role::Leader(_)) {
+        if self.is_leader() {
             self.tick_leader();
             return Ok(());
         }
@@ -284,7 +391,8 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         match &m.body {
-            MessageBody::Vote(_) | MessageBody::PreVote(_) => self.handle_vote_request(&m),
+            MessageBody::Vote(r) => self.handle_vote_request(&m, *r, false),
+            MessageBody::PreVote(r) => self.handle_vote_request(&m, *r, true),
             _ => self.step_by_role(m),
         }
     }
@@ -346,7 +454,7 @@ impl<S: Storage> Raft<S> {
                 let body = MessageBody::AppendResponse(AppendResponse {
                     index: Index::ZERO,
                     reject: None,
-                    commit: self.log.committed,
+                    commit: self.log.committed(),
                 });
                 self.send(m.from, body);
             }
@@ -377,38 +485,51 @@ impl<S: Storage> Raft<S> {
     }
 
     fn step_by_role(&mut self, m: Message) -> Result<(), StepError> {
-        match self.role.kind() {
-            RoleKind::Leader => self.step_leader(m),
-            RoleKind::Candidate | RoleKind::PreCandidate => self.step_candidate(m),
-            RoleKind::Follower => self.step_follower(m),
+        let m = match self.lead_with(m, |l, x| l.step(x)) {
+            Ok(r) => return r,
+            Err(m) => m,
+        };
+        if matches!(self.role, Role::Follower { .. }) {
+            self.step_follower(m)
+        } else {
+            self.step_candidate(m)
         }
     }
 
     pub(crate) fn ignore(&self, m: &Message, reason: Ignored) {
-        tracing::debug!(
-            id = %self.id, from = %m.from, term = %m.term, kind = m.body.kind_name(),
-            reason = ?reason, "message ignored"
-        );
+        log_ignored(self.id, m, reason);
     }
 
     /// Checks the invariants that must hold between any two inputs.
     pub(crate) fn debug_check_invariants(&self) {
         // `step` refuses what would take a term or index past MAX.
         debug_assert!(self.term <= Term::MAX);
-        debug_assert!(self.log.committed <= Index::MAX);
-        debug_assert!(self.log.applied <= self.log.applying);
-        debug_assert!(self.log.applying <= self.log.committed);
-        debug_assert!(self.log.last_index().is_ok_and(|l| self.log.committed <= l));
+        debug_assert!(self.log.committed() <= Index::MAX);
+        debug_assert!(self.log.applied() <= self.log.applying());
+        debug_assert!(self.log.applying() <= self.log.committed());
+        debug_assert!(
+            self.log
+                .last_index()
+                .is_ok_and(|l| self.log.committed() <= l)
+        );
         if let Some(wanted) = self.pending_snapshot_request {
-            debug_assert!(!matches!(self.role, Role::Leader(_) | Role::Candidate(_)));
+            debug_assert!(!self.is_leader());
+            debug_assert!(!matches!(self.role, Role::Candidate(_)));
             debug_assert!(wanted.term <= self.term);
         }
         if let Some(wanted) = self.active_snapshot_request() {
             debug_assert!(self.log.last_index().is_ok_and(|l| l == wanted));
         }
-        if let Role::Leader(l) = &self.role {
+        if let Some(l) = self.role.leader_state() {
             debug_assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
-            debug_assert!(l.progress.values().all(|p| p.matched < p.next));
+            debug_assert!(l.progress.values().all(|p| p.matched() < p.next()));
         }
     }
+}
+
+fn log_ignored(id: NodeId, m: &Message, reason: Ignored) {
+    tracing::debug!(
+        id = %id, from = %m.from, term = %m.term, kind = m.body.kind_name(),
+        reason = ?reason, "message ignored"
+    );
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::{Ignored, Raft, Role};
+use super::{Ignored, Leader, Raft, Role};
 use crate::config::ReadOnlyOption;
 use crate::error::ReadIndexError;
 use crate::message::{Heartbeat, Message, MessageBody, ReadIndexRequest, ReadIndexResponse};
@@ -24,8 +24,8 @@ pub struct ReadState {
 /// Who asked: this node's application, or a follower that forwarded it.
 #[derive(Clone, Debug)]
 pub(crate) struct ReadRequest {
-    pub(crate) from: Option<NodeId>,
-    pub(crate) context: Bytes,
+    pub(super) from: Option<NodeId>,
+    pub(super) context: Bytes,
 }
 
 #[derive(Debug)]
@@ -111,55 +111,60 @@ impl ReadQueue {
 impl<S: Storage> Raft<S> {
     /// Local read request from the application.
     pub(crate) fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError> {
+        let request = ReadRequest {
+            from: None,
+            context,
+        };
+        let context = match self.lead_with(request, |l, x| l.leader_read(x)) {
+            Ok(r) => return Ok(r?),
+            Err(request) => request.context,
+        };
         match self.role {
-            Role::Leader(_) => {
-                self.leader_read(ReadRequest {
-                    from: None,
-                    context,
-                })?;
-                Ok(())
-            }
             Role::Follower {
                 leader: Some(leader),
             } => {
                 let body = MessageBody::ReadIndex(ReadIndexRequest { context });
-                self.out.push(Message {
-                    from: self.id,
-                    to: leader,
-                    term: crate::types::Term::ZERO,
-                    body,
-                });
+                self.out.push(Message::forwarded(self.id, leader, body));
                 Ok(())
             }
             _ => Err(ReadIndexError::NoLeader),
         }
     }
 
+    /// A forwarded read reached a node that does not lead.
+    pub(crate) fn handle_read_index_response(&mut self, m: &Message, r: &ReadIndexResponse) {
+        if !matches!(self.role, Role::Follower { leader: Some(l) } if l == m.from) {
+            self.ignore(m, Ignored::Stale);
+            return;
+        }
+        self.read_states.push(ReadState {
+            index: r.index,
+            context: r.context.clone(),
+        });
+    }
+}
+
+impl<S: Storage> Leader<'_, S> {
     /// True once the leader has committed an entry of its own term, so its
     /// commit index is at least every entry committed before it took over.
     fn committed_in_current_term(&self) -> Result<bool, StorageError> {
-        Ok(self.log.term_if_present(self.log.committed)? == Some(self.term))
+        Ok(self.log.term_if_present(self.log.committed())? == Some(self.term))
     }
 
-    pub(crate) fn leader_read(&mut self, request: ReadRequest) -> Result<(), StorageError> {
+    pub(super) fn leader_read(&mut self, request: ReadRequest) -> Result<(), StorageError> {
         if !self.committed_in_current_term()? {
             // Even a sole voter waits: a new leader may not yet know that
             // entries of earlier terms are committed (found by the simulator).
-            let Role::Leader(l) = &mut self.role else {
-                unreachable!()
-            };
-            l.reads.before_first_commit.push(request);
+            self.state.reads.before_first_commit.push(request);
             return Ok(());
         }
-        let committed = self.log.committed;
-        let only_voter = !self.membership.voters.is_joint()
-            && self.membership.voters.incoming.len() == 1
+        let committed = self.log.committed();
+        let only_voter = !self.membership.voters().is_joint()
+            && self.membership.voters().incoming.len() == 1
             && self.membership.is_voter(self.id);
         let lease = self.cfg.read_only_option == ReadOnlyOption::LeaseBased;
         let now = self.ticks;
-        let Role::Leader(l) = &mut self.role else {
-            unreachable!()
-        };
+        let l = &mut *self.state;
         let in_lease =
             lease && now < l.reads.lease_until && !l.reads.lease_void && l.transferee.is_none();
         if only_voter || in_lease {
@@ -180,13 +185,13 @@ impl<S: Storage> Raft<S> {
     }
 
     fn broadcast_read_round(&mut self, round: u64) {
-        let (id, committed) = (self.id, self.log.committed);
-        let Role::Leader(l) = &self.role else { return };
-        let targets: Vec<(NodeId, Index)> = l
+        let (id, committed) = (self.id, self.log.committed());
+        let targets: Vec<(NodeId, Index)> = self
+            .state
             .progress
             .iter()
             .filter(|(p, _)| **p != id)
-            .map(|(p, pr)| (*p, pr.matched.min(committed)))
+            .map(|(p, pr)| (*p, pr.matched().min(committed)))
             .collect();
         for (to, commit) in targets {
             self.send(
@@ -201,15 +206,13 @@ impl<S: Storage> Raft<S> {
 
     /// A follower acknowledged read round `round`: release every read whose
     /// round a quorum has now acknowledged.
-    pub(crate) fn ack_read_round(&mut self, from: NodeId, round: u64) {
+    pub(super) fn ack_read_round(&mut self, from: NodeId, round: u64) {
         let id = self.id;
-        let Role::Leader(l) = &mut self.role else {
-            return;
-        };
+        let l = &mut *self.state;
         let acked = l.reads.acked.entry(from).or_insert(0);
         *acked = (*acked).max(round);
         let reads = &l.reads;
-        let confirmed = self.membership.voters.committed_index(&|v: NodeId| {
+        let confirmed = self.membership.voters().committed_index(&|v: NodeId| {
             if v == id {
                 Some(Index(reads.last_round))
             } else {
@@ -236,13 +239,11 @@ impl<S: Storage> Raft<S> {
 
     /// The leader just committed: serve reads that waited for the first
     /// commit of its term.
-    pub(crate) fn release_reads_after_commit(&mut self) -> Result<(), StorageError> {
-        let waiting = match &mut self.role {
-            Role::Leader(l) if !l.reads.before_first_commit.is_empty() => {
-                std::mem::take(&mut l.reads.before_first_commit)
-            }
-            _ => return Ok(()),
-        };
+    pub(super) fn release_reads_after_commit(&mut self) -> Result<(), StorageError> {
+        if self.state.reads.before_first_commit.is_empty() {
+            return Ok(());
+        }
+        let waiting = std::mem::take(&mut self.state.reads.before_first_commit);
         for r in waiting {
             self.leader_read(r)?;
         }
@@ -263,17 +264,5 @@ impl<S: Storage> Raft<S> {
                 self.send(to, body);
             }
         }
-    }
-
-    /// A forwarded read reached a node that does not lead.
-    pub(crate) fn handle_read_index_response(&mut self, m: &Message, r: &ReadIndexResponse) {
-        if !matches!(self.role, Role::Follower { leader: Some(l) } if l == m.from) {
-            self.ignore(m, Ignored::Stale);
-            return;
-        }
-        self.read_states.push(ReadState {
-            index: r.index,
-            context: r.context.clone(),
-        });
     }
 }

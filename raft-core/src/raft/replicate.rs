@@ -4,13 +4,18 @@
 use bytes::Bytes;
 
 use super::read::ReadRequest;
-use super::{Ignored, LeaderState, Raft, Role};
+use std::collections::BTreeMap;
+
+use super::{Ignored, Leader, Raft};
+use crate::config::Config;
 use crate::error::{ProposeError, StepError};
+use crate::log::RaftLog;
 use crate::message::{Append, AppendResponse, Heartbeat, Message, MessageBody, RejectHint};
 use crate::quorum::VoteResult;
 use crate::ready::SnapshotRequest;
+use crate::status::ProgressStatus;
 use crate::storage::{Storage, StorageError};
-use crate::tracker::ProgressState;
+use crate::tracker::{Progress, ProgressState};
 use crate::types::{Entry, EntryKind, Index, LogId, NodeId};
 
 /// Up to this many members, a broadcast collects the peers on the stack.
@@ -35,54 +40,23 @@ pub enum Proposal {
 }
 
 impl<S: Storage> Raft<S> {
-    pub(super) fn leader_state(&mut self) -> &mut LeaderState {
-        match &mut self.role {
-            Role::Leader(l) => l,
-            other => unreachable!("leader_state on a {:?}", other.kind()),
-        }
-    }
-
-    /// The leader's view of member `id`.
-    ///
-    /// # Panics
-    /// If this node does not lead or `id` is not a member: callers check
-    /// both first.
-    fn progress_of(&mut self, id: NodeId) -> &mut crate::tracker::Progress {
-        match &mut self.role {
-            Role::Leader(l) => l.progress.get_mut(&id).expect("progress of a member"),
-            other => unreachable!("progress_of on a {:?}", other.kind()),
-        }
-    }
-
-    /// Appends an entry the leader created and schedules the broadcast.
-    pub(crate) fn append_leader_entry(&mut self, entry: Entry) {
-        debug_assert_eq!(entry.term, self.term);
-        let size = entry.payload_bytes();
-        // Moved into the log, not cloned: one proposal, no refcount traffic.
-        self.log.append_one(entry);
-        let leader = self.leader_state();
-        leader.uncommitted_size += size;
-        leader.broadcast_pending = true;
-    }
-
     /// Proposes one entry (paper §5.3: the leader appends it to its log).
     pub(crate) fn propose(
         &mut self,
         kind: EntryKind,
         data: Bytes,
     ) -> Result<Proposal, ProposeError> {
-        let leader = match self.role {
-            Role::Leader(_) => return self.propose_as_leader(kind, data),
-            Role::Follower { leader } => leader,
-            Role::PreCandidate(_) | Role::Candidate(_) => None,
+        let data = match self.lead_with(data, |l, data| l.propose(kind, data)) {
+            Ok(r) => return r,
+            Err(data) => data,
         };
-        let Some(leader) = leader else {
+        let Some(leader) = self.leader() else {
             return Err(ProposeError::NoLeader);
         };
         if self.cfg.disable_proposal_forwarding {
             return Err(ProposeError::ForwardingDisabled { leader });
         }
-        self.check_proposal_limits(&data)?;
+        check_proposal_limits(&self.cfg, &self.log, &data)?;
         let entry = Entry {
             term: crate::types::Term::ZERO,
             index: Index::ZERO,
@@ -92,30 +66,172 @@ impl<S: Storage> Raft<S> {
         let body = MessageBody::Propose(crate::message::Propose {
             entries: vec![entry],
         });
-        self.out.push(Message {
-            from: self.id,
-            to: leader,
-            term: crate::types::Term::ZERO,
-            body,
-        });
+        self.out.push(Message::forwarded(self.id, leader, body));
         Ok(Proposal::Forwarded { to: leader })
     }
 
-    fn propose_as_leader(
+    /// Sends pending appends and commit updates, batched: one message per
+    /// follower per `Ready` instead of one per proposal.
+    #[inline]
+    pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+        self.lead(|l| l.flush_broadcast()).unwrap_or(Ok(()))
+    }
+
+    /// The persisted part of the leader's own log counts toward commit.
+    pub(crate) fn on_entries_persisted(&mut self, last: LogId) -> Result<(), StorageError> {
+        self.lead(|l| l.on_entries_persisted(last))
+            .unwrap_or(Ok(()))
+    }
+
+    /// True if the leader has work for the next `Ready`: a batched
+    /// broadcast, or a snapshot request for the application.
+    pub(crate) fn has_leader_work(&self) -> bool {
+        self.role
+            .leader_state()
+            .is_some_and(|l| l.broadcast_pending || l.snapshot_request.is_some())
+    }
+
+    /// The snapshot request for the next `Ready`, if the leader has one.
+    pub(crate) fn take_snapshot_request(&mut self) -> Option<SnapshotRequest> {
+        self.lead(|l| l.state.snapshot_request.take()).flatten()
+    }
+
+    /// `entries` were handed out for applying: on a leader they no longer
+    /// count as uncommitted.
+    pub(crate) fn release_uncommitted(&mut self, entries: &[Entry]) {
+        self.lead(|l| l.release_uncommitted(entries));
+    }
+
+    /// The application cannot deliver messages to `id`: stop streaming to
+    /// it and probe instead.
+    pub(crate) fn report_unreachable(&mut self, id: NodeId) {
+        self.lead(|l| l.report_unreachable(id));
+    }
+
+    /// Sending a snapshot to `id` ended, `failed` or not.
+    pub(crate) fn report_snapshot(&mut self, id: NodeId, failed: bool) {
+        self.lead(|l| l.report_snapshot(id, failed));
+    }
+
+    /// Every member's progress, on the leader.
+    pub(crate) fn progress_status(&self) -> Option<BTreeMap<NodeId, ProgressStatus>> {
+        let l = self.role.leader_state()?;
+        let status = l.progress.iter().map(|(id, p)| (*id, p.status()));
+        Some(status.collect())
+    }
+
+    /// Leader tick: heartbeats and CheckQuorum.
+    pub(crate) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_timeout_ticks {
+            self.election_elapsed = 0;
+            // Handing over may make this node a follower: the quorum check
+            // below then steps down (again) as it always did.
+            self.lead(|l| l.on_election_timeout());
+            if self.cfg.check_quorum && self.lead(|l| l.quorum_recently_active()) != Some(true) {
+                // Thesis §6.2: a leader that cannot reach a quorum steps down,
+                // so clients look for the real leader elsewhere.
+                tracing::warn!(id = %self.id, term = %self.term, "stepping down: quorum not active");
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
+            self.heartbeat_elapsed = 0;
+            self.lead(|l| l.broadcast_heartbeat());
+        }
+    }
+}
+
+/// Admission control, before anything is appended or forwarded: the
+/// entry size (TiKV's `RaftEntryTooLarge`) and apply backpressure
+/// (etcd's server refuses proposals while its commit index is more
+/// than `maxGapBetweenApplyAndCommitIndex` ahead of its applied index).
+/// Conf changes obey both: their entry travels and is applied like any
+/// other.
+fn check_proposal_limits<S: Storage>(
+    cfg: &Config,
+    log: &RaftLog<S>,
+    data: &Bytes,
+) -> Result<(), ProposeError> {
+    let bytes = data.len() as u64;
+    let max = cfg.max_entry_bytes;
+    if bytes > max {
+        return Err(ProposeError::EntryTooLarge { bytes, max });
+    }
+    let (committed, applied) = (log.committed(), log.applied());
+    debug_assert!(applied <= committed, "applied beyond commit");
+    let max_gap = cfg.max_apply_gap;
+    if committed - applied > max_gap {
+        return Err(ProposeError::ApplyBacklog {
+            committed,
+            applied,
+            max_gap,
+        });
+    }
+    Ok(())
+}
+
+impl<S: Storage> Leader<'_, S> {
+    /// The leader's view of member `id`.
+    ///
+    /// # Panics
+    /// If `id` is not a member: callers check first.
+    fn progress_of(&mut self, id: NodeId) -> &mut Progress {
+        self.state
+            .progress
+            .get_mut(&id)
+            .expect("progress of a member")
+    }
+
+    /// Appends an entry the leader created and schedules the broadcast.
+    pub(super) fn append_leader_entry(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.term, self.term);
+        let size = entry.payload_bytes();
+        // Moved into the log, not cloned: one proposal, no refcount traffic.
+        self.log.append_one(entry);
+        self.state.uncommitted_size += size;
+        self.state.broadcast_pending = true;
+    }
+
+    /// The other half of the uncommitted-size accounting of
+    /// [`Leader::append_leader_entry`]: `entries` were handed out for
+    /// applying.
+    fn release_uncommitted(&mut self, entries: &[Entry]) {
+        let applied_bytes: u64 = entries.iter().map(|e| e.payload_bytes()).sum();
+        let l = &mut *self.state;
+        l.uncommitted_size = l.uncommitted_size.saturating_sub(applied_bytes);
+    }
+
+    fn report_unreachable(&mut self, id: NodeId) {
+        if let Some(pr) = self.state.progress.get_mut(&id) {
+            pr.report_unreachable();
+        }
+    }
+
+    fn report_snapshot(&mut self, id: NodeId, failed: bool) {
+        if let Some(pr) = self.state.progress.get_mut(&id) {
+            pr.report_snapshot(failed);
+        }
+    }
+
+    /// Proposes one entry as the leader: appends it to its log.
+    pub(super) fn propose(
         &mut self,
         kind: EntryKind,
         data: Bytes,
     ) -> Result<Proposal, ProposeError> {
-        if let Some(target) = self.transferee() {
+        if let Some(target) = self.state.transferee {
             // Thesis §3.10: stop accepting work so the target can catch up.
             return Err(ProposeError::TransferInProgress { target });
         }
         if !self.membership.contains(self.id) {
             return Err(ProposeError::NotAMember);
         }
-        self.check_proposal_limits(&data)?;
+        check_proposal_limits(self.cfg, self.log, &data)?;
         let limit = self.cfg.max_uncommitted_entries_size;
-        let uncommitted = self.leader_state().uncommitted_size;
+        let uncommitted = self.state.uncommitted_size;
         let size = data.len() as u64;
         // An empty entry is always accepted, and so is anything when
         // nothing is outstanding, so a large entry cannot wedge the leader.
@@ -134,47 +250,22 @@ impl<S: Storage> Raft<S> {
             data,
         });
         if kind != EntryKind::Normal {
-            self.leader_state().pending_conf_index = index;
+            self.state.pending_conf_index = index;
         }
         Ok(Proposal::Appended { id })
     }
 
-    /// Admission control, before anything is appended or forwarded: the
-    /// entry size (TiKV's `RaftEntryTooLarge`) and apply backpressure
-    /// (etcd's server refuses proposals while its commit index is more
-    /// than `maxGapBetweenApplyAndCommitIndex` ahead of its applied index).
-    /// Conf changes obey both: their entry travels and is applied like any
-    /// other.
-    fn check_proposal_limits(&self, data: &Bytes) -> Result<(), ProposeError> {
-        let bytes = data.len() as u64;
-        let max = self.cfg.max_entry_bytes;
-        if bytes > max {
-            return Err(ProposeError::EntryTooLarge { bytes, max });
-        }
-        let (committed, applied) = (self.log.committed, self.log.applied);
-        debug_assert!(applied <= committed, "applied beyond commit");
-        let max_gap = self.cfg.max_apply_gap;
-        if committed - applied > max_gap {
-            return Err(ProposeError::ApplyBacklog {
-                committed,
-                applied,
-                max_gap,
-            });
-        }
-        Ok(())
-    }
-
     /// Messages to a leader.
-    pub(crate) fn step_leader(&mut self, m: Message) -> Result<(), StepError> {
+    pub(super) fn step(&mut self, m: Message) -> Result<(), StepError> {
         if let Some(kind) = response_kind(&m.body)
-            && !self.leader_state().progress.contains_key(&m.from)
+            && !self.state.progress.contains_key(&m.from)
         {
             return Err(StepError::UnknownPeer { from: m.from, kind });
         }
         match m.body {
             MessageBody::Propose(p) => {
                 for e in p.entries {
-                    self.propose_as_leader(e.kind, e.data)?;
+                    self.propose(e.kind, e.data)?;
                 }
                 Ok(())
             }
@@ -209,9 +300,9 @@ impl<S: Storage> Raft<S> {
     /// Sends pending appends and commit updates, batched: one message per
     /// follower per `Ready` instead of one per proposal.
     #[inline]
-    pub(crate) fn flush_broadcast(&mut self) -> Result<(), StorageError> {
-        if let Role::Leader(leader) = &mut self.role
-            && std::mem::take(&mut leader.broadcast_pending)
+    fn flush_broadcast(&mut self) -> Result<(), StorageError> {
+        let leader = &mut *self.state;
+        if std::mem::take(&mut leader.broadcast_pending)
             // A single-node cluster has nobody to send to.
             && !(leader.progress.len() == 1 && leader.progress.contains_key(&self.id))
         {
@@ -220,11 +311,9 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    /// The body of [`Raft::flush_broadcast`], once a broadcast is due.
+    /// The body of [`Leader::flush_broadcast`], once a broadcast is due.
     fn broadcast_appends(&mut self) -> Result<(), StorageError> {
-        let Role::Leader(leader) = &mut self.role else {
-            return Ok(());
-        };
+        let leader = &*self.state;
         // The peers, in id order, collected on the stack for clusters of
         // usual size: no allocation per Ready.
         let id = self.id;
@@ -252,11 +341,8 @@ impl<S: Storage> Raft<S> {
     /// Sends as many appends to `to` as flow control allows; an empty one
     /// if the follower only needs the commit index.
     fn send_append_all(&mut self, to: NodeId) -> Result<(), StorageError> {
-        let committed = self.log.committed;
-        let needs_commit = {
-            let pr = &self.leader_state().progress[&to];
-            pr.next.prev().min(committed) > pr.sent_commit
-        };
+        let committed = self.log.committed();
+        let needs_commit = { self.state.progress[&to].needs_commit(committed) };
         let mut send_if_empty = needs_commit;
         while self.maybe_send_append(to, send_if_empty)? {
             send_if_empty = false;
@@ -267,35 +353,36 @@ impl<S: Storage> Raft<S> {
     /// Sends one append to `to` unless flow control pauses it or there is
     /// nothing to send. Falls back to a snapshot when the entries `to` needs
     /// were compacted. Returns true if something was sent.
-    pub(crate) fn maybe_send_append(
+    pub(super) fn maybe_send_append(
         &mut self,
         to: NodeId,
         send_if_empty: bool,
     ) -> Result<bool, StorageError> {
-        let Role::Leader(leader) = &mut self.role else {
-            return Ok(false);
-        };
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        let pr = self
+            .state
+            .progress
+            .get_mut(&to)
+            .expect("progress of a member");
         if pr.is_paused() {
             return Ok(false);
         }
-        if pr.follower_snapshot_request.is_some() {
+        if pr.follower_snapshot_request().is_some() {
             // The follower refuses appends until it has a snapshot.
             return self.maybe_send_snapshot(to);
         }
         let last = self.log.last_index()?;
-        if pr.next > last && !send_if_empty {
+        if pr.next() > last && !send_if_empty {
             // Up to date: nothing to send (and the term of the last entry,
             // the follower's prev, is always known: no snapshot needed).
             return Ok(false);
         }
-        let prev_index = pr.next.prev();
+        let prev_index = pr.next().prev();
         let Some(prev_term) = self.log.term_if_present(prev_index)? else {
             return self.maybe_send_snapshot(to);
         };
         let entries = match self
             .log
-            .slice(pr.next, last.next(), self.cfg.max_size_per_msg)
+            .slice(pr.next(), last.next(), self.cfg.max_size_per_msg)
         {
             Ok(e) => e,
             Err(StorageError::Compacted) => return self.maybe_send_snapshot(to),
@@ -306,11 +393,9 @@ impl<S: Storage> Raft<S> {
         }
         let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
         pr.sent_entries(entries.len() as u64, bytes);
-        let commit = self.log.committed;
+        let commit = self.log.committed();
         // The follower adopts min(commit, last entry it now holds).
-        pr.sent_commit = pr
-            .sent_commit
-            .max(commit.min(prev_index + entries.len() as u64));
+        pr.commit_sent(commit.min(prev_index + entries.len() as u64));
         let body = MessageBody::Append(Append {
             prev: LogId::new(prev_term, prev_index),
             entries,
@@ -323,19 +408,16 @@ impl<S: Storage> Raft<S> {
     /// Sends the latest snapshot to `to` (paper §7), if it is reachable and
     /// storage has one ready.
     fn maybe_send_snapshot(&mut self, to: NodeId) -> Result<bool, StorageError> {
-        let Role::Leader(leader) = &mut self.role else {
-            return Ok(false);
-        };
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
-        if !pr.recent_active {
+        let pr = self.progress_of(to);
+        if !pr.recent_active() {
             tracing::debug!(id = %self.id, to = %to, "snapshot not sent: follower not recently active");
             return Ok(false);
         }
-        let next = pr.next;
-        let requested = pr.follower_snapshot_request;
+        let next = pr.next();
+        let requested = pr.follower_snapshot_request();
         let snapshot = match self
             .log
-            .storage
+            .storage()
             .snapshot(next.max(requested.unwrap_or(next)))
         {
             Ok(s) => s,
@@ -358,11 +440,8 @@ impl<S: Storage> Raft<S> {
             self.ask_for_snapshot(to, needed, meta.index);
             return Ok(false);
         }
-        let leader = self.leader_state();
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
-        pr.snapshot_requested = None;
-        pr.follower_snapshot_request = None;
-        pr.become_snapshot(snapshot.metadata.index);
+        let pr = self.progress_of(to);
+        pr.snapshot_sent(snapshot.metadata.index);
         tracing::info!(id = %self.id, to = %to, index = %snapshot.metadata.index, "sending snapshot");
         self.send(to, MessageBody::Snapshot(snapshot));
         Ok(true)
@@ -376,17 +455,16 @@ impl<S: Storage> Raft<S> {
     fn ask_for_snapshot(&mut self, to: NodeId, compacted_to: Index, newest: Index) {
         // An index the leader applied (or handed out for applying) is at or
         // after the conf change that added `to`.
-        let min_index = self.log.applying.max(compacted_to);
+        let min_index = self.log.applying().max(compacted_to);
         let id = self.id;
-        let leader = self.leader_state();
-        let pr = leader.progress.get_mut(&to).expect("progress of a member");
+        let pr = self.progress_of(to);
         if pr
-            .snapshot_requested
+            .snapshot_requested()
             .is_some_and(|asked| asked >= compacted_to)
         {
             return;
         }
-        pr.snapshot_requested = Some(min_index);
+        pr.set_snapshot_requested(Some(min_index));
         tracing::info!(
             id = %id, to = %to, newest = %newest, compacted_to = %compacted_to,
             min_index = %min_index, "no snapshot can serve this member; asking for a newer one"
@@ -397,6 +475,7 @@ impl<S: Storage> Raft<S> {
         // one served: followers that requested snapshots append nothing
         // until they have one (found by the simulator). The other follower
         // is asked for again within an election timeout (`tick_leader`).
+        let leader = &mut *self.state;
         leader.snapshot_request = Some(match leader.snapshot_request {
             Some(r) if r.min_index <= min_index => r,
             _ => request,
@@ -413,20 +492,18 @@ impl<S: Storage> Raft<S> {
         }
         // Only a follower in snapshot state needs the first index (a storage
         // read): skip it on the hot path.
-        let Role::Leader(leader) = &mut self.role else {
-            unreachable!("append response handled by a {:?}", self.role.kind())
-        };
-        let pr = leader
+        let pr = self
+            .state
             .progress
             .get_mut(&from)
             .expect("progress of a member");
-        let first = if matches!(pr.state, ProgressState::Snapshot { .. }) {
+        let first = if matches!(pr.state(), ProgressState::Snapshot { .. }) {
             self.log.first_index()?
         } else {
             Index::ZERO
         };
-        pr.recent_active = true;
-        pr.commit_reported = pr.commit_reported.max(r.commit);
+        pr.mark_active();
+        pr.report_commit(r.commit);
         if let Some(hint) = r.reject {
             return self.handle_append_rejection(from, r.index, hint);
         }
@@ -436,26 +513,26 @@ impl<S: Storage> Raft<S> {
         // proves the logs match there: resume replication, or the follower
         // would stay in probe, one append per heartbeat (etcd's
         // heartbeat_resp_recovers_from_probing).
-        let probe_confirmed = pr.state == ProgressState::Probe && pr.matched == r.index;
+        let probe_confirmed = pr.state() == ProgressState::Probe && pr.matched() == r.index;
         // A follower that requested a snapshot acknowledged its log with
         // the request: the answer to the snapshot may bring no new index,
         // but it still says the snapshot is installed.
         let snapshot_installed =
-            matches!(pr.state, ProgressState::Snapshot { pending } if r.index >= pending);
+            matches!(pr.state(), ProgressState::Snapshot { pending } if r.index >= pending);
         if !pr.maybe_update(r.index) && !probe_confirmed && !snapshot_installed {
             // Nothing new replicated, but the follower may now report the
             // commit index a hand-over waits for.
             self.maybe_finish_transfer(from, false)?;
             return Ok(());
         }
-        move_on_after_ack(pr, r.index, first);
+        pr.move_on_after_ack(r.index, first);
         // Raising one member's match index to `matched` can raise the
         // quorum index only up to `matched`: at or below the commit index
         // nothing can commit, so skip the quorum computation (the second
         // acknowledgement of an entry in a 3-node cluster).
-        let matched = pr.matched;
-        if matched > self.log.committed && self.maybe_commit()? {
-            self.leader_state().broadcast_pending = true;
+        let matched = pr.matched();
+        if matched > self.log.committed() && self.maybe_commit()? {
+            self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
         } else if was_paused {
             // A paused follower was skipped by earlier commit broadcasts and
@@ -480,14 +557,17 @@ impl<S: Storage> Raft<S> {
         rejected: Index,
         hint: RejectHint,
     ) -> Result<(), StepError> {
-        let next_probe = if hint.term > crate::types::Term::ZERO {
-            self.log.find_conflict_by_term(hint.index, hint.term)?.index
-        } else {
-            hint.index
+        let next_probe = match hint.term {
+            // Term 0 holds no entry: nothing to search by (a peer built on
+            // this crate sends `None` then, but the type allows it).
+            Some(term) if term > crate::types::Term::ZERO => {
+                self.log.find_conflict_by_term(hint.index, term)?.index
+            }
+            _ => hint.index,
         };
         let pr = self.progress_of(from);
         if pr.maybe_decrease_to(rejected, next_probe) {
-            if pr.state == ProgressState::Replicate {
+            if pr.state() == ProgressState::Replicate {
                 pr.become_probe();
             }
             self.maybe_send_append(from, true)?;
@@ -498,36 +578,28 @@ impl<S: Storage> Raft<S> {
     fn handle_heartbeat_response(&mut self, from: NodeId) -> Result<(), StepError> {
         let last = self.log.last_index()?;
         let pr = self.progress_of(from);
-        pr.recent_active = true;
-        pr.probe_sent = false;
-        if pr.state == ProgressState::Replicate && pr.inflights.is_full() {
-            // The follower is alive but its acknowledgements (or our appends)
-            // were lost: without this the window would stay full forever.
-            // One more append either fills a gap or is rejected, which moves
-            // the follower back to probing (etcd's FreeFirstOne).
-            pr.inflights.free_first_one();
-        }
+        pr.heartbeat_answered();
         // A heartbeat answer proves the follower is reachable: resume a
         // lagging or probing follower (etcd heartbeat_resp_recovers_from_probing).
-        if pr.matched < last || pr.state == ProgressState::Probe {
+        if pr.matched() < last || pr.state() == ProgressState::Probe {
             self.maybe_send_append(from, true)?;
         }
         Ok(())
     }
 
     /// The persisted part of the leader's own log counts toward commit.
-    pub(crate) fn on_entries_persisted(&mut self, last: LogId) -> Result<(), StorageError> {
-        if !matches!(self.role, Role::Leader(_)) || !self.log.match_term(last)? {
+    fn on_entries_persisted(&mut self, last: LogId) -> Result<(), StorageError> {
+        if !self.log.match_term(last)? {
             return Ok(());
         }
         let id = self.id;
         let updated = self
-            .leader_state()
+            .state
             .progress
             .get_mut(&id)
             .is_some_and(|pr| pr.maybe_update(last.index));
         if updated && self.maybe_commit()? {
-            self.leader_state().broadcast_pending = true;
+            self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
         }
         Ok(())
@@ -536,15 +608,12 @@ impl<S: Storage> Raft<S> {
     /// Commits the highest index a quorum holds, if it is from the current
     /// term: entries of earlier terms commit only indirectly (§5.4.2,
     /// Figure 8).
-    pub(crate) fn maybe_commit(&mut self) -> Result<bool, StorageError> {
-        let Role::Leader(leader) = &self.role else {
-            return Ok(false);
-        };
-        let progress = &leader.progress;
+    pub(super) fn maybe_commit(&mut self) -> Result<bool, StorageError> {
+        let progress = &self.state.progress;
         let quorum_index = self
             .membership
-            .voters
-            .committed_index(&|id: NodeId| progress.get(&id).map(|p| p.matched));
+            .voters()
+            .committed_index(&|id: NodeId| progress.get(&id).map(|p| p.matched()));
         let last = self.log.last_index()?;
         let candidate = quorum_index.min(last);
         let committed = self.log.maybe_commit(LogId::new(self.term, candidate))?;
@@ -554,33 +623,18 @@ impl<S: Storage> Raft<S> {
         Ok(committed)
     }
 
-    /// Leader tick: heartbeats and CheckQuorum.
-    pub(crate) fn tick_leader(&mut self) {
-        self.heartbeat_elapsed += 1;
-        self.election_elapsed += 1;
-        if self.election_elapsed >= self.cfg.election_timeout_ticks {
-            self.election_elapsed = 0;
-            self.abort_transfer("not completed within an election timeout");
-            // A snapshot request the application lost or could not serve
-            // yet is made again, at most once per election timeout.
-            self.leader_state()
-                .progress
-                .values_mut()
-                .for_each(|pr| pr.snapshot_requested = None);
-            if self.is_stepping_down() {
-                self.hand_over_leadership();
-            }
-            if self.cfg.check_quorum && !self.quorum_recently_active() {
-                // Thesis §6.2: a leader that cannot reach a quorum steps down,
-                // so clients look for the real leader elsewhere.
-                tracing::warn!(id = %self.id, term = %self.term, "stepping down: quorum not active");
-                self.become_follower(self.term, None);
-                return;
-            }
-        }
-        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
-            self.heartbeat_elapsed = 0;
-            self.broadcast_heartbeat();
+    /// An election timeout passed on the leader: give up a transfer that
+    /// did not finish, retry snapshot requests, retry handing over.
+    fn on_election_timeout(&mut self) {
+        self.abort_transfer("not completed within an election timeout");
+        // A snapshot request the application lost or could not serve
+        // yet is made again, at most once per election timeout.
+        self.state
+            .progress
+            .values_mut()
+            .for_each(|pr| pr.set_snapshot_requested(None));
+        if self.state.stepping_down {
+            self.hand_over_leadership();
         }
     }
 
@@ -588,30 +642,25 @@ impl<S: Storage> Raft<S> {
     /// activity marks for the next round.
     fn quorum_recently_active(&mut self) -> bool {
         let id = self.id;
-        let Role::Leader(leader) = &mut self.role else {
-            return false;
-        };
-        let progress = &mut leader.progress;
+        let progress = &mut self.state.progress;
         let result = self
             .membership
-            .voters
-            .vote_result(|v| Some(v == id || progress.get(&v).is_some_and(|p| p.recent_active)));
+            .voters()
+            .vote_result(|v| Some(v == id || progress.get(&v).is_some_and(|p| p.recent_active())));
         for (pid, pr) in progress.iter_mut() {
-            pr.recent_active = *pid == id;
+            pr.reset_active(*pid == id);
         }
         result == VoteResult::Won
     }
 
     /// Heartbeats to every follower (paper §5.2), each carrying the commit
     /// index capped at what that follower holds.
-    pub(crate) fn broadcast_heartbeat(&mut self) {
-        let committed = self.log.committed;
+    fn broadcast_heartbeat(&mut self) {
+        let committed = self.log.committed();
         let id = self.id;
         let lease = self.cfg.read_only_option == crate::config::ReadOnlyOption::LeaseBased;
         let now = self.ticks;
-        let Role::Leader(leader) = &mut self.role else {
-            return;
-        };
+        let leader = &mut *self.state;
         // Retry the newest pending read round (see `newest_pending_round`);
         // with lease reads every heartbeat is a round, which renews the
         // lease and confirms any pending read.
@@ -622,29 +671,13 @@ impl<S: Storage> Raft<S> {
         };
         let mut targets: Vec<(NodeId, Index)> = Vec::with_capacity(leader.progress.len());
         for (pid, pr) in leader.progress.iter_mut().filter(|(pid, _)| **pid != id) {
-            let commit = pr.matched.min(committed);
-            pr.sent_commit = pr.sent_commit.max(commit);
+            let commit = pr.matched().min(committed);
+            pr.commit_sent(commit);
             targets.push((*pid, commit));
         }
         for (to, commit) in targets {
             self.send(to, MessageBody::Heartbeat(Heartbeat { commit, read_round }));
         }
-    }
-}
-
-/// A follower acknowledged `index`: probing found the match, so stream;
-/// a follower that reconnected to the log at `first` (through a snapshot,
-/// possibly an older one, or plain appends) streams again (etcd #110).
-fn move_on_after_ack(pr: &mut crate::tracker::Progress, index: Index, first: Index) {
-    match pr.state {
-        ProgressState::Probe => pr.become_replicate(),
-        ProgressState::Snapshot { .. } => {
-            if pr.matched.next() >= first {
-                pr.become_probe();
-                pr.become_replicate();
-            }
-        }
-        ProgressState::Replicate => pr.inflights.free_le(index),
     }
 }
 

@@ -14,11 +14,10 @@
 //! for a newer one (`Ready::snapshot_request`), as for a follower behind
 //! the compacted log (paper §7).
 
-use super::{PendingSnapshotRequest, Raft, Role};
+use super::{Leader, PendingSnapshotRequest, Raft, Role};
 use crate::error::{RequestSnapshotError, StepError};
 use crate::message::{MessageBody, RequestSnapshot};
 use crate::storage::{Storage, StorageError};
-use crate::tracker::ProgressState;
 use crate::types::{Index, NodeId};
 
 impl<S: Storage> Raft<S> {
@@ -37,7 +36,7 @@ impl<S: Storage> Raft<S> {
                 index: pending.index,
             });
         }
-        if self.log.unstable.snapshot.is_some() {
+        if self.log.has_unstable_snapshot() {
             return Err(RequestSnapshotError::SnapshotInProgress);
         }
         let last = self.log.last_log_id()?;
@@ -109,9 +108,11 @@ impl<S: Storage> Raft<S> {
             tracing::info!(id = %self.id, index = %p.index, why, "snapshot request dropped");
         }
     }
+}
 
+impl<S: Storage> Leader<'_, S> {
     /// A follower asks the leader for a snapshot reaching `index`.
-    pub(crate) fn handle_snapshot_request(
+    pub(super) fn handle_snapshot_request(
         &mut self,
         from: NodeId,
         index: Index,
@@ -131,28 +132,18 @@ impl<S: Storage> Raft<S> {
         let acked = self.log.term_if_present(index)? == Some(self.term);
         let id = self.id;
         let pr = self
-            .leader_state()
+            .state
             .progress
             .get_mut(&from)
             .expect("progress of a member");
-        pr.recent_active = true;
+        pr.mark_active();
         let updated = acked && pr.maybe_update(index);
-        match pr.state {
-            ProgressState::Snapshot { pending } if pending >= index => {
-                // The snapshot on its way reaches the index already.
-                pr.follower_snapshot_request = None;
-            }
-            _ => {
-                tracing::info!(id = %id, from = %from, index = %index, "follower requests a snapshot");
-                pr.follower_snapshot_request = pr.follower_snapshot_request.max(Some(index));
-                // Stop streaming appends the follower refuses anyway, and
-                // give up a snapshot on its way that does not reach the
-                // index (the follower refuses it too).
-                pr.become_probe();
-            }
+        // Unless the snapshot on its way reaches the index already.
+        if pr.follower_requested_snapshot(index) {
+            tracing::info!(id = %id, from = %from, index = %index, "follower requests a snapshot");
         }
         if updated && self.maybe_commit()? {
-            self.leader_state().broadcast_pending = true;
+            self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
         }
         self.maybe_send_append(from, true)?;

@@ -31,25 +31,25 @@ pub(crate) enum Role {
 #[derive(Debug)]
 pub(crate) struct LeaderState {
     /// Every member's progress, including the leader's own.
-    pub(crate) progress: ProgressMap,
+    pub(super) progress: ProgressMap,
     /// Payload bytes appended in this term and not yet committed.
-    pub(crate) uncommitted_size: u64,
+    pub(super) uncommitted_size: u64,
     /// Appends or commit updates wait to be broadcast (batched until the
     /// next `Ready`).
-    pub(crate) broadcast_pending: bool,
+    pub(super) broadcast_pending: bool,
     /// Index of the latest conf change in the log when this leader took over
     /// or proposed one; no other may be proposed until it is applied.
-    pub(crate) pending_conf_index: Index,
+    pub(super) pending_conf_index: Index,
     /// Reads waiting for leadership to be confirmed.
-    pub(crate) reads: ReadQueue,
+    pub(super) reads: ReadQueue,
     /// The node leadership is being handed to; proposals are refused
     /// meanwhile.
-    pub(crate) transferee: Option<NodeId>,
+    pub(super) transferee: Option<NodeId>,
     /// This leader was removed or demoted and is handing leadership over.
-    pub(crate) stepping_down: bool,
+    pub(super) stepping_down: bool,
     /// A snapshot request waiting to be handed out in the next `Ready`
     /// (each follower's outstanding request is in its progress).
-    pub(crate) snapshot_request: Option<SnapshotRequest>,
+    pub(super) snapshot_request: Option<SnapshotRequest>,
 }
 
 /// The role without its state.
@@ -73,6 +73,15 @@ impl Role {
             Role::PreCandidate(_) => RoleKind::PreCandidate,
             Role::Candidate(_) => RoleKind::Candidate,
             Role::Leader(_) => RoleKind::Leader,
+        }
+    }
+
+    /// The leader's state, if this role leads (read only: handlers that
+    /// change it run on a `Leader`, see `Raft::lead`).
+    pub(crate) fn leader_state(&self) -> Option<&LeaderState> {
+        match self {
+            Role::Leader(l) => Some(l),
+            _ => None,
         }
     }
 }

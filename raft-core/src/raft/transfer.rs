@@ -1,17 +1,19 @@
 //! Leadership transfer (thesis §3.10): bring the target up to date, then
 //! tell it to campaign at once.
 
-use super::{Raft, Role};
+use super::{Leader, Raft, Role};
 use crate::error::TransferError;
 use crate::message::{Message, MessageBody, TransferLeader};
 use crate::storage::{Storage, StorageError};
-use crate::types::{NodeId, Term};
+use crate::types::NodeId;
 
 impl<S: Storage> Raft<S> {
     /// Asks for `target` to become leader.
     pub(crate) fn transfer_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
+        if let Ok(r) = self.lead_with(target, |l, x| l.leader_transfer(x)) {
+            return r;
+        }
         match self.role {
-            Role::Leader(_) => self.leader_transfer(target),
             Role::Follower {
                 leader: Some(leader),
             } => {
@@ -19,19 +21,30 @@ impl<S: Storage> Raft<S> {
                     return Ok(());
                 }
                 let body = MessageBody::TransferLeader(TransferLeader { target });
-                self.out.push(Message {
-                    from: self.id,
-                    to: leader,
-                    term: Term::ZERO,
-                    body,
-                });
+                self.out.push(Message::forwarded(self.id, leader, body));
                 Ok(())
             }
             _ => Err(TransferError::NoLeader),
         }
     }
 
-    pub(crate) fn leader_transfer(&mut self, target: NodeId) -> Result<(), TransferError> {
+    /// The application stops a transfer in progress: proposals flow again
+    /// at once instead of after the election timeout. Returns the target
+    /// it was handing over to.
+    pub(crate) fn cancel_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
+        let leader = self.leader();
+        self.lead(|l| l.cancel_transfer())
+            .unwrap_or(Err(TransferError::NotLeader { leader }))
+    }
+
+    /// The target of the transfer in progress, if any.
+    pub(crate) fn transferee(&self) -> Option<NodeId> {
+        self.role.leader_state().and_then(|l| l.transferee)
+    }
+}
+
+impl<S: Storage> Leader<'_, S> {
+    pub(super) fn leader_transfer(&mut self, target: NodeId) -> Result<(), TransferError> {
         if target == self.id {
             // Staying leader is a request to stop handing over (etcd
             // aborts the pending transfer the same way).
@@ -41,9 +54,7 @@ impl<S: Storage> Raft<S> {
             // Learners never campaign; a non-member cannot be elected.
             return Err(TransferError::NotVoter { target });
         }
-        let Role::Leader(l) = &mut self.role else {
-            unreachable!()
-        };
+        let l = &mut *self.state;
         if l.transferee == Some(target) {
             return Ok(());
         }
@@ -53,7 +64,7 @@ impl<S: Storage> Raft<S> {
         l.transferee = Some(target);
         // The transfer must finish within an election timeout, or it is
         // abandoned and proposals flow again.
-        self.election_elapsed = 0;
+        *self.election_elapsed = 0;
         tracing::info!(id = %self.id, target = %target, term = %self.term, "leadership transfer started");
         self.maybe_finish_transfer(target, true)?;
         Ok(())
@@ -61,15 +72,13 @@ impl<S: Storage> Raft<S> {
 
     /// Sends TimeoutNow once the target's log matches ours; otherwise (if
     /// `catch_up`) pushes entries to it.
-    pub(crate) fn maybe_finish_transfer(
+    pub(super) fn maybe_finish_transfer(
         &mut self,
         target: NodeId,
         catch_up: bool,
     ) -> Result<(), StorageError> {
         let last = self.log.last_index()?;
-        let Role::Leader(l) = &mut self.role else {
-            return Ok(());
-        };
+        let l = &mut *self.state;
         if l.transferee != Some(target) {
             return Ok(());
         }
@@ -79,19 +88,19 @@ impl<S: Storage> Raft<S> {
         // A leader handing over because it was removed also waits until the
         // target knows the removal committed: otherwise the target may
         // still count the old leader's vote, which will never come.
-        let commit_known = !l.stepping_down || pr.commit_reported >= self.log.committed;
-        if pr.matched == last && commit_known {
+        let commit_known = !l.stepping_down || pr.commit_reported() >= self.log.committed();
+        if pr.matched() == last && commit_known {
             tracing::info!(id = %self.id, target = %target, "target caught up; sending timeout-now");
             // The target will campaign through the voters' leases, maybe
             // after this transfer is aborted (the message can be delayed):
             // no lease read for the rest of this term.
             l.reads.void_lease();
             self.send(target, MessageBody::TimeoutNow);
-            if self.is_stepping_down() {
+            if self.state.stepping_down {
                 // A removed leader need not wait to hear of the new term (it
                 // may never: the new leader does not talk to non-members).
                 // The target holds our whole log, so its votes will come.
-                self.become_follower(self.term, None);
+                self.step_down();
             }
         } else if catch_up {
             self.maybe_send_append(target, true)?;
@@ -99,15 +108,9 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    /// The application stops a transfer in progress: proposals flow again
-    /// at once instead of after the election timeout. Returns the target
-    /// it was handing over to.
-    pub(crate) fn cancel_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
-        let Role::Leader(l) = &self.role else {
-            return Err(TransferError::NotLeader {
-                leader: self.leader(),
-            });
-        };
+    /// [`Raft::cancel_transfer`] on the leader.
+    fn cancel_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
+        let l = &*self.state;
         if l.stepping_down {
             // Removed or demoted: handing over is what lets the remaining
             // voters elect a leader (see `hand_over_leadership`).
@@ -119,19 +122,9 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Abandons a transfer in progress (timeout, or the target left).
-    pub(crate) fn abort_transfer(&mut self, why: &'static str) {
-        if let Role::Leader(l) = &mut self.role
-            && let Some(target) = l.transferee.take()
-        {
+    pub(super) fn abort_transfer(&mut self, why: &'static str) {
+        if let Some(target) = self.state.transferee.take() {
             tracing::info!(id = %self.id, target = %target, why, "leadership transfer aborted");
-        }
-    }
-
-    /// The target of the transfer in progress, if any.
-    pub(crate) fn transferee(&self) -> Option<NodeId> {
-        match &self.role {
-            Role::Leader(l) => l.transferee,
-            _ => None,
         }
     }
 }

@@ -213,7 +213,10 @@ pub fn message(m: &Message) -> String {
         MessageBody::AppendResponse(r) => {
             let mut s = format!("{head} term={term} index={} commit={}", r.index, r.commit);
             if let Some(h) = r.reject {
-                let _ = write!(s, " rejected hint={}/{}", h.term, h.index);
+                // Printed as before the term became optional (0 for none),
+                // so the transcripts keep their text.
+                let term = h.term.unwrap_or(crate::types::Term::ZERO);
+                let _ = write!(s, " rejected hint={}/{}", term, h.index);
             }
             s
         }

@@ -1192,12 +1192,12 @@ impl Simulation {
             let node = &self.nodes[&n];
             let Some(raw) = &node.raw else { continue };
             let raft = raw.raft();
-            let now = (raft.role.kind(), raft.term);
+            let now = (raft.role_kind(), raft.term());
             if now.0 != RoleKind::Leader {
                 self.nodes.get_mut(&n).expect("node").last_role = Some(now);
                 continue;
             }
-            let log = &raft.log;
+            let log = raft.log();
             let term_at = |i: Index| log.term_if_present(i).ok().flatten();
             let last = log.last_index().unwrap_or(Index::ZERO);
             let newly = node.last_role != Some(now);

@@ -7,7 +7,7 @@ use crate::types::Index;
 
 /// Unacknowledged appends to one follower, oldest first.
 #[derive(Clone, Debug)]
-pub struct Inflights {
+pub(crate) struct Inflights {
     /// `(last index of the message, bytes of its entries)`.
     /// Invariant: indexes strictly increase from front to back.
     window: VecDeque<(Index, u64)>,
@@ -19,7 +19,7 @@ pub struct Inflights {
 
 impl Inflights {
     /// An empty window holding at most `max_msgs` messages and `max_bytes`.
-    pub fn new(max_msgs: usize, max_bytes: u64) -> Inflights {
+    pub(crate) fn new(max_msgs: usize, max_bytes: u64) -> Inflights {
         debug_assert!(max_msgs > 0);
         Inflights {
             window: VecDeque::new(),
@@ -31,7 +31,7 @@ impl Inflights {
 
     /// Records a message whose last entry is `last` and whose entries
     /// weigh `bytes`.
-    pub fn add(&mut self, last: Index, bytes: u64) {
+    pub(crate) fn add(&mut self, last: Index, bytes: u64) {
         debug_assert!(!self.is_full(), "adding to a full inflight window");
         debug_assert!(self.window.back().is_none_or(|(i, _)| *i < last));
         if self.window.capacity() == 0 {
@@ -44,7 +44,7 @@ impl Inflights {
 
     /// Frees every message whose last index is `<= index` (they are
     /// acknowledged).
-    pub fn free_le(&mut self, index: Index) {
+    pub(crate) fn free_le(&mut self, index: Index) {
         while let Some(&(last, bytes)) = self.window.front() {
             if last > index {
                 break;
@@ -56,34 +56,36 @@ impl Inflights {
 
     /// Frees the oldest message, acknowledged or not: lets one more append
     /// go out when acknowledgements may have been lost.
-    pub fn free_first_one(&mut self) {
+    pub(crate) fn free_first_one(&mut self) {
         if let Some((_, bytes)) = self.window.pop_front() {
             self.bytes -= bytes;
         }
     }
 
     /// True when no more messages may be sent.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.window.len() >= self.max_msgs || self.bytes >= self.max_bytes
     }
 
     /// Messages in flight.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.window.len()
     }
 
     /// True when nothing is in flight.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.window.is_empty()
     }
 
-    /// Bytes in flight.
-    pub fn bytes(&self) -> u64 {
+    /// Bytes in flight (the tests' view; flow control asks `is_full`).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
     /// Forgets everything in flight.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.window.clear();
         self.bytes = 0;
     }

@@ -5,8 +5,8 @@ mod progress;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use inflights::Inflights;
-pub use progress::{Progress, ProgressState};
+pub(crate) use progress::Progress;
+pub use progress::ProgressState;
 
 use crate::quorum::JointConfig;
 use crate::types::{ConfState, NodeId};
@@ -14,20 +14,20 @@ use crate::types::{ConfState, NodeId};
 /// Who votes and who learns. Every role knows this (it decides whom to ask
 /// for votes); only the leader keeps [`Progress`].
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
-pub struct Membership {
+pub(crate) struct Membership {
     /// The voters, joint during a membership change.
-    pub voters: JointConfig,
+    voters: JointConfig,
     /// Non-voting members.
-    pub learners: BTreeSet<NodeId>,
+    learners: BTreeSet<NodeId>,
     /// Outgoing voters that become learners when the joint state is left.
-    pub learners_next: BTreeSet<NodeId>,
+    learners_next: BTreeSet<NodeId>,
     /// Leave the joint state automatically.
-    pub auto_leave: bool,
+    auto_leave: bool,
 }
 
 impl Membership {
     /// The membership a [`ConfState`] describes.
-    pub fn from_conf_state(cs: &ConfState) -> Membership {
+    pub(crate) fn from_conf_state(cs: &ConfState) -> Membership {
         Membership {
             voters: JointConfig {
                 incoming: crate::quorum::MajorityConfig::new(cs.voters.clone()),
@@ -40,7 +40,7 @@ impl Membership {
     }
 
     /// The [`ConfState`] describing this membership.
-    pub fn to_conf_state(&self) -> ConfState {
+    pub(crate) fn to_conf_state(&self) -> ConfState {
         ConfState {
             voters: self.voters.incoming.voters().clone(),
             learners: self.learners.clone(),
@@ -50,18 +50,28 @@ impl Membership {
         }
     }
 
+    /// The voters, joint during a membership change.
+    pub(crate) fn voters(&self) -> &JointConfig {
+        &self.voters
+    }
+
+    /// Leave the joint state automatically once the change is applied.
+    pub(crate) fn auto_leave(&self) -> bool {
+        self.auto_leave
+    }
+
     /// True when `id` can vote, so may campaign.
-    pub fn is_voter(&self, id: NodeId) -> bool {
+    pub(crate) fn is_voter(&self, id: NodeId) -> bool {
         self.voters.contains(id)
     }
 
     /// True when `id` is a member of any kind.
-    pub fn contains(&self, id: NodeId) -> bool {
+    pub(crate) fn contains(&self, id: NodeId) -> bool {
         self.voters.contains(id) || self.learners.contains(&id) || self.learners_next.contains(&id)
     }
 
     /// Every member, voters and learners, in id order.
-    pub fn members(&self) -> BTreeSet<NodeId> {
+    pub(crate) fn members(&self) -> BTreeSet<NodeId> {
         let mut all: BTreeSet<NodeId> = self.voters.ids().collect();
         all.extend(self.learners.iter().copied());
         all.extend(self.learners_next.iter().copied());
@@ -70,4 +80,4 @@ impl Membership {
 }
 
 /// Progress of every member, visited in id order.
-pub type ProgressMap = BTreeMap<NodeId, Progress>;
+pub(crate) type ProgressMap = BTreeMap<NodeId, Progress>;

@@ -22,42 +22,42 @@ pub enum ProgressState {
 
 /// The leader's view of one follower.
 #[derive(Clone, Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// The highest index known to be replicated on the follower.
     /// Invariant: `matched < next`.
-    pub matched: Index,
+    matched: Index,
     /// The next index to send.
-    pub next: Index,
+    next: Index,
     /// The sending mode.
-    pub state: ProgressState,
+    state: ProgressState,
     /// In probe state: an append was sent and no answer came yet.
-    pub probe_sent: bool,
+    probe_sent: bool,
     /// Heard from since the last CheckQuorum round.
-    pub recent_active: bool,
+    recent_active: bool,
     /// Unacknowledged appends (replicate state).
-    pub inflights: Inflights,
+    inflights: Inflights,
     /// A learner: receives the log, never counts for quorum.
-    pub is_learner: bool,
+    is_learner: bool,
     /// The highest commit index the follower was told that it can adopt
     /// (capped by what the messages carried), to know when it needs an
     /// update.
-    pub sent_commit: Index,
+    sent_commit: Index,
     /// The follower's own commit index, from its latest append response.
-    pub commit_reported: Index,
+    commit_reported: Index,
     /// The `min_index` of the snapshot the application was asked to take
     /// for this follower ([`SnapshotRequest`](crate::SnapshotRequest)),
     /// until a snapshot is sent to it.
-    pub snapshot_requested: Option<Index>,
+    snapshot_requested: Option<Index>,
     /// The follower asked for a snapshot reaching this index
     /// ([`RawNode::request_snapshot`](crate::RawNode::request_snapshot) on
     /// the follower), and none was sent yet. While set, the leader sends
     /// the follower snapshots, not appends (it refuses them).
-    pub follower_snapshot_request: Option<Index>,
+    follower_snapshot_request: Option<Index>,
 }
 
 impl Progress {
     /// A follower about which nothing is known, probed from `next`.
-    pub fn new(next: Index, max_inflight_msgs: usize, max_inflight_bytes: u64) -> Progress {
+    pub(crate) fn new(next: Index, max_inflight_msgs: usize, max_inflight_bytes: u64) -> Progress {
         Progress {
             matched: Index::ZERO,
             next,
@@ -81,7 +81,7 @@ impl Progress {
 
     /// Switches to probing. Leaving snapshot state, the follower is assumed to
     /// have the snapshot, so probing starts after it.
-    pub fn become_probe(&mut self) {
+    pub(crate) fn become_probe(&mut self) {
         let next = match self.state {
             ProgressState::Snapshot { pending } => self.matched.next().max(pending.next()),
             _ => self.matched.next(),
@@ -91,19 +91,19 @@ impl Progress {
     }
 
     /// Switches to streaming appends after `matched`.
-    pub fn become_replicate(&mut self) {
+    pub(crate) fn become_replicate(&mut self) {
         self.reset_state(ProgressState::Replicate);
         self.next = self.matched.next();
     }
 
     /// Switches to waiting for a snapshot at `index`.
-    pub fn become_snapshot(&mut self, index: Index) {
+    pub(crate) fn become_snapshot(&mut self, index: Index) {
         self.reset_state(ProgressState::Snapshot { pending: index });
     }
 
     /// Records that the follower holds everything up to `index`. Returns
     /// true if that is news.
-    pub fn maybe_update(&mut self, index: Index) -> bool {
+    pub(crate) fn maybe_update(&mut self, index: Index) -> bool {
         let updated = self.matched < index;
         if updated {
             self.matched = index;
@@ -116,7 +116,7 @@ impl Progress {
     /// Handles a rejected append of `rejected` (its prev index), with the
     /// follower's hint that its log may match up to `match_hint`. Returns
     /// false for a stale rejection that says nothing new.
-    pub fn maybe_decrease_to(&mut self, rejected: Index, match_hint: Index) -> bool {
+    pub(crate) fn maybe_decrease_to(&mut self, rejected: Index, match_hint: Index) -> bool {
         if self.state == ProgressState::Replicate {
             // Appends are pipelined: only a rejection above `matched` is news.
             if rejected <= self.matched {
@@ -135,7 +135,7 @@ impl Progress {
     }
 
     /// Records that an append of `entries` entries weighing `bytes` was sent.
-    pub fn sent_entries(&mut self, entries: u64, bytes: u64) {
+    pub(crate) fn sent_entries(&mut self, entries: u64, bytes: u64) {
         match self.state {
             ProgressState::Replicate => {
                 if entries > 0 {
@@ -151,11 +151,183 @@ impl Progress {
     }
 
     /// True when the leader must not send appends now.
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflights.is_full(),
             ProgressState::Snapshot { .. } => true,
+        }
+    }
+
+    /// The highest index known to be replicated on the follower.
+    pub(crate) fn matched(&self) -> Index {
+        self.matched
+    }
+
+    /// The next index to send.
+    pub(crate) fn next(&self) -> Index {
+        self.next
+    }
+
+    /// The sending mode.
+    pub(crate) fn state(&self) -> ProgressState {
+        self.state
+    }
+
+    /// Heard from since the last CheckQuorum round.
+    pub(crate) fn recent_active(&self) -> bool {
+        self.recent_active
+    }
+
+    /// The follower's own commit index, from its latest append response.
+    pub(crate) fn commit_reported(&self) -> Index {
+        self.commit_reported
+    }
+
+    /// The index the follower asked a snapshot to reach, if it waits for
+    /// one.
+    pub(crate) fn follower_snapshot_request(&self) -> Option<Index> {
+        self.follower_snapshot_request
+    }
+
+    /// The `min_index` the application was asked to take a snapshot at
+    /// for this follower, if it was and none was sent yet.
+    pub(crate) fn snapshot_requested(&self) -> Option<Index> {
+        self.snapshot_requested
+    }
+
+    /// Marks the member a learner (or a voter).
+    pub(crate) fn set_learner(&mut self, is_learner: bool) {
+        self.is_learner = is_learner;
+    }
+
+    /// The follower was heard from (or counts as if: a new member, the
+    /// leader itself).
+    pub(crate) fn mark_active(&mut self) {
+        self.recent_active = true;
+    }
+
+    /// Starts a CheckQuorum round: only `active` members count as heard
+    /// from.
+    pub(crate) fn reset_active(&mut self, active: bool) {
+        self.recent_active = active;
+    }
+
+    /// The follower reported its commit index.
+    pub(crate) fn report_commit(&mut self, commit: Index) {
+        self.commit_reported = self.commit_reported.max(commit);
+    }
+
+    /// The follower was sent a message that lets it adopt `commit`.
+    pub(crate) fn commit_sent(&mut self, commit: Index) {
+        self.sent_commit = self.sent_commit.max(commit);
+    }
+
+    /// True if the follower was not yet told of `committed` (as far as its
+    /// log, as sent, reaches).
+    pub(crate) fn needs_commit(&self, committed: Index) -> bool {
+        self.next.prev().min(committed) > self.sent_commit
+    }
+
+    /// The application was asked for a snapshot reaching `min_index` for
+    /// this follower (`None`: forget the request, to ask again).
+    pub(crate) fn set_snapshot_requested(&mut self, min_index: Option<Index>) {
+        self.snapshot_requested = min_index;
+    }
+
+    /// A snapshot at `index` is on its way: no request for one is
+    /// outstanding any more.
+    pub(crate) fn snapshot_sent(&mut self, index: Index) {
+        self.snapshot_requested = None;
+        self.follower_snapshot_request = None;
+        self.become_snapshot(index);
+    }
+
+    /// The follower asked for a snapshot reaching `index`. Unless the one
+    /// on its way reaches it, streaming stops (the follower refuses
+    /// appends until it has one) and a snapshot that does not reach the
+    /// index is given up (the follower refuses it too). Returns true if a
+    /// new snapshot is needed.
+    pub(crate) fn follower_requested_snapshot(&mut self, index: Index) -> bool {
+        match self.state {
+            ProgressState::Snapshot { pending } if pending >= index => {
+                self.follower_snapshot_request = None;
+                false
+            }
+            _ => {
+                self.follower_snapshot_request = self.follower_snapshot_request.max(Some(index));
+                self.become_probe();
+                true
+            }
+        }
+    }
+
+    /// The follower acknowledged `index`: probing found the match, so
+    /// stream; a follower that reconnected to the log at `first` (through
+    /// a snapshot, possibly an older one, or plain appends) streams again
+    /// (etcd #110).
+    pub(crate) fn move_on_after_ack(&mut self, index: Index, first: Index) {
+        match self.state {
+            ProgressState::Probe => self.become_replicate(),
+            ProgressState::Snapshot { .. } => {
+                if self.matched.next() >= first {
+                    self.become_probe();
+                    self.become_replicate();
+                }
+            }
+            ProgressState::Replicate => self.inflights.free_le(index),
+        }
+    }
+
+    /// A heartbeat was answered: the follower is alive. If the window is
+    /// full, its acknowledgements (or our appends) were lost: without
+    /// freeing a slot it would stay full forever. One more append either
+    /// fills a gap or is rejected, which moves the follower back to
+    /// probing (etcd's FreeFirstOne).
+    pub(crate) fn heartbeat_answered(&mut self) {
+        self.recent_active = true;
+        self.probe_sent = false;
+        if self.state == ProgressState::Replicate && self.inflights.is_full() {
+            self.inflights.free_first_one();
+        }
+    }
+
+    /// Messages to the follower cannot be delivered: stop streaming, probe.
+    pub(crate) fn report_unreachable(&mut self) {
+        if self.state == ProgressState::Replicate {
+            self.become_probe();
+        }
+    }
+
+    /// Sending a snapshot ended, `failed` or not: probe again, after
+    /// waiting for the follower's append response (or a heartbeat
+    /// response), so the snapshot is not raced by a probe. Ignored unless
+    /// a snapshot was on its way.
+    pub(crate) fn report_snapshot(&mut self, failed: bool) {
+        let ProgressState::Snapshot { .. } = self.state else {
+            return;
+        };
+        if failed {
+            // Forget the pending snapshot so probing restarts after `matched`.
+            self.state = ProgressState::Snapshot {
+                pending: Index::ZERO,
+            };
+        }
+        self.become_probe();
+        self.probe_sent = true;
+    }
+
+    /// What `Status` shows of this progress.
+    pub(crate) fn status(&self) -> crate::status::ProgressStatus {
+        crate::status::ProgressStatus {
+            matched: self.matched,
+            next: self.next,
+            state: self.state,
+            recent_active: self.recent_active,
+            is_learner: self.is_learner,
+            inflight_msgs: self.inflights.len(),
+            snapshot_requested: self.snapshot_requested,
+            follower_snapshot_request: self.follower_snapshot_request,
         }
     }
 }
