@@ -27,7 +27,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>, String> {
     fact(
         &mut findings,
         &readme,
-        "rounds that each run both libraries",
+        "rounds that each run every library",
         "PAIRED_ROUNDS in benches/benches/propose.rs",
         &[rounds],
     );
