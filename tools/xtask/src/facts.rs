@@ -40,7 +40,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>, String> {
     fact(
         &mut findings,
         &readme,
-        "seeds each of lease reads, joiners and early-apply compaction",
+        "seeds each of lease reads",
         "the RAFT_SIM_*SEEDS defaults in raft-core/tests/sim.rs",
         &defaults,
     );
@@ -116,7 +116,13 @@ fn const_value(source: &str, name: &str) -> Option<u64> {
 /// The default of each of the CI seed counts, `env_u64("RAFT_SIM_<VAR>", N)`
 /// (the first such call of each variable: the soak test has its own).
 fn seed_defaults(source: &str) -> Vec<u64> {
-    const VARS: [&str; 4] = ["SEEDS", "LEASE_SEEDS", "JOINER_SEEDS", "COMPACTION_SEEDS"];
+    const VARS: [&str; 5] = [
+        "SEEDS",
+        "LEASE_SEEDS",
+        "LEASE_DRIFT_SEEDS",
+        "JOINER_SEEDS",
+        "COMPACTION_SEEDS",
+    ];
     let mut defaults = Vec::new();
     for var in VARS {
         let call = format!("env_u64(\"RAFT_SIM_{var}\",");
