@@ -7,16 +7,20 @@
 //! every node handles its Readys, every message is delivered; done when
 //! every node applied all entries, in order (checked: a mismatch panics).
 //!
+//! Two baselines: raft-rs with `batch_append = true` (the configuration
+//! that batches appends as raft-core does) and raft-rs as a user who
+//! changes nothing runs it (`batch_append = false`, its default).
+//!
 //! Variants: 1 and 3 nodes, `B` = 1, 64, 256. Criterion times one
 //! iteration as one proposal (`iter_custom`: a fresh cluster per sample,
 //! set up untimed, then `iters` proposals through the timed workload), so
 //! its throughput is proposals per second. After the criterion groups the
 //! bench prints two tables: median ops/s over the criterion samples of each
 //! library, and the headline one, from paired rounds: per variant,
-//! [`PAIRED_ROUNDS`] rounds that each run both libraries back to back on a
-//! fresh cluster with the same number of proposals (alternating which goes
-//! first), the ratio taken within each round and the median ratio reported
-//! with its range. On a shared machine the speed available to the bench
+//! [`PAIRED_ROUNDS`] rounds that each run every library back to back on a
+//! fresh cluster with the same number of proposals (the order rotating per
+//! round), each ratio taken within each round and the median ratio
+//! reported with its range. On a shared machine the speed available to the bench
 //! drifts over seconds; criterion runs all samples of one library before
 //! the other, so drift lands in its ratio, while a paired round sees the
 //! same conditions on both sides. Nothing about time is asserted.
@@ -25,7 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use benches::{Cluster, CoreCluster, RaftRsCluster, drive, ops_per_sec};
+use benches::{Cluster, CoreCluster, RaftRsCluster, RaftRsDefaultCluster, drive, ops_per_sec};
 use criterion::{Criterion, Throughput};
 
 const NODES: [usize; 2] = [1, 3];
@@ -131,44 +135,75 @@ fn run_once<C: Cluster>(build: fn(usize) -> C, nodes: usize, n: u64, batch: u64)
     ops_per_sec(n, drive(&mut cluster, n, batch))
 }
 
+/// The libraries of the paired table: raft-core, raft-rs with
+/// `batch_append = true`, raft-rs as configured by default.
+const PAIRED_LIBS: usize = 3;
+
+fn run_lib(lib: usize, nodes: usize, n: u64, batch: u64) -> f64 {
+    match lib {
+        0 => run_once(CoreCluster::new, nodes, n, batch),
+        1 => run_once(RaftRsCluster::new, nodes, n, batch),
+        _ => run_once(RaftRsDefaultCluster::new, nodes, n, batch),
+    }
+}
+
+/// `PAIRED_ROUNDS` rounds of every library, the order rotating per round;
+/// per library, its ops/s of each round.
+fn paired_rounds(nodes: usize, batch: u64) -> [Vec<f64>; PAIRED_LIBS] {
+    let n = paired_proposals(nodes, batch);
+    for lib in 0..PAIRED_LIBS {
+        run_lib(lib, nodes, n / 4, batch); // one untimed warm-up of each
+    }
+    let mut ops: [Vec<f64>; PAIRED_LIBS] = Default::default();
+    for round in 0..PAIRED_ROUNDS {
+        for k in 0..PAIRED_LIBS {
+            let lib = (round + k) % PAIRED_LIBS;
+            ops[lib].push(run_lib(lib, nodes, n, batch));
+        }
+    }
+    ops
+}
+
+/// The median and range of raft-core's ops/s over `theirs`, round by round.
+fn ratio_cells(ours: &[f64], theirs: &[f64]) -> (String, String) {
+    let mut ratios: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let median = median(&mut ratios).map_or("-".to_string(), |r| format!("{r:.2}x"));
+    (median, format!("{lo:.2}-{hi:.2}x"))
+}
+
 fn print_paired_table() {
     println!();
     println!(
-        "propose throughput, paired rounds ({PAIRED_ROUNDS} per variant; ratio = raft-core / raft-rs within a round)"
+        "propose throughput, paired rounds ({PAIRED_ROUNDS} per variant; ratio = raft-core / raft-rs within a round; \
+         raft-rs with batch_append = true, and raft-rs default = batch_append false)"
     );
     println!(
-        "{:<7} {:>5} {:>14} {:>14} {:>8}  {:>15}",
-        "nodes", "B", "raft-core", "raft-rs", "ratio", "ratio min-max"
+        "{:<7} {:>5} {:>12} {:>12} {:>16} {:>8} {:>12} {:>12} {:>12}",
+        "nodes",
+        "B",
+        "raft-core",
+        "raft-rs",
+        "raft-rs default",
+        "ratio",
+        "range",
+        "vs default",
+        "range"
     );
     for nodes in NODES {
         for batch in BATCHES {
-            let n = paired_proposals(nodes, batch);
-            // One untimed warm-up of each.
-            run_once(CoreCluster::new, nodes, n / 4, batch);
-            run_once(RaftRsCluster::new, nodes, n / 4, batch);
-            let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-            for round in 0..PAIRED_ROUNDS {
-                let (a, b) = if round % 2 == 0 {
-                    let a = run_once(CoreCluster::new, nodes, n, batch);
-                    (a, run_once(RaftRsCluster::new, nodes, n, batch))
-                } else {
-                    let b = run_once(RaftRsCluster::new, nodes, n, batch);
-                    (run_once(CoreCluster::new, nodes, n, batch), b)
-                };
-                ours.push(a);
-                theirs.push(b);
-                ratios.push(a / b);
-            }
-            let (lo, hi) = ratios
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+            let mut ops = paired_rounds(nodes, batch);
+            let (ratio, range) = ratio_cells(&ops[0], &ops[1]);
+            let (ratio_d, range_d) = ratio_cells(&ops[0], &ops[2]);
+            let [core, rs, rs_default] = &mut ops;
             let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
-            let ratio = median(&mut ratios).map_or("-".to_string(), |r| format!("{r:.2}x"));
             println!(
-                "{nodes:<7} {batch:>5} {:>14} {:>14} {ratio:>8}  {:>15}",
-                fmt(median(&mut ours)),
-                fmt(median(&mut theirs)),
-                format!("{lo:.2}-{hi:.2}x")
+                "{nodes:<7} {batch:>5} {:>12} {:>12} {:>16} {ratio:>8} {range:>12} {ratio_d:>12} {range_d:>12}",
+                fmt(median(core)),
+                fmt(median(rs)),
+                fmt(median(rs_default)),
             );
         }
     }
@@ -186,6 +221,7 @@ fn main() {
             group.throughput(Throughput::Elements(1));
             bench_one(&mut group, nodes, batch, CoreCluster::new);
             bench_one(&mut group, nodes, batch, RaftRsCluster::new);
+            bench_one(&mut group, nodes, batch, RaftRsDefaultCluster::new);
             group.finish();
         }
     }

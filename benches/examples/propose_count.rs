@@ -6,11 +6,16 @@
 //!     target/release/examples/propose_count core 1 1 100000
 //! ```
 //!
-//! Arguments: library (`core` or `rs`), nodes, proposals per round,
-//! proposals. Only `run` (the timed part of the bench) is counted with
-//! `--toggle-collect`; setup is not.
+//! Arguments: library (`core`, `rs` for raft-rs with `batch_append = true`,
+//! `rs-default` for raft-rs as configured by default), nodes, proposals per
+//! round, proposals, and optionally `warm`: run the same workload once,
+//! untimed, on another cluster first, so the timed run finds a warm heap
+//! (without it, the timed run is the process's first: a cold heap). Only
+//! `run` (the timed part of the bench) is counted with `--toggle-collect`;
+//! setup is not. `benches/propose-rounds.sh` runs one process per
+//! measurement and reports each ratio as a range over rounds.
 
-use benches::{Cluster, CoreCluster, RaftRsCluster, drive};
+use benches::{Cluster, CoreCluster, RaftRsCluster, RaftRsDefaultCluster, drive};
 
 /// Nanoseconds this process has spent on a CPU (`/proc/self/schedstat`):
 /// unlike wall-clock time, it does not count time spent preempted by other
@@ -18,6 +23,15 @@ use benches::{Cluster, CoreCluster, RaftRsCluster, drive};
 fn on_cpu_ns() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
     s.split_whitespace().next()?.parse().ok()
+}
+
+/// With `warm`, the workload once untimed (and outside `run`, so not
+/// counted by `--toggle-collect='propose_count::run*'`), then `run`.
+fn measure<C: Cluster>(build: fn(usize) -> C, nodes: usize, n: u64, batch: u64, warm: bool) {
+    if warm {
+        drive(&mut build(nodes), n, batch);
+    }
+    run(build(nodes), n, batch);
 }
 
 #[inline(never)]
@@ -40,9 +54,15 @@ fn main() {
     };
     let lib = args.get(1).map_or("core", String::as_str);
     let (nodes, batch, n) = (arg(2, 1) as usize, arg(3, 1), arg(4, 100_000));
+    let warm = match args.get(5).map(String::as_str) {
+        None | Some("cold") => false,
+        Some("warm") => true,
+        Some(other) => panic!("unknown heap state {other}: warm or cold"),
+    };
     match lib {
-        "core" => run(CoreCluster::new(nodes), n, batch),
-        "rs" => run(RaftRsCluster::new(nodes), n, batch),
-        other => panic!("unknown library {other}: core or rs"),
+        "core" => measure(CoreCluster::new, nodes, n, batch, warm),
+        "rs" => measure(RaftRsCluster::new, nodes, n, batch, warm),
+        "rs-default" => measure(RaftRsDefaultCluster::new, nodes, n, batch, warm),
+        other => panic!("unknown library {other}: core, rs or rs-default"),
     }
 }

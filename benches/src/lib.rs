@@ -19,8 +19,9 @@
 //! end that every node applied exactly `N` entries: a fast wrong result
 //! cannot pass.
 //!
-//! [`CoreCluster`] drives `raft-core`, [`RaftRsCluster`] drives raft-rs;
-//! both implement [`Cluster`], and [`drive`] runs the timed part.
+//! [`CoreCluster`] drives `raft-core`, [`RaftRsCluster`] drives raft-rs
+//! (with `batch_append` on; [`RaftRsDefaultCluster`] with its default, off);
+//! all implement [`Cluster`], and [`drive`] runs the timed part.
 #![deny(missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -383,9 +384,15 @@ impl Cluster for CoreCluster {
 /// The raft-rs configuration of the workload: `batch_append` on, 1 MiB
 /// messages, 256 in flight; pre-vote and CheckQuorum off (its defaults).
 pub fn raft_rs_config(id: u64) -> raft::Config {
+    raft_rs_config_with(id, true)
+}
+
+/// [`raft_rs_config`] with `batch_append` as given: `false` is raft-rs's
+/// default, the configuration a user who changes nothing runs.
+pub fn raft_rs_config_with(id: u64, batch_append: bool) -> raft::Config {
     raft::Config {
         id,
-        batch_append: true,
+        batch_append,
         max_size_per_msg: MAX_SIZE_PER_MSG,
         max_inflight_msgs: MAX_INFLIGHT_MSGS,
         pre_vote: false,
@@ -408,11 +415,18 @@ impl RaftRsNode {
     /// # Panics
     /// If the node cannot be built.
     pub fn new(id: u64, nodes: u64) -> RaftRsNode {
+        RaftRsNode::with_config(raft_rs_config(id), nodes)
+    }
+
+    /// A fresh node of a cluster of voters `1..=nodes` with `config`.
+    ///
+    /// # Panics
+    /// If the node cannot be built.
+    pub fn with_config(config: raft::Config, nodes: u64) -> RaftRsNode {
         let storage =
             raft::storage::MemStorage::new_with_conf_state((Vec::from_iter(1..=nodes), vec![]));
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let raw =
-            raft::RawNode::new(&raft_rs_config(id), storage, &logger).expect("valid raft-rs node");
+        let raw = raft::RawNode::new(&config, storage, &logger).expect("valid raft-rs node");
         RaftRsNode {
             raw,
             applier: Applier::default(),
@@ -490,9 +504,17 @@ impl RaftRsCluster {
     /// # Panics
     /// If node 1 does not become leader.
     pub fn new(n: usize) -> RaftRsCluster {
+        RaftRsCluster::with_batch_append(n, true)
+    }
+
+    /// [`RaftRsCluster::new`] with `batch_append` as given.
+    ///
+    /// # Panics
+    /// If node 1 does not become leader.
+    pub fn with_batch_append(n: usize, batch_append: bool) -> RaftRsCluster {
         let mut c = RaftRsCluster {
             nodes: (1..=n as u64)
-                .map(|id| RaftRsNode::new(id, n as u64))
+                .map(|id| RaftRsNode::with_config(raft_rs_config_with(id, batch_append), n as u64))
                 .collect(),
             mailbox: Vec::new(),
         };
@@ -535,6 +557,41 @@ impl Cluster for RaftRsCluster {
 
     fn applied(&self, i: usize) -> u64 {
         self.nodes[i].applier.applied()
+    }
+}
+
+/// raft-rs as a user who changes nothing configures it: `batch_append`
+/// off (its default), everything else as in [`RaftRsCluster`].
+pub struct RaftRsDefaultCluster(RaftRsCluster);
+
+impl RaftRsDefaultCluster {
+    /// Builds `n` nodes, lets node 1 campaign and settles (untimed setup).
+    ///
+    /// # Panics
+    /// If node 1 does not become leader.
+    pub fn new(n: usize) -> RaftRsDefaultCluster {
+        RaftRsDefaultCluster(RaftRsCluster::with_batch_append(n, false))
+    }
+}
+
+impl Cluster for RaftRsDefaultCluster {
+    const NAME: &'static str = "raft-rs default";
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline]
+    fn propose(&mut self, data: Vec<u8>) {
+        self.0.propose(data);
+    }
+
+    fn round(&mut self) -> bool {
+        self.0.round()
+    }
+
+    fn applied(&self, i: usize) -> u64 {
+        self.0.applied(i)
     }
 }
 
@@ -593,6 +650,7 @@ mod tests {
         for nodes in [1, 3] {
             for batch in [1, 7, 64] {
                 check(RaftRsCluster::new(nodes), 200, batch);
+                check(RaftRsDefaultCluster::new(nodes), 200, batch);
             }
         }
     }
