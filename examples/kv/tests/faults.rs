@@ -51,6 +51,8 @@ struct Extra {
     lease_reads: bool,
     /// `--keys` (default 8): fewer keys, more contention.
     keys: Option<usize>,
+    /// `--slow-tick-ms`: node 1's clock runs slower.
+    slow_tick_ms: Option<u64>,
 }
 
 fn run_faults(nodes: u64, faults_secs: u64, clients: u32, tls: bool) {
@@ -90,6 +92,9 @@ fn run_faults_with(nodes: u64, faults_secs: u64, clients: u32, extra: Extra) {
     }
     if extra.lease_reads {
         cmd.arg("--read-mode").arg("lease");
+    }
+    if let Some(ms) = extra.slow_tick_ms {
+        cmd.arg("--slow-tick-ms").arg(ms.to_string());
     }
     if let Some(keys) = extra.keys {
         cmd.arg("--keys").arg(keys.to_string());
@@ -219,6 +224,9 @@ fn a_three_node_cluster_with_lease_reads_under_power_loss_and_disk_faults_stays_
             ),
             power_loss_fs: Some(fs),
             lease_reads: true,
+            // Node 1's clock 8% slower than the others', within the 10%
+            // the nodes' leases allow for (--max-clock-drift).
+            slow_tick_ms: Some(27),
             ..Extra::default()
         },
     );

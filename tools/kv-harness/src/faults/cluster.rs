@@ -27,6 +27,9 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct NodeSettings {
     /// `--tick-ms`.
     pub tick_ms: u64,
+    /// Node 1's own `--tick-ms`, when its clock runs slower than the
+    /// others' (`raftkv faults --slow-tick-ms`).
+    pub node_1_tick_ms: Option<u64>,
     /// `--election-ticks`.
     pub election_ticks: u32,
     /// `--snapshot-count`.
@@ -50,6 +53,7 @@ impl Default for NodeSettings {
     fn default() -> Self {
         NodeSettings {
             tick_ms: 25,
+            node_1_tick_ms: None,
             election_ticks: 10,
             snapshot_count: 300,
             catch_up_entries: 100,
@@ -271,7 +275,10 @@ impl Cluster {
             .arg("--catch-up-entries")
             .arg(s.catch_up_entries.to_string())
             .arg("--tick-ms")
-            .arg(s.tick_ms.to_string())
+            .arg(match s.node_1_tick_ms {
+                Some(slow) if id == 1 => slow.to_string(),
+                _ => s.tick_ms.to_string(),
+            })
             .arg("--election-ticks")
             .arg(s.election_ticks.to_string())
             .arg("--request-timeout-ms")

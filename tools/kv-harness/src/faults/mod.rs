@@ -124,6 +124,12 @@ pub struct FaultsArgs {
     /// once in --faults to weight leader pauses up).
     #[arg(long, value_enum, default_value_t = ReadMode::Index)]
     pub read_mode: ReadMode,
+    /// Node 1 ticks every this many milliseconds instead of every 25: its
+    /// clock runs slower, as a throttled machine's would. With
+    /// `--read-mode lease` it checks the lease's drift bound (raftkv's
+    /// `--max-clock-drift`, 10% by default: up to 27 ms stays within it).
+    #[arg(long)]
+    pub slow_tick_ms: Option<u64>,
     /// The `powerloss-fs` executable (`cargo build -p powerloss-fs`): each
     /// node's data directory becomes a mount of it, and the power-loss
     /// faults drop whatever a node did not fsync. Needs /dev/fuse.
@@ -318,6 +324,11 @@ fn random_seed() -> u64 {
 fn validate(args: &FaultsArgs) -> Result<(), FaultsError> {
     if args.nodes != 3 && args.nodes != 5 {
         return Err(FaultsError::Args("--nodes must be 3 or 5".into()));
+    }
+    if args.slow_tick_ms == Some(0) {
+        return Err(FaultsError::Args(
+            "--slow-tick-ms must be at least 1".into(),
+        ));
     }
     if args.clients == 0 || args.keys == 0 {
         return Err(FaultsError::Args(
@@ -532,6 +543,7 @@ async fn start_cluster(args: &FaultsArgs, dir: &Path) -> Result<Cluster, FaultsE
     };
     let settings = NodeSettings {
         snapshot_count: args.snapshot_count,
+        node_1_tick_ms: args.slow_tick_ms,
         log: args.log.clone(),
         tls: args.tls,
         power_loss_fs: args.power_loss_fs.clone(),
@@ -662,4 +674,33 @@ async fn final_reads(
         }
     }
     (finals, diffs)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: FaultsArgs,
+    }
+
+    fn args(extra: &[&str]) -> FaultsArgs {
+        Cli::try_parse_from(std::iter::once("faults").chain(extra.iter().copied()))
+            .expect("valid flags")
+            .args
+    }
+
+    #[test]
+    fn a_slow_node_ticks_at_its_own_rate_and_never_at_zero() {
+        let a = args(&["--slow-tick-ms", "27", "--read-mode", "lease"]);
+        validate(&a).expect("a slower node");
+        assert_eq!(a.slow_tick_ms, Some(27));
+        let err = validate(&args(&["--slow-tick-ms", "0"])).unwrap_err();
+        assert!(err.to_string().contains("--slow-tick-ms"), "{err}");
+        validate(&args(&[])).expect("the defaults");
+    }
 }
