@@ -361,6 +361,6 @@ pub use storage::{InitialState, MemoryStorage, PersistError, Storage, StorageErr
 pub use tracker::ProgressState;
 pub use types::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,
-    ENTRY_OVERHEAD_BYTES, Entry, EntryKind, HardState, Index, InvalidConfState, LogId, NodeId,
-    Snapshot, SnapshotMetadata, Term, ZeroNodeId,
+    ENTRY_OVERHEAD_BYTES, Entry, EntryKind, GroupId, HardState, Index, InvalidConfState, LogId,
+    NodeId, Snapshot, SnapshotMetadata, Term, ZeroNodeId,
 };

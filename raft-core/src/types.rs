@@ -53,6 +53,33 @@ impl TryFrom<u64> for NodeId {
     }
 }
 
+/// Names one Raft group. A process may host many groups and a node may be
+/// a member of several; every message between hosts is routed by
+/// (group, node). The protocol itself never looks at it: a `RawNode` is
+/// one group's replica, and the group id is the host's, the storage's and
+/// the wire's business.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GroupId(pub u64);
+
+impl GroupId {
+    /// The raw number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "g{}", self.0)
+    }
+}
+
 macro_rules! counter_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*

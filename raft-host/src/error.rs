@@ -3,7 +3,7 @@
 
 use raft_core::{Index, NodeId};
 
-use crate::ids::GroupId;
+use raft_core::GroupId;
 use raft_io::is_disk_full;
 
 use crate::members::HeaderError;

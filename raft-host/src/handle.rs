@@ -14,10 +14,10 @@ use crate::error::{
     TransferError,
 };
 use crate::group::{Event, Exit, MembershipChange, StopReason};
-use crate::ids::GroupId;
 use crate::reply::{self, Reply, WaitError};
 use crate::state_machine::StateMachine;
 use crate::status::GroupStatus;
+use raft_core::GroupId;
 
 /// The group stopped before the awaited condition held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

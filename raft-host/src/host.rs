@@ -12,13 +12,13 @@ use tokio::sync::watch;
 use crate::error::StartError;
 use crate::group::{Event, GroupLoop, Parts, Replica};
 use crate::handle::{GroupHandle, HandleParts};
-use crate::ids::GroupId;
 use crate::members::JoinContext;
 use crate::metrics::{NoRecorder, Recorder};
 use crate::options::{GroupOptions, Membership, Peer};
 use crate::state_machine::StateMachine;
 use crate::status::GroupStatus;
 use crate::transport::{Inbox, Transport};
+use raft_core::GroupId;
 
 /// A running group's loop thread and how to stop it.
 struct Running {

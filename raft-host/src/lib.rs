@@ -116,7 +116,6 @@ mod error;
 mod group;
 mod handle;
 mod host;
-mod ids;
 mod local;
 mod members;
 mod metrics;
@@ -134,11 +133,12 @@ pub use error::{
 pub use group::{MembershipChange, StopReason};
 pub use handle::{GroupHandle, GroupStopped};
 pub use host::Host;
-pub use ids::GroupId;
 pub use local::{LocalNetwork, LocalTransport};
 pub use members::HeaderError;
 pub use metrics::{Counter, Histogram, NoRecorder, PrometheusRecorder, PrometheusText, Recorder};
 pub use options::{GroupOptions, Membership, Peer};
+/// Re-exported from raft-core, where every layer (wire, storage, host) finds it.
+pub use raft_core::GroupId;
 pub use state_machine::{Command, SnapshotImage, StateMachine};
 pub use status::{FollowerStatus, GroupStatus};
 pub use transport::{Inbox, Transport};

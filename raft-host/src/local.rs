@@ -7,8 +7,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use raft_core::{Message, MessageBody, NodeId, SnapshotStatus};
 
-use crate::ids::GroupId;
 use crate::transport::{Inbox, Transport};
+use raft_core::GroupId;
 
 /// Hosts in one process that reach each other through their inboxes.
 ///

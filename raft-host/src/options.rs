@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use raft_core::{ClockDrift, NodeId, ReadOnlyOption};
 
-use crate::ids::GroupId;
+use raft_core::GroupId;
 
 /// A member and the address its peers reach it at (whatever the
 /// [`Transport`](crate::Transport) understands: a URL, `host:port`, ...).

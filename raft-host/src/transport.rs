@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use raft_core::{Message, NodeId, SnapshotStatus};
 
-use crate::ids::GroupId;
+use raft_core::GroupId;
 
 /// Sends a group's messages to its peers. Every method must return at
 /// once: the group's loop calls them between fsyncs. A message that cannot

@@ -25,13 +25,13 @@ use tokio::sync::watch;
 use crate::error::{
     FatalError, ForgetLeaderError, ProposeError, ReadError, RequestSnapshotError, StartError,
 };
-use crate::ids::GroupId;
 use crate::metrics::{Counter, Histogram, Recorder};
 use crate::options::GroupOptions;
 use crate::reply::Reply;
 use crate::state_machine::StateMachine;
 use crate::status::{FollowerStatus, GroupStatus};
 use crate::transport::{PeerEvent, PeerSink, Transport};
+use raft_core::GroupId;
 
 pub(crate) use events::Event;
 pub use events::MembershipChange;

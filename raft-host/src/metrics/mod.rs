@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::ids::GroupId;
+use raft_core::GroupId;
 
 mod prometheus;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use super::{Counter, Histogram, Recorder};
-use crate::ids::GroupId;
+use raft_core::GroupId;
 
 /// Upper bounds, in seconds, of every histogram's buckets: from 100 µs (a
 /// fast fsync) to 1 s (a stalled disk).
