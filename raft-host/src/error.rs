@@ -234,6 +234,10 @@ pub enum StartError {
     /// A group with this id already runs on the host.
     #[error("group {0} is already running on this host")]
     AlreadyRunning(GroupId),
+    /// Group 0 carries messages between hosts and is never a Raft group
+    /// ([`HOST_GROUP`](crate::HOST_GROUP)).
+    #[error("group {0} is reserved for messages between hosts; give the group another id")]
+    ReservedGroup(GroupId),
     /// The founding members do not found a cluster.
     #[error("cannot found group: {0}")]
     Founding(#[from] raft_core::BootstrapError),

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
 use raft_core::{Index, NodeId};
 use tokio::sync::watch;
@@ -13,7 +12,7 @@ use crate::error::{
     FatalError, ForgetLeaderError, MembershipError, ProposeError, ReadError, RequestSnapshotError,
     TransferError,
 };
-use crate::group::{Event, Exit, MembershipChange, StopReason};
+use crate::group::{Event, Exit, Mailbox, MembershipChange, Refused, StopReason};
 use crate::reply::{self, Reply, WaitError};
 use crate::state_machine::StateMachine;
 use crate::status::GroupStatus;
@@ -29,7 +28,7 @@ pub struct GroupStopped;
 /// their timeouts); each has a `_blocking` twin for plain threads.
 pub struct GroupHandle<S: StateMachine> {
     group: GroupId,
-    tx: Sender<Event<S>>,
+    tx: Mailbox<S>,
     sm: Arc<RwLock<S>>,
     status: watch::Receiver<GroupStatus>,
     exit: watch::Receiver<Exit>,
@@ -68,7 +67,7 @@ enum SubmitError {
 /// The parts [`GroupHandle`] is made of (built by the host).
 pub(crate) struct HandleParts<S: StateMachine> {
     pub(crate) group: GroupId,
-    pub(crate) tx: Sender<Event<S>>,
+    pub(crate) tx: Mailbox<S>,
     pub(crate) sm: Arc<RwLock<S>>,
     pub(crate) status: watch::Receiver<GroupStatus>,
     pub(crate) exit: watch::Receiver<Exit>,
@@ -94,7 +93,7 @@ impl<S: StateMachine> GroupHandle<S> {
     /// [`GroupHandle::read_local`] reads the state machine. For testing
     /// what sits in front of a group (an HTTP layer, say) without one.
     pub fn detached(group: GroupId, state_machine: S) -> GroupHandle<S> {
-        let (tx, _) = crossbeam_channel::bounded(1);
+        let tx = Mailbox::detached();
         let mut status = GroupStatus::new(NodeId::new(1).expect("non-zero"));
         status.running = false;
         let (_, status_rx) = watch::channel(status);
@@ -118,8 +117,8 @@ impl<S: StateMachine> GroupHandle<S> {
     fn submit(&self, event: Event<S>) -> Result<(), SubmitError> {
         match self.tx.try_send(event) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(SubmitError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Closed),
+            Err(Refused::Full) => Err(SubmitError::Full),
+            Err(Refused::Closed) => Err(SubmitError::Closed),
         }
     }
 

@@ -2,41 +2,99 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
+use crossbeam_channel::{Receiver, TryRecvError};
 use parking_lot::{Mutex, RwLock};
 use raft_core::{ConfChange, ConfChangeKind, Config, FoundingLog, NodeId, RawNode, Storage};
 use raft_storage::DiskStorage;
 use tokio::sync::watch;
 
+use crate::background::{SnapshotPool, Writer};
 use crate::error::StartError;
-use crate::group::{Event, GroupLoop, Parts, Replica};
+use crate::group::{Event, GroupLoop, Mailbox, Parts, Replica};
 use crate::handle::{GroupHandle, HandleParts};
+use crate::liveness::{HOST_GROUP, Liveness, Pinger, Tracked};
 use crate::members::JoinContext;
 use crate::metrics::{NoRecorder, Recorder};
-use crate::options::{GroupOptions, Membership, Peer};
+use crate::options::{GroupOptions, HostOptions, Membership, Peer};
+use crate::scheduler::{Scheduler, Slot};
 use crate::state_machine::StateMachine;
 use crate::status::GroupStatus;
 use crate::transport::{Inbox, Transport};
 use raft_core::GroupId;
 
-/// A running group's loop thread and how to stop it.
+/// A running group and how to stop it.
 struct Running {
-    thread: JoinHandle<()>,
+    /// Disconnected once the loop has ended.
+    done: Receiver<()>,
     shutdown: Box<dyn Fn() + Send>,
 }
 
-/// Runs the Raft groups of one node (one process): each group gets a loop
-/// thread that drives its `RawNode` over a [`DiskStorage`], applies
-/// committed entries to its [`StateMachine`] and talks to peers through a
-/// [`Transport`]. Messages from peers arrive through [`Host::inbox`].
-///
-/// This version runs one loop thread per group, which suits a handful of
-/// groups; a shared scheduler for many groups is future work.
+impl Running {
+    fn is_finished(&self) -> bool {
+        matches!(self.done.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    fn wait(&self) {
+        let _ = self.done.recv();
+    }
+}
+
+/// The threads every group shares, started with the first group.
+struct Runtime {
+    scheduler: Scheduler,
+    writer: Arc<Writer>,
+    snapshots: Arc<SnapshotPool>,
+    liveness: Arc<Liveness>,
+}
+
+impl Runtime {
+    fn start(host: &Host) -> std::io::Result<Runtime> {
+        let (opts, id, inbox) = (&host.options, host.id, &host.inbox);
+        let name = format!("raft-n{}", id.get());
+        let scheduler = Scheduler::start(opts.loop_threads, &name)?;
+        let writer = Arc::new(Writer::start(format!("{name}-persist"))?);
+        let snapshots = SnapshotPool::start(opts.snapshot_threads, &format!("{name}-snap"))?;
+        let liveness = Arc::new(Liveness::new(
+            id,
+            (opts.liveness_interval, opts.liveness_timeout),
+            inbox.clone(),
+            Arc::clone(&host.recorder),
+        ));
+        inbox.set_liveness(&liveness);
+        scheduler.slot().run(Pinger(Arc::clone(&liveness)));
+        Ok(Runtime {
+            scheduler,
+            writer,
+            snapshots: Arc::new(snapshots),
+            liveness,
+        })
+    }
+
+    fn stop(self) {
+        // Groups are stopped first: nothing submits any more.
+        self.liveness.stop();
+        self.writer.stop();
+        self.snapshots.stop();
+        drop(self.scheduler);
+    }
+}
+
+/// Runs the Raft groups of one node (one process). A small fixed pool of
+/// threads ([`HostOptions::loop_threads`]) drives every group's loop —
+/// its `RawNode` over a [`DiskStorage`], its [`StateMachine`], its
+/// [`Transport`] — one turn at a time, woken by requests, by messages
+/// from peers (through [`Host::inbox`]), by its storage writes and
+/// snapshots finishing, and by its ticks; so a host runs thousands of
+/// groups on a few threads. One storage writer serves every group's
+/// asynchronous writes and one snapshot pool every group's snapshots.
 pub struct Host {
     id: NodeId,
     inbox: Inbox,
     recorder: Arc<dyn Recorder>,
+    options: HostOptions,
+    /// Started with the first group (so that creating a host cannot fail).
+    runtime: Mutex<Option<Runtime>>,
     groups: Mutex<HashMap<GroupId, Running>>,
 }
 
@@ -58,12 +116,24 @@ impl Host {
 
     /// A host that reports measurements to `recorder`.
     pub fn with_recorder(id: NodeId, recorder: Arc<dyn Recorder>) -> Host {
+        Host::with_options(id, HostOptions::new(), recorder)
+    }
+
+    /// A host with `options` that reports measurements to `recorder`.
+    pub fn with_options(id: NodeId, options: HostOptions, recorder: Arc<dyn Recorder>) -> Host {
         Host {
             id,
             inbox: Inbox::default(),
             recorder,
+            options,
+            runtime: Mutex::new(None),
             groups: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The host's settings.
+    pub fn options(&self) -> &HostOptions {
+        &self.options
     }
 
     /// This node.
@@ -79,7 +149,7 @@ impl Host {
     /// Starts a group: recovers `storage` (restoring `state_machine` from
     /// its newest snapshot; the log after it is applied again), founds the
     /// group on a first start as [`GroupOptions::membership`] says, and
-    /// runs its loop on a thread of its own.
+    /// runs its loop on the host's threads.
     ///
     /// # Errors
     /// A [`StartError`]; nothing runs.
@@ -92,31 +162,19 @@ impl Host {
     ) -> Result<GroupHandle<S>, StartError> {
         let group = opts.group;
         let mut groups = self.groups.lock();
-        if let Some(running) = groups.get(&group) {
-            if !running.thread.is_finished() {
-                return Err(StartError::AlreadyRunning(group));
-            }
-            groups.remove(&group);
-        }
-        if is_fresh(&storage)
-            && let Membership::Found(founders) = &opts.membership
-        {
-            storage
-                .bootstrap(&founding_log(founders)?)
-                .map_err(StartError::Bootstrap)?;
-            tracing::info!(group = %group, members = founders.len(), "founded the group");
-        }
+        free_slot(&mut groups, group)?;
+        found_if_fresh(&opts, &storage)?;
         let storage = Arc::new(storage);
         let sm = Arc::new(RwLock::new(state_machine));
         let replica = Replica::recover(self.id, Arc::clone(&sm), &storage)?;
         let node = RawNode::new(self.raft_config(&opts, &replica), Arc::clone(&storage))?;
-        let known = match &opts.membership {
-            Membership::Found(peers) | Membership::Join(peers) => peers,
-        };
-        for peer in known.iter().filter(|p| p.id != self.id) {
+        let transport = self.tracked(transport)?;
+        for peer in opts.membership.peers().iter().filter(|p| p.id != self.id) {
             transport.add_peer(group, peer.id, &peer.addr);
         }
+        let (slot, writer, snapshot_pool) = self.shared_threads::<S>()?;
         let (tx, rx) = crossbeam_channel::bounded::<Event<S>>(opts.queue_len);
+        let tx = Mailbox::new(tx, slot.waker());
         let (status_tx, status_rx) = watch::channel(GroupStatus::new(self.id));
         let (exit_tx, exit_rx) = watch::channel(None);
         let handle = GroupHandle::new(HandleParts {
@@ -128,6 +186,8 @@ impl Host {
             request_timeout: opts.request_timeout,
             membership_timeout: opts.membership_timeout,
         });
+        let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
+        let inbox = self.inbox.clone();
         let lp = GroupLoop::new(
             opts,
             Parts {
@@ -142,26 +202,56 @@ impl Host {
                 exit: exit_tx,
                 first_read_ctx: random_u64(),
                 first_request: random_u64(),
+                waker: slot.waker(),
+                writer,
+                snapshot_pool,
+                on_end: Box::new(move || {
+                    inbox.unregister(group);
+                    drop(done_tx);
+                }),
             },
         )?;
-        self.inbox.register(group, Arc::new(tx.clone()));
-        let inbox = self.inbox.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("raft-g{}", group.get()))
-            .spawn(move || {
-                lp.run();
-                inbox.unregister(group);
-            })
-            .map_err(StartError::Spawn)?;
+        self.inbox.register(group, Arc::new(tx));
+        slot.run(lp);
         let stopper = handle.clone();
         groups.insert(
             group,
             Running {
-                thread,
+                done,
                 shutdown: Box::new(move || stopper.shutdown()),
             },
         );
         Ok(handle)
+    }
+
+    /// A slot on the scheduler and the shared writer and snapshot pool,
+    /// starting the host's threads with its first group.
+    #[allow(clippy::type_complexity)]
+    fn shared_threads<S: StateMachine>(
+        &self,
+    ) -> Result<(Slot<GroupLoop<S>>, Arc<Writer>, Arc<SnapshotPool>), StartError> {
+        let mut runtime = self.runtime.lock();
+        let rt = self.runtime_started(&mut runtime)?;
+        let slot = rt.scheduler.slot::<GroupLoop<S>>();
+        Ok((slot, Arc::clone(&rt.writer), Arc::clone(&rt.snapshots)))
+    }
+
+    fn runtime_started<'a>(
+        &self,
+        runtime: &'a mut Option<Runtime>,
+    ) -> Result<&'a Runtime, StartError> {
+        if runtime.is_none() {
+            let rt = Runtime::start(self);
+            *runtime = Some(rt.map_err(StartError::Spawn)?);
+        }
+        Ok(runtime.as_ref().expect("started above"))
+    }
+
+    /// The group's transport, its peers counted in the liveness table.
+    fn tracked(&self, transport: Arc<dyn Transport>) -> Result<Arc<dyn Transport>, StartError> {
+        let mut runtime = self.runtime.lock();
+        let rt = self.runtime_started(&mut runtime)?;
+        Ok(Arc::new(Tracked::new(transport, Arc::clone(&rt.liveness))))
     }
 
     fn raft_config<S: StateMachine>(&self, opts: &GroupOptions, replica: &Replica<S>) -> Config {
@@ -183,13 +273,13 @@ impl Host {
     }
 
     /// Stops `group` (finishing its current Ready and syncing) and waits
-    /// for its thread. Returns false if it was not running here.
+    /// for its loop to end. Returns false if it was not running here.
     pub fn stop_group(&self, group: GroupId) -> bool {
         let Some(running) = self.groups.lock().remove(&group) else {
             return false;
         };
         (running.shutdown)();
-        let _ = running.thread.join();
+        running.wait();
         true
     }
 
@@ -201,22 +291,55 @@ impl Host {
         ids
     }
 
-    /// Stops every group and waits for their threads.
+    /// Stops every group and waits for their loops to end. The host may
+    /// start groups again afterwards.
     pub fn shutdown(&self) {
         let running: Vec<Running> = self.groups.lock().drain().map(|(_, r)| r).collect();
         for r in &running {
             (r.shutdown)();
         }
         for r in running {
-            let _ = r.thread.join();
+            r.wait();
         }
     }
 }
 
 impl Drop for Host {
+    /// Stops every group, then the host's threads.
     fn drop(&mut self) {
         self.shutdown();
+        if let Some(runtime) = self.runtime.lock().take() {
+            runtime.stop();
+        }
     }
+}
+
+/// Refuses `group` if it is reserved or running; forgets it if its loop
+/// ended without the host stopping it.
+fn free_slot(groups: &mut HashMap<GroupId, Running>, group: GroupId) -> Result<(), StartError> {
+    if group == HOST_GROUP {
+        return Err(StartError::ReservedGroup(group));
+    }
+    if let Some(running) = groups.get(&group) {
+        if !running.is_finished() {
+            return Err(StartError::AlreadyRunning(group));
+        }
+        groups.remove(&group);
+    }
+    Ok(())
+}
+
+/// On a first start of a founder, writes the founding log.
+fn found_if_fresh(opts: &GroupOptions, storage: &DiskStorage) -> Result<(), StartError> {
+    if is_fresh(storage)
+        && let Membership::Found(founders) = &opts.membership
+    {
+        storage
+            .bootstrap(&founding_log(founders)?)
+            .map_err(StartError::Bootstrap)?;
+        tracing::info!(group = %opts.group, members = founders.len(), "founded the group");
+    }
+    Ok(())
 }
 
 /// True when the storage holds nothing: a first start.

@@ -83,11 +83,32 @@
 //! Every request queued meanwhile is drained before the next Ready, so
 //! the writes that arrive during one fsync share the next one.
 //!
+//! ## Many groups, few threads
+//!
+//! A [`Host`] drives all its groups on a small fixed pool of threads
+//! ([`HostOptions::loop_threads`]): a group's loop runs in *turns* (drain
+//! what is queued, tick if a tick is due, handle one Ready), on one
+//! thread at a time, and only when something woke it: a request, a
+//! message from a peer, a write or snapshot that finished, or its next
+//! tick. A group that has more to do goes to the back of the run queue,
+//! so one busy group does not starve the others. With
+//! [`GroupOptions::async_storage_writes`], one storage writer thread
+//! takes every group's queued writes in a round and syncs each storage
+//! once; snapshots of every group share one pool
+//! ([`HostOptions::snapshot_threads`]).
+//!
+//! Hosts also ping each other, once per pair of hosts and
+//! [`HostOptions::liveness_interval`] however many groups they share, as
+//! messages of the reserved group 0 ([`HOST_GROUP`]); a peer host silent
+//! for [`HostOptions::liveness_timeout`] is reported down to every group
+//! here ([`Counter::PeerHostsDown`]), so that a quiet group whose leader
+//! lived there does not wait for a heartbeat that will never come.
+//!
 //! ## Snapshots never stall writes
 //!
 //! Every [`GroupOptions::snapshot_interval_entries`] applied entries the
 //! loop takes a point-in-time [`StateMachine::snapshot`] image (cheap, on
-//! the loop) and hands it to a snapshot thread, which serializes it
+//! the loop) and hands it to the snapshot pool, which serializes it
 //! ([`SnapshotImage::write_to`]), writes and fsyncs the file, records it
 //! in the WAL, compacts the log and releases old files, while the loop
 //! keeps committing. The address book (members, their addresses, removed
@@ -111,32 +132,40 @@
 //! another node or in another cluster.
 #![deny(missing_docs)]
 
+mod background;
 mod data_dir;
 mod error;
 mod group;
+mod group_set;
 mod handle;
 mod host;
+mod liveness;
 mod local;
 mod members;
 mod metrics;
 mod options;
 mod reply;
+mod scheduler;
 mod state_machine;
 mod status;
 mod transport;
 
-pub use data_dir::{DataDir, DataDirError, IDENTITY_FILE, Identity, IdentityError, cluster_id};
+pub use data_dir::{
+    DataDir, DataDirError, GROUPS_DIR, IDENTITY_FILE, Identity, IdentityError, cluster_id,
+};
 pub use error::{
     FatalError, ForgetLeaderError, MembershipError, ProposeError, ReadError, RequestSnapshotError,
     StartError, TransferError,
 };
 pub use group::{MembershipChange, StopReason};
+pub use group_set::{EmptyGroupSet, GroupSet};
 pub use handle::{GroupHandle, GroupStopped};
 pub use host::Host;
+pub use liveness::HOST_GROUP;
 pub use local::{LocalNetwork, LocalTransport};
 pub use members::HeaderError;
 pub use metrics::{Counter, Histogram, NoRecorder, PrometheusRecorder, PrometheusText, Recorder};
-pub use options::{GroupOptions, Membership, Peer};
+pub use options::{GroupOptions, HostOptions, Membership, Peer};
 /// Re-exported from raft-core, where every layer (wire, storage, host) finds it.
 pub use raft_core::GroupId;
 pub use state_machine::{Command, SnapshotImage, StateMachine};

@@ -91,9 +91,16 @@ pub struct GroupOptions {
     /// A learner added with `add_voter` is promoted once its log is
     /// within this many entries of the leader's.
     pub promote_lag_entries: u64,
-    /// Persist on a writer thread of its own (raft-core's
+    /// The member that should lead: a leader that is not it hands
+    /// leadership to it once it is a healthy, caught-up voter (checked
+    /// every ten election timeouts). Set a different one per group to
+    /// spread leaders over a host's nodes. Default: none.
+    pub preferred_leader: Option<NodeId>,
+    /// Persist on the host's storage writer thread (raft-core's
     /// `async_storage_writes`, thesis §10.2.1): the loop builds the next
-    /// Ready while the previous one is being fsynced. Off by default.
+    /// Ready while the previous one is being fsynced, and one writer round
+    /// serves every group with writes queued. Off by default; a host of
+    /// many groups wants it on, or each group's fsync holds a loop thread.
     pub async_storage_writes: bool,
     /// Followers forward proposals to the leader (and answer them once
     /// applied); `false` makes them refuse with
@@ -142,6 +149,7 @@ impl GroupOptions {
             request_timeout: Duration::from_secs(5),
             membership_timeout: Duration::from_secs(60),
             promote_lag_entries: 1_000,
+            preferred_leader: None,
             async_storage_writes: false,
             forward_proposals: true,
             strict_reconfig: true,
@@ -151,5 +159,64 @@ impl GroupOptions {
             max_entry_bytes: None,
             seed: None,
         }
+    }
+}
+
+/// A host's settings. [`HostOptions::new`] gives the defaults.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HostOptions {
+    /// Threads that drive the groups' loops (at least one). A group runs on
+    /// one thread at a time, so more threads than groups buy nothing.
+    /// Default: the machine's parallelism, at most 8.
+    pub loop_threads: usize,
+    /// Threads that serialize and write snapshots (at least one). A group
+    /// has at most one snapshot in flight. Default: 1.
+    pub snapshot_threads: usize,
+    /// How often this host pings every peer host it shares a group with
+    /// (see [`HostOptions::liveness_timeout`]). Default: 250 ms.
+    pub liveness_interval: Duration,
+    /// A peer host not heard from for this long is reported down to every
+    /// group here, so that a quiet group whose leader lived there elects
+    /// a new one. Default: 2 s.
+    pub liveness_timeout: Duration,
+}
+
+impl HostOptions {
+    /// The defaults.
+    pub fn new() -> HostOptions {
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+        HostOptions {
+            loop_threads: parallelism.clamp(1, 8),
+            snapshot_threads: 1,
+            liveness_interval: Duration::from_millis(250),
+            liveness_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Sets [`HostOptions::loop_threads`].
+    pub fn loop_threads(mut self, threads: usize) -> Self {
+        self.loop_threads = threads.max(1);
+        self
+    }
+
+    /// Sets [`HostOptions::liveness_interval`] and
+    /// [`HostOptions::liveness_timeout`].
+    pub fn liveness(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.liveness_interval = interval;
+        self.liveness_timeout = timeout;
+        self
+    }
+
+    /// Sets [`HostOptions::snapshot_threads`].
+    pub fn snapshot_threads(mut self, threads: usize) -> Self {
+        self.snapshot_threads = threads.max(1);
+        self
+    }
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions::new()
     }
 }

@@ -17,7 +17,8 @@ pub struct Command {
 /// The application's replicated state: every member applies the same
 /// commands in the same order (paper §5.3) and so reaches the same state.
 ///
-/// The host calls every method on its group's loop thread, except
+/// The host calls every method from its group's loop (on one of the
+/// host's loop threads, one call at a time), except
 /// [`SnapshotImage::write_to`], which runs on a snapshot thread while
 /// the loop goes on committing and applying: that is why
 /// [`StateMachine::snapshot`] returns a *point-in-time* image and not the
@@ -43,8 +44,8 @@ pub trait StateMachine: Send + Sync + 'static {
     /// and the command, so that every member computes the same state.
     fn apply(&mut self, commands: &[Command], outputs: &mut Vec<Self::Output>);
 
-    /// An image of the state as of the last applied command. Called on
-    /// the loop thread: it should be cheap (O(1) or close to it), since
+    /// An image of the state as of the last applied command. Called from
+    /// the loop: it should be cheap (O(1) or close to it), since
     /// the loop waits for it; the expensive part is
     /// [`SnapshotImage::write_to`].
     fn snapshot(&self) -> Self::Image;
@@ -61,8 +62,8 @@ pub trait StateMachine: Send + Sync + 'static {
     fn restore(&mut self, data: &mut dyn Read) -> std::io::Result<()>;
 }
 
-/// A point-in-time image of a [`StateMachine`], written to disk on a
-/// thread of its own.
+/// A point-in-time image of a [`StateMachine`], written to disk on the
+/// host's snapshot pool.
 pub trait SnapshotImage: Send + 'static {
     /// Writes the image in the format [`StateMachine::restore`] reads.
     ///

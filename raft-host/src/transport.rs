@@ -4,11 +4,12 @@
 //! [`LocalNetwork`](crate::LocalNetwork) is an in-process one for tests.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::RwLock;
 use raft_core::{Message, NodeId, SnapshotStatus};
 
+use crate::liveness::{HOST_GROUP, Liveness};
 use raft_core::GroupId;
 
 /// Sends a group's messages to its peers. Every method must return at
@@ -32,6 +33,8 @@ pub(crate) enum PeerEvent {
     Message(Message),
     Unreachable(NodeId),
     SnapshotStatus(NodeId, SnapshotStatus),
+    /// The host of `NodeId` went silent (see `crate::liveness`).
+    HostDown(NodeId),
 }
 
 /// Where the inbox puts one group's events: its loop's queue.
@@ -47,6 +50,9 @@ pub(crate) trait PeerSink: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Inbox {
     groups: Arc<RwLock<HashMap<GroupId, Arc<dyn PeerSink>>>>,
+    /// Where pings of [`HOST_GROUP`] go; weak, since the liveness table
+    /// holds this inbox.
+    liveness: Arc<OnceLock<Weak<Liveness>>>,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -61,6 +67,13 @@ impl Inbox {
     /// group is not running here or its queue is full (the message is
     /// dropped): a transport may count those.
     pub fn deliver(&self, group: GroupId, message: Message) -> bool {
+        if group == HOST_GROUP {
+            let liveness = self.liveness.get().and_then(Weak::upgrade);
+            if let Some(l) = &liveness {
+                l.heard(message.from);
+            }
+            return liveness.is_some();
+        }
         self.push(group, PeerEvent::Message(message))
     }
 
@@ -75,14 +88,30 @@ impl Inbox {
         self.push(group, PeerEvent::SnapshotStatus(to, status));
     }
 
-    /// True if `group` runs on this host.
+    /// True if `group` runs on this host (and for [`HOST_GROUP`] once the
+    /// host runs any group).
     pub fn has_group(&self, group: GroupId) -> bool {
+        if group == HOST_GROUP {
+            return self.liveness.get().is_some();
+        }
         self.groups.read().contains_key(&group)
     }
 
     fn push(&self, group: GroupId, event: PeerEvent) -> bool {
         let sink = self.groups.read().get(&group).cloned();
         sink.is_some_and(|s| s.push(event))
+    }
+
+    /// Gives every group an event (dropped where a queue is full).
+    pub(crate) fn broadcast(&self, event: impl Fn() -> PeerEvent) {
+        let sinks: Vec<Arc<dyn PeerSink>> = self.groups.read().values().cloned().collect();
+        for sink in sinks {
+            sink.push(event());
+        }
+    }
+
+    pub(crate) fn set_liveness(&self, liveness: &Arc<Liveness>) {
+        let _ = self.liveness.set(Arc::downgrade(liveness));
     }
 
     pub(crate) fn register(&self, group: GroupId, sink: Arc<dyn PeerSink>) {

@@ -393,3 +393,72 @@ async fn a_command_over_the_entry_limit_is_refused_and_nothing_is_proposed() {
     }
     assert_eq!(patient(c.propose(1)).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_preferred_member_and_stays() {
+    let c = Cluster::founded_with(3, |o| o.preferred_leader = Some(nid(3)));
+    // Cut off, node 3 cannot lead: one of the others is elected.
+    c.net.isolate(nid(3));
+    while !(c.handle(nid(1)).status().is_leader() || c.handle(nid(2)).status().is_leader()) {
+        c.any_change().await;
+    }
+    c.net.heal();
+    // The leader hands over once node 3 is back and caught up.
+    patient(c.handle(nid(3)).wait_for(|s| s.is_leader()))
+        .await
+        .expect("running");
+    assert_eq!(c.leader().await, nid(3));
+    assert_eq!(
+        c.propose(5).await,
+        5,
+        "the group serves under its new leader"
+    );
+    assert_eq!(c.leader().await, nid(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_set_change_counts_groups_that_have_it_as_done() {
+    let c = Cluster::founded(3);
+    // Followers that answered count as healthy for the strict check.
+    assert_eq!(c.propose(1).await, 1);
+    let leader = c.leader().await;
+    let set = raft_host::GroupSet::new(vec![c.handle(leader).clone(), c.handle(leader).clone()])
+        .expect("not empty");
+    let gone = other_than(leader);
+    // The first group makes the change; the second (the same group here)
+    // already has it: done, not an error.
+    let remove = MembershipChange::Remove { id: gone };
+    patient(set.change_membership(remove.clone()))
+        .await
+        .expect("removed");
+    // Every group has it now: nothing changed, and the caller is told.
+    let again = patient(set.change_membership(remove)).await;
+    assert!(
+        matches!(again, Err(MembershipError::NotMember(id, _)) if id == gone),
+        "{again:?}"
+    );
+    assert!(std::ptr::eq(set.first(), &set.groups()[0]));
+    assert_eq!(set.statuses().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_set_change_on_a_follower_takes_leadership_over_and_makes_it() {
+    let c = Cluster::founded(3);
+    assert_eq!(c.propose(1).await, 1);
+    let leader = c.leader().await;
+    let follower = other_than(leader);
+    let gone = [nid(1), nid(2), nid(3)]
+        .into_iter()
+        .find(|id| *id != leader && *id != follower)
+        .expect("a third member");
+    let set = raft_host::GroupSet::new(vec![c.handle(follower).clone()]).expect("not empty");
+    patient(set.change_membership(MembershipChange::Remove { id: gone }))
+        .await
+        .expect("removed from a follower");
+    let st = c.handle(follower).status();
+    assert!(
+        st.is_leader(),
+        "the follower took leadership over to make the change"
+    );
+    assert!(!st.voters.contains(&gone));
+}

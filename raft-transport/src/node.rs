@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use raft_core::GroupId;
 use raft_core::NodeId;
 use raft_host::{
-    DataDir, DataDirError, FatalError, GroupHandle, GroupOptions, Host, NoRecorder, Recorder,
-    StateMachine, StopReason,
+    DataDir, DataDirError, FatalError, GroupHandle, GroupOptions, GroupSet, Host, NoRecorder,
+    Recorder, StateMachine, StopReason,
 };
 use raft_storage::StorageOptions;
 
@@ -33,6 +34,11 @@ pub struct HttpNodeConfig {
     /// The group. Its membership names the peers by peer URL, this node
     /// among them: the address it binds.
     pub group: GroupOptions,
+    /// Further groups of the same members (a sharded service: see
+    /// [`raft_host::GroupSet`]), each with its storage in the data
+    /// directory's `groups/<id>/` ([`DataDir::open_group`]). Their
+    /// memberships must name the same peers as [`HttpNodeConfig::group`]'s.
+    pub extra_groups: Vec<GroupOptions>,
     /// Mutual TLS on the peer port and every connection to peers (`None`:
     /// plain HTTP, for trusted networks only).
     pub tls: Option<TlsFiles>,
@@ -53,6 +59,7 @@ impl HttpNodeConfig {
             data_dir: data_dir.into(),
             storage: StorageOptions::new(),
             group,
+            extra_groups: Vec::new(),
             tls: None,
             limits: ConnectionLimits::peer(DEFAULT_MAX_CONNECTIONS),
             recorder: Arc::new(NoRecorder),
@@ -67,6 +74,7 @@ impl std::fmt::Debug for HttpNodeConfig {
             .field("id", &self.id)
             .field("data_dir", &self.data_dir)
             .field("group", &self.group)
+            .field("extra_groups", &self.extra_groups.len())
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -119,6 +127,13 @@ pub enum HttpNodeError {
     /// raft-host refused to start the group.
     #[error("cannot start the group: {0}")]
     Start(#[from] raft_host::StartError),
+    /// A further group's membership names other peers than the first
+    /// group's (every group of a node runs over the same peer port).
+    #[error("group {0} names other peers than the node's first group")]
+    GroupPeers(GroupId),
+    /// Two groups have the same id.
+    #[error("group {0} is given twice")]
+    DuplicateGroup(GroupId),
 }
 
 /// Why a running [`HttpNode`] stopped on its own. The process should exit;
@@ -159,7 +174,7 @@ pub enum HttpNodeRunError {
 #[derive(Debug)]
 pub struct HttpNode<S: StateMachine> {
     host: Host,
-    group: GroupHandle<S>,
+    groups: GroupSet<S>,
     transport: Arc<HttpTransport>,
     data_dir: DataDir,
     url: PeerUrl,
@@ -167,19 +182,23 @@ pub struct HttpNode<S: StateMachine> {
 }
 
 impl<S: StateMachine> HttpNode<S> {
-    /// Starts node `config.id` with `state_machine`, on the current tokio
-    /// runtime, in the order above: its peer port is
+    /// Starts node `config.id`, each group with the state machine
+    /// `state_machines` makes for it (recovered from the data directory),
+    /// on the current tokio runtime, in the order above: its peer port is
     /// the address of its own URL in the group's membership.
     ///
     /// # Errors
     /// An [`HttpNodeError`]; nothing is left running.
-    pub async fn start(config: HttpNodeConfig, state_machine: S) -> Result<Self, HttpNodeError> {
+    pub async fn start(
+        config: HttpNodeConfig,
+        state_machines: impl FnMut(GroupId) -> S,
+    ) -> Result<Self, HttpNodeError> {
         let (url, _) = peer_urls(&config)?;
         // Before the data directory: a node whose certificates do not load
         // should not create one.
         let tls = load_tls(&config)?;
         let listener = PeerListener::bind(url.addr()).await?;
-        HttpNode::start_with(listener, tls, config, state_machine).await
+        HttpNode::start_with(listener, tls, config, state_machines).await
     }
 
     /// [`HttpNode::start`] on a peer port bound already (port 0 in tests,
@@ -191,55 +210,50 @@ impl<S: StateMachine> HttpNode<S> {
     pub async fn start_on(
         listener: PeerListener,
         config: HttpNodeConfig,
-        state_machine: S,
+        state_machines: impl FnMut(GroupId) -> S,
     ) -> Result<Self, HttpNodeError> {
         peer_urls(&config)?;
         let tls = load_tls(&config)?;
-        HttpNode::start_with(listener, tls, config, state_machine).await
+        HttpNode::start_with(listener, tls, config, state_machines).await
     }
 
     async fn start_with(
         listener: PeerListener,
         tls: Option<PeerTls>,
         config: HttpNodeConfig,
-        state_machine: S,
+        mut state_machines: impl FnMut(GroupId) -> S,
     ) -> Result<Self, HttpNodeError> {
         let id = config.id;
         let (url, peers) = peer_urls(&config)?;
+        check_groups(&config)?;
         let membership = &config.group.membership;
         let (data_dir, storage) =
             DataDir::open(&config.data_dir, id, membership, config.storage.clone())?;
+        let mut storages = vec![storage];
+        for g in &config.extra_groups {
+            let opts = config.storage.clone();
+            storages.push(data_dir.open_group(g.group, &g.membership, opts)?);
+        }
         let host = Host::with_recorder(id, Arc::clone(&config.recorder));
-        let mut transport = TransportConfig::new(id, config.group.group, &config.data_dir);
-        // Founders derive the id from the founding list; a joiner learns
-        // it from the first peer that contacts it (see `record_cluster_id`).
-        transport.cluster_id = data_dir.identity().cluster_id;
-        let ip = listener.local_addr().ip();
-        transport.bind_outgoing = (!ip.is_unspecified()).then_some(ip);
-        // Members the log records beyond these (added at run time) are
-        // added by raft-host as it recovers them.
-        transport.peers = peers;
-        transport.limits = config.limits;
-        transport.tls = tls;
-        transport.metrics = config.transport_metrics;
-        let transport = Arc::new(HttpTransport::start(listener, transport, host.inbox()));
+        let cluster_id = data_dir.identity().cluster_id;
+        let transport = start_transport(listener, &config, cluster_id, peers, tls, &host);
         let tick = config.group.tick_interval;
-        let started = host.start_group(
-            config.group,
-            storage,
-            state_machine,
-            Arc::clone(&transport) as _,
-        );
-        let group = match started {
-            Ok(group) => group,
-            Err(e) => {
-                transport.shutdown().await;
-                return Err(e.into());
+        let all = std::iter::once(config.group).chain(config.extra_groups);
+        let mut handles = Vec::new();
+        for (opts, storage) in all.zip(storages) {
+            let state_machine = state_machines(opts.group);
+            match host.start_group(opts, storage, state_machine, Arc::clone(&transport) as _) {
+                Ok(group) => handles.push(group),
+                Err(e) => {
+                    host.shutdown();
+                    transport.shutdown().await;
+                    return Err(e.into());
+                }
             }
-        };
+        }
         Ok(HttpNode {
             host,
-            group,
+            groups: GroupSet::new(handles).expect("the first group at least"),
             transport,
             data_dir,
             url,
@@ -247,9 +261,14 @@ impl<S: StateMachine> HttpNode<S> {
         })
     }
 
-    /// The group's handle: proposals, reads, membership, status.
+    /// The first group's handle: proposals, reads, membership, status.
     pub fn group(&self) -> &GroupHandle<S> {
-        &self.group
+        self.groups.first()
+    }
+
+    /// Every group's handle, the first group first.
+    pub fn groups(&self) -> &GroupSet<S> {
+        &self.groups
     }
 
     /// The transport (its metrics, the cluster id it knows).
@@ -262,9 +281,10 @@ impl<S: StateMachine> HttpNode<S> {
         &self.url
     }
 
-    /// Runs until the group stops (shut down through a handle, this node
-    /// removed, or failed) or `shutdown` completes, which shuts the group
-    /// down; then stops the host's threads and the transport.
+    /// Runs until every group stops (shut down through a handle, this
+    /// node removed, or failed) or `shutdown` completes, which shuts the
+    /// groups down; then stops the host's threads and the transport. A
+    /// group that fails stops the others: the process should exit.
     ///
     /// # Errors
     /// An [`HttpNodeRunError`]: the process should exit.
@@ -272,23 +292,23 @@ impl<S: StateMachine> HttpNode<S> {
         mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<StopReason, HttpNodeRunError> {
-        let group = self.group.clone();
+        let groups = self.groups.clone();
         let exit = tokio::select! {
-            exit = group.stopped() => exit.map_err(HttpNodeRunError::from),
-            () = shutdown => {
-                group.shutdown();
-                group.stopped().await.map_err(HttpNodeRunError::from)
-            }
-            Err(e) = self.record_cluster_id() => {
-                group.shutdown();
-                let _ = group.stopped().await;
-                Err(e)
-            }
+            exit = all_stopped(&groups) => exit,
+            () = shutdown => Ok(StopReason::Shutdown),
+            Err(e) = self.record_cluster_id() => Err(e),
         };
-        // The group has ended; its thread is joined here.
+        for group in groups.groups() {
+            group.shutdown();
+        }
+        let stopped = all_stopped(&groups).await;
+        // Every group has ended; the host's threads are joined here.
         self.host.shutdown();
         self.transport.shutdown().await;
-        exit
+        match (exit, stopped) {
+            (Err(e), _) | (Ok(StopReason::Shutdown), Err(e)) => Err(e),
+            (Ok(reason), _) => Ok(reason),
+        }
     }
 
     /// Records the cluster id once the transport knows it: at once for a
@@ -307,6 +327,68 @@ impl<S: StateMachine> HttpNode<S> {
         }
         std::future::pending().await
     }
+}
+
+/// Waits until every group has stopped; the first failure if one failed,
+/// else the last group's reason.
+async fn all_stopped<S: StateMachine>(
+    groups: &GroupSet<S>,
+) -> Result<StopReason, HttpNodeRunError> {
+    let mut waits = tokio::task::JoinSet::new();
+    for group in groups.groups() {
+        let group = group.clone();
+        waits.spawn(async move { group.stopped().await });
+    }
+    let mut reason = StopReason::Shutdown;
+    while let Some(done) = waits.join_next().await {
+        match done {
+            Ok(Ok(r)) => reason = r,
+            Ok(Err(fatal)) => return Err(fatal.into()),
+            // The wait itself cannot panic; a cancelled one ends the run.
+            Err(_) => break,
+        }
+    }
+    Ok(reason)
+}
+
+/// Every further group has a distinct id and names the first group's
+/// peers.
+fn check_groups(config: &HttpNodeConfig) -> Result<(), HttpNodeError> {
+    let mut ids = std::collections::BTreeSet::from([config.group.group]);
+    for g in &config.extra_groups {
+        if !ids.insert(g.group) {
+            return Err(HttpNodeError::DuplicateGroup(g.group));
+        }
+        if g.membership.peers() != config.group.membership.peers() {
+            return Err(HttpNodeError::GroupPeers(g.group));
+        }
+    }
+    Ok(())
+}
+
+/// Starts the transport with the cluster id the directory knows and the
+/// peers the membership names.
+fn start_transport(
+    listener: PeerListener,
+    config: &HttpNodeConfig,
+    cluster_id: Option<u64>,
+    peers: Vec<(NodeId, PeerUrl)>,
+    tls: Option<PeerTls>,
+    host: &Host,
+) -> Arc<HttpTransport> {
+    let mut transport = TransportConfig::new(config.id, config.group.group, &config.data_dir);
+    // Founders derive the id from the founding list; a joiner learns it
+    // from the first peer that contacts it (see `record_cluster_id`).
+    transport.cluster_id = cluster_id;
+    let ip = listener.local_addr().ip();
+    transport.bind_outgoing = (!ip.is_unspecified()).then_some(ip);
+    // Members the log records beyond these (added at run time) are added
+    // by raft-host as it recovers them.
+    transport.peers = peers;
+    transport.limits = config.limits;
+    transport.tls = tls;
+    transport.metrics = Arc::clone(&config.transport_metrics);
+    Arc::new(HttpTransport::start(listener, transport, host.inbox()))
 }
 
 /// This node's URL and the other peers' (id, URL), from the membership.

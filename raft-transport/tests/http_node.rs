@@ -104,7 +104,7 @@ async fn three_nodes_replicate_and_recover_from_their_directories() {
     let mut nodes = Vec::new();
     for (id, listener) in (1..).zip(listeners) {
         let cfg = config(id, &addrs, root.path());
-        let node = HttpNode::start_on(listener, cfg, Sum::default())
+        let node = HttpNode::start_on(listener, cfg, |_| Sum::default())
             .await
             .unwrap();
         assert_eq!(node.peer_url().addr(), addrs[id as usize - 1]);
@@ -122,7 +122,7 @@ async fn three_nodes_replicate_and_recover_from_their_directories() {
     let mut nodes = Vec::new();
     for id in 1..=3 {
         let cfg = config(id, &addrs, root.path());
-        nodes.push(run(HttpNode::start(cfg, Sum::default()).await.unwrap()));
+        nodes.push(run(HttpNode::start(cfg, |_| Sum::default()).await.unwrap()));
     }
     assert_eq!(propose_through(&nodes[1], 1).await, 6);
     for n in &nodes {
@@ -138,7 +138,7 @@ async fn a_node_whose_port_is_taken_leaves_no_data_directory() {
         .await
         .unwrap();
     let cfg = config(1, &[taken.local_addr()], root.path());
-    let err = HttpNode::start(cfg, Sum::default()).await.unwrap_err();
+    let err = HttpNode::start(cfg, |_| Sum::default()).await.unwrap_err();
     assert!(matches!(err, HttpNodeError::Bind(_)), "{err}");
     assert!(!root.path().join("node-1").exists());
 }
@@ -155,7 +155,7 @@ async fn a_node_whose_certificates_do_not_load_leaves_no_data_directory() {
         key: root.path().join("key.pem"),
         ca: Some(root.path().join("ca.pem")),
     });
-    let err = HttpNode::start(cfg, Sum::default()).await.unwrap_err();
+    let err = HttpNode::start(cfg, |_| Sum::default()).await.unwrap_err();
     assert!(matches!(err, HttpNodeError::Tls(_)), "{err}");
     assert!(!root.path().join("node-1").exists());
 }
@@ -166,14 +166,14 @@ async fn a_node_its_membership_does_not_name_is_refused() {
     let addr = "127.0.0.1:9".parse().unwrap();
     let mut cfg = config(1, &[addr], root.path());
     cfg.id = nid(2);
-    let err = HttpNode::start(cfg, Sum::default()).await.unwrap_err();
+    let err = HttpNode::start(cfg, |_| Sum::default()).await.unwrap_err();
     assert!(
         matches!(err, HttpNodeError::NotAPeer(id) if id == nid(2)),
         "{err}"
     );
     let mut cfg = config(1, &[addr], root.path());
     cfg.group.membership = Membership::Found(vec![Peer::new(nid(1), "localhost:1")]);
-    let err = HttpNode::start(cfg, Sum::default()).await.unwrap_err();
+    let err = HttpNode::start(cfg, |_| Sum::default()).await.unwrap_err();
     assert!(matches!(err, HttpNodeError::PeerUrl { .. }), "{err}");
     // https:// peers need certificates, certificates need https:// peers.
     let cfg = config(1, &[addr], root.path());
@@ -183,11 +183,13 @@ async fn a_node_its_membership_does_not_name_is_refused() {
         key: "k.pem".into(),
         ca: Some("ca.pem".into()),
     });
-    let err = HttpNode::start(tls, Sum::default()).await.unwrap_err();
+    let err = HttpNode::start(tls, |_| Sum::default()).await.unwrap_err();
     assert!(matches!(err, HttpNodeError::SchemeMismatch { .. }), "{err}");
     let mut https = cfg;
     https.group.membership = Membership::Found(vec![Peer::new(nid(1), format!("https://{addr}"))]);
-    let err = HttpNode::start(https, Sum::default()).await.unwrap_err();
+    let err = HttpNode::start(https, |_| Sum::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, HttpNodeError::SchemeMismatch { .. }), "{err}");
     assert!(!root.path().join("node-1").exists());
 }

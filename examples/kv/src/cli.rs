@@ -38,6 +38,11 @@ pub struct ServerArgs {
     /// Applied entries between two snapshots.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_count: u64,
+    /// Raft groups the keys are split over by a hash of the key, their
+    /// leaders spread over the members (1: one group, raftexample's
+    /// layout). Fixed for the life of the data directory.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub groups: u64,
     /// Entries kept in memory behind a snapshot, so a follower that lags by
     /// less catches up from the log instead of receiving a snapshot.
     #[arg(long, default_value_t = 5000)]
@@ -205,6 +210,15 @@ pub enum ArgsError {
     /// `--data-dir` exists and is not a directory.
     #[error("--data-dir {0} exists and is not a directory")]
     DataDirNotADir(String),
+    /// The data directory holds another number of groups than `--groups`
+    /// (keys would be looked for in the wrong group).
+    #[error("--data-dir {dir} holds {found} group(s): start it with --groups {found}")]
+    GroupCount {
+        /// The data directory.
+        dir: String,
+        /// The groups it holds.
+        found: u64,
+    },
     /// Some of the TLS flags of a port, but not a working combination.
     #[error("{0}")]
     Tls(#[from] TlsFlagsError),
@@ -283,6 +297,7 @@ impl ServerArgs {
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(ArgsError::DataDirNotADir(data_dir.display().to_string()));
         }
+        check_group_count(&data_dir, self.groups)?;
         let mut group = group_options(&cluster, self.join);
         group.tick_interval = Duration::from_millis(self.tick_ms);
         group.election_timeout_ticks = self.election_ticks;
@@ -297,7 +312,9 @@ impl ServerArgs {
         group.async_storage_writes = self.async_storage_writes;
         group.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         group.membership_timeout = group.request_timeout;
+        let extra_groups = crate::node::shard(&mut group, self.groups, cluster.len());
         let mut opts = HttpNodeConfig::new(id, data_dir, group);
+        opts.extra_groups = extra_groups;
         opts.storage = raft_storage::StorageOptions::new()
             .wal(raft_wal::WalOptions::new().segment_size_bytes(self.wal_segment_size));
         opts.limits = caps.peer_limits();
@@ -328,6 +345,21 @@ impl ServerArgs {
         let (cert, key, ca) = (&self.client_cert, &self.client_key, &self.client_ca);
         Ok(CLIENT_TLS_FLAGS.server(cert.as_deref(), key.as_deref(), ca.as_deref())?)
     }
+}
+
+/// A node that started before keeps its number of groups: the first group
+/// in the directory itself, the others in `groups/<id>/`.
+fn check_group_count(dir: &std::path::Path, groups: u64) -> Result<(), ArgsError> {
+    if !dir.join(raft_host::IDENTITY_FILE).exists() {
+        return Ok(());
+    }
+    let extra = std::fs::read_dir(dir.join(raft_host::GROUPS_DIR)).map_or(0, |d| d.count());
+    let found = extra as u64 + 1;
+    if found == groups {
+        return Ok(());
+    }
+    let dir = dir.display().to_string();
+    Err(ArgsError::GroupCount { dir, found })
 }
 
 /// The flags naming the peer port's certificate, key and CA.

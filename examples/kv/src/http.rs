@@ -42,7 +42,7 @@ use hyper::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use raft_core::{NodeId, RoleKind};
 use raft_host::{
-    GroupHandle, GroupStatus, MembershipChange, MembershipError, ProposeError, ReadError,
+    GroupSet, GroupStatus, MembershipChange, MembershipError, ProposeError, ReadError,
 };
 use raft_transport::{
     BodyError, ConnectionLimits, HttpServer, PeerUrl, Scheme, ServerTls, read_body,
@@ -78,8 +78,9 @@ fn no_content() -> Resp {
 /// What the API serves from. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Api {
-    /// The raft-host group running the store.
-    pub group: GroupHandle<KvStore>,
+    /// The raft-host groups running the store, each holding the keys that
+    /// hash to it (one group unless `--groups`).
+    pub groups: GroupSet<KvStore>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     /// The scheme of this cluster's peer URLs (`https` with mutual TLS).
@@ -407,7 +408,8 @@ async fn put(
 /// Proposes `command`: 204 once applied on this node, 412 for a
 /// compare-and-swap that found another value.
 async fn write(api: &Api, command: KvCommand) -> Resp {
-    match api.group.propose(command.encode()).await {
+    let group = api.groups.for_key(command.key());
+    match group.propose(command.encode()).await {
         Ok(Applied::Mismatch) => text(
             StatusCode::PRECONDITION_FAILED,
             "the key does not hold the expected value; nothing was written",
@@ -420,10 +422,11 @@ async fn write(api: &Api, command: KvCommand) -> Resp {
 /// `GET /<key>`: linearizable (ReadIndex, thesis §6.4), or this node's
 /// possibly stale state with `?serializable`.
 async fn get(api: &Api, key: &[u8], serializable: bool) -> Resp {
+    let group = api.groups.for_key(key);
     let value = if serializable {
-        api.group.read_local(|s| s.get(key))
+        group.read_local(|s| s.get(key))
     } else {
-        match api.group.read(|s| s.get(key)).await {
+        match group.read(|s| s.get(key)).await {
             Ok(v) => v,
             Err(e) => return read_failed(e),
         }
@@ -461,7 +464,7 @@ async fn add_node(api: &Api, id: NodeId, req: Request<Incoming>, timeout: Durati
         return text(StatusCode::BAD_REQUEST, why);
     }
     // Resolved without holding anything: a URL may hold a host name.
-    let addrs = api.group.status().addrs;
+    let addrs = api.groups.first().status().addrs;
     let taken = addrs.into_iter().find(|(other, known)| {
         *other != id && PeerUrl::parse(known).is_ok_and(|u| u.addr() == url.addr())
     });
@@ -474,7 +477,7 @@ async fn add_node(api: &Api, id: NodeId, req: Request<Incoming>, timeout: Durati
     }
     let addr = url.as_str().to_string();
     let change = MembershipChange::AddLearnerToPromote { id, addr };
-    match api.group.change_membership(change).await {
+    match api.groups.change_membership(change).await {
         Ok(()) => no_content(),
         Err(e) => membership_failed(e),
     }
@@ -483,7 +486,7 @@ async fn add_node(api: &Api, id: NodeId, req: Request<Incoming>, timeout: Durati
 /// `DELETE /<id>`: 204 once the removal is applied here.
 async fn remove_node(api: &Api, id: NodeId) -> Resp {
     match api
-        .group
+        .groups
         .change_membership(MembershipChange::Remove { id })
         .await
     {
@@ -525,24 +528,37 @@ pub fn status_json(s: &GroupStatus) -> serde_json::Value {
     })
 }
 
-/// The node's status; `None` once it stopped.
-fn running_status(api: &Api) -> Option<GroupStatus> {
-    Some(api.group.status()).filter(|st| st.running)
+/// Every group's status, the first group first; `None` once any stopped.
+fn running_status(api: &Api) -> Option<Vec<GroupStatus>> {
+    let all = api.groups.statuses();
+    all.iter().all(|st| st.running).then_some(all)
 }
 
+/// The first group's status, as raftexample's; with `--groups`, also
+/// `groups`: each group's id, leader, role, term, commit and applied.
 fn status(api: &Api) -> Resp {
-    match running_status(api) {
-        Some(s) => Response::builder()
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(status_json(&s).to_string())))
-            .expect("static response parts are valid"),
-        None => unavailable(SHUTTING_DOWN),
+    let Some(all) = running_status(api) else {
+        return unavailable(SHUTTING_DOWN);
+    };
+    let mut body = status_json(&all[0]);
+    if all.len() > 1 {
+        let groups = api.groups.groups().iter().zip(&all).map(|(g, s)| {
+            let mut one = status_json(s);
+            one["group"] = g.group().get().into();
+            one
+        });
+        body["groups"] = groups.collect::<Vec<_>>().into();
     }
+    Response::builder()
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static response parts are valid")
 }
 
+/// 200 once every group has a leader.
 fn health(api: &Api) -> Resp {
     match running_status(api) {
-        Some(s) if s.leader.is_some() => text(StatusCode::OK, "ok"),
+        Some(all) if all.iter().all(|s| s.leader.is_some()) => text(StatusCode::OK, "ok"),
         Some(_) => unavailable("no leader"),
         None => unavailable(SHUTTING_DOWN),
     }

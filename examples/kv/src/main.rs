@@ -83,7 +83,7 @@ async fn run_node(opts: HttpNodeConfig, client: ClientApiOptions) -> Result<Exit
         .await
         .map_err(|e| fail(2, e))?;
     let api = Api {
-        group: node.group().clone(),
+        groups: node.groups().clone(),
         metrics,
         peer_scheme: node.peer_url().scheme(),
     };

@@ -40,6 +40,25 @@ pub fn group_options(cluster: &[PeerUrl], join: bool) -> GroupOptions {
     g
 }
 
+/// With `groups` > 1, the groups after the first: the same members and
+/// settings, ids 2 to `groups`; group `g` prefers member `(g - 1) % n + 1`
+/// as its leader, so the leaders (and the work they do) spread.
+pub fn shard(first: &mut GroupOptions, groups: u64, members: usize) -> Vec<GroupOptions> {
+    if groups <= 1 {
+        return Vec::new();
+    }
+    let prefer = |g: u64| NodeId::new((g - 1) % members.max(1) as u64 + 1);
+    first.preferred_leader = prefer(GROUP.get());
+    (GROUP.get() + 1..=groups)
+        .map(|g| {
+            let mut o = first.clone();
+            o.group = GroupId(g);
+            o.preferred_leader = prefer(g);
+            o
+        })
+        .collect()
+}
+
 /// Starts the node of `config` with an empty [`KvStore`] (recovered from
 /// the data directory), its metrics recorded into `metrics`.
 ///
@@ -51,7 +70,7 @@ pub async fn start(
 ) -> Result<HttpNode<KvStore>, StartError> {
     config.recorder = Arc::clone(&metrics.raft) as _;
     config.transport_metrics = Arc::clone(&metrics.transport);
-    HttpNode::start(config, KvStore::new())
+    HttpNode::start(config, |_| KvStore::new())
         .await
         .map_err(StartError)
 }

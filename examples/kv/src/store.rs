@@ -59,6 +59,15 @@ pub enum KvCommand {
 }
 
 impl KvCommand {
+    /// The key it writes.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            KvCommand::Put { key, .. } | KvCommand::Delete { key } | KvCommand::Cas { key, .. } => {
+                key
+            }
+        }
+    }
+
     /// The command payload: `[op][key length: u32 LE][key]`, then for a
     /// put the value, for a compare-and-swap `[expected length: u32
     /// LE][expected][value]`.

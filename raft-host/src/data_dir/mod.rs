@@ -3,13 +3,14 @@
 //! that keeps a crash harmless.
 //!
 //! Layout: `<dir>/identity`, then raft-storage's `<dir>/snap/` and
-//! `<dir>/wal/`.
+//! `<dir>/wal/` for the node's first group, and `<dir>/groups/<id>/` for
+//! each further group ([`DataDir::open_group`]).
 
 mod identity;
 
 use std::path::{Path, PathBuf};
 
-use raft_core::NodeId;
+use raft_core::{GroupId, NodeId};
 use raft_storage::{DiskStorage, OpenError, SkippedSnapshot, StorageOptions};
 
 pub use identity::{IDENTITY_FILE, Identity, IdentityError, cluster_id};
@@ -149,31 +150,13 @@ impl DataDir {
         if let Some(identity) = &recorded {
             check_identity(path, identity, id, membership)?;
         }
-        let (storage, recovery) =
-            DiskStorage::open(path, options).map_err(|source| DataDirError::Storage {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        for skipped in &recovery.skipped_snapshots {
-            match skipped {
-                SkippedSnapshot::Damaged { id, path } => {
-                    tracing::error!(snapshot = %id, path = %path.display(), "skipped a damaged snapshot")
-                }
-                other => tracing::warn!(skipped = ?other, "skipped a snapshot"),
-            }
-        }
-        // A joiner's record names no founders; with no log yet, founding
-        // here would make a cluster of its own (a joiner killed before its
-        // first append, restarted without its join flag).
-        let joiner = recorded.is_some_and(|i| i.founders.is_none());
-        if joiner && matches!(membership, Membership::Found(_)) && log_is_empty(&storage) {
-            return Err(DataDirError::JoinerWithoutLog {
-                dir: path.to_path_buf(),
-            });
+        let (storage, fresh) = open_storage(path, options)?;
+        if let Some(identity) = &recorded {
+            refuse_joiner_founding(path, identity, membership, &storage)?;
         }
         let identity = match recorded {
             Some(identity) => identity,
-            None if recovery.fresh => record_new_identity(path, id, membership)?,
+            None if fresh => record_new_identity(path, id, membership)?,
             None => {
                 return Err(DataDirError::Unrecorded {
                     dir: path.to_path_buf(),
@@ -185,6 +168,31 @@ impl DataDir {
             identity,
         };
         Ok((dir, storage))
+    }
+
+    /// Opens (creating on first start) the storage of a further group of
+    /// this node, in `<dir>/groups/<group>/`, ready for
+    /// [`Host::start_group`](crate::Host::start_group) with the same
+    /// `membership`; the node's first group keeps the storage
+    /// [`DataDir::open`] returned.
+    ///
+    /// # Errors
+    /// A [`DataDirError`]: [`DataDirError::Storage`], or
+    /// [`DataDirError::JoinerWithoutLog`] for a joiner asked to found.
+    pub fn open_group(
+        &self,
+        group: GroupId,
+        membership: &Membership,
+        options: StorageOptions,
+    ) -> Result<DiskStorage, DataDirError> {
+        let path = self.path.join(GROUPS_DIR).join(group.get().to_string());
+        std::fs::create_dir_all(&path).map_err(|source| DataDirError::Dir {
+            path: path.clone(),
+            source,
+        })?;
+        let (storage, _) = open_storage(&path, options)?;
+        refuse_joiner_founding(&path, &self.identity, membership, &storage)?;
+        Ok(storage)
     }
 
     /// The directory.
@@ -215,6 +223,45 @@ impl DataDir {
         self.identity = updated;
         Ok(())
     }
+}
+
+/// Where further groups' storage lives, under the data directory.
+pub const GROUPS_DIR: &str = "groups";
+
+/// Opens the storage in `path`; true if it was fresh.
+fn open_storage(path: &Path, options: StorageOptions) -> Result<(DiskStorage, bool), DataDirError> {
+    let (storage, recovery) =
+        DiskStorage::open(path, options).map_err(|source| DataDirError::Storage {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    for skipped in &recovery.skipped_snapshots {
+        match skipped {
+            SkippedSnapshot::Damaged { id, path } => {
+                tracing::error!(snapshot = %id, path = %path.display(), "skipped a damaged snapshot")
+            }
+            other => tracing::warn!(skipped = ?other, "skipped a snapshot"),
+        }
+    }
+    Ok((storage, recovery.fresh))
+}
+
+/// A joiner's record names no founders; with no log yet, founding here
+/// would make a cluster of its own (a joiner killed before its first
+/// append, restarted without its join flag).
+fn refuse_joiner_founding(
+    path: &Path,
+    identity: &Identity,
+    membership: &Membership,
+    storage: &DiskStorage,
+) -> Result<(), DataDirError> {
+    let joiner = identity.founders.is_none();
+    if joiner && matches!(membership, Membership::Found(_)) && log_is_empty(storage) {
+        return Err(DataDirError::JoinerWithoutLog {
+            dir: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether `storage` holds nothing: no entry, no snapshot, no term.

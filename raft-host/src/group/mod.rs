@@ -1,11 +1,13 @@
-//! One group's loop: a thread that owns the group's `RawNode` and does, in
-//! order, what the Ready contract of raft-core asks (see
-//! `raft_core::Ready`): send, persist, send what vouches for the persisted
-//! state, apply, advance.
+//! One group's loop: a task on the host's scheduler that owns the group's
+//! `RawNode` and does, turn by turn, what the Ready contract of raft-core
+//! asks (see `raft_core::Ready`): send, persist, send what vouches for the
+//! persisted state, apply, advance.
 
+mod balance;
 mod envelope;
 mod events;
 mod health;
+mod mailbox;
 mod reads;
 mod reconfig;
 mod replica;
@@ -17,25 +19,29 @@ mod writes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, TryRecvError};
 use raft_core::{Index, LogId, NodeId, Proposal, Ready, SnapshotStatus, StepError};
 use raft_storage::{CompactionPolicy, DiskStorage};
 use tokio::sync::watch;
 
+use crate::background::{SnapshotPool, Writer};
 use crate::error::{
     FatalError, ForgetLeaderError, ProposeError, ReadError, RequestSnapshotError, StartError,
 };
 use crate::metrics::{Counter, Histogram, Recorder};
 use crate::options::GroupOptions;
 use crate::reply::Reply;
+use crate::scheduler::{Task, Turn, Waker};
 use crate::state_machine::StateMachine;
 use crate::status::{FollowerStatus, GroupStatus};
-use crate::transport::{PeerEvent, PeerSink, Transport};
+use crate::transport::{PeerEvent, Transport};
 use raft_core::GroupId;
 
+use balance::Balance;
 pub(crate) use events::Event;
 pub use events::MembershipChange;
 use health::Health;
+pub(crate) use mailbox::{Mailbox, Refused};
 pub(crate) use reads::Reads;
 pub(crate) use reconfig::Reconfig;
 pub(crate) use replica::{PeerChange, Replica, Waiters};
@@ -63,19 +69,8 @@ pub(crate) type ProposeReply<O> = Reply<Result<O, ProposeError>>;
 /// How the loop ended, published once.
 pub(crate) type Exit = Option<Result<StopReason, FatalError>>;
 
-impl<S: StateMachine> PeerSink for Sender<Event<S>> {
-    fn push(&self, event: PeerEvent) -> bool {
-        match event {
-            // Must not be lost, or the leader waits for the snapshot.
-            e @ PeerEvent::SnapshotStatus(..) => self
-                .send_timeout(Event::Peer(e), Duration::from_secs(1))
-                .is_ok(),
-            e => self.try_send(Event::Peer(e)).is_ok(),
-        }
-    }
-}
-
-/// The loop's state. Built by [`GroupLoop::new`], run by [`GroupLoop::run`].
+/// The loop's state. Built by [`GroupLoop::new`], run turn by turn by the
+/// host's scheduler ([`Task::turn`]).
 pub(crate) struct GroupLoop<S: StateMachine> {
     pub(crate) group: GroupId,
     pub(crate) me: NodeId,
@@ -85,6 +80,7 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     pub(crate) waiters: Waiters<S::Output>,
     pub(crate) reads: Reads,
     reconfig: Reconfig,
+    balance: Balance,
     health: Health,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) recorder: Arc<dyn Recorder>,
@@ -101,6 +97,9 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     /// (it lingers to hand leadership over and spread the commit).
     removed_ticks_left: Option<u32>,
     pub(crate) stopping: bool,
+    /// The last turn handled a Ready that held something: another may
+    /// follow at once.
+    busy: bool,
     /// Ticks since the loop started.
     ticks: u64,
     /// The next proposal's request number (see the envelope); starts
@@ -108,6 +107,11 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     next_request: u64,
     status: watch::Sender<GroupStatus>,
     exit: watch::Sender<Exit>,
+    /// When the next tick is due.
+    next_tick: Instant,
+    /// Runs once, when the loop has ended (unregisters it from the inbox,
+    /// tells the host it stopped).
+    on_end: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// What [`GroupLoop::new`] needs besides the options.
@@ -123,23 +127,25 @@ pub(crate) struct Parts<S: StateMachine> {
     pub(crate) exit: watch::Sender<Exit>,
     pub(crate) first_read_ctx: u64,
     pub(crate) first_request: u64,
+    /// Wakes this loop's task.
+    pub(crate) waker: Waker,
+    pub(crate) writer: Arc<Writer>,
+    pub(crate) snapshot_pool: Arc<SnapshotPool>,
+    pub(crate) on_end: Box<dyn FnOnce() + Send>,
 }
 
 impl<S: StateMachine> GroupLoop<S> {
     pub(crate) fn new(opts: GroupOptions, parts: Parts<S>) -> Result<GroupLoop<S>, StartError> {
         let group = opts.group;
-        let snapshots = SnapshotWorker::spawn(
+        let snapshots = SnapshotWorker::new(
             Arc::clone(&parts.storage),
-            format!("raft-snap-g{}", group.get()),
-        )
-        .map_err(StartError::Spawn)?;
+            parts.snapshot_pool,
+            parts.waker.clone(),
+        );
         let last_snapshot = parts.storage.snapshot_metadata().log_id();
-        let writes = if opts.async_storage_writes {
-            let w = AsyncWrites::spawn(Arc::clone(&parts.storage)).map_err(StartError::Spawn)?;
-            Some(w)
-        } else {
-            None
-        };
+        let writes = opts
+            .async_storage_writes
+            .then(|| AsyncWrites::new(parts.writer, Arc::clone(&parts.storage), parts.waker));
         let lp = GroupLoop {
             group,
             me: parts.me,
@@ -149,6 +155,7 @@ impl<S: StateMachine> GroupLoop<S> {
             waiters: Waiters::default(),
             reads: Reads::new(parts.first_read_ctx),
             reconfig: Reconfig::new(&opts),
+            balance: Balance::new(opts.preferred_leader, opts.election_timeout_ticks),
             // Two election timeouts: a peer missing that long is down.
             health: Health::new(u64::from(opts.election_timeout_ticks) * 2),
             transport: parts.transport,
@@ -161,10 +168,13 @@ impl<S: StateMachine> GroupLoop<S> {
             leader: None,
             removed_ticks_left: None,
             stopping: false,
+            busy: false,
             next_request: parts.first_request,
             ticks: 0,
             status: parts.status,
             exit: parts.exit,
+            next_tick: Instant::now() + opts.tick_interval,
+            on_end: Some(parts.on_end),
             opts,
         };
         lp.sync_peers_from_members();
@@ -172,10 +182,8 @@ impl<S: StateMachine> GroupLoop<S> {
         Ok(lp)
     }
 
-    /// Runs until shut down, removed or failed; answers every waiter and
-    /// publishes how it ended.
-    pub(crate) fn run(mut self) {
-        let result = self.run_inner();
+    /// Answers every waiter and publishes how the loop ended.
+    fn end(&mut self, result: Result<StopReason, FatalError>) {
         if let Err(e) = &result {
             tracing::error!(group = %self.group, error = %e, "group stopped on a failure");
         }
@@ -188,83 +196,65 @@ impl<S: StateMachine> GroupLoop<S> {
         }
         self.status.send_modify(|s| s.running = false);
         let _ = self.exit.send(Some(result));
-    }
-
-    fn run_inner(&mut self) -> Result<StopReason, FatalError> {
-        let tick = self.opts.tick_interval;
-        let mut next_tick = Instant::now() + tick;
-        let mut busy = false;
-        loop {
-            let first = if busy {
-                self.rx.try_recv().ok()
-            } else {
-                self.wait(next_tick)?
-            };
-            self.take_write_reports()?;
-            // Ticks first: a request that waited out a pause must meet the
-            // node's clock as it is now, not as it was when it stopped.
-            let now = Instant::now();
-            if now >= next_tick {
-                let ticks = ticks_due(now, next_tick, tick);
-                next_tick = now + tick;
-                for _ in 0..ticks {
-                    if let Some(reason) = self.on_tick()? {
-                        self.finish()?;
-                        return Ok(reason);
-                    }
-                }
-            }
-            if let Some(ev) = first {
-                self.handle_event(ev)?;
-                for _ in 0..MAX_EVENTS_PER_READY {
-                    let Ok(ev) = self.rx.try_recv() else { break };
-                    self.handle_event(ev)?;
-                }
-            }
-            // Reads wait for a leader to confirm them (until the caller's
-            // timeout) rather than fail at once during an election.
-            if self.leader.is_some() && self.reads.start_round(&mut self.node, self.ticks) {
-                self.count(Counter::ReadRounds, 1);
-            }
-            busy = false;
-            if self.node.has_ready() {
-                busy = self.handle_ready()?;
-            }
-            self.poll_snapshot()?;
-            if self.stopping {
-                self.finish()?;
-                return Ok(StopReason::Shutdown);
-            }
+        if let Some(on_end) = self.on_end.take() {
+            on_end();
         }
     }
 
-    /// Waits for an event, a write report or `deadline`.
-    fn wait(&mut self, deadline: Instant) -> Result<Option<Event<S>>, FatalError> {
-        let Some(writes) = &self.writes else {
-            return Ok(match self.rx.recv_deadline(deadline) {
-                Ok(ev) => Some(ev),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
-            });
-        };
-        let reports = writes.reports();
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        crossbeam_channel::select! {
-            recv(self.rx) -> ev => Ok(Some(ev.unwrap_or(Event::Shutdown))),
-            recv(reports) -> r => {
-                self.on_write_report(r.ok())?;
-                Ok(None)
+    /// One turn: ticks that are due, the events queued (up to
+    /// [`MAX_EVENTS_PER_READY`]), one Ready. `Some` once the loop ends.
+    fn turn_inner(&mut self) -> Result<Option<StopReason>, FatalError> {
+        self.take_write_reports()?;
+        // Ticks first: a request that waited out a pause must meet the
+        // node's clock as it is now, not as it was when it stopped.
+        let now = Instant::now();
+        if now >= self.next_tick {
+            let tick = self.opts.tick_interval;
+            let ticks = ticks_due(now, self.next_tick, tick);
+            self.next_tick = now + tick;
+            for _ in 0..ticks {
+                if let Some(reason) = self.on_tick()? {
+                    self.finish()?;
+                    return Ok(Some(reason));
+                }
             }
-            default(timeout) => Ok(None),
         }
+        for _ in 0..MAX_EVENTS_PER_READY {
+            match self.rx.try_recv() {
+                Ok(ev) => self.handle_event(ev)?,
+                Err(TryRecvError::Empty) => break,
+                // Every handle and the inbox are gone: nobody can ask again.
+                Err(TryRecvError::Disconnected) => {
+                    self.stopping = true;
+                    break;
+                }
+            }
+        }
+        // Reads wait for a leader to confirm them (until the caller's
+        // timeout) rather than fail at once during an election.
+        if self.leader.is_some() && self.reads.start_round(&mut self.node, self.ticks) {
+            self.count(Counter::ReadRounds, 1);
+        }
+        if self.node.has_ready() {
+            self.busy = self.handle_ready()?;
+        } else {
+            self.busy = false;
+        }
+        self.poll_snapshot()?;
+        if self.stopping {
+            self.finish()?;
+            return Ok(Some(StopReason::Shutdown));
+        }
+        Ok(None)
     }
 
     /// Handles every write report waiting.
     fn take_write_reports(&mut self) -> Result<(), FatalError> {
-        let Some(reports) = self.writes.as_ref().map(AsyncWrites::reports) else {
+        let Some(writes) = &self.writes else {
             return Ok(());
         };
-        while let Ok(r) = reports.try_recv() {
+        let reports: Vec<_> = writes.take_reports().collect();
+        for r in reports {
             self.on_write_report(Some(r))?;
         }
         Ok(())
@@ -315,6 +305,7 @@ impl<S: StateMachine> GroupLoop<S> {
         self.waiters.changes.prune_abandoned();
         self.reconfig
             .on_tick(&mut self.node, &self.replica, &self.health);
+        self.balance.on_tick(&mut self.node, &self.health);
         self.publish_followers();
         if let Some(left) = self.removed_ticks_left.as_mut() {
             *left = left.saturating_sub(1);
@@ -330,6 +321,7 @@ impl<S: StateMachine> GroupLoop<S> {
         match ev {
             Event::Peer(PeerEvent::Message(m)) => self.step(m)?,
             Event::Peer(PeerEvent::Unreachable(id)) => self.node.report_unreachable(id),
+            Event::Peer(PeerEvent::HostDown(id)) => self.on_host_down(id),
             Event::Peer(PeerEvent::SnapshotStatus(id, status)) => {
                 match status {
                     SnapshotStatus::Finished => self.count(Counter::SnapshotsSent, 1),
@@ -360,6 +352,15 @@ impl<S: StateMachine> GroupLoop<S> {
             ),
         }
         Ok(())
+    }
+
+    /// The host of `id` went silent (`crate::liveness`): a leader probes
+    /// it again rather than stream to it.
+    fn on_host_down(&mut self, id: NodeId) {
+        if self.replica.members().addrs().contains_key(&id) {
+            tracing::debug!(group = %self.group, peer = %id, "peer host reported down");
+            self.node.report_unreachable(id);
+        }
     }
 
     fn propose(&mut self, data: bytes::Bytes, reply: ProposeReply<S::Output>) {
@@ -688,6 +689,27 @@ impl<S: StateMachine> GroupLoop<S> {
 
     fn fatal(&self, what: &'static str, e: impl std::error::Error + 'static) -> FatalError {
         FatalError::new(self.group, what, &e)
+    }
+}
+
+impl<S: StateMachine> Task for GroupLoop<S> {
+    fn turn(&mut self) -> Turn {
+        let ended = match self.turn_inner() {
+            Ok(None) => None,
+            Ok(Some(reason)) => Some(Ok(reason)),
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(result) = ended {
+            self.end(result);
+            return Turn::Done;
+        }
+        // Events beyond one turn's share, or a Ready that may be followed
+        // by another: a turn soon, behind the other groups.
+        if self.busy || !self.rx.is_empty() {
+            Turn::Again
+        } else {
+            Turn::Idle(Some(self.next_tick))
+        }
     }
 }
 

@@ -1,10 +1,9 @@
 //! Snapshots off the write path: the loop hands a point-in-time image to
-//! a thread of its own, which serializes, writes and fsyncs it, then
+//! the host's snapshot pool, which serializes, writes and fsyncs it, then
 //! records it in the storage's order (file, WAL marker, log compaction,
 //! release of old files and segments), while the loop keeps committing.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +11,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use raft_core::{ConfState, Index, SnapshotMetadata};
 use raft_storage::{CompactionPolicy, DiskStorage, SnapshotError};
 
+use crate::background::SnapshotPool;
+use crate::scheduler::Waker;
 use crate::state_machine::SnapshotImage;
 
 /// One snapshot to take.
@@ -39,35 +40,35 @@ pub(crate) enum Outcome {
     Failed(SnapshotError),
 }
 
-/// The snapshot thread. At most one job is in flight.
+/// A group's snapshots, taken on the host's pool. At most one job is in
+/// flight; its outcome arrives on `done`, and the group is woken.
 #[derive(Debug)]
 pub(crate) struct SnapshotWorker<I> {
-    jobs: Option<Sender<Job<I>>>,
+    storage: Arc<DiskStorage>,
+    pool: Arc<SnapshotPool>,
+    waker: Waker,
+    done_tx: Sender<Outcome>,
     done: Receiver<Outcome>,
     in_flight: bool,
-    thread: Option<JoinHandle<()>>,
+    _image: std::marker::PhantomData<fn(I)>,
 }
 
 impl<I: SnapshotImage> SnapshotWorker<I> {
-    pub(crate) fn spawn(
+    pub(crate) fn new(
         storage: Arc<DiskStorage>,
-        name: String,
-    ) -> std::io::Result<SnapshotWorker<I>> {
-        let (jobs, rx) = crossbeam_channel::bounded::<Job<I>>(1);
-        let (tx, done) = crossbeam_channel::bounded(1);
-        let thread = std::thread::Builder::new().name(name).spawn(move || {
-            for job in rx {
-                if tx.send(take(&storage, job)).is_err() {
-                    return;
-                }
-            }
-        })?;
-        Ok(SnapshotWorker {
-            jobs: Some(jobs),
+        pool: Arc<SnapshotPool>,
+        waker: Waker,
+    ) -> SnapshotWorker<I> {
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        SnapshotWorker {
+            storage,
+            pool,
+            waker,
+            done_tx,
             done,
             in_flight: false,
-            thread: Some(thread),
-        })
+            _image: std::marker::PhantomData,
+        }
     }
 
     pub(crate) fn is_busy(&self) -> bool {
@@ -77,8 +78,14 @@ impl<I: SnapshotImage> SnapshotWorker<I> {
     /// Hands a job over. Invariant: none is in flight.
     pub(crate) fn start(&mut self, job: Job<I>) {
         assert!(!self.in_flight, "one snapshot at a time");
-        let jobs = self.jobs.as_ref().expect("present until drop");
-        if jobs.send(job).is_ok() {
+        let storage = Arc::clone(&self.storage);
+        let done = self.done_tx.clone();
+        let waker = self.waker.clone();
+        let work = Box::new(move || {
+            let _ = done.send(take(&storage, job));
+            waker.wake();
+        });
+        if self.pool.submit(work) {
             self.in_flight = true;
         }
     }
@@ -96,33 +103,24 @@ impl<I: SnapshotImage> SnapshotWorker<I> {
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::Disconnected) => {
                 self.in_flight = false;
-                Some(Outcome::Skipped("the snapshot thread ended".into()))
+                Some(Outcome::Skipped("the snapshot pool stopped".into()))
             }
         }
     }
 
-    /// Waits for the job in flight (at shutdown), then stops the thread.
+    /// Waits for the job in flight (at shutdown).
     pub(crate) fn finish(&mut self) -> Option<Outcome> {
-        let outcome = if self.in_flight {
-            self.in_flight = false;
-            self.done.recv().ok()
-        } else {
-            None
-        };
-        self.jobs = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if !self.in_flight {
+            return None;
         }
-        outcome
-    }
-}
-
-impl<I> Drop for SnapshotWorker<I> {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.in_flight = false;
+        // The job holds a sender of its own: this returns once it ran, or
+        // once the pool dropped it unrun.
+        drop(std::mem::replace(
+            &mut self.done_tx,
+            crossbeam_channel::bounded(1).0,
+        ));
+        self.done.recv().ok()
     }
 }
 

@@ -1,21 +1,31 @@
 //! Asynchronous storage writes (raft-core's `Config::async_storage_writes`,
-//! thesis §10.2.1): each Ready's durable part goes to raft-storage's
-//! writer thread while the loop goes on; the Ready's `persisted_messages`
-//! wait here until the writer reports that Ready durable.
+//! thesis §10.2.1): each Ready's durable part goes to the host's storage
+//! writer while the loop goes on; the Ready's `persisted_messages` wait
+//! here until the writer reports that Ready durable.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use raft_core::{Message, PersistBatch};
-use raft_storage::{DiskStorage, PersistError, PersistWriter};
+use raft_storage::{DiskStorage, PersistError};
 
-/// The writer thread and the messages waiting for it. Invariant: `held`
-/// is in Ready-number order, and every number in it was submitted.
+use crate::background::{WriteJob, Writer};
+use crate::scheduler::Waker;
+
+/// The group's end of the host's writer, and the messages waiting for
+/// it. Invariant: `held` is in Ready-number order, and every number in it
+/// was submitted.
 #[derive(Debug)]
 pub(crate) struct AsyncWrites {
-    writer: PersistWriter,
+    writer: Arc<Writer>,
+    storage: Arc<DiskStorage>,
+    waker: Waker,
+    report: Sender<Result<u64, PersistError>>,
+    reports: Receiver<Result<u64, PersistError>>,
     held: VecDeque<(u64, Vec<Message>)>,
+    /// The last Ready number submitted.
+    submitted: Option<u64>,
 }
 
 /// A report the writer could not give.
@@ -23,16 +33,22 @@ pub(crate) struct AsyncWrites {
 pub(crate) enum WriteError {
     #[error(transparent)]
     Persist(#[from] PersistError),
-    #[error("the storage writer thread stopped")]
+    #[error("the storage writer stopped")]
     Stopped,
 }
 
 impl AsyncWrites {
-    pub(crate) fn spawn(storage: Arc<DiskStorage>) -> std::io::Result<AsyncWrites> {
-        Ok(AsyncWrites {
-            writer: PersistWriter::spawn(storage)?,
+    pub(crate) fn new(writer: Arc<Writer>, storage: Arc<DiskStorage>, waker: Waker) -> AsyncWrites {
+        let (report, reports) = crossbeam_channel::unbounded();
+        AsyncWrites {
+            writer,
+            storage,
+            waker,
+            report,
+            reports,
             held: VecDeque::new(),
-        })
+            submitted: None,
+        }
     }
 
     /// Hands Ready `batch.number`'s durable part to the writer; `persisted`
@@ -49,14 +65,21 @@ impl AsyncWrites {
             self.held.back().is_none_or(|(n, _)| *n < number),
             "Readys are submitted in order"
         );
-        self.writer.submit(batch).map_err(|_| WriteError::Stopped)?;
+        let job = WriteJob {
+            storage: Arc::clone(&self.storage),
+            batch,
+            report: self.report.clone(),
+            waker: self.waker.clone(),
+        };
+        self.writer.submit(job).map_err(|_| WriteError::Stopped)?;
         self.held.push_back((number, persisted));
+        self.submitted = Some(number);
         Ok(())
     }
 
-    /// Where the writer reports durable Ready numbers.
-    pub(crate) fn reports(&self) -> Receiver<Result<u64, PersistError>> {
-        self.writer.persisted().clone()
+    /// Durable Ready numbers reported since the last call.
+    pub(crate) fn take_reports(&self) -> impl Iterator<Item = Result<u64, PersistError>> + '_ {
+        self.reports.try_iter()
     }
 
     /// Readys through `number` are durable: the messages they held.
@@ -69,8 +92,16 @@ impl AsyncWrites {
         out
     }
 
-    /// Waits for everything submitted to be written (at shutdown).
+    /// Waits until everything submitted is durable or failed (at
+    /// shutdown); the messages still held are dropped (the group stops).
     pub(crate) fn finish(self) {
-        drop(self.writer);
+        let Some(last) = self.submitted else { return };
+        drop(self.report);
+        while let Ok(report) = self.reports.recv() {
+            match report {
+                Ok(n) if n < last => {}
+                _ => return,
+            }
+        }
     }
 }

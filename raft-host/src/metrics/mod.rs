@@ -40,6 +40,9 @@ pub enum Counter {
     PeerMessagesTermTooFarAhead,
     /// Learners promoted to voters by this leader.
     Promotions,
+    /// Peer hosts that went silent past the liveness timeout (counted in
+    /// [`HOST_GROUP`](crate::HOST_GROUP), once per silence).
+    PeerHostsDown,
 }
 
 /// Durations the host measures.
@@ -75,7 +78,7 @@ impl Recorder for NoRecorder {}
 
 impl Counter {
     /// Every counter, in the order [`PrometheusRecorder`] writes them.
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 13] = [
         Counter::Proposals,
         Counter::ProposalsRefused,
         Counter::EntriesApplied,
@@ -88,6 +91,7 @@ impl Counter {
         Counter::PeerMessagesInvalid,
         Counter::PeerMessagesTermTooFarAhead,
         Counter::Promotions,
+        Counter::PeerHostsDown,
     ];
 }
 

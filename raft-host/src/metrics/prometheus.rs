@@ -174,6 +174,10 @@ fn describe_counter(counter: Counter) -> (&'static str, &'static str) {
             "Peer messages refused: term too far ahead of this node's.",
         ),
         Counter::Promotions => ("promotions_total", "Learners promoted to voters."),
+        Counter::PeerHostsDown => (
+            "peer_hosts_down_total",
+            "Peer hosts that went silent past the liveness timeout (group 0).",
+        ),
     }
 }
 

@@ -69,6 +69,9 @@ pub struct ClusterArgs {
     /// DATA_DIR/tls.
     #[arg(long)]
     pub tls: bool,
+    /// Raft groups every node splits the keys over (`raftkv --groups`).
+    #[arg(long, default_value_t = 1)]
+    pub groups: u64,
 }
 
 /// The hosts the certificates of `raftkv cluster --tls` are valid for.
@@ -141,6 +144,8 @@ pub struct NodeSpec {
     pub data_dir: PathBuf,
     /// With mutual TLS on the peer port: the certificate files.
     pub certs: Option<CertPaths>,
+    /// Groups the node splits the keys over (`--groups`, passed when > 1).
+    pub groups: u64,
 }
 
 impl NodeSpec {
@@ -177,6 +182,9 @@ impl NodeSpec {
         ];
         if let Some(certs) = &self.certs {
             args.extend(certs.peer_flags(self.id));
+        }
+        if self.groups > 1 {
+            args.extend(["--groups".into(), self.groups.to_string().into()]);
         }
         args
     }
@@ -219,6 +227,7 @@ pub fn plan(args: &ClusterArgs) -> Result<Vec<NodeSpec>, LauncherError> {
                 client_port,
                 data_dir: args.data_dir.join(format!("node-{id}")),
                 certs: args.tls.then(|| CertPaths::new(tls_dir(&args.data_dir))),
+                groups: args.groups,
             })
         })
         .collect()

@@ -166,80 +166,91 @@ impl SystemSpec {
     /// under `dir`.
     pub(crate) fn command_lines(&self, dir: &Path) -> Result<Vec<(String, Vec<OsString>)>, String> {
         let ports = self.ports()?;
-        let extra = self.flags.iter().map(OsString::from);
         match self.kind {
-            SystemKind::Raftkv { base_port } => {
-                let args = ClusterArgs {
-                    nodes: u64::from(MEMBERS),
-                    base_port,
-                    data_dir: dir.to_path_buf(),
-                    log: "info".into(),
-                    fresh: false,
-                    tls: self.peer_tls,
-                };
-                let nodes = launcher::plan(&args).map_err(|e| e.to_string())?;
-                let cluster = launcher::cluster_arg(&nodes);
-                Ok(nodes
-                    .iter()
-                    .map(|n| {
-                        let mut argv = n.server_args(&cluster, &args.log);
-                        argv.extend(extra.clone());
-                        (format!("node-{}", n.id), argv)
-                    })
-                    .collect())
-            }
-            SystemKind::Etcd { .. } => {
-                let scheme = if self.peer_tls { "https" } else { "http" };
-                let peer = |i: usize| format!("{scheme}://127.0.0.1:{}", ports[2 * i + 1]);
-                let certs = CertPaths::new(dir.join("tls"));
-                let initial: Vec<String> = (0..usize::from(MEMBERS))
-                    .map(|i| format!("m{}={}", i + 1, peer(i)))
-                    .collect();
-                let initial = initial.join(",");
-                Ok((0..usize::from(MEMBERS))
-                    .map(|i| {
-                        let name = format!("m{}", i + 1);
-                        let client = format!("http://127.0.0.1:{}", ports[2 * i]);
-                        let mut argv: Vec<OsString> = vec![
-                            "--name".into(),
-                            name.clone().into(),
-                            "--data-dir".into(),
-                            dir.join(&name).into_os_string(),
-                            "--listen-client-urls".into(),
-                            client.clone().into(),
-                            "--advertise-client-urls".into(),
-                            client.into(),
-                            "--listen-peer-urls".into(),
-                            peer(i).into(),
-                            "--initial-advertise-peer-urls".into(),
-                            peer(i).into(),
-                            "--initial-cluster".into(),
-                            initial.clone().into(),
-                            "--initial-cluster-state".into(),
-                            "new".into(),
-                            "--initial-cluster-token".into(),
-                            "raftkv-bench-vs".into(),
-                        ];
-                        if self.peer_tls {
-                            // The node certificates serve both ends of a
-                            // peer connection (server and client EKU).
-                            let id = i as u64 + 1;
-                            argv.extend([
-                                "--peer-cert-file".into(),
-                                certs.node_cert(id).into_os_string(),
-                                "--peer-key-file".into(),
-                                certs.node_key(id).into_os_string(),
-                                "--peer-trusted-ca-file".into(),
-                                certs.ca().into_os_string(),
-                                "--peer-client-cert-auth".into(),
-                            ]);
-                        }
-                        argv.extend(extra.clone());
-                        (name, argv)
-                    })
-                    .collect())
-            }
+            SystemKind::Raftkv { base_port } => self.raftkv_command_lines(dir, base_port),
+            SystemKind::Etcd { .. } => Ok(self.etcd_command_lines(dir, &ports)),
         }
+    }
+
+    /// raftkv nodes' command lines, planned as `raftkv cluster` plans them.
+    fn raftkv_command_lines(
+        &self,
+        dir: &Path,
+        base_port: u16,
+    ) -> Result<Vec<(String, Vec<OsString>)>, String> {
+        let args = ClusterArgs {
+            nodes: u64::from(MEMBERS),
+            base_port,
+            data_dir: dir.to_path_buf(),
+            log: "info".into(),
+            fresh: false,
+            tls: self.peer_tls,
+            // Given in the system's flags (`--compare-raftkv "--groups 16" ""`).
+            groups: 1,
+        };
+        let nodes = launcher::plan(&args).map_err(|e| e.to_string())?;
+        let cluster = launcher::cluster_arg(&nodes);
+        Ok(nodes
+            .iter()
+            .map(|n| {
+                let mut argv = n.server_args(&cluster, &args.log);
+                argv.extend(self.flags.iter().map(OsString::from));
+                (format!("node-{}", n.id), argv)
+            })
+            .collect())
+    }
+
+    /// etcd members' command lines: client and peer ports from `ports`.
+    fn etcd_command_lines(&self, dir: &Path, ports: &[u16]) -> Vec<(String, Vec<OsString>)> {
+        let scheme = if self.peer_tls { "https" } else { "http" };
+        let peer = |i: usize| format!("{scheme}://127.0.0.1:{}", ports[2 * i + 1]);
+        let certs = CertPaths::new(dir.join("tls"));
+        let initial: Vec<String> = (0..usize::from(MEMBERS))
+            .map(|i| format!("m{}={}", i + 1, peer(i)))
+            .collect();
+        let initial = initial.join(",");
+        (0..usize::from(MEMBERS))
+            .map(|i| {
+                let name = format!("m{}", i + 1);
+                let client = format!("http://127.0.0.1:{}", ports[2 * i]);
+                let mut argv: Vec<OsString> = vec![
+                    "--name".into(),
+                    name.clone().into(),
+                    "--data-dir".into(),
+                    dir.join(&name).into_os_string(),
+                    "--listen-client-urls".into(),
+                    client.clone().into(),
+                    "--advertise-client-urls".into(),
+                    client.into(),
+                    "--listen-peer-urls".into(),
+                    peer(i).into(),
+                    "--initial-advertise-peer-urls".into(),
+                    peer(i).into(),
+                    "--initial-cluster".into(),
+                    initial.clone().into(),
+                    "--initial-cluster-state".into(),
+                    "new".into(),
+                    "--initial-cluster-token".into(),
+                    "raftkv-bench-vs".into(),
+                ];
+                if self.peer_tls {
+                    // The node certificates serve both ends of a
+                    // peer connection (server and client EKU).
+                    let id = i as u64 + 1;
+                    argv.extend([
+                        "--peer-cert-file".into(),
+                        certs.node_cert(id).into_os_string(),
+                        "--peer-key-file".into(),
+                        certs.node_key(id).into_os_string(),
+                        "--peer-trusted-ca-file".into(),
+                        certs.ca().into_os_string(),
+                        "--peer-client-cert-auth".into(),
+                    ]);
+                }
+                argv.extend(self.flags.iter().map(OsString::from));
+                (name, argv)
+            })
+            .collect()
     }
 
     /// The directory of its data and logs under the work directory.

@@ -1,0 +1,138 @@
+//! The host's storage writer: every group's asynchronous writes
+//! (raft-core's `async_storage_writes`, thesis §10.2.1) go through one
+//! thread, which takes every batch queued meanwhile, writes each storage's
+//! batches in order without syncing, syncs each storage once if any of its
+//! batches must be, and reports per group the last durable Ready number.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use raft_core::PersistBatch;
+use raft_storage::{DiskStorage, PersistError};
+
+use crate::scheduler::Waker;
+
+/// The most batches one round takes; more wait for the next round.
+const MAX_BATCHES_PER_ROUND: usize = 4096;
+
+/// One Ready's durable part, and where to report it.
+pub(crate) struct WriteJob {
+    pub(crate) storage: Arc<DiskStorage>,
+    pub(crate) batch: PersistBatch,
+    /// The group's report queue: durable Ready numbers, in order, or the
+    /// failure (after which the storage is poisoned).
+    pub(crate) report: Sender<Result<u64, PersistError>>,
+    pub(crate) waker: Waker,
+}
+
+/// The writer thread. [`Writer::stop`] writes what is queued and stops.
+pub(crate) struct Writer {
+    jobs: Mutex<Option<Sender<WriteJob>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+/// The writer has stopped (the host is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the host's storage writer has stopped")]
+pub(crate) struct WriterStopped;
+
+impl Writer {
+    pub(crate) fn start(name: String) -> std::io::Result<Writer> {
+        let (jobs, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run(&rx))?;
+        Ok(Writer {
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a job; a group's jobs are written in the order submitted.
+    pub(crate) fn submit(&self, job: WriteJob) -> Result<(), WriterStopped> {
+        match &*self.jobs.lock() {
+            Some(jobs) => jobs.send(job).map_err(|_| WriterStopped),
+            None => Err(WriterStopped),
+        }
+    }
+
+    /// Writes what is queued, then stops the thread.
+    pub(crate) fn stop(&self) {
+        drop(self.jobs.lock().take());
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(jobs: &Receiver<WriteJob>) {
+    let mut round = Vec::with_capacity(64);
+    while let Ok(first) = jobs.recv() {
+        round.push(first);
+        round.extend(jobs.try_iter().take(MAX_BATCHES_PER_ROUND - 1));
+        write_round(&mut round);
+    }
+}
+
+/// One storage's share of a round.
+struct Pending {
+    storage: Arc<DiskStorage>,
+    report: Sender<Result<u64, PersistError>>,
+    waker: Waker,
+    must_sync: bool,
+    last: u64,
+    failed: Option<PersistError>,
+}
+
+/// Writes a round: every batch unsynced in submission order, then one
+/// sync per storage that needs it, then the reports.
+fn write_round(round: &mut Vec<WriteJob>) {
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut index: HashMap<*const DiskStorage, usize> = HashMap::new();
+    for mut job in round.drain(..) {
+        let key = Arc::as_ptr(&job.storage);
+        let at = *index.entry(key).or_insert_with(|| {
+            pending.push(Pending {
+                storage: Arc::clone(&job.storage),
+                report: job.report.clone(),
+                waker: job.waker.clone(),
+                must_sync: false,
+                last: 0,
+                failed: None,
+            });
+            pending.len() - 1
+        });
+        let p = &mut pending[at];
+        if p.failed.is_some() {
+            continue;
+        }
+        debug_assert!(
+            p.last < job.batch.number || p.last == 0,
+            "a group's Readys come in order"
+        );
+        p.must_sync |= job.batch.must_sync;
+        p.last = job.batch.number;
+        job.batch.must_sync = false;
+        if let Err(e) = job.storage.persist_batch(&job.batch) {
+            p.failed = Some(e);
+        }
+    }
+    for p in pending {
+        let result = match p.failed {
+            Some(e) => Err(e),
+            None if p.must_sync => p.storage.sync().map(|()| p.last),
+            None => Ok(p.last),
+        };
+        let _ = p.report.send(result);
+        p.waker.wake();
+    }
+}
