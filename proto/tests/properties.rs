@@ -615,6 +615,28 @@ proptest! {
     }
 
     #[test]
+    fn a_group_message_round_trips_and_no_plain_decoder_accepts_it(
+        message in valid_message(),
+        group in any::<u64>(),
+    ) {
+        let mut buf = bytes::BytesMut::new();
+        raft_proto::encode_group_message_into(raft_core::GroupId(group), &message, &mut buf);
+        let bytes = buf.freeze();
+        let decoded = raft_proto::decode_group_message_bytes(bytes.clone());
+        prop_assert_eq!(decoded, Ok((raft_core::GroupId(group), message.clone())));
+        // A receiver that predates groups refuses it: never misroutes it.
+        prop_assert!(raft_proto::decode_message_bytes(bytes).is_err());
+        // And a plain message is no group message either.
+        let plain = raft_proto::encode_message(&message);
+        prop_assert!(raft_proto::decode_group_message_bytes(plain).is_err());
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_as_a_group_message_never_panics(bytes in vec(any::<u8>(), 0..512)) {
+        let _ = raft_proto::decode_group_message_bytes(Bytes::from(bytes));
+    }
+
+    #[test]
     fn decoding_arbitrary_bytes_as_a_batch_never_panics(bytes in vec(any::<u8>(), 0..512)) {
         let _ = raft_proto::decode_batch(&bytes);
         let _ = raft_proto::decode_batch_bytes(Bytes::from(bytes));

@@ -1003,3 +1003,18 @@ fn unknown_fields_from_a_newer_schema_are_skipped() {
     bytes.extend_from_slice(&[0xa0, 0x06, 0x01]);
     assert_eq!(raft_proto::decode_message(&bytes), Ok(append()));
 }
+
+#[test]
+fn a_group_message_without_its_message_is_refused() {
+    let bytes = raft_proto::wire::GroupMessage {
+        group: 2,
+        message: None,
+    }
+    .encode_to_vec();
+    assert_eq!(
+        raft_proto::decode_group_message_bytes(bytes.into()),
+        Err(raft_proto::DecodeError::MissingField {
+            field: "GroupMessage.message"
+        })
+    );
+}

@@ -42,9 +42,10 @@
 //! // Bound before anything touches the data directory: a taken port
 //! // fails the start early.
 //! let listener = PeerListener::bind("127.0.0.1:12379".parse()?).await?;
-//! let mut config = TransportConfig::new(id, GroupId(1), "/var/lib/node-1");
+//! let mut config = TransportConfig::new(id, "/var/lib/node-1");
 //! config.cluster_id = Some(0x7261_6674);
-//! config.peers = vec![(NodeId::new(2).expect("non-zero"), PeerUrl::parse("http://127.0.0.1:22379")?)];
+//! let peer = NodeId::new(2).expect("non-zero");
+//! config.peers = vec![(GroupId(1), peer, PeerUrl::parse("http://127.0.0.1:22379")?)];
 //! let transport = Arc::new(HttpTransport::start(listener, config, host.inbox()));
 //! // host.start_group(options, storage, state_machine, Arc::clone(&transport) as _)?;
 //! // ... and once the group has stopped:
@@ -62,8 +63,15 @@
 //!   check out the server answers `101 Switching Protocols` and the
 //!   connection carries frames from then on: a kind byte, a `u32`
 //!   little-endian payload length, the payload. A message frame (kind 1)
-//!   holds one `Message` ([`raft_proto::encode_message`]), at most
-//!   [`MAX_FRAME_BYTES`]; a ping (2) holds a `u64` nonce, which the
+//!   holds one `Message` of group 1 ([`PLAIN_GROUP`],
+//!   [`raft_proto::encode_message`]), a group message frame (kind 4) one
+//!   `GroupMessage` of any other group
+//!   ([`raft_proto::encode_group_message_into`]; group 0 carries the
+//!   hosts' liveness pings), each at most [`MAX_FRAME_BYTES`]. So one
+//!   stream per peer node and lane carries every group the two hosts
+//!   share, and a single-group cluster's bytes are what they were before
+//!   groups (a receiver of that version closes a stream on kind 4 rather
+//!   than take another group's message for its own). A ping (2) holds a `u64` nonce, which the
 //!   receiver echoes in a pong (3) on the same connection: the sender's
 //!   round trip and liveness. The [`Lane::Message`] stream carries votes,
 //!   pre-votes, heartbeats, every response, timeout-now, read-index and
@@ -77,12 +85,15 @@
 //! * `POST /raft/snapshot` ([`SNAPSHOT_PATH`]): one snapshot message,
 //!   streamed in chunks on a connection of its own: a 4-byte little-endian
 //!   length, the message envelope ([`raft_proto::encode_message`] of the
-//!   message with empty snapshot data), then the snapshot in `raft-snap`'s
+//!   message with empty snapshot data; for a group other than
+//!   [`PLAIN_GROUP`] a `GroupMessage`, with the length's top bit set,
+//!   which a receiver that knows no groups refuses as too long), then the snapshot in `raft-snap`'s
 //!   CRC-checked stream format ([`raft_snap::SnapshotEncoder`]). Sends are
 //!   paced and capped by [`SnapshotSendConfig`].
 //! * `POST /raft/batch` ([`BATCH_PATH`]): one `MessageBatch`
 //!   ([`raft_proto::encode_batch`]) per request, answered `204`: the
-//!   previous version's format. The server still accepts it, and a lane
+//!   previous version's format, of [`PLAIN_GROUP`] only (a lane posting
+//!   to such a peer drops other groups' messages as unreachable). The server still accepts it, and a lane
 //!   whose stream request is answered `404` (a peer of that version)
 //!   posts its messages as batches, one request at a time, asking for a
 //!   stream again after a minute, so a rolling upgrade keeps every pair of
@@ -201,6 +212,7 @@ pub use caps::{
 };
 pub use cluster_urls::{ClusterUrlsError, parse_cluster_urls};
 pub use conn::{Admission, Admitted, ConnectionLimits, Slot};
+pub use frame::PLAIN_GROUP;
 pub use http_server::{BodyError, HttpServer, read_body};
 pub use lane::Lane;
 pub use metrics::{ConnectionMetrics, LaneMetrics, TransportMetrics};

@@ -376,7 +376,7 @@ fn start_transport(
     tls: Option<PeerTls>,
     host: &Host,
 ) -> Arc<HttpTransport> {
-    let mut transport = TransportConfig::new(config.id, config.group.group, &config.data_dir);
+    let mut transport = TransportConfig::new(config.id, &config.data_dir);
     // Founders derive the id from the founding list; a joiner learns it
     // from the first peer that contacts it (see `record_cluster_id`).
     transport.cluster_id = cluster_id;
@@ -384,7 +384,11 @@ fn start_transport(
     transport.bind_outgoing = (!ip.is_unspecified()).then_some(ip);
     // Members the log records beyond these (added at run time) are added
     // by raft-host as it recovers them.
-    transport.peers = peers;
+    let group = config.group.group;
+    transport.peers = peers
+        .into_iter()
+        .map(|(id, url)| (group, id, url))
+        .collect();
     transport.limits = config.limits;
     transport.tls = tls;
     transport.metrics = Arc::clone(&config.transport_metrics);

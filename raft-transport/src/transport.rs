@@ -1,7 +1,7 @@
 //! The transport itself: [`HttpTransport`], what it shares with its
 //! tasks, and its queues. The wire format is in the crate's documentation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use raft_core::{Message, MessageBody, NodeId, SnapshotStatus};
+use raft_core::{Message, NodeId, SnapshotStatus};
 use raft_host::{GroupId, Inbox};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
@@ -155,7 +155,6 @@ impl fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpTransport")
             .field("id", &self.shared.id)
-            .field("group", &self.shared.group)
             .field("local_addr", &self.local_addr)
             .finish_non_exhaustive()
     }
@@ -165,7 +164,8 @@ impl HttpTransport {
     /// Serves the peer port on `listener` and starts the senders of
     /// [`TransportConfig::peers`], on the current tokio runtime; what
     /// arrives goes to `inbox` (the host's, [`raft_host::Host::inbox`]),
-    /// for [`TransportConfig::group`].
+    /// for the group it names: one transport carries every group of the
+    /// host, over one stream per peer node and lane.
     ///
     /// # Panics
     /// Outside a tokio runtime.
@@ -184,13 +184,11 @@ impl HttpTransport {
         } = listener;
         let shared = Arc::new(Shared {
             id: config.id,
-            group: config.group,
             cluster_id: AtomicU64::new(config.cluster_id.map_or(0, |id| id.max(1))),
             bind_outgoing: config.bind_outgoing,
             queue_messages: config.queue_messages.max(1),
             inbox,
             metrics: config.metrics,
-            foreign_group_warned: AtomicBool::new(false),
             runtime: Handle::current(),
             stopped: AtomicBool::new(false),
             peers: RwLock::new(Peers::default()),
@@ -213,8 +211,8 @@ impl HttpTransport {
         });
         shared.spawn(server::serve(Arc::clone(&shared), listener));
         let transport = HttpTransport { shared, local_addr };
-        for (id, url) in config.peers {
-            transport.insert_peer(id, url);
+        for (group, id, url) in config.peers {
+            transport.add_group_peer(group, id, url);
         }
         if transport.shared.tls.is_none() {
             tracing::warn!(
@@ -260,7 +258,7 @@ impl HttpTransport {
     /// [`Inbox::unreachable`] (and, for a snapshot,
     /// [`Inbox::snapshot_status`] with [`SnapshotStatus::Failed`]).
     /// Snapshot messages are sent by a task of their own.
-    fn send_all(&self, messages: Vec<Message>) {
+    fn send_all(&self, group: GroupId, messages: Vec<Message>) {
         let shared = &self.shared;
         if shared.stopped.load(Ordering::Acquire) {
             tracing::debug!(
@@ -286,22 +284,57 @@ impl HttpTransport {
                     continue;
                 };
                 let Some(lane) = lane else {
-                    let task = snapshot::send(Arc::clone(shared), peer.url.clone(), message);
+                    let url = peer.url.clone();
+                    let task = snapshot::send(Arc::clone(shared), url, group, message);
                     if !shared.spawn(task) {
                         failed.push((to, true));
                     }
                     continue;
                 };
-                if !peer.lanes[lane.index()].enqueue(shared, message) {
+                if !peer.lanes[lane.index()].enqueue(shared, group, message) {
                     failed.push((to, false));
                 }
             }
         }
         for (to, is_snapshot) in failed {
-            shared.dropped(to, 1);
+            shared.dropped_in(group, to, 1);
             if is_snapshot {
-                shared.snapshot_done(to, SnapshotStatus::Failed);
+                shared.snapshot_done(group, to, SnapshotStatus::Failed);
             }
+        }
+    }
+
+    /// `id`, at `url`, is a peer of `group`: the node's senders start with
+    /// its first group, and follow its URL.
+    fn add_group_peer(&self, group: GroupId, id: NodeId, url: PeerUrl) {
+        if id == self.shared.id {
+            return;
+        }
+        self.shared
+            .peers
+            .write()
+            .groups
+            .entry(id)
+            .or_default()
+            .insert(group);
+        self.insert_peer(id, url);
+    }
+
+    /// `id` is no longer a peer of `group`; once it is a peer of no group,
+    /// it is removed.
+    fn remove_group_peer(&self, group: GroupId, id: NodeId) {
+        let last = {
+            let mut peers = self.shared.peers.write();
+            match peers.groups.get_mut(&id) {
+                Some(groups) => {
+                    groups.remove(&group);
+                    groups.is_empty()
+                }
+                None => true,
+            }
+        };
+        if last {
+            self.forget_peer(id);
         }
     }
 
@@ -357,6 +390,7 @@ impl HttpTransport {
         let was_active = {
             let mut peers = self.shared.peers.write();
             peers.removed.insert(id);
+            peers.groups.remove(&id);
             peers.active.remove(&id).is_some()
         };
         let closed = self.shared.close_streams_of(id);
@@ -371,38 +405,25 @@ impl HttpTransport {
     }
 }
 
-/// raft-host's view: `group` must be [`TransportConfig::group`]; messages
-/// and peers of another group are refused with a warning (and the
-/// messages reported unreachable to that group).
+/// raft-host's view: every group of the host, and its liveness pings
+/// (group 0), share the node's streams; a peer node is known while any
+/// group names it.
 impl raft_host::Transport for HttpTransport {
     fn send(&self, group: GroupId, messages: Vec<Message>) {
-        if self.shared.carries(group) {
-            self.send_all(messages);
-            return;
-        }
-        for m in messages {
-            self.shared.inbox.unreachable(group, m.to);
-            if matches!(m.body, MessageBody::Snapshot(_)) {
-                let failed = SnapshotStatus::Failed;
-                self.shared.inbox.snapshot_status(group, m.to, failed);
+        self.send_all(group, messages);
+    }
+
+    fn add_peer(&self, group: GroupId, id: NodeId, addr: &str) {
+        match PeerUrl::parse(addr) {
+            Ok(url) => self.add_group_peer(group, id, url),
+            Err(e) => {
+                tracing::warn!(peer = id.get(), group = %group, error = %e, "unusable peer URL")
             }
         }
     }
 
-    fn add_peer(&self, group: GroupId, id: NodeId, addr: &str) {
-        if !self.shared.carries(group) {
-            return;
-        }
-        match PeerUrl::parse(addr) {
-            Ok(url) => self.insert_peer(id, url),
-            Err(e) => tracing::warn!(peer = id.get(), error = %e, "unusable peer URL"),
-        }
-    }
-
     fn remove_peer(&self, group: GroupId, id: NodeId) {
-        if self.shared.carries(group) {
-            self.forget_peer(id);
-        }
+        self.remove_group_peer(group, id);
     }
 }
 
@@ -417,15 +438,12 @@ impl Drop for HttpTransport {
 /// What the transport's tasks share.
 struct Shared {
     id: NodeId,
-    group: GroupId,
     /// Zero until known (a joining node adopts the first one it sees).
     cluster_id: AtomicU64,
     bind_outgoing: Option<IpAddr>,
     queue_messages: usize,
     inbox: Arc<dyn Inbound>,
     metrics: Arc<TransportMetrics>,
-    /// Set once a call for another group was warned about.
-    foreign_group_warned: AtomicBool,
     runtime: Handle,
     stopped: AtomicBool,
     peers: RwLock<Peers>,
@@ -461,6 +479,9 @@ struct InboundStream {
 struct Peers {
     active: HashMap<NodeId, PeerEntry>,
     removed: HashSet<NodeId>,
+    /// The groups that name each peer. Invariant: a node of `active` has
+    /// an entry here (added by `add_group_peer`), and none in `removed`.
+    groups: HashMap<NodeId, BTreeSet<GroupId>>,
 }
 
 struct PeerEntry {
@@ -545,36 +566,36 @@ impl Shared {
         }
     }
 
-    /// True if `group` is the one this transport carries; warns (once)
-    /// otherwise.
-    fn carries(&self, group: GroupId) -> bool {
-        if group == self.group {
-            return true;
-        }
-        if !self.foreign_group_warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                group = %group,
-                carried = %self.group,
-                "this peer transport carries one group; calls for another are refused"
-            );
-        }
-        false
+    /// A validated message from a peer, for `group`.
+    fn deliver(&self, group: GroupId, message: Message) {
+        self.inbox.deliver(group, message);
     }
 
-    /// A validated message from a peer, for the group.
-    fn deliver(&self, message: Message) {
-        self.inbox.deliver(self.group, message);
+    /// How sending a snapshot of `group` to `to` ended.
+    fn snapshot_done(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
+        self.inbox.snapshot_status(group, to, status);
     }
 
-    /// How sending a snapshot to `to` ended.
-    fn snapshot_done(&self, to: NodeId, status: SnapshotStatus) {
-        self.inbox.snapshot_status(self.group, to, status);
+    /// `count` messages of `group` to `to` were dropped or failed.
+    fn dropped_in(&self, group: GroupId, to: NodeId, count: usize) {
+        add(&self.metrics.send_failures, count as u64);
+        self.inbox.unreachable(group, to);
     }
 
-    /// `count` messages to `to` were dropped or failed.
+    /// `count` messages to `to` were lost with its stream, of any of the
+    /// groups that name it: each of them probes `to` again.
     fn dropped(&self, to: NodeId, count: usize) {
         add(&self.metrics.send_failures, count as u64);
-        self.inbox.unreachable(self.group, to);
+        let groups: Vec<GroupId> = self
+            .peers
+            .read()
+            .groups
+            .get(&to)
+            .map(|g| g.iter().copied().collect())
+            .unwrap_or_default();
+        for group in groups {
+            self.inbox.unreachable(group, to);
+        }
     }
 
     fn sent(&self, count: usize) {

@@ -131,6 +131,84 @@ async fn three_nodes_replicate_and_recover_from_their_directories() {
     stop_all(nodes).await;
 }
 
+/// Node `id` of [`config`] running groups 1, 2 and 3, group `g`
+/// preferring node `g` as its leader.
+fn three_group_config(id: u64, addrs: &[SocketAddr], root: &Path) -> HttpNodeConfig {
+    let mut cfg = config(id, addrs, root);
+    cfg.group.preferred_leader = Some(nid(1));
+    cfg.extra_groups = (2..=3)
+        .map(|g| {
+            let mut o = cfg.group.clone();
+            o.group = GroupId(g);
+            o.preferred_leader = Some(nid(g));
+            o
+        })
+        .collect();
+    cfg
+}
+
+/// What node `n`'s replica of each group has summed, in group order.
+async fn sums(n: &HttpNode<Sum>) -> Vec<u64> {
+    let mut sums = Vec::new();
+    for g in n.groups().groups() {
+        g.wait_for(|s| s.leader.is_some()).await.expect("runs");
+        sums.push(g.read(|s| s.0).await.expect("a linearizable read"));
+    }
+    sums
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_run_three_groups_over_one_transport_and_keep_them_apart() {
+    let root = tempfile::tempdir().unwrap();
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(
+            PeerListener::bind("127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    let addrs: Vec<SocketAddr> = listeners.iter().map(PeerListener::local_addr).collect();
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..).zip(listeners) {
+        let cfg = three_group_config(id, &addrs, root.path());
+        let node = HttpNode::start_on(listener, cfg, |_| Sum::default())
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    // Group g is given g, through node g: each sum is its own group's.
+    for (g, node) in (1u8..).zip(&nodes) {
+        let group = &node.groups().groups()[usize::from(g) - 1];
+        assert_eq!(group.group(), GroupId(u64::from(g)));
+        group.wait_for(|s| s.leader.is_some()).await.expect("runs");
+        assert_eq!(
+            group.propose(vec![g]).await.expect("committed"),
+            u64::from(g)
+        );
+    }
+    for node in &nodes {
+        assert_eq!(sums(node).await, vec![1, 2, 3]);
+    }
+    let running: Vec<Running> = nodes.into_iter().map(run).collect();
+    stop_all(running).await;
+
+    // Each group recovers from its own directory.
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let cfg = three_group_config(id, &addrs, root.path());
+        nodes.push(HttpNode::start(cfg, |_| Sum::default()).await.unwrap());
+    }
+    let third = &nodes[2].groups().groups()[2];
+    third.wait_for(|s| s.leader.is_some()).await.expect("runs");
+    assert_eq!(third.propose(vec![10]).await.expect("committed"), 13);
+    for node in &nodes {
+        assert_eq!(sums(node).await, vec![1, 2, 13]);
+    }
+    let running: Vec<Running> = nodes.into_iter().map(run).collect();
+    stop_all(running).await;
+}
+
 #[tokio::test]
 async fn a_node_whose_port_is_taken_leaves_no_data_directory() {
     let root = tempfile::tempdir().unwrap();

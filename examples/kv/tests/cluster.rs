@@ -28,6 +28,52 @@ async fn writes_on_any_node_are_readable_on_all_nodes() {
     }
 }
 
+/// Node `id`'s leader of each group, from `/status`'s `groups`.
+async fn group_leaders(c: &Cluster, id: u64) -> Option<Vec<u64>> {
+    let status = c.status(id).await?;
+    let groups = status["groups"].as_array()?;
+    groups.iter().map(|g| g["leader"].as_u64()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_cluster_spreads_group_leaders_and_survives_a_killed_node() {
+    let mut c = ClusterBuilder::default().groups(4).start().await;
+    // Group g prefers node (g - 1) % 3 + 1: every node leads a group.
+    eventually(
+        "every node agrees on leaders spread over all three",
+        || async {
+            let first = group_leaders(&c, 1).await?;
+            for id in 2..=3 {
+                if group_leaders(&c, id).await? != first {
+                    return None;
+                }
+            }
+            (first == [1, 2, 3, 1]).then_some(())
+        },
+    )
+    .await;
+    for i in 0..40u64 {
+        c.put(i % 3 + 1, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    for id in 1..=3 {
+        for i in 0..40 {
+            let got = c.get(id, &format!("k{i}")).await;
+            assert_eq!(got, Some(format!("v{i}")), "node {id}");
+        }
+    }
+    // Node 2 leads group 2; without it, every group still serves.
+    c.kill(2);
+    for i in 40..60u64 {
+        c.put([1, 3][i as usize % 2], &format!("k{i}"), &format!("v{i}"))
+            .await;
+    }
+    c.spawn(2, false);
+    for i in 0..60 {
+        c.wait_local_value(2, &format!("k{i}"), &format!("v{i}"))
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_and_compare_and_swaps_reach_every_node_and_a_snapshot() {
     let mut c = ClusterBuilder::default()

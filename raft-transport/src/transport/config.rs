@@ -20,9 +20,6 @@ use crate::tls::PeerTls;
 pub struct TransportConfig {
     /// This node.
     pub id: NodeId,
-    /// The group whose messages this transport carries. The wire format
-    /// names no group, so a transport (and its peer port) serves one.
-    pub group: GroupId,
     /// Sent in a header with every request; requests with another one are
     /// refused. `None` for a node joining a cluster whose id it does not
     /// know yet: it adopts the id of the first request from a known peer
@@ -31,9 +28,10 @@ pub struct TransportConfig {
     pub cluster_id: Option<u64>,
     /// Local address outgoing peer connections bind to (`None`: any).
     pub bind_outgoing: Option<IpAddr>,
-    /// Peers known at start, before raft-host adds the members it knows
+    /// Peers known at start, each with a group that names it, before
+    /// raft-host adds the members it knows
     /// ([`raft_host::Transport::add_peer`]).
-    pub peers: Vec<(NodeId, PeerUrl)>,
+    pub peers: Vec<(GroupId, NodeId, PeerUrl)>,
     /// Bounded queue length per peer and lane, in messages
     /// ([`DEFAULT_QUEUE_MESSAGES`]): a message that does not fit is
     /// dropped and its peer reported unreachable.
@@ -59,17 +57,12 @@ pub const MAX_CONCURRENT_SNAPSHOT_SENDS: usize = 2;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 impl TransportConfig {
-    /// Node `id`'s transport of `group`, receiving snapshots into
+    /// Node `id`'s transport (of every group its host runs), receiving snapshots into
     /// `snapshot_dir` ([`SnapshotReceiveConfig::new`]), with no cluster id
     /// yet, no TLS, and the default queue and connection limits.
-    pub fn new(
-        id: NodeId,
-        group: GroupId,
-        snapshot_dir: impl Into<std::path::PathBuf>,
-    ) -> TransportConfig {
+    pub fn new(id: NodeId, snapshot_dir: impl Into<std::path::PathBuf>) -> TransportConfig {
         TransportConfig {
             id,
-            group,
             cluster_id: None,
             bind_outgoing: None,
             peers: Vec::new(),

@@ -23,7 +23,7 @@ use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
 use hyper::body::Incoming;
-use raft_core::{Message, MessageBody, NodeId, Snapshot};
+use raft_core::{GroupId, Message, MessageBody, NodeId, Snapshot};
 use raft_proto::DecodeLimits;
 use raft_snap::{DecodeError, SnapshotDecoder};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -157,7 +157,7 @@ pub(super) async fn receive(
     shared: &Arc<Shared>,
     sender: NodeId,
     body: Incoming,
-) -> Result<Message, ReceiveError> {
+) -> Result<(GroupId, Message), ReceiveError> {
     let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
     let announced = Arc::new(AtomicU64::new(0));
     let reader = ChannelReader {
@@ -297,8 +297,8 @@ pub(super) fn decode_stream(
     expect: Parties,
     config: &SnapshotReceiveConfig,
     announced: impl FnOnce(u64),
-) -> Result<Message, ReceiveError> {
-    let message = read_envelope(&mut body)?;
+) -> Result<(GroupId, Message), ReceiveError> {
+    let (group, message) = read_envelope(&mut body)?;
     let MessageBody::Snapshot(envelope) = &message.body else {
         let kind = message.body.kind_name();
         return Err(SnapshotBodyError::NotSnapshot(kind).into());
@@ -337,29 +337,45 @@ pub(super) fn decode_stream(
         metadata: envelope.metadata.clone(),
         data,
     };
-    Ok(Message {
+    let message = Message {
         body: MessageBody::Snapshot(snapshot),
         ..message
-    })
+    };
+    Ok((group, message))
 }
 
 /// The envelope: a `u32` little-endian length, then the message encoded
-/// with empty snapshot data.
-fn read_envelope(body: &mut impl Read) -> Result<Message, SnapshotBodyError> {
+/// with empty snapshot data: a plain `Message` of
+/// [`PLAIN_GROUP`](crate::frame::PLAIN_GROUP), or, with
+/// [`GROUP_ENVELOPE_BIT`] set in the length word, a `GroupMessage`. A
+/// receiver that knows no groups takes that bit for a length over its
+/// limit and refuses the snapshot: it never installs another group's.
+fn read_envelope(body: &mut impl Read) -> Result<(GroupId, Message), SnapshotBodyError> {
     let short = |_| SnapshotBodyError::ShortEnvelope;
-    let mut len = [0u8; 4];
-    body.read_exact(&mut len).map_err(short)?;
-    let len = u32::from_le_bytes(len) as usize;
+    let mut word = [0u8; 4];
+    body.read_exact(&mut word).map_err(short)?;
+    let word = u32::from_le_bytes(word);
+    let grouped = word & GROUP_ENVELOPE_BIT != 0;
+    let len = (word & !GROUP_ENVELOPE_BIT) as usize;
     if len > MAX_ENVELOPE_BYTES {
         return Err(SnapshotBodyError::LongEnvelope(len));
     }
     let mut envelope = vec![0u8; len];
     body.read_exact(&mut envelope).map_err(short)?;
-    DecodeLimits::new()
-        .with_max_message_bytes(MAX_ENVELOPE_BYTES)
-        .decode_message_bytes(Bytes::from(envelope))
-        .map_err(SnapshotBodyError::Envelope)
+    let limits = DecodeLimits::new().with_max_message_bytes(MAX_ENVELOPE_BYTES);
+    let envelope = Bytes::from(envelope);
+    let decoded = if grouped {
+        limits.decode_group_message_bytes(envelope)
+    } else {
+        let plain = limits.decode_message_bytes(envelope);
+        plain.map(|m| (crate::frame::PLAIN_GROUP, m))
+    };
+    decoded.map_err(SnapshotBodyError::Envelope)
 }
+
+/// Set in a snapshot envelope's length word when the envelope is a
+/// `GroupMessage` (see `read_envelope`).
+pub(super) const GROUP_ENVELOPE_BIT: u32 = 1 << 31;
 
 /// The `len` bytes written to `spill`, read back into memory.
 fn read_back(spill: BufWriter<std::fs::File>, len: u64) -> io::Result<Bytes> {

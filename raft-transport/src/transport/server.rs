@@ -14,7 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use raft_core::{Message, NodeId};
+use raft_core::{GroupId, Message, NodeId};
 use raft_proto::DecodeLimits;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -24,6 +24,7 @@ use super::{
     SNAPSHOT_PATH, Shared, receive, stream_receiver,
 };
 use crate::conn::{Admission, Admitted};
+use crate::frame::PLAIN_GROUP;
 use crate::lane::Lane;
 use crate::metrics::inc;
 
@@ -193,12 +194,16 @@ async fn route(
     if let Some(lane) = lane {
         return stream_receiver::accept(shared, sender.from, lane, req).map(Handled::Upgraded);
     }
-    let messages = if is_batch {
+    let messages: Vec<(GroupId, Message)> = if is_batch {
+        // Batches are the older version's format: plain messages, of one group.
         let body = read_body(req, MAX_BATCH_RECEIVE_BYTES, shared.limits.body_timeout).await?;
         DecodeLimits::new()
             .with_max_batch_bytes(MAX_BATCH_RECEIVE_BYTES)
             .decode_batch_bytes(body)
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("undecodable batch: {e}")))?
+            .into_iter()
+            .map(|m| (PLAIN_GROUP, m))
+            .collect()
     } else {
         vec![receive_snapshot(shared, sender, req).await?]
     };
@@ -206,8 +211,8 @@ async fn route(
     // The sender may have been removed while the body was read.
     check_sender(shared, sender.from)?;
     let count = messages.len();
-    for message in messages {
-        shared.deliver(message);
+    for (group, message) in messages {
+        shared.deliver(group, message);
     }
     Ok(Handled::Delivered(count))
 }
@@ -228,7 +233,7 @@ async fn receive_snapshot(
     shared: &Arc<Shared>,
     sender: Sender,
     req: Request<Incoming>,
-) -> Result<Message, Refusal> {
+) -> Result<(GroupId, Message), Refusal> {
     let refused = |e: receive::ReceiveError| Refusal::new(e.status(), e.to_string());
     let declared = declared_length(req.headers())?;
     receive::check_declared(&shared.snapshot_receive, declared).map_err(refused)?;
@@ -331,8 +336,12 @@ pub(super) fn check_sender(shared: &Shared, from: NodeId) -> Result<(), Refusal>
 }
 
 /// Every message must come from the sender and be addressed to this node.
-fn check_messages(shared: &Shared, sender: Sender, messages: &[Message]) -> Result<(), Refusal> {
-    for m in messages {
+fn check_messages(
+    shared: &Shared,
+    sender: Sender,
+    messages: &[(GroupId, Message)],
+) -> Result<(), Refusal> {
+    for (_, m) in messages {
         if m.from != sender.from {
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,

@@ -15,13 +15,15 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame};
-use raft_core::{Message, MessageBody, Snapshot, SnapshotStatus};
+use raft_core::{GroupId, Message, MessageBody, Snapshot, SnapshotStatus};
 use raft_snap::SnapshotEncoder;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use super::receive::GROUP_ENVELOPE_BIT;
 use super::sender::{SendError, check_response, connect, request};
 use super::{SNAPSHOT_PATH, Shared};
+use crate::frame::PLAIN_GROUP;
 use crate::limiter::RateLimiter;
 use crate::metrics::inc;
 use crate::peer_url::PeerUrl;
@@ -93,7 +95,7 @@ impl Write for SharedBuf {
 /// Sends one snapshot message and reports how it went. Over
 /// [`SnapshotSendConfig::max_concurrent`](crate::SnapshotSendConfig::max_concurrent)
 /// sends at once it fails at once (see there why).
-pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
+pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, group: GroupId, message: Message) {
     let to = message.to;
     let MessageBody::Snapshot(snapshot) = &message.body else {
         return;
@@ -104,8 +106,8 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
         let cap = shared.max_concurrent_sends;
         tracing::warn!(peer = %to, index = %index, bytes, cap, "snapshot sends at their cap; this one fails");
         inc(&shared.metrics.snapshot_sends_refused);
-        shared.dropped(to, 1);
-        shared.snapshot_done(to, SnapshotStatus::Failed);
+        shared.dropped_in(group, to, 1);
+        shared.snapshot_done(group, to, SnapshotStatus::Failed);
         return;
     };
     // A paced send is allowed the time its pace takes on top.
@@ -117,7 +119,7 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
         });
     let limit = time_allowed(bytes as u64) + paced;
     tracing::info!(peer = %to, index = %index, bytes, "sending snapshot");
-    let outcome = match timeout(limit, stream(&shared, &url, &message)).await {
+    let outcome = match timeout(limit, stream(&shared, &url, group, &message)).await {
         Ok(r) => r,
         Err(_) => Err(SendError::Timeout(limit)),
     };
@@ -128,17 +130,22 @@ pub(super) async fn send(shared: Arc<Shared>, url: PeerUrl, message: Message) {
             tracing::info!(peer = %to, index = %index, bytes, "snapshot sent");
             inc(&shared.metrics.snapshots_sent);
             shared.sent(1);
-            shared.snapshot_done(to, SnapshotStatus::Finished);
+            shared.snapshot_done(group, to, SnapshotStatus::Finished);
         }
         Err(e) => {
-            tracing::warn!(peer = %to, url = %url, index = %index, error = %e, "sending snapshot failed");
-            shared.dropped(to, 1);
-            shared.snapshot_done(to, SnapshotStatus::Failed);
+            tracing::warn!(peer = %to, group = %group, url = %url, index = %index, error = %e, "sending snapshot failed");
+            shared.dropped_in(group, to, 1);
+            shared.snapshot_done(group, to, SnapshotStatus::Failed);
         }
     }
 }
 
-async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(), SendError> {
+async fn stream(
+    shared: &Shared,
+    url: &PeerUrl,
+    group: GroupId,
+    message: &Message,
+) -> Result<(), SendError> {
     let to = message.to;
     let MessageBody::Snapshot(snapshot) = &message.body else {
         return Ok(());
@@ -152,7 +159,8 @@ async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(),
         check_response(response).await
     };
     let limiter = shared.snapshot_limiter.as_deref();
-    let (exchanged, produced) = tokio::join!(exchange, produce(message, snapshot, limiter, tx));
+    let (exchanged, produced) =
+        tokio::join!(exchange, produce(group, message, snapshot, limiter, tx));
     // The exchange's error says more: a producer error is usually only the
     // body being dropped because the request failed.
     exchanged?;
@@ -162,6 +170,7 @@ async fn stream(shared: &Shared, url: &PeerUrl, message: &Message) -> Result<(),
 /// Feeds the body: envelope, then the encoded snapshot chunk by chunk.
 /// With a `limiter`, each piece waits for its bytes first.
 async fn produce(
+    group: GroupId,
     message: &Message,
     snapshot: &Snapshot,
     limiter: Option<&RateLimiter>,
@@ -174,17 +183,27 @@ async fn produce(
         }
         tx.send(Ok(piece)).await.map_err(|_| closed())
     };
-    let envelope = raft_proto::encode_message(&Message {
+    let envelope = Message {
         body: MessageBody::Snapshot(Snapshot {
             metadata: snapshot.metadata.clone(),
             data: Bytes::new(),
         }),
         ..message.clone()
-    });
-    let mut head = BytesMut::with_capacity(4 + envelope.len());
-    let envelope_len = u32::try_from(envelope.len()).unwrap_or(u32::MAX);
-    head.extend_from_slice(&envelope_len.to_le_bytes());
-    head.extend_from_slice(&envelope);
+    };
+    // The length word first, patched once the envelope is encoded; its top
+    // bit marks a `GroupMessage` envelope (see `receive::read_envelope`).
+    let mut head = BytesMut::with_capacity(256);
+    head.extend_from_slice(&[0; 4]);
+    let flag = if group == PLAIN_GROUP {
+        raft_proto::encode_message_into(&envelope, &mut head);
+        0
+    } else {
+        raft_proto::encode_group_message_into(group, &envelope, &mut head);
+        GROUP_ENVELOPE_BIT
+    };
+    // An envelope too long for the word is refused by every receiver.
+    let len = u32::try_from(head.len() - 4).unwrap_or(u32::MAX) & !GROUP_ENVELOPE_BIT;
+    head[..4].copy_from_slice(&(len | flag).to_le_bytes());
     send(head.freeze()).await?;
 
     let buf = SharedBuf::default();

@@ -237,29 +237,8 @@ impl Inbound<'_> {
     /// `Some` if the stream ends there.
     async fn handle(&mut self, frame: Frame) -> Result<Option<End>, StreamRefusal> {
         match frame {
-            Frame::Message(payload) => {
-                let message = frame::decode_message(payload, MAX_FRAME_BYTES)?;
-                let kind = message.body.kind_name();
-                if message.from != self.from {
-                    let (claimed, sender) = (message.from, self.from);
-                    return Err(StreamRefusal::WrongFrom {
-                        kind,
-                        claimed,
-                        sender,
-                    });
-                }
-                if message.to != self.shared.id {
-                    let (to, this) = (message.to, self.shared.id);
-                    return Err(StreamRefusal::WrongTo { kind, to, this });
-                }
-                if Lane::of(&message.body) != Some(self.lane) {
-                    let lane = self.lane;
-                    return Err(StreamRefusal::WrongLane { kind, lane });
-                }
-                self.shared.deliver(message);
-                self.delivered += 1;
-                Ok(None)
-            }
+            Frame::Message(payload) => self.message(false, payload).map(|()| None),
+            Frame::GroupMessage(payload) => self.message(true, payload).map(|()| None),
             Frame::Ping(nonce) => {
                 let mut pong = BytesMut::with_capacity(frame::HEADER_BYTES + 8);
                 frame::encode_control(KIND_PONG, nonce, &mut pong);
@@ -276,5 +255,32 @@ impl Inbound<'_> {
             }
             Frame::Pong(_) => Err(StreamRefusal::UnexpectedPong),
         }
+    }
+
+    /// A message frame (`grouped`: of a group other than the plain one):
+    /// decoded, checked against the stream's sender, receiver and lane, and
+    /// delivered to its group.
+    fn message(&mut self, grouped: bool, payload: Bytes) -> Result<(), StreamRefusal> {
+        let (group, message) = frame::decode_message(grouped, payload, MAX_FRAME_BYTES)?;
+        let kind = message.body.kind_name();
+        if message.from != self.from {
+            let (claimed, sender) = (message.from, self.from);
+            return Err(StreamRefusal::WrongFrom {
+                kind,
+                claimed,
+                sender,
+            });
+        }
+        if message.to != self.shared.id {
+            let (to, this) = (message.to, self.shared.id);
+            return Err(StreamRefusal::WrongTo { kind, to, this });
+        }
+        if Lane::of(&message.body) != Some(self.lane) {
+            let lane = self.lane;
+            return Err(StreamRefusal::WrongLane { kind, lane });
+        }
+        self.shared.deliver(group, message);
+        self.delivered += 1;
+        Ok(())
     }
 }

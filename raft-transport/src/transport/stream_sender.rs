@@ -25,7 +25,7 @@ use hyper::StatusCode;
 use hyper::header::{CONNECTION, HeaderValue, UPGRADE};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use raft_core::{Message, NodeId};
+use raft_core::{GroupId, Message, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
@@ -33,7 +33,7 @@ use tokio::time::{Instant, MissedTickBehavior, timeout};
 use super::fallback::{self, BatchFallback};
 use super::sender::{SendError, check_response, connect, request};
 use super::{MAX_BATCH_SEND_BYTES, STREAM_PROTOCOL, Shared};
-use crate::frame::{self, Frame, KIND_PING};
+use crate::frame::{self, Frame, KIND_PING, PLAIN_GROUP};
 use crate::lane::Lane;
 use crate::metrics::{LaneMetrics, add, dec, inc};
 use crate::peer_url::PeerUrl;
@@ -53,7 +53,7 @@ const MAX_INBOUND_FRAME: usize = 64;
 
 /// The queue of one peer's lane, and what its sender shares.
 pub(super) struct LaneQueue {
-    pub(super) queue: mpsc::Sender<Message>,
+    pub(super) queue: mpsc::Sender<(GroupId, Message)>,
     pub(super) state: Arc<LaneState>,
 }
 
@@ -69,13 +69,13 @@ pub(super) struct LaneState {
 impl LaneQueue {
     /// Queues `message`; false (counted, warned about once per episode) if
     /// the queue is full or its sender gone.
-    pub(super) fn enqueue(&self, shared: &Shared, message: Message) -> bool {
+    pub(super) fn enqueue(&self, shared: &Shared, group: GroupId, message: Message) -> bool {
         let metrics = &self.state.metrics;
         // Raised before the send so the sender's decrement never comes first.
         inc(&metrics.queue_depth);
-        match self.queue.try_send(message) {
+        match self.queue.try_send((group, message)) {
             Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Full(m)) => {
+            Err(mpsc::error::TrySendError::Full((_, m))) => {
                 if !self.state.overflowing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         to = %m.to,
@@ -139,7 +139,7 @@ struct Stream {
 
 /// What woke the sender.
 enum Wake {
-    Message(Option<Message>),
+    Message(Option<(GroupId, Message)>),
     Ping,
     Closed,
 }
@@ -149,7 +149,7 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     to: NodeId,
     url: PeerUrl,
-    queue: mpsc::Receiver<Message>,
+    queue: mpsc::Receiver<(GroupId, Message)>,
     state: Arc<LaneState>,
 ) {
     let mut sender = LaneSender {
@@ -191,7 +191,7 @@ struct LaneSender {
     shared: Arc<Shared>,
     to: NodeId,
     url: PeerUrl,
-    queue: mpsc::Receiver<Message>,
+    queue: mpsc::Receiver<(GroupId, Message)>,
     state: Arc<LaneState>,
     backoff: Backoff,
     stream: Option<Stream>,
@@ -202,14 +202,14 @@ struct LaneSender {
     /// Frames being written; reused.
     buf: BytesMut,
     /// The messages of `buf`, for the fallback; reused.
-    pending: Vec<Message>,
+    pending: Vec<(GroupId, Message)>,
     /// Set while the peer is of the previous version, without streams.
     fallback: Option<BatchFallback>,
 }
 
 impl LaneSender {
     /// Writes `first` and whatever else is queued, in one flush.
-    async fn send(&mut self, first: Message) {
+    async fn send(&mut self, first: (GroupId, Message)) {
         let (count, bytes) = self.encode(first);
         if count == 0 {
             return;
@@ -258,8 +258,23 @@ impl LaneSender {
         let Some(fallback) = self.fallback.as_mut() else {
             return;
         };
+        // An older peer runs one group and decodes plain messages only:
+        // another group's messages are dropped, never sent as its own.
+        let mut batch = Vec::with_capacity(self.pending.len());
+        for (group, message) in self.pending.drain(..) {
+            if group == PLAIN_GROUP {
+                batch.push(message);
+            } else {
+                self.shared.dropped_in(group, self.to, 1);
+            }
+        }
+        debug_assert!(batch.len() <= count);
+        let count = batch.len();
+        if count == 0 {
+            return;
+        }
         let posted = fallback
-            .post(&self.shared, self.to, &self.url, &self.pending)
+            .post(&self.shared, self.to, &self.url, &batch)
             .await;
         match posted {
             Ok(()) => {
@@ -279,23 +294,23 @@ impl LaneSender {
     /// Encodes `first` and what is queued behind it (up to about
     /// [`MAX_BATCH_SEND_BYTES`]) into the buffer: how many messages, and
     /// their frame bytes. A message too large for any receiver is dropped.
-    fn encode(&mut self, first: Message) -> (usize, usize) {
+    fn encode(&mut self, first: (GroupId, Message)) -> (usize, usize) {
         self.buf.clear();
         self.pending.clear();
         let mut count = 0;
         let mut next = Some(first);
-        while let Some(message) = next.take() {
+        while let Some((group, message)) = next.take() {
             dec(&self.state.metrics.queue_depth);
             let start = self.buf.len();
-            let len = frame::encode_message(&message, &mut self.buf);
+            let len = frame::encode_message(group, &message, &mut self.buf);
             if len - frame::HEADER_BYTES > super::MAX_FRAME_BYTES {
                 self.buf.truncate(start);
-                tracing::warn!(peer = %self.to, kind = message.body.kind_name(), bytes = len, "message too large for a frame; dropped");
-                self.shared.dropped(self.to, 1);
+                tracing::warn!(peer = %self.to, group = %group, kind = message.body.kind_name(), bytes = len, "message too large for a frame; dropped");
+                self.shared.dropped_in(group, self.to, 1);
                 inc(&self.state.metrics.drops);
             } else {
                 count += 1;
-                self.pending.push(message);
+                self.pending.push((group, message));
             }
             if self.buf.len() < MAX_BATCH_SEND_BYTES {
                 next = self.queue.try_recv().ok();

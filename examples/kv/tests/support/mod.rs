@@ -77,6 +77,7 @@ pub struct ClusterBuilder {
     catch_up_entries: u64,
     tick_ms: u64,
     tls: bool,
+    groups: u64,
 }
 
 impl Default for ClusterBuilder {
@@ -87,6 +88,7 @@ impl Default for ClusterBuilder {
             catch_up_entries: 5000,
             tick_ms: 20,
             tls: false,
+            groups: 1,
         }
     }
 }
@@ -126,6 +128,12 @@ impl ClusterBuilder {
     /// `--catch-up-entries`.
     pub fn catch_up_entries(mut self, n: u64) -> Self {
         self.catch_up_entries = n;
+        self
+    }
+
+    /// `--groups`: keys sharded over this many Raft groups.
+    pub fn groups(mut self, n: u64) -> Self {
+        self.groups = n;
         self
     }
 
@@ -274,6 +282,9 @@ impl Cluster {
             .stderr(Stdio::from(log));
         if join {
             cmd.arg("--join");
+        }
+        if self.opts.groups > 1 {
+            cmd.arg("--groups").arg(self.opts.groups.to_string());
         }
         if let Some(certs) = &self.certs {
             cmd.args(certs.peer_flags(id));

@@ -8,7 +8,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use raft_core::{
-    Append, ConfState, Entry, Heartbeat, Index, LogId, Snapshot, SnapshotMetadata, Term,
+    Append, ConfState, Entry, Heartbeat, Index, LogId, MessageBody, Snapshot, SnapshotMetadata,
+    Term,
 };
 use raft_host::Transport as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,8 +27,9 @@ mod throughput;
 mod tls;
 
 const CLUSTER: u64 = 0xfeed_beef;
-/// The group every test transport carries.
-const GROUP: GroupId = GroupId(7);
+/// The group most tests send in: the plain one, which batches to an older
+/// peer carry too.
+const GROUP: GroupId = crate::frame::PLAIN_GROUP;
 /// Deadline for anything that should happen.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -36,8 +38,8 @@ enum Event {
     Delivered(Message),
     Unreachable(NodeId),
     SnapshotDone(NodeId, SnapshotStatus),
-    /// Anything reported for another group than [`GROUP`].
-    OtherGroup(GroupId, NodeId),
+    /// What was reported for another group than [`GROUP`].
+    OtherGroup(GroupId, Box<Event>),
 }
 
 /// An inbox that records what arrives. raft-host's `Inbox` only delivers
@@ -45,11 +47,11 @@ enum Event {
 struct ChanInbox(UnboundedSender<Event>);
 
 impl ChanInbox {
-    fn record(&self, group: GroupId, to: NodeId, event: Event) {
+    fn record(&self, group: GroupId, event: Event) {
         let event = if group == GROUP {
             event
         } else {
-            Event::OtherGroup(group, to)
+            Event::OtherGroup(group, Box::new(event))
         };
         let _ = self.0.send(event);
     }
@@ -57,13 +59,13 @@ impl ChanInbox {
 
 impl Inbound for ChanInbox {
     fn deliver(&self, group: GroupId, message: Message) {
-        self.record(group, message.to, Event::Delivered(message));
+        self.record(group, Event::Delivered(message));
     }
     fn unreachable(&self, group: GroupId, to: NodeId) {
-        self.record(group, to, Event::Unreachable(to));
+        self.record(group, Event::Unreachable(to));
     }
     fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
-        self.record(group, to, Event::SnapshotDone(to, status));
+        self.record(group, Event::SnapshotDone(to, status));
     }
 }
 
@@ -164,7 +166,7 @@ fn config(id: u64) -> TransportConfig {
         bind_outgoing: Some("127.0.0.1".parse().unwrap()),
         queue_messages: 64,
         limits: ConnectionLimits::peer(64),
-        ..TransportConfig::new(nid(id), GROUP, std::env::temp_dir())
+        ..TransportConfig::new(nid(id), std::env::temp_dir())
     }
 }
 
@@ -417,17 +419,45 @@ async fn a_snapshot_to_a_down_peer_fails() {
 }
 
 #[tokio::test]
-async fn a_transport_carries_its_own_group_only() {
+async fn one_stream_per_peer_carries_every_group_and_a_peer_stays_while_a_group_names_it() {
     let (mut a, mut b) = pair().await;
-    let other = GroupId(8);
-    // Refused and reported to that group: its leader must not wait.
-    a.transport.send(other, vec![heartbeat(a.id, b.id, 1)]);
-    assert_eq!(a.next_event().await, Event::OtherGroup(other, b.id));
-    a.transport.remove_peer(other, b.id);
-    a.transport.add_peer(other, nid(3), "http://127.0.0.1:1");
-    // The transport's own group is untouched.
+    let (seven, hosts) = (GroupId(7), GroupId(0));
+    a.transport.add_peer(seven, b.id, b.url().as_str());
+    a.transport.add_peer(hosts, b.id, b.url().as_str());
+    a.transport.send(seven, vec![heartbeat(a.id, b.id, 1)]);
     a.transport.send(GROUP, vec![heartbeat(a.id, b.id, 2)]);
-    assert_eq!(b.next_delivered().await, heartbeat(a.id, b.id, 2));
+    a.transport.send(hosts, vec![heartbeat(a.id, b.id, 3)]);
+    // In sending order on the peer's one message lane, each to its group.
+    let other = |g, m| Event::OtherGroup(g, Box::new(Event::Delivered(m)));
+    assert_eq!(b.next_event().await, other(seven, heartbeat(a.id, b.id, 1)));
+    assert_eq!(
+        b.next_event().await,
+        Event::Delivered(heartbeat(a.id, b.id, 2))
+    );
+    assert_eq!(b.next_event().await, other(hosts, heartbeat(a.id, b.id, 3)));
+    // A snapshot of group 7 arrives as group 7's, reported to group 7.
+    let snapshot = snapshot_message(a.id, b.id, Bytes::from(vec![3u8; 10_000]));
+    a.transport.send(seven, vec![snapshot.clone()]);
+    assert_eq!(b.next_event().await, other(seven, snapshot));
+    let finished = Event::SnapshotDone(b.id, SnapshotStatus::Finished);
+    assert_eq!(
+        a.next_event().await,
+        Event::OtherGroup(seven, Box::new(finished))
+    );
+    // Group 1 lets go of b; groups 7 and 0 still name it: still sent to.
+    a.transport.remove_peer(GROUP, b.id);
+    a.transport.send(seven, vec![heartbeat(a.id, b.id, 4)]);
+    assert_eq!(b.next_event().await, other(seven, heartbeat(a.id, b.id, 4)));
+    // Once no group names it, it is removed: its messages are reported
+    // unreachable to the group that sent them.
+    a.transport.remove_peer(seven, b.id);
+    a.transport.remove_peer(hosts, b.id);
+    a.transport.send(seven, vec![heartbeat(a.id, b.id, 5)]);
+    let unreachable = Event::Unreachable(b.id);
+    assert_eq!(
+        a.next_event().await,
+        Event::OtherGroup(seven, Box::new(unreachable))
+    );
     a.transport.add_peer(GROUP, nid(3), "not a URL");
     a.transport.send(GROUP, vec![heartbeat(a.id, nid(3), 3)]);
     assert_eq!(a.next_event().await, Event::Unreachable(nid(3)));
@@ -560,7 +590,10 @@ fn decode(body: &[u8]) -> Result<Message, receive::ReceiveError> {
         from: nid(1),
         to: nid(2),
     };
-    receive::decode_stream(body, parties, &config, |_| {})
+    receive::decode_stream(body, parties, &config, |_| {}).map(|(group, m)| {
+        assert_eq!(group, GROUP);
+        m
+    })
 }
 
 #[test]

@@ -206,7 +206,7 @@ pub(super) async fn closed_by_server<IO: AsyncRead + Unpin>(io: &mut IO) {
 
 pub(super) fn message_frame(m: &Message) -> Vec<u8> {
     let mut buf = BytesMut::new();
-    frame::encode_message(m, &mut buf);
+    frame::encode_message(GROUP, m, &mut buf);
     buf.to_vec()
 }
 
