@@ -245,7 +245,29 @@ pub enum ArgsError {
     /// high for it.
     #[error("{0}")]
     Descriptors(#[from] CapsError),
+    /// The groups' logs would leave too few descriptors for a node.
+    #[error(
+        "--groups {groups} keeps about {for_groups} file descriptors open for the groups' WALs \
+         and snapshots, and the limit (ulimit -n) of {limit} leaves too few beside them: raise \
+         the limit to at least {needed} or use fewer groups"
+    )]
+    GroupDescriptors {
+        /// `--groups`.
+        groups: u64,
+        /// What the groups after the first hold.
+        for_groups: u64,
+        /// The soft `RLIMIT_NOFILE`.
+        limit: u64,
+        /// The least limit that fits.
+        needed: u64,
+    },
 }
+
+/// File descriptors each group after the first keeps open (its WAL
+/// directory, segment and prepared spare, measured 3; one more for a
+/// snapshot file being written). The first group's are in the node's
+/// own reserve.
+const DESCRIPTORS_PER_GROUP: u64 = 4;
 
 impl ServerArgs {
     /// Checks the flags and builds the node's options and the client
@@ -294,7 +316,8 @@ impl ServerArgs {
         if self.snapshot_count == 0 {
             return Err(ArgsError::BadSnapshotCount);
         }
-        let caps = ConnectionCaps::for_limit(descriptors, self.max_connections)?;
+        let caps =
+            ConnectionCaps::for_limit(self.group_budget(descriptors)?, self.max_connections)?;
         let peer_tls = self.peer_tls(&cluster)?;
         let client_tls = self.client_tls()?;
         let data_dir = self
@@ -339,6 +362,22 @@ impl ServerArgs {
             limits: caps.client_limits(),
         };
         Ok((opts, client))
+    }
+
+    /// The descriptors left for connections and the node's own files once
+    /// the groups after the first have theirs.
+    fn group_budget(&self, limit: u64) -> Result<u64, ArgsError> {
+        let for_groups = self.groups.saturating_sub(1) * DESCRIPTORS_PER_GROUP;
+        let needed = for_groups + raft_transport::MIN_DESCRIPTORS;
+        if for_groups > 0 && limit < needed {
+            return Err(ArgsError::GroupDescriptors {
+                groups: self.groups,
+                for_groups,
+                limit,
+                needed,
+            });
+        }
+        Ok(limit - for_groups)
     }
 
     /// Each group's WAL segment size: `--wal-segment-size` shared by the
@@ -517,6 +556,21 @@ mod tests {
         let mut a = args();
         a.snapshot_count = 0;
         assert_eq!(a.validate().unwrap_err(), ArgsError::BadSnapshotCount);
+    }
+
+    #[test]
+    fn many_groups_need_descriptors_for_their_logs_or_are_refused() {
+        let mut a = args();
+        a.groups = 4096;
+        let e = a.validate_with_descriptors(1024).unwrap_err();
+        assert!(
+            matches!(e, ArgsError::GroupDescriptors { needed, .. } if needed == 4095 * 4 + 80),
+            "{e}"
+        );
+        assert!(e.to_string().contains("ulimit -n"), "{e}");
+        assert!(a.validate_with_descriptors(20_000).is_ok());
+        a.groups = 1;
+        assert!(a.validate_with_descriptors(1024).is_ok());
     }
 
     #[test]
