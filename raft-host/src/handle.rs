@@ -359,10 +359,8 @@ impl<S: StateMachine> GroupHandle<S> {
     /// Asks the loop to finish its current Ready, sync and stop. Pending
     /// requests are answered as interrupted (outcome unknown).
     pub fn shutdown(&self) {
-        // A full queue still gets the request through: block briefly.
-        let _ = self
-            .tx
-            .send_timeout(Event::Shutdown, Duration::from_secs(1));
+        // A full queue still takes it (see `Mailbox::send_urgent`).
+        let _ = self.tx.send_urgent(Event::Shutdown);
     }
 
     /// Waits for the loop to end, and says how it ended.

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::background::{SnapshotPool, Writer};
 use crate::error::StartError;
-use crate::group::{Event, GroupLoop, Mailbox, Parts, Replica};
+use crate::group::{GroupLoop, Parts, Replica, mailbox_channel};
 use crate::handle::{GroupHandle, HandleParts};
 use crate::liveness::{HOST_GROUP, Liveness, Pinger, Tracked};
 use crate::members::JoinContext;
@@ -173,8 +173,7 @@ impl Host {
             transport.add_peer(group, peer.id, &peer.addr);
         }
         let (slot, writer, snapshot_pool) = self.shared_threads::<S>()?;
-        let (tx, rx) = crossbeam_channel::bounded::<Event<S>>(opts.queue_len);
-        let tx = Mailbox::new(tx, slot.waker());
+        let (tx, rx) = mailbox_channel::<S>(opts.queue_len, slot.waker());
         let (status_tx, status_rx) = watch::channel(GroupStatus::new(self.id));
         let (exit_tx, exit_rx) = watch::channel(None);
         let handle = GroupHandle::new(HandleParts {

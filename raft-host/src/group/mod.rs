@@ -19,7 +19,7 @@ mod writes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::TryRecvError;
 use raft_core::{Index, LogId, NodeId, Proposal, Ready, SnapshotStatus, StepError};
 use raft_storage::{CompactionPolicy, DiskStorage};
 use tokio::sync::watch;
@@ -41,7 +41,7 @@ use balance::Balance;
 pub(crate) use events::Event;
 pub use events::MembershipChange;
 use health::Health;
-pub(crate) use mailbox::{Mailbox, Refused};
+pub(crate) use mailbox::{Inbound, Mailbox, Refused, channel as mailbox_channel};
 pub(crate) use reads::Reads;
 pub(crate) use reconfig::Reconfig;
 pub(crate) use replica::{PeerChange, Replica, Waiters};
@@ -85,7 +85,7 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) recorder: Arc<dyn Recorder>,
     pub(crate) opts: GroupOptions,
-    rx: Receiver<Event<S>>,
+    rx: Inbound<S>,
     /// With `async_storage_writes`: the writer thread.
     writes: Option<AsyncWrites>,
     snapshots: SnapshotWorker<S::Image>,
@@ -122,7 +122,7 @@ pub(crate) struct Parts<S: StateMachine> {
     pub(crate) replica: Replica<S>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) recorder: Arc<dyn Recorder>,
-    pub(crate) rx: Receiver<Event<S>>,
+    pub(crate) rx: Inbound<S>,
     pub(crate) status: watch::Sender<GroupStatus>,
     pub(crate) exit: watch::Sender<Exit>,
     pub(crate) first_read_ctx: u64,
