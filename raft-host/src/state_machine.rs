@@ -83,3 +83,27 @@ impl SnapshotImage for Vec<u8> {
         out.write_all(&self)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::Read;
+
+    use super::{Command, StateMachine};
+
+    /// A state machine that applies nothing, for tests of the plumbing.
+    pub(crate) struct Nothing;
+
+    impl StateMachine for Nothing {
+        type Output = ();
+        type Image = Vec<u8>;
+        fn apply(&mut self, commands: &[Command], outputs: &mut Vec<()>) {
+            outputs.extend(commands.iter().map(|_| ()));
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            Vec::new()
+        }
+        fn restore(&mut self, _data: &mut dyn Read) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}

@@ -89,18 +89,21 @@ async fn propose_through(n: &Running, value: u8) -> u64 {
     n.group.propose(vec![value]).await.expect("committed")
 }
 
+/// Three peer ports on loopback, and their addresses.
+async fn three_listeners() -> (Vec<PeerListener>, Vec<SocketAddr>) {
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        let addr = "127.0.0.1:0".parse().unwrap();
+        listeners.push(PeerListener::bind(addr).await.unwrap());
+    }
+    let addrs = listeners.iter().map(PeerListener::local_addr).collect();
+    (listeners, addrs)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_and_recover_from_their_directories() {
     let root = tempfile::tempdir().unwrap();
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(
-            PeerListener::bind("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap(),
-        );
-    }
-    let addrs: Vec<SocketAddr> = listeners.iter().map(PeerListener::local_addr).collect();
+    let (listeners, addrs) = three_listeners().await;
     let mut nodes = Vec::new();
     for (id, listener) in (1..).zip(listeners) {
         let cfg = config(id, &addrs, root.path());
@@ -160,15 +163,7 @@ async fn sums(n: &HttpNode<Sum>) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_run_three_groups_over_one_transport_and_keep_them_apart() {
     let root = tempfile::tempdir().unwrap();
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(
-            PeerListener::bind("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap(),
-        );
-    }
-    let addrs: Vec<SocketAddr> = listeners.iter().map(PeerListener::local_addr).collect();
+    let (listeners, addrs) = three_listeners().await;
     let mut nodes = Vec::new();
     for (id, listener) in (1..).zip(listeners) {
         let cfg = three_group_config(id, &addrs, root.path());

@@ -297,22 +297,7 @@ impl ServerArgs {
                 len: cluster.len(),
             });
         }
-        if self.tick_ms == 0 {
-            return Err(ArgsError::BadTiming("--tick-ms must be at least 1"));
-        }
-        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
-            return Err(ArgsError::BadTiming(
-                "--election-ticks must be greater than --heartbeat-ticks, which must be at least 1",
-            ));
-        }
-        let lease =
-            u64::from(self.election_ticks - 1) * 1000 / (1000 + u64::from(self.max_clock_drift));
-        if self.read_mode == ReadMode::Lease && lease == 0 {
-            return Err(ArgsError::BadTiming(
-                "--read-mode lease leaves no lease under --max-clock-drift: raise --election-ticks \
-                 or lower --max-clock-drift",
-            ));
-        }
+        self.check_timing()?;
         if self.snapshot_count == 0 {
             return Err(ArgsError::BadSnapshotCount);
         }
@@ -362,6 +347,27 @@ impl ServerArgs {
             limits: caps.client_limits(),
         };
         Ok((opts, client))
+    }
+
+    /// The tick, the timeouts and the lease they leave.
+    fn check_timing(&self) -> Result<(), ArgsError> {
+        if self.tick_ms == 0 {
+            return Err(ArgsError::BadTiming("--tick-ms must be at least 1"));
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
+            return Err(ArgsError::BadTiming(
+                "--election-ticks must be greater than --heartbeat-ticks, which must be at least 1",
+            ));
+        }
+        let lease =
+            u64::from(self.election_ticks - 1) * 1000 / (1000 + u64::from(self.max_clock_drift));
+        if self.read_mode == ReadMode::Lease && lease == 0 {
+            return Err(ArgsError::BadTiming(
+                "--read-mode lease leaves no lease under --max-clock-drift: raise --election-ticks \
+                 or lower --max-clock-drift",
+            ));
+        }
+        Ok(())
     }
 
     /// The descriptors left for connections and the node's own files once

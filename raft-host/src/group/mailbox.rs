@@ -153,26 +153,8 @@ impl<S: StateMachine> PeerSink for Mailbox<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use super::*;
-    use crate::state_machine::Command;
-
-    struct Nothing;
-
-    impl StateMachine for Nothing {
-        type Output = ();
-        type Image = Vec<u8>;
-        fn apply(&mut self, commands: &[Command], outputs: &mut Vec<()>) {
-            outputs.extend(commands.iter().map(|_| ()));
-        }
-        fn snapshot(&self) -> Vec<u8> {
-            Vec::new()
-        }
-        fn restore(&mut self, _data: &mut dyn Read) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::state_machine::testing::Nothing;
 
     #[test]
     fn a_full_mailbox_refuses_requests_but_takes_urgent_events_and_frees_room_as_read() {

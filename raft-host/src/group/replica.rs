@@ -401,30 +401,13 @@ fn answer_promotions<O>(
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use bytes::Bytes;
     use raft_core::{ConfChange, Config, FoundingLog, Term};
     use raft_storage::StorageOptions;
 
     use super::*;
 
-    /// A state machine that applies nothing.
-    struct Nothing;
-
-    impl StateMachine for Nothing {
-        type Output = ();
-        type Image = Vec<u8>;
-        fn apply(&mut self, commands: &[Command], outputs: &mut Vec<()>) {
-            outputs.extend(commands.iter().map(|_| ()));
-        }
-        fn snapshot(&self) -> Vec<u8> {
-            Vec::new()
-        }
-        fn restore(&mut self, _data: &mut dyn Read) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::state_machine::testing::Nothing;
 
     fn nid(n: u64) -> NodeId {
         NodeId::new(n).expect("non-zero")
