@@ -120,8 +120,9 @@
 //!
 //! Every request, stream requests included, carries the headers
 //! [`HEADER_CLUSTER_ID`] (16 lowercase hex digits), [`HEADER_FROM`] and
-//! [`HEADER_TO`] (decimal node ids). The format names no group: a
-//! transport carries one ([`TransportConfig::group`]).
+//! [`HEADER_TO`] (decimal node ids). Groups are named in the frames and
+//! envelopes (above), not in the headers: one connection serves every
+//! group the two hosts share.
 //!
 //! With [`TransportConfig::tls`] every connection, both ways (both lanes'
 //! streams, snapshots, batches), is mutual TLS
