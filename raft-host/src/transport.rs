@@ -35,6 +35,8 @@ pub(crate) enum PeerEvent {
     SnapshotStatus(NodeId, SnapshotStatus),
     /// The host of `NodeId` went silent (see `crate::liveness`).
     HostDown(NodeId),
+    /// Peer `NodeId` answered that it removed this node.
+    RemovedBy(NodeId),
 }
 
 /// Where the inbox puts one group's events: its loop's queue.
@@ -86,6 +88,16 @@ impl Inbox {
     /// Reports how sending a snapshot message of `group` to `to` ended.
     pub fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
         self.push(group, PeerEvent::SnapshotStatus(to, status));
+    }
+
+    /// Reports that peer `by` refused this node as removed (a transport
+    /// saw `410 Gone`): every group that has `by` as a member stops as
+    /// removed, as if it had applied its own removal, since the leader
+    /// stops sending to a member once it applies the member's removal and
+    /// the commit may never reach it. Node ids are never reused, so the
+    /// answer is final.
+    pub fn removed_by(&self, by: NodeId) {
+        self.broadcast(|| PeerEvent::RemovedBy(by));
     }
 
     /// True if `group` runs on this host (and for [`HOST_GROUP`] once the

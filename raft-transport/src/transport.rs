@@ -79,6 +79,8 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn unreachable(&self, group: GroupId, to: NodeId);
     /// A snapshot send to `to` finished.
     fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus);
+    /// Peer `by` answered that it removed this node (`410 Gone`).
+    fn removed_by(&self, by: NodeId);
 }
 
 impl Inbound for Inbox {
@@ -94,6 +96,10 @@ impl Inbound for Inbox {
 
     fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
         Inbox::snapshot_status(self, group, to, status);
+    }
+
+    fn removed_by(&self, by: NodeId) {
+        Inbox::removed_by(self, by);
     }
 }
 

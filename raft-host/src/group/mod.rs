@@ -322,6 +322,7 @@ impl<S: StateMachine> GroupLoop<S> {
             Event::Peer(PeerEvent::Message(m)) => self.step(m)?,
             Event::Peer(PeerEvent::Unreachable(id)) => self.node.report_unreachable(id),
             Event::Peer(PeerEvent::HostDown(id)) => self.on_host_down(id),
+            Event::Peer(PeerEvent::RemovedBy(id)) => self.on_removed_by(id),
             Event::Peer(PeerEvent::SnapshotStatus(id, status)) => {
                 match status {
                     SnapshotStatus::Finished => self.count(Counter::SnapshotsSent, 1),
@@ -361,6 +362,17 @@ impl<S: StateMachine> GroupLoop<S> {
             tracing::debug!(group = %self.group, peer = %id, "peer host reported down");
             self.node.report_unreachable(id);
         }
+    }
+
+    /// Peer `by` refused this node as removed: if `by` is a member, this
+    /// member was removed too (the peer applied it, ids are never
+    /// reused), so it stops as after applying its own removal.
+    fn on_removed_by(&mut self, by: NodeId) {
+        if self.removed_ticks_left.is_some() || !self.replica.members().addrs().contains_key(&by) {
+            return;
+        }
+        tracing::warn!(group = %self.group, peer = %by, "a member refuses this node as removed; stopping");
+        self.removed_ticks_left = Some(self.opts.election_timeout_ticks * 2);
     }
 
     fn propose(&mut self, data: bytes::Bytes, reply: ProposeReply<S::Output>) {

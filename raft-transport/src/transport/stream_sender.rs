@@ -144,6 +144,11 @@ enum Wake {
     Closed,
 }
 
+/// True if `e` is a peer answering that this node was removed (`410`).
+fn is_removed_answer(e: &SendError) -> bool {
+    matches!(e, SendError::Refused { status, .. } if *status == StatusCode::GONE)
+}
+
 /// Runs the sender of `state.lane` to peer `to` until its queue is closed.
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -381,6 +386,14 @@ impl LaneSender {
                 false
             }
             Err(e) => {
+                if is_removed_answer(&e) {
+                    // The peer applied this node's removal (410, ids are
+                    // never reused): the removal's commit may never reach
+                    // this node otherwise, as the leader stops sending
+                    // once it applies it (etcd stops a member on the same
+                    // answer).
+                    self.shared.inbox.removed_by(self.to);
+                }
                 self.unhealthy(&e, 0);
                 self.backoff.failed(Instant::now());
                 false

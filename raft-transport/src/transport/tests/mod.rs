@@ -67,6 +67,7 @@ impl Inbound for ChanInbox {
     fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
         self.record(group, Event::SnapshotDone(to, status));
     }
+    fn removed_by(&self, _by: NodeId) {}
 }
 
 struct Node {

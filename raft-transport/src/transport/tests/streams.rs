@@ -49,6 +49,7 @@ impl Inbound for GatedInbox {
     fn snapshot_status(&self, group: GroupId, to: NodeId, status: SnapshotStatus) {
         self.inner.snapshot_status(group, to, status);
     }
+    fn removed_by(&self, _by: NodeId) {}
 }
 
 /// Opens the gate when dropped, so a failing test cannot leave a runtime
