@@ -3,10 +3,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use raft_core::{Index, LogId};
+use raft_core::{GroupId, Index, LogId};
 use raft_io::codec::CodecError;
 
-use crate::format::DamageKind;
+use crate::format::{DamageKind, Layout};
 
 /// Why [`crate::Wal::open`] refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +133,37 @@ pub enum OpenError {
     /// An option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(&'static str),
+    /// The directory holds the other kind of log: [`crate::Wal`] opened a
+    /// log shared by many groups, or [`crate::SharedWal`] a one-group log.
+    #[error("segment {path} belongs to {found}; open it with the matching type")]
+    WrongLayout {
+        /// The first segment of the other layout.
+        path: PathBuf,
+        /// The layout it has.
+        found: Layout,
+    },
+    /// A verified group frame in a one-group log: no one-group writer
+    /// writes one, so the segment was written by something else.
+    #[error("segment {segment} of a one-group log holds a group frame")]
+    UnexpectedGroupFrame {
+        /// The segment.
+        segment: u64,
+    },
+    /// A shared log's batch holds a frame before any group frame, so the
+    /// frame belongs to no group.
+    #[error("segment {segment} holds a frame that names no group")]
+    UngroupedFrame {
+        /// The segment.
+        segment: u64,
+    },
+    /// One group's log in a shared log does not recover.
+    #[error("group {group}: {source}")]
+    InGroup {
+        /// The group.
+        group: GroupId,
+        /// What is wrong with its log.
+        source: Box<OpenError>,
+    },
 }
 
 /// Why [`crate::Wal::save`], [`crate::Wal::save_snapshot_marker`] or
@@ -215,6 +246,21 @@ pub enum SaveError {
         /// The rejected marker.
         found: Index,
     },
+    /// [`crate::SharedWal`]: one group's part of a save was refused, so
+    /// nothing of the save was written.
+    #[error("group {group}: {source}")]
+    InGroup {
+        /// The group.
+        group: GroupId,
+        /// Why its part was refused.
+        source: Box<SaveError>,
+    },
+    /// [`crate::SharedWal::save`]: one save names a group twice.
+    #[error("group {group} appears twice in one save")]
+    DuplicateGroup {
+        /// The group.
+        group: GroupId,
+    },
 }
 
 /// Why [`crate::Wal::release_to`] failed.
@@ -236,6 +282,14 @@ pub enum ReleaseError {
         requested: Index,
         /// The newest snapshot marker's index (0: none).
         snapshot: Index,
+    },
+    /// [`crate::SharedWal::release`]: the group's part was refused.
+    #[error("group {group}: {source}")]
+    InGroup {
+        /// The group.
+        group: GroupId,
+        /// Why.
+        source: Box<ReleaseError>,
     },
 }
 

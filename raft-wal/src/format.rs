@@ -16,14 +16,55 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use raft_core::{ConfState, Entry, EntryKind, HardState, Index, LogId, NodeId, Term};
+use raft_core::{ConfState, Entry, EntryKind, GroupId, HardState, Index, LogId, NodeId, Term};
 use raft_io::codec::{self, CodecError, Field, Reader, Writer};
 
 /// The first 8 bytes of every segment, modelled on PNG's: a non-ASCII byte,
 /// the name, and a CR-LF / Ctrl-Z sequence that text-mode transfers mangle.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89RWAL\r\n\x1a";
-/// The format version this crate writes and reads.
+/// The format version of a one-group log ([`crate::Wal`]).
 pub const FORMAT_VERSION: u32 = 1;
+/// The format version of a log shared by many groups
+/// ([`crate::SharedWal`]): the same frames plus group frames. A one-group
+/// reader refuses its segments at the header, so it never mistakes group
+/// frames for a torn tail.
+pub const SHARED_FORMAT_VERSION: u32 = 2;
+
+/// Which of the two logs a segment belongs to, by its header's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// One group's log, format version 1.
+    Single,
+    /// Many groups' log, format version 2.
+    Shared,
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Layout::Single => "a one-group log (raft_wal::Wal)",
+            Layout::Shared => "a log shared by many groups (raft_wal::SharedWal)",
+        })
+    }
+}
+
+impl Layout {
+    /// The header version this layout writes.
+    pub const fn version(self) -> u32 {
+        match self {
+            Layout::Single => FORMAT_VERSION,
+            Layout::Shared => SHARED_FORMAT_VERSION,
+        }
+    }
+
+    /// The other layout.
+    pub const fn other(self) -> Layout {
+        match self {
+            Layout::Single => Layout::Shared,
+            Layout::Shared => Layout::Single,
+        }
+    }
+}
 
 // The segment header, field by field (the crate docs' first table).
 const HEADER_MAGIC: Field = Field::first(SEGMENT_MAGIC.len());
@@ -92,6 +133,11 @@ pub enum FrameType {
     SnapshotMarker = 3,
     /// The end of a batch: what makes the frames before it count.
     Commit = 4,
+    /// Shared logs only: the group the frames after it (up to the next
+    /// group frame or the batch's end) belong to.
+    Group = 5,
+    /// Shared logs only: the group was dropped; its state so far is gone.
+    DropGroup = 6,
 }
 
 impl FrameType {
@@ -101,6 +147,8 @@ impl FrameType {
             2 => Some(FrameType::HardState),
             3 => Some(FrameType::SnapshotMarker),
             4 => Some(FrameType::Commit),
+            5 => Some(FrameType::Group),
+            6 => Some(FrameType::DropGroup),
             _ => None,
         }
     }
@@ -150,6 +198,10 @@ pub enum Record {
     SnapshotMarker(SnapshotMarker),
     /// A batch trailer.
     Commit(Commit),
+    /// Shared logs: the group of the frames that follow in the batch.
+    Group(GroupId),
+    /// Shared logs: a group was dropped.
+    DropGroup(GroupId),
 }
 
 /// The fields of a segment header.
@@ -228,11 +280,29 @@ pub fn parse_segment_file_name(name: &str) -> Option<(u64, Index)> {
     Some((id, Index(first)))
 }
 
-/// Encodes a segment header.
+/// Encodes a one-group segment header.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub fn encode_segment_header(header: SegmentHeader) -> [u8; SEGMENT_HEADER_BYTES] {
+    encode_segment_header_for(Layout::Single, header)
+}
+
+/// Decodes a one-group segment header from the start of `bytes`.
+///
+/// # Errors
+/// [`DamageKind::BadHeader`] unless the magic, version, CRC and reserved
+/// bytes all check.
+pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DamageKind> {
+    decode_segment_header_for(Layout::Single, bytes)
+}
+
+/// Encodes a segment header of `layout`.
+pub fn encode_segment_header_for(
+    layout: Layout,
+    header: SegmentHeader,
+) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut b = [0u8; SEGMENT_HEADER_BYTES];
     b[HEADER_MAGIC.range()].copy_from_slice(&SEGMENT_MAGIC);
-    HEADER_VERSION.put_u32(&mut b, FORMAT_VERSION);
+    HEADER_VERSION.put_u32(&mut b, layout.version());
     HEADER_SEGMENT_ID.put_u64(&mut b, header.segment_id);
     HEADER_FIRST_INDEX.put_u64(&mut b, header.first_index.get());
     let crc = crc32fast::hash(&b[..HEADER_CRC.offset()]);
@@ -240,12 +310,15 @@ pub fn encode_segment_header(header: SegmentHeader) -> [u8; SEGMENT_HEADER_BYTES
     b
 }
 
-/// Decodes a segment header from the start of `bytes`.
+/// Decodes a segment header of `layout` from the start of `bytes`.
 ///
 /// # Errors
-/// [`DamageKind::BadHeader`] unless the magic, version, CRC and reserved
-/// bytes all check.
-pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DamageKind> {
+/// [`DamageKind::BadHeader`] unless the magic, version (that of `layout`),
+/// CRC and reserved bytes all check.
+pub fn decode_segment_header_for(
+    layout: Layout,
+    bytes: &[u8],
+) -> Result<SegmentHeader, DamageKind> {
     let b = bytes
         .get(..SEGMENT_HEADER_BYTES)
         .ok_or(DamageKind::BadHeader)?;
@@ -253,7 +326,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DamageKind> 
     let field = |f: Field| f.get_u32(b);
     let reserved_zero = field(HEADER_RESERVED_1) == Ok(0) && field(HEADER_RESERVED_2) == Ok(0);
     if b[HEADER_MAGIC.range()] != SEGMENT_MAGIC
-        || field(HEADER_VERSION) != Ok(FORMAT_VERSION)
+        || field(HEADER_VERSION) != Ok(layout.version())
         || field(HEADER_CRC) != Ok(crc)
         || !reserved_zero
     {
@@ -365,6 +438,21 @@ pub fn put_snapshot_marker(buf: &mut Vec<u8>, segment_id: u64, marker: &Snapshot
     });
 }
 
+/// Appends a group frame (shared logs): the frames after it in the batch
+/// belong to `group`.
+pub fn put_group(buf: &mut Vec<u8>, segment_id: u64, group: GroupId) {
+    put_frame(buf, segment_id, FrameType::Group, |w| {
+        w.put_u64(group.get())
+    });
+}
+
+/// Appends a drop-group frame (shared logs).
+pub fn put_drop_group(buf: &mut Vec<u8>, segment_id: u64, group: GroupId) {
+    put_frame(buf, segment_id, FrameType::DropGroup, |w| {
+        w.put_u64(group.get());
+    });
+}
+
 /// Appends a commit frame.
 pub fn put_commit(buf: &mut Vec<u8>, segment_id: u64, commit: Commit) {
     put_frame(buf, segment_id, FrameType::Commit, |w| {
@@ -439,6 +527,8 @@ fn decode_payload(
         FrameType::HardState => Record::HardState(decode_hard_state(&mut r).map_err(bad)?),
         FrameType::SnapshotMarker => Record::SnapshotMarker(decode_marker(&mut r).map_err(bad)?),
         FrameType::Commit => Record::Commit(decode_commit(&mut r).map_err(bad)?),
+        FrameType::Group => Record::Group(GroupId(r.get_u64().map_err(bad)?)),
+        FrameType::DropGroup => Record::DropGroup(GroupId(r.get_u64().map_err(bad)?)),
     };
     r.finish().map_err(bad)?;
     Ok(record)
@@ -564,6 +654,8 @@ mod tests {
         put_entry(&mut buf, 5, &entry);
         put_hard_state(&mut buf, 5, &hs);
         put_snapshot_marker(&mut buf, 5, &marker());
+        put_group(&mut buf, 5, GroupId(77));
+        put_drop_group(&mut buf, 5, GroupId(u64::MAX));
         put_commit(&mut buf, 5, commit);
         let bytes = Bytes::from(buf);
         let mut at = 0;
@@ -580,9 +672,27 @@ mod tests {
                 Record::Entry(entry),
                 Record::HardState(hs),
                 Record::SnapshotMarker(marker()),
+                Record::Group(GroupId(77)),
+                Record::DropGroup(GroupId(u64::MAX)),
                 Record::Commit(commit)
             ]
         );
+    }
+
+    #[test]
+    fn a_header_of_one_layout_never_decodes_as_the_other() {
+        let header = SegmentHeader {
+            segment_id: 3,
+            first_index: Index(0),
+        };
+        for layout in [Layout::Single, Layout::Shared] {
+            let b = encode_segment_header_for(layout, header);
+            assert_eq!(decode_segment_header_for(layout, &b), Ok(header));
+            assert_eq!(
+                decode_segment_header_for(layout.other(), &b),
+                Err(DamageKind::BadHeader)
+            );
+        }
     }
 
     #[test]

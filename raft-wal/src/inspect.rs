@@ -49,8 +49,10 @@ pub fn verify(
     max_record_bytes: u32,
 ) -> Result<VerifyReport, OpenError> {
     let copy = recovery::read_leftover(backend, dir)?.map(|(copy, _)| copy);
-    let scanned = recovery::scan::scan_dir(backend, dir, max_record_bytes, copy.as_ref())?;
-    let r = &scanned.replayed;
+    let mut replayed = recovery::scan::Replayed::new();
+    let scanned =
+        recovery::scan::scan_dir(backend, dir, max_record_bytes, copy.as_ref(), &mut replayed)?;
+    let r = &replayed;
     Ok(VerifyReport {
         segments: scanned.segments.iter().map(|s| s.id).collect(),
         hard_state: r.hard_state,
@@ -210,5 +212,7 @@ fn describe(out: &mut dyn Write, record: &Record, data: bool) -> io::Result<()> 
             "commit    batch at {} of {} frame(s), synced through {}",
             c.batch_start, c.frame_count, c.synced_through
         ),
+        Record::Group(g) => writeln!(out, "group     {g}"),
+        Record::DropGroup(g) => writeln!(out, "dropgroup {g}"),
     }
 }

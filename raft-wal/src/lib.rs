@@ -34,6 +34,39 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Many groups, one log
+//!
+//! [`SharedWal`] is the same log for a host running many Raft groups: one
+//! [`SharedWal::save`] writes several groups' entries and hard states as
+//! one batch, so they share one fdatasync, and concurrent saves share them
+//! too. Each group keeps its own hard state, snapshot markers and release
+//! point; a segment goes once no group needs it, and
+//! [`SharedWal::oldest_holder`] names the group that keeps the oldest one.
+//! Its layout and rules are in [`SharedWal`]'s docs.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use raft_core::{Entry, GroupId, HardState, Index, Term};
+//! use raft_io::SimBackend;
+//! use raft_wal::{GroupWrite, SharedWal, WalOptions};
+//!
+//! let fs = SimBackend::new();
+//! let options = WalOptions::new().backend(fs.shared());
+//! let (wal, _) = SharedWal::open("/wal", options.clone())?;
+//! let hs = HardState { term: Term(1), vote: None, commit: Index(0) };
+//! let e = [Entry::new(Term(1), Index(1), Bytes::from_static(b"x"))];
+//! let writes = [GroupWrite { group: GroupId(1), hard_state: Some(&hs), entries: &e },
+//!               GroupWrite { group: GroupId(2), hard_state: None, entries: &e }];
+//! wal.save(&writes, true)?; // one batch, one fdatasync, both groups durable
+//! drop(wal);
+//!
+//! fs.crash(7);
+//! let (_wal, recovered) = SharedWal::open("/wal", options)?;
+//! let (_, entries) = recovered.groups[&GroupId(2)].clone().entries_after(None)?;
+//! assert_eq!(entries, e);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Durability contract
 //!
 //! - `save(.., sync = true)` returns after an `fdatasync` that covers the
@@ -171,6 +204,7 @@
 //!   off. [`inspect`] is public either way, for the `raft-wal` tool.
 #![deny(missing_docs)]
 
+mod checks;
 mod error;
 // The frame codec is internal: its layout is documented above, and only
 // tests and the fuzz target need to build frames by hand (feature
@@ -184,6 +218,7 @@ pub mod inspect;
 mod options;
 mod recovery;
 mod rotation;
+mod shared;
 mod state;
 mod wal;
 
@@ -192,8 +227,9 @@ mod wal;
 pub use raft_io as io;
 
 pub use error::{OpenError, ReleaseError, SaveError};
-pub use format::{DamageKind, SnapshotMarker};
+pub use format::{DamageKind, Layout, SnapshotMarker};
 pub use options::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, WalOptions};
 pub use recovery::{Recovered, TailTruncation};
+pub use shared::{GroupRecovered, GroupWrite, SegmentHolder, SharedRecovered, SharedWal};
 pub use state::WalStats;
 pub use wal::Wal;

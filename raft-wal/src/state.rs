@@ -4,6 +4,7 @@ use raft_core::{HardState, Index};
 
 use crate::format::{SegmentFile, SnapshotMarker};
 use crate::group_commit::{SyncState, Synced};
+use crate::rotation::SegmentFill;
 
 /// Counters since open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,12 +30,8 @@ pub(crate) struct WalState {
     pub(crate) sync: SyncState,
     /// The segments on disk, oldest first; the last is the current one.
     pub(crate) segments: Vec<SegmentFile>,
-    /// Batches and bytes queued in the current segment since it was
-    /// created (decides whether the next one is preallocated).
-    pub(crate) segment_batches: u64,
-    pub(crate) segment_bytes: u64,
-    /// The spare for the segment after the current one was asked for.
-    pub(crate) spare_requested: bool,
+    /// How full the current segment is.
+    pub(crate) fill: SegmentFill,
     pub(crate) last_index: Index,
     pub(crate) hard_state: HardState,
     pub(crate) newest_marker: Option<SnapshotMarker>,

@@ -9,12 +9,13 @@ use parking_lot::MutexGuard;
 use raft_core::{Entry, HardState, Index};
 use raft_io::{DirLock, codec};
 
+use crate::checks::{self, LogTip};
 use crate::error::{OpenError, ReleaseError, SaveError, open_io};
 use crate::format::{self, Commit, SnapshotMarker};
 use crate::group_commit::{GroupCommit, SyncState};
 use crate::options::WalOptions;
 use crate::recovery::{self, Recovered};
-use crate::rotation::Rotation;
+use crate::rotation::{Rotation, SegmentFill};
 use crate::state::{WalState, WalStats};
 
 /// A write-ahead log for one Raft node. See the crate docs.
@@ -64,9 +65,7 @@ impl Wal {
         let state = WalState {
             sync: SyncState::new(file, offset),
             segments,
-            segment_batches: 0,
-            segment_bytes: 0,
-            spare_requested: false,
+            fill: SegmentFill::default(),
             last_index: opened.last_index,
             hard_state: opened.recovered.hard_state,
             newest_marker: opened.newest_marker,
@@ -197,69 +196,12 @@ impl Wal {
         hard_state: Option<&HardState>,
         entries: &[Entry],
     ) -> Result<Index, SaveError> {
-        let new_last = match entries.last() {
-            Some(last) => {
-                self.check_entries(g, entries)?;
-                last.index
-            }
-            None => g.last_index,
+        let tip = LogTip {
+            last_index: g.last_index,
+            commit: g.hard_state.commit,
+            snapshot: g.newest_marker_index(),
         };
-        if let Some(hs) = hard_state
-            && hs.commit > new_last
-        {
-            return Err(SaveError::CommitBeyondLog {
-                commit: hs.commit,
-                last_index: new_last,
-            });
-        }
-        Ok(new_last)
-    }
-
-    /// The entries continue the log (or replace an uncommitted suffix of
-    /// it that no snapshot covers), follow each other, and fit the format.
-    fn check_entries(&self, g: &WalState, entries: &[Entry]) -> Result<(), SaveError> {
-        let first = entries[0].index;
-        let expected = g.last_index.next();
-        if first > expected {
-            return Err(SaveError::Gap {
-                expected,
-                found: first,
-            });
-        }
-        let snapshot = g.newest_marker_index();
-        if first <= snapshot {
-            return Err(SaveError::BelowSnapshot {
-                index: first,
-                snapshot,
-            });
-        }
-        if first <= g.hard_state.commit {
-            return Err(SaveError::TruncatesCommitted {
-                index: first,
-                commit: g.hard_state.commit,
-            });
-        }
-        for pair in entries.windows(2) {
-            if pair[1].index != pair[0].index.next() {
-                return Err(SaveError::NotContiguous {
-                    previous: pair[0].index,
-                    found: pair[1].index,
-                });
-            }
-        }
-        for e in entries {
-            if !format::kind_is_storable(e.kind) {
-                return Err(SaveError::UnsupportedEntryKind { index: e.index });
-            }
-            let bytes = format::entry_payload_bytes(e) as u64;
-            if bytes > u64::from(self.options.max_record_bytes) {
-                return Err(SaveError::RecordTooLarge {
-                    bytes,
-                    max: self.options.max_record_bytes,
-                });
-            }
-        }
-        Ok(())
+        checks::check_save(tip, hard_state, entries, self.options.max_record_bytes)
     }
 
     /// Records a snapshot marker and syncs: the caller must have made the
@@ -380,7 +322,7 @@ impl Wal {
         });
         g.stats.batches += 1;
         g.stats.bytes_written += len;
-        self.rotation.note_batch(g, len)
+        self.rotation.note_batch(&mut g.fill, g.sync.offset(), len)
     }
 }
 

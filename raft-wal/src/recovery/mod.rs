@@ -20,7 +20,7 @@ use std::sync::Arc;
 use raft_core::{HardState, Index, LogId};
 use raft_io::{Backend, DirLock, FileHandle};
 
-use self::scan::{Scanned, TailRepair};
+use self::scan::{Replay, Scanned, TailRepair};
 use self::tail_copy::TailCopy;
 use crate::error::{OpenError, open_io};
 use crate::format::{DamageKind, SEGMENT_HEADER_BYTES, SegmentFile, SnapshotMarker};
@@ -115,35 +115,86 @@ pub(crate) fn recover(
     snapshot: Option<LogId>,
     preallocate: bool,
 ) -> Result<Opened, OpenError> {
-    finish_interrupted_rewrite(backend, dir)?;
-    let mut scanned = scan::scan_dir(backend, dir, max_record_bytes, None)?;
-    // Taken before the entries move out of the replay.
-    let last_index = scanned.replayed.last_index();
-    let (snapshot, entries) = scan::entries_after(&mut scanned.replayed, snapshot)?;
+    let mut replayed = scan::Replayed::new();
+    let (dir_state, (snapshot, entries, last_index)) = open_dir(
+        backend,
+        dir,
+        max_record_bytes,
+        preallocate,
+        &mut replayed,
+        |replayed| {
+            // Taken before the entries move out of the replay.
+            let last_index = replayed.last_index();
+            let (snapshot, entries) = scan::entries_after(replayed, snapshot)?;
+            Ok((snapshot, entries, last_index))
+        },
+    )?;
     let recovered = Recovered {
-        hard_state: scanned.replayed.hard_state,
+        hard_state: replayed.hard_state,
         snapshot,
         entries,
-        snapshot_markers: scanned
-            .replayed
+        snapshot_markers: replayed
             .markers
             .iter()
             .map(SnapshotMarker::log_id)
             .collect(),
-        truncated_tail: apply_repairs(backend, dir, &scanned, preallocate)?,
-        removed_temp_files: scanned.temp_files.clone(),
+        truncated_tail: dir_state.truncated_tail,
+        removed_temp_files: dir_state.removed_temp_files,
     };
+    Ok(Opened {
+        recovered,
+        newest_marker: replayed.newest_marker().cloned(),
+        segments: dir_state.segments,
+        tail: dir_state.tail,
+        last_index,
+    })
+}
+
+/// What [`open_dir`] leaves the writer, whichever log it replayed.
+#[derive(Debug)]
+pub(crate) struct OpenedDir {
+    /// The segments on disk, oldest first; empty for a new directory.
+    pub(crate) segments: Vec<SegmentFile>,
+    /// The last segment, open for writing, and where writing continues in
+    /// it; everything before that offset is durable. `None` without
+    /// segments.
+    pub(crate) tail: Option<(Arc<dyn FileHandle>, u64)>,
+    /// The torn tail cut off, if any.
+    pub(crate) truncated_tail: Option<TailTruncation>,
+    /// Leftover temporary files deleted.
+    pub(crate) removed_temp_files: Vec<PathBuf>,
+}
+
+/// The steps of recovery every log shares: finish an interrupted tail
+/// rewrite, scan and replay into `replayed`, run the caller's `check`
+/// (which may still refuse: nothing is repaired before it passes), repair a
+/// torn tail, delete temporary files and make the tail durable.
+///
+/// # Errors
+/// A refusal variant of [`OpenError`], or [`OpenError::Io`].
+pub(crate) fn open_dir<R: Replay, T>(
+    backend: &dyn Backend,
+    dir: &Path,
+    max_record_bytes: u32,
+    preallocate: bool,
+    replayed: &mut R,
+    check: impl FnOnce(&mut R) -> Result<T, OpenError>,
+) -> Result<(OpenedDir, T), OpenError> {
+    finish_interrupted_rewrite(backend, dir)?;
+    let scanned = scan::scan_dir(backend, dir, max_record_bytes, None, replayed)?;
+    let checked = check(replayed)?;
+    let truncated_tail = apply_repairs(backend, dir, &scanned, preallocate)?;
     let tail = match scanned.segments.last() {
         Some(last) => Some(open_tail(backend, dir, last, &scanned)?),
         None => None,
     };
-    Ok(Opened {
-        recovered,
-        newest_marker: scanned.replayed.newest_marker().cloned(),
+    let opened = OpenedDir {
+        removed_temp_files: scanned.temp_files,
         segments: scanned.segments,
         tail,
-        last_index,
-    })
+        truncated_tail,
+    };
+    Ok((opened, checked))
 }
 
 /// Opens the last segment for writing and makes its bytes up to where

@@ -11,8 +11,40 @@ use raft_io::Backend;
 use super::tail_copy::TailCopy;
 use crate::error::{OpenError, open_io};
 use crate::format::{
-    self, DamageKind, Record, SEGMENT_HEADER_BYTES, SegmentFile, SnapshotMarker, TEMP_SUFFIX,
+    self, DamageKind, Layout, Record, SEGMENT_HEADER_BYTES, SegmentFile, SegmentHeader,
+    SnapshotMarker, TEMP_SUFFIX,
 };
+
+/// What rebuilds a log from a directory's batches: one group's
+/// ([`Replayed`]) or many groups' (the shared log's). The scan checks
+/// frames, batches, names and damage the same way for both.
+pub(crate) trait Replay {
+    /// The layout whose segment headers this replay reads.
+    const LAYOUT: Layout;
+
+    /// Called with each segment's (checked) header before its batches;
+    /// `first` for the oldest segment on disk.
+    ///
+    /// # Errors
+    /// A refusal when the segment does not continue the log.
+    fn start_segment(&mut self, header: SegmentHeader, first: bool) -> Result<(), OpenError>;
+
+    /// Applies one complete batch of segment `segment` (commit frame
+    /// stripped).
+    ///
+    /// # Errors
+    /// A refusal when the batch does not fit the log.
+    fn apply_batch(&mut self, segment: u64, batch: Vec<Record>) -> Result<(), OpenError>;
+
+    /// Checks that hold once every segment is replayed.
+    ///
+    /// # Errors
+    /// A refusal.
+    fn finish(&mut self) -> Result<(), OpenError>;
+
+    /// The last index recovered so far, for error messages.
+    fn last_good_index(&self) -> Index;
+}
 
 /// A torn tail recovery will cut off the last segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +61,7 @@ pub(crate) struct TailRepair {
 }
 
 /// The log as the batches replay it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Replayed {
     pub(crate) hard_state: HardState,
     pub(crate) markers: Vec<SnapshotMarker>,
@@ -39,6 +71,14 @@ pub(crate) struct Replayed {
 }
 
 impl Replayed {
+    /// An empty log, which starts at index 1.
+    pub(crate) fn new() -> Replayed {
+        Replayed {
+            base: Index(1),
+            ..Replayed::default()
+        }
+    }
+
     pub(crate) fn last_index(&self) -> Index {
         Index(self.base.get() + self.entries.len() as u64).prev()
     }
@@ -51,12 +91,29 @@ impl Replayed {
         self.newest_marker().map_or(Index::ZERO, |m| m.index)
     }
 
-    fn apply(&mut self, segment: u64, record: Record) -> Result<(), OpenError> {
+    /// Applies a hard state, marker or entry of this log. Group frames are
+    /// the caller's to handle (a one-group log refuses them).
+    pub(crate) fn apply(&mut self, segment: u64, record: Record) -> Result<(), OpenError> {
         match record {
             Record::HardState(hs) => self.hard_state = hs,
             Record::SnapshotMarker(m) => self.apply_marker(segment, m)?,
             Record::Entry(e) => self.apply_entry(segment, e)?,
+            Record::Group(_) | Record::DropGroup(_) => {
+                return Err(OpenError::UnexpectedGroupFrame { segment });
+            }
             Record::Commit(_) => unreachable!("scan_segment strips commit frames"),
+        }
+        Ok(())
+    }
+
+    /// Checks that the hard state commits nothing the log lacks.
+    pub(crate) fn check_commit(&self) -> Result<(), OpenError> {
+        let last_index = self.last_index();
+        if self.hard_state.commit > last_index {
+            return Err(OpenError::CommitBeyondLog {
+                commit: self.hard_state.commit,
+                last_index,
+            });
         }
         Ok(())
     }
@@ -136,12 +193,39 @@ impl Replayed {
     }
 }
 
-/// Everything a scan of the directory found.
+impl Replay for Replayed {
+    const LAYOUT: Layout = Layout::Single;
+
+    /// The first segment's first index is the log's base; a later one's is
+    /// where the log continues.
+    fn start_segment(&mut self, header: SegmentHeader, first: bool) -> Result<(), OpenError> {
+        if first {
+            self.base = header.first_index;
+            Ok(())
+        } else {
+            Replayed::start_segment(self, header.segment_id, header.first_index)
+        }
+    }
+
+    fn apply_batch(&mut self, segment: u64, batch: Vec<Record>) -> Result<(), OpenError> {
+        batch.into_iter().try_for_each(|r| self.apply(segment, r))
+    }
+
+    fn finish(&mut self) -> Result<(), OpenError> {
+        self.check_commit()
+    }
+
+    fn last_good_index(&self) -> Index {
+        self.last_index()
+    }
+}
+
+/// Everything a scan of the directory found (the log itself is in the
+/// [`Replay`] the scan fed).
 #[derive(Debug, Default)]
 pub(crate) struct Scanned {
     pub(crate) segments: Vec<SegmentFile>,
     pub(crate) temp_files: Vec<PathBuf>,
-    pub(crate) replayed: Replayed,
     pub(crate) tail_repair: Option<TailRepair>,
     /// Where writing continues in the last segment.
     pub(crate) write_offset: u64,
@@ -269,39 +353,29 @@ fn read_segment(
 ///
 /// `overlay`, a leftover tail-rewrite copy, is read as if already written
 /// into its segment: what `open` does before scanning.
-pub(crate) fn scan_dir(
+pub(crate) fn scan_dir<R: Replay>(
     backend: &dyn Backend,
     dir: &Path,
     max_record_bytes: u32,
     overlay: Option<&TailCopy>,
+    replayed: &mut R,
 ) -> Result<Scanned, OpenError> {
     let (segments, temp_files) = list_segments(backend, dir)?;
-    let mut replayed = Replayed {
-        base: Index(1),
-        ..Replayed::default()
-    };
     let mut tail_repair = None;
     let mut write_offset = SEGMENT_HEADER_BYTES as u64;
     let mut tail_synced_through = SEGMENT_HEADER_BYTES as u64;
     for (i, seg) in segments.iter().enumerate() {
         let bytes = read_segment(backend, seg, overlay)?;
-        let scan = replay_segment(&mut replayed, seg, &bytes, i == 0, max_record_bytes)?;
+        let scan = replay_segment(replayed, seg, &bytes, i == 0, max_record_bytes)?;
         write_offset = scan.good_end as u64;
         tail_synced_through = scan.synced_through as u64;
         let is_last = i + 1 == segments.len();
-        tail_repair = plan_tail_repair(seg, &bytes, &scan, is_last, &replayed)?;
+        tail_repair = plan_tail_repair(seg, &bytes, &scan, is_last, replayed)?;
     }
-    let last_index = replayed.last_index();
-    if replayed.hard_state.commit > last_index {
-        return Err(OpenError::CommitBeyondLog {
-            commit: replayed.hard_state.commit,
-            last_index,
-        });
-    }
+    replayed.finish()?;
     Ok(Scanned {
         segments,
         temp_files,
-        replayed,
         tail_repair,
         write_offset,
         tail_synced_through,
@@ -309,41 +383,49 @@ pub(crate) fn scan_dir(
 }
 
 /// The refusal for damage at `offset` of `seg`.
-fn corrupt(seg: &SegmentFile, offset: usize, kind: DamageKind, replayed: &Replayed) -> OpenError {
+fn corrupt<R: Replay>(
+    seg: &SegmentFile,
+    offset: usize,
+    kind: DamageKind,
+    replayed: &R,
+) -> OpenError {
     OpenError::Corrupt {
         segment: seg.id,
         offset: offset as u64,
-        last_good_index: replayed.last_index(),
+        last_good_index: replayed.last_good_index(),
         kind,
     }
 }
 
-/// Checks a segment's header against its name, applies its first index
-/// (unless it is the first segment, whose first index is the log's base)
-/// and replays its complete batches. Returns the scan, batches consumed.
-fn replay_segment(
-    replayed: &mut Replayed,
+/// Checks a segment's header against its name and layout, hands it to the
+/// replay and replays its complete batches. Returns the scan, batches
+/// consumed.
+fn replay_segment<R: Replay>(
+    replayed: &mut R,
     seg: &SegmentFile,
     bytes: &Bytes,
     first: bool,
     max_record_bytes: u32,
 ) -> Result<SegmentScan, OpenError> {
-    let header = format::decode_segment_header(bytes).map_err(|k| corrupt(seg, 0, k, replayed))?;
+    let header = format::decode_segment_header_for(R::LAYOUT, bytes).map_err(|k| {
+        if format::decode_segment_header_for(R::LAYOUT.other(), bytes).is_ok() {
+            OpenError::WrongLayout {
+                path: seg.path.clone(),
+                found: R::LAYOUT.other(),
+            }
+        } else {
+            corrupt(seg, 0, k, replayed)
+        }
+    })?;
     if header.segment_id != seg.id || header.first_index != seg.first_index {
         return Err(OpenError::MisnamedSegment {
             path: seg.path.clone(),
         });
     }
-    if first {
-        replayed.base = header.first_index;
-    } else {
-        replayed.start_segment(seg.id, header.first_index)?;
-    }
+    replayed.start_segment(header, first)?;
     let mut scan = scan_segment(bytes, seg.id, max_record_bytes);
     for batch in std::mem::take(&mut scan.batches) {
-        for record in batch {
-            replayed.apply(seg.id, record)?;
-        }
+        replayed.apply_batch(seg.id, batch)?;
     }
     Ok(scan)
 }
@@ -351,12 +433,12 @@ fn replay_segment(
 /// What the damage a scan found means: nothing without damage; a torn tail
 /// to cut in the last segment when nothing after the damage proves it was
 /// synced; otherwise a refusal.
-fn plan_tail_repair(
+fn plan_tail_repair<R: Replay>(
     seg: &SegmentFile,
     bytes: &Bytes,
     scan: &SegmentScan,
     is_last: bool,
-    replayed: &Replayed,
+    replayed: &R,
 ) -> Result<Option<TailRepair>, OpenError> {
     let Some((offset, kind)) = scan.damage else {
         return Ok(None);

@@ -16,7 +16,7 @@ use raft_io::{Backend, FileHandle};
 use self::spare::{Spare, Spares, ZERO_CHUNK_BYTES};
 use crate::error::SaveError;
 use crate::format::{
-    self, Commit, SEGMENT_HEADER_BYTES, SegmentFile, SegmentHeader, SnapshotMarker, TEMP_SUFFIX,
+    self, Commit, Layout, SEGMENT_HEADER_BYTES, SegmentFile, SegmentHeader, TEMP_SUFFIX,
 };
 use crate::group_commit::{GroupCommit, write_streaming};
 use crate::options::WalOptions;
@@ -29,15 +29,24 @@ use crate::state::WalState;
 /// double the bytes written.
 const PREALLOCATE_MAX_AVG_BATCH_BYTES: u64 = 1 << 20;
 
-/// What a new segment starts with.
-struct NewSegment<'a> {
-    id: u64,
-    first_index: Index,
-    hard_state: &'a HardState,
-    marker: Option<&'a SnapshotMarker>,
-    entries: &'a [Entry],
-    /// Fill the segment with zeros up to the segment size.
-    preallocate: bool,
+/// How full the current segment is: decides when the next one's spare is
+/// asked for and whether it is preallocated.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentFill {
+    /// Batches queued in the current segment since it was created.
+    batches: u64,
+    /// Their bytes.
+    bytes: u64,
+    /// The spare for the segment after the current one was asked for.
+    spare_requested: bool,
+}
+
+/// What a new segment is: its header and whether it is zero-filled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewSegment {
+    pub(crate) id: u64,
+    pub(crate) first_index: Index,
+    pub(crate) layout: Layout,
 }
 
 /// A segment [`Rotation::create_segment`] made durable under its name.
@@ -89,32 +98,59 @@ impl Rotation {
     /// # Errors
     /// The failed step's I/O error.
     pub(crate) fn create_first(&self) -> io::Result<CreatedSegment> {
-        self.create_segment(
-            NewSegment {
-                id: 1,
-                first_index: Index(1),
-                hard_state: &HardState::default(),
-                marker: None,
-                entries: &[],
-                preallocate: self.preallocate,
-            },
-            None,
-        )
+        let new = NewSegment {
+            id: 1,
+            first_index: Index(1),
+            layout: Layout::Single,
+        };
+        let buf = first_batch(new, |buf, id| {
+            format::put_hard_state(buf, id, &HardState::default());
+            1
+        });
+        self.create_segment(new, buf, self.preallocate, None)
+    }
+
+    /// Starts a log's first segment, or its next one, holding the first
+    /// batch `body` encodes (it returns its frame count): written and
+    /// synced under a temporary name, renamed, the directory synced, from a
+    /// spare when one is ready and the batches so far were not large.
+    /// Resets `fill` for the new segment. Returns it and whether a spare
+    /// was used. The caller has sealed the segment before.
+    ///
+    /// # Errors
+    /// The failed step's I/O error.
+    pub(crate) fn start_segment(
+        &self,
+        new: NewSegment,
+        fill: &mut SegmentFill,
+        body: impl FnOnce(&mut Vec<u8>, u64) -> u32,
+    ) -> io::Result<(CreatedSegment, bool)> {
+        let big_batches =
+            fill.batches > 0 && fill.bytes / fill.batches >= PREALLOCATE_MAX_AVG_BATCH_BYTES;
+        let preallocate = self.preallocate && !big_batches;
+        let spare = match &self.spares {
+            Some(spares) if preallocate => spares.take(),
+            _ => None,
+        };
+        let used_spare = spare.is_some();
+        let created = self.create_segment(new, first_batch(new, body), preallocate, spare)?;
+        *fill = SegmentFill::default();
+        Ok((created, used_spare))
     }
 
     /// Counts a batch of `len` bytes toward the current segment; returns
     /// true when the caller should ask for the next segment's spare (see
     /// [`Rotation::after_save`]).
     #[must_use]
-    pub(crate) fn note_batch(&self, g: &mut WalState, len: u64) -> bool {
-        g.segment_batches += 1;
-        g.segment_bytes += len;
+    pub(crate) fn note_batch(&self, fill: &mut SegmentFill, offset: u64, len: u64) -> bool {
+        fill.batches += 1;
+        fill.bytes += len;
         // A quarter of the way through a segment, ask for the next one's
         // zero-filled file: early enough to be ready at rotation even when
         // appends keep the disk busy, late enough that a short-lived WAL (a
         // restart, a test) writes no zeros it never uses.
-        let due = !g.spare_requested && g.sync.offset() >= self.segment_size_bytes / 4;
-        g.spare_requested |= due;
+        let due = !fill.spare_requested && offset >= self.segment_size_bytes / 4;
+        fill.spare_requested |= due;
         due
     }
 
@@ -196,29 +232,27 @@ impl Rotation {
         // segment and refuse.
         gc.seal(&mut g.sync)?;
         let id = g.current().id + 1;
-        let big_batches = g.segment_batches > 0
-            && g.segment_bytes / g.segment_batches >= PREALLOCATE_MAX_AVG_BATCH_BYTES;
         let new = NewSegment {
-            preallocate: self.preallocate && !big_batches,
             id,
             first_index,
-            hard_state,
-            marker: g.newest_marker.as_ref(),
-            entries,
+            layout: Layout::Single,
         };
-        let spare = match &self.spares {
-            Some(spares) if new.preallocate => spares.take(),
-            _ => None,
-        };
-        let used_spare = spare.is_some();
-        let created = self.create_segment(new, spare)?;
-        g.spare_requested = false;
+        let g = &mut **g;
+        let marker = g.newest_marker.as_ref();
+        let (created, used_spare) = self.start_segment(new, &mut g.fill, |buf, id| {
+            format::put_hard_state(buf, id, hard_state);
+            if let Some(m) = marker {
+                format::put_snapshot_marker(buf, id, m);
+            }
+            for e in entries {
+                format::put_entry(buf, id, e);
+            }
+            1 + u32::from(marker.is_some()) + entries.len() as u32
+        })?;
         if used_spare {
             g.stats.spares_used += 1;
         }
         g.sync.start_segment(created.file, created.end);
-        g.segment_batches = 0;
-        g.segment_bytes = 0;
         g.segments.push(created.segment);
         g.stats.rotations += 1;
         g.stats.fsyncs += 1;
@@ -235,15 +269,16 @@ impl Rotation {
     /// temporary name) is used in place of a new file when preallocating.
     fn create_segment(
         &self,
-        new: NewSegment<'_>,
+        new: NewSegment,
+        buf: Vec<u8>,
+        preallocate: bool,
         spare: Option<Spare>,
     ) -> io::Result<CreatedSegment> {
         let name = format::segment_file_name(new.id, new.first_index);
         let path = self.dir.join(&name);
-        let buf = first_batch(&new);
         let end = buf.len() as u64;
         let (temp, file, zeroed) = match spare {
-            Some(spare) if new.preallocate => (spare.path, spare.file, true),
+            Some(spare) if preallocate => (spare.path, spare.file, true),
             _ => {
                 let temp = self.dir.join(format!("{name}{TEMP_SUFFIX}"));
                 let file = self.backend.create(&temp)?;
@@ -251,7 +286,7 @@ impl Rotation {
             }
         };
         write_streaming(file.as_ref(), 0, &buf)?;
-        if new.preallocate && !zeroed {
+        if preallocate && !zeroed {
             self.fill_with_zeros(file.as_ref(), end)?;
         }
         file.sync_data()?;
@@ -286,23 +321,16 @@ impl Rotation {
     }
 }
 
-/// The header and first batch of a new segment: the carried hard state,
-/// the newest marker and `entries`, closed by its commit frame.
-fn first_batch(new: &NewSegment<'_>) -> Vec<u8> {
+/// The header and first batch of a new segment: the frames `body`
+/// encodes (it returns their count), closed by the commit frame.
+fn first_batch(new: NewSegment, body: impl FnOnce(&mut Vec<u8>, u64) -> u32) -> Vec<u8> {
     let id = new.id;
     let header = SegmentHeader {
         segment_id: id,
         first_index: new.first_index,
     };
-    let mut buf = format::encode_segment_header(header).to_vec();
-    format::put_hard_state(&mut buf, id, new.hard_state);
-    if let Some(m) = new.marker {
-        format::put_snapshot_marker(&mut buf, id, m);
-    }
-    for e in new.entries {
-        format::put_entry(&mut buf, id, e);
-    }
-    let frames = 1 + u32::from(new.marker.is_some()) + new.entries.len() as u32;
+    let mut buf = format::encode_segment_header_for(new.layout, header).to_vec();
+    let frames = body(&mut buf, id);
     let commit = Commit {
         batch_start: SEGMENT_HEADER_BYTES as u64,
         synced_through: SEGMENT_HEADER_BYTES as u64,
