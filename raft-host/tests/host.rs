@@ -462,3 +462,33 @@ async fn a_group_set_change_on_a_follower_takes_leadership_over_and_makes_it() {
     );
     assert!(!st.voters.contains(&gone));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_refused_as_removed_by_a_member_stops_but_not_when_a_stranger_refuses_it() {
+    let c = Cluster::founded(3);
+    patient(c.propose(5)).await;
+    let leader = patient(c.leader()).await;
+    let follower = (1..=3)
+        .map(nid)
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let inbox = c.members[&follower].host.inbox();
+    // Not a member of the group: its word does not count.
+    inbox.removed_by(nid(99));
+    let after_stranger = patient(c.handle(follower).propose(add(1))).await;
+    assert!(
+        !matches!(after_stranger, Err(ProposeError::Stopped)),
+        "{after_stranger:?}"
+    );
+    // A member that applied this node's removal refuses it (410 Gone).
+    inbox.removed_by(leader);
+    let after_member = patient(c.handle(follower).propose(add(1))).await;
+    assert!(
+        matches!(after_member, Err(ProposeError::Stopped)),
+        "{after_member:?}"
+    );
+    let reason = patient(c.handle(follower).stopped())
+        .await
+        .expect("no failure");
+    assert_eq!(reason, StopReason::Removed);
+}
