@@ -197,6 +197,25 @@ impl SyncState {
         len
     }
 
+    /// Queues a batch of segment `segment_id`: the frames `encode` appends
+    /// (it returns their count), then the commit frame that closes them.
+    /// Returns the batch's length.
+    pub(crate) fn queue_batch(
+        &mut self,
+        segment_id: u64,
+        encode: impl FnOnce(&mut Vec<u8>, u64) -> u32,
+    ) -> u64 {
+        self.queue(|buf, batch_start, synced_through| {
+            let frame_count = encode(buf, segment_id);
+            let commit = crate::format::Commit {
+                batch_start,
+                synced_through,
+                frame_count,
+            };
+            crate::format::put_commit(buf, segment_id, commit);
+        })
+    }
+
     /// Writes the pending bytes now, under the lock (no fsync): for a save
     /// that skips the fsync, and before rotation.
     ///

@@ -11,7 +11,7 @@ use raft_io::{DirLock, codec};
 
 use crate::checks::{self, LogTip};
 use crate::error::{OpenError, ReleaseError, SaveError, open_io};
-use crate::format::{self, Commit, SnapshotMarker};
+use crate::format::{self, SnapshotMarker};
 use crate::group_commit::{GroupCommit, SyncState};
 use crate::options::WalOptions;
 use crate::recovery::{self, Recovered};
@@ -311,15 +311,7 @@ impl Wal {
         encode: impl FnOnce(&mut Vec<u8>, u64) -> u32,
     ) -> bool {
         let id = g.current().id;
-        let len = g.sync.queue(|buf, batch_start, synced_through| {
-            let frame_count = encode(buf, id);
-            let commit = Commit {
-                batch_start,
-                synced_through,
-                frame_count,
-            };
-            format::put_commit(buf, id, commit);
-        });
+        let len = g.sync.queue_batch(id, encode);
         g.stats.batches += 1;
         g.stats.bytes_written += len;
         self.rotation.note_batch(&mut g.fill, g.sync.offset(), len)

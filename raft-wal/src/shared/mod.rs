@@ -19,7 +19,7 @@ pub use self::replay::{GroupRecovered, SharedRecovered};
 use self::state::{GroupLog, SharedSegment, SharedState};
 use crate::checks;
 use crate::error::{OpenError, ReleaseError, SaveError, open_io};
-use crate::format::{self, Commit, Layout, SnapshotMarker};
+use crate::format::{self, Layout, SnapshotMarker};
 use crate::group_commit::{GroupCommit, SyncState};
 use crate::options::WalOptions;
 use crate::recovery;
@@ -285,12 +285,13 @@ impl SharedWal {
                         group: w.group,
                         source: Box::new(source),
                     })?;
-            let current = log.map(|l| l.hard_state).unwrap_or_default();
-            let hs = w.hard_state.filter(|hs| **hs != current);
-            // A first save of a default hard state still creates the group.
-            let creates = log.is_none() && w.hard_state.is_some();
-            if hs.is_some() || !w.entries.is_empty() || creates {
-                planned.push((w, new_last, hs.or(w.hard_state.filter(|_| creates))));
+            // A group's first hard state is written even if it is the
+            // default one: that save creates the group.
+            let hs = w
+                .hard_state
+                .filter(|hs| log.is_none_or(|l| l.hard_state != **hs));
+            if hs.is_some() || !w.entries.is_empty() {
+                planned.push((w, new_last, hs));
             }
         }
         Ok(planned)
@@ -528,15 +529,7 @@ impl SharedWal {
         encode: impl FnOnce(&mut Vec<u8>, u64) -> u32,
     ) -> bool {
         let id = g.current_id();
-        let len = g.sync.queue(|buf, batch_start, synced_through| {
-            let frame_count = encode(buf, id);
-            let commit = Commit {
-                batch_start,
-                synced_through,
-                frame_count,
-            };
-            format::put_commit(buf, id, commit);
-        });
+        let len = g.sync.queue_batch(id, encode);
         g.stats.batches += 1;
         g.stats.bytes_written += len;
         self.rotation.note_batch(&mut g.fill, g.sync.offset(), len)
