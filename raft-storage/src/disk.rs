@@ -2,19 +2,21 @@
 //! that raft-core reads.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use raft_core::{
-    ConfState, Entry, FoundingLog, HardState, Index, InitialState, LightReady, MemoryStorage,
-    PersistBatch, Ready, Snapshot, SnapshotMetadata, Storage, StorageError, Term,
+    ConfState, Entry, FoundingLog, GroupId, HardState, Index, InitialState, LightReady,
+    MemoryStorage, PersistBatch, Ready, Snapshot, SnapshotMetadata, Storage, StorageError, Term,
 };
 use raft_snap::{LoadError, SnapshotReader};
-use raft_wal::{SaveError, SnapshotMarker, Wal};
+use raft_wal::{GroupRecovered, SaveError, SharedWal, SnapshotMarker};
 
 use crate::error::{InstallError, OpenError, PersistError, SnapshotError};
-use crate::open::{self, Recovery};
+use crate::log::Log;
+use crate::open::{self, Opened, Recovery};
 use crate::options::{CompactionPolicy, StorageOptions};
 use crate::snapshots::SnapshotFiles;
 
@@ -32,7 +34,8 @@ use crate::snapshots::SnapshotFiles;
 #[derive(Debug)]
 pub struct DiskStorage {
     dir: PathBuf,
-    wal: Wal,
+    /// Its own WAL, or its group's share of one.
+    log: Log,
     snapshots: SnapshotFiles,
     /// The log since the compaction point, the hard state and the
     /// membership. Its snapshot carries the newest snapshot's metadata
@@ -61,9 +64,41 @@ impl DiskStorage {
     ) -> Result<(DiskStorage, Recovery), OpenError> {
         let dir = dir.as_ref().to_path_buf();
         let opened = open::open_dirs(&dir, &options)?;
-        let rec = opened.recovered;
+        DiskStorage::from_opened(dir, opened)
+    }
+
+    /// Opens (creating on first use) the storage of `group` whose log lives
+    /// in `wal`, a WAL shared with other groups' storages (their saves
+    /// share fdatasyncs): snapshots in `dir/snap`, the log as `wal`
+    /// recovered it (`recovered`: the group's entry in
+    /// [`raft_wal::SharedRecovered::groups`]; `None` for a group new to
+    /// it). Open `wal` with [`StorageOptions::shared_wal_options`] so that
+    /// both use the same backend. Recovery is as for
+    /// [`DiskStorage::open`], except that the shared WAL reports a torn tail
+    /// itself.
+    ///
+    /// [`DiskStorage::sync`] then syncs every group's writes, and
+    /// [`DiskStorage::wal_stats`] counts the whole shared log.
+    ///
+    /// # Errors
+    /// An [`OpenError`]; a refusal of the group's log is
+    /// [`OpenError::Wal`] with [`raft_wal::OpenError::InGroup`].
+    pub fn open_in_shared(
+        dir: impl AsRef<Path>,
+        options: StorageOptions,
+        wal: Arc<SharedWal>,
+        group: GroupId,
+        recovered: Option<GroupRecovered>,
+    ) -> Result<(DiskStorage, Recovery), OpenError> {
+        let dir = dir.as_ref().to_path_buf();
+        let opened = open::open_in_shared(&dir, &options, wal, group, recovered)?;
+        DiskStorage::from_opened(dir, opened)
+    }
+
+    /// Indexes what recovery found in memory.
+    fn from_opened(dir: PathBuf, opened: Opened) -> Result<(DiskStorage, Recovery), OpenError> {
         let mem = MemoryStorage::new();
-        let mut hard_state = rec.hard_state;
+        let mut hard_state = opened.hard_state;
         let mut conf_state = ConfState::default();
         if let Some(meta) = &opened.snapshot {
             mem.apply_snapshot(Snapshot {
@@ -75,14 +110,14 @@ impl DiskStorage {
             hard_state.commit = hard_state.commit.max(meta.index);
             conf_state = meta.conf_state.clone();
         }
-        mem.append(&rec.entries).map_err(|_| {
+        mem.append(&opened.entries).map_err(|_| {
             OpenError::Index(raft_core::PersistError::Gap {
-                first: rec.entries.first().map_or(Index::ZERO, |e| e.index),
+                first: opened.entries.first().map_or(Index::ZERO, |e| e.index),
                 last: mem.last_index().unwrap_or_default(),
             })
         })?;
         mem.set_hard_state(hard_state);
-        if let Some(t) = &rec.truncated_tail {
+        if let Some(t) = &opened.truncated_tail {
             tracing::warn!(
                 segment = t.segment,
                 offset = t.truncated_at,
@@ -99,11 +134,11 @@ impl DiskStorage {
             snapshot: opened.snapshot,
             last_index,
             skipped_snapshots: opened.skipped,
-            truncated_tail: rec.truncated_tail,
+            truncated_tail: opened.truncated_tail,
         };
         let storage = DiskStorage {
             dir,
-            wal: opened.wal,
+            log: opened.log,
             snapshots: SnapshotFiles::new(opened.snapshotter),
             mem,
             snapshot_lock: Mutex::new(()),
@@ -196,7 +231,7 @@ impl DiskStorage {
         if entries.is_empty() && hard_state.is_none() {
             return Ok(());
         }
-        self.wal
+        self.log
             .save(hard_state.as_ref(), entries, sync)
             .map_err(|e| self.poison_on_io(e))?;
         // The WAL checked the same rules (no gap, no truncation below the
@@ -242,7 +277,7 @@ impl DiskStorage {
             self.poison();
             return Err(PersistError::SnapshotFile(e));
         }
-        self.wal
+        self.log
             .save_snapshot_marker(&marker(meta))
             .map_err(|e| self.poison_on_io(e))?;
         self.mem
@@ -336,7 +371,7 @@ impl DiskStorage {
                 return Err(e);
             }
         }
-        if let Err(e) = self.wal.save_snapshot_marker(&marker(&metadata)) {
+        if let Err(e) = self.log.save_snapshot_marker(&marker(&metadata)) {
             self.poison();
             return Err(SnapshotError::Wal(e));
         }
@@ -392,7 +427,7 @@ impl DiskStorage {
             .purge(index, policy.snapshots_kept)
             .inspect_err(|_| self.poison())
             .map_err(SnapshotError::Purge)?;
-        self.wal
+        self.log
             .release_to(oldest.index)
             .inspect_err(|_| self.poison())
             .map_err(SnapshotError::Release)?;
@@ -435,7 +470,7 @@ impl DiskStorage {
         if self.is_poisoned() {
             return Err(PersistError::Poisoned);
         }
-        self.wal.sync().map_err(|e| self.poison_on_io(e))
+        self.log.sync().map_err(|e| self.poison_on_io(e))
     }
 
     /// Sets the membership [`Storage::initial_state`] reports (call it with
@@ -448,7 +483,7 @@ impl DiskStorage {
 
     /// The WAL's counters since open (batches, fsyncs, bytes, rotations).
     pub fn wal_stats(&self) -> raft_wal::WalStats {
-        self.wal.stats()
+        self.log.stats()
     }
 
     /// The hard state as last persisted.
@@ -485,7 +520,7 @@ impl DiskStorage {
 
     /// True after a failed write: reopen to recover.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire) || self.wal.is_poisoned()
+        self.poisoned.load(Ordering::Acquire) || self.log.is_poisoned()
     }
 
     pub(crate) fn poison(&self) {

@@ -90,6 +90,7 @@
 
 mod disk;
 mod error;
+mod log;
 mod open;
 mod options;
 mod snapshots;

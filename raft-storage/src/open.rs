@@ -9,12 +9,14 @@
 //! releases the WAL only up to the oldest snapshot it keeps.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use raft_core::{ConfState, HardState, Index, LogId, SnapshotMetadata};
+use raft_core::{ConfState, Entry, GroupId, HardState, Index, LogId, SnapshotMetadata};
 use raft_snap::{LoadError, SnapshotReader, Snapshotter};
-use raft_wal::{Recovered, TailTruncation, Wal};
+use raft_wal::{GroupRecovered, SharedWal, TailTruncation, Wal};
 
 use crate::error::OpenError;
+use crate::log::Log;
 use crate::options::StorageOptions;
 
 /// The WAL's subdirectory of a storage directory.
@@ -75,8 +77,14 @@ pub enum SkippedSnapshot {
 /// What recovery hands to [`DiskStorage`](crate::DiskStorage).
 #[derive(Debug)]
 pub(crate) struct Opened {
-    pub(crate) wal: Wal,
-    pub(crate) recovered: Recovered,
+    pub(crate) log: Log,
+    /// The newest persisted hard state.
+    pub(crate) hard_state: HardState,
+    /// The entries after [`Opened::snapshot`].
+    pub(crate) entries: Vec<Entry>,
+    /// The torn tail the storage's own WAL cut (a shared WAL reports its
+    /// own when it is opened).
+    pub(crate) truncated_tail: Option<TailTruncation>,
     pub(crate) snapshotter: Snapshotter,
     pub(crate) snapshot: Option<SnapshotMetadata>,
     pub(crate) skipped: Vec<SkippedSnapshot>,
@@ -84,6 +92,83 @@ pub(crate) struct Opened {
 
 /// Opens the snapshots and the WAL of `dir`.
 pub(crate) fn open_dirs(dir: &Path, options: &StorageOptions) -> Result<Opened, OpenError> {
+    let (snapshotter, listed) = open_snapshots(dir, options)?;
+    let wal_dir = dir.join(WAL_DIR);
+    let ((wal, recovered), snapshot) = choose_snapshot(&snapshotter, &listed, &wal_dir, |want| {
+        Wal::open(&wal_dir, options.wal_options(want))
+    })?;
+    let want = snapshot.as_ref().map(log_id);
+    let skipped = skipped(&snapshotter, &listed, want)?;
+    Ok(Opened {
+        log: Log::Own(Box::new(wal)),
+        hard_state: recovered.hard_state,
+        entries: recovered.entries,
+        truncated_tail: recovered.truncated_tail,
+        snapshotter,
+        snapshot,
+        skipped,
+    })
+}
+
+/// Opens the snapshots of `dir` and `group`'s log in the shared `wal`, as
+/// `wal` recovered it (`None`: the group has no log there yet).
+pub(crate) fn open_in_shared(
+    dir: &Path,
+    options: &StorageOptions,
+    wal: Arc<SharedWal>,
+    group: GroupId,
+    recovered: Option<GroupRecovered>,
+) -> Result<Opened, OpenError> {
+    let (snapshotter, listed) = open_snapshots(dir, options)?;
+    let hard_state = recovered
+        .as_ref()
+        .map_or_else(HardState::default, GroupRecovered::hard_state);
+    let mut recovered = recovered;
+    let ((_, entries), snapshot) = choose_snapshot(&snapshotter, &listed, wal.dir(), |want| {
+        match recovered.as_mut() {
+            Some(log) => log.entries_after(want),
+            // No log: as an empty one, which has no marker.
+            None if want.is_none() => Ok((None, Vec::new())),
+            None => Err(raft_wal::OpenError::SnapshotMismatch {
+                requested: want,
+                available: Vec::new(),
+                log_start: Index::ZERO,
+            }),
+        }
+    })
+    .map_err(|e| in_group(e, group))?;
+    let want = snapshot.as_ref().map(log_id);
+    let skipped = skipped(&snapshotter, &listed, want)?;
+    Ok(Opened {
+        log: Log::Shared { wal, group },
+        hard_state,
+        entries,
+        truncated_tail: None,
+        snapshotter,
+        snapshot,
+        skipped,
+    })
+}
+
+/// A shared log's refusal, naming the group.
+fn in_group(e: OpenError, group: GroupId) -> OpenError {
+    match e {
+        OpenError::Wal { dir, source } => OpenError::Wal {
+            dir,
+            source: raft_wal::OpenError::InGroup {
+                group,
+                source: Box::new(source),
+            },
+        },
+        e => e,
+    }
+}
+
+/// Creates `dir` and opens its snapshot directory; lists the files.
+fn open_snapshots(
+    dir: &Path,
+    options: &StorageOptions,
+) -> Result<(Snapshotter, Vec<LogId>), OpenError> {
     let backend = &options.backend;
     backend
         .create_dir_all(dir)
@@ -91,24 +176,25 @@ pub(crate) fn open_dirs(dir: &Path, options: &StorageOptions) -> Result<Opened, 
             path: dir.to_path_buf(),
             source,
         })?;
-    let (wal_dir, snap_dir) = (dir.join(WAL_DIR), dir.join(SNAP_DIR));
-    let snapshotter = Snapshotter::with_backend(std::sync::Arc::clone(backend), &snap_dir)?;
+    let snapshotter = Snapshotter::with_backend(Arc::clone(backend), dir.join(SNAP_DIR))?;
     let listed = snapshotter.list().map_err(LoadError::from)?;
-    let mut chosen = newest_intact(&snapshotter, None)?;
+    Ok((snapshotter, listed))
+}
+
+/// Opens the log (`open_log`, given the snapshot it must continue from)
+/// after the newest intact snapshot; when the log does not continue from
+/// it, falls back to the newest intact one the log has a marker for.
+fn choose_snapshot<T>(
+    snapshotter: &Snapshotter,
+    listed: &[LogId],
+    wal_dir: &Path,
+    mut open_log: impl FnMut(Option<LogId>) -> Result<T, raft_wal::OpenError>,
+) -> Result<(T, Option<SnapshotMetadata>), OpenError> {
+    let mut chosen = newest_intact(snapshotter, None)?;
     loop {
         let want = chosen.as_ref().map(|r| log_id(r.metadata()));
-        match Wal::open(&wal_dir, options.wal_options(want)) {
-            Ok((wal, recovered)) => {
-                let snapshot = chosen.map(|r| r.metadata().clone());
-                let skipped = skipped(&snapshotter, &listed, want)?;
-                return Ok(Opened {
-                    wal,
-                    recovered,
-                    snapshotter,
-                    snapshot,
-                    skipped,
-                });
-            }
+        match open_log(want) {
+            Ok(log) => return Ok((log, chosen.map(|r| r.metadata().clone()))),
             Err(raft_wal::OpenError::SnapshotMismatch {
                 available,
                 log_start,
@@ -117,13 +203,13 @@ pub(crate) fn open_dirs(dir: &Path, options: &StorageOptions) -> Result<Opened, 
                 let next = if available.is_empty() {
                     None
                 } else {
-                    newest_intact(&snapshotter, Some(&available))?
+                    newest_intact(snapshotter, Some(&available))?
                 };
                 let next_id = next.as_ref().map(|r| log_id(r.metadata()));
                 if next_id == want || (next.is_none() && !available.is_empty()) {
                     return Err(no_usable_snapshot(
-                        &snapshotter,
-                        &listed,
+                        snapshotter,
+                        listed,
                         available,
                         log_start,
                     )?);
@@ -133,7 +219,7 @@ pub(crate) fn open_dirs(dir: &Path, options: &StorageOptions) -> Result<Opened, 
             }
             Err(source) => {
                 return Err(OpenError::Wal {
-                    dir: wal_dir,
+                    dir: wal_dir.to_path_buf(),
                     source,
                 });
             }

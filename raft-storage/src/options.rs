@@ -42,6 +42,13 @@ impl StorageOptions {
         self
     }
 
+    /// The options to open a [`raft_wal::SharedWal`] with for
+    /// [`DiskStorage::open_in_shared`](crate::DiskStorage::open_in_shared):
+    /// [`StorageOptions::wal`] over [`StorageOptions::backend`].
+    pub fn shared_wal_options(&self) -> WalOptions {
+        self.wal.clone().backend(Arc::clone(&self.backend))
+    }
+
     pub(crate) fn wal_options(&self, snapshot: Option<raft_core::LogId>) -> WalOptions {
         self.wal
             .clone()

@@ -62,13 +62,15 @@ impl GroupRecovered {
     }
 
     /// The marker of `snapshot` (the one the caller restored; `None`: no
-    /// snapshot, the log must start at index 1) and the entries after it.
+    /// snapshot, the log must start at index 1) and the entries after it,
+    /// taken out of `self`. After a refusal `self` is unchanged, so the
+    /// caller may try an older snapshot.
     ///
     /// # Errors
     /// [`OpenError::SnapshotMismatch`] when no marker matches or the log
     /// does not continue from it.
     pub fn entries_after(
-        mut self,
+        &mut self,
         snapshot: Option<LogId>,
     ) -> Result<(Option<SnapshotMarker>, Vec<Entry>), OpenError> {
         scan::entries_after(&mut self.log, snapshot)
