@@ -53,7 +53,10 @@ impl Runtime {
         let (opts, id, inbox) = (&host.options, host.id, &host.inbox);
         let name = format!("raft-n{}", id.get());
         let scheduler = Scheduler::start(opts.loop_threads, &name)?;
-        let writer = Arc::new(Writer::start(format!("{name}-persist"))?);
+        let writer = Arc::new(Writer::start(
+            format!("{name}-persist"),
+            Arc::clone(&host.recorder),
+        )?);
         let snapshots = SnapshotPool::start(opts.snapshot_threads, &format!("{name}-snap"))?;
         let liveness = Arc::new(Liveness::new(
             id,

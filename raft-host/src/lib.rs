@@ -151,7 +151,8 @@ mod status;
 mod transport;
 
 pub use data_dir::{
-    DataDir, DataDirError, GROUPS_DIR, IDENTITY_FILE, Identity, IdentityError, cluster_id,
+    DataDir, DataDirError, GROUPS_DIR, IDENTITY_FILE, Identity, IdentityError, SHARED_WAL_DIR,
+    cluster_id,
 };
 pub use error::{
     FatalError, ForgetLeaderError, MembershipError, ProposeError, ReadError, RequestSnapshotError,

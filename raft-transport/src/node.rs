@@ -35,8 +35,9 @@ pub struct HttpNodeConfig {
     /// among them: the address it binds.
     pub group: GroupOptions,
     /// Further groups of the same members (a sharded service: see
-    /// [`raft_host::GroupSet`]), each with its storage in the data
-    /// directory's `groups/<id>/` ([`DataDir::open_group`]). Their
+    /// [`raft_host::GroupSet`]), over one WAL they share, each with its
+    /// snapshots in the data directory's `groups/<id>/`
+    /// ([`DataDir::open_groups`]). Their
     /// memberships must name the same peers as [`HttpNodeConfig::group`]'s.
     pub extra_groups: Vec<GroupOptions>,
     /// Mutual TLS on the peer port and every connection to peers (`None`:
@@ -230,9 +231,11 @@ impl<S: StateMachine> HttpNode<S> {
         let (data_dir, storage) =
             DataDir::open(&config.data_dir, id, membership, config.storage.clone())?;
         let mut storages = vec![storage];
-        for g in &config.extra_groups {
-            let opts = config.storage.clone();
-            storages.push(data_dir.open_group(g.group, &g.membership, opts)?);
+        if !config.extra_groups.is_empty() {
+            let extra: Vec<_> = (config.extra_groups.iter())
+                .map(|g| (g.group, &g.membership))
+                .collect();
+            storages.extend(data_dir.open_groups(&extra, config.storage.clone())?);
         }
         let host = Host::with_recorder(id, Arc::clone(&config.recorder));
         let cluster_id = data_dir.identity().cluster_id;

@@ -49,6 +49,8 @@ pub struct ServerArgs {
     pub catch_up_entries: u64,
     /// Persist on a writer thread of its own: the next Ready is built while
     /// the previous one is fsynced (raft-core's async storage writes).
+    /// Always on with --groups above 1, where one writer round syncs every
+    /// group's writes at once.
     #[arg(long)]
     pub async_storage_writes: bool,
     /// Length of one Raft tick, in milliseconds.
@@ -74,10 +76,9 @@ pub struct ServerArgs {
     /// Size of a WAL segment, filled with zeros up front (the next one is
     /// prepared while one fills, so the WAL needs about twice this): e.g.
     /// 64MiB, 4MiB or 1048576 (bytes); K, M and G are powers of 1024. From
-    /// 1 MiB to 1 GiB; smaller suits a small disk. With --groups G every
-    /// group has a WAL of its own, so each group's segments are this size
-    /// divided by G (at least 1 MiB): the groups together take about what
-    /// one group would, up to 2 MiB per group.
+    /// 1 MiB to 1 GiB; smaller suits a small disk. With --groups G the
+    /// first group keeps its WAL and the others share one, each with
+    /// segments of this size.
     #[arg(long, default_value = "64MiB", value_parser = parse_segment_size)]
     pub wal_segment_size: u64,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or
@@ -164,10 +165,6 @@ pub fn parse_segment_size(text: &str) -> Result<u64, String> {
     }
     Ok(bytes)
 }
-
-/// The most `--groups` whose WALs each prepare their next segment on a
-/// thread of their own.
-const BACKGROUND_PREALLOCATION_GROUPS: u64 = 8;
 
 /// Where and how the client API listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,11 +260,11 @@ pub enum ArgsError {
     },
 }
 
-/// File descriptors each group after the first keeps open (its WAL
-/// directory, segment and prepared spare, measured 3; one more for a
-/// snapshot file being written). The first group's are in the node's
-/// own reserve.
-const DESCRIPTORS_PER_GROUP: u64 = 4;
+/// File descriptors each group after the first may hold open: a snapshot
+/// file being written and its directory. The groups after the first share
+/// one WAL (its directory, segment and prepared spare are in the node's
+/// own reserve, as the first group's are).
+const DESCRIPTORS_PER_GROUP: u64 = 2;
 
 impl ServerArgs {
     /// Checks the flags and builds the node's options and the client
@@ -330,14 +327,9 @@ impl ServerArgs {
         let extra_groups = crate::node::shard(&mut group, self.groups, cluster.len());
         let mut opts = HttpNodeConfig::new(id, data_dir, group);
         opts.extra_groups = extra_groups;
-        // A WAL prepares its next segment on a thread of its own; above
-        // BACKGROUND_PREALLOCATION_GROUPS groups (segments of 8 MiB or
-        // less, zero-filled in about 11 ms) that costs more threads than
-        // the stall it saves, so they prepare it at rotation instead.
-        let background = self.groups <= BACKGROUND_PREALLOCATION_GROUPS;
-        let wal = raft_wal::WalOptions::new()
-            .segment_size_bytes(self.group_segment_bytes())
-            .background_preallocation(background);
+        // The first group's WAL and the one the others share each take
+        // the full segment size.
+        let wal = raft_wal::WalOptions::new().segment_size_bytes(self.wal_segment_size);
         opts.storage = raft_storage::StorageOptions::new().wal(wal);
         opts.limits = caps.peer_limits();
         opts.tls = peer_tls;
@@ -386,13 +378,6 @@ impl ServerArgs {
         Ok(limit - for_groups)
     }
 
-    /// Each group's WAL segment size: `--wal-segment-size` shared by the
-    /// groups (each has its own WAL until they share one), so that
-    /// `--groups 4096` does not preallocate 4096 full-size segments.
-    fn group_segment_bytes(&self) -> u64 {
-        (self.wal_segment_size / self.groups.max(1)).max(MIN_WAL_SEGMENT_BYTES)
-    }
-
     /// The peer TLS files, checked against the URLs' schemes: https://
     /// URLs with all three files, http:// URLs with none.
     fn peer_tls(&self, cluster: &[PeerUrl]) -> Result<Option<TlsFiles>, ArgsError> {
@@ -414,12 +399,18 @@ impl ServerArgs {
 }
 
 /// A node that started before keeps its number of groups: the first group
-/// in the directory itself, the others in `groups/<id>/`.
+/// in the directory itself, the others in `groups/<id>/` (beside the WAL
+/// they share, `groups/wal/`).
 fn check_group_count(dir: &std::path::Path, groups: u64) -> Result<(), ArgsError> {
     if !dir.join(raft_host::IDENTITY_FILE).exists() {
         return Ok(());
     }
-    let extra = std::fs::read_dir(dir.join(raft_host::GROUPS_DIR)).map_or(0, |d| d.count());
+    let is_group = |name: &std::ffi::OsStr| name.to_str().is_some_and(|n| n.parse::<u64>().is_ok());
+    let extra = std::fs::read_dir(dir.join(raft_host::GROUPS_DIR)).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| is_group(&e.file_name()))
+            .count()
+    });
     let found = extra as u64 + 1;
     if found == groups {
         return Ok(());
@@ -570,7 +561,7 @@ mod tests {
         a.groups = 4096;
         let e = a.validate_with_descriptors(1024).unwrap_err();
         assert!(
-            matches!(e, ArgsError::GroupDescriptors { needed, .. } if needed == 4095 * 4 + 80),
+            matches!(e, ArgsError::GroupDescriptors { needed, .. } if needed == 4095 * 2 + 80),
             "{e}"
         );
         assert!(e.to_string().contains("ulimit -n"), "{e}");
@@ -580,13 +571,17 @@ mod tests {
     }
 
     #[test]
-    fn groups_share_the_wal_segment_size_down_to_one_mebibyte_each() {
-        let mut a = args();
-        assert_eq!(a.group_segment_bytes(), 64 << 20);
-        a.groups = 16;
-        assert_eq!(a.group_segment_bytes(), 4 << 20);
-        a.groups = 4096;
-        assert_eq!(a.group_segment_bytes(), MIN_WAL_SEGMENT_BYTES);
+    fn a_data_directory_keeps_its_group_count_not_counting_the_shared_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        check_group_count(dir.path(), 7).expect("a new directory takes any count");
+        std::fs::write(dir.path().join(raft_host::IDENTITY_FILE), "node-id 1\n").unwrap();
+        let groups = dir.path().join(raft_host::GROUPS_DIR);
+        for sub in [raft_host::SHARED_WAL_DIR, "2", "3"] {
+            std::fs::create_dir_all(groups.join(sub)).unwrap();
+        }
+        check_group_count(dir.path(), 3).expect("groups 1 to 3");
+        let e = check_group_count(dir.path(), 4).unwrap_err();
+        assert!(matches!(e, ArgsError::GroupCount { found: 3, .. }), "{e}");
     }
 
     #[test]

@@ -3,16 +3,20 @@
 //! thread, which takes every batch queued meanwhile, writes each storage's
 //! batches in order without syncing, syncs each storage once if any of its
 //! batches must be, and reports per group the last durable Ready number.
+//! Storages that share a WAL share its fsync: the first one's sync makes
+//! every group's writes durable and the others' return at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use raft_core::PersistBatch;
+use raft_core::{GroupId, PersistBatch};
 use raft_storage::{DiskStorage, PersistError};
 
+use crate::metrics::{Histogram, Recorder};
 use crate::scheduler::Waker;
 
 /// The most batches one round takes; more wait for the next round.
@@ -20,6 +24,7 @@ const MAX_BATCHES_PER_ROUND: usize = 4096;
 
 /// One Ready's durable part, and where to report it.
 pub(crate) struct WriteJob {
+    pub(crate) group: GroupId,
     pub(crate) storage: Arc<DiskStorage>,
     pub(crate) batch: PersistBatch,
     /// The group's report queue: durable Ready numbers, in order, or the
@@ -46,11 +51,13 @@ impl std::fmt::Debug for Writer {
 pub(crate) struct WriterStopped;
 
 impl Writer {
-    pub(crate) fn start(name: String) -> std::io::Result<Writer> {
+    /// Starts the thread; the fsyncs it does are observed in `recorder`
+    /// ([`Histogram::Persist`]).
+    pub(crate) fn start(name: String, recorder: Arc<dyn Recorder>) -> std::io::Result<Writer> {
         let (jobs, rx) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(&rx))?;
+            .spawn(move || run(&rx, recorder.as_ref()))?;
         Ok(Writer {
             jobs: Mutex::new(Some(jobs)),
             thread: Mutex::new(Some(thread)),
@@ -74,17 +81,18 @@ impl Writer {
     }
 }
 
-fn run(jobs: &Receiver<WriteJob>) {
+fn run(jobs: &Receiver<WriteJob>, recorder: &dyn Recorder) {
     let mut round = Vec::with_capacity(64);
     while let Ok(first) = jobs.recv() {
         round.push(first);
         round.extend(jobs.try_iter().take(MAX_BATCHES_PER_ROUND - 1));
-        write_round(&mut round);
+        write_round(&mut round, recorder);
     }
 }
 
 /// One storage's share of a round.
 struct Pending {
+    group: GroupId,
     storage: Arc<DiskStorage>,
     report: Sender<Result<u64, PersistError>>,
     waker: Waker,
@@ -95,13 +103,14 @@ struct Pending {
 
 /// Writes a round: every batch unsynced in submission order, then one
 /// sync per storage that needs it, then the reports.
-fn write_round(round: &mut Vec<WriteJob>) {
+fn write_round(round: &mut Vec<WriteJob>, recorder: &dyn Recorder) {
     let mut pending: Vec<Pending> = Vec::new();
     let mut index: HashMap<*const DiskStorage, usize> = HashMap::new();
     for mut job in round.drain(..) {
         let key = Arc::as_ptr(&job.storage);
         let at = *index.entry(key).or_insert_with(|| {
             pending.push(Pending {
+                group: job.group,
                 storage: Arc::clone(&job.storage),
                 report: job.report.clone(),
                 waker: job.waker.clone(),
@@ -129,10 +138,22 @@ fn write_round(round: &mut Vec<WriteJob>) {
     for p in pending {
         let result = match p.failed {
             Some(e) => Err(e),
-            None if p.must_sync => p.storage.sync().map(|()| p.last),
+            None if p.must_sync => sync(&p, recorder).map(|()| p.last),
             None => Ok(p.last),
         };
         let _ = p.report.send(result);
         p.waker.wake();
     }
+}
+
+/// Syncs `p`'s storage; observes the time if it did an fsync (a storage
+/// whose shared WAL another's sync made durable in this round did none).
+fn sync(p: &Pending, recorder: &dyn Recorder) -> Result<(), PersistError> {
+    let before = p.storage.wal_stats().fsyncs;
+    let started = Instant::now();
+    p.storage.sync()?;
+    if p.storage.wal_stats().fsyncs > before {
+        recorder.observe(p.group, Histogram::Persist, started.elapsed());
+    }
+    Ok(())
 }

@@ -3,15 +3,19 @@
 //! that keeps a crash harmless.
 //!
 //! Layout: `<dir>/identity`, then raft-storage's `<dir>/snap/` and
-//! `<dir>/wal/` for the node's first group, and `<dir>/groups/<id>/` for
-//! each further group ([`DataDir::open_group`]).
+//! `<dir>/wal/` for the node's first group, and for further groups
+//! ([`DataDir::open_groups`]) one WAL they share in `<dir>/groups/wal/`
+//! and each group's snapshots in `<dir>/groups/<id>/snap/`.
 
 mod identity;
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use raft_core::{GroupId, NodeId};
-use raft_storage::{DiskStorage, OpenError, SkippedSnapshot, StorageOptions};
+use raft_storage::{DiskStorage, OpenError, Recovery, SkippedSnapshot, StorageOptions, WAL_DIR};
+use raft_wal::SharedWal;
 
 pub use identity::{IDENTITY_FILE, Identity, IdentityError, cluster_id};
 
@@ -38,6 +42,14 @@ pub enum DataDirError {
         path: PathBuf,
         /// The cause.
         source: OpenError,
+    },
+    /// The WAL the further groups share refused to open.
+    #[error("shared WAL in {}: {source}", path.display())]
+    SharedWal {
+        /// Its directory.
+        path: PathBuf,
+        /// The cause.
+        source: raft_wal::OpenError,
     },
     /// The identity record could not be read.
     #[error("identity record: {0}")]
@@ -171,10 +183,11 @@ impl DataDir {
     }
 
     /// Opens (creating on first start) the storage of a further group of
-    /// this node, in `<dir>/groups/<group>/`, ready for
-    /// [`Host::start_group`](crate::Host::start_group) with the same
+    /// this node with a WAL of its own, in `<dir>/groups/<group>/`, ready
+    /// for [`Host::start_group`](crate::Host::start_group) with the same
     /// `membership`; the node's first group keeps the storage
-    /// [`DataDir::open`] returned.
+    /// [`DataDir::open`] returned. [`DataDir::open_groups`] opens many
+    /// groups over one WAL instead, so that they share fdatasyncs.
     ///
     /// # Errors
     /// A [`DataDirError`]: [`DataDirError::Storage`], or
@@ -185,14 +198,77 @@ impl DataDir {
         membership: &Membership,
         options: StorageOptions,
     ) -> Result<DiskStorage, DataDirError> {
+        let path = self.group_path(group)?;
+        let (storage, _) = open_storage(&path, options)?;
+        refuse_joiner_founding(&path, &self.identity, membership, &storage)?;
+        Ok(storage)
+    }
+
+    /// Opens (creating on first start) the storages of further groups of
+    /// this node (each with the membership it starts with), in that order,
+    /// over **one WAL they share** in `<dir>/groups/wal/`, so that their
+    /// writes share fdatasyncs; each group's snapshots live in
+    /// `<dir>/groups/<id>/snap/`. A group directory that holds a WAL of
+    /// its own (written by [`DataDir::open_group`]) keeps it. Groups the
+    /// shared WAL holds but `groups` does not name are left in it, with a
+    /// warning.
+    ///
+    /// # Errors
+    /// A [`DataDirError`]: [`DataDirError::SharedWal`],
+    /// [`DataDirError::Storage`] naming the group's directory, or
+    /// [`DataDirError::JoinerWithoutLog`] for a joiner asked to found.
+    pub fn open_groups(
+        &self,
+        groups: &[(GroupId, &Membership)],
+        options: StorageOptions,
+    ) -> Result<Vec<DiskStorage>, DataDirError> {
+        let wal_path = self.path.join(GROUPS_DIR).join(SHARED_WAL_DIR);
+        let (wal, mut recovered) = SharedWal::open(&wal_path, options.shared_wal_options())
+            .map_err(|source| DataDirError::SharedWal {
+                path: wal_path.clone(),
+                source,
+            })?;
+        if let Some(t) = &recovered.truncated_tail {
+            tracing::warn!(
+                segment = t.segment,
+                offset = t.truncated_at,
+                "repaired the torn tail of the shared WAL"
+            );
+        }
+        let wal = Arc::new(wal);
+        let mut storages = Vec::with_capacity(groups.len());
+        for &(group, membership) in groups {
+            let path = self.group_path(group)?;
+            let log = recovered.groups.remove(&group);
+            let storage = if path.join(WAL_DIR).exists() && log.is_none() {
+                open_storage(&path, options.clone())?.0
+            } else {
+                let opened = DiskStorage::open_in_shared(
+                    &path,
+                    options.clone(),
+                    Arc::clone(&wal),
+                    group,
+                    log,
+                );
+                report(&path, opened)?.0
+            };
+            refuse_joiner_founding(&path, &self.identity, membership, &storage)?;
+            storages.push(storage);
+        }
+        for group in recovered.groups.keys() {
+            tracing::warn!(%group, wal = %wal_path.display(), "the shared WAL holds a group this node was not started with; it is kept");
+        }
+        Ok(storages)
+    }
+
+    /// `<dir>/groups/<group>/`, created.
+    fn group_path(&self, group: GroupId) -> Result<PathBuf, DataDirError> {
         let path = self.path.join(GROUPS_DIR).join(group.get().to_string());
         std::fs::create_dir_all(&path).map_err(|source| DataDirError::Dir {
             path: path.clone(),
             source,
         })?;
-        let (storage, _) = open_storage(&path, options)?;
-        refuse_joiner_founding(&path, &self.identity, membership, &storage)?;
-        Ok(storage)
+        Ok(path)
     }
 
     /// The directory.
@@ -228,13 +304,24 @@ impl DataDir {
 /// Where further groups' storage lives, under the data directory.
 pub const GROUPS_DIR: &str = "groups";
 
+/// The WAL further groups share, under [`GROUPS_DIR`].
+pub const SHARED_WAL_DIR: &str = "wal";
+
 /// Opens the storage in `path`; true if it was fresh.
 fn open_storage(path: &Path, options: StorageOptions) -> Result<(DiskStorage, bool), DataDirError> {
-    let (storage, recovery) =
-        DiskStorage::open(path, options).map_err(|source| DataDirError::Storage {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    report(path, DiskStorage::open(path, options))
+}
+
+/// The storage opened in `path`, its skipped snapshots logged; true if it
+/// was fresh.
+fn report(
+    path: &Path,
+    opened: Result<(DiskStorage, Recovery), OpenError>,
+) -> Result<(DiskStorage, bool), DataDirError> {
+    let (storage, recovery) = opened.map_err(|source| DataDirError::Storage {
+        path: path.to_path_buf(),
+        source,
+    })?;
     for skipped in &recovery.skipped_snapshots {
         match skipped {
             SkippedSnapshot::Damaged { id, path } => {

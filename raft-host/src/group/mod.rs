@@ -143,9 +143,9 @@ impl<S: StateMachine> GroupLoop<S> {
             parts.waker.clone(),
         );
         let last_snapshot = parts.storage.snapshot_metadata().log_id();
-        let writes = opts
-            .async_storage_writes
-            .then(|| AsyncWrites::new(parts.writer, Arc::clone(&parts.storage), parts.waker));
+        let writes = opts.async_storage_writes.then(|| {
+            AsyncWrites::new(group, parts.writer, Arc::clone(&parts.storage), parts.waker)
+        });
         let lp = GroupLoop {
             group,
             me: parts.me,

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use raft_core::{Message, PersistBatch};
+use raft_core::{GroupId, Message, PersistBatch};
 use raft_storage::{DiskStorage, PersistError};
 
 use crate::background::{WriteJob, Writer};
@@ -18,6 +18,7 @@ use crate::scheduler::Waker;
 /// was submitted.
 #[derive(Debug)]
 pub(crate) struct AsyncWrites {
+    group: GroupId,
     writer: Arc<Writer>,
     storage: Arc<DiskStorage>,
     waker: Waker,
@@ -38,9 +39,15 @@ pub(crate) enum WriteError {
 }
 
 impl AsyncWrites {
-    pub(crate) fn new(writer: Arc<Writer>, storage: Arc<DiskStorage>, waker: Waker) -> AsyncWrites {
+    pub(crate) fn new(
+        group: GroupId,
+        writer: Arc<Writer>,
+        storage: Arc<DiskStorage>,
+        waker: Waker,
+    ) -> AsyncWrites {
         let (report, reports) = crossbeam_channel::unbounded();
         AsyncWrites {
+            group,
             writer,
             storage,
             waker,
@@ -66,6 +73,7 @@ impl AsyncWrites {
             "Readys are submitted in order"
         );
         let job = WriteJob {
+            group: self.group,
             storage: Arc::clone(&self.storage),
             batch,
             report: self.report.clone(),

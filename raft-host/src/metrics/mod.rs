@@ -49,7 +49,10 @@ pub enum Counter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Histogram {
-    /// Persisting one Ready (with its fsync when it needs one).
+    /// Persisting one Ready that must sync, on the group's loop thread; or,
+    /// with `async_storage_writes`, one fsync of the storage writer (a
+    /// round syncs a WAL that groups share once, observed in the first
+    /// group that needed it).
     Persist,
     /// Applying one Ready's committed entries.
     Apply,
