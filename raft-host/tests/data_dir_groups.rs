@@ -130,3 +130,64 @@ fn a_group_with_a_wal_of_its_own_keeps_it_beside_the_shared_one() {
     assert!(dir.path().join(GROUPS_DIR).join("2").join("wal").is_dir());
     assert!(!dir.path().join(GROUPS_DIR).join("3").join("wal").exists());
 }
+
+fn open_sharded(dir: &std::path::Path, ids: &[u64]) -> Vec<DiskStorage> {
+    let membership = founders();
+    let groups = groups(ids, &membership);
+    let refs: Vec<_> = groups.iter().map(|(g, m)| (*g, m)).collect();
+    let (_, storages) =
+        DataDir::open_sharded(dir, nid(1), &refs, StorageOptions::new()).expect("open sharded");
+    storages
+}
+
+#[test]
+fn a_new_directory_of_many_groups_keeps_every_group_in_the_shared_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storages = open_sharded(dir.path(), &[1, 2, 3]);
+    for (n, storage) in storages.iter().enumerate() {
+        storage.bootstrap(&founding()).expect("bootstrap");
+        append(storage, n as u64 + 1);
+    }
+    drop(storages);
+    assert!(
+        !dir.path().join("wal").exists(),
+        "no WAL of the first group's own"
+    );
+    assert!(dir.path().join(GROUPS_DIR).join("1").join("snap").is_dir());
+    assert!(dir.path().join(raft_host::IDENTITY_FILE).is_file());
+    let lasts: Vec<u64> = open_sharded(dir.path(), &[1, 2, 3])
+        .iter()
+        .map(|s| s.last_index().expect("memory").get())
+        .collect();
+    assert_eq!(lasts, [4, 5, 6]);
+    // Another node's id is refused as DataDir::open refuses it.
+    let membership = founders();
+    let e = DataDir::open_sharded(
+        dir.path(),
+        nid(2),
+        &[(GroupId(1), &membership), (GroupId(2), &membership)],
+        StorageOptions::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, raft_host::DataDirError::WrongNode { .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_directory_whose_first_group_has_its_own_wal_keeps_it_when_opened_sharded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storages = open(dir.path(), &[2]);
+    storages[0].bootstrap(&founding()).expect("bootstrap");
+    drop(storages);
+    // open() left group 1 in <dir>/wal: it stays there.
+    let reopened = open_sharded(dir.path(), &[1, 2]);
+    assert_eq!(reopened[1].last_index().expect("memory"), Index(3));
+    assert!(dir.path().join("wal").is_dir());
+    assert!(!dir.path().join(GROUPS_DIR).join("1").exists());
+    assert!(matches!(
+        DataDir::open_sharded(dir.path(), nid(1), &[], StorageOptions::new()),
+        Err(raft_host::DataDirError::NoGroups)
+    ));
+}

@@ -35,9 +35,9 @@ pub struct HttpNodeConfig {
     /// among them: the address it binds.
     pub group: GroupOptions,
     /// Further groups of the same members (a sharded service: see
-    /// [`raft_host::GroupSet`]), over one WAL they share, each with its
-    /// snapshots in the data directory's `groups/<id>/`
-    /// ([`DataDir::open_groups`]). Their
+    /// [`raft_host::GroupSet`]): then every group's log is in one WAL they
+    /// share, and their snapshots in the data directory's `groups/<id>/`
+    /// ([`DataDir::open_sharded`]). Their
     /// memberships must name the same peers as [`HttpNodeConfig::group`]'s.
     pub extra_groups: Vec<GroupOptions>,
     /// Mutual TLS on the peer port and every connection to peers (`None`:
@@ -164,8 +164,8 @@ pub enum HttpNodeRunError {
 /// 1. load the peer certificates and bind the peer port *before* the data
 ///    directory is touched, so a node that cannot reach its peers, or
 ///    whose port is taken, leaves no directory (nor a WAL segment) behind;
-/// 2. open the data directory ([`DataDir::open`]: identity checks, WAL and
-///    snapshot recovery);
+/// 2. open the data directory ([`DataDir::open_sharded`]: identity checks,
+///    WAL and snapshot recovery);
 /// 3. start the transport with the cluster id the directory knows and the
 ///    peers the membership names, then the group;
 /// 4. while running, record the cluster id a joining node learns from the
@@ -227,16 +227,12 @@ impl<S: StateMachine> HttpNode<S> {
         let id = config.id;
         let (url, peers) = peer_urls(&config)?;
         check_groups(&config)?;
-        let membership = &config.group.membership;
-        let (data_dir, storage) =
-            DataDir::open(&config.data_dir, id, membership, config.storage.clone())?;
-        let mut storages = vec![storage];
-        if !config.extra_groups.is_empty() {
-            let extra: Vec<_> = (config.extra_groups.iter())
-                .map(|g| (g.group, &g.membership))
-                .collect();
-            storages.extend(data_dir.open_groups(&extra, config.storage.clone())?);
-        }
+        let groups: Vec<_> = std::iter::once(&config.group)
+            .chain(&config.extra_groups)
+            .map(|g| (g.group, &g.membership))
+            .collect();
+        let (data_dir, storages) =
+            DataDir::open_sharded(&config.data_dir, id, &groups, config.storage.clone())?;
         let host = Host::with_recorder(id, Arc::clone(&config.recorder));
         let cluster_id = data_dir.identity().cluster_id;
         let transport = start_transport(listener, &config, cluster_id, peers, tls, &host);

@@ -398,20 +398,20 @@ impl ServerArgs {
     }
 }
 
-/// A node that started before keeps its number of groups: the first group
-/// in the directory itself, the others in `groups/<id>/` (beside the WAL
-/// they share, `groups/wal/`).
+/// A node that started before keeps its number of groups: each in
+/// `groups/<id>/` (beside the WAL they share, `groups/wal/`), except a
+/// first group that keeps its log in the directory itself (one group, or
+/// a directory written before the groups shared a WAL).
 fn check_group_count(dir: &std::path::Path, groups: u64) -> Result<(), ArgsError> {
     if !dir.join(raft_host::IDENTITY_FILE).exists() {
         return Ok(());
     }
-    let is_group = |name: &std::ffi::OsStr| name.to_str().is_some_and(|n| n.parse::<u64>().is_ok());
-    let extra = std::fs::read_dir(dir.join(raft_host::GROUPS_DIR)).map_or(0, |d| {
-        d.filter_map(Result::ok)
-            .filter(|e| is_group(&e.file_name()))
-            .count()
+    let group_dir = |name: &std::ffi::OsStr| name.to_str().and_then(|n| n.parse::<u64>().ok());
+    let listed: Vec<u64> = std::fs::read_dir(dir.join(raft_host::GROUPS_DIR)).map_or(vec![], |d| {
+        d.filter_map(|e| group_dir(&e.ok()?.file_name())).collect()
     });
-    let found = extra as u64 + 1;
+    let first_in_dir = !listed.contains(&crate::node::GROUP.get());
+    let found = listed.len() as u64 + u64::from(first_in_dir);
     if found == groups {
         return Ok(());
     }
@@ -579,9 +579,14 @@ mod tests {
         for sub in [raft_host::SHARED_WAL_DIR, "2", "3"] {
             std::fs::create_dir_all(groups.join(sub)).unwrap();
         }
+        // Group 1 in the directory itself, as written before the groups
+        // shared a WAL.
         check_group_count(dir.path(), 3).expect("groups 1 to 3");
         let e = check_group_count(dir.path(), 4).unwrap_err();
         assert!(matches!(e, ArgsError::GroupCount { found: 3, .. }), "{e}");
+        // Group 1 among the others.
+        std::fs::create_dir_all(groups.join("1")).unwrap();
+        check_group_count(dir.path(), 3).expect("groups 1 to 3");
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::cli::PEER_TLS_FLAGS;
 use crate::metrics::Metrics;
 use crate::store::KvStore;
 
-/// raftkv runs one group.
-const GROUP: GroupId = GroupId(1);
+/// The first group (the only one without `--groups`).
+pub const GROUP: GroupId = GroupId(1);
 
 /// Snapshot files kept on disk.
 const SNAPSHOTS_KEPT: usize = 3;

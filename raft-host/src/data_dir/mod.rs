@@ -3,9 +3,10 @@
 //! that keeps a crash harmless.
 //!
 //! Layout: `<dir>/identity`, then raft-storage's `<dir>/snap/` and
-//! `<dir>/wal/` for the node's first group, and for further groups
-//! ([`DataDir::open_groups`]) one WAL they share in `<dir>/groups/wal/`
-//! and each group's snapshots in `<dir>/groups/<id>/snap/`.
+//! `<dir>/wal/` for a node of one group ([`DataDir::open`]); for a node of
+//! many ([`DataDir::open_sharded`]), one WAL they all share in
+//! `<dir>/groups/wal/` and each group's snapshots in
+//! `<dir>/groups/<id>/snap/`.
 
 mod identity;
 
@@ -43,6 +44,9 @@ pub enum DataDirError {
         /// The cause.
         source: OpenError,
     },
+    /// [`DataDir::open_sharded`] was given no group.
+    #[error("no group to open: a node runs at least one")]
+    NoGroups,
     /// The WAL the further groups share refused to open.
     #[error("shared WAL in {}: {source}", path.display())]
     SharedWal {
@@ -154,6 +158,65 @@ impl DataDir {
         membership: &Membership,
         options: StorageOptions,
     ) -> Result<(DataDir, DiskStorage), DataDirError> {
+        DataDir::open_with(path, id, membership, |path| open_storage(path, options))
+    }
+
+    /// Opens (creating on first start) the data directory of node `id`
+    /// with every group it runs (`groups`, the first being the one
+    /// [`DataDir::open`] would open, each with the membership it starts
+    /// with) and recovers their storages, in that order.
+    ///
+    /// With more than one group, a new directory keeps them all in **one
+    /// WAL they share** (see [`DataDir::open_groups`]), so that their
+    /// writes share fdatasyncs; the first group's snapshots are then in
+    /// `<dir>/groups/<id>/snap/` like the others'. A directory whose first
+    /// group has a WAL of its own (`<dir>/wal/`, a one-group directory or
+    /// one written before) keeps it. The identity checks are
+    /// [`DataDir::open`]'s.
+    ///
+    /// # Errors
+    /// A [`DataDirError`]; [`DataDirError::NoGroups`] for an empty
+    /// `groups`.
+    pub fn open_sharded(
+        path: &Path,
+        id: NodeId,
+        groups: &[(GroupId, &Membership)],
+        options: StorageOptions,
+    ) -> Result<(DataDir, Vec<DiskStorage>), DataDirError> {
+        let [(_, first), rest @ ..] = groups else {
+            return Err(DataDirError::NoGroups);
+        };
+        if rest.is_empty() || path.join(WAL_DIR).exists() {
+            let (dir, storage) = DataDir::open(path, id, first, options.clone())?;
+            let mut storages = vec![storage];
+            if !rest.is_empty() {
+                storages.extend(dir.open_groups(rest, options)?);
+            }
+            return Ok((dir, storages));
+        }
+        let mut rest_storages = Vec::new();
+        let (dir, first_storage) = DataDir::open_with(path, id, first, |path| {
+            let mut opened = open_shared(path, groups, &options)?.into_iter();
+            let first = opened.next().expect("one storage per group");
+            rest_storages.extend(opened.map(|(storage, _)| storage));
+            Ok(first)
+        })?;
+        for (storage, &(group, membership)) in rest_storages.iter().zip(rest) {
+            let group_path = dir.group_path(group)?;
+            refuse_joiner_founding(&group_path, &dir.identity, membership, storage)?;
+        }
+        rest_storages.insert(0, first_storage);
+        Ok((dir, rest_storages))
+    }
+
+    /// [`DataDir::open`] with the first group's storage opened by `open`
+    /// (which returns it and whether it was fresh).
+    fn open_with(
+        path: &Path,
+        id: NodeId,
+        membership: &Membership,
+        open: impl FnOnce(&Path) -> Result<(DiskStorage, bool), DataDirError>,
+    ) -> Result<(DataDir, DiskStorage), DataDirError> {
         std::fs::create_dir_all(path).map_err(|source| DataDirError::Dir {
             path: path.to_path_buf(),
             source,
@@ -162,7 +225,7 @@ impl DataDir {
         if let Some(identity) = &recorded {
             check_identity(path, identity, id, membership)?;
         }
-        let (storage, fresh) = open_storage(path, options)?;
+        let (storage, fresh) = open(path)?;
         if let Some(identity) = &recorded {
             refuse_joiner_founding(path, identity, membership, &storage)?;
         }
@@ -222,53 +285,19 @@ impl DataDir {
         groups: &[(GroupId, &Membership)],
         options: StorageOptions,
     ) -> Result<Vec<DiskStorage>, DataDirError> {
-        let wal_path = self.path.join(GROUPS_DIR).join(SHARED_WAL_DIR);
-        let (wal, mut recovered) = SharedWal::open(&wal_path, options.shared_wal_options())
-            .map_err(|source| DataDirError::SharedWal {
-                path: wal_path.clone(),
-                source,
-            })?;
-        if let Some(t) = &recovered.truncated_tail {
-            tracing::warn!(
-                segment = t.segment,
-                offset = t.truncated_at,
-                "repaired the torn tail of the shared WAL"
-            );
-        }
-        let wal = Arc::new(wal);
+        let opened = open_shared(&self.path, groups, &options)?;
         let mut storages = Vec::with_capacity(groups.len());
-        for &(group, membership) in groups {
+        for ((storage, _), &(group, membership)) in opened.into_iter().zip(groups) {
             let path = self.group_path(group)?;
-            let log = recovered.groups.remove(&group);
-            let storage = if path.join(WAL_DIR).exists() && log.is_none() {
-                open_storage(&path, options.clone())?.0
-            } else {
-                let opened = DiskStorage::open_in_shared(
-                    &path,
-                    options.clone(),
-                    Arc::clone(&wal),
-                    group,
-                    log,
-                );
-                report(&path, opened)?.0
-            };
             refuse_joiner_founding(&path, &self.identity, membership, &storage)?;
             storages.push(storage);
-        }
-        for group in recovered.groups.keys() {
-            tracing::warn!(%group, wal = %wal_path.display(), "the shared WAL holds a group this node was not started with; it is kept");
         }
         Ok(storages)
     }
 
     /// `<dir>/groups/<group>/`, created.
     fn group_path(&self, group: GroupId) -> Result<PathBuf, DataDirError> {
-        let path = self.path.join(GROUPS_DIR).join(group.get().to_string());
-        std::fs::create_dir_all(&path).map_err(|source| DataDirError::Dir {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(path)
+        group_path(&self.path, group)
     }
 
     /// The directory.
@@ -306,6 +335,59 @@ pub const GROUPS_DIR: &str = "groups";
 
 /// The WAL further groups share, under [`GROUPS_DIR`].
 pub const SHARED_WAL_DIR: &str = "wal";
+
+/// `<dir>/groups/<group>/`, created.
+fn group_path(dir: &Path, group: GroupId) -> Result<PathBuf, DataDirError> {
+    let path = dir.join(GROUPS_DIR).join(group.get().to_string());
+    std::fs::create_dir_all(&path).map_err(|source| DataDirError::Dir {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// Opens the storages of `groups` under `dir`'s [`GROUPS_DIR`], over the
+/// WAL they share (a group directory with a WAL of its own keeps it);
+/// true for each that was fresh.
+fn open_shared(
+    dir: &Path,
+    groups: &[(GroupId, &Membership)],
+    options: &StorageOptions,
+) -> Result<Vec<(DiskStorage, bool)>, DataDirError> {
+    let wal_path = dir.join(GROUPS_DIR).join(SHARED_WAL_DIR);
+    let (wal, mut recovered) =
+        SharedWal::open(&wal_path, options.shared_wal_options()).map_err(|source| {
+            DataDirError::SharedWal {
+                path: wal_path.clone(),
+                source,
+            }
+        })?;
+    if let Some(t) = &recovered.truncated_tail {
+        tracing::warn!(
+            segment = t.segment,
+            offset = t.truncated_at,
+            "repaired the torn tail of the shared WAL"
+        );
+    }
+    let wal = Arc::new(wal);
+    let mut storages = Vec::with_capacity(groups.len());
+    for &(group, _) in groups {
+        let path = group_path(dir, group)?;
+        let log = recovered.groups.remove(&group);
+        let opened = if path.join(WAL_DIR).exists() && log.is_none() {
+            open_storage(&path, options.clone())?
+        } else {
+            let opened =
+                DiskStorage::open_in_shared(&path, options.clone(), Arc::clone(&wal), group, log);
+            report(&path, opened)?
+        };
+        storages.push(opened);
+    }
+    for group in recovered.groups.keys() {
+        tracing::warn!(%group, wal = %wal_path.display(), "the shared WAL holds a group this node was not started with; it is kept");
+    }
+    Ok(storages)
+}
 
 /// Opens the storage in `path`; true if it was fresh.
 fn open_storage(path: &Path, options: StorageOptions) -> Result<(DiskStorage, bool), DataDirError> {
