@@ -17,18 +17,25 @@
 //!   snapshot and the membership is the snapshot's;
 //! - a second recovery equals the first, and the storage takes writes.
 //!
+//! Each workload runs twice: on a storage with its own WAL, and on group 2
+//! of a `SharedWal` beside a neighbour group 1 that gets the same
+//! operations right after it (so the two groups' records interleave in
+//! every batch sequence and segment, and a fault may hit either).
+//!
 //! CI runs `SEEDS` seeds; `cargo test -p raft-storage --release --test
 //! crash -- --ignored` runs thousands (`RAFT_STORAGE_CRASH_SEEDS=n`). A
 //! failure prints the seed, the operation cut and the replay command.
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use raft_core::{
-    ConfState, Entry, EntryKind, HardState, Index, NodeId, PersistBatch, Snapshot,
+    ConfState, Entry, EntryKind, GroupId, HardState, Index, NodeId, PersistBatch, Snapshot,
     SnapshotMetadata, Storage, Term,
 };
 use raft_io::{FaultKind, SimBackend};
 use raft_storage::{CompactionPolicy, DiskStorage, StorageOptions};
-use raft_wal::WalOptions;
+use raft_wal::{SharedWal, WalOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -309,17 +316,86 @@ fn policy() -> CompactionPolicy {
         .snapshots_kept(2)
 }
 
-/// Runs one op (a restart reopens `storage`); an error is the injected
-/// fault's.
-fn run_op(storage: &mut Option<DiskStorage>, fs: &SimBackend, op: &Op) -> Result<(), String> {
+/// Where the storage under test keeps its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// A WAL of its own in `DIR/wal`.
+    Own,
+    /// Group [`TESTED`] of a shared WAL in `DIR/shared-wal`, beside group
+    /// [`NEIGHBOUR`].
+    Shared,
+}
+
+const TESTED: GroupId = GroupId(2);
+const NEIGHBOUR: GroupId = GroupId(1);
+
+/// The storage under test and, in a shared WAL, the neighbour group's.
+struct Node {
+    storage: DiskStorage,
+    neighbour: Option<DiskStorage>,
+}
+
+/// Opens (recovers) the node's storages.
+fn open(fs: &SimBackend, layout: Layout) -> Result<Node, String> {
+    let options = options(fs);
+    if layout == Layout::Own {
+        let (storage, _) = DiskStorage::open(DIR, options).map_err(|e| e.to_string())?;
+        return Ok(Node {
+            storage,
+            neighbour: None,
+        });
+    }
+    let (wal, mut recovered) =
+        SharedWal::open(format!("{DIR}/shared-wal"), options.shared_wal_options())
+            .map_err(|e| e.to_string())?;
+    let wal = Arc::new(wal);
+    let mut open_group = |group: GroupId, name: &str| {
+        let log = recovered.groups.remove(&group);
+        let dir = format!("{DIR}/{name}");
+        DiskStorage::open_in_shared(dir, options.clone(), Arc::clone(&wal), group, log)
+            .map(|(storage, _)| storage)
+            .map_err(|e| format!("group {group}: {e}"))
+    };
+    let neighbour = open_group(NEIGHBOUR, "neighbour")?;
+    let storage = open_group(TESTED, "tested")?;
+    Ok(Node {
+        storage,
+        neighbour: Some(neighbour),
+    })
+}
+
+/// Why an op failed (the injected fault's error), and whether it failed in
+/// the neighbour group, after the tested storage's part succeeded.
+struct Failed {
+    error: String,
+    in_neighbour: bool,
+}
+
+/// Runs one op on the tested storage, then on the neighbour (a restart
+/// reopens both).
+fn run_op(node: &mut Option<Node>, fs: &SimBackend, layout: Layout, op: &Op) -> Result<(), Failed> {
+    let failed = |in_neighbour| {
+        move |error| Failed {
+            error,
+            in_neighbour,
+        }
+    };
     if let Op::Restart = op {
-        // The old storage holds the directory locks: gone before reopening.
-        drop(storage.take());
-        let (reopened, _) = DiskStorage::open(DIR, options(fs)).map_err(|e| e.to_string())?;
-        *storage = Some(reopened);
+        // The old storages hold the directory locks: gone before reopening.
+        drop(node.take());
+        *node = Some(open(fs, layout).map_err(failed(false))?);
         return Ok(());
     }
-    let storage = storage.as_ref().expect("open");
+    let node = node.as_ref().expect("open");
+    apply(&node.storage, op).map_err(failed(false))?;
+    if let Some(neighbour) = &node.neighbour {
+        apply(neighbour, op).map_err(failed(true))?;
+    }
+    Ok(())
+}
+
+/// Runs a persist or a snapshot on `storage`.
+fn apply(storage: &DiskStorage, op: &Op) -> Result<(), String> {
     match op {
         Op::Persist {
             snapshot,
@@ -365,7 +441,7 @@ fn run_op(storage: &mut Option<DiskStorage>, fs: &SimBackend, op: &Op) -> Result
             };
             taken.map(|_| ()).map_err(|e| e.to_string())
         }
-        Op::Restart => unreachable!("handled above"),
+        Op::Restart => unreachable!("run_op reopens"),
     }
 }
 
@@ -406,38 +482,33 @@ fn observe(storage: &DiskStorage) -> State {
 
 /// Runs the workload with `fault` at backend operation `at` (none if past
 /// the end); returns the states recovery may produce.
-fn run_until_fault(ops: &[Op], fs: &SimBackend, at: u64, fault: FaultKind) -> Vec<State> {
+fn run_until_fault(
+    ops: &[Op],
+    fs: &SimBackend,
+    layout: Layout,
+    at: u64,
+    fault: FaultKind,
+) -> Vec<State> {
     fs.inject_fault(at, fault);
     let mut state = State::new();
     let mut candidates = vec![state.clone()];
-    let Ok((storage, _)) = DiskStorage::open(DIR, options(fs)) else {
+    let Ok(node) = open(fs, layout) else {
         return candidates;
     };
-    let mut storage = Some(storage);
+    let mut node = Some(node);
     for op in ops {
         let passes = state.after(op);
         candidates.extend(passes.iter().cloned());
-        if let Err(e) = run_op(&mut storage, fs, op) {
+        if let Err(failed) = run_op(&mut node, fs, layout, op) {
+            let e = &failed.error;
             assert!(
                 at != u64::MAX && e.contains("simulated"),
                 "{op:?} failed without an injected fault: {e}"
             );
-            if let Some(storage) = &storage {
-                assert!(
-                    storage.is_poisoned(),
-                    "{e}: a failed write must poison the storage"
-                );
-                let refused = storage.persist_batch(&PersistBatch {
-                    hard_state: Some(HardState {
-                        commit: Index(0),
-                        ..state.hs
-                    }),
-                    ..PersistBatch::default()
-                });
-                assert!(
-                    matches!(refused, Err(raft_storage::PersistError::Poisoned)),
-                    "a poisoned storage refuses writes: {refused:?}"
-                );
+            // A failure in the neighbour's snapshot file poisons only the
+            // neighbour; the tested storage's checks are for its own.
+            if let (Some(node), false) = (&node, failed.in_neighbour) {
+                check_poisoned(&node.storage, &state, e);
             }
             return candidates;
         }
@@ -449,24 +520,43 @@ fn run_until_fault(ops: &[Op], fs: &SimBackend, at: u64, fault: FaultKind) -> Ve
     candidates
 }
 
+/// A storage whose write failed is poisoned and refuses the next.
+fn check_poisoned(storage: &DiskStorage, state: &State, e: &str) {
+    assert!(
+        storage.is_poisoned(),
+        "{e}: a failed write must poison the storage"
+    );
+    let refused = storage.persist_batch(&PersistBatch {
+        hard_state: Some(HardState {
+            commit: Index(0),
+            ..state.hs
+        }),
+        ..PersistBatch::default()
+    });
+    assert!(
+        matches!(refused, Err(raft_storage::PersistError::Poisoned)),
+        "a poisoned storage refuses writes: {refused:?}"
+    );
+}
+
 /// Cuts the workload of `seed` at every backend operation.
-fn explore(seed: u64) -> u64 {
+fn explore(seed: u64, layout: Layout) -> u64 {
     let ops = workload(seed);
     let fs = SimBackend::new();
     let total = {
-        run_until_fault(&ops, &fs, u64::MAX, FaultKind::Eio);
+        run_until_fault(&ops, &fs, layout, u64::MAX, FaultKind::Eio);
         fs.op_count()
     };
     let kinds = [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite];
     for at in 0..total {
         let fs = SimBackend::new();
         let kind = kinds[(at % 3) as usize];
-        let candidates = run_until_fault(&ops, &fs, at, kind);
+        let candidates = run_until_fault(&ops, &fs, layout, at, kind);
         fs.clear_fault();
         fs.crash(seed ^ at);
-        check_recovery(&fs, &candidates).unwrap_or_else(|e| {
+        check_recovery(&fs, layout, &candidates).unwrap_or_else(|e| {
             panic!(
-                "seed {seed}, {kind:?} at operation {at} of {total}: {e}\n\
+                "seed {seed}, {layout:?} layout, {kind:?} at operation {at} of {total}: {e}\n\
                  replay: RAFT_STORAGE_CRASH_SEED={seed} cargo test -p raft-storage --test crash replay_one_seed -- --ignored"
             )
         });
@@ -474,19 +564,17 @@ fn explore(seed: u64) -> u64 {
     total
 }
 
-fn check_recovery(fs: &SimBackend, candidates: &[State]) -> Result<(), String> {
-    let (storage, _) =
-        DiskStorage::open(DIR, options(fs)).map_err(|e| format!("recovery failed: {e}"))?;
-    let got = observe(&storage);
+fn check_recovery(fs: &SimBackend, layout: Layout, candidates: &[State]) -> Result<(), String> {
+    let node = open(fs, layout).map_err(|e| format!("recovery failed: {e}"))?;
+    let got = observe(&node.storage);
     if !candidates.contains(&got) {
         return Err(format!(
             "recovered a state the workload never left:\n  got {got:?}\n  candidates {candidates:#?}"
         ));
     }
-    drop(storage);
-    let (storage, _) =
-        DiskStorage::open(DIR, options(fs)).map_err(|e| format!("second recovery failed: {e}"))?;
-    let again = observe(&storage);
+    drop(node);
+    let node = open(fs, layout).map_err(|e| format!("second recovery failed: {e}"))?;
+    let again = observe(&node.storage);
     if again != got {
         return Err(format!(
             "a second recovery differs:\n  first {got:?}\n  second {again:?}"
@@ -497,18 +585,18 @@ fn check_recovery(fs: &SimBackend, candidates: &[State]) -> Result<(), String> {
         Index(got.last() + 1),
         Bytes::from_static(b"after"),
     );
-    storage
+    node.storage
         .persist_batch(&PersistBatch {
             entries: vec![next.clone()],
             must_sync: true,
             ..PersistBatch::default()
         })
         .map_err(|e| format!("the recovered storage refused a write: {e}"))?;
-    drop(storage);
-    let (storage, _) =
-        DiskStorage::open(DIR, options(fs)).map_err(|e| format!("third recovery failed: {e}"))?;
-    let last = storage.last_index().expect("last");
-    if storage
+    drop(node);
+    let node = open(fs, layout).map_err(|e| format!("third recovery failed: {e}"))?;
+    let last = node.storage.last_index().expect("last");
+    if node
+        .storage
         .entries(last, last.next(), u64::MAX)
         .expect("entries")
         != vec![next]
@@ -522,11 +610,24 @@ fn check_recovery(fs: &SimBackend, candidates: &[State]) -> Result<(), String> {
 fn every_cut_of_the_storage_workload_recovers_a_state_it_passed_through() {
     let mut ops = 0;
     for seed in 0..SEEDS {
-        ops += explore(seed);
+        ops += explore(seed, Layout::Own);
     }
     assert!(
         ops > 1000,
         "the workloads reach the file system: {ops} operations"
+    );
+}
+
+#[test]
+fn every_cut_of_the_workload_in_a_shared_wal_beside_another_group_recovers_a_state_it_passed_through()
+ {
+    let mut ops = 0;
+    for seed in 0..SEEDS {
+        ops += explore(seed, Layout::Shared);
+    }
+    assert!(
+        ops > 2000,
+        "both groups' workloads reach the file system: {ops} operations"
     );
 }
 
@@ -539,9 +640,9 @@ fn soak_many_seeds() {
         .unwrap_or(2000);
     let mut cuts = 0;
     for seed in SEEDS..SEEDS + seeds {
-        cuts += explore(seed);
+        cuts += explore(seed, Layout::Own) + explore(seed, Layout::Shared);
     }
-    eprintln!("{seeds} seeds, {cuts} cuts recovered");
+    eprintln!("{seeds} seeds in both layouts, {cuts} cuts recovered");
 }
 
 #[test]
@@ -551,7 +652,8 @@ fn replay_one_seed() {
         .ok()
         .and_then(|s| s.parse().ok())
         .expect("set RAFT_STORAGE_CRASH_SEED to the seed to replay");
-    explore(seed);
+    explore(seed, Layout::Own);
+    explore(seed, Layout::Shared);
 }
 
 #[test]
