@@ -191,3 +191,24 @@ fn a_directory_whose_first_group_has_its_own_wal_keeps_it_when_opened_sharded() 
         Err(raft_host::DataDirError::NoGroups)
     ));
 }
+
+#[test]
+fn groups_that_all_keep_wals_of_their_own_open_no_shared_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let membership = founders();
+    let (data, _first) =
+        DataDir::open(dir.path(), nid(1), &membership, StorageOptions::new()).expect("open");
+    let own = data
+        .open_group(GroupId(2), &membership, StorageOptions::new())
+        .expect("own WAL");
+    own.bootstrap(&founding()).expect("bootstrap");
+    drop(own);
+    let storages = data
+        .open_groups(&[(GroupId(2), &membership)], StorageOptions::new())
+        .expect("open groups");
+    assert_eq!(storages[0].last_index().expect("memory"), Index(3));
+    assert!(
+        !dir.path().join(GROUPS_DIR).join(SHARED_WAL_DIR).exists(),
+        "no shared WAL (nor its segment) for groups that do not use it"
+    );
+}

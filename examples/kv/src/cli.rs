@@ -77,8 +77,7 @@ pub struct ServerArgs {
     /// prepared while one fills, so the WAL needs about twice this): e.g.
     /// 64MiB, 4MiB or 1048576 (bytes); K, M and G are powers of 1024. From
     /// 1 MiB to 1 GiB; smaller suits a small disk. With --groups G the
-    /// first group keeps its WAL and the others share one, each with
-    /// segments of this size.
+    /// groups share one WAL with segments of this size.
     #[arg(long, default_value = "64MiB", value_parser = parse_segment_size)]
     pub wal_segment_size: u64,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or
@@ -260,10 +259,10 @@ pub enum ArgsError {
     },
 }
 
-/// File descriptors each group after the first may hold open: a snapshot
-/// file being written and its directory. The groups after the first share
-/// one WAL (its directory, segment and prepared spare are in the node's
-/// own reserve, as the first group's are).
+/// File descriptors each group after the first holds open: the lock on
+/// its snapshot directory, and a snapshot file being written. The groups
+/// share one WAL, whose directory, segment and prepared spare are in the
+/// node's own reserve, as a one-group node's WAL is.
 const DESCRIPTORS_PER_GROUP: u64 = 2;
 
 impl ServerArgs {

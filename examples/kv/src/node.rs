@@ -46,8 +46,8 @@ pub fn group_options(cluster: &[PeerUrl], join: bool) -> GroupOptions {
 /// group then persists on the host's storage writer
 /// (`async_storage_writes`): one writer round syncs the WAL the groups
 /// share once for all of them, where a loop thread persisting a group at a
-/// time would fsync per group (measured in docs/perf/2026-12-03-shared-wal.md:
-/// 0.34× the writes/s of one group at G = 16 that way, 0.73× on the writer).
+/// time would fsync per group (docs/perf/2026-12-03-shared-wal.md: at
+/// G = 16, 0.34× the writes/s of one group that way, 0.85× on the writer).
 pub fn shard(first: &mut GroupOptions, groups: u64, members: usize) -> Vec<GroupOptions> {
     if groups <= 1 {
         return Vec::new();

@@ -333,7 +333,7 @@ impl DataDir {
 /// Where further groups' storage lives, under the data directory.
 pub const GROUPS_DIR: &str = "groups";
 
-/// The WAL further groups share, under [`GROUPS_DIR`].
+/// The WAL a node's groups share, under [`GROUPS_DIR`].
 pub const SHARED_WAL_DIR: &str = "wal";
 
 /// `<dir>/groups/<group>/`, created.
@@ -355,6 +355,17 @@ fn open_shared(
     options: &StorageOptions,
 ) -> Result<Vec<(DiskStorage, bool)>, DataDirError> {
     let wal_path = dir.join(GROUPS_DIR).join(SHARED_WAL_DIR);
+    let paths = (groups.iter())
+        .map(|&(group, _)| group_path(dir, group))
+        .collect::<Result<Vec<_>, _>>()?;
+    let own_wal = |path: &Path| path.join(WAL_DIR).exists();
+    // Groups that all keep WALs of their own (an older layout) need no
+    // shared one, nor its preallocated segment.
+    if !wal_path.exists() && paths.iter().all(|p| own_wal(p)) {
+        return (paths.iter())
+            .map(|path| open_storage(path, options.clone()))
+            .collect();
+    }
     let (wal, mut recovered) =
         SharedWal::open(&wal_path, options.shared_wal_options()).map_err(|source| {
             DataDirError::SharedWal {
@@ -371,15 +382,14 @@ fn open_shared(
     }
     let wal = Arc::new(wal);
     let mut storages = Vec::with_capacity(groups.len());
-    for &(group, _) in groups {
-        let path = group_path(dir, group)?;
+    for (&(group, _), path) in groups.iter().zip(&paths) {
         let log = recovered.groups.remove(&group);
-        let opened = if path.join(WAL_DIR).exists() && log.is_none() {
-            open_storage(&path, options.clone())?
+        let opened = if own_wal(path) && log.is_none() {
+            open_storage(path, options.clone())?
         } else {
             let opened =
-                DiskStorage::open_in_shared(&path, options.clone(), Arc::clone(&wal), group, log);
-            report(&path, opened)?
+                DiskStorage::open_in_shared(path, options.clone(), Arc::clone(&wal), group, log);
+            report(path, opened)?
         };
         storages.push(opened);
     }
