@@ -15,8 +15,9 @@ use std::collections::BTreeSet;
 use raft_core::{
     Append, AppendResponse, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
     ConfChangeV2, ConfState, Entry, EntryKind, HardState, Heartbeat, HeartbeatResponse, Index,
-    LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
-    RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
+    LogId, Message, MessageBody, NodeId, Propose, Quiesce, ReadIndexRequest, ReadIndexResponse,
+    RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest,
+    VoteResponse,
 };
 
 use crate::error::DecodeError;
@@ -176,6 +177,8 @@ fn kind_name(t: wire::MessageType) -> &'static str {
         T::TimeoutNow => "TimeoutNow",
         T::TransferLeader => "TransferLeader",
         T::RequestSnapshot => "RequestSnapshot",
+        T::Quiesce => "Quiesce",
+        T::Wake => "Wake",
     }
 }
 
@@ -441,7 +444,7 @@ fn fields_used(t: wire::MessageType, reject: bool) -> u16 {
     use field::*;
     use wire::MessageType as T;
     match t {
-        T::Unspecified | T::TimeoutNow => 0,
+        T::Unspecified | T::TimeoutNow | T::Wake => 0,
         T::Append => LOG_TERM | INDEX | ENTRIES | COMMIT,
         T::AppendResponse if reject => INDEX | COMMIT | REJECT | REJECT_HINT,
         T::AppendResponse => INDEX | COMMIT | REJECT,
@@ -455,6 +458,7 @@ fn fields_used(t: wire::MessageType, reject: bool) -> u16 {
         T::ReadIndexResponse => INDEX | CONTEXT,
         T::TransferLeader => TRANSFER_TARGET,
         T::RequestSnapshot => INDEX,
+        T::Quiesce => LOG_TERM | INDEX,
     }
 }
 
@@ -549,11 +553,15 @@ fn decode_body(t: wire::MessageType, w: wire::Message) -> Result<MessageBody, De
             context: w.context,
         }),
         T::TimeoutNow => MessageBody::TimeoutNow,
+        T::Wake => MessageBody::Wake,
         T::TransferLeader => MessageBody::TransferLeader(TransferLeader {
             target: node_id("Message.transfer_target", w.transfer_target)?,
         }),
         T::RequestSnapshot => MessageBody::RequestSnapshot(RequestSnapshot {
             index: index("Message.index", w.index)?,
+        }),
+        T::Quiesce => MessageBody::Quiesce(Quiesce {
+            last: message_log_id(&w)?,
         }),
     })
 }
@@ -613,22 +621,45 @@ impl TryFrom<wire::Message> for Message {
     }
 }
 
+/// The wire type of a message body.
+fn wire_type(body: &MessageBody) -> wire::MessageType {
+    use wire::MessageType as T;
+    match body {
+        MessageBody::Append(_) => T::Append,
+        MessageBody::AppendResponse(_) => T::AppendResponse,
+        MessageBody::Vote(_) => T::Vote,
+        MessageBody::PreVote(_) => T::PreVote,
+        MessageBody::VoteResponse(_) => T::VoteResponse,
+        MessageBody::PreVoteResponse(_) => T::PreVoteResponse,
+        MessageBody::Heartbeat(_) => T::Heartbeat,
+        MessageBody::HeartbeatResponse(_) => T::HeartbeatResponse,
+        MessageBody::Snapshot(_) => T::Snapshot,
+        MessageBody::Propose(_) => T::Propose,
+        MessageBody::ReadIndex(_) => T::ReadIndex,
+        MessageBody::ReadIndexResponse(_) => T::ReadIndexResponse,
+        MessageBody::TimeoutNow => T::TimeoutNow,
+        MessageBody::TransferLeader(_) => T::TransferLeader,
+        MessageBody::RequestSnapshot(_) => T::RequestSnapshot,
+        MessageBody::Quiesce(_) => T::Quiesce,
+        MessageBody::Wake => T::Wake,
+    }
+}
+
 impl From<&Message> for wire::Message {
     fn from(m: &Message) -> wire::Message {
-        use wire::MessageType as T;
         let mut w = wire::Message {
+            r#type: wire_type(&m.body) as i32,
             from: m.from.get(),
             to: m.to.get(),
             term: m.term.get(),
             ..wire::Message::default()
         };
-        let t = match &m.body {
+        match &m.body {
             MessageBody::Append(a) => {
                 w.log_term = a.prev.term.get();
                 w.index = a.prev.index.get();
                 w.entries = a.entries.iter().map(wire::Entry::from).collect();
                 w.commit = a.commit.get();
-                T::Append
             }
             MessageBody::AppendResponse(r) => {
                 w.index = r.index.get();
@@ -638,63 +669,35 @@ impl From<&Message> for wire::Message {
                     w.reject_hint_index = hint.index.get();
                     w.reject_hint_term = hint.term.map_or(0, Term::get);
                 }
-                T::AppendResponse
             }
             MessageBody::Vote(v) | MessageBody::PreVote(v) => {
                 w.log_term = v.last.term.get();
                 w.index = v.last.index.get();
                 w.transfer = v.transfer;
-                if matches!(m.body, MessageBody::Vote(_)) {
-                    T::Vote
-                } else {
-                    T::PreVote
-                }
             }
-            MessageBody::VoteResponse(r) => {
-                w.reject = r.reject;
-                T::VoteResponse
-            }
-            MessageBody::PreVoteResponse(r) => {
-                w.reject = r.reject;
-                T::PreVoteResponse
-            }
+            MessageBody::VoteResponse(r) | MessageBody::PreVoteResponse(r) => w.reject = r.reject,
             MessageBody::Heartbeat(h) => {
                 w.commit = h.commit.get();
                 w.read_round = h.read_round;
-                T::Heartbeat
             }
-            MessageBody::HeartbeatResponse(h) => {
-                w.read_round = h.read_round;
-                T::HeartbeatResponse
-            }
-            MessageBody::Snapshot(s) => {
-                w.snapshot = Some(wire::Snapshot::from(s));
-                T::Snapshot
-            }
+            MessageBody::HeartbeatResponse(h) => w.read_round = h.read_round,
+            MessageBody::Snapshot(s) => w.snapshot = Some(wire::Snapshot::from(s)),
             MessageBody::Propose(p) => {
                 w.entries = p.entries.iter().map(wire::Entry::from).collect();
-                T::Propose
             }
-            MessageBody::ReadIndex(r) => {
-                w.context = r.context.clone();
-                T::ReadIndex
-            }
+            MessageBody::ReadIndex(r) => w.context = r.context.clone(),
             MessageBody::ReadIndexResponse(r) => {
                 w.index = r.index.get();
                 w.context = r.context.clone();
-                T::ReadIndexResponse
             }
-            MessageBody::TimeoutNow => T::TimeoutNow,
-            MessageBody::TransferLeader(tl) => {
-                w.transfer_target = tl.target.get();
-                T::TransferLeader
+            MessageBody::TimeoutNow | MessageBody::Wake => {}
+            MessageBody::TransferLeader(tl) => w.transfer_target = tl.target.get(),
+            MessageBody::RequestSnapshot(r) => w.index = r.index.get(),
+            MessageBody::Quiesce(q) => {
+                w.log_term = q.last.term.get();
+                w.index = q.last.index.get();
             }
-            MessageBody::RequestSnapshot(r) => {
-                w.index = r.index.get();
-                T::RequestSnapshot
-            }
-        };
-        w.r#type = t as i32;
+        }
         w
     }
 }

@@ -10,8 +10,9 @@ use prost::Message as _;
 use raft_core::{
     Append, AppendResponse, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
     ConfChangeV2, ConfState, Entry, EntryKind, HardState, Heartbeat, HeartbeatResponse, Index,
-    LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
-    RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
+    LogId, Message, MessageBody, NodeId, Propose, Quiesce, ReadIndexRequest, ReadIndexResponse,
+    RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest,
+    VoteResponse,
 };
 use raft_proto::{DecodeError, MAX_TERM_OR_INDEX, wire};
 
@@ -190,8 +191,12 @@ fn termed_body(term: u64) -> impl Strategy<Value = MessageBody> {
             })
         }),
         Just(MessageBody::TimeoutNow),
+        Just(MessageBody::Wake),
         (1u64..1000)
             .prop_map(|i| MessageBody::RequestSnapshot(RequestSnapshot { index: Index(i) })),
+        (1u64..1000).prop_map(move |i| MessageBody::Quiesce(Quiesce {
+            last: LogId::new(Term(term), Index(i))
+        })),
     ]
 }
 

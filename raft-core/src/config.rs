@@ -1,5 +1,7 @@
 //! Node configuration.
 
+use std::num::NonZeroU32;
+
 use crate::types::{Index, NodeId};
 
 /// "No limit" for the byte limits of [`Config`].
@@ -146,6 +148,18 @@ pub struct Config {
     /// remaining voters. Default: true (etcd-raft's `StepDownOnRemoval`
     /// defaults to false).
     pub step_down_on_removal: bool,
+    /// Quiescence of an idle group (CockroachDB's quiesced ranges, TiKV's
+    /// hibernate regions, dragonboat's `Quiesce`): a leader that has had
+    /// nothing to do for this many ticks — everything committed and
+    /// applied, every member holding its whole log, no read, transfer,
+    /// snapshot or membership change under way — tells its followers so
+    /// and stops its heartbeats; leader and followers then ignore ticks
+    /// ([`RawNode::is_quiesced`](crate::RawNode::is_quiesced): a host may
+    /// stop ticking the group) until a message, a local request or
+    /// [`RawNode::wake`](crate::RawNode::wake) (a lost peer) wakes them.
+    /// A quiesced leader holds no lease. `None` (the default): never.
+    /// See `raft/quiesce.rs` for why it is safe.
+    pub quiesce_after_ticks: Option<NonZeroU32>,
     /// Seed of the random election jitter. Same seed, same run. Default:
     /// the node id, so nodes of one cluster differ.
     pub seed: u64,
@@ -215,6 +229,7 @@ impl Config {
             max_clock_drift: ClockDrift::Lockstep,
             step_down_on_removal: true,
             async_storage_writes: false,
+            quiesce_after_ticks: None,
             seed: id.get(),
         }
     }

@@ -350,8 +350,8 @@ pub use error::{
 };
 pub use message::{
     Append, AppendResponse, Heartbeat, HeartbeatResponse, InvalidMessage, Message, MessageBody,
-    Propose, ReadIndexRequest, ReadIndexResponse, RejectHint, RequestSnapshot, TransferLeader,
-    VoteRequest, VoteResponse,
+    Propose, Quiesce, ReadIndexRequest, ReadIndexResponse, RejectHint, RequestSnapshot,
+    TransferLeader, VoteRequest, VoteResponse,
 };
 pub use raft::{Proposal, ReadState, RoleKind};
 pub use raw_node::{AdvanceError, LightReady, RawNode, SnapshotStatus};

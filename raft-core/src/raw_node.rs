@@ -112,6 +112,7 @@ impl<S: Storage> RawNode<S> {
     /// [`CampaignError::NotVoter`] for learners and non-members,
     /// [`CampaignError::AlreadyLeader`] on the leader.
     pub fn campaign(&mut self) -> Result<(), CampaignError> {
+        self.raft.wake(None);
         if self.raft.is_leader() {
             return Err(CampaignError::AlreadyLeader);
         }
@@ -134,6 +135,7 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// A [`ProposeError`] saying why nothing was proposed.
     pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposal, ProposeError> {
+        self.raft.wake(None);
         let r = self.raft.propose(EntryKind::Normal, data.into());
         self.checked(r)
     }
@@ -150,6 +152,7 @@ impl<S: Storage> RawNode<S> {
         &mut self,
         cc: impl Into<AnyConfChange>,
     ) -> Result<Proposal, ProposeError> {
+        self.raft.wake(None);
         let (kind, data) = cc.into().to_entry_data();
         let r = self.raft.propose(kind, data);
         self.checked(r)
@@ -363,6 +366,7 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// [`ReadIndexError::NoLeader`] when no leader is known.
     pub fn read_index(&mut self, context: impl Into<Bytes>) -> Result<(), ReadIndexError> {
+        self.raft.wake(None);
         let r = self.raft.read_index(context.into());
         self.checked(r)
     }
@@ -381,6 +385,7 @@ impl<S: Storage> RawNode<S> {
     /// [`TransferError::SteppingDown`] for a cancellation while a removed
     /// leader hands over.
     pub fn transfer_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
+        self.raft.wake(None);
         let r = self.raft.transfer_leader(target);
         self.checked(r)
     }
@@ -396,6 +401,7 @@ impl<S: Storage> RawNode<S> {
     /// hands leadership over (that transfer is what lets the cluster elect
     /// a leader).
     pub fn abort_leader_transfer(&mut self) -> Result<Option<NodeId>, TransferError> {
+        self.raft.wake(None);
         let r = self.raft.cancel_transfer();
         self.checked(r)
     }
@@ -415,6 +421,7 @@ impl<S: Storage> RawNode<S> {
     /// [`ForgetLeaderError::LeaseBasedReads`] with lease-based reads, whose
     /// safety rests on voters honouring the lease. Nothing changes then.
     pub fn forget_leader(&mut self) -> Result<(), ForgetLeaderError> {
+        self.raft.wake(None);
         let r = self.raft.forget_leader();
         self.checked(r)
     }
@@ -445,6 +452,7 @@ impl<S: Storage> RawNode<S> {
     /// follower, no leader known, a request or a snapshot already on its
     /// way, or a log whose last entry is not of the current term yet.
     pub fn request_snapshot(&mut self) -> Result<Index, RequestSnapshotError> {
+        self.raft.wake(None);
         let r = self.raft.request_snapshot();
         self.checked(r)
     }
@@ -452,13 +460,36 @@ impl<S: Storage> RawNode<S> {
     /// Tells the leader that messages to `id` cannot be delivered: it stops
     /// streaming to it and probes instead.
     pub fn report_unreachable(&mut self, id: NodeId) {
+        self.raft.wake(None);
         self.raft.report_unreachable(id);
     }
 
     /// Tells the leader how sending a snapshot to `id` ended.
     pub fn report_snapshot(&mut self, id: NodeId, status: SnapshotStatus) {
+        self.raft.wake(None);
         self.raft
             .report_snapshot(id, status == SnapshotStatus::Failed);
+    }
+
+    /// True while this node is quiesced
+    /// ([`Config::quiesce_after_ticks`](crate::Config)): it ignores ticks,
+    /// so a host may stop ticking it until this turns false again, which
+    /// only a message, a local request or [`RawNode::wake`] does. Check it
+    /// after handling a `Ready`.
+    pub fn is_quiesced(&self) -> bool {
+        self.raft.is_quiesced()
+    }
+
+    /// Wakes a quiesced node: it counts ticks again, and a follower tells
+    /// its leader, which wakes too. Call it when the host suspects a peer
+    /// of this group is down (its connection broke, its node stopped
+    /// answering): a follower whose leader died then times out and
+    /// campaigns. Requests (propose, read, transfer, campaign, ...) and
+    /// messages wake a node by themselves; waking an awake node does
+    /// nothing.
+    pub fn wake(&mut self) {
+        self.raft.wake(None);
+        self.checked(())
     }
 
     /// The current term, vote and commit index, without building a
@@ -485,6 +516,7 @@ impl<S: Storage> RawNode<S> {
             last_index: r.log().last_index().unwrap_or(Index::ZERO),
             transferee: r.transferee(),
             pending_snapshot_request: r.pending_snapshot_index(),
+            quiesced: r.is_quiesced(),
             progress,
         }
     }

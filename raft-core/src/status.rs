@@ -51,6 +51,8 @@ pub struct Status {
     /// The index of the snapshot this follower requested and waits for
     /// ([`RawNode::request_snapshot`](crate::RawNode::request_snapshot)).
     pub pending_snapshot_request: Option<Index>,
+    /// The node is quiesced ([`RawNode::is_quiesced`](crate::RawNode::is_quiesced)).
+    pub quiesced: bool,
     /// Per-member progress; only on a leader.
     pub progress: Option<BTreeMap<NodeId, ProgressStatus>>,
 }

@@ -5,6 +5,8 @@
 //! - `sim_replay`: one seed, `RAFT_SIM_SEED=<seed>`, with its events.
 //! - `sim_soak` (ignored): as many seeds as asked, reporting seeds/minute:
 //!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim sim_soak -- --ignored --nocapture`.
+//! - `quiesce_soak` (ignored): quiescence, with ReadIndex and with lease
+//!   reads: `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim quiesce_soak -- --ignored --nocapture`.
 //! - `lease_drift_soak` (ignored): the same for lease reads under clock
 //!   drift within the configured bound:
 //!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim lease_drift_soak -- --ignored --nocapture`.
@@ -67,7 +69,7 @@ fn sim_regression_seeds() {
 
 /// One seed of one mode: `RAFT_SIM_SEED`, and `RAFT_SIM_MODE` (`default`,
 /// `lease`, `lease-drift`, `lease-drift-beyond`, `joiners`, `compaction`,
-/// `local-ops`; a failure prints both).
+/// `local-ops`, `quiesce`, `quiesce-lease`; a failure prints both).
 #[test]
 fn sim_replay() {
     let seed = env_u64("RAFT_SIM_SEED", 0);
@@ -75,7 +77,7 @@ fn sim_replay() {
     let opts = SimOptions::for_mode(&mode, seed).unwrap_or_else(|| {
         panic!(
             "RAFT_SIM_MODE={mode}: not default, lease, lease-drift, lease-drift-beyond, \
-             joiners, compaction or local-ops"
+             joiners, compaction, local-ops, quiesce or quiesce-lease"
         )
     });
     let report = Simulation::new(seed, opts)
@@ -331,4 +333,45 @@ fn lease_drift_soak() {
     println!(
         "lease-drift: {count} seeds from {first} in {secs:.1}s, {reads} reads checked, zero violations"
     );
+}
+
+/// Quiescence (`RAFT_SIM_QUIESCE_SEEDS`, default 200, per mode): idle
+/// groups quiesce between bursts of work, with every fault in flight;
+/// every safety property holds, reads included, and the cluster makes
+/// progress once healed (the simulated hosts wake their nodes when a node
+/// or link comes or goes).
+#[test]
+fn quiesced_groups_keep_every_safety_property() {
+    for mode in ["quiesce", "quiesce-lease"] {
+        let reports = run_mode(mode, env_u64("RAFT_SIM_QUIESCE_SEEDS", 200));
+        let quiesced: u64 = reports.iter().map(|r| r.quiescences).sum();
+        let reads: u64 = reports.iter().map(|r| r.reads_checked).sum();
+        println!(
+            "{mode}: {} runs, {quiesced} quiescences, {reads} reads checked",
+            reports.len()
+        );
+        assert!(
+            quiesced > reports.len() as u64 / 4,
+            "{mode}: nodes quiesce ({quiesced})"
+        );
+        assert!(reads > 0, "{mode}: the workload reads");
+    }
+}
+
+#[test]
+#[ignore = "soak: RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim quiesce_soak -- --ignored --nocapture"]
+fn quiesce_soak() {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 1_000_000);
+    let count = env_u64("RAFT_SIM_SEEDS", 1_000);
+    for mode in ["quiesce", "quiesce-lease"] {
+        let start = Instant::now();
+        let reports = run_mode_from(mode, first, count);
+        let quiesced: u64 = reports.iter().map(|r| r.quiescences).sum();
+        let reads: u64 = reports.iter().map(|r| r.reads_checked).sum();
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{mode}: {count} seeds from {first} in {secs:.1}s, {quiesced} quiescences, \
+             {reads} reads checked, zero violations"
+        );
+    }
 }

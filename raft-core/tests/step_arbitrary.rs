@@ -10,9 +10,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use raft_core::{
     Append, AppendResponse, ConfState, Config, Entry, EntryKind, Heartbeat, HeartbeatResponse,
-    Index, LogId, MemoryStorage, Message, MessageBody, NodeId, Propose, RawNode, ReadIndexRequest,
-    ReadIndexResponse, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Status, StepError,
-    Term, TransferLeader, VoteRequest, VoteResponse,
+    Index, LogId, MemoryStorage, Message, MessageBody, NodeId, Propose, Quiesce, RawNode,
+    ReadIndexRequest, ReadIndexResponse, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata,
+    Status, StepError, Term, TransferLeader, VoteRequest, VoteResponse,
 };
 
 fn id(n: u64) -> NodeId {
@@ -157,8 +157,10 @@ fn body() -> impl Strategy<Value = MessageBody> {
             context: Bytes::new()
         })),
         Just(MessageBody::TimeoutNow),
+        Just(MessageBody::Wake),
         (1u64..6).prop_map(|t| MessageBody::TransferLeader(TransferLeader { target: id(t) })),
         number().prop_map(|i| MessageBody::RequestSnapshot(RequestSnapshot { index: Index(i) })),
+        log_id().prop_map(|last| MessageBody::Quiesce(Quiesce { last })),
     ]
 }
 

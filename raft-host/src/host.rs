@@ -267,6 +267,7 @@ impl Host {
         config.read_only_option = opts.read_mode;
         config.max_clock_drift = opts.max_clock_drift;
         config.async_storage_writes = opts.async_storage_writes;
+        config.quiesce_after_ticks = opts.quiesce_after_ticks;
         // A follower forwards a proposal to the leader; the envelope lets
         // it find its waiter when the entry is applied.
         config.disable_proposal_forwarding = !opts.forward_proposals;

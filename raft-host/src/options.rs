@@ -1,5 +1,6 @@
 //! How to run a group.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use raft_core::{ClockDrift, NodeId, ReadOnlyOption};
@@ -125,6 +126,13 @@ pub struct GroupOptions {
     /// can never exceed what a message or a follower accepts. `None`: no
     /// limit.
     pub max_entry_bytes: Option<u64>,
+    /// Quiesce the group after this many idle ticks (raft-core's
+    /// `quiesce_after_ticks`): its leader stops heartbeating, and a
+    /// quiesced group with nothing waiting on the clock is not ticked at
+    /// all, so an idle group costs no CPU. A message, a request or a peer
+    /// host reported down ([`HostOptions::liveness_timeout`]) wakes it.
+    /// `None` (the default): never; a host of many groups wants it.
+    pub quiesce_after_ticks: Option<NonZeroU32>,
     /// Seed of raft-core's election timer; `None` draws one per start.
     pub seed: Option<u64>,
 }
@@ -157,6 +165,7 @@ impl GroupOptions {
             max_inflight_msgs: 1_024,
             max_apply_gap_entries: None,
             max_entry_bytes: None,
+            quiesce_after_ticks: None,
             seed: None,
         }
     }

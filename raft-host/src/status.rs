@@ -38,6 +38,9 @@ pub struct GroupStatus {
     pub snapshot: LogId,
     /// Whether the loop still runs.
     pub running: bool,
+    /// The group is quiesced on this member
+    /// ([`GroupOptions::quiesce_after_ticks`](crate::GroupOptions)).
+    pub quiesced: bool,
 }
 
 impl GroupStatus {
@@ -57,6 +60,7 @@ impl GroupStatus {
             followers: BTreeMap::new(),
             snapshot: LogId::default(),
             running: true,
+            quiesced: false,
         }
     }
 

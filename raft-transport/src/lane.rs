@@ -56,7 +56,10 @@ impl Lane {
             | MessageBody::ReadIndexResponse(_)
             | MessageBody::TimeoutNow
             | MessageBody::TransferLeader(_)
-            | MessageBody::RequestSnapshot(_) => Some(Lane::Message),
+            | MessageBody::RequestSnapshot(_)
+            // With the heartbeats, so that none overtakes it.
+            | MessageBody::Quiesce(_)
+            | MessageBody::Wake => Some(Lane::Message),
         }
     }
 

@@ -3,6 +3,7 @@
 //! mistake becomes one line that says what to fix.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +54,16 @@ pub struct ServerArgs {
     /// group's writes at once.
     #[arg(long)]
     pub async_storage_writes: bool,
+    /// Idle ticks after which a group quiesces: its leader stops
+    /// heartbeating and nobody ticks it until a request, a peer's message
+    /// or a peer node reported down wakes it. Default: twice
+    /// --election-ticks with --groups above 1, so that idle groups cost
+    /// nothing; off with one group (raftexample heartbeats forever).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub quiesce_after_ticks: Option<u32>,
+    /// Never quiesce, whatever --groups is.
+    #[arg(long, conflicts_with = "quiesce_after_ticks")]
+    pub no_quiesce: bool,
     /// Length of one Raft tick, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub tick_ms: u64,
@@ -321,6 +332,7 @@ impl ServerArgs {
         group.snapshot_interval_entries = self.snapshot_count;
         group.catch_up_entries = self.catch_up_entries;
         group.async_storage_writes = self.async_storage_writes;
+        group.quiesce_after_ticks = self.quiesce_ticks();
         group.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         group.membership_timeout = group.request_timeout;
         let extra_groups = crate::node::shard(&mut group, self.groups, cluster.len());
@@ -338,6 +350,18 @@ impl ServerArgs {
             limits: caps.client_limits(),
         };
         Ok((opts, client))
+    }
+
+    /// After how many idle ticks a group quiesces (see the flags).
+    fn quiesce_ticks(&self) -> Option<NonZeroU32> {
+        if self.no_quiesce {
+            return None;
+        }
+        match self.quiesce_after_ticks {
+            Some(n) => NonZeroU32::new(n),
+            None if self.groups > 1 => NonZeroU32::new(self.election_ticks.saturating_mul(2)),
+            None => None,
+        }
     }
 
     /// The tick, the timeouts and the lease they leave.
@@ -500,6 +524,24 @@ mod tests {
         ] {
             assert_eq!(e.to_string().lines().count(), 1, "{e}");
         }
+    }
+
+    #[test]
+    fn groups_quiesce_by_default_only_when_sharded() {
+        let quiesce = |a: ServerArgs| a.validate().unwrap().0.group.quiesce_after_ticks;
+        assert_eq!(quiesce(args()), None, "one group heartbeats as raftexample");
+        let mut a = args();
+        a.groups = 16;
+        assert_eq!(
+            quiesce(a.clone()),
+            NonZeroU32::new(20),
+            "twice the election timeout"
+        );
+        a.no_quiesce = true;
+        assert_eq!(quiesce(a), None);
+        let mut a = args();
+        a.quiesce_after_ticks = Some(7);
+        assert_eq!(quiesce(a), NonZeroU32::new(7));
     }
 
     #[test]

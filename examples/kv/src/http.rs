@@ -518,6 +518,7 @@ pub fn status_json(s: &GroupStatus) -> serde_json::Value {
         "role": role,
         "commit": s.commit.get(),
         "applied": s.applied.get(),
+        "quiesced": s.quiesced,
         "members": {
             "voters": ids(&s.voters),
             "learners": ids(&s.learners),

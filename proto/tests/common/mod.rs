@@ -4,8 +4,9 @@
 use bytes::Bytes;
 use raft_core::{
     Append, AppendResponse, ConfState, Entry, EntryKind, Heartbeat, HeartbeatResponse, Index,
-    LogId, Message, MessageBody, NodeId, Propose, ReadIndexRequest, ReadIndexResponse, RejectHint,
-    RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest, VoteResponse,
+    LogId, Message, MessageBody, NodeId, Propose, Quiesce, ReadIndexRequest, ReadIndexResponse,
+    RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest,
+    VoteResponse,
 };
 
 pub fn id(raw: u64) -> NodeId {
@@ -145,6 +146,7 @@ pub fn every_kind() -> Vec<Message> {
             }),
         ),
         message(9, MessageBody::TimeoutNow),
+        message(9, MessageBody::Wake),
         message(
             0,
             MessageBody::TransferLeader(TransferLeader { target: id(3) }),
@@ -152,6 +154,12 @@ pub fn every_kind() -> Vec<Message> {
         message(
             4,
             MessageBody::RequestSnapshot(RequestSnapshot { index: Index(21) }),
+        ),
+        message(
+            6,
+            MessageBody::Quiesce(Quiesce {
+                last: LogId::new(Term(6), Index(30)),
+            }),
         ),
     ]
 }

@@ -89,6 +89,14 @@ pub enum MessageBody {
     /// its leader for a snapshot (raft-rs's `request_snapshot`; see
     /// [`RawNode::request_snapshot`](crate::RawNode::request_snapshot)).
     RequestSnapshot(RequestSnapshot),
+    /// The leader found the group idle and stops its heartbeats; a
+    /// follower whose log ends at `last` stops its election timer until
+    /// something wakes it (see [`Config::quiesce_after_ticks`](crate::Config)).
+    Quiesce(Quiesce),
+    /// A quiesced follower woke on its own (a request, or its host
+    /// suspects a peer is down) and asks its leader to wake and resume
+    /// heartbeats, so that it does not time out against a live leader.
+    Wake,
 }
 
 /// Fields of [`MessageBody::Append`].
@@ -206,6 +214,16 @@ pub struct RequestSnapshot {
     pub index: Index,
 }
 
+/// Fields of [`MessageBody::Quiesce`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Quiesce {
+    /// The leader's last entry, an entry of its term. Every member holds it
+    /// (the leader quiesces only then) and it is committed: a follower
+    /// whose last entry is this one holds exactly the leader's log (Log
+    /// Matching, paper §5.3) and may commit all of it.
+    pub last: LogId,
+}
+
 impl MessageBody {
     /// A short, stable name of the message kind, for logs and transcripts.
     pub fn kind_name(&self) -> &'static str {
@@ -225,6 +243,8 @@ impl MessageBody {
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::TransferLeader(_) => "TransferLeader",
             MessageBody::RequestSnapshot(_) => "RequestSnapshot",
+            MessageBody::Quiesce(_) => "Quiesce",
+            MessageBody::Wake => "Wake",
         }
     }
 

@@ -111,6 +111,16 @@ pub enum InvalidMessage {
     /// it holds an entry of the current term, at index 1 or later.
     #[error("RequestSnapshot message has index 0")]
     ZeroSnapshotRequestIndex,
+    /// A `Quiesce` message names a last entry that is not of the leader's
+    /// term: a leader's log always ends with an entry of its own term (the
+    /// empty entry it appends on election, paper §5.4.2 and §8).
+    #[error("Quiesce message names last entry {last}, not of the message term {term}")]
+    QuiesceNotAtTerm {
+        /// The last entry named.
+        last: LogId,
+        /// The message's term.
+        term: Term,
+    },
     /// A `Snapshot` message carries the empty snapshot (index 0).
     #[error("Snapshot message carries the empty snapshot")]
     EmptySnapshot,
@@ -168,11 +178,19 @@ impl Message {
                 }
                 index_in_range("RequestSnapshot.index", r.index)
             }
+            MessageBody::Quiesce(q) => {
+                valid_position("Quiesce.last", q.last, term)?;
+                if q.last.term != term {
+                    return Err(InvalidMessage::QuiesceNotAtTerm { last: q.last, term });
+                }
+                Ok(())
+            }
             MessageBody::VoteResponse(_)
             | MessageBody::PreVoteResponse(_)
             | MessageBody::HeartbeatResponse(_)
             | MessageBody::ReadIndex(_)
             | MessageBody::TimeoutNow
+            | MessageBody::Wake
             | MessageBody::TransferLeader(_) => Ok(()),
         }
     }

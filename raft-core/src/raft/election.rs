@@ -154,6 +154,7 @@ impl<S: Storage> Raft<S> {
             transferee: None,
             stepping_down: false,
             snapshot_request: None,
+            quiet_ticks: 0,
         }));
         let noop = Entry {
             term,
@@ -264,7 +265,10 @@ impl<S: Storage> Raft<S> {
             MessageBody::Propose(_) => Err(crate::error::ProposeError::NoLeader.into()),
             // A leader exists for this term (or, for a pre-candidate, this or a
             // later term): fall back to follower (paper §5.2).
-            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::Snapshot(_) => {
+            MessageBody::Append(_)
+            | MessageBody::Heartbeat(_)
+            | MessageBody::Snapshot(_)
+            | MessageBody::Quiesce(_) => {
                 self.become_follower(m.term, Some(m.from));
                 self.step_follower(m)
             }

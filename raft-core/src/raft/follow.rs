@@ -59,6 +59,11 @@ impl<S: Storage> Raft<S> {
                 self.handle_snapshot(from, s)?;
                 Ok(())
             }
+            MessageBody::Quiesce(q) => {
+                self.heard_from_leader(from);
+                self.handle_quiesce(from, q)?;
+                Ok(())
+            }
             MessageBody::TimeoutNow => {
                 // Thesis §3.10: the leader chose us; campaign at once, even
                 // inside a leader lease, without pre-vote.

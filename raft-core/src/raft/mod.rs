@@ -6,6 +6,7 @@ mod election;
 mod follow;
 mod membership;
 mod output;
+mod quiesce;
 mod read;
 mod replicate;
 mod request_snapshot;
@@ -154,6 +155,9 @@ pub(crate) struct Raft<S> {
     /// a candidate or leader; while active (of the current term), its last
     /// index is the requested one (it appends nothing).
     pending_snapshot_request: Option<PendingSnapshotRequest>,
+    /// Ticks are ignored until something wakes this node (`quiesce.rs`).
+    /// Invariant: only a leader, or a follower that knows its leader.
+    quiesced: bool,
     rng: StdRng,
 }
 
@@ -206,6 +210,7 @@ impl<S: Storage> Raft<S> {
             randomized_election_timeout: 0,
             ticks: 0,
             pending_snapshot_request: None,
+            quiesced: false,
         };
         raft.become_follower(hs.term, None);
         tracing::info!(
@@ -323,6 +328,7 @@ impl<S: Storage> Raft<S> {
         }
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
+        self.quiesced = false;
         let base = self.cfg.election_timeout_ticks;
         self.randomized_election_timeout = base + self.rng.random_range(0..base);
     }
@@ -335,10 +341,13 @@ impl<S: Storage> Raft<S> {
 
     /// Advances the logical clock by one tick.
     pub(crate) fn tick(&mut self) -> Result<(), StorageError> {
+        if self.quiesced {
+            // A quiesced node's clock stands still (see `quiesce.rs`).
+            return Ok(());
+        }
         self.ticks += 1;
         if self.is_leader() {
-            self.tick_leader();
-            return Ok(());
+            return self.tick_leader();
         }
         self.election_elapsed += 1;
         if self.election_elapsed < self.randomized_election_timeout {
@@ -371,6 +380,9 @@ impl<S: Storage> Raft<S> {
             from: m.from,
             reason,
         })?;
+        if self.woken_by(&m) {
+            self.wake(Some(m.from));
+        }
         if m.is_forwarded_request() {
             // Requests forwarded by followers carry no term: they are not
             // part of the protocol's term ordering.
@@ -417,7 +429,10 @@ impl<S: Storage> Raft<S> {
             // pre-vote response (we become a candidate on a quorum of them).
             MessageBody::PreVote(_) => {}
             MessageBody::PreVoteResponse(VoteResponse { reject: false }) => {}
-            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::Snapshot(_) => {
+            MessageBody::Append(_)
+            | MessageBody::Heartbeat(_)
+            | MessageBody::Snapshot(_)
+            | MessageBody::Quiesce(_) => {
                 self.become_follower(m.term, Some(m.from));
             }
             _ => self.become_follower(m.term, None),
@@ -450,7 +465,7 @@ impl<S: Storage> Raft<S> {
             // a learner whose term grew while it was a voter would never be
             // heard from again (learners never campaign) and never catch up
             // (found by the simulator).
-            MessageBody::Append(_) | MessageBody::Heartbeat(_) => {
+            MessageBody::Append(_) | MessageBody::Heartbeat(_) | MessageBody::Quiesce(_) => {
                 let body = MessageBody::AppendResponse(AppendResponse {
                     index: Index::ZERO,
                     reject: None,
@@ -520,6 +535,12 @@ impl<S: Storage> Raft<S> {
         if let Some(wanted) = self.active_snapshot_request() {
             debug_assert!(self.log.last_index().is_ok_and(|l| l == wanted));
         }
+        debug_assert!(
+            !self.quiesced
+                || self.is_leader()
+                || matches!(self.role, Role::Follower { leader: Some(_) }),
+            "only a leader or a follower of a known leader quiesces"
+        );
         if let Some(l) = self.role.leader_state() {
             debug_assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
             debug_assert!(l.progress.values().all(|p| p.matched() < p.next()));

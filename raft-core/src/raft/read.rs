@@ -94,6 +94,20 @@ impl ReadQueue {
         }
     }
 
+    /// Forgets the lease and the send times of every unconfirmed round:
+    /// they are measured on a clock that stops while the leader is
+    /// quiesced (`quiesce.rs`), so only rounds sent later may grant a
+    /// lease again.
+    pub(crate) fn drop_lease(&mut self) {
+        self.lease_until = 0;
+        self.sent_at.clear();
+    }
+
+    /// True when no read waits.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.before_first_commit.is_empty()
+    }
+
     /// This leader will not answer from its lease again (see `lease_void`).
     pub(crate) fn void_lease(&mut self) {
         self.lease_void = true;

@@ -121,7 +121,7 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Leader tick: heartbeats and CheckQuorum.
-    pub(crate) fn tick_leader(&mut self) {
+    pub(crate) fn tick_leader(&mut self) -> Result<(), StorageError> {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
         if self.election_elapsed >= self.cfg.election_timeout_ticks {
@@ -134,13 +134,17 @@ impl<S: Storage> Raft<S> {
                 // so clients look for the real leader elsewhere.
                 tracing::warn!(id = %self.id, term = %self.term, "stepping down: quorum not active");
                 self.become_follower(self.term, None);
-                return;
+                return Ok(());
             }
+        }
+        if self.tick_quiesce()? {
+            return Ok(());
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
             self.heartbeat_elapsed = 0;
             self.lead(|l| l.broadcast_heartbeat());
         }
+        Ok(())
     }
 }
 
@@ -284,6 +288,8 @@ impl<S: Storage> Leader<'_, S> {
                 Ok(self.leader_read(request)?)
             }
             MessageBody::RequestSnapshot(r) => self.handle_snapshot_request(m.from, r.index),
+            // `Raft::step` woke this leader already.
+            MessageBody::Wake => Ok(()),
             MessageBody::TransferLeader(t) => {
                 if let Err(e) = self.leader_transfer(t.target) {
                     tracing::info!(id = %self.id, from = %m.from, error = %e, "forwarded transfer refused");

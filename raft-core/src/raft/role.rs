@@ -50,6 +50,8 @@ pub(crate) struct LeaderState {
     /// A snapshot request waiting to be handed out in the next `Ready`
     /// (each follower's outstanding request is in its progress).
     pub(super) snapshot_request: Option<SnapshotRequest>,
+    /// Ticks in a row the group was idle (`quiesce.rs`).
+    pub(super) quiet_ticks: u32,
 }
 
 /// The role without its state.

@@ -258,6 +258,8 @@ pub fn message(m: &Message) -> String {
         MessageBody::TimeoutNow => format!("{head} term={term}"),
         MessageBody::TransferLeader(t) => format!("{head} target={}", t.target),
         MessageBody::RequestSnapshot(r) => format!("{head} term={term} index={}", r.index),
+        MessageBody::Quiesce(q) => format!("{head} term={term} last={}", q.last),
+        MessageBody::Wake => format!("{head} term={term}"),
     }
 }
 

@@ -133,6 +133,13 @@ pub struct SimOptions {
     /// ahead of the persisted commit index; nodes restart at the state
     /// machine's index. See [`SimOptions::with_aggressive_compaction`].
     pub apply_before_persist: bool,
+    /// Every node's [`Config::quiesce_after_ticks`]. `None` in
+    /// [`SimOptions::randomized`]; see [`SimOptions::with_quiescence`].
+    /// The simulated hosts wake nodes ([`RawNode::wake`]) when a node
+    /// crashes or restarts and when the network splits or heals, each with
+    /// probability 1/2 (an imperfect failure detector), and all of them in
+    /// the liveness phase.
+    pub quiesce_after_ticks: Option<std::num::NonZeroU32>,
 }
 
 /// In lease mode, all nodes tick once every this many steps per node (the
@@ -185,6 +192,7 @@ impl SimOptions {
             max_clock_drift: ClockDrift::Lockstep,
             joiners: 0,
             apply_before_persist: false,
+            quiesce_after_ticks: None,
         }
     }
 
@@ -263,12 +271,41 @@ impl SimOptions {
         self
     }
 
+    /// The same options with quiescence: a leader quiesces after 3 idle
+    /// ticks; writes, reads, membership changes and transfers are ten times
+    /// sparser, so that groups fall idle between bursts and quiesce with
+    /// faults in flight; partitions come at least every 200 steps.
+    #[must_use]
+    pub fn with_quiescence(mut self) -> SimOptions {
+        self.quiesce_after_ticks = std::num::NonZeroU32::new(3);
+        for p in [
+            &mut self.read_probability,
+            &mut self.conf_change_probability,
+            &mut self.transfer_probability,
+        ] {
+            *p /= 10.0;
+        }
+        self.propose_probability /= 4.0;
+        // The network splits often: a quiesced leader cut off while the
+        // others elect a new one is where a lease kept through quiescence
+        // reads stale.
+        self.partition_probability = self.partition_probability.max(0.005);
+        self
+    }
+
     /// The name of the mode these options run in, as `RAFT_SIM_MODE`
     /// takes it in the replay command: `lease`, `lease-drift` (nodes drift
     /// within the bound their lease is shortened for), `lease-drift-beyond`
-    /// (beyond it), `joiners`, `compaction`, `local-ops` or `default`.
+    /// (beyond it), `joiners`, `compaction`, `local-ops`, `quiesce`,
+    /// `quiesce-lease` (quiescence with lease reads) or `default`.
     pub fn mode(&self) -> &'static str {
-        if self.lease_reads {
+        if self.quiesce_after_ticks.is_some() {
+            if self.lease_reads {
+                "quiesce-lease"
+            } else {
+                "quiesce"
+            }
+        } else if self.lease_reads {
             match (self.tick_drift_per_mille, self.max_clock_drift) {
                 (None, _) => "lease",
                 (Some(a), ClockDrift::PerMille(d)) if a <= d => "lease-drift",
@@ -301,6 +338,8 @@ impl SimOptions {
             "joiners" => Some(base.with_joiners(seed)),
             "compaction" => Some(base.with_aggressive_compaction()),
             "local-ops" => Some(base.with_local_ops()),
+            "quiesce" => Some(base.with_quiescence()),
+            "quiesce-lease" => Some(base.with_lease_reads().with_quiescence()),
             _ => None,
         }
     }
@@ -349,6 +388,8 @@ pub struct SimReport {
     /// Proposals refused for apply backpressure
     /// (`ProposeError::ApplyBacklog`).
     pub proposals_backpressured: u64,
+    /// Times a node was seen to quiesce.
+    pub quiescences: u64,
 }
 
 /// A broken property, with everything needed to replay it.
@@ -401,6 +442,8 @@ struct SimNode {
     /// A leader asked for a snapshot at an applied index of at least this
     /// (`Ready::snapshot_request`), not taken yet.
     snapshot_wanted: Option<Index>,
+    /// Quiesced when last observed.
+    quiesced: bool,
 }
 
 impl SimNode {
@@ -500,6 +543,7 @@ impl Simulation {
                 last_role: None,
                 pending: VecDeque::new(),
                 snapshot_wanted: None,
+                quiesced: false,
             };
             sim.nodes.insert(id(n), node);
             sim.start(id(n));
@@ -608,6 +652,7 @@ impl Simulation {
         cfg.max_inflight_msgs = 8;
         cfg.max_apply_gap = self.opts.max_apply_gap;
         cfg.applied = applied;
+        cfg.quiesce_after_ticks = self.opts.quiesce_after_ticks;
         // Each incarnation draws its own jitter, still from the run's seed.
         cfg.seed = self.seed ^ (n.get() << 32) ^ self.step;
         cfg
@@ -623,6 +668,7 @@ impl Simulation {
         let node = self.nodes.get_mut(&n).expect("node");
         node.raw = Some(raw);
         node.last_role = None;
+        node.quiesced = false;
     }
 
     fn event(&mut self, e: impl FnOnce() -> String) {
@@ -718,6 +764,36 @@ impl Simulation {
         if node.raw.take().is_some() {
             self.report.crashes += 1;
             self.event(|| format!("crash {n}"));
+            self.wake_some();
+        }
+    }
+
+    /// A node came or went, or the network changed. The hosts' failure
+    /// detectors are imperfect: with quiescence each live node is woken
+    /// with probability 1/2 (a leader may sleep on while the others elect
+    /// another: the case a lease kept through quiescence gets wrong).
+    /// Without quiescence waking does nothing, and no randomness is drawn,
+    /// so those seeds replay unchanged.
+    fn wake_some(&mut self) {
+        if self.opts.quiesce_after_ticks.is_none() {
+            return;
+        }
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for n in ids {
+            if self.rng.random_bool(0.5)
+                && let Some(raw) = self.raw(n)
+            {
+                raw.wake();
+            }
+        }
+    }
+
+    /// Every live node is woken (the liveness phase: everything healed).
+    fn wake_all(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(raw) = node.raw.as_mut() {
+                raw.wake();
+            }
         }
     }
 
@@ -734,10 +810,12 @@ impl Simulation {
         let n = down[self.rng.random_range(0..down.len())];
         self.start(n);
         self.event(|| format!("restart {n}"));
+        self.wake_some();
     }
 
     fn repartition(&mut self) {
         self.cut.clear();
+        self.wake_some();
         if self.rng.random_bool(0.4) {
             self.event(|| "heal".into());
             return;
@@ -1191,6 +1269,16 @@ impl Simulation {
         for n in ids {
             let node = &self.nodes[&n];
             let Some(raw) = &node.raw else { continue };
+            let quiesced = raw.is_quiesced();
+            if quiesced != node.quiesced {
+                self.report.quiescences += u64::from(quiesced);
+                if self.trace {
+                    self.event(|| format!("{n} quiesced: {quiesced}"));
+                }
+                self.nodes.get_mut(&n).expect("node").quiesced = quiesced;
+            }
+            let node = &self.nodes[&n];
+            let Some(raw) = &node.raw else { continue };
             let raft = raw.raft();
             let now = (raft.role_kind(), raft.term());
             if now.0 != RoleKind::Leader {
@@ -1233,6 +1321,7 @@ impl Simulation {
         for n in down {
             self.start(n);
         }
+        self.wake_all();
         let marker = Bytes::from_static(b"liveness-marker");
         let mut marker_id: Option<crate::types::LogId> = None;
         for _ in 0..self.opts.liveness_rounds {

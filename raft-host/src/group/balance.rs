@@ -44,6 +44,15 @@ impl Balance {
 
     /// Once a tick: hands leadership to the preferred member if this node
     /// leads and the preferred member could take over at once.
+    /// True when ticks would change nothing: no preferred leader, or this
+    /// node does not lead (only a leader hands over), or it is the
+    /// preferred one.
+    pub(crate) fn is_settled(&self, node: &Node) -> bool {
+        let soft = node.soft_state();
+        self.preferred
+            .is_none_or(|to| soft.role != RoleKind::Leader || soft.leader == Some(to))
+    }
+
     pub(crate) fn on_tick(&mut self, node: &mut Node, health: &Health) {
         let Some(to) = self.preferred else { return };
         if self.wait_ticks > 0 {

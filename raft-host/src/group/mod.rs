@@ -294,6 +294,19 @@ impl<S: StateMachine> GroupLoop<S> {
         self.storage.sync().map_err(|e| self.fatal("final sync", e))
     }
 
+    /// True when this group needs no ticks: its node is quiesced
+    /// ([`raft_core::Config::quiesce_after_ticks`]) and nothing of the
+    /// host's waits on the clock.
+    fn may_sleep(&self) -> bool {
+        self.node.is_quiesced()
+            && self.waiters.is_empty()
+            && self.reads.is_empty()
+            && self.removed_ticks_left.is_none()
+            && self.reconfig.is_idle(&self.replica)
+            && self.balance.is_settled(&self.node)
+            && !self.snapshots.is_busy()
+    }
+
     fn on_tick(&mut self) -> Result<Option<StopReason>, FatalError> {
         self.node.tick().map_err(|e| self.fatal("tick", e))?;
         self.ticks += 1;
@@ -715,10 +728,21 @@ impl<S: StateMachine> Task for GroupLoop<S> {
             self.end(result);
             return Turn::Done;
         }
+        let quiesced = self.node.is_quiesced();
+        self.status
+            .send_if_modified(|s| std::mem::replace(&mut s.quiesced, quiesced) != quiesced);
         // Events beyond one turn's share, or a Ready that may be followed
         // by another: a turn soon, behind the other groups.
         if self.busy || !self.rx.is_empty() {
             Turn::Again
+        } else if self.may_sleep() {
+            // Quiesced with nothing that ticks would time out or drive:
+            // no timer at all, until a message, a request or a lost peer
+            // wakes the task (an idle group then costs nothing). The ticks
+            // missed meanwhile are caught up at the next turn (see
+            // `ticks_due`), for the host's own clocks; the node ignores
+            // ticks until it wakes.
+            Turn::Idle(None)
         } else {
             Turn::Idle(Some(self.next_tick))
         }

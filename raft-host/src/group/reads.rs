@@ -35,6 +35,11 @@ impl Reads {
         }
     }
 
+    /// True when no read waits in any stage.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queued.is_empty() && self.rounds.is_empty() && self.ready.is_empty()
+    }
+
     pub(crate) fn queue(&mut self, reply: ReadReply) {
         self.queued.push(reply);
     }

@@ -211,6 +211,12 @@ impl Reconfig {
 
     /// On each tick: give up a transfer that took too long, and promote a
     /// learner that caught up.
+    /// True when ticks would change nothing: no transfer waits for its
+    /// deadline and no learner waits to be promoted.
+    pub(crate) fn is_idle<S: StateMachine>(&self, replica: &Replica<S>) -> bool {
+        self.transfer.is_none() && replica.members().to_promote().is_empty()
+    }
+
     pub(crate) fn on_tick<S: StateMachine>(
         &mut self,
         node: &mut Node,

@@ -33,6 +33,17 @@ pub(crate) struct Waiters<O> {
     pub(crate) promotions: BTreeMap<NodeId, Vec<Reply<Result<(), MembershipError>>>>,
 }
 
+impl<O> Waiters<O> {
+    /// True when no caller waits for anything the group's clock times
+    /// out or drives.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.proposals.is_empty()
+            && self.changes.is_empty()
+            && self.promote_after.is_empty()
+            && self.promotions.is_empty()
+    }
+}
+
 impl<O> Default for Waiters<O> {
     fn default() -> Self {
         Waiters {

@@ -71,6 +71,11 @@ impl<T> IndexWaiters<T> {
         self.by_index.retain(|_, (_, r)| !r.is_abandoned());
     }
 
+    /// True when nobody waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_index.is_empty()
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.by_index.len()
@@ -180,6 +185,11 @@ impl<T> RequestWaiters<T> {
                 reply.send(value(at));
             }
         }
+    }
+
+    /// True when nobody waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_request.is_empty()
     }
 
     /// Forgets waiters past their deadline (their callers timed out).

@@ -188,6 +188,15 @@ fn node_config(id: NodeId, a: &Args<'_>) -> Result<Config, String> {
                 .map_err(|e| format!("max-clock-drift: {n:?}: {e}"))?,
         ),
     };
+    cfg.quiesce_after_ticks = match a.u64("quiesce-after-ticks")? {
+        None => None,
+        Some(n) => Some(
+            u32::try_from(n)
+                .ok()
+                .and_then(std::num::NonZeroU32::new)
+                .ok_or_else(|| format!("quiesce-after-ticks: {n} is not in 1..=u32::MAX"))?,
+        ),
+    };
     Ok(cfg)
 }
 
@@ -375,6 +384,7 @@ impl Env {
             }
             "compact" => self.cmd_compact(&a),
             "report-unreachable" => self.cmd_report_unreachable(&a),
+            "wake" => self.cmd_wake(&a),
             "report-snapshot" => self.cmd_report_snapshot(&a),
             "raft-state" => self.cmd_raft_state(),
             "raft-log" => self.cmd_raft_log(&a),
@@ -451,6 +461,7 @@ impl Env {
             "term",
             "founding-log",
             "snapshot-on-apply",
+            "quiesce-after-ticks",
         ])?;
         let n = a.first_id()?;
         let to_ids = |raws: Vec<u64>| raws.into_iter().map(node_id).collect::<Result<_, _>>();
@@ -970,6 +981,14 @@ impl Env {
         Ok(())
     }
 
+    /// `wake 1 2`: the host's failure detector wakes these nodes.
+    fn cmd_wake(&mut self, a: &Args<'_>) -> CmdResult {
+        for id in a.ids()? {
+            self.get(id)?.raw.wake();
+        }
+        Ok(())
+    }
+
     fn cmd_report_snapshot(&mut self, a: &Args<'_>) -> CmdResult {
         a.only(&["status"])?;
         let ids = a.ids()?;
@@ -1004,11 +1023,12 @@ impl Env {
                 "Non-member"
             };
             lines.push(format!(
-                "{id}: {} ({membership}) Term:{} Lead:{} Commit:{}",
+                "{id}: {} ({membership}) Term:{} Lead:{} Commit:{}{}",
                 describe::role(st.soft_state.role),
                 st.hard_state.term,
                 st.soft_state.leader.map_or(0, NodeId::get),
-                st.hard_state.commit
+                st.hard_state.commit,
+                if st.quiesced { " Quiesced" } else { "" }
             ));
         }
         self.line(0, &lines.join("\n"));
