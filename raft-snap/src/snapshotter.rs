@@ -24,14 +24,18 @@ const WRITE_BUFFER_LEN: usize = 1 << 20;
 ///
 /// It holds an exclusive lock on the directory for its lifetime, because
 /// opening deletes leftover temporary files, which would destroy a
-/// concurrent writer's work. Give it a directory of its own.
+/// concurrent writer's work. Give it a directory of its own. (A caller
+/// that excludes other owners itself, and cannot spare a descriptor per
+/// directory, opens it with [`Snapshotter::with_backend_unlocked`].)
 #[derive(Debug)]
 pub struct Snapshotter {
     backend: Arc<dyn Backend>,
     dir: PathBuf,
     /// Makes temporary names unique among the writers of this snapshotter.
     tmp_seq: AtomicU64,
-    _lock: DirLock,
+    /// `None` when the caller excludes other owners
+    /// ([`Snapshotter::with_backend_unlocked`]).
+    _lock: Option<DirLock>,
 }
 
 impl Snapshotter {
@@ -59,7 +63,33 @@ impl Snapshotter {
         backend: Arc<dyn Backend>,
         dir: impl Into<PathBuf>,
     ) -> Result<Snapshotter, OpenDirError> {
-        let dir = dir.into();
+        Snapshotter::open_dir(backend, dir.into(), true)
+    }
+
+    /// As [`with_backend`](Self::with_backend), but takes no lock on `dir`
+    /// (and so holds no file descriptor): for a caller that guarantees
+    /// that nobody else owns `dir` while it is open — no other process
+    /// and no other `Snapshotter` of this one. raft-storage opens the
+    /// snapshot directories of the groups of a shared WAL so: the WAL's
+    /// own directory lock keeps other processes out of all of them, and a
+    /// host of 100,000 groups would otherwise need 100,000 descriptors.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_backend`](Self::with_backend), except that it is never
+    /// [`OpenDirError::Locked`].
+    pub fn with_backend_unlocked(
+        backend: Arc<dyn Backend>,
+        dir: impl Into<PathBuf>,
+    ) -> Result<Snapshotter, OpenDirError> {
+        Snapshotter::open_dir(backend, dir.into(), false)
+    }
+
+    fn open_dir(
+        backend: Arc<dyn Backend>,
+        dir: PathBuf,
+        lock: bool,
+    ) -> Result<Snapshotter, OpenDirError> {
         backend
             .create_dir_all(&dir)
             .map_err(|source| OpenDirError::Create {
@@ -77,14 +107,17 @@ impl Snapshotter {
                     source,
                 })?;
         }
-        let lock = backend.lock_dir(&dir).map_err(|source| {
-            let dir = dir.clone();
-            if source.kind() == io::ErrorKind::WouldBlock {
-                OpenDirError::Locked { dir }
-            } else {
-                OpenDirError::Lock { dir, source }
-            }
-        })?;
+        let lock = match lock {
+            false => None,
+            true => Some(backend.lock_dir(&dir).map_err(|source| {
+                let dir = dir.clone();
+                if source.kind() == io::ErrorKind::WouldBlock {
+                    OpenDirError::Locked { dir }
+                } else {
+                    OpenDirError::Lock { dir, source }
+                }
+            })?),
+        };
         let snapshotter = Snapshotter {
             backend,
             dir,

@@ -270,6 +270,23 @@ fn a_second_snapshotter_on_the_same_directory_is_refused() {
 }
 
 #[test]
+fn an_unlocked_snapshotter_holds_no_lock_and_still_saves_durably() {
+    let sim = SimBackend::new();
+    let snap = Snapshotter::with_backend_unlocked(sim.shared(), dir()).expect("open");
+    // The caller excludes other owners: nothing of its own refuses them.
+    let locked = Snapshotter::with_backend(sim.shared(), dir()).expect("no lock held");
+    drop(locked);
+    snap.save(&meta(1, 5), b"state").expect("save");
+    drop(snap);
+    sim.crash_losing_unsynced();
+    let reopened = Snapshotter::with_backend(sim.shared(), dir()).expect("reopen");
+    assert_eq!(
+        reopened.list().expect("list"),
+        [LogId::new(Term(1), Index(5))]
+    );
+}
+
+#[test]
 fn file_renamed_to_another_index_is_rejected_as_a_name_mismatch() {
     let (sim, snap) = sim_snapshotter();
     let saved = snap.save(&meta(1, 10), b"a").expect("save");

@@ -80,6 +80,11 @@ impl DiskStorage {
     /// [`DiskStorage::sync`] then syncs every group's writes, and
     /// [`DiskStorage::wal_stats`] counts the whole shared log.
     ///
+    /// The snapshot directory takes no lock of its own (a host of many
+    /// groups would spend a file descriptor on each): the shared WAL's
+    /// directory lock keeps other processes out. Open a group at most once
+    /// at a time in the process, as its log in `wal` demands anyway.
+    ///
     /// # Errors
     /// An [`OpenError`]; a refusal of the group's log is
     /// [`OpenError::Wal`] with [`raft_wal::OpenError::InGroup`].

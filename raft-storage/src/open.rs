@@ -92,7 +92,7 @@ pub(crate) struct Opened {
 
 /// Opens the snapshots and the WAL of `dir`.
 pub(crate) fn open_dirs(dir: &Path, options: &StorageOptions) -> Result<Opened, OpenError> {
-    let (snapshotter, listed) = open_snapshots(dir, options)?;
+    let (snapshotter, listed) = open_snapshots(dir, options, true)?;
     let wal_dir = dir.join(WAL_DIR);
     let ((wal, recovered), snapshot) = choose_snapshot(&snapshotter, &listed, &wal_dir, |want| {
         Wal::open(&wal_dir, options.wal_options(want))
@@ -119,7 +119,7 @@ pub(crate) fn open_in_shared(
     group: GroupId,
     recovered: Option<GroupRecovered>,
 ) -> Result<Opened, OpenError> {
-    let (snapshotter, listed) = open_snapshots(dir, options)?;
+    let (snapshotter, listed) = open_snapshots(dir, options, false)?;
     let hard_state = recovered
         .as_ref()
         .map_or_else(HardState::default, GroupRecovered::hard_state);
@@ -165,9 +165,13 @@ fn in_group(e: OpenError, group: GroupId) -> OpenError {
 }
 
 /// Creates `dir` and opens its snapshot directory; lists the files.
+/// `locked`: the snapshot directory takes a lock of its own (one file
+/// descriptor); a group of a shared WAL does not, the WAL's lock keeps
+/// other processes out of every group of it.
 fn open_snapshots(
     dir: &Path,
     options: &StorageOptions,
+    locked: bool,
 ) -> Result<(Snapshotter, Vec<LogId>), OpenError> {
     let backend = &options.backend;
     backend
@@ -176,7 +180,12 @@ fn open_snapshots(
             path: dir.to_path_buf(),
             source,
         })?;
-    let snapshotter = Snapshotter::with_backend(Arc::clone(backend), dir.join(SNAP_DIR))?;
+    let snap_dir = dir.join(SNAP_DIR);
+    let snapshotter = if locked {
+        Snapshotter::with_backend(Arc::clone(backend), snap_dir)?
+    } else {
+        Snapshotter::with_backend_unlocked(Arc::clone(backend), snap_dir)?
+    };
     let listed = snapshotter.list().map_err(LoadError::from)?;
     Ok((snapshotter, listed))
 }
