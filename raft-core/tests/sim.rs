@@ -7,6 +7,9 @@
 //!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim sim_soak -- --ignored --nocapture`.
 //! - `quiesce_soak` (ignored): quiescence, with ReadIndex and with lease
 //!   reads: `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim quiesce_soak -- --ignored --nocapture`.
+//! - `multi_soak` (ignored): several groups over the same nodes, sharing
+//!   crashes, the network and each node's log:
+//!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim multi_soak -- --ignored --nocapture`.
 //! - `lease_drift_soak` (ignored): the same for lease reads under clock
 //!   drift within the configured bound:
 //!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim lease_drift_soak -- --ignored --nocapture`.
@@ -15,7 +18,7 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use raft_core::testkit::check::ViolationKind;
-use raft_core::testkit::sim::{SimOptions, Simulation};
+use raft_core::testkit::sim::{MultiSimulation, SimOptions, Simulation, simulate};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -69,7 +72,8 @@ fn sim_regression_seeds() {
 
 /// One seed of one mode: `RAFT_SIM_SEED`, and `RAFT_SIM_MODE` (`default`,
 /// `lease`, `lease-drift`, `lease-drift-beyond`, `joiners`, `compaction`,
-/// `local-ops`, `quiesce`, `quiesce-lease`; a failure prints both).
+/// `local-ops`, `quiesce`, `quiesce-lease`, `multi`, `multi-quiesce`; a
+/// failure prints both).
 #[test]
 fn sim_replay() {
     let seed = env_u64("RAFT_SIM_SEED", 0);
@@ -77,12 +81,10 @@ fn sim_replay() {
     let opts = SimOptions::for_mode(&mode, seed).unwrap_or_else(|| {
         panic!(
             "RAFT_SIM_MODE={mode}: not default, lease, lease-drift, lease-drift-beyond, \
-             joiners, compaction, local-ops, quiesce or quiesce-lease"
+             joiners, compaction, local-ops, quiesce, quiesce-lease, multi or multi-quiesce"
         )
     });
-    let report = Simulation::new(seed, opts)
-        .run()
-        .unwrap_or_else(|v| panic!("{v}"));
+    let report = simulate(seed, opts).unwrap_or_else(|v| panic!("{v}"));
     println!("seed {seed} ({mode}): {report:?}");
 }
 
@@ -98,7 +100,7 @@ fn run_mode_from(mode: &str, first: u64, count: u64) -> Vec<raft_core::testkit::
     let mut reports = Vec::new();
     for seed in first..first + count {
         let opts = SimOptions::for_mode(mode, seed).expect("known mode");
-        match Simulation::new(seed, opts).run() {
+        match simulate(seed, opts) {
             Ok(r) => reports.push(r),
             Err(v) => {
                 if failures.is_empty() {
@@ -372,6 +374,84 @@ fn quiesce_soak() {
         println!(
             "{mode}: {count} seeds from {first} in {secs:.1}s, {quiesced} quiescences, \
              {reads} reads checked, zero violations"
+        );
+    }
+}
+
+/// Several groups over the same nodes (`RAFT_SIM_MULTI_SEEDS`, default 100,
+/// per mode): a crash takes every group of a node down at once, partitions
+/// cut every group's links, and each node's groups write through one
+/// shared log that one sync makes durable for all of them, and that a
+/// crash cuts at any point of its unsynced tail. Every group's checker
+/// holds after every step, and every group makes progress once healed.
+#[test]
+fn groups_sharing_nodes_and_a_log_keep_every_safety_property() {
+    for mode in ["multi", "multi-quiesce"] {
+        let reports = run_mode(mode, env_u64("RAFT_SIM_MULTI_SEEDS", 100));
+        let sum = |f: fn(&raft_core::testkit::sim::SimReport) -> u64| -> u64 {
+            reports.iter().map(f).sum()
+        };
+        let (syncs, shared) = (sum(|r| r.host_syncs), sum(|r| r.host_syncs_across_groups));
+        let writes = sum(|r| r.host_synced_writes);
+        let kept = sum(|r| r.host_writes_durable_at_crash);
+        println!(
+            "{mode}: {} runs, {} groups, {} crashes, {syncs} syncs of {writes} writes \
+             ({shared} across groups), {kept} unsynced writes kept by crashes, {} committed",
+            reports.len(),
+            sum(|r| r.groups),
+            sum(|r| r.crashes),
+            sum(|r| r.committed),
+        );
+        assert!(
+            sum(|r| r.groups) >= 2 * reports.len() as u64,
+            "{mode}: groups"
+        );
+        assert!(
+            shared > 0 && writes > syncs,
+            "{mode}: one sync serves several writes and groups"
+        );
+        assert!(
+            kept > 0,
+            "{mode}: crashes cut the log tail at various points"
+        );
+        assert!(sum(|r| r.crashes) > 0, "{mode}: hosts crash");
+    }
+}
+
+#[test]
+fn a_multi_group_run_replays_from_its_seed() {
+    let opts = || SimOptions::for_mode("multi", 4321).expect("known mode");
+    let a = MultiSimulation::new(4321, opts())
+        .run()
+        .unwrap_or_else(|v| panic!("{v}"));
+    let b = MultiSimulation::new(4321, opts())
+        .run()
+        .unwrap_or_else(|v| panic!("{v}"));
+    assert_eq!(a, b);
+    assert!(a.groups >= 2 && a.committed > 0);
+}
+
+#[test]
+#[ignore = "soak: RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim multi_soak -- --ignored --nocapture"]
+fn multi_soak() {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 1_000_000);
+    let count = env_u64("RAFT_SIM_SEEDS", 1_000);
+    for mode in ["multi", "multi-quiesce"] {
+        let start = Instant::now();
+        let reports = run_mode_from(mode, first, count);
+        let sum = |f: fn(&raft_core::testkit::sim::SimReport) -> u64| -> u64 {
+            reports.iter().map(f).sum()
+        };
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{mode}: {count} seeds from {first} in {secs:.1}s, {} groups, {} crashes, \
+             {} syncs of {} writes ({} across groups), {} reads checked, zero violations",
+            sum(|r| r.groups),
+            sum(|r| r.crashes),
+            sum(|r| r.host_syncs),
+            sum(|r| r.host_synced_writes),
+            sum(|r| r.host_syncs_across_groups),
+            sum(|r| r.reads_checked),
         );
     }
 }

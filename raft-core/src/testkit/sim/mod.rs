@@ -24,7 +24,6 @@
 //! events, and the command that replays it exactly.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -32,401 +31,27 @@ use rand::{Rng, SeedableRng};
 
 use super::check::{Finding, SafetyChecker, ViolationKind, digest};
 use crate::confchange::AnyConfChange;
-use crate::config::{ClockDrift, Config};
+use crate::config::Config;
 use crate::message::Message;
 use crate::raft::RoleKind;
 use crate::raw_node::RawNode;
 use crate::ready::Ready;
 use crate::storage::{MemoryStorage, Storage};
+mod multi;
+mod options;
+mod report;
+
+pub use multi::MultiSimulation;
+pub use options::{
+    BEYOND_DRIFT_PER_MILLE, DRIFT_TICK_STEPS, LEASE_DRIFT_PER_MILLE, LOCKSTEP_TICK_STEPS,
+    SimOptions,
+};
+pub use report::{SimReport, Violation};
+
 use crate::types::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState,
     Entry, EntryKind, Index, NodeId, Term,
 };
-
-/// How hostile and how busy a simulated run is. Probabilities are per step.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct SimOptions {
-    /// Cluster size (3, 5 or 7 are typical).
-    pub nodes: u64,
-    /// Steps of the fault phase.
-    pub steps: u64,
-    /// A delivered message is lost.
-    pub drop_probability: f64,
-    /// A delivered message is delivered twice.
-    pub duplicate_probability: f64,
-    /// Messages are delayed by up to this many steps (reordering them).
-    pub max_delay_steps: u64,
-    /// A node crashes (volatile state lost, storage kept).
-    pub crash_probability: f64,
-    /// A crashed node restarts.
-    pub restart_probability: f64,
-    /// The network splits (symmetric or one-way) or heals.
-    pub partition_probability: f64,
-    /// A client proposes a write.
-    pub propose_probability: f64,
-    /// A membership change is proposed.
-    pub conf_change_probability: f64,
-    /// A leadership transfer is requested.
-    pub transfer_probability: f64,
-    /// A node snapshots and compacts its log.
-    pub compact_probability: f64,
-    /// A linearizable read starts.
-    pub read_probability: f64,
-    /// A node is told to forget its leader
-    /// ([`RawNode::forget_leader`]; refused unless it is a follower, and
-    /// with lease reads). 0 in [`SimOptions::randomized`], so that existing
-    /// seeds replay unchanged; see [`SimOptions::with_local_ops`].
-    pub forget_leader_probability: f64,
-    /// A node's application finds its state machine damaged and asks the
-    /// leader for a snapshot ([`RawNode::request_snapshot`]). 0 in
-    /// [`SimOptions::randomized`]; see [`SimOptions::with_local_ops`].
-    pub request_snapshot_probability: f64,
-    /// Every node's [`Config::max_apply_gap`]: proposals are refused while
-    /// its state machine lags the commit index by more. No limit in
-    /// [`SimOptions::randomized`]; see [`SimOptions::with_local_ops`].
-    pub max_apply_gap: u64,
-    /// Nodes run pre-vote.
-    pub pre_vote: bool,
-    /// Nodes run CheckQuorum.
-    pub check_quorum: bool,
-    /// Nodes persist and apply asynchronously (`Config::async_storage_writes`):
-    /// Readys queue up and are made durable one at a time, later.
-    pub async_writes: bool,
-    /// Rounds (one tick per node) the liveness phase may take.
-    pub liveness_rounds: u64,
-    /// Reads are lease-based (`ReadOnlyOption::LeaseBased`, with
-    /// CheckQuorum) and all live nodes tick together, every
-    /// [`LOCKSTEP_TICK_STEPS`] steps per node: clocks without drift, the
-    /// assumption leases rest on. Off in [`SimOptions::randomized`], so
-    /// existing seeds replay unchanged; see [`SimOptions::with_lease_reads`].
-    pub lease_reads: bool,
-    /// Lease reads only: `None`, nodes tick in lockstep (above);
-    /// `Some(a)`, each node ticks at its own rate, between once every
-    /// [`SimOptions::lease_tick_steps`] steps per node and `1 + a / 1000`
-    /// times as often, from its own phase: the fastest clock runs at most
-    /// `1 + a / 1000` times the slowest. Rates are drawn from the seed at
-    /// the start and again whenever a new leader is seen (often the
-    /// adversary's choice: the leader slowest, the others fastest). The
-    /// liveness phase ticks every node each round. See
-    /// [`SimOptions::with_lease_drift`].
-    pub tick_drift_per_mille: Option<u32>,
-    /// Lease reads only: steps per node between two ticks of a clock at
-    /// the slowest rate. [`LOCKSTEP_TICK_STEPS`] in
-    /// [`SimOptions::randomized`]; the drift modes tick more slowly, so
-    /// that messages are fast against ticks, the regime where a lease
-    /// that lasts too long is caught.
-    pub lease_tick_steps: u64,
-    /// Every node's [`Config::max_clock_drift`]: the drift its lease is
-    /// shortened for. [`ClockDrift::Lockstep`] in
-    /// [`SimOptions::randomized`].
-    pub max_clock_drift: ClockDrift,
-    /// The highest this many ids start with empty storage, outside the
-    /// cluster, and join when a membership change adds them; the others
-    /// found the cluster in the log ([`FoundingLog`](crate::FoundingLog)). With 0, every node
-    /// starts from the same membership outside the log
-    /// (`MemoryStorage::with_conf_state`). See [`SimOptions::with_joiners`].
-    pub joiners: u64,
-    /// Asynchronous writes only: committed entries are applied as soon as
-    /// they are handed out, before the Ready that carries them (and its
-    /// commit index) is durable, so after a crash the state machine can be
-    /// ahead of the persisted commit index; nodes restart at the state
-    /// machine's index. See [`SimOptions::with_aggressive_compaction`].
-    pub apply_before_persist: bool,
-    /// Every node's [`Config::quiesce_after_ticks`]. `None` in
-    /// [`SimOptions::randomized`]; see [`SimOptions::with_quiescence`].
-    /// The simulated hosts wake nodes ([`RawNode::wake`]) when a node
-    /// crashes or restarts and when the network splits or heals, each with
-    /// probability 1/2 (an imperfect failure detector), and all of them in
-    /// the liveness phase.
-    pub quiesce_after_ticks: Option<std::num::NonZeroU32>,
-}
-
-/// In lease mode, all nodes tick once every this many steps per node (the
-/// same average rate as the random ticks of the other mode).
-pub const LOCKSTEP_TICK_STEPS: u64 = 4;
-
-/// In the drift modes, a clock at the slowest rate ticks once every this
-/// many steps per node ([`SimOptions::lease_tick_steps`]).
-pub const DRIFT_TICK_STEPS: u64 = 16;
-
-/// The drift bound of the `lease-drift` modes, in parts per thousand:
-/// every node's [`Config::max_clock_drift`] is
-/// `ClockDrift::PerMille(LEASE_DRIFT_PER_MILLE)`.
-pub const LEASE_DRIFT_PER_MILLE: u32 = 100;
-
-/// The actual tick-rate spread of the `lease-drift-beyond` mode, in parts
-/// per thousand: beyond [`LEASE_DRIFT_PER_MILLE`], where the simulator
-/// finds stale reads.
-pub const BEYOND_DRIFT_PER_MILLE: u32 = 4000;
-
-impl SimOptions {
-    /// A mix of faults and workload drawn from `seed`, so that many seeds
-    /// explore many regimes.
-    pub fn randomized(seed: u64) -> SimOptions {
-        let mut r = StdRng::seed_from_u64(seed ^ 0x5eed_0f0a_7105);
-        SimOptions {
-            nodes: [3, 3, 5, 5, 7][r.random_range(0..5)],
-            steps: 2_000,
-            drop_probability: [0.0, 0.02, 0.1, 0.3][r.random_range(0..4)],
-            duplicate_probability: [0.0, 0.02, 0.1][r.random_range(0..3)],
-            max_delay_steps: [0, 3, 20][r.random_range(0..3)],
-            crash_probability: [0.0, 0.002, 0.01][r.random_range(0..3)],
-            restart_probability: 0.05,
-            partition_probability: [0.0, 0.003, 0.01][r.random_range(0..3)],
-            propose_probability: [0.05, 0.2][r.random_range(0..2)],
-            conf_change_probability: [0.0, 0.003, 0.01][r.random_range(0..3)],
-            transfer_probability: [0.0, 0.003][r.random_range(0..2)],
-            compact_probability: [0.0, 0.01][r.random_range(0..2)],
-            read_probability: [0.0, 0.05][r.random_range(0..2)],
-            forget_leader_probability: 0.0,
-            request_snapshot_probability: 0.0,
-            max_apply_gap: crate::config::NO_LIMIT,
-            pre_vote: r.random_bool(0.7),
-            check_quorum: r.random_bool(0.7),
-            async_writes: r.random_bool(0.3),
-            liveness_rounds: 2_000,
-            lease_reads: false,
-            tick_drift_per_mille: None,
-            lease_tick_steps: LOCKSTEP_TICK_STEPS,
-            max_clock_drift: ClockDrift::Lockstep,
-            joiners: 0,
-            apply_before_persist: false,
-            quiesce_after_ticks: None,
-        }
-    }
-
-    /// The same options with some clusters founded in the log and joined
-    /// by nodes that start empty: 3 or 5 founders, and 1 or 2 joiners
-    /// (drawn from `seed`), with membership changes frequent enough to add
-    /// them.
-    #[must_use]
-    pub fn with_joiners(mut self, seed: u64) -> SimOptions {
-        let mut r = StdRng::seed_from_u64(seed ^ 0x101e_0f0a);
-        let founders = [3, 3, 5][r.random_range(0..3)];
-        self.joiners = r.random_range(1..=2);
-        self.nodes = founders + self.joiners;
-        self.conf_change_probability = self.conf_change_probability.max(0.03);
-        self
-    }
-
-    /// The same options with asynchronous writes, committed entries applied
-    /// before they are persisted ([`SimOptions::apply_before_persist`]) and
-    /// frequent compaction at the state machine's applied index.
-    #[must_use]
-    pub fn with_aggressive_compaction(mut self) -> SimOptions {
-        self.async_writes = true;
-        self.apply_before_persist = true;
-        self.compact_probability = 0.05;
-        self
-    }
-
-    /// The same options with lease reads and lockstep clocks (and reads
-    /// frequent enough to test them).
-    #[must_use]
-    pub fn with_lease_reads(mut self) -> SimOptions {
-        self.lease_reads = true;
-        self.check_quorum = true;
-        self.read_probability = self.read_probability.max(0.05);
-        self
-    }
-
-    /// The same options with lease reads shortened for a drift of
-    /// `configured` per mille ([`ClockDrift::PerMille`]), and nodes that
-    /// tick at rates `actual` per mille apart, each from its own phase
-    /// ([`SimOptions::tick_drift_per_mille`]), instead of in lockstep.
-    #[must_use]
-    pub fn with_lease_drift(mut self, configured: u32, actual: u32) -> SimOptions {
-        self = self.with_lease_reads();
-        self.max_clock_drift = ClockDrift::PerMille(configured);
-        self.tick_drift_per_mille = Some(actual);
-        // Ticks come `slower` times more rarely against the messages; so do
-        // the faults, so that a partition still lasts a few election
-        // timeouts and the fault phase as many ticks.
-        let slower = DRIFT_TICK_STEPS / LOCKSTEP_TICK_STEPS;
-        self.lease_tick_steps = DRIFT_TICK_STEPS;
-        self.steps *= slower;
-        for p in [
-            &mut self.crash_probability,
-            &mut self.restart_probability,
-            &mut self.partition_probability,
-            &mut self.conf_change_probability,
-            &mut self.transfer_probability,
-            &mut self.compact_probability,
-        ] {
-            *p /= slower as f64;
-        }
-        self
-    }
-
-    /// The same options with the node-local operations of the application
-    /// as well: followers told to forget their leader, and followers that
-    /// ask the leader for a snapshot (each with probability 0.005 a step);
-    /// and apply backpressure at a gap of 8 entries.
-    #[must_use]
-    pub fn with_local_ops(mut self) -> SimOptions {
-        self.forget_leader_probability = 0.005;
-        self.request_snapshot_probability = 0.005;
-        self.max_apply_gap = 8;
-        self
-    }
-
-    /// The same options with quiescence: a leader quiesces after 3 idle
-    /// ticks; writes, reads, membership changes and transfers are ten times
-    /// sparser, so that groups fall idle between bursts and quiesce with
-    /// faults in flight; partitions come at least every 200 steps.
-    #[must_use]
-    pub fn with_quiescence(mut self) -> SimOptions {
-        self.quiesce_after_ticks = std::num::NonZeroU32::new(3);
-        for p in [
-            &mut self.read_probability,
-            &mut self.conf_change_probability,
-            &mut self.transfer_probability,
-        ] {
-            *p /= 10.0;
-        }
-        self.propose_probability /= 4.0;
-        // The network splits often: a quiesced leader cut off while the
-        // others elect a new one is where a lease kept through quiescence
-        // reads stale.
-        self.partition_probability = self.partition_probability.max(0.005);
-        self
-    }
-
-    /// The name of the mode these options run in, as `RAFT_SIM_MODE`
-    /// takes it in the replay command: `lease`, `lease-drift` (nodes drift
-    /// within the bound their lease is shortened for), `lease-drift-beyond`
-    /// (beyond it), `joiners`, `compaction`, `local-ops`, `quiesce`,
-    /// `quiesce-lease` (quiescence with lease reads) or `default`.
-    pub fn mode(&self) -> &'static str {
-        if self.quiesce_after_ticks.is_some() {
-            if self.lease_reads {
-                "quiesce-lease"
-            } else {
-                "quiesce"
-            }
-        } else if self.lease_reads {
-            match (self.tick_drift_per_mille, self.max_clock_drift) {
-                (None, _) => "lease",
-                (Some(a), ClockDrift::PerMille(d)) if a <= d => "lease-drift",
-                (Some(_), _) => "lease-drift-beyond",
-            }
-        } else if self.joiners > 0 {
-            "joiners"
-        } else if self.apply_before_persist {
-            "compaction"
-        } else if self.forget_leader_probability > 0.0 || self.request_snapshot_probability > 0.0 {
-            "local-ops"
-        } else {
-            "default"
-        }
-    }
-
-    /// The options of `mode` (see [`SimOptions::mode`]) for `seed`, or
-    /// `None` for an unknown mode.
-    pub fn for_mode(mode: &str, seed: u64) -> Option<SimOptions> {
-        let base = SimOptions::randomized(seed);
-        match mode {
-            "default" => Some(base),
-            "lease" => Some(base.with_lease_reads()),
-            "lease-drift" => {
-                Some(base.with_lease_drift(LEASE_DRIFT_PER_MILLE, LEASE_DRIFT_PER_MILLE))
-            }
-            "lease-drift-beyond" => {
-                Some(base.with_lease_drift(LEASE_DRIFT_PER_MILLE, BEYOND_DRIFT_PER_MILLE))
-            }
-            "joiners" => Some(base.with_joiners(seed)),
-            "compaction" => Some(base.with_aggressive_compaction()),
-            "local-ops" => Some(base.with_local_ops()),
-            "quiesce" => Some(base.with_quiescence()),
-            "quiesce-lease" => Some(base.with_lease_reads().with_quiescence()),
-            _ => None,
-        }
-    }
-
-    /// The same options with another step count.
-    #[must_use]
-    pub fn with_steps(mut self, steps: u64) -> SimOptions {
-        self.steps = steps;
-        self
-    }
-}
-
-/// What a successful run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SimReport {
-    /// Steps executed, including the liveness phase.
-    pub steps: u64,
-    /// Highest index applied anywhere.
-    pub committed: u64,
-    /// Leaders elected (distinct terms with a leader).
-    pub leaders: u64,
-    /// Crashes injected.
-    pub crashes: u64,
-    /// Messages delivered.
-    pub delivered: u64,
-    /// Messages dropped by the network.
-    pub dropped: u64,
-    /// Reads answered and checked.
-    pub reads_checked: u64,
-    /// Membership changes applied (counted once per node).
-    pub conf_changes_applied: u64,
-    /// Snapshots installed from a leader.
-    pub snapshots_installed: u64,
-    /// Restarts whose state machine was ahead of the persisted commit index.
-    pub restarts_applied_ahead: u64,
-    /// Nodes that started empty and became members (applied a configuration
-    /// that holds them).
-    pub joined: u64,
-    /// Snapshots taken because a leader asked (`Ready::snapshot_request`).
-    pub snapshots_requested: u64,
-    /// Followers that forgot their leader (`RawNode::forget_leader`).
-    pub leaders_forgotten: u64,
-    /// Snapshots followers asked for (`RawNode::request_snapshot`).
-    pub snapshots_asked_by_followers: u64,
-    /// Proposals refused for apply backpressure
-    /// (`ProposeError::ApplyBacklog`).
-    pub proposals_backpressured: u64,
-    /// Times a node was seen to quiesce.
-    pub quiescences: u64,
-}
-
-/// A broken property, with everything needed to replay it.
-#[derive(Clone, Debug)]
-pub struct Violation {
-    /// The seed of the run.
-    pub seed: u64,
-    /// The step at which the checker failed.
-    pub step: u64,
-    /// What broke.
-    pub finding: Finding,
-    /// The last events before the failure, oldest first.
-    pub recent: Vec<String>,
-    /// The mode of the run ([`SimOptions::mode`]).
-    pub mode: &'static str,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "simulation seed={} failed at step {}: {}",
-            self.seed, self.step, self.finding
-        )?;
-        writeln!(f, "last events:")?;
-        for e in &self.recent {
-            writeln!(f, "  {e}")?;
-        }
-        write!(
-            f,
-            "replay: RAFT_SIM_SEED={} RAFT_SIM_MODE={} cargo test -p raft-core --release --features testkit --test sim sim_replay -- --nocapture",
-            self.seed, self.mode
-        )
-    }
-}
-
-impl std::error::Error for Violation {}
 
 /// One simulated node: a RawNode (absent while crashed) over storage that
 /// survives crashes, and a state machine persisted with its applied index.
@@ -496,16 +121,55 @@ pub struct Simulation {
     /// Draws the drift clocks' rates, apart from `rng` so that the other
     /// modes' runs stay as they were.
     clock_rng: StdRng,
+    /// A group of a [`MultiSimulation`]: what this group asks of its host,
+    /// which the multi-group run carries out. `None` when run alone.
+    host: Option<HostRequests>,
+}
+
+/// What a group asks of the host it shares with other groups: the faults it
+/// drew that are the host's (they hit every group at once), and the nodes
+/// whose writes it queued, oldest first, for the host's shared log to make
+/// durable. Drained after every step of the group.
+#[derive(Debug, Default)]
+struct HostRequests {
+    faults: Vec<HostFault>,
+    queued: Vec<NodeId>,
+}
+
+/// A fault one group drew that happens to the whole host.
+#[derive(Clone, Copy, Debug)]
+enum HostFault {
+    /// The node crashed (every group on it, and its unsynced log tail).
+    Crash(NodeId),
+    /// A crashed node restarts.
+    Restart,
+    /// The network splits or heals.
+    Repartition,
 }
 
 const RECENT_EVENTS: usize = 48;
+
+/// Runs `opts` from `seed`: one group as a [`Simulation`], more
+/// ([`SimOptions::groups`]) as a [`MultiSimulation`].
+///
+/// # Errors
+/// The first [`Violation`] found.
+pub fn simulate(seed: u64, opts: SimOptions) -> Result<SimReport, Violation> {
+    if opts.groups > 1 {
+        MultiSimulation::new(seed, opts).run()
+    } else {
+        Simulation::new(seed, opts).run()
+    }
+}
 
 fn id(n: u64) -> NodeId {
     NodeId::new(n).expect("simulated ids start at 1")
 }
 
 impl Simulation {
-    /// A cluster of `opts.nodes` voters; nothing runs until [`Simulation::run`].
+    /// A cluster of `opts.nodes` voters running one group (whatever
+    /// [`SimOptions::groups`] says: [`simulate`] runs more); nothing runs
+    /// until [`Simulation::run`].
     pub fn new(seed: u64, opts: SimOptions) -> Simulation {
         let founders = opts.nodes - opts.joiners;
         let voters = ConfState::with_voters((1..=founders).map(id));
@@ -525,6 +189,7 @@ impl Simulation {
             trace: std::env::var_os("RAFT_SIM_TRACE").is_some(),
             clocks: BTreeMap::new(),
             clock_rng: StdRng::seed_from_u64(seed ^ 0x00d2_1f7c_10c4),
+            host: None,
             opts,
         };
         sim.clocks = sim.drift_clocks();
@@ -689,6 +354,7 @@ impl Simulation {
             finding,
             recent: self.recent.iter().cloned().collect(),
             mode: self.opts.mode(),
+            group: None,
         }
     }
 
@@ -702,9 +368,15 @@ impl Simulation {
             self.fault_step().map_err(|f| self.violation(f))?;
         }
         self.liveness().map_err(|f| self.violation(f))?;
+        Ok(self.finish())
+    }
+
+    /// The report once the run ended.
+    fn finish(mut self) -> SimReport {
         self.report.steps = self.step;
         self.report.committed = self.checker.max_applied().get();
-        Ok(self.report)
+        self.report.groups = 1;
+        self.report
     }
 
     fn fault_step(&mut self) -> Result<(), Finding> {
@@ -747,7 +419,9 @@ impl Simulation {
                 0 => {}
                 1 => {
                     self.process_ready(n)?;
-                    if self.rng.random_bool(0.5) {
+                    // A group of a multi-group run leaves it to the host's
+                    // shared log (the draw stays, so seeds replay alike).
+                    if self.rng.random_bool(0.5) && self.host.is_none() {
                         self.persist_pending(n)?;
                     }
                 }
@@ -758,6 +432,15 @@ impl Simulation {
     }
 
     fn crash(&mut self, n: NodeId) {
+        if let Some(host) = &mut self.host {
+            host.faults.push(HostFault::Crash(n));
+            return;
+        }
+        self.crash_now(n);
+    }
+
+    /// `n` crashes: its volatile state and unsynced writes are lost.
+    fn crash_now(&mut self, n: NodeId) {
         let node = self.nodes.get_mut(&n).expect("node");
         node.pending.clear();
         node.snapshot_wanted = None;
@@ -798,6 +481,10 @@ impl Simulation {
     }
 
     fn restart_one(&mut self) {
+        if let Some(host) = &mut self.host {
+            host.faults.push(HostFault::Restart);
+            return;
+        }
         let down: Vec<NodeId> = self
             .nodes
             .iter()
@@ -814,28 +501,27 @@ impl Simulation {
     }
 
     fn repartition(&mut self) {
-        self.cut.clear();
-        self.wake_some();
-        if self.rng.random_bool(0.4) {
-            self.event(|| "heal".into());
+        if let Some(host) = &mut self.host {
+            host.faults.push(HostFault::Repartition);
             return;
         }
+        self.cut.clear();
+        self.wake_some();
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        let side: BTreeSet<NodeId> = ids
-            .iter()
-            .copied()
-            .filter(|_| self.rng.random_bool(0.4))
-            .collect();
-        let one_way = self.rng.random_bool(0.3);
-        for &a in &side {
-            for &b in ids.iter().filter(|b| !side.contains(b)) {
-                self.cut.insert((a, b));
-                if !one_way {
-                    self.cut.insert((b, a));
-                }
+        let partition = Partition::draw(&mut self.rng, &ids);
+        self.set_partition(&partition);
+    }
+
+    /// The network becomes `p`.
+    fn set_partition(&mut self, p: &Partition) {
+        self.cut = p.cut.clone();
+        match &p.side {
+            None => self.event(|| "heal".into()),
+            Some(side) => {
+                let one_way = p.one_way;
+                self.event(|| format!("partition {side:?} one_way={one_way}"));
             }
         }
-        self.event(|| format!("partition {side:?} one_way={one_way}"));
     }
 
     fn raw(&mut self, n: NodeId) -> Option<&mut RawNode<MemoryStorage>> {
@@ -1114,6 +800,9 @@ impl Simulation {
             }
             // The writer thread makes it durable later (`persist_pending`).
             self.nodes.get_mut(&n).expect("node").pending.push_back(rd);
+            if let Some(host) = &mut self.host {
+                host.queued.push(n);
+            }
             return Ok(());
         }
         if !self.complete_ready(n, &rd)? {
@@ -1144,6 +833,17 @@ impl Simulation {
         };
         raw.on_persisted(rd.number).map_err(node_error)?;
         raw.on_applied(applied).map_err(node_error)
+    }
+
+    /// A crash is coming and the oldest queued Ready of `n` reached the disk
+    /// first: it is durable, but nothing of it was sent or applied.
+    fn persist_only_oldest(&mut self, n: NodeId) -> Result<(), Finding> {
+        let rd = self
+            .nodes
+            .get_mut(&n)
+            .and_then(|s| s.pending.pop_front())
+            .expect("the host's log tail names a queued Ready of this group");
+        self.persist(n, &rd)
     }
 
     /// Makes `rd` durable, then (unless a fault crashes the node between
@@ -1463,6 +1163,48 @@ impl Simulation {
             .iter()
             .filter(|(n, _)| cs.contains(**n))
             .all(|(_, s)| s.applied >= index)
+    }
+}
+
+/// A network split drawn at random, or a healed network.
+#[derive(Clone, Debug)]
+struct Partition {
+    /// Directed links that drop everything.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// The nodes cut off from the others; `None`, healed.
+    side: Option<BTreeSet<NodeId>>,
+    /// Only the links from `side` to the others are cut.
+    one_way: bool,
+}
+
+impl Partition {
+    /// Heals (2 times in 5) or cuts a random side off the others, both
+    /// ways or one way.
+    fn draw(rng: &mut StdRng, ids: &[NodeId]) -> Partition {
+        let mut p = Partition {
+            cut: BTreeSet::new(),
+            side: None,
+            one_way: false,
+        };
+        if rng.random_bool(0.4) {
+            return p;
+        }
+        let side: BTreeSet<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|_| rng.random_bool(0.4))
+            .collect();
+        p.one_way = rng.random_bool(0.3);
+        for &a in &side {
+            for &b in ids.iter().filter(|b| !side.contains(b)) {
+                p.cut.insert((a, b));
+                if !p.one_way {
+                    p.cut.insert((b, a));
+                }
+            }
+        }
+        p.side = Some(side);
+        p
     }
 }
 
