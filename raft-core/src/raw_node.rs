@@ -480,6 +480,19 @@ impl<S: Storage> RawNode<S> {
         self.raft.is_quiesced()
     }
 
+    /// True if the next [`RawNode::tick`] makes this node campaign: its
+    /// election timeout elapses with the tick (paper §5.2). A host of many
+    /// groups may hold that tick back until few of its groups are in an
+    /// election, so that thousands of first elections do not flood the
+    /// network at once: a node whose clock stands still delays only its
+    /// own election, and a voter's clock running slow is always safe
+    /// (paper §5.6: safety does not depend on timing; with leases, thesis
+    /// §6.4.1, only the leader's clock must not run slow). Any message
+    /// from a leader, or a vote granted, resets the timeout.
+    pub fn election_due(&self) -> bool {
+        self.raft.election_due()
+    }
+
     /// Wakes a quiesced node: it counts ticks again, and a follower tells
     /// its leader, which wakes too. Call it when the host suspects a peer
     /// of this group is down (its connection broke, its node stopped

@@ -336,3 +336,30 @@ fn check_quorum_partitioned_old_leader_cannot_commit_new_proposals() {
 fn without_check_quorum_partitioned_old_leader_cannot_commit_new_proposals() {
     old_leader_cannot_commit(false);
 }
+
+// ------------------------------------------------------ election pacing
+
+#[test]
+fn election_due_names_the_tick_that_starts_an_election_and_never_holds_on_a_leader() {
+    let mut c = Cluster::builder().voters(&[1, 2, 3]).pre_vote(true).build();
+    let mut ticks = 0;
+    while !c.node(1).raw.election_due() {
+        c.node(1).raw.tick().expect("tick");
+        assert_eq!(
+            c.role(1),
+            RoleKind::Follower,
+            "no election before it is due"
+        );
+        ticks += 1;
+        assert!(ticks < 100, "an election falls due within two timeouts");
+    }
+    c.node(1).raw.tick().expect("tick");
+    assert_eq!(c.role(1), RoleKind::PreCandidate, "the due tick campaigns");
+    assert!(!c.node(1).raw.election_due(), "the timer starts over");
+    c.stabilize();
+    assert_eq!(c.role(1), RoleKind::Leader);
+    for _ in 0..100 {
+        assert!(!c.node(1).raw.election_due(), "a leader never campaigns");
+        c.node(1).raw.tick().expect("tick");
+    }
+}

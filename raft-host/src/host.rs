@@ -10,6 +10,7 @@ use raft_storage::DiskStorage;
 use tokio::sync::watch;
 
 use crate::background::{SnapshotPool, Writer};
+use crate::elections::Elections;
 use crate::error::StartError;
 use crate::group::{GroupLoop, Parts, Replica, mailbox_channel};
 use crate::handle::{GroupHandle, HandleParts};
@@ -96,6 +97,8 @@ pub struct Host {
     inbox: Inbox,
     recorder: Arc<dyn Recorder>,
     options: HostOptions,
+    /// Every group's election permits ([`HostOptions::max_concurrent_elections`]).
+    elections: Arc<Elections>,
     /// Started with the first group (so that creating a host cannot fail).
     runtime: Mutex<Option<Runtime>>,
     groups: Mutex<HashMap<GroupId, Running>>,
@@ -128,6 +131,7 @@ impl Host {
             id,
             inbox: Inbox::default(),
             recorder,
+            elections: Elections::new(options.max_concurrent_elections),
             options,
             runtime: Mutex::new(None),
             groups: Mutex::new(HashMap::new()),
@@ -204,6 +208,7 @@ impl Host {
                 exit: exit_tx,
                 first_read_ctx: random_u64(),
                 first_request: random_u64(),
+                elections: Arc::clone(&self.elections),
                 waker: slot.waker(),
                 writer,
                 snapshot_pool,

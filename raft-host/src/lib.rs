@@ -103,6 +103,16 @@
 //! for [`HostOptions::liveness_timeout`] is reported down to every group
 //! here ([`Counter::PeerHostsDown`]), so that a quiet group whose leader
 //! lived there does not wait for a heartbeat that will never come.
+//! Any message from a peer host counts as a sign of life too, so a host
+//! too busy to ping on time is not reported down.
+//!
+//! A host paces its groups' elections: at most
+//! [`HostOptions::max_concurrent_elections`] campaign at once; a group
+//! whose election falls due beyond that holds back the tick that would
+//! start it and waits in line, asleep, until a permit frees up
+//! ([`Counter::ElectionsHeldBack`]). Without it, a host starting 100,000
+//! groups sends 100,000 elections' messages within one election timeout,
+//! its peers' queues overflow, and no election gets through.
 //!
 //! ## Snapshots never stall writes
 //!
@@ -134,6 +144,7 @@
 
 mod background;
 mod data_dir;
+mod elections;
 mod error;
 mod group;
 mod group_set;
@@ -166,7 +177,7 @@ pub use liveness::HOST_GROUP;
 pub use local::{LocalNetwork, LocalTransport};
 pub use members::HeaderError;
 pub use metrics::{Counter, Histogram, NoRecorder, PrometheusRecorder, PrometheusText, Recorder};
-pub use options::{GroupOptions, HostOptions, Membership, Peer};
+pub use options::{DEFAULT_MAX_CONCURRENT_ELECTIONS, GroupOptions, HostOptions, Membership, Peer};
 /// Re-exported from raft-core, where every layer (wire, storage, host) finds it.
 pub use raft_core::GroupId;
 pub use state_machine::{Command, SnapshotImage, StateMachine};

@@ -1,11 +1,16 @@
 //! How to run a group.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use raft_core::{ClockDrift, NodeId, ReadOnlyOption};
 
 use raft_core::GroupId;
+
+/// [`HostOptions::max_concurrent_elections`] by default: a few hundred
+/// elections of a few messages each stay well inside a transport's
+/// per-peer queue (raft-transport: 4,096 messages).
+pub const DEFAULT_MAX_CONCURRENT_ELECTIONS: usize = 256;
 
 /// A member and the address its peers reach it at (whatever the
 /// [`Transport`](crate::Transport) understands: a URL, `host:port`, ...).
@@ -189,6 +194,13 @@ pub struct HostOptions {
     /// group here, so that a quiet group whose leader lived there elects
     /// a new one. Default: 2 s.
     pub liveness_timeout: Duration,
+    /// At most this many of the host's groups campaign at once; the others
+    /// hold back the tick that would start their election until a permit
+    /// frees up (first come, first served; see `RawNode::election_due`).
+    /// Without it, a host starting 100,000 groups floods its peers with
+    /// 100,000 elections' messages within one election timeout and none
+    /// gets through. `None`: no limit. Default: 256.
+    pub max_concurrent_elections: Option<NonZeroUsize>,
 }
 
 impl HostOptions {
@@ -200,6 +212,7 @@ impl HostOptions {
             snapshot_threads: 1,
             liveness_interval: Duration::from_millis(250),
             liveness_timeout: Duration::from_secs(2),
+            max_concurrent_elections: NonZeroUsize::new(DEFAULT_MAX_CONCURRENT_ELECTIONS),
         }
     }
 
@@ -214,6 +227,12 @@ impl HostOptions {
     pub fn liveness(mut self, interval: Duration, timeout: Duration) -> Self {
         self.liveness_interval = interval;
         self.liveness_timeout = timeout;
+        self
+    }
+
+    /// Sets [`HostOptions::max_concurrent_elections`] (`None`: no limit).
+    pub fn max_concurrent_elections(mut self, limit: Option<NonZeroUsize>) -> Self {
+        self.max_concurrent_elections = limit;
         self
     }
 

@@ -69,11 +69,15 @@ impl Inbox {
     /// group is not running here or its queue is full (the message is
     /// dropped): a transport may count those.
     pub fn deliver(&self, group: GroupId, message: Message) -> bool {
+        // Any message proves its sender's host alive, not only a ping: a
+        // host busy with thousands of groups may send its pings late, or
+        // have them dropped from a full queue, and must not be reported
+        // down (waking every group) while its messages arrive.
+        let liveness = self.liveness.get().and_then(Weak::upgrade);
+        if let Some(l) = &liveness {
+            l.heard(message.from);
+        }
         if group == HOST_GROUP {
-            let liveness = self.liveness.get().and_then(Weak::upgrade);
-            if let Some(l) = &liveness {
-                l.heard(message.from);
-            }
             return liveness.is_some();
         }
         self.push(group, PeerEvent::Message(message))

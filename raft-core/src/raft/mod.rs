@@ -339,6 +339,17 @@ impl<S: Storage> Raft<S> {
         tracing::debug!(id = %self.id, term = %self.term, leader = ?leader, "became follower");
     }
 
+    /// True if the next [`Raft::tick`] starts an election (paper §5.2: the
+    /// election timeout elapses without word from a leader), or retries a
+    /// rescue election.
+    pub(crate) fn election_due(&self) -> bool {
+        !self.quiesced
+            && !self.is_leader()
+            && self.election_elapsed + 1 >= self.randomized_election_timeout
+            && (self.promotable()
+                || matches!(self.role, Role::PreCandidate(_) | Role::Candidate(_)))
+    }
+
     /// Advances the logical clock by one tick.
     pub(crate) fn tick(&mut self) -> Result<(), StorageError> {
         if self.quiesced {

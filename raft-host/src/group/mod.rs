@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::TryRecvError;
-use raft_core::{Index, LogId, NodeId, Proposal, Ready, SnapshotStatus, StepError};
+use raft_core::{Index, LogId, NodeId, Proposal, Ready, RoleKind, SnapshotStatus, StepError};
 use raft_storage::{CompactionPolicy, DiskStorage};
 use tokio::sync::watch;
 
 use crate::background::{SnapshotPool, Writer};
+use crate::elections::{Elections, Pacer};
 use crate::error::{
     FatalError, ForgetLeaderError, ProposeError, ReadError, RequestSnapshotError, StartError,
 };
@@ -109,6 +110,8 @@ pub(crate) struct GroupLoop<S: StateMachine> {
     exit: watch::Sender<Exit>,
     /// When the next tick is due.
     next_tick: Instant,
+    /// This group's place among the host's elections.
+    pacer: Pacer,
     /// Runs once, when the loop has ended (unregisters it from the inbox,
     /// tells the host it stopped).
     on_end: Option<Box<dyn FnOnce() + Send>>,
@@ -127,6 +130,8 @@ pub(crate) struct Parts<S: StateMachine> {
     pub(crate) exit: watch::Sender<Exit>,
     pub(crate) first_read_ctx: u64,
     pub(crate) first_request: u64,
+    /// The host's election permits.
+    pub(crate) elections: Arc<Elections>,
     /// Wakes this loop's task.
     pub(crate) waker: Waker,
     pub(crate) writer: Arc<Writer>,
@@ -141,6 +146,11 @@ impl<S: StateMachine> GroupLoop<S> {
             Arc::clone(&parts.storage),
             parts.snapshot_pool,
             parts.waker.clone(),
+        );
+        let pacer = Pacer::new(
+            parts.elections,
+            parts.waker.clone(),
+            opts.election_timeout_ticks,
         );
         let last_snapshot = parts.storage.snapshot_metadata().log_id();
         let writes = opts.async_storage_writes.then(|| {
@@ -174,6 +184,7 @@ impl<S: StateMachine> GroupLoop<S> {
             status: parts.status,
             exit: parts.exit,
             next_tick: Instant::now() + opts.tick_interval,
+            pacer,
             on_end: Some(parts.on_end),
             opts,
         };
@@ -210,7 +221,17 @@ impl<S: StateMachine> GroupLoop<S> {
         let now = Instant::now();
         if now >= self.next_tick {
             let tick = self.opts.tick_interval;
-            let ticks = ticks_due(now, self.next_tick, tick);
+            // Only a leader catches up on missed ticks: its lease must not
+            // outlive the time it stands for. A voter's clock may run slow
+            // (that only delays its vote for another), and a follower
+            // starved on a loaded host that caught up would time out
+            // before it read the heartbeats queued for it, and campaign:
+            // load would breed elections.
+            let ticks = if self.node.soft_state().role == RoleKind::Leader {
+                ticks_due(now, self.next_tick, tick)
+            } else {
+                1
+            };
             self.next_tick = now + tick;
             for _ in 0..ticks {
                 if let Some(reason) = self.on_tick()? {
@@ -295,10 +316,11 @@ impl<S: StateMachine> GroupLoop<S> {
     }
 
     /// True when this group needs no ticks: its node is quiesced
-    /// ([`raft_core::Config::quiesce_after_ticks`]) and nothing of the
-    /// host's waits on the clock.
+    /// ([`raft_core::Config::quiesce_after_ticks`]) or waits for an
+    /// election permit (which wakes it), and nothing of the host's waits
+    /// on the clock.
     fn may_sleep(&self) -> bool {
-        self.node.is_quiesced()
+        (self.node.is_quiesced() || self.pacer.is_waiting())
             && self.waiters.is_empty()
             && self.reads.is_empty()
             && self.removed_ticks_left.is_none()
@@ -308,7 +330,14 @@ impl<S: StateMachine> GroupLoop<S> {
     }
 
     fn on_tick(&mut self) -> Result<Option<StopReason>, FatalError> {
-        self.node.tick().map_err(|e| self.fatal("tick", e))?;
+        // The tick that would start an election waits for a permit.
+        let was_waiting = self.pacer.is_waiting();
+        if self.pacer.may_tick(self.node.election_due()) {
+            self.node.tick().map_err(|e| self.fatal("tick", e))?;
+            self.pacer.ticked();
+        } else if !was_waiting {
+            self.count(Counter::ElectionsHeldBack, 1);
+        }
         self.ticks += 1;
         self.health.tick();
         // An election timeout without an answer: ask again.
@@ -728,6 +757,9 @@ impl<S: StateMachine> Task for GroupLoop<S> {
             self.end(result);
             return Turn::Done;
         }
+        let soft = self.node.soft_state();
+        self.pacer
+            .settle(soft.leader.is_some(), self.node.election_due());
         let quiesced = self.node.is_quiesced();
         self.status
             .send_if_modified(|s| std::mem::replace(&mut s.quiesced, quiesced) != quiesced);
@@ -736,12 +768,12 @@ impl<S: StateMachine> Task for GroupLoop<S> {
         if self.busy || !self.rx.is_empty() {
             Turn::Again
         } else if self.may_sleep() {
-            // Quiesced with nothing that ticks would time out or drive:
-            // no timer at all, until a message, a request or a lost peer
-            // wakes the task (an idle group then costs nothing). The ticks
-            // missed meanwhile are caught up at the next turn (see
-            // `ticks_due`), for the host's own clocks; the node ignores
-            // ticks until it wakes.
+            // Quiesced (or waiting for an election permit) with nothing
+            // that ticks would time out or drive: no timer at all, until a
+            // message, a request, a lost peer or a permit wakes the task
+            // (an idle group then costs nothing). A quiesced leader
+            // catches up on the ticks missed meanwhile at its next turn
+            // (see `ticks_due`); the node ignores ticks until it wakes.
             Turn::Idle(None)
         } else {
             Turn::Idle(Some(self.next_tick))

@@ -43,6 +43,10 @@ pub enum Counter {
     /// Peer hosts that went silent past the liveness timeout (counted in
     /// [`HOST_GROUP`](crate::HOST_GROUP), once per silence).
     PeerHostsDown,
+    /// Elections held back because too many of the host's groups were
+    /// campaigning ([`HostOptions::max_concurrent_elections`](crate::HostOptions::max_concurrent_elections));
+    /// counted once per wait.
+    ElectionsHeldBack,
 }
 
 /// Durations the host measures.
@@ -81,7 +85,7 @@ impl Recorder for NoRecorder {}
 
 impl Counter {
     /// Every counter, in the order [`PrometheusRecorder`] writes them.
-    pub const ALL: [Counter; 13] = [
+    pub const ALL: [Counter; 14] = [
         Counter::Proposals,
         Counter::ProposalsRefused,
         Counter::EntriesApplied,
@@ -95,6 +99,7 @@ impl Counter {
         Counter::PeerMessagesTermTooFarAhead,
         Counter::Promotions,
         Counter::PeerHostsDown,
+        Counter::ElectionsHeldBack,
     ];
 }
 

@@ -178,6 +178,10 @@ fn describe_counter(counter: Counter) -> (&'static str, &'static str) {
             "peer_hosts_down_total",
             "Peer hosts that went silent past the liveness timeout (group 0).",
         ),
+        Counter::ElectionsHeldBack => (
+            "elections_held_back_total",
+            "Elections that waited for one of the host's election permits.",
+        ),
     }
 }
 
