@@ -400,6 +400,9 @@ impl<S: StateMachine> GroupLoop<S> {
     /// The host of `id` went silent (`crate::liveness`): a leader probes
     /// it again rather than stream to it.
     fn on_host_down(&mut self, id: NodeId) {
+        if !host_down_concerns(self.node.is_quiesced(), self.node.soft_state().leader, id) {
+            return;
+        }
         if self.replica.members().addrs().contains_key(&id) {
             tracing::debug!(group = %self.group, peer = %id, "peer host reported down");
             self.node.report_unreachable(id);
@@ -795,9 +798,30 @@ fn ticks_due(now: Instant, due: Instant, tick: Duration) -> u32 {
         .min(MAX_CATCH_UP_TICKS)
 }
 
+/// Whether a report that the host of `down` went silent concerns a group
+/// that is `quiesced` and knows `leader`. A quiesced group wakes only if its
+/// leader lived there: it must elect another. A quiesced leader has nothing
+/// to send a follower that went down, and waking every group of the host
+/// on one report (maybe false: a peer too busy to answer in time) would
+/// have them all heartbeat at once, which is what makes a busy peer late.
+fn host_down_concerns(quiesced: bool, leader: Option<NodeId>, down: NodeId) -> bool {
+    !quiesced || leader == Some(down)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiesced_group_wakes_for_a_silent_host_only_if_its_leader_lived_there() {
+        let [a, b] = [1, 2].map(|n| NodeId::new(n).expect("non-zero"));
+        assert!(host_down_concerns(true, Some(a), a));
+        assert!(!host_down_concerns(true, Some(a), b));
+        assert!(!host_down_concerns(true, None, b));
+        // An awake group always hears of it (a leader probes the peer).
+        assert!(host_down_concerns(false, Some(a), b));
+        assert!(host_down_concerns(false, None, b));
+    }
 
     #[test]
     fn a_wake_up_on_time_owes_one_tick() {
