@@ -10,8 +10,8 @@ use std::time::Duration;
 use raft_core::GroupId;
 use raft_core::NodeId;
 use raft_host::{
-    DataDir, DataDirError, FatalError, GroupHandle, GroupOptions, GroupSet, Host, NoRecorder,
-    Recorder, StateMachine, StopReason,
+    DataDir, DataDirError, FatalError, GroupHandle, GroupOptions, GroupSet, Host, HostOptions,
+    NoRecorder, Recorder, StateMachine, StopReason,
 };
 use raft_storage::StorageOptions;
 
@@ -45,6 +45,9 @@ pub struct HttpNodeConfig {
     pub tls: Option<TlsFiles>,
     /// The peer port's connection cap and timeouts.
     pub limits: ConnectionLimits,
+    /// The host's settings (liveness, how many groups may campaign at
+    /// once).
+    pub host: HostOptions,
     /// Where raft-host's counters and histograms go.
     pub recorder: Arc<dyn Recorder>,
     /// What the transport counts.
@@ -63,6 +66,7 @@ impl HttpNodeConfig {
             extra_groups: Vec::new(),
             tls: None,
             limits: ConnectionLimits::peer(DEFAULT_MAX_CONNECTIONS),
+            host: HostOptions::new(),
             recorder: Arc::new(NoRecorder),
             transport_metrics: Arc::default(),
         }
@@ -78,6 +82,7 @@ impl std::fmt::Debug for HttpNodeConfig {
             .field("extra_groups", &self.extra_groups.len())
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("host", &self.host)
             .finish_non_exhaustive()
     }
 }
@@ -233,7 +238,7 @@ impl<S: StateMachine> HttpNode<S> {
             .collect();
         let (data_dir, storages) =
             DataDir::open_sharded(&config.data_dir, id, &groups, config.storage.clone())?;
-        let host = Host::with_recorder(id, Arc::clone(&config.recorder));
+        let host = Host::with_options(id, config.host.clone(), Arc::clone(&config.recorder));
         let cluster_id = data_dir.identity().cluster_id;
         let transport = start_transport(listener, &config, cluster_id, peers, tls, &host);
         let tick = config.group.tick_interval;

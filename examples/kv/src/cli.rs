@@ -64,6 +64,12 @@ pub struct ServerArgs {
     /// Never quiesce, whatever --groups is.
     #[arg(long, conflicts_with = "quiesce_after_ticks")]
     pub no_quiesce: bool,
+    /// At most this many of the node's groups campaign at once; a group
+    /// whose election falls due beyond that waits in line for a free
+    /// permit, so that many groups starting together do not flood the
+    /// peers with votes.
+    #[arg(long, default_value_t = raft_host::DEFAULT_MAX_CONCURRENT_ELECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_concurrent_elections: usize,
     /// Length of one Raft tick, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub tick_ms: u64,
@@ -342,6 +348,8 @@ impl ServerArgs {
         let extra_groups = crate::node::shard(&mut group, self.groups, cluster.len());
         let mut opts = HttpNodeConfig::new(id, data_dir, group);
         opts.extra_groups = extra_groups;
+        opts.host = raft_host::HostOptions::new()
+            .max_concurrent_elections(std::num::NonZeroUsize::new(self.max_concurrent_elections));
         // The first group's WAL and the one the others share each take
         // the full segment size.
         let wal = raft_wal::WalOptions::new().segment_size_bytes(self.wal_segment_size);
@@ -550,6 +558,18 @@ mod tests {
         let mut a = args();
         a.quiesce_after_ticks = Some(7);
         assert_eq!(quiesce(a), NonZeroU32::new(7));
+    }
+
+    #[test]
+    fn the_election_limit_reaches_the_host() {
+        let limit = |a: ServerArgs| a.validate().unwrap().0.host.max_concurrent_elections;
+        assert_eq!(
+            limit(args()),
+            std::num::NonZeroUsize::new(raft_host::DEFAULT_MAX_CONCURRENT_ELECTIONS)
+        );
+        let mut a = args();
+        a.max_concurrent_elections = 3;
+        assert_eq!(limit(a), std::num::NonZeroUsize::new(3));
     }
 
     #[test]
