@@ -334,6 +334,14 @@ impl<S: StateMachine> GroupHandle<S> {
         self.status.borrow().clone()
     }
 
+    /// Reads the member's status in place, without copying it: for a
+    /// host of many groups that asks every group one thing (has it a
+    /// leader?) often. The loop cannot publish a new status while `f`
+    /// runs, so keep `f` short.
+    pub fn with_status<R>(&self, f: impl FnOnce(&GroupStatus) -> R) -> R {
+        f(&self.status.borrow())
+    }
+
     /// Waits until the status satisfies `condition` (for instance a known
     /// leader, or an applied index), and returns that status.
     ///

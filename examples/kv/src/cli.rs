@@ -56,9 +56,12 @@ pub struct ServerArgs {
     pub async_storage_writes: bool,
     /// Idle ticks after which a group quiesces: its leader stops
     /// heartbeating and nobody ticks it until a request, a peer's message
-    /// or a peer node reported down wakes it. Default: twice
-    /// --election-ticks with --groups above 1, so that idle groups cost
-    /// nothing; off with one group (raftexample heartbeats forever).
+    /// or a peer node reported down wakes it. Default: three heartbeat
+    /// intervals with --groups above 1, so that idle groups cost nothing
+    /// and few leaders heartbeat at once while many groups start (100,000
+    /// groups elect on 2 cores with 3, not with 20:
+    /// docs/perf/2026-12-04-election-pacing.md); off with one group
+    /// (raftexample heartbeats forever).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub quiesce_after_ticks: Option<u32>,
     /// Never quiesce, whatever --groups is.
@@ -371,7 +374,7 @@ impl ServerArgs {
         }
         match self.quiesce_after_ticks {
             Some(n) => NonZeroU32::new(n),
-            None if self.groups > 1 => NonZeroU32::new(self.election_ticks.saturating_mul(2)),
+            None if self.groups > 1 => NonZeroU32::new(self.heartbeat_ticks.saturating_mul(3)),
             None => None,
         }
     }
@@ -550,9 +553,11 @@ mod tests {
         a.groups = 16;
         assert_eq!(
             quiesce(a.clone()),
-            NonZeroU32::new(20),
-            "twice the election timeout"
+            NonZeroU32::new(3),
+            "three heartbeat intervals"
         );
+        a.heartbeat_ticks = 2;
+        assert_eq!(quiesce(a.clone()), NonZeroU32::new(6));
         a.no_quiesce = true;
         assert_eq!(quiesce(a), None);
         let mut a = args();

@@ -7,15 +7,18 @@
 //! leaders do — spread over the nodes instead of piling onto whichever
 //! node won the first elections (TiKV's PD balances leaders for the same
 //! reason; CockroachDB has lease preferences).
+//!
+//! A leader hands over as soon as the preferred member can take over, and
+//! waits a cooldown only after it tried: an idle group quiesces a few
+//! ticks after its election (`quiesce_after_ticks`), and a quiesced
+//! group's leader stays where it is — it costs nothing on any node, and
+//! a group that must keep ticking to count down a wait would cost every
+//! idle group a tick per tick (100,000 groups: a tenth of a core per
+//! node). Balance resumes when the group wakes.
 
-use std::sync::Arc;
-
-use raft_core::{NodeId, RawNode, RoleKind};
-use raft_storage::DiskStorage;
+use raft_core::{NodeId, RawNode, RoleKind, Storage};
 
 use super::health::Health;
-
-type Node = RawNode<Arc<DiskStorage>>;
 
 /// Election timeouts between two attempts, so that a preferred member
 /// that cannot hold leadership (slow, flapping) is not handed it over
@@ -27,56 +30,129 @@ const COOLDOWN_ELECTION_TIMEOUTS: u32 = 10;
 pub(crate) struct Balance {
     preferred: Option<NodeId>,
     cooldown_ticks: u32,
-    /// Ticks until the next look. Invariant: at most `cooldown_ticks`.
+    /// Ticks until the next attempt may be made. Invariant: at most
+    /// `cooldown_ticks`.
     wait_ticks: u32,
 }
 
 impl Balance {
     pub(crate) fn new(preferred: Option<NodeId>, election_timeout_ticks: u32) -> Balance {
-        let cooldown_ticks = election_timeout_ticks.saturating_mul(COOLDOWN_ELECTION_TIMEOUTS);
         Balance {
             preferred,
-            cooldown_ticks,
-            // A new leader settles for an election timeout or two first.
-            wait_ticks: election_timeout_ticks.saturating_mul(2),
+            cooldown_ticks: election_timeout_ticks.saturating_mul(COOLDOWN_ELECTION_TIMEOUTS),
+            wait_ticks: 0,
         }
+    }
+
+    /// True when ticks would change nothing: no preferred leader, or this
+    /// node does not lead (only a leader hands over), or it is the
+    /// preferred one, or the group is quiesced (see the module docs).
+    pub(crate) fn is_settled<S: Storage>(&self, node: &RawNode<S>) -> bool {
+        let soft = node.soft_state();
+        node.is_quiesced()
+            || self
+                .preferred
+                .is_none_or(|to| soft.role != RoleKind::Leader || soft.leader == Some(to))
     }
 
     /// Once a tick: hands leadership to the preferred member if this node
-    /// leads and the preferred member could take over at once.
-    /// True when ticks would change nothing: no preferred leader, or this
-    /// node does not lead (only a leader hands over), or it is the
-    /// preferred one.
-    pub(crate) fn is_settled(&self, node: &Node) -> bool {
-        let soft = node.soft_state();
-        self.preferred
-            .is_none_or(|to| soft.role != RoleKind::Leader || soft.leader == Some(to))
-    }
-
-    pub(crate) fn on_tick(&mut self, node: &mut Node, health: &Health) {
+    /// leads, the cooldown after its last attempt is over, and the
+    /// preferred member could take over at once.
+    pub(crate) fn on_tick<S: Storage>(&mut self, node: &mut RawNode<S>, health: &Health) {
         let Some(to) = self.preferred else { return };
-        if self.wait_ticks > 0 {
-            self.wait_ticks -= 1;
+        self.wait_ticks = self.wait_ticks.saturating_sub(1);
+        let soft = node.soft_state();
+        // Cheap guards first: this runs on every tick of every group.
+        if self.wait_ticks > 0 || soft.role != RoleKind::Leader || soft.leader == Some(to) {
             return;
         }
-        self.wait_ticks = self.cooldown_ticks;
         let st = node.status();
-        if st.soft_state.role != RoleKind::Leader || st.id == to {
-            return;
-        }
         let Some(progress) = st.progress.as_ref().and_then(|p| p.get(&to)) else {
             // Not a member (yet, or any more).
             return;
         };
         // A learner cannot lead; a lagging or silent member would leave
-        // the group without a leader until the transfer times out.
+        // the group without a leader until the transfer times out. Look
+        // again next tick.
         if progress.is_learner || progress.matched < st.hard_state.commit || !health.is_healthy(to)
         {
             return;
         }
+        self.wait_ticks = self.cooldown_ticks;
         match node.transfer_leader(to) {
             Ok(()) => tracing::info!(to = %to, "handing leadership to the preferred leader"),
             Err(e) => tracing::debug!(to = %to, error = %e, "no transfer to the preferred leader"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use raft_core::{AnyConfChange, ConfState, Config, MemoryStorage};
+
+    use super::*;
+
+    /// Persists, applies (membership only) and advances until idle.
+    fn settle(node: &mut RawNode<MemoryStorage>) {
+        while node.has_ready() {
+            let rd = node.ready().expect("ready");
+            node.store().persist(&rd).expect("persist");
+            for entry in &rd.committed_entries {
+                if let Some(cc) = AnyConfChange::from_entry(entry).expect("entry") {
+                    let cs = node.apply_conf_change(&cc).expect("conf change");
+                    node.store().set_conf_state(cs);
+                }
+            }
+            node.advance().expect("advance");
+        }
+    }
+
+    fn nid(n: u64) -> NodeId {
+        NodeId::new(n).expect("non-zero")
+    }
+
+    /// The only voter of its group, elected, preferring a member that
+    /// does not exist (yet): it can never hand over.
+    fn lone_leader() -> RawNode<MemoryStorage> {
+        let mut cfg = Config::new(nid(1));
+        cfg.quiesce_after_ticks = NonZeroU32::new(3);
+        let storage = MemoryStorage::bootstrap(&ConfState::with_voters([nid(1)])).expect("store");
+        let mut node = RawNode::new(cfg, storage).expect("node");
+        settle(&mut node);
+        node.campaign().expect("campaign");
+        settle(&mut node);
+        assert_eq!(node.soft_state().role, RoleKind::Leader);
+        node
+    }
+
+    #[test]
+    fn a_quiesced_leader_is_settled_wherever_it_is() {
+        let mut node = lone_leader();
+        let mut balance = Balance::new(Some(nid(2)), 10);
+        let health = Health::new(20);
+        assert!(!balance.is_settled(&node), "not the preferred leader");
+        for _ in 0..100 {
+            if node.is_quiesced() {
+                break;
+            }
+            node.tick().expect("tick");
+            balance.on_tick(&mut node, &health);
+            settle(&mut node);
+        }
+        assert!(node.is_quiesced(), "an idle group quiesces");
+        assert!(
+            balance.is_settled(&node),
+            "a quiesced group needs no ticks for its balance"
+        );
+    }
+
+    #[test]
+    fn only_a_leader_that_is_not_the_preferred_one_is_unsettled() {
+        let node = lone_leader();
+        assert!(Balance::new(None, 10).is_settled(&node));
+        assert!(Balance::new(Some(nid(1)), 10).is_settled(&node));
+        assert!(!Balance::new(Some(nid(2)), 10).is_settled(&node));
     }
 }
