@@ -98,11 +98,12 @@ pub struct GroupOptions {
     /// within this many entries of the leader's.
     pub promote_lag_entries: u64,
     /// The member that should lead: a leader that is not it hands
-    /// leadership to it as soon as it is a healthy, caught-up voter (and
-    /// tries again at most every ten election timeouts); a quiesced
-    /// group's leader stays where it is until the group wakes. Set a
-    /// different one per group to spread leaders over a host's nodes.
-    /// Default: none.
+    /// leadership to it once it is a healthy, caught-up voter: two
+    /// election timeouts after the group starts, or as soon as the group
+    /// quiesces (nothing in flight), and at most every ten election
+    /// timeouts after an attempt. A quiesced group's leader that did not
+    /// hand over stays where it is until the group wakes. Set a different
+    /// one per group to spread leaders over a host's nodes. Default: none.
     pub preferred_leader: Option<NodeId>,
     /// Persist on the host's storage writer thread (raft-core's
     /// `async_storage_writes`, thesis §10.2.1): the loop builds the next

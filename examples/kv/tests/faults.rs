@@ -10,7 +10,8 @@
 //! `tools/powerloss-fs` that drops unsynced writes on command).
 //!
 //! The cluster tests run `raftkv faults` (see `raftkv_harness::faults`), which
-//! needs root for its private network namespace and `ip` and `nft`. Where
+//! needs root for its private network namespace and `ip`, `nft` and
+//! `iptables`. Where
 //! they are missing the tests say so and pass, unless `CI=true`, where
 //! they fail. `RAFTKV_FAULTS_SEED=N` replays a fault schedule. Longer runs:
 //! `cargo run --release -p raftkv -- faults --nodes 5 --duration 10m`.
@@ -129,10 +130,12 @@ fn run_faults_with(nodes: u64, faults_secs: u64, clients: u32, extra: Extra) {
     if status.code() == Some(i32::from(EXIT_UNSUPPORTED)) {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but this machine cannot run the fault test (root, ip and nft are needed; \
-             .ci/run installs nftables):\n{text}"
+            "CI=true but this machine cannot run the fault test (root, ip, nft and iptables are \
+             needed; .ci/run installs them):\n{text}"
         );
-        eprintln!("SKIPPED: this machine cannot run the fault test (needs root, ip and nft)");
+        eprintln!(
+            "SKIPPED: this machine cannot run the fault test (needs root, ip, nft, iptables)"
+        );
         return;
     }
     assert!(
@@ -217,10 +220,11 @@ fn a_three_node_cluster_with_lease_reads_under_power_loss_and_disk_faults_stays_
         8,
         Extra {
             // Pauses listed twice: a paused leader is where a lease would
-            // outlive its time.
+            // outlive its time. Delays: heartbeat answers late and out of
+            // order are what a lease round must not be fooled by.
             faults: Some(
                 "power-loss,power-loss-all,disk-full,fsync-error,slow-disk,kill-leader,\
-                 partition-one,pause,pause",
+                 partition-one,pause,pause,delay",
             ),
             power_loss_fs: Some(fs),
             lease_reads: true,

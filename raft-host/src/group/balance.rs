@@ -8,13 +8,17 @@
 //! node won the first elections (TiKV's PD balances leaders for the same
 //! reason; CockroachDB has lease preferences).
 //!
-//! A leader hands over as soon as the preferred member can take over, and
-//! waits a cooldown only after it tried: an idle group quiesces a few
-//! ticks after its election (`quiesce_after_ticks`), and a quiesced
-//! group's leader stays where it is — it costs nothing on any node, and
-//! a group that must keep ticking to count down a wait would cost every
-//! idle group a tick per tick (100,000 groups: a tenth of a core per
-//! node). Balance resumes when the group wakes.
+//! When: a new leader first settles for two election timeouts, so that
+//! proposals arriving with the election are not caught by a transfer (a
+//! leader drops proposals while it hands over); but an idle group
+//! quiesces a few ticks after its election (`quiesce_after_ticks`), so a
+//! leader also hands over the moment its group quiesces — nothing is in
+//! flight then, and the preferred member has just acknowledged
+//! everything. After an attempt it waits a cooldown. A quiesced leader
+//! that did not hand over stays where it is: it costs nothing on any
+//! node, and a group that kept ticking to count down a wait would cost
+//! every idle group a tick per tick (100,000 groups: a tenth of a core
+//! per node). Balance resumes when the group wakes.
 
 use raft_core::{NodeId, RawNode, RoleKind, Storage};
 
@@ -30,9 +34,12 @@ const COOLDOWN_ELECTION_TIMEOUTS: u32 = 10;
 pub(crate) struct Balance {
     preferred: Option<NodeId>,
     cooldown_ticks: u32,
-    /// Ticks until the next attempt may be made. Invariant: at most
-    /// `cooldown_ticks`.
+    /// Awake ticks until a busy leader may hand over. Invariant: at most
+    /// `cooldown_ticks` when `cooling`.
     wait_ticks: u32,
+    /// The wait is the cooldown after an attempt (which a quiescing group
+    /// does not skip), not the settling after the start.
+    cooling: bool,
 }
 
 impl Balance {
@@ -40,7 +47,8 @@ impl Balance {
         Balance {
             preferred,
             cooldown_ticks: election_timeout_ticks.saturating_mul(COOLDOWN_ELECTION_TIMEOUTS),
-            wait_ticks: 0,
+            wait_ticks: election_timeout_ticks.saturating_mul(2),
+            cooling: false,
         }
     }
 
@@ -55,15 +63,23 @@ impl Balance {
                 .is_none_or(|to| soft.role != RoleKind::Leader || soft.leader == Some(to))
     }
 
-    /// Once a tick: hands leadership to the preferred member if this node
-    /// leads, the cooldown after its last attempt is over, and the
-    /// preferred member could take over at once.
+    /// Once a tick, after the node's own tick: hands leadership to the
+    /// preferred member if this node leads, may hand over now (the wait is
+    /// over, or the group just quiesced), and the preferred member could
+    /// take over at once.
     pub(crate) fn on_tick<S: Storage>(&mut self, node: &mut RawNode<S>, health: &Health) {
         let Some(to) = self.preferred else { return };
         self.wait_ticks = self.wait_ticks.saturating_sub(1);
+        if self.wait_ticks == 0 {
+            self.cooling = false;
+        }
         let soft = node.soft_state();
         // Cheap guards first: this runs on every tick of every group.
-        if self.wait_ticks > 0 || soft.role != RoleKind::Leader || soft.leader == Some(to) {
+        if soft.role != RoleKind::Leader || soft.leader == Some(to) {
+            return;
+        }
+        let idle = node.is_quiesced() && !self.cooling;
+        if self.wait_ticks > 0 && !idle {
             return;
         }
         let st = node.status();
@@ -72,13 +88,12 @@ impl Balance {
             return;
         };
         // A learner cannot lead; a lagging or silent member would leave
-        // the group without a leader until the transfer times out. Look
-        // again next tick.
+        // the group without a leader until the transfer times out.
         if progress.is_learner || progress.matched < st.hard_state.commit || !health.is_healthy(to)
         {
             return;
         }
-        self.wait_ticks = self.cooldown_ticks;
+        (self.wait_ticks, self.cooling) = (self.cooldown_ticks, true);
         match node.transfer_leader(to) {
             Ok(()) => tracing::info!(to = %to, "handing leadership to the preferred leader"),
             Err(e) => tracing::debug!(to = %to, error = %e, "no transfer to the preferred leader"),

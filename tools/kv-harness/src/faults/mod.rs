@@ -33,6 +33,7 @@
 mod certs;
 pub mod checker;
 pub mod cluster;
+pub mod delay;
 pub mod history;
 pub mod nemesis;
 pub mod net;
@@ -93,7 +94,7 @@ pub struct FaultsArgs {
     pub delete_ratio: f64,
     /// Fault kinds to inject, comma-separated [default: all, the disk
     /// kinds only with --power-loss-fs]: kill-random, kill-leader, pause,
-    /// partition-one, partition-leader, one-way, packet-loss, membership,
+    /// partition-one, partition-leader, one-way, packet-loss, delay, membership,
     /// kill-all, partition-kill, membership-kill, power-loss,
     /// power-loss-all, disk-full, fsync-error, slow-disk.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]

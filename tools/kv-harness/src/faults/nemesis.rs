@@ -13,6 +13,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 use super::cluster::{Cluster, ClusterError};
+use super::delay::{self, Delayer};
 use super::net::{self, Drop, NetError};
 
 /// How long the cluster may take to recover from one fault.
@@ -40,6 +41,10 @@ pub enum FaultKind {
     OneWay,
     /// Drop a share of the packets on one link, both ways.
     PacketLoss,
+    /// Hold every peer packet for a random 0 to 20–150 ms for a while:
+    /// messages arrive late and out of order across connections
+    /// (`super::delay`).
+    Delay,
     /// Remove a member (the leader a third of the time), then add a fresh
     /// node with a new id.
     Membership,
@@ -76,7 +81,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::KillRandom,
         FaultKind::KillLeader,
         FaultKind::Pause,
@@ -84,6 +89,7 @@ impl FaultKind {
         FaultKind::PartitionLeader,
         FaultKind::OneWay,
         FaultKind::PacketLoss,
+        FaultKind::Delay,
         FaultKind::Membership,
         FaultKind::PowerLoss,
         FaultKind::PowerLossAll,
@@ -117,6 +123,7 @@ impl FaultKind {
             FaultKind::PartitionLeader => "partition-leader",
             FaultKind::OneWay => "one-way",
             FaultKind::PacketLoss => "packet-loss",
+            FaultKind::Delay => "delay",
             FaultKind::Membership => "membership",
             FaultKind::PowerLoss => "power-loss",
             FaultKind::PowerLossAll => "power-loss-all",
@@ -146,6 +153,9 @@ pub enum NemesisError {
     /// A network rule could not be changed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The delaying queue could not be bound.
+    #[error("cannot bind the packet delay queue: {0}")]
+    Delay(std::io::Error),
 }
 
 /// What the nemesis did.
@@ -174,6 +184,8 @@ pub struct Nemesis<'a> {
     rng: StdRng,
     start: Instant,
     kinds: Vec<FaultKind>,
+    /// Bound at the first `delay` fault, kept for the rest of the run.
+    delayer: Option<Delayer>,
     /// What happened so far.
     pub schedule: Schedule,
 }
@@ -194,6 +206,7 @@ impl<'a> Nemesis<'a> {
             rng: StdRng::seed_from_u64(seed),
             start,
             kinds,
+            delayer: None,
             schedule: Schedule::default(),
         }
     }
@@ -294,6 +307,7 @@ impl<'a> Nemesis<'a> {
             FaultKind::PartitionLeader => self.partition_leader(kind).await,
             FaultKind::OneWay => self.one_way(kind).await,
             FaultKind::PacketLoss => self.packet_loss(kind).await,
+            FaultKind::Delay => self.delay(kind).await,
             FaultKind::Membership => self.replace_member(kind).await,
             FaultKind::PowerLoss => {
                 let victim = self.leader_or_random().await?;
@@ -582,6 +596,38 @@ impl<'a> Nemesis<'a> {
             },
         ];
         self.hold_rules(&rules, hold).await
+    }
+
+    async fn delay(&mut self, kind: FaultKind) -> Result<(), NemesisError> {
+        let max = self.millis(20, 150);
+        let hold = self.millis(2000, 6000);
+        self.log(format!(
+            "{kind}: hold every peer packet for a random 0-{max:?} for {hold:?}"
+        ));
+        let seed = self.rng.random();
+        let delayer = match self.delayer.take() {
+            Some(d) => d,
+            None => Delayer::start(seed).map_err(NemesisError::Delay)?,
+        };
+        delayer.hold(max);
+        let queued = net::queue_peer_traffic(delay::QUEUE_NUM);
+        if queued.is_ok() {
+            tokio::time::sleep(hold).await;
+        }
+        // Rules off first, then the held packets go: nothing stays queued.
+        let unqueued = net::unqueue_peer_traffic();
+        let delayed = delayer.release();
+        self.delayer = Some(delayer);
+        queued?;
+        unqueued?;
+        match delayed {
+            Some(t) => self.log(format!(
+                "network healed; {} packets were delayed, {} of them overtaken by later ones",
+                t.delayed, t.overtaken
+            )),
+            None => self.log("network healed; the delay thread had stopped".into()),
+        }
+        Ok(())
     }
 
     /// Removes a member (the leader a third of the time) and adds a fresh

@@ -1,6 +1,7 @@
 //! The fault run's private network: a network namespace of its own, with
-//! only a loopback interface, and nftables rules that drop peer traffic
-//! between chosen nodes.
+//! only a loopback interface, nftables rules that drop peer traffic
+//! between chosen nodes, and an iptables rule that hands all peer traffic
+//! to the harness's delaying queue (`super::delay`).
 //!
 //! Node `i` lives on `127.0.0.i`: its peer listener on port
 //! [`PEER_PORT`], its client API on [`CLIENT_PORT`], and its outgoing peer
@@ -67,7 +68,11 @@ pub fn node_ip(id: u64) -> Ipv4Addr {
 /// (not root) or `ip` or `nft` is missing; [`NetError::Command`] when one of
 /// them fails.
 pub fn enter_private_netns() -> Result<(), NetError> {
-    for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+        ("iptables", "iptables"),
+    ] {
         let found = Command::new(tool)
             .arg("-V")
             .stdout(Stdio::null())
@@ -132,6 +137,49 @@ pub fn set_rules(rules: &[Drop]) -> Result<(), NetError> {
 /// [`NetError::Command`] if `nft` refuses.
 pub fn heal() -> Result<(), NetError> {
     set_rules(&[])
+}
+
+/// Sends every peer packet (both directions of every peer connection) to
+/// NFQUEUE `queue`, where `super::delay::Delayer` holds it. Packets pass
+/// untouched while no program is bound (`--queue-bypass`). iptables, not
+/// nft: nftables' `queue` expression is not in this kind of kernel, the
+/// xtables NFQUEUE target is.
+///
+/// # Errors
+/// [`NetError::Command`] if `iptables` refuses.
+pub fn queue_peer_traffic(queue: u16) -> Result<(), NetError> {
+    let queue = queue.to_string();
+    let port = PEER_PORT.to_string();
+    for dir in ["--dport", "--sport"] {
+        run(
+            "iptables",
+            &[
+                "-w",
+                "-A",
+                "OUTPUT",
+                "-p",
+                "tcp",
+                dir,
+                &port,
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                &queue,
+                "--queue-bypass",
+            ],
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the rules of [`queue_peer_traffic`] (the namespace's iptables
+/// hold no others).
+///
+/// # Errors
+/// [`NetError::Command`] if `iptables` refuses.
+pub fn unqueue_peer_traffic() -> Result<(), NetError> {
+    run("iptables", &["-w", "-F", "OUTPUT"], None)
 }
 
 fn nft(script: &str) -> Result<(), NetError> {
