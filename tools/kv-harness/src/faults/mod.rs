@@ -370,19 +370,23 @@ async fn run_and_report(args: FaultsArgs) -> ExitCode {
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("raftkv-faults-{seed}-{}", std::process::id()))
     });
-    let mut tls = if args.tls { " --tls" } else { "" }.to_string();
+    // The flags that shape the run beyond the counts, for the replay line.
+    let mut flags = if args.tls { " --tls" } else { "" }.to_string();
     if !args.faults.is_empty() {
         let names: Vec<&str> = args.faults.iter().map(|k| k.name()).collect();
-        tls.push_str(&format!(" --faults {}", names.join(",")));
+        flags.push_str(&format!(" --faults {}", names.join(",")));
     }
     if let Some(fs) = &args.power_loss_fs {
-        tls.push_str(&format!(" --power-loss-fs {}", fs.display()));
+        flags.push_str(&format!(" --power-loss-fs {}", fs.display()));
     }
     if args.read_mode == ReadMode::Lease {
-        tls.push_str(" --read-mode lease");
+        flags.push_str(" --read-mode lease");
+    }
+    if let Some(ms) = args.slow_tick_ms {
+        flags.push_str(&format!(" --slow-tick-ms {ms}"));
     }
     println!(
-        "raftkv faults: {} nodes{tls}, {} clients, {} keys, {:?} of faults, seed {seed}; run directory {}",
+        "raftkv faults: {} nodes{flags}, {} clients, {} keys, {:?} of faults, seed {seed}; run directory {}",
         args.nodes,
         args.clients,
         args.keys,
@@ -390,7 +394,7 @@ async fn run_and_report(args: FaultsArgs) -> ExitCode {
         dir.display()
     );
     println!(
-        "replay the fault schedule: raftkv faults --nodes {} --clients {} --keys {} --duration {}s{tls} --seed {seed}",
+        "replay the fault schedule: raftkv faults --nodes {} --clients {} --keys {} --duration {}s{flags} --seed {seed}",
         args.nodes,
         args.clients,
         args.keys,
