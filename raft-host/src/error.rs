@@ -69,9 +69,6 @@ pub enum ReadError {
     /// No leader is known (an election is running).
     #[error("no leader is known")]
     NoLeader,
-    /// The leader changed while the read was being confirmed.
-    #[error("the leader changed; retry")]
-    LeaderChanged,
     /// raft-core refused the ReadIndex request.
     #[error("read refused: {0}")]
     Refused(String),

@@ -104,13 +104,15 @@ impl Reads {
         served
     }
 
-    /// Rounds sent to a leader that is gone are dropped there: answer
-    /// them now so the callers retry at once (a read has no effect).
+    /// Rounds sent to a leader that is gone are dropped there: ask them
+    /// again, under new contexts, once a leader is known (a read has no
+    /// effect, so the host retries it rather than every caller; the
+    /// caller's timeout still bounds the wait). A late answer to an old
+    /// context matches nothing. Reads already confirmed keep their index:
+    /// a leader confirmed it while it led.
     pub(crate) fn leader_changed(&mut self) {
         for (_, (waiters, _)) in self.rounds.drain() {
-            for w in waiters {
-                w.send(Err(ReadError::LeaderChanged));
-            }
+            self.queued.extend(waiters);
         }
     }
 
@@ -139,5 +141,28 @@ impl Reads {
         for w in self.queued.drain(..).chain(rounds).chain(ready) {
             w.send(Err(err.clone()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reply;
+
+    #[test]
+    fn a_read_in_flight_when_the_leader_changes_is_asked_again_not_failed() {
+        let mut reads = Reads::new(7);
+        let (w, mut rx) = reply::async_pair();
+        reads.rounds.insert(7, (vec![w], 0));
+        reads.leader_changed();
+        assert!(reads.rounds.is_empty(), "the old round is forgotten");
+        assert_eq!(reads.queued.len(), 1, "the read waits for the next round");
+        assert!(rx.try_recv().is_err(), "the caller has no answer yet");
+        // A late confirmation of the old round matches nothing.
+        reads.confirmed(vec![ReadState {
+            index: Index::from(5),
+            context: 7u64.to_le_bytes().to_vec().into(),
+        }]);
+        assert!(reads.ready.is_empty());
     }
 }
