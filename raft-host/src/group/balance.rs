@@ -34,6 +34,11 @@ const COOLDOWN_ELECTION_TIMEOUTS: u32 = 10;
 pub(crate) struct Balance {
     preferred: Option<NodeId>,
     cooldown_ticks: u32,
+    /// After a look that found the preferred member unable to take over
+    /// (lagging, silent, a learner, not a member): one election timeout,
+    /// so that a busy group whose preferred member is down does not build
+    /// a full status every tick.
+    retry_ticks: u32,
     /// Awake ticks until a busy leader may hand over. Invariant: at most
     /// `cooldown_ticks` when `cooling`.
     wait_ticks: u32,
@@ -47,6 +52,7 @@ impl Balance {
         Balance {
             preferred,
             cooldown_ticks: election_timeout_ticks.saturating_mul(COOLDOWN_ELECTION_TIMEOUTS),
+            retry_ticks: election_timeout_ticks,
             wait_ticks: election_timeout_ticks.saturating_mul(2),
             cooling: false,
         }
@@ -83,14 +89,19 @@ impl Balance {
             return;
         }
         let st = node.status();
-        let Some(progress) = st.progress.as_ref().and_then(|p| p.get(&to)) else {
-            // Not a member (yet, or any more).
-            return;
-        };
-        // A learner cannot lead; a lagging or silent member would leave
-        // the group without a leader until the transfer times out.
-        if progress.is_learner || progress.matched < st.hard_state.commit || !health.is_healthy(to)
-        {
+        // Not a member (yet, or any more); a learner cannot lead; a
+        // lagging or silent member would leave the group without a leader
+        // until the transfer times out. Look again later (or when the
+        // group quiesces: the retry does not count as cooling).
+        let ready = st
+            .progress
+            .as_ref()
+            .and_then(|p| p.get(&to))
+            .is_some_and(|p| {
+                !p.is_learner && p.matched >= st.hard_state.commit && health.is_healthy(to)
+            });
+        if !ready {
+            self.wait_ticks = self.wait_ticks.max(self.retry_ticks);
             return;
         }
         (self.wait_ticks, self.cooling) = (self.cooldown_ticks, true);

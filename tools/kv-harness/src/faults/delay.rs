@@ -195,6 +195,8 @@ impl Held {
             self.take(&mut queue)?;
             self.release_due(&mut queue, Instant::now())?;
             if !self.pending.is_empty() {
+                // The queue offers no descriptor to wait on (nfq keeps
+                // it), so the thread polls while it holds packets.
                 thread::sleep(POLL);
             }
         }
