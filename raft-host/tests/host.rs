@@ -234,6 +234,41 @@ async fn a_member_behind_the_compacted_log_is_brought_up_by_a_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restored_by_a_snapshot_shows_the_snapshots_membership() {
+    let mut c = Cluster::founded_with(5, |o| {
+        o.snapshot_interval_entries = 10;
+        o.catch_up_entries = 0;
+    });
+    patient(c.propose(2)).await;
+    let leader = patient(c.leader()).await;
+    let mut others = (1..=5).map(nid).filter(|id| *id != leader);
+    let (lagging, removed) = (others.next().unwrap(), others.next().unwrap());
+    c.kill(lagging);
+    // A membership change the stopped member will only learn from a
+    // snapshot, the log it is in being compacted away meanwhile.
+    patient(c.handle(leader).remove(removed))
+        .await
+        .expect("removed");
+    c.stop(removed);
+    for _ in 0..30 {
+        patient(c.propose(1)).await;
+    }
+    c.wait(leader, |s| s.snapshot.index.get() >= 20).await;
+    c.start(lagging);
+    let st = c
+        .wait(lagging, |s| {
+            s.snapshot.index.get() >= 20 && s.applied.get() >= 20
+        })
+        .await;
+    assert!(
+        !st.voters.contains(&removed),
+        "node {lagging} shows node {removed} as a voter after restoring a snapshot without it: {:?}",
+        st.voters
+    );
+    assert_eq!(st.voters.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_member_recovers_and_catches_up() {
     let mut c = Cluster::founded(3);
     patient(c.propose(4)).await;

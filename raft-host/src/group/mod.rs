@@ -581,6 +581,10 @@ impl<S: StateMachine> GroupLoop<S> {
         self.last_snapshot = meta.log_id();
         self.apply_peer_changes(changes);
         self.count(Counter::SnapshotsRestored, 1);
+        // The snapshot's membership replaces ours: show it (a restarted
+        // learner whose promotion came in the snapshot showed itself a
+        // learner for good, and the fault run waited on it).
+        self.publish_status(true);
         Ok(())
     }
 
