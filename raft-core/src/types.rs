@@ -389,6 +389,15 @@ impl ConfState {
         {
             return Err(InvalidConfState::LearnerNextNotOutgoingVoter { node });
         }
+        // Leaving the joint state would make it both (etcd-raft keeps
+        // learners_next disjoint from the incoming voters the same way).
+        if let Some(&node) = self
+            .learners_next
+            .iter()
+            .find(|id| self.voters.contains(id))
+        {
+            return Err(InvalidConfState::LearnerNextIsIncomingVoter { node });
+        }
         if self.auto_leave && !self.is_joint() {
             return Err(InvalidConfState::AutoLeaveWithoutJoint);
         }
@@ -409,6 +418,13 @@ pub enum InvalidConfState {
     /// A node in `learners_next` is not an outgoing voter.
     #[error("node {node} is in learners_next but is not an outgoing voter")]
     LearnerNextNotOutgoingVoter {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node in `learners_next` is also a voter of the incoming half: it
+    /// would be both once the joint configuration is left.
+    #[error("node {node} is in learners_next but is an incoming voter")]
+    LearnerNextIsIncomingVoter {
         /// The node.
         node: NodeId,
     },
@@ -505,4 +521,27 @@ pub struct ConfChangeV2 {
     pub changes: Vec<ConfChangeSingle>,
     /// Opaque application data.
     pub context: Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_learner_next_that_is_also_an_incoming_voter_is_refused() {
+        // Found by step_arbitrary: leaving this joint state made n1 both a
+        // voter and a learner, which broke confchange's invariants.
+        let n1 = NodeId::new(1).expect("non-zero");
+        let cs = ConfState {
+            voters: [n1].into(),
+            voters_outgoing: [n1].into(),
+            learners_next: [n1].into(),
+            auto_leave: true,
+            ..ConfState::default()
+        };
+        assert_eq!(
+            cs.validate(),
+            Err(InvalidConfState::LearnerNextIsIncomingVoter { node: n1 })
+        );
+    }
 }
