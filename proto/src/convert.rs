@@ -108,6 +108,7 @@ fn conf_change_kind(field: &'static str, raw: i32) -> Result<ConfChangeKind, Dec
         Ok(wire::ConfChangeType::AddNode) => Ok(ConfChangeKind::AddNode),
         Ok(wire::ConfChangeType::RemoveNode) => Ok(ConfChangeKind::RemoveNode),
         Ok(wire::ConfChangeType::AddLearnerNode) => Ok(ConfChangeKind::AddLearnerNode),
+        Ok(wire::ConfChangeType::AddWitness) => Ok(ConfChangeKind::AddWitness),
         Ok(wire::ConfChangeType::Unspecified) => Err(DecodeError::UnspecifiedEnum { field }),
         Err(_) => Err(DecodeError::UnknownEnum { field, value: raw }),
     }
@@ -118,6 +119,7 @@ fn conf_change_type(kind: ConfChangeKind) -> wire::ConfChangeType {
         ConfChangeKind::AddNode => wire::ConfChangeType::AddNode,
         ConfChangeKind::RemoveNode => wire::ConfChangeType::RemoveNode,
         ConfChangeKind::AddLearnerNode => wire::ConfChangeType::AddLearnerNode,
+        ConfChangeKind::AddWitness => wire::ConfChangeType::AddWitness,
     }
 }
 
@@ -265,6 +267,7 @@ impl From<&ConfState> for wire::ConfState {
             voters_outgoing: wire_ids(&c.voters_outgoing),
             learners_next: wire_ids(&c.learners_next),
             auto_leave: c.auto_leave,
+            witnesses: wire_ids(&c.witnesses),
         }
     }
 }
@@ -282,6 +285,7 @@ impl TryFrom<wire::ConfState> for ConfState {
             voters_outgoing: node_set("ConfState.voters_outgoing", w.voters_outgoing)?,
             learners_next: node_set("ConfState.learners_next", w.learners_next)?,
             auto_leave: w.auto_leave,
+            witnesses: node_set("ConfState.witnesses", w.witnesses)?,
         };
         cs.validate()?;
         Ok(cs)

@@ -12,6 +12,7 @@ fn kind() -> impl Strategy<Value = ConfChangeKind> {
         Just(ConfChangeKind::AddNode),
         Just(ConfChangeKind::RemoveNode),
         Just(ConfChangeKind::AddLearnerNode),
+        Just(ConfChangeKind::AddWitness),
     ]
 }
 

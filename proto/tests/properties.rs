@@ -241,7 +241,8 @@ fn conf_change_kind() -> impl Strategy<Value = ConfChangeKind> {
     prop_oneof![
         Just(ConfChangeKind::AddNode),
         Just(ConfChangeKind::RemoveNode),
-        Just(ConfChangeKind::AddLearnerNode)
+        Just(ConfChangeKind::AddLearnerNode),
+        Just(ConfChangeKind::AddWitness)
     ]
 }
 
@@ -322,13 +323,14 @@ fn loose_entries() -> impl Strategy<Value = Vec<Entry>> {
 /// Any four sets of nodes 1..=4, so the membership rules can break.
 fn loose_conf_state() -> impl Strategy<Value = ConfState> {
     let set = || btree_set((1u64..5).prop_map(common::id), 0..3);
-    (set(), set(), set(), set(), any::<bool>()).prop_map(
-        |(voters, learners, voters_outgoing, learners_next, auto_leave)| ConfState {
+    (set(), set(), set(), set(), any::<bool>(), set()).prop_map(
+        |(voters, learners, voters_outgoing, learners_next, auto_leave, witnesses)| ConfState {
             voters,
             learners,
             voters_outgoing,
             learners_next,
             auto_leave,
+            witnesses,
         },
     )
 }
@@ -550,22 +552,25 @@ fn raw_snapshot() -> impl Strategy<Value = wire::Snapshot> {
     (
         loose_counter(),
         loose_counter(),
-        (ids(), ids(), ids(), ids(), any::<bool>()),
+        (ids(), ids(), ids(), ids(), any::<bool>(), ids()),
     )
         .prop_map(
-            |(term, index, (voters, learners, outgoing, next, auto_leave))| wire::Snapshot {
-                metadata: Some(wire::SnapshotMetadata {
-                    conf_state: Some(wire::ConfState {
-                        voters,
-                        learners,
-                        voters_outgoing: outgoing,
-                        learners_next: next,
-                        auto_leave,
+            |(term, index, (voters, learners, outgoing, next, auto_leave, witnesses))| {
+                wire::Snapshot {
+                    metadata: Some(wire::SnapshotMetadata {
+                        conf_state: Some(wire::ConfState {
+                            voters,
+                            learners,
+                            voters_outgoing: outgoing,
+                            learners_next: next,
+                            auto_leave,
+                            witnesses,
+                        }),
+                        index,
+                        term,
                     }),
-                    index,
-                    term,
-                }),
-                data: Bytes::new(),
+                    data: Bytes::new(),
+                }
             },
         )
 }

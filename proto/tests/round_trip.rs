@@ -216,6 +216,7 @@ fn conf_change_round_trips() {
         ConfChangeKind::AddNode,
         ConfChangeKind::RemoveNode,
         ConfChangeKind::AddLearnerNode,
+        ConfChangeKind::AddWitness,
     ] {
         let change = ConfChange {
             kind,

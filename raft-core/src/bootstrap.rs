@@ -69,7 +69,9 @@ impl FoundingLog {
                     return Err(BootstrapError::Removal { node: cc.node_id });
                 }
                 ConfChangeKind::AddNode => voters += 1,
-                ConfChangeKind::AddLearnerNode => {}
+                // A witness votes but never leads: it does not count as the
+                // voter a cluster needs to elect anyone.
+                ConfChangeKind::AddLearnerNode | ConfChangeKind::AddWitness => {}
             }
             if !seen.insert(cc.node_id) {
                 return Err(BootstrapError::DuplicateMember { node: cc.node_id });
@@ -97,8 +99,9 @@ impl FoundingLog {
         })
     }
 
-    /// The founding log of the voters and learners of `founders`, each in
-    /// id order (voters first), with empty contexts.
+    /// The founding log of the voters, witnesses and learners of
+    /// `founders`, each in id order (full voters first), with empty
+    /// contexts.
     ///
     /// # Errors
     /// [`BootstrapError::Joint`] for a joint configuration, and as
@@ -114,12 +117,20 @@ impl FoundingLog {
                 context: Bytes::new(),
             }
         };
-        let voters = founders.voters.iter().map(change(ConfChangeKind::AddNode));
+        let voters = founders
+            .voters
+            .iter()
+            .filter(|v| !founders.is_witness(**v))
+            .map(change(ConfChangeKind::AddNode));
+        let witnesses = founders
+            .witnesses
+            .iter()
+            .map(change(ConfChangeKind::AddWitness));
         let learners = founders
             .learners
             .iter()
             .map(change(ConfChangeKind::AddLearnerNode));
-        FoundingLog::new(voters.chain(learners))
+        FoundingLog::new(voters.chain(witnesses).chain(learners))
     }
 }
 

@@ -160,6 +160,17 @@ pub struct Config {
     /// A quiesced leader holds no lease. `None` (the default): never.
     /// See `raft/quiesce.rs` for why it is safe.
     pub quiesce_after_ticks: Option<NonZeroU32>,
+    /// This node runs as a witness (dragonboat's `IsWitness`): it has no
+    /// state machine, keeps only the log's metadata (its leader sends it
+    /// entries without payloads and snapshots without data), votes, and
+    /// never campaigns by any path (not on a timeout, not when asked, not
+    /// for a leadership transfer, not to rescue a cluster after its own
+    /// removal). The membership must name it a witness
+    /// ([`ConfChangeKind::AddWitness`](crate::ConfChangeKind::AddWitness));
+    /// a node whose kind and membership disagree refuses the change that
+    /// makes them disagree ([`ApplyConfChangeError::WitnessMismatch`](crate::ApplyConfChangeError::WitnessMismatch)).
+    /// A witness answers no reads and asks for no snapshots. Default: false.
+    pub witness: bool,
     /// Seed of the random election jitter. Same seed, same run. Default:
     /// the node id, so nodes of one cluster differ.
     pub seed: u64,
@@ -230,6 +241,7 @@ impl Config {
             step_down_on_removal: true,
             async_storage_writes: false,
             quiesce_after_ticks: None,
+            witness: false,
             seed: id.get(),
         }
     }

@@ -183,6 +183,9 @@ pub enum CampaignError {
     /// Only voters campaign; this node is a learner or not a member.
     #[error("only voters can campaign")]
     NotVoter,
+    /// A witness never campaigns: its log holds no payloads.
+    #[error("a witness never campaigns")]
+    Witness,
     /// Already the leader.
     #[error("already the leader")]
     AlreadyLeader,
@@ -201,6 +204,9 @@ pub enum ReadIndexError {
     /// No leader is known to ask.
     #[error("no leader is known")]
     NoLeader,
+    /// A witness has no state machine to read from.
+    #[error("a witness has no state machine to read from")]
+    Witness,
     /// Storage failed.
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
@@ -216,6 +222,12 @@ pub enum TransferError {
     /// The target cannot lead: it is a learner or not a member.
     #[error("node {target} is not a voter and cannot become leader")]
     NotVoter {
+        /// The requested target.
+        target: NodeId,
+    },
+    /// The target is a witness, which never leads.
+    #[error("node {target} is a witness and cannot become leader")]
+    Witness {
         /// The requested target.
         target: NodeId,
     },
@@ -273,6 +285,9 @@ pub enum RequestSnapshotError {
     /// No leader is known to ask (retry once one is).
     #[error("no leader is known")]
     NoLeader,
+    /// A witness has no state machine to repair.
+    #[error("a witness has no state machine to repair")]
+    Witness,
     /// A request is outstanding already; it is repeated to the leader
     /// until a snapshot reaching `index` is installed.
     #[error("a snapshot reaching index {index} is requested already")]
@@ -354,6 +369,21 @@ pub enum ApplyConfChangeError {
          membership (the cluster was founded outside the log); it needs a snapshot"
     )]
     NoFoundingMembership,
+    /// The change would make this node a witness though it runs with a
+    /// state machine (`Config::witness` false): its leader would send it
+    /// entries without payloads, which it would apply. Or it would make
+    /// this node, which runs as a witness, a full voter that can lead with
+    /// a log that holds no payloads. The membership is unchanged; the
+    /// operator named the wrong node.
+    #[error(
+        "the change makes this node {}, but it runs {}",
+        if *named_witness { "a witness" } else { "a full voter" },
+        if *named_witness { "with a state machine" } else { "as a witness" }
+    )]
+    WitnessMismatch {
+        /// True when the change names this node a witness.
+        named_witness: bool,
+    },
     /// Storage failed while reading the start of the log.
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),

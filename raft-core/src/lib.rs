@@ -291,6 +291,7 @@
 //! | Every stepped message checked first; terms bounded (`Term::MAX`, `Term::MAX_JUMP`) | [`Message::validate`] | paper §5.1 |
 //! | Linearizable reads: ReadIndex, lease | `read_only_option` (Safe) | thesis §6.4 |
 //! | Asynchronous storage writes | `async_storage_writes` (false) | thesis §10.2.1 |
+//! | Witnesses: voters sent entries without payloads (and snapshots without data) that never lead; a leader sends them only what the full voters that keep up hold, so any minority can fail from a healthy cluster and a full member holding every committed entry is still elected | `witness` (false), [`ConfChangeKind::AddWitness`] | dragonboat; TiKV's witness RFC; paper §5.4.1 |
 //!
 //! Quorum arithmetic ([`quorum`]) is a public, pure module. Follower
 //! tracking is internal: the leader's per-follower progress is observable

@@ -116,6 +116,9 @@ impl<S: Storage> RawNode<S> {
         if self.raft.is_leader() {
             return Err(CampaignError::AlreadyLeader);
         }
+        if self.raft.is_witness() {
+            return Err(CampaignError::Witness);
+        }
         if !self.raft.promotable() {
             return Err(CampaignError::NotVoter);
         }
@@ -530,6 +533,7 @@ impl<S: Storage> RawNode<S> {
             transferee: r.transferee(),
             pending_snapshot_request: r.pending_snapshot_index(),
             quiesced: r.is_quiesced(),
+            witness: r.is_witness(),
             progress,
         }
     }

@@ -20,6 +20,8 @@ pub struct ProgressStatus {
     pub recent_active: bool,
     /// A non-voting member.
     pub is_learner: bool,
+    /// A witness: sent entries without payloads, never leads.
+    pub is_witness: bool,
     /// Appends in flight.
     pub inflight_msgs: usize,
     /// Set while the follower waits for a snapshot the application was
@@ -53,6 +55,8 @@ pub struct Status {
     pub pending_snapshot_request: Option<Index>,
     /// The node is quiesced ([`RawNode::is_quiesced`](crate::RawNode::is_quiesced)).
     pub quiesced: bool,
+    /// The node runs as a witness (`Config::witness`).
+    pub witness: bool,
     /// Per-member progress; only on a leader.
     pub progress: Option<BTreeMap<NodeId, ProgressStatus>>,
 }

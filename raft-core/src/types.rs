@@ -333,6 +333,11 @@ pub struct ConfState {
     /// Whether the leader leaves the joint configuration on its own once the
     /// entering change is applied.
     pub auto_leave: bool,
+    /// The voters (of either half) that are witnesses: they vote and keep
+    /// the log's metadata (index, term, conf changes) but no entry
+    /// payloads and no state machine, and never lead. Invariant: a subset
+    /// of `voters ∪ voters_outgoing`.
+    pub witnesses: BTreeSet<NodeId>,
 }
 
 impl ConfState {
@@ -350,6 +355,11 @@ impl ConfState {
             || self.learners.contains(&id)
             || self.voters_outgoing.contains(&id)
             || self.learners_next.contains(&id)
+    }
+
+    /// True when `id` is a voter (of either half) that is a witness.
+    pub fn is_witness(&self, id: NodeId) -> bool {
+        self.witnesses.contains(&id)
     }
 
     /// True when this describes a joint configuration.
@@ -401,6 +411,13 @@ impl ConfState {
         if self.auto_leave && !self.is_joint() {
             return Err(InvalidConfState::AutoLeaveWithoutJoint);
         }
+        if let Some(&node) = self
+            .witnesses
+            .iter()
+            .find(|id| !self.voters.contains(id) && !self.voters_outgoing.contains(id))
+        {
+            return Err(InvalidConfState::WitnessNotVoter { node });
+        }
         Ok(())
     }
 }
@@ -431,6 +448,12 @@ pub enum InvalidConfState {
     /// `auto_leave` is set on a configuration that is not joint.
     #[error("auto_leave is set but the configuration is not joint")]
     AutoLeaveWithoutJoint,
+    /// A witness is not a voter of either half (a learner or no member).
+    #[error("node {node} is a witness but not a voter")]
+    WitnessNotVoter {
+        /// The node.
+        node: NodeId,
+    },
 }
 
 /// What a snapshot covers: everything up to and including `index`.
@@ -476,6 +499,11 @@ pub enum ConfChangeKind {
     RemoveNode,
     /// Add a learner, or demote a voter to learner.
     AddLearnerNode,
+    /// Add a witness: a voter that keeps only the log's metadata and never
+    /// leads. A member's kind (full voter or learner, or witness) is fixed
+    /// while it is a member: a witness can only be removed, and a full
+    /// member cannot become a witness.
+    AddWitness,
 }
 
 /// A single-step membership change (thesis §4.1), carried in an

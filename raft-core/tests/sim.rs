@@ -13,6 +13,9 @@
 //! - `lease_drift_soak` (ignored): the same for lease reads under clock
 //!   drift within the configured bound:
 //!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim lease_drift_soak -- --ignored --nocapture`.
+//! - `witness_soak` (ignored): clusters with witnesses, 2 full + 1 witness
+//!   and 3 full + 2 witnesses:
+//!   `RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim witness_soak -- --ignored --nocapture`.
 
 use std::time::Instant;
 
@@ -72,8 +75,8 @@ fn sim_regression_seeds() {
 
 /// One seed of one mode: `RAFT_SIM_SEED`, and `RAFT_SIM_MODE` (`default`,
 /// `lease`, `lease-drift`, `lease-drift-beyond`, `joiners`, `compaction`,
-/// `local-ops`, `quiesce`, `quiesce-lease`, `multi`, `multi-quiesce`; a
-/// failure prints both).
+/// `local-ops`, `quiesce`, `quiesce-lease`, `multi`, `multi-quiesce`,
+/// `witness`, `witness-5`; a failure prints both).
 #[test]
 fn sim_replay() {
     let seed = env_u64("RAFT_SIM_SEED", 0);
@@ -81,7 +84,8 @@ fn sim_replay() {
     let opts = SimOptions::for_mode(&mode, seed).unwrap_or_else(|| {
         panic!(
             "RAFT_SIM_MODE={mode}: not default, lease, lease-drift, lease-drift-beyond, \
-             joiners, compaction, local-ops, quiesce, quiesce-lease, multi or multi-quiesce"
+             joiners, compaction, local-ops, quiesce, quiesce-lease, multi, multi-quiesce, \
+             witness or witness-5"
         )
     });
     let report = simulate(seed, opts).unwrap_or_else(|v| panic!("{v}"));
@@ -451,6 +455,68 @@ fn multi_soak() {
             sum(|r| r.host_syncs),
             sum(|r| r.host_synced_writes),
             sum(|r| r.host_syncs_across_groups),
+            sum(|r| r.reads_checked),
+        );
+    }
+}
+
+/// Clusters with witnesses (`RAFT_SIM_WITNESS_SEEDS`, default 100, per
+/// mode): 2 full voters and 1 witness, 3 full voters and 2 witnesses, with
+/// every fault, membership changes that remove and re-add witnesses, and
+/// the node-local operations. A witness never campaigns or leads, never
+/// holds an entry payload or snapshot data, and every safety property
+/// holds with witnesses counted in every quorum.
+#[test]
+fn clusters_with_witnesses_keep_every_safety_property() {
+    for mode in ["witness", "witness-5"] {
+        let reports = run_mode(mode, env_u64("RAFT_SIM_WITNESS_SEEDS", 100));
+        let sum = |f: fn(&raft_core::testkit::sim::SimReport) -> u64| -> u64 {
+            reports.iter().map(f).sum()
+        };
+        println!(
+            "{mode}: {} runs, {} committed, {} entries held by witnesses, {} leaders, {} crashes, \
+             {} snapshots installed, {} conf changes applied",
+            reports.len(),
+            sum(|r| r.committed),
+            sum(|r| r.witness_entries),
+            sum(|r| r.leaders),
+            sum(|r| r.crashes),
+            sum(|r| r.snapshots_installed),
+            sum(|r| r.conf_changes_applied),
+        );
+        assert!(
+            sum(|r| r.witness_entries) > 0,
+            "{mode}: witnesses hold entries"
+        );
+        assert!(
+            sum(|r| r.committed) > reports.len() as u64,
+            "{mode}: the workload commits"
+        );
+    }
+}
+
+#[test]
+#[ignore = "soak: RAFT_SIM_SEEDS=100000 cargo test -p raft-core --release --features testkit --test sim witness_soak -- --ignored --nocapture"]
+fn witness_soak() {
+    let first = env_u64("RAFT_SIM_FIRST_SEED", 1_000_000);
+    let count = env_u64("RAFT_SIM_SEEDS", 1_000);
+    for mode in ["witness", "witness-5"] {
+        let start = Instant::now();
+        let reports = run_mode_from(mode, first, count);
+        let sum = |f: fn(&raft_core::testkit::sim::SimReport) -> u64| -> u64 {
+            reports.iter().map(f).sum()
+        };
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{mode}: {count} seeds from {first} in {secs:.1}s, {} committed, {} witness entries, \
+             {} leaders, {} crashes, {} snapshots installed, {} conf changes applied, \
+             {} reads checked, zero violations",
+            sum(|r| r.committed),
+            sum(|r| r.witness_entries),
+            sum(|r| r.leaders),
+            sum(|r| r.crashes),
+            sum(|r| r.snapshots_installed),
+            sum(|r| r.conf_changes_applied),
             sum(|r| r.reads_checked),
         );
     }

@@ -96,12 +96,15 @@ fn ids() -> impl Strategy<Value = std::collections::BTreeSet<NodeId>> {
 }
 
 fn conf_state() -> impl Strategy<Value = ConfState> {
-    (ids(), ids(), ids(), ids(), any::<bool>()).prop_map(|(v, l, vo, ln, auto_leave)| ConfState {
-        voters: v,
-        learners: l,
-        voters_outgoing: vo,
-        learners_next: ln,
-        auto_leave,
+    (ids(), ids(), ids(), ids(), any::<bool>(), ids()).prop_map(|(v, l, vo, ln, auto_leave, w)| {
+        ConfState {
+            voters: v,
+            learners: l,
+            voters_outgoing: vo,
+            learners_next: ln,
+            auto_leave,
+            witnesses: w,
+        }
     })
 }
 

@@ -34,13 +34,13 @@
 //! | 8 | 4 | number of outgoing voters `c` |
 //! | 12 | 4 | number of next learners `d` |
 //! | 16 | 4 | flags: bit 0 `auto_leave`, all others zero |
-//! | 20 | 4 | reserved, zero |
-//! | 24 | 8 × (`a`+`b`+`c`+`d`) | the node ids as `u64`: voters, learners, outgoing voters, next learners |
+//! | 20 | 4 | number of witnesses `e` (a reserved zero word before witnesses existed: older files read as having none) |
+//! | 24 | 8 × (`a`+`b`+`c`+`d`+`e`) | the node ids as `u64`: voters, learners, outgoing voters, next learners, witnesses |
 //!
 //! Only the canonical form decodes: within each set the ids are non-zero
-//! and strictly ascending (so no duplicates), no unknown flag is set, the
-//! reserved word is zero, and `auto_leave` is set only on a joint
-//! configuration (one with outgoing voters). [`encode_conf_state`] refuses
+//! and strictly ascending (so no duplicates), no unknown flag is set,
+//! `auto_leave` is set only on a joint configuration (one with outgoing
+//! voters), and every witness is a voter of either half. [`encode_conf_state`] refuses
 //! a `ConfState` whose `auto_leave` breaks that rule rather than write
 //! bytes no reader accepts. The ids start 8-byte aligned relative to the
 //! membership's start.
@@ -102,6 +102,12 @@ pub enum CodecError {
     /// `auto_leave` is set on a configuration that is not joint.
     #[error("auto_leave is set but the configuration is not joint")]
     AutoLeaveWithoutJoint,
+    /// A witness is not a voter of either half.
+    #[error("node {node} is a witness but not a voter")]
+    WitnessNotVoter {
+        /// The node.
+        node: NodeId,
+    },
     /// A membership set too large for its `u32` count.
     #[error("a membership set of {len} nodes does not fit a u32 count")]
     TooManyNodes {
@@ -416,22 +422,25 @@ impl<'a> Writer<'a> {
 const CONF_COUNTS: Field = Field::first(4 * size_of::<u32>());
 /// The flags word.
 const CONF_FLAGS: Field = CONF_COUNTS.then(size_of::<u32>());
-/// The reserved word that keeps the ids 8-byte aligned.
-const CONF_RESERVED: Field = CONF_FLAGS.then(size_of::<u32>());
+/// The witness count: the word after the flags (reserved and zero before
+/// witnesses, so older files decode with none), which also keeps the ids
+/// 8-byte aligned.
+const CONF_WITNESSES: Field = CONF_FLAGS.then(size_of::<u32>());
 /// The length of the fixed part of the membership layout; the ids follow.
-pub const CONF_STATE_FIXED_BYTES: usize = CONF_RESERVED.end();
+pub const CONF_STATE_FIXED_BYTES: usize = CONF_WITNESSES.end();
 /// Flag bit: `ConfState::auto_leave`.
 const CONF_FLAG_AUTO_LEAVE: u32 = 1;
 
 const _: () = assert!(CONF_STATE_FIXED_BYTES == 24);
 const _: () = assert!(CONF_STATE_FIXED_BYTES.is_multiple_of(size_of::<u64>()));
 
-fn conf_sets(cs: &ConfState) -> [&BTreeSet<NodeId>; 4] {
+fn conf_sets(cs: &ConfState) -> [&BTreeSet<NodeId>; 5] {
     [
         &cs.voters,
         &cs.learners,
         &cs.voters_outgoing,
         &cs.learners_next,
+        &cs.witnesses,
     ]
 }
 
@@ -451,6 +460,7 @@ pub fn check_conf_state(cs: &ConfState) -> Result<(), CodecError> {
     if cs.auto_leave && !cs.is_joint() {
         return Err(CodecError::AutoLeaveWithoutJoint);
     }
+    check_witnesses(cs)?;
     for set in conf_sets(cs) {
         if u32::try_from(set.len()).is_err() {
             return Err(CodecError::TooManyNodes { len: set.len() });
@@ -467,15 +477,16 @@ pub fn encode_conf_state(cs: &ConfState, w: &mut Writer<'_>) -> Result<(), Codec
     check_conf_state(cs)?;
     let before = w.written();
     let sets = conf_sets(cs);
-    for set in sets {
-        w.put_u32(u32::try_from(set.len()).expect("checked above"));
+    let count = |set: &BTreeSet<NodeId>| u32::try_from(set.len()).expect("checked above");
+    for set in &sets[..4] {
+        w.put_u32(count(set));
     }
     w.put_u32(if cs.auto_leave {
         CONF_FLAG_AUTO_LEAVE
     } else {
         0
     });
-    w.put_zeros(CONF_RESERVED.size());
+    w.put_u32(count(&cs.witnesses));
     for id in sets.into_iter().flatten() {
         w.put_u64(id.get());
     }
@@ -492,8 +503,8 @@ pub fn encode_conf_state(cs: &ConfState, w: &mut Writer<'_>) -> Result<(), Codec
 /// counts before any id is read); otherwise the [`CodecError`] naming the
 /// first departure from the canonical form.
 pub fn decode_conf_state(r: &mut Reader<'_>) -> Result<ConfState, CodecError> {
-    let mut counts = [0u32; 4];
-    for count in &mut counts {
+    let mut counts = [0u32; 5];
+    for count in &mut counts[..4] {
         *count = r.get_u32()?;
     }
     let flags_at = r.position();
@@ -504,25 +515,39 @@ pub fn decode_conf_state(r: &mut Reader<'_>) -> Result<ConfState, CodecError> {
             flags,
         });
     }
-    r.reserved(CONF_RESERVED.size())?;
+    counts[4] = r.get_u32()?;
     let ids: u64 = counts.iter().map(|&c| u64::from(c)).sum();
     r.ensure(ids * size_of::<u64>() as u64)?;
-    let mut sets: [BTreeSet<NodeId>; 4] = Default::default();
+    let mut sets: [BTreeSet<NodeId>; 5] = Default::default();
     for (set, count) in sets.iter_mut().zip(counts) {
         decode_id_set(r, count, set)?;
     }
-    let [voters, learners, voters_outgoing, learners_next] = sets;
+    let [voters, learners, voters_outgoing, learners_next, witnesses] = sets;
     let cs = ConfState {
         voters,
         learners,
         voters_outgoing,
         learners_next,
         auto_leave: flags & CONF_FLAG_AUTO_LEAVE != 0,
+        witnesses,
     };
     if cs.auto_leave && !cs.is_joint() {
         return Err(CodecError::AutoLeaveWithoutJoint);
     }
+    check_witnesses(&cs)?;
     Ok(cs)
+}
+
+/// Every witness is a voter of either half.
+fn check_witnesses(cs: &ConfState) -> Result<(), CodecError> {
+    match cs
+        .witnesses
+        .iter()
+        .find(|w| !cs.voters.contains(w) && !cs.voters_outgoing.contains(w))
+    {
+        Some(&node) => Err(CodecError::WitnessNotVoter { node }),
+        None => Ok(()),
+    }
 }
 
 /// Reads `count` ids into `set`, requiring each to be non-zero and above
@@ -563,6 +588,7 @@ mod tests {
             voters_outgoing: [1, 2, 4].map(id).into(),
             learners_next: [4].map(id).into(),
             auto_leave: true,
+            witnesses: [3].map(id).into(),
         }
     }
 
@@ -600,12 +626,12 @@ mod tests {
             [3, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0]
         );
         assert_eq!(bytes[16..20], [1, 0, 0, 0], "auto_leave");
-        assert_eq!(bytes[20..24], [0; 4], "reserved");
+        assert_eq!(bytes[20..24], [1, 0, 0, 0], "witnesses");
         let ids: Vec<u64> = bytes[24..]
             .chunks(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
-        assert_eq!(ids, [1, 2, 3, 7, 1, 2, 4, 4]);
+        assert_eq!(ids, [1, 2, 3, 7, 1, 2, 4, 4, 3]);
     }
 
     #[test]
@@ -657,7 +683,42 @@ mod tests {
     }
 
     #[test]
-    fn unknown_flags_and_reserved_bits_are_rejected() {
+    fn a_membership_written_before_witnesses_reads_as_having_none() {
+        // The witness count was a reserved zero word: old bytes are new
+        // bytes without witnesses.
+        let cs = ConfState::with_voters([id(1), id(2)]);
+        let bytes = encode(&cs);
+        assert_eq!(bytes[20..24], [0; 4]);
+        assert_eq!(decode(&bytes), Ok(cs));
+    }
+
+    #[test]
+    fn a_witness_that_is_not_a_voter_is_refused_both_ways() {
+        let cs = ConfState {
+            witnesses: [id(5)].into(),
+            ..ConfState::with_voters([id(1)])
+        };
+        let mut buf = Vec::new();
+        assert_eq!(
+            encode_conf_state(&cs, &mut Writer::new(&mut buf)),
+            Err(CodecError::WitnessNotVoter { node: id(5) })
+        );
+        let good = ConfState {
+            witnesses: [id(1)].into(),
+            ..ConfState::with_voters([id(1), id(5)])
+        };
+        let mut bytes = encode(&good);
+        // Rewrite the witness id to 5, a voter too: fine; then to 6: no.
+        let last = bytes.len() - 8;
+        bytes[last..].copy_from_slice(&6u64.to_le_bytes());
+        assert_eq!(
+            decode(&bytes),
+            Err(CodecError::WitnessNotVoter { node: id(6) })
+        );
+    }
+
+    #[test]
+    fn unknown_flags_are_rejected() {
         let bytes = encode(&ConfState::default());
         let mut flags = bytes.clone();
         CONF_FLAGS.put_u32(&mut flags, 2);
@@ -666,14 +727,6 @@ mod tests {
             Err(CodecError::UnknownFlags {
                 offset: CONF_FLAGS.offset(),
                 flags: 2
-            })
-        );
-        let mut reserved = bytes;
-        CONF_RESERVED.put_u32(&mut reserved, 1);
-        assert_eq!(
-            decode(&reserved),
-            Err(CodecError::NonZeroReserved {
-                offset: CONF_RESERVED.offset()
             })
         );
     }
@@ -738,18 +791,31 @@ mod tests {
     }
 
     fn arb_conf_state() -> impl Strategy<Value = ConfState> {
-        (arb_ids(), arb_ids(), arb_ids(), arb_ids(), any::<bool>()).prop_map(
-            |(voters, learners, voters_outgoing, learners_next, auto_leave)| {
-                let auto_leave = auto_leave && !voters_outgoing.is_empty();
-                ConfState {
-                    voters,
-                    learners,
-                    voters_outgoing,
-                    learners_next,
-                    auto_leave,
-                }
-            },
+        (
+            arb_ids(),
+            arb_ids(),
+            arb_ids(),
+            arb_ids(),
+            any::<bool>(),
+            arb_ids(),
         )
+            .prop_map(
+                |(voters, learners, voters_outgoing, learners_next, auto_leave, w)| {
+                    let auto_leave = auto_leave && !voters_outgoing.is_empty();
+                    let witnesses = w
+                        .into_iter()
+                        .filter(|n| voters.contains(n) || voters_outgoing.contains(n))
+                        .collect();
+                    ConfState {
+                        voters,
+                        learners,
+                        voters_outgoing,
+                        learners_next,
+                        auto_leave,
+                        witnesses,
+                    }
+                },
+            )
     }
 
     proptest! {

@@ -412,6 +412,7 @@ mod tests {
             voters_outgoing: [1, 2, 4].map(id).into(),
             learners_next: [4].map(id).into(),
             auto_leave: true,
+            witnesses: [3].map(id).into(),
         }
     }
 
@@ -553,10 +554,15 @@ mod tests {
 
     #[test]
     fn a_version_1_header_still_decodes() {
+        // Version 1 predates witnesses (the word that counts them was not
+        // there at all).
         let metadata = SnapshotMetadata {
             index: Index(9),
             term: Term(2),
-            conf_state: joint_conf(),
+            conf_state: ConfState {
+                witnesses: Default::default(),
+                ..joint_conf()
+            },
         };
         let v1 = version_1_header(&metadata, 5);
         let decoded = decode_header(&v1).expect("version 1 is read");
@@ -594,6 +600,7 @@ mod tests {
                     voters_outgoing,
                     learners_next,
                     auto_leave,
+                    witnesses: Default::default(),
                 },
             }
         })

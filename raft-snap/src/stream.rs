@@ -392,6 +392,7 @@ mod tests {
                 voters_outgoing: ids(&[1, 2, 4]),
                 learners_next: ids(&[4]),
                 auto_leave: false,
+                witnesses: ids(&[3]),
             },
         }
     }

@@ -628,6 +628,7 @@ mod tests {
                 voters_outgoing: [n(1), n(5)].into_iter().collect(),
                 learners_next: BTreeSet::new(),
                 auto_leave: true,
+                witnesses: [n(5)].into_iter().collect(),
             },
         }
     }
@@ -697,10 +698,14 @@ mod tests {
 
     #[test]
     fn a_marker_payload_keeps_the_version_1_layout() {
-        // raft-io's ConfState layout (flags u32, reserved u32) is byte for
-        // byte the "auto-leave u8, 7 zero bytes" this format always wrote.
+        // raft-io's ConfState layout (flags u32, witness count u32) is,
+        // for a membership without witnesses, byte for byte the
+        // "auto-leave u8, 7 zero bytes" this format always wrote; the
+        // witnesses' count takes the last four of those zeros.
+        let mut old = marker();
+        old.conf_state.witnesses.clear();
         let mut buf = Vec::new();
-        put_snapshot_marker(&mut buf, 5, &marker());
+        put_snapshot_marker(&mut buf, 5, &old);
         let p = &buf[FRAME_HEADER_BYTES..];
         assert_eq!(p[0..8], 7u64.to_le_bytes(), "index");
         assert_eq!(p[8..16], 3u64.to_le_bytes(), "term");
@@ -708,6 +713,15 @@ mod tests {
         assert_eq!(p[32..40], [1, 0, 0, 0, 0, 0, 0, 0], "auto-leave, zeros");
         assert_eq!(p[40..48], 1u64.to_le_bytes(), "the first voter");
         assert_eq!(p.len(), 40 + 6 * 8, "six ids, no padding needed");
+        let mut buf = Vec::new();
+        put_snapshot_marker(&mut buf, 5, &marker());
+        let p = &buf[FRAME_HEADER_BYTES..];
+        assert_eq!(
+            p[32..40],
+            [1, 0, 0, 0, 1, 0, 0, 0],
+            "auto-leave, one witness"
+        );
+        assert_eq!(p[88..96], 5u64.to_le_bytes(), "the witness, last");
     }
 
     #[test]

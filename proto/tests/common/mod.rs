@@ -52,6 +52,7 @@ pub fn joint_conf_state() -> ConfState {
         voters_outgoing: ids(&[1, 2, 3]),
         learners_next: ids(&[3]),
         auto_leave: true,
+        witnesses: ids(&[2]),
     }
 }
 

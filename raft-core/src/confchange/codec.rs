@@ -56,6 +56,7 @@ fn kind_code(k: ConfChangeKind) -> u64 {
         ConfChangeKind::AddNode => 1,
         ConfChangeKind::RemoveNode => 2,
         ConfChangeKind::AddLearnerNode => 3,
+        ConfChangeKind::AddWitness => 4,
     }
 }
 
@@ -64,6 +65,7 @@ fn kind_from(code: u64) -> Result<ConfChangeKind, ConfChangeDecodeError> {
         1 => Ok(ConfChangeKind::AddNode),
         2 => Ok(ConfChangeKind::RemoveNode),
         3 => Ok(ConfChangeKind::AddLearnerNode),
+        4 => Ok(ConfChangeKind::AddWitness),
         other => Err(ConfChangeDecodeError::UnknownType(other)),
     }
 }

@@ -38,6 +38,27 @@ pub enum ConfChangeError {
     /// The change would leave no voter.
     #[error("the change would remove every voter")]
     NoVoters,
+    /// The change would leave only witnesses as voters: nobody could lead.
+    #[error("the change would leave only witnesses as voters; nobody could lead")]
+    OnlyWitnesses,
+    /// A witness may only be removed: it holds no entry payloads, so it
+    /// cannot become a full voter or a learner. Remove it, wipe its
+    /// storage, and add it again as a new member.
+    #[error(
+        "node {node} is a witness and can only be removed; to make it a full member, remove it, \
+         wipe its storage and add it again"
+    )]
+    WitnessKindFixed {
+        /// The witness.
+        node: NodeId,
+    },
+    /// A full voter or learner cannot become a witness while it is a member
+    /// (its kind is fixed while it is a member): remove it first.
+    #[error("node {node} is a full member and cannot become a witness; remove it first")]
+    MemberCannotBecomeWitness {
+        /// The member.
+        node: NodeId,
+    },
     /// The entry data did not decode.
     #[error("undecodable conf change: {0}")]
     Decode(#[from] ConfChangeDecodeError),
@@ -173,6 +194,8 @@ fn leave_joint(current: &ConfState) -> Result<ConfState, ConfChangeError> {
     next.learners
         .extend(std::mem::take(&mut next.learners_next));
     next.voters_outgoing.clear();
+    let voters = &next.voters;
+    next.witnesses.retain(|w| voters.contains(w));
     next.auto_leave = false;
     check_invariants(&next);
     Ok(next)
@@ -197,14 +220,25 @@ fn simple(current: &ConfState, changes: &[ConfChangeSingle]) -> Result<ConfState
 
 fn apply_changes(cs: &mut ConfState, changes: &[ConfChangeSingle]) -> Result<(), ConfChangeError> {
     for c in changes {
+        let id = c.node_id;
         match c.kind {
-            ConfChangeKind::AddNode => make_voter(cs, c.node_id),
-            ConfChangeKind::AddLearnerNode => make_learner(cs, c.node_id),
-            ConfChangeKind::RemoveNode => remove(cs, c.node_id),
+            ConfChangeKind::AddNode | ConfChangeKind::AddLearnerNode if cs.is_witness(id) => {
+                return Err(ConfChangeError::WitnessKindFixed { node: id });
+            }
+            ConfChangeKind::AddWitness if cs.contains(id) && !cs.is_witness(id) => {
+                return Err(ConfChangeError::MemberCannotBecomeWitness { node: id });
+            }
+            ConfChangeKind::AddNode => make_voter(cs, id),
+            ConfChangeKind::AddLearnerNode => make_learner(cs, id),
+            ConfChangeKind::AddWitness => make_witness(cs, id),
+            ConfChangeKind::RemoveNode => remove(cs, id),
         }
     }
     if cs.voters.is_empty() {
         return Err(ConfChangeError::NoVoters);
+    }
+    if cs.voters.is_subset(&cs.witnesses) {
+        return Err(ConfChangeError::OnlyWitnesses);
     }
     Ok(())
 }
@@ -229,10 +263,21 @@ fn make_learner(cs: &mut ConfState, id: NodeId) {
     }
 }
 
+/// A witness votes in the incoming half like any voter; it stays a
+/// witness in the outgoing half too (a member's kind never changes).
+fn make_witness(cs: &mut ConfState, id: NodeId) {
+    cs.voters.insert(id);
+    cs.witnesses.insert(id);
+}
+
 fn remove(cs: &mut ConfState, id: NodeId) {
     cs.voters.remove(&id);
     cs.learners.remove(&id);
     cs.learners_next.remove(&id);
+    // An outgoing voter stays what it was until the joint state ends.
+    if !cs.voters_outgoing.contains(&id) {
+        cs.witnesses.remove(&id);
+    }
 }
 
 /// The relations every configuration satisfies.
@@ -246,6 +291,10 @@ fn check_invariants(cs: &ConfState) {
     debug_assert!(cs.learners_next.is_disjoint(&cs.learners), "{cs:?}");
     debug_assert!(cs.is_joint() || cs.learners_next.is_empty(), "{cs:?}");
     debug_assert!(cs.is_joint() || !cs.auto_leave, "{cs:?}");
+    debug_assert!(
+        cs.witnesses.is_subset(&voters),
+        "a witness is not a voter: {cs:?}"
+    );
 }
 
 #[cfg(test)]

@@ -35,6 +35,80 @@ fn leave() -> AnyConfChange {
 }
 
 #[test]
+fn a_witness_is_added_as_a_voter_and_can_only_be_removed() {
+    let start = voters(&[1, 2]);
+    let with = apply(&start, &v1(ConfChangeKind::AddWitness, 3)).expect("add witness");
+    assert_eq!(with.voters, ids(&[1, 2, 3]));
+    assert_eq!(with.witnesses, ids(&[3]));
+    for kind in [ConfChangeKind::AddNode, ConfChangeKind::AddLearnerNode] {
+        assert_eq!(
+            apply(&with, &v1(kind, 3)),
+            Err(ConfChangeError::WitnessKindFixed { node: id(3) })
+        );
+    }
+    assert_eq!(
+        apply(&with, &v1(ConfChangeKind::AddWitness, 3)),
+        Ok(with.clone()),
+        "adding a witness again changes nothing"
+    );
+    let without = apply(&with, &v1(ConfChangeKind::RemoveNode, 3)).expect("remove");
+    assert_eq!(without, start);
+}
+
+#[test]
+fn a_change_that_leaves_only_witnesses_is_refused() {
+    let mut start = voters(&[1, 2]);
+    start.witnesses.insert(id(2));
+    assert_eq!(
+        apply(&start, &v1(ConfChangeKind::RemoveNode, 1)),
+        Err(ConfChangeError::OnlyWitnesses)
+    );
+}
+
+#[test]
+fn a_full_member_cannot_become_a_witness() {
+    let mut start = voters(&[1, 2, 3]);
+    start.learners.insert(id(4));
+    for n in [1, 4] {
+        assert_eq!(
+            apply(&start, &v1(ConfChangeKind::AddWitness, n)),
+            Err(ConfChangeError::MemberCannotBecomeWitness { node: id(n) })
+        );
+    }
+}
+
+#[test]
+fn a_witness_removed_in_a_joint_change_stays_one_in_the_outgoing_half() {
+    let mut start = voters(&[1, 2, 3]);
+    start.witnesses.insert(id(3));
+    let joint = apply(
+        &start,
+        &v2(
+            ConfChangeTransition::JointExplicit,
+            vec![
+                change(ConfChangeKind::RemoveNode, 3),
+                change(ConfChangeKind::AddWitness, 4),
+            ],
+        ),
+    )
+    .expect("enter joint");
+    assert_eq!(joint.voters, ids(&[1, 2, 4]));
+    assert_eq!(joint.voters_outgoing, ids(&[1, 2, 3]));
+    assert_eq!(joint.witnesses, ids(&[3, 4]));
+    assert_eq!(joint.validate(), Ok(()));
+    let left = apply(&joint, &leave()).expect("leave");
+    assert_eq!(left.witnesses, ids(&[4]));
+}
+
+fn v1(kind: ConfChangeKind, n: u64) -> AnyConfChange {
+    AnyConfChange::V1(ConfChange {
+        kind,
+        node_id: id(n),
+        context: Bytes::new(),
+    })
+}
+
+#[test]
 fn single_step_adds_one_voter() {
     let cc = AnyConfChange::V1(ConfChange {
         kind: ConfChangeKind::AddNode,
@@ -183,10 +257,11 @@ fn malformed_conf_change_bytes_are_typed_errors() {
 }
 
 fn arb_change() -> impl Strategy<Value = ConfChangeSingle> {
-    (0u8..3, 1u64..8).prop_map(|(k, n)| {
+    (0u8..4, 1u64..8).prop_map(|(k, n)| {
         let kind = match k {
             0 => ConfChangeKind::AddNode,
             1 => ConfChangeKind::RemoveNode,
+            2 => ConfChangeKind::AddWitness,
             _ => ConfChangeKind::AddLearnerNode,
         };
         change(kind, n)
@@ -218,9 +293,46 @@ proptest! {
             }
         }
         prop_assume!(!applied.is_empty());
-        let joint = enter_joint(&start, false, &applied).expect("enter");
+        // Refused only when a voter of the outgoing half would become a
+        // witness of the incoming one: a member's kind is fixed while it is
+        // a member of either half.
+        let joint = match enter_joint(&start, false, &applied) {
+            Err(ConfChangeError::MemberCannotBecomeWitness { node }) => {
+                prop_assert!(start.voters.contains(&node));
+                return Ok(());
+            }
+            r => r.expect("enter"),
+        };
+        prop_assert_eq!(joint.validate(), Ok(()));
         let left = leave_joint(&joint).expect("leave");
+        prop_assert_eq!(left.validate(), Ok(()));
         prop_assert_eq!(left.voters, stepwise.voters);
         prop_assert_eq!(left.learners, stepwise.learners);
+        prop_assert_eq!(left.witnesses, stepwise.witnesses);
+    }
+
+    /// Whatever changes are asked for, a configuration that results is
+    /// valid, and no member ever changes kind between witness and full.
+    #[test]
+    fn no_change_turns_a_witness_into_a_full_member_or_back(
+        changes in proptest::collection::vec(arb_change(), 1..12),
+    ) {
+        let mut cs = voters(&[1, 2, 3]);
+        cs.voters.insert(id(4));
+        cs.witnesses.insert(id(4));
+        for c in &changes {
+            let Ok(next) = apply(&cs, &AnyConfChange::V1(ConfChange {
+                kind: c.kind,
+                node_id: c.node_id,
+                context: Bytes::new(),
+            })) else { continue };
+            prop_assert_eq!(next.validate(), Ok(()));
+            for n in next.voters.iter().chain(&next.learners) {
+                if cs.contains(*n) {
+                    prop_assert_eq!(cs.is_witness(*n), next.is_witness(*n));
+                }
+            }
+            cs = next;
+        }
     }
 }

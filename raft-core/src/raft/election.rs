@@ -30,6 +30,10 @@ impl<S: Storage> Raft<S> {
             tracing::debug!(id = %self.id, "ignoring campaign: already leader");
             return Ok(());
         }
+        if self.cfg.witness {
+            tracing::debug!(id = %self.id, "ignoring campaign: a witness never campaigns");
+            return Ok(());
+        }
         if !self.promotable() {
             tracing::warn!(id = %self.id, "ignoring campaign: not a voter");
             return Ok(());
@@ -155,6 +159,7 @@ impl<S: Storage> Raft<S> {
             stepping_down: false,
             snapshot_request: None,
             quiet_ticks: 0,
+            term_start_tick: self.ticks,
         }));
         let noop = Entry {
             term,
@@ -162,7 +167,8 @@ impl<S: Storage> Raft<S> {
             kind: EntryKind::Normal,
             data: Bytes::new(),
         };
-        let rescuer = !self.promotable() && self.cfg.step_down_on_removal;
+        debug_assert!(!self.cfg.witness, "a witness never campaigns");
+        let rescuer = self.may_rescue();
         self.lead(|l| {
             l.append_leader_entry(noop);
             if rescuer {
@@ -233,8 +239,7 @@ impl<S: Storage> Raft<S> {
     /// `hand_over_leadership`). Found by the simulator; without it,
     /// membership-on-apply can leave a cluster without a leader forever.
     fn maybe_rescue_election(&mut self, asker: NodeId) -> Result<(), StorageError> {
-        let rescuer = !self.promotable()
-            && self.cfg.step_down_on_removal
+        let rescuer = self.may_rescue()
             && matches!(self.role, Role::Follower { .. })
             && self.membership.is_voter(asker);
         if !rescuer || self.has_unapplied_conf_changes()? {

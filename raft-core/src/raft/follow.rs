@@ -248,6 +248,16 @@ impl<S: Storage> Raft<S> {
             );
             return Ok(());
         }
+        if super::membership::kind_disagrees(&meta.conf_state, self.id, self.cfg.witness) {
+            // The same rule as `check_own_kind`: a full node named a witness
+            // would restore a snapshot without data; a witness named a full
+            // voter could lead with a log without payloads.
+            tracing::error!(
+                id = %self.id, from = %from, index = %meta.index, witness = self.cfg.witness,
+                reason = ?Ignored::SnapshotWitnessMismatch, "snapshot refused"
+            );
+            return Ok(());
+        }
         if wanted.is_none() && self.log.match_term(meta.log_id())? {
             // Our log already holds the snapshot's last entry: keep the log
             // and only fast-forward the commit index. (A requested snapshot

@@ -8,7 +8,7 @@ use crate::confchange::{self, AnyConfChange, ConfChangeError};
 use crate::error::{ApplyConfChangeError, ProposeError};
 use crate::storage::{Storage, StorageError};
 use crate::tracker::{Membership, Progress};
-use crate::types::{ConfChangeV2, ConfState, EntryKind, Index};
+use crate::types::{ConfChangeV2, ConfState, EntryKind, Index, NodeId};
 
 impl<S: Storage> Raft<S> {
     /// Applies a committed conf change and returns the new configuration.
@@ -25,8 +25,23 @@ impl<S: Storage> Raft<S> {
             return Err(ApplyConfChangeError::NoFoundingMembership);
         }
         let next = confchange::apply(&current, cc)?;
+        self.check_own_kind(&next)?;
         self.switch_to_config(&next);
         Ok(next)
+    }
+
+    /// Refuses a configuration that names this node a witness when it runs
+    /// with a state machine, or a full voter when it runs as a witness.
+    fn check_own_kind(&self, next: &ConfState) -> Result<(), ApplyConfChangeError> {
+        if !kind_disagrees(next, self.id, self.cfg.witness) {
+            return Ok(());
+        }
+        let named_witness = next.is_witness(self.id);
+        tracing::error!(
+            id = %self.id, witness = self.cfg.witness, conf = ?next,
+            "conf change refused: it disagrees with what this node runs as"
+        );
+        Err(ApplyConfChangeError::WitnessMismatch { named_witness })
     }
 
     /// True when the log's first entry is a membership change: the cluster
@@ -79,6 +94,14 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn maybe_auto_leave(&mut self) -> Result<(), StorageError> {
         self.lead(|l| l.maybe_auto_leave()).unwrap_or(Ok(()))
     }
+}
+
+/// True when `cs` makes `id` a voter of the other kind than it runs as
+/// (`witness`: `Config::witness`). A node that `cs` does not make a voter
+/// (removed, not yet added, a learner) agrees with any configuration.
+pub(super) fn kind_disagrees(cs: &ConfState, id: NodeId, witness: bool) -> bool {
+    let voter = cs.voters.contains(&id) || cs.voters_outgoing.contains(&id);
+    voter && cs.is_witness(id) != witness
 }
 
 impl<S: Storage> Leader<'_, S> {
@@ -159,7 +182,7 @@ impl<S: Storage> Leader<'_, S> {
             .state
             .progress
             .iter()
-            .filter(|(p, _)| **p != id && self.membership.is_voter(**p))
+            .filter(|(p, _)| **p != id && self.membership.can_lead(**p))
             .max_by_key(|(p, pr)| (pr.matched(), std::cmp::Reverse(**p)))
             .map(|(p, _)| *p);
         match target {

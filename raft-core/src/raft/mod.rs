@@ -12,6 +12,7 @@ mod replicate;
 mod request_snapshot;
 mod role;
 mod transfer;
+mod witness;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -46,6 +47,9 @@ pub(crate) enum Ignored {
     RewritesCommitted,
     /// A snapshot whose configuration does not include this node.
     SnapshotWithoutSelf,
+    /// A snapshot whose configuration names this node a witness though it
+    /// runs with a state machine, or a full voter though it is a witness.
+    SnapshotWitnessMismatch,
 }
 
 /// A snapshot this follower asked its leader for.
@@ -237,9 +241,22 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    /// True when this node may campaign: it is a voter.
+    /// True when this node may campaign: it is a voter and not a witness
+    /// (a witness's log holds no payloads; it must never lead).
     pub(crate) fn promotable(&self) -> bool {
-        self.membership.is_voter(self.id)
+        !self.cfg.witness && self.membership.can_lead(self.id)
+    }
+
+    /// True when this node runs as a witness (`Config::witness`).
+    pub(crate) fn is_witness(&self) -> bool {
+        self.cfg.witness
+    }
+
+    /// True when this node applied its own removal or demotion and may run
+    /// the rescue election (see `maybe_rescue_election`). Never a witness,
+    /// removed or not: as leader it would send its payload-free log.
+    fn may_rescue(&self) -> bool {
+        !self.cfg.witness && !self.membership.is_voter(self.id) && self.cfg.step_down_on_removal
     }
 
     /// A message from this node at its current term.
@@ -347,7 +364,21 @@ impl<S: Storage> Raft<S> {
             && !self.is_leader()
             && self.election_elapsed + 1 >= self.randomized_election_timeout
             && (self.promotable()
+                || self.rescues_on_timeout()
                 || matches!(self.role, Role::PreCandidate(_) | Role::Candidate(_)))
+    }
+
+    /// With witnesses, a removed or demoted full member that hears from no
+    /// leader runs the rescue election on its own timeout, not only when a
+    /// voter asks it for a vote (`maybe_rescue_election`): it may hold
+    /// entries (with their payloads) that the witnesses hold and no
+    /// remaining full voter does, and the witnesses then refuse every full
+    /// voter their votes. Voters that still follow a leader ignore it
+    /// (pre-vote, CheckQuorum); one whose log is not the longest loses.
+    fn rescues_on_timeout(&self) -> bool {
+        self.may_rescue()
+            && self.membership.has_witnesses()
+            && matches!(self.role, Role::Follower { leader: None })
     }
 
     /// Advances the logical clock by one tick.
@@ -367,6 +398,10 @@ impl<S: Storage> Raft<S> {
         if self.promotable() {
             self.election_elapsed = 0;
             self.hup(false)?;
+        } else if self.rescues_on_timeout() {
+            self.election_elapsed = 0;
+            tracing::info!(id = %self.id, "removed member with no leader campaigns to hand over (witnesses)");
+            self.retry_rescue_election()?;
         } else if matches!(self.role, Role::PreCandidate(_) | Role::Candidate(_)) {
             // Only the rescue path makes a non-voter campaign: keep trying
             // until a voter takes over (see `maybe_rescue_election`).
@@ -551,6 +586,10 @@ impl<S: Storage> Raft<S> {
                 || self.is_leader()
                 || matches!(self.role, Role::Follower { leader: Some(_) }),
             "only a leader or a follower of a known leader quiesces"
+        );
+        debug_assert!(
+            !self.cfg.witness || matches!(self.role, Role::Follower { .. }),
+            "a witness never campaigns"
         );
         if let Some(l) = self.role.leader_state() {
             debug_assert_eq!(self.vote, Some(self.id), "a leader voted for itself");

@@ -125,6 +125,9 @@ impl ReadQueue {
 impl<S: Storage> Raft<S> {
     /// Local read request from the application.
     pub(crate) fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError> {
+        if self.cfg.witness {
+            return Err(ReadIndexError::Witness);
+        }
         let request = ReadRequest {
             from: None,
             context,

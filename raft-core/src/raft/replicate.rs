@@ -116,7 +116,11 @@ impl<S: Storage> Raft<S> {
     /// Every member's progress, on the leader.
     pub(crate) fn progress_status(&self) -> Option<BTreeMap<NodeId, ProgressStatus>> {
         let l = self.role.leader_state()?;
-        let status = l.progress.iter().map(|(id, p)| (*id, p.status()));
+        let status = l.progress.iter().map(|(id, p)| {
+            let mut s = p.status();
+            s.is_witness = self.membership.is_witness(*id);
+            (*id, s)
+        });
         Some(status.collect())
     }
 
@@ -261,10 +265,11 @@ impl<S: Storage> Leader<'_, S> {
 
     /// Messages to a leader.
     pub(super) fn step(&mut self, m: Message) -> Result<(), StepError> {
-        if let Some(kind) = response_kind(&m.body)
-            && !self.state.progress.contains_key(&m.from)
-        {
-            return Err(StepError::UnknownPeer { from: m.from, kind });
+        if let Some(kind) = response_kind(&m.body) {
+            if !self.state.progress.contains_key(&m.from) {
+                return Err(StepError::UnknownPeer { from: m.from, kind });
+            }
+            self.note_heard(m.from);
         }
         match m.body {
             MessageBody::Propose(p) => {
@@ -364,6 +369,12 @@ impl<S: Storage> Leader<'_, S> {
         to: NodeId,
         send_if_empty: bool,
     ) -> Result<bool, StorageError> {
+        // Checked for emptiness first: most groups have no witness.
+        let witness = self.membership.has_witnesses() && self.membership.is_witness(to);
+        let mut last = self.log.last_index()?;
+        if witness {
+            last = self.witness_limit(to, last);
+        }
         let pr = self
             .state
             .progress
@@ -376,7 +387,11 @@ impl<S: Storage> Leader<'_, S> {
             // The follower refuses appends until it has a snapshot.
             return self.maybe_send_snapshot(to);
         }
-        let last = self.log.last_index()?;
+        if witness {
+            // A witness may hold more than its limit allows now (the limit
+            // falls when a full follower catches up again): nothing new.
+            last = last.max(pr.next().prev());
+        }
         if pr.next() > last && !send_if_empty {
             // Up to date: nothing to send (and the term of the last entry,
             // the follower's prev, is always known: no snapshot needed).
@@ -386,7 +401,7 @@ impl<S: Storage> Leader<'_, S> {
         let Some(prev_term) = self.log.term_if_present(prev_index)? else {
             return self.maybe_send_snapshot(to);
         };
-        let entries = match self
+        let mut entries = match self
             .log
             .slice(pr.next(), last.next(), self.cfg.max_size_per_msg)
         {
@@ -394,6 +409,9 @@ impl<S: Storage> Leader<'_, S> {
             Err(StorageError::Compacted) => return self.maybe_send_snapshot(to),
             Err(e) => return Err(e),
         };
+        if witness {
+            super::witness::strip_payloads(&mut entries);
+        }
         if entries.is_empty() && !send_if_empty {
             return Ok(false);
         }
@@ -421,7 +439,7 @@ impl<S: Storage> Leader<'_, S> {
         }
         let next = pr.next();
         let requested = pr.follower_snapshot_request();
-        let snapshot = match self
+        let mut snapshot = match self
             .log
             .storage()
             .snapshot(next.max(requested.unwrap_or(next)))
@@ -445,6 +463,9 @@ impl<S: Storage> Leader<'_, S> {
             // application for a newer one.
             self.ask_for_snapshot(to, needed, meta.index);
             return Ok(false);
+        }
+        if self.membership.has_witnesses() && self.membership.is_witness(to) {
+            super::witness::strip_snapshot(&mut snapshot);
         }
         let pr = self.progress_of(to);
         pr.snapshot_sent(snapshot.metadata.index);
@@ -550,6 +571,7 @@ impl<S: Storage> Leader<'_, S> {
         }
         // Keep the window full while there is a backlog.
         while self.maybe_send_append(from, false)? {}
+        self.feed_witnesses(from)?;
         self.maybe_finish_transfer(from, false)?;
         Ok(())
     }
@@ -607,6 +629,10 @@ impl<S: Storage> Leader<'_, S> {
         if updated && self.maybe_commit()? {
             self.state.broadcast_pending = true;
             self.release_reads_after_commit()?;
+        }
+        if updated {
+            // Witnesses waiting for this leader's own write may go on.
+            self.feed_witnesses(id)?;
         }
         Ok(())
     }

@@ -23,6 +23,9 @@ use crate::types::{Index, NodeId};
 impl<S: Storage> Raft<S> {
     /// The application asks the leader for a snapshot.
     pub(crate) fn request_snapshot(&mut self) -> Result<Index, RequestSnapshotError> {
+        if self.cfg.witness {
+            return Err(RequestSnapshotError::Witness);
+        }
         let Role::Follower { leader } = self.role else {
             return Err(RequestSnapshotError::NotFollower {
                 role: self.role.kind(),

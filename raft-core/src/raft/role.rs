@@ -52,6 +52,8 @@ pub(crate) struct LeaderState {
     pub(super) snapshot_request: Option<SnapshotRequest>,
     /// Ticks in a row the group was idle (`quiesce.rs`).
     pub(super) quiet_ticks: u32,
+    /// The node's tick when it became leader (`witness.rs`).
+    pub(super) term_start_tick: u64,
 }
 
 /// The role without its state.

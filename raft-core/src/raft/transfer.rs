@@ -54,6 +54,9 @@ impl<S: Storage> Leader<'_, S> {
             // Learners never campaign; a non-member cannot be elected.
             return Err(TransferError::NotVoter { target });
         }
+        if self.membership.is_witness(target) {
+            return Err(TransferError::Witness { target });
+        }
         let l = &mut *self.state;
         if l.transferee == Some(target) {
             return Ok(());

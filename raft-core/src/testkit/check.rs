@@ -32,6 +32,9 @@ pub enum ViolationKind {
     Liveness,
     /// A node returned an error that a correct node never returns.
     NodeError,
+    /// A witness campaigned or led, or was sent an entry payload or
+    /// snapshot data.
+    Witness,
 }
 
 /// A broken property, with what showed it.
@@ -82,6 +85,11 @@ pub struct SafetyChecker {
     reads: BTreeMap<u64, Index>,
     /// The last log end seen for each (leader, term).
     leader_logs: BTreeMap<NodeId, (Term, Index, Term)>,
+    /// Entries seen only as metadata (in a witness's log): (index, term)
+    /// -> term of the previous entry.
+    metadata: BTreeMap<(Index, Term), Term>,
+    /// Index -> term of the entry a witness applied there.
+    metadata_applied: BTreeMap<Index, Term>,
 }
 
 impl SafetyChecker {
@@ -156,6 +164,7 @@ impl SafetyChecker {
         prev_term: Term,
         digest: Digest,
     ) -> Result<(), Finding> {
+        self.check_metadata(node, index, term, prev_term)?;
         match self.entries.get(&(index, term)) {
             Some(&(p, d)) if p != prev_term || d != digest => finding(
                 ViolationKind::LogMatching,
@@ -172,6 +181,82 @@ impl SafetyChecker {
         }
     }
 
+    /// `node`, a witness, persisted the metadata of entry `(index, term)`,
+    /// whose predecessor has `prev_term` (a witness holds no payloads, so
+    /// only index, term and predecessor are compared).
+    ///
+    /// # Errors
+    /// [`ViolationKind::LogMatching`] if another log holds the same
+    /// `(index, term)` with a different predecessor.
+    pub fn metadata_entry(
+        &mut self,
+        node: NodeId,
+        index: Index,
+        term: Term,
+        prev_term: Term,
+    ) -> Result<(), Finding> {
+        self.check_metadata(node, index, term, prev_term)?;
+        if let Some(&(p, _)) = self.entries.get(&(index, term))
+            && p != prev_term
+        {
+            return finding(
+                ViolationKind::LogMatching,
+                format!(
+                    "witness {node} holds {term}/{index} after term {prev_term}; another log holds it after term {p}"
+                ),
+            );
+        }
+        self.metadata.insert((index, term), prev_term);
+        Ok(())
+    }
+
+    fn check_metadata(
+        &self,
+        node: NodeId,
+        index: Index,
+        term: Term,
+        prev_term: Term,
+    ) -> Result<(), Finding> {
+        match self.metadata.get(&(index, term)) {
+            Some(&p) if p != prev_term => finding(
+                ViolationKind::LogMatching,
+                format!(
+                    "node {node} holds {term}/{index} after term {prev_term}; a witness holds it after term {p}"
+                ),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// `node`, a witness, applied the entry `(index, term)` (its metadata:
+    /// a witness has no state machine, but it applies conf changes).
+    ///
+    /// # Errors
+    /// [`ViolationKind::StateMachineSafety`] if another node applied an
+    /// entry of another term at `index`.
+    pub fn metadata_applied(
+        &mut self,
+        node: NodeId,
+        index: Index,
+        term: Term,
+    ) -> Result<(), Finding> {
+        let other = self
+            .applied
+            .get(&index)
+            .map(|(t, _)| *t)
+            .or_else(|| self.metadata_applied.get(&index).copied());
+        if let Some(t) = other
+            && t != term
+        {
+            return finding(
+                ViolationKind::StateMachineSafety,
+                format!("witness {node} applied {term}/{index}; another applied {t}/{index}"),
+            );
+        }
+        self.metadata_applied.insert(index, term);
+        Ok(())
+    }
+
     /// `node` applied the entry `(index, term)`.
     ///
     /// # Errors
@@ -185,6 +270,14 @@ impl SafetyChecker {
         digest: Digest,
     ) -> Result<(), Finding> {
         self.max_applied = self.max_applied.max(index);
+        if let Some(&t) = self.metadata_applied.get(&index)
+            && t != term
+        {
+            return finding(
+                ViolationKind::StateMachineSafety,
+                format!("node {node} applied {term}/{index}; a witness applied {t}/{index}"),
+            );
+        }
         match self.applied.get(&index) {
             Some(&(t, d)) if t != term || d != digest => finding(
                 ViolationKind::StateMachineSafety,

@@ -85,11 +85,14 @@ pub fn conf_state(cs: &ConfState) -> String {
     if cs.auto_leave {
         s.push_str(" autoleave");
     }
+    if !cs.witnesses.is_empty() {
+        let _ = write!(s, " witnesses={}", id_set(&cs.witnesses));
+    }
     s
 }
 
 /// A membership change in the transcript's input syntax: `v4` adds voter 4,
-/// `l4` adds (or demotes to) learner 4, `r4` removes 4. A V2 change that is
+/// `l4` adds (or demotes to) learner 4, `w4` adds witness 4, `r4` removes 4. A V2 change that is
 /// not `auto` gets ` transition=implicit|explicit`; the empty V2 change
 /// (leave joint) is `leave-joint`.
 pub fn conf_change(cc: &AnyConfChange) -> String {
@@ -98,6 +101,7 @@ pub fn conf_change(cc: &AnyConfChange) -> String {
             ConfChangeKind::AddNode => 'v',
             ConfChangeKind::AddLearnerNode => 'l',
             ConfChangeKind::RemoveNode => 'r',
+            ConfChangeKind::AddWitness => 'w',
         };
         format!("{k}{id}")
     };

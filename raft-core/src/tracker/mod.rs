@@ -23,6 +23,9 @@ pub(crate) struct Membership {
     learners_next: BTreeSet<NodeId>,
     /// Leave the joint state automatically.
     auto_leave: bool,
+    /// Voters that keep only the log's metadata and never lead.
+    /// Invariant: a subset of the voters.
+    witnesses: BTreeSet<NodeId>,
 }
 
 impl Membership {
@@ -36,6 +39,7 @@ impl Membership {
             learners: cs.learners.clone(),
             learners_next: cs.learners_next.clone(),
             auto_leave: cs.auto_leave,
+            witnesses: cs.witnesses.clone(),
         }
     }
 
@@ -47,6 +51,7 @@ impl Membership {
             voters_outgoing: self.voters.outgoing.voters().clone(),
             learners_next: self.learners_next.clone(),
             auto_leave: self.auto_leave,
+            witnesses: self.witnesses.clone(),
         }
     }
 
@@ -60,9 +65,31 @@ impl Membership {
         self.auto_leave
     }
 
-    /// True when `id` can vote, so may campaign.
+    /// True when `id` can vote (a witness votes too, but never campaigns).
     pub(crate) fn is_voter(&self, id: NodeId) -> bool {
         self.voters.contains(id)
+    }
+
+    /// True when `id` is a witness: a voter that gets payload-free appends
+    /// and metadata-only snapshots, and never leads.
+    pub(crate) fn is_witness(&self, id: NodeId) -> bool {
+        self.witnesses.contains(&id)
+    }
+
+    /// The witnesses, in id order.
+    pub(crate) fn witnesses(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.witnesses.iter().copied()
+    }
+
+    /// True when some voter is a witness.
+    #[inline]
+    pub(crate) fn has_witnesses(&self) -> bool {
+        !self.witnesses.is_empty()
+    }
+
+    /// True when `id` may lead: a voter that is not a witness.
+    pub(crate) fn can_lead(&self, id: NodeId) -> bool {
+        self.is_voter(id) && !self.is_witness(id)
     }
 
     /// True when `id` is a member of any kind.

@@ -53,6 +53,10 @@ pub(crate) struct Progress {
     /// the follower), and none was sent yet. While set, the leader sends
     /// the follower snapshots, not appends (it refuses them).
     follower_snapshot_request: Option<Index>,
+    /// The leader's tick at which this follower last answered it, `None`
+    /// until it does (kept only in groups with witnesses, see
+    /// `raft/witness.rs`).
+    heard_at_tick: Option<u64>,
 }
 
 impl Progress {
@@ -70,7 +74,22 @@ impl Progress {
             commit_reported: Index::ZERO,
             snapshot_requested: None,
             follower_snapshot_request: None,
+            heard_at_tick: None,
         }
+    }
+
+    /// The follower answered at the leader's tick `now`.
+    pub(crate) fn heard_at(&mut self, now: u64) {
+        debug_assert!(
+            self.heard_at_tick.is_none_or(|t| now >= t),
+            "the leader's clock never runs back"
+        );
+        self.heard_at_tick = Some(now);
+    }
+
+    /// The leader's tick at which the follower last answered, if it did.
+    pub(crate) fn heard_at_tick(&self) -> Option<u64> {
+        self.heard_at_tick
     }
 
     fn reset_state(&mut self, state: ProgressState) {
@@ -325,6 +344,7 @@ impl Progress {
             state: self.state,
             recent_active: self.recent_active,
             is_learner: self.is_learner,
+            is_witness: false,
             inflight_msgs: self.inflights.len(),
             snapshot_requested: self.snapshot_requested,
             follower_snapshot_request: self.follower_snapshot_request,

@@ -44,6 +44,7 @@ type ConfigTweak = Box<dyn Fn(&mut Config)>;
 pub struct ClusterBuilder {
     voters: Vec<u64>,
     learners: Vec<u64>,
+    witnesses: Vec<u64>,
     pre_vote: bool,
     check_quorum: bool,
     election_ticks: u32,
@@ -59,6 +60,12 @@ impl ClusterBuilder {
     }
     pub fn learners(mut self, ids: &[u64]) -> Self {
         self.learners = ids.to_vec();
+        self
+    }
+    /// Voters that are witnesses (named in the membership, and run with
+    /// `Config::witness`), in addition to `voters`.
+    pub fn witnesses(mut self, ids: &[u64]) -> Self {
+        self.witnesses = ids.to_vec();
         self
     }
     pub fn pre_vote(mut self, on: bool) -> Self {
@@ -91,12 +98,23 @@ impl ClusterBuilder {
 
     pub fn build(self) -> Cluster {
         let conf = ConfState {
-            voters: self.voters.iter().map(|&v| id(v)).collect(),
+            voters: self
+                .voters
+                .iter()
+                .chain(&self.witnesses)
+                .map(|&v| id(v))
+                .collect(),
             learners: self.learners.iter().map(|&v| id(v)).collect(),
+            witnesses: self.witnesses.iter().map(|&v| id(v)).collect(),
             ..ConfState::default()
         };
         let mut nodes = BTreeMap::new();
-        for &raw in self.voters.iter().chain(&self.learners) {
+        for &raw in self
+            .voters
+            .iter()
+            .chain(&self.witnesses)
+            .chain(&self.learners)
+        {
             let storage = MemoryStorage::with_conf_state(conf.clone());
             if let Some((terms, current)) = self.logs.get(&raw) {
                 let entries: Vec<Entry> = terms
@@ -116,6 +134,7 @@ impl ClusterBuilder {
             cfg.check_quorum = self.check_quorum;
             cfg.election_timeout_ticks = self.election_ticks;
             cfg.heartbeat_interval_ticks = self.heartbeat_ticks;
+            cfg.witness = self.witnesses.contains(&raw);
             if let Some(f) = &self.tweak {
                 f(&mut cfg);
             }
@@ -146,6 +165,7 @@ impl Cluster {
         ClusterBuilder {
             voters: vec![1],
             learners: vec![],
+            witnesses: vec![],
             pre_vote: false,
             check_quorum: false,
             election_ticks: 10,

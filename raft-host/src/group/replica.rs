@@ -350,7 +350,12 @@ impl<S: StateMachine> Replica<S> {
         for single in &v2.changes {
             let id = single.node_id;
             match single.kind {
-                ConfChangeKind::AddNode | ConfChangeKind::AddLearnerNode => {
+                // A witness is a voter to this member (the host runs no
+                // witness itself: `Config::witness` stays false, and
+                // raft-core refuses a change that names this member one).
+                ConfChangeKind::AddNode
+                | ConfChangeKind::AddLearnerNode
+                | ConfChangeKind::AddWitness => {
                     let learner = single.kind == ConfChangeKind::AddLearnerNode;
                     let ctx = context.clone();
                     if let Some(ctx) = &ctx
@@ -398,7 +403,7 @@ fn answer_promotions<O>(
             ConfChangeKind::RemoveNode => {
                 Err(MembershipError::NotMember(single.node_id, "learner"))
             }
-            ConfChangeKind::AddLearnerNode => continue,
+            ConfChangeKind::AddLearnerNode | ConfChangeKind::AddWitness => continue,
         };
         for reply in waiters
             .promotions

@@ -137,7 +137,13 @@ struct Stream {
     heard: Arc<AtomicU64>,
 }
 
-/// What woke the sender.
+/// What woke the sender. A stack temporary of one `select!`, never
+/// stored or queued: its size (a `Message` holds a snapshot's metadata
+/// inline) costs one move.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a transient select result; boxing would allocate per message"
+)]
 enum Wake {
     Message(Option<(GroupId, Message)>),
     Ping,

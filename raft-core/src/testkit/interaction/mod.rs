@@ -51,11 +51,11 @@
 //!
 //! | Command | Effect |
 //! |---|---|
-//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [max-apply-gap=N] [max-entry-bytes=N] [read-only=safe\|lease-based] [max-clock-drift=lockstep\|N] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T] [founding-log=B] [snapshot-on-apply=B]` | Adds N nodes with the next ids. With `founding-log=true`, each starts from the founders' membership written as the first log entries ([`MemoryStorage::bootstrap`]); with `index`, from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership (no `voters`: a node joining with empty storage). `max-clock-drift=N` shortens leases for a drift of N per mille ([`ClockDrift::PerMille`]). `snapshot-on-apply=false` stops the environment from snapshotting after every apply: the node then snapshots only when a leader asks (`Ready::snapshot_request`). `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
+//! | `add-nodes N [voters=(..)] [learners=(..)] [index=I] [prevote=B] [checkquorum=B] [async-storage-writes=B] [inflight=N] [max-inflight-bytes=N] [max-size-per-msg=N] [max-committed-size-per-ready=N] [max-uncommitted-size=N] [max-apply-gap=N] [max-entry-bytes=N] [read-only=safe\|lease-based] [max-clock-drift=lockstep\|N] [step-down-on-removal=B] [disable-proposal-forwarding=B] [election-ticks=N] [heartbeat-ticks=N] [log=(t1,t2,..)] [term=T] [founding-log=B] [snapshot-on-apply=B] [witnesses=(..)] [witness=B]` | Adds N nodes with the next ids. With `founding-log=true`, each starts from the founders' membership written as the first log entries ([`MemoryStorage::bootstrap`]); with `index`, from a snapshot at `index` (term 1) holding the membership; otherwise from an empty log with that membership (no `voters`: a node joining with empty storage). `max-clock-drift=N` shortens leases for a drift of N per mille ([`ClockDrift::PerMille`]). `witnesses` names voters that are witnesses (they need not be listed in `voters`); those nodes, and every node with `witness=true`, run as witnesses (`Config::witness`). `snapshot-on-apply=false` stops the environment from snapshotting after every apply: the node then snapshots only when a leader asks (`Ready::snapshot_request`). `log` gives each node persisted entries after `index` with those terms (empty payloads); `term` sets the persisted term (default: the last entry's). Defaults: election 3 ticks, heartbeat 1, pre-vote, check-quorum and async writes off, no size limits, step-down on removal on. |
 //! | `campaign id` | [`RawNode::campaign`]. |
 //! | `restart id` | Crash and restart: a new `RawNode` from the node's storage (volatile state and unpersisted work lost; messages in flight kept). |
 //! | `propose id data` | [`RawNode::propose`]. |
-//! | `propose-conf-change id [v1=true] [transition=auto\|implicit\|explicit]` + input line `v4 l5 r6` | [`RawNode::propose_conf_change`]: `vN` adds voter N, `lN` learner N, `rN` removes N; an empty V2 change leaves a joint configuration. `v1=true` proposes a single-step (V1) change. |
+//! | `propose-conf-change id [v1=true] [transition=auto\|implicit\|explicit]` + input line `v4 l5 r6` | [`RawNode::propose_conf_change`]: `vN` adds voter N, `lN` learner N, `wN` witness N, `rN` removes N; an empty V2 change leaves a joint configuration. `v1=true` proposes a single-step (V1) change. |
 //! | `transfer-leadership from=id to=id` | [`RawNode::transfer_leader`] on `from`. |
 //! | `forget-leader id` | [`RawNode::forget_leader`]. |
 //! | `request-snapshot id` | [`RawNode::request_snapshot`]. |
@@ -462,19 +462,25 @@ impl Env {
             "founding-log",
             "snapshot-on-apply",
             "quiesce-after-ticks",
+            "witnesses",
+            "witness",
         ])?;
         let n = a.first_id()?;
         let to_ids = |raws: Vec<u64>| raws.into_iter().map(node_id).collect::<Result<_, _>>();
-        let cs = ConfState {
+        let mut cs = ConfState {
             voters: to_ids(a.list("voters")?)?,
             learners: to_ids(a.list("learners")?)?,
+            witnesses: to_ids(a.list("witnesses")?)?,
             ..ConfState::default()
         };
+        // A witness is a voter: `witnesses=(3)` needs no `voters=(3)`.
+        cs.voters.extend(cs.witnesses.iter().copied());
         let index = a.u64("index")?.unwrap_or(0);
         let first = self.nodes.keys().last().copied().unwrap_or(0) + 1;
         for raw in first..first + n {
             let mut cfg = node_config(node_id(raw)?, a)?;
             cfg.applied = Index(index);
+            cfg.witness = a.bool("witness")?.unwrap_or(false) || cs.is_witness(node_id(raw)?);
             let storage = bootstrap_storage(a, &cs)?;
             self.add_node(raw, cfg, storage);
             if let Some(node) = self.nodes.get_mut(&raw) {
@@ -579,7 +585,8 @@ impl Env {
                 "v" => ConfChangeKind::AddNode,
                 "l" => ConfChangeKind::AddLearnerNode,
                 "r" => ConfChangeKind::RemoveNode,
-                _ => return Err(format!("bad conf change {tok:?}: want vN, lN or rN")),
+                "w" => ConfChangeKind::AddWitness,
+                _ => return Err(format!("bad conf change {tok:?}: want vN, lN, wN or rN")),
             };
             let node_id = node_id(parse_u64(n, "conf change node")?)?;
             changes.push(ConfChangeSingle { kind, node_id });
@@ -1015,7 +1022,9 @@ impl Env {
                 .map(|s| s.conf_state)
                 .unwrap_or_default();
             let nid = st.id;
-            let membership = if cs.voters.contains(&nid) || cs.voters_outgoing.contains(&nid) {
+            let membership = if cs.is_witness(nid) {
+                "Witness"
+            } else if cs.voters.contains(&nid) || cs.voters_outgoing.contains(&nid) {
                 "Voter"
             } else if cs.learners.contains(&nid) || cs.learners_next.contains(&nid) {
                 "Learner"

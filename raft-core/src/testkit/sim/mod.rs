@@ -172,7 +172,11 @@ impl Simulation {
     /// until [`Simulation::run`].
     pub fn new(seed: u64, opts: SimOptions) -> Simulation {
         let founders = opts.nodes - opts.joiners;
-        let voters = ConfState::with_voters((1..=founders).map(id));
+        let mut voters = ConfState::with_voters((1..=founders).map(id));
+        voters.witnesses = (1..=founders)
+            .filter(|&n| opts.is_witness(n))
+            .map(id)
+            .collect();
         let mut sim = Simulation {
             seed,
             rng: StdRng::seed_from_u64(seed),
@@ -318,6 +322,7 @@ impl Simulation {
         cfg.max_apply_gap = self.opts.max_apply_gap;
         cfg.applied = applied;
         cfg.quiesce_after_ticks = self.opts.quiesce_after_ticks;
+        cfg.witness = self.opts.is_witness(n.get());
         // Each incarnation draws its own jitter, still from the run's seed.
         cfg.seed = self.seed ^ (n.get() << 32) ^ self.step;
         cfg
@@ -566,6 +571,20 @@ impl Simulation {
         Ok(())
     }
 
+    /// The kind a change that adds `n` takes: a witness id is added as a
+    /// witness, whatever was drawn (no extra draw: other modes replay
+    /// unchanged).
+    fn kind_for(&self, kind: ConfChangeKind, n: NodeId) -> ConfChangeKind {
+        match kind {
+            ConfChangeKind::AddNode | ConfChangeKind::AddLearnerNode
+                if self.opts.is_witness(n.get()) =>
+            {
+                ConfChangeKind::AddWitness
+            }
+            k => k,
+        }
+    }
+
     /// Adds one of the nodes that started empty, mostly as a voter.
     fn joiner_conf_change(&mut self) -> AnyConfChange {
         let founders = self.opts.nodes - self.opts.joiners;
@@ -586,6 +605,7 @@ impl Simulation {
             1 => ConfChangeKind::AddLearnerNode,
             _ => ConfChangeKind::RemoveNode,
         };
+        let kind = self.kind_for(kind, target);
         if self.rng.random_bool(0.7) {
             return single_step(kind, target);
         }
@@ -596,7 +616,7 @@ impl Simulation {
                 node_id: target,
             },
             ConfChangeSingle {
-                kind: ConfChangeKind::AddNode,
+                kind: self.kind_for(ConfChangeKind::AddNode, other),
                 node_id: other,
             },
         ];
@@ -886,7 +906,15 @@ impl Simulation {
         node.storage
             .persist(rd)
             .expect("raft-core hands out a newer snapshot and consecutive entries");
+        let witness = self.opts.is_witness(n.get());
         if let Some(s) = &rd.snapshot {
+            if witness && !s.data.is_empty() {
+                return Err(Finding {
+                    kind: ViolationKind::Witness,
+                    detail: format!("witness {n} was sent a snapshot with data"),
+                });
+            }
+            let node = self.nodes.get_mut(&n).expect("node");
             node.applied = s.metadata.index;
             self.report.snapshots_installed += 1;
             let (i, cs) = (s.metadata.index, s.metadata.conf_state.clone());
@@ -895,8 +923,19 @@ impl Simulation {
         let node = self.nodes.get_mut(&n).expect("node");
         for e in &rd.entries {
             let prev = node.storage.term(e.index.prev()).unwrap_or(Term::ZERO);
-            self.checker
-                .log_entry(n, e.index, e.term, prev, entry_digest(e))?;
+            if !witness {
+                self.checker
+                    .log_entry(n, e.index, e.term, prev, entry_digest(e))?;
+                continue;
+            }
+            if e.kind == EntryKind::Normal && !e.data.is_empty() {
+                return Err(Finding {
+                    kind: ViolationKind::Witness,
+                    detail: format!("witness {n} was sent the payload of {}/{}", e.term, e.index),
+                });
+            }
+            self.checker.metadata_entry(n, e.index, e.term, prev)?;
+            self.report.witness_entries += 1;
         }
         Ok(())
     }
@@ -915,8 +954,13 @@ impl Simulation {
 
     /// Applies committed entries in order; membership changes take effect.
     fn apply_entries(&mut self, n: NodeId, entries: &[Entry]) -> Result<(), Finding> {
+        let witness = self.opts.is_witness(n.get());
         for e in entries {
-            self.checker.applied(n, e.index, e.term, entry_digest(e))?;
+            if witness {
+                self.checker.metadata_applied(n, e.index, e.term)?;
+            } else {
+                self.checker.applied(n, e.index, e.term, entry_digest(e))?;
+            }
             let node = self.nodes.get_mut(&n).expect("node");
             if e.index != node.applied.next() {
                 // A node applies every entry, in order, or a snapshot.
@@ -981,6 +1025,12 @@ impl Simulation {
             let Some(raw) = &node.raw else { continue };
             let raft = raw.raft();
             let now = (raft.role_kind(), raft.term());
+            if self.opts.is_witness(n.get()) && now.0 != RoleKind::Follower {
+                return Err(Finding {
+                    kind: ViolationKind::Witness,
+                    detail: format!("witness {n} became {:?} in term {}", now.0, now.1),
+                });
+            }
             if now.0 != RoleKind::Leader {
                 self.nodes.get_mut(&n).expect("node").last_role = Some(now);
                 continue;

@@ -109,6 +109,11 @@ pub struct SimOptions {
     /// [`MultiSimulation`](super::MultiSimulation), see
     /// [`SimOptions::with_groups`].
     pub groups: u64,
+    /// The highest this many ids are witnesses ([`Config::witness`], and
+    /// named so in the membership): they vote and hold the log's metadata,
+    /// never lead, and get no payloads. 0 in [`SimOptions::randomized`];
+    /// see [`SimOptions::with_witnesses`].
+    pub witnesses: u64,
 }
 
 /// In lease mode, all nodes tick once every this many steps per node (the
@@ -163,7 +168,26 @@ impl SimOptions {
             apply_before_persist: false,
             quiesce_after_ticks: None,
             groups: 1,
+            witnesses: 0,
         }
+    }
+
+    /// The same options for `full` full voters and `witnesses` witnesses
+    /// (the highest ids), with the node-local operations
+    /// ([`SimOptions::with_local_ops`]) and membership changes that remove
+    /// and re-add members of either kind.
+    #[must_use]
+    pub fn with_witnesses(mut self, full: u64, witnesses: u64) -> SimOptions {
+        self = self.with_local_ops();
+        self.nodes = full + witnesses;
+        self.witnesses = witnesses;
+        self.joiners = 0;
+        self
+    }
+
+    /// True when `n` (an id) is one of the witnesses.
+    pub fn is_witness(&self, n: u64) -> bool {
+        n > self.nodes - self.witnesses
     }
 
     /// The same options with some clusters founded in the log and joined
@@ -281,10 +305,17 @@ impl SimOptions {
     /// within the bound their lease is shortened for), `lease-drift-beyond`
     /// (beyond it), `joiners`, `compaction`, `local-ops`, `quiesce`,
     /// `quiesce-lease` (quiescence with lease reads), `multi` (several
-    /// groups over the same nodes), `multi-quiesce` (the same, quiescing)
-    /// or `default`.
+    /// groups over the same nodes), `multi-quiesce` (the same, quiescing),
+    /// `witness` (2 full voters and 1 witness), `witness-5` (3 full voters
+    /// and 2 witnesses) or `default`.
     pub fn mode(&self) -> &'static str {
-        if self.groups > 1 {
+        if self.witnesses > 0 {
+            if self.nodes == 3 {
+                "witness"
+            } else {
+                "witness-5"
+            }
+        } else if self.groups > 1 {
             if self.quiesce_after_ticks.is_some() {
                 "multi-quiesce"
             } else {
@@ -333,6 +364,8 @@ impl SimOptions {
             "quiesce-lease" => Some(base.with_lease_reads().with_quiescence()),
             "multi" => Some(base.with_groups(seed)),
             "multi-quiesce" => Some(base.with_groups(seed).with_quiescence()),
+            "witness" => Some(base.with_witnesses(2, 1)),
+            "witness-5" => Some(base.with_witnesses(3, 2)),
             _ => None,
         }
     }

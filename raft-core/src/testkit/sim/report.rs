@@ -55,6 +55,9 @@ pub struct SimReport {
     /// Multi-group runs: unsynced writes a crash still left durable (the
     /// first of a host's unsynced tail reached the disk in order).
     pub host_writes_durable_at_crash: u64,
+    /// Witness runs: entries witnesses persisted (each checked to carry no
+    /// payload).
+    pub witness_entries: u64,
 }
 
 impl SimReport {
@@ -78,6 +81,7 @@ impl SimReport {
             proposals_backpressured,
             quiescences,
             groups,
+            witness_entries,
             host_syncs,
             host_synced_writes,
             host_syncs_across_groups,
@@ -100,6 +104,7 @@ impl SimReport {
         self.proposals_backpressured += proposals_backpressured;
         self.quiescences += quiescences;
         self.groups += groups;
+        self.witness_entries += witness_entries;
         self.host_syncs += host_syncs;
         self.host_synced_writes += host_synced_writes;
         self.host_syncs_across_groups += host_syncs_across_groups;
