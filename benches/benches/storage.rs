@@ -66,7 +66,7 @@ impl Target {
                 let b = PersistBatch {
                     entries,
                     must_sync: sync,
-                    ..PersistBatch::default()
+                    ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
                 };
                 s.persist_batch(black_box(&b)).expect("persist");
             }
@@ -206,7 +206,7 @@ fn recovery() {
         while next <= total {
             let b = PersistBatch {
                 entries: batch(&mut next, per_batch, &data),
-                ..PersistBatch::default()
+                ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
             };
             s.persist_batch(&b).expect("persist");
         }

@@ -16,8 +16,8 @@ use raft_core::{
     Append, AppendResponse, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
     ConfChangeV2, ConfState, Entry, EntryKind, HardState, Heartbeat, HeartbeatResponse, Index,
     LogId, Message, MessageBody, NodeId, Propose, Quiesce, ReadIndexRequest, ReadIndexResponse,
-    RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest,
-    VoteResponse,
+    ReadRound, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader,
+    VoteRequest, VoteResponse,
 };
 
 use crate::error::DecodeError;
@@ -540,10 +540,10 @@ fn decode_body(t: wire::MessageType, w: wire::Message) -> Result<MessageBody, De
         T::PreVoteResponse => MessageBody::PreVoteResponse(VoteResponse { reject: w.reject }),
         T::Heartbeat => MessageBody::Heartbeat(Heartbeat {
             commit: index("Message.commit", w.commit)?,
-            read_round: w.read_round,
+            read_round: w.read_round.map(ReadRound::new),
         }),
         T::HeartbeatResponse => MessageBody::HeartbeatResponse(HeartbeatResponse {
-            read_round: w.read_round,
+            read_round: w.read_round.map(ReadRound::new),
         }),
         T::Snapshot => MessageBody::Snapshot(Snapshot::try_from(
             w.snapshot.ok_or(DecodeError::MissingSnapshot)?,
@@ -682,9 +682,9 @@ impl From<&Message> for wire::Message {
             MessageBody::VoteResponse(r) | MessageBody::PreVoteResponse(r) => w.reject = r.reject,
             MessageBody::Heartbeat(h) => {
                 w.commit = h.commit.get();
-                w.read_round = h.read_round;
+                w.read_round = h.read_round.map(ReadRound::get);
             }
-            MessageBody::HeartbeatResponse(h) => w.read_round = h.read_round,
+            MessageBody::HeartbeatResponse(h) => w.read_round = h.read_round.map(ReadRound::get),
             MessageBody::Snapshot(s) => w.snapshot = Some(wire::Snapshot::from(s)),
             MessageBody::Propose(p) => {
                 w.entries = p.entries.iter().map(wire::Entry::from).collect();

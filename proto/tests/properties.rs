@@ -11,8 +11,8 @@ use raft_core::{
     Append, AppendResponse, ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition,
     ConfChangeV2, ConfState, Entry, EntryKind, HardState, Heartbeat, HeartbeatResponse, Index,
     LogId, Message, MessageBody, NodeId, Propose, Quiesce, ReadIndexRequest, ReadIndexResponse,
-    RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest,
-    VoteResponse,
+    ReadRound, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader,
+    VoteRequest, VoteResponse,
 };
 use raft_proto::{DecodeError, MAX_TERM_OR_INDEX, wire};
 
@@ -177,11 +177,13 @@ fn termed_body(term: u64) -> impl Strategy<Value = MessageBody> {
         (0u64..1000, any::<Option<u64>>()).prop_map(|(c, read_round)| MessageBody::Heartbeat(
             Heartbeat {
                 commit: Index(c),
-                read_round
+                read_round: read_round.map(ReadRound::new)
             }
         )),
         any::<Option<u64>>().prop_map(|read_round| {
-            MessageBody::HeartbeatResponse(HeartbeatResponse { read_round })
+            MessageBody::HeartbeatResponse(HeartbeatResponse {
+                read_round: read_round.map(ReadRound::new),
+            })
         }),
         snapshot(term).prop_map(MessageBody::Snapshot),
         (1u64..1000, payload()).prop_map(|(i, context)| {

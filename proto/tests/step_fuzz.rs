@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use raft_core::{
     Append, AppendResponse, ConfState, Config, Entry, EntryKind, Heartbeat, HeartbeatResponse,
     Index, LogId, MemoryStorage, Message, MessageBody, NodeId, Propose, RawNode, ReadIndexRequest,
-    ReadIndexResponse, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, StepError, Term,
-    TransferLeader, VoteRequest, VoteResponse,
+    ReadIndexResponse, ReadRound, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata,
+    StepError, Term, TransferLeader, VoteRequest, VoteResponse,
 };
 
 fn id(n: u64) -> NodeId {
@@ -64,11 +64,14 @@ fn body() -> impl Strategy<Value = MessageBody> {
         (0u64..14, proptest::option::of(0u64..4)).prop_map(|(c, r)| MessageBody::Heartbeat(
             Heartbeat {
                 commit: Index(c),
-                read_round: r
+                read_round: r.map(ReadRound::new)
             }
         )),
-        proptest::option::of(0u64..4)
-            .prop_map(|r| MessageBody::HeartbeatResponse(HeartbeatResponse { read_round: r })),
+        proptest::option::of(0u64..4).prop_map(|r| MessageBody::HeartbeatResponse(
+            HeartbeatResponse {
+                read_round: r.map(ReadRound::new)
+            }
+        )),
         (
             1u64..6,
             1u64..14,

@@ -351,12 +351,12 @@ pub use error::{
 };
 pub use message::{
     Append, AppendResponse, Heartbeat, HeartbeatResponse, InvalidMessage, Message, MessageBody,
-    Propose, Quiesce, ReadIndexRequest, ReadIndexResponse, RejectHint, RequestSnapshot,
+    Propose, Quiesce, ReadIndexRequest, ReadIndexResponse, ReadRound, RejectHint, RequestSnapshot,
     TransferLeader, VoteRequest, VoteResponse,
 };
 pub use raft::{Proposal, ReadState, RoleKind};
 pub use raw_node::{AdvanceError, LightReady, RawNode, SnapshotStatus};
-pub use ready::{PersistBatch, Ready, SnapshotRequest, SoftState};
+pub use ready::{PersistBatch, Ready, ReadyNumber, SnapshotRequest, SoftState};
 pub use status::{ProgressStatus, Status};
 pub use storage::{InitialState, MemoryStorage, PersistError, Storage, StorageError};
 pub use tracker::ProgressState;

@@ -10,7 +10,7 @@ use crate::error::{
 };
 use crate::message::Message;
 use crate::raft::{Proposal, Raft, RoleKind};
-use crate::ready::{Ready, SoftState};
+use crate::ready::{Ready, ReadyNumber, SoftState};
 use crate::status::Status;
 use crate::storage::{Storage, StorageError};
 use crate::types::{ConfState, EntryKind, HardState, Index, LogId, NodeId, Term};
@@ -49,9 +49,9 @@ pub struct LightReady {
 
 /// What the outstanding `Ready` covered, so `advance` knows what became
 /// durable and applied.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Receipt {
-    number: u64,
+    number: ReadyNumber,
     last_entry: Option<LogId>,
     snapshot: Option<Index>,
     hard_state: Option<HardState>,
@@ -68,7 +68,8 @@ pub struct RawNode<S: Storage> {
     prev_hard: HardState,
     /// Readys handed out and not yet persisted, oldest first.
     outstanding: std::collections::VecDeque<Receipt>,
-    ready_number: u64,
+    /// The number of the last Ready handed out; `None` before the first.
+    last_ready: Option<ReadyNumber>,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -87,7 +88,7 @@ impl<S: Storage> RawNode<S> {
             prev_soft,
             prev_hard,
             outstanding: Default::default(),
-            ready_number: 0,
+            last_ready: None,
         })
     }
 
@@ -224,9 +225,12 @@ impl<S: Storage> RawNode<S> {
             || snapshot.is_some()
             || hs.term != self.prev_hard.term
             || hs.vote != self.prev_hard.vote;
-        self.ready_number += 1;
+        let number = self
+            .last_ready
+            .map_or(ReadyNumber::FIRST, ReadyNumber::next);
+        self.last_ready = Some(number);
         let receipt = Receipt {
-            number: self.ready_number,
+            number,
             last_entry: entries.last().map(|e| e.log_id()),
             snapshot: snapshot.as_ref().map(|s| s.metadata.index),
             hard_state,
@@ -238,7 +242,7 @@ impl<S: Storage> RawNode<S> {
         self.prev_soft = ss;
         self.outstanding.push_back(receipt);
         Ok(Ready {
-            number: self.ready_number,
+            number,
             soft_state: soft,
             hard_state,
             snapshot,
@@ -261,7 +265,9 @@ impl<S: Storage> RawNode<S> {
     /// # Errors
     /// A storage failure.
     pub fn advance(&mut self) -> Result<(), AdvanceError> {
-        self.on_persisted(self.ready_number)?;
+        if let Some(number) = self.last_ready {
+            self.on_persisted(number)?;
+        }
         self.on_applied(self.raft.log().applying())
     }
 
@@ -283,7 +289,10 @@ impl<S: Storage> RawNode<S> {
         // `advance`, but the entries just persisted leave the unstable
         // buffer only after the entries they committed were taken: from
         // memory, not read back from storage.
-        let unstabled = self.persist_receipts(self.ready_number)?;
+        let unstabled = match self.last_ready {
+            Some(number) => self.persist_receipts(number)?,
+            None => None,
+        };
         self.on_applied(self.raft.log().applying())?;
         self.raft.flush_broadcast()?;
         let committed_entries = match unstabled {
@@ -315,7 +324,7 @@ impl<S: Storage> RawNode<S> {
     ///
     /// # Errors
     /// A storage failure.
-    pub fn on_persisted(&mut self, number: u64) -> Result<(), AdvanceError> {
+    pub fn on_persisted(&mut self, number: ReadyNumber) -> Result<(), AdvanceError> {
         if let Some(id) = self.persist_receipts(number)? {
             self.raft.stable_to(id);
         }
@@ -328,7 +337,7 @@ impl<S: Storage> RawNode<S> {
     /// returned for the caller to `stable_to` (after taking committed
     /// entries from memory, in `advance_with_commits`). Where the entries
     /// are held changes no answer of the log.
-    fn persist_receipts(&mut self, number: u64) -> Result<Option<LogId>, AdvanceError> {
+    fn persist_receipts(&mut self, number: ReadyNumber) -> Result<Option<LogId>, AdvanceError> {
         let mut unstabled = None;
         while self.outstanding.front().is_some_and(|r| r.number <= number) {
             let receipt = self.outstanding.pop_front().expect("checked non-empty");

@@ -21,15 +21,60 @@ pub struct SnapshotRequest {
     pub to: NodeId,
 }
 
+/// The sequence number of a [`Ready`]: the first a node hands out is 1,
+/// each next one 1 more. Persistence is reported by it
+/// ([`RawNode::on_persisted`](crate::RawNode::on_persisted)): reporting a
+/// number reports every Ready up to it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadyNumber(u64);
+
+impl ReadyNumber {
+    /// The number of a node's first Ready.
+    pub const FIRST: ReadyNumber = ReadyNumber(1);
+
+    /// The number `raw`, or `None` for zero (no Ready has it); for an
+    /// application that stored a number and reads it back.
+    pub const fn new(raw: u64) -> Option<ReadyNumber> {
+        if raw == 0 {
+            None
+        } else {
+            Some(ReadyNumber(raw))
+        }
+    }
+
+    /// The raw value, at least 1.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The number of the Ready after this one.
+    #[must_use]
+    pub(crate) const fn next(self) -> ReadyNumber {
+        ReadyNumber(self.0 + 1)
+    }
+}
+
+impl std::fmt::Display for ReadyNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::fmt::Debug for ReadyNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ready#{}", self.0)
+    }
+}
+
 /// The durable part of one [`Ready`]: what step 2 writes, in this order
 /// (snapshot, entries, hard state), taken out with
 /// [`Ready::take_persist_batch`]. Batches must be persisted in `number`
 /// order; once one is durable, report it with
 /// [`RawNode::on_persisted`](crate::RawNode::on_persisted).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersistBatch {
     /// The number of the Ready it came from.
-    pub number: u64,
+    pub number: ReadyNumber,
     /// A snapshot received from the leader; it replaces the whole log.
     pub snapshot: Option<Snapshot>,
     /// Entries to append; writing index `i` discards any persisted entries
@@ -43,6 +88,18 @@ pub struct PersistBatch {
 }
 
 impl PersistBatch {
+    /// A batch of Ready `number` with nothing to write yet (fill in its
+    /// fields), for an application or test that builds batches itself.
+    pub fn new(number: ReadyNumber) -> PersistBatch {
+        PersistBatch {
+            number,
+            snapshot: None,
+            entries: Vec::new(),
+            hard_state: None,
+            must_sync: false,
+        }
+    }
+
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.snapshot.is_none() && self.entries.is_empty() && self.hard_state.is_none()
@@ -74,11 +131,11 @@ pub struct SoftState {
 ///    [`RawNode::apply_conf_change`](crate::RawNode::apply_conf_change)).
 /// 5. If [`Ready::snapshot_request`] is set, take a snapshot as it asks.
 /// 6. Call [`RawNode::advance`](crate::RawNode::advance).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub struct Ready {
-    /// A sequence number, increasing by one per Ready.
-    pub number: u64,
+    /// This Ready's sequence number.
+    pub number: ReadyNumber,
     /// Set when the leader or role changed since the previous Ready.
     pub soft_state: Option<SoftState>,
     /// Set when term, vote or commit changed: persist it.

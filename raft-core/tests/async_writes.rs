@@ -120,6 +120,7 @@ fn persistence_acknowledgements_apply_in_order_and_ignore_repeats() {
     s.persist(&rd).expect("persist");
     n.on_persisted(rd.number).expect("persisted");
     n.on_persisted(rd.number).expect("repeat is harmless");
-    n.on_persisted(0).expect("old number is harmless");
+    n.on_persisted(raft_core::ReadyNumber::FIRST)
+        .expect("an old number is harmless");
     assert_eq!(n.status().soft_state.role, RoleKind::Leader);
 }

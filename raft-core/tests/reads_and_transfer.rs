@@ -35,6 +35,37 @@ fn read_index_on_leader_is_answered_after_a_quorum_heartbeat_round() {
 }
 
 #[test]
+fn an_echo_of_a_round_the_leader_never_sent_confirms_no_read() {
+    let mut c = three_nodes();
+    c.isolate(1);
+    c.node(1).raw.read_index(&b"r"[..]).expect("read accepted");
+    c.stabilize();
+    // Round 1 is out; a confused or forged answer names round 99, which
+    // this leader never sent. Before, it counted as an acknowledgement of
+    // every round up to 99, and with the leader's own that made a quorum
+    // for round 1.
+    let forged = raft_core::Message {
+        from: id(2),
+        to: id(1),
+        term: c.term(1),
+        body: raft_core::MessageBody::HeartbeatResponse(raft_core::HeartbeatResponse {
+            read_round: Some(raft_core::ReadRound::new(99)),
+        }),
+    };
+    c.step(forged).expect("stepped");
+    c.process_ready(1);
+    assert!(
+        c.node(1).read_states.is_empty(),
+        "no read is confirmed by a round that was never sent"
+    );
+    c.heal();
+    // The next heartbeat carries the pending round again.
+    c.tick(1, 1);
+    c.stabilize();
+    assert_eq!(c.node(1).read_states.len(), 1, "the real round confirms it");
+}
+
+#[test]
 fn read_index_is_not_answered_when_the_leader_is_partitioned() {
     let mut c = three_nodes();
     c.isolate(1);

@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use raft_core::{
     Append, AppendResponse, ConfState, Config, Entry, EntryKind, Heartbeat, HeartbeatResponse,
     Index, LogId, MemoryStorage, Message, MessageBody, NodeId, Propose, Quiesce, RawNode,
-    ReadIndexRequest, ReadIndexResponse, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata,
-    Status, StepError, Term, TransferLeader, VoteRequest, VoteResponse,
+    ReadIndexRequest, ReadIndexResponse, ReadRound, RejectHint, RequestSnapshot, Snapshot,
+    SnapshotMetadata, Status, StepError, Term, TransferLeader, VoteRequest, VoteResponse,
 };
 
 fn id(n: u64) -> NodeId {
@@ -135,11 +135,14 @@ fn body() -> impl Strategy<Value = MessageBody> {
         (number(), proptest::option::of(number())).prop_map(|(c, r)| MessageBody::Heartbeat(
             Heartbeat {
                 commit: Index(c),
-                read_round: r
+                read_round: r.map(ReadRound::new)
             }
         )),
-        proptest::option::of(number())
-            .prop_map(|r| MessageBody::HeartbeatResponse(HeartbeatResponse { read_round: r })),
+        proptest::option::of(number()).prop_map(|r| MessageBody::HeartbeatResponse(
+            HeartbeatResponse {
+                read_round: r.map(ReadRound::new)
+            }
+        )),
         (log_id(), conf_state()).prop_map(|(at, conf_state)| {
             MessageBody::Snapshot(Snapshot {
                 metadata: SnapshotMetadata {

@@ -45,7 +45,7 @@ fn append(storage: &DiskStorage, count: u64) {
         entries,
         hard_state: Some(hs),
         must_sync: true,
-        ..PersistBatch::default()
+        ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
     };
     storage.persist_batch(&batch).expect("persist");
 }

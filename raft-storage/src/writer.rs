@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
-use raft_core::PersistBatch;
+use raft_core::{PersistBatch, ReadyNumber};
 
 use crate::disk::DiskStorage;
 use crate::error::PersistError;
@@ -25,7 +25,7 @@ const MAX_BATCHES_PER_SYNC: usize = 256;
 #[derive(Debug)]
 pub struct PersistWriter {
     batches: Option<Sender<PersistBatch>>,
-    persisted: Receiver<Result<u64, PersistError>>,
+    persisted: Receiver<Result<ReadyNumber, PersistError>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -65,7 +65,7 @@ impl PersistWriter {
 
     /// Durable Ready numbers, in order (each covers every earlier one), or
     /// the failure that stopped the writer.
-    pub fn persisted(&self) -> &Receiver<Result<u64, PersistError>> {
+    pub fn persisted(&self) -> &Receiver<Result<ReadyNumber, PersistError>> {
         &self.persisted
     }
 }
@@ -83,7 +83,7 @@ impl Drop for PersistWriter {
 fn write_loop(
     storage: &DiskStorage,
     batches: &Receiver<PersistBatch>,
-    done: &Sender<Result<u64, PersistError>>,
+    done: &Sender<Result<ReadyNumber, PersistError>>,
 ) {
     let mut group = Vec::with_capacity(MAX_BATCHES_PER_SYNC);
     while let Ok(first) = batches.recv() {
@@ -101,7 +101,7 @@ fn write_loop(
 
 /// Writes `group` without syncing each batch, then syncs once if any of
 /// them must be; returns the last number.
-fn write_group(storage: &DiskStorage, group: &[PersistBatch]) -> Result<u64, PersistError> {
+fn write_group(storage: &DiskStorage, group: &[PersistBatch]) -> Result<ReadyNumber, PersistError> {
     debug_assert!(
         group.windows(2).all(|w| w[0].number < w[1].number),
         "Readys are persisted in order"

@@ -423,7 +423,7 @@ fn apply(storage: &DiskStorage, op: &Op) -> Result<(), String> {
                 entries: entries.clone(),
                 hard_state: *hs,
                 must_sync: *sync,
-                ..PersistBatch::default()
+                ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
             };
             storage.persist_batch(&batch).map_err(|e| e.to_string())
         }
@@ -531,7 +531,7 @@ fn check_poisoned(storage: &DiskStorage, state: &State, e: &str) {
             commit: Index(0),
             ..state.hs
         }),
-        ..PersistBatch::default()
+        ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
     });
     assert!(
         matches!(refused, Err(raft_storage::PersistError::Poisoned)),
@@ -589,7 +589,7 @@ fn check_recovery(fs: &SimBackend, layout: Layout, candidates: &[State]) -> Resu
         .persist_batch(&PersistBatch {
             entries: vec![next.clone()],
             must_sync: true,
-            ..PersistBatch::default()
+            ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
         })
         .map_err(|e| format!("the recovered storage refused a write: {e}"))?;
     drop(node);

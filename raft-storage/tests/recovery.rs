@@ -41,7 +41,7 @@ fn batch(entries: Vec<Entry>, commit: u64) -> PersistBatch {
         entries,
         hard_state: Some(hard_state(commit)),
         must_sync: true,
-        ..PersistBatch::default()
+        ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
     }
 }
 
@@ -223,7 +223,7 @@ fn a_streamed_snapshot_is_recorded_by_its_ready_without_being_written_twice() {
             commit: Index(50),
         }),
         must_sync: true,
-        ..PersistBatch::default()
+        ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
     })
     .expect("persist the Ready");
     let file_bytes = fs.stats().writes - writes;
@@ -277,7 +277,7 @@ fn a_received_snapshot_that_is_too_large_damaged_or_stale_is_refused_and_leaves_
         .expect("install");
     s.persist_batch(&PersistBatch {
         snapshot: Some(snap),
-        ..PersistBatch::default()
+        ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
     })
     .expect("record");
     let e = s
@@ -291,7 +291,7 @@ fn a_received_snapshot_that_is_too_large_damaged_or_stale_is_refused_and_leaves_
         .expect("same index");
     s.persist_batch(&PersistBatch {
         snapshot: Some(again),
-        ..PersistBatch::default()
+        ..PersistBatch::new(raft_core::ReadyNumber::FIRST)
     })
     .expect("record the same index again");
     drop(s);
@@ -329,12 +329,17 @@ fn the_writer_thread_reports_each_batch_durable_in_order() {
     let writer = PersistWriter::spawn(Arc::clone(&s)).expect("spawn");
     for n in 1..=20u64 {
         let mut b = batch(entries(n..=n), n.saturating_sub(1));
-        b.number = n;
+        b.number = raft_core::ReadyNumber::new(n).expect("from 1");
         writer.submit(b).expect("submit");
     }
     let mut last = 0;
     while last < 20 {
-        let n = writer.persisted().recv().expect("report").expect("durable");
+        let n = writer
+            .persisted()
+            .recv()
+            .expect("report")
+            .expect("durable")
+            .get();
         assert!(n > last, "in order: {n} after {last}");
         last = n;
     }

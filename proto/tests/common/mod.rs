@@ -5,8 +5,8 @@ use bytes::Bytes;
 use raft_core::{
     Append, AppendResponse, ConfState, Entry, EntryKind, Heartbeat, HeartbeatResponse, Index,
     LogId, Message, MessageBody, NodeId, Propose, Quiesce, ReadIndexRequest, ReadIndexResponse,
-    RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader, VoteRequest,
-    VoteResponse,
+    ReadRound, RejectHint, RequestSnapshot, Snapshot, SnapshotMetadata, Term, TransferLeader,
+    VoteRequest, VoteResponse,
 };
 
 pub fn id(raw: u64) -> NodeId {
@@ -113,13 +113,13 @@ pub fn every_kind() -> Vec<Message> {
             5,
             MessageBody::Heartbeat(Heartbeat {
                 commit: Index(9),
-                read_round: Some(0),
+                read_round: Some(ReadRound::new(0)),
             }),
         ),
         message(
             5,
             MessageBody::HeartbeatResponse(HeartbeatResponse {
-                read_round: Some(17),
+                read_round: Some(ReadRound::new(17)),
             }),
         ),
         message(

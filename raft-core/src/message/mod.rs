@@ -156,6 +156,48 @@ pub struct VoteResponse {
     pub reject: bool,
 }
 
+/// Names one of a leader's read-confirmation rounds: a heartbeat that
+/// carries it, answered by a quorum, confirms the leadership that the
+/// reads waiting on it need (thesis §6.4, step 3). The leader numbers its
+/// rounds from 1, one more per round, within its term; followers echo the
+/// number. Any value is well-formed on the wire: one the leader never
+/// handed out matches nothing.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadRound(u64);
+
+impl ReadRound {
+    /// A leader's first round of its term.
+    pub const FIRST: ReadRound = ReadRound(1);
+
+    /// The round with number `raw` (as the wire carries it).
+    pub const fn new(raw: u64) -> ReadRound {
+        ReadRound(raw)
+    }
+
+    /// The raw number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The round after this one.
+    #[must_use]
+    pub(crate) const fn next(self) -> ReadRound {
+        ReadRound(self.0.saturating_add(1))
+    }
+}
+
+impl std::fmt::Display for ReadRound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::fmt::Debug for ReadRound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "round#{}", self.0)
+    }
+}
+
 /// Fields of [`MessageBody::Heartbeat`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Heartbeat {
@@ -163,14 +205,14 @@ pub struct Heartbeat {
     /// follower is known to hold.
     pub commit: Index,
     /// A leader-generated read-index round, echoed in the response.
-    pub read_round: Option<u64>,
+    pub read_round: Option<ReadRound>,
 }
 
 /// Fields of [`MessageBody::HeartbeatResponse`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct HeartbeatResponse {
     /// The round of the heartbeat being answered.
-    pub read_round: Option<u64>,
+    pub read_round: Option<ReadRound>,
 }
 
 /// Fields of [`MessageBody::Propose`].

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use super::{Ignored, Leader, Raft, Role};
 use crate::config::ReadOnlyOption;
 use crate::error::ReadIndexError;
-use crate::message::{Heartbeat, Message, MessageBody, ReadIndexRequest, ReadIndexResponse};
+use crate::message::{
+    Heartbeat, Message, MessageBody, ReadIndexRequest, ReadIndexResponse, ReadRound,
+};
 use crate::storage::{Storage, StorageError};
 use crate::types::{Index, NodeId};
 
@@ -31,7 +33,7 @@ pub(crate) struct ReadRequest {
 #[derive(Debug)]
 struct PendingRead {
     /// The heartbeat round that confirms this read.
-    round: u64,
+    round: ReadRound,
     /// The commit index when the read arrived.
     index: Index,
     request: ReadRequest,
@@ -49,13 +51,13 @@ pub(crate) struct ReadQueue {
     /// Reads that arrived before this leader committed an entry of its own
     /// term; its commit index may be stale until then (thesis §6.4 step 1).
     before_first_commit: Vec<ReadRequest>,
-    /// The last round handed out.
-    last_round: u64,
+    /// The last round handed out; `None` before the first.
+    last_round: Option<ReadRound>,
     /// The highest round each peer has acknowledged.
-    acked: BTreeMap<NodeId, u64>,
+    acked: BTreeMap<NodeId, ReadRound>,
     /// Lease reads only: when each unconfirmed round was sent, in
     /// `Raft::ticks` (rounds increase from front to back).
-    sent_at: VecDeque<(u64, u64)>,
+    sent_at: VecDeque<(ReadRound, u64)>,
     /// Lease reads only: reads may be answered from the lease while
     /// `Raft::ticks` is below this. Invariant: it is an election timeout
     /// after the sending of a round a quorum acknowledged (thesis §6.4.1).
@@ -69,22 +71,23 @@ pub(crate) struct ReadQueue {
 impl ReadQueue {
     /// Hands out a new round sent now (`now` in ticks), remembering when,
     /// for the lease.
-    fn new_round(&mut self, now: u64, lease: bool) -> u64 {
-        self.last_round += 1;
+    fn new_round(&mut self, now: u64, lease: bool) -> ReadRound {
+        let round = self.last_round.map_or(ReadRound::FIRST, ReadRound::next);
+        self.last_round = Some(round);
         if lease {
-            self.sent_at.push_back((self.last_round, now));
+            self.sent_at.push_back((round, now));
         }
-        self.last_round
+        round
     }
 
     /// A heartbeat round for the lease: every heartbeat starts one.
-    pub(crate) fn new_lease_round(&mut self, now: u64) -> u64 {
+    pub(crate) fn new_lease_round(&mut self, now: u64) -> ReadRound {
         self.new_round(now, true)
     }
 
     /// Extends the lease to an election timeout after the sending of
     /// `confirmed`, the newest round a quorum acknowledged.
-    fn confirm_lease(&mut self, confirmed: u64, timeout: u64) {
+    fn confirm_lease(&mut self, confirmed: ReadRound, timeout: u64) {
         let mut sent = None;
         while self.sent_at.front().is_some_and(|&(r, _)| r <= confirmed) {
             sent = self.sent_at.pop_front().map(|(_, at)| at);
@@ -117,7 +120,7 @@ impl ReadQueue {
     /// so that a read whose own round was lost is still confirmed by the
     /// next heartbeat round (etcd's `lastPendingRequestCtx`); without it
     /// the read would wait for another read to start a round.
-    pub(crate) fn newest_pending_round(&self) -> Option<u64> {
+    pub(crate) fn newest_pending_round(&self) -> Option<ReadRound> {
         self.pending.back().map(|p| p.round)
     }
 }
@@ -201,7 +204,7 @@ impl<S: Storage> Leader<'_, S> {
         Ok(())
     }
 
-    fn broadcast_read_round(&mut self, round: u64) {
+    fn broadcast_read_round(&mut self, round: ReadRound) {
         let (id, committed) = (self.id, self.log.committed());
         let targets: Vec<(NodeId, Index)> = self
             .state
@@ -223,29 +226,39 @@ impl<S: Storage> Leader<'_, S> {
 
     /// A follower acknowledged read round `round`: release every read whose
     /// round a quorum has now acknowledged.
-    pub(super) fn ack_read_round(&mut self, from: NodeId, round: u64) {
+    pub(super) fn ack_read_round(&mut self, from: NodeId, round: ReadRound) {
         let id = self.id;
         let l = &mut *self.state;
-        let acked = l.reads.acked.entry(from).or_insert(0);
+        let Some(last) = l.reads.last_round.filter(|&last| round <= last) else {
+            // No correct follower echoes a round this leader did not send
+            // (a response of another term never gets here, paper §5.1).
+            tracing::debug!(id = %id, from = %from, round = %round, reason = ?Ignored::Stale, "read round ignored");
+            return;
+        };
+        let acked = l.reads.acked.entry(from).or_insert(round);
         *acked = (*acked).max(round);
         let reads = &l.reads;
+        // The quorum's highest acknowledged round, by the quorum arithmetic
+        // of commit indexes (any increasing numbering will do).
+        let as_index = |r: ReadRound| Index(r.get());
         let confirmed = self.membership.voters().committed_index(&|v: NodeId| {
             if v == id {
-                Some(Index(reads.last_round))
+                Some(as_index(last))
             } else {
-                reads.acked.get(&v).map(|&r| Index(r))
+                reads.acked.get(&v).copied().map(as_index)
             }
         });
+        let confirmed = ReadRound::new(confirmed.get());
         if self.cfg.read_only_option == ReadOnlyOption::LeaseBased {
             let timeout = u64::from(self.cfg.lease_ticks());
-            l.reads.confirm_lease(confirmed.get(), timeout);
+            l.reads.confirm_lease(confirmed, timeout);
         }
         let mut released = Vec::new();
         while l
             .reads
             .pending
             .front()
-            .is_some_and(|p| Index(p.round) <= confirmed)
+            .is_some_and(|p| p.round <= confirmed)
         {
             released.extend(l.reads.pending.pop_front());
         }

@@ -555,7 +555,7 @@ mod tests {
     fn persist_writes_snapshot_then_entries_then_hard_state() {
         let s = storage_1_to_5();
         let batch = PersistBatch {
-            number: 1,
+            number: crate::ReadyNumber::FIRST,
             snapshot: Some(snapshot_at(9, 3)),
             entries: ents(10..=11, 3),
             hard_state: Some(hard_state(3, 10)),
@@ -577,7 +577,7 @@ mod tests {
         let s = storage_1_to_5();
         let batch = PersistBatch {
             entries: ents(4..=4, 2),
-            ..PersistBatch::default()
+            ..PersistBatch::new(crate::ReadyNumber::FIRST)
         };
         s.persist_batch(&batch).expect("persist");
         assert_eq!(s.last_index().ok(), Some(Index(4)));
@@ -590,7 +590,7 @@ mod tests {
         let gap = PersistBatch {
             entries: ents(7..=8, 1),
             hard_state: Some(hard_state(9, 0)),
-            ..PersistBatch::default()
+            ..PersistBatch::new(crate::ReadyNumber::FIRST)
         };
         assert_eq!(
             s.persist_batch(&gap),
@@ -604,7 +604,7 @@ mod tests {
             snapshot: Some(snapshot_at(3, 1)),
             entries: ents(4..=4, 1),
             hard_state: Some(hard_state(9, 0)),
-            ..PersistBatch::default()
+            ..PersistBatch::new(crate::ReadyNumber::FIRST)
         };
         assert_eq!(
             s.persist_batch(&stale),
@@ -623,7 +623,7 @@ mod tests {
         let batch = PersistBatch {
             snapshot: Some(snapshot_at(9, 3)),
             entries: ents(11..=11, 3),
-            ..PersistBatch::default()
+            ..PersistBatch::new(crate::ReadyNumber::FIRST)
         };
         assert_eq!(
             s.persist_batch(&batch),

@@ -54,7 +54,7 @@ pub trait TestableStorage: Storage {
         self.persist(&PersistBatch {
             entries: entries.to_vec(),
             must_sync: true,
-            ..PersistBatch::default()
+            ..PersistBatch::new(crate::ReadyNumber::FIRST)
         })
     }
     /// Persists the hard state through [`TestableStorage::persist`].
@@ -65,7 +65,7 @@ pub trait TestableStorage: Storage {
         self.persist(&PersistBatch {
             hard_state: Some(hs),
             must_sync: true,
-            ..PersistBatch::default()
+            ..PersistBatch::new(crate::ReadyNumber::FIRST)
         })
     }
     /// Replaces the whole log with a snapshot received from a leader,
@@ -77,7 +77,7 @@ pub trait TestableStorage: Storage {
         self.persist(&PersistBatch {
             snapshot: Some(snapshot),
             must_sync: true,
-            ..PersistBatch::default()
+            ..PersistBatch::new(crate::ReadyNumber::FIRST)
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use raft_core::{GroupId, PersistBatch};
+use raft_core::{GroupId, PersistBatch, ReadyNumber};
 use raft_storage::{DiskStorage, PersistError};
 
 use crate::metrics::{Histogram, Recorder};
@@ -29,7 +29,7 @@ pub(crate) struct WriteJob {
     pub(crate) batch: PersistBatch,
     /// The group's report queue: durable Ready numbers, in order, or the
     /// failure (after which the storage is poisoned).
-    pub(crate) report: Sender<Result<u64, PersistError>>,
+    pub(crate) report: Sender<Result<ReadyNumber, PersistError>>,
     pub(crate) waker: Waker,
 }
 
@@ -94,10 +94,11 @@ fn run(jobs: &Receiver<WriteJob>, recorder: &dyn Recorder) {
 struct Pending {
     group: GroupId,
     storage: Arc<DiskStorage>,
-    report: Sender<Result<u64, PersistError>>,
+    report: Sender<Result<ReadyNumber, PersistError>>,
     waker: Waker,
     must_sync: bool,
-    last: u64,
+    /// The last Ready number written for this storage in the round.
+    last: Option<ReadyNumber>,
     failed: Option<PersistError>,
 }
 
@@ -115,7 +116,7 @@ fn write_round(round: &mut Vec<WriteJob>, recorder: &dyn Recorder) {
                 report: job.report.clone(),
                 waker: job.waker.clone(),
                 must_sync: false,
-                last: 0,
+                last: None,
                 failed: None,
             });
             pending.len() - 1
@@ -125,11 +126,11 @@ fn write_round(round: &mut Vec<WriteJob>, recorder: &dyn Recorder) {
             continue;
         }
         debug_assert!(
-            p.last < job.batch.number || p.last == 0,
+            p.last.is_none_or(|last| last < job.batch.number),
             "a group's Readys come in order"
         );
         p.must_sync |= job.batch.must_sync;
-        p.last = job.batch.number;
+        p.last = Some(job.batch.number);
         job.batch.must_sync = false;
         if let Err(e) = job.storage.persist_batch(&job.batch) {
             p.failed = Some(e);
@@ -138,8 +139,14 @@ fn write_round(round: &mut Vec<WriteJob>, recorder: &dyn Recorder) {
     for p in pending {
         let result = match p.failed {
             Some(e) => Err(e),
-            None if p.must_sync => sync(&p, recorder).map(|()| p.last),
-            None => Ok(p.last),
+            None => {
+                let last = p.last.expect("a storage is pending for a batch it wrote");
+                if p.must_sync {
+                    sync(&p, recorder).map(|()| last)
+                } else {
+                    Ok(last)
+                }
+            }
         };
         let _ = p.report.send(result);
         p.waker.wake();

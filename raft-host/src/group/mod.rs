@@ -285,7 +285,7 @@ impl<S: StateMachine> GroupLoop<S> {
     /// send the messages that vouch for them.
     fn on_write_report(
         &mut self,
-        report: Option<Result<u64, raft_storage::PersistError>>,
+        report: Option<Result<raft_core::ReadyNumber, raft_storage::PersistError>>,
     ) -> Result<(), FatalError> {
         let number = match report {
             Some(Ok(n)) => n,

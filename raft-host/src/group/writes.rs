@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use raft_core::{GroupId, Message, PersistBatch};
+use raft_core::{GroupId, Message, PersistBatch, ReadyNumber};
 use raft_storage::{DiskStorage, PersistError};
 
 use crate::background::{WriteJob, Writer};
@@ -22,11 +22,11 @@ pub(crate) struct AsyncWrites {
     writer: Arc<Writer>,
     storage: Arc<DiskStorage>,
     waker: Waker,
-    report: Sender<Result<u64, PersistError>>,
-    reports: Receiver<Result<u64, PersistError>>,
-    held: VecDeque<(u64, Vec<Message>)>,
+    report: Sender<Result<ReadyNumber, PersistError>>,
+    reports: Receiver<Result<ReadyNumber, PersistError>>,
+    held: VecDeque<(ReadyNumber, Vec<Message>)>,
     /// The last Ready number submitted.
-    submitted: Option<u64>,
+    submitted: Option<ReadyNumber>,
 }
 
 /// A report the writer could not give.
@@ -86,12 +86,14 @@ impl AsyncWrites {
     }
 
     /// Durable Ready numbers reported since the last call.
-    pub(crate) fn take_reports(&self) -> impl Iterator<Item = Result<u64, PersistError>> + '_ {
+    pub(crate) fn take_reports(
+        &self,
+    ) -> impl Iterator<Item = Result<ReadyNumber, PersistError>> + '_ {
         self.reports.try_iter()
     }
 
     /// Readys through `number` are durable: the messages they held.
-    pub(crate) fn release(&mut self, number: u64) -> Vec<Message> {
+    pub(crate) fn release(&mut self, number: ReadyNumber) -> Vec<Message> {
         let mut out = Vec::new();
         while self.held.front().is_some_and(|(n, _)| *n <= number) {
             let (_, mut messages) = self.held.pop_front().expect("checked non-empty");
