@@ -263,6 +263,42 @@
 //! # }
 //! ```
 //!
+//! ## Witnesses
+//!
+//! A witness is a voter without a state machine: its leader sends it
+//! entries without their payloads (conf changes keep theirs) and snapshots
+//! without data, it votes and counts in every quorum, and it never
+//! campaigns. Two full voters and a witness survive the loss of any one of
+//! the three without losing a committed entry, at the storage and network
+//! cost of about two replicas: the leader sends a witness only what the
+//! full followers that keep up already hold, so a surviving full voter is
+//! always electable (the argument is in the crate's `raft/witness.rs`).
+//!
+//! Start the node with [`Config::witness`] and name it a witness in the
+//! membership (`ConfState::witnesses`, or [`ConfChangeKind::AddWitness`]
+//! in a running cluster). Its application persists every `Ready` as
+//! usual, applies the conf changes among the committed entries and skips
+//! the rest (their data is empty), persists snapshots without restoring
+//! anything from them, and may compact its log at its applied index. A
+//! member's kind is fixed while it is a member: to turn a witness into a
+//! full voter, remove it, wipe its storage and add it again.
+//!
+//! ```
+//! use raft_core::{CampaignError, ConfState, Config, MemoryStorage, NodeId, RawNode};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let id = |n| NodeId::new(n).expect("non-zero");
+//! let mut members = ConfState::with_voters([id(1), id(2), id(3)]);
+//! members.witnesses.insert(id(3));
+//! let mut cfg = Config::new(id(3));
+//! cfg.witness = true; // this process keeps no state machine
+//! let mut witness = RawNode::new(cfg, MemoryStorage::with_conf_state(members))?;
+//! assert!(matches!(witness.campaign(), Err(CampaignError::Witness)));
+//! assert!(witness.status().witness);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## What is implemented
 //!
 //! | Feature | Knob (default) | Reference |
