@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use raft_core::testkit::check::ViolationKind;
-use raft_core::testkit::sim::{MultiSimulation, SimOptions, Simulation, simulate};
+use raft_core::testkit::sim::{MultiSimulation, SimOptions, SimReport, Simulation, simulate};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -460,6 +460,26 @@ fn multi_soak() {
     }
 }
 
+/// Adds up one counter over `reports`.
+fn total(reports: &[SimReport], f: fn(&SimReport) -> u64) -> u64 {
+    reports.iter().map(f).sum()
+}
+
+/// What runs with witnesses did, for the CI test and the soak.
+fn witness_summary(reports: &[SimReport]) -> String {
+    format!(
+        "{} committed, {} entries held by witnesses, {} leaders, {} crashes, \
+         {} snapshots installed, {} conf changes applied, {} reads checked",
+        total(reports, |r| r.committed),
+        total(reports, |r| r.witness_entries),
+        total(reports, |r| r.leaders),
+        total(reports, |r| r.crashes),
+        total(reports, |r| r.snapshots_installed),
+        total(reports, |r| r.conf_changes_applied),
+        total(reports, |r| r.reads_checked),
+    )
+}
+
 /// Clusters with witnesses (`RAFT_SIM_WITNESS_SEEDS`, default 100, per
 /// mode): 2 full voters and 1 witness, 3 full voters and 2 witnesses, with
 /// every fault, membership changes that remove and re-add witnesses, and
@@ -470,26 +490,17 @@ fn multi_soak() {
 fn clusters_with_witnesses_keep_every_safety_property() {
     for mode in ["witness", "witness-5"] {
         let reports = run_mode(mode, env_u64("RAFT_SIM_WITNESS_SEEDS", 100));
-        let sum = |f: fn(&raft_core::testkit::sim::SimReport) -> u64| -> u64 {
-            reports.iter().map(f).sum()
-        };
         println!(
-            "{mode}: {} runs, {} committed, {} entries held by witnesses, {} leaders, {} crashes, \
-             {} snapshots installed, {} conf changes applied",
+            "{mode}: {} runs, {}",
             reports.len(),
-            sum(|r| r.committed),
-            sum(|r| r.witness_entries),
-            sum(|r| r.leaders),
-            sum(|r| r.crashes),
-            sum(|r| r.snapshots_installed),
-            sum(|r| r.conf_changes_applied),
+            witness_summary(&reports)
         );
         assert!(
-            sum(|r| r.witness_entries) > 0,
+            total(&reports, |r| r.witness_entries) > 0,
             "{mode}: witnesses hold entries"
         );
         assert!(
-            sum(|r| r.committed) > reports.len() as u64,
+            total(&reports, |r| r.committed) > reports.len() as u64,
             "{mode}: the workload commits"
         );
     }
@@ -503,21 +514,10 @@ fn witness_soak() {
     for mode in ["witness", "witness-5"] {
         let start = Instant::now();
         let reports = run_mode_from(mode, first, count);
-        let sum = |f: fn(&raft_core::testkit::sim::SimReport) -> u64| -> u64 {
-            reports.iter().map(f).sum()
-        };
         let secs = start.elapsed().as_secs_f64();
         println!(
-            "{mode}: {count} seeds from {first} in {secs:.1}s, {} committed, {} witness entries, \
-             {} leaders, {} crashes, {} snapshots installed, {} conf changes applied, \
-             {} reads checked, zero violations",
-            sum(|r| r.committed),
-            sum(|r| r.witness_entries),
-            sum(|r| r.leaders),
-            sum(|r| r.crashes),
-            sum(|r| r.snapshots_installed),
-            sum(|r| r.conf_changes_applied),
-            sum(|r| r.reads_checked),
+            "{mode}: {count} seeds from {first} in {secs:.1}s, {}, zero violations",
+            witness_summary(&reports)
         );
     }
 }
